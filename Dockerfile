@@ -1,0 +1,27 @@
+# One image for every app service (api, worker, migrate, sandbox); compose picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# The pinned dependencies first, in their own layer, so a code change doesn't reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the project itself (alembic.ini and migrations/ included, for the migrate service).
+COPY . .
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --no-create-home backoffice
+
+USER backoffice
+
+# api, sandbox, worker metrics
+EXPOSE 8000 8100 9464
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]

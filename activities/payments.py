@@ -1,0 +1,88 @@
+"""Payment side effects on Postgres. Each activity is idempotent: it locks the payment row and does
+nothing when the payment already reached the state it would write."""
+
+import json
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core import audit, ledger
+from core.db import Database
+from models.payments import BookTransferInput, Payment, PaymentOutcome, PaymentStatus
+
+FINAL = {PaymentStatus.completed, PaymentStatus.failed}
+
+
+async def add_event(session: AsyncSession, payment_id: uuid.UUID, status: str, detail: dict | None = None,
+                    event_key: str | None = None) -> None:
+    await session.execute(
+        text("""INSERT INTO payment_events (payment_id, event_key, status, detail)
+                VALUES (:payment_id, :key, :status, CAST(:detail AS jsonb))
+                ON CONFLICT ON CONSTRAINT payment_events_once DO NOTHING"""),
+        {"payment_id": payment_id, "key": event_key or status, "status": status,
+         "detail": None if detail is None else json.dumps(detail)},
+    )
+
+
+def outcome(payment: Payment) -> PaymentOutcome:
+    return PaymentOutcome(payment_id=payment.id, status=payment.status, journal_entry_id=payment.journal_entry_id,
+                          failure_code=payment.failure_code, failure_reason=payment.failure_reason)
+
+
+class PaymentActivities:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def _transition(self, session: AsyncSession, payment: Payment, status: str, **changes) -> None:
+        before = {"status": payment.status}
+        payment.status = status
+        payment.updated_at = datetime.now(timezone.utc)
+        for field, value in changes.items():
+            setattr(payment, field, value)
+        session.add(payment)
+        info = activity.info()
+        await add_event(session, payment.id, status, {k: str(v) for k, v in changes.items()} or None)
+        await audit.record(session, actor=f"system:{info.workflow_id}", actor_id=None, action=f"payment.{status}",
+                           entity_type="payment", entity_id=payment.id, before=before,
+                           after={"status": status, **{k: str(v) for k, v in changes.items()}})
+
+    @activity.defn
+    async def post_book_transfer(self, req: BookTransferInput) -> PaymentOutcome:
+        """Checks and posts in one transaction, under locks on the payment and both accounts."""
+        async with self.db.session() as session, session.begin():
+            payment = (await session.exec(
+                select(Payment).where(Payment.id == req.payment_id).with_for_update())).first()
+            if payment is None:
+                raise ApplicationError(f"payment {req.payment_id} does not exist", non_retryable=True)
+            if payment.status in FINAL:
+                return outcome(payment)
+
+            await ledger.lock_accounts(session, [req.from_account_id, req.to_account_id])
+            states = dict((await session.execute(
+                text("SELECT id, status FROM ledger_accounts WHERE id = ANY(:ids)"),
+                {"ids": [req.from_account_id, req.to_account_id]})).all())
+            closed = [str(a) for a in (req.from_account_id, req.to_account_id) if states.get(a) != "active"]
+            if closed:
+                await self._transition(session, payment, PaymentStatus.failed, failure_code="account_closed",
+                                       failure_reason=f"account(s) not active: {', '.join(closed)}")
+                return outcome(payment)
+            available = (await ledger.balances(session, [req.from_account_id]))[req.from_account_id].available
+            if available < req.amount:
+                await self._transition(session, payment, PaymentStatus.failed, failure_code="insufficient_funds",
+                                       failure_reason=f"available balance {available} is less than {req.amount}")
+                return outcome(payment)
+
+            await self._transition(session, payment, PaymentStatus.validated)
+            entry_id, _ = await ledger.post_entry(
+                session, idempotency_key=f"payment:{payment.id}", entry_type="book_transfer",
+                description=payment.memo or "Book transfer", effective_date=datetime.now(timezone.utc).date(),
+                payment_id=payment.id,
+                legs=[ledger.Leg(req.from_account_id, req.amount), ledger.Leg(req.to_account_id, -req.amount)],
+            )
+            await self._transition(session, payment, PaymentStatus.completed, journal_entry_id=entry_id)
+            return outcome(payment)

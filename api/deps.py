@@ -1,0 +1,106 @@
+"""Request dependencies: settings, a database session, the Temporal client, the authenticated user."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from api.errors import AppError
+from core.config import Settings
+from core.crypto import AccountNumberCipher
+from core.db import Database
+from core.security import decode_token
+from core.temporal import connect
+from models.users import Role, User
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+
+class TemporalConnection:
+    """Connects on first use and reconnects after a failure, so the API starts (and /readyz can say
+    what is wrong) even while Temporal is down."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await asyncio.wait_for(connect(self.settings), timeout=5)
+        return self._client
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+async def get_temporal(request: Request) -> Client:
+    try:
+        return await request.app.state.temporal.get()
+    except Exception as exc:
+        raise AppError(503, "temporal_unavailable", "the workflow service is not reachable", str(exc)) from exc
+
+
+def get_cipher(request: Request) -> AccountNumberCipher:
+    return request.app.state.cipher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+CipherDep = Annotated[AccountNumberCipher, Depends(get_cipher)]
+
+
+def unauthorized(message: str) -> AppError:
+    return AppError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def get_current_user(session: SessionDep, settings: SettingsDep,
+                           token: Annotated[str | None, Depends(oauth2)]) -> User:
+    if not token:
+        raise unauthorized("a bearer access token is required")
+    try:
+        payload = decode_token(settings, token, "access")
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("the access token has expired")
+    except jwt.InvalidTokenError as exc:
+        raise unauthorized(f"the access token is not valid: {exc}")
+    user = await session.get(User, payload["sub"])
+    if user is None or not user.is_active:
+        raise unauthorized("the user of this token no longer exists or is disabled")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role) -> Callable:
+    allowed = set(roles)
+
+    async def check(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise AppError(403, "forbidden", f"this needs one of the roles: {', '.join(sorted(allowed))}",
+                           {"your_role": user.role})
+        return user
+
+    return check
+
+
+SuperUser = Annotated[User, Depends(require_roles(Role.superuser))]

@@ -1,0 +1,60 @@
+"""The FastAPI app: `uvicorn api.main:create_app --factory`."""
+
+from contextlib import asynccontextmanager
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, FastAPI
+
+from api.deps import TemporalConnection
+from api.errors import install_error_handlers
+from api.routers import accounts, audit, auth, external_accounts, health, transfers, users
+from core.config import Settings, get_settings
+from core.crypto import AccountNumberCipher
+from core.db import Database
+from core.linking import LinkingClient
+from core.logging import configure_logging
+
+DESCRIPTION = """A financial back office on Temporal.
+
+Log in at `POST /api/v1/auth/login` (or with the **Authorize** button), then call the API with
+`Authorization: Bearer <access_token>`. Every error answers `{"error": {"code", "message", "details"}}`.
+Writes that move money take an `Idempotency-Key` header: a retry with the same key never moves money twice.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json, service="api")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.db = Database(settings.database_url, settings.db_pool_size)
+        app.state.linking = LinkingClient(settings)
+        yield
+        await app.state.linking.aclose()
+        await app.state.db.close()
+
+    app = FastAPI(title="Back office", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.cipher = AccountNumberCipher.from_settings(settings)
+    app.state.temporal = TemporalConnection(settings)
+    app.add_middleware(CorrelationIdMiddleware)
+    install_error_handlers(app)
+
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (auth, users, accounts, external_accounts, transfers, audit):
+        v1.include_router(module.router)
+    v1.include_router(auth.me_router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    return app
+
+
+def main() -> None:  # `python -m api.main`
+    import uvicorn
+
+    uvicorn.run(create_app(), host="127.0.0.1", port=8000, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

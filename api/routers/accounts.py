@@ -1,0 +1,208 @@
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from api.deps import CurrentUser, SessionDep, SuperUser, require_roles
+from api.errors import AppError, not_found
+from api.pagination import Page, PageDep, paginate
+from api.scoping import can_see_account, scope_accounts
+from core import audit, ledger
+from models.api_types import PositiveMoney
+from models.ledger import GL_CASH, AccountKind, AccountStatus, InternalAccountType, JournalEntry, LedgerAccount, Posting
+from models.users import Organization, Role, User
+
+router = APIRouter(prefix="/accounts", tags=["accounts"])
+
+_FIELDS = ["name", "kind", "type", "status", "org_id", "owner_id", "closed_at"]
+
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                       description="a unique key per intended operation; a retry reuses it")]
+
+
+class AccountIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Everyday checking"])
+    type: InternalAccountType = Field(examples=["checking"])
+    org_id: uuid.UUID
+    owner_id: uuid.UUID | None = Field(default=None, description="the member who owns it, if any")
+
+
+class AccountUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    type: InternalAccountType | None = None
+
+
+class AccountOut(BaseModel):
+    id: uuid.UUID
+    code: str | None
+    name: str
+    kind: str
+    type: str
+    normal_balance: str
+    currency: str
+    org_id: uuid.UUID | None
+    owner_id: uuid.UUID | None
+    status: str
+    created_at: datetime
+    closed_at: datetime | None
+    ledger_balance: Decimal
+    held: Decimal
+    available_balance: Decimal
+
+
+class DepositIn(BaseModel):
+    amount: PositiveMoney
+    memo: str = Field(default="Cash deposit", max_length=140)
+
+
+class PostingOut(BaseModel):
+    entry_id: uuid.UUID
+    entry_type: str
+    description: str
+    effective_date: date
+    amount: Decimal = Field(description="signed: debit positive, credit negative")
+    created_at: datetime
+
+
+async def with_balances(session, accounts: list[LedgerAccount]) -> list[AccountOut]:
+    found = await ledger.balances(session, [a.id for a in accounts])
+    out = []
+    for a in accounts:
+        b = found.get(a.id) or ledger.Balance(a.id, Decimal("0.00"), Decimal("0.00"))
+        out.append(AccountOut(**a.model_dump(), ledger_balance=b.ledger, held=b.held, available_balance=b.available))
+    return out
+
+
+async def visible_account(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
+    account = await session.get(LedgerAccount, account_id)
+    if account is None or not can_see_account(user, account):
+        raise not_found("account", account_id)  # a 404, not a 403: no hint that it exists
+    return account
+
+
+@router.post("", response_model=AccountOut, status_code=201, summary="Open an internal account (superuser)")
+async def create_account(body: AccountIn, session: SessionDep, actor: SuperUser):
+    if await session.get(Organization, body.org_id) is None:
+        raise AppError(422, "unknown_organization", f"organization {body.org_id} does not exist")
+    if body.owner_id:
+        owner = await session.get(User, body.owner_id)
+        if owner is None or owner.org_id != body.org_id:
+            raise AppError(422, "unknown_owner", f"user {body.owner_id} is not in organization {body.org_id}")
+    normal = "debit" if body.type == InternalAccountType.loan else "credit"
+    account = LedgerAccount(name=body.name, kind=AccountKind.internal, type=body.type, normal_balance=normal,
+                            org_id=body.org_id, owner_id=body.owner_id)
+    session.add(account)
+    await session.flush()
+    await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.created", entity_type="account",
+                       entity_id=account.id, after=audit.snapshot(account, _FIELDS))
+    await session.commit()
+    return (await with_balances(session, [account]))[0]
+
+
+@router.get("", response_model=Page[AccountOut], summary="Accounts you can see, with balances")
+async def list_accounts(session: SessionDep, user: CurrentUser, page: PageDep, kind: AccountKind | None = None,
+                        type: str | None = None, status: AccountStatus | None = None, org_id: uuid.UUID | None = None,
+                        owner_id: uuid.UUID | None = None, name: str | None = None):
+    statement = scope_accounts(select(LedgerAccount), user)
+    for column, value in ((LedgerAccount.kind, kind), (LedgerAccount.type, type), (LedgerAccount.status, status),
+                          (LedgerAccount.org_id, org_id), (LedgerAccount.owner_id, owner_id)):
+        if value is not None:
+            statement = statement.where(column == value)
+    if name:
+        statement = statement.where(col(LedgerAccount.name).ilike(f"%{name}%"))
+    items, total = await paginate(session, statement, page, [LedgerAccount.created_at, LedgerAccount.id])
+    return Page(items=await with_balances(session, items), total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{account_id}", response_model=AccountOut, summary="One account with its balances")
+async def get_account(account_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+    return (await with_balances(session, [await visible_account(session, user, account_id)]))[0]
+
+
+@router.patch("/{account_id}", response_model=AccountOut, summary="Rename an account or change its type (superuser)")
+async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: SessionDep, actor: SuperUser):
+    account = await visible_account(session, actor, account_id)
+    if account.kind != AccountKind.internal:
+        raise AppError(409, "gl_account_fixed", "GL accounts are defined by migrations")
+    if account.status == AccountStatus.closed:
+        raise AppError(409, "account_closed", "a closed account cannot be changed")
+    if body.type is not None and (body.type == InternalAccountType.loan) != (account.type == InternalAccountType.loan):
+        raise AppError(422, "type_change_not_allowed", "a deposit account cannot become a loan account or back")
+    before = audit.snapshot(account, _FIELDS)
+    for field, value in body.model_dump(exclude_none=True).items():
+        setattr(account, field, value)
+    session.add(account)
+    await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.updated", entity_type="account",
+                       entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))
+    await session.commit()
+    return (await with_balances(session, [account]))[0]
+
+
+@router.post("/{account_id}/close", response_model=AccountOut, summary="Close an account (soft; superuser)")
+async def close_account(account_id: uuid.UUID, session: SessionDep, actor: SuperUser):
+    account = await visible_account(session, actor, account_id)
+    if account.kind != AccountKind.internal:
+        raise AppError(409, "gl_account_fixed", "GL accounts cannot be closed")
+    await ledger.lock_accounts(session, [account.id])
+    await session.refresh(account)
+    if account.status == AccountStatus.closed:
+        return (await with_balances(session, [account]))[0]  # closing twice is the same as once
+    balance = (await with_balances(session, [account]))[0]
+    if balance.ledger_balance != 0 or balance.held != 0:
+        raise AppError(409, "balance_not_zero", "move the balance out and release holds before closing",
+                       {"ledger_balance": balance.ledger_balance, "held": balance.held})
+    before = audit.snapshot(account, _FIELDS)
+    account.status, account.closed_at = AccountStatus.closed, datetime.now(timezone.utc)
+    session.add(account)
+    await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.closed", entity_type="account",
+                       entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))
+    await session.commit()
+    return (await with_balances(session, [account]))[0]
+
+
+Teller = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]
+
+
+@router.post("/{account_id}/deposits", response_model=AccountOut, status_code=201,
+             summary="Record a cash deposit: debit cash at bank, credit the account (superuser, operator)")
+async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, session: SessionDep, actor: Teller):
+    account = await visible_account(session, actor, account_id)
+    if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
+        raise AppError(422, "not_a_deposit_account", "deposits go to checking or savings accounts")
+    if account.status != AccountStatus.active:
+        raise AppError(409, "account_closed", "the account is closed")
+    cash = (await session.exec(select(LedgerAccount).where(LedgerAccount.code == GL_CASH))).one()
+    entry_id, created = await ledger.post_entry(
+        session, idempotency_key=f"deposit:{actor.id}:{key}", entry_type="cash_deposit", description=body.memo,
+        effective_date=datetime.now(timezone.utc).date(),
+        legs=[ledger.Leg(cash.id, body.amount), ledger.Leg(account.id, -body.amount)])
+    if created:
+        await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.deposit",
+                           entity_type="account", entity_id=account.id,
+                           after={"journal_entry_id": str(entry_id), "amount": str(body.amount)})
+    else:
+        posted = (await session.exec(select(Posting).where(Posting.entry_id == entry_id,
+                                                           Posting.account_id == account.id))).first()
+        if posted is None or -posted.amount != body.amount:
+            raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another deposit")
+    await session.commit()
+    return (await with_balances(session, [account]))[0]
+
+
+@router.get("/{account_id}/entries", response_model=Page[PostingOut], summary="The account's postings, newest first")
+async def account_entries(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
+                          since: date | None = None, until: date | None = None):
+    account = await visible_account(session, user, account_id)
+    statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,
+                        JournalEntry.effective_date, Posting.amount, JournalEntry.created_at)
+                 .join(JournalEntry, JournalEntry.id == Posting.entry_id).where(Posting.account_id == account.id))
+    if since:
+        statement = statement.where(JournalEntry.effective_date >= since)
+    if until:
+        statement = statement.where(JournalEntry.effective_date <= until)
+    rows, total = await paginate(session, statement, page, [col(JournalEntry.created_at).desc(), col(Posting.id).desc()])
+    return Page(items=[PostingOut(**r._mapping) for r in rows], total=total, limit=page.limit, offset=page.offset)

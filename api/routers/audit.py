@@ -1,0 +1,46 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.deps import SessionDep, SuperUser
+from api.pagination import Page, PageDep, paginate
+from models.audit import AuditLog
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict | None
+    after: dict | None
+    request_id: str | None
+
+
+@router.get("", response_model=Page[AuditOut], summary="The audit log, newest first (superuser)")
+async def query_audit_log(session: SessionDep, _: SuperUser, page: PageDep,
+                          since: Annotated[datetime | None, Query(description="inclusive")] = None,
+                          until: Annotated[datetime | None, Query(description="exclusive")] = None,
+                          actor_id: uuid.UUID | None = None, actor: str | None = None,
+                          entity_type: str | None = None, entity_id: str | None = None,
+                          action: str | None = None):
+    statement = select(AuditLog)
+    if since:
+        statement = statement.where(AuditLog.at >= since)
+    if until:
+        statement = statement.where(AuditLog.at < until)
+    for column, value in ((AuditLog.actor_id, actor_id), (AuditLog.actor, actor), (AuditLog.entity_type, entity_type),
+                          (AuditLog.entity_id, entity_id), (AuditLog.action, action)):
+        if value is not None:
+            statement = statement.where(column == value)
+    items, total = await paginate(session, statement, page, [col(AuditLog.at).desc(), col(AuditLog.id).desc()])
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

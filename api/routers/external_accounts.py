@@ -1,0 +1,180 @@
+"""External bank accounts: linked through the provider, or entered by hand (to be verified by
+micro-deposits). Account numbers are stored encrypted and leave only masked."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlmodel import select
+
+from api.deps import CipherDep, CurrentUser, SessionDep, require_roles
+from api.errors import AppError, not_found
+from api.pagination import Page, PageDep, paginate
+from api.scoping import is_super, scope_by_org, target_org
+from core import audit
+from core.linking import LinkingClient, LinkingError, LinkingUnavailable
+from finance.aba import is_valid_routing_number
+from finance.masking import mask_from_last4
+from models.external_accounts import ExternalAccount, ExternalAccountStatus, LinkedItem
+from models.users import Role, User
+
+router = APIRouter(prefix="/external-accounts", tags=["external accounts"])
+
+OrgAdmin = Annotated[User, Depends(require_roles(Role.superuser, Role.org_admin))]
+Viewer = Annotated[User, Depends(require_roles(Role.superuser, Role.org_admin, Role.operator))]
+
+
+class LinkTokenIn(BaseModel):
+    org_id: uuid.UUID | None = Field(default=None, description="superusers only: the organization linking")
+
+
+class LinkTokenOut(BaseModel):
+    link_token: str
+    expiration: str
+
+
+class LinkIn(BaseModel):
+    public_token: str = Field(min_length=1, max_length=200, examples=["public-sandbox-5c224a01..."])
+    org_id: uuid.UUID | None = None
+
+
+class ManualAccountIn(BaseModel):
+    holder_name: str = Field(min_length=1, max_length=200, examples=["Riverside Credit Union operating"])
+    institution_name: str = Field(default="", max_length=200, examples=["First Platypus Bank"])
+    routing_number: str = Field(pattern=r"^\d{9}$", examples=["021000021"])
+    account_number: str = Field(pattern=r"^\d{4,17}$", examples=["000123456789"])
+    account_type: Literal["checking", "savings"]
+    org_id: uuid.UUID | None = None
+
+
+class ExternalAccountOut(BaseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    holder_name: str
+    institution_name: str
+    source: str
+    routing_number: str
+    account_number_masked: str
+    account_type: str
+    status: str
+    debits_blocked: bool
+    created_at: datetime
+
+
+def to_out(account: ExternalAccount) -> ExternalAccountOut:
+    return ExternalAccountOut(**account.model_dump(exclude={"account_number_encrypted"}),
+                              account_number_masked=mask_from_last4(account.account_last4))
+
+
+def _audit_view(account: ExternalAccount) -> dict:
+    return to_out(account).model_dump(mode="json", exclude={"created_at"})
+
+
+def linking_client(request: Request) -> LinkingClient:
+    return request.app.state.linking
+
+
+LinkingDep = Annotated[LinkingClient, Depends(linking_client)]
+
+
+def _provider_error(exc: Exception) -> AppError:
+    if isinstance(exc, LinkingError):
+        return AppError(422, "linking_rejected", exc.message, {"provider_code": exc.code})
+    return AppError(502, "linking_unavailable", "the account-linking provider is unavailable; try again", str(exc))
+
+
+@router.post("/link-token", response_model=LinkTokenOut, summary="Start linking: a token for the provider's Link UI")
+async def create_link_token(body: LinkTokenIn, user: OrgAdmin, provider: LinkingDep):
+    org_id = target_org(user, body.org_id)
+    try:
+        token = await provider.create_link_token(f"{org_id}:{user.id}")
+    except (LinkingError, LinkingUnavailable) as exc:
+        raise _provider_error(exc)
+    return LinkTokenOut(link_token=token["link_token"], expiration=str(token["expiration"]))
+
+
+@router.post("/link", response_model=list[ExternalAccountOut], status_code=201,
+             summary="Finish linking: exchange the public token and store the item's accounts")
+async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provider: LinkingDep, cipher: CipherDep):
+    org_id = target_org(user, body.org_id)
+    try:
+        item = await provider.exchange(body.public_token)
+    except (LinkingError, LinkingUnavailable) as exc:
+        raise _provider_error(exc)
+    invalid = [a.provider_account_id for a in item.accounts if not is_valid_routing_number(a.routing_number)]
+    if invalid:
+        raise AppError(422, "invalid_routing_number", "the provider returned routing numbers that fail the ABA check",
+                       {"provider_account_ids": invalid})
+    await session.execute(text(
+        """INSERT INTO linked_items (id, org_id, provider_item_id, institution_id, access_token_encrypted, created_by)
+           VALUES (:id, :org, :item, :inst, :token, :user) ON CONFLICT (provider_item_id) DO NOTHING"""),
+        {"id": uuid.uuid4(), "org": org_id, "item": item.item_id, "inst": item.institution_id,
+         "token": cipher.encrypt(item.access_token), "user": user.id})
+    accounts = []
+    for linked in item.accounts:
+        fingerprint = cipher.fingerprint(linked.routing_number, linked.account_number)
+        account = (await session.exec(select(ExternalAccount).where(
+            ExternalAccount.org_id == org_id, ExternalAccount.fingerprint == fingerprint))).first()
+        if account is None:  # linking the same bank account again finds the row it made the first time
+            account = ExternalAccount(
+                org_id=org_id, holder_name=linked.name, institution_name=item.institution_name, source="linked",
+                provider_item_id=item.item_id, provider_account_id=linked.provider_account_id,
+                routing_number=linked.routing_number, account_number_encrypted=cipher.encrypt(linked.account_number),
+                account_last4=linked.account_number[-4:], fingerprint=fingerprint, account_type=linked.subtype,
+                status=ExternalAccountStatus.verified, created_by=user.id)
+            session.add(account)
+            await session.flush()
+            await audit.record(session, actor=user.email, actor_id=user.id, action="external_account.linked",
+                               entity_type="external_account", entity_id=account.id, after=_audit_view(account))
+        accounts.append(account)
+    await session.commit()
+    return [to_out(a) for a in accounts]
+
+
+@router.post("", response_model=ExternalAccountOut, status_code=201,
+             summary="Enter an external account by hand (pending micro-deposit verification)")
+async def create_manual_account(body: ManualAccountIn, session: SessionDep, user: OrgAdmin, cipher: CipherDep):
+    org_id = target_org(user, body.org_id)
+    if not is_valid_routing_number(body.routing_number):
+        raise AppError(422, "invalid_routing_number", "the routing number fails the ABA check digit",
+                       {"routing_number": body.routing_number})
+    fingerprint = cipher.fingerprint(body.routing_number, body.account_number)
+    if (await session.exec(select(ExternalAccount.id).where(ExternalAccount.org_id == org_id,
+                                                             ExternalAccount.fingerprint == fingerprint))).first():
+        raise AppError(409, "duplicate", "this bank account is already on file for the organization")
+    account = ExternalAccount(
+        org_id=org_id, holder_name=body.holder_name, institution_name=body.institution_name, source="manual",
+        routing_number=body.routing_number, account_number_encrypted=cipher.encrypt(body.account_number),
+        account_last4=body.account_number[-4:], fingerprint=fingerprint, account_type=body.account_type,
+        status=ExternalAccountStatus.pending_verification, created_by=user.id)
+    session.add(account)
+    await session.flush()
+    await audit.record(session, actor=user.email, actor_id=user.id, action="external_account.created",
+                       entity_type="external_account", entity_id=account.id, after=_audit_view(account))
+    await session.commit()
+    return to_out(account)
+
+
+@router.get("", response_model=Page[ExternalAccountOut], summary="External accounts of your organization")
+async def list_external_accounts(session: SessionDep, user: Viewer, page: PageDep,
+                                 status: ExternalAccountStatus | None = None,
+                                 account_type: Literal["checking", "savings"] | None = None,
+                                 org_id: uuid.UUID | None = None):
+    statement = scope_by_org(select(ExternalAccount), user, ExternalAccount.org_id)
+    for column, value in ((ExternalAccount.status, status), (ExternalAccount.account_type, account_type),
+                          (ExternalAccount.org_id, org_id)):
+        if value is not None:
+            statement = statement.where(column == value)
+    items, total = await paginate(session, statement, page, [ExternalAccount.created_at, ExternalAccount.id])
+    return Page(items=[to_out(a) for a in items], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{account_id}", response_model=ExternalAccountOut, summary="One external account")
+async def get_external_account(account_id: uuid.UUID, session: SessionDep, user: Viewer):
+    account = await session.get(ExternalAccount, account_id)
+    if account is None or not (is_super(user) or account.org_id == user.org_id):
+        raise not_found("external account", account_id)
+    return to_out(account)

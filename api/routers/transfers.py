@@ -1,0 +1,228 @@
+"""Book transfers between internal accounts. The Idempotency-Key decides the payment id and so the
+workflow id: a retried request finds the same payment and the same workflow."""
+
+import asyncio
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, text
+from sqlmodel import select
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.errors import AppError, forbidden, not_found
+from api.pagination import Page, PageDep, paginate
+from api.routers.accounts import IdempotencyKey, visible_account
+from api.scoping import can_move_money_from, is_super
+from core import audit, ledger, search_attributes as sa
+from models.api_types import PositiveMoney
+from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
+from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
+from models.users import Role, User
+from workflows.book_transfer import BookTransferWorkflow
+
+router = APIRouter(prefix="/transfers", tags=["transfers"])
+
+_PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
+
+
+class BookTransferIn(BaseModel):
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: PositiveMoney
+    memo: str = Field(default="", max_length=140, examples=["Rent share"])
+
+
+class EventOut(BaseModel):
+    status: str
+    at: datetime
+    detail: dict | None
+
+
+class TransferOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: str
+    workflow_status: str | None = Field(None, description="what the workflow itself reports, when it can be asked")
+    amount: Decimal
+    currency: str
+    from_account_id: uuid.UUID | None
+    to_account_id: uuid.UUID | None
+    memo: str
+    workflow_id: str
+    journal_entry_id: uuid.UUID | None
+    failure_code: str | None
+    failure_reason: str | None
+    created_at: datetime
+    events: list[EventOut] = []
+
+
+def payment_id_for(user: User, key: str) -> uuid.UUID:
+    return uuid.uuid5(_PAYMENT_NS, f"{user.id}:{key}")
+
+
+def request_hash(body: BookTransferIn) -> str:
+    canonical = json.dumps({**body.model_dump(mode="json"), "amount": str(body.amount.normalize())}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _transfer_out(session, client: Client | None, payment: Payment) -> TransferOut:
+    events = (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id)
+                                 .order_by(PaymentEvent.id))).all()
+    workflow_status = None
+    if client is not None:
+        try:
+            workflow_status = await client.get_workflow_handle(payment.workflow_id).query(BookTransferWorkflow.status)
+        except RPCError:
+            workflow_status = None  # the workflow may be gone from Temporal's retention; the row still stands
+    return TransferOut(**payment.model_dump(), workflow_status=workflow_status,
+                       events=[EventOut(status=e.status, at=e.at, detail=e.detail) for e in events])
+
+
+async def _start(client: Client, settings, payment: Payment, src: LedgerAccount, dst: LedgerAccount) -> WorkflowHandle:
+    return await client.start_workflow(
+        BookTransferWorkflow.run,
+        BookTransferInput(payment_id=payment.id, amount=payment.amount, from_account_id=src.id, to_account_id=dst.id,
+                          org_id=payment.org_id),
+        id=payment.workflow_id,
+        task_queue=settings.task_queue,
+        # A retry of the request after a crash between insert and start reattaches to the running workflow.
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Book transfer ${payment.amount:,.2f} from {src.name} (…{str(src.id)[-4:]}) to {dst.name} (…{str(dst.id)[-4:]})",
+        static_details=f"payment {payment.id}\n{payment.memo}",
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.created.value),
+            SearchAttributePair(sa.PAYMENT_KIND, PaymentKind.book.value),
+            SearchAttributePair(sa.PAYMENT_AMOUNT, float(payment.amount)),
+            SearchAttributePair(sa.ACCOUNT_ID, str(src.id)),
+            *([SearchAttributePair(sa.ORG_ID, str(payment.org_id))] if payment.org_id else []),
+        ]),
+    )
+
+
+@router.post("/book", response_model=TransferOut, status_code=201, responses={
+    200: {"description": "the same Idempotency-Key and body again: the existing transfer"},
+    202: {"description": "accepted, still running"},
+    409: {"description": "the Idempotency-Key was used with another body"},
+    422: {"description": "invalid, or insufficient available balance (nothing is written)"}},
+    summary="Move money between two internal accounts, at once")
+async def create_book_transfer(body: BookTransferIn, key: IdempotencyKey, response: Response, session: SessionDep,
+                               user: CurrentUser, client: TemporalDep, settings: SettingsDep):
+    payment_id = payment_id_for(user, key)
+    digest = request_hash(body)
+    existing = await session.get(Payment, payment_id)
+    if existing is None:
+        src = await visible_account(session, user, body.from_account_id)
+        dst = await _destination(session, user, body.to_account_id)
+        _check_transfer(user, body, src, dst)
+        available = (await ledger.balances(session, [src.id]))[src.id].available
+        if available < body.amount:
+            raise AppError(422, "insufficient_funds", "the available balance does not cover the amount",
+                           {"available_balance": available, "amount": body.amount})
+        inserted = (await session.execute(text(
+            """INSERT INTO payments (id, kind, status, amount, currency, from_account_id, to_account_id, memo, org_id,
+                                     created_by, idempotency_key, request_hash, workflow_id)
+               VALUES (:id, 'book', 'created', :amount, 'USD', :src, :dst, :memo, :org, :user, :key, :hash, :wf)
+               ON CONFLICT DO NOTHING RETURNING id"""),
+            {"id": payment_id, "amount": body.amount, "src": src.id, "dst": dst.id, "memo": body.memo,
+             "org": src.org_id, "user": user.id, "key": key, "hash": digest, "wf": f"payment-{payment_id}"})).first()
+        if inserted is not None:
+            await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
+                                       "VALUES (:id, 'created', 'created')"), {"id": payment_id})
+            await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
+                               entity_type="payment", entity_id=payment_id,
+                               after={"kind": "book", "amount": str(body.amount), "from_account_id": str(src.id),
+                                      "to_account_id": str(dst.id), "memo": body.memo})
+        await session.commit()
+    payment = await session.get(Payment, payment_id)
+    await session.refresh(payment)
+    if payment.request_hash != digest:
+        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
+                       {"payment_id": payment.id})
+    if existing is not None:
+        response.status_code = 200
+    if payment.status not in (PaymentStatus.completed, PaymentStatus.failed):
+        src = await session.get(LedgerAccount, payment.from_account_id)
+        dst = await session.get(LedgerAccount, payment.to_account_id)
+        handle = await _start(client, settings, payment, src, dst)
+        try:
+            await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())
+        except asyncio.TimeoutError:
+            response.status_code = 202
+        session.expire_all()
+        payment = await session.get(Payment, payment_id)
+    return await _transfer_out(session, client, payment)
+
+
+async def _destination(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
+    """Money may go to any internal account of the same organization, not only to what the caller owns."""
+    account = await session.get(LedgerAccount, account_id)
+    if account is None or account.kind != AccountKind.internal or not (
+            is_super(user) or account.org_id == user.org_id):
+        raise not_found("account", account_id)
+    return account
+
+
+def _check_transfer(user: User, body: BookTransferIn, src: LedgerAccount, dst: LedgerAccount) -> None:
+    if not can_move_money_from(user, src):
+        raise forbidden("you cannot move money out of this account")
+    if src.id == dst.id:
+        raise AppError(422, "same_account", "the source and destination accounts are the same")
+    for side, account in (("from", src), ("to", dst)):
+        if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
+            raise AppError(422, "not_a_deposit_account", f"the {side} account is not a checking or savings account",
+                           {"account_id": account.id})
+        if account.status != AccountStatus.active:
+            raise AppError(422, "account_closed", f"the {side} account is closed", {"account_id": account.id})
+    if src.currency != dst.currency:
+        raise AppError(422, "currency_mismatch", "both accounts must hold the same currency")
+
+
+def _visible_payments(statement, user: User):
+    if is_super(user):
+        return statement
+    if user.role == Role.member:
+        owned = select(LedgerAccount.id).where(LedgerAccount.owner_id == user.id)
+        return statement.where(or_(Payment.from_account_id.in_(owned), Payment.to_account_id.in_(owned)))
+    return statement.where(Payment.org_id == user.org_id)
+
+
+@router.get("/{payment_id}", response_model=TransferOut, summary="A transfer: the database row, its history and "
+                                                                  "what its workflow says")
+async def get_transfer(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
+    payment = (await session.exec(_visible_payments(select(Payment).where(Payment.id == payment_id), user))).first()
+    if payment is None:
+        raise not_found("transfer", payment_id)
+    return await _transfer_out(session, client, payment)
+
+
+@router.get("", response_model=Page[TransferOut], summary="Transfers you can see, newest first")
+async def list_transfers(session: SessionDep, user: CurrentUser, page: PageDep, status: PaymentStatus | None = None,
+                         account_id: uuid.UUID | None = None,
+                         created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
+                         created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
+                         min_amount: Decimal | None = None, max_amount: Decimal | None = None):
+    statement = _visible_payments(select(Payment).where(Payment.kind == PaymentKind.book), user)
+    if status:
+        statement = statement.where(Payment.status == status)
+    if account_id:
+        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id))
+    if created_from:
+        statement = statement.where(Payment.created_at >= created_from)
+    if created_to:
+        statement = statement.where(Payment.created_at < created_to)
+    if min_amount is not None:
+        statement = statement.where(Payment.amount >= min_amount)
+    if max_amount is not None:
+        statement = statement.where(Payment.amount <= max_amount)
+    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
+    return Page(items=[await _transfer_out(session, None, p) for p in items], total=total, limit=page.limit,
+                offset=page.offset)

@@ -1,0 +1,147 @@
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, EmailStr, Field
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from api.deps import CurrentUser, SessionDep, SuperUser, require_roles
+from api.errors import AppError, forbidden, not_found
+from api.pagination import Page, PageDep, paginate
+from api.routers.auth import UserOut
+from api.scoping import is_super, scope_by_org, target_org
+from core import audit
+from core.security import hash_password
+from models.users import Organization, Role, User
+
+router = APIRouter(tags=["users"])
+
+_USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active"]
+
+
+class OrganizationIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Riverside Credit Union"])
+
+
+class OrganizationOut(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class UserIn(BaseModel):
+    email: EmailStr = Field(examples=["teller@riverside.example"])
+    full_name: str = Field(min_length=1, max_length=200, examples=["Dana Teller"])
+    password: str = Field(min_length=12, max_length=128, description="at least 12 characters")
+    role: Role = Field(examples=["member"])
+    org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
+
+
+class UserUpdate(BaseModel):
+    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+@router.post("/organizations", response_model=OrganizationOut, status_code=201, summary="Create an organization")
+async def create_organization(body: OrganizationIn, session: SessionDep, user: SuperUser):
+    org = Organization(name=body.name.strip())
+    session.add(org)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AppError(409, "duplicate", f"an organization named {org.name!r} exists")
+    await audit.record(session, actor=user.email, actor_id=user.id, action="organization.created",
+                       entity_type="organization", entity_id=org.id, after={"name": org.name})
+    await session.commit()
+    return org
+
+
+@router.get("/organizations", response_model=Page[OrganizationOut], summary="Organizations you can see")
+async def list_organizations(session: SessionDep, user: CurrentUser, page: PageDep,
+                             name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+    statement = scope_by_org(select(Organization), user, Organization.id)
+    if name:
+        statement = statement.where(col(Organization.name).ilike(f"%{name}%"))
+    items, total = await paginate(session, statement, page, [Organization.name])
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+# Org admins manage the staff and members of their own organization, never admins or superusers.
+_ORG_ADMIN_GRANTS = {Role.operator, Role.member, Role.loan_officer, Role.branch_manager, Role.credit_committee}
+
+UserManager = Annotated[User, Depends(require_roles(Role.superuser, Role.org_admin))]
+
+
+def _check_grant(actor: User, role: Role) -> None:
+    if not is_super(actor) and role not in _ORG_ADMIN_GRANTS:
+        raise forbidden(f"an org admin cannot grant the role {role}")
+
+
+@router.post("/users", response_model=UserOut, status_code=201, summary="Create a user")
+async def create_user(body: UserIn, session: SessionDep, actor: UserManager):
+    _check_grant(actor, body.role)
+    org_id = None if body.role == Role.superuser else target_org(actor, body.org_id)
+    if org_id and await session.get(Organization, org_id) is None:
+        raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
+    user = User(email=body.email.lower(), full_name=body.full_name, hashed_password=hash_password(body.password),
+                role=body.role, org_id=org_id)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise AppError(409, "duplicate", f"a user with email {user.email} exists")
+    await audit.record(session, actor=actor.email, actor_id=actor.id, action="user.created", entity_type="user",
+                       entity_id=user.id, after=audit.snapshot(user, _USER_FIELDS))
+    await session.commit()
+    return user
+
+
+@router.get("/users", response_model=Page[UserOut], summary="Users you can see")
+async def list_users(session: SessionDep, actor: UserManager, page: PageDep, role: Role | None = None,
+                     org_id: uuid.UUID | None = None, is_active: bool | None = None,
+                     email: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+    statement = scope_by_org(select(User), actor, User.org_id)
+    if role:
+        statement = statement.where(User.role == role)
+    if org_id:
+        statement = statement.where(User.org_id == org_id)
+    if is_active is not None:
+        statement = statement.where(User.is_active == is_active)
+    if email:
+        statement = statement.where(col(User.email).ilike(f"%{email}%"))
+    items, total = await paginate(session, statement, page, [User.email])
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+async def _visible_user(session, actor: User, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None or not (is_super(actor) or user.org_id == actor.org_id):
+        raise not_found("user", user_id)
+    return user
+
+
+@router.get("/users/{user_id}", response_model=UserOut, summary="One user")
+async def get_user(user_id: uuid.UUID, session: SessionDep, actor: UserManager):
+    return await _visible_user(session, actor, user_id)
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, summary="Rename, change the role of, or disable a user")
+async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, actor: UserManager):
+    user = await _visible_user(session, actor, user_id)
+    if not is_super(actor) and user.role not in _ORG_ADMIN_GRANTS:
+        raise forbidden("an org admin cannot change an admin or a superuser")
+    if body.role is not None:
+        _check_grant(actor, body.role)
+        if (body.role == Role.superuser) != (user.role == Role.superuser):
+            raise AppError(422, "role_change_not_allowed", "a user cannot move to or from superuser")
+    if user.id == actor.id and body.is_active is False:
+        raise AppError(422, "cannot_disable_self", "you cannot disable yourself")
+    before = audit.snapshot(user, _USER_FIELDS)
+    for field, value in body.model_dump(exclude_none=True).items():
+        setattr(user, field, value)
+    session.add(user)
+    await audit.record(session, actor=actor.email, actor_id=actor.id, action="user.updated", entity_type="user",
+                       entity_id=user.id, before=before, after=audit.snapshot(user, _USER_FIELDS))
+    await session.commit()
+    return user

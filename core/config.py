@@ -1,0 +1,56 @@
+"""One Settings object for every process (API, worker, sandbox, dev stack), read from env vars and `.env`."""
+
+from datetime import timedelta
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A fixed development key, so `make run` works out of the box. Production sets ACCOUNT_NUMBER_KEYS.
+DEV_FERNET_KEY = "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = "development"
+
+    # Postgres: when unset, the dev stack starts an embedded PostgreSQL and sets it.
+    database_url: str = ""
+    db_pool_size: int = 10
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "backoffice"
+
+    # Auth
+    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-in-production-0123456789")
+    jwt_algorithm: str = "HS256"
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=7)
+
+    # Account numbers are encrypted at rest with Fernet. The first key encrypts; all keys decrypt,
+    # so a key can be rotated by prepending a new one.
+    account_number_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_FERNET_KEY)])
+
+    # External services (the sandbox in development)
+    linking_base_url: str = "http://127.0.0.1:8100"
+    linking_client_id: str = "backoffice"
+    linking_secret: SecretStr = SecretStr("sandbox-secret")
+    http_timeout: float = 10.0
+
+    # The API waits this long for a book transfer to finish before answering 202 instead of 201.
+    book_transfer_wait: timedelta = timedelta(seconds=10)
+
+    # Worker
+    worker_metrics_address: str = "127.0.0.1:9464"
+    worker_max_concurrent_activities: int = 50
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

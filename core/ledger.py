@@ -1,0 +1,76 @@
+"""Ledger operations shared by the API and the activities: balances derived from postings, locking,
+and idempotent journal entries."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: uuid.UUID
+    ledger: Decimal
+    held: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.ledger - self.held
+
+
+async def balances(session: AsyncSession, account_ids: list[uuid.UUID]) -> dict[uuid.UUID, Balance]:
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        text("SELECT account_id, ledger_balance, held FROM account_balances WHERE account_id = ANY(:ids)"),
+        {"ids": list(account_ids)},
+    )
+    cents = Decimal("0.01")
+    return {r.account_id: Balance(r.account_id, Decimal(r.ledger_balance).quantize(cents), Decimal(r.held).quantize(cents))
+            for r in rows}
+
+
+async def lock_accounts(session: AsyncSession, account_ids: list[uuid.UUID]) -> None:
+    """Row locks in id order, so two transfers between the same accounts can't deadlock, and a balance
+    check followed by a posting can't race another one."""
+    await session.execute(
+        text("SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        {"ids": sorted(set(account_ids))},
+    )
+
+
+@dataclass(frozen=True)
+class Leg:
+    account_id: uuid.UUID
+    amount: Decimal  # debit positive, credit negative
+
+
+async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type: str, description: str,
+                     effective_date: date, legs: list[Leg], payment_id: uuid.UUID | None = None) -> tuple[uuid.UUID, bool]:
+    """Writes one balanced entry, or finds the one already written under this key. Returns (id, created).
+
+    All postings go in one statement: the database checks each statement leaves its entries balanced."""
+    if sum((leg.amount for leg in legs), Decimal(0)) != 0:
+        raise ValueError("journal entry legs must sum to zero")
+    entry_id = uuid.uuid4()
+    inserted = await session.execute(
+        text("""INSERT INTO journal_entries (id, idempotency_key, entry_type, description, effective_date, payment_id)
+                VALUES (:id, :key, :type, :description, :effective_date, :payment_id)
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"""),
+        {"id": entry_id, "key": idempotency_key, "type": entry_type, "description": description,
+         "effective_date": effective_date, "payment_id": payment_id},
+    )
+    if inserted.first() is None:
+        existing = await session.execute(text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
+                                         {"key": idempotency_key})
+        return existing.scalar_one(), False
+    await session.execute(
+        text("""INSERT INTO postings (entry_id, account_id, amount)
+                SELECT :entry_id, leg.account_id, leg.amount
+                FROM unnest(CAST(:accounts AS uuid[]), CAST(:amounts AS numeric[])) AS leg(account_id, amount)"""),
+        {"entry_id": entry_id, "accounts": [leg.account_id for leg in legs], "amounts": [leg.amount for leg in legs]},
+    )
+    return entry_id, True

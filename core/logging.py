@@ -1,0 +1,57 @@
+"""Structured logs: structlog renders every record (ours, uvicorn's, temporalio's) as one JSON line.
+
+Temporal's workflow and activity loggers put their context in `extra` (`temporal_workflow`,
+`temporal_activity`); we lift workflow_id and run_id from there to the top level of each line.
+"""
+
+import logging
+import sys
+
+import structlog
+
+_TEMPORAL_KEYS = ("workflow_id", "run_id", "workflow_type", "activity_id", "activity_type", "attempt", "task_queue")
+
+
+def _lift_temporal_context(_, __, event: dict) -> dict:
+    record = event.get("_record")
+    for extra_name in ("temporal_workflow", "temporal_activity"):
+        context = getattr(record, extra_name, None) if record is not None else None
+        if isinstance(context, dict):
+            for key in _TEMPORAL_KEYS:
+                if key in context:
+                    event.setdefault(key, context[key])
+    return event
+
+
+def configure_logging(level: str = "INFO", json: bool = True, service: str = "backoffice") -> None:
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _lift_temporal_context,
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    structlog.contextvars.bind_contextvars(service=service)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

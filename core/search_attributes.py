@@ -1,0 +1,34 @@
+"""The project's custom search attributes: registered on the dev server at start, used by workflows.
+
+Amounts are Double here only so operators can filter (`PaymentAmount > 1000`) in the Temporal UI;
+money itself never leaves Decimal.
+"""
+
+from temporalio.common import SearchAttributeKey
+
+PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
+PAYMENT_KIND = SearchAttributeKey.for_keyword("PaymentKind")
+PAYMENT_AMOUNT = SearchAttributeKey.for_float("PaymentAmount")
+ACCOUNT_ID = SearchAttributeKey.for_keyword("AccountId")
+ORG_ID = SearchAttributeKey.for_keyword("OrgId")
+LOAN_STATUS = SearchAttributeKey.for_keyword("LoanStatus")
+APPROVAL_LEVEL = SearchAttributeKey.for_int("ApprovalLevel")
+WAITING_ON_ROLE = SearchAttributeKey.for_keyword("WaitingOnRole")
+LOAN_AMOUNT = SearchAttributeKey.for_float("LoanAmount")
+APPLICANT_ID = SearchAttributeKey.for_keyword("ApplicantId")
+
+ALL = [
+    PAYMENT_STATUS, PAYMENT_KIND, PAYMENT_AMOUNT, ACCOUNT_ID, ORG_ID,
+    LOAN_STATUS, APPROVAL_LEVEL, WAITING_ON_ROLE, LOAN_AMOUNT, APPLICANT_ID,
+]
+
+_CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "TEXT": "Text", "BOOL": "Bool", "DATETIME": "Datetime"}
+
+
+def cli_flags() -> list[str]:
+    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
+    flags = []
+    for key in ALL:
+        kind = _CLI_TYPES[key.indexed_value_type.name.removeprefix("INDEXED_VALUE_TYPE_")]
+        flags += ["--search-attribute", f"{key.name}={kind}"]
+    return flags

@@ -1,0 +1,30 @@
+"""Postgres for `make run` and `make test`: DATABASE_URL when set, else an embedded PostgreSQL 16 (pgserver)."""
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def embedded_postgres(data_dir: Path, delete_on_exit: bool) -> str:
+    import pgserver  # imported lazily: only needed without DATABASE_URL
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
+    # More connections than the default 100: API, worker and benchmarks each keep a pool.
+    if "max_connections = 300" not in (data_dir / "postgresql.auto.conf").read_text():
+        server.psql("ALTER SYSTEM SET max_connections = 300;")
+        from pgserver._commands import pg_ctl
+        pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user)
+        server.ensure_postgres_running()
+    return server.get_uri()
+
+
+def migrate(database_url: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    command.upgrade(config, "head")

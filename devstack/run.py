@@ -1,0 +1,101 @@
+"""`make run`: the whole back office on one machine, in the foreground. Ctrl-C or SIGTERM stops it all.
+
+Data lives under .data/ (Postgres, Temporal's SQLite file, logs); delete that folder to start afresh."""
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+from core.config import Settings
+from core.db import Database
+from core.search_attributes import cli_flags
+from devstack import processes
+from devstack.postgres import embedded_postgres, migrate
+from devstack.processes import ROOT
+from devstack.seed import USERS, seed_database, seed_through_api
+from devstack.temporal_cli import ensure_temporal
+
+DATA = ROOT / ".data"
+PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464}
+
+
+def _check_ports_free() -> None:
+    busy = [f"{name} ({port})" for name, port in PORTS.items() if processes.port_open(port)]
+    if busy:
+        sys.exit(f"ports already in use: {', '.join(busy)}. Is another `make run` up?")
+
+
+def main() -> None:
+    _check_ports_free()
+    DATA.mkdir(exist_ok=True)
+    logs = DATA / "logs"
+    logs.mkdir(exist_ok=True)
+    database_url = os.environ.get("DATABASE_URL") or embedded_postgres(DATA / "postgres", delete_on_exit=False)
+    print("migrating the database", flush=True)
+    migrate(database_url)
+
+    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": f"127.0.0.1:{PORTS['temporal']}",
+           "LINKING_BASE_URL": f"http://127.0.0.1:{PORTS['sandbox']}",
+           "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}"}
+    children: list = []
+    try:
+        run_children(children, env, logs, database_url)
+    finally:
+        for child in reversed(children):
+            processes.stop(child)
+
+
+def run_children(children: list, env: dict, logs, database_url: str) -> None:
+    def shutdown(*_):
+        print("\nstopping…", flush=True)
+        sys.exit(0)  # the finally in main() stops every child
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+
+    temporal = processes.start([
+        ensure_temporal(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(PORTS["temporal"]),
+        "--ui-port", str(PORTS["temporal_ui"]), "--db-filename", str(DATA / "temporal.db"),
+        "--log-level", "warn", *cli_flags()], log_path=logs / "temporal.log")
+    children.append(temporal)
+    sandbox = processes.start(processes.python("-m", "sandbox", "--port", str(PORTS["sandbox"])), env,
+                              logs / "sandbox.log")
+    children.append(sandbox)
+    processes.wait_for_port(PORTS["temporal"], temporal, name="temporal")
+    processes.wait_for_port(PORTS["sandbox"], sandbox, name="sandbox")
+    worker = processes.start(processes.python("worker.py"), env, logs / "worker.log")
+    children.append(worker)
+    api = processes.start(processes.python("-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
+                                           "--port", str(PORTS["api"]), "--no-access-log"), env, logs / "api.log")
+    children.append(api)
+    processes.wait_for_port(PORTS["api"], api, name="api")
+
+    db = Database(database_url, pool_size=2)
+    asyncio.run(seed_database(db))
+    transfer = asyncio.run(seed_through_api(f"http://127.0.0.1:{PORTS['api']}"))
+
+    print(f"""
+Back office is up (logs in {logs}):
+  API            http://127.0.0.1:{PORTS['api']}   (docs: /docs, readiness: /readyz)
+  Temporal UI    http://127.0.0.1:{PORTS['temporal_ui']}   (frontend 127.0.0.1:{PORTS['temporal']})
+  Sandbox        http://127.0.0.1:{PORTS['sandbox']}   (account-linking provider)
+  Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
+  Database       {database_url}
+Demo book transfer: {transfer['workflow_id']} ({transfer['status']})
+Demo users (email / password):""", flush=True)
+    for email, _, role, password in USERS:
+        print(f"  {role:17} {email:32} {password}")
+    print("Ctrl-C stops everything.", flush=True)
+
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                print(f"{child.args[:3]} exited with {child.returncode}; see {logs}", flush=True)
+                shutdown()
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Demo data for `make run`: idempotent, so a second start finds the same rows and adds nothing.
+
+Everything has a fixed id (uuid5 of a name); money moves through the ledger with fixed idempotency keys,
+and the demo book transfer goes through the API like any client's."""
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import httpx
+from sqlalchemy import text
+
+from core import ledger
+from core.db import Database
+from core.security import hash_password
+from models.ledger import GL_CASH
+
+_NS = uuid.UUID("0c6f6c1e-9d0e-4b7a-8f55-2f1d2b4b5a10")
+
+
+def demo_id(name: str) -> uuid.UUID:
+    return uuid.uuid5(_NS, name)
+
+
+ORG = ("Riverside Credit Union", demo_id("org:riverside"))
+USERS = [  # (email, full name, role, password)
+    ("admin@backoffice.example", "Sam Superuser", "superuser", "demo-superuser-pass"),
+    ("orgadmin@riverside.example", "Olivia Orgadmin", "org_admin", "demo-orgadmin-pass"),
+    ("operator@riverside.example", "Omar Operator", "operator", "demo-operator-pass"),
+    ("alice@riverside.example", "Alice Member", "member", "demo-member-pass"),
+    ("bob@riverside.example", "Bob Member", "member", "demo-member-pass"),
+    ("officer@riverside.example", "Lena Loanofficer", "loan_officer", "demo-officer-pass"),
+    ("manager@riverside.example", "Brian Branchmanager", "branch_manager", "demo-manager-pass"),
+    ("committee1@riverside.example", "Carla Committee", "credit_committee", "demo-committee-pass"),
+    ("committee2@riverside.example", "Chen Committee", "credit_committee", "demo-committee-pass"),
+    ("committee3@riverside.example", "Cleo Committee", "credit_committee", "demo-committee-pass"),
+]
+ACCOUNTS = [  # (key, name, type, owner email or None)
+    ("alice-checking", "Alice everyday checking", "checking", "alice@riverside.example"),
+    ("alice-savings", "Alice savings", "savings", "alice@riverside.example"),
+    ("bob-checking", "Bob checking", "checking", "bob@riverside.example"),
+    ("riverside-operating", "Riverside operating account", "checking", None),
+]
+DEPOSITS = [("alice-checking", Decimal("5000.00")), ("bob-checking", Decimal("1200.00"))]
+DEMO_TRANSFER_KEY = "demo-book-transfer-1"
+
+
+async def seed_database(db: Database) -> None:
+    async with db.session() as session, session.begin():
+        await session.execute(text("INSERT INTO organizations (id, name) VALUES (:id, :name) ON CONFLICT DO NOTHING"),
+                              {"id": ORG[1], "name": ORG[0]})
+        for email, full_name, role, password in USERS:
+            await session.execute(text(
+                """INSERT INTO users (id, email, full_name, hashed_password, role, org_id, is_active)
+                   VALUES (:id, :email, :name, :pw, :role, :org, true) ON CONFLICT DO NOTHING"""),
+                {"id": demo_id(f"user:{email}"), "email": email, "name": full_name, "pw": hash_password(password),
+                 "role": role, "org": None if role == "superuser" else ORG[1]})
+        for key, name, account_type, owner in ACCOUNTS:
+            await session.execute(text(
+                """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)
+                   VALUES (:id, :name, 'internal', :type, 'credit', 'USD', :org, :owner, 'active')
+                   ON CONFLICT DO NOTHING"""),
+                {"id": demo_id(f"account:{key}"), "name": name, "type": account_type, "org": ORG[1],
+                 "owner": demo_id(f"user:{owner}") if owner else None})
+        cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()
+        for key, amount in DEPOSITS:
+            await ledger.post_entry(session, idempotency_key=f"demo:deposit:{key}", entry_type="cash_deposit",
+                                    description="Opening deposit (demo)", effective_date=date.today(),
+                                    legs=[ledger.Leg(cash, amount), ledger.Leg(demo_id(f"account:{key}"), -amount)])
+
+
+async def seed_through_api(api_url: str) -> dict:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+        login = await http.post("/api/v1/auth/login", data={"username": "alice@riverside.example",
+                                                              "password": "demo-member-pass"})
+        login.raise_for_status()
+        response = await http.post(
+            "/api/v1/transfers/book", headers={"Authorization": f"Bearer {login.json()['access_token']}",
+                                               "Idempotency-Key": DEMO_TRANSFER_KEY},
+            json={"from_account_id": str(demo_id("account:alice-checking")),
+                  "to_account_id": str(demo_id("account:alice-savings")), "amount": "250.00",
+                  "memo": "Demo: move to savings"})
+        response.raise_for_status()
+        return response.json()

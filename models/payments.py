@@ -1,0 +1,83 @@
+"""Payments: book transfers now, ACH debits and credits next. One workflow per payment (`payment-<id>`)."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, UniqueConstraint
+from pydantic import BaseModel
+from sqlmodel import Field, SQLModel
+
+from models.base import created_at, jsonb, money, timestamp, uuid_pk
+
+
+class PaymentKind(StrEnum):
+    book = "book"
+    ach_debit = "ach_debit"
+    ach_credit = "ach_credit"
+
+
+class PaymentStatus(StrEnum):
+    created = "created"
+    validated = "validated"
+    completed = "completed"
+    failed = "failed"
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+    __table_args__ = (
+        # The Idempotency-Key is scoped to the caller, as a card network scopes it to the merchant.
+        UniqueConstraint("created_by", "idempotency_key", name="payments_idempotency_key"),
+        CheckConstraint("amount > 0", name="payments_amount_positive"),
+        CheckConstraint("kind IN ('book','ach_debit','ach_credit')", name="payments_kind_valid"),
+    )
+    id: uuid.UUID = uuid_pk()
+    kind: str = Field(max_length=16)
+    status: str = Field(default=PaymentStatus.created, max_length=24, index=True)
+    amount: Decimal = money()
+    currency: str = Field(default="USD", max_length=3)
+    from_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id", index=True)
+    to_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id", index=True)
+    memo: str = Field(default="", max_length=140)
+    org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
+    created_by: uuid.UUID = Field(foreign_key="users.id")
+    idempotency_key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)  # the same key with another body is a conflict
+    workflow_id: str = Field(unique=True, max_length=200)
+    journal_entry_id: uuid.UUID | None = Field(default=None, foreign_key="journal_entries.id")
+    failure_code: str | None = Field(default=None, max_length=40)
+    failure_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = created_at()
+    updated_at: datetime | None = timestamp()
+
+
+class PaymentEvent(SQLModel, table=True):
+    """Every transition of a payment, written once each (event_key is unique per payment)."""
+    __tablename__ = "payment_events"
+    __table_args__ = (UniqueConstraint("payment_id", "event_key", name="payment_events_once"),)
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    payment_id: uuid.UUID = Field(sa_column=Column(ForeignKey("payments.id"), nullable=False, index=True))
+    event_key: str = Field(max_length=80)
+    status: str = Field(max_length=24)
+    detail: dict | None = jsonb()
+    at: datetime = created_at()
+
+
+# Workflow and activity arguments: one pydantic model each, so fields can be added later.
+
+class BookTransferInput(BaseModel):
+    payment_id: uuid.UUID
+    amount: Decimal
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    org_id: uuid.UUID | None = None
+
+
+class PaymentOutcome(BaseModel):
+    payment_id: uuid.UUID
+    status: str
+    journal_entry_id: uuid.UUID | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None

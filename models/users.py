@@ -1,0 +1,58 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import created_at, timestamp, uuid_pk
+
+
+class Role(StrEnum):
+    superuser = "superuser"
+    org_admin = "org_admin"
+    operator = "operator"
+    member = "member"
+    loan_officer = "loan_officer"
+    branch_manager = "branch_manager"
+    credit_committee = "credit_committee"
+
+
+APPROVER_ROLES = frozenset({Role.loan_officer, Role.branch_manager, Role.credit_committee})
+STAFF_ROLES = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organizations"
+    id: uuid.UUID = uuid_pk()
+    name: str = Field(unique=True, max_length=200)
+    created_at: datetime = created_at()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('superuser','org_admin','operator','member','loan_officer','branch_manager',"
+                        "'credit_committee')", name="users_role_valid"),
+        # Everyone but a superuser belongs to exactly one organization.
+        CheckConstraint("role = 'superuser' OR org_id IS NOT NULL", name="users_org_required"),
+    )
+    id: uuid.UUID = uuid_pk()
+    email: str = Field(unique=True, index=True, max_length=320)
+    full_name: str = Field(max_length=200)
+    hashed_password: str
+    role: str = Field(max_length=32)
+    org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
+    is_active: bool = True
+    created_at: datetime = created_at()
+
+
+class RefreshToken(SQLModel, table=True):
+    """Issued refresh tokens, so that each is used once (rotation) and a reused one revokes the family."""
+    __tablename__ = "refresh_tokens"
+    jti: str = Field(primary_key=True, max_length=64)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    expires_at: datetime = timestamp(nullable=False)
+    used_at: datetime | None = timestamp()
+    revoked_at: datetime | None = timestamp()
+    created_at: datetime = created_at()

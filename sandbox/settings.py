@@ -1,0 +1,22 @@
+"""Settings of the sandbox process, read from `SANDBOX_*` env vars (kept apart from the main app's Settings)."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SandboxSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8100
+
+    # The credentials every linking call carries in its body; they match the main app's
+    # LINKING_CLIENT_ID / LINKING_SECRET defaults so `make run` works without configuration.
+    client_id: str = "backoffice"
+    secret: str = "sandbox-secret"
+
+    # Fault injection on every service route (changeable at runtime through /_control/faults).
+    latency_ms: int = Field(0, ge=0)
+    error_rate: float = Field(0.0, ge=0.0, le=1.0)  # probability of an injected error
+    error_status: int = Field(500, ge=400, le=599)
+    seed: int | None = None  # seeds the error_rate dice, so a faulty run can be replayed

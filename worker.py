@@ -1,0 +1,55 @@
+"""The Temporal worker: every workflow and activity, the pydantic converter, Prometheus metrics from the
+Temporal runtime, and a graceful shutdown on SIGTERM/SIGINT (in-flight activities get time to finish)."""
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities import all_activities
+from core.config import Settings, get_settings
+from core.db import Database
+from core.logging import configure_logging
+from core.temporal import connect
+from workflows import ALL_WORKFLOWS
+
+log = logging.getLogger("worker")
+
+
+def build_worker(client, settings: Settings, db: Database) -> Worker:
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=ALL_WORKFLOWS,
+        activities=all_activities(db),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json, service="worker")
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
+    client = await connect(settings, runtime=runtime)
+    db = Database(settings.database_url, settings.db_pool_size)
+    worker = build_worker(client, settings, db)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    log.info("worker started", extra={"task_queue": settings.task_queue, "metrics": settings.worker_metrics_address})
+    async with worker:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight tasks")
+    await db.close()
+    log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
