@@ -1,6 +1,7 @@
 """Every 4xx (and the rare 5xx) answers `{"error": {"code", "message", "details"}}`."""
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,7 +28,8 @@ def forbidden(message: str = "you are not allowed to do this") -> AppError:
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": jsonable_encoder(details)}}
+    # Money stays exact in error details too: Decimal as a string, never a float.
+    return {"error": {"code": code, "message": message, "details": jsonable_encoder(details, custom_encoder={Decimal: str})}}
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

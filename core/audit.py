@@ -4,6 +4,7 @@ without the other."""
 import uuid
 from typing import Any
 
+from asgi_correlation_id import correlation_id
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.audit import AuditLog
@@ -19,5 +20,7 @@ def snapshot(obj: Any, fields: list[str] | None = None, exclude: frozenset[str] 
 async def record(session: AsyncSession, *, actor: str, actor_id: uuid.UUID | None, action: str, entity_type: str,
                  entity_id: Any, before: dict | None = None, after: dict | None = None,
                  request_id: str | None = None) -> None:
+    if request_id is None:
+        request_id = correlation_id.get()  # the X-Request-ID of the API call, when there is one
     session.add(AuditLog(actor=actor, actor_id=actor_id, action=action, entity_type=entity_type,
                          entity_id=str(entity_id), before=before, after=after, request_id=request_id))

@@ -74,3 +74,26 @@ async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type:
         {"entry_id": entry_id, "accounts": [leg.account_id for leg in legs], "amounts": [leg.amount for leg in legs]},
     )
     return entry_id, True
+
+
+async def place_hold(session: AsyncSession, *, account_id: uuid.UUID, amount: Decimal, reason: str,
+                     idempotency_key: str) -> tuple[uuid.UUID, bool]:
+    """Sets funds aside (lowers the available balance). Returns (hold id, created)."""
+    hold_id = uuid.uuid4()
+    inserted = (await session.execute(
+        text("""INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status)
+                VALUES (:id, :account, :amount, :reason, :key, 'active')
+                ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"""),
+        {"id": hold_id, "account": account_id, "amount": amount, "reason": reason, "key": idempotency_key})).first()
+    if inserted:
+        return hold_id, True
+    existing = await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :key"), {"key": idempotency_key})
+    return existing.scalar_one(), False
+
+
+async def release_hold(session: AsyncSession, hold_id: uuid.UUID, status: str = "released") -> bool:
+    """Ends an active hold; False when it was not active (already released or captured)."""
+    ended = await session.execute(
+        text("UPDATE holds SET status = :status, released_at = now() WHERE id = :id AND status = 'active' RETURNING id"),
+        {"id": hold_id, "status": status})
+    return ended.first() is not None

@@ -11,8 +11,10 @@ Methods
 
 The periodic rate is ``annual_rate / periods_per_year`` (12 monthly, 26 biweekly, 52 weekly). With a
 ``day_count`` the interest of each period is instead ``balance x annual_rate x year fraction`` between
-consecutive due dates (under 30/360 a monthly period is always 30/360, month-end clamping aside); the
-installment stays the annuity figure, and the last installment absorbs the difference.
+consecutive due dates (under 30/360 a monthly period is always exactly 1/12, even when a due date is
+clamped to a short month's end); the installment stays the annuity figure and the last installment
+absorbs the difference. On a high-rate loan a long period's interest can then exceed the installment,
+so the balance rises for that period.
 
 Rounding (``finance.money`` policy: cents, half up; all intermediate values exact)
 ---------------------------------------------------------------------------------
@@ -22,9 +24,14 @@ Rounding (``finance.money`` policy: cents, half up; all intermediate values exac
   closing balance is exactly 0.00 (and a flat loan's interest parts sum exactly to its total interest).
   The gap between the last and the regular installment is bounded by 1 cent times the annuity's
   accumulation factor ((1+r)^n - 1)/r -- about n cents for short or low-rate loans, more for long
-  high-rate ones, where a sub-cent error in the installment compounds.
-* Should the rounded installments pay the loan off before the last period (only for degenerate terms
-  such as $100 over 360 months) the schedule ends early, with a final installment that clears it.
+  ones, where the installment's sub-cent error compounds: $200,000 at 6.5% over 360 months pays
+  1,264.14 a month and 1,259.56 last.
+* Should the rounded installments pay the loan off before the last period (degenerate terms only: a
+  tiny principal over many periods, such as $150 over 360 months, or a very high rate over a very long
+  term) the schedule ends early, with a final installment that clears it.
+* Terms whose rounded installment would not even cover the first period's interest (the loan would
+  never amortize, e.g. $1,000 at 36% over 360 months) are refused with ValueError, as is a principal
+  under one cent per installment.
 
 Due dates: weekly/biweekly every 7/14 days from ``first_due_date``; monthly on the same day of the
 month as ``first_due_date``, clamped to the month's end but keeping the anchor (Jan 31 -> Feb 28 ->

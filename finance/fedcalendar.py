@@ -15,7 +15,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-import holidays
+from temporalio import workflow
+
+# Workflows may call this module directly. `holidays` loads country classes lazily and reads its gettext
+# translation files (via `locale`) whenever a calendar is built, which the Temporal sandbox forbids: so
+# the concrete class is imported passed through, and built unrestricted in `_closures`. Both are no-ops
+# outside a workflow. The result is deterministic: US names come from the package's fixed en_US catalog.
+with workflow.unsafe.imports_passed_through():
+    from holidays.countries.united_states import UnitedStates
 
 # Names as `holidays` (0.108) spells them in the US "public" category. Anything else the package may
 # list (e.g. a national day of mourning) is not a Reserve Bank closure.
@@ -40,11 +47,9 @@ _ONE_DAY = timedelta(days=1)
 
 @lru_cache(maxsize=256)
 def _closures(year: int) -> dict[date, str]:
-    nominal = {
-        day: name
-        for day, name in holidays.US(years=year, observed=False).items()
-        if name in FED_HOLIDAY_NAMES
-    }
+    with workflow.unsafe.sandbox_unrestricted():
+        federal = UnitedStates(years=year, observed=False)
+    nominal = {day: name for day, name in federal.items() if name in FED_HOLIDAY_NAMES}
     # Fail loudly if a `holidays` upgrade renames a holiday, rather than silently opening the Fed on it.
     if year >= 2021 and set(nominal.values()) != FED_HOLIDAY_NAMES:
         missing = sorted(FED_HOLIDAY_NAMES - set(nominal.values()))

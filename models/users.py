@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, true as sa_true
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, timestamp, uuid_pk
@@ -43,7 +43,7 @@ class User(SQLModel, table=True):
     hashed_password: str
     role: str = Field(max_length=32)
     org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
-    is_active: bool = True
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
     created_at: datetime = created_at()
 
 

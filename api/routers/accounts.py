@@ -13,7 +13,8 @@ from api.pagination import Page, PageDep, paginate
 from api.scoping import can_see_account, scope_accounts
 from core import audit, ledger
 from models.api_types import PositiveMoney
-from models.ledger import GL_CASH, AccountKind, AccountStatus, InternalAccountType, JournalEntry, LedgerAccount, Posting
+from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
+                           Posting)
 from models.users import Organization, Role, User
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -206,3 +207,63 @@ async def account_entries(account_id: uuid.UUID, session: SessionDep, user: Curr
         statement = statement.where(JournalEntry.effective_date <= until)
     rows, total = await paginate(session, statement, page, [col(JournalEntry.created_at).desc(), col(Posting.id).desc()])
     return Page(items=[PostingOut(**r._mapping) for r in rows], total=total, limit=page.limit, offset=page.offset)
+
+
+class HoldIn(BaseModel):
+    amount: PositiveMoney
+    reason: str = Field(min_length=1, max_length=200, examples=["Pending card authorization"])
+
+
+class HoldOut(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID
+    amount: Decimal
+    reason: str
+    status: str
+    created_at: datetime
+    released_at: datetime | None
+
+
+@router.post("/{account_id}/holds", response_model=HoldOut, status_code=201,
+             summary="Hold funds: lowers the available balance, not the ledger balance (superuser, operator)")
+async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, session: SessionDep, actor: Teller):
+    account = await visible_account(session, actor, account_id)
+    if account.status != AccountStatus.active:
+        raise AppError(409, "account_closed", "the account is closed")
+    hold_id, created = await ledger.place_hold(session, account_id=account.id, amount=body.amount, reason=body.reason,
+                                               idempotency_key=f"hold:{actor.id}:{key}")
+    hold = await session.get(Hold, hold_id)
+    if not created and (hold.account_id != account.id or hold.amount != body.amount):
+        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another hold")
+    if created:
+        await audit.record(session, actor=actor.email, actor_id=actor.id, action="hold.placed", entity_type="hold",
+                           entity_id=hold.id, after=audit.snapshot(hold, ["account_id", "amount", "reason", "status"]))
+    await session.commit()
+    return hold
+
+
+@router.get("/{account_id}/holds", response_model=Page[HoldOut], summary="The account's holds")
+async def list_holds(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
+                     status: str | None = None):
+    account = await visible_account(session, user, account_id)
+    statement = select(Hold).where(Hold.account_id == account.id)
+    if status:
+        statement = statement.where(Hold.status == status)
+    items, total = await paginate(session, statement, page, [col(Hold.created_at).desc()])
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post("/{account_id}/holds/{hold_id}/release", response_model=HoldOut, summary="Release a hold")
+async def release_hold(account_id: uuid.UUID, hold_id: uuid.UUID, session: SessionDep, actor: Teller):
+    await visible_account(session, actor, account_id)
+    hold = await session.get(Hold, hold_id)
+    if hold is None or hold.account_id != account_id:
+        raise not_found("hold", hold_id)
+    if await ledger.release_hold(session, hold_id):
+        await audit.record(session, actor=actor.email, actor_id=actor.id, action="hold.released", entity_type="hold",
+                           entity_id=hold_id, before={"status": "active"}, after={"status": "released"})
+    elif hold.status != "released":
+        raise AppError(409, "hold_not_active", f"the hold is {hold.status}")
+    await session.commit()
+    await session.refresh(hold)
+    return hold

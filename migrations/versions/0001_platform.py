@@ -64,7 +64,7 @@ def upgrade() -> None:
     sa.Column('hashed_password', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('org_id', sa.Uuid(), nullable=True),
-    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('is_active', sa.Boolean(), server_default=sa.text('true'), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("role = 'superuser' OR org_id IS NOT NULL", name='users_org_required'),
     sa.CheckConstraint("role IN ('superuser','org_admin','operator','member','loan_officer','branch_manager','credit_committee')", name='users_role_valid'),

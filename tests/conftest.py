@@ -1,0 +1,179 @@
+"""The real stack for integration tests, started once per session on free ports and temp dirs, apart from
+anything `make run` has up: an embedded Postgres, a Temporal dev server, the sandbox, a worker and the API."""
+
+import asyncio
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from core import search_attributes
+from core.config import Settings
+from core.db import Database
+from core.security import hash_password
+from devstack import processes
+from devstack.postgres import embedded_postgres, migrate
+from devstack.temporal_cli import ensure_temporal
+from worker import build_worker
+
+SUPERUSER = ("root@tests.example", "superuser-test-password")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or embedded_postgres(
+        tmp_path_factory.mktemp("postgres") / "data", delete_on_exit=True)
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def temporal_env():
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=ensure_temporal(), search_attributes=search_attributes.ALL,
+        data_converter=pydantic_data_converter, dev_server_log_level="error")
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(tmp_path_factory) -> str:
+    port = processes.free_port()
+    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
+    child = processes.start(processes.python("-m", "sandbox", "--port", str(port)), log_path=log)
+    processes.wait_for_port(port, child, name="sandbox")
+    yield f"http://127.0.0.1:{port}"
+    processes.stop(child)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, temporal_env, sandbox_url) -> Settings:
+    return Settings(
+        database_url=database_url, temporal_address=temporal_env.client.service_client.config.target_host,
+        task_queue=f"tests-{uuid.uuid4().hex[:8]}", linking_base_url=sandbox_url, log_json=False,
+        book_transfer_wait=timedelta(seconds=15))
+
+
+@pytest.fixture(scope="session")
+async def db(settings):
+    database = Database(settings.database_url, pool_size=5)
+    yield database
+    await database.close()
+
+
+@pytest.fixture(scope="session")
+async def worker(temporal_env, settings, db):
+    async with build_worker(temporal_env.client, settings, db) as running:
+        yield running
+
+
+class ApiServer:
+    """The API app served by uvicorn on a real loopback port, inside the test's event loop."""
+
+    def __init__(self, settings: Settings):
+        self.port = processes.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+                                                    log_config=None, access_log=False))
+
+    async def __aenter__(self) -> "ApiServer":
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.02)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+@pytest.fixture(scope="session")
+async def api_server(settings, worker):
+    async with ApiServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def http(api_server):
+    async with httpx.AsyncClient(base_url=api_server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def su(http, db) -> dict:
+    """Headers of a superuser (created in the database: the API has no way to make the first one)."""
+    async with db.session() as session, session.begin():
+        await session.execute(text(
+            "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+            "'superuser') ON CONFLICT DO NOTHING"), {"id": uuid.uuid4(), "email": SUPERUSER[0],
+                                                      "pw": hash_password(SUPERUSER[1])})
+    return await login(http, *SUPERUSER)
+
+
+# Helpers to build scenarios through the API itself.
+
+async def login(http: httpx.AsyncClient, email: str, password: str) -> dict:
+    response = await http.post("/api/v1/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+class Org:
+    """An organization with one user per role, each with ready auth headers."""
+
+    def __init__(self, org: dict):
+        self.id = org["id"]
+        self.users: dict[str, dict] = {}
+        self.headers: dict[str, dict] = {}
+
+
+async def make_org(http: httpx.AsyncClient, su: dict, roles=("org_admin", "operator", "member")) -> Org:
+    name = f"Org {uuid.uuid4().hex[:8]}"
+    response = await http.post("/api/v1/organizations", json={"name": name}, headers=su)
+    assert response.status_code == 201, response.text
+    org = Org(response.json())
+    for role in roles:
+        org.users[role], org.headers[role] = await make_user(http, su, role, org.id)
+    return org
+
+
+async def make_user(http, su: dict, role: str, org_id: str | None) -> tuple[dict, dict]:
+    email, password = f"{role}-{uuid.uuid4().hex[:8]}@tests.example", "a-long-test-password"
+    response = await http.post("/api/v1/users", headers=su, json={
+        "email": email, "full_name": f"Test {role}", "password": password, "role": role, "org_id": org_id})
+    assert response.status_code == 201, response.text
+    return response.json(), await login(http, email, password)
+
+
+async def open_account(http, su: dict, org_id: str, owner_id: str | None = None, type_: str = "checking",
+                       deposit: str | None = None) -> dict:
+    response = await http.post("/api/v1/accounts", headers=su, json={
+        "name": f"{type_} {uuid.uuid4().hex[:6]}", "type": type_, "org_id": org_id, "owner_id": owner_id})
+    assert response.status_code == 201, response.text
+    account = response.json()
+    if deposit:
+        response = await http.post(f"/api/v1/accounts/{account['id']}/deposits", headers={
+            **su, "Idempotency-Key": uuid.uuid4().hex}, json={"amount": deposit})
+        assert response.status_code == 201, response.text
+        account = response.json()
+    return account
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["message"]
+    if code:
+        assert error["code"] == code, error
+    return error
