@@ -380,7 +380,8 @@ class NachaFile:
     def total_credit(self) -> Decimal:
         return sum((b.total_credit for b in self.batches), Decimal("0.00"))
 
-    def entries(self) -> Iterator[tuple[Batch, Entry]]:
+    def iter_entries(self) -> Iterator[tuple[Batch, Entry]]:
+        """Every entry of the file with its batch, in file order."""
         for batch in self.batches:
             for entry in batch.entries:
                 yield batch, entry
@@ -411,7 +412,7 @@ class BatchSpec:
     descriptive_date: str = ""
 
 
-def trace_number(routing: str, sequence: int) -> str:
+def make_trace_number(routing: str, sequence: int) -> str:
     """First 8 digits of `routing` + the 7-digit sequence."""
     if not 1 <= sequence <= _MAX_SEQUENCE:
         raise NachaError(f"trace sequence must be 1..{_MAX_SEQUENCE}, got {sequence}")
@@ -448,7 +449,7 @@ def build_file(
                     individual_id=e.individual_id,
                     individual_name=e.individual_name,
                     discretionary_data=e.discretionary_data,
-                    trace_number=trace_number(odfi_routing, sequence),
+                    trace_number=make_trace_number(odfi_routing, sequence),
                     addenda=() if e.addenda_info is None else (e.addenda_info,),
                 )
             )
@@ -507,7 +508,7 @@ def build_return_file(
     by_trace = {s.original_trace: s for s in returns}
     if len(by_trace) != len(returns):
         raise NachaError("an entry can be returned only once")
-    known = {e.trace_number for _, e in original.entries()}
+    known = {e.trace_number for _, e in original.iter_entries()}
     unknown = sorted(set(by_trace) - known)
     if unknown:
         raise NachaError(f"no entry with trace number {unknown[0]} in the original file")
@@ -520,7 +521,7 @@ def build_return_file(
             spec = by_trace.get(e.trace_number)
             if spec is None:
                 continue
-            trace = trace_number(returning_dfi_routing, sequence)
+            trace = make_trace_number(returning_dfi_routing, sequence)
             sequence += 1
             entries.append(
                 Entry(
@@ -595,7 +596,8 @@ def _yymmdd(d: date | None) -> str:
 
 def _record(*fields: str) -> str:
     record = "".join(fields)
-    assert len(record) == RECORD_LENGTH, (len(record), record)
+    if len(record) != RECORD_LENGTH:  # a layout bug, never bad input: the model enforces field widths
+        raise AssertionError(f"record of {len(record)} characters: {record!r}")
     return record
 
 
@@ -942,7 +944,7 @@ def _parse_batch(reader: _Reader) -> Batch:
         _check(control, 11, 20, batch.entry_hash, "entry hash")
         _check(control, 21, 32, _cents(batch.total_debit), "total debit")
         _check(control, 33, 44, _cents(batch.total_credit), "total credit")
-        if _field(control, 45, 54).strip() != batch.company_id:
+        if _field(control, 45, 54).strip().upper() != batch.company_id:
             raise NachaError(f"company id {_field(control, 45, 54)!r} differs from the batch header's")
         _expect(control, 80, 87, odfi_id, "ODFI identification")
         _check(control, 88, 94, batch.batch_number, "batch number")

@@ -686,7 +686,7 @@ def test_return_file_round_trip(nacha: NachaFile, data) -> None:
     assert parse(write(returns)) == returns
     returned = {e.return_addenda.original_trace: e for b in returns.batches for e in b.entries}
     assert set(returned) == set(chosen)
-    for _, original in nacha.entries():
+    for _, original in nacha.iter_entries():
         if original.trace_number in returned:
             back = returned[original.trace_number]
             assert back.amount == original.amount
