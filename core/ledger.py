@@ -35,9 +35,10 @@ async def balances(session: AsyncSession, account_ids: list[uuid.UUID]) -> dict[
 
 async def lock_accounts(session: AsyncSession, account_ids: list[uuid.UUID]) -> None:
     """Row locks in id order, so two transfers between the same accounts can't deadlock, and a balance
-    check followed by a posting can't race another one."""
+    check followed by a posting can't race another one. NO KEY UPDATE, so that rows merely referencing
+    the account (a new payment, a hold) are not blocked by it."""
     await session.execute(
-        text("SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+        text("SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"),
         {"ids": sorted(set(account_ids))},
     )
 

@@ -7,8 +7,8 @@ Records: 1 file header, 5 batch header, 6 entry detail, 7 addenda (05 payment re
 factor 10). Field positions below are 1-based and inclusive, as in the NACHA Operating Rules.
 
 Input policy, so that `parse(write(f)) == f` always holds:
-  - The dataclasses normalize on construction. Display text (names, descriptions, discretionary and
-    addenda text, reference code) is transliterated to ASCII, uppercased, stripped of characters
+  - The dataclasses normalize on construction. Display text (names, descriptions, company discretionary
+    data, addenda text, reference code) is transliterated to ASCII, uppercased, stripped of characters
     outside NACHA's set (printable ASCII), trimmed, and TRUNCATED to the field width.
   - Identifiers (routing, account number, individual id, company id, immediate origin, trace,
     discretionary data, return code) are uppercased but never altered otherwise: too long or a bad

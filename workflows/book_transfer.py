@@ -22,7 +22,8 @@ class BookTransferWorkflow:
         self._set_status(PaymentStatus.created, "posting the journal entry")
         self._outcome = await workflow.execute_activity_method(
             PaymentActivities.post_book_transfer, req,
-            start_to_close_timeout=timedelta(seconds=30),
+            # Short: a worker that dies mid-activity is noticed after this, and the retry finds the work done or not.
+            start_to_close_timeout=timedelta(seconds=10),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
         )
         detail = (f"completed: journal entry {self._outcome.journal_entry_id}"
