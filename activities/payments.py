@@ -46,6 +46,7 @@ class PaymentActivities:
             setattr(payment, field, value)
         session.add(payment)
         info = activity.info()
+        activity.logger.info("payment %s: %s -> %s", payment.id, before["status"], status)
         await add_event(session, payment.id, status, {k: str(v) for k, v in changes.items()} or None)
         await audit.record(session, actor=f"system:{info.workflow_id}", actor_id=None, action=f"payment.{status}",
                            entity_type="payment", entity_id=payment.id, before=before,

@@ -20,6 +20,8 @@ def _lift_temporal_context(_, __, event: dict) -> dict:
             for key in _TEMPORAL_KEYS:
                 if key in context:
                     event.setdefault(key, context[key])
+            if "workflow_run_id" in context:  # activities call it workflow_run_id
+                event.setdefault("run_id", context["workflow_run_id"])
     return event
 
 

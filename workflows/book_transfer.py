@@ -30,6 +30,7 @@ class BookTransferWorkflow:
                   if self._outcome.status == PaymentStatus.completed
                   else f"failed: {self._outcome.failure_code}: {self._outcome.failure_reason}")
         self._set_status(PaymentStatus(self._outcome.status), detail)
+        workflow.logger.info("book transfer %s", detail, extra={"payment_id": str(req.payment_id)})
         return self._outcome
 
     @workflow.query
