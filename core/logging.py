@@ -8,6 +8,7 @@ import logging
 import sys
 
 import structlog
+from temporalio import activity, workflow
 
 _TEMPORAL_KEYS = ("workflow_id", "run_id", "workflow_type", "activity_id", "activity_type", "attempt", "task_queue")
 
@@ -54,6 +55,9 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str = "ba
     root.handlers[:] = [handler]
     root.setLevel(level)
     structlog.contextvars.bind_contextvars(service=service)
+    # The ids are fields of their own (see _lift_temporal_context), not a dict appended to each message.
+    activity.logger.activity_info_on_message = False
+    workflow.logger.workflow_info_on_message = False
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -89,7 +89,10 @@ Demo users (email / password):""", flush=True)
         print(f"  {role:17} {email:32} {password}")
     print("Ctrl-C stops everything.", flush=True)
 
+    parent = os.getppid()
     while True:
+        if os.getppid() != parent:  # `make` was killed (SIGTERM to make is not passed on): stop too
+            shutdown()
         for child in children:
             if child.poll() is not None:
                 print(f"{child.args[:3]} exited with {child.returncode}; see {logs}", flush=True)

@@ -41,16 +41,8 @@ async def wait_completed(db, payment_ids, timeout: float) -> None:
     raise AssertionError(f"only {await completed(db, payment_ids)} of {len(payment_ids)} completed")
 
 
-async def test_sigkill_mid_transfers_then_every_transfer_completes_exactly_once(settings, http, su, db, tmp_path):
-    crash_settings = settings.model_copy(update={"task_queue": f"crash-{uuid.uuid4().hex[:8]}",
-                                                 "book_transfer_wait": timedelta(0)})
-    org = await make_org(http, su)
-    src = await open_account(http, su, org.id, org.users["member"]["id"], deposit="10000.00")
-    dst = await open_account(http, su, org.id, org.users["member"]["id"], type_="savings")
-    amounts = [Decimal(i) + Decimal("0.01") * i for i in range(1, FIRST + SECOND + 1)]
-
-    worker = start_worker(crash_settings, tmp_path / "worker-1.log")
-    async with ApiServer(crash_settings) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+async def transfers_through_a_crash(settings, org, src, dst, amounts, workers, db, tmp_path):
+    async with ApiServer(settings) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as api:
         async def transfer(amount):
             response = await api.post("/api/v1/transfers/book", headers={
                 **org.headers["member"], "Idempotency-Key": f"crash-{amount}"}, json={
@@ -72,15 +64,29 @@ async def test_sigkill_mid_transfers_then_every_transfer_completes_exactly_once(
                     break
                 await asyncio.sleep(0.1)
             assert waiting, "no transfer reached its activity before the kill"
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+            os.killpg(workers[0].pid, signal.SIGKILL)
+            workers[0].wait()
             lock.rollback()
         assert await completed(db, second) < SECOND
 
-        worker = start_worker(crash_settings, tmp_path / "worker-2.log")
-        try:
-            await wait_completed(db, second, timeout=90)
-        finally:
+        workers.append(start_worker(settings, tmp_path / "worker-2.log"))
+        await wait_completed(db, second, timeout=90)
+    return first, second
+
+
+async def test_sigkill_mid_transfers_then_every_transfer_completes_exactly_once(settings, http, su, db, tmp_path):
+    crash_settings = settings.model_copy(update={"task_queue": f"crash-{uuid.uuid4().hex[:8]}",
+                                                 "book_transfer_wait": timedelta(0)})
+    org = await make_org(http, su)
+    src = await open_account(http, su, org.id, org.users["member"]["id"], deposit="10000.00")
+    dst = await open_account(http, su, org.id, org.users["member"]["id"], type_="savings")
+    amounts = [Decimal(i) + Decimal("0.01") * i for i in range(1, FIRST + SECOND + 1)]
+
+    workers = [start_worker(crash_settings, tmp_path / "worker-1.log")]
+    try:
+        first, second = await transfers_through_a_crash(crash_settings, org, src, dst, amounts, workers, db, tmp_path)
+    finally:
+        for worker in workers:
             processes.stop(worker)
 
     ids = [*first, *second]
