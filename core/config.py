@@ -1,6 +1,7 @@
 """One Settings object for every process (API, worker, sandbox, dev stack), read from env vars and `.env`."""
 
 from datetime import timedelta
+from decimal import Decimal
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
@@ -42,6 +43,34 @@ class Settings(BaseSettings):
 
     # The API waits this long for a book transfer to finish before answering 202 instead of 201.
     book_transfer_wait: timedelta = timedelta(seconds=10)
+
+    # ACH origination. Cutoff windows are local times in ach_timezone; in demo/test mode
+    # (ach_window_interval set) a window closes every interval instead, same-day.
+    ach_timezone: str = "America/New_York"
+    ach_cutoffs: list[str] = Field(default_factory=lambda: ["10:30", "14:45", "16:45"])
+    ach_same_day_cutoffs: list[str] = Field(default_factory=lambda: ["10:30", "14:45"])
+    ach_window_interval: timedelta | None = None
+    ach_return_window: timedelta = timedelta(days=2)        # settled -> completed
+    ach_late_return_window: timedelta = timedelta(days=60)  # completed -> a return reverses it
+    ach_max_representments: int = 2
+    ach_max_amount: Decimal = Decimal("25000.00")
+    odfi_base_url: str = "http://127.0.0.1:8100"
+    odfi_api_key: SecretStr = SecretStr("sandbox-odfi-key")
+    odfi_routing_number: str = "091000019"
+    odfi_name: str = "SANDBOX ODFI"
+    originator_company_id: str = "1234567890"
+    originator_company_name: str = "BACKOFFICE CU"
+    bank_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
+    bank_webhook_tolerance: timedelta = timedelta(minutes=5)
+
+    # Email (a local sink in development, aiosmtpd in tests)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "Back office <no-reply@backoffice.example>"
 
     # Worker
     worker_metrics_address: str = "127.0.0.1:9464"

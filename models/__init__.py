@@ -1,10 +1,11 @@
 """SQLModel tables; importing this package registers them all on SQLModel.metadata (alembic needs that)."""
 
+from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.payments import Payment, PaymentEvent
 from models.users import Organization, RefreshToken, User
 
-__all__ = ["AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
+__all__ = ["AchEntry", "AchFile", "AchTraceCounter", "AchWindow", "BankEvent", "EmailOutbox", "Notification", "AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
            "Payment", "PaymentEvent", "Organization", "RefreshToken", "User"]

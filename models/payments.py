@@ -1,11 +1,11 @@
 """Payments: book transfers now, ACH debits and credits next. One workflow per payment (`payment-<id>`)."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, UniqueConstraint, text
 from pydantic import BaseModel
 from sqlmodel import Field, SQLModel
 
@@ -21,8 +21,23 @@ class PaymentKind(StrEnum):
 class PaymentStatus(StrEnum):
     created = "created"
     validated = "validated"
+    funds_held = "funds_held"
+    queued = "queued"
+    submitted = "submitted"
+    pending_settlement = "pending_settlement"
+    settled = "settled"
     completed = "completed"
+    canceled = "canceled"
     failed = "failed"
+    returned = "returned"
+    reversed = "reversed"
+
+
+# No further transition but a late return (completed -> reversed).
+FINAL_STATUSES = frozenset({PaymentStatus.completed, PaymentStatus.canceled, PaymentStatus.failed,
+                            PaymentStatus.returned, PaymentStatus.reversed})
+CANCELABLE_STATUSES = frozenset({PaymentStatus.created, PaymentStatus.validated, PaymentStatus.funds_held,
+                                 PaymentStatus.queued})
 
 
 class Payment(SQLModel, table=True):
@@ -47,6 +62,16 @@ class Payment(SQLModel, table=True):
     request_hash: str = Field(max_length=64)  # the same key with another body is a conflict
     workflow_id: str = Field(unique=True, max_length=200)
     journal_entry_id: uuid.UUID | None = Field(default=None, foreign_key="journal_entries.id")
+    # ACH only
+    external_account_id: uuid.UUID | None = Field(default=None, foreign_key="external_accounts.id", index=True)
+    sec_code: str | None = Field(default=None, max_length=3)
+    same_day: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    window_id: str | None = Field(default=None, max_length=40, index=True)  # the cutoff window it is queued for
+    trace_number: str | None = Field(default=None, max_length=15, index=True)  # of the latest presentment
+    presentments: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})  # 1 for the original entry, +1 for each re-presentment
+    effective_date: date | None = None
+    settlement_date: date | None = None
+    return_code: str | None = Field(default=None, max_length=3)
     failure_code: str | None = Field(default=None, max_length=40)
     failure_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = created_at()

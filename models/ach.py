@@ -1,0 +1,98 @@
+"""ACH plumbing: cutoff windows, NACHA files sent to the ODFI, their entries, and the bank's webhook events."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Column, Identity, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import created_at, jsonb, money, timestamp, uuid_pk
+
+
+class AchWindow(SQLModel, table=True):
+    """One cutoff window. Closing it (under a row lock) is what freezes the payments queued for it."""
+    __tablename__ = "ach_windows"
+    id: str = Field(primary_key=True, max_length=40)  # e.g. 2026-11-23T14:45-05:00
+    cutoff_at: datetime = timestamp(nullable=False)
+    same_day: bool
+    effective_date: date
+    status: str = Field(default="open", max_length=16)  # open, closed
+    file_id: uuid.UUID | None = None
+    created_at: datetime = created_at()
+
+
+class AchFile(SQLModel, table=True):
+    __tablename__ = "ach_files"
+    id: uuid.UUID = uuid_pk()
+    window_id: str = Field(foreign_key="ach_windows.id", unique=True, max_length=40)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    entry_count: int
+    total_debit: Decimal = money()
+    total_credit: Decimal = money()
+    status: str = Field(default="built", max_length=16)  # built, uploaded
+    odfi_file_id: str | None = Field(default=None, max_length=100)
+    uploaded_at: datetime | None = timestamp()
+    created_at: datetime = created_at()
+
+
+class AchEntry(SQLModel, table=True):
+    """One presentment of a payment in a file; the trace number routes the bank's events to the payment."""
+    __tablename__ = "ach_entries"
+    trace_number: str = Field(primary_key=True, max_length=15)
+    payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
+    file_id: uuid.UUID = Field(foreign_key="ach_files.id", index=True)
+    presentment: int
+    amount: Decimal = money()
+    transaction_code: int
+    created_at: datetime = created_at()
+
+
+class BankEvent(SQLModel, table=True):
+    """Webhook events from the bank, recorded once each by the bank's event id."""
+    __tablename__ = "bank_events"
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    event_id: str = Field(unique=True, max_length=100)
+    type: str = Field(max_length=40)
+    trace_number: str | None = Field(default=None, max_length=15, index=True)
+    payload: dict | None = jsonb()
+    signaled_at: datetime | None = timestamp()  # delivered to the payment's workflow
+    received_at: datetime = created_at()
+
+
+class Notification(SQLModel, table=True):
+    """In-app notifications; the dedupe key makes each one exist once per user whatever retries happen."""
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("user_id", "dedupe_key", name="notifications_once_per_user"),)
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    kind: str = Field(max_length=60)
+    title: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    entity_type: str | None = Field(default=None, max_length=40)
+    entity_id: str | None = Field(default=None, max_length=100)
+    dedupe_key: str = Field(max_length=200)
+    read_at: datetime | None = timestamp()
+    created_at: datetime = created_at()
+
+
+class EmailOutbox(SQLModel, table=True):
+    """Every email once: written before sending, marked sent after, so a retry never sends it twice
+    (unless the SMTP server accepted it and we crashed before marking: at-least-once at that one point)."""
+    __tablename__ = "email_outbox"
+    id: uuid.UUID = uuid_pk()
+    dedupe_key: str = Field(unique=True, max_length=200)
+    to_address: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    text_body: str = Field(sa_column=Column(Text, nullable=False))
+    html_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    status: str = Field(default="pending", max_length=16)  # pending, sent
+    sent_at: datetime | None = timestamp()
+    created_at: datetime = created_at()
+
+
+class AchTraceCounter(SQLModel, table=True):
+    """A single row: the next 7-digit trace sequence. Files reserve a contiguous block of it atomically."""
+    __tablename__ = "ach_trace_counter"
+    id: int = Field(primary_key=True)
+    next_sequence: int = Field(sa_column=Column(BigInteger, nullable=False))
