@@ -24,7 +24,7 @@ def build_worker(client, settings: Settings, db: Database) -> Worker:
         client,
         task_queue=settings.task_queue,
         workflows=ALL_WORKFLOWS,
-        activities=all_activities(db),
+        activities=all_activities(db, settings, client),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )

@@ -13,9 +13,8 @@ from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
 from core.db import Database
-from models.payments import BookTransferInput, Payment, PaymentOutcome, PaymentStatus
+from models.payments import FINAL_STATUSES, BookTransferInput, Payment, PaymentOutcome, PaymentStatus
 
-FINAL = {PaymentStatus.completed, PaymentStatus.failed}
 
 
 async def add_event(session: AsyncSession, payment_id: uuid.UUID, status: str, detail: dict | None = None,
@@ -34,33 +33,40 @@ def outcome(payment: Payment) -> PaymentOutcome:
                           failure_code=payment.failure_code, failure_reason=payment.failure_reason)
 
 
+async def transition(session: AsyncSession, payment: Payment, status: str, event_key: str | None = None,
+                     **changes) -> None:
+    """Moves a payment to `status`: the row, one history event (once per event_key) and an audit row."""
+    before = {"status": payment.status}
+    payment.status = status
+    payment.updated_at = datetime.now(timezone.utc)
+    for field, value in changes.items():
+        setattr(payment, field, value)
+    session.add(payment)
+    info = activity.info()
+    activity.logger.info("payment %s: %s -> %s", payment.id, before["status"], status)
+    detail = {k: str(v) for k, v in changes.items()} or None
+    await add_event(session, payment.id, status, detail, event_key)
+    await audit.record(session, actor=f"system:{info.workflow_id}", actor_id=None, action=f"payment.{status}",
+                       entity_type="payment", entity_id=payment.id, before=before, after={"status": status, **(detail or {})})
+
+
+async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
+    payment = (await session.exec(select(Payment).where(Payment.id == payment_id).with_for_update())).first()
+    if payment is None:
+        raise ApplicationError(f"payment {payment_id} does not exist", non_retryable=True)
+    return payment
+
+
 class PaymentActivities:
     def __init__(self, db: Database):
         self.db = db
-
-    async def _transition(self, session: AsyncSession, payment: Payment, status: str, **changes) -> None:
-        before = {"status": payment.status}
-        payment.status = status
-        payment.updated_at = datetime.now(timezone.utc)
-        for field, value in changes.items():
-            setattr(payment, field, value)
-        session.add(payment)
-        info = activity.info()
-        activity.logger.info("payment %s: %s -> %s", payment.id, before["status"], status)
-        await add_event(session, payment.id, status, {k: str(v) for k, v in changes.items()} or None)
-        await audit.record(session, actor=f"system:{info.workflow_id}", actor_id=None, action=f"payment.{status}",
-                           entity_type="payment", entity_id=payment.id, before=before,
-                           after={"status": status, **{k: str(v) for k, v in changes.items()}})
 
     @activity.defn
     async def post_book_transfer(self, req: BookTransferInput) -> PaymentOutcome:
         """Checks and posts in one transaction, under locks on the payment and both accounts."""
         async with self.db.session() as session, session.begin():
-            payment = (await session.exec(
-                select(Payment).where(Payment.id == req.payment_id).with_for_update())).first()
-            if payment is None:
-                raise ApplicationError(f"payment {req.payment_id} does not exist", non_retryable=True)
-            if payment.status in FINAL:
+            payment = await lock_payment(session, req.payment_id)
+            if payment.status in FINAL_STATUSES:
                 return outcome(payment)
 
             await ledger.lock_accounts(session, [req.from_account_id, req.to_account_id])
@@ -69,21 +75,21 @@ class PaymentActivities:
                 {"ids": [req.from_account_id, req.to_account_id]})).all())
             closed = [str(a) for a in (req.from_account_id, req.to_account_id) if states.get(a) != "active"]
             if closed:
-                await self._transition(session, payment, PaymentStatus.failed, failure_code="account_closed",
+                await transition(session, payment, PaymentStatus.failed, failure_code="account_closed",
                                        failure_reason=f"account(s) not active: {', '.join(closed)}")
                 return outcome(payment)
             available = (await ledger.balances(session, [req.from_account_id]))[req.from_account_id].available
             if available < req.amount:
-                await self._transition(session, payment, PaymentStatus.failed, failure_code="insufficient_funds",
+                await transition(session, payment, PaymentStatus.failed, failure_code="insufficient_funds",
                                        failure_reason=f"available balance {available} is less than {req.amount}")
                 return outcome(payment)
 
-            await self._transition(session, payment, PaymentStatus.validated)
+            await transition(session, payment, PaymentStatus.validated)
             entry_id, _ = await ledger.post_entry(
                 session, idempotency_key=f"payment:{payment.id}", entry_type="book_transfer",
                 description=payment.memo or "Book transfer", effective_date=datetime.now(timezone.utc).date(),
                 payment_id=payment.id,
                 legs=[ledger.Leg(req.from_account_id, req.amount), ledger.Leg(req.to_account_id, -req.amount)],
             )
-            await self._transition(session, payment, PaymentStatus.completed, journal_entry_id=entry_id)
+            await transition(session, payment, PaymentStatus.completed, journal_entry_id=entry_id)
             return outcome(payment)

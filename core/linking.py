@@ -72,6 +72,13 @@ class LinkingClient:
                                data.get("error_message", "the provider refused the request"))
         return data
 
+    async def _institution_name(self, institution_id: str) -> str:
+        response = await self.http.get("/linking/institutions")
+        if response.status_code != 200:
+            return institution_id  # a name is nice to have; the link itself stands without it
+        names = {i["institution_id"]: i["name"] for i in response.json().get("institutions", [])}
+        return names.get(institution_id, institution_id)
+
     async def create_link_token(self, client_user_id: str) -> dict:
         return await self._post("/link/token/create", {"user": {"client_user_id": client_user_id}, "products": ["auth"]})
 
@@ -82,7 +89,7 @@ class LinkingClient:
         institution_id = auth["item"]["institution_id"]
         return LinkedItemData(
             item_id=exchanged["item_id"], institution_id=institution_id,
-            institution_name=auth["item"].get("institution_name") or institution_id,
+            institution_name=auth["item"].get("institution_name") or await self._institution_name(institution_id),
             access_token=exchanged["access_token"],
             accounts=[LinkedBankAccount(provider_account_id=a["account_id"], name=a["name"], subtype=a["subtype"],
                                         routing_number=numbers[a["account_id"]]["routing"],

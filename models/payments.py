@@ -106,3 +106,82 @@ class PaymentOutcome(BaseModel):
     journal_entry_id: uuid.UUID | None = None
     failure_code: str | None = None
     failure_reason: str | None = None
+
+
+class AchPaymentInput(BaseModel):
+    payment_id: uuid.UUID
+    kind: PaymentKind
+    amount: Decimal
+    # Business durations come with the input (workflows read no configuration), so tests run them in seconds.
+    return_window_seconds: float
+    late_return_window_seconds: float
+    max_representments: int
+
+
+class QueuedPayment(BaseModel):
+    status: str
+    window_id: str | None = None
+    cutoff_at: datetime | None = None
+    effective_date: date | None = None
+
+
+class SubmittedSignal(BaseModel):
+    trace_number: str
+    presentment: int
+    file_id: uuid.UUID
+
+
+class BankEventSignal(BaseModel):
+    event_id: str
+    type: str  # entry.settled | entry.returned
+    trace_number: str
+    settlement_date: date | None = None
+    return_code: str | None = None
+    return_reason: str | None = None
+
+
+class PresentmentRef(BaseModel):
+    payment_id: uuid.UUID
+    presentment: int
+    trace_number: str | None = None
+    settlement_date: date | None = None
+
+
+class ReturnInput(BaseModel):
+    payment_id: uuid.UUID
+    presentment: int
+    return_code: str
+    return_reason: str
+    settled: bool
+    completed: bool
+    max_representments: int
+
+
+class ReturnOutcome(BaseModel):
+    status: str
+    represent: bool
+    org_id: uuid.UUID | None = None
+    notice: dict = {}  # the payment_returned email's context
+
+
+class CancelRequest(BaseModel):
+    payment_id: uuid.UUID
+    actor: str
+    actor_id: uuid.UUID | None = None
+
+
+class AchBatchInput(BaseModel):
+    window_id: str
+    cutoff_at: datetime
+
+
+class BuiltEntry(BaseModel):
+    payment_id: uuid.UUID
+    workflow_id: str
+    trace_number: str
+    presentment: int
+
+
+class BuiltFile(BaseModel):
+    file_id: uuid.UUID
+    entries: list[BuiltEntry]

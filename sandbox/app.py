@@ -4,22 +4,34 @@ A separate process (`python -m sandbox`), never imported by the API. One module 
 exposing a `router`; add a new service by appending its router to SERVICE_ROUTERS.
 """
 
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI
 
-from sandbox import faults, linking
+from sandbox import faults, linking, odfi
 from sandbox.settings import SandboxSettings
 
-SERVICE_ROUTERS = [linking.router]
+SERVICE_ROUTERS = [linking.router, odfi.router]
+UNFAULTED_ROUTERS = [faults.control_router, odfi.control_router]  # control and test instrumentation
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    yield
+    await app.state.odfi.aclose()  # pending webhook deliveries die with the process
 
 
 def create_app(settings: SandboxSettings) -> FastAPI:
-    app = FastAPI(title="Back-office sandbox", description="Stand-in external services for development and tests.")
+    app = FastAPI(title="Back-office sandbox", description="Stand-in external services for development and tests.",
+                  lifespan=lifespan)
     app.state.settings = settings
     app.state.faults = faults.FaultInjector(settings)
     app.state.linking = linking.LinkingState(settings.client_id, settings.secret)
+    app.state.odfi = odfi.OdfiState(settings)
 
     app.add_exception_handler(faults.InjectedFault, faults.injected_fault_handler)
-    app.include_router(faults.control_router)
+    for router in UNFAULTED_ROUTERS:
+        app.include_router(router)
     for router in SERVICE_ROUTERS:
         # Faults hang off the routers, not a global middleware: /healthz and /_control stay reliable.
         app.include_router(router, dependencies=[Depends(faults.inject_faults)])

@@ -20,3 +20,14 @@ class SandboxSettings(BaseSettings):
     error_rate: float = Field(0.0, ge=0.0, le=1.0)  # probability of an injected error
     error_status: int = Field(500, ge=400, le=599)
     seed: int | None = None  # seeds the error_rate dice, so a faulty run can be replayed
+
+    # The bank / ODFI (sandbox/odfi.py); every field below is also changeable at runtime via /odfi/_control.
+    odfi_api_key: str = "sandbox-odfi-key"
+    webhook_url: str | None = None  # the back office's POST /api/v1/webhooks/bank; None: events are only logged
+    webhook_secret: str = "sandbox-webhook-secret"
+    settlement_delay_ms: int = Field(500, ge=0)
+    return_delay_ms: int = Field(500, ge=0)
+    late_return_delay_ms: int = Field(3000, ge=0)
+    duplicate_deliveries: bool = False  # deliver every event twice
+    out_of_order: bool = False  # deliver each file's events in reverse order
+    delivery_max_attempts: int = Field(20, ge=1)

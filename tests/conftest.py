@@ -22,6 +22,7 @@ from core.security import hash_password
 from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.temporal_cli import ensure_temporal
+from tests.mailbox import Mailbox
 from worker import build_worker
 
 SUPERUSER = ("root@tests.example", "superuser-test-password")
@@ -55,11 +56,23 @@ def sandbox_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, temporal_env, sandbox_url) -> Settings:
+def mailbox() -> Mailbox:
+    """The real SMTP server every email of the session goes to (the API's and the worker's)."""
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
     return Settings(
         database_url=database_url, temporal_address=temporal_env.client.service_client.config.target_host,
         task_queue=f"tests-{uuid.uuid4().hex[:8]}", linking_base_url=sandbox_url, log_json=False,
-        book_transfer_wait=timedelta(seconds=15))
+        book_transfer_wait=timedelta(seconds=15), smtp_host=mailbox.host, smtp_port=mailbox.port,
+        # ACH in seconds: a window closes every second, the return window is a second, a late return
+        # (the sandbox sends R10 2.5 s after settlement) still lands inside the late-return window.
+        odfi_base_url=sandbox_url, ach_window_interval=timedelta(seconds=1),
+        ach_return_window=timedelta(seconds=1), ach_late_return_window=timedelta(seconds=8))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """Deterministic workflow code only: no I/O, no clocks, no randomness outside the SDK's."""
 
+from workflows.ach_batch import AchBatchWorkflow
+from workflows.ach_payment import AchPaymentWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 
-ALL_WORKFLOWS = [BookTransferWorkflow]
+ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow]

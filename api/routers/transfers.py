@@ -5,7 +5,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -47,7 +47,7 @@ class EventOut(BaseModel):
     detail: dict | None
 
 
-class TransferOut(BaseModel):
+class PaymentOut(BaseModel):
     id: uuid.UUID
     kind: str
     status: str
@@ -61,26 +61,37 @@ class TransferOut(BaseModel):
     journal_entry_id: uuid.UUID | None
     failure_code: str | None
     failure_reason: str | None
+    external_account_id: uuid.UUID | None = None
+    sec_code: str | None = None
+    trace_number: str | None = None
+    presentments: int = 0
+    return_code: str | None = None
+    window_id: str | None = None
+    effective_date: date | None = None
+    settlement_date: date | None = None
     created_at: datetime
     events: list[EventOut] = []
+
+
+TransferOut = PaymentOut
 
 
 def payment_id_for(user: User, key: str) -> uuid.UUID:
     return uuid.uuid5(_PAYMENT_NS, f"{user.id}:{key}")
 
 
-def request_hash(body: BookTransferIn) -> str:
+def request_hash(body: BaseModel) -> str:
     canonical = json.dumps({**body.model_dump(mode="json"), "amount": str(body.amount.normalize())}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _transfer_out(session, client: Client | None, payment: Payment) -> TransferOut:
+async def payment_out(session, client: Client | None, payment: Payment) -> TransferOut:
     events = (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id)
                                  .order_by(PaymentEvent.id))).all()
     workflow_status = None
     if client is not None:
         try:
-            workflow_status = await client.get_workflow_handle(payment.workflow_id).query(BookTransferWorkflow.status)
+            workflow_status = await client.get_workflow_handle(payment.workflow_id).query("status")
         except RPCError:
             workflow_status = None  # the workflow may be gone from Temporal's retention; the row still stands
     return TransferOut(**payment.model_dump(), workflow_status=workflow_status,
@@ -159,7 +170,7 @@ async def create_book_transfer(body: BookTransferIn, key: IdempotencyKey, respon
             response.status_code = 202
         session.expire_all()
         payment = await session.get(Payment, payment_id)
-    return await _transfer_out(session, client, payment)
+    return await payment_out(session, client, payment)
 
 
 async def _destination(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
@@ -186,7 +197,7 @@ def _check_transfer(user: User, body: BookTransferIn, src: LedgerAccount, dst: L
         raise AppError(422, "currency_mismatch", "both accounts must hold the same currency")
 
 
-def _visible_payments(statement, user: User):
+def visible_payments(statement, user: User):
     if is_super(user):
         return statement
     if user.role == Role.member:
@@ -198,10 +209,10 @@ def _visible_payments(statement, user: User):
 @router.get("/{payment_id}", response_model=TransferOut, summary="A transfer: the database row, its history and "
                                                                   "what its workflow says")
 async def get_transfer(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
-    payment = (await session.exec(_visible_payments(select(Payment).where(Payment.id == payment_id), user))).first()
+    payment = (await session.exec(visible_payments(select(Payment).where(Payment.id == payment_id), user))).first()
     if payment is None:
         raise not_found("transfer", payment_id)
-    return await _transfer_out(session, client, payment)
+    return await payment_out(session, client, payment)
 
 
 @router.get("", response_model=Page[TransferOut], summary="Transfers you can see, newest first")
@@ -210,7 +221,7 @@ async def list_transfers(session: SessionDep, user: CurrentUser, page: PageDep, 
                          created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
                          created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
                          min_amount: Decimal | None = None, max_amount: Decimal | None = None):
-    statement = _visible_payments(select(Payment).where(Payment.kind == PaymentKind.book), user)
+    statement = visible_payments(select(Payment).where(Payment.kind == PaymentKind.book), user)
     if status:
         statement = statement.where(Payment.status == status)
     if account_id:
@@ -224,5 +235,5 @@ async def list_transfers(session: SessionDep, user: CurrentUser, page: PageDep, 
     if max_amount is not None:
         statement = statement.where(Payment.amount <= max_amount)
     items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
-    return Page(items=[await _transfer_out(session, None, p) for p in items], total=total, limit=page.limit,
+    return Page(items=[await payment_out(session, None, p) for p in items], total=total, limit=page.limit,
                 offset=page.offset)

@@ -1,0 +1,393 @@
+"""ACH side effects: validation, holds, queueing into cutoff windows, NACHA files and their upload to the
+ODFI, and the ledger entries of each step. Every activity locks the payment (or the window) and does
+nothing when that step was already done, so a retry or a replay after a crash never writes twice.
+
+Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
+  credit (push out):  hold on submit queue; submit  member -> ACH clearing; settle  clearing -> cash at bank
+  debit  (pull in):   submit  ACH clearing -> member (with an availability hold until completed);
+                      settle  cash at bank -> clearing
+  return: the money goes back the way it came, from clearing (not yet settled) or cash at bank (settled).
+"""
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import httpx
+from sqlalchemy import text
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from activities.payments import add_event, lock_payment, outcome, transition
+from core import audit, ledger
+from core.config import Settings
+from core.crypto import AccountNumberCipher
+from core.db import Database
+from finance import nacha
+from finance.ach_returns import ReturnReaction, reaction
+from finance.ach_windows import next_window
+from finance.money import format_usd
+from models.ach import AchFile, AchWindow
+from models.external_accounts import ExternalAccount, ExternalAccountStatus
+from models.ledger import GL_ACH_CLEARING, GL_CASH, AccountStatus, LedgerAccount
+from models.payments import (CANCELABLE_STATUSES, FINAL_STATUSES, AchBatchInput, AchPaymentInput, BuiltEntry,
+                             BuiltFile, CancelRequest, Payment, PaymentKind, PaymentOutcome, PaymentStatus,
+                             PresentmentRef, QueuedPayment, ReturnInput, ReturnOutcome)
+
+
+class PaymentRejected(Exception):
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+async def check_ach_payment(session: AsyncSession, settings: Settings, kind: str, amount: Decimal,
+                            account: LedgerAccount, external: ExternalAccount) -> None:
+    """The rules an ACH payment must meet, for the API (before anything is written) and the workflow."""
+    if amount > settings.ach_max_amount:
+        raise PaymentRejected("limit_exceeded", f"the amount exceeds the ACH limit of {settings.ach_max_amount}")
+    if account.status != AccountStatus.active or account.type == "loan" or account.kind != "internal":
+        raise PaymentRejected("account_not_usable", "the internal account is not an active deposit account")
+    if external.org_id != account.org_id:
+        raise PaymentRejected("external_account_not_found", "the external account is not in the account's organization")
+    if external.status != ExternalAccountStatus.verified:
+        raise PaymentRejected("external_account_not_usable", f"the external account is {external.status}")
+    if kind == PaymentKind.ach_debit and external.debits_blocked:
+        raise PaymentRejected("debits_blocked", "debits from this external account are blocked until re-authorized")
+    if kind == PaymentKind.ach_credit:
+        available = (await ledger.balances(session, [account.id]))[account.id].available
+        if available < amount:
+            raise PaymentRejected("insufficient_funds", f"available balance {available} is less than {amount}")
+
+
+class AchActivities:
+    def __init__(self, db: Database, settings: Settings, client: Client, http: httpx.AsyncClient | None = None):
+        self.db = db
+        self.settings = settings
+        self.client = client
+        self.cipher = AccountNumberCipher.from_settings(settings)
+        self.http = http or httpx.AsyncClient(base_url=settings.odfi_base_url, timeout=settings.http_timeout)
+        self._gl: dict[str, uuid.UUID] = {}
+
+    async def _gl_account(self, session: AsyncSession, code: str) -> uuid.UUID:
+        if code not in self._gl:
+            self._gl[code] = (await session.exec(select(LedgerAccount.id).where(LedgerAccount.code == code))).one()
+        return self._gl[code]
+
+    @activity.defn
+    async def validate_ach_payment(self, req: AchPaymentInput) -> PaymentOutcome:
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, req.payment_id)
+            if payment.status != PaymentStatus.created:
+                return outcome(payment)
+            account_id = payment.from_account_id if payment.kind == PaymentKind.ach_credit else payment.to_account_id
+            await ledger.lock_accounts(session, [account_id])
+            account = await session.get(LedgerAccount, account_id)
+            external = await session.get(ExternalAccount, payment.external_account_id)
+            try:
+                await check_ach_payment(session, self.settings, payment.kind, payment.amount, account, external)
+            except PaymentRejected as rejected:
+                await transition(session, payment, PaymentStatus.failed, failure_code=rejected.code,
+                                 failure_reason=rejected.reason)
+                return outcome(payment)
+            await transition(session, payment, PaymentStatus.validated)
+            if payment.kind == PaymentKind.ach_credit:
+                # The money must still be there at submission: hold it now (in the same transaction as the check).
+                await ledger.place_hold(session, account_id=account_id, amount=payment.amount,
+                                        reason=f"ACH credit {payment.id}", idempotency_key=f"payment:{payment.id}:hold")
+                await transition(session, payment, PaymentStatus.funds_held)
+            return outcome(payment)
+
+    @activity.defn
+    async def queue_payment(self, ref: PresentmentRef) -> QueuedPayment:
+        """Puts the payment into the next open cutoff window and makes sure that window's batch workflow runs."""
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, ref.payment_id)
+            if payment.status in FINAL_STATUSES:
+                return QueuedPayment(status=payment.status)
+            if payment.status == PaymentStatus.queued and payment.presentments == ref.presentment:
+                window = await session.get(AchWindow, payment.window_id)
+            else:
+                window = await self._open_window(session)
+                await transition(session, payment, PaymentStatus.queued, event_key=f"queued:{ref.presentment}",
+                                 window_id=window.id, presentments=ref.presentment,
+                                 effective_date=window.effective_date)
+        await self._ensure_batch(window)
+        return QueuedPayment(status=PaymentStatus.queued, window_id=window.id, cutoff_at=window.cutoff_at,
+                             effective_date=window.effective_date)
+
+    async def _open_window(self, session: AsyncSession) -> AchWindow:
+        s = self.settings
+        after = None
+        while True:
+            candidate = next_window(datetime.now(timezone.utc), tz=s.ach_timezone, cutoffs=s.ach_cutoffs,
+                                    same_day_cutoffs=s.ach_same_day_cutoffs, interval=s.ach_window_interval,
+                                    after=after)
+            await session.execute(text(
+                """INSERT INTO ach_windows (id, cutoff_at, same_day, effective_date, status)
+                   VALUES (:id, :cutoff, :same_day, :effective, 'open') ON CONFLICT DO NOTHING"""),
+                {"id": candidate.id, "cutoff": candidate.cutoff_at, "same_day": candidate.same_day,
+                 "effective": candidate.effective_date})
+            # FOR SHARE: closing the window (FOR UPDATE) waits for us, or we see it closed and take the next.
+            window = (await session.exec(select(AchWindow).where(AchWindow.id == candidate.id).with_for_update(
+                read=True))).one()
+            if window.status == "open":
+                return window
+            after = candidate.cutoff_at
+
+    async def _ensure_batch(self, window: AchWindow) -> None:
+        from workflows.ach_batch import AchBatchWorkflow  # the workflow module imports this one
+
+        try:
+            await self.client.start_workflow(
+                AchBatchWorkflow.run, AchBatchInput(window_id=window.id, cutoff_at=window.cutoff_at),
+                id=f"ach-batch-{window.id}", task_queue=activity.info().task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"ACH file for the cutoff window {window.id}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # that window's batch already ran; it closed the window after our payment was queued
+
+    @activity.defn
+    async def cancel_payment(self, req: CancelRequest) -> PaymentOutcome:
+        """Cancels only while the payment is not in a file yet; the row lock decides against the batch."""
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, req.payment_id)
+            if payment.status == PaymentStatus.canceled:
+                return outcome(payment)
+            if payment.status not in CANCELABLE_STATUSES:
+                raise ApplicationError(f"the payment is {payment.status}: too late to cancel", type="NotCancelable",
+                                       non_retryable=True)
+            hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
+                                          {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
+            if hold:
+                await ledger.release_hold(session, hold)
+            await transition(session, payment, PaymentStatus.canceled, failure_code="canceled",
+                             failure_reason=f"canceled by {req.actor}")
+            return outcome(payment)
+
+    @activity.defn
+    async def build_file(self, req: AchBatchInput) -> BuiltFile | None:
+        """Closes the window and writes its NACHA file with every payment queued for it (None when empty)."""
+        async with self.db.session() as session, session.begin():
+            window = (await session.exec(select(AchWindow).where(AchWindow.id == req.window_id)
+                                         .with_for_update())).one()
+            if window.status == "closed":
+                return await self._built(session, window.file_id)
+            payments = (await session.exec(select(Payment).where(Payment.window_id == window.id,
+                                                                 Payment.status == PaymentStatus.queued)
+                                           .order_by(Payment.created_at, Payment.id).with_for_update())).all()
+            window.status = "closed"
+            session.add(window)
+            if not payments:
+                return None
+            externals = {e.id: e for e in (await session.exec(select(ExternalAccount).where(
+                ExternalAccount.id.in_([p.external_account_id for p in payments])))).all()}
+            # Reserve a contiguous block of 7-digit trace sequences; wrap to 1 rather than inside a file.
+            first_sequence = (await session.execute(text(
+                "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
+                "ELSE next_sequence + :n END WHERE id = 1 RETURNING next_sequence - :n"), {"n": len(payments)})).scalar_one()
+            ach_file = self._nacha_file(window, payments, externals, first_sequence)
+            content = nacha.write(ach_file)
+            file_row = AchFile(window_id=window.id, content=content, entry_count=len(payments),
+                               total_debit=ach_file.total_debit, total_credit=ach_file.total_credit)
+            session.add(file_row)
+            await session.flush()
+            window.file_id = file_row.id
+            traces = {entry.individual_id: entry for _, entry in ach_file.iter_entries()}
+            for payment in payments:
+                entry = traces[payment.id.hex[:15].upper()]
+                await session.execute(text(
+                    """INSERT INTO ach_entries (trace_number, payment_id, file_id, presentment, amount, transaction_code)
+                       VALUES (:trace, :payment, :file, :presentment, :amount, :code)"""),
+                    {"trace": entry.trace_number, "payment": payment.id, "file": file_row.id,
+                     "presentment": payment.presentments, "amount": payment.amount,
+                     "code": int(entry.transaction_code)})
+                await transition(session, payment, PaymentStatus.submitted, event_key=f"submitted:{payment.presentments}",
+                                 trace_number=entry.trace_number)
+            return await self._built(session, file_row.id)
+
+    def _nacha_file(self, window: AchWindow, payments: list[Payment], externals: dict, first_sequence: int):
+        s = self.settings
+        groups: dict[tuple[str, str], list[nacha.EntrySpec]] = {}
+        for payment in payments:
+            external = externals[payment.external_account_id]
+            credit = payment.kind == PaymentKind.ach_credit
+            checking = external.account_type == "checking"
+            code = {(True, True): nacha.TransactionCode.CHECKING_CREDIT, (True, False): nacha.TransactionCode.SAVINGS_CREDIT,
+                    (False, True): nacha.TransactionCode.CHECKING_DEBIT,
+                    (False, False): nacha.TransactionCode.SAVINGS_DEBIT}[(credit, checking)]
+            sec = payment.sec_code or "PPD"
+            description = "RETRY PYMT" if payment.presentments > 1 else "PAYMENT"
+            groups.setdefault((sec, description), []).append(nacha.EntrySpec(
+                transaction_code=code, rdfi_routing=external.routing_number,
+                account_number=self.cipher.decrypt(external.account_number_encrypted), amount=payment.amount,
+                individual_name=external.holder_name, individual_id=payment.id.hex[:15].upper(),
+                discretionary_data="S" if sec == "WEB" and not credit else ""))
+        created = datetime.now(timezone.utc)
+        return nacha.build_file(
+            odfi_routing=s.odfi_routing_number, odfi_name=s.odfi_name, company_id=s.originator_company_id,
+            company_name=s.originator_company_name, creation_date=created.date(), creation_time=created.time(),
+            batches=[nacha.BatchSpec(sec_code=nacha.SecCode(sec), entry_description=description,
+                                     effective_entry_date=window.effective_date, entries=entries)
+                     for (sec, description), entries in sorted(groups.items())],
+            first_trace_sequence=first_sequence)
+
+    async def _built(self, session: AsyncSession, file_id: uuid.UUID | None) -> BuiltFile | None:
+        if file_id is None:
+            return None
+        rows = (await session.execute(text(
+            "SELECT e.payment_id, p.workflow_id, e.trace_number, e.presentment FROM ach_entries e "
+            "JOIN payments p ON p.id = e.payment_id WHERE e.file_id = :f ORDER BY e.trace_number"),
+            {"f": file_id})).all()
+        return BuiltFile(file_id=file_id, entries=[BuiltEntry(payment_id=r.payment_id, workflow_id=r.workflow_id,
+                                                              trace_number=r.trace_number, presentment=r.presentment)
+                                                   for r in rows])
+
+    @activity.defn
+    async def upload_file(self, file_id: uuid.UUID) -> str:
+        """Sends the file to the ODFI; the file id is the idempotency key, so a retry is one file there."""
+        async with self.db.session() as session:
+            ach_file = await session.get(AchFile, file_id)
+        if ach_file.status == "uploaded":
+            return ach_file.odfi_file_id
+        response = await self.http.post("/odfi/files", content=ach_file.content.encode(), headers={
+            "Content-Type": "text/plain", "Idempotency-Key": str(file_id),
+            "Authorization": f"Bearer {self.settings.odfi_api_key.get_secret_value()}"})
+        if response.status_code >= 500 or response.status_code == 429:
+            raise RuntimeError(f"ODFI answered {response.status_code}; retrying")
+        if response.status_code >= 400:
+            raise ApplicationError(f"the ODFI rejected file {file_id}: {response.status_code} {response.text}",
+                                   type="FileRejected", non_retryable=True)
+        odfi_file_id = response.json()["file_id"]
+        async with self.db.session() as session, session.begin():
+            await session.execute(text("UPDATE ach_files SET status = 'uploaded', odfi_file_id = :o, uploaded_at = now() "
+                                       "WHERE id = :id"), {"o": odfi_file_id, "id": file_id})
+        return odfi_file_id
+
+    async def _post(self, session, payment: Payment, step: str, presentment: int, legs: list[ledger.Leg]) -> uuid.UUID:
+        entry_id, _ = await ledger.post_entry(
+            session, idempotency_key=f"payment:{payment.id}:{step}:{presentment}", entry_type=f"ach_{step}",
+            description=f"{payment.kind} {step} (presentment {presentment})", effective_date=date.today(),
+            legs=legs, payment_id=payment.id)
+        return entry_id
+
+    def _member_account(self, payment: Payment) -> uuid.UUID:
+        return payment.from_account_id if payment.kind == PaymentKind.ach_credit else payment.to_account_id
+
+    @activity.defn
+    async def record_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, ref.payment_id)
+            if payment.status != PaymentStatus.submitted or payment.presentments != ref.presentment:
+                return outcome(payment)
+            member, clearing = self._member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
+            amount = payment.amount
+            if payment.kind == PaymentKind.ach_credit:
+                entry = await self._post(session, payment, "submit", ref.presentment,
+                                         [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)])
+                hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
+                                              {"k": f"payment:{payment.id}:hold"})).scalar_one()
+                await ledger.release_hold(session, hold, status="captured")
+            else:
+                entry = await self._post(session, payment, "submit", ref.presentment,
+                                         [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)])
+                # Pulled money is not spendable until the return window has passed.
+                await ledger.place_hold(session, account_id=member, amount=amount, reason=f"ACH debit {payment.id}",
+                                        idempotency_key=f"payment:{payment.id}:availability:{ref.presentment}")
+            await transition(session, payment, PaymentStatus.pending_settlement,
+                             event_key=f"pending_settlement:{ref.presentment}", journal_entry_id=entry)
+            return outcome(payment)
+
+    @activity.defn
+    async def record_settled(self, ref: PresentmentRef) -> PaymentOutcome:
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, ref.payment_id)
+            if payment.status != PaymentStatus.pending_settlement or payment.presentments != ref.presentment:
+                return outcome(payment)
+            cash, clearing = await self._gl_account(session, GL_CASH), await self._gl_account(session, GL_ACH_CLEARING)
+            amount = payment.amount
+            legs = ([ledger.Leg(clearing, amount), ledger.Leg(cash, -amount)] if payment.kind == PaymentKind.ach_credit
+                    else [ledger.Leg(cash, amount), ledger.Leg(clearing, -amount)])
+            await self._post(session, payment, "settle", ref.presentment, legs)
+            await transition(session, payment, PaymentStatus.settled, event_key=f"settled:{ref.presentment}",
+                             settlement_date=ref.settlement_date)
+            return outcome(payment)
+
+    @activity.defn
+    async def complete_payment(self, ref: PresentmentRef) -> PaymentOutcome:
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, ref.payment_id)
+            if payment.status != PaymentStatus.settled:
+                return outcome(payment)
+            await self._release_availability(session, payment, ref.presentment)
+            await transition(session, payment, PaymentStatus.completed)
+            return outcome(payment)
+
+    async def _release_availability(self, session, payment: Payment, presentment: int) -> None:
+        if payment.kind == PaymentKind.ach_debit:
+            hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"), {
+                "k": f"payment:{payment.id}:availability:{presentment}"})).scalar_one_or_none()
+            if hold:
+                await ledger.release_hold(session, hold)
+
+    @activity.defn
+    async def apply_return(self, req: ReturnInput) -> ReturnOutcome:
+        """Reverses the presentment's money exactly once and reacts to the return code."""
+        async with self.db.session() as session, session.begin():
+            payment = await lock_payment(session, req.payment_id)
+            done = await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
+                                         {"k": f"payment:{payment.id}:return:{req.presentment}"})
+            external = await session.get(ExternalAccount, payment.external_account_id)
+            notice = {"payment_id": str(payment.id), "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
+                      "amount": format_usd(payment.amount),
+                      "account": f"{external.institution_name} ****{external.account_last4}",
+                      "return_code": req.return_code, "return_reason": req.return_reason,
+                      "link": f"/api/v1/payments/{payment.id}"}
+            if done.first() is not None or payment.presentments != req.presentment:  # a retry: already applied
+                return ReturnOutcome(status=payment.status, represent=payment.status not in FINAL_STATUSES,
+                                     org_id=payment.org_id, notice=notice)
+            member = self._member_account(payment)
+            holder = await self._gl_account(session, GL_CASH if req.settled else GL_ACH_CLEARING)
+            amount = payment.amount
+            legs = ([ledger.Leg(holder, amount), ledger.Leg(member, -amount)] if payment.kind == PaymentKind.ach_credit
+                    else [ledger.Leg(member, amount), ledger.Leg(holder, -amount)])
+            await self._post(session, payment, "return", req.presentment, legs)
+            await self._release_availability(session, payment, req.presentment)
+
+            action = reaction(req.return_code)
+            if action == ReturnReaction.disable_account and external.status != ExternalAccountStatus.disabled:
+                external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(timezone.utc)
+                session.add(external)
+            elif action == ReturnReaction.block_debits and not external.debits_blocked:
+                external.debits_blocked, external.updated_at = True, datetime.now(timezone.utc)
+                session.add(external)
+
+            represent = (action == ReturnReaction.represent and not req.completed
+                         and payment.presentments <= req.max_representments)
+            if represent:
+                # Not an end: the history says it came back, and the next presentment queues it again.
+                detail = {"return_code": req.return_code, "return_reason": req.return_reason, "represent": True}
+                await add_event(session, payment.id, PaymentStatus.returned, detail, f"returned:{req.presentment}")
+                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
+                                   action="payment.returned", entity_type="payment", entity_id=payment.id,
+                                   before={"status": payment.status}, after=detail)
+                payment.return_code = req.return_code
+                session.add(payment)
+                status = payment.status
+            elif req.completed:
+                status = PaymentStatus.reversed
+            elif action == ReturnReaction.fail:
+                status = PaymentStatus.failed
+            else:
+                status = PaymentStatus.returned
+            if not represent:
+                await transition(session, payment, status, event_key=f"{status}:{req.presentment}",
+                                 return_code=req.return_code, failure_code=req.return_code,
+                                 failure_reason=req.return_reason)
+            return ReturnOutcome(status=status, represent=represent, org_id=payment.org_id, notice=notice)

@@ -1,0 +1,208 @@
+"""Payments of every kind: book transfers (immediate) and ACH debits and credits (a lifecycle workflow each).
+The Idempotency-Key decides the payment id and so its workflow id."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import or_, text
+from sqlmodel import select
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from activities.ach import PaymentRejected, check_ach_payment
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.errors import AppError, forbidden, not_found
+from api.pagination import Page, PageDep, paginate
+from api.routers.accounts import IdempotencyKey, visible_account
+from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, payment_id_for, payment_out,
+                                   request_hash, visible_payments)
+from api.scoping import is_super
+from core import audit, search_attributes as sa
+from core.config import Settings
+from models.external_accounts import ExternalAccount
+from models.payments import CANCELABLE_STATUSES, AchPaymentInput, CancelRequest, Payment, PaymentKind, PaymentStatus
+from models.api_types import PositiveMoney
+from models.users import Role, User
+from workflows.ach_payment import AchPaymentWorkflow
+
+router = APIRouter(prefix="/payments", tags=["payments"])
+
+
+class PaymentIn(BaseModel):
+    kind: PaymentKind = Field(examples=["ach_debit"])
+    amount: PositiveMoney
+    account_id: uuid.UUID = Field(description="the internal account: the source of a credit or a book transfer, "
+                                              "the destination of a debit")
+    to_account_id: uuid.UUID | None = Field(default=None, description="book transfers: the destination")
+    external_account_id: uuid.UUID | None = Field(default=None, description="ACH: the external bank account")
+    sec_code: Literal["PPD", "CCD", "WEB"] | None = Field(
+        default=None, description="ACH: PPD for consumer accounts (default), CCD for corporate, WEB for online")
+    memo: str = Field(default="", max_length=140)
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "kind": "ach_debit", "amount": "125.00", "account_id": "544bfde0-5007-5e84-a9ab-4f8b41458229",
+        "external_account_id": "…", "memo": "Top-up from my bank"}]}}
+
+
+def _ach_summary(payment: Payment, external: ExternalAccount) -> str:
+    direction = "from" if payment.kind == PaymentKind.ach_debit else "to"
+    kind = "ACH debit" if payment.kind == PaymentKind.ach_debit else "ACH credit"
+    return f"{kind} ${payment.amount:,.2f} {direction} {external.institution_name} …{external.account_last4}"
+
+
+async def start_ach_workflow(client: Client, settings: Settings, payment: Payment, external: ExternalAccount) -> None:
+    account_id = payment.to_account_id if payment.kind == PaymentKind.ach_debit else payment.from_account_id
+    await client.start_workflow(
+        AchPaymentWorkflow.run,
+        AchPaymentInput(payment_id=payment.id, kind=payment.kind, amount=payment.amount,
+                        return_window_seconds=settings.ach_return_window.total_seconds(),
+                        late_return_window_seconds=settings.ach_late_return_window.total_seconds(),
+                        max_representments=settings.ach_max_representments),
+        id=payment.workflow_id, task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=_ach_summary(payment, external),
+        static_details=f"payment {payment.id}\n{payment.memo}",
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.created.value),
+            SearchAttributePair(sa.PAYMENT_KIND, payment.kind),
+            SearchAttributePair(sa.PAYMENT_AMOUNT, float(payment.amount)),
+            SearchAttributePair(sa.ACCOUNT_ID, str(account_id)),
+            SearchAttributePair(sa.ORG_ID, str(payment.org_id)),
+        ]),
+    )
+
+
+@router.post("", response_model=PaymentOut, status_code=201, responses={
+    200: {"description": "the same Idempotency-Key and body again: the existing payment"},
+    409: {"description": "the Idempotency-Key was used with another body"},
+    422: {"description": "invalid: nothing is written"}},
+    summary="Create a payment: ACH debit (pull), ACH credit (push) or book transfer")
+async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Response, session: SessionDep,
+                         user: CurrentUser, client: TemporalDep, settings: SettingsDep):
+    if body.kind == PaymentKind.book:
+        if body.to_account_id is None:
+            raise AppError(422, "to_account_required", "a book transfer needs to_account_id")
+        transfer = BookTransferIn(from_account_id=body.account_id, to_account_id=body.to_account_id,
+                                  amount=body.amount, memo=body.memo)
+        return await create_book_transfer(transfer, key, response, session, user, client, settings)
+    if body.external_account_id is None:
+        raise AppError(422, "external_account_required", "an ACH payment needs external_account_id")
+    if user.role not in (Role.superuser, Role.org_admin):
+        raise forbidden("ACH payments are made by an org admin or a superuser")
+
+    payment_id, digest = payment_id_for(user, key), request_hash(body)
+    existing = await session.get(Payment, payment_id)
+    if existing is None:
+        account = await visible_account(session, user, body.account_id)
+        external = await session.get(ExternalAccount, body.external_account_id)
+        if external is None or not (is_super(user) or external.org_id == user.org_id):
+            raise not_found("external account", body.external_account_id)
+        try:
+            await check_ach_payment(session, settings, body.kind, body.amount, account, external)
+        except PaymentRejected as rejected:
+            raise AppError(422, rejected.code, rejected.reason, {"account_id": account.id,
+                                                                  "external_account_id": external.id})
+        credit = body.kind == PaymentKind.ach_credit
+        sec_code = body.sec_code or ("PPD" if account.owner_id else "CCD")
+        inserted = (await session.execute(text(
+            """INSERT INTO payments (id, kind, status, amount, currency, from_account_id, to_account_id,
+                                     external_account_id, sec_code, memo, org_id, created_by, idempotency_key,
+                                     request_hash, workflow_id)
+               VALUES (:id, :kind, 'created', :amount, 'USD', :src, :dst, :ext, :sec, :memo, :org, :user, :key,
+                       :hash, :wf)
+               ON CONFLICT DO NOTHING RETURNING id"""),
+            {"id": payment_id, "kind": body.kind, "amount": body.amount, "src": account.id if credit else None,
+             "dst": None if credit else account.id, "ext": external.id, "sec": sec_code, "memo": body.memo,
+             "org": account.org_id, "user": user.id, "key": key, "hash": digest,
+             "wf": f"payment-{payment_id}"})).first()
+        if inserted is not None:
+            await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
+                                       "VALUES (:id, 'created', 'created')"), {"id": payment_id})
+            await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
+                               entity_type="payment", entity_id=payment_id,
+                               after={"kind": body.kind, "amount": str(body.amount), "account_id": str(account.id),
+                                      "external_account_id": str(external.id), "sec_code": sec_code})
+        await session.commit()
+    payment = await session.get(Payment, payment_id)
+    await session.refresh(payment)
+    if payment.request_hash != digest:
+        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
+                       {"payment_id": payment.id})
+    if existing is not None:
+        response.status_code = 200
+    # Started (or found) after the row is committed: a retry after a crash in between starts it then.
+    await start_ach_workflow(client, settings, payment, await session.get(ExternalAccount, payment.external_account_id))
+    return await payment_out(session, client, payment)
+
+
+async def _visible_payment(session, user: User, payment_id: uuid.UUID) -> Payment:
+    payment = (await session.exec(visible_payments(select(Payment).where(Payment.id == payment_id), user))).first()
+    if payment is None:
+        raise not_found("payment", payment_id)
+    return payment
+
+
+@router.get("/{payment_id}", response_model=PaymentOut, summary="A payment: status, every transition, return code")
+async def get_payment(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
+    return await payment_out(session, client, await _visible_payment(session, user, payment_id))
+
+
+@router.get("", response_model=Page[PaymentOut], summary="Payments you can see, newest first")
+async def list_payments(session: SessionDep, user: CurrentUser, page: PageDep, status: PaymentStatus | None = None,
+                        kind: PaymentKind | None = None,
+                        account_id: Annotated[uuid.UUID | None, Query(description="internal or external")] = None,
+                        created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
+                        created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
+                        min_amount: Decimal | None = None, max_amount: Decimal | None = None,
+                        return_code: str | None = None):
+    statement = visible_payments(select(Payment), user)
+    if status:
+        statement = statement.where(Payment.status == status)
+    if kind:
+        statement = statement.where(Payment.kind == kind)
+    if account_id:
+        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id,
+                                        Payment.external_account_id == account_id))
+    if created_from:
+        statement = statement.where(Payment.created_at >= created_from)
+    if created_to:
+        statement = statement.where(Payment.created_at < created_to)
+    if min_amount is not None:
+        statement = statement.where(Payment.amount >= min_amount)
+    if max_amount is not None:
+        statement = statement.where(Payment.amount <= max_amount)
+    if return_code:
+        statement = statement.where(Payment.return_code == return_code)
+    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
+    return Page(items=[await payment_out(session, None, p) for p in items], total=total, limit=page.limit,
+                offset=page.offset)
+
+
+@router.post("/{payment_id}/cancel", response_model=PaymentOut, responses={409: {"description": "too late"}},
+             summary="Cancel a payment that is not yet in a file sent to the bank")
+async def cancel_payment(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
+    payment = await _visible_payment(session, user, payment_id)
+    if user.role not in (Role.superuser, Role.org_admin) and payment.created_by != user.id:
+        raise forbidden("only its creator or an org admin can cancel a payment")
+    if payment.status == PaymentStatus.canceled:
+        return await payment_out(session, client, payment)  # canceling twice is canceling once
+    if payment.kind == PaymentKind.book or payment.status not in CANCELABLE_STATUSES:
+        raise AppError(409, "not_cancelable", f"the payment is {payment.status}: it can no longer be canceled",
+                       {"status": payment.status})
+    try:
+        await client.get_workflow_handle(payment.workflow_id).execute_update(
+            AchPaymentWorkflow.cancel, CancelRequest(payment_id=payment.id, actor=user.email, actor_id=user.id))
+    except WorkflowUpdateFailedError as exc:
+        session.expire_all()
+        current = await session.get(Payment, payment_id)
+        raise AppError(409, "not_cancelable", f"the payment is {current.status}: it can no longer be canceled",
+                       {"status": current.status, "reason": str(exc.cause)})
+    except RPCError as exc:
+        raise AppError(409, "not_cancelable", "the payment's workflow is no longer running", str(exc))
+    session.expire_all()
+    return await payment_out(session, client, await session.get(Payment, payment_id))

@@ -1,0 +1,158 @@
+"""An ACH debit or credit, from creation to completion (or cancel, failure, return, reversal).
+
+created -> validated -> funds held (credits) -> queued for a cutoff window -> submitted (in a file) ->
+pending settlement -> settled -> completed after the return window; a return re-presents (R01/R09, at most
+max_representments times) or ends it; after completion the workflow still listens for a late return until the
+late-return window closes, which reverses the payment."""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ach import AchActivities
+    from activities.notifications import NotificationActivities
+    from models.notifications import NotifyOrgAdmins
+    from core import search_attributes as sa
+    from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
+                                 PaymentOutcome, PaymentStatus, PresentmentRef, ReturnInput, SubmittedSignal)
+
+DB_STEP = dict(start_to_close_timeout=timedelta(seconds=30),
+               retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                                        maximum_interval=timedelta(seconds=10),
+                                        non_retryable_error_types=["NotCancelable"]))
+
+
+@workflow.defn
+class AchPaymentWorkflow:
+    def __init__(self) -> None:
+        self._status = PaymentStatus.created
+        self._presentment = 0
+        self._trace: str | None = None
+        self._submitted: SubmittedSignal | None = None
+        self._events: dict[str, BankEventSignal] = {}  # by event id: a repeated delivery is one event
+        self._canceled = False
+        self._return_code: str | None = None
+
+    # --- messages ------------------------------------------------------------------------------------------
+
+    @workflow.signal
+    def submitted(self, signal: SubmittedSignal) -> None:
+        if signal.presentment == self._presentment:
+            self._submitted = signal
+
+    @workflow.signal
+    def bank_event(self, event: BankEventSignal) -> None:
+        self._events.setdefault(event.event_id, event)
+
+    @workflow.update
+    async def cancel(self, req: CancelRequest) -> PaymentOutcome:
+        result = await workflow.execute_activity_method(AchActivities.cancel_payment, req, **DB_STEP)
+        self._canceled = True
+        self._set_status(PaymentStatus.canceled, f"canceled by {req.actor}")
+        return result
+
+    @cancel.validator
+    def _validate_cancel(self, req: CancelRequest) -> None:
+        if self._status not in CANCELABLE_STATUSES or self._canceled:
+            raise ApplicationError(f"the payment is {self._status}: too late to cancel", type="NotCancelable")
+
+    @workflow.query
+    def status(self) -> str:
+        return self._status
+
+    # --- the lifecycle ---------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, req: AchPaymentInput) -> PaymentOutcome:
+        self._req = req
+        self._set_status(PaymentStatus.created, "validating")
+        result = await workflow.execute_activity_method(AchActivities.validate_ach_payment, req, **DB_STEP)
+        self._set_status(PaymentStatus(result.status), "validated" if result.status != "failed" else result.failure_reason)
+        if result.status == PaymentStatus.failed:
+            return result
+        while True:
+            self._presentment += 1
+            self._submitted = None
+            queued = await workflow.execute_activity_method(
+                AchActivities.queue_payment, self._ref(), **DB_STEP)
+            if queued.status != PaymentStatus.queued:
+                return await self._finish()
+            self._set_status(PaymentStatus.queued, f"presentment {self._presentment} queued for the window "
+                                                   f"{queued.window_id}, effective {queued.effective_date}")
+            await workflow.wait_condition(lambda: self._submitted is not None or self._canceled)
+            if self._canceled:
+                return await self._finish()
+            self._trace = self._submitted.trace_number
+            await workflow.execute_activity_method(AchActivities.record_submitted, self._ref(), **DB_STEP)
+            self._set_status(PaymentStatus.pending_settlement, f"trace {self._trace}: waiting for settlement")
+
+            event = await self._next_event()
+            if event.type == "entry.returned":
+                if await self._returned(event, settled=False, completed=False):
+                    continue  # re-present in the next window
+                return await self._finish()
+            await workflow.execute_activity_method(
+                AchActivities.record_settled, self._ref(settlement_date=event.settlement_date), **DB_STEP)
+            self._set_status(PaymentStatus.settled, f"settled {event.settlement_date}; return window open")
+
+            late = await self._next_event(timeout=self._req.return_window_seconds, returns_only=True)
+            if late is not None:
+                await self._returned(late, settled=True, completed=False)
+                return await self._finish()
+            await workflow.execute_activity_method(AchActivities.complete_payment, self._ref(), **DB_STEP)
+            self._set_status(PaymentStatus.completed, "completed; listening for a late return")
+
+            late = await self._next_event(timeout=self._req.late_return_window_seconds, returns_only=True)
+            if late is not None:
+                await self._returned(late, settled=True, completed=True)
+            return await self._finish()
+
+    async def _next_event(self, timeout: float | None = None, returns_only: bool = False) -> BankEventSignal | None:
+        """The bank's word on the current trace. Events may arrive twice or out of order: a return outranks a
+        settlement that is there with it; None when the timeout passes first."""
+        def current() -> BankEventSignal | None:
+            events = [e for e in self._events.values() if e.trace_number == self._trace]
+            returned = [e for e in events if e.type == "entry.returned"]
+            settled = [e for e in events if e.type == "entry.settled" and not returns_only]
+            return (returned or settled or [None])[0]
+
+        try:
+            await workflow.wait_condition(lambda: current() is not None,
+                                          timeout=timedelta(seconds=timeout) if timeout is not None else None)
+        except TimeoutError:
+            return None
+        return current()
+
+    async def _returned(self, event: BankEventSignal, settled: bool, completed: bool) -> bool:
+        self._return_code = event.return_code
+        result = await workflow.execute_activity_method(AchActivities.apply_return, ReturnInput(
+            payment_id=self._req.payment_id, presentment=self._presentment, return_code=event.return_code or "R??",
+            return_reason=event.return_reason or "returned", settled=settled, completed=completed,
+            max_representments=self._req.max_representments), **DB_STEP)
+        self._set_status(PaymentStatus(result.status), f"{event.return_code}: {event.return_reason}"
+                         + (f"; re-presenting (presentment {self._presentment + 1})" if result.represent else ""))
+        await workflow.execute_activity_method(NotificationActivities.notify_org_admins, NotifyOrgAdmins(
+            org_id=result.org_id, kind="payment_returned", template="payment_returned", context=result.notice,
+            entity_type="payment", entity_id=str(self._req.payment_id),
+            dedupe_key=f"payment-returned:{self._req.payment_id}:{self._presentment}"),
+            start_to_close_timeout=timedelta(seconds=60))
+        # Consume this trace's events: a re-presentment gets a new trace.
+        self._events = {k: e for k, e in self._events.items() if e.trace_number != self._trace}
+        return result.represent
+
+    async def _finish(self) -> PaymentOutcome:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return PaymentOutcome(payment_id=self._req.payment_id, status=self._status,
+                              failure_code=self._return_code)
+
+    def _ref(self, **extra) -> PresentmentRef:
+        return PresentmentRef(payment_id=self._req.payment_id, presentment=self._presentment,
+                              trace_number=self._trace, **extra)
+
+    def _set_status(self, status: PaymentStatus, detail: str | None) -> None:
+        self._status = status
+        workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status)])
+        workflow.set_current_details(f"{status}: {detail}" if detail else status)
