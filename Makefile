@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test temporal-cli clean-data compose-check
+.PHONY: run test bench temporal-cli clean-data compose-check
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: temporal-cli
 
 test: temporal-cli
 	$(PY) -m pytest
+
+# Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
+bench: temporal-cli
+	$(PY) -m bench
 
 compose-check:
 	bash devstack/compose_check.sh

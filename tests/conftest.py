@@ -133,6 +133,17 @@ async def su(http, db) -> dict:
     return await login(http, *SUPERUSER)
 
 
+@pytest.fixture(scope="session")
+async def odfi(sandbox_url, api_server):
+    """The sandbox bank, told where our webhook is."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
+        await client.put("/odfi/_control", json={
+            "webhook_url": f"{api_server.url}/api/v1/webhooks/bank", "settlement_delay_ms": 200,
+            "return_delay_ms": 200, "late_return_delay_ms": 2500, "duplicate_deliveries": False,
+            "out_of_order": False})
+        yield client
+
+
 # Helpers to build scenarios through the API itself.
 
 async def login(http: httpx.AsyncClient, email: str, password: str) -> dict:

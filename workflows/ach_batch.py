@@ -25,7 +25,7 @@ class AchBatchWorkflow:
             await workflow.sleep(wait)
         self._stage = "building the file"
         built = await workflow.execute_activity_method(
-            AchActivities.build_file, req, start_to_close_timeout=timedelta(minutes=5))
+            AchActivities.build_file, req, start_to_close_timeout=timedelta(seconds=30))
         if built is None:
             self._stage = "closed: no payments"
             workflow.set_current_details(self._stage)
@@ -33,7 +33,7 @@ class AchBatchWorkflow:
         self._stage = f"uploading {len(built.entries)} entries"
         workflow.set_current_details(self._stage)
         await workflow.execute_activity_method(
-            AchActivities.upload_file, built.file_id, start_to_close_timeout=timedelta(minutes=2),
+            AchActivities.upload_file, built.file_id, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
                                      non_retryable_error_types=["FileRejected"]))
         # All in one workflow task: the signals go out together rather than one round trip each.

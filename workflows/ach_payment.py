@@ -19,7 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
                                  PaymentOutcome, PaymentStatus, PresentmentRef, ReturnInput, SubmittedSignal)
 
-DB_STEP = dict(start_to_close_timeout=timedelta(seconds=30),
+# Short timeouts: a worker that dies mid-activity is noticed quickly; every step is safe to run again.
+DB_STEP = dict(start_to_close_timeout=timedelta(seconds=15),
                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                         maximum_interval=timedelta(seconds=10),
                                         non_retryable_error_types=["NotCancelable"]))

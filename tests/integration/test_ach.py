@@ -19,17 +19,6 @@ from tests.conftest import assert_error, make_org, open_account
 FINAL = {"completed", "canceled", "failed", "returned", "reversed"}
 
 
-@pytest.fixture(scope="module")
-async def odfi(sandbox_url, api_server):
-    """The sandbox bank, told where our webhook is."""
-    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
-        await client.put("/odfi/_control", json={
-            "webhook_url": f"{api_server.url}/api/v1/webhooks/bank", "settlement_delay_ms": 200,
-            "return_delay_ms": 200, "late_return_delay_ms": 2500, "duplicate_deliveries": False,
-            "out_of_order": False})
-        yield client
-
-
 async def link_external(http, sandbox_url, org, institution="ins_1", subtype="checking") -> dict:
     admin = org.headers["org_admin"]
     link_token = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()["link_token"]

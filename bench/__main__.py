@@ -1,0 +1,26 @@
+"""`python -m bench [names...] [options]`: runs every benchmark (or the named ones), each on its own real stack,
+and prints its figures. Each benchmark module has `add_arguments(parser)` and `async run(args)`."""
+
+import argparse
+import asyncio
+import importlib
+
+BENCHMARKS = {"ach_throughput": "bench.ach_throughput"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
+    modules = {name: importlib.import_module(path) for name, path in BENCHMARKS.items()}
+    for module in modules.values():
+        module.add_arguments(parser)
+    args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}")
+    for name in args.names or BENCHMARKS:
+        asyncio.run(modules[name].run(args))
+
+
+if __name__ == "__main__":
+    main()

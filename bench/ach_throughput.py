@@ -1,0 +1,298 @@
+"""ACH lifecycle throughput (PRODUCT.md §5): payments per second from the first API request until every
+payment's workflow has closed, beside a baseline of no-op workflows of the same shape on the same server.
+
+What one ACH payment costs Temporal (workflows/ach_payment.py, workflows/ach_batch.py), and what the baseline copies:
+  activities  validate_ach_payment, queue_payment, record_submitted, record_settled, complete_payment: 5
+  signals     `submitted` (from its window's batch workflow), `bank_event` (the API, on the bank's settlement
+              webhook): 2
+  not copied  the return and late-return timers (1 s each here); search-attribute upserts; and the payment's
+              share of its window's batch workflow (one workflow, a cutoff timer, build_file and upload_file
+              per 1-second window, however many payments it holds: 2·W/N activities a payment, printed)
+The baseline workflow runs 5 no-op activities and waits for 2 signals sent by the driver, in the payment's
+order (2 activities, a signal, 1 activity, a signal, 2 activities), on a worker process built like the real one
+(same SDK, sandbox, concurrency). It is the bare cost of orchestrating that shape; the ratio is what Postgres,
+HTTP, the API, the bank and the business rules cost on top. The ACH time also holds ~3 s of deliberate waits
+for the last payments (the cutoff window, the bank's 200 ms, the two 1 s windows).
+
+`python -m bench ach_throughput [--payments N]`; `python -m bench.ach_throughput --baseline-worker` is the
+baseline's worker process (started by the benchmark)."""
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta, timezone
+
+from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():  # this module is re-imported in the workflow sandbox
+    import httpx
+    import temporalio
+    from sqlalchemy import text
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from bench.stack import Stack, running_stack
+    from core.config import get_settings
+    from core.db import Database
+    from core.security import hash_password
+    from core.temporal import connect
+    from devstack import processes
+    from tests.conftest import login, make_org, open_account
+
+WARMUP = 10  # run to completion before each measurement: it also proves the workers are polling
+SUPERUSER = ("root@bench.example", "bench-superuser-password")
+SETTINGS = {  # the worker's and API's env (ISO 8601 durations): 1 s windows, so each payment finishes
+    "ACH_WINDOW_INTERVAL": "PT1S", "ACH_RETURN_WINDOW": "PT1S", "ACH_LATE_RETURN_WINDOW": "PT1S",
+    "WORKER_MAX_CONCURRENT_ACTIVITIES": "500",
+    # The API keeps its pooled connection across its Temporal calls (start, the status query), which take
+    # seconds under this load: with the default 10 + 10, 50 requests in flight plus the bank's webhooks wait
+    # past the pool's 30 s timeout and get a 500.
+    "DB_POOL_SIZE": "50"}
+BANK = {"settlement_delay_ms": 200, "return_delay_ms": 200, "late_return_delay_ms": 1000,
+        "duplicate_deliveries": False, "out_of_order": False}
+
+
+# --- the baseline: a payment's shape with nothing inside ----------------------------------------------------
+
+@activity.defn
+async def noop_step(step: str) -> None:
+    pass
+
+
+@workflow.defn
+class BaselinePaymentWorkflow:
+    def __init__(self) -> None:
+        self._signals = 0
+
+    @workflow.signal
+    def submitted(self) -> None:
+        self._signals += 1
+
+    @workflow.signal
+    def bank_event(self) -> None:
+        self._signals += 1
+
+    @workflow.run
+    async def run(self) -> None:
+        await self._step("validate")
+        await self._step("queue")
+        await workflow.wait_condition(lambda: self._signals >= 1)
+        await self._step("record_submitted")
+        await workflow.wait_condition(lambda: self._signals >= 2)
+        await self._step("record_settled")
+        await self._step("complete")
+
+    async def _step(self, step: str) -> None:
+        await workflow.execute_activity(noop_step, step, start_to_close_timeout=timedelta(seconds=30))
+
+
+async def serve_baseline_worker() -> None:
+    """Like worker.py (same settings, concurrency, graceful shutdown), with the baseline only."""
+    settings = get_settings()
+    client = await connect(settings)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    async with Worker(client, task_queue=settings.task_queue, workflows=[BaselinePaymentWorkflow],
+                      activities=[noop_step], max_concurrent_activities=settings.worker_max_concurrent_activities,
+                      graceful_shutdown_timeout=timedelta(seconds=10)):
+        await stop.wait()
+
+
+async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
+    """Seconds from the first start request until all n baseline workflows have closed."""
+    task_queue = f"{stack.task_queue}-baseline"
+    worker = stack.start("baseline-worker", processes.python("-m", "bench.ach_throughput", "--baseline-worker"),
+                         {"TASK_QUEUE": task_queue})
+    client, query = stack.client, f"WorkflowType = 'BaselinePaymentWorkflow' AND TaskQueue = '{task_queue}'"
+
+    async def run(ids: list[str]) -> None:
+        async def start(workflow_id: str) -> None:
+            await client.start_workflow(BaselinePaymentWorkflow.run, id=workflow_id, task_queue=task_queue)
+        await bounded(concurrency, start, ids)
+        # Each signal to every workflow in turn, after all are started: most find their workflow waiting for
+        # it, as a payment's do, rather than arriving with the start in one workflow task.
+        for name in ("submitted", "bank_event"):
+            await bounded(concurrency, lambda workflow_id: client.get_workflow_handle(workflow_id).signal(name), ids)
+
+    try:
+        await run([f"baseline-warmup-{i}" for i in range(WARMUP)])
+        await wait_closed(client, query, WARMUP)
+        started = time.time()
+        await run([f"baseline-{i}" for i in range(n)])
+        await wait_closed(client, query, WARMUP + n, progress="baseline workflows")
+        return (await last_close(client, query)) - started
+    finally:
+        stack.stop(worker)
+
+
+# --- ACH payments through the API -----------------------------------------------------------------------------
+
+class Payer:
+    """An org admin with a funded internal account and a linked external account."""
+
+    def __init__(self, headers: dict, account_id: str, external_account_id: str):
+        self.headers, self.account_id, self.external_account_id = headers, account_id, external_account_id
+
+
+async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
+    db = Database(stack.database_url, pool_size=1)
+    async with db.session() as session, session.begin():  # the API has no way to make the first superuser
+        await session.execute(text(
+            "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+            "'superuser') ON CONFLICT DO NOTHING"),
+            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])})
+    await db.close()
+    su = await login(http, *SUPERUSER)
+    org = await make_org(http, su, roles=("org_admin", "member"))
+    # Enough for every credit of the run: credits hold their amount until submitted.
+    account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="10000000.00")
+    admin = org.headers["org_admin"]
+    link_token = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()["link_token"]
+    public = (await http.post(f"{stack.sandbox_url}/linking/sandbox/public_token/create", json={
+        "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": "ins_1",
+        "link_token": link_token})).json()["public_token"]
+    linked = await http.post("/api/v1/external-accounts/link", headers=admin, json={"public_token": public})
+    linked.raise_for_status()
+    external = next(a for a in linked.json() if a["account_type"] == "checking")
+    return Payer(admin, account["id"], external["id"])
+
+
+async def create_payments(http: httpx.AsyncClient, payer: Payer, keys: list[str], concurrency: int) -> None:
+    async def create(i_key: tuple[int, str]) -> None:
+        i, key = i_key
+        response = await http.post("/api/v1/payments", headers={**payer.headers, "Idempotency-Key": key}, json={
+            # Half debits, half credits. Whole dollars: the bank's return table keys on the cents, so each settles.
+            "kind": "ach_debit" if i % 2 == 0 else "ach_credit", "amount": f"{1 + i % 500}.00",
+            "account_id": payer.account_id, "external_account_id": payer.external_account_id})
+        if response.status_code != 201:
+            raise RuntimeError(f"payment {key}: {response.status_code} {response.text}")
+    await bounded(concurrency, create, list(enumerate(keys)))
+
+
+async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
+    client = stack.client
+    payments = f"WorkflowType = 'AchPaymentWorkflow' AND TaskQueue = '{stack.task_queue}'"
+    batches = f"WorkflowType = 'AchBatchWorkflow' AND TaskQueue = '{stack.task_queue}'"
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120,
+                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+        payer = await seed_payer(http, stack)
+        (await http.put(f"{stack.sandbox_url}/odfi/_control", json={
+            "webhook_url": f"{stack.api_url}/api/v1/webhooks/bank", **BANK})).raise_for_status()
+        await create_payments(http, payer, [f"warmup-{i}" for i in range(WARMUP)], concurrency)
+        await wait_closed(client, payments, WARMUP)
+        windows_before = (await client.count_workflows(batches)).count
+        started = time.time()
+        await create_payments(http, payer, [f"bench-{i}" for i in range(n)], concurrency)
+        accepted = time.time() - started
+        await wait_closed(client, payments, WARMUP + n, progress="ACH payments")
+        elapsed = (await last_close(client, payments)) - started
+    windows = (await client.count_workflows(batches)).count - windows_before
+    db = Database(stack.database_url, pool_size=1)
+    async with db.session() as session:
+        statuses = dict((await session.execute(text("SELECT status, count(*) FROM payments GROUP BY status"))).all())
+    await db.close()
+    if statuses != {"completed": WARMUP + n}:
+        raise RuntimeError(f"not every payment completed: {statuses}")
+    return {"elapsed": elapsed, "accepted": accepted, "windows": windows}
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+async def bounded(concurrency: int, call: Callable[..., Awaitable], items: Iterable) -> None:
+    """call(item) for every item, at most `concurrency` at a time."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(item) -> None:
+        async with slots:
+            await call(item)
+    await asyncio.gather(*(one(item) for item in items))
+
+
+async def wait_closed(client: Client, query: str, expected: int, progress: str | None = None) -> None:
+    """Polls Temporal's visibility until `expected` workflows matching `query` have closed."""
+    closed_query = f"{query} AND ExecutionStatus != 'Running'"
+    deadline = time.monotonic() + 120 + expected * 0.5
+    last_report = time.monotonic()
+    while (closed := (await client.count_workflows(closed_query)).count) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {closed} of {expected} closed: {query}")
+        if progress and time.monotonic() - last_report > 15:
+            print(f"  … {closed}/{expected} {progress} closed", file=sys.stderr, flush=True)
+            last_report = time.monotonic()
+        await asyncio.sleep(0.5)
+    failed = (await client.count_workflows(f"{query} AND ExecutionStatus != 'Running' "
+                                           f"AND ExecutionStatus != 'Completed'")).count
+    if failed:
+        raise RuntimeError(f"{failed} workflows closed without completing: {query}")
+
+
+async def last_close(client: Client, query: str) -> float:
+    """The latest close time (epoch seconds) among the workflows matching `query`: exact, unlike the poll."""
+    return max([w.close_time async for w in client.list_workflows(query, page_size=1000)]).timestamp()
+
+
+def machine() -> str:
+    with open("/proc/meminfo") as meminfo:
+        memory_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    return (f"nproc {len(os.sched_getaffinity(0))} ({cpu}), {memory_kib / 2 ** 20:.1f} GiB RAM; "
+            f"Python {platform.python_version()}, temporalio {temporalio.__version__}")
+
+
+def load() -> str:
+    """The 1-minute load average: anything else running on the machine skews the figures."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+# --- the benchmark --------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ach_throughput")
+    group.add_argument("--payments", type=int, default=2000, metavar="N", help="ACH payments (and baseline "
+                       "workflows) to run (default 2000)")
+    group.add_argument("--concurrency", type=int, default=50, help="requests in flight (default 50)")
+
+
+async def run(args: argparse.Namespace) -> None:
+    n, concurrency = args.payments, args.concurrency
+    load_before = load()
+    async with running_stack(SETTINGS, name="bench-ach") as stack:
+        # The baseline first: the ACH run then finds the server holding the baseline's histories, not the reverse.
+        baseline = await run_baseline(stack, n, concurrency)
+        ach = await run_ach(stack, n, concurrency)
+    ach_rate, baseline_rate = n / ach["elapsed"], n / baseline
+    print(f"""
+ACH lifecycle throughput — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine()}
+  N = {n} (half debits, half credits), {concurrency} requests in flight; cutoff window 1 s, return window 1 s,
+  late-return window 1 s, the bank settles 200 ms after the upload; one Temporal dev server, Postgres, API and
+  worker process each on this machine; load average {load_before} before the run
+  ACH payments, created → completed  {n} in {ach["elapsed"]:7.1f} s = {ach_rate:7.1f} payments/s
+      (the API accepted all in {ach["accepted"]:.1f} s; {ach["windows"]} windows/files: \
++{2 * ach["windows"] / n:.2f} batch activities a payment)
+  baseline no-op workflows           {n} in {baseline:7.1f} s = {baseline_rate:7.1f} workflows/s
+      (5 activities, 2 signals each)
+  ratio ACH / baseline               {ach_rate / baseline_rate:.3f}""", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.ach_throughput", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
+    add_arguments(parser)
+    args = parser.parse_args()
+    asyncio.run(serve_baseline_worker() if args.baseline_worker else run(args))
+
+
+if __name__ == "__main__":
+    # Through the module's import name, so the workflow sandbox re-imports the same module, not __main__.
+    from bench import ach_throughput
+
+    ach_throughput.main()
