@@ -18,7 +18,10 @@ from devstack.seed import USERS, seed_database, seed_through_api
 from devstack.temporal_cli import ensure_temporal
 
 DATA = ROOT / ".data"
-PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464}
+PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464, "smtp": 1025}
+# ACH in demo time: a cutoff window every 30 s, a 1-minute return window, 10 minutes for a late return.
+# Any of these set in the environment wins.
+DEMO_ACH = {"ACH_WINDOW_INTERVAL": "PT30S", "ACH_RETURN_WINDOW": "PT60S", "ACH_LATE_RETURN_WINDOW": "PT10M"}
 
 
 def _check_ports_free() -> None:
@@ -38,7 +41,10 @@ def main() -> None:
 
     env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": f"127.0.0.1:{PORTS['temporal']}",
            "LINKING_BASE_URL": f"http://127.0.0.1:{PORTS['sandbox']}",
-           "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}"}
+           "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}", "ODFI_BASE_URL": f"http://127.0.0.1:{PORTS['sandbox']}",
+           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(PORTS["smtp"]),
+           "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/webhooks/bank",
+           **{name: os.environ.get(name, value) for name, value in DEMO_ACH.items()}}
     children: list = []
     try:
         run_children(children, env, logs, database_url)
@@ -63,6 +69,9 @@ def run_children(children: list, env: dict, logs, database_url: str) -> None:
     sandbox = processes.start(processes.python("-m", "sandbox", "--port", str(PORTS["sandbox"])), env,
                               logs / "sandbox.log")
     children.append(sandbox)
+    mailsink = processes.start(processes.python("-m", "devstack.mailsink", "--port", str(PORTS["smtp"]),
+                                                "--dir", str(DATA / "mail")), env, logs / "mailsink.log")
+    children.append(mailsink)
     processes.wait_for_port(PORTS["temporal"], temporal, name="temporal")
     processes.wait_for_port(PORTS["sandbox"], sandbox, name="sandbox")
     worker = processes.start(processes.python("worker.py"), env, logs / "worker.log")
@@ -74,16 +83,17 @@ def run_children(children: list, env: dict, logs, database_url: str) -> None:
 
     db = Database(database_url, pool_size=2)
     asyncio.run(seed_database(db))
-    transfer = asyncio.run(seed_through_api(f"http://127.0.0.1:{PORTS['api']}"))
+    demo = asyncio.run(seed_through_api(f"http://127.0.0.1:{PORTS['api']}", f"http://127.0.0.1:{PORTS['sandbox']}"))
 
     print(f"""
 Back office is up (logs in {logs}):
   API            http://127.0.0.1:{PORTS['api']}   (docs: /docs, readiness: /readyz)
   Temporal UI    http://127.0.0.1:{PORTS['temporal_ui']}   (frontend 127.0.0.1:{PORTS['temporal']})
-  Sandbox        http://127.0.0.1:{PORTS['sandbox']}   (account-linking provider)
+  Sandbox        http://127.0.0.1:{PORTS['sandbox']}   (account-linking provider, ODFI bank)
+  Mail sink      SMTP 127.0.0.1:{PORTS['smtp']}, messages as .eml files in {DATA / 'mail'}
   Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
   Database       {database_url}
-Demo book transfer: {transfer['workflow_id']} ({transfer['status']})
+Demo payments: {', '.join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo)}
 Demo users (email / password):""", flush=True)
     for email, _, role, password in USERS:
         print(f"  {role:17} {email:32} {password}")

@@ -69,16 +69,47 @@ async def seed_database(db: Database) -> None:
                                     legs=[ledger.Leg(cash, amount), ledger.Leg(demo_id(f"account:{key}"), -amount)])
 
 
-async def seed_through_api(api_url: str) -> dict:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-        login = await http.post("/api/v1/auth/login", data={"username": "alice@riverside.example",
-                                                              "password": "demo-member-pass"})
-        login.raise_for_status()
-        response = await http.post(
-            "/api/v1/transfers/book", headers={"Authorization": f"Bearer {login.json()['access_token']}",
-                                               "Idempotency-Key": DEMO_TRANSFER_KEY},
-            json={"from_account_id": str(demo_id("account:alice-checking")),
-                  "to_account_id": str(demo_id("account:alice-savings")), "amount": "250.00",
-                  "memo": "Demo: move to savings"})
-        response.raise_for_status()
-        return response.json()
+async def seed_through_api(api_url: str, sandbox_url: str) -> list[dict]:
+    """A book transfer, a linked external account and two ACH debits (one the bank returns R01), through the API
+    with fixed Idempotency-Keys, so a second start finds them instead of making more."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http, \
+            httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+        alice = await _login(http, "alice@riverside.example", "demo-member-pass")
+        transfer = await _post(http, "/api/v1/transfers/book", alice, DEMO_TRANSFER_KEY, {
+            "from_account_id": str(demo_id("account:alice-checking")),
+            "to_account_id": str(demo_id("account:alice-savings")), "amount": "250.00",
+            "memo": "Demo: move to savings"})
+        admin = await _login(http, "orgadmin@riverside.example", "demo-orgadmin-pass")
+        external = await _demo_external_account(http, sandbox, admin)
+        payments = [transfer]
+        for key, amount, memo in (("demo-ach-debit-1", "100.00", "Demo: top-up from the bank"),
+                                  ("demo-ach-debit-r01", "75.01", "Demo: the bank returns this one (R01)")):
+            payments.append(await _post(http, "/api/v1/payments", admin, key, {
+                "kind": "ach_debit", "amount": amount, "account_id": str(demo_id("account:riverside-operating")),
+                "external_account_id": external["id"], "memo": memo}))
+        return payments
+
+
+async def _login(http: httpx.AsyncClient, email: str, password: str) -> dict:
+    response = await http.post("/api/v1/auth/login", data={"username": email, "password": password})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def _post(http: httpx.AsyncClient, path: str, headers: dict, key: str, body: dict) -> dict:
+    response = await http.post(path, headers={**headers, "Idempotency-Key": key}, json=body)
+    response.raise_for_status()
+    return response.json()
+
+
+async def _demo_external_account(http: httpx.AsyncClient, sandbox: httpx.AsyncClient, admin: dict) -> dict:
+    existing = (await http.get("/api/v1/external-accounts", headers=admin, params={"status": "verified"})).json()
+    if existing["items"]:
+        return existing["items"][0]
+    link = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()
+    public = (await sandbox.post("/linking/sandbox/public_token/create", json={
+        "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": "ins_1",
+        "link_token": link["link_token"]})).json()["public_token"]
+    response = await http.post("/api/v1/external-accounts/link", headers=admin, json={"public_token": public})
+    response.raise_for_status()
+    return response.json()[0]
