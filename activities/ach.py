@@ -10,7 +10,7 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
 """
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import httpx

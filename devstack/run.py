@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 
-from core.config import Settings
 from core.db import Database
 from core.search_attributes import cli_flags
 from devstack import processes

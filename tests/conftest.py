@@ -5,7 +5,6 @@ import asyncio
 import os
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import select
 
-from api.deps import CipherDep, CurrentUser, SessionDep, require_roles
+from api.deps import CipherDep, SessionDep, require_roles
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
 from api.scoping import is_super, scope_by_org, target_org
@@ -18,7 +18,7 @@ from core import audit
 from core.linking import LinkingClient, LinkingError, LinkingUnavailable
 from finance.aba import is_valid_routing_number
 from finance.masking import mask_from_last4
-from models.external_accounts import ExternalAccount, ExternalAccountStatus, LinkedItem
+from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.users import Role, User
 
 router = APIRouter(prefix="/external-accounts", tags=["external accounts"])

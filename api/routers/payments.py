@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, text
+from sqlalchemy import or_
 from sqlmodel import select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -19,10 +19,10 @@ from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
 from api.pagination import Page, PageDep, paginate
 from api.routers.accounts import IdempotencyKey, visible_account
-from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, payment_id_for, payment_out,
-                                   request_hash, visible_payments)
+from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, idempotent_payment, payment_id_for,
+                                   payment_out, record_new_payment, request_hash, visible_payments)
 from api.scoping import is_super
-from core import audit, search_attributes as sa
+from core import search_attributes as sa
 from core.config import Settings
 from models.external_accounts import ExternalAccount
 from models.payments import CANCELABLE_STATUSES, AchPaymentInput, CancelRequest, Payment, PaymentKind, PaymentStatus
@@ -109,32 +109,14 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
                                                                   "external_account_id": external.id})
         credit = body.kind == PaymentKind.ach_credit
         sec_code = body.sec_code or ("PPD" if account.owner_id else "CCD")
-        inserted = (await session.execute(text(
-            """INSERT INTO payments (id, kind, status, amount, currency, from_account_id, to_account_id,
-                                     external_account_id, sec_code, memo, org_id, created_by, idempotency_key,
-                                     request_hash, workflow_id)
-               VALUES (:id, :kind, 'created', :amount, 'USD', :src, :dst, :ext, :sec, :memo, :org, :user, :key,
-                       :hash, :wf)
-               ON CONFLICT DO NOTHING RETURNING id"""),
-            {"id": payment_id, "kind": body.kind, "amount": body.amount, "src": account.id if credit else None,
-             "dst": None if credit else account.id, "ext": external.id, "sec": sec_code, "memo": body.memo,
-             "org": account.org_id, "user": user.id, "key": key, "hash": digest,
-             "wf": f"payment-{payment_id}"})).first()
-        if inserted is not None:
-            await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
-                                       "VALUES (:id, 'created', 'created')"), {"id": payment_id})
-            await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
-                               entity_type="payment", entity_id=payment_id,
-                               after={"kind": body.kind, "amount": str(body.amount), "account_id": str(account.id),
-                                      "external_account_id": str(external.id), "sec_code": sec_code})
-        await session.commit()
-    payment = await session.get(Payment, payment_id)
-    await session.refresh(payment)
-    if payment.request_hash != digest:
-        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
-                       {"payment_id": payment.id})
-    if existing is not None:
-        response.status_code = 200
+        await record_new_payment(
+            session, user, payment_id, key, digest,
+            {"kind": body.kind, "amount": body.amount, "from_account_id": account.id if credit else None,
+             "to_account_id": None if credit else account.id, "external_account_id": external.id,
+             "sec_code": sec_code, "memo": body.memo, "org_id": account.org_id},
+            {"kind": body.kind, "amount": str(body.amount), "account_id": str(account.id),
+             "external_account_id": str(external.id), "sec_code": sec_code})
+    payment = await idempotent_payment(session, payment_id, digest, existing is not None, response)
     # Started (or found) after the row is committed: a retry after a crash in between starts it then.
     await start_ach_workflow(client, settings, payment, await session.get(ExternalAccount, payment.external_account_id))
     return await payment_out(session, client, payment)

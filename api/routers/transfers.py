@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -119,6 +120,35 @@ async def _start(client: Client, settings, payment: Payment, src: LedgerAccount,
     )
 
 
+async def record_new_payment(session, user: User, payment_id: uuid.UUID, key: str, digest: str, columns: dict,
+                             audit_after: dict) -> None:
+    """Inserts the payment with its 'created' event and audit row; a concurrent request with the same key
+    finds the row instead (ON CONFLICT), so one key is one payment."""
+    inserted = (await session.execute(
+        pg_insert(Payment.__table__).values(
+            id=payment_id, status=PaymentStatus.created, currency="USD", created_by=user.id, idempotency_key=key,
+            request_hash=digest, workflow_id=f"payment-{payment_id}", **columns)
+        .on_conflict_do_nothing().returning(Payment.__table__.c.id))).first()
+    if inserted is not None:
+        await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
+                                   "VALUES (:id, 'created', 'created')"), {"id": payment_id})
+        await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
+                           entity_type="payment", entity_id=payment_id, after=audit_after)
+    await session.commit()
+
+
+async def idempotent_payment(session, payment_id: uuid.UUID, digest: str, existed: bool, response: Response) -> Payment:
+    """The payment the key names: 409 when the key came with another body, 200 (not 201) when it existed."""
+    payment = await session.get(Payment, payment_id)
+    await session.refresh(payment)
+    if payment.request_hash != digest:
+        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
+                       {"payment_id": payment.id})
+    if existed:
+        response.status_code = 200
+    return payment
+
+
 @router.post("/book", response_model=TransferOut, status_code=201, responses={
     200: {"description": "the same Idempotency-Key and body again: the existing transfer"},
     202: {"description": "accepted, still running"},
@@ -138,28 +168,13 @@ async def create_book_transfer(body: BookTransferIn, key: IdempotencyKey, respon
         if available < body.amount:
             raise AppError(422, "insufficient_funds", "the available balance does not cover the amount",
                            {"available_balance": available, "amount": body.amount})
-        inserted = (await session.execute(text(
-            """INSERT INTO payments (id, kind, status, amount, currency, from_account_id, to_account_id, memo, org_id,
-                                     created_by, idempotency_key, request_hash, workflow_id)
-               VALUES (:id, 'book', 'created', :amount, 'USD', :src, :dst, :memo, :org, :user, :key, :hash, :wf)
-               ON CONFLICT DO NOTHING RETURNING id"""),
-            {"id": payment_id, "amount": body.amount, "src": src.id, "dst": dst.id, "memo": body.memo,
-             "org": src.org_id, "user": user.id, "key": key, "hash": digest, "wf": f"payment-{payment_id}"})).first()
-        if inserted is not None:
-            await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
-                                       "VALUES (:id, 'created', 'created')"), {"id": payment_id})
-            await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
-                               entity_type="payment", entity_id=payment_id,
-                               after={"kind": "book", "amount": str(body.amount), "from_account_id": str(src.id),
-                                      "to_account_id": str(dst.id), "memo": body.memo})
-        await session.commit()
-    payment = await session.get(Payment, payment_id)
-    await session.refresh(payment)
-    if payment.request_hash != digest:
-        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
-                       {"payment_id": payment.id})
-    if existing is not None:
-        response.status_code = 200
+        await record_new_payment(
+            session, user, payment_id, key, digest,
+            {"kind": PaymentKind.book, "amount": body.amount, "from_account_id": src.id, "to_account_id": dst.id,
+             "memo": body.memo, "org_id": src.org_id},
+            {"kind": "book", "amount": str(body.amount), "from_account_id": str(src.id), "to_account_id": str(dst.id),
+             "memo": body.memo})
+    payment = await idempotent_payment(session, payment_id, digest, existing is not None, response)
     if payment.status not in (PaymentStatus.completed, PaymentStatus.failed):
         src = await session.get(LedgerAccount, payment.from_account_id)
         dst = await session.get(LedgerAccount, payment.to_account_id)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from devstack import processes
 from tests.conftest import ApiServer, assert_error, make_org, open_account
-from tests.integration.test_ach import FINAL, link_external, odfi_entries, wait_status
+from tests.integration.test_ach import link_external, wait_status
 from worker import build_worker
 
 

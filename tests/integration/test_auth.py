@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 import jwt
 
 from core.security import create_token
-from tests.conftest import SUPERUSER, assert_error, login, make_org
+from tests.conftest import SUPERUSER, assert_error, make_org
 
 
 async def test_login_me_and_bad_password(http, su):

@@ -1,4 +1,3 @@
-from api.main import create_app
 from devstack import processes
 from tests.conftest import ApiServer, assert_error
 
