@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from temporalio import activity, workflow
@@ -50,9 +51,7 @@ SUPERUSER = ("root@bench.example", "bench-superuser-password")
 SETTINGS = {  # the worker's and API's env (ISO 8601 durations): 1 s windows, so each payment finishes
     "ACH_WINDOW_INTERVAL": "PT1S", "ACH_RETURN_WINDOW": "PT1S", "ACH_LATE_RETURN_WINDOW": "PT1S",
     "WORKER_MAX_CONCURRENT_ACTIVITIES": "500",
-    # The API keeps its pooled connection across its Temporal calls (start, the status query), which take
-    # seconds under this load: with the default 10 + 10, 50 requests in flight plus the bank's webhooks wait
-    # past the pool's 30 s timeout and get a 500.
+    # One pooled connection per request in flight (50) plus the bank's webhooks arriving meanwhile.
     "DB_POOL_SIZE": "50"}
 BANK = {"settlement_delay_ms": 200, "return_delay_ms": 200, "late_return_delay_ms": 1000,
         "duplicate_deliveries": False, "out_of_order": False}
@@ -112,7 +111,7 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
                          {"TASK_QUEUE": task_queue})
     client, query = stack.client, f"WorkflowType = 'BaselinePaymentWorkflow' AND TaskQueue = '{task_queue}'"
 
-    async def run(ids: list[str]) -> None:
+    async def drive(ids: list[str]) -> None:
         async def start(workflow_id: str) -> None:
             await client.start_workflow(BaselinePaymentWorkflow.run, id=workflow_id, task_queue=task_queue)
         await bounded(concurrency, start, ids)
@@ -122,10 +121,10 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
             await bounded(concurrency, lambda workflow_id: client.get_workflow_handle(workflow_id).signal(name), ids)
 
     try:
-        await run([f"baseline-warmup-{i}" for i in range(WARMUP)])
+        await drive([f"baseline-warmup-{i}" for i in range(WARMUP)])
         await wait_closed(client, query, WARMUP)
         started = time.time()
-        await run([f"baseline-{i}" for i in range(n)])
+        await drive([f"baseline-{i}" for i in range(n)])
         await wait_closed(client, query, WARMUP + n, progress="baseline workflows")
         return (await last_close(client, query)) - started
     finally:
@@ -134,11 +133,12 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
 
 # --- ACH payments through the API -----------------------------------------------------------------------------
 
+@dataclass
 class Payer:
     """An org admin with a funded internal account and a linked external account."""
-
-    def __init__(self, headers: dict, account_id: str, external_account_id: str):
-        self.headers, self.account_id, self.external_account_id = headers, account_id, external_account_id
+    headers: dict
+    account_id: str
+    external_account_id: str
 
 
 async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
@@ -164,16 +164,16 @@ async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
     return Payer(admin, account["id"], external["id"])
 
 
-async def create_payments(http: httpx.AsyncClient, payer: Payer, keys: list[str], concurrency: int) -> None:
-    async def create(i_key: tuple[int, str]) -> None:
-        i, key = i_key
+async def create_payments(http: httpx.AsyncClient, payer: Payer, prefix: str, count: int, concurrency: int) -> None:
+    async def create(i: int) -> None:
+        key = f"{prefix}-{i}"
         response = await http.post("/api/v1/payments", headers={**payer.headers, "Idempotency-Key": key}, json={
             # Half debits, half credits. Whole dollars: the bank's return table keys on the cents, so each settles.
             "kind": "ach_debit" if i % 2 == 0 else "ach_credit", "amount": f"{1 + i % 500}.00",
             "account_id": payer.account_id, "external_account_id": payer.external_account_id})
         if response.status_code != 201:
             raise RuntimeError(f"payment {key}: {response.status_code} {response.text}")
-    await bounded(concurrency, create, list(enumerate(keys)))
+    await bounded(concurrency, create, range(count))
 
 
 async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
@@ -185,11 +185,11 @@ async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
         payer = await seed_payer(http, stack)
         (await http.put(f"{stack.sandbox_url}/odfi/_control", json={
             "webhook_url": f"{stack.api_url}/api/v1/webhooks/bank", **BANK})).raise_for_status()
-        await create_payments(http, payer, [f"warmup-{i}" for i in range(WARMUP)], concurrency)
+        await create_payments(http, payer, "warmup", WARMUP, concurrency)
         await wait_closed(client, payments, WARMUP)
         windows_before = (await client.count_workflows(batches)).count
         started = time.time()
-        await create_payments(http, payer, [f"bench-{i}" for i in range(n)], concurrency)
+        await create_payments(http, payer, "bench", n, concurrency)
         accepted = time.time() - started
         await wait_closed(client, payments, WARMUP + n, progress="ACH payments")
         elapsed = (await last_close(client, payments)) - started

@@ -118,7 +118,9 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
              "external_account_id": str(external.id), "sec_code": sec_code})
     payment = await idempotent_payment(session, payment_id, digest, existing is not None, response)
     # Started (or found) after the row is committed: a retry after a crash in between starts it then.
-    await start_ach_workflow(client, settings, payment, await session.get(ExternalAccount, payment.external_account_id))
+    external = await session.get(ExternalAccount, payment.external_account_id)
+    await session.commit()  # no pooled connection held across the call to Temporal
+    await start_ach_workflow(client, settings, payment, external)
     return await payment_out(session, client, payment)
 
 
@@ -176,6 +178,7 @@ async def cancel_payment(payment_id: uuid.UUID, session: SessionDep, user: Curre
     if payment.kind == PaymentKind.book or payment.status not in CANCELABLE_STATUSES:
         raise AppError(409, "not_cancelable", f"the payment is {payment.status}: it can no longer be canceled",
                        {"status": payment.status})
+    await session.commit()  # no pooled connection held while the update runs
     try:
         await client.get_workflow_handle(payment.workflow_id).execute_update(
             AchPaymentWorkflow.cancel, CancelRequest(payment_id=payment.id, actor=user.email, actor_id=user.id))

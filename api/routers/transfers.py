@@ -87,14 +87,15 @@ def request_hash(body: BaseModel) -> str:
 
 
 async def payment_out(session, client: Client | None, payment: Payment) -> TransferOut:
-    events = (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id)
-                                 .order_by(PaymentEvent.id))).all()
     workflow_status = None
     if client is not None:
+        await session.commit()  # no pooled connection held across the call to Temporal
         try:
             workflow_status = await client.get_workflow_handle(payment.workflow_id).query("status")
         except RPCError:
             workflow_status = None  # the workflow may be gone from Temporal's retention; the row still stands
+    events = (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id)
+                                 .order_by(PaymentEvent.id))).all()
     return TransferOut(**payment.model_dump(), workflow_status=workflow_status,
                        events=[EventOut(status=e.status, at=e.at, detail=e.detail) for e in events])
 
@@ -178,6 +179,7 @@ async def create_book_transfer(body: BookTransferIn, key: IdempotencyKey, respon
     if payment.status not in (PaymentStatus.completed, PaymentStatus.failed):
         src = await session.get(LedgerAccount, payment.from_account_id)
         dst = await session.get(LedgerAccount, payment.to_account_id)
+        await session.commit()  # give the connection back while we wait on Temporal
         handle = await _start(client, settings, payment, src, dst)
         try:
             await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())

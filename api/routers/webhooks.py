@@ -74,6 +74,7 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
         return {"status": "duplicate"}
     if recorded.workflow_id is None:
         return {"status": "unmatched"}  # recorded; an operator can look at it
+    await session.commit()  # no pooled connection held across the signal
     try:
         await client.get_workflow_handle(recorded.workflow_id).signal("bank_event", BankEventSignal(
             event_id=event.event_id, type=event.type, trace_number=event.trace_number,
