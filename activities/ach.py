@@ -109,8 +109,13 @@ class AchActivities:
             payment = await lock_payment(session, ref.payment_id)
             if payment.status in FINAL_STATUSES:
                 return QueuedPayment(status=payment.status)
-            if payment.status == PaymentStatus.queued and payment.presentments == ref.presentment:
+            if payment.presentments >= ref.presentment:
+                # A retry: this presentment was queued already (and may be in a file by now). Queueing it
+                # again would send the entry twice.
                 window = await session.get(AchWindow, payment.window_id)
+                if payment.status != PaymentStatus.queued:
+                    return QueuedPayment(status=PaymentStatus.queued, window_id=window.id,
+                                         cutoff_at=window.cutoff_at, effective_date=window.effective_date)
             else:
                 window = await self._open_window(session)
                 await transition(session, payment, PaymentStatus.queued, event_key=f"queued:{ref.presentment}",
@@ -147,11 +152,13 @@ class AchActivities:
                 AchBatchWorkflow.run, AchBatchInput(window_id=window.id, cutoff_at=window.cutoff_at),
                 id=f"ach-batch-{window.id}", task_queue=activity.info().task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # A batch that failed or was terminated by an operator is started again for its stranded
+                # payments; one that completed has closed its window, and our payment went into its file.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 static_summary=f"ACH file for the cutoff window {window.id}",
             )
         except WorkflowAlreadyStartedError:
-            pass  # that window's batch already ran; it closed the window after our payment was queued
+            pass  # that window's batch completed: it closed the window after our payment was queued
 
     @activity.defn
     async def cancel_payment(self, req: CancelRequest) -> PaymentOutcome:

@@ -39,6 +39,8 @@ class AchFile(SQLModel, table=True):
 class AchEntry(SQLModel, table=True):
     """One presentment of a payment in a file; the trace number routes the bank's events to the payment."""
     __tablename__ = "ach_entries"
+    # However a retry goes, a presentment is one entry sent to the bank.
+    __table_args__ = (UniqueConstraint("payment_id", "presentment", name="ach_entries_once_per_presentment"),)
     trace_number: str = Field(primary_key=True, max_length=15)
     payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
     file_id: uuid.UUID = Field(foreign_key="ach_files.id", index=True)

@@ -94,7 +94,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.ForeignKeyConstraint(['file_id'], ['ach_files.id'], ),
     sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], ),
-    sa.PrimaryKeyConstraint('trace_number')
+    sa.PrimaryKeyConstraint('trace_number'),
+    sa.UniqueConstraint('payment_id', 'presentment', name='ach_entries_once_per_presentment')
     )
     op.create_index(op.f('ix_ach_entries_file_id'), 'ach_entries', ['file_id'], unique=False)
     op.create_index(op.f('ix_ach_entries_payment_id'), 'ach_entries', ['payment_id'], unique=False)
