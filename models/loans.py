@@ -1,0 +1,175 @@
+"""Loan products, loans and their installments; approval routing rules, requests and decisions."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Column, LargeBinary, Numeric, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from models.base import created_at, money, timestamp, uuid_pk
+
+RATE = Numeric(9, 6)  # an annual rate as a fraction: 0.065000 is 6.5 %
+
+
+class LoanProduct(SQLModel, table=True):
+    __tablename__ = "loan_products"
+    __table_args__ = (
+        CheckConstraint("amortization IN ('declining_balance','equal_principal','flat')", name="loan_products_method"),
+        CheckConstraint("frequency IN ('monthly','biweekly','weekly')", name="loan_products_frequency"),
+        CheckConstraint("day_count IN ('actual/365','actual/360','30/360','actual/actual')", name="loan_products_day_count"),
+        CheckConstraint("min_term >= 1 AND max_term >= min_term", name="loan_products_terms"),
+        CheckConstraint("annual_rate >= 0 AND annual_rate < 1", name="loan_products_rate"),
+    )
+    id: uuid.UUID = uuid_pk()
+    name: str = Field(unique=True, max_length=120)
+    annual_rate: Decimal = Field(sa_column=Column(RATE, nullable=False))
+    min_term: int  # in periods of the frequency
+    max_term: int
+    min_amount: Decimal = money()
+    max_amount: Decimal = money()
+    amortization: str = Field(max_length=24)
+    frequency: str = Field(default="monthly", max_length=12)
+    day_count: str = Field(default="30/360", max_length=16)
+    grace_days: int = 0
+    late_fee: Decimal = money()
+    active: bool = True
+    created_at: datetime = created_at()
+    updated_at: datetime | None = timestamp()
+
+
+class ApprovalRule(SQLModel, table=True):
+    """Routing as data: requests whose amount and member type match go through these levels, in order.
+    `levels` is a list of {role, quorum, deadline_seconds, reminder_seconds, escalation_role}."""
+    __tablename__ = "approval_rules"
+    __table_args__ = (CheckConstraint("final_outcome IN ('decline','hold')", name="approval_rules_outcome"),)
+    id: uuid.UUID = uuid_pk()
+    name: str = Field(unique=True, max_length=120)
+    priority: int = 100  # lower first; the first matching rule wins
+    min_amount: Decimal = money()
+    max_amount: Decimal | None = money(nullable=True)  # None: no upper bound
+    member_type: str | None = Field(default=None, max_length=40)  # None: any
+    levels: list = Field(sa_column=Column(JSONB, nullable=False))
+    final_outcome: str = Field(default="decline", max_length=12)
+    active: bool = True
+    created_at: datetime = created_at()
+    updated_at: datetime | None = timestamp()
+
+
+class ApprovalStatus(StrEnum):
+    open = "open"
+    info_requested = "info_requested"
+    approved = "approved"
+    rejected = "rejected"
+    declined = "declined"   # no decision before the last deadline, and the rule says decline
+    on_hold = "on_hold"     # no decision before the last deadline, and the rule says hold
+    withdrawn = "withdrawn"
+
+
+class ApprovalRequest(SQLModel, table=True):
+    __tablename__ = "approval_requests"
+    id: uuid.UUID = uuid_pk()
+    subject_type: str = Field(max_length=40)  # loan; later budget changes, large disbursements
+    subject_id: uuid.UUID = Field(index=True)
+    title: str = Field(max_length=200)
+    org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
+    amount: Decimal = money()
+    applicant_id: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    submitted_by: uuid.UUID = Field(foreign_key="users.id")
+    rule_id: uuid.UUID | None = Field(default=None, foreign_key="approval_rules.id")
+    levels: list = Field(sa_column=Column(JSONB, nullable=False))  # the rule's levels, as routed
+    final_outcome: str = Field(max_length=12)
+    status: str = Field(default=ApprovalStatus.open, max_length=20, index=True)
+    current_level: int = 1
+    waiting_on_role: str | None = Field(default=None, max_length=32, index=True)
+    level_opened_at: datetime | None = timestamp()
+    deadline_at: datetime | None = timestamp()
+    workflow_id: str = Field(unique=True, max_length=200)
+    created_at: datetime = created_at()
+    closed_at: datetime | None = timestamp()
+
+
+class ApprovalDecision(SQLModel, table=True):
+    __tablename__ = "approval_decisions"
+    __table_args__ = (
+        # One vote per person and level, whatever retries happen.
+        UniqueConstraint("request_id", "level", "approver_id", name="approval_decisions_once"),
+        CheckConstraint("decision IN ('approve','reject','request_info')", name="approval_decisions_kind"),
+    )
+    id: uuid.UUID = uuid_pk()
+    request_id: uuid.UUID = Field(foreign_key="approval_requests.id", index=True)
+    level: int
+    role: str = Field(max_length=32)
+    approver_id: uuid.UUID = Field(foreign_key="users.id")
+    decision: str = Field(max_length=16)
+    reason: str = Field(default="", max_length=1000)
+    at: datetime = created_at()
+
+
+class LoanStatus(StrEnum):
+    submitted = "submitted"
+    checking_eligibility = "checking_eligibility"
+    credit_check = "credit_check"
+    pending_approval = "pending_approval"
+    info_requested = "info_requested"
+    approved = "approved"
+    disbursing = "disbursing"
+    active = "active"
+    closed = "closed"
+    declined = "declined"
+    rejected = "rejected"
+    on_hold = "on_hold"
+    withdrawn = "withdrawn"
+    failed = "failed"
+
+
+class Loan(SQLModel, table=True):
+    __tablename__ = "loans"
+    __table_args__ = (UniqueConstraint("created_by", "idempotency_key", name="loans_idempotency_key"),
+                      CheckConstraint("amount > 0", name="loans_amount_positive"))
+    id: uuid.UUID = uuid_pk()
+    org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
+    applicant_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    product_id: uuid.UUID = Field(foreign_key="loan_products.id")
+    amount: Decimal = money()
+    term: int
+    purpose: str = Field(default="", max_length=500)
+    member_type: str = Field(default="consumer", max_length=40)
+    monthly_income: Decimal = money()
+    monthly_debt: Decimal = money()
+    deposit_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")  # disbursed into, repaid from
+    loan_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id")
+    status: str = Field(default=LoanStatus.submitted, max_length=24, index=True)
+    credit_score: int | None = None
+    decline_reason: str | None = Field(default=None, max_length=500)
+    approval_request_id: uuid.UUID | None = Field(default=None, foreign_key="approval_requests.id")
+    agreement_pdf: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    first_due_date: date | None = None
+    created_by: uuid.UUID = Field(foreign_key="users.id")
+    idempotency_key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    workflow_id: str = Field(unique=True, max_length=200)
+    created_at: datetime = created_at()
+    updated_at: datetime | None = timestamp()
+    disbursed_at: datetime | None = timestamp()
+    closed_at: datetime | None = timestamp()
+
+
+class LoanInstallment(SQLModel, table=True):
+    __tablename__ = "loan_installments"
+    __table_args__ = (UniqueConstraint("loan_id", "number", name="loan_installments_once"),)
+    id: uuid.UUID = uuid_pk()
+    loan_id: uuid.UUID = Field(foreign_key="loans.id", index=True)
+    number: int
+    due_date: date
+    payment: Decimal = money()
+    interest: Decimal = money()
+    principal: Decimal = money()
+    balance: Decimal = money()
+    paid: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
+                                                                     server_default="0"))
+    late_fee: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
+                                                                         server_default="0"))
+    paid_at: datetime | None = timestamp()
