@@ -3,6 +3,9 @@
 from temporalio.client import Client
 
 from activities.ach import AchActivities
+from activities.approvals import ApprovalActivities
+from activities.credit import CreditActivities
+from activities.loans import LoanActivities
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender
@@ -14,7 +17,14 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     payments = PaymentActivities(db)
     ach = AchActivities(db, settings, client)
     notifications = NotificationActivities(db, EmailSender(settings))
+    approvals = ApprovalActivities(db)
+    loans = LoanActivities(db)
+    credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
+                              timeout=settings.http_timeout)
     return [payments.post_book_transfer,
+            approvals.update_request, approvals.record_decision,
+            loans.set_status, loans.summary, loans.check_eligibility, loans.store_schedule,
+            loans.create_approval_request, loans.render_agreement, loans.disburse, credit.check_credit,
             ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
             notifications.notify_org_admins, notifications.notify_users]

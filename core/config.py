@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     bank_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
     bank_webhook_tolerance: timedelta = timedelta(minutes=5)
 
+    # Loans
+    bureau_base_url: str = "http://127.0.0.1:8100"
+    bureau_api_key: SecretStr = SecretStr("sandbox-bureau-key")
+    loan_min_credit_score: int = 580
+    loan_max_debt_to_income: Decimal = Decimal("0.43")
+
     # Email (a local sink in development, aiosmtpd in tests)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

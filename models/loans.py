@@ -173,3 +173,36 @@ class LoanInstallment(SQLModel, table=True):
     late_fee: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
                                                                          server_default="0"))
     paid_at: datetime | None = timestamp()
+
+
+# Workflow and activity arguments.
+
+class LoanInput(SQLModel):
+    loan_id: uuid.UUID
+    min_credit_score: int
+    max_debt_to_income: Decimal
+
+
+class Eligibility(SQLModel):
+    eligible: bool
+    reason: str | None = None
+    debt_to_income: Decimal | None = None
+
+
+class LoanStatusUpdate(SQLModel):
+    loan_id: uuid.UUID
+    status: str
+    reason: str | None = None
+    credit_score: int | None = None
+
+
+class LoanSummary(SQLModel):
+    loan_id: uuid.UUID
+    status: str
+    amount: Decimal
+    applicant_id: uuid.UUID
+    org_id: uuid.UUID
+    applicant_name: str
+    installments: int = 0
+    first_payment: Decimal | None = None
+    total_interest: Decimal | None = None

@@ -44,6 +44,8 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=32)
     org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
+    # KYC review comes with the members issue; until then a user is verified unless an admin says otherwise.
+    kyc_status: str = Field(default="verified", max_length=16, sa_column_kwargs={"server_default": "verified"})
     created_at: datetime = created_at()
 
 

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from sandbox import faults, linking, odfi
+from sandbox import bureau, faults, linking, odfi
 from sandbox.settings import SandboxSettings
 
-SERVICE_ROUTERS = [linking.router, odfi.router]
-UNFAULTED_ROUTERS = [faults.control_router, odfi.control_router]  # control and test instrumentation
+SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router]
+UNFAULTED_ROUTERS = [faults.control_router, odfi.control_router, bureau.control_router]  # control and test instrumentation
 
 
 @asynccontextmanager
@@ -28,6 +28,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app.state.faults = faults.FaultInjector(settings)
     app.state.linking = linking.LinkingState(settings.client_id, settings.secret)
     app.state.odfi = odfi.OdfiState(settings)
+    app.state.bureau = bureau.BureauState(settings)
 
     app.add_exception_handler(faults.InjectedFault, faults.injected_fault_handler)
     for router in UNFAULTED_ROUTERS:

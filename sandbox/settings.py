@@ -1,5 +1,8 @@
 """Settings of the sandbox process, read from `SANDBOX_*` env vars (kept apart from the main app's Settings)."""
 
+import uuid
+from typing import Annotated
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,3 +34,8 @@ class SandboxSettings(BaseSettings):
     duplicate_deliveries: bool = False  # deliver every event twice
     out_of_order: bool = False  # deliver each file's events in reverse order
     delivery_max_attempts: int = Field(20, ge=1)
+
+    # The credit bureau (sandbox/bureau.py); both are also changeable at runtime via /bureau/_control.
+    bureau_api_key: str = "sandbox-bureau-key"
+    # applicant_id -> forced score, e.g. SANDBOX_BUREAU_FIXED_SCORES='{"<uuid>": 720}'
+    bureau_fixed_scores: dict[uuid.UUID, Annotated[int, Field(ge=300, le=850)]] = {}

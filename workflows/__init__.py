@@ -2,6 +2,8 @@
 
 from workflows.ach_batch import AchBatchWorkflow
 from workflows.ach_payment import AchPaymentWorkflow
+from workflows.approval import ApprovalWorkflow
 from workflows.book_transfer import BookTransferWorkflow
+from workflows.loan import LoanWorkflow
 
-ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow]
+ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow]

@@ -1,0 +1,224 @@
+"""Loan side effects on Postgres: eligibility, the stored schedule, the approval request (routed by the rules
+in the database), the agreement PDF, the disbursement, and status changes with their audit rows. Each one
+is safe to run again: it finds what it already wrote."""
+
+import json
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core import audit, ledger
+from core.db import Database
+from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule, periodic_payment
+from finance.approval_routing import Rule, route
+from finance.daycount import DayCount
+from documents.loan_agreement import AgreementData, render_loan_agreement
+from models.approvals import ApprovalInput, LevelSpec
+from models.loans import (ApprovalRule, Eligibility, Loan, LoanInput, LoanProduct, LoanStatusUpdate,
+                          LoanSummary)
+from models.users import User
+
+_LOAN_ACCOUNT_NS = uuid.UUID("5b0f3c1e-2a54-4c3e-9d3a-7c1e2f4b6a80")
+
+
+def first_due_date(start: date) -> date:
+    """A month after the start, on the same day (clamped to the month's end by the schedule code)."""
+    month = start.month % 12 + 1
+    year = start.year + (start.month == 12)
+    day = min(start.day, 28)
+    return date(year, month, day)
+
+
+def terms_of(loan: Loan, product: LoanProduct, first_due: date) -> LoanTerms:
+    return LoanTerms(principal=loan.amount, annual_rate=product.annual_rate, term_periods=loan.term,
+                     method=AmortizationMethod(product.amortization), frequency=Frequency(product.frequency),
+                     first_due_date=first_due, day_count=DayCount(product.day_count))
+
+
+class LoanActivities:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def _loan(self, session, loan_id: uuid.UUID, lock: bool = False) -> Loan:
+        statement = select(Loan).where(Loan.id == loan_id)
+        loan = (await session.exec(statement.with_for_update() if lock else statement)).first()
+        if loan is None:
+            raise ApplicationError(f"loan {loan_id} does not exist", non_retryable=True)
+        return loan
+
+    @activity.defn
+    async def set_status(self, update: LoanStatusUpdate) -> None:
+        async with self.db.session() as session, session.begin():
+            loan = await self._loan(session, update.loan_id, lock=True)
+            if loan.status == update.status:
+                return
+            before = {"status": loan.status}
+            loan.status, loan.updated_at = update.status, datetime.now(timezone.utc)
+            if update.reason is not None:
+                loan.decline_reason = update.reason
+            if update.credit_score is not None:
+                loan.credit_score = update.credit_score
+            session.add(loan)
+            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
+                               action=f"loan.{update.status}", entity_type="loan", entity_id=loan.id, before=before,
+                               after={"status": update.status, "reason": update.reason,
+                                      "credit_score": update.credit_score})
+
+    @activity.defn
+    async def summary(self, loan_id: uuid.UUID) -> LoanSummary:
+        async with self.db.session() as session:
+            loan = await self._loan(session, loan_id)
+            applicant = await session.get(User, loan.applicant_id)
+            return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
+                               org_id=loan.org_id, applicant_name=applicant.full_name)
+
+    @activity.defn
+    async def check_eligibility(self, req: LoanInput) -> Eligibility:
+        """KYC done, debt-to-income with the new installment within the limit, no loan in arrears."""
+        async with self.db.session() as session:
+            loan = await self._loan(session, req.loan_id)
+            product = await session.get(LoanProduct, loan.product_id)
+            applicant = await session.get(User, loan.applicant_id)
+            if applicant is None or not applicant.is_active or applicant.kyc_status != "verified":
+                return Eligibility(eligible=False, reason="the applicant's KYC is not verified")
+            installment = periodic_payment(loan.amount, product.annual_rate, loan.term, Frequency(product.frequency))
+            monthly = installment * {"monthly": 1, "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
+                product.frequency]
+            if loan.monthly_income <= 0:
+                return Eligibility(eligible=False, reason="no income stated")
+            dti = ((loan.monthly_debt + monthly) / loan.monthly_income).quantize(Decimal("0.0001"))
+            if dti > req.max_debt_to_income:
+                return Eligibility(eligible=False, debt_to_income=dti,
+                                   reason=f"debt-to-income {dti:.2%} is above {req.max_debt_to_income:.0%}")
+            in_arrears = (await session.execute(text(
+                "SELECT count(*) FROM loan_installments i JOIN loans l ON l.id = i.loan_id WHERE l.applicant_id = :a "
+                "AND l.status = 'active' AND i.due_date < current_date AND i.paid < i.payment + i.late_fee"),
+                {"a": loan.applicant_id})).scalar_one()
+            if in_arrears:
+                return Eligibility(eligible=False, debt_to_income=dti, reason="the applicant has a loan in arrears")
+            return Eligibility(eligible=True, debt_to_income=dti)
+
+    @activity.defn
+    async def store_schedule(self, loan_id: uuid.UUID) -> LoanSummary:
+        """Computes the schedule from the product (first due date a month from today) and stores it once."""
+        async with self.db.session() as session, session.begin():
+            loan = await self._loan(session, loan_id, lock=True)
+            product = await session.get(LoanProduct, loan.product_id)
+            first_due = loan.first_due_date or first_due_date(date.today())
+            schedule = build_schedule(terms_of(loan, product, first_due))
+            loan.first_due_date = first_due
+            session.add(loan)
+            await session.execute(text(
+                """INSERT INTO loan_installments (id, loan_id, number, due_date, payment, interest, principal, balance)
+                   SELECT gen_random_uuid(), :loan, n, d, p, i, pr, b
+                   FROM unnest(CAST(:numbers AS int[]), CAST(:dates AS date[]), CAST(:payments AS numeric[]),
+                               CAST(:interest AS numeric[]), CAST(:principal AS numeric[]), CAST(:balance AS numeric[]))
+                        AS s(n, d, p, i, pr, b)
+                   ON CONFLICT ON CONSTRAINT loan_installments_once DO NOTHING"""),
+                {"loan": loan.id, "numbers": [i.number for i in schedule.installments],
+                 "dates": [i.due_date for i in schedule.installments],
+                 "payments": [i.payment for i in schedule.installments],
+                 "interest": [i.interest for i in schedule.installments],
+                 "principal": [i.principal for i in schedule.installments],
+                 "balance": [i.balance for i in schedule.installments]})
+            applicant = await session.get(User, loan.applicant_id)
+            return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
+                               org_id=loan.org_id, applicant_name=applicant.full_name,
+                               installments=len(schedule.installments),
+                               first_payment=schedule.installments[0].payment, total_interest=schedule.total_interest)
+
+    @activity.defn
+    async def create_approval_request(self, loan_id: uuid.UUID) -> ApprovalInput:
+        """Routes the loan through the rules in the database and records the request (once per loan)."""
+        async with self.db.session() as session, session.begin():
+            loan = await self._loan(session, loan_id, lock=True)
+            request_id = uuid.uuid5(_LOAN_ACCOUNT_NS, f"approval:{loan.id}")
+            existing = (await session.execute(text("SELECT rule_id, levels, final_outcome FROM approval_requests "
+                                                   "WHERE id = :id"), {"id": request_id})).first()
+            if existing is None:
+                rules = [Rule(id=r.id, name=r.name, priority=r.priority, min_amount=r.min_amount,
+                              max_amount=r.max_amount, member_type=r.member_type, levels=r.levels,
+                              final_outcome=r.final_outcome, active=r.active)
+                         for r in (await session.exec(select(ApprovalRule).where(ApprovalRule.active))).all()]
+                rule = route(rules, loan.amount, loan.member_type)
+                if rule is None:
+                    raise ApplicationError(f"no approval rule routes {loan.amount} for {loan.member_type}",
+                                           type="NoApprovalRule", non_retryable=True)
+                levels = [level.model_dump(mode="json") for level in rule.levels]
+                await session.execute(text(
+                    """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
+                           submitted_by, rule_id, levels, final_outcome, status, current_level, workflow_id)
+                       VALUES (:id, 'loan', :loan, :title, :org, :amount, :applicant, :submitter, :rule,
+                               CAST(:levels AS jsonb), :outcome, 'open', 1, :wf)"""),
+                    {"id": request_id, "loan": loan.id, "title": f"Loan {loan.amount:,.2f} for {loan.purpose or 'a member'}",
+                     "org": loan.org_id, "amount": loan.amount, "applicant": loan.applicant_id,
+                     "submitter": loan.created_by, "rule": rule.id, "levels": json.dumps(levels),
+                     "outcome": rule.final_outcome, "wf": f"approval-{request_id}"})
+                loan.approval_request_id = request_id
+                session.add(loan)
+                rule_levels, outcome = levels, rule.final_outcome
+            else:
+                rule_levels, outcome = existing.levels, existing.final_outcome
+            return ApprovalInput(request_id=request_id, org_id=loan.org_id,
+                                 title=f"Loan ${loan.amount:,.2f}" + (f": {loan.purpose}" if loan.purpose else ""),
+                                 amount=loan.amount, applicant_id=loan.applicant_id, submitted_by=loan.created_by,
+                                 levels=[LevelSpec(**level) for level in rule_levels], final_outcome=outcome)
+
+    @activity.defn
+    async def disburse(self, loan_id: uuid.UUID) -> None:
+        """Opens the loan's receivable account and moves the principal into the member's deposit account."""
+        async with self.db.session() as session, session.begin():
+            loan = await self._loan(session, loan_id, lock=True)
+            if loan.disbursed_at is not None:
+                return
+            loan_account = uuid.uuid5(_LOAN_ACCOUNT_NS, f"loan-account:{loan.id}")
+            await session.execute(text(
+                """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)
+                   VALUES (:id, :name, 'internal', 'loan', 'debit', 'USD', :org, :owner, 'active')
+                   ON CONFLICT DO NOTHING"""),
+                {"id": loan_account, "name": f"Loan {str(loan.id)[:8]}", "org": loan.org_id, "owner": loan.applicant_id})
+            await ledger.post_entry(
+                session, idempotency_key=f"loan:{loan.id}:disburse", entry_type="loan_disbursement",
+                description=f"Disbursement of loan {loan.id}", effective_date=date.today(),
+                legs=[ledger.Leg(loan_account, loan.amount), ledger.Leg(loan.deposit_account_id, -loan.amount)])
+            loan.loan_account_id, loan.disbursed_at = loan_account, datetime.now(timezone.utc)
+            session.add(loan)
+            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
+                               action="loan.disbursed", entity_type="loan", entity_id=loan.id,
+                               after={"amount": str(loan.amount), "loan_account_id": str(loan_account),
+                                      "deposit_account_id": str(loan.deposit_account_id)})
+
+    @activity.defn
+    async def render_agreement(self, loan_id: uuid.UUID) -> int:
+        """Renders the agreement PDF from the stored schedule and the decisions, and stores it with the loan.
+        Deterministic output: a re-run writes the same bytes."""
+        async with self.db.session() as session, session.begin():
+            loan = await self._loan(session, loan_id, lock=True)
+            product = await session.get(LoanProduct, loan.product_id)
+            applicant = await session.get(User, loan.applicant_id)
+            schedule = build_schedule(terms_of(loan, product, loan.first_due_date))
+            decisions = (await session.execute(text(
+                "SELECT d.level, d.role, u.full_name, d.at FROM approval_decisions d JOIN users u ON u.id = "
+                "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' ORDER BY d.level, d.at"),
+                {"r": loan.approval_request_id})).all()
+            org_name = (await session.execute(text("SELECT name FROM organizations WHERE id = :o"),
+                                              {"o": loan.org_id})).scalar_one()
+            data = AgreementData(
+                lender_name=org_name, borrower_name=applicant.full_name, borrower_id=str(applicant.id),
+                loan_id=str(loan.id), product_name=product.name, principal=loan.amount,
+                annual_rate=product.annual_rate, term_periods=loan.term, frequency=Frequency(product.frequency),
+                method=AmortizationMethod(product.amortization), day_count=DayCount(product.day_count),
+                first_due_date=loan.first_due_date, grace_days=product.grace_days, late_fee=product.late_fee,
+                disbursement_account=f"deposit account ****{str(loan.deposit_account_id)[-4:]}",
+                schedule=tuple(schedule.installments), total_interest=schedule.total_interest,
+                total_of_payments=schedule.total_payments, generated_on=loan.created_at.date(),
+                approvals=tuple(f"Level {d.level} {d.role.replace('_', ' ')}: approved by {d.full_name} on "
+                                f"{d.at:%b %d, %Y}" for d in decisions))
+            loan.agreement_pdf = render_loan_agreement(data)
+            session.add(loan)
+            return len(loan.agreement_pdf)

@@ -1,0 +1,103 @@
+"""Approvers' inbox and decisions. A decision is a Temporal update: the workflow's validator answers at once
+whether it is accepted; a refusal leaves nothing in the workflow's history and comes back as a clear 4xx."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from api.deps import CurrentUser, SessionDep, TemporalDep
+from api.errors import AppError, not_found
+from api.scoping import is_super
+from models.approvals import ApprovalState, DecisionInput
+from models.loans import ApprovalRequest
+from workflows.approval import ApprovalWorkflow
+
+router = APIRouter(prefix="/approvals", tags=["approvals"])
+
+# What a validator's refusal means for the caller.
+REFUSALS = {"wrong_role": 403, "own_request": 403, "maker_checker": 403, "not_the_applicant": 403,
+            "wrong_level": 409, "already_decided": 409, "request_closed": 409, "awaiting_information": 409,
+            "reason_required": 422}
+
+
+class InboxItem(BaseModel):
+    request_id: uuid.UUID
+    subject_type: str
+    subject_id: uuid.UUID
+    title: str
+    amount: Decimal
+    level: int
+    waiting_on_role: str
+    waiting_since: datetime | None
+    deadline_at: datetime | None
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["approve", "reject", "request_info"]
+    reason: str = Field(default="", max_length=1000, examples=["Income verified against payslips"])
+    level: int | None = Field(default=None, description="the level you decide at; defaults to the current one")
+
+
+@router.get("/inbox", response_model=list[InboxItem], summary="What waits for me, oldest first, with deadlines")
+async def inbox(session: SessionDep, user: CurrentUser):
+    rows = await session.execute(text(
+        """SELECT r.id, r.subject_type, r.subject_id, r.title, r.amount, r.current_level, r.waiting_on_role,
+                  r.level_opened_at, r.deadline_at
+           FROM approval_requests r
+           WHERE r.status = 'open' AND r.waiting_on_role = :role AND r.org_id = :org
+             AND :me IS DISTINCT FROM r.applicant_id AND :me <> r.submitted_by
+             AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.request_id = r.id
+                             AND d.level = r.current_level AND d.approver_id = :me)
+           ORDER BY r.level_opened_at, r.id"""), {"role": user.role, "org": user.org_id, "me": user.id})
+    return [InboxItem(request_id=r.id, subject_type=r.subject_type, subject_id=r.subject_id, title=r.title,
+                      amount=r.amount, level=r.current_level, waiting_on_role=r.waiting_on_role,
+                      waiting_since=r.level_opened_at, deadline_at=r.deadline_at) for r in rows]
+
+
+@router.get("/{request_id}", response_model=ApprovalState, summary="Where an approval stands")
+async def get_approval(request_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
+    request = await _visible_request(session, user, request_id)
+    await session.commit()
+    try:
+        return await client.get_workflow_handle(request.workflow_id).query(ApprovalWorkflow.state)
+    except RPCError:
+        # Not started yet, or gone from Temporal's retention: the request row still tells where it stands.
+        return ApprovalState(request_id=request.id, status=request.status, level=request.current_level,
+                             levels=len(request.levels), waiting_on_role=request.waiting_on_role,
+                             deadline_at=request.deadline_at, escalated=False, approvals=0, quorum=0)
+
+
+@router.post("/{request_id}/decisions", response_model=ApprovalState, responses={
+    403: {"description": "the wrong role, the applicant, or the submitter"},
+    409: {"description": "the wrong level, a second vote, or a closed request"},
+    422: {"description": "a rejection or a request for information without a reason"}},
+    summary="Approve, reject (with a reason) or request more information")
+async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, user: CurrentUser,
+                 client: TemporalDep):
+    request = await _visible_request(session, user, request_id)
+    await session.commit()
+    decision = DecisionInput(approver_id=user.id, approver_role=user.role, approver_email=user.email,
+                             level=body.level or request.current_level, decision=body.decision, reason=body.reason)
+    try:
+        return await client.get_workflow_handle(request.workflow_id).execute_update(ApprovalWorkflow.decide, decision)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        code = getattr(cause, "type", None) or "rejected"
+        raise AppError(REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)),
+                       {"level": request.current_level, "waiting_on_role": request.waiting_on_role})
+    except RPCError as exc:
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+
+
+async def _visible_request(session, user, request_id: uuid.UUID) -> ApprovalRequest:
+    request = await session.get(ApprovalRequest, request_id)
+    if request is None or not (is_super(user) or request.org_id == user.org_id):
+        raise not_found("approval request", request_id)
+    return request

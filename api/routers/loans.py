@@ -1,0 +1,250 @@
+"""Loan applications: a workflow each (`loan-<id>`), the id derived from the Idempotency-Key."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import Response as RawResponse
+from pydantic import BaseModel, Field
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
+
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.errors import AppError, forbidden, not_found
+from api.pagination import Page, PageDep, paginate
+from api.routers.accounts import IdempotencyKey
+from api.routers.transfers import request_hash
+from api.scoping import is_super
+from core import audit, search_attributes as sa
+from models.api_types import PositiveMoney
+from models.approvals import InformationInput
+from models.ledger import LedgerAccount
+from models.loans import Loan, LoanInput, LoanInstallment, LoanProduct, LoanStatus
+from models.users import Role, User
+from workflows.approval import ApprovalWorkflow
+from workflows.loan import LoanWorkflow
+
+router = APIRouter(prefix="/loans", tags=["loans"])
+
+_LOAN_NS = uuid.UUID("2d7a1c64-1f0e-4b8e-9a52-3c6d5e7f8091")
+
+
+class LoanIn(BaseModel):
+    product_id: uuid.UUID
+    amount: PositiveMoney
+    term: int = Field(ge=1, le=600, description="number of installments", examples=[36])
+    purpose: str = Field(default="", max_length=500, examples=["Car purchase"])
+    member_type: str = Field(default="consumer", max_length=40)
+    monthly_income: PositiveMoney = Field(examples=["5200.00"])
+    monthly_debt: Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2)] = Decimal("0.00")
+    deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is disbursed into")
+    applicant_id: uuid.UUID | None = Field(default=None, description="an officer applying on a member's behalf")
+
+
+class LoanOut(BaseModel):
+    id: uuid.UUID
+    status: str
+    workflow_status: str | None = None
+    org_id: uuid.UUID
+    applicant_id: uuid.UUID
+    product_id: uuid.UUID
+    amount: Decimal
+    term: int
+    purpose: str
+    member_type: str
+    deposit_account_id: uuid.UUID
+    loan_account_id: uuid.UUID | None
+    credit_score: int | None
+    decline_reason: str | None
+    approval_request_id: uuid.UUID | None
+    first_due_date: date | None
+    workflow_id: str
+    created_at: datetime
+    disbursed_at: datetime | None
+    has_agreement: bool = False
+
+
+class InstallmentOut(BaseModel):
+    number: int
+    due_date: date
+    payment: Decimal
+    interest: Decimal
+    principal: Decimal
+    balance: Decimal
+    paid: Decimal
+    late_fee: Decimal
+
+
+class InformationIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, examples=["Payslips for the last three months are attached."])
+
+
+def loan_out(loan: Loan, workflow_status: str | None = None) -> LoanOut:
+    return LoanOut(**loan.model_dump(exclude={"agreement_pdf"}), workflow_status=workflow_status,
+                   has_agreement=loan.agreement_pdf is not None)
+
+
+def visible_loans(statement, user: User):
+    if is_super(user):
+        return statement
+    if user.role == Role.member:
+        return statement.where(Loan.applicant_id == user.id)
+    return statement.where(Loan.org_id == user.org_id)
+
+
+async def visible_loan(session, user: User, loan_id: uuid.UUID) -> Loan:
+    loan = (await session.exec(visible_loans(select(Loan).where(Loan.id == loan_id), user))).first()
+    if loan is None:
+        raise not_found("loan", loan_id)
+    return loan
+
+
+@router.post("", response_model=LoanOut, status_code=201, summary="Apply for a loan (the applicant, or an officer "
+                                                                    "on a member's behalf)")
+async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: SessionDep, user: CurrentUser,
+                client: TemporalDep, settings: SettingsDep):
+    applicant_id = body.applicant_id or user.id
+    if applicant_id != user.id and user.role not in (Role.loan_officer, Role.org_admin, Role.superuser):
+        raise forbidden("only loan officers and admins apply on someone else's behalf")
+    loan_id, digest = uuid.uuid5(_LOAN_NS, f"{user.id}:{key}"), request_hash(body)
+    existing = await session.get(Loan, loan_id)
+    if existing is None:
+        applicant = await session.get(User, applicant_id)
+        if applicant is None or not (is_super(user) or applicant.org_id == user.org_id):
+            raise not_found("user", applicant_id)
+        product = await session.get(LoanProduct, body.product_id)
+        if product is None or not product.active:
+            raise not_found("loan product", body.product_id)
+        problems = {}
+        if not product.min_amount <= body.amount <= product.max_amount:
+            problems["amount"] = f"must be between {product.min_amount} and {product.max_amount}"
+        if not product.min_term <= body.term <= product.max_term:
+            problems["term"] = f"must be between {product.min_term} and {product.max_term}"
+        if problems:
+            raise AppError(422, "outside_product_limits", "the loan does not fit the product", problems)
+        account = await session.get(LedgerAccount, body.deposit_account_id)
+        if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
+            raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
+                                                           "savings account of the applicant")
+        inserted = (await session.execute(pg_insert(Loan.__table__).values(
+            id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
+            term=body.term, purpose=body.purpose, member_type=body.member_type, monthly_income=body.monthly_income,
+            monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
+            created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
+        ).on_conflict_do_nothing().returning(Loan.__table__.c.id))).first()
+        if inserted:
+            await audit.record(session, actor=user.email, actor_id=user.id, action="loan.submitted",
+                               entity_type="loan", entity_id=loan_id,
+                               after={"amount": str(body.amount), "term": body.term, "product_id": str(product.id),
+                                      "applicant_id": str(applicant_id)})
+        await session.commit()
+    loan = await session.get(Loan, loan_id)
+    await session.refresh(loan)
+    if loan.request_hash != digest:
+        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
+                       {"loan_id": loan.id})
+    if existing is not None:
+        response.status_code = 200
+    await session.commit()  # no pooled connection held across the call to Temporal
+    await client.start_workflow(
+        LoanWorkflow.run, LoanInput(loan_id=loan.id, min_credit_score=settings.loan_min_credit_score,
+                                    max_debt_to_income=settings.loan_max_debt_to_income),
+        id=loan.workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"Loan ${loan.amount:,.2f} over {loan.term} installments" +
+                       (f": {loan.purpose}" if loan.purpose else ""),
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.LOAN_STATUS, LoanStatus.submitted.value),
+            SearchAttributePair(sa.LOAN_AMOUNT, float(loan.amount)),
+            SearchAttributePair(sa.APPLICANT_ID, str(loan.applicant_id)),
+            SearchAttributePair(sa.ORG_ID, str(loan.org_id))]))
+    return loan_out(loan)
+
+
+@router.get("/{loan_id}", response_model=LoanOut, summary="A loan: the database row and what its workflow says")
+async def get_loan(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
+    loan = await visible_loan(session, user, loan_id)
+    await session.commit()
+    try:
+        workflow_status = await client.get_workflow_handle(loan.workflow_id).query(LoanWorkflow.status)
+    except RPCError:
+        workflow_status = None
+    return loan_out(loan, workflow_status)
+
+
+@router.get("", response_model=Page[LoanOut], summary="Loans you can see, newest first")
+async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, status: LoanStatus | None = None,
+                     applicant_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
+                     min_amount: Decimal | None = None, max_amount: Decimal | None = None,
+                     created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
+                     created_to: Annotated[datetime | None, Query(description="exclusive")] = None):
+    statement = visible_loans(select(Loan), user)
+    for column, value in ((Loan.status, status), (Loan.applicant_id, applicant_id), (Loan.product_id, product_id)):
+        if value is not None:
+            statement = statement.where(column == value)
+    if min_amount is not None:
+        statement = statement.where(Loan.amount >= min_amount)
+    if max_amount is not None:
+        statement = statement.where(Loan.amount <= max_amount)
+    if created_from:
+        statement = statement.where(Loan.created_at >= created_from)
+    if created_to:
+        statement = statement.where(Loan.created_at < created_to)
+    items, total = await paginate(session, statement, page, [Loan.created_at.desc(), Loan.id])
+    return Page(items=[loan_out(loan) for loan in items], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{loan_id}/schedule", response_model=list[InstallmentOut], summary="The repayment schedule")
+async def get_schedule(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+    loan = await visible_loan(session, user, loan_id)
+    rows = (await session.exec(select(LoanInstallment).where(LoanInstallment.loan_id == loan.id)
+                               .order_by(LoanInstallment.number))).all()
+    return [InstallmentOut(**row.model_dump()) for row in rows]
+
+
+@router.get("/{loan_id}/agreement.pdf", response_class=RawResponse, summary="The signed-off agreement (PDF)")
+async def get_agreement(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+    loan = await visible_loan(session, user, loan_id)
+    if loan.agreement_pdf is None:
+        raise AppError(404, "no_agreement_yet", "the agreement is written once the loan is approved",
+                       {"status": loan.status})
+    return RawResponse(loan.agreement_pdf, media_type="application/pdf",
+                       headers={"Content-Disposition": f'inline; filename="loan-{loan.id}.pdf"'})
+
+
+@router.post("/{loan_id}/withdraw", response_model=LoanOut, summary="Withdraw an application before approval")
+async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
+    loan = await visible_loan(session, user, loan_id)
+    if user.id not in (loan.applicant_id, loan.created_by) and user.role not in (Role.org_admin, Role.superuser):
+        raise forbidden("only the applicant, the submitter or an admin can withdraw")
+    await session.commit()
+    try:
+        await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
+    except WorkflowUpdateFailedError as exc:
+        raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status})
+    except RPCError as exc:
+        raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc))
+    session.expire_all()
+    return loan_out(await session.get(Loan, loan_id))
+
+
+@router.post("/{loan_id}/information", summary="Answer an approver's request for more information")
+async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: SessionDep, user: CurrentUser,
+                              client: TemporalDep):
+    loan = await visible_loan(session, user, loan_id)
+    if loan.approval_request_id is None:
+        raise AppError(409, "no_information_requested", "no information has been requested")
+    await session.commit()
+    try:
+        state = await client.get_workflow_handle(f"approval-{loan.approval_request_id}").execute_update(
+            ApprovalWorkflow.provide_information, InformationInput(provided_by=user.id, text=body.text))
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        code = getattr(cause, "type", None) or "rejected"
+        raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause)))
+    return state

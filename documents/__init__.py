@@ -1,0 +1,1 @@
+"""Generated documents (PDF): loan agreements, statements. Pure rendering, no I/O: bytes in memory."""

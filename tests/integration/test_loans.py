@@ -1,0 +1,269 @@
+"""Loans with multi-level approvals through HTTP: routing tiers, quorum, every validator refusal, reminders and
+escalation in seconds, decline and hold, the request-information loop, withdrawal, disbursement to active."""
+
+import asyncio
+import time
+import uuid
+from decimal import Decimal
+
+import httpx
+import pytest
+from temporalio.api.enums.v1 import EventType
+
+from tests.conftest import assert_error, make_org, make_user, open_account
+
+FINAL = {"active", "declined", "rejected", "on_hold", "withdrawn", "failed"}
+
+
+@pytest.fixture(scope="module")
+async def product(http, su):
+    response = await http.post("/api/v1/loan-products", headers=su, json={
+        "name": f"Personal {uuid.uuid4().hex[:6]}", "annual_rate": "0.065", "min_term": 6, "max_term": 360,
+        "min_amount": "1000.00", "max_amount": "500000.00", "amortization": "declining_balance",
+        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def bank(http, su):
+    """An organization with a member applicant and every approver role (three committee members)."""
+    org = await make_org(http, su, roles=("org_admin", "member", "loan_officer", "branch_manager"))
+    for n in range(3):
+        org.users[f"committee{n}"], org.headers[f"committee{n}"] = await make_user(http, su, "credit_committee", org.id)
+    org.account = await open_account(http, su, org.id, org.users["member"]["id"])
+    return org
+
+
+async def rule(http, su, levels: list[dict], final_outcome="decline") -> str:
+    """A routing rule of its own for one test, picked by a member type no other test uses."""
+    member_type = f"t-{uuid.uuid4().hex[:10]}"
+    response = await http.post("/api/v1/approval-rules", headers=su, json={
+        "name": member_type, "priority": 1, "min_amount": "0.01", "max_amount": None, "member_type": member_type,
+        "levels": levels, "final_outcome": final_outcome})
+    assert response.status_code == 201, response.text
+    return member_type
+
+
+def level(role, quorum=1, deadline=600, reminder=0, escalation=None) -> dict:
+    return {"role": role, "quorum": quorum, "deadline_seconds": deadline, "reminder_seconds": reminder,
+            "escalation_role": escalation}
+
+
+async def apply(http, sandbox_url, org, product, amount="5000.00", member_type="consumer", score=720,
+                as_role="member", applicant=None, income="20000.00", **extra) -> dict:
+    applicant = applicant or org.users["member"]
+    async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:  # the bureau's answer for this applicant
+        await sandbox.put("/bureau/_control", json={"fixed_scores": {applicant["id"]: score}})
+    response = await http.post("/api/v1/loans", headers={**org.headers[as_role], "Idempotency-Key": uuid.uuid4().hex},
+                               json={"product_id": product["id"], "amount": amount, "term": 36, "purpose": "Car",
+                                     "member_type": member_type, "monthly_income": income, "monthly_debt": "300.00",
+                                     "deposit_account_id": extra.pop("deposit_account_id", org.account["id"]),
+                                     **({"applicant_id": applicant["id"]} if as_role != "member" else {}), **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def wait_loan(http, headers, loan_id, statuses, timeout=30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        loan = (await http.get(f"/api/v1/loans/{loan_id}", headers=headers)).json()
+        if loan["status"] in statuses:
+            return loan
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"loan {loan_id} stuck in {loan['status']}")
+
+
+async def waiting_on(http, headers, loan_id, level_no, role, timeout=20) -> dict:
+    """The loan's approval once it waits on `role` at `level_no`."""
+    loan = await wait_loan(http, headers, loan_id, {"pending_approval", *FINAL}, timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = (await http.get(f"/api/v1/approvals/{loan['approval_request_id']}", headers=headers)).json()
+        if state.get("level") == level_no and state["waiting_on_role"] == role and state["status"] == "open":
+            return state
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"approval not waiting on {role} at level {level_no}: {state}")
+
+
+async def inbox_of(http, headers, size: int, timeout: float = 10) -> list:
+    """The inbox once it holds `size` items (the request rows follow the workflow within moments)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        inbox = (await http.get("/api/v1/approvals/inbox", headers=headers)).json()
+        if len(inbox) >= size or time.monotonic() > deadline:
+            return inbox
+        await asyncio.sleep(0.2)
+
+
+async def decide(http, headers, request_id, decision="approve", reason="", **extra):
+    return await http.post(f"/api/v1/approvals/{request_id}/decisions", headers=headers,
+                           json={"decision": decision, "reason": reason, **extra})
+
+
+async def test_each_default_tier_routes_to_its_levels(http, su, sandbox_url, bank, product, db):
+    expected = {"5000.00": 1, "50000.00": 2, "150000.00": 3}
+    loans = {amount: await apply(http, sandbox_url, bank, product, amount=amount, income="900000.00")
+             for amount in expected}
+    for amount, levels in expected.items():
+        state = await waiting_on(http, su, loans[amount]["id"], 1, "loan_officer")
+        assert state["levels"] == levels, amount
+    # The small one goes through its single level to an active, disbursed loan with an agreement.
+    small = loans["5000.00"]
+    officer = bank.headers["loan_officer"]
+    inbox = await inbox_of(http, officer, 3)
+    assert [item["subject_id"] for item in inbox] == [loans[a]["id"] for a in expected]  # oldest first
+    assert all(item["deadline_at"] for item in inbox)
+    accepted = await decide(http, officer, small["approval_request_id"] or inbox[0]["request_id"], "approve")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "approved"
+    active = await wait_loan(http, su, small["id"], FINAL)
+    assert active["status"] == "active" and active["has_agreement"] and active["credit_score"] == 720
+    account = (await http.get(f"/api/v1/accounts/{bank.account['id']}", headers=su)).json()
+    assert account["ledger_balance"] == "5000.00"
+    schedule = (await http.get(f"/api/v1/loans/{small['id']}/schedule", headers=bank.headers["member"])).json()
+    assert len(schedule) == 36 and schedule[-1]["balance"] == "0.00"
+    assert sum(Decimal(row["principal"]) for row in schedule) == Decimal("5000.00")
+    pdf = await http.get(f"/api/v1/loans/{small['id']}/agreement.pdf", headers=bank.headers["member"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    # The middle tier moves on to the branch manager once the officer approves.
+    middle = loans["50000.00"]
+    request_id = (await waiting_on(http, su, middle["id"], 1, "loan_officer"))["request_id"]
+    assert (await decide(http, officer, request_id)).status_code == 200
+    await waiting_on(http, su, middle["id"], 2, "branch_manager")
+    assert [i["subject_id"] for i in await inbox_of(http, bank.headers["branch_manager"], 1)] == [middle["id"]]
+
+
+async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, product, temporal_env):
+    member_type = await rule(http, su, [level("loan_officer"), level("credit_committee", quorum=2)])
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type, as_role="loan_officer",
+                       applicant=bank.users["member"])
+    request_id = (await waiting_on(http, su, loan["id"], 1, "loan_officer"))["request_id"]
+
+    error = assert_error(await decide(http, bank.headers["branch_manager"], request_id), 403, "wrong_role")
+    assert "loan_officer" in error["message"]
+    assert_error(await decide(http, bank.headers["loan_officer"], request_id), 403, "maker_checker")  # submitted it
+    assert_error(await decide(http, bank.headers["member"], request_id), 403, "wrong_role")
+    assert_error(await decide(http, bank.headers["committee0"], request_id, level=2), 409, "wrong_level")
+
+    second_officer, second_headers = await make_user(http, su, "loan_officer", bank.id)
+    assert_error(await decide(http, second_headers, request_id, "reject"), 422, "reason_required")
+    assert (await decide(http, second_headers, request_id, "approve")).status_code == 200
+    state = await waiting_on(http, su, loan["id"], 2, "credit_committee")
+    assert state["quorum"] == 2
+
+    first = await decide(http, bank.headers["committee0"], request_id)
+    assert first.status_code == 200 and first.json()["status"] == "open" and first.json()["approvals"] == 1
+    assert_error(await decide(http, bank.headers["committee0"], request_id), 409, "already_decided")
+    second = await decide(http, bank.headers["committee1"], request_id)
+    assert second.status_code == 200
+    assert (await wait_loan(http, su, loan["id"], FINAL))["status"] == "active"
+    assert_error(await decide(http, bank.headers["committee2"], request_id), 409)  # closed
+
+    # Refused decisions left nothing in the approval's history: only the three accepted updates are there.
+    history = await temporal_env.client.get_workflow_handle(f"approval-{request_id}").fetch_history()
+    accepted = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert len(accepted) == 3
+
+    log = (await http.get("/api/v1/audit", headers=su, params={"entity_id": request_id, "limit": 100})).json()
+    decisions = [row["action"] for row in log["items"] if row["action"].startswith("approval.decision")]
+    assert decisions.count("approval.decision.approve") == 3
+
+
+async def test_the_applicant_cannot_approve_their_own_loan(http, su, sandbox_url, bank, product):
+    officer = bank.users["loan_officer"]
+    own_account = await open_account(http, su, bank.id, officer["id"])
+    # The officer applies for themself: applicant and submitter at once.
+    async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
+        await sandbox.put("/bureau/_control", json={"fixed_scores": {officer["id"]: 700}})
+    response = await http.post("/api/v1/loans", headers={**bank.headers["loan_officer"], "Idempotency-Key": "own"},
+                               json={"product_id": product["id"], "amount": "2000.00", "term": 12,
+                                     "monthly_income": "9000.00", "deposit_account_id": own_account["id"]})
+    assert response.status_code == 201, response.text
+    loan = response.json()
+    request_id = (await waiting_on(http, su, loan["id"], 1, "loan_officer"))["request_id"]
+    assert_error(await decide(http, bank.headers["loan_officer"], request_id), 403, "own_request")
+    inbox = (await http.get("/api/v1/approvals/inbox", headers=bank.headers["loan_officer"])).json()
+    assert request_id not in [item["request_id"] for item in inbox]
+
+
+async def test_reminder_escalation_then_decline(http, su, sandbox_url, bank, product):
+    member_type = await rule(http, su, [level("loan_officer", deadline=3, reminder=1, escalation="branch_manager")],
+                             final_outcome="decline")
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
+    await waiting_on(http, su, loan["id"], 1, "branch_manager", timeout=20)  # escalated at the deadline
+    declined = await wait_loan(http, su, loan["id"], FINAL, timeout=20)
+    assert declined["status"] == "declined"
+    officer_notes = (await http.get("/api/v1/notifications", headers=bank.headers["loan_officer"])).json()["items"]
+    kinds = {n["kind"] for n in officer_notes if n["entity_id"] == declined["approval_request_id"]}
+    assert {"approval_opened", "approval_reminder"} <= kinds
+    manager_notes = (await http.get("/api/v1/notifications", headers=bank.headers["branch_manager"])).json()["items"]
+    assert any(n["kind"] == "approval_escalated" and n["entity_id"] == declined["approval_request_id"]
+               for n in manager_notes)
+
+
+async def test_hold_after_the_last_deadline(http, su, sandbox_url, bank, product):
+    member_type = await rule(http, su, [level("loan_officer", deadline=1)], final_outcome="hold")
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
+    assert (await wait_loan(http, su, loan["id"], FINAL))["status"] == "on_hold"
+
+
+async def test_request_information_loop(http, su, sandbox_url, bank, product):
+    member_type = await rule(http, su, [level("loan_officer")])
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
+    request_id = (await waiting_on(http, su, loan["id"], 1, "loan_officer"))["request_id"]
+    assert_error(await decide(http, bank.headers["loan_officer"], request_id, "request_info"), 422, "reason_required")
+    asked = await decide(http, bank.headers["loan_officer"], request_id, "request_info", "Send last payslips")
+    assert asked.status_code == 200 and asked.json()["status"] == "info_requested"
+    assert (await wait_loan(http, su, loan["id"], {"info_requested"}))["status"] == "info_requested"
+    assert_error(await decide(http, bank.headers["branch_manager"], request_id), 409)
+    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["org_admin"],
+                                 json={"text": "not mine to answer"}), 403, "not_the_applicant")
+    answered = await http.post(f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["member"],
+                               json={"text": "Attached"})
+    assert answered.status_code == 200 and answered.json()["status"] == "open"
+    # The officer who asked decides again at the same level.
+    second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
+    approved = await decide(http, headers, request_id)
+    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+    assert (await wait_loan(http, su, loan["id"], FINAL))["status"] == "active"
+
+
+async def test_withdrawal_before_approval_only(http, su, sandbox_url, bank, product):
+    member_type = await rule(http, su, [level("loan_officer")])
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
+    await waiting_on(http, su, loan["id"], 1, "loan_officer")
+    withdrawn = await http.post(f"/api/v1/loans/{loan['id']}/withdraw", headers=bank.headers["member"])
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    approval = (await http.get(f"/api/v1/approvals/{withdrawn.json()['approval_request_id']}", headers=su)).json()
+    assert approval["status"] == "withdrawn"
+    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/withdraw", headers=bank.headers["member"]), 409)
+
+
+async def test_eligibility_and_credit_declines(http, su, sandbox_url, bank, product, temporal_env):
+    too_much_debt = await apply(http, sandbox_url, bank, product, amount="20000.00", income="800.00")
+    low_score = await apply(http, sandbox_url, bank, product, score=500)
+    declined = [await wait_loan(http, su, loan["id"], FINAL) for loan in (too_much_debt, low_score)]
+    assert [d["status"] for d in declined] == ["declined", "declined"]
+    assert "debt-to-income" in declined[0]["decline_reason"] and "credit score 500" in declined[1]["decline_reason"]
+    query = f"WorkflowId = '{low_score['workflow_id']}' AND LoanStatus = 'declined'"
+    for _ in range(50):
+        if [w async for w in temporal_env.client.list_workflows(query)]:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the declined loan is not findable by LoanStatus")
+
+
+async def test_waiting_loans_are_findable_by_role(http, su, sandbox_url, bank, product, temporal_env):
+    member_type = await rule(http, su, [level("branch_manager")])
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
+    await waiting_on(http, su, loan["id"], 1, "branch_manager")
+    query = (f"WorkflowId = '{loan['workflow_id']}' AND LoanStatus = 'pending_approval' "
+             f"AND WaitingOnRole = 'branch_manager'")
+    for _ in range(50):
+        if [w async for w in temporal_env.client.list_workflows(query)]:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the loan is not findable by WaitingOnRole")

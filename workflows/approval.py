@@ -1,0 +1,208 @@
+"""A multi-level approval, reusable by any subject (a loan runs it as a child).
+
+Each level waits for its quorum of approvals from its role, reminds at the reminder offset, escalates once at
+the deadline to the escalation role (whose single approval then suffices), and after the last deadline applies
+the rule's outcome (decline or hold). A rejection ends it; a request for information pauses the level until the
+applicant answers. Decisions are updates whose validator refuses, before anything enters history, the wrong
+role or level, the applicant, the submitter, a second vote by the same person, and a closed request."""
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.approvals import ApprovalActivities
+    from activities.notifications import NotificationActivities
+    from core import search_attributes as sa
+    from models.approvals import (ApprovalInput, ApprovalProgress, ApprovalState, DecisionInput, DecisionRecord,
+                                  InformationInput, LevelUpdate)
+    from models.notifications import NotifyUsers
+
+STEP = dict(start_to_close_timeout=timedelta(seconds=30))
+OUTCOME_STATUS = {"decline": "declined", "hold": "on_hold"}
+
+
+def refuse(code: str, message: str) -> ApplicationError:
+    """A validator's refusal; the API turns the type into the status code."""
+    return ApplicationError(message, type=code, non_retryable=True)
+
+
+@workflow.defn
+class ApprovalWorkflow:
+    def __init__(self) -> None:
+        self._status = "open"
+        self._level = 0
+        self._role: str | None = None
+        self._quorum = 1
+        self._deadline: datetime | None = None
+        self._escalated = False
+        self._approvals: set[str] = set()
+        self._voted: set[str] = set()  # everyone who decided at this level, whatever the decision
+        self._rejected = False
+        self._withdrawn = False
+        self._information: InformationInput | None = None
+
+    # --- messages ------------------------------------------------------------------------------------------
+
+    @workflow.update
+    async def decide(self, decision: DecisionInput) -> ApprovalState:
+        level = self._level
+        self._voted.add(str(decision.approver_id))
+        await workflow.execute_activity_method(ApprovalActivities.record_decision, DecisionRecord(
+            request_id=self._input.request_id, level=self._level, role=self._role or decision.approver_role,
+            approver_id=decision.approver_id, approver_email=decision.approver_email, decision=decision.decision,
+            reason=decision.reason), **STEP)
+        if decision.decision == "approve":
+            self._approvals.add(str(decision.approver_id))
+        elif decision.decision == "reject":
+            self._rejected = True
+        else:
+            self._status = "info_requested"
+            self._information = None
+        # Answer with the state this decision leads to: the next level, or the outcome.
+        await workflow.wait_condition(lambda: self._status != "open" or self._level != level
+                                      or (len(self._approvals) < self._quorum and not self._rejected))
+        return self.state()
+
+    @decide.validator
+    def _validate_decision(self, decision: DecisionInput) -> None:
+        if self._status != "open":
+            raise refuse("request_closed" if self._status not in ("info_requested",) else "awaiting_information",
+                         f"the request is {self._status}")
+        if decision.level != self._level:
+            raise refuse("wrong_level", f"the request is at level {self._level}, not {decision.level}")
+        if decision.approver_role != self._role:
+            raise refuse("wrong_role", f"level {self._level} waits on {self._role}, not {decision.approver_role}")
+        if self._input.applicant_id and decision.approver_id == self._input.applicant_id:
+            raise refuse("own_request", "an applicant cannot decide on their own request")
+        if decision.approver_id == self._input.submitted_by:
+            raise refuse("maker_checker", "the submitter of a request cannot decide on it")
+        if str(decision.approver_id) in self._voted:
+            raise refuse("already_decided", "you have already decided at this level")
+        if decision.decision in ("reject", "request_info") and not decision.reason.strip():
+            raise refuse("reason_required", f"a {decision.decision.replace('_', ' ')} needs a reason")
+
+    @workflow.update
+    async def provide_information(self, info: InformationInput) -> ApprovalState:
+        self._information = info
+        await workflow.wait_condition(lambda: self._status == "open")
+        return self.state()
+
+    @provide_information.validator
+    def _validate_information(self, info: InformationInput) -> None:
+        if self._status != "info_requested":
+            raise refuse("no_information_requested", "no information has been requested")
+        if info.provided_by not in (self._input.applicant_id, self._input.submitted_by):
+            raise refuse("not_the_applicant", "only the applicant or the submitter can answer")
+
+    @workflow.signal
+    def withdraw(self) -> None:
+        self._withdrawn = True
+
+    @workflow.query
+    def state(self) -> ApprovalState:
+        return ApprovalState(request_id=self._input.request_id, status=self._status, level=self._level,
+                             levels=len(self._input.levels), waiting_on_role=self._role, deadline_at=self._deadline,
+                             escalated=self._escalated, approvals=len(self._approvals), quorum=self._quorum)
+
+    # --- the levels ----------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, req: ApprovalInput) -> ApprovalState:
+        self._input = req
+        for number, spec in enumerate(req.levels, start=1):
+            self._level, self._role, self._quorum, self._escalated = number, spec.role, spec.quorum, False
+            self._approvals, self._voted = set(), set()
+            await self._open("opened", spec.deadline_seconds)
+            reminded = False
+            while True:
+                reminder_at = (self._deadline - timedelta(seconds=spec.deadline_seconds - spec.reminder_seconds)
+                               if spec.reminder_seconds and not reminded and not self._escalated else None)
+                wake_at = min(t for t in (reminder_at, self._deadline) if t is not None)
+                done = await self._wait_until(wake_at)
+                if self._withdrawn:
+                    return await self._close("withdrawn")
+                if self._rejected:
+                    return await self._close("rejected")
+                if self._status == "info_requested":
+                    await self._record("info_requested")
+                    await workflow.wait_condition(lambda: self._information is not None or self._withdrawn)
+                    if self._withdrawn:
+                        return await self._close("withdrawn")
+                    self._status = "open"  # the level goes on, with its deadline restarted
+                    await self._open("opened", spec.deadline_seconds)
+                    continue
+                if len(self._approvals) >= self._quorum:
+                    break
+                if done:
+                    continue
+                if reminder_at is not None and workflow.now() >= reminder_at and workflow.now() < self._deadline:
+                    reminded = True
+                    await self._notify("reminder")
+                    continue
+                if spec.escalation_role and not self._escalated:
+                    self._escalated, self._role, self._quorum = True, spec.escalation_role, 1
+                    self._voted = set()
+                    await self._open("escalated", spec.deadline_seconds)
+                    continue
+                return await self._close(OUTCOME_STATUS[req.final_outcome])
+        return await self._close("approved")
+
+    async def _wait_until(self, moment: datetime) -> bool:
+        """True when something happened before `moment`; False when the time came."""
+        remaining = (moment - workflow.now()).total_seconds()
+        if remaining <= 0:
+            return False
+        try:
+            await workflow.wait_condition(
+                lambda: (self._withdrawn or self._rejected or self._status == "info_requested"
+                         or len(self._approvals) >= self._quorum), timeout=timedelta(seconds=remaining))
+            return True
+        except TimeoutError:
+            return False
+
+    async def _open(self, why: str, deadline_seconds: float) -> None:
+        self._deadline = workflow.now() + timedelta(seconds=deadline_seconds)
+        await self._record("open", notify=why)
+
+    async def _notify(self, why: str) -> None:
+        await self._record(self._status, notify=why)
+
+    async def _record(self, status: str, notify: str | None = None) -> None:
+        recipients = await workflow.execute_activity_method(ApprovalActivities.update_request, LevelUpdate(
+            request_id=self._input.request_id, status=status, level=self._level, waiting_on_role=self._role,
+            deadline_at=self._deadline if status in ("open", "info_requested") else None, notify=notify,
+            exclude_user_ids=[]), **STEP)
+        await self._publish(status)
+        if recipients:
+            await workflow.execute_activity_method(NotificationActivities.notify_users, NotifyUsers(
+                user_ids=recipients, kind=f"approval_{notify}", template="approval_requested", context={
+                    "request_title": ("Reminder: " if notify == "reminder" else
+                                      "Escalated: " if notify == "escalated" else "") + self._input.title,
+                    "level": self._level, "role": (self._role or "").replace("_", " "),
+                    "deadline": self._deadline.strftime("%Y-%m-%d %H:%M UTC") if self._deadline else "none",
+                    "link": f"/api/v1/approvals/{self._input.request_id}"},
+                entity_type="approval_request", entity_id=str(self._input.request_id),
+                dedupe_key=f"approval:{self._input.request_id}:{self._level}:{self._role}:{notify}:"
+                           f"{int(self._deadline.timestamp()) if self._deadline else 0}"),
+                start_to_close_timeout=timedelta(seconds=60))
+
+    async def _close(self, status: str) -> ApprovalState:
+        self._status = status
+        await self._record(status)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state()
+
+    async def _publish(self, status: str) -> None:
+        role = self._role if status in ("open", "info_requested") else None
+        workflow.upsert_search_attributes([sa.APPROVAL_LEVEL.value_set(self._level),
+                                           sa.WAITING_ON_ROLE.value_set(role) if role else sa.WAITING_ON_ROLE.value_unset()])
+        workflow.set_current_details(
+            f"{status}: level {self._level} of {len(self._input.levels)}"
+            + (f", waiting on {role.replace('_', ' ')} since {workflow.now():%Y-%m-%d %H:%M} UTC, deadline "
+               f"{self._deadline:%Y-%m-%d %H:%M:%S} UTC" if role and self._deadline else ""))
+        parent = self._input.parent_workflow_id or (workflow.info().parent and workflow.info().parent.workflow_id)
+        if parent:
+            await workflow.get_external_workflow_handle(parent).signal(
+                "approval_progress", ApprovalProgress(status=status, level=self._level, waiting_on_role=role))

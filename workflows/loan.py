@@ -1,0 +1,134 @@
+"""A loan application, from submission to an active loan: eligibility, credit check at the bureau, the schedule,
+the approval (a child workflow), the agreement PDF and the disbursement. Withdrawal is possible until it is
+approved."""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.credit import CreditActivities
+    from activities.loans import LoanActivities
+    from core import search_attributes as sa
+    from models.approvals import ApprovalProgress, ApprovalState
+    from models.credit import CreditCheckInput
+    from models.loans import LoanInput, LoanStatus, LoanStatusUpdate
+    from workflows.approval import ApprovalWorkflow
+
+STEP = dict(start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
+DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
+                        "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
+
+
+@workflow.defn
+class LoanWorkflow:
+    def __init__(self) -> None:
+        self._status = LoanStatus.submitted
+        self._withdraw_requested = False
+        self._approval_id: str | None = None
+        self._approval_started = False
+        self._progress: ApprovalProgress | None = None
+
+    @workflow.signal
+    async def approval_progress(self, progress: ApprovalProgress) -> None:
+        """The approval moved: the loan's row and search attributes follow (waiting on whom, or on the applicant)."""
+        self._progress = progress
+        if progress.status not in ("open", "info_requested") or self._status not in (
+                LoanStatus.pending_approval, LoanStatus.info_requested):
+            return
+        status = LoanStatus.info_requested if progress.status == "info_requested" else LoanStatus.pending_approval
+        if status != self._status:
+            await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(
+                loan_id=self._req.loan_id, status=status), **STEP)
+        if self._status in (LoanStatus.pending_approval, LoanStatus.info_requested):  # not moved on meanwhile
+            self._set_status(status, level=progress.level, role=progress.waiting_on_role)
+
+    @workflow.update
+    async def withdraw(self) -> str:
+        self._withdraw_requested = True
+        if self._approval_started:  # otherwise run() tells the child as soon as it has started it
+            await workflow.get_external_workflow_handle(self._approval_id).signal(ApprovalWorkflow.withdraw)
+        await workflow.wait_condition(lambda: self._status == LoanStatus.withdrawn)
+        return self._status
+
+    @withdraw.validator
+    def _validate_withdraw(self) -> None:
+        if self._status not in (LoanStatus.submitted, LoanStatus.checking_eligibility, LoanStatus.credit_check,
+                                LoanStatus.pending_approval, LoanStatus.info_requested) or self._withdraw_requested:
+            raise ApplicationError(f"the loan is {self._status}: it can only be withdrawn before approval",
+                                   type="not_withdrawable", non_retryable=True)
+
+    @workflow.query
+    def status(self) -> str:
+        return self._status
+
+    @workflow.run
+    async def run(self, req: LoanInput) -> str:
+        self._req = req
+        await self._change(LoanStatus.checking_eligibility)
+        eligibility = await workflow.execute_activity_method(LoanActivities.check_eligibility, req, **STEP)
+        if self._withdraw_requested:
+            return await self._change(LoanStatus.withdrawn)
+        if not eligibility.eligible:
+            return await self._change(LoanStatus.declined, reason=eligibility.reason)
+
+        await self._change(LoanStatus.credit_check)
+        summary = await workflow.execute_activity_method(LoanActivities.summary, req.loan_id, **STEP)
+        try:
+            report = await workflow.execute_activity_method(CreditActivities.check_credit, CreditCheckInput(
+                loan_id=req.loan_id, applicant_id=summary.applicant_id, full_name=summary.applicant_name,
+                amount=summary.amount), **STEP)
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type in ("NoCreditFile", "CreditCheckRejected"):
+                return await self._change(LoanStatus.declined, reason=f"credit check: {cause.message}")
+            raise
+        if self._withdraw_requested:
+            return await self._change(LoanStatus.withdrawn)
+        if report.score < req.min_credit_score:
+            return await self._change(LoanStatus.declined, credit_score=report.score,
+                                      reason=f"credit score {report.score} is below {req.min_credit_score}")
+
+        await workflow.execute_activity_method(LoanActivities.store_schedule, req.loan_id, **STEP)
+        approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id, **STEP)
+        await self._change(LoanStatus.pending_approval, credit_score=report.score)
+        self._approval_id = f"approval-{approval.request_id}"
+        handle = await workflow.start_child_workflow(
+            ApprovalWorkflow.run, approval, id=self._approval_id,
+            static_summary=f"Approval of {approval.title}", task_queue=workflow.info().task_queue)
+        self._approval_started = True
+        if self._withdraw_requested:  # asked while the child was starting
+            await handle.signal(ApprovalWorkflow.withdraw)
+        outcome: ApprovalState = await handle
+        if outcome.status != "approved":
+            return await self._change(DECLINED_BY_APPROVAL[outcome.status],
+                                      reason=f"approval {outcome.status} at level {outcome.level}")
+
+        await self._change(LoanStatus.approved)
+        await workflow.execute_activity_method(LoanActivities.render_agreement, req.loan_id, **STEP)
+        await self._change(LoanStatus.disbursing)
+        await workflow.execute_activity_method(LoanActivities.disburse, req.loan_id, **STEP)
+        return await self._change(LoanStatus.active)
+
+    async def _change(self, status: LoanStatus, reason: str | None = None, credit_score: int | None = None) -> str:
+        await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(
+            loan_id=self._req.loan_id, status=status, reason=reason, credit_score=credit_score), **STEP)
+        self._set_status(status)
+        if status in (LoanStatus.withdrawn, LoanStatus.declined, LoanStatus.rejected, LoanStatus.on_hold,
+                      LoanStatus.active, LoanStatus.failed):
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return status
+
+    def _set_status(self, status: LoanStatus, level: int | None = None, role: str | None = None) -> None:
+        self._status = status
+        waiting = status in (LoanStatus.pending_approval, LoanStatus.info_requested)
+        updates = [sa.LOAN_STATUS.value_set(status)]
+        if level is not None:
+            updates.append(sa.APPROVAL_LEVEL.value_set(level))
+        updates.append(sa.WAITING_ON_ROLE.value_set(role) if waiting and role else sa.WAITING_ON_ROLE.value_unset())
+        workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(f"{status}" + (f": level {level}, waiting on {role.replace('_', ' ')} since "
+                                                    f"{workflow.now():%Y-%m-%d %H:%M} UTC" if waiting and role else ""))
