@@ -92,7 +92,7 @@ Back office is up (logs in {logs}):
   Mail sink      SMTP 127.0.0.1:{PORTS['smtp']}, messages as .eml files in {DATA / 'mail'}
   Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
   Database       {database_url}
-Demo payments: {', '.join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo)}
+Demo workflows: {', '.join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo)}
 Demo users (email / password):""", flush=True)
     for email, _, role, password in USERS:
         print(f"  {role:17} {email:32} {password}")

@@ -3,6 +3,7 @@
 Everything has a fixed id (uuid5 of a name); money moves through the ledger with fixed idempotency keys,
 and the demo book transfer goes through the API like any client's."""
 
+import asyncio
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -87,7 +88,50 @@ async def seed_through_api(api_url: str, sandbox_url: str) -> list[dict]:
             payments.append(await _post(http, "/api/v1/payments", admin, key, {
                 "kind": "ach_debit", "amount": amount, "account_id": str(demo_id("account:riverside-operating")),
                 "external_account_id": external["id"], "memo": memo}))
+        payments.extend(await _demo_loans(http, sandbox))
         return payments
+
+
+async def _demo_loans(http: httpx.AsyncClient, sandbox: httpx.AsyncClient) -> list[dict]:
+    """Three applications from Alice, left waiting on each level of the default routing: a loan officer, a branch
+    manager, the credit committee (findable in the Temporal UI by LoanStatus and WaitingOnRole)."""
+    su = await _login(http, "admin@backoffice.example", "demo-superuser-pass")
+    products = (await http.get("/api/v1/loan-products", headers=su, params={"name": "Demo personal loan"})).json()
+    product = products["items"][0] if products["items"] else await _post(http, "/api/v1/loan-products", su, "", {
+        "name": "Demo personal loan", "annual_rate": "0.0725", "min_term": 6, "max_term": 120,
+        "min_amount": "1000.00", "max_amount": "250000.00", "amortization": "declining_balance",
+        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    alice_id = str(demo_id("user:alice@riverside.example"))
+    await sandbox.put("/bureau/_control", json={"fixed_scores": {alice_id: 742}})
+    alice = await _login(http, "alice@riverside.example", "demo-member-pass")
+    loans = []
+    for key, amount, purpose, approvers in (
+            ("demo-loan-officer", "8000.00", "Used car", []),
+            ("demo-loan-manager", "45000.00", "Home renovation", ["officer@riverside.example"]),
+            ("demo-loan-committee", "180000.00", "Small business premises",
+             ["officer@riverside.example", "manager@riverside.example"])):
+        loan = await _post(http, "/api/v1/loans", alice, key, {
+            "product_id": product["id"], "amount": amount, "term": 120, "purpose": purpose,
+            "monthly_income": "60000.00", "monthly_debt": "400.00",
+            "deposit_account_id": str(demo_id("account:alice-checking"))})
+        for level, email in enumerate(approvers, start=1):
+            request_id = await _approval_waiting_at(http, su, loan["id"], level)
+            approver = await _login(http, email, "demo-officer-pass" if "officer" in email else "demo-manager-pass")
+            await http.post(f"/api/v1/approvals/{request_id}/decisions", headers=approver,
+                            json={"decision": "approve", "reason": "Demo", "level": level})
+        loans.append({**loan, "kind": "loan", "amount": amount})
+    return loans
+
+
+async def _approval_waiting_at(http: httpx.AsyncClient, su: dict, loan_id: str, level: int) -> str:
+    for _ in range(150):
+        loan = (await http.get(f"/api/v1/loans/{loan_id}", headers=su)).json()
+        if loan.get("approval_request_id"):
+            state = (await http.get(f"/api/v1/approvals/{loan['approval_request_id']}", headers=su)).json()
+            if state.get("level", 0) >= level and state.get("status") == "open":
+                return loan["approval_request_id"]
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"demo loan {loan_id} did not reach approval level {level}")
 
 
 async def _login(http: httpx.AsyncClient, email: str, password: str) -> dict:
@@ -97,7 +141,7 @@ async def _login(http: httpx.AsyncClient, email: str, password: str) -> dict:
 
 
 async def _post(http: httpx.AsyncClient, path: str, headers: dict, key: str, body: dict) -> dict:
-    response = await http.post(path, headers={**headers, "Idempotency-Key": key}, json=body)
+    response = await http.post(path, headers={**headers, **({"Idempotency-Key": key} if key else {})}, json=body)
     response.raise_for_status()
     return response.json()
 
