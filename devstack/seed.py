@@ -128,7 +128,8 @@ async def _approval_waiting_at(http: httpx.AsyncClient, su: dict, loan_id: str, 
         loan = (await http.get(f"/api/v1/loans/{loan_id}", headers=su)).json()
         if loan.get("approval_request_id"):
             state = (await http.get(f"/api/v1/approvals/{loan['approval_request_id']}", headers=su)).json()
-            if state.get("level", 0) >= level and state.get("status") == "open":
+            # quorum 0 is the database's view: the approval workflow has not started yet
+            if state.get("level", 0) >= level and state.get("status") == "open" and state.get("quorum", 0) >= 1:
                 return loan["approval_request_id"]
         await asyncio.sleep(0.2)
     raise RuntimeError(f"demo loan {loan_id} did not reach approval level {level}")

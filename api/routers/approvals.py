@@ -93,6 +93,8 @@ async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, u
         raise AppError(REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)),
                        {"level": request.current_level, "waiting_on_role": request.waiting_on_role})
     except RPCError as exc:
+        if request.status == "open":
+            raise AppError(409, "approval_not_started", "the approval is starting; try again in a moment", str(exc))
         raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
 
 
