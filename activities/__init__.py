@@ -5,6 +5,7 @@ from temporalio.client import Client
 from activities.ach import AchActivities
 from activities.approvals import ApprovalActivities
 from activities.credit import CreditActivities
+from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from core.config import Settings
 from core.db import Database
@@ -19,12 +20,14 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     notifications = NotificationActivities(db, EmailSender(settings))
     approvals = ApprovalActivities(db)
     loans = LoanActivities(db)
+    servicing = LoanServicingActivities(db)
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
                               timeout=settings.http_timeout)
     return [payments.post_book_transfer,
             approvals.update_request, approvals.record_decision,
             loans.set_status, loans.summary, loans.check_eligibility, loans.store_schedule,
             loans.create_approval_request, loans.render_agreement, loans.disburse, credit.check_credit,
+            servicing.apply_repayment,
             ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
             notifications.notify_org_admins, notifications.notify_users]

@@ -5,7 +5,7 @@ import argparse
 import asyncio
 import importlib
 
-BENCHMARKS = {"ach_throughput": "bench.ach_throughput"}
+BENCHMARKS = {"ach_throughput": "bench.ach_throughput", "approval_roundtrip": "bench.approval_roundtrip"}
 
 
 def main() -> None:

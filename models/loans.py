@@ -181,6 +181,7 @@ class LoanInput(SQLModel):
     loan_id: uuid.UUID
     min_credit_score: int
     max_debt_to_income: Decimal
+    servicing: bool = False  # set when continuing as new: the loan is active, only repayments remain
 
 
 class Eligibility(SQLModel):
@@ -206,3 +207,32 @@ class LoanSummary(SQLModel):
     installments: int = 0
     first_payment: Decimal | None = None
     total_interest: Decimal | None = None
+
+
+class RepaymentInput(SQLModel):
+    loan_id: uuid.UUID
+    amount: Decimal
+    mode: str  # installment | prepayment | payoff
+    key: str   # the caller's Idempotency-Key: a retried repayment is one repayment
+    paid_by: uuid.UUID
+    paid_by_email: str
+
+
+class RepaymentResult(SQLModel):
+    loan_id: uuid.UUID
+    amount: Decimal
+    principal: Decimal
+    interest: Decimal
+    fees: Decimal
+    outstanding_principal: Decimal
+    status: str
+    journal_entry_id: uuid.UUID
+
+
+class PayoffQuote(SQLModel):
+    loan_id: uuid.UUID
+    as_of: date
+    outstanding_principal: Decimal
+    due_unpaid: Decimal  # installments already due and not paid, late fees included
+    accrued_interest: Decimal
+    amount: Decimal

@@ -10,15 +10,19 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.credit import CreditActivities
+    from activities.loan_servicing import LoanServicingActivities
     from activities.loans import LoanActivities
     from core import search_attributes as sa
     from models.approvals import ApprovalProgress, ApprovalState
     from models.credit import CreditCheckInput
-    from models.loans import LoanInput, LoanStatus, LoanStatusUpdate
+    from models.loans import LoanInput, LoanStatus, LoanStatusUpdate, RepaymentInput, RepaymentResult
     from workflows.approval import ApprovalWorkflow
 
 STEP = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
+# Repayments each add a few events; a 30-year loan continues as new long before its history grows large.
+CONTINUE_AS_NEW_AFTER = 100
+REPAYMENT_MODES = ("installment", "prepayment", "payoff")
 DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
                         "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
 
@@ -30,6 +34,7 @@ class LoanWorkflow:
         self._withdraw_requested = False
         self._approval_id: str | None = None
         self._approval_started = False
+        self._repayments = 0
         self._progress: ApprovalProgress | None = None
 
     @workflow.signal
@@ -61,6 +66,24 @@ class LoanWorkflow:
             raise ApplicationError(f"the loan is {self._status}: it can only be withdrawn before approval",
                                    type="not_withdrawable", non_retryable=True)
 
+    @workflow.update
+    async def repay(self, req: RepaymentInput) -> RepaymentResult:
+        result = await workflow.execute_activity_method(
+            LoanServicingActivities.apply_repayment, req, start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
+        self._repayments += 1
+        if result.status == LoanStatus.closed:
+            self._set_status(LoanStatus.closed)
+        return result
+
+    @repay.validator
+    def _validate_repayment(self, req: RepaymentInput) -> None:
+        if self._status != LoanStatus.active:
+            raise ApplicationError(f"the loan is {self._status}", type="loan_not_active", non_retryable=True)
+        if req.amount <= 0 or req.mode not in REPAYMENT_MODES:
+            raise ApplicationError("a repayment is a positive amount, as installment, prepayment or payoff",
+                                   type="invalid_repayment", non_retryable=True)
+
     @workflow.query
     def status(self) -> str:
         return self._status
@@ -68,6 +91,9 @@ class LoanWorkflow:
     @workflow.run
     async def run(self, req: LoanInput) -> str:
         self._req = req
+        if req.servicing:
+            self._set_status(LoanStatus.active)
+            return await self._service()
         await self._change(LoanStatus.checking_eligibility)
         eligibility = await workflow.execute_activity_method(LoanActivities.check_eligibility, req, **STEP)
         if self._withdraw_requested:
@@ -111,14 +137,25 @@ class LoanWorkflow:
         await workflow.execute_activity_method(LoanActivities.render_agreement, req.loan_id, **STEP)
         await self._change(LoanStatus.disbursing)
         await workflow.execute_activity_method(LoanActivities.disburse, req.loan_id, **STEP)
-        return await self._change(LoanStatus.active)
+        await self._change(LoanStatus.active)
+        return await self._service()
+
+    async def _service(self) -> str:
+        """Active: repayments arrive as updates until the loan is paid; the history stays bounded."""
+        await workflow.wait_condition(lambda: self._status == LoanStatus.closed
+                                      or self._repayments >= CONTINUE_AS_NEW_AFTER)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._status == LoanStatus.closed:
+            return self._status
+        workflow.continue_as_new(LoanInput(loan_id=self._req.loan_id, min_credit_score=self._req.min_credit_score,
+                                           max_debt_to_income=self._req.max_debt_to_income, servicing=True))
 
     async def _change(self, status: LoanStatus, reason: str | None = None, credit_score: int | None = None) -> str:
         await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(
             loan_id=self._req.loan_id, status=status, reason=reason, credit_score=credit_score), **STEP)
         self._set_status(status)
         if status in (LoanStatus.withdrawn, LoanStatus.declined, LoanStatus.rejected, LoanStatus.on_hold,
-                      LoanStatus.active, LoanStatus.failed):
+                      LoanStatus.failed):
             await workflow.wait_condition(workflow.all_handlers_finished)
         return status
 

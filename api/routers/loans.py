@@ -3,7 +3,7 @@
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import Response as RawResponse
@@ -25,7 +25,9 @@ from core import audit, search_attributes as sa
 from models.api_types import PositiveMoney
 from models.approvals import InformationInput
 from models.ledger import LedgerAccount
-from models.loans import Loan, LoanInput, LoanInstallment, LoanProduct, LoanStatus
+from activities.loan_servicing import quote
+from models.loans import (Loan, LoanInput, LoanInstallment, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput,
+                          RepaymentResult)
 from models.users import Role, User
 from workflows.approval import ApprovalWorkflow
 from workflows.loan import LoanWorkflow
@@ -248,3 +250,45 @@ async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: 
         code = getattr(cause, "type", None) or "rejected"
         raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause)))
     return state
+
+
+class RepaymentIn(BaseModel):
+    amount: PositiveMoney
+    mode: Literal["installment", "prepayment", "payoff"] = Field(
+        default="installment", description="installment: to the next installments (late fees, interest, then "
+                                           "principal); prepayment: principal only, the schedule is recomputed; "
+                                           "payoff: the amount of today's payoff quote, which closes the loan")
+
+
+REPAYMENT_REFUSALS = {"loan_not_active": 409, "insufficient_funds": 422, "payoff_amount_mismatch": 409,
+                      "use_payoff": 422, "overpayment": 422, "invalid_repayment": 422}
+
+
+@router.post("/{loan_id}/repayments", response_model=RepaymentResult,
+             summary="Repay from the applicant's deposit account (Idempotency-Key: a retry is one repayment)")
+async def repay(loan_id: uuid.UUID, body: RepaymentIn, key: IdempotencyKey, session: SessionDep, user: CurrentUser,
+                client: TemporalDep):
+    loan = await visible_loan(session, user, loan_id)
+    if user.id != loan.applicant_id and user.role not in (Role.org_admin, Role.superuser, Role.operator):
+        raise forbidden("only the borrower or staff can repay a loan")
+    await session.commit()
+    try:
+        return await client.get_workflow_handle(loan.workflow_id).execute_update(
+            LoanWorkflow.repay, RepaymentInput(loan_id=loan.id, amount=body.amount, mode=body.mode, key=key,
+                                               paid_by=user.id, paid_by_email=user.email))
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
+            cause = cause.cause  # an activity's refusal arrives wrapped in an ActivityError
+        code = getattr(cause, "type", None) or "repayment_refused"
+        raise AppError(REPAYMENT_REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)))
+    except RPCError as exc:
+        raise AppError(409, "loan_not_active", "the loan's workflow is not running", str(exc))
+
+
+@router.get("/{loan_id}/payoff-quote", response_model=PayoffQuote, summary="What clears the loan today")
+async def payoff_quote(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+    loan = await visible_loan(session, user, loan_id)
+    if loan.status != LoanStatus.active:
+        raise AppError(409, "loan_not_active", f"the loan is {loan.status}")
+    return await quote(session, loan, date.today())

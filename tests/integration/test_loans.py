@@ -105,16 +105,20 @@ async def test_each_default_tier_routes_to_its_levels(http, su, sandbox_url, ban
     expected = {"5000.00": 1, "50000.00": 2, "150000.00": 3}
     loans = {amount: await apply(http, sandbox_url, bank, product, amount=amount, income="900000.00")
              for amount in expected}
+    requests = {}
     for amount, levels in expected.items():
         state = await waiting_on(http, su, loans[amount]["id"], 1, "loan_officer")
         assert state["levels"] == levels, amount
-    # The small one goes through its single level to an active, disbursed loan with an agreement.
-    small = loans["5000.00"]
+        requests[amount] = state["request_id"]
+    # The officer's inbox holds all three, oldest first, each with its deadline.
     officer = bank.headers["loan_officer"]
     inbox = await inbox_of(http, officer, 3)
-    assert [item["subject_id"] for item in inbox] == [loans[a]["id"] for a in expected]  # oldest first
+    assert {item["request_id"] for item in inbox} == set(requests.values())
+    assert [item["waiting_since"] for item in inbox] == sorted(item["waiting_since"] for item in inbox)
     assert all(item["deadline_at"] for item in inbox)
-    accepted = await decide(http, officer, small["approval_request_id"] or inbox[0]["request_id"], "approve")
+    # The small one goes through its single level to an active, disbursed loan with an agreement.
+    small = loans["5000.00"]
+    accepted = await decide(http, officer, requests["5000.00"], "approve")
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "approved"
     active = await wait_loan(http, su, small["id"], FINAL)
@@ -128,8 +132,7 @@ async def test_each_default_tier_routes_to_its_levels(http, su, sandbox_url, ban
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     # The middle tier moves on to the branch manager once the officer approves.
     middle = loans["50000.00"]
-    request_id = (await waiting_on(http, su, middle["id"], 1, "loan_officer"))["request_id"]
-    assert (await decide(http, officer, request_id)).status_code == 200
+    assert (await decide(http, officer, requests["50000.00"])).status_code == 200
     await waiting_on(http, su, middle["id"], 2, "branch_manager")
     assert [i["subject_id"] for i in await inbox_of(http, bank.headers["branch_manager"], 1)] == [middle["id"]]
 
@@ -267,3 +270,58 @@ async def test_waiting_loans_are_findable_by_role(http, su, sandbox_url, bank, p
         await asyncio.sleep(0.2)
     else:
         raise AssertionError("the loan is not findable by WaitingOnRole")
+
+
+async def test_repayment_prepayment_and_payoff(http, su, sandbox_url, bank, product, temporal_env):
+    member_type = await rule(http, su, [level("loan_officer")])
+    loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
+    request_id = (await waiting_on(http, su, loan["id"], 1, "loan_officer"))["request_id"]
+    assert (await decide(http, bank.headers["loan_officer"], request_id)).status_code == 200
+    loan = await wait_loan(http, su, loan["id"], FINAL)
+    assert loan["status"] == "active"
+    member = bank.headers["member"]
+    schedule = (await http.get(f"/api/v1/loans/{loan['id']}/schedule", headers=member)).json()
+    first = schedule[0]
+
+    key = {**member, "Idempotency-Key": uuid.uuid4().hex}
+    paid = await http.post(f"/api/v1/loans/{loan['id']}/repayments", headers=key, json={"amount": first["payment"]})
+    assert paid.status_code == 200, paid.text
+    result = paid.json()
+    assert (result["interest"], result["principal"], result["fees"]) == (first["interest"], first["principal"], "0.00")
+    again = await http.post(f"/api/v1/loans/{loan['id']}/repayments", headers=key, json={"amount": first["payment"]})
+    assert again.json()["journal_entry_id"] == result["journal_entry_id"]  # one repayment for one key
+    deposit = (await http.get(f"/api/v1/accounts/{bank.account['id']}", headers=su)).json()
+    assert Decimal(deposit["ledger_balance"]) == Decimal("5000.00") - Decimal(first["payment"])
+    assert Decimal(result["outstanding_principal"]) == Decimal("5000.00") - Decimal(first["principal"])
+    schedule = (await http.get(f"/api/v1/loans/{loan['id']}/schedule", headers=member)).json()
+    assert schedule[0]["paid"] == first["payment"] and schedule[1]["paid"] == "0.00"
+
+    prepaid = await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "1000.00", "mode": "prepayment"},
+                              headers={**member, "Idempotency-Key": uuid.uuid4().hex})
+    assert prepaid.status_code == 200 and prepaid.json()["principal"] == "1000.00"
+    recomputed = (await http.get(f"/api/v1/loans/{loan['id']}/schedule", headers=member)).json()
+    assert Decimal(recomputed[1]["payment"]) < Decimal(schedule[1]["payment"]) and len(recomputed) == 36
+    assert recomputed[-1]["balance"] == "0.00"
+    assert sum(Decimal(r["principal"]) for r in recomputed[1:]) == Decimal(prepaid.json()["outstanding_principal"])
+
+    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "99999.00"},
+                                 headers={**member, "Idempotency-Key": uuid.uuid4().hex}), 422)
+    await http.post(f"/api/v1/accounts/{bank.account['id']}/deposits", headers={**su, "Idempotency-Key": "top-up"},
+                    json={"amount": "500.00"})  # the payoff is more than what is left of the disbursement
+    quote = (await http.get(f"/api/v1/loans/{loan['id']}/payoff-quote", headers=member)).json()
+    assert Decimal(quote["amount"]) >= Decimal(quote["outstanding_principal"])
+    wrong = await http.post(f"/api/v1/loans/{loan['id']}/repayments",
+                            json={"amount": str(Decimal(quote["amount"]) - Decimal("0.01")), "mode": "payoff"},
+                            headers={**member, "Idempotency-Key": uuid.uuid4().hex})
+    assert_error(wrong, 409, "payoff_amount_mismatch")
+    closed = await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": quote["amount"],
+                                                                             "mode": "payoff"},
+                             headers={**member, "Idempotency-Key": uuid.uuid4().hex})
+    assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
+    assert closed.json()["outstanding_principal"] == "0.00"
+    assert (await http.get(f"/api/v1/loans/{loan['id']}", headers=su)).json()["status"] == "closed"
+    loan_account = (await http.get(f"/api/v1/accounts/{loan['loan_account_id']}", headers=su)).json()
+    assert loan_account["ledger_balance"] == "0.00"
+    assert await temporal_env.client.get_workflow_handle(loan["workflow_id"]).result() == "closed"
+    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "1.00"},
+                                 headers={**member, "Idempotency-Key": uuid.uuid4().hex}), 409, "loan_not_active")

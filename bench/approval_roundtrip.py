@@ -1,0 +1,261 @@
+"""Approval decision round trip (PRODUCT.md §5): latency of the HTTP decision call
+`POST /api/v1/approvals/{id}/decisions` under concurrent approvers, beside a direct Temporal client update
+`execute_update(ApprovalWorkflow.decide, DecisionInput(...))` on the same kind of workflows on the same server.
+
+Both paths run the same update on the same kind of workflow: a one-level approval (loan_officer, quorum 1) of a
+loan, so one approval closes it. The update then records the decision (one activity) and answers once the
+workflow has closed the request. The HTTP call adds the API: the token, the officer's and the request's rows
+from Postgres, and the API's own Temporal client. The direct call is the bare update, built from the request
+rows the benchmark already read. A decision closes its approval, so each call gets a workflow of its own:
+N applications, half for each path, plus WARMUP a path that are decided first and not timed.
+
+The order: warm-up, then the direct baseline, then HTTP, each alone at the full concurrency, and the stack left
+to go quiet before each (every approval's 50 "opened" emails sent, the previous batch's loans disbursed), so
+both meet the same warmed, idle server. Not interleaved: the two paths would share the concurrency (the API
+would see half the approvers in flight, not 50) and slow each other down. The direct run goes first as in
+ach_throughput; the HTTP run then finds the server holding a little more history, which if anything counts
+against the API.
+
+Each approver is a coroutine of this process deciding as its own loan officer, one call at a time: a call's time
+includes this process's client (httpx, or the Temporal SDK) as well as the servers.
+
+`python -m bench approval_roundtrip [--loans N] [--concurrency C]`."""
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+from sqlalchemy import text
+
+from bench.ach_throughput import SUPERUSER, bounded, load, machine
+from bench.stack import Stack, running_stack
+from core.db import Database
+from core.security import hash_password
+from devstack import processes
+from models.approvals import DecisionInput
+from tests.conftest import login, make_org, make_user, open_account
+from workflows.approval import ApprovalWorkflow
+
+WARMUP = 10  # decisions a path, untimed: first calls pay for connections, imports and caches
+ROLE = "loan_officer"
+SCORE = 720  # the applicant's fixed bureau score: above the 580 minimum, so every loan reaches its approval
+
+
+@dataclass
+class Officer:
+    id: uuid.UUID
+    email: str
+    headers: dict
+
+
+@dataclass
+class Approval:
+    request_id: str
+    workflow_id: str
+    level: int
+    loan_id: str
+
+
+# --- set-up -----------------------------------------------------------------------------------------------
+
+async def superuser(http: httpx.AsyncClient, db: Database) -> dict:
+    async with db.session() as session, session.begin():  # the API has no way to make the first superuser
+        await session.execute(text(
+            "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+            "'superuser') ON CONFLICT DO NOTHING"),
+            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])})
+    return await login(http, *SUPERUSER)
+
+
+async def post(http: httpx.AsyncClient, path: str, headers: dict, body: dict) -> dict:
+    response = await http.post(path, headers=headers, json=body)
+    if response.status_code != 201:
+        raise RuntimeError(f"POST {path}: {response.status_code} {response.text}")
+    return response.json()
+
+
+async def apply_for_loans(http: httpx.AsyncClient, stack: Stack, bureau_url: str, db: Database, count: int,
+                          officers: int) -> tuple[list[Officer], list[Approval]]:
+    """A rule of its own (one level, loan_officer, quorum 1), an org with `officers` loan officers and one member,
+    and `count` applications of that member, returned once every approval waits on a loan officer."""
+    su = await superuser(http, db)
+    member_type = f"bench-{uuid.uuid4().hex[:8]}"  # picks this rule over the default tiers
+    await post(http, "/api/v1/approval-rules", su, {
+        "name": member_type, "priority": 1, "min_amount": "0.01", "max_amount": None, "member_type": member_type,
+        "levels": [{"role": ROLE, "quorum": 1, "deadline_seconds": 3600}], "final_outcome": "decline"})
+    product = await post(http, "/api/v1/loan-products", su, {
+        "name": f"Bench {member_type}", "annual_rate": "0.065", "min_term": 6, "max_term": 360,
+        "min_amount": "1000.00", "max_amount": "500000.00", "amortization": "declining_balance",
+        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    org = await make_org(http, su, roles=("member",))
+    member = org.users["member"]
+    account = await open_account(http, su, org.id, member["id"])
+    officer_list: list[Officer] = []
+
+    async def add_officer(_: int) -> None:
+        user, headers = await make_user(http, su, ROLE, org.id)
+        officer_list.append(Officer(uuid.UUID(user["id"]), user["email"], headers))
+    await bounded(10, add_officer, range(officers))
+    (await http.put(f"{bureau_url}/bureau/_control", json={"fixed_scores": {member["id"]: SCORE}})).raise_for_status()
+
+    async def apply(i: int) -> None:
+        await post(http, "/api/v1/loans", {**org.headers["member"], "Idempotency-Key": f"bench-{i}"}, {
+            "product_id": product["id"], "amount": "5000.00", "term": 36, "purpose": "Car", "member_type": member_type,
+            "monthly_income": "20000.00", "monthly_debt": "300.00", "deposit_account_id": account["id"]})
+    await bounded(officers, apply, range(count))
+
+    # Waiting = the request row says so (the workflow writes it after setting its level and role) and every
+    # "opened" notification is out (50 emails an approval): none of that set-up may run under the measurement.
+    await wait_for(db, f"{count} approvals waiting on {ROLE}, their emails sent", """
+        SELECT (SELECT count(*) FROM approval_requests WHERE org_id = :org AND status = 'open'
+                  AND waiting_on_role = :role) = :count
+           AND (SELECT count(*) FROM notifications WHERE kind = 'approval_opened') = :count * :officers
+           AND NOT EXISTS (SELECT 1 FROM email_outbox WHERE status = 'pending')""",
+                   {"org": org.id, "role": ROLE, "count": count, "officers": officers}, timeout=120 + count)
+    async with db.session() as session:
+        rows = (await session.execute(text(
+            "SELECT id, workflow_id, current_level, subject_id FROM approval_requests WHERE org_id = :org "
+            "ORDER BY created_at, id"), {"org": org.id})).all()
+    return officer_list, [Approval(str(r.id), r.workflow_id, r.current_level, str(r.subject_id)) for r in rows]
+
+
+async def wait_for(db: Database, what: str, condition_sql: str, params: dict, timeout: float) -> None:
+    """Polls Postgres until `condition_sql` (one boolean) holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with db.session() as session:
+            if (await session.execute(text(condition_sql), params)).scalar_one():
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def wait_disbursed(db: Database, approvals: list[Approval]) -> None:
+    """Each decision sets its loan going (agreement PDF, disbursement): let that finish before the next batch."""
+    await wait_for(db, f"{len(approvals)} loans active",
+                   "SELECT count(*) = :n FROM loans WHERE id = ANY(:ids) AND status = 'active'",
+                   {"n": len(approvals), "ids": [uuid.UUID(a.loan_id) for a in approvals]}, timeout=60 + len(approvals))
+
+
+# --- the two ways to decide ------------------------------------------------------------------------------------
+
+Decide = Callable[[Officer, Approval], Awaitable[str]]  # the approval's status after the call
+
+
+def over_http(http: httpx.AsyncClient) -> Decide:
+    async def decide(officer: Officer, approval: Approval) -> str:
+        response = await http.post(f"/api/v1/approvals/{approval.request_id}/decisions", headers=officer.headers,
+                                   json={"decision": "approve"})
+        return response.json()["status"] if response.status_code == 200 else f"{response.status_code} {response.text}"
+    return decide
+
+
+def direct(stack: Stack) -> Decide:
+    async def decide(officer: Officer, approval: Approval) -> str:
+        state = await stack.client.get_workflow_handle(approval.workflow_id).execute_update(
+            ApprovalWorkflow.decide, DecisionInput(approver_id=officer.id, approver_role=ROLE,
+                                                   approver_email=officer.email, level=approval.level,
+                                                   decision="approve"))
+        return state.status
+    return decide
+
+
+@dataclass
+class Timings:
+    latencies: list[float]  # seconds, one a call
+    elapsed: float  # the whole batch
+
+    def percentile(self, p: int) -> float:
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1]
+
+
+async def decide_all(decide: Decide, officers: list[Officer], approvals: list[Approval]) -> Timings:
+    """Every officer is an approver taking the next undecided approval until none is left."""
+    undecided = iter(approvals)  # shared: next() never awaits, so no approval is taken twice
+    latencies: list[float] = []
+
+    async def approver(officer: Officer) -> None:
+        for approval in undecided:
+            started = time.perf_counter()
+            status = await decide(officer, approval)
+            latencies.append(time.perf_counter() - started)
+            if status != "approved":
+                raise RuntimeError(f"approval {approval.request_id}: {status}")
+    started = time.perf_counter()
+    await asyncio.gather(*(approver(officer) for officer in officers))
+    return Timings(latencies, time.perf_counter() - started)
+
+
+# --- the benchmark --------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("approval_roundtrip")
+    group.add_argument("--loans", type=int, default=200, metavar="N", help="applications to decide, half over "
+                       f"HTTP and half by direct update, besides {WARMUP} warm-up ones a path (default 200)")
+    try:
+        group.add_argument("--concurrency", type=int, default=50, help="concurrent approvers, each its own loan "
+                           "officer (default 50)")
+    except argparse.ArgumentError:
+        pass  # `python -m bench` registers ach_throughput's --concurrency (same default) for both
+
+
+async def run(args: argparse.Namespace) -> None:
+    n, concurrency = args.loans, args.concurrency
+    direct_count = n // 2
+    load_before = load()
+    smtp_port, bureau_port = processes.free_port(), processes.free_port()
+    settings = {
+        "DB_POOL_SIZE": "50",  # a pooled connection per approver in flight, in the API as in the worker
+        "WORKER_MAX_CONCURRENT_ACTIVITIES": "500",  # the "opened" emails must not hold back record_decision
+        "ACCESS_TOKEN_TTL": "PT2H",  # the officers log in once, before the long set-up
+        # A sink and a bureau of this stack's own, started below: bench.stack points neither at its sandbox.
+        "SMTP_PORT": str(smtp_port), "BUREAU_BASE_URL": f"http://127.0.0.1:{bureau_port}"}
+    async with running_stack(settings, name="bench-approval") as stack:
+        mailsink = stack.start("mailsink", processes.python("-m", "devstack.mailsink", "--port", str(smtp_port),
+                                                            "--dir", str(stack.dir / "mail")))
+        bureau = stack.start("bureau", processes.python("-m", "sandbox", "--port", str(bureau_port)))
+        await asyncio.to_thread(processes.wait_for_port, smtp_port, mailsink, name="mailsink")
+        await asyncio.to_thread(processes.wait_for_port, bureau_port, bureau, name="bureau")
+        db = Database(stack.database_url, pool_size=2)
+        try:
+            async with httpx.AsyncClient(base_url=stack.api_url, timeout=120,
+                                         limits=httpx.Limits(max_connections=concurrency)) as http:
+                officers, approvals = await apply_for_loans(http, stack, f"http://127.0.0.1:{bureau_port}", db,
+                                                            n + 2 * WARMUP, concurrency)
+                warmup, measured = approvals[:2 * WARMUP], approvals[2 * WARMUP:]
+                by_http, by_direct = over_http(http), direct(stack)
+                await decide_all(by_direct, officers, warmup[:WARMUP])
+                await decide_all(by_http, officers, warmup[WARMUP:])
+                await wait_disbursed(db, warmup)
+                load_measuring = load()
+                direct_timings = await decide_all(by_direct, officers, measured[:direct_count])
+                await wait_disbursed(db, measured[:direct_count])
+                http_timings = await decide_all(by_http, officers, measured[direct_count:])
+                await wait_disbursed(db, measured[direct_count:])
+        finally:
+            await db.close()
+
+    def row(label: str, t: Timings) -> str:
+        ms = [1000 * x for x in (t.percentile(50), t.percentile(95), statistics.fmean(t.latencies), max(t.latencies))]
+        return (f"  {label:<22}{len(t.latencies):>5}" + "".join(f"{x:>9.1f}" for x in ms)
+                + f"{len(t.latencies) / t.elapsed:>11.1f}")
+    print(f"""
+Approval decision round trip — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine()}
+  N = {n}: {n - direct_count} applications decided over HTTP, {direct_count} by direct update, after {WARMUP} warm-up \
+decisions a path;
+  {concurrency} concurrent approvers, each its own loan officer; one level (loan_officer, quorum 1): a decision closes
+  its approval; the direct run first, each run alone on the quiet, warmed stack; one Temporal dev server, Postgres,
+  API and worker process each on this machine; load average {load_before} before the run, {load_measuring} when \
+measuring began
+                           calls  p50 ms   p95 ms  mean ms   max ms  decisions/s
+{row("HTTP decision call", http_timings)}
+{row("direct Temporal update", direct_timings)}
+  ratio HTTP / direct     p50 {http_timings.percentile(50) / direct_timings.percentile(50):.2f}, \
+p95 {http_timings.percentile(95) / direct_timings.percentile(95):.2f}""", flush=True)
