@@ -39,7 +39,6 @@ from bench.ach_throughput import SUPERUSER, bounded, load, machine
 from bench.stack import Stack, running_stack
 from core.db import Database
 from core.security import hash_password
-from devstack import processes
 from models.approvals import DecisionInput
 from tests.conftest import login, make_org, make_user, open_account
 from workflows.approval import ApprovalWorkflow
@@ -210,24 +209,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def run(args: argparse.Namespace) -> None:
     n, concurrency = args.loans, args.concurrency
     load_before = load()
-    smtp_port, bureau_port = processes.free_port(), processes.free_port()
     settings = {
         "DB_POOL_SIZE": "50",  # a pooled connection per approver in flight, in the API as in the worker
         "WORKER_MAX_CONCURRENT_ACTIVITIES": "500",  # the "opened" emails must not hold back record_decision
-        "ACCESS_TOKEN_TTL": "PT2H",  # the officers log in once, before the long set-up
-        # A sink and a bureau of this stack's own, started below: bench.stack points neither at its sandbox.
-        "SMTP_PORT": str(smtp_port), "BUREAU_BASE_URL": f"http://127.0.0.1:{bureau_port}"}
+        "ACCESS_TOKEN_TTL": "PT2H"}  # the officers log in once, before the long set-up
     async with running_stack(settings, name="bench-approval") as stack:
-        mailsink = stack.start("mailsink", processes.python("-m", "devstack.mailsink", "--port", str(smtp_port),
-                                                            "--dir", str(stack.dir / "mail")))
-        bureau = stack.start("bureau", processes.python("-m", "sandbox", "--port", str(bureau_port)))
-        await asyncio.to_thread(processes.wait_for_port, smtp_port, mailsink, name="mailsink")
-        await asyncio.to_thread(processes.wait_for_port, bureau_port, bureau, name="bureau")
         db = Database(stack.database_url, pool_size=2)
         try:
             async with httpx.AsyncClient(base_url=stack.api_url, timeout=120,
                                          limits=httpx.Limits(max_connections=concurrency)) as http:
-                officers, approvals = await apply_for_loans(http, f"http://127.0.0.1:{bureau_port}", db,
+                officers, approvals = await apply_for_loans(http, stack.sandbox_url, db,
                                                             n + 2 * WARMUP, concurrency)
                 paths = {"direct": by_update(stack), "http": over_http(http)}
                 await decide_all(paths, officers, approvals[:2 * WARMUP])
