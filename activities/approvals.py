@@ -46,7 +46,7 @@ class ApprovalActivities:
                                           "waiting_on_role": update.waiting_on_role})
             if update.notify is None or update.waiting_on_role is None:
                 return []
-            excluded = {before.applicant_id, before.submitted_by, *update.exclude_user_ids} - {None}
+            excluded = {before.applicant_id, before.submitted_by} - {None}  # maker-checker: never ask them
             rows = await session.execute(text(
                 "SELECT id FROM users WHERE org_id = :org AND role = :role AND is_active ORDER BY email"),
                 {"org": before.org_id, "role": update.waiting_on_role})

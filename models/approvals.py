@@ -62,7 +62,6 @@ class LevelUpdate(BaseModel):
     waiting_on_role: str | None
     deadline_at: datetime | None
     notify: Literal["opened", "reminder", "escalated"] | None = None
-    exclude_user_ids: list[uuid.UUID] = []
 
 
 class DecisionRecord(BaseModel):

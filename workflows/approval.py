@@ -172,8 +172,7 @@ class ApprovalWorkflow:
     async def _record(self, status: str, notify: str | None = None) -> None:
         recipients = await workflow.execute_activity_method(ApprovalActivities.update_request, LevelUpdate(
             request_id=self._input.request_id, status=status, level=self._level, waiting_on_role=self._role,
-            deadline_at=self._deadline if status in ("open", "info_requested") else None, notify=notify,
-            exclude_user_ids=[]), **STEP)
+            deadline_at=self._deadline if status in ("open", "info_requested") else None, notify=notify), **STEP)
         await self._publish(status)
         if recipients:
             await workflow.execute_activity_method(NotificationActivities.notify_users, NotifyUsers(

@@ -35,12 +35,10 @@ class LoanWorkflow:
         self._approval_id: str | None = None
         self._approval_started = False
         self._repayments = 0
-        self._progress: ApprovalProgress | None = None
 
     @workflow.signal
     async def approval_progress(self, progress: ApprovalProgress) -> None:
         """The approval moved: the loan's row and search attributes follow (waiting on whom, or on the applicant)."""
-        self._progress = progress
         if progress.status not in ("open", "info_requested") or self._status not in (
                 LoanStatus.pending_approval, LoanStatus.info_requested):
             return

@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from api.crud import flush_unique_name, get_for_update
 from api.deps import SessionDep, SuperUser
-from api.errors import AppError, not_found
+from api.errors import not_found
 from api.pagination import Page, PageDep, paginate
 from api.routers.loan_products import Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from core import audit
@@ -73,25 +73,13 @@ def _columns(rule: ApprovalRuleIn) -> dict:
     return {**rule.model_dump(exclude={"levels"}), "levels": [level.model_dump(mode="json") for level in rule.levels]}
 
 
-async def _flush_unique_name(session, name: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"an approval rule named {name!r} exists", {"field": "name", "value": name})
-
-
-async def _rule_for_update(session, rule_id: uuid.UUID) -> ApprovalRule:
-    rule = await session.get(ApprovalRule, rule_id, with_for_update=True)
-    if rule is None:
-        raise not_found("approval rule", rule_id)
-    return rule
 
 
 @router.post("", response_model=ApprovalRuleOut, status_code=201, summary="Create an approval rule (superuser)")
 async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor: SuperUser):
     rule = ApprovalRule(**_columns(body))
     session.add(rule)
-    await _flush_unique_name(session, rule.name)
+    await flush_unique_name(session, "approval rule", rule.name)
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="approval_rule.created",
                        entity_type="approval_rule", entity_id=rule.id, after=audit.snapshot(rule, _FIELDS))
     await session.commit()
@@ -127,7 +115,7 @@ async def get_approval_rule(rule_id: uuid.UUID, session: SessionDep, _: SuperUse
               description="Only the fields given change (`levels` is replaced as a whole); the result is validated "
                           "as a whole. `active: true` reactivates a rule. Requests already routed keep their levels.")
 async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, session: SessionDep, actor: SuperUser):
-    rule = await _rule_for_update(session, rule_id)
+    rule = await get_for_update(session, ApprovalRule, rule_id, "approval rule")
     before = audit.snapshot(rule, _FIELDS)
     changes = body.model_dump(exclude_unset=True)
     active = changes.pop("active", None)
@@ -138,7 +126,7 @@ async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, sess
         rule.active = active
     rule.updated_at = utcnow()
     session.add(rule)
-    await _flush_unique_name(session, rule.name)
+    await flush_unique_name(session, "approval rule", rule.name)
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="approval_rule.updated",
                        entity_type="approval_rule", entity_id=rule.id, before=before, after=audit.snapshot(rule, _FIELDS))
     await session.commit()
@@ -148,7 +136,7 @@ async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, sess
 @router.delete("/{rule_id}", status_code=204, response_class=Response,
                summary="Deactivate an approval rule (soft; superuser)")
 async def deactivate_approval_rule(rule_id: uuid.UUID, session: SessionDep, actor: SuperUser):
-    rule = await _rule_for_update(session, rule_id)
+    rule = await get_for_update(session, ApprovalRule, rule_id, "approval rule")
     if rule.active:
         before = audit.snapshot(rule, _FIELDS)
         rule.active, rule.updated_at = False, utcnow()

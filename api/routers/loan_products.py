@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 from pydantic import field_validator
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from api.crud import flush_unique_name, get_for_update
 from api.deps import CurrentUser, SessionDep, SuperUser
 from api.errors import AppError, forbidden, not_found
 from api.pagination import Page, PageDep, paginate
@@ -108,25 +108,13 @@ class LoanProductOut(BaseModel):
 _FIELDS = [*LoanProductIn.model_fields, "active"]
 
 
-async def _flush_unique_name(session, name: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"a loan product named {name!r} exists", {"field": "name", "value": name})
-
-
-async def _product_for_update(session, product_id: uuid.UUID) -> LoanProduct:
-    product = await session.get(LoanProduct, product_id, with_for_update=True)
-    if product is None:
-        raise not_found("loan product", product_id)
-    return product
 
 
 @router.post("", response_model=LoanProductOut, status_code=201, summary="Create a loan product (superuser)")
 async def create_loan_product(body: LoanProductIn, session: SessionDep, actor: SuperUser):
     product = LoanProduct(**body.model_dump())
     session.add(product)
-    await _flush_unique_name(session, product.name)
+    await flush_unique_name(session, "loan product", product.name)
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="loan_product.created",
                        entity_type="loan_product", entity_id=product.id, after=audit.snapshot(product, _FIELDS))
     await session.commit()
@@ -168,7 +156,7 @@ async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanPr
         product.active = active
     product.updated_at = utcnow()
     session.add(product)
-    await _flush_unique_name(session, product.name)
+    await flush_unique_name(session, "loan product", product.name)
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="loan_product.updated",
                        entity_type="loan_product", entity_id=product.id, before=before,
                        after=audit.snapshot(product, _FIELDS))
@@ -179,21 +167,22 @@ async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanPr
 @router.put("/{product_id}", response_model=LoanProductOut, summary="Replace a loan product's terms (superuser)",
             description="Loans already written keep their schedules; new loans use the new terms.")
 async def replace_loan_product(product_id: uuid.UUID, body: LoanProductIn, session: SessionDep, actor: SuperUser):
-    return await _update(session, actor, await _product_for_update(session, product_id), body.model_dump())
+    product = await get_for_update(session, LoanProduct, product_id, "loan product")
+    return await _update(session, actor, product, body.model_dump())
 
 
 @router.patch("/{product_id}", response_model=LoanProductOut, summary="Change some of a loan product's terms (superuser)",
               description="Only the fields given change; the result is validated as a whole (e.g. min_term <= max_term). "
                           "`active: true` reactivates a product.")
 async def update_loan_product(product_id: uuid.UUID, body: LoanProductPatch, session: SessionDep, actor: SuperUser):
-    return await _update(session, actor, await _product_for_update(session, product_id),
+    return await _update(session, actor, await get_for_update(session, LoanProduct, product_id, "loan product"),
                          body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{product_id}", status_code=204, response_class=Response,
                summary="Deactivate a loan product (soft: loans keep referencing it; superuser)")
 async def deactivate_loan_product(product_id: uuid.UUID, session: SessionDep, actor: SuperUser):
-    product = await _product_for_update(session, product_id)
+    product = await get_for_update(session, LoanProduct, product_id, "loan product")
     if product.active:
         before = audit.snapshot(product, _FIELDS)
         product.active, product.updated_at = False, utcnow()

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import or_
 from sqlmodel import select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -17,10 +16,11 @@ from temporalio.service import RPCError
 from activities.ach import PaymentRejected, check_ach_payment
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
-from api.pagination import Page, PageDep, paginate
+from api.pagination import Page, PageDep
 from api.routers.accounts import IdempotencyKey, visible_account
-from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, idempotent_payment, payment_id_for,
-                                   payment_out, record_new_payment, request_hash, visible_payments)
+from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, idempotent_payment,
+                                   list_of_payments, payment_id_for, payment_out, record_new_payment, request_hash,
+                                   visible_payments)
 from api.scoping import is_super
 from core import search_attributes as sa
 from core.config import Settings
@@ -144,27 +144,9 @@ async def list_payments(session: SessionDep, user: CurrentUser, page: PageDep, s
                         created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
                         min_amount: Decimal | None = None, max_amount: Decimal | None = None,
                         return_code: str | None = None):
-    statement = visible_payments(select(Payment), user)
-    if status:
-        statement = statement.where(Payment.status == status)
-    if kind:
-        statement = statement.where(Payment.kind == kind)
-    if account_id:
-        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id,
-                                        Payment.external_account_id == account_id))
-    if created_from:
-        statement = statement.where(Payment.created_at >= created_from)
-    if created_to:
-        statement = statement.where(Payment.created_at < created_to)
-    if min_amount is not None:
-        statement = statement.where(Payment.amount >= min_amount)
-    if max_amount is not None:
-        statement = statement.where(Payment.amount <= max_amount)
-    if return_code:
-        statement = statement.where(Payment.return_code == return_code)
-    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
-    return Page(items=[await payment_out(session, None, p) for p in items], total=total, limit=page.limit,
-                offset=page.offset)
+    return await list_of_payments(session, user, page, kind=kind, status=status, account_id=account_id,
+                                  created_from=created_from, created_to=created_to, min_amount=min_amount,
+                                  max_amount=max_amount, return_code=return_code)
 
 
 @router.post("/{payment_id}/cancel", response_model=PaymentOut, responses={409: {"description": "too late"}},

@@ -94,10 +94,38 @@ async def payment_out(session, client: Client | None, payment: Payment) -> Trans
             workflow_status = await client.get_workflow_handle(payment.workflow_id).query("status")
         except RPCError:
             workflow_status = None  # the workflow may be gone from Temporal's retention; the row still stands
-    events = (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id == payment.id)
-                                 .order_by(PaymentEvent.id))).all()
-    return TransferOut(**payment.model_dump(), workflow_status=workflow_status,
-                       events=[EventOut(status=e.status, at=e.at, detail=e.detail) for e in events])
+    return (await payments_out(session, [payment], workflow_status))[0]
+
+
+async def payments_out(session, payments: list[Payment], workflow_status: str | None = None) -> list[PaymentOut]:
+    """The rows with their histories, read in one query for the whole page."""
+    events: dict[uuid.UUID, list[EventOut]] = {p.id: [] for p in payments}
+    for e in (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id.in_(list(events)))
+                                 .order_by(PaymentEvent.id))).all():
+        events[e.payment_id].append(EventOut(status=e.status, at=e.at, detail=e.detail))
+    return [PaymentOut(**p.model_dump(), workflow_status=workflow_status, events=events[p.id]) for p in payments]
+
+
+async def list_of_payments(session, user: User, page, *, kind=None, status=None, account_id=None, created_from=None,
+                           created_to=None, min_amount=None, max_amount=None, return_code=None) -> Page[PaymentOut]:
+    """The filters every payment list shares; `account_id` matches either side, internal or external."""
+    statement = visible_payments(select(Payment), user)
+    for column, value in ((Payment.kind, kind), (Payment.status, status), (Payment.return_code, return_code)):
+        if value is not None:
+            statement = statement.where(column == value)
+    if account_id:
+        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id,
+                                        Payment.external_account_id == account_id))
+    if created_from:
+        statement = statement.where(Payment.created_at >= created_from)
+    if created_to:
+        statement = statement.where(Payment.created_at < created_to)
+    if min_amount is not None:
+        statement = statement.where(Payment.amount >= min_amount)
+    if max_amount is not None:
+        statement = statement.where(Payment.amount <= max_amount)
+    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
+    return Page(items=await payments_out(session, items), total=total, limit=page.limit, offset=page.offset)
 
 
 async def _start(client: Client, settings, payment: Payment, src: LedgerAccount, dst: LedgerAccount) -> WorkflowHandle:
@@ -238,19 +266,6 @@ async def list_transfers(session: SessionDep, user: CurrentUser, page: PageDep, 
                          created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
                          created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
                          min_amount: Decimal | None = None, max_amount: Decimal | None = None):
-    statement = visible_payments(select(Payment).where(Payment.kind == PaymentKind.book), user)
-    if status:
-        statement = statement.where(Payment.status == status)
-    if account_id:
-        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id))
-    if created_from:
-        statement = statement.where(Payment.created_at >= created_from)
-    if created_to:
-        statement = statement.where(Payment.created_at < created_to)
-    if min_amount is not None:
-        statement = statement.where(Payment.amount >= min_amount)
-    if max_amount is not None:
-        statement = statement.where(Payment.amount <= max_amount)
-    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
-    return Page(items=[await payment_out(session, None, p) for p in items], total=total, limit=page.limit,
-                offset=page.offset)
+    return await list_of_payments(session, user, page, kind=PaymentKind.book, status=status, account_id=account_id,
+                                  created_from=created_from, created_to=created_to, min_amount=min_amount,
+                                  max_amount=max_amount)
