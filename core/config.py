@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     loan_min_credit_score: int = 580
     loan_max_debt_to_income: Decimal = Decimal("0.43")
 
+    # Temporal Schedules of the back office (cron expressions read in schedule_timezone). Each scheduled
+    # workflow works out its day or month from the time the schedule meant it to start (workflows/schedule_time.py),
+    # so a backfill of a past period works on that period.
+    schedule_timezone: str = "America/New_York"
+    schedule_overlap: str = "skip"             # a ScheduleOverlapPolicy name: skip, buffer_one, allow_all, ...
+    schedule_catchup_window: timedelta = timedelta(days=1)
+    bill_run_cron: str = "0 6 * * *"           # daily bill run: reminders, overdue, auto-pay
+    accrual_cron: str = "30 0 * * *"           # daily interest accrual, for the day just ended
+    interest_posting_cron: str = "0 2 1 * *"   # month-end interest posting, for the month just ended
+    statements_cron: str = "0 5 1 * *"         # monthly statements, for the month just ended
+
     # Email (a local sink in development, aiosmtpd in tests)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
