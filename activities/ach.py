@@ -9,12 +9,14 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
   return: the money goes back the way it came, from clearing (not yet settled) or cash at bank (settled).
 """
 
+import hashlib
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -34,7 +36,7 @@ from finance.money import format_usd
 from models.ach import AchFile, AchWindow
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import GL_ACH_CLEARING, GL_CASH, AccountStatus, LedgerAccount
-from models.payments import (CANCELABLE_STATUSES, FINAL_STATUSES, AchBatchInput, AchPaymentInput, BuiltEntry,
+from models.payments import (CANCELABLE_STATUSES, FINAL_STATUSES, AchBatchInput, AchChildPayment, AchPaymentInput, BuiltEntry,
                              BuiltFile, CancelRequest, Payment, PaymentKind, PaymentOutcome, PaymentStatus,
                              PresentmentRef, QueuedPayment, ReturnInput, ReturnOutcome)
 
@@ -77,6 +79,33 @@ class AchActivities:
         if code not in self._gl:
             self._gl[code] = (await session.exec(select(LedgerAccount.id).where(LedgerAccount.code == code))).one()
         return self._gl[code]
+
+    @activity.defn
+    async def create_ach_payment(self, req: AchChildPayment) -> AchPaymentInput:
+        """The payment row of an ACH payment a workflow makes (its 'created' event and audit row with it), or
+        the row already there under this id: the caller starts the payment's workflow with what comes back."""
+        digest = hashlib.sha256(req.model_dump_json().encode()).hexdigest()
+        async with self.db.session() as session, session.begin():
+            account = await session.get(LedgerAccount, req.account_id)
+            credit = req.kind == PaymentKind.ach_credit
+            inserted = (await session.execute(pg_insert(Payment.__table__).values(
+                id=req.payment_id, kind=req.kind, status=PaymentStatus.created, amount=req.amount, currency="USD",
+                from_account_id=req.account_id if credit else None, to_account_id=None if credit else req.account_id,
+                external_account_id=req.external_account_id, sec_code="PPD" if account.owner_id else "CCD",
+                memo=req.memo[:140], org_id=req.org_id, created_by=req.created_by,
+                idempotency_key=req.idempotency_key, request_hash=digest, workflow_id=f"payment-{req.payment_id}",
+            ).on_conflict_do_nothing().returning(Payment.__table__.c.id))).first()
+            if inserted is not None:
+                await add_event(session, req.payment_id, PaymentStatus.created)
+                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
+                                   action="payment.created", entity_type="payment", entity_id=req.payment_id,
+                                   after={"kind": req.kind, "amount": str(req.amount), "memo": req.memo,
+                                          "account_id": str(req.account_id)})
+        return AchPaymentInput(payment_id=req.payment_id, kind=req.kind, amount=req.amount,
+                               return_window_seconds=self.settings.ach_return_window.total_seconds(),
+                               late_return_window_seconds=self.settings.ach_late_return_window.total_seconds(),
+                               max_representments=self.settings.ach_max_representments,
+                               notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference)
 
     @activity.defn
     async def validate_ach_payment(self, req: AchPaymentInput) -> PaymentOutcome:

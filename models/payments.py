@@ -116,6 +116,35 @@ class AchPaymentInput(BaseModel):
     return_window_seconds: float
     late_return_window_seconds: float
     max_representments: int
+    # A parent business workflow (a loan, a bill) told of each step by a `payment_progress` signal.
+    notify_workflow_id: str | None = None
+    notify_reference: str = ""
+
+
+class AchChildPayment(BaseModel):
+    """An ACH payment a workflow makes on its own (a loan's disbursement or auto-debit, a bill's auto-pay).
+    Its id is derived from the business key by the caller, so a replay or a second run finds the same payment."""
+    payment_id: uuid.UUID
+    kind: PaymentKind
+    amount: Decimal
+    account_id: uuid.UUID            # the internal account: debited by a credit, credited by a debit
+    external_account_id: uuid.UUID
+    org_id: uuid.UUID
+    created_by: uuid.UUID            # the member the payment is made for
+    idempotency_key: str             # unique per created_by, like an API caller's key
+    memo: str = ""
+    summary: str = ""
+    notify_workflow_id: str | None = None
+    notify_reference: str = ""       # given back in every progress signal (e.g. "installment:3")
+
+
+class PaymentProgress(BaseModel):
+    """A step of a child ACH payment, signalled to its parent: settled, completed, or a final state."""
+    payment_id: uuid.UUID
+    reference: str
+    status: str
+    return_code: str | None = None
+    failure_reason: str | None = None
 
 
 class QueuedPayment(BaseModel):

@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotifyOrgAdmins
     from core import search_attributes as sa
     from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
-                                 PaymentOutcome, PaymentStatus, PresentmentRef, ReturnInput, SubmittedSignal)
+                                 PaymentOutcome, PaymentProgress, PaymentStatus, PresentmentRef, ReturnInput,
+                                 SubmittedSignal)
 
 # Short timeouts: a worker that dies mid-activity is noticed quickly; every step is safe to run again.
 DB_STEP = dict(start_to_close_timeout=timedelta(seconds=15),
@@ -73,6 +74,7 @@ class AchPaymentWorkflow:
         result = await workflow.execute_activity_method(AchActivities.validate_ach_payment, req, **DB_STEP)
         self._set_status(PaymentStatus(result.status), "validated" if result.status != "failed" else result.failure_reason)
         if result.status == PaymentStatus.failed:
+            await self._tell_parent(failure_reason=result.failure_reason)
             return result
         while True:
             self._presentment += 1
@@ -98,6 +100,7 @@ class AchPaymentWorkflow:
             await workflow.execute_activity_method(
                 AchActivities.record_settled, self._ref(settlement_date=event.settlement_date), **DB_STEP)
             self._set_status(PaymentStatus.settled, f"settled {event.settlement_date}; return window open")
+            await self._tell_parent()
 
             late = await self._next_event(timeout=self._req.return_window_seconds, returns_only=True)
             if late is not None:
@@ -105,6 +108,7 @@ class AchPaymentWorkflow:
                 return await self._finish()
             await workflow.execute_activity_method(AchActivities.complete_payment, self._ref(), **DB_STEP)
             self._set_status(PaymentStatus.completed, "completed; listening for a late return")
+            await self._tell_parent()
 
             late = await self._next_event(timeout=self._req.late_return_window_seconds, returns_only=True)
             if late is not None:
@@ -146,8 +150,23 @@ class AchPaymentWorkflow:
 
     async def _finish(self) -> PaymentOutcome:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._status != PaymentStatus.completed:  # completed was told when it happened
+            await self._tell_parent()
         return PaymentOutcome(payment_id=self._req.payment_id, status=self._status,
                               failure_code=self._return_code)
+
+    async def _tell_parent(self, failure_reason: str | None = None) -> None:
+        """A loan or a bill that made this payment learns of its settlement, completion or end."""
+        if not self._req.notify_workflow_id:
+            return
+        try:
+            await workflow.get_external_workflow_handle(self._req.notify_workflow_id).signal(
+                "payment_progress", PaymentProgress(payment_id=self._req.payment_id, reference=self._req.notify_reference,
+                                                    status=self._status, return_code=self._return_code,
+                                                    failure_reason=failure_reason))
+        except Exception as error:  # the parent has closed meanwhile: nobody is left to tell
+            workflow.logger.warning("could not tell %s of payment %s: %s", self._req.notify_workflow_id,
+                                    self._status, error)
 
     def _ref(self, **extra) -> PresentmentRef:
         return PresentmentRef(payment_id=self._req.payment_id, presentment=self._presentment,
