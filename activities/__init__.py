@@ -27,7 +27,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
             approvals.update_request, approvals.record_decision,
             loans.set_status, loans.summary, loans.check_eligibility, loans.store_schedule,
             loans.create_approval_request, loans.render_agreement, loans.disburse, credit.check_credit,
-            servicing.apply_repayment,
+            servicing.apply_repayment, servicing.check_servicing, servicing.plan_disbursement,
+            servicing.plan_auto_debit, servicing.apply_auto_debit,
             ach.create_ach_payment, ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
             notifications.notify_org_admins, notifications.notify_users]
