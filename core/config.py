@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     # The servicing clock: how long a loan day lasts. A day in production; the demo and tests compress it so
     # due dates, grace days and aging buckets pass in seconds (finance/servicing.py).
     loan_day_seconds: float = Field(default=86400.0, gt=0)
+    loan_rounds_per_run: int = Field(default=200, ge=1)  # servicing wake-ups before the loan continues as new
 
     # Temporal Schedules of the back office (cron expressions read in schedule_timezone). Each scheduled
     # workflow works out its day or month from the time the schedule meant it to start (workflows/schedule_time.py),

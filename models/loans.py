@@ -198,6 +198,7 @@ class LoanInput(SQLModel):
     day_seconds: float = 86400.0
     epoch: datetime | None = None
     next_due: int = 1  # the next installment whose due date has not been reached yet
+    rounds_per_run: int = 200  # servicing wake-ups (due dates, grace ends, bucket changes) before continuing as new
 
 
 class ServicingCheck(SQLModel):

@@ -28,7 +28,6 @@ STEP = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
 # Repayments each add a few events; a 30-year loan continues as new long before its history grows large.
 CONTINUE_AS_NEW_AFTER = 100
-MAX_SERVICING_ROUNDS = 200  # wake-ups (due dates, grace ends, bucket changes) per run
 REPAYMENT_MODES = ("installment", "prepayment", "payoff")
 DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
                         "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
@@ -173,7 +172,7 @@ class LoanWorkflow:
                 workflow.now(), self._req.day_seconds).epoch})
         clock = ServicingClock(self._req.epoch, self._req.day_seconds)
         next_due = self._req.next_due
-        for _ in range(MAX_SERVICING_ROUNDS):
+        for _ in range(self._req.rounds_per_run):
             state = await self._check(clock, next_due)
             if state.status == LoanStatus.closed:
                 self._set_status(LoanStatus.closed)

@@ -180,7 +180,8 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
     await client.start_workflow(
         LoanWorkflow.run, LoanInput(loan_id=loan.id, min_credit_score=settings.loan_min_credit_score,
                                     max_debt_to_income=settings.loan_max_debt_to_income,
-                                    day_seconds=settings.loan_day_seconds),
+                                    day_seconds=settings.loan_day_seconds,
+                                    rounds_per_run=settings.loan_rounds_per_run),
         id=loan.workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Loan ${loan.amount:,.2f} over {loan.term} installments" +
                        (f": {loan.purpose}" if loan.purpose else ""),

@@ -18,8 +18,10 @@ DAY_SECONDS = 0.2
 
 @pytest.fixture(scope="module")
 async def clock_api(settings, worker):
-    """The API with a compressed servicing clock (the worker takes the clock from each loan's input)."""
-    async with ApiServer(settings.model_copy(update={"loan_day_seconds": DAY_SECONDS})) as server:
+    """The API with a compressed servicing clock (the worker takes the clock from each loan's input), and loans
+    that continue as new after 3 servicing wake-ups, so servicing is proved to carry over from run to run."""
+    async with ApiServer(settings.model_copy(update={"loan_day_seconds": DAY_SECONDS,
+                                                     "loan_rounds_per_run": 3})) as server:
         yield server
 
 
@@ -68,7 +70,7 @@ async def poll(fetch, done, timeout: float, what: str):
 
 
 async def test_disbursed_by_ach_credit_then_each_installment_auto_debited_on_its_due_date(
-        api, su, sandbox_url, odfi, db):
+        api, su, sandbox_url, odfi, db, temporal_env):
     product = await zero_rate_product(api, su, grace_days=25)
     org, loan = await active_loan(api, su, sandbox_url, odfi, product, amount="300.75", term=2, auto_debit=True)
     # The disbursement is an ACH credit child payment: settled at the bank before the loan went active.
@@ -86,6 +88,9 @@ async def test_disbursed_by_ach_credit_then_each_installment_auto_debited_on_its
         assert row["paid"] == row["payment"]
     closed = await wait_loan(api, su, loan["id"], {"closed"})
     assert closed["days_past_due"] == 0 and closed["aging_bucket"] is None
+    # Servicing went on across runs: the loan continued as new, the debits' progress reaching the latest run.
+    runs = [run async for run in temporal_env.client.list_workflows(f"WorkflowId = '{loan['workflow_id']}'")]
+    assert len(runs) >= 2
     # The member's deposit account is where it started: the loan came in and went out, each debit came in and
     # went to the loan; the loan account is back to zero.
     account = (await api.get(f"/api/v1/accounts/{org.account['id']}", headers=su)).json()
