@@ -125,6 +125,10 @@ async def test_unpaid_installment_gets_its_late_fee_ages_through_buckets_and_a_r
     assert late["aging_bucket"] == "1-30" and late["days_past_due"] >= 3
     listed = (await api.get("/api/v1/loans", headers=su, params={"aging_bucket": "1-30", "in_arrears": True})).json()
     assert loan["id"] in {item["id"] for item in listed["items"]}
+    # While in arrears, the member's next application is declined at eligibility.
+    another = await apply(api, sandbox_url, org, product, amount="200.00", term=2)
+    declined = await wait_loan(api, su, another["id"], FINAL)
+    assert declined["status"] == "declined" and "arrears" in declined["decline_reason"]
     # A month later it is 31-60 days past due, installment 2 late too.
     await poll(lambda: api.get(f"/api/v1/loans/{loan['id']}", headers=member),
                lambda r: r.json()["aging_bucket"] == "31-60", timeout=15, what="not aged to 31-60")
