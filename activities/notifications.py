@@ -8,6 +8,7 @@ before the commit; the retry then sends it again (at-least-once there; the Messa
 
 import uuid
 
+from aiosmtplib import SMTPRecipientsRefused, SMTPResponseException
 from jinja2 import UndefinedError
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -20,6 +21,13 @@ from models.ach import EmailOutbox, Notification
 from models.base import utcnow
 from models.notifications import NotificationRequest, NotifyOrgAdmins, NotifyUsers
 from models.users import Role, User
+
+
+def permanent_refusal(error: Exception) -> bool:
+    """A 5xx reply: the server will not take this message, however often it is sent."""
+    if isinstance(error, SMTPRecipientsRefused):
+        return all(500 <= refusal.code < 600 for refusal in error.recipients)
+    return 500 <= getattr(error, "code", 0) < 600
 
 
 def email_key(dedupe_key: str, user_id: uuid.UUID) -> str:
@@ -77,12 +85,19 @@ class NotificationActivities:
         return len(recipients)
 
     async def _send_once(self, outbox_id: uuid.UUID) -> None:
-        """SMTP errors propagate (the row stays pending) so that Temporal retries the activity."""
+        """Temporary SMTP errors propagate (the row stays pending) so that Temporal retries the activity; a
+        permanent refusal (5xx) marks the row rejected, as retrying would only hold up the others."""
         async with self.db.session() as session, session.begin():
             row = (await session.exec(select(EmailOutbox).where(EmailOutbox.id == outbox_id).with_for_update())).one()
             if row.status != "pending":
                 return  # an overlapping attempt sent it while we waited for the lock
-            await self.email.send(self.email.build(row.to_address, row.subject, row.text_body, row.html_body,
-                                                   message_id=str(row.id)))
-            row.status, row.sent_at = "sent", utcnow()
+            try:
+                await self.email.send(self.email.build(row.to_address, row.subject, row.text_body, row.html_body,
+                                                       message_id=str(row.id)))
+                row.status, row.sent_at = "sent", utcnow()
+            except (SMTPRecipientsRefused, SMTPResponseException) as error:
+                if not permanent_refusal(error):
+                    raise
+                activity.logger.warning("email %s to %s refused for good: %s", row.id, row.to_address, error)
+                row.status, row.error = "rejected", str(error)[:500]
             session.add(row)

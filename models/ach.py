@@ -88,7 +88,8 @@ class EmailOutbox(SQLModel, table=True):
     subject: str = Field(max_length=300)
     text_body: str = Field(sa_column=Column(Text, nullable=False))
     html_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    status: str = Field(default="pending", max_length=16)  # pending, sent
+    status: str = Field(default="pending", max_length=16)  # pending, sent, rejected (a permanent 5xx refusal)
+    error: str | None = Field(default=None, max_length=500)
     sent_at: datetime | None = timestamp()
     created_at: datetime = created_at()
 

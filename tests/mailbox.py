@@ -29,6 +29,15 @@ class Mailbox:
         self._controller = Controller(self, hostname=host, port=self.port)
         logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
 
+    # Recipients at this domain are refused for good (550), as a real server refuses an unknown mailbox.
+    REJECTED_DOMAIN = "rejected.example"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # aiosmtpd's hook
+        if address.lower().endswith("@" + self.REJECTED_DOMAIN):
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's handler hook
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         with self._lock:

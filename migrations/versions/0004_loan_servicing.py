@@ -1,4 +1,4 @@
-"""loan servicing: disbursement by ACH credit, auto-debits, late fees, arrears and aging
+"""loan servicing: disbursement by ACH credit, auto-debits, late fees, arrears and aging; email refusals
 
 Revision ID: 0004
 Revises: 0003
@@ -28,12 +28,14 @@ def upgrade() -> None:
     op.create_check_constraint('loans_auto_debit_needs_account', 'loans',
                                "NOT auto_debit OR external_account_id IS NOT NULL")
     op.create_index('ix_loans_aging_bucket', 'loans', ['aging_bucket'])
+    op.add_column('email_outbox', sa.Column('error', sa.String(length=500), nullable=True))
     op.add_column('loan_installments', sa.Column('late_fee_assessed_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('loan_installments', sa.Column('auto_debit_payment_id', sa.Uuid(),
                                                  nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column('email_outbox', 'error')
     op.drop_column('loan_installments', 'auto_debit_payment_id')
     op.drop_column('loan_installments', 'late_fee_assessed_at')
     op.drop_index('ix_loans_aging_bucket', 'loans')

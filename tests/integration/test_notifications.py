@@ -130,3 +130,20 @@ async def test_an_unknown_template_or_missing_variable_fails_for_good(http, su, 
         await ActivityEnvironment().run(notifications.notify_org_admins, incomplete)
     assert failure.value.non_retryable and failure.value.type == "TemplateContextError"
     assert (await http.get("/api/v1/notifications", headers=org.headers["org_admin"])).json()["total"] == 0
+
+
+async def test_a_permanent_refusal_is_recorded_not_retried_and_the_others_are_sent(http, su, db, settings, mailbox):
+    org = await make_org(http, su, roles=("org_admin",))
+    bounced = f"gone-{uuid.uuid4().hex[:8]}@{mailbox.REJECTED_DOMAIN}"
+    response = await http.post("/api/v1/users", headers=su, json={
+        "email": bounced, "full_name": "Gone Admin", "password": "a-long-test-password", "role": "org_admin",
+        "org_id": org.id})
+    assert response.status_code == 201, response.text
+    req = returned_payment(org.id)
+    assert await ActivityEnvironment().run(NotificationActivities(db, EmailSender(settings)).notify_org_admins, req) == 2
+    assert await outbox_statuses(db, req.dedupe_key) == ["rejected", "sent"]
+    assert len(mailbox.to(org.users["org_admin"]["email"])) == 1 and mailbox.to(bounced) == []
+    async with db.session() as session:
+        error = (await session.execute(text("SELECT error FROM email_outbox WHERE dedupe_key LIKE :p AND status = "
+                                            "'rejected'"), {"p": f"{req.dedupe_key}:%"})).scalar_one()
+    assert "550" in error
