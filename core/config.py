@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     loan_min_credit_score: int = 580
     loan_max_debt_to_income: Decimal = Decimal("0.43")
 
+    # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
+    # the least time between two manual reminders of one bill.
+    bill_reminder_offsets: list[int] = Field(default_factory=lambda: [7, 3, 0])
+    bill_batch_size: int = 500
+    bill_manual_reminder_interval: timedelta = timedelta(hours=1)
+
     # Temporal Schedules of the back office (cron expressions read in schedule_timezone). Each scheduled
     # workflow works out its day or month from the time the schedule meant it to start (workflows/schedule_time.py),
     # so a backfill of a past period works on that period.
