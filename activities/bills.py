@@ -140,7 +140,7 @@ class BillActivities:
             activity.heartbeat(f"sent {sent} of {len(pending)}")
         activity.logger.info("bill reminders for %s: %d bills, %d claimed, %d emails sent", req.day, len(bills),
                              len(claimed), len(pending))
-        return BatchResult(processed=len(bills), done=len(claimed), last_id=bills[-1].id)
+        return BatchResult(processed=len(bills), done=len(pending), last_id=bills[-1].id)
 
     @activity.defn
     async def start_autopays(self, req: BillBatch) -> BatchResult:

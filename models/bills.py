@@ -91,7 +91,7 @@ class BillBatch(BaseModel):
 
 class BatchResult(BaseModel):
     processed: int  # bills looked at in this batch
-    done: int       # reminders sent or auto-pays started
+    done: int       # bills marked overdue, reminder emails sent, or auto-pays started
     last_id: uuid.UUID | None = None  # None: no more batches
 
 

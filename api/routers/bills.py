@@ -146,9 +146,10 @@ async def create_bill(body: BillIn, session: SessionDep, user: CurrentUser, sett
     payer = await session.get(User, body.payer_id or user.id)
     if payer is None or not (is_super(user) or payer.org_id == user.org_id):
         raise not_found("user", body.payer_id)
-    if payer.org_id is None or not payer.is_active:
-        raise AppError(422, "invalid_payer", "the payer must be an active user of an organization")
     check_writer(user, payer.id, payer.org_id)
+    if payer.role != Role.member or payer.org_id is None or not payer.is_active:
+        raise AppError(422, "invalid_payer", "the payer must be an active member of an organization",
+                       {"payer_id": payer.id, "role": payer.role})
     await check_fields(session, settings, user, payer, body, due_changed=True)
     bill = Bill(org_id=payer.org_id, payer_id=payer.id, created_by=user.id, status=BillStatus.upcoming,
                 **body.model_dump(exclude={"payer_id"}))
