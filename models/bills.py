@@ -82,6 +82,7 @@ class BillRunInput(BaseModel):
     stage: str = "overdue"  # overdue -> reminders -> autopay
     after_id: uuid.UUID | None = None
     totals: dict[str, int] = {}
+    max_batches: int = 200  # per run before continuing as new (small in tests, to exercise it)
 
 
 class BillBatch(BaseModel):

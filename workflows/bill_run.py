@@ -20,7 +20,6 @@ BATCH_STEP = dict(start_to_close_timeout=timedelta(minutes=10), heartbeat_timeou
                   retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                            maximum_interval=timedelta(seconds=10)))
 STAGES = ("overdue", "reminders", "autopay")
-MAX_BATCHES_PER_RUN = 200
 
 
 @workflow.defn
@@ -44,9 +43,10 @@ class BillRunWorkflow:
         for stage in STAGES[STAGES.index(req.stage):]:
             self._stage = stage
             while True:
-                if batches >= MAX_BATCHES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                if batches >= req.max_batches or workflow.info().is_continue_as_new_suggested():
                     workflow.continue_as_new(BillRunInput(day=day, timezone=req.timezone, stage=stage,
-                                                          after_id=after, totals=self._totals))
+                                                          after_id=after, totals=self._totals,
+                                                          max_batches=req.max_batches))
                 result = await workflow.execute_activity_method(steps[stage], BillBatch(day=day, after_id=after),
                                                                 **BATCH_STEP)
                 batches += 1

@@ -30,9 +30,9 @@ def run_day() -> date:
     return date(2031, 1, 5) + timedelta(days=120 * next(_days))
 
 
-async def run_bills(client, task_queue: str, day: date) -> BillRunResult:
-    return await client.execute_workflow(BillRunWorkflow.run, BillRunInput(day=day), id=f"bill-run-{uuid.uuid4()}",
-                                         task_queue=task_queue)
+async def run_bills(client, task_queue: str, day: date, **extra) -> BillRunResult:
+    return await client.execute_workflow(BillRunWorkflow.run, BillRunInput(day=day, **extra),
+                                         id=f"bill-run-{uuid.uuid4()}", task_queue=task_queue)
 
 
 def start_worker(settings, log_path, smtp_port: int):
@@ -41,7 +41,8 @@ def start_worker(settings, log_path, smtp_port: int):
     child = processes.start(processes.python("worker.py"), env={
         "DATABASE_URL": settings.database_url, "TEMPORAL_ADDRESS": settings.temporal_address,
         "TASK_QUEUE": settings.task_queue, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{port}",
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port)}, log_path=log_path)
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "BILL_BATCH_SIZE": str(settings.bill_batch_size)},
+        log_path=log_path)
     processes.wait_for_port(port, child, name="worker")
     return child
 
@@ -205,6 +206,12 @@ async def test_the_run_marks_past_due_bills_overdue_once(http, su, db, temporal_
 
     again = await run_bills(temporal_env.client, settings.task_queue, day)
     assert again.overdue_marked == 0
+
+    # Started as a schedule starts it (the time zone alone), the run is for the local day it was meant to start.
+    handle = await temporal_env.client.start_workflow(
+        "BillRunWorkflow", {"timezone": "Pacific/Auckland"}, id=f"bill-run-{uuid.uuid4()}",
+        task_queue=settings.task_queue, result_type=BillRunResult)
+    assert (await handle.result()).day == datetime.now(ZoneInfo("Pacific/Auckland")).date()
     assert await audit_actions(db, past_due["id"]) == ["bill.created", "bill.overdue"]
 
     # An overdue bill given a new due date is upcoming again.
@@ -254,14 +261,15 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(htt
     queue = f"bills-crash-{uuid.uuid4().hex[:8]}"
     crash = settings.model_copy(update={"task_queue": queue})
 
-    # The first run's worker mails into a black hole: it claims the three reminders, then hangs sending. Kill it.
+    # The first run's worker mails into a black hole: it claims its first batch of reminders (two bills), then
+    # hangs sending them. Kill it.
     workers = []
     try:
         async with BlackHoleSmtp() as hole:
             workers.append(start_worker(crash, tmp_path / "worker-1.log", smtp_port=hole.port))
             handle = await temporal_env.client.start_workflow(
                 BillRunWorkflow.run, BillRunInput(day=day), id=f"bill-run-crash-{uuid.uuid4()}", task_queue=queue)
-            await wait_for_claims(db, reminded, 3)
+            await wait_for_claims(db, reminded, settings.bill_batch_size)
             for _ in range(50):
                 if hole.connections:
                     break
@@ -274,12 +282,12 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(htt
             pending = (await session.execute(text(
                 "SELECT count(*) FROM email_outbox WHERE dedupe_key LIKE 'bill-reminder:%' AND status = 'pending' "
                 "AND to_address = :a"), {"a": address})).scalar_one()
-        assert pending == 3
+        assert pending == settings.bill_batch_size == 2
 
-        # A new worker finishes the run: each claimed reminder is sent, once.
+        # A new worker finishes the run: the claimed reminders are sent, the rest claimed and sent, each once.
         workers.append(start_worker(crash, tmp_path / "worker-2.log", smtp_port=mailbox.port))
         result = await asyncio.wait_for(handle.result(), timeout=90)
-        assert result.reminders_sent == 3  # claimed by the killed attempt, sent by its retry
+        assert result.reminders_sent == 3
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -296,10 +304,11 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(htt
     notices = (await http.get("/api/v1/notifications", headers=member)).json()["items"]
     assert sorted(n["entity_id"] for n in notices if n["kind"] == "bill_reminder") == sorted(reminded)
 
-    # Four days later the bill due in 7 has its 3-day reminder, once however often the day runs.
+    # Four days later the bill due in 7 has its 3-day reminder, once however often the day runs (here in runs
+    # that continue as new after every batch, carrying their cursor and totals).
     later = day + timedelta(days=4)
-    assert (await run_bills(temporal_env.client, settings.task_queue, later)).reminders_sent >= 1
-    await run_bills(temporal_env.client, settings.task_queue, later)
+    assert (await run_bills(temporal_env.client, settings.task_queue, later, max_batches=1)).reminders_sent == 1
+    assert (await run_bills(temporal_env.client, settings.task_queue, later, max_batches=1)).reminders_sent == 0
     assert reminders_to(mailbox, address) == sorted([*expected, "Bill due in 3 days: Payee 7 $17.00"])
     async with db.session() as session:
         claims = (await session.execute(text(
