@@ -113,8 +113,9 @@ def check_writer(user: User, payer_id: uuid.UUID, org_id: uuid.UUID) -> None:
 
 
 async def check_fields(session, settings: Settings, user: User, payer: User, body: BillFields,
-                       due_changed: bool) -> None:
-    """422 for a due date in the past or an auto-pay that could not run; 404 for accounts out of reach."""
+                       due_changed: bool, debit_changed: bool) -> None:
+    """422 for a due date in the past or an auto-pay that could not run; 404 for accounts out of reach; 403 for
+    a member setting up (or changing) a debit from a bank account that is not theirs."""
     if due_changed and body.due_date < today(settings):
         raise AppError(422, "due_date_in_past", "the due date must be today or later",
                        {"due_date": body.due_date, "today": today(settings)})
@@ -130,7 +131,7 @@ async def check_fields(session, settings: Settings, user: User, payer: User, bod
     external = await session.get(ExternalAccount, body.external_account_id) if body.external_account_id else None
     if body.external_account_id and (external is None or external.org_id != payer.org_id):
         raise not_found("external account", body.external_account_id)
-    if external and user.role == Role.member and external.owner_id != user.id:
+    if external and debit_changed and user.role == Role.member and external.owner_id != user.id:
         raise forbidden("auto-pay from the organization's bank account is set up by an org admin")
     if account and external:
         try:
@@ -150,7 +151,7 @@ async def create_bill(body: BillIn, session: SessionDep, user: CurrentUser, sett
     if payer.role != Role.member or payer.org_id is None or not payer.is_active:
         raise AppError(422, "invalid_payer", "the payer must be an active member of an organization",
                        {"payer_id": payer.id, "role": payer.role})
-    await check_fields(session, settings, user, payer, body, due_changed=True)
+    await check_fields(session, settings, user, payer, body, due_changed=True, debit_changed=True)
     bill = Bill(org_id=payer.org_id, payer_id=payer.id, created_by=user.id, status=BillStatus.upcoming,
                 **body.model_dump(exclude={"payer_id"}))
     session.add(bill)
@@ -200,7 +201,9 @@ async def replace_bill(bill_id: uuid.UUID, body: BillFields, session: SessionDep
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_editable", f"the bill is {bill.status}", {"status": bill.status})
     payer = await session.get(User, bill.payer_id)
-    await check_fields(session, settings, user, payer, body, due_changed=body.due_date != bill.due_date)
+    debit = ("autopay", "external_account_id", "amount")
+    await check_fields(session, settings, user, payer, body, due_changed=body.due_date != bill.due_date,
+                       debit_changed=any(getattr(body, f) != getattr(bill, f) for f in debit))
     before = audit.snapshot(bill, _AUDITED)
     for field, value in body.model_dump().items():
         setattr(bill, field, value)
@@ -270,12 +273,14 @@ async def send_reminder(bill_id: uuid.UUID, session: SessionDep, user: CurrentUs
     notice = NotifyUsers(user_ids=[bill.payer_id], kind="bill_reminder_manual", template="bill_reminder",
                          context=reminder_context(bill, (bill.due_date - today(settings)).days),
                          entity_type="bill", entity_id=str(bill.id), dedupe_key=f"bill-reminder-manual:{request}")
-    await audit.record(session, actor=user.email, actor_id=user.id, action="bill.reminder_sent", entity_type="bill",
-                       entity_id=bill.id, after={"request": request, "payer_id": str(bill.payer_id)})
     await session.commit()  # no pooled connection held across the call to Temporal
     workflow_id = f"bill-reminder-{bill.id}-{request}"
     sent = await client.execute_workflow(
         BillReminderWorkflow.run, notice, id=workflow_id, task_queue=settings.task_queue,
         static_summary=f"Reminder of bill {bill.id} ({bill.payee_name}), sent by {user.email}",
         execution_timeout=timedelta(minutes=5))
+    await audit.record(session, actor=user.email, actor_id=user.id, action="bill.reminder_sent", entity_type="bill",
+                       entity_id=bill.id, after={"workflow_id": workflow_id, "payer_id": str(bill.payer_id),
+                                                 "sent_to": sent})
+    await session.commit()
     return ReminderOut(bill_id=bill.id, sent_to=sent, workflow_id=workflow_id)

@@ -185,6 +185,7 @@ async def test_bill_crud_filters_scoping_and_validation(http, su, db, mailbox, s
     assert_error(limited, 429, "reminded_recently")
     assert int(limited.headers["Retry-After"]) > 0
     assert len(mailbox.to(org.users["member"]["email"])) == 1
+    assert await audit_actions(db, for_member["id"]) == ["bill.created", "bill.reminder_sent"]
 
 
 async def test_the_run_marks_past_due_bills_overdue_once(http, su, db, temporal_env, settings):
@@ -341,9 +342,15 @@ async def test_autopay_validation(http, autopay_org):
                  "limit_exceeded")
     assert_error(await http.post("/api/v1/bills", headers=admin, json={**base, "external_account_id": str(uuid.uuid4())}),
                  404, "not_found")
-    # A member cannot make the organization's bank account pay their bills.
-    member_body = {k: v for k, v in base.items() if k != "payer_id"}
-    assert_error(await http.post("/api/v1/bills", headers=org.headers["member"], json=member_body), 403, "forbidden")
+    # A member cannot make the organization's bank account pay their bills, nor raise what it debits; they may
+    # change the rest of a bill an admin set up.
+    member, member_body = org.headers["member"], {k: v for k, v in base.items() if k != "payer_id"}
+    assert_error(await http.post("/api/v1/bills", headers=member, json=member_body), 403, "forbidden")
+    bill = (await http.post("/api/v1/bills", headers=admin, json=base)).json()
+    assert_error(await http.put(f"/api/v1/bills/{bill['id']}", headers=member, json={**member_body, "amount": "99.00"}),
+                 403, "forbidden")
+    memo = await http.put(f"/api/v1/bills/{bill['id']}", headers=member, json={**member_body, "memo": "front desk"})
+    assert memo.status_code == 200 and memo.json()["memo"] == "front desk" and memo.json()["autopay"] is True
 
 
 async def test_autopay_debits_by_ach_and_marks_the_bill_paid_on_settlement(http, su, db, temporal_env, settings,
