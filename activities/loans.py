@@ -95,9 +95,8 @@ class LoanActivities:
             if dti > req.max_debt_to_income:
                 return Eligibility(eligible=False, debt_to_income=dti,
                                    reason=f"debt-to-income {dti:.2%} is above {req.max_debt_to_income:.0%}")
-            in_arrears = (await session.execute(text(
-                "SELECT count(*) FROM loan_installments i JOIN loans l ON l.id = i.loan_id WHERE l.applicant_id = :a "
-                "AND l.status = 'active' AND i.due_date < current_date AND i.paid < i.payment + i.late_fee"),
+            in_arrears = (await session.execute(text(  # days_past_due is kept by each loan's servicing
+                "SELECT count(*) FROM loans WHERE applicant_id = :a AND status = 'active' AND days_past_due > 0"),
                 {"a": loan.applicant_id})).scalar_one()
             if in_arrears:
                 return Eligibility(eligible=False, debt_to_income=dti, reason="the applicant has a loan in arrears")

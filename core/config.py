@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     bureau_api_key: SecretStr = SecretStr("sandbox-bureau-key")
     loan_min_credit_score: int = 580
     loan_max_debt_to_income: Decimal = Decimal("0.43")
+    # The servicing clock: how long a loan day lasts. A day in production; the demo and tests compress it so
+    # due dates, grace days and aging buckets pass in seconds (finance/servicing.py).
+    loan_day_seconds: float = Field(default=86400.0, gt=0)
 
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.

@@ -141,6 +141,15 @@ class Loan(SQLModel, table=True):
     monthly_debt: Decimal = money()
     deposit_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")  # disbursed into, repaid from
     loan_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id")
+    # The member's bank account: the loan is paid out to it by an ACH credit and, with auto_debit, each
+    # installment is pulled from it by an ACH debit on its due date.
+    external_account_id: uuid.UUID | None = Field(default=None, foreign_key="external_accounts.id")
+    auto_debit: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
+    # Chosen (and kept) before the payment row is written, in another transaction: no foreign key.
+    disbursement_payment_id: uuid.UUID | None = None
+    # Arrears, kept by the servicing workflow: days since the oldest unpaid due date, and its aging bucket.
+    days_past_due: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    aging_bucket: str | None = Field(default=None, max_length=8, index=True)  # 1-30 | 31-60 | 61-90 | 90+
     status: str = Field(default=LoanStatus.submitted, max_length=24, index=True)
     credit_score: int | None = None
     decline_reason: str | None = Field(default=None, max_length=500)
@@ -173,6 +182,8 @@ class LoanInstallment(SQLModel, table=True):
     late_fee: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
                                                                          server_default="0"))
     paid_at: datetime | None = timestamp()
+    late_fee_assessed_at: datetime | None = timestamp()
+    auto_debit_payment_id: uuid.UUID | None = None  # set before the payment row exists: no foreign key
 
 
 # Workflow and activity arguments.
@@ -182,6 +193,37 @@ class LoanInput(SQLModel):
     min_credit_score: int
     max_debt_to_income: Decimal
     servicing: bool = False  # set when continuing as new: the loan is active, only repayments remain
+    # The servicing clock: a loan day lasts day_seconds from the epoch (the start of the disbursement day, UTC).
+    # 86400 in production; a fraction of a second in tests and the demo, so months of due dates pass in seconds.
+    day_seconds: float = 86400.0
+    epoch: datetime | None = None
+    next_due: int = 1  # the next installment whose due date has not been reached yet
+
+
+class ServicingCheck(SQLModel):
+    loan_id: uuid.UUID
+    as_of: date    # today on the servicing clock
+    next_due: int  # installments from this number on are reported when due
+
+
+class ServicingState(SQLModel):
+    status: str
+    days_past_due: int
+    aging_bucket: str | None
+    late_fees_assessed: int       # by this check
+    due_numbers: list[int]        # installments due by as_of (numbers >= the asked next_due), in order
+    next_due_date: date | None    # of the first installment not due yet
+    next_check: date | None       # the next day something changes (a grace period ends, a bucket changes)
+
+
+class AutoDebitInput(SQLModel):
+    loan_id: uuid.UUID
+    number: int
+
+
+class AutoDebitApplied(SQLModel):
+    payment_id: uuid.UUID
+    loan_id: uuid.UUID
 
 
 class Eligibility(SQLModel):

@@ -1,6 +1,8 @@
-"""A loan application, from submission to an active loan: eligibility, credit check at the bureau, the schedule,
-the approval (a child workflow), the agreement PDF and the disbursement. Withdrawal is possible until it is
-approved."""
+"""A loan, from the application to its last repayment: eligibility, credit check at the bureau, the schedule, the
+approval (a child workflow), the agreement PDF, the disbursement (an ACH credit child payment to the member's
+bank account), then servicing: an ACH debit child payment on each due date, late fees after the grace days,
+arrears and aging buckets, manual repayments, prepayments and the payoff, until the loan is closed.
+Withdrawal is possible until it is approved."""
 
 from datetime import timedelta
 
@@ -15,13 +17,18 @@ with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
     from models.approvals import ApprovalProgress, ApprovalState
     from models.credit import CreditCheckInput
-    from models.loans import LoanInput, LoanStatus, LoanStatusUpdate, RepaymentInput, RepaymentResult
+    from finance.servicing import ServicingClock
+    from models.loans import (AutoDebitApplied, AutoDebitInput, LoanInput, LoanStatus, LoanStatusUpdate,
+                              RepaymentInput, RepaymentResult, ServicingCheck, ServicingState)
+    from models.payments import PaymentProgress
+    from workflows.ach_child import start_ach_payment
     from workflows.approval import ApprovalWorkflow
 
 STEP = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
 # Repayments each add a few events; a 30-year loan continues as new long before its history grows large.
 CONTINUE_AS_NEW_AFTER = 100
+MAX_SERVICING_ROUNDS = 200  # wake-ups (due dates, grace ends, bucket changes) per run
 REPAYMENT_MODES = ("installment", "prepayment", "payoff")
 DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
                         "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
@@ -35,6 +42,9 @@ class LoanWorkflow:
         self._approval_id: str | None = None
         self._approval_started = False
         self._repayments = 0
+        self._payments: list[PaymentProgress] = []  # child ACH payments' steps, not yet handled
+        self._recheck = False
+        self._arrears = ""
 
     @workflow.signal
     async def approval_progress(self, progress: ApprovalProgress) -> None:
@@ -48,6 +58,11 @@ class LoanWorkflow:
                 loan_id=self._req.loan_id, status=status), **STEP)
         if self._status in (LoanStatus.pending_approval, LoanStatus.info_requested):  # not moved on meanwhile
             self._set_status(status, level=progress.level, role=progress.waiting_on_role)
+
+    @workflow.signal
+    def payment_progress(self, progress: PaymentProgress) -> None:
+        """A child ACH payment (the disbursement, an installment's auto-debit) settled, completed or ended."""
+        self._payments.append(progress)
 
     @workflow.update
     async def withdraw(self) -> str:
@@ -70,6 +85,7 @@ class LoanWorkflow:
             LoanServicingActivities.apply_repayment, req, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
         self._repayments += 1
+        self._recheck = True  # arrears may have cleared
         if result.status == LoanStatus.closed:
             self._set_status(LoanStatus.closed)
         return result
@@ -135,18 +151,87 @@ class LoanWorkflow:
         await workflow.execute_activity_method(LoanActivities.render_agreement, req.loan_id, **STEP)
         await self._change(LoanStatus.disbursing)
         await workflow.execute_activity_method(LoanActivities.disburse, req.loan_id, **STEP)
+        payout = await workflow.execute_activity_method(LoanServicingActivities.plan_disbursement, req.loan_id, **STEP)
+        if payout is not None:  # paid out to the member's bank: active once the credit settles or ends
+            await start_ach_payment(payout)
+            workflow.set_current_details(f"disbursing: ACH credit {payout.payment_id} to the member's bank")
+            await workflow.wait_condition(lambda: any(p.reference == "disbursement" for p in self._payments))
+            done = next(p for p in self._payments if p.reference == "disbursement")
+            self._payments.remove(done)
+            if done.status != "settled":  # returned or failed: the money stays on the deposit account
+                workflow.logger.warning("disbursement credit %s: %s", done.status, done.return_code)
         await self._change(LoanStatus.active)
+        self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
+            workflow.now(), self._req.day_seconds).epoch})
         return await self._service()
 
     async def _service(self) -> str:
-        """Active: repayments arrive as updates until the loan is paid; the history stays bounded."""
-        await workflow.wait_condition(lambda: self._status == LoanStatus.closed
-                                      or self._repayments >= CONTINUE_AS_NEW_AFTER)
+        """Active: wakes on each due date (auto-debit), when a grace period ends (late fee) or an aging bucket
+        changes, and when a child payment or a repayment arrives; continues as new to keep the history bounded."""
+        if self._req.epoch is None:  # a loan activated before the servicing clock existed
+            self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
+                workflow.now(), self._req.day_seconds).epoch})
+        clock = ServicingClock(self._req.epoch, self._req.day_seconds)
+        next_due = self._req.next_due
+        for _ in range(MAX_SERVICING_ROUNDS):
+            state = await self._check(clock, next_due)
+            if state.status == LoanStatus.closed:
+                self._set_status(LoanStatus.closed)
+                break
+            for number in state.due_numbers:
+                debit = await workflow.execute_activity_method(
+                    LoanServicingActivities.plan_auto_debit, AutoDebitInput(loan_id=self._req.loan_id, number=number),
+                    **STEP)
+                if debit is not None:
+                    await start_ach_payment(debit)
+                next_due = number + 1
+            wake = min((day for day in (state.next_due_date, state.next_check) if day is not None), default=None)
+            timeout = None if wake is None else max(timedelta(0), clock.start_of(wake) - workflow.now())
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._payments) or self._recheck or self._status == LoanStatus.closed
+                    or self._repayments >= CONTINUE_AS_NEW_AFTER, timeout=timeout)
+            except TimeoutError:
+                pass
+            self._recheck = False
+            while self._payments:
+                await self._payment_done(self._payments.pop(0))
+            if self._status == LoanStatus.closed or self._repayments >= CONTINUE_AS_NEW_AFTER:
+                break
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._status == LoanStatus.closed:
+            await self._check(clock, next_due)  # arrears cleared on the row
             return self._status
-        workflow.continue_as_new(LoanInput(loan_id=self._req.loan_id, min_credit_score=self._req.min_credit_score,
-                                           max_debt_to_income=self._req.max_debt_to_income, servicing=True))
+        while self._payments:  # nothing heard is dropped at the hand-over
+            await self._payment_done(self._payments.pop(0))
+        workflow.continue_as_new(self._req.model_copy(update={"servicing": True, "next_due": next_due}))
+
+    async def _check(self, clock: ServicingClock, next_due: int) -> ServicingState:
+        today = clock.today(workflow.now())
+        state = await workflow.execute_activity_method(LoanServicingActivities.check_servicing, ServicingCheck(
+            loan_id=self._req.loan_id, as_of=today, next_due=next_due), **STEP)
+        arrears = (f"{state.days_past_due} days past due ({state.aging_bucket})" if state.days_past_due
+                   else "current")
+        if arrears != self._arrears:
+            self._arrears = arrears
+            workflow.upsert_search_attributes([sa.AGING_BUCKET.value_set(state.aging_bucket) if state.aging_bucket
+                                               else sa.AGING_BUCKET.value_unset()])
+        if state.status == LoanStatus.active:
+            workflow.set_current_details(f"active on loan day {today}: {arrears}" + (
+                f"; next installment due {state.next_due_date}" if state.next_due_date else ""))
+        return state
+
+    async def _payment_done(self, progress: PaymentProgress) -> None:
+        """A completed auto-debit is applied as a repayment; a returned or failed one leaves the installment
+        unpaid (the ACH workflow re-presents R01/R09 itself and tells the org admins of returns)."""
+        if not progress.reference.startswith("installment:") or progress.status != "completed":
+            return
+        try:
+            await workflow.execute_activity_method(LoanServicingActivities.apply_auto_debit, AutoDebitApplied(
+                payment_id=progress.payment_id, loan_id=self._req.loan_id), **STEP)
+            self._repayments += 1
+        except ActivityError as error:  # e.g. the member spent the money before the hold was released
+            workflow.logger.warning("auto-debit %s not applied: %s", progress.payment_id, error.cause)
 
     async def _change(self, status: LoanStatus, reason: str | None = None, credit_score: int | None = None) -> str:
         await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(

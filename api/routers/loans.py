@@ -24,6 +24,7 @@ from api.scoping import is_super
 from core import audit, search_attributes as sa
 from models.api_types import PositiveMoney
 from models.approvals import InformationInput
+from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
 from activities.loan_servicing import quote
 from models.loans import (Loan, LoanInput, LoanInstallment, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput,
@@ -45,7 +46,11 @@ class LoanIn(BaseModel):
     member_type: str = Field(default="consumer", max_length=40)
     monthly_income: PositiveMoney = Field(examples=["5200.00"])
     monthly_debt: Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2)] = Decimal("0.00")
-    deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is disbursed into")
+    deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is booked to and repaid from")
+    external_account_id: uuid.UUID | None = Field(
+        default=None, description="the applicant's verified bank account: the loan is paid out to it by ACH credit")
+    auto_debit: bool = Field(default=False, description="pull each installment from external_account_id by ACH "
+                                                        "debit on its due date")
     applicant_id: uuid.UUID | None = Field(default=None, description="an officer applying on a member's behalf")
 
 
@@ -62,6 +67,11 @@ class LoanOut(BaseModel):
     member_type: str
     deposit_account_id: uuid.UUID
     loan_account_id: uuid.UUID | None
+    external_account_id: uuid.UUID | None
+    auto_debit: bool
+    disbursement_payment_id: uuid.UUID | None
+    days_past_due: int
+    aging_bucket: str | None
     credit_score: int | None
     decline_reason: str | None
     approval_request_id: uuid.UUID | None
@@ -81,6 +91,9 @@ class InstallmentOut(BaseModel):
     balance: Decimal
     paid: Decimal
     late_fee: Decimal
+    paid_at: datetime | None = None
+    late_fee_assessed_at: datetime | None = None
+    auto_debit_payment_id: uuid.UUID | None = None
 
 
 class InformationIn(BaseModel):
@@ -134,10 +147,20 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
         if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
             raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
                                                            "savings account of the applicant")
+        if body.auto_debit and body.external_account_id is None:
+            raise AppError(422, "external_account_required", "auto-debit needs external_account_id")
+        if body.external_account_id is not None:
+            external = await session.get(ExternalAccount, body.external_account_id)
+            if external is None or external.org_id != applicant.org_id:
+                raise not_found("external account", body.external_account_id)
+            if external.status != ExternalAccountStatus.verified:
+                raise AppError(422, "external_account_not_usable", f"the external account is {external.status}",
+                               {"external_account_id": external.id})
         inserted = (await session.execute(pg_insert(Loan.__table__).values(
             id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
             term=body.term, purpose=body.purpose, member_type=body.member_type, monthly_income=body.monthly_income,
             monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
+            external_account_id=body.external_account_id, auto_debit=body.auto_debit,
             created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
         ).on_conflict_do_nothing().returning(Loan.__table__.c.id))).first()
         if inserted:
@@ -156,7 +179,8 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
     await session.commit()  # no pooled connection held across the call to Temporal
     await client.start_workflow(
         LoanWorkflow.run, LoanInput(loan_id=loan.id, min_credit_score=settings.loan_min_credit_score,
-                                    max_debt_to_income=settings.loan_max_debt_to_income),
+                                    max_debt_to_income=settings.loan_max_debt_to_income,
+                                    day_seconds=settings.loan_day_seconds),
         id=loan.workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Loan ${loan.amount:,.2f} over {loan.term} installments" +
                        (f": {loan.purpose}" if loan.purpose else ""),
@@ -181,7 +205,8 @@ async def get_loan(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, c
 
 @router.get("", response_model=Page[LoanOut], summary="Loans you can see, newest first")
 async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, status: LoanStatus | None = None,
-                     applicant_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
+                     aging_bucket: Literal["1-30", "31-60", "61-90", "90+"] | None = None,
+                     in_arrears: bool | None = None, applicant_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
                      min_amount: Decimal | None = None, max_amount: Decimal | None = None,
                      created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
                      created_to: Annotated[datetime | None, Query(description="exclusive")] = None):
@@ -189,6 +214,10 @@ async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, stat
     for column, value in ((Loan.status, status), (Loan.applicant_id, applicant_id), (Loan.product_id, product_id)):
         if value is not None:
             statement = statement.where(column == value)
+    if aging_bucket is not None:
+        statement = statement.where(Loan.aging_bucket == aging_bucket)
+    if in_arrears is not None:
+        statement = statement.where(Loan.days_past_due > 0 if in_arrears else Loan.days_past_due == 0)
     if min_amount is not None:
         statement = statement.where(Loan.amount >= min_amount)
     if max_amount is not None:
