@@ -3,6 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,8 +75,8 @@ class Settings(BaseSettings):
 
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.
-    bill_reminder_offsets: list[int] = Field(default_factory=lambda: [7, 3, 0])
-    bill_batch_size: int = 500
+    bill_reminder_offsets: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [7, 3, 0])
+    bill_batch_size: int = Field(default=500, ge=1)
     bill_manual_reminder_interval: timedelta = timedelta(hours=1)
 
     # Temporal Schedules of the back office (cron expressions read in schedule_timezone). Each scheduled

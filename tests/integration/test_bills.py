@@ -16,10 +16,11 @@ from sqlalchemy import text
 
 from devstack import processes
 
-from models.bills import BillRunInput, BillRunResult
+from models.bills import AutopayInput, BillRunInput, BillRunResult
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.integration.test_ach import link_external
 from tests.mailbox import recipients
+from workflows.bill_autopay import BillAutopayWorkflow
 from workflows.bill_run import BillRunWorkflow
 
 # Each test works on its own far-future days, so a run of one test's day reminds nobody else's bills.
@@ -289,6 +290,8 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(htt
         workers.append(start_worker(crash, tmp_path / "worker-2.log", smtp_port=mailbox.port))
         result = await asyncio.wait_for(handle.result(), timeout=90)
         assert result.reminders_sent == 3
+        assert await handle.query(BillRunWorkflow.progress) == {"stage": "done", "overdue": result.overdue_marked,
+                                                                "reminders": 3, "autopay": 0}
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -357,8 +360,18 @@ async def test_autopay_debits_by_ach_and_marks_the_bill_paid_on_settlement(http,
                                                                           autopay_org, mailbox):
     org, day = autopay_org, run_day()
     bill = await autopay_bill(http, org, day, "42.00")
+    settled_by_hand = await autopay_bill(http, org, day, "43.00")
+    await http.put(f"/api/v1/bills/{settled_by_hand['id']}/pay", headers=org.headers["member"])
     result = await run_bills(temporal_env.client, settings.task_queue, day)
     assert result.autopays_started >= 1
+
+    # A bill paid by hand before its due day is not debited; were its auto-pay started anyway (paid by hand just
+    # after the run picked it), the workflow would find the bill paid under its lock and debit nothing.
+    skipped = await temporal_env.client.execute_workflow(
+        BillAutopayWorkflow.run, AutopayInput(bill_id=settled_by_hand["id"], due_date=day, late_return_window_seconds=1),
+        id=f"bill-autopay-race-{uuid.uuid4()}", task_queue=settings.task_queue)
+    assert skipped == "skipped: the bill is paid"
+    assert (await get_bill(http, org.headers["member"], settled_by_hand["id"]))["payment_id"] is None
 
     paid = await wait_bill(http, org.headers["member"], bill["id"], "paid")
     assert paid["paid_at"] and paid["payment_id"]
