@@ -4,6 +4,7 @@ from temporalio.client import Client
 
 from activities.ach import AchActivities
 from activities.approvals import ApprovalActivities
+from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
@@ -21,6 +22,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     approvals = ApprovalActivities(db)
     loans = LoanActivities(db)
     servicing = LoanServicingActivities(db)
+    bills = BillActivities(db, settings, client, EmailSender(settings))
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
                               timeout=settings.http_timeout)
     return [payments.post_book_transfer,
@@ -31,4 +33,5 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
             servicing.plan_auto_debit, servicing.apply_auto_debit,
             ach.create_ach_payment, ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
-            notifications.notify_org_admins, notifications.notify_users]
+            notifications.notify_org_admins, notifications.notify_users,
+            bills.mark_overdue, bills.send_reminders, bills.start_autopays, bills.begin_autopay, bills.finish_autopay]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
     # due dates, grace days and aging buckets pass in seconds (finance/servicing.py).
     loan_day_seconds: float = Field(default=86400.0, gt=0)
     loan_rounds_per_run: int = Field(default=200, ge=1)  # servicing wake-ups before the loan continues as new
+
+    # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
+    # the least time between two manual reminders of one bill.
+    bill_reminder_offsets: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [7, 3, 0])
+    bill_batch_size: int = Field(default=500, ge=1)
+    bill_manual_reminder_interval: timedelta = timedelta(hours=1)
 
     # Temporal Schedules of the back office (cron expressions read in schedule_timezone). Each scheduled
     # workflow works out its day or month from the time the schedule meant it to start (workflows/schedule_time.py),

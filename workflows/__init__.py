@@ -3,7 +3,11 @@
 from workflows.ach_batch import AchBatchWorkflow
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.approval import ApprovalWorkflow
+from workflows.bill_autopay import BillAutopayWorkflow
+from workflows.bill_reminder import BillReminderWorkflow
+from workflows.bill_run import BillRunWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 from workflows.loan import LoanWorkflow
 
-ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow]
+ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow,
+                 BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow]
