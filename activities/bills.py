@@ -136,7 +136,7 @@ class BillActivities:
             pending = (await session.exec(select(EmailOutbox.id).where(
                 col(EmailOutbox.dedupe_key).in_(keys), EmailOutbox.status == "pending"))).all()
         for sent, outbox_id in enumerate(pending, 1):
-            await self.notifications._send_once(outbox_id)
+            await self.notifications.send_once(outbox_id)
             activity.heartbeat(f"sent {sent} of {len(pending)}")
         activity.logger.info("bill reminders for %s: %d bills, %d claimed, %d emails sent", req.day, len(bills),
                              len(claimed), len(pending))

@@ -80,11 +80,11 @@ class NotificationActivities:
                 col(EmailOutbox.dedupe_key).in_([email_key(req.dedupe_key, user_id) for user_id, _ in recipients]),
                 EmailOutbox.status == "pending"))).all()
         for outbox_id in pending:
-            await self._send_once(outbox_id)
+            await self.send_once(outbox_id)
         activity.logger.info("%s: %d recipients, %d emails sent", req.dedupe_key, len(recipients), len(pending))
         return len(recipients)
 
-    async def _send_once(self, outbox_id: uuid.UUID) -> None:
+    async def send_once(self, outbox_id: uuid.UUID) -> None:
         """Temporary SMTP errors propagate (the row stays pending) so that Temporal retries the activity; a
         permanent refusal (5xx) marks the row rejected, as retrying would only hold up the others."""
         async with self.db.session() as session, session.begin():
