@@ -12,6 +12,7 @@ from core.db import Database
 from core.email import EmailSender
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.statements import StatementActivities
 
 
 def all_activities(db: Database, settings: Settings, client: Client) -> list:
@@ -21,6 +22,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     approvals = ApprovalActivities(db)
     loans = LoanActivities(db)
     servicing = LoanServicingActivities(db)
+    statements = StatementActivities(db)
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
                               timeout=settings.http_timeout)
     return [payments.post_book_transfer,
@@ -30,4 +32,5 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
             servicing.apply_repayment,
             ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
-            notifications.notify_org_admins, notifications.notify_users]
+            notifications.notify_org_admins, notifications.notify_users,
+            statements.write_statements_batch]

@@ -51,6 +51,7 @@ class StatementRunInput(BaseModel):
     timezone: str = "America/New_York"
     batch_size: int = PydanticField(default=1000, ge=1, le=50_000)
     notify_owners: bool = True
+    batches_per_run: int = PydanticField(default=500, ge=1, description="batches before continue-as-new")
     # Carried over continue-as-new.
     after_account_id: uuid.UUID | None = None
     accounts_done: int = 0

@@ -5,5 +5,7 @@ from workflows.ach_payment import AchPaymentWorkflow
 from workflows.approval import ApprovalWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 from workflows.loan import LoanWorkflow
+from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow]
+ALL_WORKFLOWS += [MonthlyStatementsWorkflow]
