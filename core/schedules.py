@@ -11,6 +11,7 @@ schedule an operator paused stays paused across worker restarts.
 
 import asyncio
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import typer
 from temporalio.client import (Client, Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError,
@@ -103,12 +104,28 @@ def ensure() -> None:
         settings = _settings()
         for schedule_id, what in (await ensure_schedules(await _client(settings), settings)).items():
             typer.echo(f"{schedule_id}: {what}")
-    asyncio.run(go())
+    _run(go)
+
+
+def _run(go) -> None:
+    """Runs a command's coroutine; an unknown schedule id is a message and exit code 1, not a traceback."""
+    async def guarded():
+        try:
+            await go()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            typer.echo(f"not found: {exc.message} (ids: {', '.join(j.schedule_id for j in jobs(_settings()))})",
+                       err=True)
+            return 1
+        return 0
+    if asyncio.run(guarded()):
+        raise typer.Exit(1)
 
 
 @cli.command("list")
 def list_() -> None:
-    """Each schedule: spec, time zone, state, next run."""
+    """Each schedule: workflow, configured cron and time zone, state, next runs (local time)."""
     async def go():
         settings = _settings()
         client = await _client(settings)
@@ -120,12 +137,12 @@ def list_() -> None:
                     raise
                 typer.echo(f"{job.schedule_id:28} missing (run: python -m core.schedules ensure)")
                 continue
-            spec, state = desc.schedule.spec, desc.schedule.state
-            upcoming = desc.info.next_action_times[0].isoformat() if desc.info.next_action_times else "-"
-            typer.echo(f"{job.schedule_id:28} {job.workflow:26} {' '.join(spec.cron_expressions) or spec.calendars} "
-                       f"{spec.time_zone_name} {'PAUSED' if state.paused else 'active'} next={upcoming} "
-                       f"runs={desc.info.num_actions}")
-    asyncio.run(go())
+            tz = desc.schedule.spec.time_zone_name or "UTC"
+            upcoming = ", ".join(f"{t.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}" for t in desc.info.next_action_times[:2])
+            typer.echo(f"{job.schedule_id:28} {job.workflow:26} cron {job.cron!r} {tz} "
+                       f"{'PAUSED' if desc.schedule.state.paused else 'active'}, next {upcoming or '-'}, "
+                       f"{desc.info.num_actions} runs so far")
+    _run(go)
 
 
 def _on_handle(schedule_id: str, action: str) -> None:
@@ -138,7 +155,7 @@ def _on_handle(schedule_id: str, action: str) -> None:
         else:
             await handle.trigger()
         typer.echo(f"{schedule_id}: {action}d" if action != "trigger" else f"{schedule_id}: triggered")
-    asyncio.run(go())
+    _run(go)
 
 
 @cli.command()
