@@ -6,6 +6,7 @@ import uuid
 from calendar import monthrange
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field as PydanticField, field_validator
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, UniqueConstraint
@@ -24,6 +25,11 @@ def period_bounds(period: str) -> tuple[date, date]:
     if year < 1900:
         raise ValueError(f"a period is YYYY-MM, got {period!r}")
     return date(year, month, 1), date(year, month, monthrange(year, month)[1])
+
+
+def period_ended(period: str, now: datetime, timezone: str) -> bool:
+    """A statement is written once and never again, so only for a month that is over (in `timezone`)."""
+    return period_bounds(period)[1] < now.astimezone(ZoneInfo(timezone)).date()
 
 
 class Statement(SQLModel, table=True):

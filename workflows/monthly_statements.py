@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.statements import StatementActivities
-    from models.statements import StatementBatch, StatementRunInput, StatementRunResult
+    from models.statements import StatementBatch, StatementRunInput, StatementRunResult, period_ended
     from workflows.schedule_time import previous_month
 
 
@@ -24,6 +25,9 @@ class MonthlyStatementsWorkflow:
     @workflow.run
     async def run(self, req: StatementRunInput) -> StatementRunResult:
         self._period = req.period or previous_month(req.timezone)
+        if not period_ended(self._period, workflow.now(), req.timezone):
+            raise ApplicationError(f"{self._period} is not over yet: a statement is written once, after the month",
+                                   type="PeriodNotEnded", non_retryable=True)
         self._accounts, self._written = req.accounts_done, req.statements_written
         after = req.after_account_id
         for _ in range(req.batches_per_run):  # ~6 history events a batch: 500 stay well inside the limits

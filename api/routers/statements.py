@@ -1,7 +1,7 @@
 """Monthly statements: the list per account, the PDF of one month, and a run started by hand."""
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ from api.routers.accounts import visible_account
 from core import statements as ledger_statements
 from documents.statement import StatementData, StatementLine, render_statement
 from models.ledger import LedgerAccount
-from models.statements import PERIOD_PATTERN, Statement, StatementRunInput, period_bounds
+from models.statements import PERIOD_PATTERN, Statement, StatementRunInput, period_bounds, period_ended
 from models.users import Organization, Role, User
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 
@@ -119,6 +119,9 @@ Operator = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))
 @runs_router.post("/runs", response_model=StatementRunOut, status_code=202,
                   summary="Write the statements of a month now (superuser, operator); the schedule does it monthly")
 async def run_statements(body: StatementRunIn, client: TemporalDep, settings: SettingsDep, _: Operator):
+    if not period_ended(body.period, datetime.now(timezone.utc), settings.schedule_timezone):
+        raise AppError(422, "period_not_ended", f"{body.period} is not over yet in {settings.schedule_timezone}: "
+                       "statements are written once, after the month", {"period": body.period})
     workflow_id = f"statements-{body.period}"
     # A finished run may be started again (it writes only what is missing); a running one is joined.
     handle = await client.start_workflow(

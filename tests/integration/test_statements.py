@@ -8,8 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
+import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
+from temporalio.client import WorkflowFailureError
 
 from core import ledger
 from models.ledger import GL_CASH, GL_INTEREST_EXPENSE
@@ -178,6 +180,18 @@ async def test_statement_errors_and_visibility(http, su, db):
     page = (await http.get(base, headers=org.headers["operator"])).json()
     assert page == {"items": [], "total": 0, "limit": 50, "offset": 0}
     assert_error(await http.get(f"/api/v1/accounts/{uuid.uuid4()}/statements", headers=su), 404, "not_found")
-    # A run for a malformed month is refused before anything starts.
+    # A run for a malformed month, or one not over yet (statements are written once), is refused.
     for bad in ("2025-13", "0000-01", "2025/10"):
         assert_error(await http.post("/api/v1/statements/runs", json={"period": bad}, headers=su), 422)
+    this_month = f"{datetime.now(ZoneInfo('America/New_York')):%Y-%m}"
+    assert_error(await http.post("/api/v1/statements/runs", json={"period": this_month}, headers=su), 422,
+                 "period_not_ended")
+
+
+async def test_the_workflow_refuses_a_month_not_over(temporal_env, settings, worker):
+    this_month = f"{datetime.now(ZoneInfo('Pacific/Kiritimati')):%Y-%m}"  # ahead of everyone: never over here
+    with pytest.raises(WorkflowFailureError) as failure:
+        await temporal_env.client.execute_workflow(
+            MonthlyStatementsWorkflow.run, StatementRunInput(period=this_month, timezone="Pacific/Kiritimati"),
+            id=f"test-statements-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
+    assert failure.value.cause.type == "PeriodNotEnded"
