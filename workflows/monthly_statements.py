@@ -24,8 +24,12 @@ class MonthlyStatementsWorkflow:
 
     @workflow.run
     async def run(self, req: StatementRunInput) -> StatementRunResult:
-        self._period = req.period or previous_month(req.timezone)
-        if not period_ended(self._period, workflow.now(), req.timezone):
+        try:
+            self._period = req.period or previous_month(req.timezone)
+            ended = period_ended(self._period, workflow.now(), req.timezone)
+        except (ValueError, KeyError) as exc:  # an unknown time zone: fail the run, don't retry its task forever
+            raise ApplicationError(f"invalid input: {exc!r}", type="InvalidInput", non_retryable=True) from exc
+        if not ended:
             raise ApplicationError(f"{self._period} is not over yet: a statement is written once, after the month",
                                    type="PeriodNotEnded", non_retryable=True)
         self._accounts, self._written = req.accounts_done, req.statements_written

@@ -195,3 +195,9 @@ async def test_the_workflow_refuses_a_month_not_over(temporal_env, settings, wor
             MonthlyStatementsWorkflow.run, StatementRunInput(period=this_month, timezone="Pacific/Kiritimati"),
             id=f"test-statements-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
     assert failure.value.cause.type == "PeriodNotEnded"
+    # A schedule with a time zone nobody knows fails its runs at once (rather than retrying a task forever).
+    with pytest.raises(WorkflowFailureError) as failure:
+        await temporal_env.client.execute_workflow(
+            "MonthlyStatementsWorkflow", {"timezone": "Mars/Olympus_Mons"},
+            id=f"test-statements-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
+    assert failure.value.cause.type == "InvalidInput"
