@@ -14,6 +14,7 @@ from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.processes import ROOT
 from devstack.seed import USERS, seed_database, seed_through_api
+from devstack.seed_statements import seed_demo_statements
 from devstack.temporal_cli import ensure_temporal
 
 DATA = ROOT / ".data"
@@ -85,6 +86,7 @@ def run_children(children: list, env: dict, logs, database_url: str) -> None:
     db = Database(database_url, pool_size=2)
     asyncio.run(seed_database(db))
     demo = asyncio.run(seed_through_api(f"http://127.0.0.1:{PORTS['api']}", f"http://127.0.0.1:{PORTS['sandbox']}"))
+    statement_pdf = asyncio.run(seed_demo_statements(database_url, f"http://127.0.0.1:{PORTS['api']}"))
 
     print(f"""
 Back office is up (logs in {logs}):
@@ -96,6 +98,7 @@ Back office is up (logs in {logs}):
   Schedules      http://127.0.0.1:{PORTS['temporal_ui']}/namespaces/default/schedules   (python -m core.schedules list)
   Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
   Database       {database_url}
+Demo statement http://127.0.0.1:{PORTS['api']}{statement_pdf}   (as alice, in a minute)
 Demo workflows: {', '.join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo)}
 Demo users (email / password):""", flush=True)
     for email, _, role, password in USERS:
