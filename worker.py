@@ -13,6 +13,7 @@ from activities import all_activities
 from core.config import Settings, get_settings
 from core.db import Database
 from core.logging import configure_logging
+from core.schedules import ensure_schedules
 from core.temporal import connect
 from workflows import ALL_WORKFLOWS
 
@@ -37,6 +38,8 @@ async def main() -> None:
     client = await connect(settings, runtime=runtime)
     db = Database(settings.database_url, settings.db_pool_size)
     worker = build_worker(client, settings, db)
+    # Here, not in build_worker: tests build workers too, and keep their schedules apart.
+    log.info("schedules", extra={"schedules": await ensure_schedules(client, settings)})
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from core.db import Database
 from core.email import EmailSender
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.statements import StatementActivities
 
 
 def all_activities(db: Database, settings: Settings, client: Client) -> list:
@@ -23,6 +24,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     loans = LoanActivities(db)
     servicing = LoanServicingActivities(db)
     bills = BillActivities(db, settings, client, EmailSender(settings))
+    statements = StatementActivities(db)
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
                               timeout=settings.http_timeout)
     return [payments.post_book_transfer,
@@ -34,4 +36,5 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
             ach.create_ach_payment, ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
             notifications.notify_org_admins, notifications.notify_users,
-            bills.mark_overdue, bills.send_reminders, bills.start_autopays, bills.begin_autopay, bills.finish_autopay]
+            bills.mark_overdue, bills.send_reminders, bills.start_autopays, bills.begin_autopay, bills.finish_autopay,
+            statements.write_statements_batch]

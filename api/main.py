@@ -9,7 +9,7 @@ from api.deps import TemporalConnection
 from api.errors import install_error_handlers
 from api.routers import (accounts, ach_files, approval_rules, approvals, audit, auth, external_accounts, health,
                          loan_products, loans, notifications, payments, transfers, users, webhooks)
-from api.routers import bills
+from api.routers import bills, statements
 from core.config import Settings, get_settings
 from core.crypto import AccountNumberCipher
 from core.db import Database
@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    notifications, loan_products, approval_rules, loans, approvals, bills):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)
+    v1.include_router(statements.router)
+    v1.include_router(statements.runs_router)
     app.include_router(v1)
     app.include_router(health.router)
     return app

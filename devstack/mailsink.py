@@ -1,8 +1,9 @@
 """The development mail sink: an SMTP server that keeps each message as an .eml file and logs one line.
 
-    python -m devstack.mailsink --port 1025 --dir .data/mail
+    python -m devstack.mailsink --port 1025 --dir .data/mail [--http-port 8025]
 
-Open a file with any mail client; nothing is ever delivered anywhere.
+Open a file with any mail client, or the page at http://127.0.0.1:8025/ (devstack/mailpage.py) when
+--http-port is given; nothing is ever delivered anywhere.
 """
 
 import argparse
@@ -19,6 +20,7 @@ from aiosmtpd.smtp import SMTP
 
 from core.config import get_settings
 from core.logging import configure_logging
+from devstack import mailpage
 
 log = logging.getLogger("mailsink")
 
@@ -42,11 +44,12 @@ class EmlWriter:
         return "250 Message accepted for delivery"
 
 
-async def serve(host: str, port: int, directory: Path) -> None:
+async def serve(host: str, port: int, directory: Path, http_port: int | None = None) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     handler = EmlWriter(directory)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(handler, hostname="mailsink"), host, port)
+    page = await mailpage.start(host, http_port, directory) if http_port else None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -54,6 +57,9 @@ async def serve(host: str, port: int, directory: Path) -> None:
     await stop.wait()
     server.close()
     await server.wait_closed()
+    if page:
+        page.close()
+        await page.wait_closed()
     log.info("mail sink stopped")
 
 
@@ -62,11 +68,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", type=Path, default=Path(".data/mail"))
+    parser.add_argument("--http-port", type=int, default=None, help="also serve a page listing the messages")
     args = parser.parse_args()
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json, service="mailsink")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
-    asyncio.run(serve(args.host, args.port, args.dir))
+    asyncio.run(serve(args.host, args.port, args.dir, args.http_port))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.processes import ROOT
 from devstack.seed import USERS, seed_database, seed_through_api
+from devstack.seed_statements import seed_demo_statements
 from devstack.temporal_cli import ensure_temporal
 
 DATA = ROOT / ".data"
-PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464, "smtp": 1025}
+PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464, "smtp": 1025,
+         "mail_page": 8025}
 # ACH in demo time: a cutoff window every 30 s, a 1-minute return window, 10 minutes for a late return.
 # Any of these set in the environment wins.
 DEMO_ACH = {"ACH_WINDOW_INTERVAL": "PT30S", "ACH_RETURN_WINDOW": "PT60S", "ACH_LATE_RETURN_WINDOW": "PT10M"}
@@ -69,7 +71,8 @@ def run_children(children: list, env: dict, logs, database_url: str) -> None:
                               logs / "sandbox.log")
     children.append(sandbox)
     mailsink = processes.start(processes.python("-m", "devstack.mailsink", "--port", str(PORTS["smtp"]),
-                                                "--dir", str(DATA / "mail")), env, logs / "mailsink.log")
+                                                "--dir", str(DATA / "mail"), "--http-port", str(PORTS["mail_page"])),
+                              env, logs / "mailsink.log")
     children.append(mailsink)
     processes.wait_for_port(PORTS["temporal"], temporal, name="temporal")
     processes.wait_for_port(PORTS["sandbox"], sandbox, name="sandbox")
@@ -83,6 +86,7 @@ def run_children(children: list, env: dict, logs, database_url: str) -> None:
     db = Database(database_url, pool_size=2)
     asyncio.run(seed_database(db))
     demo = asyncio.run(seed_through_api(f"http://127.0.0.1:{PORTS['api']}", f"http://127.0.0.1:{PORTS['sandbox']}"))
+    statement_pdf = asyncio.run(seed_demo_statements(database_url, f"http://127.0.0.1:{PORTS['api']}"))
 
     print(f"""
 Back office is up (logs in {logs}):
@@ -90,8 +94,11 @@ Back office is up (logs in {logs}):
   Temporal UI    http://127.0.0.1:{PORTS['temporal_ui']}   (frontend 127.0.0.1:{PORTS['temporal']})
   Sandbox        http://127.0.0.1:{PORTS['sandbox']}   (account-linking provider, ODFI bank)
   Mail sink      SMTP 127.0.0.1:{PORTS['smtp']}, messages as .eml files in {DATA / 'mail'}
+  Mail page      http://127.0.0.1:{PORTS['mail_page']}/   (the sink's messages, newest first)
+  Schedules      http://127.0.0.1:{PORTS['temporal_ui']}/namespaces/default/schedules   (python -m core.schedules list)
   Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
   Database       {database_url}
+Demo statement http://127.0.0.1:{PORTS['api']}{statement_pdf}   (as alice, in a minute)
 Demo workflows: {', '.join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo)}
 Demo users (email / password):""", flush=True)
     for email, _, role, password in USERS:

@@ -7,7 +7,13 @@ from models.loans import ApprovalDecision, ApprovalRequest, ApprovalRule, Loan, 
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.payments import Payment, PaymentEvent
+from models.statements import Statement
 from models.users import Organization, RefreshToken, User
 
 __all__ = ["ApprovalDecision", "ApprovalRequest", "ApprovalRule", "Loan", "LoanInstallment", "LoanProduct", "AchEntry", "AchFile", "AchTraceCounter", "AchWindow", "BankEvent", "EmailOutbox", "Notification", "AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
+<<<<<<< HEAD
            "Payment", "PaymentEvent", "Organization", "RefreshToken", "User", "Bill", "BillReminder"]
+=======
+           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User"]
+__all__ += ["Statement"]
+>>>>>>> statements

@@ -8,6 +8,7 @@ from workflows.bill_reminder import BillReminderWorkflow
 from workflows.bill_run import BillRunWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 from workflows.loan import LoanWorkflow
+from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow,
-                 BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow]
+                 BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow, MonthlyStatementsWorkflow]

@@ -16,8 +16,23 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('statements',
+    sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
+    sa.Column('account_id', sa.Uuid(), nullable=False),
+    sa.Column('period', sa.String(length=7), nullable=False),
+    sa.Column('period_start', sa.Date(), nullable=False),
+    sa.Column('period_end', sa.Date(), nullable=False),
+    sa.Column('opening_balance', sa.Numeric(precision=20, scale=2), nullable=False),
+    sa.Column('closing_balance', sa.Numeric(precision=20, scale=2), nullable=False),
+    sa.Column('interest', sa.Numeric(precision=20, scale=2), nullable=False),
+    sa.Column('entry_count', sa.Integer(), nullable=False),
+    sa.Column('generated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.CheckConstraint("period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'", name='statements_period_valid'),
+    sa.ForeignKeyConstraint(['account_id'], ['ledger_accounts.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('account_id', 'period', name='statements_once_per_period')
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('statements')

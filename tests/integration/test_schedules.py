@@ -1,0 +1,136 @@
+"""The back office's Temporal Schedules on the real dev server: created with their spec, updated (not failed)
+by a second ensure, paused and unpaused, and the statements schedule triggered and backfilled for a past month."""
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from temporalio.client import ScheduleBackfill, ScheduleOverlapPolicy
+
+from core.schedules import ensure_schedules, jobs, overlap_policy
+from models.statements import StatementRunResult
+
+EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
+    "bill-run": ("BillRunWorkflow", "0 6 * * *"),
+    "daily-interest-accrual": ("DailyAccrualWorkflow", "30 0 * * *"),
+    "month-end-interest-posting": ("MonthEndPostingWorkflow", "0 2 1 * *"),
+    "monthly-statements": ("MonthlyStatementsWorkflow", "0 5 1 * *"),
+}
+
+
+@pytest.fixture
+async def prefixed(temporal_env):
+    """A fresh id prefix per test, so these schedules never meet anyone else's; deleted afterwards."""
+    prefix = f"test-{uuid.uuid4().hex[:6]}-"
+    yield prefix
+    for schedule_id in EXPECTED:
+        try:
+            await temporal_env.client.get_schedule_handle(prefix + schedule_id).delete()
+        except Exception:
+            pass
+
+
+def local_times(desc, tz: str) -> list[datetime]:
+    return [t.astimezone(ZoneInfo(tz)) for t in desc.info.next_action_times]
+
+
+async def test_ensure_creates_every_schedule_with_its_spec(temporal_env, settings, prefixed):
+    client = temporal_env.client
+    assert await ensure_schedules(client, settings, prefixed) == {prefixed + s: "created" for s in EXPECTED}
+
+    for schedule_id, (workflow, cron) in EXPECTED.items():
+        desc = await client.get_schedule_handle(prefixed + schedule_id).describe()
+        schedule = desc.schedule
+        assert schedule.action.workflow == workflow
+        assert schedule.action.id == prefixed + schedule_id  # the workflow id prefix
+        assert schedule.action.task_queue == settings.task_queue
+        arg = await client.data_converter.decode(schedule.action.args)
+        assert arg == [{"timezone": "America/New_York"}]
+        assert schedule.spec.time_zone_name == "America/New_York"
+        assert schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+        assert schedule.policy.catchup_window == timedelta(days=1)
+        assert schedule.state.note and not schedule.state.paused
+        memo = await desc.memo()
+        assert memo["description"] == schedule.state.note
+        # The server keeps the cron as a calendar: the next times say what it means, in New York time.
+        minute, hour, day = (int(f) if f != "*" else None for f in cron.split()[:3])
+        times = local_times(desc, "America/New_York")
+        assert times and all(t.minute == minute and t.hour == hour for t in times)
+        if day is not None:
+            assert all(t.day == day for t in times)
+        else:
+            assert len({t.date() for t in times}) == len(times)  # one a day
+
+
+async def test_second_ensure_updates_the_spec_and_keeps_a_pause(temporal_env, settings, prefixed):
+    client = temporal_env.client
+    await ensure_schedules(client, settings, prefixed)
+    statements = client.get_schedule_handle(prefixed + "monthly-statements")
+    await statements.pause(note="paused by the test")
+    assert (await statements.describe()).schedule.state.paused
+
+    changed = settings.model_copy(update={"statements_cron": "15 7 2 * *", "schedule_timezone": "Europe/Paris",
+                                          "schedule_overlap": "buffer_one",
+                                          "schedule_catchup_window": timedelta(hours=3)})
+    assert await ensure_schedules(client, changed, prefixed) == {prefixed + s: "updated" for s in EXPECTED}
+
+    desc = await statements.describe()
+    assert desc.schedule.spec.time_zone_name == "Europe/Paris"
+    assert all((t.day, t.hour, t.minute) == (2, 7, 15) for t in local_times(desc, "Europe/Paris"))
+    assert desc.schedule.policy.overlap == ScheduleOverlapPolicy.BUFFER_ONE
+    assert desc.schedule.policy.catchup_window == timedelta(hours=3)
+    assert await client.data_converter.decode(desc.schedule.action.args) == [{"timezone": "Europe/Paris"}]
+    # An operator's pause survives an ensure (a worker restart must not resume a paused job).
+    assert desc.schedule.state.paused and desc.schedule.state.note == "paused by the test"
+
+    await statements.unpause(note="resumed by the test")
+    desc = await statements.describe()
+    assert not desc.schedule.state.paused and desc.schedule.state.note == "resumed by the test"
+    await statements.pause()
+    assert (await statements.describe()).schedule.state.paused
+
+
+async def wait_for_actions(handle, count: int) -> list:
+    for _ in range(200):
+        actions = (await handle.describe()).info.recent_actions
+        if len(actions) >= count:
+            return actions
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{handle.id}: fewer than {count} actions")
+
+
+async def test_statements_schedule_triggers_and_backfills_a_past_month(temporal_env, settings, worker, prefixed):
+    client = temporal_env.client
+    await ensure_schedules(client, settings, prefixed)
+    handle = client.get_schedule_handle(prefixed + "monthly-statements")
+
+    # A trigger runs now: the month just ended.
+    await handle.trigger()
+    [now_action] = await wait_for_actions(handle, 1)
+    assert now_action.action.workflow_id.startswith(prefixed + "monthly-statements-")
+    result = await client.get_workflow_handle(now_action.action.workflow_id,
+                                              result_type=StatementRunResult).result()
+    this_month = datetime.now(ZoneInfo("America/New_York")).date().replace(day=1)
+    assert result.period == f"{this_month - timedelta(days=1):%Y-%m}"
+
+    # A backfill over March 1, 2025 (05:00 in New York = 10:00 UTC) runs for February 2025.
+    await handle.backfill(ScheduleBackfill(start_at=datetime(2025, 3, 1, 9, tzinfo=timezone.utc),
+                                           end_at=datetime(2025, 3, 1, 11, tzinfo=timezone.utc),
+                                           overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+    actions = await wait_for_actions(handle, 2)
+    backfilled = [a for a in actions if a.scheduled_at == datetime(2025, 3, 1, 10, tzinfo=timezone.utc)]
+    assert len(backfilled) == 1
+    result = await client.get_workflow_handle(backfilled[0].action.workflow_id,
+                                              result_type=StatementRunResult).result()
+    assert result.period == "2025-02"
+
+
+def test_every_job_and_overlap_name():
+    from core.config import Settings
+    assert [(j.schedule_id, j.workflow, j.cron) for j in jobs(Settings())] == [
+        (s, w, c) for s, (w, c) in EXPECTED.items()]
+    assert overlap_policy("allow_all") == ScheduleOverlapPolicy.ALLOW_ALL
+    with pytest.raises(ValueError, match="skip, buffer_one"):
+        overlap_policy("sometimes")
