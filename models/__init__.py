@@ -11,9 +11,4 @@ from models.statements import Statement
 from models.users import Organization, RefreshToken, User
 
 __all__ = ["ApprovalDecision", "ApprovalRequest", "ApprovalRule", "Loan", "LoanInstallment", "LoanProduct", "AchEntry", "AchFile", "AchTraceCounter", "AchWindow", "BankEvent", "EmailOutbox", "Notification", "AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
-<<<<<<< HEAD
-           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User", "Bill", "BillReminder"]
-=======
-           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User"]
-__all__ += ["Statement"]
->>>>>>> statements
+           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User", "Bill", "BillReminder", "Statement"]
