@@ -2,6 +2,7 @@
 
 from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
+from models.interest import InterestAccrual, InterestPosting, InterestPostingRun, SavingsAccount, SavingsProduct
 from models.loans import ApprovalDecision, ApprovalRequest, ApprovalRule, Loan, LoanInstallment, LoanProduct
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
@@ -9,4 +10,5 @@ from models.payments import Payment, PaymentEvent
 from models.users import Organization, RefreshToken, User
 
 __all__ = ["ApprovalDecision", "ApprovalRequest", "ApprovalRule", "Loan", "LoanInstallment", "LoanProduct", "AchEntry", "AchFile", "AchTraceCounter", "AchWindow", "BankEvent", "EmailOutbox", "Notification", "AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
-           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User"]
+           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User",
+           "InterestAccrual", "InterestPosting", "InterestPostingRun", "SavingsAccount", "SavingsProduct"]

@@ -71,7 +71,9 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         # ACH in seconds: a window closes every second, the return window is a second, a late return
         # (the sandbox sends R10 2.5 s after settlement) still lands inside the late-return window.
         odfi_base_url=sandbox_url, bureau_base_url=sandbox_url, ach_window_interval=timedelta(seconds=1),
-        ach_return_window=timedelta(seconds=1), ach_late_return_window=timedelta(seconds=8))
+        ach_return_window=timedelta(seconds=1), ach_late_return_window=timedelta(seconds=8),
+        # Interest in small batches, continuing as new every few, so tests cross both boundaries.
+        accrual_batch_size=50, interest_batch_size=50, interest_continue_as_new_after=3)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,10 @@ from workflows.ach_batch import AchBatchWorkflow
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.approval import ApprovalWorkflow
 from workflows.book_transfer import BookTransferWorkflow
+from workflows.daily_accrual import DailyAccrualWorkflow
+from workflows.interest_posting import InterestPostingWorkflow
 from workflows.loan import LoanWorkflow
+from workflows.month_end_posting import MonthEndPostingWorkflow
 
 ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow]
+ALL_WORKFLOWS += [DailyAccrualWorkflow, InterestPostingWorkflow, MonthEndPostingWorkflow]
