@@ -45,7 +45,7 @@ band AS (  -- a flat rate is one open band
     SELECT p.id AS product_id, (t.band->>'rate')::numeric AS rate, (t.band->>'up_to')::numeric AS upper,
            COALESCE(lag((t.band->>'up_to')::numeric) OVER (PARTITION BY p.id ORDER BY t.ord), 0) AS lower
     FROM savings_products p,
-         jsonb_array_elements(COALESCE(p.tiers, jsonb_build_array(jsonb_build_object('up_to', NULL,
+         jsonb_array_elements(COALESCE(NULLIF(p.tiers, 'null'), jsonb_build_array(jsonb_build_object('up_to', NULL,
                                                                                      'rate', p.annual_rate))))
              WITH ORDINALITY AS t(band, ord)
 ),

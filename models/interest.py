@@ -30,7 +30,7 @@ class SavingsProduct(SQLModel, table=True):
     id: uuid.UUID = uuid_pk()
     name: str = SQLField(unique=True, max_length=120)
     annual_rate: Decimal = SQLField(sa_column=Column(RATE, nullable=False))
-    tiers: list | None = SQLField(default=None, sa_column=Column(JSONB, nullable=True))
+    tiers: list | None = SQLField(default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True))
     day_count: str = SQLField(default="actual/365", max_length=16)
     active: bool = True
     created_at: datetime = created_at()

@@ -191,7 +191,7 @@ class AccountProductOut(BaseModel):
 
 
 async def _account_product(session, account_id: uuid.UUID) -> AccountProductOut:
-    link = await session.get(SavingsAccount, account_id)
+    link = await session.get(SavingsAccount, account_id, populate_existing=True)  # after an upsert
     product = await session.get(SavingsProduct, link.product_id) if link and link.product_id else None
     return AccountProductOut(account_id=account_id, product_id=product.id if product else None,
                              product=SavingsProductOut.model_validate(product, from_attributes=True) if product else None)
