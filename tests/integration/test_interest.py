@@ -14,6 +14,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from core import ledger
 from core.db import libpq_url
+from core.interest import ACCRUE_BATCH
 from devstack import processes
 from finance.daycount import DayCount
 from finance.interest import TieredRate, accrue_day
@@ -184,6 +185,49 @@ async def test_a_month_of_accrual_per_convention_then_posted(http, su, db, worke
     assert summary.period == "2026-10" and summary.total >= sum(a for _, _, a in WORKED.values())
     balance = (await http.get(f"/api/v1/accounts/{accounts['actact']}", headers=su)).json()["ledger_balance"]
     assert balance == "15021.37"
+
+
+async def test_the_sql_agrees_with_finance_interest_every_day_of_a_leap_year(http, su, db):
+    """Every day of 2028 and the turn of the year, each convention, a balance that changes (and goes through
+    the tier bounds): each stored accrual equals finance.interest.accrue_day. Rolled back at the end."""
+    org = await make_org(http, su, roles=("member",))
+    terms = [{"annual_rate": "0.0437", "day_count": c} for c in ("actual/365", "actual/360", "30/360", "actual/actual")]
+    terms.append({"tiers": TIERS, "day_count": "30/360"})
+    accounts = {}
+    for term in terms:
+        product = await create_product(http, su, **term)
+        account = (await open_account(http, su, org.id, org.users["member"]["id"], type_="savings"))["id"]
+        await attach(http, su, account, product["id"])
+        accounts[account] = product
+    days = [date(2027, 12, 31) + timedelta(days=i) for i in range(368)]  # to 2029-01-01
+    # 12,345.67 at first, then every 40 days 2,987.65 less, five times (through the tier bounds, overdrawn at
+    # the end: a deposit product accrues nothing on a negative balance), then 3,987.65 more, four times.
+    changes = [(days[0], D("12345.67"))] + [(day, D("-2987.65") if i < 5 else D("3987.65"))
+                                            for i, day in enumerate(days[40::40])]
+    async with db.session() as session, session.begin():
+        cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()
+        for account in accounts:
+            for n, (day, amount) in enumerate(changes):
+                await ledger.post_entry(session, idempotency_key=f"test-leap:{account}:{n}", entry_type="cash_deposit",
+                                        description="test", effective_date=day,
+                                        legs=[ledger.Leg(cash, amount), ledger.Leg(uuid.UUID(account), -amount)])
+        for day in days:
+            after = None
+            while True:
+                row = (await session.execute(ACCRUE_BATCH, {"day": day, "after": after, "size": 1000})).one()
+                if row.accounts == 0:
+                    break
+                after = row.last_account_id
+        rows = (await session.execute(text(
+            "SELECT account_id::text AS account, day, balance, amount FROM interest_accruals "
+            "WHERE account_id = ANY(:ids) ORDER BY account_id, day"), {"ids": [uuid.UUID(a) for a in accounts]})).all()
+        await session.rollback()
+    assert len(rows) == len(days) * len(accounts)
+    assert {r.balance for r in rows} >= {D("12345.67"), D("395.07"), D("-2592.58"), D("5382.72")}
+    mismatches = [(r.account, r.day, r.amount, expected) for r in rows
+                  if r.amount != (expected := accrue_day(max(r.balance, D(0)), reference_rate(accounts[r.account]),
+                                                         DayCount(accounts[r.account]["day_count"]), r.day))]
+    assert mismatches == []
 
 
 # --- month-end posting of a few thousand accounts through a SIGKILL ------------------------------------------------
