@@ -62,7 +62,8 @@ class InterestAccrual(SQLModel, table=True):
 class InterestPosting(SQLModel, table=True):
     """The interest of one account for one month, posted once: the sum of its daily accruals rounded half up."""
     __tablename__ = "interest_postings"
-    __table_args__ = (PrimaryKeyConstraint("account_id", "period", name="interest_postings_once"),
+    # Period first: a month's postings are one index range (its summary) and its inserts, in account order, append.
+    __table_args__ = (PrimaryKeyConstraint("period", "account_id", name="interest_postings_once"),
                       CheckConstraint("amount > 0", name="interest_postings_amount_positive"))
     account_id: uuid.UUID = SQLField(sa_column=Column(ForeignKey("ledger_accounts.id"), nullable=False))
     period: str = SQLField(sa_column=Column(CHAR(7), nullable=False))

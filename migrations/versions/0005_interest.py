@@ -62,7 +62,8 @@ def upgrade() -> None:
     sa.CheckConstraint('amount > 0', name='interest_postings_amount_positive'),
     sa.ForeignKeyConstraint(['account_id'], ['ledger_accounts.id'], ),
     sa.ForeignKeyConstraint(['journal_entry_id'], ['journal_entries.id'], ),
-    sa.PrimaryKeyConstraint('account_id', 'period', name='interest_postings_once'),
+    # Period first: a month's postings are one index range (its summary) and its inserts, in account order, append.
+    sa.PrimaryKeyConstraint('period', 'account_id', name='interest_postings_once'),
     sa.UniqueConstraint('journal_entry_id')
     )
     op.create_table('interest_posting_runs',
