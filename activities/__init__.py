@@ -2,10 +2,12 @@
 
 from temporalio.client import Client
 
+from activities.accrual import AccrualActivities
 from activities.ach import AchActivities
 from activities.approvals import ApprovalActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
+from activities.interest_posting import InterestPostingActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from core.config import Settings
@@ -27,7 +29,11 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     statements = StatementActivities(db)
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
                               timeout=settings.http_timeout)
+    accrual = AccrualActivities(db, settings)
+    posting = InterestPostingActivities(db, settings)
     return [payments.post_book_transfer,
+            accrual.accrue_day, posting.plan_posting, posting.post_interest_batch, posting.finish_posting,
+            posting.stored_summary,
             approvals.update_request, approvals.record_decision,
             loans.set_status, loans.summary, loans.check_eligibility, loans.store_schedule,
             loans.create_approval_request, loans.render_agreement, loans.disburse, credit.check_credit,

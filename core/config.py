@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     interest_posting_cron: str = "0 2 1 * *"   # month-end interest posting, for the month just ended
     statements_cron: str = "0 5 1 * *"         # monthly statements, for the month just ended
 
+    # Interest: accounts per set-based SQL statement, and posting batches per workflow run before it
+    # continues as new (keeps each run's history small at millions of accounts).
+    accrual_batch_size: int = 5000
+    interest_batch_size: int = 5000
+    interest_continue_as_new_after: int = 50
+
     # Email (a local sink in development, aiosmtpd in tests)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

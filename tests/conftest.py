@@ -73,7 +73,9 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         odfi_base_url=sandbox_url, bureau_base_url=sandbox_url, ach_window_interval=timedelta(seconds=1),
         ach_return_window=timedelta(seconds=1), ach_late_return_window=timedelta(seconds=8),
         # Bills: tiny batches, so the daily run's keyset paging is exercised by a handful of bills.
-        bill_batch_size=2)
+        bill_batch_size=2,
+        # Interest in small batches, continuing as new every few, so tests cross both boundaries.
+        accrual_batch_size=50, interest_batch_size=50, interest_continue_as_new_after=3)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,12 @@ from workflows.bill_autopay import BillAutopayWorkflow
 from workflows.bill_reminder import BillReminderWorkflow
 from workflows.bill_run import BillRunWorkflow
 from workflows.book_transfer import BookTransferWorkflow
+from workflows.daily_accrual import DailyAccrualWorkflow
+from workflows.interest_posting import InterestPostingWorkflow
 from workflows.loan import LoanWorkflow
+from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow,
-                 BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow, MonthlyStatementsWorkflow]
+                 BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow, MonthlyStatementsWorkflow,
+                 DailyAccrualWorkflow, InterestPostingWorkflow, MonthEndPostingWorkflow]

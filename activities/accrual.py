@@ -1,0 +1,36 @@
+"""Daily interest accrual: every account with a savings product, in keyset-ordered batches of one set-based
+statement each (core/interest.py), each batch its own transaction. Heartbeats carry the cursor and the running
+totals, so a retry after a crash resumes where the last heartbeat left off; a batch redone writes nothing
+twice (unique (account_id, day), ON CONFLICT DO NOTHING) and reports the same totals."""
+
+from decimal import Decimal
+
+from temporalio import activity
+
+from core.config import Settings
+from core.db import Database
+from core.interest import ACCRUE_BATCH
+from models.interest import AccrualDay, AccrualResult
+
+
+class AccrualActivities:
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+
+    @activity.defn
+    async def accrue_day(self, req: AccrualDay) -> AccrualResult:
+        size = req.batch_size or self.settings.accrual_batch_size
+        details = activity.info().heartbeat_details
+        after, accounts, accrued, batches = (details[0] if details else [None, 0, "0", 0])
+        accrued = Decimal(accrued)
+        while True:
+            async with self.db.session() as session, session.begin():
+                row = (await session.execute(ACCRUE_BATCH, {"day": req.day, "after": after, "size": size})).one()
+            if row.accounts == 0:
+                break
+            after, batches = str(row.last_account_id), batches + 1
+            accounts, accrued = accounts + row.accrued_accounts, accrued + row.accrued
+            activity.heartbeat([after, accounts, str(accrued), batches])
+        activity.logger.info("accrued %s: %d accounts, %s in %d batches", req.day, accounts, accrued, batches)
+        return AccrualResult(day=req.day, accounts=accounts, accrued=accrued, batches=batches)

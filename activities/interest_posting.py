@@ -1,0 +1,92 @@
+"""Month-end interest posting: one set-based statement per batch of accounts (core/interest.py) writes the
+interest_postings rows, their journal entries and both legs of each in one transaction, under unique
+constraints, so a retry or a replay after a crash writes nothing twice. Then the period's summary, stored once.
+
+Rounding policy: per account and period, the sum of the unrounded daily accruals (10 decimals), rounded half up
+to the cent once; zero amounts are skipped."""
+
+import asyncio
+import calendar
+import contextlib
+from datetime import date
+
+from sqlalchemy import text
+from temporalio import activity
+
+from core.config import Settings
+from core.db import Database
+from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, POST_BATCH, SUMMARY
+from models.interest import BatchResult, PostingBatch, PostingPlan, PostingSummary
+from models.ledger import GL_INTEREST_EXPENSE
+
+HEARTBEAT_EVERY = 2.0  # seconds, while a statement runs; the workflow's heartbeat timeout is a few times this
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    year, month = map(int, period.split("-"))
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(*details):
+    """Heartbeats every few seconds while the body awaits one long statement."""
+    async def beat():
+        while True:
+            activity.heartbeat(*details)
+            await asyncio.sleep(HEARTBEAT_EVERY)
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+class InterestPostingActivities:
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+        self._gl = None
+
+    @activity.defn
+    async def plan_posting(self, period: str) -> PostingPlan:
+        async with self.db.session() as session:
+            total = (await session.execute(COUNT_ACCOUNTS)).scalar_one()
+        return PostingPlan(accounts_total=total, batch_size=self.settings.interest_batch_size,
+                           continue_as_new_after=self.settings.interest_continue_as_new_after)
+
+    @activity.defn
+    async def post_interest_batch(self, req: PostingBatch) -> BatchResult:
+        first, last = period_bounds(req.period)
+        async with heartbeating(f"{req.period}: posting after {req.after}"), self.db.session() as session, \
+                session.begin():
+            if self._gl is None:
+                self._gl = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :code"),
+                                                  {"code": GL_INTEREST_EXPENSE})).scalar_one()
+            await session.execute(LOCK_PERIOD, {"period": req.period})
+            row = (await session.execute(POST_BATCH, {
+                "period": req.period, "first": first, "last": last, "gl": self._gl, "after": req.after,
+                "size": req.batch_size})).one()
+        return BatchResult(last_account_id=row.last_account_id, accounts=row.accounts, posted=row.posted,
+                           amount=row.amount, new_postings=row.new_postings)
+
+    @activity.defn
+    async def finish_posting(self, period: str) -> PostingSummary:
+        """Stores the period's summary once (a rerun keeps the first) and names the operators to tell."""
+        async with self.db.session() as session, session.begin():
+            summary = (await session.execute(SUMMARY, {"period": period})).one()
+            await session.execute(text(
+                "INSERT INTO interest_posting_runs (period, accounts, total) VALUES (:period, :accounts, :total) "
+                "ON CONFLICT (period) DO NOTHING"), {"period": period, **summary._mapping})
+            stored = (await session.execute(text(
+                "SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period})).one()
+            recipients = (await session.execute(text(
+                "SELECT id FROM users WHERE is_active AND role IN ('operator', 'superuser') ORDER BY id"))).scalars()
+            return PostingSummary(period=period, accounts=stored.accounts, total=stored.total,
+                                  recipients=list(recipients))
+
+    @activity.defn
+    async def stored_summary(self, period: str) -> PostingSummary | None:
+        async with self.db.session() as session:
+            stored = (await session.execute(text(
+                "SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period})).first()
+        return PostingSummary(period=period, accounts=stored.accounts, total=stored.total) if stored else None

@@ -1,0 +1,148 @@
+"""The set-based SQL of interest: one statement accrues a day for a batch of accounts, one statement posts a
+month for a batch of accounts (or, for the benchmark's baseline, for all of them at once).
+
+Both agree with finance/interest.py, the reference in Python (tests compare them):
+
+* A day's interest is `annual interest on the end-of-day ledger balance x the day's fraction of a year`
+  (finance.daycount.day_fraction; 30/360 weighs each day by the change of its 360*Y + 30*M + D number),
+  rounded half up to 10 decimals. Tiers price each slice of the balance at its band's rate. Deposit interest
+  accrues on positive balances only: an overdrawn or empty day accrues 0 (with a flat rate finance.interest
+  would charge a negative balance; a savings product never does).
+* Rounding policy: per account and period, the unrounded daily accruals (10 decimals) are summed and the sum
+  is rounded half up to the cent once, at posting. Postgres' round(numeric) rounds half away from zero, as
+  finance.money's ROUND_HALF_UP does. Zero amounts post nothing.
+
+The day's fraction is computed as num/den with 20 decimals before rounding to 10: balance x rate has 8
+decimals and den is 360, 365 or 366, so the exact value is never within 1e-13 of a rounding boundary it
+isn't on, and 20 decimals decide every case exactly.
+"""
+
+from sqlalchemy import text
+
+# :day, :after (uuid or NULL), :size. Returns the batch's last account id, its size, and the count and sum of
+# its accruals for the day, written now or by an earlier attempt (so a retry reports the same totals).
+ACCRUE_BATCH = text("""
+WITH batch AS (
+    SELECT s.account_id, s.product_id, a.normal_balance
+    FROM savings_accounts s JOIN ledger_accounts a ON a.id = s.account_id
+    WHERE s.product_id IS NOT NULL AND (CAST(:after AS uuid) IS NULL OR s.account_id > CAST(:after AS uuid))
+    ORDER BY s.account_id
+    LIMIT :size
+),
+fraction AS (  -- each product's fraction of a year for :day, as num / den
+    SELECT p.id AS product_id,
+           CASE p.day_count WHEN '30/360' THEN
+                 (360 * extract(year FROM d.next) + 30 * extract(month FROM d.next) + extract(day FROM d.next))
+               - (360 * extract(year FROM d.day) + 30 * extract(month FROM d.day) + extract(day FROM d.day))
+           ELSE 1 END AS num,
+           CASE p.day_count WHEN 'actual/365' THEN 365
+                            WHEN 'actual/actual' THEN make_date(extract(year FROM d.day)::int + 1, 1, 1)
+                                                      - make_date(extract(year FROM d.day)::int, 1, 1)
+           ELSE 360 END AS den
+    FROM savings_products p, (SELECT CAST(:day AS date) AS day, CAST(:day AS date) + 1 AS next) d
+),
+band AS (  -- a flat rate is one open band
+    SELECT p.id AS product_id, (t.band->>'rate')::numeric AS rate, (t.band->>'up_to')::numeric AS upper,
+           COALESCE(lag((t.band->>'up_to')::numeric) OVER (PARTITION BY p.id ORDER BY t.ord), 0) AS lower
+    FROM savings_products p,
+         jsonb_array_elements(COALESCE(NULLIF(p.tiers, 'null'), jsonb_build_array(jsonb_build_object('up_to', NULL,
+                                                                                     'rate', p.annual_rate))))
+             WITH ORDINALITY AS t(band, ord)
+),
+balance AS (  -- end of day: every posting whose entry is effective on or before :day
+    SELECT b.account_id, b.product_id,
+           COALESCE((SELECT sum(po.amount) FROM postings po JOIN journal_entries j ON j.id = po.entry_id
+                     WHERE po.account_id = b.account_id AND j.effective_date <= CAST(:day AS date)), 0)
+           * CASE b.normal_balance WHEN 'debit' THEN 1 ELSE -1 END AS balance
+    FROM batch b
+),
+yearly AS (
+    SELECT bal.account_id, bal.product_id, bal.balance,
+           sum(band.rate * GREATEST(LEAST(bal.balance, COALESCE(band.upper, bal.balance)) - band.lower, 0)) AS interest
+    FROM balance bal JOIN band ON band.product_id = bal.product_id
+    GROUP BY bal.account_id, bal.product_id, bal.balance
+),
+earlier AS (
+    SELECT a.amount FROM interest_accruals a JOIN batch b ON b.account_id = a.account_id
+    WHERE a.day = CAST(:day AS date)
+),
+written AS (
+    INSERT INTO interest_accruals (account_id, day, product_id, balance, amount)
+    SELECT y.account_id, CAST(:day AS date), y.product_id, y.balance,
+           round(CAST(y.interest AS numeric(38, 20)) * f.num / f.den, 10)
+    FROM yearly y JOIN fraction f ON f.product_id = y.product_id
+    ORDER BY y.account_id
+    ON CONFLICT (account_id, day) DO NOTHING
+    RETURNING amount
+)
+SELECT (SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1) AS last_account_id,
+       (SELECT count(*) FROM batch) AS accounts,
+       (SELECT count(*) FROM earlier) + (SELECT count(*) FROM written) AS accrued_accounts,
+       COALESCE((SELECT sum(amount) FROM earlier), 0) + COALESCE((SELECT sum(amount) FROM written), 0) AS accrued
+""")
+
+# Serializes the attempts on one period: an attempt that timed out but still runs finishes (or aborts) before
+# a retry reads, so the retry's statement sees everything committed and reports the true batch totals.
+LOCK_PERIOD = text("SELECT pg_advisory_xact_lock(hashtext('interest-posting:' || :period))")
+
+
+def _posting_sql(batch: str) -> str:
+    """Posts every account of `batch` (a query of account_id) for :period: the interest_postings row, its journal
+    entry and both legs, in one statement (the ledger checks balance per statement). :first/:last bound the
+    period, :gl is GL-INTEREST-EXPENSE. An account posted already (unique (account_id, period)) is skipped."""
+    return f"""
+WITH batch AS ({batch}),
+accrued AS (
+    SELECT a.account_id, sum(a.amount) AS accrued
+    FROM interest_accruals a JOIN batch b ON b.account_id = a.account_id
+    WHERE a.day BETWEEN CAST(:first AS date) AND CAST(:last AS date)
+    GROUP BY a.account_id
+),
+earlier AS (
+    SELECT ip.amount FROM interest_postings ip JOIN batch b ON b.account_id = ip.account_id
+    WHERE ip.period = :period
+),
+posted AS (
+    INSERT INTO interest_postings (account_id, period, accrued, amount, journal_entry_id)
+    SELECT account_id, :period, accrued, round(accrued, 2), gen_random_uuid()
+    FROM accrued WHERE round(accrued, 2) > 0
+    ORDER BY account_id
+    ON CONFLICT (account_id, period) DO NOTHING
+    RETURNING account_id, amount, journal_entry_id
+),
+entries AS (
+    INSERT INTO journal_entries (id, idempotency_key, entry_type, description, effective_date)
+    SELECT journal_entry_id, 'interest:' || :period || ':' || account_id, 'interest_posting',
+           'Interest for ' || :period, CAST(:last AS date)
+    FROM posted
+    RETURNING id
+),
+legs AS (  -- interest expense debited (+), the member's account credited (-)
+    INSERT INTO postings (entry_id, account_id, amount)
+    SELECT p.journal_entry_id, leg.account_id, leg.amount
+    FROM posted p CROSS JOIN LATERAL (VALUES (CAST(:gl AS uuid), p.amount), (p.account_id, -p.amount))
+        AS leg(account_id, amount)
+    RETURNING entry_id
+)
+SELECT (SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1) AS last_account_id,
+       (SELECT count(*) FROM batch) AS accounts,
+       (SELECT count(*) FROM posted) AS new_postings,
+       (SELECT count(*) FROM earlier) + (SELECT count(*) FROM posted) AS posted,
+       COALESCE((SELECT sum(amount) FROM earlier), 0) + COALESCE((SELECT sum(amount) FROM posted), 0) AS amount,
+       (SELECT count(*) FROM entries) + (SELECT count(*) FROM legs) AS ledger_rows
+"""
+
+
+# :period, :first, :last, :gl, :after (uuid or NULL), :size: the next batch of accounts by id.
+POST_BATCH = text(_posting_sql("""
+    SELECT s.account_id FROM savings_accounts s
+    WHERE CAST(:after AS uuid) IS NULL OR s.account_id > CAST(:after AS uuid)
+    ORDER BY s.account_id LIMIT :size"""))
+
+# The same writes for every account at once: the benchmark's hand-written baseline.
+POST_ALL = text(_posting_sql("SELECT s.account_id FROM savings_accounts s"))
+
+COUNT_ACCOUNTS = text("SELECT count(*) FROM savings_accounts")
+
+SUMMARY = text("SELECT count(*) AS accounts, COALESCE(sum(amount), 0) AS total FROM interest_postings "
+               "WHERE period = :period")

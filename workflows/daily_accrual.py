@@ -1,0 +1,28 @@
+"""DailyAccrualWorkflow: one day's interest accrual for every account with a savings product (the Schedule runs
+it after midnight for the day just ended; a backfill accrues its own day). The work is one heartbeating
+activity that walks the accounts in keyset batches and resumes from its last heartbeat after a crash."""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.accrual import AccrualActivities
+    from models.interest import AccrualDay, AccrualResult, AccrualRunInput
+    from workflows.schedule_time import previous_day
+
+
+@workflow.defn
+class DailyAccrualWorkflow:
+    @workflow.run
+    async def run(self, req: AccrualRunInput) -> AccrualResult:
+        day = req.day or previous_day(req.timezone)
+        workflow.set_current_details(f"accruing interest for {day}")
+        result = await workflow.execute_activity_method(
+            AccrualActivities.accrue_day, AccrualDay(day=day, batch_size=req.batch_size),
+            start_to_close_timeout=timedelta(hours=4), heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)))
+        workflow.set_current_details(f"accrued {day}: {result.accounts} accounts, {result.accrued} "
+                                     f"in {result.batches} batches")
+        return result
