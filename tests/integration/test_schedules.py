@@ -1,15 +1,20 @@
 """The back office's Temporal Schedules on the real dev server: created with their spec, updated (not failed)
-by a second ensure, paused and unpaused, and the statements schedule triggered and backfilled for a past month."""
+by a second ensure, paused and unpaused, the statements schedule triggered and backfilled for a past month, and
+the interest schedules backfilled over a past month: each day accrued once, the month posted once."""
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import ScheduleBackfill, ScheduleOverlapPolicy
 
+from sqlalchemy import text
+
 from core.schedules import ensure_schedules, jobs, overlap_policy
+from models.interest import PostingSummary
 from models.statements import StatementRunResult
 
 EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
@@ -134,3 +139,55 @@ def test_every_job_and_overlap_name():
     assert overlap_policy("allow_all") == ScheduleOverlapPolicy.ALLOW_ALL
     with pytest.raises(ValueError, match="skip, buffer_one"):
         overlap_policy("sometimes")
+
+
+async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_and_post_it_once(
+        http, su, db, temporal_env, settings, worker, prefixed):
+    """June 2024 replayed through the schedules: the nightly accrual backfilled for each of its 30 days, then the
+    month-end posting backfilled over July 1, twice. Every day accrues once and the month posts once."""
+    from tests.conftest import make_org, open_account
+    from tests.integration.test_interest import attach, create_product, fund
+
+    org = await make_org(http, su, roles=("member",))
+    product = await create_product(http, su, annual_rate="0.0365", day_count="actual/365")  # 1.00 a day on 10,000
+    account = (await open_account(http, su, org.id, org.users["member"]["id"], type_="savings"))["id"]
+    await attach(http, su, account, product["id"])
+    await fund(db, account, Decimal("10000.00"), date(2024, 5, 31), f"backfill:{account}")
+    client = temporal_env.client
+    await ensure_schedules(client, settings, prefixed)
+
+    # The accrual runs at 00:30 in New York for the day before: July 1 00:30 accrues June 30.
+    accrual = client.get_schedule_handle(prefixed + "daily-interest-accrual")
+    await accrual.backfill(ScheduleBackfill(start_at=datetime(2024, 6, 2, 4, tzinfo=timezone.utc),
+                                            end_at=datetime(2024, 7, 1, 5, tzinfo=timezone.utc),
+                                            overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+    days = await poll_rows(db, "SELECT day, amount FROM interest_accruals WHERE account_id = :a ORDER BY day",
+                           account, 30)
+    assert [d for d, _ in days] == [date(2024, 6, 1) + timedelta(days=i) for i in range(30)]
+    assert {amount for _, amount in days} == {Decimal("1")}
+
+    # Month-end posting at 02:00 on July 1 (06:00 UTC) posts June; a second backfill of the same day finds it done.
+    posting = client.get_schedule_handle(prefixed + "month-end-interest-posting")
+    for attempt in (1, 2):
+        await posting.backfill(ScheduleBackfill(start_at=datetime(2024, 7, 1, 5, tzinfo=timezone.utc),
+                                                end_at=datetime(2024, 7, 1, 7, tzinfo=timezone.utc),
+                                                overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+        actions = await wait_for_actions(posting, attempt)
+        for action in actions:
+            await client.get_workflow_handle(action.action.workflow_id).result()
+    summary = await client.get_workflow_handle("interest-posting-2024-06", result_type=PostingSummary).result()
+    assert summary.period == "2024-06" and summary.total >= Decimal("30.00")
+    postings = await poll_rows(db, "SELECT period, amount FROM interest_postings WHERE account_id = :a", account, 1)
+    assert postings == [("2024-06", Decimal("30.00"))]
+    balance = (await http.get(f"/api/v1/accounts/{account}", headers=su)).json()["ledger_balance"]
+    assert balance == "10030.00"
+
+
+async def poll_rows(db, sql: str, account: str, count: int, timeout: float = 60) -> list[tuple]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with db.session() as session:
+            rows = [tuple(r) for r in (await session.execute(text(sql), {"a": uuid.UUID(account)})).all()]
+        if len(rows) >= count or asyncio.get_running_loop().time() > deadline:
+            return rows
+        await asyncio.sleep(0.2)
