@@ -6,7 +6,8 @@ Both start from the same seeded database: N savings accounts with a month of dai
 generate_series), copied with CREATE DATABASE ... TEMPLATE before the workflow runs, so the statement runs on a
 fresh copy (postings are append-only: they can't be deleted to run again). Both write under the same unique
 constraints and ledger triggers. The workflow time runs from the start request until the launcher's result,
-so it includes the counting, every batch round trip, continue-as-new, the summary and its email. The worker's
+so it includes the counting, every batch round trip, continue-as-new and the summary (the bench has no
+operators, so no email). The worker's
 peak RSS is VmHWM of the worker process.
 
 Figures (2026-11-21, 2 vCPU AMD EPYC, 23.5 GiB, shared with other jobs, embedded PostgreSQL 16 with its default
