@@ -9,18 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
 from pydantic import field_validator
-from sqlmodel import col, select
 
-from api.crud import flush_unique_name, get_for_update
+from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
 from api.deps import CurrentUser, SessionDep, SuperUser
-from api.errors import AppError, forbidden, not_found
-from api.pagination import Page, PageDep, paginate
+from api.errors import AppError
+from api.pagination import Page, PageDep
 from core import audit
 from finance.amortization import AmortizationMethod, Frequency
 from finance.daycount import DayCount
 from models.base import utcnow
 from models.loans import LoanProduct
-from models.users import Role
 
 router = APIRouter(prefix="/loan-products", tags=["loan products"])
 
@@ -127,23 +125,13 @@ async def list_loan_products(
         active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
         amortization: AmortizationMethod | None = None,
         name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
-    if not active and user.role != Role.superuser:
-        raise forbidden("only a superuser sees deactivated loan products")
-    statement = select(LoanProduct).where(LoanProduct.active == active)
-    if amortization:
-        statement = statement.where(LoanProduct.amortization == amortization)
-    if name:
-        statement = statement.where(col(LoanProduct.name).ilike(f"%{name}%"))
-    items, total = await paginate(session, statement, page, [LoanProduct.name, LoanProduct.id])
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return await list_catalog(session, user, page, LoanProduct, "loan product", active, name,
+                              amortization=amortization)
 
 
 @router.get("/{product_id}", response_model=LoanProductOut, summary="One loan product")
 async def get_loan_product(product_id: uuid.UUID, session: SessionDep, user: CurrentUser):
-    product = await session.get(LoanProduct, product_id)
-    if product is None or not (product.active or user.role == Role.superuser):
-        raise not_found("loan product", product_id)
-    return product
+    return await catalog_item(session, user, LoanProduct, product_id, "loan product")
 
 
 async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanProduct:

@@ -10,12 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
 
-from api.crud import flush_unique_name, get_for_update
+from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
 from api.deps import CurrentUser, SessionDep, SuperUser
-from api.errors import AppError, forbidden, not_found
-from api.pagination import Page, PageDep, paginate
+from api.errors import AppError
+from api.pagination import Page, PageDep
 from api.routers.accounts import visible_account
 from api.routers.loan_products import AnnualRate, Name, partial_model, validate_merged
 from core import audit
@@ -24,7 +23,6 @@ from finance.interest import TieredRate
 from models.base import utcnow
 from models.interest import SavingsAccount, SavingsProduct
 from models.ledger import AccountKind, AccountStatus, InternalAccountType
-from models.users import Role
 
 router = APIRouter(tags=["savings products"])
 
@@ -104,23 +102,13 @@ async def list_savings_products(
         active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
         day_count: DayCount | None = None,
         name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
-    if not active and user.role != Role.superuser:
-        raise forbidden("only a superuser sees deactivated savings products")
-    statement = select(SavingsProduct).where(SavingsProduct.active == active)
-    if day_count:
-        statement = statement.where(SavingsProduct.day_count == day_count)
-    if name:
-        statement = statement.where(col(SavingsProduct.name).ilike(f"%{name}%"))
-    items, total = await paginate(session, statement, page, [SavingsProduct.name, SavingsProduct.id])
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return await list_catalog(session, user, page, SavingsProduct, "savings product", active, name,
+                              day_count=day_count)
 
 
 @router.get("/savings-products/{product_id}", response_model=SavingsProductOut, summary="One savings product")
 async def get_savings_product(product_id: uuid.UUID, session: SessionDep, user: CurrentUser):
-    product = await session.get(SavingsProduct, product_id)
-    if product is None or not (product.active or user.role == Role.superuser):
-        raise not_found("savings product", product_id)
-    return product
+    return await catalog_item(session, user, SavingsProduct, product_id, "savings product")
 
 
 async def _update(session, actor, product: SavingsProduct, changes: dict) -> SavingsProduct:
