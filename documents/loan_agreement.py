@@ -27,6 +27,8 @@ from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
 from reportlab.pdfgen.canvas import Canvas
+
+from documents.pages import format_date, numbered_canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from finance.amortization import AmortizationMethod, Frequency, Installment
@@ -140,12 +142,9 @@ def format_rate(rate: Decimal) -> str:
     return f"{(rate * 100).quantize(Decimal('0.001'), ROUND_HALF_UP)}%"
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _format_date(day: date) -> str:
-    """Locale-independent, so the bytes never depend on the worker's environment."""
-    return f"{_MONTHS[day.month - 1]} {day.day}, {day.year}"
+_format_date = format_date
 
 
 _METHOD_LABELS = {
@@ -184,26 +183,7 @@ def _text(value: str) -> str:
     return escape(value)
 
 
-class _NumberedCanvas(Canvas):
-    """Holds every page back until the end so the footer can say "Page n of N"."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pages: list[dict] = []
-
-    def showPage(self):
-        self._pages.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self):
-        for number, page in enumerate(self._pages, start=1):
-            self.__dict__.update(page)
-            self.setFont("Helvetica", 8)
-            self.setFillColor(colors.HexColor("#555555"))
-            self.drawRightString(_PAGE_WIDTH - _MARGIN, 0.45 * inch, f"Page {number} of {len(self._pages)}")
-            self.drawString(_MARGIN, 0.45 * inch, "Borrower's initials: ________")
-            super().showPage()
-        super().save()
+_NumberedCanvas = numbered_canvas("Borrower's initials: ________")
 
 
 def _running_header(data: AgreementData):

@@ -20,6 +20,8 @@ from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
 from reportlab.pdfgen.canvas import Canvas
+
+from documents.pages import format_date, numbered_canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from finance.money import format_usd, is_money
@@ -99,33 +101,14 @@ _RULE = colors.HexColor("#999999")
 _SHADE = colors.HexColor("#e8ecf2")
 
 
-def _format_date(day: date) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
+_format_date = format_date
 
 
 def _period_label(data: StatementData) -> str:
     return f"{_format_date(data.period_start)} to {_format_date(data.period_end)}"
 
 
-class _NumberedCanvas(Canvas):
-    """Holds every page back until the end so the footer can say "Page n of N"."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pages: list[dict] = []
-
-    def showPage(self):
-        self._pages.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self):
-        for number, page in enumerate(self._pages, start=1):
-            self.__dict__.update(page)
-            self.setFont("Helvetica", 8)
-            self.setFillColor(colors.HexColor("#555555"))
-            self.drawRightString(_PAGE_WIDTH - _MARGIN, 0.45 * inch, f"Page {number} of {len(self._pages)}")
-            super().showPage()
-        super().save()
+_NumberedCanvas = numbered_canvas()
 
 
 def _running_header(data: StatementData):
