@@ -104,3 +104,4 @@ def require_roles(*roles: Role) -> Callable:
 
 
 SuperUser = Annotated[User, Depends(require_roles(Role.superuser))]
+Operator = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]

@@ -10,7 +10,7 @@ from api.errors import install_error_handlers
 from api.routers import (accounts, ach_files, approval_rules, approvals, audit, auth, external_accounts, health,
                          loan_products, loans, notifications, payments, savings_products, transfers, users,
                          webhooks)
-from api.routers import bills, statements
+from api.routers import bills, interest, statements
 from core.config import Settings, get_settings
 from core.crypto import AccountNumberCipher
 from core.db import Database
@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     v1 = APIRouter(prefix="/api/v1")
     for module in (auth, users, accounts, external_accounts, transfers, payments, ach_files, webhooks, audit,
-                   notifications, loan_products, approval_rules, loans, approvals, bills, savings_products):
+                   notifications, loan_products, approval_rules, loans, approvals, bills, savings_products,
+                   interest):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)
     v1.include_router(statements.router)

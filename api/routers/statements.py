@@ -3,15 +3,15 @@
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, require_roles
+
+from api.deps import CurrentUser, Operator, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
 from api.routers.accounts import visible_account
@@ -19,7 +19,7 @@ from core import statements as ledger_statements
 from documents.statement import StatementData, StatementLine, render_statement
 from models.ledger import LedgerAccount
 from models.statements import PERIOD_PATTERN, Statement, StatementRunInput, period_bounds, period_ended
-from models.users import Organization, Role, User
+from models.users import Organization, User
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 router = APIRouter(prefix="/accounts", tags=["statements"])
@@ -113,7 +113,6 @@ class StatementRunOut(BaseModel):
     run_id: str | None
 
 
-Operator = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]
 
 
 @runs_router.post("/runs", response_model=StatementRunOut, status_code=202,

@@ -145,7 +145,7 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
         http, su, db, temporal_env, settings, worker, prefixed):
     """June 2024 replayed through the schedules: the nightly accrual backfilled for each of its 30 days, then the
     month-end posting backfilled over July 1, twice. Every day accrues once and the month posts once."""
-    from tests.conftest import make_org, open_account
+    from tests.conftest import assert_error, make_org, open_account
     from tests.integration.test_interest import attach, create_product, fund
 
     org = await make_org(http, su, roles=("member",))
@@ -181,6 +181,18 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
     assert postings == [("2024-06", Decimal("30.00"))]
     balance = (await http.get(f"/api/v1/accounts/{account}", headers=su)).json()["ledger_balance"]
     assert balance == "10030.00"
+
+    # Through the API: the month's stored summary for operators, the account's accruals for its holder.
+    posted = (await http.get("/api/v1/interest-postings/2024-06", headers=su)).json()
+    assert posted["status"] == "completed" and posted["workflow_id"] == "interest-posting-2024-06"
+    assert (posted["accounts"], Decimal(posted["total"])) == (summary.accounts, summary.total)
+    accruals = (await http.get(f"/api/v1/accounts/{account}/accruals", headers=org.headers["member"],
+                               params={"day_from": "2024-06-10", "day_to": "2024-06-30"})).json()
+    assert accruals["total"] == 21 and accruals["items"][0]["day"] == "2024-06-30"
+    assert Decimal(accruals["items"][0]["amount"]) == 1
+    assert_error(await http.get("/api/v1/interest-postings/2024-06", headers=org.headers["member"]), 403)
+    assert_error(await http.get("/api/v1/interest-postings/1999-01", headers=su), 404, "not_found")
+    assert_error(await http.get("/api/v1/interest-postings/2024-13", headers=su), 422)
 
 
 async def poll_rows(db, sql: str, account: str, count: int, timeout: float = 60) -> list[tuple]:

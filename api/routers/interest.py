@@ -1,0 +1,75 @@
+"""Interest for operators and account holders: a month's posting (its stored summary, or the live progress of
+its workflow while it runs) and an account's daily accruals."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+from sqlmodel import select
+from temporalio.service import RPCError
+
+from api.deps import CurrentUser, Operator, SessionDep, TemporalDep
+from api.errors import not_found
+from api.pagination import Page, PageDep, paginate
+from api.routers.accounts import visible_account
+from models.interest import PERIOD, InterestAccrual, InterestPostingRun, PostingProgress
+from workflows.interest_posting import InterestPostingWorkflow
+from workflows.month_end_posting import posting_workflow_id
+
+router = APIRouter(tags=["interest"])
+
+
+class PostingOut(BaseModel):
+    period: str
+    workflow_id: str
+    status: str                           # completed | running | the workflow's own status (failed, terminated…)
+    accounts: int | None = None           # the stored summary, once completed
+    total: Decimal | None = None
+    completed_at: datetime | None = None
+    progress: PostingProgress | None = None  # while it runs: accounts done / total, amount posted
+
+
+class AccrualOut(BaseModel):
+    day: date
+    balance: Decimal
+    amount: Decimal  # 10 decimals; rounded to cents once, at month-end posting
+    product_id: uuid.UUID
+
+
+@router.get("/interest-postings/{period}", response_model=PostingOut,
+            summary="A month's interest posting: its summary, or its progress while it runs (operators)")
+async def get_posting(period: Annotated[str, Path(pattern=PERIOD, examples=["2026-10"])], session: SessionDep,
+                      client: TemporalDep, _: Operator):
+    summary = await session.get(InterestPostingRun, period)
+    workflow_id = posting_workflow_id(period)
+    await session.commit()  # no pooled connection held across the call to Temporal
+    if summary is not None:
+        return PostingOut(period=period, workflow_id=workflow_id, status="completed", accounts=summary.accounts,
+                          total=summary.total, completed_at=summary.completed_at)
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+        progress = await handle.query(InterestPostingWorkflow.progress) if description.status.name == "RUNNING" else None
+    except RPCError:
+        raise not_found("interest posting", period)
+    return PostingOut(period=period, workflow_id=workflow_id, status=description.status.name.lower(),
+                      progress=progress)
+
+
+@router.get("/accounts/{account_id}/accruals", response_model=Page[AccrualOut],
+            summary="An account's daily interest accruals, newest first")
+async def list_accruals(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
+                        day_from: Annotated[date | None, Query(description="inclusive")] = None,
+                        day_to: Annotated[date | None, Query(description="inclusive")] = None):
+    account = await visible_account(session, user, account_id)
+    statement = select(InterestAccrual).where(InterestAccrual.account_id == account.id)
+    if day_from:
+        statement = statement.where(InterestAccrual.day >= day_from)
+    if day_to:
+        statement = statement.where(InterestAccrual.day <= day_to)
+    items, total = await paginate(session, statement, page, [InterestAccrual.day.desc()])
+    return Page(items=[AccrualOut(**row.model_dump()) for row in items], total=total, limit=page.limit,
+                offset=page.offset)
