@@ -66,6 +66,15 @@ async def check_ach_payment(session: AsyncSession, settings: Settings, kind: str
             raise PaymentRejected("insufficient_funds", f"available balance {available} is less than {amount}")
 
 
+def ach_payment_input(settings: Settings, payment_id: uuid.UUID, kind: str, amount: Decimal,
+                      **notify) -> AchPaymentInput:
+    """The workflow input of an ACH payment: its business durations come from configuration with it."""
+    return AchPaymentInput(payment_id=payment_id, kind=kind, amount=amount,
+                           return_window_seconds=settings.ach_return_window.total_seconds(),
+                           late_return_window_seconds=settings.ach_late_return_window.total_seconds(),
+                           max_representments=settings.ach_max_representments, **notify)
+
+
 class AchActivities:
     def __init__(self, db: Database, settings: Settings, client: Client, http: httpx.AsyncClient | None = None):
         self.db = db
@@ -101,11 +110,8 @@ class AchActivities:
                                    action="payment.created", entity_type="payment", entity_id=req.payment_id,
                                    after={"kind": req.kind, "amount": str(req.amount), "memo": req.memo,
                                           "account_id": str(req.account_id)})
-        return AchPaymentInput(payment_id=req.payment_id, kind=req.kind, amount=req.amount,
-                               return_window_seconds=self.settings.ach_return_window.total_seconds(),
-                               late_return_window_seconds=self.settings.ach_late_return_window.total_seconds(),
-                               max_representments=self.settings.ach_max_representments,
-                               notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference)
+        return ach_payment_input(self.settings, req.payment_id, req.kind, req.amount,
+                                 notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference)
 
     @activity.defn
     async def validate_ach_payment(self, req: AchPaymentInput) -> PaymentOutcome:

@@ -174,9 +174,8 @@ class LoanServicingActivities:
             owed = (await session.execute(text(
                 "SELECT coalesce(sum(payment + late_fee - paid), 0) FROM loan_installments WHERE loan_id = :l"),
                 {"l": loan.id})).scalar_one()
-            already = (await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"), {
-                "k": f"loan:{loan.id}:repayment:{applicant.id}:auto-debit:{payment.id}"})).first()
-        amount = payment.amount if already else min(payment.amount, owed)
+        # A retry after the repayment was written finds it by its key inside apply_repayment, whatever amount.
+        amount = min(payment.amount, owed)
         if amount <= 0 or payment.status != PaymentStatus.completed:
             return None
         return await self.apply_repayment(RepaymentInput(

@@ -26,9 +26,8 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
-from reportlab.pdfgen.canvas import Canvas
 
-from documents.pages import format_date, numbered_canvas
+from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from finance.amortization import AmortizationMethod, Frequency, Installment
@@ -142,8 +141,6 @@ def format_rate(rate: Decimal) -> str:
     return f"{(rate * 100).quantize(Decimal('0.001'), ROUND_HALF_UP)}%"
 
 
-
-
 _format_date = format_date
 
 
@@ -170,11 +167,8 @@ _BOX_FIGURE = ParagraphStyle("BoxFigure", parent=_BODY, fontName="Helvetica-Bold
 _BULLET = ParagraphStyle("AgreementBullet", parent=_BODY, leftIndent=12, bulletIndent=2)
 _CELL = ParagraphStyle("Cell", parent=_BODY, fontSize=9, leading=11, spaceAfter=0)
 
-_PAGE_WIDTH, _PAGE_HEIGHT = LETTER
-_MARGIN = 0.75 * inch  # where text starts; the frame's own 6 pt padding is taken off the page margins
 _FRAME_PADDING = 6
-_CONTENT_WIDTH = _PAGE_WIDTH - 2 * _MARGIN
-_RULE = colors.HexColor("#999999")
+_CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 _SHADE = colors.HexColor("#e8ecf2")
 
 
@@ -186,21 +180,6 @@ def _text(value: str) -> str:
 _NumberedCanvas = numbered_canvas("Borrower's initials: ________")
 
 
-def _running_header(data: AgreementData):
-    def draw(canvas: Canvas, _doc) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 8)
-        canvas.setFillColor(colors.HexColor("#555555"))
-        top = _PAGE_HEIGHT - 0.5 * inch
-        canvas.drawString(_MARGIN, top, f"{data.lender_name} - Loan agreement {data.loan_id}")
-        canvas.drawRightString(_PAGE_WIDTH - _MARGIN, top, f"Borrower: {data.borrower_name}")
-        canvas.setStrokeColor(_RULE)
-        canvas.line(_MARGIN, top - 4, _PAGE_WIDTH - _MARGIN, top - 4)
-        canvas.restoreState()
-
-    return draw
-
-
 def _labelled_rows(rows: list[tuple[str, str]]) -> Table:
     table = Table(
         [[Paragraph(f"<b>{label}</b>", _CELL), Paragraph(_text(value), _CELL)] for label, value in rows],
@@ -208,7 +187,7 @@ def _labelled_rows(rows: list[tuple[str, str]]) -> Table:
     )
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, _RULE),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
         ("LEFTPADDING", (0, 0), (0, -1), 0),
         ("TOPPADDING", (0, 0), (-1, -1), 3),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
@@ -415,7 +394,7 @@ def render_loan_agreement(data: AgreementData) -> bytes:
     doc = SimpleDocTemplate(
         buffer,
         pagesize=LETTER,
-        leftMargin=_MARGIN - _FRAME_PADDING, rightMargin=_MARGIN - _FRAME_PADDING,
+        leftMargin=MARGIN - _FRAME_PADDING, rightMargin=MARGIN - _FRAME_PADDING,
         topMargin=0.8 * inch, bottomMargin=0.8 * inch,
         title=f"Loan agreement {data.loan_id}",
         author=data.lender_name,
@@ -439,6 +418,6 @@ def render_loan_agreement(data: AgreementData) -> bytes:
         Spacer(0, 8),
         *_signatures(data),
     ]
-    header = _running_header(data)
+    header = running_header(f"{data.lender_name} - Loan agreement {data.loan_id}", f"Borrower: {data.borrower_name}")
     doc.build(story, onFirstPage=header, onLaterPages=header, canvasmaker=_NumberedCanvas)
     return buffer.getvalue()

@@ -1,5 +1,6 @@
 """What the PDFs share: letter pages with 0.75-inch margins, a "Page n of N" footer, locale-independent dates."""
 
+from collections.abc import Callable
 from datetime import date
 
 from reportlab.lib import colors
@@ -42,3 +43,22 @@ def numbered_canvas(footer_left: str = "") -> type[Canvas]:
             super().save()
 
     return NumberedCanvas
+
+
+RULE = colors.HexColor("#999999")
+
+
+def running_header(left: str, right: str) -> Callable[[Canvas, object], None]:
+    """A page callback (reportlab's onFirstPage / onLaterPages) drawing a small header line with a rule under it."""
+    def draw(canvas: Canvas, _doc) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8)
+        canvas.setFillColor(colors.HexColor("#555555"))
+        top = PAGE_HEIGHT - 0.5 * inch
+        canvas.drawString(MARGIN, top, left)
+        canvas.drawRightString(PAGE_WIDTH - MARGIN, top, right)
+        canvas.setStrokeColor(RULE)
+        canvas.line(MARGIN, top - 4, PAGE_WIDTH - MARGIN, top - 4)
+        canvas.restoreState()
+
+    return draw

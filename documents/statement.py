@@ -19,9 +19,8 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
-from reportlab.pdfgen.canvas import Canvas
 
-from documents.pages import format_date, numbered_canvas
+from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from finance.money import format_usd, is_money
@@ -93,11 +92,8 @@ _HEADING = ParagraphStyle("StatementHeading", parent=_styles["Heading2"], fontSi
 _BODY = ParagraphStyle("StatementBody", parent=_styles["Normal"], fontSize=9.5, leading=12.5, spaceAfter=4)
 _CELL = ParagraphStyle("StatementCell", parent=_BODY, fontSize=8.5, leading=10.5, spaceAfter=0)
 
-_PAGE_WIDTH, _PAGE_HEIGHT = LETTER
-_MARGIN = 0.75 * inch
 _FRAME_PADDING = 6
-_CONTENT_WIDTH = _PAGE_WIDTH - 2 * _MARGIN
-_RULE = colors.HexColor("#999999")
+_CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 _SHADE = colors.HexColor("#e8ecf2")
 
 
@@ -111,21 +107,6 @@ def _period_label(data: StatementData) -> str:
 _NumberedCanvas = numbered_canvas()
 
 
-def _running_header(data: StatementData):
-    def draw(canvas: Canvas, _doc) -> None:
-        canvas.saveState()
-        canvas.setFont("Helvetica", 8)
-        canvas.setFillColor(colors.HexColor("#555555"))
-        top = _PAGE_HEIGHT - 0.5 * inch
-        canvas.drawString(_MARGIN, top, f"{data.institution} - Statement {data.period}")
-        canvas.drawRightString(_PAGE_WIDTH - _MARGIN, top, f"Account {data.account_number}")
-        canvas.setStrokeColor(_RULE)
-        canvas.line(_MARGIN, top - 4, _PAGE_WIDTH - _MARGIN, top - 4)
-        canvas.restoreState()
-
-    return draw
-
-
 def _account(data: StatementData) -> list:
     rows = [("Account", f"{data.account_name} ({data.account_type})"), ("Account number", data.account_number),
             ("Owner", data.owner_name or "-"), ("Statement period", _period_label(data))]
@@ -133,7 +114,7 @@ def _account(data: StatementData) -> list:
                   colWidths=[1.9 * inch, _CONTENT_WIDTH - 1.9 * inch])
     table.setStyle(TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, _RULE),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
         ("LEFTPADDING", (0, 0), (0, -1), 0),
         ("TOPPADDING", (0, 0), (-1, -1), 3),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
@@ -153,7 +134,7 @@ def _summary(data: StatementData) -> list:
         ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9.5),
         ("ALIGN", (1, 0), (1, -1), "RIGHT"),
         ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
-        ("BOX", (0, 0), (-1, -1), 0.75, _RULE),
+        ("BOX", (0, 0), (-1, -1), 0.75, RULE),
         ("BACKGROUND", (0, 0), (-1, -1), _SHADE),
     ]))
     return [Paragraph("Summary", _HEADING), table]
@@ -195,7 +176,7 @@ def render_statement(data: StatementData) -> bytes:
     buffer = BytesIO()
     doc = SimpleDocTemplate(
         buffer, pagesize=LETTER,
-        leftMargin=_MARGIN - _FRAME_PADDING, rightMargin=_MARGIN - _FRAME_PADDING,
+        leftMargin=MARGIN - _FRAME_PADDING, rightMargin=MARGIN - _FRAME_PADDING,
         topMargin=0.8 * inch, bottomMargin=0.8 * inch,
         title=f"Statement {data.period} {data.account_number}", author=data.institution,
         subject=f"Account statement for {data.period}", creator="backoffice", invariant=1,
@@ -209,6 +190,6 @@ def render_statement(data: StatementData) -> bytes:
         *_summary(data),
         *_entries(data),
     ]
-    header = _running_header(data)
+    header = running_header(f"{data.institution} - Statement {data.period}", f"Account {data.account_number}")
     doc.build(story, onFirstPage=header, onLaterPages=header, canvasmaker=_NumberedCanvas)
     return buffer.getvalue()

@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from activities.ach import PaymentRejected, check_ach_payment
+from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
 from api.pagination import Page, PageDep
@@ -25,7 +25,7 @@ from api.scoping import is_super
 from core import search_attributes as sa
 from core.config import Settings
 from models.external_accounts import ExternalAccount
-from models.payments import CANCELABLE_STATUSES, AchPaymentInput, CancelRequest, Payment, PaymentKind, PaymentStatus
+from models.payments import CANCELABLE_STATUSES, CancelRequest, Payment, PaymentKind, PaymentStatus
 from models.api_types import PositiveMoney
 from models.users import Role, User
 from workflows.ach_payment import AchPaymentWorkflow
@@ -59,10 +59,7 @@ async def start_ach_workflow(client: Client, settings: Settings, payment: Paymen
     account_id = payment.to_account_id if payment.kind == PaymentKind.ach_debit else payment.from_account_id
     await client.start_workflow(
         AchPaymentWorkflow.run,
-        AchPaymentInput(payment_id=payment.id, kind=payment.kind, amount=payment.amount,
-                        return_window_seconds=settings.ach_return_window.total_seconds(),
-                        late_return_window_seconds=settings.ach_late_return_window.total_seconds(),
-                        max_representments=settings.ach_max_representments),
+        ach_payment_input(settings, payment.id, payment.kind, payment.amount),
         id=payment.workflow_id, task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=_ach_summary(payment, external),

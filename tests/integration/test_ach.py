@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from finance import nacha
 from tests.conftest import assert_error, make_org, open_account
+from tests.polling import poll
 
 FINAL = {"completed", "canceled", "failed", "returned", "reversed"}
 
@@ -49,13 +50,10 @@ async def pay(http, org, kind: str, amount: str, key: str | None = None, **extra
 
 
 async def wait_status(http, headers, payment_id: str, statuses=FINAL, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        payment = (await http.get(f"/api/v1/payments/{payment_id}", headers=headers)).json()
-        if payment["status"] in statuses:
-            return payment
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"payment {payment_id} stuck in {payment['status']}: {payment['events']}")
+    async def fetch() -> dict:
+        return (await http.get(f"/api/v1/payments/{payment_id}", headers=headers)).json()
+    return await poll(fetch, lambda p: p["status"] in statuses, timeout, interval=0.25,
+                      what=lambda p: f"payment {payment_id} stuck in {p['status']}: {p['events']}")
 
 
 async def balances(http, su, account_id) -> tuple[str, str, str]:

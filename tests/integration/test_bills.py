@@ -5,7 +5,6 @@ by a real ACH debit through the sandbox ODFI, paid on settlement or due again on
 import asyncio
 import os
 import signal
-import time
 import uuid
 from datetime import date, datetime, timedelta
 from itertools import count
@@ -20,6 +19,7 @@ from models.bills import AutopayInput, BillRunInput, BillRunResult
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.integration.test_ach import link_external
 from tests.mailbox import recipients
+from tests.polling import poll
 from workflows.bill_autopay import BillAutopayWorkflow
 from workflows.bill_run import BillRunWorkflow
 
@@ -62,13 +62,8 @@ async def get_bill(http, headers, bill_id: str) -> dict:
 
 
 async def wait_bill(http, headers, bill_id: str, status: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        bill = await get_bill(http, headers, bill_id)
-        if bill["status"] == status:
-            return bill
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"bill {bill_id} is {bill['status']}, not {status}")
+    return await poll(lambda: get_bill(http, headers, bill_id), lambda bill: bill["status"] == status, timeout,
+                      interval=0.25, what=lambda bill: f"bill {bill_id} is {bill['status']}, not {status}")
 
 
 async def audit_actions(db, bill_id: str) -> list[str]:
@@ -241,15 +236,12 @@ class BlackHoleSmtp:
 
 
 async def wait_for_claims(db, bill_ids: list[str], expected: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def claimed() -> int:
         async with db.session() as session:
-            claimed = (await session.execute(text("SELECT count(*) FROM bill_reminders WHERE bill_id = ANY(:ids)"),
-                                             {"ids": [uuid.UUID(i) for i in bill_ids]})).scalar_one()
-        if claimed == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{claimed} of {expected} reminders claimed")
+            return (await session.execute(text("SELECT count(*) FROM bill_reminders WHERE bill_id = ANY(:ids)"),
+                                          {"ids": [uuid.UUID(i) for i in bill_ids]})).scalar_one()
+    await poll(claimed, lambda n: n == expected, timeout, interval=0.1,
+               what=lambda n: f"{n} of {expected} reminders claimed")
 
 
 async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(http, su, db, temporal_env, settings,

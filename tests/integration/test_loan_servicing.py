@@ -2,8 +2,6 @@
 an auto-debit on each due date through an ACH debit child (on time, and an R01 return re-presented), a late fee
 after the grace days with arrears and aging buckets, cleared by a repayment."""
 
-import asyncio
-import time
 import uuid
 from decimal import Decimal
 
@@ -12,6 +10,7 @@ import pytest
 from tests.conftest import ApiServer, make_org, open_account
 from tests.integration.test_ach import link_external, odfi_entries, wait_status
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
+from tests.polling import poll
 
 DAY_SECONDS = 0.2
 
@@ -56,17 +55,6 @@ async def active_loan(api, su, sandbox_url, odfi, product, amount: str, term: in
     loan = await wait_loan(api, su, loan["id"], FINAL)
     assert loan["status"] == "active", loan
     return org, loan
-
-
-async def poll(fetch, done, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: {value}")
-        await asyncio.sleep(0.1)
 
 
 async def test_disbursed_by_ach_credit_then_each_installment_auto_debited_on_its_due_date(

@@ -11,6 +11,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.polling import poll
 
 FINAL = {"active", "declined", "rejected", "on_hold", "withdrawn", "failed"}
 
@@ -65,25 +66,26 @@ async def apply(http, sandbox_url, org, product, amount="5000.00", member_type="
 
 
 async def wait_loan(http, headers, loan_id, statuses, timeout=30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        loan = (await http.get(f"/api/v1/loans/{loan_id}", headers=headers)).json()
-        if loan["status"] in statuses:
-            return loan
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"loan {loan_id} stuck in {loan['status']}")
+    async def fetch() -> dict:
+        return (await http.get(f"/api/v1/loans/{loan_id}", headers=headers)).json()
+    return await poll(fetch, lambda loan: loan["status"] in statuses, timeout,
+                      what=lambda loan: f"loan {loan_id} stuck in {loan['status']}")
 
 
 async def waiting_on(http, headers, loan_id, level_no, role, timeout=20) -> dict:
     """The loan's approval once it waits on `role` at `level_no`."""
     loan = await wait_loan(http, headers, loan_id, {"pending_approval", *FINAL}, timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = (await http.get(f"/api/v1/approvals/{loan['approval_request_id']}", headers=headers)).json()
-        if state.get("level") == level_no and state["waiting_on_role"] == role and state["status"] == "open":
-            return state
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"approval not waiting on {role} at level {level_no}: {state}")
+    async def fetch() -> dict:
+        return (await http.get(f"/api/v1/approvals/{loan['approval_request_id']}", headers=headers)).json()
+    return await poll(fetch, lambda state: state.get("level") == level_no and state["waiting_on_role"] == role
+                      and state["status"] == "open", timeout, f"approval not waiting on {role} at level {level_no}")
+
+
+async def findable(temporal_env, query: str, what: str) -> list:
+    """The workflows a visibility query finds, once it finds any (visibility follows within moments)."""
+    async def fetch() -> list:
+        return [w async for w in temporal_env.client.list_workflows(query)]
+    return await poll(fetch, bool, 10, what)
 
 
 async def inbox_of(http, headers, size: int, timeout: float = 10) -> list:
@@ -250,12 +252,7 @@ async def test_eligibility_and_credit_declines(http, su, sandbox_url, bank, prod
     assert [d["status"] for d in declined] == ["declined", "declined"]
     assert "debt-to-income" in declined[0]["decline_reason"] and "credit score 500" in declined[1]["decline_reason"]
     query = f"WorkflowId = '{low_score['workflow_id']}' AND LoanStatus = 'declined'"
-    for _ in range(50):
-        if [w async for w in temporal_env.client.list_workflows(query)]:
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError("the declined loan is not findable by LoanStatus")
+    await findable(temporal_env, query, "the declined loan is not findable by LoanStatus")
 
 
 async def test_waiting_loans_are_findable_by_role(http, su, sandbox_url, bank, product, temporal_env):
@@ -264,12 +261,7 @@ async def test_waiting_loans_are_findable_by_role(http, su, sandbox_url, bank, p
     await waiting_on(http, su, loan["id"], 1, "branch_manager")
     query = (f"WorkflowId = '{loan['workflow_id']}' AND LoanStatus = 'pending_approval' "
              f"AND WaitingOnRole = 'branch_manager'")
-    for _ in range(50):
-        if [w async for w in temporal_env.client.list_workflows(query)]:
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError("the loan is not findable by WaitingOnRole")
+    await findable(temporal_env, query, "the loan is not findable by WaitingOnRole")
 
 
 async def test_repayment_prepayment_and_payoff(http, su, sandbox_url, bank, product, temporal_env):

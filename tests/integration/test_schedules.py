@@ -15,6 +15,9 @@ from sqlalchemy import text
 
 from core.schedules import ensure_schedules, jobs, overlap_policy
 from models.interest import PostingSummary
+from tests.conftest import assert_error, make_org, open_account
+from tests.integration.test_interest import attach, create_product, fund
+from tests.polling import poll
 from models.statements import StatementRunResult
 
 EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
@@ -145,9 +148,6 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
         http, su, db, temporal_env, settings, worker, prefixed):
     """June 2024 replayed through the schedules: the nightly accrual backfilled for each of its 30 days, then the
     month-end posting backfilled over July 1, twice. Every day accrues once and the month posts once."""
-    from tests.conftest import assert_error, make_org, open_account
-    from tests.integration.test_interest import attach, create_product, fund
-
     org = await make_org(http, su, roles=("member",))
     product = await create_product(http, su, annual_rate="0.0365", day_count="actual/365")  # 1.00 a day on 10,000
     account = (await open_account(http, su, org.id, org.users["member"]["id"], type_="savings"))["id"]
@@ -196,10 +196,7 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
 
 
 async def poll_rows(db, sql: str, account: str, count: int, timeout: float = 60) -> list[tuple]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    async def fetch() -> list[tuple]:
         async with db.session() as session:
-            rows = [tuple(r) for r in (await session.execute(text(sql), {"a": uuid.UUID(account)})).all()]
-        if len(rows) >= count or asyncio.get_running_loop().time() > deadline:
-            return rows
-        await asyncio.sleep(0.2)
+            return [tuple(r) for r in (await session.execute(text(sql), {"a": uuid.UUID(account)})).all()]
+    return await poll(fetch, lambda rows: len(rows) >= count, timeout, f"fewer than {count} rows")
