@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench temporal-cli clean-data compose-check
+.PHONY: run test bench temporal-cli clean-data compose-check replay-histories
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ test: temporal-cli
 # Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
 bench: temporal-cli
 	$(PY) -m bench
+
+# Refreshes the replay corpus (tests/replay/histories) from a run of the integration suite: after a workflow
+# change made safe with workflow.patched or a new workflow type (README: changing a workflow safely).
+CAPTURE ?= .data/replay-capture
+replay-histories: temporal-cli
+	rm -rf $(CAPTURE)
+	$(PY) -m pytest tests/integration -q -p no:cacheprovider --capture-histories $(abspath $(CAPTURE))
+	$(PY) -m tests.replay.corpus select $(CAPTURE)
 
 compose-check:
 	bash devstack/compose_check.sh

@@ -5,6 +5,7 @@ import asyncio
 import os
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,9 +23,16 @@ from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.temporal_cli import ensure_temporal
 from tests.mailbox import Mailbox
+from tests.replay import corpus
 from worker import build_worker
 
 SUPERUSER = ("root@tests.example", "superuser-test-password")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--capture-histories", metavar="DIR", default=None,
+                     help="at the end of the session, save every workflow run's history under DIR "
+                          "(the replay corpus is selected from it: tests/replay/corpus.py)")
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +44,13 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env():
+async def temporal_env(request):
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=ensure_temporal(), search_attributes=search_attributes.ALL,
         data_converter=pydantic_data_converter, dev_server_log_level="error")
     yield env
+    if folder := request.config.getoption("--capture-histories"):
+        print(f"\ncaptured {await corpus.capture(env.client, Path(folder))} workflow histories in {folder}")
     await env.shutdown()
 
 
