@@ -6,8 +6,9 @@ Refreshing it (after a deliberate, patched change; see the README, "Changing a w
     make replay-histories
 
 runs the integration suite with `--capture-histories DIR` (tests/conftest.py dumps every run of every workflow
-the session's Temporal server holds when the suite ends), then `select` keeps, per workflow type, a small set of
-histories that together show every *feature* seen in the whole capture: each command and message kind (activity
+the session's Temporal server holds when the suite ends), then `select` adds, per workflow type, a small set of
+histories that together show every *feature* seen in the capture that the committed corpus does not show yet
+(the committed histories stay: they stand for runs that may still be open): each command and message kind (activity
 types, timers, children, signals, updates, continue-as-new, patches), each short sequence of them (bigrams, so a
 return followed by a re-presentment is a path of its own), a few discriminating input values (an approval's
 `notify`, a loan's `status`, a return's `settled`/`completed`), and crash marks (a workflow task that timed out
@@ -174,16 +175,20 @@ def features(captured: Captured) -> set[str]:
     return found
 
 
-def select(candidates: Iterable[Captured]) -> list[Captured]:
-    """Per workflow type, a greedy cover of every feature seen, preferring short histories."""
+def select(candidates: Iterable[Captured], kept: Iterable[Captured] = ()) -> list[Captured]:
+    """Per workflow type, a greedy cover of every feature seen that `kept` does not show yet, preferring short
+    histories."""
+    covered: dict[str, set[str]] = {}
+    for captured in kept:
+        covered.setdefault(captured.workflow_type, set()).update(captured.features)
     by_type: dict[str, list[Captured]] = {}
     for captured in candidates:
         captured.features = frozenset(features(captured))
         by_type.setdefault(captured.workflow_type, []).append(captured)
     chosen: list[Captured] = []
-    for _, runs in sorted(by_type.items()):
+    for workflow_type, runs in sorted(by_type.items()):
         runs.sort(key=lambda c: (len(c.events), c.workflow_id))
-        left = set().union(*(c.features for c in runs))
+        left = set().union(*(c.features for c in runs)) - covered.get(workflow_type, set())
         while left:
             best = max(runs, key=lambda c: (len(c.features & left), -len(c.events)))
             chosen.append(best)
@@ -192,20 +197,27 @@ def select(candidates: Iterable[Captured]) -> list[Captured]:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m tests.replay.corpus select CAPTURE_DIR`: replace the committed corpus by a cover of the capture."""
-    if len(argv) != 2 or argv[0] != "select":
-        sys.exit("usage: python -m tests.replay.corpus select CAPTURE_DIR")
-    captured = [c for _, c in load(Path(argv[1]))]
-    chosen = select(captured)
-    for old in HISTORIES.glob("*/*.json.gz"):
-        old.unlink()
+    """`python -m tests.replay.corpus select [--replace] CAPTURE_DIR`: add to the committed corpus the histories
+    of the capture that show what it does not show yet. The histories already there stay: they stand for runs that
+    may still be open in production. `--replace` starts the corpus afresh (only once no run of an older version of
+    any workflow is open)."""
+    replace = "--replace" in argv
+    args = [a for a in argv if a != "--replace"]
+    if len(args) != 2 or args[0] != "select":
+        sys.exit("usage: python -m tests.replay.corpus select [--replace] CAPTURE_DIR")
+    captured = [c for _, c in load(Path(args[1]))]
+    if replace:
+        for old in HISTORIES.glob("*/*.json.gz"):
+            old.unlink()
+    kept = [c for _, c in load()]
+    chosen = select(captured, kept)
     for c in chosen:
         c.save(HISTORIES)
     per_type: dict[str, int] = {}
     for c in chosen:
         per_type[c.workflow_type] = per_type.get(c.workflow_type, 0) + 1
-    print(f"kept {len(chosen)} of {len(captured)} histories: " +
-          ", ".join(f"{t} {n}" for t, n in sorted(per_type.items())))
+    print(f"added {len(chosen)} of {len(captured)} captured histories to the {len(kept)} kept: " +
+          (", ".join(f"{t} {n}" for t, n in sorted(per_type.items())) or "nothing new"))
 
 
 if __name__ == "__main__":
