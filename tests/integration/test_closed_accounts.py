@@ -156,7 +156,7 @@ async def test_the_database_refuses_a_posting_to_a_closed_account_but_lets_a_ret
 
 async def test_each_ledger_rule_has_its_own_exception(http, su, db):
     org = await make_org(http, su, roles=())
-    a, b = (uuid.UUID((await open_account(http, su, org.id))["id"]) for _ in range(2))
+    a, b = [uuid.UUID((await open_account(http, su, org.id))["id"]) for _ in range(2)]
 
     async def broken(statements: list[tuple[str, dict]]) -> ledger.LedgerError | None:
         try:
