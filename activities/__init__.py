@@ -32,8 +32,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     accrual = AccrualActivities(db, settings)
     posting = InterestPostingActivities(db, settings)
     return [payments.post_book_transfer,
-            accrual.accrue_day, posting.plan_posting, posting.post_interest_batch, posting.finish_posting,
-            posting.stored_summary,
+            accrual.accrue_day, posting.unaccrued_days, posting.plan_posting, posting.post_interest_batch,
+            posting.finish_posting, posting.stored_summary,
             approvals.update_request, approvals.record_decision,
             loans.set_status, loans.summary, loans.check_eligibility, loans.store_schedule,
             loans.create_approval_request, loans.render_agreement, loans.disburse, credit.check_credit,

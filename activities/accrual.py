@@ -1,7 +1,8 @@
 """Daily interest accrual: every account with a savings product, in keyset-ordered batches of one set-based
 statement each (core/interest.py), each batch its own transaction. Heartbeats carry the cursor and the running
 totals, so a retry after a crash resumes where the last heartbeat left off; a batch redone writes nothing
-twice (unique (account_id, day), ON CONFLICT DO NOTHING) and reports the same totals."""
+twice (unique (account_id, day), ON CONFLICT DO NOTHING) and reports the same totals. The last step records the
+day in accrual_runs: month-end posting accrues first the days of its month without that record."""
 
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ from temporalio import activity
 
 from core.config import Settings
 from core.db import Database
-from core.interest import ACCRUE_BATCH
+from core.interest import ACCRUE_BATCH, RECORD_ACCRUAL_RUN
 from models.interest import AccrualDay, AccrualResult
 
 
@@ -32,5 +33,7 @@ class AccrualActivities:
             after, batches = str(row.last_account_id), batches + 1
             accounts, accrued = accounts + row.accrued_accounts, accrued + row.accrued
             activity.heartbeat([after, accounts, str(accrued), batches])
+        async with self.db.session() as session, session.begin():
+            await session.execute(RECORD_ACCRUAL_RUN, {"day": req.day, "accounts": accounts, "accrued": accrued})
         activity.logger.info("accrued %s: %d accounts, %s in %d batches", req.day, accounts, accrued, batches)
         return AccrualResult(day=req.day, accounts=accounts, accrued=accrued, batches=batches)

@@ -139,7 +139,8 @@ class AchActivities:
 
     @activity.defn
     async def queue_payment(self, ref: PresentmentRef) -> QueuedPayment:
-        """Puts the payment into the next open cutoff window and makes sure that window's batch workflow runs."""
+        """Puts the payment into the next open cutoff window and makes sure that window's batch workflow runs.
+        A payment whose internal account was closed since it was made fails here, before any presentment."""
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
             if payment.status in FINAL_STATUSES:
@@ -152,6 +153,16 @@ class AchActivities:
                     return QueuedPayment(status=PaymentStatus.queued, window_id=window.id,
                                          cutoff_at=window.cutoff_at, effective_date=window.effective_date)
             else:
+                member = await session.get(LedgerAccount, self._member_account(payment))
+                if member.status != AccountStatus.active:  # closed since it was made: nothing may post into it
+                    hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
+                                                  {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
+                    if hold:
+                        await ledger.release_hold(session, hold)
+                    await transition(session, payment, PaymentStatus.failed, failure_code="account_closed",
+                                     failure_reason=f"account {member.id} was closed before presentment "
+                                                    f"{ref.presentment}")
+                    return QueuedPayment(status=PaymentStatus.failed)
                 window = await self._open_window(session)
                 await transition(session, payment, PaymentStatus.queued, event_key=f"queued:{ref.presentment}",
                                  window_id=window.id, presentments=ref.presentment,

@@ -15,7 +15,7 @@ from temporalio import activity
 
 from core.config import Settings
 from core.db import Database
-from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, POST_BATCH, SUMMARY
+from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, POST_BATCH, SUMMARY, UNACCRUED_DAYS
 from models.interest import BatchResult, PostingBatch, PostingPlan, PostingSummary
 from models.ledger import GL_INTEREST_EXPENSE
 
@@ -46,6 +46,13 @@ class InterestPostingActivities:
         self.db = db
         self.settings = settings
         self._gl = None
+
+    @activity.defn
+    async def unaccrued_days(self, period: str) -> list[date]:
+        """The days of the period whose accrual has not run to the end: they are accrued before it posts."""
+        first, last = period_bounds(period)
+        async with self.db.session() as session:
+            return list((await session.execute(UNACCRUED_DAYS, {"first": first, "last": last})).scalars())
 
     @activity.defn
     async def plan_posting(self, period: str) -> PostingPlan:

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.ledger import PostingToClosedAccount
+
 log = logging.getLogger("api.errors")
 
 
@@ -50,6 +52,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PostingToClosedAccount)
+    async def posting_to_closed_account(_: Request, exc: PostingToClosedAccount) -> JSONResponse:
+        # The account was closed between a handler's check and its posting.
+        return JSONResponse(error_body("account_closed", "the account is closed", str(exc)), 409)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

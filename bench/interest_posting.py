@@ -53,6 +53,9 @@ SEED = [
     "            ELSE (abs(hashtext(s.account_id::text || d::date::text)) %% 1000000000) / 10000000000.0 END "
     "FROM savings_accounts s, generate_series(%(first)s::date, %(last)s::date, interval '1 day') AS d "
     "ORDER BY s.account_id, d",  # in key order: appends to the primary key's index instead of random inserts
+    # The month's accrual runs finished (else the posting would accrue its days first).
+    "INSERT INTO accrual_runs (day, accounts, accrued) "
+    "SELECT day, count(*), sum(amount) FROM interest_accruals WHERE day BETWEEN %(first)s AND %(last)s GROUP BY day",
     "ANALYZE",
 ]
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Account numbers are encrypted at rest with Fernet. The first key encrypts; all keys decrypt,
     # so a key can be rotated by prepending a new one.
     account_number_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_FERNET_KEY)])
+    # Keys the fingerprints that find an account linked twice (core/crypto.py); unset, the oldest (last) account-
+    # number key does, so a rotation keeps them. Set it to that key before retiring it.
+    fingerprint_key: SecretStr | None = None
 
     # External services (the sandbox in development)
     linking_base_url: str = "http://127.0.0.1:8100"

@@ -8,6 +8,8 @@ Both agree with finance/interest.py, the reference in Python (tests compare them
   rounded half up to 10 decimals. Tiers price each slice of the balance at its band's rate. Deposit interest
   accrues on positive balances only: an overdrawn or empty day accrues 0 (with a flat rate finance.interest
   would charge a negative balance; a savings product never does).
+* A closed account accrues and posts nothing: nothing posts into a closed account, and closing waits until the
+  account is owed no interest (core/closing.py, with UNPOSTED_INTEREST and FIRST_UNACCRUED_DAY below).
 * Rounding policy: per account and period, the unrounded daily accruals (10 decimals) are summed and the sum
   is rounded half up to the cent once, at posting. Postgres' round(numeric) rounds half away from zero, as
   finance.money's ROUND_HALF_UP does. Zero amounts post nothing.
@@ -25,7 +27,8 @@ ACCRUE_BATCH = text("""
 WITH batch AS (
     SELECT s.account_id, s.product_id, a.normal_balance
     FROM savings_accounts s JOIN ledger_accounts a ON a.id = s.account_id
-    WHERE s.product_id IS NOT NULL AND (CAST(:after AS uuid) IS NULL OR s.account_id > CAST(:after AS uuid))
+    WHERE s.product_id IS NOT NULL AND a.status = 'active'  -- a closed account earns nothing
+      AND (CAST(:after AS uuid) IS NULL OR s.account_id > CAST(:after AS uuid))
     ORDER BY s.account_id
     LIMIT :size
 ),
@@ -81,6 +84,19 @@ SELECT (SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1) AS last_a
        COALESCE((SELECT sum(amount) FROM earlier), 0) + COALESCE((SELECT sum(amount) FROM written), 0) AS accrued
 """)
 
+# :day, :accounts, :accrued: the day's accrual ran to the end (a rerun of the day refreshes its totals).
+RECORD_ACCRUAL_RUN = text("""
+INSERT INTO accrual_runs (day, accounts, accrued) VALUES (:day, :accounts, :accrued)
+ON CONFLICT (day) DO UPDATE SET accounts = EXCLUDED.accounts, accrued = EXCLUDED.accrued, completed_at = now()
+""")
+
+# :first, :last: the days of a period whose accrual has not run to the end.
+UNACCRUED_DAYS = text("""
+SELECT d::date AS day FROM generate_series(CAST(:first AS date), CAST(:last AS date), interval '1 day') AS d
+WHERE NOT EXISTS (SELECT 1 FROM accrual_runs r WHERE r.day = d::date)
+ORDER BY 1
+""")
+
 # Serializes the attempts on one period: an attempt that timed out but still runs finishes (or aborts) before
 # a retry reads, so the retry's statement sees everything committed and reports the true batch totals.
 LOCK_PERIOD = text("SELECT pg_advisory_xact_lock(hashtext('interest-posting:' || :period))")
@@ -95,6 +111,7 @@ WITH batch AS ({batch}),
 accrued AS (
     SELECT a.account_id, sum(a.amount) AS accrued
     FROM interest_accruals a JOIN batch b ON b.account_id = a.account_id
+    JOIN ledger_accounts la ON la.id = a.account_id AND la.status = 'active'  -- nothing posts into a closed one
     WHERE a.day BETWEEN CAST(:first AS date) AND CAST(:last AS date)
     GROUP BY a.account_id
 ),
@@ -146,3 +163,41 @@ COUNT_ACCOUNTS = text("SELECT count(*) FROM savings_accounts")
 
 SUMMARY = text("SELECT count(*) AS accounts, COALESCE(sum(amount), 0) AS total FROM interest_postings "
                "WHERE period = :period")
+
+
+# What an account is still owed before it may close (core/closing.py), :account.
+# Accruals of months not posted to it that would post (round to a cent or more): period, accrued.
+UNPOSTED_INTEREST = text("""
+SELECT to_char(a.day, 'YYYY-MM') AS period, sum(a.amount) AS accrued
+FROM interest_accruals a
+WHERE a.account_id = :account
+  AND NOT EXISTS (SELECT 1 FROM interest_postings p WHERE p.account_id = a.account_id
+                                                      AND p.period = to_char(a.day, 'YYYY-MM'))
+GROUP BY 1 HAVING round(sum(a.amount), 2) > 0
+ORDER BY 1
+""")
+
+# The first day the account held money that has not been accrued yet: a day after its last accrual and before its
+# last balance change (from then on its balance is today's). NULL when there is none or it earns on no product.
+FIRST_UNACCRUED_DAY = text("""
+WITH changes AS (  -- the end-of-day balance of each day it changed
+    SELECT d.day, sum(d.amount) OVER (ORDER BY d.day) * CASE a.normal_balance WHEN 'debit' THEN 1 ELSE -1 END
+               AS balance
+    FROM (SELECT j.effective_date AS day, sum(p.amount) AS amount FROM postings p
+          JOIN journal_entries j ON j.id = p.entry_id WHERE p.account_id = :account GROUP BY 1) d
+    JOIN ledger_accounts a ON a.id = :account
+),
+bounds AS (
+    SELECT (SELECT max(day) FROM interest_accruals WHERE account_id = :account) AS accrued_to,
+           (SELECT max(day) FROM changes) AS last_change
+    FROM savings_accounts s WHERE s.account_id = :account AND s.product_id IS NOT NULL
+)
+SELECT min(day) FROM (
+    SELECT b.accrued_to + 1 AS day FROM bounds b  -- the balance carried past its last accrual
+    WHERE b.accrued_to + 1 < b.last_change AND NOT EXISTS (SELECT 1 FROM changes WHERE day = b.accrued_to + 1)
+      AND (SELECT balance FROM changes WHERE day <= b.accrued_to ORDER BY day DESC LIMIT 1) > 0
+    UNION ALL
+    SELECT c.day FROM changes c, bounds b
+    WHERE (b.accrued_to IS NULL OR c.day > b.accrued_to) AND c.day < b.last_change AND c.balance > 0
+) owed
+""")

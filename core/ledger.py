@@ -1,13 +1,64 @@
 """Ledger operations shared by the API and the activities: balances derived from postings, locking,
-and idempotent journal entries."""
+and idempotent journal entries; and the ledger's rules, which the database holds, as exceptions."""
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+class LedgerError(Exception):
+    """A rule of the ledger the database refused to break (migrations 0001 and 0012): one class per rule, named by
+    the constraint name its trigger raises with."""
+    rule = ""
+
+
+class UnbalancedEntry(LedgerError):
+    """A statement left an entry's postings not summing to zero, or with fewer than two legs."""
+    rule = "ledger_entries_balanced"
+
+
+class EntryWithoutPostings(LedgerError):
+    """A journal entry came to commit without postings."""
+    rule = "ledger_entry_has_postings"
+
+
+class PostingsAreAppendOnly(LedgerError):
+    """A posting was to be updated, deleted or truncated: corrections are new, reversing entries."""
+    rule = "ledger_postings_append_only"
+
+
+class PostingToClosedAccount(LedgerError):
+    """A posting to a closed account. Only a return (`ach_return`) may: it unwinds money that moved while the
+    account was open, and the bank has already taken it back."""
+    rule = "ledger_account_open"
+
+
+_RULES = {cls.rule: cls for cls in LedgerError.__subclasses__()}
+
+
+def ledger_error(error: BaseException) -> LedgerError | None:
+    """The ledger rule a database error is, as its exception; None for any other error."""
+    cause = getattr(error, "orig", error)
+    diag = getattr(cause, "diag", None)
+    rule = _RULES.get(getattr(diag, "constraint_name", None))
+    return rule(diag.message_primary) if rule else None
+
+
+@contextlib.contextmanager
+def ledger_rules():
+    """Raises a database error that is a ledger rule as that rule's exception."""
+    try:
+        yield
+    except DBAPIError as error:
+        if (broken := ledger_error(error)) is None:
+            raise
+        raise broken from error
 
 
 @dataclass(frozen=True)
@@ -53,7 +104,8 @@ async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type:
                      effective_date: date, legs: list[Leg], payment_id: uuid.UUID | None = None) -> tuple[uuid.UUID, bool]:
     """Writes one balanced entry, or finds the one already written under this key. Returns (id, created).
 
-    All postings go in one statement: the database checks each statement leaves its entries balanced."""
+    All postings go in one statement: the database checks each statement leaves its entries balanced, and refuses
+    a posting to a closed account (PostingToClosedAccount)."""
     if sum((leg.amount for leg in legs), Decimal(0)) != 0:
         raise ValueError("journal entry legs must sum to zero")
     entry_id = uuid.uuid4()
@@ -68,12 +120,14 @@ async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type:
         existing = await session.execute(text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
                                          {"key": idempotency_key})
         return existing.scalar_one(), False
-    await session.execute(
-        text("""INSERT INTO postings (entry_id, account_id, amount)
-                SELECT :entry_id, leg.account_id, leg.amount
-                FROM unnest(CAST(:accounts AS uuid[]), CAST(:amounts AS numeric[])) AS leg(account_id, amount)"""),
-        {"entry_id": entry_id, "accounts": [leg.account_id for leg in legs], "amounts": [leg.amount for leg in legs]},
-    )
+    with ledger_rules():
+        await session.execute(
+            text("""INSERT INTO postings (entry_id, account_id, amount)
+                    SELECT :entry_id, leg.account_id, leg.amount
+                    FROM unnest(CAST(:accounts AS uuid[]), CAST(:amounts AS numeric[])) AS leg(account_id, amount)"""),
+            {"entry_id": entry_id, "accounts": [leg.account_id for leg in legs],
+             "amounts": [leg.amount for leg in legs]},
+        )
     return entry_id, True
 
 

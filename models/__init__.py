@@ -3,7 +3,8 @@
 from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
 from models.bills import Bill, BillReminder
-from models.interest import InterestAccrual, InterestPosting, InterestPostingRun, SavingsAccount, SavingsProduct
+from models.interest import (AccrualRun, InterestAccrual, InterestPosting, InterestPostingRun, SavingsAccount,
+                             SavingsProduct)
 from models.loans import ApprovalDecision, ApprovalRequest, ApprovalRule, Loan, LoanInstallment, LoanProduct
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
@@ -13,4 +14,4 @@ from models.users import Organization, RefreshToken, User
 
 __all__ = ["ApprovalDecision", "ApprovalRequest", "ApprovalRule", "Loan", "LoanInstallment", "LoanProduct", "AchEntry", "AchFile", "AchTraceCounter", "AchWindow", "BankEvent", "EmailOutbox", "Notification", "AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
            "Payment", "PaymentEvent", "Organization", "RefreshToken", "User", "Bill", "BillReminder", "Statement",
-           "InterestAccrual", "InterestPosting", "InterestPostingRun", "SavingsAccount", "SavingsProduct"]
+           "AccrualRun", "InterestAccrual", "InterestPosting", "InterestPostingRun", "SavingsAccount", "SavingsProduct"]

@@ -59,6 +59,16 @@ class InterestAccrual(SQLModel, table=True):
     amount: Decimal = SQLField(sa_column=Column(ACCRUAL, nullable=False))
 
 
+class AccrualRun(SQLModel, table=True):
+    """A day whose accrual ran to the end (every account's row for it written): month-end posting accrues the days
+    of its month without one before it posts."""
+    __tablename__ = "accrual_runs"
+    day: date = SQLField(sa_column=Column(Date, primary_key=True))
+    accounts: int
+    accrued: Decimal = SQLField(sa_column=Column(ACCRUAL, nullable=False))
+    completed_at: datetime = created_at()
+
+
 class InterestPosting(SQLModel, table=True):
     """The interest of one account for one month, posted once: the sum of its daily accruals rounded half up."""
     __tablename__ = "interest_postings"
@@ -122,8 +132,9 @@ class PostingProgress(BaseModel):
 
 class InterestPostingInput(BaseModel):
     """InterestPostingWorkflow, id `interest-posting-YYYY-MM`. A continued run carries the cursor (the last
-    account id done) and the running totals."""
+    account id done) and the running totals. `timezone` decides when the month is over."""
     period: str = Field(pattern=PERIOD)
+    timezone: str = "America/New_York"
     batch_size: int | None = Field(default=None, ge=1)
     continue_as_new_after: int | None = Field(default=None, ge=1)
     after: uuid.UUID | None = None

@@ -82,6 +82,7 @@ class AchPaymentWorkflow:
             queued = await workflow.execute_activity_method(
                 AchActivities.queue_payment, self._ref(), **DB_STEP)
             if queued.status != PaymentStatus.queued:
+                self._set_status(PaymentStatus(queued.status), "ended before it was queued")
                 return await self._finish()
             self._set_status(PaymentStatus.queued, f"presentment {self._presentment} queued for the window "
                                                    f"{queued.window_id}, effective {queued.effective_date}")

@@ -1,6 +1,10 @@
 """InterestPostingWorkflow (id `interest-posting-YYYY-MM`): posts a month's accrued interest to every account,
 exactly once per account and period, at millions of accounts.
 
+It posts only a month that is over (in `timezone`) and whose every day was accrued: a day the nightly accrual
+missed (a worker down over midnight, a run the schedule skipped) is accrued first, by a DailyAccrualWorkflow child
+with the id `interest-accrual-YYYY-MM-DD`, so no day's interest is lost.
+
 Accounts go in keyset-ordered batches (by account id), each through one set-based SQL activity that writes the
 batch's postings and balanced ledger entries in one transaction under unique constraints. Every
 `continue_as_new_after` batches the workflow continues as new with the cursor and the running totals, so no
@@ -13,13 +17,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.interest_posting import InterestPostingActivities
+    from activities.interest_posting import InterestPostingActivities, period_bounds
     from activities.notifications import NotificationActivities
     from finance.money import format_usd
-    from models.interest import InterestPostingInput, PostingBatch, PostingProgress, PostingSummary
+    from models.interest import AccrualRunInput, InterestPostingInput, PostingBatch, PostingProgress, PostingSummary
     from models.notifications import NotifyUsers
+    from workflows.daily_accrual import DailyAccrualWorkflow, accrual_workflow_id
+    from workflows.schedule_time import local_today
 
 BATCH_STEP = dict(start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(seconds=10),
                   retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
@@ -40,6 +47,8 @@ class InterestPostingWorkflow:
     @workflow.run
     async def run(self, req: InterestPostingInput) -> PostingSummary:
         self._period = req.period
+        if req.progress is None:  # the first run (a continued one has done this)
+            await self._accrue_missing_days(req)
         batch_size, continue_after = req.batch_size, req.continue_as_new_after
         if req.progress is None or batch_size is None or continue_after is None:
             plan = await workflow.execute_activity_method(InterestPostingActivities.plan_posting, req.period, **DB_STEP)
@@ -68,8 +77,8 @@ class InterestPostingWorkflow:
                 break
         if not done:
             workflow.continue_as_new(InterestPostingInput(
-                period=req.period, batch_size=batch_size, continue_as_new_after=continue_after, after=after,
-                progress=self._progress))
+                period=req.period, timezone=req.timezone, batch_size=batch_size,
+                continue_as_new_after=continue_after, after=after, progress=self._progress))
 
         summary = await workflow.execute_activity_method(InterestPostingActivities.finish_posting, req.period,
                                                          **DB_STEP)
@@ -84,6 +93,27 @@ class InterestPostingWorkflow:
         workflow.set_current_details(f"done: {summary.accounts} accounts posted, {format_usd(summary.total)} "
                                      f"for {summary.period}")
         return summary
+
+    async def _accrue_missing_days(self, req: InterestPostingInput) -> None:
+        last = period_bounds(req.period)[1]
+        if local_today(req.timezone) <= last:
+            raise ApplicationError(f"{req.period} is not over: its last day, {last}, must end and be accrued before "
+                                   "the month posts", type="PeriodNotOver", non_retryable=True)
+        while missing := await workflow.execute_activity_method(InterestPostingActivities.unaccrued_days,
+                                                                req.period, **DB_STEP):
+            workflow.set_current_details(f"{req.period}: accruing first the days never accrued: "
+                                         + ", ".join(map(str, missing)))
+            elsewhere = False
+            for day in missing:  # one at a time: each is a pass over every account
+                try:
+                    await workflow.execute_child_workflow(
+                        DailyAccrualWorkflow.run, AccrualRunInput(day=day, timezone=req.timezone),
+                        id=accrual_workflow_id(day), task_queue=workflow.info().task_queue,
+                        static_summary=f"Interest accrual for {day}, missing before posting {req.period}")
+                except WorkflowAlreadyStartedError:
+                    elsewhere = True  # another posting run of the month is accruing it: look again shortly
+            if elsewhere:
+                await workflow.sleep(timedelta(seconds=5))
 
     def _show(self) -> None:
         p = self._progress

@@ -1,6 +1,7 @@
 """MonthEndPostingWorkflow: the Schedule's launcher of a month's interest posting. It starts the child
-`interest-posting-YYYY-MM` and waits for its summary. When that child already ran to completion (a second
-trigger, a backfill of a posted month) or is running now, it starts nothing: the period posts once."""
+`interest-posting-YYYY-MM` (which first accrues any day of the month never accrued) and waits for its summary.
+When that child already ran to completion (a second trigger, a backfill of a posted month) or is running now, it
+starts nothing: the period posts once."""
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
@@ -27,7 +28,7 @@ class MonthEndPostingWorkflow:
         try:
             handle = await workflow.start_child_workflow(
                 InterestPostingWorkflow.run,
-                InterestPostingInput(period=period, batch_size=req.batch_size,
+                InterestPostingInput(period=period, timezone=req.timezone, batch_size=req.batch_size,
                                      continue_as_new_after=req.continue_as_new_after),
                 id=posting_workflow_id(period), static_summary=f"Interest posting for {period}",
                 task_queue=workflow.info().task_queue,

@@ -1,5 +1,6 @@
 """When a scheduled run is *for*: the time the schedule meant it to start (a backfill's past time included),
-in the schedules' time zone. A run started by hand, outside any schedule, is for now."""
+in the schedules' time zone. A run started by hand, outside any schedule, is for now. And today, by the
+workflow's clock, in a time zone."""
 
 from datetime import date, datetime, timedelta
 
@@ -30,3 +31,8 @@ def previous_month(timezone: str) -> str:
     """'YYYY-MM' of the month that ended before this run (a month-end job on the 1st works on last month)."""
     first = scheduled_local_date(timezone).replace(day=1)
     return f"{first - timedelta(days=1):%Y-%m}"
+
+
+def local_today(timezone: str) -> date:
+    """Today in `timezone`, by the workflow's clock (never the worker's)."""
+    return workflow.now().astimezone(ZoneInfo(timezone)).date()

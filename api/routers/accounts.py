@@ -11,7 +11,7 @@ from api.deps import CurrentUser, SessionDep, SuperUser, require_roles
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
 from api.scoping import can_see_account, scope_accounts
-from core import audit, ledger
+from core import audit, closing, ledger
 from models.api_types import PositiveMoney
 from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
                            Posting)
@@ -143,19 +143,19 @@ async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: Se
     return (await with_balances(session, [account]))[0]
 
 
-@router.post("/{account_id}/close", response_model=AccountOut, summary="Close an account (soft; superuser)")
+@router.post("/{account_id}/close", response_model=AccountOut, summary="Close an account (soft; superuser)",
+             responses={409: {"description": "payments in flight, an open loan, money or holds on it, or interest "
+                                             "owed to it (core/closing.py)"}})
 async def close_account(account_id: uuid.UUID, session: SessionDep, actor: SuperUser):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal:
         raise AppError(409, "gl_account_fixed", "GL accounts cannot be closed")
-    await ledger.lock_accounts(session, [account.id])
+    await closing.lock_for_closing(session, account.id)
     await session.refresh(account)
     if account.status == AccountStatus.closed:
         return (await with_balances(session, [account]))[0]  # closing twice is the same as once
-    balance = (await with_balances(session, [account]))[0]
-    if balance.ledger_balance != 0 or balance.held != 0:
-        raise AppError(409, "balance_not_zero", "move the balance out and release holds before closing",
-                       {"ledger_balance": balance.ledger_balance, "held": balance.held})
+    if blocker := await closing.closing_blocker(session, account.id):
+        raise AppError(409, blocker.code, blocker.message, blocker.details)
     before = audit.snapshot(account, _FIELDS)
     account.status, account.closed_at = AccountStatus.closed, datetime.now(timezone.utc)
     session.add(account)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.deps import CipherDep, SessionDep, require_roles
 from api.errors import AppError, not_found
@@ -115,15 +115,15 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
          "token": cipher.encrypt(item.access_token), "user": user.id})
     accounts = []
     for linked in item.accounts:
-        fingerprint = cipher.fingerprint(linked.routing_number, linked.account_number)
+        fingerprints = cipher.fingerprints(linked.routing_number, linked.account_number)
         account = (await session.exec(select(ExternalAccount).where(
-            ExternalAccount.org_id == org_id, ExternalAccount.fingerprint == fingerprint))).first()
+            ExternalAccount.org_id == org_id, col(ExternalAccount.fingerprint).in_(fingerprints)))).first()
         if account is None:  # linking the same bank account again finds the row it made the first time
             account = ExternalAccount(
                 org_id=org_id, holder_name=linked.name, institution_name=item.institution_name, source="linked",
                 provider_item_id=item.item_id, provider_account_id=linked.provider_account_id,
                 routing_number=linked.routing_number, account_number_encrypted=cipher.encrypt(linked.account_number),
-                account_last4=linked.account_number[-4:], fingerprint=fingerprint, account_type=linked.subtype,
+                account_last4=linked.account_number[-4:], fingerprint=fingerprints[0], account_type=linked.subtype,
                 status=ExternalAccountStatus.verified, created_by=user.id)
             session.add(account)
             await session.flush()
@@ -141,14 +141,14 @@ async def create_manual_account(body: ManualAccountIn, session: SessionDep, user
     if not is_valid_routing_number(body.routing_number):
         raise AppError(422, "invalid_routing_number", "the routing number fails the ABA check digit",
                        {"routing_number": body.routing_number})
-    fingerprint = cipher.fingerprint(body.routing_number, body.account_number)
-    if (await session.exec(select(ExternalAccount.id).where(ExternalAccount.org_id == org_id,
-                                                             ExternalAccount.fingerprint == fingerprint))).first():
+    fingerprints = cipher.fingerprints(body.routing_number, body.account_number)
+    if (await session.exec(select(ExternalAccount.id).where(
+            ExternalAccount.org_id == org_id, col(ExternalAccount.fingerprint).in_(fingerprints)))).first():
         raise AppError(409, "duplicate", "this bank account is already on file for the organization")
     account = ExternalAccount(
         org_id=org_id, holder_name=body.holder_name, institution_name=body.institution_name, source="manual",
         routing_number=body.routing_number, account_number_encrypted=cipher.encrypt(body.account_number),
-        account_last4=body.account_number[-4:], fingerprint=fingerprint, account_type=body.account_type,
+        account_last4=body.account_number[-4:], fingerprint=fingerprints[0], account_type=body.account_type,
         status=ExternalAccountStatus.pending_verification, created_by=user.id)
     session.add(account)
     await session.flush()

@@ -1,9 +1,11 @@
 import httpx
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from core.crypto import AccountNumberCipher
-from tests.conftest import assert_error, make_org
+from tests.conftest import ApiServer, assert_error, make_org
 
 
 @pytest.fixture
@@ -107,3 +109,43 @@ async def test_manual_entry_checks_the_routing_number_and_duplicates(http, su):
                                          json={**body, "routing_number": "021000022"}), 422, "invalid_routing_number")
     assert error["details"]["routing_number"] == "021000022"
     assert_error(await http.post("/api/v1/external-accounts", headers=su, json=body), 422, "org_required")
+
+
+async def test_rotating_the_account_number_keys_keeps_duplicates_detected(http, su, sandbox, db, settings):
+    """A new key is prepended (it encrypts from now on, the old one still decrypts): the accounts on file, entered
+    by hand or linked, are still found as duplicates, and still decrypt."""
+    org = await make_org(http, su)
+    admin = org.headers["org_admin"]
+    manual = {"holder_name": "Payroll", "routing_number": "021000021", "account_number": "000987654321",
+              "account_type": "checking"}
+    assert (await http.post("/api/v1/external-accounts", headers=admin, json=manual)).status_code == 201
+    link_token = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()["link_token"]
+    linked = (await http.post("/api/v1/external-accounts/link", headers=admin,
+                              json={"public_token": await public_token(sandbox, "ins_1", link_token)})).json()[0]
+    before = AccountNumberCipher.from_settings(settings)
+    async with db.session() as session:
+        stored = dict((await session.execute(text(
+            "SELECT id::text, account_number_encrypted FROM external_accounts WHERE org_id = :o"),
+            {"o": org.id})).all())
+    linked_number = before.decrypt(stored[linked["id"]])
+
+    rotated = settings.model_copy(update={"account_number_keys": [
+        SecretStr(Fernet.generate_key().decode()), *settings.account_number_keys]})
+    async with ApiServer(rotated) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as after_rotation:
+        for again in (manual, {**manual, "routing_number": linked["routing_number"], "account_number": linked_number,
+                               "account_type": linked["account_type"]}):
+            assert_error(await after_rotation.post("/api/v1/external-accounts", headers=admin, json=again),
+                         409, "duplicate")
+        fresh = await after_rotation.post("/api/v1/external-accounts", headers=admin,
+                                          json={**manual, "account_number": "000555666777"})
+        assert fresh.status_code == 201, fresh.text
+
+    after = AccountNumberCipher.from_settings(rotated)
+    async with db.session() as session:
+        rows = dict((await session.execute(text(
+            "SELECT id::text, account_number_encrypted FROM external_accounts WHERE org_id = :o"),
+            {"o": org.id})).all())
+    assert len(rows) == len(stored) + 1  # nothing linked twice
+    assert {after.decrypt(rows[i]) for i in stored} == {before.decrypt(stored[i]) for i in stored}
+    with pytest.raises(ValueError):  # the new key encrypts from now on
+        before.decrypt(rows[fresh.json()["id"]])

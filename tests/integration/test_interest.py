@@ -258,8 +258,9 @@ FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS t(id, i),
 
 
 async def seed(db, ids: list[uuid.UUID]) -> None:
-    """N savings accounts with a month of accruals, set-based. They were detached from their product after the
-    month (product_id NULL), so other tests' accrual runs skip them, while month-end still posts them."""
+    """N savings accounts with a month of accruals, set-based, and the month's days recorded as accrued (so the
+    posting has no day to catch up). They were detached from their product after the month (product_id NULL), so
+    other tests' accrual runs skip them, while month-end still posts them."""
     product = uuid.uuid4()
     async with db.session() as session, session.begin():
         await session.execute(text("INSERT INTO savings_products (id, name, annual_rate, day_count, active) "
@@ -272,6 +273,10 @@ async def seed(db, ids: list[uuid.UUID]) -> None:
         await session.execute(text("INSERT INTO savings_accounts (account_id, product_id) "
                                    "SELECT id, NULL FROM unnest(CAST(:ids AS uuid[])) AS t(id)"), {"ids": ids})
         await session.execute(SEED_ACCRUALS, {"product": product, "ids": ids, "first": FIRST, "last": LAST})
+        await session.execute(text(
+            "INSERT INTO accrual_runs (day, accounts, accrued) SELECT d::date, 0, 0 FROM generate_series(CAST(:first "
+            "AS date), CAST(:last AS date), interval '1 day') AS d ON CONFLICT DO NOTHING"),
+            {"first": FIRST, "last": LAST})
 
 
 def start_worker(settings, log_path):
