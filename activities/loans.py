@@ -13,13 +13,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
+from core.approval_routes import no_route, route_for
 from core.db import Database
 from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule, periodic_payment
-from finance.approval_routing import Rule, route
 from finance.daycount import DayCount
 from documents.loan_agreement import AgreementData, render_loan_agreement
 from models.approvals import ApprovalInput, LevelSpec
-from models.loans import (ApprovalRule, Eligibility, Loan, LoanInput, LoanProduct, LoanStatusUpdate,
+from models.loans import (Eligibility, Loan, LoanInput, LoanProduct, LoanStatusUpdate,
                           LoanSummary)
 from models.users import User
 
@@ -133,21 +133,18 @@ class LoanActivities:
 
     @activity.defn
     async def create_approval_request(self, loan_id: uuid.UUID) -> ApprovalInput:
-        """Routes the loan through the rules in the database and records the request (once per loan)."""
+        """Routes the loan (its amount, the applicant's member type when they applied) through the rules in the
+        database and records the request (once per loan); NoApprovalRule when no active rule routes it."""
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
             request_id = uuid.uuid5(_LOAN_ACCOUNT_NS, f"approval:{loan.id}")
             existing = (await session.execute(text("SELECT rule_id, levels, final_outcome FROM approval_requests "
                                                    "WHERE id = :id"), {"id": request_id})).first()
             if existing is None:
-                rules = [Rule(id=r.id, name=r.name, priority=r.priority, min_amount=r.min_amount,
-                              max_amount=r.max_amount, member_type=r.member_type, levels=r.levels,
-                              final_outcome=r.final_outcome, active=r.active)
-                         for r in (await session.exec(select(ApprovalRule).where(ApprovalRule.active))).all()]
-                rule = route(rules, loan.amount, loan.member_type)
-                if rule is None:
-                    raise ApplicationError(f"no approval rule routes {loan.amount} for {loan.member_type}",
-                                           type="NoApprovalRule", non_retryable=True)
+                rule = await route_for(session, loan.amount, loan.member_type)
+                if rule is None:  # the rules changed since the application was accepted
+                    raise ApplicationError(no_route(loan.amount, loan.member_type), type="NoApprovalRule",
+                                           non_retryable=True)
                 levels = [level.model_dump(mode="json") for level in rule.levels]
                 await session.execute(text(
                     """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,

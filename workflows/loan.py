@@ -132,7 +132,13 @@ class LoanWorkflow:
                                       reason=f"credit score {report.score} is below {req.min_credit_score}")
 
         await workflow.execute_activity_method(LoanActivities.store_schedule, req.loan_id, **STEP)
-        approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id, **STEP)
+        try:
+            approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id,
+                                                              **STEP)
+        except ActivityError as error:  # no rule routes it any more: the loan ends, saying why
+            if isinstance(error.cause, ApplicationError) and error.cause.type == "NoApprovalRule":
+                return await self._change(LoanStatus.failed, reason=error.cause.message)
+            raise
         await self._change(LoanStatus.pending_approval, credit_score=report.score)
         self._approval_id = f"approval-{approval.request_id}"
         handle = await workflow.start_child_workflow(

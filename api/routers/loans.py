@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import Response as RawResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
@@ -22,6 +22,7 @@ from api.routers.accounts import IdempotencyKey
 from api.routers.transfers import request_hash
 from api.scoping import is_super
 from core import audit, search_attributes as sa
+from core.approval_routes import no_route, route_for
 from models.api_types import PositiveMoney
 from models.approvals import InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
@@ -39,11 +40,14 @@ _LOAN_NS = uuid.UUID("2d7a1c64-1f0e-4b8e-9a52-3c6d5e7f8091")
 
 
 class LoanIn(BaseModel):
+    """The route of approvals follows the amount and the applicant's member type, which is on their record (staff
+    set it): a `member_type` here, like any unknown field, is refused."""
+    model_config = ConfigDict(extra="forbid")
+
     product_id: uuid.UUID
     amount: PositiveMoney
     term: int = Field(ge=1, le=600, description="number of installments", examples=[36])
     purpose: str = Field(default="", max_length=500, examples=["Car purchase"])
-    member_type: str = Field(default="consumer", max_length=40)
     monthly_income: PositiveMoney = Field(examples=["5200.00"])
     monthly_debt: Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2)] = Decimal("0.00")
     deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is booked to and repaid from")
@@ -143,6 +147,9 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             problems["term"] = f"must be between {product.min_term} and {product.max_term}"
         if problems:
             raise AppError(422, "outside_product_limits", "the loan does not fit the product", problems)
+        if await route_for(session, body.amount, applicant.member_type) is None:
+            raise AppError(422, "no_approval_route", no_route(body.amount, applicant.member_type),
+                           {"amount": body.amount, "member_type": applicant.member_type})
         account = await session.get(LedgerAccount, body.deposit_account_id)
         if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
             raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
@@ -158,7 +165,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
                                {"external_account_id": external.id})
         inserted = (await session.execute(pg_insert(Loan.__table__).values(
             id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
-            term=body.term, purpose=body.purpose, member_type=body.member_type, monthly_income=body.monthly_income,
+            term=body.term, purpose=body.purpose, member_type=applicant.member_type, monthly_income=body.monthly_income,
             monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
             external_account_id=body.external_account_id, auto_debit=body.auto_debit,
             created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
