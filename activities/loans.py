@@ -19,11 +19,14 @@ from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build
 from finance.daycount import DayCount
 from documents.loan_agreement import AgreementData, render_loan_agreement
 from models.approvals import ApprovalInput, LevelSpec
-from models.loans import (Eligibility, Loan, LoanInput, LoanProduct, LoanStatusUpdate,
+from models.loans import (Eligibility, Loan, LoanInput, LoanProduct, LoanStatus, LoanStatusUpdate,
                           LoanSummary)
 from models.users import User
 
 _LOAN_ACCOUNT_NS = uuid.UUID("5b0f3c1e-2a54-4c3e-9d3a-7c1e2f4b6a80")
+# A loan in one of these stays there: a late write (the approval's progress racing a withdrawal) never reopens it.
+ENDED = {LoanStatus.closed, LoanStatus.declined, LoanStatus.rejected, LoanStatus.on_hold, LoanStatus.withdrawn,
+         LoanStatus.failed}
 
 
 def first_due_date(start: date) -> date:
@@ -55,7 +58,7 @@ class LoanActivities:
     async def set_status(self, update: LoanStatusUpdate) -> None:
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, update.loan_id, lock=True)
-            if loan.status == update.status:
+            if loan.status == update.status or loan.status in ENDED:
                 return
             before = {"status": loan.status}
             loan.status, loan.updated_at = update.status, datetime.now(timezone.utc)
@@ -200,7 +203,9 @@ class LoanActivities:
             schedule = build_schedule(terms_of(loan, product, loan.first_due_date))
             decisions = (await session.execute(text(
                 "SELECT d.level, d.role, u.full_name, d.at FROM approval_decisions d JOIN users u ON u.id = "
-                "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' ORDER BY d.level, d.at"),
+                "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' "
+                "AND d.round = (SELECT max(round) FROM approval_decisions l WHERE l.request_id = d.request_id "
+                "AND l.level = d.level) ORDER BY d.level, d.at"),  # the round that passed the level counted
                 {"r": loan.approval_request_id})).all()
             org_name = (await session.execute(text("SELECT name FROM organizations WHERE id = :o"),
                                               {"o": loan.org_id})).scalar_one()

@@ -24,7 +24,7 @@ from api.scoping import is_super
 from core import audit, search_attributes as sa
 from core.approval_routes import no_route, route_for
 from models.api_types import PositiveMoney
-from models.approvals import InformationInput
+from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
 from activities.loan_servicing import quote
@@ -256,23 +256,29 @@ async def get_agreement(loan_id: uuid.UUID, session: SessionDep, user: CurrentUs
                        headers={"Content-Disposition": f'inline; filename="loan-{loan.id}.pdf"'})
 
 
-@router.post("/{loan_id}/withdraw", response_model=LoanOut, summary="Withdraw an application before approval")
+@router.post("/{loan_id}/withdraw", response_model=LoanOut, summary="Withdraw an application before approval",
+             responses={409: {"description": "not withdrawable: `details.status` is where the loan stands (e.g. "
+                                             "declined or approved before the withdrawal took effect)"}})
 async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
     if user.id not in (loan.applicant_id, loan.created_by) and user.role not in (Role.org_admin, Role.superuser):
         raise forbidden("only the applicant, the submitter or an admin can withdraw")
     await session.commit()
     try:
-        await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
+        status = await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
     except WorkflowUpdateFailedError as exc:
         raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status})
     except RPCError as exc:
         raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc))
+    if status != LoanStatus.withdrawn:  # the loan ended another way, or was approved, before the withdrawal took
+        raise AppError(409, "not_withdrawable", f"the loan was {status} before the withdrawal took effect",
+                       {"status": status})
     session.expire_all()
     return loan_out(await session.get(Loan, loan_id))
 
 
-@router.post("/{loan_id}/information", summary="Answer an approver's request for more information")
+@router.post("/{loan_id}/information", response_model=ApprovalState,
+             summary="Answer an approver's request for more information: the level reopens for everyone at it")
 async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: SessionDep, user: CurrentUser,
                               client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
@@ -286,6 +292,11 @@ async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: 
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
         raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause)))
+    except RPCError as exc:
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+    if state.status not in ("open", "info_requested"):  # closed (withdrawn) before the answer reopened it
+        raise AppError(409, "request_closed", f"the request was {state.status} before your answer reopened it",
+                       {"status": state.status})
     return state
 
 
