@@ -240,7 +240,7 @@ async def test_request_information_loop(http, su, sandbox_url, bank, product):
     answered = await http.post(f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["member"],
                                json={"text": "Attached"})
     assert answered.status_code == 200 and answered.json()["status"] == "open"
-    # The officer who asked decides again at the same level.
+    # The level reopens for every officer (the asker too: see test_approval_races); another one approves.
     second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
     approved = await decide(http, headers, request_id)
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
