@@ -13,17 +13,20 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
+from core.approval_routes import no_route, route_for
 from core.db import Database
 from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule, periodic_payment
-from finance.approval_routing import Rule, route
 from finance.daycount import DayCount
 from documents.loan_agreement import AgreementData, render_loan_agreement
 from models.approvals import ApprovalInput, LevelSpec
-from models.loans import (ApprovalRule, Eligibility, Loan, LoanInput, LoanProduct, LoanStatusUpdate,
+from models.loans import (Eligibility, Loan, LoanInput, LoanProduct, LoanStatus, LoanStatusUpdate,
                           LoanSummary)
 from models.users import User
 
 _LOAN_ACCOUNT_NS = uuid.UUID("5b0f3c1e-2a54-4c3e-9d3a-7c1e2f4b6a80")
+# A loan in one of these stays there: a late write (the approval's progress racing a withdrawal) never reopens it.
+ENDED = {LoanStatus.closed, LoanStatus.declined, LoanStatus.rejected, LoanStatus.on_hold, LoanStatus.withdrawn,
+         LoanStatus.failed}
 
 
 def first_due_date(start: date) -> date:
@@ -55,7 +58,7 @@ class LoanActivities:
     async def set_status(self, update: LoanStatusUpdate) -> None:
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, update.loan_id, lock=True)
-            if loan.status == update.status:
+            if loan.status == update.status or loan.status in ENDED:
                 return
             before = {"status": loan.status}
             loan.status, loan.updated_at = update.status, datetime.now(timezone.utc)
@@ -133,21 +136,18 @@ class LoanActivities:
 
     @activity.defn
     async def create_approval_request(self, loan_id: uuid.UUID) -> ApprovalInput:
-        """Routes the loan through the rules in the database and records the request (once per loan)."""
+        """Routes the loan (its amount, the applicant's member type when they applied) through the rules in the
+        database and records the request (once per loan); NoApprovalRule when no active rule routes it."""
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
             request_id = uuid.uuid5(_LOAN_ACCOUNT_NS, f"approval:{loan.id}")
             existing = (await session.execute(text("SELECT rule_id, levels, final_outcome FROM approval_requests "
                                                    "WHERE id = :id"), {"id": request_id})).first()
             if existing is None:
-                rules = [Rule(id=r.id, name=r.name, priority=r.priority, min_amount=r.min_amount,
-                              max_amount=r.max_amount, member_type=r.member_type, levels=r.levels,
-                              final_outcome=r.final_outcome, active=r.active)
-                         for r in (await session.exec(select(ApprovalRule).where(ApprovalRule.active))).all()]
-                rule = route(rules, loan.amount, loan.member_type)
-                if rule is None:
-                    raise ApplicationError(f"no approval rule routes {loan.amount} for {loan.member_type}",
-                                           type="NoApprovalRule", non_retryable=True)
+                rule = await route_for(session, loan.amount, loan.member_type)
+                if rule is None:  # the rules changed since the application was accepted
+                    raise ApplicationError(no_route(loan.amount, loan.member_type), type="NoApprovalRule",
+                                           non_retryable=True)
                 levels = [level.model_dump(mode="json") for level in rule.levels]
                 await session.execute(text(
                     """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
@@ -203,7 +203,9 @@ class LoanActivities:
             schedule = build_schedule(terms_of(loan, product, loan.first_due_date))
             decisions = (await session.execute(text(
                 "SELECT d.level, d.role, u.full_name, d.at FROM approval_decisions d JOIN users u ON u.id = "
-                "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' ORDER BY d.level, d.at"),
+                "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' "
+                "AND d.round = (SELECT max(round) FROM approval_decisions l WHERE l.request_id = d.request_id "
+                "AND l.level = d.level) ORDER BY d.level, d.at"),  # the round that passed the level counted
                 {"r": loan.approval_request_id})).all()
             org_name = (await session.execute(text("SELECT name FROM organizations WHERE id = :o"),
                                               {"o": loan.org_id})).scalar_one()

@@ -86,7 +86,7 @@ async def apply_for_loans(http: httpx.AsyncClient, bureau_url: str, db: Database
     """A rule of its own (one level, loan_officer, quorum 1), an org with `officers` loan officers and one member,
     and `count` applications of that member, returned once every approval waits on a loan officer."""
     su = await superuser(http, db)
-    member_type = f"bench-{uuid.uuid4().hex[:8]}"  # picks this rule over the default tiers
+    member_type = f"bench-{uuid.uuid4().hex[:8]}"  # on the member's record, picks this rule over the default tiers
     await post(http, "/api/v1/approval-rules", su, {
         "name": member_type, "priority": 1, "min_amount": "0.01", "max_amount": None, "member_type": member_type,
         "levels": [{"role": ROLE, "quorum": 1, "deadline_seconds": 3600}], "final_outcome": "decline"})
@@ -96,6 +96,9 @@ async def apply_for_loans(http: httpx.AsyncClient, bureau_url: str, db: Database
         "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
     org = await make_org(http, su, roles=("member",))
     member = org.users["member"]
+    response = await http.patch(f"/api/v1/users/{member['id']}", headers=su, json={"member_type": member_type})
+    if response.status_code != 200:
+        raise RuntimeError(f"PATCH member_type: {response.status_code} {response.text}")
     account = await open_account(http, su, org.id, member["id"])
     officer_list: list[Officer] = []
 
@@ -107,7 +110,7 @@ async def apply_for_loans(http: httpx.AsyncClient, bureau_url: str, db: Database
 
     async def apply(i: int) -> None:
         await post(http, "/api/v1/loans", {**org.headers["member"], "Idempotency-Key": f"bench-{i}"}, {
-            "product_id": product["id"], "amount": "5000.00", "term": 36, "purpose": "Car", "member_type": member_type,
+            "product_id": product["id"], "amount": "5000.00", "term": 36, "purpose": "Car",
             "monthly_income": "20000.00", "monthly_debt": "300.00", "deposit_account_id": account["id"]})
     await bounded(officers, apply, range(count))
 

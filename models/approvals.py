@@ -52,6 +52,7 @@ class ApprovalState(BaseModel):
     escalated: bool
     approvals: int
     quorum: int
+    round: int = 1  # of the current level: a new one at escalation and when the applicant answers
 
 
 class LevelUpdate(BaseModel):
@@ -59,6 +60,7 @@ class LevelUpdate(BaseModel):
     request_id: uuid.UUID
     status: str
     level: int
+    round: int = 1
     waiting_on_role: str | None
     deadline_at: datetime | None
     notify: Literal["opened", "reminder", "escalated"] | None = None
@@ -67,6 +69,7 @@ class LevelUpdate(BaseModel):
 class DecisionRecord(BaseModel):
     request_id: uuid.UUID
     level: int
+    round: int = 1  # the round in which the validator accepted it
     role: str
     approver_id: uuid.UUID
     approver_email: str

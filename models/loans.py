@@ -83,6 +83,9 @@ class ApprovalRequest(SQLModel, table=True):
     final_outcome: str = Field(max_length=12)
     status: str = Field(default=ApprovalStatus.open, max_length=20, index=True)
     current_level: int = 1
+    # A level is decided in rounds (a new one at escalation and when the applicant answers a request for
+    # information); only the current round's decisions count.
+    current_round: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     waiting_on_role: str | None = Field(default=None, max_length=32, index=True)
     level_opened_at: datetime | None = timestamp()
     deadline_at: datetime | None = timestamp()
@@ -94,13 +97,14 @@ class ApprovalRequest(SQLModel, table=True):
 class ApprovalDecision(SQLModel, table=True):
     __tablename__ = "approval_decisions"
     __table_args__ = (
-        # One vote per person and level, whatever retries happen.
-        UniqueConstraint("request_id", "level", "approver_id", name="approval_decisions_once"),
+        # One vote per person, level and round, whatever retries happen.
+        UniqueConstraint("request_id", "level", "round", "approver_id", name="approval_decisions_once"),
         CheckConstraint("decision IN ('approve','reject','request_info')", name="approval_decisions_kind"),
     )
     id: uuid.UUID = uuid_pk()
     request_id: uuid.UUID = Field(foreign_key="approval_requests.id", index=True)
     level: int
+    round: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     role: str = Field(max_length=32)
     approver_id: uuid.UUID = Field(foreign_key="users.id")
     decision: str = Field(max_length=16)
@@ -136,7 +140,7 @@ class Loan(SQLModel, table=True):
     amount: Decimal = money()
     term: int
     purpose: str = Field(default="", max_length=500)
-    member_type: str = Field(default="consumer", max_length=40)
+    member_type: str = Field(default="consumer", max_length=40)  # the applicant's, when they applied
     monthly_income: Decimal = money()
     monthly_debt: Decimal = money()
     deposit_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")  # disbursed into, repaid from

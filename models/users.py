@@ -46,6 +46,8 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
     # KYC review comes with the members issue; until then a user is verified unless an admin says otherwise.
     kyc_status: str = Field(default="verified", max_length=16, sa_column_kwargs={"server_default": "verified"})
+    # Picks the approval route of the member's loans (with the amount); staff set it, never the applicant.
+    member_type: str = Field(default="consumer", max_length=40, sa_column_kwargs={"server_default": "consumer"})
     created_at: datetime = created_at()
 
 

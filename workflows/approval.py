@@ -1,10 +1,16 @@
 """A multi-level approval, reusable by any subject (a loan runs it as a child).
 
 Each level waits for its quorum of approvals from its role, reminds at the reminder offset, escalates once at
-the deadline to the escalation role (whose single approval then suffices), and after the last deadline applies
+the deadline to the escalation role (whose own single approval then suffices), and after the last deadline applies
 the rule's outcome (decline or hold). A rejection ends it; a request for information pauses the level until the
 applicant answers. Decisions are updates whose validator refuses, before anything enters history, the wrong
-role or level, the applicant, the submitter, a second vote by the same person, and a closed request."""
+role or level, the applicant, the submitter, a second vote by the same person, and a closed request.
+
+A level is decided in rounds: a new round starts at escalation and when the applicant answers a request for
+information (everyone at the level decides again, the asker included). A decision belongs to the round in which
+its validator accepted it and counts only if that round is still current once the decision is recorded; earlier
+rounds' decisions stay in the audit trail (approval_decisions keeps each one with its round) without counting.
+Every update handler ends whatever the workflow does next: it waits only on conditions that closing makes true."""
 
 from datetime import datetime, timedelta
 
@@ -33,26 +39,34 @@ class ApprovalWorkflow:
     def __init__(self) -> None:
         self._status = "open"
         self._level = 0
+        self._round = 0  # of the current level; see the module docstring
         self._role: str | None = None
         self._quorum = 1
         self._deadline: datetime | None = None
         self._escalated = False
         self._approvals: set[str] = set()
-        self._voted: set[str] = set()  # everyone who decided at this level, whatever the decision
+        self._voted: set[str] = set()  # everyone who decided in this round, whatever the decision
         self._rejected = False
         self._withdrawn = False
         self._information: InformationInput | None = None
+        self._written: tuple[str, int, int] | None = None  # (status, level, round) last written to the request row
 
     # --- messages ------------------------------------------------------------------------------------------
 
     @workflow.update
     async def decide(self, decision: DecisionInput) -> ApprovalState:
-        level = self._level
+        # The validator has just accepted it in this round (nothing ran in between): that round is the decision's.
+        level, round_ = self._level, self._round
         self._voted.add(str(decision.approver_id))
         await workflow.execute_activity_method(ApprovalActivities.record_decision, DecisionRecord(
-            request_id=self._input.request_id, level=self._level, role=self._role or decision.approver_role,
+            request_id=self._input.request_id, level=level, round=round_, role=self._role or decision.approver_role,
             approver_id=decision.approver_id, approver_email=decision.approver_email, decision=decision.decision,
             reason=decision.reason), **STEP)
+        if (self._status, self._level, self._round) != ("open", level, round_):
+            # Escalated, reopened, passed, waiting for information or closed while it was being recorded.
+            raise refuse("decision_superseded",
+                         f"while your decision was being recorded the request moved on (now {self._status} at level "
+                         f"{self._level}, round {self._round}): it is in the audit trail but does not count")
         if decision.decision == "approve":
             self._approvals.add(str(decision.approver_id))
         elif decision.decision == "reject":
@@ -60,8 +74,8 @@ class ApprovalWorkflow:
         else:
             self._status = "info_requested"
             self._information = None
-        # Answer with the state this decision leads to: the next level, or the outcome.
-        await workflow.wait_condition(lambda: self._status != "open" or self._level != level
+        # Answer with the state this decision leads to: the next level or round, or the outcome.
+        await workflow.wait_condition(lambda: self._status != "open" or (self._level, self._round) != (level, round_)
                                       or (len(self._approvals) < self._quorum and not self._rejected))
         return self.state()
 
@@ -79,14 +93,19 @@ class ApprovalWorkflow:
         if decision.approver_id == self._input.submitted_by:
             raise refuse("maker_checker", "the submitter of a request cannot decide on it")
         if str(decision.approver_id) in self._voted:
-            raise refuse("already_decided", "you have already decided at this level")
+            raise refuse("already_decided", "you have already decided at this level (in this round)")
         if decision.decision in ("reject", "request_info") and not decision.reason.strip():
             raise refuse("reason_required", f"a {decision.decision.replace('_', ' ')} needs a reason")
 
     @workflow.update
     async def provide_information(self, info: InformationInput) -> ApprovalState:
+        """Answers with the level reopened (a new round, written to the request row, so the inbox shows it), or
+        with the request's end if it closes first (a withdrawal that came with the answer)."""
         self._information = info
-        await workflow.wait_condition(lambda: self._status == "open")
+        asked_in = (self._level, self._round)
+        await workflow.wait_condition(lambda: self._status not in ("open", "info_requested") or (
+            (self._level, self._round) != asked_in and self._written is not None
+            and self._written[1:] == (self._level, self._round)))
         return self.state()
 
     @provide_information.validator
@@ -104,7 +123,8 @@ class ApprovalWorkflow:
     def state(self) -> ApprovalState:
         return ApprovalState(request_id=self._input.request_id, status=self._status, level=self._level,
                              levels=len(self._input.levels), waiting_on_role=self._role, deadline_at=self._deadline,
-                             escalated=self._escalated, approvals=len(self._approvals), quorum=self._quorum)
+                             escalated=self._escalated, approvals=len(self._approvals), quorum=self._quorum,
+                             round=self._round)
 
     # --- the levels ----------------------------------------------------------------------------------------------
 
@@ -113,7 +133,8 @@ class ApprovalWorkflow:
         self._input = req
         for number, spec in enumerate(req.levels, start=1):
             self._level, self._role, self._quorum, self._escalated = number, spec.role, spec.quorum, False
-            self._approvals, self._voted = set(), set()
+            self._round = 0
+            self._new_round()
             await self._open("opened", spec.deadline_seconds)
             reminded = False
             while True:
@@ -130,7 +151,9 @@ class ApprovalWorkflow:
                     await workflow.wait_condition(lambda: self._information is not None or self._withdrawn)
                     if self._withdrawn:
                         return await self._close("withdrawn")
-                    self._status = "open"  # the level goes on, with its deadline restarted
+                    # The level reopens on the answer for everyone at it, the asker included; its deadline restarts.
+                    self._status = "open"
+                    self._new_round()
                     await self._open("opened", spec.deadline_seconds)
                     continue
                 if len(self._approvals) >= self._quorum:
@@ -142,12 +165,17 @@ class ApprovalWorkflow:
                     await self._notify("reminder")
                     continue
                 if spec.escalation_role and not self._escalated:
+                    # The escalation role's own decision is needed: the votes so far stay on record, not in the count.
                     self._escalated, self._role, self._quorum = True, spec.escalation_role, 1
-                    self._voted = set()
+                    self._new_round()
                     await self._open("escalated", spec.deadline_seconds)
                     continue
                 return await self._close(OUTCOME_STATUS[req.final_outcome])
         return await self._close("approved")
+
+    def _new_round(self) -> None:
+        self._round += 1
+        self._approvals, self._voted = set(), set()
 
     async def _wait_until(self, moment: datetime) -> bool:
         """True when something happened before `moment`; False when the time came."""
@@ -170,9 +198,11 @@ class ApprovalWorkflow:
         await self._record(self._status, notify=why)
 
     async def _record(self, status: str, notify: str | None = None) -> None:
+        level, round_ = self._level, self._round
         recipients = await workflow.execute_activity_method(ApprovalActivities.update_request, LevelUpdate(
-            request_id=self._input.request_id, status=status, level=self._level, waiting_on_role=self._role,
+            request_id=self._input.request_id, status=status, level=level, round=round_, waiting_on_role=self._role,
             deadline_at=self._deadline if status in ("open", "info_requested") else None, notify=notify), **STEP)
+        self._written = (status, level, round_)
         await self._publish(status)
         if recipients:
             await workflow.execute_activity_method(NotificationActivities.notify_users, NotifyUsers(

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.credit import CreditActivities
@@ -29,6 +29,9 @@ STEP = dict(start_to_close_timeout=timedelta(seconds=30),
 # Repayments each add a few events; a 30-year loan continues as new long before its history grows large.
 CONTINUE_AS_NEW_AFTER = 100
 REPAYMENT_MODES = ("installment", "prepayment", "payoff")
+# Until approval a loan can be withdrawn; a withdrawal asked for meanwhile answers once it has left these.
+WITHDRAWABLE = (LoanStatus.submitted, LoanStatus.checking_eligibility, LoanStatus.credit_check,
+                LoanStatus.pending_approval, LoanStatus.info_requested)
 DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
                         "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
 
@@ -65,16 +68,20 @@ class LoanWorkflow:
 
     @workflow.update
     async def withdraw(self) -> str:
+        """Answers the status the loan leaves the withdrawable ones for: `withdrawn`, or what came first (declined
+        at the credit check, approved in the same instant); whatever run() does next, this ends."""
         self._withdraw_requested = True
         if self._approval_started:  # otherwise run() tells the child as soon as it has started it
-            await workflow.get_external_workflow_handle(self._approval_id).signal(ApprovalWorkflow.withdraw)
-        await workflow.wait_condition(lambda: self._status == LoanStatus.withdrawn)
+            try:
+                await workflow.get_external_workflow_handle(self._approval_id).signal(ApprovalWorkflow.withdraw)
+            except FailureError:  # the approval has just ended: run() takes its outcome
+                pass
+        await workflow.wait_condition(lambda: self._status not in WITHDRAWABLE)
         return self._status
 
     @withdraw.validator
     def _validate_withdraw(self) -> None:
-        if self._status not in (LoanStatus.submitted, LoanStatus.checking_eligibility, LoanStatus.credit_check,
-                                LoanStatus.pending_approval, LoanStatus.info_requested) or self._withdraw_requested:
+        if self._status not in WITHDRAWABLE or self._withdraw_requested:
             raise ApplicationError(f"the loan is {self._status}: it can only be withdrawn before approval",
                                    type="not_withdrawable", non_retryable=True)
 
@@ -132,7 +139,13 @@ class LoanWorkflow:
                                       reason=f"credit score {report.score} is below {req.min_credit_score}")
 
         await workflow.execute_activity_method(LoanActivities.store_schedule, req.loan_id, **STEP)
-        approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id, **STEP)
+        try:
+            approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id,
+                                                              **STEP)
+        except ActivityError as error:  # no rule routes it any more: the loan ends, saying why
+            if isinstance(error.cause, ApplicationError) and error.cause.type == "NoApprovalRule":
+                return await self._change(LoanStatus.failed, reason=error.cause.message)
+            raise
         await self._change(LoanStatus.pending_approval, credit_score=report.score)
         self._approval_id = f"approval-{approval.request_id}"
         handle = await workflow.start_child_workflow(

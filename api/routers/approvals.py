@@ -24,7 +24,7 @@ router = APIRouter(prefix="/approvals", tags=["approvals"])
 # What a validator's refusal means for the caller.
 REFUSALS = {"wrong_role": 403, "own_request": 403, "maker_checker": 403, "not_the_applicant": 403,
             "wrong_level": 409, "already_decided": 409, "request_closed": 409, "awaiting_information": 409,
-            "reason_required": 422}
+            "decision_superseded": 409, "reason_required": 422}
 
 
 class InboxItem(BaseModel):
@@ -53,8 +53,8 @@ async def inbox(session: SessionDep, user: CurrentUser):
            FROM approval_requests r
            WHERE r.status = 'open' AND r.waiting_on_role = :role AND r.org_id = :org
              AND :me IS DISTINCT FROM r.applicant_id AND :me <> r.submitted_by
-             AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.request_id = r.id
-                             AND d.level = r.current_level AND d.approver_id = :me)
+             AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.request_id = r.id AND d.approver_id = :me
+                             AND d.level = r.current_level AND d.round = r.current_round)
            ORDER BY r.level_opened_at, r.id"""), {"role": user.role, "org": user.org_id, "me": user.id})
     return [InboxItem(request_id=r.id, subject_type=r.subject_type, subject_id=r.subject_id, title=r.title,
                       amount=r.amount, level=r.current_level, waiting_on_role=r.waiting_on_role,
@@ -71,12 +71,15 @@ async def get_approval(request_id: uuid.UUID, session: SessionDep, user: Current
         # Not started yet, or gone from Temporal's retention: the request row still tells where it stands.
         return ApprovalState(request_id=request.id, status=request.status, level=request.current_level,
                              levels=len(request.levels), waiting_on_role=request.waiting_on_role,
-                             deadline_at=request.deadline_at, escalated=False, approvals=0, quorum=0)
+                             deadline_at=request.deadline_at, escalated=False, approvals=0, quorum=0,
+                             round=request.current_round)
 
 
 @router.post("/{request_id}/decisions", response_model=ApprovalState, responses={
     403: {"description": "the wrong role, the applicant, or the submitter"},
-    409: {"description": "the wrong level, a second vote, or a closed request"},
+    409: {"description": "the wrong level, a second vote in the round, a closed request, or `decision_superseded`: "
+                         "the level escalated, reopened or passed while the decision was being recorded (it stays "
+                         "in the audit trail but does not count)"},
     422: {"description": "a rejection or a request for information without a reason"}},
     summary="Approve, reject (with a reason) or request more information")
 async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, user: CurrentUser,

@@ -41,6 +41,7 @@ class UserOut(BaseModel):
     role: str
     org_id: uuid.UUID | None
     is_active: bool
+    member_type: str
 
 
 async def issue_tokens(session, settings: Settings, user: User) -> TokenPair:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import Response as RawResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
@@ -22,8 +22,9 @@ from api.routers.accounts import IdempotencyKey
 from api.routers.transfers import request_hash
 from api.scoping import is_super
 from core import audit, search_attributes as sa
+from core.approval_routes import no_route, route_for
 from models.api_types import PositiveMoney
-from models.approvals import InformationInput
+from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
 from activities.loan_servicing import quote
@@ -39,11 +40,14 @@ _LOAN_NS = uuid.UUID("2d7a1c64-1f0e-4b8e-9a52-3c6d5e7f8091")
 
 
 class LoanIn(BaseModel):
+    """The route of approvals follows the amount and the applicant's member type, which is on their record (staff
+    set it): a `member_type` here, like any unknown field, is refused."""
+    model_config = ConfigDict(extra="forbid")
+
     product_id: uuid.UUID
     amount: PositiveMoney
     term: int = Field(ge=1, le=600, description="number of installments", examples=[36])
     purpose: str = Field(default="", max_length=500, examples=["Car purchase"])
-    member_type: str = Field(default="consumer", max_length=40)
     monthly_income: PositiveMoney = Field(examples=["5200.00"])
     monthly_debt: Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2)] = Decimal("0.00")
     deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is booked to and repaid from")
@@ -143,6 +147,9 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             problems["term"] = f"must be between {product.min_term} and {product.max_term}"
         if problems:
             raise AppError(422, "outside_product_limits", "the loan does not fit the product", problems)
+        if await route_for(session, body.amount, applicant.member_type) is None:
+            raise AppError(422, "no_approval_route", no_route(body.amount, applicant.member_type),
+                           {"amount": body.amount, "member_type": applicant.member_type})
         account = await session.get(LedgerAccount, body.deposit_account_id)
         if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
             raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
@@ -158,7 +165,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
                                {"external_account_id": external.id})
         inserted = (await session.execute(pg_insert(Loan.__table__).values(
             id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
-            term=body.term, purpose=body.purpose, member_type=body.member_type, monthly_income=body.monthly_income,
+            term=body.term, purpose=body.purpose, member_type=applicant.member_type, monthly_income=body.monthly_income,
             monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
             external_account_id=body.external_account_id, auto_debit=body.auto_debit,
             created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
@@ -249,23 +256,29 @@ async def get_agreement(loan_id: uuid.UUID, session: SessionDep, user: CurrentUs
                        headers={"Content-Disposition": f'inline; filename="loan-{loan.id}.pdf"'})
 
 
-@router.post("/{loan_id}/withdraw", response_model=LoanOut, summary="Withdraw an application before approval")
+@router.post("/{loan_id}/withdraw", response_model=LoanOut, summary="Withdraw an application before approval",
+             responses={409: {"description": "not withdrawable: `details.status` is where the loan stands (e.g. "
+                                             "declined or approved before the withdrawal took effect)"}})
 async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
     if user.id not in (loan.applicant_id, loan.created_by) and user.role not in (Role.org_admin, Role.superuser):
         raise forbidden("only the applicant, the submitter or an admin can withdraw")
     await session.commit()
     try:
-        await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
+        status = await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
     except WorkflowUpdateFailedError as exc:
         raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status})
     except RPCError as exc:
         raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc))
+    if status != LoanStatus.withdrawn:  # the loan ended another way, or was approved, before the withdrawal took
+        raise AppError(409, "not_withdrawable", f"the loan was {status} before the withdrawal took effect",
+                       {"status": status})
     session.expire_all()
     return loan_out(await session.get(Loan, loan_id))
 
 
-@router.post("/{loan_id}/information", summary="Answer an approver's request for more information")
+@router.post("/{loan_id}/information", response_model=ApprovalState,
+             summary="Answer an approver's request for more information: the level reopens for everyone at it")
 async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: SessionDep, user: CurrentUser,
                               client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
@@ -279,6 +292,11 @@ async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: 
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
         raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause)))
+    except RPCError as exc:
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+    if state.status not in ("open", "info_requested"):  # closed (withdrawn) before the answer reopened it
+        raise AppError(409, "request_closed", f"the request was {state.status} before your answer reopened it",
+                       {"status": state.status})
     return state
 
 

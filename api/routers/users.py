@@ -17,7 +17,7 @@ from models.users import Organization, Role, User
 
 router = APIRouter(tags=["users"])
 
-_USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active"]
+_USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_type"]
 
 
 class OrganizationIn(BaseModel):
@@ -29,18 +29,25 @@ class OrganizationOut(BaseModel):
     name: str
 
 
+# Picks the approval route of the member's loans, with the amount (see /approval-rules); set by staff only.
+MemberType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40, examples=["business"],
+                                  description="routes the member's loans (see approval rules); staff set it")]
+
+
 class UserIn(BaseModel):
     email: EmailStr = Field(examples=["teller@riverside.example"])
     full_name: str = Field(min_length=1, max_length=200, examples=["Dana Teller"])
     password: str = Field(min_length=12, max_length=128, description="at least 12 characters")
     role: Role = Field(examples=["member"])
     org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
+    member_type: MemberType = "consumer"
 
 
 class UserUpdate(BaseModel):
     full_name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
     is_active: bool | None = None
+    member_type: MemberType | None = None
 
 
 @router.post("/organizations", response_model=OrganizationOut, status_code=201, summary="Create an organization")
@@ -85,7 +92,7 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserManager):
     if org_id and await session.get(Organization, org_id) is None:
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
     user = User(email=body.email.lower(), full_name=body.full_name, hashed_password=hash_password(body.password),
-                role=body.role, org_id=org_id)
+                role=body.role, org_id=org_id, member_type=body.member_type)
     session.add(user)
     try:
         await session.flush()
@@ -126,7 +133,7 @@ async def get_user(user_id: uuid.UUID, session: SessionDep, actor: UserManager):
     return await _visible_user(session, actor, user_id)
 
 
-@router.patch("/users/{user_id}", response_model=UserOut, summary="Rename, change the role of, or disable a user")
+@router.patch("/users/{user_id}", response_model=UserOut, summary="Rename, change the role or the member type of, or disable a user")
 async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, actor: UserManager):
     user = await _visible_user(session, actor, user_id)
     if not is_super(actor) and user.role not in _ORG_ADMIN_GRANTS:

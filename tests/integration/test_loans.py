@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
 from tests.conftest import assert_error, make_org, make_user, open_account
@@ -37,7 +38,8 @@ async def bank(http, su):
 
 
 async def rule(http, su, levels: list[dict], final_outcome="decline") -> str:
-    """A routing rule of its own for one test, picked by a member type no other test uses."""
+    """A routing rule of its own for one test, picked by a member type no other test uses (give it to the
+    applicant with `apply(member_type=...)`)."""
     member_type = f"t-{uuid.uuid4().hex[:10]}"
     response = await http.post("/api/v1/approval-rules", headers=su, json={
         "name": member_type, "priority": 1, "min_amount": "0.01", "max_amount": None, "member_type": member_type,
@@ -51,14 +53,25 @@ def level(role, quorum=1, deadline=600, reminder=0, escalation=None) -> dict:
             "escalation_role": escalation}
 
 
-async def apply(http, sandbox_url, org, product, amount="5000.00", member_type="consumer", score=720,
+async def set_member_type(http, headers, user: dict, member_type: str) -> dict:
+    """Staff set a member's type on their record; the loan's route follows it."""
+    response = await http.patch(f"/api/v1/users/{user['id']}", headers=headers, json={"member_type": member_type})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def apply(http, sandbox_url, org, product, amount="5000.00", member_type=None, score=720,
                 as_role="member", applicant=None, income="20000.00", **extra) -> dict:
+    """Applies for `applicant` (the org's member by default); `member_type` is first set on their record by the
+    org admin; `score` is the bureau's answer for them (None: whatever the bureau derives, or no file)."""
     applicant = applicant or org.users["member"]
+    if member_type is not None:
+        await set_member_type(http, org.headers["org_admin"], applicant, member_type)
     async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:  # the bureau's answer for this applicant
         await sandbox.put("/bureau/_control", json={"fixed_scores": {applicant["id"]: score}})
     response = await http.post("/api/v1/loans", headers={**org.headers[as_role], "Idempotency-Key": uuid.uuid4().hex},
                                json={"product_id": product["id"], "amount": amount, "term": 36, "purpose": "Car",
-                                     "member_type": member_type, "monthly_income": income, "monthly_debt": "300.00",
+                                     "monthly_income": income, "monthly_debt": "300.00",
                                      "deposit_account_id": extra.pop("deposit_account_id", org.account["id"]),
                                      **({"applicant_id": applicant["id"]} if as_role != "member" else {}), **extra})
     assert response.status_code == 201, response.text
@@ -227,7 +240,7 @@ async def test_request_information_loop(http, su, sandbox_url, bank, product):
     answered = await http.post(f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["member"],
                                json={"text": "Attached"})
     assert answered.status_code == 200 and answered.json()["status"] == "open"
-    # The officer who asked decides again at the same level.
+    # The level reopens for every officer (the asker too: see test_approval_races); another one approves.
     second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
     approved = await decide(http, headers, request_id)
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
@@ -317,3 +330,74 @@ async def test_repayment_prepayment_and_payoff(http, su, sandbox_url, bank, prod
     assert await temporal_env.client.get_workflow_handle(loan["workflow_id"]).result() == "closed"
     assert_error(await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "1.00"},
                                  headers={**member, "Idempotency-Key": uuid.uuid4().hex}), 409, "loan_not_active")
+
+
+async def test_the_route_follows_the_members_record_not_the_request(http, su, sandbox_url, bank, product, db):
+    member_type = await rule(http, su, [level("branch_manager")])
+    member = bank.users["member"]
+    body = {"product_id": product["id"], "amount": "5000.00", "term": 36, "monthly_income": "20000.00",
+            "deposit_account_id": bank.account["id"]}
+    # The applicant cannot pick their route: a member_type in the request is refused, and so is setting their own.
+    sent = await http.post("/api/v1/loans", headers={**bank.headers["member"], "Idempotency-Key": uuid.uuid4().hex},
+                           json={**body, "member_type": member_type})
+    error = assert_error(sent, 422, "validation_error")
+    assert ["body", "member_type"] in [detail["loc"] for detail in error["details"]]
+    assert_error(await http.patch(f"/api/v1/users/{member['id']}", headers=bank.headers["member"],
+                                  json={"member_type": member_type}), 403)
+    assert (await http.get(f"/api/v1/users/{member['id']}", headers=su)).json()["member_type"] == "consumer"
+    async with db.session() as session:  # nothing was written by the refused application
+        assert (await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"),
+                                      {"a": member["id"]})).scalar_one() == 0
+    # Staff set it on the member's record; the loan takes it from there and routes by it.
+    assert (await set_member_type(http, bank.headers["org_admin"], member, member_type))["member_type"] == member_type
+    loan = await apply(http, sandbox_url, bank, product)
+    assert loan["member_type"] == member_type
+    state = await waiting_on(http, su, loan["id"], 1, "branch_manager")
+    assert state["levels"] == 1
+
+
+@pytest.fixture
+async def only_member_type_rules(http, su):
+    """The generic rules (the default tiers) deactivated for one test, so that a member type can match nothing;
+    restored afterwards."""
+    rules = (await http.get("/api/v1/approval-rules", headers=su, params={"active": True, "limit": 500})).json()
+    generic = [r["id"] for r in rules["items"] if r["member_type"] is None]
+    assert generic
+    for rule_id in generic:
+        assert (await http.delete(f"/api/v1/approval-rules/{rule_id}", headers=su)).status_code == 204
+    yield
+    for rule_id in generic:
+        response = await http.patch(f"/api/v1/approval-rules/{rule_id}", headers=su, json={"active": True})
+        assert response.status_code == 200, response.text
+
+
+async def test_a_loan_no_rule_routes_is_refused_before_anything_is_written(http, su, sandbox_url, bank, product,
+                                                                         db, only_member_type_rules):
+    await set_member_type(http, bank.headers["org_admin"], bank.users["member"], f"t-{uuid.uuid4().hex[:10]}")
+    response = await http.post("/api/v1/loans", headers={**bank.headers["member"], "Idempotency-Key": "no-route"},
+                               json={"product_id": product["id"], "amount": "5000.00", "term": 36,
+                                     "monthly_income": "20000.00", "deposit_account_id": bank.account["id"]})
+    error = assert_error(response, 422, "no_approval_route")
+    assert error["details"]["amount"] == "5000.00" and error["details"]["member_type"].startswith("t-")
+    async with db.session() as session:
+        assert (await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"),
+                                      {"a": bank.users["member"]["id"]})).scalar_one() == 0
+
+
+async def test_a_loan_whose_rule_goes_away_before_routing_fails_with_the_reason(http, su, sandbox_url, bank,
+                                                                              product, only_member_type_rules):
+    member_type = await rule(http, su, [level("loan_officer")])
+    rule_id = (await http.get("/api/v1/approval-rules", headers=su, params={"member_type": member_type})).json()[
+        "items"][0]["id"]
+    async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
+        await sandbox.put("/_control/faults", json={"latency_ms": 3000})  # a slow bureau: routing comes later
+        try:
+            loan = await apply(http, sandbox_url, bank, product, amount="5000.00", member_type=member_type)
+            assert (await http.delete(f"/api/v1/approval-rules/{rule_id}", headers=su)).status_code == 204
+            early = (await http.get(f"/api/v1/loans/{loan['id']}", headers=su)).json()
+            assert early["approval_request_id"] is None, "the loan was routed before its rule was deactivated"
+        finally:
+            await sandbox.put("/_control/faults", json={"latency_ms": 0})
+    failed = await wait_loan(http, su, loan["id"], FINAL, timeout=30)
+    assert failed["status"] == "failed", failed
+    assert "5000.00" in failed["decline_reason"] and member_type in failed["decline_reason"]
