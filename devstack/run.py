@@ -1,12 +1,15 @@
 """`make run`: the whole back office on one machine, in the foreground. Ctrl-C or SIGTERM stops it all.
 
-Data lives under .data/ (Postgres, Temporal's SQLite file, logs); delete that folder to start afresh."""
+Data lives under .data/ (Postgres, Temporal's SQLite file, logs); delete that folder to start afresh.
+BACKOFFICE_DATA_DIR moves it, BACKOFFICE_PORT_OFFSET shifts every port, BACKOFFICE_SKIP_DEMO=1 loads no demo
+data (a second stack beside the first, as the shutdown tests start)."""
 
 import asyncio
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from core.db import Database
 from core.search_attributes import cli_flags
@@ -17,9 +20,12 @@ from devstack.seed import USERS, seed_database, seed_through_api
 from devstack.seed_statements import seed_demo_statements
 from devstack.temporal_cli import ensure_temporal
 
-DATA = ROOT / ".data"
-PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464, "smtp": 1025,
-         "mail_page": 8025}
+DATA = Path(os.environ.get("BACKOFFICE_DATA_DIR") or ROOT / ".data").resolve()
+_OFFSET = int(os.environ.get("BACKOFFICE_PORT_OFFSET") or 0)
+PORTS = {name: port + _OFFSET for name, port in {
+    "temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464, "smtp": 1025,
+    "mail_page": 8025}.items()}
+SKIP_DEMO = os.environ.get("BACKOFFICE_SKIP_DEMO", "") not in ("", "0")
 # ACH in demo time: a cutoff window every 30 s, a 1-minute return window, 10 minutes for a late return.
 # Any of these set in the environment wins.
 DEMO_ACH = {"ACH_WINDOW_INTERVAL": "PT30S", "ACH_RETURN_WINDOW": "PT60S", "ACH_LATE_RETURN_WINDOW": "PT10M"}
@@ -33,7 +39,7 @@ def _check_ports_free() -> None:
 
 def main() -> None:
     _check_ports_free()
-    DATA.mkdir(exist_ok=True)
+    DATA.mkdir(parents=True, exist_ok=True)
     logs = DATA / "logs"
     logs.mkdir(exist_ok=True)
     database_url = os.environ.get("DATABASE_URL") or embedded_postgres(DATA / "postgres", delete_on_exit=False)
@@ -43,6 +49,7 @@ def main() -> None:
     env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": f"127.0.0.1:{PORTS['temporal']}",
            "LINKING_BASE_URL": f"http://127.0.0.1:{PORTS['sandbox']}",
            "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}", "ODFI_BASE_URL": f"http://127.0.0.1:{PORTS['sandbox']}",
+           "BUREAU_BASE_URL": f"http://127.0.0.1:{PORTS['sandbox']}",
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(PORTS["smtp"]),
            "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/webhooks/bank",
            **{name: os.environ.get(name, value) for name, value in DEMO_ACH.items()}}
@@ -82,11 +89,7 @@ def run_children(children: list, env: dict, logs, database_url: str) -> None:
                                            "--port", str(PORTS["api"]), "--no-access-log"), env, logs / "api.log")
     children.append(api)
     processes.wait_for_port(PORTS["api"], api, name="api")
-
-    db = Database(database_url, pool_size=2)
-    asyncio.run(seed_database(db))
-    demo = asyncio.run(seed_through_api(f"http://127.0.0.1:{PORTS['api']}", f"http://127.0.0.1:{PORTS['sandbox']}"))
-    statement_pdf = asyncio.run(seed_demo_statements(database_url, f"http://127.0.0.1:{PORTS['api']}"))
+    demo_lines = [] if SKIP_DEMO else seed_demo(database_url)
 
     print(f"""
 Back office is up (logs in {logs}):
@@ -97,12 +100,9 @@ Back office is up (logs in {logs}):
   Mail page      http://127.0.0.1:{PORTS['mail_page']}/   (the sink's messages, newest first)
   Schedules      http://127.0.0.1:{PORTS['temporal_ui']}/namespaces/default/schedules   (python -m core.schedules list)
   Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
-  Database       {database_url}
-Demo statement http://127.0.0.1:{PORTS['api']}{statement_pdf}   (as alice, in a minute)
-Demo workflows: {', '.join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo)}
-Demo users (email / password):""", flush=True)
-    for email, _, role, password in USERS:
-        print(f"  {role:17} {email:32} {password}")
+  Database       {database_url}""", flush=True)
+    for line in demo_lines:
+        print(line)
     print("Ctrl-C stops everything.", flush=True)
 
     parent = os.getppid()
@@ -114,6 +114,18 @@ Demo users (email / password):""", flush=True)
                 print(f"{child.args[:3]} exited with {child.returncode}; see {logs}", flush=True)
                 shutdown()
         time.sleep(1)
+
+
+def seed_demo(database_url: str) -> list[str]:
+    """Loads the demo data; the lines that tell where to find it."""
+    api = f"http://127.0.0.1:{PORTS['api']}"
+    asyncio.run(seed_database(Database(database_url, pool_size=2)))
+    demo = asyncio.run(seed_through_api(api, f"http://127.0.0.1:{PORTS['sandbox']}"))
+    statement_pdf = asyncio.run(seed_demo_statements(database_url, api))
+    return [f"Demo statement {api}{statement_pdf}   (as alice, in a minute)",
+            "Demo workflows: " + ", ".join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo),
+            "Demo users (email / password):",
+            *(f"  {role:17} {email:32} {password}" for email, _, role, password in USERS)]
 
 
 if __name__ == "__main__":
