@@ -18,9 +18,9 @@ import pytest
 
 from devstack import processes
 from devstack.processes import ROOT
+from devstack.run import BASE_PORTS
 from tests.polling import poll
 
-BASE_PORTS = (7233, 8233, 8100, 8000, 9464, 1025, 8025)  # devstack/run.py's PORTS, shifted by the offset
 UP_LINE = "Ctrl-C stops everything."
 
 
@@ -51,14 +51,18 @@ class Stack:
     def __init__(self, data_dir: Path, offset: int, outputs: Path):
         self.data_dir, self.offset, self.outputs = data_dir, offset, outputs
         self.output = outputs / "never-started.out"
-        self.ports = [port + offset for port in BASE_PORTS]
+        self.ports = [port + offset for port in BASE_PORTS.values()]
         self.seen: dict[int, tuple[int, str]] = {}  # pid -> (start time, command line), everything ever observed
         self.launcher: subprocess.Popen | None = None
 
-    def start(self) -> subprocess.Popen:
+    def env(self) -> dict[str, str]:
         env = {**os.environ, "BACKOFFICE_DATA_DIR": str(self.data_dir), "BACKOFFICE_PORT_OFFSET": str(self.offset),
                "BACKOFFICE_SKIP_DEMO": "1", "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)  # the embedded Postgres is one of the children to stop
+        return env
+
+    def start(self) -> subprocess.Popen:
+        env = self.env()
         self.output = self.outputs / f"run-{len(list(self.outputs.glob('run-*.out'))) + 1}.out"
         with open(self.output, "ab") as out:
             self.launcher = subprocess.Popen([sys.executable, "-m", "devstack.run"], cwd=ROOT, env=env, stdout=out,
@@ -130,7 +134,7 @@ def _free_offset() -> int:
     """A port offset at which every port of the stack is free, below the ephemeral range (free_port()'s)."""
     for _ in range(200):
         offset = random.randrange(10_000, 23_000)
-        if all(_bindable(port + offset) for port in BASE_PORTS):
+        if all(_bindable(port + offset) for port in BASE_PORTS.values()):
             return offset
     raise RuntimeError("no free port offset")
 
@@ -196,6 +200,34 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
 
     still_running = {pid: cmd for pid, cmd in stack.alive().items() if pid in first_run and pid in leftovers}
     assert still_running == {}, f"the first run's processes still run beside the second: {still_running}"
+    second_run = stack.observe()
+
+    # A third start on the same data dir while the second is up is refused, and touches nothing of it.
+    third = subprocess.run([sys.executable, "-m", "devstack.run"], cwd=ROOT, env=stack.env(), capture_output=True,
+                           text=True, timeout=120)
+    assert third.returncode == 1 and f"is up: launcher (pid {stack.launcher.pid}" in third.stderr, third
+    assert set(second_run) <= set(stack.alive()), "the refused start stopped some of the running stack"
+
     # And the second run shuts down cleanly, here on a terminal's Ctrl-C followed by a process manager's SIGTERM.
     await _second_signal_during_shutdown(stack, signal.SIGINT, signal.SIGTERM)
     await _assert_everything_stopped(stack)
+
+
+async def test_a_port_held_by_another_program_is_named_with_its_pid_and_command_line(stack):
+    api_port = BASE_PORTS["api"] + stack.offset
+    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        processes.wait_for_port(api_port, holder, name="http.server")
+        stack.start()
+        await stack.wait_stopped()
+        stack.observe()
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert stack.launcher.returncode == 1
+    assert f"api ({api_port}): pid {holder.pid}: {sys.executable} -m http.server {api_port}" in stack.text(), \
+        stack.text()
+    assert "migrating the database" not in stack.text() and stack.alive() == {}, \
+        f"started although a port was taken: {stack.alive()}\n{stack.text()}"
