@@ -34,19 +34,17 @@ SKIP_DEMO = os.environ.get("BACKOFFICE_SKIP_DEMO", "") not in ("", "0")
 DEMO_ACH = {"ACH_WINDOW_INTERVAL": "PT30S", "ACH_RETURN_WINDOW": "PT60S", "ACH_LATE_RETURN_WINDOW": "PT10M"}
 
 
-class Stop(BaseException):
-    """A stop signal arrived: raised once, out of whatever the launcher was doing (a BaseException, as
-    KeyboardInterrupt, so that no `except Exception` on the way swallows it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
+class Stop(KeyboardInterrupt):
+    """A stop signal arrived: raised once, out of whatever the launcher was doing. A KeyboardInterrupt, so that
+    no `except Exception` on the way swallows it, and asyncio passes it on at once even from inside a task."""
 
 
-_stopping = False  # a plain global: setting it runs no Python code, so no signal handler slips in before it
+_stopping = False  # plain globals: setting one runs no Python code, so no signal handler slips in before it
+_stop_signal = ""
 
 
 def _on_signal(signum: int, _frame) -> None:
-    global _stopping
+    global _stopping, _stop_signal
     if _stopping:  # a second Ctrl-C, make passing SIGTERM on, a process manager insisting: the shutdown goes on
         # os.write, not print: print() from a handler that interrupted another print() fails (stdout is not reentrant)
         try:
@@ -55,7 +53,14 @@ def _on_signal(signum: int, _frame) -> None:
             pass
         return
     _stopping = True
-    raise Stop(signum)
+    _stop_signal = signal.Signals(signum).name
+    raise Stop(_stop_signal)
+
+
+def _stop_if_requested() -> None:
+    """Raises Stop again in case library code caught the first one and went on."""
+    if _stopping:
+        raise Stop(_stop_signal)
 
 
 def main() -> None:
@@ -117,6 +122,7 @@ def run(supervisor: Supervisor) -> int:
         "--no-access-log"), env, logs / "api.log")
     processes.wait_for_port(PORTS["api"], api, name="api")
     demo_lines = [] if SKIP_DEMO else seed_demo(database_url)
+    _stop_if_requested()
 
     print(f"""
 Back office is up (logs in {logs}):
@@ -134,13 +140,14 @@ Back office is up (logs in {logs}):
 
     parent = os.getppid()
     while True:
+        _stop_if_requested()
         if os.getppid() != parent:  # `make` was SIGKILLed: nobody would stop us otherwise
             say("the parent process is gone: stopping…")
             return 0
-        for child in supervisor.popens:
-            if child.poll() is not None:
-                say(f"{child.args[:3]} exited with {child.returncode}; see {logs}. Stopping…")
-                return 1
+        ended = supervisor.ended()
+        if ended:
+            say(f"{ended}; see {logs}. Stopping…")
+            return 1
         time.sleep(1)
 
 

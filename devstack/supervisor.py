@@ -32,7 +32,7 @@ class Supervisor:
         self.data = data
         self.run_file = data / "run.pids"
         self.postgres_dir = data / "postgres"
-        self.popens: list[subprocess.Popen] = []
+        self.popens: dict[str, subprocess.Popen] = {}  # by name
         self.started: list[Running] = []
         self.owns_postgres = False
         self._lock = None
@@ -67,7 +67,7 @@ class Supervisor:
 
     def start(self, name: str, args: list[str], env: dict | None = None, log_path: Path | None = None):
         child = processes.start(args, env, log_path)
-        self.popens.append(child)
+        self.popens[name] = child
         target = Running.of(name, child.pid, args)
         if target:
             self.started.append(target)
@@ -85,6 +85,13 @@ class Supervisor:
             self._write()
         return url
 
+    def ended(self) -> str | None:
+        """The first child found to have ended ("<name> exited with <code>"); None while all run."""
+        for name, child in self.popens.items():
+            if child.poll() is not None:
+                return f"{name} exited with {child.returncode}"
+        return None
+
     def stop(self) -> None:
         """Stops every process at once (see processes.stop_all), waits until all have ended; safe to call again."""
         if self._lock is None:
@@ -101,7 +108,7 @@ class Supervisor:
         running = [target for target in targets if target.is_running()]
         if running:
             say(f"stopping {', '.join(target.name for target in running)}")
-        for target in processes.stop_all(running, STOP_TIMEOUT, children=self.popens):
+        for target in processes.stop_all(running, STOP_TIMEOUT, children=list(self.popens.values())):
             say(f"{target.describe()} did not stop within {STOP_TIMEOUT}s: killed")
         self.started = []
         self.run_file.unlink(missing_ok=True)
