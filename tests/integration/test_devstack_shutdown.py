@@ -2,7 +2,7 @@
 
 Each test starts the real launcher (`python -m devstack.run`) in its own session, as make and a terminal would,
 with a temp data dir and shifted ports (no demo data, to stay quick): the embedded Postgres, the Temporal dev
-server, the sandbox, the mail sink, the worker and the API. Which processes belong to it is observed from /proc
+server, the sandbox, the mail sink, the worker and the API. Which processes belong to it is observed in /proc
 (the launcher's descendants, and whatever runs on its data dir: the Postgres server), not taken from the
 launcher's own records."""
 
@@ -16,33 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from devstack import processes
+from devstack import procfs, processes
 from devstack.processes import ROOT
 from devstack.run import BASE_PORTS
 from tests.polling import poll
 
 UP_LINE = "Ctrl-C stops everything."
-
-
-def _stat(pid: int) -> tuple[int, str, int] | None:
-    """(parent pid, state, start time) from /proc/<pid>/stat; None when the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "
-    return int(fields[1]), fields[0], int(fields[19])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-
-
-def _all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
 
 
 class Stack:
@@ -84,15 +63,15 @@ class Stack:
 
     def observe(self) -> dict[int, tuple[int, str]]:
         """The launcher's process tree and the processes on its data dir (with their own children), now."""
-        stats = {pid: stat for pid in _all_pids() if (stat := _stat(pid)) is not None}
-        roots = {pid for pid in stats if str(self.data_dir) in _cmdline(pid)}
+        stats = {pid: stat for pid in procfs.pids() if (stat := procfs.stat(pid)) is not None}
+        roots = {pid for pid in stats if any(str(self.data_dir) in arg for arg in procfs.cmdline(pid))}
         if self.launcher is not None and self.launcher.pid in stats:
             roots.add(self.launcher.pid)
         found, frontier = set(roots), set(roots)
         while frontier:
-            frontier = {pid for pid, (parent, _, _) in stats.items() if parent in frontier} - found
+            frontier = {pid for pid, stat in stats.items() if stat.ppid in frontier} - found
             found |= frontier
-        now = {pid: (stats[pid][2], _cmdline(pid)) for pid in found if stats[pid][1] != "Z"}
+        now = {pid: (stats[pid].started, " ".join(procfs.cmdline(pid))) for pid in found if not stats[pid].zombie}
         self.seen.update(now)
         return now
 
@@ -100,8 +79,7 @@ class Stack:
         """Everything observed so far that still runs (same pid and start time, not a zombie)."""
         running = {}
         for pid, (started, cmdline) in self.seen.items():
-            stat = _stat(pid)
-            if stat is not None and stat[2] == started and stat[1] != "Z":
+            if procfs.running(pid, started):
                 running[pid] = cmdline
         return running
 
