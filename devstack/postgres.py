@@ -9,12 +9,15 @@ from alembic.config import Config
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def embedded_postgres(data_dir: Path, delete_on_exit: bool) -> str:
+def embedded_postgres(data_dir: Path, delete_on_exit: bool, stop_on_exit: bool = True) -> str:
+    """The server of `data_dir`, started unless it runs. At this process's exit it is deleted, or stopped, or
+    (stop_on_exit=False: the caller stops it) left running."""
     import pgserver  # imported lazily: only needed without DATABASE_URL
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
+    cleanup_mode = "delete" if delete_on_exit else "stop" if stop_on_exit else None
+    server = pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
     # More connections than the default 100: API, worker and benchmarks each keep a pool.
     if "max_connections = 300" not in (data_dir / "postgresql.auto.conf").read_text():
         server.psql("ALTER SYSTEM SET max_connections = 300;")
@@ -28,3 +31,11 @@ def migrate(database_url: str) -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = database_url
     command.upgrade(config, "head")
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The pid that postmaster.pid names: the embedded server of `data_dir`, if one ran there."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return None

@@ -6,7 +6,10 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from devstack import procfs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,14 +48,91 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def stop(process: subprocess.Popen, timeout: float = 15) -> None:
-    if process.poll() is not None:
-        return
+@dataclass(frozen=True)
+class Running:
+    """A process to stop, named so that it is never mistaken for another that reuses its pid later.
+
+    `group`: signals go to its whole process group (a child started in its own session by start()), else to the
+    process alone (Postgres's postmaster, whose backends end with it)."""
+
+    name: str
+    pid: int
+    started: int | None  # start time from /proc; None where there is no /proc
+    cmdline: list[str] = field(default_factory=list)
+    group: bool = True
+    stop_signal: int = signal.SIGTERM
+
+    @classmethod
+    def of(cls, name: str, pid: int, cmdline: list[str] | None = None, **options) -> "Running | None":
+        """The process `pid` as it is now (its command line as given, else as /proc shows it); None when it has
+        ended. A child just started is named by the arguments it was started with: /proc may show it empty then."""
+        if not procfs.available():
+            return cls(name, pid, None, list(cmdline or []), **options)
+        now = procfs.stat(pid)
+        if now is None or now.zombie:
+            return None
+        return cls(name, pid, now.started, list(cmdline) if cmdline else procfs.cmdline(pid), **options)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Running":
+        return cls(**record)
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    def is_same_process(self) -> bool:
+        """It still runs, and is the process recorded (same start time and command line), not a reused pid."""
+        if self.started is None:
+            return False  # without /proc, a pid from an earlier run cannot be told from a reused one
+        return procfs.running(self.pid, self.started) and procfs.cmdline(self.pid) == self.cmdline
+
+    def is_running(self) -> bool:
+        if self.started is None:
+            return _signal(self.pid, 0, group=self.group)
+        if procfs.running(self.pid, self.started):
+            return True
+        # The leader has ended; while its group exists, no new process can have the same id.
+        return self.group and bool(procfs.group_members(self.pid))
+
+    def send(self, sig: int) -> None:
+        _signal(self.pid, sig, group=self.group)
+
+    def describe(self) -> str:
+        return f"{self.name} (pid {self.pid}: {' '.join(self.cmdline)[:160]})"
+
+
+def _signal(pid: int, sig: int, group: bool) -> bool:
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
+        (os.killpg if group else os.kill)(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):  # ended; or not ours to signal (then nothing else will work)
+        return False
+
+
+def stop_all(targets: list[Running], timeout: float = 15, children: list[subprocess.Popen] = ()) -> list[Running]:
+    """Stops every target at once: its stop signal, then SIGKILL to what still runs after `timeout` seconds, and
+    waits until all have ended (a zombie has), reaping `children`, our own Popens among the targets.
+    Returns the targets that needed SIGKILL."""
+    remaining = [target for target in targets if target.is_running()]
+    for target in remaining:
+        target.send(target.stop_signal)
+    deadline = time.monotonic() + timeout
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.1)
+        for child in children:
+            child.poll()  # reaps an ended child, so it no longer counts as running (a zombie)
+        remaining = [target for target in remaining if target.is_running()]
+    for target in remaining:
+        target.send(signal.SIGKILL)
+    deadline = time.monotonic() + timeout  # SIGKILL cannot be caught, but a process busy in the kernel ends late
+    while any(target.is_running() for target in remaining) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for child in children:
+        child.poll()
+    return remaining
+
+
+def stop(process: subprocess.Popen, timeout: float = 15) -> None:
+    """Stops one child started by start(): SIGTERM to its process group, SIGKILL after `timeout`."""
+    target = Running.of(str(process.args), process.pid, process.args)
+    stop_all([target] if target else [], timeout, children=[process])
