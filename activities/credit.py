@@ -3,8 +3,10 @@
 Retries are Temporal's: connection errors, timeouts, 5xx and 429 raise plain exceptions (retryable); a
 4xx is an answer that a retry would only repeat, so it is non-retryable:
   404 NO_FILE  -> ApplicationError(type="NoCreditFile")
+  401, 403     -> ApplicationError(type="CreditBureauAccessDenied"): our own configuration is wrong (API key,
+                  entitlement), not the applicant; the loan workflow waits, tells operators and tries again
   other 4xx    -> ApplicationError(type="CreditCheckRejected")
-both with details [{"status", "error_code"}]. The Idempotency-Key `credit-<loan_id>` makes every retry of
+all with details [{"status", "error_code"}]. The Idempotency-Key `credit-<loan_id>` makes every retry of
 one loan's check the same report at the bureau.
 """
 
@@ -15,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from models.credit import CreditCheckInput, CreditReport
 
 NO_FILE = "NO_FILE"
+ACCESS_DENIED = "CreditBureauAccessDenied"
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -49,6 +52,11 @@ class CreditActivities:
             return CreditReport.model_validate(response.json())
         error_code = _error_code(response)
         details = {"status": response.status_code, "error_code": error_code}
+        if response.status_code in (401, 403):
+            raise ApplicationError(
+                f"the credit bureau refused our credentials: {response.status_code} {error_code or ''}".rstrip()
+                + " (check BUREAU_API_KEY and our access at the bureau)", details, type=ACCESS_DENIED,
+                non_retryable=True)
         if response.status_code == 404 and error_code == NO_FILE:
             raise ApplicationError(f"the credit bureau has no file for applicant {req.applicant_id}", details,
                                    type="NoCreditFile", non_retryable=True)

@@ -1,6 +1,7 @@
 """Loan side effects on Postgres: eligibility, the stored schedule, the approval request (routed by the rules
-in the database), the agreement PDF, the disbursement, and status changes with their audit rows. Each one
-is safe to run again: it finds what it already wrote."""
+in the database), the agreement PDF, the disbursement, a credit check blocked by our own bureau credentials, and
+status changes with their audit rows. Schedules and the agreement use the loan's own terms (copied from the
+product at application). Each one is safe to run again: it finds what it already wrote."""
 
 import json
 import uuid
@@ -15,13 +16,16 @@ from temporalio.exceptions import ApplicationError
 from core import audit, ledger
 from core.approval_routes import no_route, route_for
 from core.db import Database
-from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule, periodic_payment
+from core.loan_books import installment_rows
+from finance.amortization import (AmortizationMethod, Frequency, Installment, LoanTerms, Schedule, build_schedule,
+                                  periodic_payment)
 from finance.daycount import DayCount
 from documents.loan_agreement import AgreementData, render_loan_agreement
 from models.approvals import ApprovalInput, LevelSpec
-from models.loans import (Eligibility, Loan, LoanInput, LoanProduct, LoanStatus, LoanStatusUpdate,
-                          LoanSummary)
-from models.users import User
+from models.loans import (CreditCheckBlocked, Eligibility, Loan, LoanInput, LoanProduct, LoanStatus,
+                          LoanStatusUpdate, LoanSummary)
+from models.notifications import NotifyUsers
+from models.users import Role, User
 
 _LOAN_ACCOUNT_NS = uuid.UUID("5b0f3c1e-2a54-4c3e-9d3a-7c1e2f4b6a80")
 # A loan in one of these stays there: a late write (the approval's progress racing a withdrawal) never reopens it.
@@ -37,10 +41,18 @@ def first_due_date(start: date) -> date:
     return date(year, month, day)
 
 
-def terms_of(loan: Loan, product: LoanProduct, first_due: date) -> LoanTerms:
-    return LoanTerms(principal=loan.amount, annual_rate=product.annual_rate, term_periods=loan.term,
-                     method=AmortizationMethod(product.amortization), frequency=Frequency(product.frequency),
-                     first_due_date=first_due, day_count=DayCount(product.day_count))
+def terms_of(loan: Loan, first_due: date) -> LoanTerms:
+    """The loan's own terms (copied from the product at application), never the product's current ones."""
+    return LoanTerms(principal=loan.amount, annual_rate=loan.annual_rate, term_periods=loan.term,
+                     method=AmortizationMethod(loan.amortization), frequency=Frequency(loan.frequency),
+                     first_due_date=first_due, day_count=DayCount(loan.day_count))
+
+
+def invalid_terms(error: ValueError) -> ApplicationError:
+    """No schedule can be built on these terms (less than a cent per installment, a loan that never amortizes):
+    retrying cannot change that, so the loan fails with the reason."""
+    return ApplicationError(f"no repayment schedule fits these terms: {error}", type="InvalidLoanTerms",
+                            non_retryable=True)
 
 
 class LoanActivities:
@@ -62,6 +74,7 @@ class LoanActivities:
                 return
             before = {"status": loan.status}
             loan.status, loan.updated_at = update.status, datetime.now(timezone.utc)
+            loan.status_detail = None  # it said why the loan waited at its former status
             if update.reason is not None:
                 loan.decline_reason = update.reason
             if update.credit_score is not None:
@@ -71,6 +84,30 @@ class LoanActivities:
                                action=f"loan.{update.status}", entity_type="loan", entity_id=loan.id, before=before,
                                after={"status": update.status, "reason": update.reason,
                                       "credit_score": update.credit_score})
+
+    @activity.defn
+    async def credit_check_blocked(self, blocked: CreditCheckBlocked) -> NotifyUsers | None:
+        """The bureau refuses our own credentials: the loan stays in credit_check with the reason on its row
+        (written and audited once), and the operators to tell are returned: the organization's operators and
+        the superusers, who own the bureau configuration."""
+        async with self.db.session() as session, session.begin():
+            loan = await self._loan(session, blocked.loan_id, lock=True)
+            detail = f"credit check waiting: {blocked.message}"[:500]
+            if loan.status_detail != detail:
+                loan.status_detail, loan.updated_at = detail, datetime.now(timezone.utc)
+                session.add(loan)
+                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
+                                   action="loan.credit_check_blocked", entity_type="loan", entity_id=loan.id,
+                                   after={"status": loan.status, "detail": detail})
+            operators = (await session.exec(select(User.id).where(
+                User.is_active, (User.role == Role.superuser) | ((User.role == Role.operator)
+                                                                 & (User.org_id == loan.org_id))))).all()
+        if not operators:
+            return None
+        return NotifyUsers(user_ids=list(operators), kind="credit_check_blocked", template="credit_check_blocked",
+                           context={"loan_id": str(loan.id), "status": blocked.status or "refused",
+                                    "message": blocked.message, "link": f"/api/v1/loans/{loan.id}"},
+                           entity_type="loan", entity_id=str(loan.id), dedupe_key=f"credit-check-blocked:{loan.id}")
 
     @activity.defn
     async def summary(self, loan_id: uuid.UUID) -> LoanSummary:
@@ -85,13 +122,15 @@ class LoanActivities:
         """KYC done, debt-to-income with the new installment within the limit, no loan in arrears."""
         async with self.db.session() as session:
             loan = await self._loan(session, req.loan_id)
-            product = await session.get(LoanProduct, loan.product_id)
             applicant = await session.get(User, loan.applicant_id)
             if applicant is None or not applicant.is_active or applicant.kyc_status != "verified":
                 return Eligibility(eligible=False, reason="the applicant's KYC is not verified")
-            installment = periodic_payment(loan.amount, product.annual_rate, loan.term, Frequency(product.frequency))
+            try:
+                installment = periodic_payment(loan.amount, loan.annual_rate, loan.term, Frequency(loan.frequency))
+            except ValueError as error:
+                raise invalid_terms(error) from error
             monthly = installment * {"monthly": 1, "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
-                product.frequency]
+                loan.frequency]
             if loan.monthly_income <= 0:
                 return Eligibility(eligible=False, reason="no income stated")
             dti = ((loan.monthly_debt + monthly) / loan.monthly_income).quantize(Decimal("0.0001"))
@@ -107,12 +146,14 @@ class LoanActivities:
 
     @activity.defn
     async def store_schedule(self, loan_id: uuid.UUID) -> LoanSummary:
-        """Computes the schedule from the product (first due date a month from today) and stores it once."""
+        """Computes the schedule from the loan's terms (first due date a month from today) and stores it once."""
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
-            product = await session.get(LoanProduct, loan.product_id)
             first_due = loan.first_due_date or first_due_date(date.today())
-            schedule = build_schedule(terms_of(loan, product, first_due))
+            try:
+                schedule = build_schedule(terms_of(loan, first_due))
+            except ValueError as error:
+                raise invalid_terms(error) from error
             loan.first_due_date = first_due
             session.add(loan)
             await session.execute(text(
@@ -194,13 +235,15 @@ class LoanActivities:
 
     @activity.defn
     async def render_agreement(self, loan_id: uuid.UUID) -> int:
-        """Renders the agreement PDF from the stored schedule and the decisions, and stores it with the loan.
-        Deterministic output: a re-run writes the same bytes."""
+        """Renders the agreement PDF from the loan's own terms, its stored schedule and the decisions, and stores
+        it with the loan. Deterministic output: a re-run writes the same bytes."""
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
-            product = await session.get(LoanProduct, loan.product_id)
+            product = await session.get(LoanProduct, loan.product_id)  # its name only: the terms are the loan's
             applicant = await session.get(User, loan.applicant_id)
-            schedule = build_schedule(terms_of(loan, product, loan.first_due_date))
+            schedule = Schedule.of([Installment(number=i.number, due_date=i.due_date, payment=i.payment,
+                                                interest=i.interest, principal=i.principal, balance=i.balance)
+                                    for i in await installment_rows(session, loan.id)])
             decisions = (await session.execute(text(
                 "SELECT d.level, d.role, u.full_name, d.at FROM approval_decisions d JOIN users u ON u.id = "
                 "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' "
@@ -212,9 +255,9 @@ class LoanActivities:
             data = AgreementData(
                 lender_name=org_name, borrower_name=applicant.full_name, borrower_id=str(applicant.id),
                 loan_id=str(loan.id), product_name=product.name, principal=loan.amount,
-                annual_rate=product.annual_rate, term_periods=loan.term, frequency=Frequency(product.frequency),
-                method=AmortizationMethod(product.amortization), day_count=DayCount(product.day_count),
-                first_due_date=loan.first_due_date, grace_days=product.grace_days, late_fee=product.late_fee,
+                annual_rate=loan.annual_rate, term_periods=loan.term, frequency=Frequency(loan.frequency),
+                method=AmortizationMethod(loan.amortization), day_count=DayCount(loan.day_count),
+                first_due_date=loan.first_due_date, grace_days=loan.grace_days, late_fee=loan.late_fee,
                 disbursement_account=f"deposit account ****{str(loan.deposit_account_id)[-4:]}",
                 schedule=tuple(schedule.installments), total_interest=schedule.total_interest,
                 total_of_payments=schedule.total_payments, generated_on=loan.created_at.date(),

@@ -295,7 +295,8 @@ def _terms(data: AgreementData) -> list:
         Spacer(0, 4),
         Paragraph(
             f"We will credit the principal to your account {_text(data.disbursement_account)} once this "
-            "agreement is signed. Each payment is applied first to interest due, then to principal.",
+            "agreement is signed. Each payment is applied to the oldest installment first: to its late fee, if "
+            "any, then to its interest, then to its principal.",
             _BODY,
         ),
     ]
@@ -344,8 +345,8 @@ def _clauses(data: AgreementData) -> list:
         Paragraph(
             "You may prepay all or part of the principal at any time. <b>There is no penalty for "
             "prepayment.</b> If you pay off the loan early you pay interest only up to the payoff date. A "
-            "partial prepayment is applied to principal, and your remaining installments are recalculated "
-            "over the remaining term, keeping the same due dates.",
+            "partial prepayment is applied to principal, and your installments not yet due (nor paid in part) "
+            "are recalculated over the remaining term, keeping the same due dates.",
             _BODY,
         ),
     ]

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, LargeBinary, Numeric, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, LargeBinary, Numeric, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -132,7 +132,14 @@ class LoanStatus(StrEnum):
 class Loan(SQLModel, table=True):
     __tablename__ = "loans"
     __table_args__ = (UniqueConstraint("created_by", "idempotency_key", name="loans_idempotency_key"),
-                      CheckConstraint("amount > 0", name="loans_amount_positive"))
+                      CheckConstraint("amount > 0", name="loans_amount_positive"),
+                      CheckConstraint("amortization IN ('declining_balance','equal_principal','flat')",
+                                      name="loans_method"),
+                      CheckConstraint("frequency IN ('monthly','biweekly','weekly')", name="loans_frequency"),
+                      CheckConstraint("day_count IN ('actual/365','actual/360','30/360','actual/actual')",
+                                      name="loans_day_count"),
+                      CheckConstraint("annual_rate >= 0 AND annual_rate < 1 AND grace_days >= 0 AND late_fee >= 0",
+                                      name="loans_terms"))
     id: uuid.UUID = uuid_pk()
     org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
     applicant_id: uuid.UUID = Field(foreign_key="users.id", index=True)
@@ -143,6 +150,14 @@ class Loan(SQLModel, table=True):
     member_type: str = Field(default="consumer", max_length=40)  # the applicant's, when they applied
     monthly_income: Decimal = money()
     monthly_debt: Decimal = money()
+    # The terms the loan was written on, copied from its product at application: changing the product later
+    # never changes a written loan (its schedule, agreement, payoff, prepayments and late fees read these).
+    annual_rate: Decimal = Field(sa_column=Column(RATE, nullable=False))
+    amortization: str = Field(max_length=24)
+    frequency: str = Field(max_length=12)
+    day_count: str = Field(max_length=16)
+    grace_days: int
+    late_fee: Decimal = money()
     deposit_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")  # disbursed into, repaid from
     loan_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id")
     # The member's bank account: the loan is paid out to it by an ACH credit and, with auto_debit, each
@@ -157,6 +172,7 @@ class Loan(SQLModel, table=True):
     status: str = Field(default=LoanStatus.submitted, max_length=24, index=True)
     credit_score: int | None = None
     decline_reason: str | None = Field(default=None, max_length=500)
+    status_detail: str | None = Field(default=None, max_length=500)  # why it waits where it is, for operators
     approval_request_id: uuid.UUID | None = Field(default=None, foreign_key="approval_requests.id")
     agreement_pdf: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     first_due_date: date | None = None
@@ -181,13 +197,48 @@ class LoanInstallment(SQLModel, table=True):
     interest: Decimal = money()
     principal: Decimal = money()
     balance: Decimal = money()
-    paid: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
-                                                                     server_default="0"))
+    # What has been paid is not stored here: it is the sum of the allocations (loan_allocations).
     late_fee: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
                                                                          server_default="0"))
-    paid_at: datetime | None = timestamp()
+    paid_at: datetime | None = timestamp()  # when it was last fully paid; None while anything is owed
     late_fee_assessed_at: datetime | None = timestamp()
     auto_debit_payment_id: uuid.UUID | None = None  # set before the payment row exists: no foreign key
+
+
+class LoanRepayment(SQLModel, table=True):
+    """One booked repayment (its journal entry), or the reversal of one (a late return of its auto-debit)."""
+    __tablename__ = "loan_repayments"
+    __table_args__ = (
+        CheckConstraint("mode IN ('installment','prepayment','payoff','reversal')", name="loan_repayments_mode"),
+        CheckConstraint("(mode = 'reversal') = (reverses_entry_id IS NOT NULL)", name="loan_repayments_reversal"),
+    )
+    entry_id: uuid.UUID = Field(foreign_key="journal_entries.id", primary_key=True)
+    loan_id: uuid.UUID = Field(foreign_key="loans.id", index=True)
+    mode: str = Field(max_length=16)
+    amount: Decimal = money()  # negative for a reversal
+    payment_id: uuid.UUID | None = None  # the auto-debit it came from
+    # A repayment is reversed at most once: the reversal's row names the original entry, uniquely.
+    reverses_entry_id: uuid.UUID | None = Field(default=None, foreign_key="journal_entries.id", unique=True)
+    created_at: datetime = created_at()
+
+
+class LoanAllocation(SQLModel, table=True):
+    """Where a repayment's money went: per installment and component (fee, interest, principal), written once
+    with the repayment and never re-split. A reversal writes the opposite amounts under its own entry."""
+    __tablename__ = "loan_allocations"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "number", "component", name="loan_allocations_once"),
+        CheckConstraint("component IN ('fee','interest','principal')", name="loan_allocations_component"),
+        CheckConstraint("amount <> 0", name="loan_allocations_amount_nonzero"),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    loan_id: uuid.UUID = Field(foreign_key="loans.id", index=True)
+    # NULL only for what was paid before allocations were stored (carried over by migration 0011).
+    entry_id: uuid.UUID | None = Field(default=None, foreign_key="loan_repayments.entry_id")
+    number: int  # the installment
+    component: str = Field(max_length=12)
+    amount: Decimal = money()
+    created_at: datetime = created_at()
 
 
 # Workflow and activity arguments.
@@ -203,6 +254,10 @@ class LoanInput(SQLModel):
     epoch: datetime | None = None
     next_due: int = 1  # the next installment whose due date has not been reached yet
     rounds_per_run: int = 200  # servicing wake-ups (due dates, grace ends, bucket changes) before continuing as new
+    # How long after an auto-debit completes the bank can still return it (the ACH late-return window): a loan
+    # that an auto-debit closed keeps listening until then, for a return that reopens it.
+    late_return_window_seconds: float = 0.0
+    late_returns_until: datetime | None = None  # carried across continue-as-new
 
 
 class ServicingCheck(SQLModel):
@@ -229,6 +284,19 @@ class AutoDebitInput(SQLModel):
 class AutoDebitApplied(SQLModel):
     payment_id: uuid.UUID
     loan_id: uuid.UUID
+    presentment: int = 1  # a re-presented debit that completes again is another repayment
+
+
+class AutoDebitReversed(SQLModel):
+    loan_id: uuid.UUID
+    status: str  # the loan's status after the reversal: a closed loan is active again
+    reversed: bool  # False when the debit had not been applied (nothing to undo)
+
+
+class CreditCheckBlocked(SQLModel):
+    loan_id: uuid.UUID
+    message: str
+    status: int | None = None  # the bureau's HTTP status
 
 
 class Eligibility(SQLModel):
@@ -263,6 +331,7 @@ class RepaymentInput(SQLModel):
     key: str   # the caller's Idempotency-Key: a retried repayment is one repayment
     paid_by: uuid.UUID
     paid_by_email: str
+    payment_id: uuid.UUID | None = None  # the auto-debit it comes from
 
 
 class RepaymentResult(SQLModel):

@@ -145,6 +145,8 @@ class PaymentProgress(BaseModel):
     status: str
     return_code: str | None = None
     failure_reason: str | None = None
+    represent: bool = False  # a return that the payment re-presents: not its end
+    presentment: int = 1     # which presentment this step is about
 
 
 class QueuedPayment(BaseModel):

@@ -8,15 +8,16 @@ Bureau API (fault injection applies, see app.py):
             "amount": decimal > 0, at most 2 places (string or number)}; other fields are refused.
       200 {"report_id", "applicant_id", "score": 300..850, "band", "open_tradelines", "delinquencies",
            "bankruptcy", "generated_at": ISO-8601 UTC}
-      401 UNAUTHORIZED, 400 INVALID_REQUEST, 404 NO_FILE,
-      409 IDEMPOTENCY_KEY_REUSED (the key was used with another body).
+      401 UNAUTHORIZED, 403 FORBIDDEN (the key is valid but not entitled: "forbidden" in _control),
+      400 INVALID_REQUEST, 404 NO_FILE, 409 IDEMPOTENCY_KEY_REUSED (the key was used with another body).
       The same Idempotency-Key with the same body answers the stored report again (same report_id).
       Checked in this order: authorization, body, idempotency key, file.
 Instrumentation for tests (never faulted, like /_control):
   GET /bureau/reports       every request that reached the bureau (injected faults never do), oldest first.
-  GET/PUT /bureau/_control  {"bureau_api_key", "fixed_scores": {applicant_id: score}}; PUT changes only the
-      fields present; fixed_scores are merged (a null score removes that applicant's override) unless
-      "fixed_scores_mode": "replace".
+  GET/PUT /bureau/_control  {"bureau_api_key", "fixed_scores": {applicant_id: score}, "forbidden": bool}; PUT
+      changes only the fields present; fixed_scores are merged (a null score removes that applicant's override)
+      unless "fixed_scores_mode": "replace". Another bureau_api_key than the client's makes the bureau answer
+      401; "forbidden": true makes it answer 403 to the right key (our account lost its entitlement).
 
 How a report is derived (`derive_report`), d = sha256(str(applicant_id)) over the canonical lowercase,
 hyphenated UUID:
@@ -101,6 +102,7 @@ class CreditReportOut(BaseModel):
 class BureauConfig(BaseModel):
     bureau_api_key: str
     fixed_scores: dict[uuid.UUID, Score]
+    forbidden: bool = False  # the key is right but not entitled to reports: 403
 
 
 class BureauConfigUpdate(BaseModel):
@@ -110,6 +112,7 @@ class BureauConfigUpdate(BaseModel):
 
     bureau_api_key: str | None = None
     fixed_scores: dict[uuid.UUID, Score | None] | None = None
+    forbidden: bool | None = None
     fixed_scores_mode: Literal["merge", "replace"] = "merge"
 
 
@@ -146,6 +149,8 @@ class BureauState:
         expected = f"Bearer {self.config.bureau_api_key}".encode()
         if not hmac.compare_digest((authorization or "").encode(), expected):
             raise BureauError(401, "UNAUTHORIZED", "missing or invalid bearer API key")
+        if self.config.forbidden:
+            raise BureauError(403, "FORBIDDEN", "this API key is not entitled to credit reports")
 
     def report(self, request: ReportRequest, key: str | None) -> tuple[CreditReportOut, bool]:
         """(report, replayed) for a valid request; raises BureauError when there is none to give."""

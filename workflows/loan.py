@@ -1,8 +1,10 @@
 """A loan, from the application to its last repayment: eligibility, credit check at the bureau, the schedule, the
 approval (a child workflow), the agreement PDF, the disbursement (an ACH credit child payment to the member's
 bank account), then servicing: an ACH debit child payment on each due date, late fees after the grace days,
-arrears and aging buckets, manual repayments, prepayments and the payoff, until the loan is closed.
-Withdrawal is possible until it is approved."""
+arrears and aging buckets, manual repayments, prepayments and the payoff, until the loan is closed (and, while
+an auto-debit can still be returned late, a little after: such a return undoes its repayment and reopens it).
+Withdrawal is possible until it is approved. Terms a schedule cannot be built on fail the loan; a bureau that
+refuses our own credentials keeps it waiting in credit_check (operators told) until the bureau answers."""
 
 from datetime import timedelta
 
@@ -11,15 +13,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.credit import CreditActivities
+    from activities.credit import ACCESS_DENIED, CreditActivities
     from activities.loan_servicing import LoanServicingActivities
     from activities.loans import LoanActivities
+    from activities.notifications import NotificationActivities
     from core import search_attributes as sa
     from models.approvals import ApprovalProgress, ApprovalState
-    from models.credit import CreditCheckInput
+    from models.credit import CreditCheckInput, CreditReport
     from finance.servicing import ServicingClock
-    from models.loans import (AutoDebitApplied, AutoDebitInput, LoanInput, LoanStatus, LoanStatusUpdate,
-                              RepaymentInput, RepaymentResult, ServicingCheck, ServicingState)
+    from models.loans import (AutoDebitApplied, AutoDebitInput, CreditCheckBlocked, LoanInput, LoanStatus,
+                              LoanStatusUpdate, LoanSummary, RepaymentInput, RepaymentResult, ServicingCheck,
+                              ServicingState)
     from models.payments import PaymentProgress
     from workflows.ach_child import start_ach_payment
     from workflows.approval import ApprovalWorkflow
@@ -34,6 +38,16 @@ WITHDRAWABLE = (LoanStatus.submitted, LoanStatus.checking_eligibility, LoanStatu
                 LoanStatus.pending_approval, LoanStatus.info_requested)
 DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
                         "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
+# A bureau refusing our credentials is tried again after these waits, doubling (the fix is an operator's).
+CREDIT_RETRY_FIRST, CREDIT_RETRY_MAX = timedelta(seconds=1), timedelta(minutes=5)
+# A late return reaches the loan after the ACH workflow has recorded it and told the org admins: some slack.
+LATE_RETURN_SLACK = timedelta(minutes=5)
+
+
+def refusal(error: ActivityError, *types: str) -> ApplicationError | None:
+    """The activity's own ApplicationError when it is one of `types`."""
+    cause = error.cause
+    return cause if isinstance(cause, ApplicationError) and cause.type in types else None
 
 
 @workflow.defn
@@ -115,7 +129,12 @@ class LoanWorkflow:
             self._set_status(LoanStatus.active)
             return await self._service()
         await self._change(LoanStatus.checking_eligibility)
-        eligibility = await workflow.execute_activity_method(LoanActivities.check_eligibility, req, **STEP)
+        try:
+            eligibility = await workflow.execute_activity_method(LoanActivities.check_eligibility, req, **STEP)
+        except ActivityError as error:
+            if (invalid := refusal(error, "InvalidLoanTerms")) is None:
+                raise
+            return await self._change(LoanStatus.failed, reason=invalid.message)
         if self._withdraw_requested:
             return await self._change(LoanStatus.withdrawn)
         if not eligibility.eligible:
@@ -124,28 +143,30 @@ class LoanWorkflow:
         await self._change(LoanStatus.credit_check)
         summary = await workflow.execute_activity_method(LoanActivities.summary, req.loan_id, **STEP)
         try:
-            report = await workflow.execute_activity_method(CreditActivities.check_credit, CreditCheckInput(
-                loan_id=req.loan_id, applicant_id=summary.applicant_id, full_name=summary.applicant_name,
-                amount=summary.amount), **STEP)
+            report = await self._credit_report(summary)
         except ActivityError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type in ("NoCreditFile", "CreditCheckRejected"):
-                return await self._change(LoanStatus.declined, reason=f"credit check: {cause.message}")
-            raise
+            if (declined := refusal(error, "NoCreditFile", "CreditCheckRejected")) is None:
+                raise
+            return await self._change(LoanStatus.declined, reason=f"credit check: {declined.message}")
         if self._withdraw_requested:
             return await self._change(LoanStatus.withdrawn)
         if report.score < req.min_credit_score:
             return await self._change(LoanStatus.declined, credit_score=report.score,
                                       reason=f"credit score {report.score} is below {req.min_credit_score}")
 
-        await workflow.execute_activity_method(LoanActivities.store_schedule, req.loan_id, **STEP)
+        try:
+            await workflow.execute_activity_method(LoanActivities.store_schedule, req.loan_id, **STEP)
+        except ActivityError as error:
+            if (invalid := refusal(error, "InvalidLoanTerms")) is None:
+                raise
+            return await self._change(LoanStatus.failed, reason=invalid.message)
         try:
             approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id,
                                                               **STEP)
         except ActivityError as error:  # no rule routes it any more: the loan ends, saying why
-            if isinstance(error.cause, ApplicationError) and error.cause.type == "NoApprovalRule":
-                return await self._change(LoanStatus.failed, reason=error.cause.message)
-            raise
+            if (unrouted := refusal(error, "NoApprovalRule")) is None:
+                raise
+            return await self._change(LoanStatus.failed, reason=unrouted.message)
         await self._change(LoanStatus.pending_approval, credit_score=report.score)
         self._approval_id = f"approval-{approval.request_id}"
         handle = await workflow.start_child_workflow(
@@ -177,19 +198,65 @@ class LoanWorkflow:
             workflow.now(), self._req.day_seconds).epoch})
         return await self._service()
 
+    async def _credit_report(self, summary: LoanSummary) -> CreditReport | None:
+        """The bureau's report. A bureau refusing our own credentials (401/403) is our configuration, not the
+        applicant: the loan waits in credit_check with the reason on its row, operators are told once, and the
+        check is tried again with backoff until the bureau answers. None when the applicant withdraws meanwhile."""
+        check = CreditCheckInput(loan_id=self._req.loan_id, applicant_id=summary.applicant_id,
+                                 full_name=summary.applicant_name, amount=summary.amount)
+        wait, told = CREDIT_RETRY_FIRST, False
+        while True:
+            try:
+                return await workflow.execute_activity_method(CreditActivities.check_credit, check, **STEP)
+            except ActivityError as error:
+                if (denied := refusal(error, ACCESS_DENIED)) is None:
+                    raise
+            if not told:
+                details = denied.details[0] if denied.details and isinstance(denied.details[0], dict) else {}
+                notice = await workflow.execute_activity_method(LoanActivities.credit_check_blocked, CreditCheckBlocked(
+                    loan_id=self._req.loan_id, message=denied.message, status=details.get("status")), **STEP)
+                if notice is not None:
+                    await workflow.execute_activity_method(NotificationActivities.notify_users, notice,
+                                                           start_to_close_timeout=timedelta(seconds=60))
+                told = True
+            workflow.set_current_details(f"credit check waiting: {denied.message}; trying again in {wait}")
+            try:
+                await workflow.wait_condition(lambda: self._withdraw_requested, timeout=wait)
+                return None
+            except TimeoutError:
+                wait = min(wait * 2, CREDIT_RETRY_MAX)
+
     async def _service(self) -> str:
         """Active: wakes on each due date (auto-debit), when a grace period ends (late fee) or an aging bucket
-        changes, and when a child payment or a repayment arrives; continues as new to keep the history bounded."""
+        changes, and when a child payment or a repayment arrives; continues as new to keep the history bounded.
+        Closed: listens until the late-return window of its last auto-debit ends, as a late return reopens it."""
         if self._req.epoch is None:  # a loan activated before the servicing clock existed
             self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
                 workflow.now(), self._req.day_seconds).epoch})
         clock = ServicingClock(self._req.epoch, self._req.day_seconds)
         next_due = self._req.next_due
-        for _ in range(self._req.rounds_per_run):
+        rounds = 0
+        while True:
+            if self._status == LoanStatus.closed:
+                if await self._reopened_by_late_return():
+                    continue
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._payments:
+                    continue
+                await self._check(clock, next_due)  # arrears cleared on the row
+                return self._status
+            if rounds >= self._req.rounds_per_run or self._repayments >= CONTINUE_AS_NEW_AFTER:
+                while self._payments:  # nothing heard is dropped at the hand-over
+                    await self._payment_done(self._payments.pop(0))
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._status == LoanStatus.closed or self._payments:  # a repayment or a payment came meanwhile
+                    continue
+                workflow.continue_as_new(self._req.model_copy(update={"servicing": True, "next_due": next_due}))
+            rounds += 1
             state = await self._check(clock, next_due)
             if state.status == LoanStatus.closed:
                 self._set_status(LoanStatus.closed)
-                break
+                continue
             for number in state.due_numbers:
                 debit = await workflow.execute_activity_method(
                     LoanServicingActivities.plan_auto_debit, AutoDebitInput(loan_id=self._req.loan_id, number=number),
@@ -208,15 +275,24 @@ class LoanWorkflow:
             self._recheck = False
             while self._payments:
                 await self._payment_done(self._payments.pop(0))
-            if self._status == LoanStatus.closed or self._repayments >= CONTINUE_AS_NEW_AFTER:
-                break
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._status == LoanStatus.closed:
-            await self._check(clock, next_due)  # arrears cleared on the row
-            return self._status
-        while self._payments:  # nothing heard is dropped at the hand-over
-            await self._payment_done(self._payments.pop(0))
-        workflow.continue_as_new(self._req.model_copy(update={"servicing": True, "next_due": next_due}))
+
+    async def _reopened_by_late_return(self) -> bool:
+        """Closed, while an applied auto-debit can still be returned late: True once a return has undone a
+        repayment and reopened the loan, False when the window has passed without one."""
+        until = self._req.late_returns_until
+        while self._status == LoanStatus.closed:
+            if not self._payments:
+                if until is None or until <= workflow.now():
+                    return False
+                workflow.set_current_details(f"closed; a late return of an auto-debit can reopen it until "
+                                             f"{until:%Y-%m-%d %H:%M:%S} UTC")
+                try:
+                    await workflow.wait_condition(lambda: bool(self._payments), timeout=until - workflow.now())
+                except TimeoutError:
+                    return False
+            while self._payments:
+                await self._payment_done(self._payments.pop(0))
+        return True
 
     async def _check(self, clock: ServicingClock, next_due: int) -> ServicingState:
         today = clock.today(workflow.now())
@@ -234,16 +310,35 @@ class LoanWorkflow:
         return state
 
     async def _payment_done(self, progress: PaymentProgress) -> None:
-        """A completed auto-debit is applied as a repayment; a returned or failed one leaves the installment
-        unpaid (the ACH workflow re-presents R01/R09 itself and tells the org admins of returns)."""
-        if not progress.reference.startswith("installment:") or progress.status != "completed":
+        """A completed auto-debit is applied as a repayment; one the bank returns after that (reversed) has its
+        repayment undone, which reopens a closed loan. A returned or failed one leaves the installment unpaid
+        (the ACH workflow re-presents R01/R09 itself and tells the org admins of returns)."""
+        if not progress.reference.startswith("installment:"):
             return
-        try:
-            await workflow.execute_activity_method(LoanServicingActivities.apply_auto_debit, AutoDebitApplied(
-                payment_id=progress.payment_id, loan_id=self._req.loan_id), **STEP)
-            self._repayments += 1
-        except ActivityError as error:  # e.g. the member spent the money before the hold was released
-            workflow.logger.warning("auto-debit %s not applied: %s", progress.payment_id, error.cause)
+        debit = AutoDebitApplied(payment_id=progress.payment_id, loan_id=self._req.loan_id,
+                                 presentment=progress.presentment)
+        if progress.status == "completed":
+            try:
+                await workflow.execute_activity_method(LoanServicingActivities.apply_auto_debit, debit, **STEP)
+                self._repayments += 1
+            except ActivityError as error:  # e.g. the member spent the money before the hold was released
+                workflow.logger.warning("auto-debit %s not applied: %s", progress.payment_id, error.cause)
+            if self._req.late_return_window_seconds > 0:
+                until = workflow.now() + timedelta(seconds=self._req.late_return_window_seconds) + LATE_RETURN_SLACK
+                self._req = self._req.model_copy(update={"late_returns_until": max(
+                    until, self._req.late_returns_until or until)})
+        elif progress.status == "reversed":
+            try:
+                undone = await workflow.execute_activity_method(LoanServicingActivities.reverse_auto_debit, debit,
+                                                                **STEP)
+            except ActivityError as error:  # applied before allocations were stored: an operator's job
+                workflow.logger.error("auto-debit %s returned late, repayment not reversed: %s", progress.payment_id,
+                                      error.cause)
+                return
+            if undone.reversed:
+                self._repayments += 1
+                if undone.status == LoanStatus.active and self._status == LoanStatus.closed:
+                    self._set_status(LoanStatus.active)  # reopened: servicing goes on
 
     async def _change(self, status: LoanStatus, reason: str | None = None, credit_score: int | None = None) -> str:
         await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(

@@ -153,7 +153,7 @@ async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanPr
 
 
 @router.put("/{product_id}", response_model=LoanProductOut, summary="Replace a loan product's terms (superuser)",
-            description="Loans already written keep their schedules; new loans use the new terms.")
+            description="Loans already written keep their own terms and schedules; new loans use the new terms.")
 async def replace_loan_product(product_id: uuid.UUID, body: LoanProductIn, session: SessionDep, actor: SuperUser):
     product = await get_for_update(session, LoanProduct, product_id, "loan product")
     return await _update(session, actor, product, body.model_dump())

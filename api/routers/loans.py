@@ -28,8 +28,12 @@ from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
 from activities.loan_servicing import quote
-from models.loans import (Loan, LoanInput, LoanInstallment, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput,
-                          RepaymentResult)
+from activities.loans import first_due_date
+from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
+from finance.daycount import DayCount
+from core.loan_books import installment_balances, installment_rows
+from finance.money import CENT
+from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
 from models.users import Role, User
 from workflows.approval import ApprovalWorkflow
 from workflows.loan import LoanWorkflow
@@ -69,6 +73,12 @@ class LoanOut(BaseModel):
     term: int
     purpose: str
     member_type: str
+    annual_rate: Decimal = Field(description="the terms the loan was written on, kept when its product changes")
+    amortization: str
+    frequency: str
+    day_count: str
+    grace_days: int
+    late_fee: Decimal
     deposit_account_id: uuid.UUID
     loan_account_id: uuid.UUID | None
     external_account_id: uuid.UUID | None
@@ -78,6 +88,7 @@ class LoanOut(BaseModel):
     aging_bucket: str | None
     credit_score: int | None
     decline_reason: str | None
+    status_detail: str | None = Field(default=None, description="why the loan waits where it is (operators)")
     approval_request_id: uuid.UUID | None
     first_due_date: date | None
     workflow_id: str
@@ -93,8 +104,12 @@ class InstallmentOut(BaseModel):
     interest: Decimal
     principal: Decimal
     balance: Decimal
-    paid: Decimal
     late_fee: Decimal
+    paid: Decimal = Field(description="the sum of what the repayments allocated to this installment")
+    fee_paid: Decimal
+    interest_paid: Decimal
+    principal_paid: Decimal
+    owed: Decimal = Field(description="late fee, interest and principal still unpaid")
     paid_at: datetime | None = None
     late_fee_assessed_at: datetime | None = None
     auto_debit_payment_id: uuid.UUID | None = None
@@ -150,6 +165,17 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
         if await route_for(session, body.amount, applicant.member_type) is None:
             raise AppError(422, "no_approval_route", no_route(body.amount, applicant.member_type),
                            {"amount": body.amount, "member_type": applicant.member_type})
+        if body.amount < body.term * CENT:  # no schedule has installments of less than a cent
+            raise AppError(422, "amount_too_small_for_term", f"{body.amount} over {body.term} installments is less "
+                           "than a cent each", {"amount": f"must be at least {body.term * CENT}"})
+        try:  # e.g. installments that would not even cover the first period's interest
+            build_schedule(LoanTerms(principal=body.amount, annual_rate=product.annual_rate, term_periods=body.term,
+                                     method=AmortizationMethod(product.amortization),
+                                     frequency=Frequency(product.frequency), day_count=DayCount(product.day_count),
+                                     first_due_date=first_due_date(date.today())))
+        except ValueError as error:
+            raise AppError(422, "no_schedule_fits", f"no repayment schedule fits these terms: {error}",
+                           {"amount": str(body.amount), "term": body.term})
         account = await session.get(LedgerAccount, body.deposit_account_id)
         if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
             raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
@@ -167,6 +193,8 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
             term=body.term, purpose=body.purpose, member_type=applicant.member_type, monthly_income=body.monthly_income,
             monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
+            annual_rate=product.annual_rate, amortization=product.amortization, frequency=product.frequency,
+            day_count=product.day_count, grace_days=product.grace_days, late_fee=product.late_fee,
             external_account_id=body.external_account_id, auto_debit=body.auto_debit,
             created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
         ).on_conflict_do_nothing().returning(Loan.__table__.c.id))).first()
@@ -188,7 +216,8 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
         LoanWorkflow.run, LoanInput(loan_id=loan.id, min_credit_score=settings.loan_min_credit_score,
                                     max_debt_to_income=settings.loan_max_debt_to_income,
                                     day_seconds=settings.loan_day_seconds,
-                                    rounds_per_run=settings.loan_rounds_per_run),
+                                    rounds_per_run=settings.loan_rounds_per_run,
+                                    late_return_window_seconds=settings.ach_late_return_window.total_seconds()),
         id=loan.workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Loan ${loan.amount:,.2f} over {loan.term} installments" +
                        (f": {loan.purpose}" if loan.purpose else ""),
@@ -241,9 +270,11 @@ async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, stat
 @router.get("/{loan_id}/schedule", response_model=list[InstallmentOut], summary="The repayment schedule")
 async def get_schedule(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     loan = await visible_loan(session, user, loan_id)
-    rows = (await session.exec(select(LoanInstallment).where(LoanInstallment.loan_id == loan.id)
-                               .order_by(LoanInstallment.number))).all()
-    return [InstallmentOut(**row.model_dump()) for row in rows]
+    rows = await installment_rows(session, loan.id)
+    balances = await installment_balances(session, loan.id, rows)
+    return [InstallmentOut(**row.model_dump(), paid=balance.paid_total, fee_paid=balance.paid_of("fee"),
+                           interest_paid=balance.paid_of("interest"), principal_paid=balance.paid_of("principal"),
+                           owed=balance.owed) for row, balance in zip(rows, balances)]
 
 
 @router.get("/{loan_id}/agreement.pdf", response_class=RawResponse, summary="The signed-off agreement (PDF)")
@@ -304,12 +335,13 @@ class RepaymentIn(BaseModel):
     amount: PositiveMoney
     mode: Literal["installment", "prepayment", "payoff"] = Field(
         default="installment", description="installment: to the next installments (late fees, interest, then "
-                                           "principal); prepayment: principal only, the schedule is recomputed; "
+                                           "principal); prepayment: principal only, the installments not yet due nor "
+                                           "started are recomputed; "
                                            "payoff: the amount of today's payoff quote, which closes the loan")
 
 
 REPAYMENT_REFUSALS = {"loan_not_active": 409, "insufficient_funds": 422, "payoff_amount_mismatch": 409,
-                      "use_payoff": 422, "overpayment": 422, "invalid_repayment": 422}
+                      "use_payoff": 422, "overpayment": 422, "invalid_repayment": 422, "invalid_prepayment": 422}
 
 
 @router.post("/{loan_id}/repayments", response_model=RepaymentResult,

@@ -1,7 +1,7 @@
 """accrual runs per day; no posting into a closed account; each ledger rule named
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-01 10:30:00
 
 * `accrual_runs`: one row per day whose accrual finished, so month-end posting can tell the days it must accrue
@@ -17,7 +17,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision: str = '0012'
-down_revision: Union[str, None] = '0008'
+down_revision: Union[str, None] = '0011'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -101,7 +101,6 @@ async def test_no_file_is_non_retryable(credit, control):
 @pytest.mark.parametrize("overrides, api_key, status, error_code", [
     ({"amount": Decimal("-5.00")}, API_KEY, 400, "INVALID_REQUEST"),
     ({"full_name": " "}, API_KEY, 400, "INVALID_REQUEST"),
-    ({}, "wrong-key", 401, "UNAUTHORIZED"),
 ])
 async def test_rejected_check_is_non_retryable(sandbox_url, control, overrides, api_key, status, error_code):
     activities = CreditActivities(sandbox_url, api_key)
@@ -111,6 +110,24 @@ async def test_rejected_check_is_non_retryable(sandbox_url, control, overrides, 
     finally:
         await activities.aclose()
     assert (caught.value.type, caught.value.non_retryable) == ("CreditCheckRejected", True)
+    assert caught.value.details == ({"status": status, "error_code": error_code},)
+
+
+@pytest.mark.parametrize("api_key, forbidden, status, error_code", [
+    ("wrong-key", False, 401, "UNAUTHORIZED"),
+    (API_KEY, True, 403, "FORBIDDEN"),
+])
+async def test_a_bureau_refusing_our_credentials_is_our_configuration_not_a_rejection(
+        sandbox_url, control, api_key, forbidden, status, error_code):
+    await control.put("/bureau/_control", json={"forbidden": forbidden})
+    activities = CreditActivities(sandbox_url, api_key)
+    try:
+        with pytest.raises(ApplicationError) as caught:
+            await run(activities, check())
+    finally:
+        await activities.aclose()
+        await control.put("/bureau/_control", json={"forbidden": False})
+    assert caught.value.type == "CreditBureauAccessDenied" and str(status) in caught.value.message
     assert caught.value.details == ({"status": status, "error_code": error_code},)
 
 

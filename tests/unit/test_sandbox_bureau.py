@@ -132,7 +132,8 @@ async def test_fixed_scores_through_control_merge_and_replace(client):
 
     r = await client.put("/bureau/_control", json={"fixed_scores": {str(first): 700}, "fixed_scores_mode": "replace"})
     assert r.json()["fixed_scores"] == {str(first): 700}
-    assert (await client.get("/bureau/_control")).json() == {"bureau_api_key": API_KEY, "fixed_scores": {str(first): 700}}
+    assert (await client.get("/bureau/_control")).json() == {"bureau_api_key": API_KEY, "fixed_scores": {str(first): 700},
+                                                             "forbidden": False}
     assert (await report(client, second)).json()["score"] == documented_score(second)
     assert (await report(client, no_file)).status_code == 404
 
@@ -171,6 +172,16 @@ async def test_api_key_changes_through_control(client):
     assert (await report(client, applicant())).status_code == 401
     r = await client.post("/bureau/reports", json=body(applicant()), headers={"Authorization": "Bearer rotated"})
     assert r.status_code == 200
+
+
+async def test_a_key_without_entitlement_is_403_until_restored(client):
+    assert (await client.put("/bureau/_control", json={"forbidden": True})).json()["forbidden"] is True
+    r = await report(client, applicant())
+    assert (r.status_code, r.json()["error_code"]) == (403, "FORBIDDEN")
+    assert (await client.post("/bureau/reports", json=body(applicant()),
+                              headers={"Authorization": "Bearer wrong"})).status_code == 401  # the key comes first
+    await client.put("/bureau/_control", json={"forbidden": False})
+    assert (await report(client, applicant())).status_code == 200
 
 
 @pytest.mark.parametrize("overrides", [
