@@ -4,6 +4,8 @@ hold is released once when it fails, operators see the file with the bank's erro
 once in an accepted file: a rejected file is never sent again."""
 
 import contextlib
+import os
+import signal
 import uuid
 from datetime import timedelta
 
@@ -11,8 +13,10 @@ import httpx
 from sqlalchemy import text
 
 from models.payments import FileRejectedSignal
+from devstack import processes
 from tests.conftest import ApiServer, assert_error
 from tests.integration.test_ach import FINAL, ach_org, balances, odfi_entries, pay, wait_status  # noqa: F401 (fixture)
+from tests.integration.test_ach_cancel_and_crash import start_worker
 from tests.polling import poll
 from worker import build_worker
 
@@ -170,3 +174,39 @@ async def test_a_file_unanswered_past_the_upload_deadline_is_given_up_and_its_pa
         assert await odfi_entries(odfi, entry.trace_number) == []
     assert [e["received_count"] for e in await odfi_entries(odfi, live[0].trace_number)] == [1]
     assert await balances(http, su, ach_org.account["id"]) == ("10055.00", "0.00", "10055.00")
+
+
+async def test_a_worker_killed_between_building_and_uploading_a_file_sends_it_once(
+        http, su, ach_org, odfi, db, settings, tmp_path):
+    crash = settings.model_copy(update={"task_queue": f"files-crash-{uuid.uuid4().hex[:8]}"})
+    admin = ach_org.headers["org_admin"]
+    workers = [start_worker(crash, tmp_path / "worker-1.log")]
+    try:
+        async with ApiServer(crash) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+            await odfi.put("/_control/faults", json={"latency_ms": 5000})  # the bank takes 5 s: the upload is in flight
+            try:
+                debit = await pay(api, ach_org, "ach_debit", "64.00")
+
+                async def its_file():
+                    async with db.session() as session:
+                        return (await session.execute(text(
+                            "SELECT f.id, f.status FROM ach_entries e JOIN ach_files f ON f.id = e.file_id "
+                            "WHERE e.payment_id = :p"), {"p": uuid.UUID(debit["id"])})).first()
+                built = await poll(its_file, lambda row: row is not None, 60, "the payment's file was never built")
+                assert built.status == "built"  # marked submitted, the upload not answered yet
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                workers[0].wait()
+            finally:
+                await odfi.put("/_control/faults", json={"latency_ms": 0})
+            workers.append(start_worker(crash, tmp_path / "worker-2.log"))
+            done = await wait_status(api, admin, debit["id"], timeout=120)
+    finally:
+        for worker in workers:
+            processes.stop(worker)
+    assert done["status"] == "completed" and done["presentments"] == 1, done["events"]
+    entries = await entries_of(db, debit["id"])
+    assert [(e.file_id, e.rejected, e.file_status) for e in entries] == [(built.id, False, "uploaded")]
+    # Uploaded again by the next worker under the same key: one file at the bank, the entry received once.
+    assert len((await odfi.get("/odfi/files", params={"key": str(built.id)})).json()["files"]) == 1
+    assert (await uploads(odfi, built.id)).count(201) == 1
+    assert [e["received_count"] for e in await odfi_entries(odfi, done["trace_number"])] == [1]
