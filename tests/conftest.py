@@ -68,6 +68,8 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         database_url=database_url, temporal_address=temporal_env.client.service_client.config.target_host,
         task_queue=f"tests-{uuid.uuid4().hex[:8]}", linking_base_url=sandbox_url, log_json=False,
         book_transfer_wait=timedelta(seconds=15), smtp_host=mailbox.host, smtp_port=mailbox.port,
+        # The session's logins (the superuser's above all) outlive a whole-suite run on a loaded machine.
+        access_token_ttl=timedelta(hours=1),
         # ACH in seconds: a window closes every second, the return window is a second, a late return
         # (the sandbox sends R10 2.5 s after settlement) still lands inside the late-return window.
         odfi_base_url=sandbox_url, bureau_base_url=sandbox_url, ach_window_interval=timedelta(seconds=1),

@@ -78,7 +78,8 @@ class AchBatchWorkflow:
         await asyncio.gather(*(self._tell(entry.workflow_id, FileRejectedSignal(
             file_id=built.file_id, presentment=entry.presentment, error=uploaded.error or "")) for entry in built.entries))
         outcome = "queued again" if released.policy == "requeue" else "failed"
-        self._stage = f"file {built.file_id} {uploaded.status} ({uploaded.error}): its {released.entries} payments {outcome}"
+        self._stage = (f"file {built.file_id} {uploaded.status} ({(uploaded.error or '')[:200]}): its {released.entries} "
+                       f"payments {outcome}")
         workflow.set_current_details(self._stage)
 
     @staticmethod
