@@ -41,6 +41,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
             servicing.apply_repayment, servicing.check_servicing, servicing.plan_disbursement,
             servicing.plan_auto_debit, servicing.apply_auto_debit, servicing.reverse_auto_debit,
             ach.create_ach_payment, ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
+            ach.confirm_upload, ach.release_unsent_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
             notifications.notify_org_admins, notifications.notify_users,
             bills.mark_overdue, bills.send_reminders, bills.start_autopays, bills.begin_autopay, bills.finish_autopay,

@@ -38,7 +38,8 @@ from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import GL_ACH_CLEARING, GL_CASH, AccountStatus, LedgerAccount
 from models.payments import (CANCELABLE_STATUSES, FINAL_STATUSES, AchBatchInput, AchChildPayment, AchPaymentInput, BuiltEntry,
                              BuiltFile, CancelRequest, Payment, PaymentKind, PaymentOutcome, PaymentStatus,
-                             PresentmentRef, QueuedPayment, ReturnInput, ReturnOutcome)
+                             PresentmentRef, QueuedPayment, ReleasedFile, ReturnInput, ReturnOutcome,
+                             UnansweredUpload, UploadOutcome)
 
 
 class PaymentRejected(Exception):
@@ -144,7 +145,7 @@ class AchActivities:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
             if payment.status in FINAL_STATUSES:
-                return QueuedPayment(status=payment.status)
+                return QueuedPayment(status=payment.status, failure_reason=payment.failure_reason)
             if payment.presentments >= ref.presentment:
                 # A retry: this presentment was queued already (and may be in a file by now). Queueing it
                 # again would send the entry twice.
@@ -195,7 +196,9 @@ class AchActivities:
 
         try:
             await self.client.start_workflow(
-                AchBatchWorkflow.run, AchBatchInput(window_id=window.id, cutoff_at=window.cutoff_at),
+                AchBatchWorkflow.run, AchBatchInput(
+                    window_id=window.id, cutoff_at=window.cutoff_at,
+                    upload_deadline_seconds=self.settings.ach_upload_deadline.total_seconds()),
                 id=f"ach-batch-{window.id}", task_queue=activity.info().task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 # A batch that failed or was terminated by an operator is started again for its stranded
@@ -216,10 +219,7 @@ class AchActivities:
             if payment.status not in CANCELABLE_STATUSES:
                 raise ApplicationError(f"the payment is {payment.status}: too late to cancel", type="NotCancelable",
                                        non_retryable=True)
-            hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
-                                          {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
-            if hold:
-                await ledger.release_hold(session, hold)
+            await self._release_credit_hold(session, payment)
             await transition(session, payment, PaymentStatus.canceled, failure_code="canceled",
                              failure_reason=f"canceled by {req.actor}")
             return outcome(payment)
@@ -261,7 +261,9 @@ class AchActivities:
                     {"trace": entry.trace_number, "payment": payment.id, "file": file_row.id,
                      "presentment": payment.presentments, "amount": payment.amount,
                      "code": int(entry.transaction_code)})
-                await transition(session, payment, PaymentStatus.submitted, event_key=f"submitted:{payment.presentments}",
+                # Keyed by file too: a presentment whose file was rejected is submitted again in another file.
+                await transition(session, payment, PaymentStatus.submitted,
+                                 event_key=f"submitted:{payment.presentments}:{file_row.id}",
                                  trace_number=entry.trace_number)
             return await self._built(session, file_row.id)
 
@@ -302,26 +304,103 @@ class AchActivities:
                                                               trace_number=r.trace_number, presentment=r.presentment)
                                                    for r in rows])
 
+    # Answers that say nothing about the file itself: the bank is busy or down, or our credentials are wrong (an
+    # operator fixes them). The same file goes again, under the same idempotency key, until the upload deadline.
+    NOT_ANSWERED = frozenset({401, 403, 408, 429})
+
+    def _odfi_headers(self, file_id: uuid.UUID | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {self.settings.odfi_api_key.get_secret_value()}"}
+        return {**headers, "Content-Type": "text/plain", "Idempotency-Key": str(file_id)} if file_id else headers
+
+    async def _lock_file(self, session: AsyncSession, file_id: uuid.UUID) -> AchFile:
+        return (await session.exec(select(AchFile).where(AchFile.id == file_id).with_for_update())).one()
+
+    @staticmethod
+    def _mark_file(session: AsyncSession, ach_file: AchFile, status: str, error: str | None = None,
+                   odfi_file_id: str | None = None) -> UploadOutcome:
+        ach_file.status = status
+        if status == "uploaded":
+            ach_file.odfi_file_id, ach_file.uploaded_at = odfi_file_id, datetime.now(timezone.utc)
+        else:
+            ach_file.error, ach_file.rejected_at = (error or "")[:1000], datetime.now(timezone.utc)
+        session.add(ach_file)
+        return UploadOutcome(status=status, odfi_file_id=odfi_file_id, error=ach_file.error)
+
     @activity.defn
-    async def upload_file(self, file_id: uuid.UUID) -> str:
-        """Sends the file to the ODFI; the file id is the idempotency key, so a retry is one file there."""
-        async with self.db.session() as session:
-            ach_file = await session.get(AchFile, file_id)
-        if ach_file.status == "uploaded":
-            return ach_file.odfi_file_id
-        response = await self.http.post("/odfi/files", content=ach_file.content.encode(), headers={
-            "Content-Type": "text/plain", "Idempotency-Key": str(file_id),
-            "Authorization": f"Bearer {self.settings.odfi_api_key.get_secret_value()}"})
-        if response.status_code >= 500 or response.status_code == 429:
-            raise RuntimeError(f"ODFI answered {response.status_code}; retrying")
-        if response.status_code >= 400:
-            raise ApplicationError(f"the ODFI rejected file {file_id}: {response.status_code} {response.text}",
-                                   type="FileRejected", non_retryable=True)
-        odfi_file_id = response.json()["file_id"]
+    async def upload_file(self, file_id: uuid.UUID) -> UploadOutcome:
+        """Sends the file to the ODFI; the file id is the idempotency key, so a retry is one file there. A file the
+        bank refuses (a 4xx about the file) is marked rejected and never sent again. The file's row stays locked while
+        the bank is asked, so giving the file up at the deadline (confirm_upload) never races an upload in flight."""
         async with self.db.session() as session, session.begin():
-            await session.execute(text("UPDATE ach_files SET status = 'uploaded', odfi_file_id = :o, uploaded_at = now() "
-                                       "WHERE id = :id"), {"o": odfi_file_id, "id": file_id})
-        return odfi_file_id
+            ach_file = await self._lock_file(session, file_id)
+            if ach_file.status != "built":
+                return UploadOutcome(status=ach_file.status, odfi_file_id=ach_file.odfi_file_id, error=ach_file.error)
+            response = await self.http.post("/odfi/files", content=ach_file.content.encode(),
+                                            headers=self._odfi_headers(file_id))
+            answer = f"{response.status_code} {response.text[:800]}"
+            if response.is_success:
+                return self._mark_file(session, ach_file, "uploaded", odfi_file_id=response.json()["file_id"])
+            if response.status_code >= 500 or response.status_code in self.NOT_ANSWERED:
+                raise ApplicationError(f"the ODFI answered {answer}; sending file {file_id} again", type="UploadNotAnswered")
+            activity.logger.error("the ODFI rejected file %s: %s", file_id, answer)
+            return self._mark_file(session, ach_file, "rejected", error=answer)
+
+    @activity.defn
+    async def confirm_upload(self, req: UnansweredUpload) -> UploadOutcome:
+        """After the upload deadline: the bank has the file (an answer got lost: it is uploaded) or it has not (the
+        file failed, and is never sent again). Asked under the file's lock, so no upload of it is in flight."""
+        async with self.db.session() as session, session.begin():
+            ach_file = await self._lock_file(session, req.file_id)
+            if ach_file.status != "built":
+                return UploadOutcome(status=ach_file.status, odfi_file_id=ach_file.odfi_file_id, error=ach_file.error)
+            response = await self.http.get("/odfi/files", params={"key": str(req.file_id)}, headers=self._odfi_headers())
+            if not response.is_success:
+                raise ApplicationError(f"the ODFI answered {response.status_code} {response.text[:300]} when asked "
+                                       f"for file {req.file_id}; asking again", type="UploadNotAnswered")
+            received = [f for f in response.json()["files"] if f["key"] == str(req.file_id)]
+            if received:
+                return self._mark_file(session, ach_file, "uploaded", odfi_file_id=received[0]["file_id"])
+            activity.logger.error("file %s not uploaded by the deadline: %s", req.file_id, req.error)
+            return self._mark_file(session, ach_file, "failed", error=f"not uploaded by the deadline: {req.error}")
+
+    @activity.defn
+    async def release_unsent_file(self, file_id: uuid.UUID) -> ReleasedFile:
+        """The payments of a file that never reached the bank (rejected or failed) go back to be queued for the next
+        window, as the same presentment with a new entry (a credit keeps its hold), or fail with the file's error
+        (a credit's hold released), by ACH_REJECTED_FILE_POLICY. Each entry is released once."""
+        policy = self.settings.ach_rejected_file_policy
+        window = None
+        async with self.db.session() as session, session.begin():
+            ach_file = await self._lock_file(session, file_id)
+            if ach_file.status not in ("rejected", "failed"):
+                raise ApplicationError(f"file {file_id} is {ach_file.status}: its payments stay", non_retryable=True)
+            entries = (await session.execute(text(
+                "UPDATE ach_entries SET rejected = true WHERE file_id = :f AND NOT rejected "
+                "RETURNING payment_id, trace_number"), {"f": file_id})).all()
+            reason = f"ACH file {file_id} {ach_file.status}: {ach_file.error}"[:500]
+            for payment_id, trace in sorted(entries):  # one lock order for every file
+                payment = await lock_payment(session, payment_id)
+                if payment.status != PaymentStatus.submitted or payment.trace_number != trace:
+                    continue
+                payment.trace_number = None  # that trace never reached the bank
+                if policy == "fail":
+                    await self._release_credit_hold(session, payment)
+                    await transition(session, payment, PaymentStatus.failed, failure_code=f"file_{ach_file.status}",
+                                     failure_reason=reason)
+                else:
+                    window = window or await self._open_window(session)
+                    await transition(session, payment, PaymentStatus.queued,
+                                     event_key=f"requeued:{payment.presentments}:{file_id}",
+                                     note={"reason": reason}, window_id=window.id, effective_date=window.effective_date)
+        if window is not None:
+            await self._ensure_batch(window)
+        return ReleasedFile(policy=policy, entries=ach_file.entry_count)
+
+    async def _release_credit_hold(self, session: AsyncSession, payment: Payment) -> None:
+        hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
+                                      {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
+        if hold:
+            await ledger.release_hold(session, hold)
 
     async def _post(self, session, payment: Payment, step: str, presentment: int, legs: list[ledger.Leg]) -> uuid.UUID:
         entry_id, _ = await ledger.post_entry(

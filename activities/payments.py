@@ -34,8 +34,9 @@ def outcome(payment: Payment) -> PaymentOutcome:
 
 
 async def transition(session: AsyncSession, payment: Payment, status: str, event_key: str | None = None,
-                     **changes) -> None:
-    """Moves a payment to `status`: the row, one history event (once per event_key) and an audit row."""
+                     note: dict | None = None, **changes) -> None:
+    """Moves a payment to `status`: the row, one history event (once per event_key) and an audit row. `note` adds
+    to the event what is not a column (e.g. why)."""
     before = {"status": payment.status}
     payment.status = status
     payment.updated_at = datetime.now(timezone.utc)
@@ -44,7 +45,7 @@ async def transition(session: AsyncSession, payment: Payment, status: str, event
     session.add(payment)
     info = activity.info()
     activity.logger.info("payment %s: %s -> %s", payment.id, before["status"], status)
-    detail = {k: str(v) for k, v in changes.items()} or None
+    detail = {**{k: str(v) for k, v in changes.items()}, **(note or {})} or None
     await add_event(session, payment.id, status, detail, event_key)
     await audit.record(session, actor=f"system:{info.workflow_id}", actor_id=None, action=f"payment.{status}",
                        entity_type="payment", entity_id=payment.id, before=before, after={"status": status, **(detail or {})})

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     ach_late_return_window: timedelta = timedelta(days=60)  # completed -> a return reverses it
     ach_max_representments: int = 2
     ach_max_amount: Decimal = Decimal("25000.00")
+    # A file the ODFI rejects (a 4xx), or that it leaves unanswered past the upload deadline (and then says it
+    # does not have), never goes again: its payments are queued for the next window (requeue) or failed (fail).
+    ach_rejected_file_policy: Literal["requeue", "fail"] = "requeue"
+    ach_upload_deadline: timedelta = timedelta(minutes=30)
     odfi_base_url: str = "http://127.0.0.1:8100"
     odfi_api_key: SecretStr = SecretStr("sandbox-odfi-key")
     odfi_routing_number: str = "091000019"

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Column, Identity, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Identity, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, jsonb, money, timestamp, uuid_pk
@@ -30,23 +30,31 @@ class AchFile(SQLModel, table=True):
     entry_count: int
     total_debit: Decimal = money()
     total_credit: Decimal = money()
-    status: str = Field(default="built", max_length=16)  # built, uploaded
+    # built -> uploaded; or rejected (the bank refused it) / failed (no answer by the upload deadline, and the bank
+    # says it has no such file). A rejected or failed file is never sent again: its payments went back to be queued.
+    status: str = Field(default="built", max_length=16)
     odfi_file_id: str | None = Field(default=None, max_length=100)
     uploaded_at: datetime | None = timestamp()
+    error: str | None = Field(default=None, max_length=1000)  # the bank's answer to a rejected or failed file
+    rejected_at: datetime | None = timestamp()
     created_at: datetime = created_at()
 
 
 class AchEntry(SQLModel, table=True):
     """One presentment of a payment in a file; the trace number routes the bank's events to the payment."""
     __tablename__ = "ach_entries"
-    # However a retry goes, a presentment is one entry sent to the bank.
-    __table_args__ = (UniqueConstraint("payment_id", "presentment", name="ach_entries_once_per_presentment"),)
+    # However a retry goes, a presentment is one entry sent to the bank. An entry of a file the bank rejected never
+    # reached it: the presentment goes again in a later file, with a new trace number, as the same presentment.
+    __table_args__ = (Index("ach_entries_once_per_presentment", "payment_id", "presentment", unique=True,
+                            postgresql_where=text("NOT rejected")),)
     trace_number: str = Field(primary_key=True, max_length=15)
     payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
     file_id: uuid.UUID = Field(foreign_key="ach_files.id", index=True)
     presentment: int
     amount: Decimal = money()
     transaction_code: int
+    # Its file never reached the bank (rejected, or failed at the upload deadline).
+    rejected: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     created_at: datetime = created_at()
 
 

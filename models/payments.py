@@ -154,12 +154,21 @@ class QueuedPayment(BaseModel):
     window_id: str | None = None
     cutoff_at: datetime | None = None
     effective_date: date | None = None
+    failure_reason: str | None = None  # when it is not queued because it failed (e.g. its file was rejected)
 
 
 class SubmittedSignal(BaseModel):
     trace_number: str
     presentment: int
     file_id: uuid.UUID
+
+
+class FileRejectedSignal(BaseModel):
+    """The file a presentment was in never reached the bank (rejected, or given up at the upload deadline): the
+    batch has already put the payment back in a queue, or failed it, by policy; the payment reads which."""
+    file_id: uuid.UUID
+    presentment: int
+    error: str = ""
 
 
 class BankEventSignal(BaseModel):
@@ -204,6 +213,25 @@ class CancelRequest(BaseModel):
 class AchBatchInput(BaseModel):
     window_id: str
     cutoff_at: datetime
+    # How long the upload may go unanswered (5xx, timeouts) before the file is given up; None: never.
+    upload_deadline_seconds: float | None = None
+
+
+class UploadOutcome(BaseModel):
+    status: str  # uploaded, rejected (the bank refused the file), failed (given up at the deadline)
+    odfi_file_id: str | None = None
+    error: str | None = None
+
+
+class UnansweredUpload(BaseModel):
+    file_id: uuid.UUID
+    error: str
+
+
+class ReleasedFile(BaseModel):
+    """What became of the payments of a file that never reached the bank."""
+    policy: str  # requeue or fail
+    entries: int
 
 
 class BuiltEntry(BaseModel):

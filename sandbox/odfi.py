@@ -8,10 +8,13 @@ Bank API (fault injection applies, see app.py):
                       401 UNAUTHORIZED, 400 MISSING_IDEMPOTENCY_KEY, 422 INVALID_FILE (+ "line"),
                       409 IDEMPOTENCY_KEY_REUSED (same key, other bytes), 409 DUPLICATE_TRACE (a trace number
                       already received in an earlier file: the whole file is rejected).
-  GET  /odfi/files    the accepted files.
+                      With the control `reject_next_files: N`, the next N valid uploads are refused with
+                      `reject_status` (default 422) FILE_REJECTED: the bank's review turned the file down (a 5xx
+                      status plays an outage instead). A refused file is forgotten, as by a real bank.
+  GET  /odfi/files[?key=]   the accepted files (by Idempotency-Key: whether the bank has a file).
 Instrumentation for tests (never faulted, like /_control):
   GET/PUT /odfi/_control, GET /odfi/entries[?trace_number=], GET /odfi/events[?trace_number=],
-  POST /odfi/events/{event_id}/redeliver.
+  POST /odfi/events/{event_id}/redeliver, GET /odfi/uploads[?key=] (every upload attempt's answer, by key).
 
 What happens to each entry of an accepted file, by the cents of its amount:
 
@@ -122,6 +125,8 @@ class OdfiConfig(BaseModel):
     duplicate_deliveries: bool
     out_of_order: bool
     delivery_max_attempts: int = Field(ge=1)
+    reject_next_files: int = Field(ge=0)
+    reject_status: int = Field(ge=400, le=599)
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> "OdfiConfig":
@@ -142,6 +147,8 @@ class OdfiConfigUpdate(BaseModel):
     duplicate_deliveries: bool | None = None
     out_of_order: bool | None = None
     delivery_max_attempts: int | None = None
+    reject_next_files: int | None = None
+    reject_status: int | None = None
 
 
 # --- state -------------------------------------------------------------------------------------------
@@ -214,6 +221,7 @@ class OdfiState:
         self.files_by_key: dict[str, ReceivedFile] = {}
         self.entries: dict[str, ReceivedEntry] = {}  # by trace number
         self.events: dict[str, OdfiEvent] = {}  # by event_id, in creation order
+        self.uploads: dict[str, list[int]] = {}  # Idempotency-Key -> the status of each upload attempt
         self.tasks: set[asyncio.Task] = set()
         self.http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_S)
 
@@ -248,6 +256,11 @@ class OdfiState:
             nacha_file = parse(text)
         except NachaError as exc:
             raise OdfiError(422, "INVALID_FILE", exc.message, line=exc.line_number) from None
+
+        if self.config.reject_next_files:
+            self.config = self.config.model_copy(update={"reject_next_files": self.config.reject_next_files - 1})
+            raise OdfiError(self.config.reject_status, "FILE_REJECTED",
+                            "the file was rejected by the bank's file review (sandbox reject_next_files)")
 
         traces = [entry.trace_number for _, entry in nacha_file.iter_entries()]
         repeated = [trace for trace in traces if trace in self.entries]
@@ -391,17 +404,23 @@ async def upload_file(
         state.authenticate(authorization)
         if not idempotency_key:
             raise OdfiError(400, "MISSING_IDEMPOTENCY_KEY", "the Idempotency-Key header is required")
-        status, receipt = state.receive(idempotency_key, content)
+        try:
+            status, receipt = state.receive(idempotency_key, content)
+        except OdfiError as exc:
+            state.uploads.setdefault(idempotency_key, []).append(exc.status)
+            raise
     except OdfiError as exc:
         return exc.response()
+    state.uploads.setdefault(idempotency_key, []).append(status)
     return JSONResponse(receipt, status_code=status)
 
 
 @router.get("/files")
-async def list_files(request: Request) -> dict[str, list[dict[str, Any]]]:
+async def list_files(request: Request, key: str | None = None) -> dict[str, list[dict[str, Any]]]:
     return {"files": [
         {"file_id": f.file_id, "key": f.key, "received_at": f.received_at.isoformat(), "entry_count": f.entry_count}
         for f in _state(request).files_by_key.values()
+        if key is None or f.key == key
     ]}
 
 
@@ -417,6 +436,13 @@ async def list_entries(request: Request, trace_number: str | None = None) -> dic
         for e in _state(request).entries.values()
         if trace_number is None or e.trace_number == trace_number
     ]}
+
+
+@control_router.get("/uploads")
+async def list_uploads(request: Request, key: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every upload attempt that got past authentication, by Idempotency-Key: the statuses answered, in order."""
+    return {"uploads": [{"key": k, "statuses": statuses} for k, statuses in _state(request).uploads.items()
+                        if key is None or k == key]}
 
 
 @control_router.get("/events")

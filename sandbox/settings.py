@@ -34,6 +34,8 @@ class SandboxSettings(BaseSettings):
     duplicate_deliveries: bool = False  # deliver every event twice
     out_of_order: bool = False  # deliver each file's events in reverse order
     delivery_max_attempts: int = Field(20, ge=1)
+    reject_next_files: int = Field(0, ge=0)  # refuse the next N uploaded files (FILE_REJECTED)
+    reject_status: int = Field(422, ge=400, le=599)  # with this status (a 5xx plays an outage instead)
 
     # The credit bureau (sandbox/bureau.py); both are also changeable at runtime via /bureau/_control.
     bureau_api_key: str = "sandbox-bureau-key"

@@ -1,15 +1,21 @@
 """One cutoff window: wait for the cutoff, write the NACHA file of every payment queued for it, upload it to
-the ODFI, and tell each payment its trace number."""
+the ODFI, and tell each payment its trace number. A file that never reaches the bank (rejected, or unanswered
+past the upload deadline and unknown to the bank) is never sent again: its payments go back to be queued for
+the next window, or fail, by policy, and each is told."""
 
 import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ach import AchActivities
-    from models.payments import AchBatchInput, SubmittedSignal
+    from models.payments import (AchBatchInput, BuiltFile, FileRejectedSignal, SubmittedSignal, UnansweredUpload,
+                                 UploadOutcome)
+
+PATIENT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 
 
 @workflow.defn
@@ -32,10 +38,10 @@ class AchBatchWorkflow:
             return 0
         self._stage = f"uploading {len(built.entries)} entries"
         workflow.set_current_details(self._stage)
-        await workflow.execute_activity_method(
-            AchActivities.upload_file, built.file_id, start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
-                                     non_retryable_error_types=["FileRejected"]))
+        uploaded = await self._upload(req, built)
+        if uploaded.status != "uploaded":
+            await self._release(built, uploaded)
+            return 0
         # All in one workflow task: the signals go out together rather than one round trip each.
         await asyncio.gather(*(
             workflow.get_external_workflow_handle(entry.workflow_id).signal(
@@ -45,6 +51,43 @@ class AchBatchWorkflow:
         self._stage = f"uploaded file {built.file_id} with {len(built.entries)} entries"
         workflow.set_current_details(self._stage)
         return len(built.entries)
+
+    async def _upload(self, req: AchBatchInput, built: BuiltFile) -> UploadOutcome:
+        """Uploaded or rejected by the bank; when it leaves the file unanswered past the deadline, the bank is asked
+        whether it has it before its payments go anywhere else."""
+        deadline = timedelta(seconds=req.upload_deadline_seconds) if req.upload_deadline_seconds else None
+        try:
+            return await workflow.execute_activity_method(
+                AchActivities.upload_file, built.file_id, start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=deadline, retry_policy=PATIENT)
+        except ActivityError as error:
+            # The deadline passed: a timeout, or the last attempt's error when the next one would come after it.
+            if not isinstance(error.cause, (TimeoutError, ApplicationError)):
+                raise
+            last = error.cause.cause or error.cause
+            self._stage = f"file {built.file_id} unanswered by the deadline: asking the bank whether it has it"
+            workflow.set_current_details(self._stage)
+            return await workflow.execute_activity_method(
+                AchActivities.confirm_upload, UnansweredUpload(file_id=built.file_id, error=str(last)),
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=PATIENT)
+
+    async def _release(self, built: BuiltFile, uploaded: UploadOutcome) -> None:
+        released = await workflow.execute_activity_method(
+            AchActivities.release_unsent_file, built.file_id, start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PATIENT)
+        await asyncio.gather(*(self._tell(entry.workflow_id, FileRejectedSignal(
+            file_id=built.file_id, presentment=entry.presentment, error=uploaded.error or "")) for entry in built.entries))
+        outcome = "queued again" if released.policy == "requeue" else "failed"
+        self._stage = (f"file {built.file_id} {uploaded.status} ({(uploaded.error or '')[:200]}): its {released.entries} "
+                       f"payments {outcome}")
+        workflow.set_current_details(self._stage)
+
+    @staticmethod
+    async def _tell(workflow_id: str, rejected: FileRejectedSignal) -> None:
+        try:
+            await workflow.get_external_workflow_handle(workflow_id).signal("file_rejected", rejected)
+        except Exception as error:  # the payment was canceled once queued again, and has ended meanwhile
+            workflow.logger.info("could not tell %s its file was rejected: %s", workflow_id, error)
 
     @workflow.query
     def stage(self) -> str:

@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotifyOrgAdmins
     from core import search_attributes as sa
     from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
-                                 PaymentOutcome, PaymentProgress, PaymentStatus, PresentmentRef, ReturnInput,
-                                 SubmittedSignal)
+                                 FileRejectedSignal, PaymentOutcome, PaymentProgress, PaymentStatus, PresentmentRef,
+                                 QueuedPayment, ReturnInput, SubmittedSignal)
 
 # Short timeouts: a worker that dies mid-activity is noticed quickly; every step is safe to run again.
 DB_STEP = dict(start_to_close_timeout=timedelta(seconds=15),
@@ -34,6 +34,8 @@ class AchPaymentWorkflow:
         self._presentment = 0
         self._trace: str | None = None
         self._submitted: SubmittedSignal | None = None
+        self._rejected: FileRejectedSignal | None = None  # the file of this presentment never reached the bank
+        self._rejected_files: set[str] = set()  # a rejection told twice is one
         self._events: dict[str, BankEventSignal] = {}  # by event id: a repeated delivery is one event
         self._canceled = False
         self._return_code: str | None = None
@@ -44,6 +46,14 @@ class AchPaymentWorkflow:
     def submitted(self, signal: SubmittedSignal) -> None:
         if signal.presentment == self._presentment:
             self._submitted = signal
+
+    @workflow.signal
+    def file_rejected(self, signal: FileRejectedSignal) -> None:
+        # Too late once a later file carried the presentment: that file's `submitted` wins.
+        if signal.presentment == self._presentment and self._submitted is None \
+                and str(signal.file_id) not in self._rejected_files:
+            self._rejected_files.add(str(signal.file_id))
+            self._rejected = signal
 
     @workflow.signal
     def bank_event(self, event: BankEventSignal) -> None:
@@ -79,16 +89,10 @@ class AchPaymentWorkflow:
         while True:
             self._presentment += 1
             self._submitted = None
-            queued = await workflow.execute_activity_method(
-                AchActivities.queue_payment, self._ref(), **DB_STEP)
-            if queued.status != PaymentStatus.queued:
-                self._set_status(PaymentStatus(queued.status), "ended before it was queued")
-                return await self._finish()
-            self._set_status(PaymentStatus.queued, f"presentment {self._presentment} queued for the window "
-                                                   f"{queued.window_id}, effective {queued.effective_date}")
-            await workflow.wait_condition(lambda: self._submitted is not None or self._canceled)
-            if self._canceled:
-                return await self._finish()
+            self._rejected = None
+            ended = await self._queue()
+            if ended is not None:
+                return await self._finish(failure_reason=ended.failure_reason)
             self._trace = self._submitted.trace_number
             await workflow.execute_activity_method(AchActivities.record_submitted, self._ref(), **DB_STEP)
             self._set_status(PaymentStatus.pending_settlement, f"trace {self._trace}: waiting for settlement")
@@ -115,6 +119,29 @@ class AchPaymentWorkflow:
             if late is not None:
                 await self._returned(late, settled=True, completed=True)
             return await self._finish()
+
+    async def _queue(self) -> QueuedPayment | None:
+        """Queues this presentment and waits until a file carries it to the bank (None then), or until the payment
+        ends before (canceled, or failed with a file the bank rejected: how it ended). A rejected file's batch has
+        already queued the payment again (the same presentment, in a later window) or failed it: queue_payment
+        reads which."""
+        queued = await workflow.execute_activity_method(AchActivities.queue_payment, self._ref(), **DB_STEP)
+        note = ""
+        while queued.status == PaymentStatus.queued:
+            self._set_status(PaymentStatus.queued, f"presentment {self._presentment} queued for the window "
+                                                   f"{queued.window_id}, effective {queued.effective_date}{note}")
+            await workflow.wait_condition(
+                lambda: self._submitted is not None or self._canceled or self._rejected is not None)
+            if self._canceled:
+                return QueuedPayment(status=PaymentStatus.canceled)
+            if self._submitted is not None:
+                return None
+            note = f" (file {self._rejected.file_id} did not reach the bank: {self._rejected.error[:200]})"
+            self._rejected = None
+            queued = await workflow.execute_activity_method(AchActivities.queue_payment, self._ref(), **DB_STEP)
+        if not self._canceled:  # else the cancel update sets it
+            self._set_status(PaymentStatus(queued.status), queued.failure_reason)
+        return queued
 
     async def _next_event(self, timeout: float | None = None, returns_only: bool = False) -> BankEventSignal | None:
         """The bank's word on the current trace. Events may arrive twice or out of order: a return outranks a
@@ -149,10 +176,10 @@ class AchPaymentWorkflow:
         self._events = {k: e for k, e in self._events.items() if e.trace_number != self._trace}
         return result.represent
 
-    async def _finish(self) -> PaymentOutcome:
+    async def _finish(self, failure_reason: str | None = None) -> PaymentOutcome:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._status != PaymentStatus.completed:  # completed was told when it happened
-            await self._tell_parent()
+            await self._tell_parent(failure_reason=failure_reason)
         return PaymentOutcome(payment_id=self._req.payment_id, status=self._status,
                               failure_code=self._return_code)
 

@@ -3,11 +3,11 @@
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.deps import SessionDep, require_roles
@@ -27,14 +27,18 @@ class AchFileOut(BaseModel):
     entry_count: int
     total_debit: Decimal
     total_credit: Decimal
-    status: str
+    status: str = Field(description="built, uploaded, rejected (by the bank) or failed (no answer by the upload "
+                                    "deadline); the payments of a rejected or failed file were queued again or failed")
     odfi_file_id: str | None
     uploaded_at: datetime | None
+    error: str | None = Field(None, description="the bank's answer to a rejected or failed file")
+    rejected_at: datetime | None = None
     created_at: datetime
 
 
 @router.get("", response_model=Page[AchFileOut], summary="NACHA files, newest first")
-async def list_files(session: SessionDep, _: Staff, page: PageDep, status: str | None = None,
+async def list_files(session: SessionDep, _: Staff, page: PageDep,
+                     status: Literal["built", "uploaded", "rejected", "failed"] | None = None,
                      created_from: datetime | None = None, created_to: datetime | None = None):
     statement = select(AchFile)
     if status:

@@ -118,7 +118,8 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
     external = await session.get(ExternalAccount, payment.external_account_id)
     await session.commit()  # no pooled connection held across the call to Temporal
     await start_ach_workflow(client, settings, payment, external)
-    return await payment_out(session, client, payment)
+    # The start is durable now: answer from the database, whatever the worker is doing.
+    return await payment_out(session, None, payment)
 
 
 async def _visible_payment(session, user: User, payment_id: uuid.UUID) -> Payment:

@@ -5,7 +5,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -33,6 +33,7 @@ from workflows.book_transfer import BookTransferWorkflow
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 
 _PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
+DESCRIBE_TIMEOUT = timedelta(seconds=3)
 
 
 class BookTransferIn(BaseModel):
@@ -52,7 +53,10 @@ class PaymentOut(BaseModel):
     id: uuid.UUID
     kind: str
     status: str
-    workflow_status: str | None = Field(None, description="what the workflow itself reports, when it can be asked")
+    workflow_status: str | None = Field(None, description=(
+        "the status the workflow last published (its PaymentStatus search attribute, as the Temporal server holds "
+        "it); null in the answer to a create, which comes from the database alone, or when Temporal cannot say. "
+        "`status` (the database) is the source of truth"))
     amount: Decimal
     currency: str
     from_account_id: uuid.UUID | None
@@ -86,12 +90,15 @@ def request_hash(body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def payment_out(session, client: Client | None, payment: Payment) -> TransferOut:
-    workflow_status = None
+async def payment_out(session, client: Client | None, payment: Payment, workflow_status: str | None = None) -> TransferOut:
+    """The row and its history. With a client, also what the workflow last published: the Temporal server answers
+    that from its own records (describe), never by a query to a worker, so no answer waits on a busy or absent
+    worker. A create passes no client: it answers from the database once the workflow start is durable."""
     if client is not None:
         await session.commit()  # no pooled connection held across the call to Temporal
         try:
-            workflow_status = await client.get_workflow_handle(payment.workflow_id).query("status")
+            description = await client.get_workflow_handle(payment.workflow_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
+            workflow_status = description.typed_search_attributes.get(sa.PAYMENT_STATUS)
         except RPCError:
             workflow_status = None  # the workflow may be gone from Temporal's retention; the row still stands
     return (await payments_out(session, [payment], workflow_status))[0]
@@ -204,18 +211,20 @@ async def create_book_transfer(body: BookTransferIn, key: IdempotencyKey, respon
             {"kind": "book", "amount": str(body.amount), "from_account_id": str(src.id), "to_account_id": str(dst.id),
              "memo": body.memo})
     payment = await idempotent_payment(session, payment_id, digest, existing is not None, response)
+    workflow_status = None
     if payment.status not in (PaymentStatus.completed, PaymentStatus.failed):
         src = await session.get(LedgerAccount, payment.from_account_id)
         dst = await session.get(LedgerAccount, payment.to_account_id)
         await session.commit()  # give the connection back while we wait on Temporal
         handle = await _start(client, settings, payment, src, dst)
-        try:
-            await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())
+        try:  # a book transfer is immediate: worth a short wait for its result (never a query to the worker)
+            outcome = await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())
+            workflow_status = outcome.status
         except asyncio.TimeoutError:
             response.status_code = 202
         session.expire_all()
         payment = await session.get(Payment, payment_id)
-    return await payment_out(session, client, payment)
+    return await payment_out(session, None, payment, workflow_status)
 
 
 async def _destination(session, user: User, account_id: uuid.UUID) -> LedgerAccount:

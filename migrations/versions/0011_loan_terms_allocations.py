@@ -1,7 +1,7 @@
 """loans keep the terms they were written on; every repayment's allocation per installment and component
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-11-28 10:00:00
 """
 from typing import Sequence, Union
@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision: str = '0011'
-down_revision: Union[str, None] = '0008'
+down_revision: Union[str, None] = '0010'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -7,6 +7,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -14,8 +15,9 @@ import pytest
 from sqlalchemy import text
 
 from finance import nacha
-from tests.conftest import assert_error, make_org, open_account
+from tests.conftest import ApiServer, assert_error, make_org, open_account
 from tests.polling import poll
+from worker import build_worker
 
 FINAL = {"completed", "canceled", "failed", "returned", "reversed"}
 
@@ -275,3 +277,42 @@ async def test_duplicate_deliveries_mode_has_one_effect(http, su, ach_org, odfi)
         await odfi.put("/odfi/_control", json={"duplicate_deliveries": False, "out_of_order": False})
     assert [r["status"] for r in results] == ["completed", "completed", "returned"]
     assert await balances(http, su, ach_org.account["id"]) == ("10043.00", "0.00", "10043.00")
+
+
+async def test_creating_a_payment_answers_while_no_worker_polls_its_task_queue(http, su, settings, db, sandbox_url,
+                                                                                odfi, temporal_env):
+    """Creating a payment answers from the database once the workflow start is durable: it never asks the worker
+    (a status query waits for a worker to answer it: with the worker busy or restarting a create took 30 s)."""
+    # An API on a task queue no worker polls yet: its workflows start, and wait for a worker. A query to one of them
+    # would wait far longer than this client's timeout (Temporal gives up on it after about 30 s).
+    idle = settings.model_copy(update={"task_queue": f"idle-{uuid.uuid4().hex[:8]}",
+                                       "book_transfer_wait": timedelta(seconds=1)})
+    org = await make_org(http, su)
+    account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="500.00")
+    savings = await open_account(http, su, org.id, org.users["member"]["id"], type_="savings")
+    external = await link_external(http, sandbox_url, org)
+    admin = org.headers["org_admin"]
+    async with ApiServer(idle) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as api:
+        key = uuid.uuid4().hex
+        body = {"kind": "ach_debit", "amount": "45.00", "account_id": account["id"], "external_account_id": external["id"]}
+        debit = await api.post("/api/v1/payments", headers={**admin, "Idempotency-Key": key}, json=body)
+        assert debit.status_code == 201, debit.text
+        assert (debit.json()["status"], debit.json()["workflow_status"]) == ("created", None)
+        again = await api.post("/api/v1/payments", headers={**admin, "Idempotency-Key": key}, json=body)
+        assert (again.status_code, again.json()["id"]) == (200, debit.json()["id"])
+        # A book transfer still waits a moment for its result (book_transfer_wait), then answers 202 from the row.
+        book = await api.post("/api/v1/payments", headers={**admin, "Idempotency-Key": uuid.uuid4().hex}, json={
+            "kind": "book", "amount": "20.00", "account_id": account["id"], "to_account_id": savings["id"]})
+        assert book.status_code == 202, book.text
+        assert (book.json()["status"], book.json()["workflow_status"]) == ("created", None)
+        # Reading one asks the Temporal server what the workflow published, not the absent worker.
+        fetched = await api.get(f"/api/v1/payments/{debit.json()['id']}", headers=admin)
+        assert fetched.status_code == 200, fetched.text
+        assert (fetched.json()["status"], fetched.json()["workflow_status"]) == ("created", "created")
+
+        # A worker comes: both go ahead.
+        async with build_worker(temporal_env.client, idle, db):
+            done = await wait_status(api, admin, debit.json()["id"], timeout=60)
+            moved = await wait_status(api, admin, book.json()["id"], timeout=60)
+    assert done["status"] == "completed", done["events"]
+    assert moved["status"] == "completed", moved["events"]

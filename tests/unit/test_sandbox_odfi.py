@@ -348,6 +348,35 @@ async def test_invalid_file_is_422_with_its_line(odfi):
     assert (await odfi.client.get("/odfi/files")).json()["files"] == []
 
 
+async def test_reject_next_files_refuses_that_many_valid_files_and_forgets_them(odfi, receiver):
+    await odfi.client.put("/odfi/_control", json={"reject_next_files": 2})
+    text = nacha(["10.00", "10.02"])
+    first = await odfi.upload(text, key="f1")
+    assert (first.status_code, first.json()["error_code"]) == (422, "FILE_REJECTED")
+    assert (await odfi.upload(nacha(["1.00"], first_trace=9), key="f2")).status_code == 422
+    assert (await odfi.client.get("/odfi/_control")).json()["reject_next_files"] == 0
+    assert (await odfi.client.get("/odfi/entries")).json()["entries"] == []  # its traces never reached the bank
+    assert (await odfi.upload(text, key="f3")).status_code == 201  # the same traces in a new file: accepted
+    await odfi.idle()
+    assert sorted(p["trace_number"] for p in receiver.accepted()) == [trace(1), trace(2)]
+    uploads = (await odfi.client.get("/odfi/uploads")).json()["uploads"]
+    assert uploads == [{"key": "f1", "statuses": [422]}, {"key": "f2", "statuses": [422]},
+                       {"key": "f3", "statuses": [201]}]
+    assert [f["key"] for f in (await odfi.client.get("/odfi/files", params={"key": "f1"})).json()["files"]] == []
+    assert [f["key"] for f in (await odfi.client.get("/odfi/files", params={"key": "f3"})).json()["files"]] == ["f3"]
+
+
+async def test_reject_status_5xx_plays_an_outage(odfi):
+    await odfi.client.put("/odfi/_control", json={"reject_next_files": 1, "reject_status": 503})
+    text = nacha(["1.00"])
+    assert (await odfi.upload(text, key="k")).status_code == 503
+    assert (await odfi.upload(text, key="k")).status_code == 201  # the retry of the same file goes through
+    assert (await odfi.client.get("/odfi/uploads", params={"key": "k"})).json()["uploads"] == [
+        {"key": "k", "statuses": [503, 201]}]
+    for bad in ({"reject_next_files": -1}, {"reject_status": 200}, {"reject_status": 600}):
+        assert (await odfi.client.put("/odfi/_control", json=bad)).status_code == 422, bad
+
+
 async def test_faults_apply_to_uploads_not_to_instrumentation(odfi, receiver):
     await odfi.client.put("/_control/faults", json={"fail_next": 1, "error_status": 503})
     assert (await odfi.client.get("/odfi/events")).status_code == 200
@@ -450,7 +479,8 @@ async def test_out_of_order_mode_reverses_each_files_events(odfi, receiver):
 async def test_control_changes_only_the_given_fields(odfi):
     before = (await odfi.client.get("/odfi/_control")).json()
     assert set(before) == {"odfi_api_key", "webhook_url", "webhook_secret", "settlement_delay_ms", "return_delay_ms",
-                           "late_return_delay_ms", "duplicate_deliveries", "out_of_order", "delivery_max_attempts"}
+                           "late_return_delay_ms", "duplicate_deliveries", "out_of_order", "delivery_max_attempts",
+                           "reject_next_files", "reject_status"}
     r = await odfi.client.put("/odfi/_control", json={"duplicate_deliveries": True, "webhook_url": None})
     assert r.json() == {**before, "duplicate_deliveries": True, "webhook_url": None}
     assert (await odfi.client.get("/odfi/_control")).json() == r.json()
