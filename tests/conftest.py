@@ -81,8 +81,6 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         # token issued two hours ago must still be expired).
         access_token_ttl=timedelta(hours=1),
         book_transfer_wait=timedelta(seconds=15), smtp_host=mailbox.host, smtp_port=mailbox.port,
-        # The session's logins (the superuser's above all) outlive a whole-suite run on a loaded machine.
-        access_token_ttl=timedelta(hours=1),
         # ACH in seconds: a window closes every second, the return window is a second, a late return
         # (the sandbox sends R10 2.5 s after settlement) still lands inside the late-return window.
         odfi_base_url=sandbox_url, bureau_base_url=sandbox_url, ach_window_interval=timedelta(seconds=1),
