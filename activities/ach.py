@@ -66,9 +66,9 @@ async def check_ach_payment(session: AsyncSession, settings: Settings, kind: str
             raise PaymentRejected("insufficient_funds", f"available balance {available} is less than {amount}")
 
 
-async def mark_taken(session: AsyncSession, event_id: str | None) -> None:
-    """The payment took this bank event (in the transaction of its effect): the outbox has nothing left to do for
-    it, even if its own mark was lost."""
+async def mark_delivered(session: AsyncSession, event_id: str | None) -> None:
+    """The bank event reached its payment's workflow (signalled by the webhook, or taken by the workflow in the
+    transaction of its effect): the outbox has nothing left to do for it. An event set aside stays set aside."""
     if event_id:
         await session.execute(text("UPDATE bank_events SET status = 'delivered', signaled_at = coalesce(signaled_at, "
                                    "now()) WHERE event_id = :id AND status = 'pending'"), {"id": event_id})
@@ -359,7 +359,7 @@ class AchActivities:
     async def record_settled(self, ref: PresentmentRef) -> PaymentOutcome:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
-            await mark_taken(session, ref.event_id)
+            await mark_delivered(session, ref.event_id)
             if payment.status != PaymentStatus.pending_settlement or payment.presentments != ref.presentment:
                 return outcome(payment)
             cash, clearing = await self._gl_account(session, GL_CASH), await self._gl_account(session, GL_ACH_CLEARING)
@@ -399,7 +399,7 @@ class AchActivities:
         for a late return after that workflow ended). The reaction (PRODUCT.md §4.3): R01/R09 re-present at most
         max_representments times, never after completion; R02/R03/R04 disable the external account;
         R05/R07/R10/R29 block its debits; other codes fail the payment; after completion every return reverses it."""
-        await mark_taken(session, req.event_id)
+        await mark_delivered(session, req.event_id)
         done = await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
                                      {"k": f"payment:{payment.id}:return:{req.presentment}"})
         external = await session.get(ExternalAccount, payment.external_account_id)

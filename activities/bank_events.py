@@ -1,6 +1,8 @@
-"""The bank-event outbox. The webhook records each event (bank_events, status pending) and answers the bank at
-once; delivering it is a separate, retried step: a BankEventDeliveryWorkflow per event (`bank-event-<event id>`),
-started by the webhook when Temporal answers in time, else by the sweep (BankEventSweepWorkflow).
+"""The bank-event outbox. The webhook records each event (bank_events, status pending) and answers the bank
+once it is recorded. Meanwhile, if Temporal answers in time, it signals the payment's open workflow itself (the
+common case: one call) or, when that workflow has ended, starts the event's BankEventDeliveryWorkflow
+(`bank-event-<event id>`); whatever it could not hand over, the sweep (BankEventSweepWorkflow) hands to a
+delivery workflow later. Delivery retries until it is done.
 
 Delivery signals the payment's workflow while it is open (it takes the event, or sets it aside when it cannot:
 a settlement of an entry already returned, a second settlement). A payment whose workflow has ended cannot take
@@ -51,6 +53,17 @@ async def start_sweep(client: Client, settings: Settings) -> None:
         static_summary="Delivers bank events still pending in the outbox")
 
 
+async def signal_payment(client: Client, workflow_id: str, payload: dict) -> bool:
+    """Signals a recorded event to its payment's workflow; False when that workflow has ended (or is gone)."""
+    try:
+        await client.get_workflow_handle(workflow_id).signal("bank_event", BankEventSignal.model_validate(payload))
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise  # Temporal is unreachable or busy: try again later
+        return False
+    return True
+
+
 def closed_payment_verdict(event_type: str, event_presentment: int | None, payment: Payment) -> str | None:
     """For an event that reached a payment after its workflow ended: None when it is a return of the payment's
     completed last presentment (reversed by policy), else why it goes on the exception list."""
@@ -81,12 +94,7 @@ class BankEventActivities:
             return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
         if payment is None:
             return await self._set_status(req.event_id, BankEventStatus.exception, "no payment has this trace number")
-        try:
-            await self.client.get_workflow_handle(payment.workflow_id).signal(
-                "bank_event", BankEventSignal.model_validate(event.payload))
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise  # Temporal is unreachable or busy: the activity retries
+        if not await signal_payment(self.client, payment.workflow_id, event.payload):
             return await self._after_the_workflow(req.event_id)
         return await self._set_status(req.event_id, BankEventStatus.delivered, None)
 

@@ -1,10 +1,10 @@
 """The bank's webhooks: settlement notices and returns, signed with HMAC-SHA256 over `<timestamp>.<raw body>`.
 
 A bad signature or a stale timestamp is a 401 and nothing is recorded. Each event is recorded once by its id
-(the bank-event outbox, activities/bank_events.py) and answered 200 as soon as it is, whatever its payment's
-workflow is doing: delivering it is a separate, retried step, handed over here when Temporal answers in time and
-by the sweep otherwise. A repeat is answered 200 and has no second effect. The only 503 is our own database
-being unreachable: then nothing is recorded and the bank must deliver again."""
+(the bank-event outbox, activities/bank_events.py) and answered 200 once it is, whatever its payment's workflow
+is doing: it is signalled to that workflow here when Temporal answers in time, and otherwise delivered later by
+a retried delivery workflow. A repeat is answered 200 and has no second effect. The only 503 is our own
+database being unreachable: then nothing is recorded and the bank must deliver again."""
 
 import asyncio
 import hashlib
@@ -20,10 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from activities.bank_events import start_delivery
+from activities.ach import mark_delivered
+from activities.bank_events import signal_payment, start_delivery
 from api.deps import SessionDep, SettingsDep
 from api.errors import AppError
 from core.config import Settings
+from models.ach import BankEventStatus
 
 log = logging.getLogger("api.webhooks")
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -70,40 +72,50 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
         raise AppError(400, "unknown_event_type", f"unknown event type {event.type}")
 
     try:
-        inserted, status = await _record(session, event, body)
+        inserted, status, workflow_id = await _record(session, event, body)
     except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
         log.error("bank event %s not recorded: the database is unreachable: %s", event.event_id, exc)
         raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again")
-    if status == "pending":
-        await _hand_over(request, settings, event.event_id)
+    if status == BankEventStatus.pending:
+        status = await _hand_over(request, session, settings, event.event_id, json.loads(body), workflow_id)
     return {"status": "accepted" if inserted else "duplicate", "delivery": status}
 
 
-async def _record(session, event: BankEvent, body: bytes) -> tuple[bool, str]:
-    """(inserted now, delivery status) of the event's row, written once by its id, with its payment found by the
-    trace number (an event for no payment of ours goes straight to the exception list)."""
-    status = (await session.execute(text(
-        """WITH entry AS (SELECT payment_id FROM ach_entries WHERE trace_number = :trace)
-           INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail)
-           SELECT :id, :type, :trace, CAST(:payload AS jsonb), (SELECT payment_id FROM entry),
-                  CASE WHEN EXISTS (SELECT 1 FROM entry) THEN 'pending' ELSE 'exception' END,
-                  CASE WHEN EXISTS (SELECT 1 FROM entry) THEN NULL ELSE 'no payment has this trace number' END
-           ON CONFLICT (event_id) DO NOTHING RETURNING status"""),
-        {"id": event.event_id, "type": event.type, "trace": event.trace_number, "payload": body.decode()})).scalar()
-    inserted = status is not None
+async def _record(session, event: BankEvent, body: bytes) -> tuple[bool, str, str | None]:
+    """(inserted now, delivery status, the payment's workflow id) of the event's row, written once by its id, with
+    its payment found by the trace number (an event for no payment of ours goes straight to the exception list)."""
+    row = (await session.execute(text(
+        """WITH entry AS (SELECT e.payment_id, p.workflow_id FROM ach_entries e JOIN payments p ON p.id = e.payment_id
+                          WHERE e.trace_number = :trace),
+                inserted AS (
+                    INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail)
+                    SELECT :id, :type, :trace, CAST(:payload AS jsonb), (SELECT payment_id FROM entry),
+                           CASE WHEN EXISTS (SELECT 1 FROM entry) THEN 'pending' ELSE 'exception' END,
+                           CASE WHEN EXISTS (SELECT 1 FROM entry) THEN NULL ELSE 'no payment has this trace number' END
+                    ON CONFLICT (event_id) DO NOTHING RETURNING status)
+           SELECT status, (SELECT workflow_id FROM entry) AS workflow_id FROM inserted"""),
+        {"id": event.event_id, "type": event.type, "trace": event.trace_number, "payload": body.decode()})).first()
+    inserted = row is not None
     if not inserted:  # a repeat; its own statement, so it sees a row another delivery committed meanwhile
-        status = (await session.execute(text("SELECT status FROM bank_events WHERE event_id = :id"),
-                                        {"id": event.event_id})).scalar_one()
+        row = (await session.execute(text(
+            "SELECT b.status, p.workflow_id FROM bank_events b LEFT JOIN payments p ON p.id = b.payment_id "
+            "WHERE b.event_id = :id"), {"id": event.event_id})).one()
     await session.commit()  # durable before the bank hears 200, and no pooled connection held across Temporal
-    return inserted, status
+    return inserted, row.status, row.workflow_id
 
 
-async def _hand_over(request: Request, settings: Settings, event_id: str) -> None:
-    """Starts the event's delivery if Temporal answers in time; else the sweep will (the event is recorded)."""
+async def _hand_over(request: Request, session, settings: Settings, event_id: str, payload: dict,
+                     workflow_id: str) -> str:
+    """Signals the payment's workflow, or starts the event's delivery when that workflow has ended, if Temporal
+    answers in time; otherwise the sweep will (the event is recorded). Returns the event's delivery status."""
+    timeout = settings.bank_event_handover_timeout.total_seconds()
     try:
-        client = await asyncio.wait_for(request.app.state.temporal.get(),
-                                        settings.bank_event_handover_timeout.total_seconds())
-        await asyncio.wait_for(start_delivery(client, settings.task_queue, event_id),
-                               settings.bank_event_handover_timeout.total_seconds())
+        client = await asyncio.wait_for(request.app.state.temporal.get(), timeout)
+        if await asyncio.wait_for(signal_payment(client, workflow_id, payload), timeout):
+            await mark_delivered(session, event_id)
+            await session.commit()
+            return BankEventStatus.delivered
+        await asyncio.wait_for(start_delivery(client, settings.task_queue, event_id), timeout)
     except Exception as exc:
         log.warning("bank event %s recorded; delivery left to the sweep: %r", event_id, exc)
+    return BankEventStatus.pending

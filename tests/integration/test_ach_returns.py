@@ -104,7 +104,16 @@ def statuses(payment: dict) -> list[str]:
 ONE_PRESENTMENT = ["queued", "submitted", "pending_settlement", "settled"]
 
 
-async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, su, sandbox_url, odfi, db):
+async def search_attribute_steps(client, workflow_id: str) -> list[str]:
+    """Every PaymentStatus the workflow set, in order (what the Temporal UI showed over time)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return [json.loads(e.upsert_workflow_search_attributes_event_attributes.search_attributes
+                       .indexed_fields["PaymentStatus"].data)
+            for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+
+
+async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, su, sandbox_url, odfi, db,
+                                                                    temporal_env):
     org = await funded_org(http, su, sandbox_url)
     created = await pay(stack.http, org, "ach_debit", "40.31")  # the sandbox settles it, then returns R01
     done = await wait_status(stack.http, org.headers["org_admin"], created["id"], timeout=90)
@@ -112,6 +121,11 @@ async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, 
     assert statuses(done) == ["created", "validated", *ONE_PRESENTMENT, "returned", *ONE_PRESENTMENT, "completed"]
     returned = next(e for e in done["events"] if e["status"] == "returned")
     assert returned["detail"]["represent"] is True and returned["detail"]["return_code"] == "R01"
+    assert returned["detail"]["when"] == "after_settlement"
+    # The Temporal UI's PaymentStatus went through each step, the return included.
+    steps = await search_attribute_steps(temporal_env.client, created["workflow_id"])
+    assert steps[steps.index("settled"):] == [
+        "settled", "returned", "queued", "pending_settlement", "settled", "completed"]
 
     # The ledger, per payment: the first presentment's money came back once, the second one's stays.
     assert await net_postings(db, created["id"]) == {"GL-CASH": Decimal("40.31"), "member": Decimal("-40.31")}
@@ -122,6 +136,28 @@ async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, 
     assert len(traces) == 2
     for trace in traces:
         assert len(await odfi_entries(odfi, trace)) == 1
+
+
+async def test_a_return_after_settlement_delivered_before_its_settlement_is_still_re_presented_once(
+        stack, http, su, sandbox_url, odfi, db):
+    """The bank answers in the other order: its R01 reaches us before the settlement it follows. Whichever the
+    workflow sees first, the payment is re-presented once, the ledger nets to one presentment, and the other event
+    is taken or set aside for an operator, never left pending."""
+    org = await funded_org(http, su, sandbox_url)
+    await odfi.put("/odfi/_control", json={"out_of_order": True})
+    try:
+        created = await pay(stack.http, org, "ach_debit", "41.31")
+        done = await wait_status(stack.http, org.headers["org_admin"], created["id"], timeout=90)
+    finally:
+        await odfi.put("/odfi/_control", json={"out_of_order": False})
+    assert (done["status"], done["presentments"]) == ("completed", 2), statuses(done)
+    assert statuses(done).count("returned") == 1
+    assert await net_postings(db, created["id"]) == {"GL-CASH": Decimal("41.31"), "member": Decimal("-41.31")}
+    assert await journal_count(db, created["id"], "ach_return") == 1
+    async with db.session() as session:
+        delivery = (await session.execute(text("SELECT status FROM bank_events WHERE payment_id = :p"),
+                                          {"p": uuid.UUID(created["id"])})).scalars().all()
+    assert len(delivery) == 3 and set(delivery) <= {"delivered", "exception"}, delivery
 
 
 async def test_r01_after_settlement_of_an_autopay_puts_the_bill_back_to_processing_then_paid(
