@@ -186,3 +186,26 @@ async def test_the_webhook_answers_while_temporal_is_down_and_the_sweep_delivers
 def _session_api(http: httpx.AsyncClient) -> str:
     return str(http.base_url).rstrip("/")
 
+
+
+async def test_the_webhook_answers_503_only_when_our_own_database_is_down(settings):
+    """The one condition worth the bank's retry: the event could not be recorded at all."""
+    no_database = settings.model_copy(update={"database_url": "postgresql://postgres:x@127.0.0.1:1/postgres"})
+    async with ApiServer(no_database) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        response = await bank_sends(client, settings, {"type": "entry.settled", "trace_number": "091000019999999",
+                                                       "settlement_date": "2031-01-06"})
+    assert_error(response, 503, "database_unavailable")
+
+
+async def test_an_event_for_no_payment_of_ours_is_listed_for_superusers_only(http, su, settings):
+    trace = f"0910000199{uuid.uuid4().int % 100000:05d}"
+    response = await bank_sends(http, settings, {"type": "entry.returned", "trace_number": trace,
+                                                 "return_code": "R03", "return_reason": "No account"})
+    assert response.status_code == 200 and response.json() == {"status": "accepted", "delivery": "exception"}
+    listed = (await http.get("/api/v1/bank-events", headers=su, params={"trace_number": trace})).json()
+    assert [(e["status"], e["payment_id"], e["detail"]) for e in listed["items"]] == [
+        ("exception", None, "no payment has this trace number")]
+    org = await make_org(http, su, roles=("operator", "org_admin"))
+    for role in ("operator", "org_admin"):
+        mine = (await http.get("/api/v1/bank-events", headers=org.headers[role], params={"trace_number": trace})).json()
+        assert mine["total"] == 0
