@@ -107,7 +107,7 @@ class SetAsideEvents(BaseModel):
 
 
 class BankEventSweepInput(BaseModel):
-    interval_seconds: float
+    interval_seconds: float  # between sweeps; 0: sweep once and end (an operator's or a test's run)
     rounds_before_continue: int = 100  # sweeps per run before it continues as new
 
 
