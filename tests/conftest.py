@@ -75,7 +75,9 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         # Bills: tiny batches, so the daily run's keyset paging is exercised by a handful of bills.
         bill_batch_size=2,
         # Interest in small batches, continuing as new every few, so tests cross both boundaries.
-        accrual_batch_size=50, interest_batch_size=50, interest_continue_as_new_after=3)
+        accrual_batch_size=50, interest_batch_size=50, interest_continue_as_new_after=3,
+        # The session's tokens (su, each org's users) outlive the whole suite, however long it takes.
+        access_token_ttl=timedelta(minutes=90))
 
 
 @pytest.fixture(scope="session")
