@@ -10,6 +10,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities import all_activities
+from activities.bank_events import start_sweep
 from core.config import Settings, get_settings
 from core.db import Database
 from core.logging import configure_logging
@@ -40,6 +41,7 @@ async def main() -> None:
     worker = build_worker(client, settings, db)
     # Here, not in build_worker: tests build workers too, and keep their schedules apart.
     log.info("schedules", extra={"schedules": await ensure_schedules(client, settings)})
+    await start_sweep(client, settings)  # the bank-event outbox's sweep, unless it runs already
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

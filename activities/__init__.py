@@ -5,6 +5,7 @@ from temporalio.client import Client
 from activities.accrual import AccrualActivities
 from activities.ach import AchActivities
 from activities.approvals import ApprovalActivities
+from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.interest_posting import InterestPostingActivities
@@ -21,6 +22,7 @@ from activities.statements import StatementActivities
 def all_activities(db: Database, settings: Settings, client: Client) -> list:
     payments = PaymentActivities(db)
     ach = AchActivities(db, settings, client)
+    bank_events = BankEventActivities(db, settings, client, ach)
     notifications = NotificationActivities(db, EmailSender(settings))
     approvals = ApprovalActivities(db)
     loans = LoanActivities(db)
@@ -43,6 +45,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
             ach.create_ach_payment, ach.validate_ach_payment, ach.queue_payment, ach.cancel_payment, ach.build_file, ach.upload_file,
             ach.confirm_upload, ach.release_unsent_file,
             ach.record_submitted, ach.record_settled, ach.complete_payment, ach.apply_return,
+            bank_events.deliver_bank_event, bank_events.set_aside_bank_events, bank_events.sweep_bank_events,
             notifications.notify_org_admins, notifications.notify_users,
             bills.mark_overdue, bills.send_reminders, bills.start_autopays, bills.begin_autopay, bills.finish_autopay,
+            bills.autopay_reversed,
             statements.write_statements_batch]

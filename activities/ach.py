@@ -67,6 +67,14 @@ async def check_ach_payment(session: AsyncSession, settings: Settings, kind: str
             raise PaymentRejected("insufficient_funds", f"available balance {available} is less than {amount}")
 
 
+async def mark_delivered(session: AsyncSession, event_id: str | None) -> None:
+    """The bank event reached its payment's workflow (signalled by the webhook, or taken by the workflow in the
+    transaction of its effect): the outbox has nothing left to do for it. An event set aside stays set aside."""
+    if event_id:
+        await session.execute(text("UPDATE bank_events SET status = 'delivered', signaled_at = coalesce(signaled_at, "
+                                   "now()) WHERE event_id = :id AND status = 'pending'"), {"id": event_id})
+
+
 def ach_payment_input(settings: Settings, payment_id: uuid.UUID, kind: str, amount: Decimal,
                       **notify) -> AchPaymentInput:
     """The workflow input of an ACH payment: its business durations come from configuration with it."""
@@ -104,6 +112,7 @@ class AchActivities:
                 external_account_id=req.external_account_id, sec_code="PPD" if account.owner_id else "CCD",
                 memo=req.memo[:140], org_id=req.org_id, created_by=req.created_by,
                 idempotency_key=req.idempotency_key, request_hash=digest, workflow_id=f"payment-{req.payment_id}",
+                notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference,
             ).on_conflict_do_nothing().returning(Payment.__table__.c.id))).first()
             if inserted is not None:
                 await add_event(session, req.payment_id, PaymentStatus.created)
@@ -440,6 +449,7 @@ class AchActivities:
     async def record_settled(self, ref: PresentmentRef) -> PaymentOutcome:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
+            await mark_delivered(session, ref.event_id)
             if payment.status != PaymentStatus.pending_settlement or payment.presentments != ref.presentment:
                 return outcome(payment)
             cash, clearing = await self._gl_account(session, GL_CASH), await self._gl_account(session, GL_ACH_CLEARING)
@@ -472,54 +482,62 @@ class AchActivities:
     async def apply_return(self, req: ReturnInput) -> ReturnOutcome:
         """Reverses the presentment's money exactly once and reacts to the return code."""
         async with self.db.session() as session, session.begin():
-            payment = await lock_payment(session, req.payment_id)
-            done = await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
-                                         {"k": f"payment:{payment.id}:return:{req.presentment}"})
-            external = await session.get(ExternalAccount, payment.external_account_id)
-            notice = {"payment_id": str(payment.id), "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
-                      "amount": format_usd(payment.amount),
-                      "account": f"{external.institution_name} ****{external.account_last4}",
-                      "return_code": req.return_code, "return_reason": req.return_reason,
-                      "link": f"/api/v1/payments/{payment.id}"}
-            if done.first() is not None or payment.presentments != req.presentment:  # a retry: already applied
-                return ReturnOutcome(status=payment.status, represent=payment.status not in FINAL_STATUSES,
-                                     org_id=payment.org_id, notice=notice)
-            member = self._member_account(payment)
-            holder = await self._gl_account(session, GL_CASH if req.settled else GL_ACH_CLEARING)
-            amount = payment.amount
-            legs = ([ledger.Leg(holder, amount), ledger.Leg(member, -amount)] if payment.kind == PaymentKind.ach_credit
-                    else [ledger.Leg(member, amount), ledger.Leg(holder, -amount)])
-            await self._post(session, payment, "return", req.presentment, legs)
-            await self._release_availability(session, payment, req.presentment)
+            return await self.return_presentment(session, await lock_payment(session, req.payment_id), req)
 
-            action = reaction(req.return_code)
-            if action == ReturnReaction.disable_account and external.status != ExternalAccountStatus.disabled:
-                external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(timezone.utc)
-                session.add(external)
-            elif action == ReturnReaction.block_debits and not external.debits_blocked:
-                external.debits_blocked, external.updated_at = True, datetime.now(timezone.utc)
-                session.add(external)
+    async def return_presentment(self, session: AsyncSession, payment: Payment, req: ReturnInput) -> ReturnOutcome:
+        """apply_return's work on a payment locked by the caller (the payment's workflow, or the bank-event outbox
+        for a late return after that workflow ended). The reaction (PRODUCT.md §4.3): R01/R09 re-present at most
+        max_representments times, never after completion; R02/R03/R04 disable the external account;
+        R05/R07/R10/R29 block its debits; other codes fail the payment; after completion every return reverses it."""
+        await mark_delivered(session, req.event_id)
+        done = await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
+                                     {"k": f"payment:{payment.id}:return:{req.presentment}"})
+        external = await session.get(ExternalAccount, payment.external_account_id)
+        notice = {"payment_id": str(payment.id), "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
+                  "amount": format_usd(payment.amount),
+                  "account": f"{external.institution_name} ****{external.account_last4}",
+                  "return_code": req.return_code, "return_reason": req.return_reason,
+                  "link": f"/api/v1/payments/{payment.id}"}
+        if done.first() is not None or payment.presentments != req.presentment:  # a retry: already applied
+            return ReturnOutcome(status=payment.status, represent=payment.status not in FINAL_STATUSES,
+                                 org_id=payment.org_id, notice=notice)
+        member = self._member_account(payment)
+        holder = await self._gl_account(session, GL_CASH if req.settled else GL_ACH_CLEARING)
+        amount = payment.amount
+        legs = ([ledger.Leg(holder, amount), ledger.Leg(member, -amount)] if payment.kind == PaymentKind.ach_credit
+                else [ledger.Leg(member, amount), ledger.Leg(holder, -amount)])
+        await self._post(session, payment, "return", req.presentment, legs)
+        await self._release_availability(session, payment, req.presentment)
 
-            represent = (action == ReturnReaction.represent and not req.completed
-                         and payment.presentments <= req.max_representments)
-            if represent:
-                # Not an end: the history says it came back, and the next presentment queues it again.
-                detail = {"return_code": req.return_code, "return_reason": req.return_reason, "represent": True}
-                await add_event(session, payment.id, PaymentStatus.returned, detail, f"returned:{req.presentment}")
-                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                   action="payment.returned", entity_type="payment", entity_id=payment.id,
-                                   before={"status": payment.status}, after=detail)
-                payment.return_code = req.return_code
-                session.add(payment)
-                status = payment.status
-            elif req.completed:
-                status = PaymentStatus.reversed
-            elif action == ReturnReaction.fail:
-                status = PaymentStatus.failed
-            else:
-                status = PaymentStatus.returned
-            if not represent:
-                await transition(session, payment, status, event_key=f"{status}:{req.presentment}",
-                                 return_code=req.return_code, failure_code=req.return_code,
-                                 failure_reason=req.return_reason)
-            return ReturnOutcome(status=status, represent=represent, org_id=payment.org_id, notice=notice)
+        action = reaction(req.return_code)
+        if action == ReturnReaction.disable_account and external.status != ExternalAccountStatus.disabled:
+            external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(timezone.utc)
+            session.add(external)
+        elif action == ReturnReaction.block_debits and not external.debits_blocked:
+            external.debits_blocked, external.updated_at = True, datetime.now(timezone.utc)
+            session.add(external)
+
+        represent = (action == ReturnReaction.represent and not req.completed
+                     and payment.presentments <= req.max_representments)
+        when = "after_completion" if req.completed else "after_settlement" if req.settled else "before_settlement"
+        if represent:
+            # Not an end: the history says it came back, and the next presentment queues it again.
+            detail = {"return_code": req.return_code, "return_reason": req.return_reason, "represent": True,
+                      "presentment": req.presentment, "when": when}
+            await add_event(session, payment.id, PaymentStatus.returned, detail, f"returned:{req.presentment}")
+            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
+                               action="payment.returned", entity_type="payment", entity_id=payment.id,
+                               before={"status": payment.status}, after=detail)
+            payment.return_code, payment.updated_at = req.return_code, datetime.now(timezone.utc)
+            session.add(payment)
+            return ReturnOutcome(status=payment.status, represent=True, org_id=payment.org_id, notice=notice)
+        if req.completed:
+            status = PaymentStatus.reversed
+        elif action == ReturnReaction.fail:
+            status = PaymentStatus.failed
+        else:
+            status = PaymentStatus.returned
+        await transition(session, payment, status, event_key=f"{status}:{req.presentment}",
+                         return_code=req.return_code, failure_code=req.return_code,
+                         failure_reason=req.return_reason)
+        return ReturnOutcome(status=status, represent=False, org_id=payment.org_id, notice=notice)

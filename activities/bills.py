@@ -29,6 +29,7 @@ from models.base import utcnow
 from models.bills import (DUE_STATUSES, AutopayInput, AutopayOutcome, AutopayStart, BatchResult, Bill, BillBatch,
                           BillReminder, BillStatus)
 from models.notifications import NotifyUsers
+from models.payments import PaymentProgress
 
 _AUTOPAY_NS = uuid.UUID("6b1f3c2e-8d4a-4f7b-9e0c-5a2d7c9e1f34")
 
@@ -198,19 +199,23 @@ class BillActivities:
 
     @activity.defn
     async def finish_autopay(self, req: AutopayOutcome) -> NotifyUsers | None:
-        """Settled: the bill is paid. Returned, failed, canceled or reversed: it is due again (upcoming or overdue
-        by today's date) and the payer is to be told (the notification returned). Idempotent under the lock."""
+        """Settled: the bill is paid. Returned to be re-presented: a paid bill is processing again until the next
+        presentment settles. Returned, failed, canceled or reversed: it is due again (upcoming or overdue by
+        today's date) and the payer is to be told (the notification returned). Idempotent under the lock."""
         settled = req.status in ("settled", "completed")
+        represented = req.represent and req.status == "returned"
         async with self.db.session() as session, session.begin():
             bill = await session.get(Bill, req.bill_id, with_for_update=True)
             if bill is None or bill.payment_id != req.payment_id:
                 return None  # the bill moved on (another due date's auto-pay): not ours to change
+            before = audit.snapshot(bill, ["status", "paid_at"])
             if settled and bill.status == BillStatus.processing:
-                before = audit.snapshot(bill, ["status", "paid_at"])
                 bill.status, bill.paid_at = BillStatus.paid, utcnow()
                 action = "bill.paid"
-            elif not settled and bill.status in (BillStatus.processing, BillStatus.paid):
-                before = audit.snapshot(bill, ["status", "paid_at"])
+            elif represented and bill.status == BillStatus.paid:
+                bill.status, bill.paid_at = BillStatus.processing, None
+                action = "bill.autopay_represented"
+            elif not (settled or represented) and bill.status in (BillStatus.processing, BillStatus.paid):
                 bill.status, bill.paid_at = due_status(bill.due_date, self.today()), None
                 action = "bill.autopay_failed"
             else:
@@ -221,8 +226,9 @@ class BillActivities:
                 await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
                                    action=action, entity_type="bill", entity_id=bill.id, before=before,
                                    after={**audit.snapshot(bill, ["status", "paid_at", "payment_id"]),
-                                          "payment_status": req.status, "return_code": req.return_code})
-        if settled:
+                                          "payment_status": req.status, "return_code": req.return_code,
+                                          "presentment": req.presentment})
+        if settled or represented:
             return None
         reason = " ".join(filter(None, [req.return_code, req.failure_reason])) or req.status
         return NotifyUsers(
@@ -232,3 +238,16 @@ class BillActivities:
             context={"payee": bill.payee_name, "amount": format_usd(bill.amount), "due_date": bill.due_date.isoformat(),
                      "status": bill.status, "payment_status": req.status, "reason": reason,
                      "link": f"/api/v1/bills/{bill.id}"})
+
+    @activity.defn
+    async def autopay_reversed(self, progress: PaymentProgress) -> NotifyUsers | None:
+        """A late return reversed an auto-pay debit after its auto-pay workflow had ended: the bill it paid is due
+        again and the payer is to be told, as the workflow would have done."""
+        async with self.db.session() as session:
+            bill = (await session.exec(select(Bill).where(Bill.payment_id == progress.payment_id))).first()
+        if bill is None:
+            return None
+        return await self.finish_autopay(AutopayOutcome(
+            bill_id=bill.id, due_date=bill.due_date, payment_id=progress.payment_id, status=progress.status,
+            return_code=progress.return_code, failure_reason=progress.failure_reason,
+            presentment=progress.presentment))

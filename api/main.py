@@ -7,8 +7,8 @@ from fastapi import APIRouter, FastAPI
 
 from api.deps import TemporalConnection
 from api.errors import install_error_handlers
-from api.routers import (accounts, ach_files, approval_rules, approvals, audit, auth, external_accounts, health,
-                         loan_products, loans, notifications, payments, savings_products, transfers, users,
+from api.routers import (accounts, ach_files, approval_rules, approvals, audit, auth, bank_events, external_accounts,
+                         health, loan_products, loans, notifications, payments, savings_products, transfers, users,
                          webhooks)
 from api.routers import bills, interest, statements
 from core.config import Settings, get_settings
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, accounts, external_accounts, transfers, payments, ach_files, webhooks, audit,
+    for module in (auth, users, accounts, external_accounts, transfers, payments, ach_files, webhooks, bank_events, audit,
                    notifications, loan_products, approval_rules, loans, approvals, bills, savings_products,
                    interest):
         v1.include_router(module.router)

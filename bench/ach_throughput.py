@@ -3,11 +3,13 @@ payment's workflow has closed, beside a baseline of no-op workflows of the same 
 
 What one ACH payment costs Temporal (workflows/ach_payment.py, workflows/ach_batch.py), and what the baseline copies:
   activities  validate_ach_payment, queue_payment, record_submitted, record_settled, complete_payment: 5
-  signals     `submitted` (from its window's batch workflow), `bank_event` (the API, on the bank's settlement
-              webhook): 2
-  not copied  the return and late-return timers (1 s each here); search-attribute upserts; and the payment's
-              share of its window's batch workflow (one workflow, a cutoff timer, build_file and upload_file
-              per 1-second window, however many payments it holds: 2·W/N activities a payment, printed)
+  signals     `submitted` (from its window's batch workflow), `bank_event` (from the settlement webhook's
+              delivery workflow): 2
+  not copied  the return and late-return timers (1 s each here); search-attribute upserts; the bank-event
+              outbox's delivery workflow (`bank-event-<id>`: one workflow and one activity per bank event);
+              and the payment's share of its window's batch workflow (one workflow, a cutoff timer, build_file
+              and upload_file per 1-second window, however many payments it holds: 2·W/N activities a payment,
+              printed)
 The baseline workflow runs 5 no-op activities and waits for 2 signals sent by the driver, in the payment's
 order (2 activities, a signal, 1 activity, a signal, 2 activities), on a worker process built like the real one
 (same SDK, sandbox, concurrency). It is the bare cost of orchestrating that shape; the ratio is what Postgres,

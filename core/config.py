@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     originator_company_name: str = "BACKOFFICE CU"
     bank_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
     bank_webhook_tolerance: timedelta = timedelta(minutes=5)
+    # The bank-event outbox: the webhook records each event, then hands it over (signals the payment's workflow,
+    # or starts a delivery workflow), waiting at most bank_event_handover_timeout for Temporal each time; a sweep
+    # every bank_event_sweep_interval delivers the events still pending after bank_event_sweep_grace (Temporal
+    # was down, or the API died in between).
+    bank_event_handover_timeout: timedelta = timedelta(seconds=2)
+    bank_event_sweep_interval: timedelta = timedelta(minutes=1)
+    bank_event_sweep_grace: timedelta = timedelta(seconds=30)
+    bank_event_sweep_batch: int = Field(default=500, ge=1)
 
     # Loans
     bureau_base_url: str = "http://127.0.0.1:8100"

@@ -3,8 +3,10 @@
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Identity, Index, Text, UniqueConstraint, text
+from pydantic import BaseModel
+from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, jsonb, money, timestamp, uuid_pk
@@ -58,16 +60,63 @@ class AchEntry(SQLModel, table=True):
     created_at: datetime = created_at()
 
 
+class BankEventStatus(StrEnum):
+    pending = "pending"      # recorded; not yet handed to the payment's workflow
+    delivered = "delivered"  # signalled to the payment's open workflow, which takes it or sets it aside
+    applied = "applied"      # applied by policy, the payment's workflow having ended: a late return reversed it
+    exception = "exception"  # nobody could take it: on the operators' exception list
+    resolved = "resolved"    # an operator closed the exception, with a note
+
+
 class BankEvent(SQLModel, table=True):
-    """Webhook events from the bank, recorded once each by the bank's event id."""
+    """Webhook events from the bank, recorded once each by the bank's event id: the outbox from which each is
+    delivered to its payment's workflow (activities/bank_events.py)."""
     __tablename__ = "bank_events"
+    __table_args__ = (CheckConstraint("status IN ('pending','delivered','applied','exception','resolved')",
+                                      name="bank_events_status_valid"),)
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     event_id: str = Field(unique=True, max_length=100)
     type: str = Field(max_length=40)
     trace_number: str | None = Field(default=None, max_length=15, index=True)
     payload: dict | None = jsonb()
+    payment_id: uuid.UUID | None = Field(default=None, foreign_key="payments.id", index=True)  # by the trace number
+    status: str = Field(default=BankEventStatus.pending, max_length=16, index=True)
+    detail: str | None = Field(default=None, max_length=500)  # why it is an exception, or what the policy did
     signaled_at: datetime | None = timestamp()  # delivered to the payment's workflow
+    resolved_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    resolved_at: datetime | None = timestamp()
+    resolution_note: str | None = Field(default=None, max_length=1000)
     received_at: datetime = created_at()
+
+
+class BankEventDelivery(BaseModel):
+    event_id: str
+
+
+class DeliveryOutcome(BaseModel):
+    """Where an event went. A late return applied by policy carries what the delivery workflow tells next."""
+    status: str
+    payment_id: uuid.UUID | None = None
+    detail: str | None = None
+    org_id: uuid.UUID | None = None
+    notice: dict = {}  # the payment_returned email's context
+    presentment: int = 1
+    return_code: str | None = None
+    return_reason: str | None = None
+    notify_workflow_id: str | None = None
+    notify_reference: str = ""
+
+
+class SetAsideEvents(BaseModel):
+    """Events a payment's workflow cannot take, for the exception list."""
+    payment_id: uuid.UUID
+    event_ids: list[str]
+    reason: str
+
+
+class BankEventSweepInput(BaseModel):
+    interval_seconds: float  # between sweeps; 0: sweep once and end (an operator's or a test's run)
+    rounds_before_continue: int = 100  # sweeps per run before it continues as new
 
 
 class Notification(SQLModel, table=True):

@@ -1,8 +1,8 @@
 """Bills a member pays: reminders before the due date, overdue marking, optional auto-pay by ACH debit.
 
 Status: upcoming (due today or later) -> overdue (the daily run, once the due date has passed) -> paid;
-processing while an auto-pay ACH debit is in flight (back to upcoming/overdue on a return); canceled is
-the soft delete."""
+processing while an auto-pay ACH debit is in flight (back to processing when a settled debit comes back to be
+re-presented; back to upcoming/overdue when it ends returned, failed or reversed); canceled is the soft delete."""
 
 import uuid
 from datetime import date, datetime
@@ -126,6 +126,8 @@ class AutopayOutcome(BaseModel):
     bill_id: uuid.UUID
     due_date: date
     payment_id: uuid.UUID
-    status: str  # the payment's: settled, returned, failed, canceled, reversed
+    status: str  # the payment's: settled, completed, returned, failed, canceled, reversed
     return_code: str | None = None
     failure_reason: str | None = None
+    represent: bool = False  # returned, and to be presented again: the bill waits for that presentment
+    presentment: int = 1

@@ -74,6 +74,10 @@ class Payment(SQLModel, table=True):
     return_code: str | None = Field(default=None, max_length=3)
     failure_code: str | None = Field(default=None, max_length=40)
     failure_reason: str | None = Field(default=None, max_length=500)
+    # A parent workflow (a loan, a bill's auto-pay) told of each step: kept here so that a return handled after
+    # the payment's own workflow ended still reaches it.
+    notify_workflow_id: str | None = Field(default=None, max_length=200)
+    notify_reference: str | None = Field(default=None, max_length=200)
     created_at: datetime = created_at()
     updated_at: datetime | None = timestamp()
 
@@ -139,7 +143,9 @@ class AchChildPayment(BaseModel):
 
 
 class PaymentProgress(BaseModel):
-    """A step of a child ACH payment, signalled to its parent: settled, completed, or a final state."""
+    """A step of a child ACH payment, signalled to its parent: settled, completed, returned to be re-presented
+    (status "returned" with represent=True: not an end, the next presentment's "settled"/"completed" or its end
+    follows), or a final state: returned, failed, canceled, reversed (a return after completion)."""
     payment_id: uuid.UUID
     reference: str
     status: str
@@ -185,6 +191,7 @@ class PresentmentRef(BaseModel):
     presentment: int
     trace_number: str | None = None
     settlement_date: date | None = None
+    event_id: str | None = None  # the bank event this step takes (marked delivered with it)
 
 
 class ReturnInput(BaseModel):
@@ -195,6 +202,7 @@ class ReturnInput(BaseModel):
     settled: bool
     completed: bool
     max_representments: int
+    event_id: str | None = None  # the bank event this return takes (marked delivered with it)
 
 
 class ReturnOutcome(BaseModel):

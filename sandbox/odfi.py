@@ -22,6 +22,8 @@ What happens to each entry of an accepted file, by the cents of its amount:
   |-------|------------------------------------------------------------------------------------------|
   | .01   | returned R01 (Insufficient funds), every presentment                                     |
   | .11   | returned R01 on the first presentment; settles when re-presented (batch "RETRY PYMT")    |
+  | .31   | settles, then returned R01 inside the return window; settles for good when re-presented   |
+  | .32   | settles, then returned R01 inside the return window, every presentment                    |
   | .02   | returned R02 (Account closed)                                                            |
   | .03   | returned R03 (No account/unable to locate account)                                       |
   | .04   | returned R04 (Invalid account number)                                                    |
@@ -34,7 +36,9 @@ What happens to each entry of an accepted file, by the cents of its amount:
   | other | settles                                                                                  |
 
 Timing, from the file's acceptance: `entry.settled` after settlement_delay_ms; `entry.returned` (instead of
-settling) after return_delay_ms; the late R10 late_return_delay_ms after its settlement.
+settling) after return_delay_ms; the R01 of .31/.32 settled_return_delay_ms after its settlement (the usual
+real-world timing of a return: the entry settled, and the RDFI sends it back within two banking days); the late
+R10 late_return_delay_ms after its settlement.
 
 Webhooks: `POST webhook_url` with the compact JSON body below and `X-Bank-Timestamp: <unix seconds>`,
 `X-Bank-Signature: v1=<hex HMAC-SHA256(webhook_secret, f"{timestamp}." + body)>` (see `sign`):
@@ -91,6 +95,8 @@ RETURN_REASONS = {
 }
 RETURNED_BY_CENTS = {1: "R01", 2: "R02", 3: "R03", 4: "R04", 5: "R05", 7: "R07", 9: "R09", 20: "R20", 29: "R29"}
 FIRST_PRESENTMENT_R01_CENTS = 11
+SETTLED_THEN_R01_ONCE_CENTS = 31
+SETTLED_THEN_R01_CENTS = 32
 LATE_R10_CENTS = 10
 
 EventType = Literal["entry.settled", "entry.returned"]
@@ -103,14 +109,28 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"v1={digest}"
 
 
-def scenario(amount: Decimal, entry_description: str) -> tuple[str | None, str | None]:
-    """(return code instead of settling, late return code after settling) for one entry; see the table."""
+@dataclass(frozen=True)
+class Scenario:
+    """What the bank does with one entry: return it instead of settling, or settle it and return it afterwards
+    (inside the return window, or late)."""
+    returned: str | None = None
+    returned_after_settlement: str | None = None
+    late_return: str | None = None
+
+
+def scenario(amount: Decimal, entry_description: str) -> Scenario:
+    """The outcome of one entry, by the cents of its amount; see the table."""
     cents = int(amount * 100) % 100
+    represented = entry_description == RETRY_DESCRIPTION
     if cents == FIRST_PRESENTMENT_R01_CENTS:
-        return (None if entry_description == RETRY_DESCRIPTION else "R01"), None
+        return Scenario() if represented else Scenario(returned="R01")
+    if cents == SETTLED_THEN_R01_ONCE_CENTS:
+        return Scenario() if represented else Scenario(returned_after_settlement="R01")
+    if cents == SETTLED_THEN_R01_CENTS:
+        return Scenario(returned_after_settlement="R01")
     if cents == LATE_R10_CENTS:
-        return None, "R10"
-    return RETURNED_BY_CENTS.get(cents), None
+        return Scenario(late_return="R10")
+    return Scenario(returned=RETURNED_BY_CENTS.get(cents))
 
 
 # --- runtime configuration ---------------------------------------------------------------------------
@@ -121,6 +141,7 @@ class OdfiConfig(BaseModel):
     webhook_secret: str
     settlement_delay_ms: int = Field(ge=0)
     return_delay_ms: int = Field(ge=0)
+    settled_return_delay_ms: int = Field(ge=0)
     late_return_delay_ms: int = Field(ge=0)
     duplicate_deliveries: bool
     out_of_order: bool
@@ -143,6 +164,7 @@ class OdfiConfigUpdate(BaseModel):
     webhook_secret: str | None = None
     settlement_delay_ms: int | None = None
     return_delay_ms: int | None = None
+    settled_return_delay_ms: int | None = None
     late_return_delay_ms: int | None = None
     duplicate_deliveries: bool | None = None
     out_of_order: bool | None = None
@@ -289,14 +311,18 @@ class OdfiState:
         settle_s, return_s = config.settlement_delay_ms / 1000, config.return_delay_ms / 1000
         plan = []
         for entry in entries:
-            return_code, late_return_code = scenario(entry.amount, entry.entry_description)
-            if return_code:
-                plan.append(PlannedEvent(return_s, "entry.returned", entry, return_code))
+            outcome = scenario(entry.amount, entry.entry_description)
+            if outcome.returned:
+                plan.append(PlannedEvent(return_s, "entry.returned", entry, outcome.returned))
                 continue
             plan.append(PlannedEvent(settle_s, "entry.settled", entry))
-            if late_return_code:
-                # Counted from the settlement, so the late return never happens before it.
-                plan.append(PlannedEvent(settle_s + config.late_return_delay_ms / 1000, "entry.returned", entry, late_return_code))
+            # Counted from the settlement, so a return after settlement never comes before it.
+            if outcome.returned_after_settlement:
+                plan.append(PlannedEvent(settle_s + config.settled_return_delay_ms / 1000, "entry.returned", entry,
+                                         outcome.returned_after_settlement))
+            if outcome.late_return:
+                plan.append(PlannedEvent(settle_s + config.late_return_delay_ms / 1000, "entry.returned", entry,
+                                         outcome.late_return))
         return sorted(plan, key=lambda p: p.due_s)  # stable: file order among events due together
 
     # events

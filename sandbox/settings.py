@@ -30,6 +30,7 @@ class SandboxSettings(BaseSettings):
     webhook_secret: str = "sandbox-webhook-secret"
     settlement_delay_ms: int = Field(500, ge=0)
     return_delay_ms: int = Field(500, ge=0)
+    settled_return_delay_ms: int = Field(1000, ge=0)  # .31/.32: settled, then returned R01 this long after
     late_return_delay_ms: int = Field(3000, ge=0)
     duplicate_deliveries: bool = False  # deliver every event twice
     out_of_order: bool = False  # deliver each file's events in reverse order

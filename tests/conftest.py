@@ -79,7 +79,7 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         task_queue=f"tests-{uuid.uuid4().hex[:8]}", linking_base_url=sandbox_url, log_json=False,
         # The session's tokens (su, each org's users) outlive the whole suite on a loaded machine (test_auth's
         # token issued two hours ago must still be expired).
-        access_token_ttl=timedelta(hours=1),
+        access_token_ttl=timedelta(minutes=90),
         book_transfer_wait=timedelta(seconds=15), smtp_host=mailbox.host, smtp_port=mailbox.port,
         # ACH in seconds: a window closes every second, the return window is a second, a late return
         # (the sandbox sends R10 2.5 s after settlement) still lands inside the late-return window.

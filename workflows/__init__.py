@@ -3,6 +3,7 @@
 from workflows.ach_batch import AchBatchWorkflow
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.approval import ApprovalWorkflow
+from workflows.bank_events import BankEventDeliveryWorkflow, BankEventSweepWorkflow
 from workflows.bill_autopay import BillAutopayWorkflow
 from workflows.bill_reminder import BillReminderWorkflow
 from workflows.bill_run import BillRunWorkflow
@@ -15,4 +16,5 @@ from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow,
                  BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow, MonthlyStatementsWorkflow,
-                 DailyAccrualWorkflow, InterestPostingWorkflow, MonthEndPostingWorkflow]
+                 DailyAccrualWorkflow, InterestPostingWorkflow, MonthEndPostingWorkflow, BankEventDeliveryWorkflow,
+                 BankEventSweepWorkflow]

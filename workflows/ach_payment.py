@@ -1,9 +1,16 @@
 """An ACH debit or credit, from creation to completion (or cancel, failure, return, reversal).
 
 created -> validated -> funds held (credits) -> queued for a cutoff window -> submitted (in a file) ->
-pending settlement -> settled -> completed after the return window; a return re-presents (R01/R09, at most
-max_representments times) or ends it; after completion the workflow still listens for a late return until the
-late-return window closes, which reverses the payment."""
+pending settlement -> settled -> completed after the return window. A return can find the payment pending
+settlement, settled (the usual timing) or completed: R01/R09 re-present it (at most max_representments times,
+not after completion), other codes end it returned or failed; after completion it is reversed. The workflow
+listens for a late return until the late-return window closes; a return after that is the bank-event
+outbox's to handle (activities/bank_events.py). A file the bank rejects (or never answers) sends its payments back
+to be queued for the next window, as the same presentment, or fails them, by policy (`file_rejected`).
+
+Bank events reach it by the `bank_event` signal, each at most once by its event id. One it cannot take (for a
+presentment already returned, a second settlement, anything left when it ends) is set aside on the operators'
+exception list rather than dropped."""
 
 from datetime import timedelta
 
@@ -13,9 +20,11 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ach import AchActivities
+    from activities.bank_events import BankEventActivities
     from activities.notifications import NotificationActivities
     from models.notifications import NotifyOrgAdmins
     from core import search_attributes as sa
+    from models.ach import SetAsideEvents
     from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
                                  FileRejectedSignal, PaymentOutcome, PaymentProgress, PaymentStatus, PresentmentRef,
                                  QueuedPayment, ReturnInput, SubmittedSignal)
@@ -36,9 +45,13 @@ class AchPaymentWorkflow:
         self._submitted: SubmittedSignal | None = None
         self._rejected: FileRejectedSignal | None = None  # the file of this presentment never reached the bank
         self._rejected_files: set[str] = set()  # a rejection told twice is one
-        self._events: dict[str, BankEventSignal] = {}  # by event id: a repeated delivery is one event
+        self._events: dict[str, BankEventSignal] = {}  # received, not yet taken nor set aside, by event id
+        self._seen: set[str] = set()  # every event id received: a repeated delivery is one event
+        self._settled_traces: set[str] = set()
+        self._returned_traces: set[str] = set()
         self._canceled = False
         self._return_code: str | None = None
+        self._return_reason: str | None = None
 
     # --- messages ------------------------------------------------------------------------------------------
 
@@ -56,8 +69,16 @@ class AchPaymentWorkflow:
             self._rejected = signal
 
     @workflow.signal
-    def bank_event(self, event: BankEventSignal) -> None:
-        self._events.setdefault(event.event_id, event)
+    async def bank_event(self, event: BankEventSignal) -> None:
+        if event.event_id in self._seen:
+            return
+        self._seen.add(event.event_id)
+        if event.trace_number in self._returned_traces:
+            await self._set_aside([event], f"trace {event.trace_number} was already returned")
+        elif event.type == "entry.settled" and event.trace_number in self._settled_traces:
+            await self._set_aside([event], f"trace {event.trace_number} was already settled")
+        else:
+            self._events[event.event_id] = event
 
     @workflow.update
     async def cancel(self, req: CancelRequest) -> PaymentOutcome:
@@ -97,27 +118,8 @@ class AchPaymentWorkflow:
             await workflow.execute_activity_method(AchActivities.record_submitted, self._ref(), **DB_STEP)
             self._set_status(PaymentStatus.pending_settlement, f"trace {self._trace}: waiting for settlement")
 
-            event = await self._next_event()
-            if event.type == "entry.returned":
-                if await self._returned(event, settled=False, completed=False):
-                    continue  # re-present in the next window
-                return await self._finish()
-            await workflow.execute_activity_method(
-                AchActivities.record_settled, self._ref(settlement_date=event.settlement_date), **DB_STEP)
-            self._set_status(PaymentStatus.settled, f"settled {event.settlement_date}; return window open")
-            await self._tell_parent()
-
-            late = await self._next_event(timeout=self._req.return_window_seconds, returns_only=True)
-            if late is not None:
-                await self._returned(late, settled=True, completed=False)
-                return await self._finish()
-            await workflow.execute_activity_method(AchActivities.complete_payment, self._ref(), **DB_STEP)
-            self._set_status(PaymentStatus.completed, "completed; listening for a late return")
-            await self._tell_parent()
-
-            late = await self._next_event(timeout=self._req.late_return_window_seconds, returns_only=True)
-            if late is not None:
-                await self._returned(late, settled=True, completed=True)
+            if await self._after_submission():
+                continue  # re-present in the next window
             return await self._finish()
 
     async def _queue(self) -> QueuedPayment | None:
@@ -143,55 +145,116 @@ class AchPaymentWorkflow:
             self._set_status(PaymentStatus(queued.status), queued.failure_reason)
         return queued
 
-    async def _next_event(self, timeout: float | None = None, returns_only: bool = False) -> BankEventSignal | None:
-        """The bank's word on the current trace. Events may arrive twice or out of order: a return outranks a
-        settlement that is there with it; None when the timeout passes first."""
-        def current() -> BankEventSignal | None:
-            events = [e for e in self._events.values() if e.trace_number == self._trace]
-            returned = [e for e in events if e.type == "entry.returned"]
-            settled = [e for e in events if e.type == "entry.settled" and not returns_only]
-            return (returned or settled or [None])[0]
+    async def _after_submission(self) -> bool:
+        """Settlement, the return window, completion and the late-return window of the current presentment.
+        True when a return sends the payment to its next presentment."""
+        event = await self._next_event()
+        settled = event.type == "entry.settled"
+        if settled:
+            self._settled_traces.add(self._trace)
+            await workflow.execute_activity_method(
+                AchActivities.record_settled, self._ref(settlement_date=event.settlement_date, event_id=event.event_id),
+                **DB_STEP)
+            self._set_status(PaymentStatus.settled, f"settled {event.settlement_date}; return window open")
+            await self._tell_parent()
+            event = await self._next_event(timeout=self._req.return_window_seconds, returns_only=True)
+        if event is not None:
+            return await self._returned(event, settled=settled, completed=False)
+        await workflow.execute_activity_method(AchActivities.complete_payment, self._ref(), **DB_STEP)
+        self._set_status(PaymentStatus.completed, "completed; listening for a late return")
+        await self._tell_parent()
+        late = await self._next_event(timeout=self._req.late_return_window_seconds, returns_only=True)
+        if late is not None:
+            await self._returned(late, settled=True, completed=True)
+        return False
 
+    def _current_event(self, returns_only: bool) -> BankEventSignal | None:
+        """The bank's next word on the current trace. A settlement comes before a return that is there with it:
+        the bank settles an entry before it sends it back."""
+        events = [e for e in self._events.values() if e.trace_number == self._trace]
+        settled = [] if returns_only else [e for e in events if e.type == "entry.settled"]
+        returned = [e for e in events if e.type == "entry.returned"]
+        return (settled or returned or [None])[0]
+
+    async def _next_event(self, timeout: float | None = None, returns_only: bool = False) -> BankEventSignal | None:
+        """Takes the next event on the current trace; None when the timeout passes first."""
         try:
-            await workflow.wait_condition(lambda: current() is not None,
+            await workflow.wait_condition(lambda: self._current_event(returns_only) is not None,
                                           timeout=timedelta(seconds=timeout) if timeout is not None else None)
         except TimeoutError:
-            return None
-        return current()
+            pass  # one more look: an event that came with the timer still counts
+        event = self._current_event(returns_only)
+        if event is not None:
+            del self._events[event.event_id]
+        return event
 
     async def _returned(self, event: BankEventSignal, settled: bool, completed: bool) -> bool:
-        self._return_code = event.return_code
+        self._returned_traces.add(self._trace)
+        self._return_code, self._return_reason = event.return_code, event.return_reason
         result = await workflow.execute_activity_method(AchActivities.apply_return, ReturnInput(
             payment_id=self._req.payment_id, presentment=self._presentment, return_code=event.return_code or "R??",
             return_reason=event.return_reason or "returned", settled=settled, completed=completed,
-            max_representments=self._req.max_representments), **DB_STEP)
-        self._set_status(PaymentStatus(result.status), f"{event.return_code}: {event.return_reason}"
-                         + (f"; re-presenting (presentment {self._presentment + 1})" if result.represent else ""))
+            max_representments=self._req.max_representments, event_id=event.event_id), **DB_STEP)
+        when = "after completion" if completed else "after settlement" if settled else "before settlement"
+        if result.represent:
+            self._set_status(PaymentStatus.returned, f"{event.return_code} {when}: {event.return_reason}; "
+                                                     f"re-presenting (presentment {self._presentment + 1})")
+        else:
+            self._set_status(PaymentStatus(result.status), f"{event.return_code} {when}: {event.return_reason}")
         await workflow.execute_activity_method(NotificationActivities.notify_org_admins, NotifyOrgAdmins(
             org_id=result.org_id, kind="payment_returned", template="payment_returned", context=result.notice,
             entity_type="payment", entity_id=str(self._req.payment_id),
             dedupe_key=f"payment-returned:{self._req.payment_id}:{self._presentment}"),
             start_to_close_timeout=timedelta(seconds=60))
-        # Consume this trace's events: a re-presentment gets a new trace.
-        self._events = {k: e for k, e in self._events.items() if e.trace_number != self._trace}
+        # Whatever else came for this presentment can no longer be taken: a re-presentment gets a new trace.
+        leftovers = [e for e in self._events.values() if e.trace_number == self._trace]
+        for e in leftovers:
+            del self._events[e.event_id]
+        if leftovers:
+            await self._set_aside(leftovers, f"trace {self._trace} was already returned")
+        if result.represent:
+            await self._tell_parent(represent=True)
         return result.represent
 
-    async def _finish(self, failure_reason: str | None = None) -> PaymentOutcome:
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._status != PaymentStatus.completed:  # completed was told when it happened
-            await self._tell_parent(failure_reason=failure_reason)
-        return PaymentOutcome(payment_id=self._req.payment_id, status=self._status,
-                              failure_code=self._return_code)
+    async def _set_aside(self, events: list[BankEventSignal], reason: str) -> None:
+        """Puts events this payment cannot take on the operators' exception list."""
+        await workflow.execute_activity_method(BankEventActivities.set_aside_bank_events, SetAsideEvents(
+            payment_id=self._req.payment_id, event_ids=[e.event_id for e in events], reason=reason), **DB_STEP)
 
-    async def _tell_parent(self, failure_reason: str | None = None) -> None:
-        """A loan or a bill that made this payment learns of its settlement, completion or end."""
+    async def _finish(self, failure_reason: str | None = None) -> PaymentOutcome:
+        """Tells the parent of the end, and takes or sets aside every event still here. Nothing is awaited between
+        the last look at the events and the return: Temporal delivers a signal that comes as the workflow ends
+        before it lets it complete, so such an event is still handled here, never dropped."""
+        told = self._status == PaymentStatus.completed  # completed was told when it happened
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            late = self._current_event(returns_only=True) if self._status == PaymentStatus.completed else None
+            if late is not None:
+                del self._events[late.event_id]
+                await self._returned(late, settled=True, completed=True)
+                told = False
+            elif not told:
+                await self._tell_parent(failure_reason=failure_reason)
+                told = True
+            elif self._events:
+                leftovers = list(self._events.values())
+                self._events.clear()
+                await self._set_aside(leftovers, f"the payment had ended {self._status}")
+            else:
+                return PaymentOutcome(payment_id=self._req.payment_id, status=self._status,
+                                      failure_code=self._return_code)
+
+    async def _tell_parent(self, failure_reason: str | None = None, represent: bool = False) -> None:
+        """A loan or a bill that made this payment learns of each step: settled, completed, returned to be
+        re-presented (represent=True), or its end."""
         if not self._req.notify_workflow_id:
             return
         try:
             await workflow.get_external_workflow_handle(self._req.notify_workflow_id).signal(
-                "payment_progress", PaymentProgress(payment_id=self._req.payment_id, reference=self._req.notify_reference,
-                                                    status=self._status, return_code=self._return_code,
-                                                    failure_reason=failure_reason))
+                "payment_progress", PaymentProgress(
+                    payment_id=self._req.payment_id, reference=self._req.notify_reference, status=self._status,
+                    return_code=self._return_code, failure_reason=failure_reason or self._return_reason,
+                    represent=represent, presentment=max(self._presentment, 1)))
         except Exception as error:  # the parent has closed meanwhile: nobody is left to tell
             workflow.logger.warning("could not tell %s of payment %s: %s", self._req.notify_workflow_id,
                                     self._status, error)

@@ -1,7 +1,9 @@
 """Auto-pay of one bill for one due date (`bill-autopay-<bill>-<due date>`, started by the daily run): an ACH
 debit from the payer's external account, run as an abandoned child (workflows/ach_child.py) that signals each
-step. Settled: the bill is paid. Returned, failed or canceled (or reversed by a late return): the bill is due
-again and the payer is told."""
+step. Settled: the bill is paid. Returned and to be re-presented (even after it settled): the bill is processing
+again until the next presentment settles. Returned, failed or canceled (or reversed by a late return): the bill
+is due again, the payer is told, and the workflow ends. After completion it listens for a late return until the
+late-return window has closed, then ends."""
 
 from datetime import timedelta
 
@@ -64,7 +66,15 @@ class BillAutopayWorkflow:
             self._seen += 1
             outcome = AutopayOutcome(bill_id=req.bill_id, due_date=req.due_date, payment_id=start.payment_id,
                                      status=progress.status, return_code=progress.return_code,
-                                     failure_reason=progress.failure_reason)
+                                     failure_reason=progress.failure_reason, represent=progress.represent,
+                                     presentment=progress.presentment)
+            if progress.represent:
+                if paid:
+                    await workflow.execute_activity_method(BillActivities.finish_autopay, outcome, **DB_STEP)
+                paid = completed = False
+                self._set(f"processing: payment-{start.payment_id} returned {progress.return_code}; "
+                          f"presentment {progress.presentment + 1} on its way")
+                continue
             if progress.status in PAID:
                 completed = completed or progress.status == "completed"
                 if not paid:

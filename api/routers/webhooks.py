@@ -1,30 +1,40 @@
 """The bank's webhooks: settlement notices and returns, signed with HMAC-SHA256 over `<timestamp>.<raw body>`.
 
-A bad signature or a stale timestamp is a 401 and nothing is recorded. Each event is recorded once by its
-id; a repeat is answered 200 and has no second effect (the workflow also ignores an event id it has seen)."""
+A bad signature or a stale timestamp is a 401 and nothing is recorded. Each event is recorded once by its id
+(the bank-event outbox, activities/bank_events.py) and answered 200 once it is, whatever its payment's workflow
+is doing: it is signalled to that workflow here when Temporal answers in time, and otherwise delivered later by
+a retried delivery workflow. A repeat is answered 200 and has no second effect. The only 503 is our own
+database being unreachable: then nothing is recorded and the bank must deliver again."""
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 from datetime import date
 
 from fastapi import APIRouter, Header, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import text
-from temporalio.service import RPCError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api.deps import SessionDep, SettingsDep, TemporalDep
+from activities.ach import mark_delivered
+from activities.bank_events import signal_payment, start_delivery
+from api.deps import SessionDep, SettingsDep
 from api.errors import AppError
-from models.payments import BankEventSignal
+from core.config import Settings
+from models.ach import BankEventStatus
 
+log = logging.getLogger("api.webhooks")
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 class BankEvent(BaseModel):
-    event_id: str
+    event_id: str = Field(min_length=1, max_length=100)
     type: str
-    trace_number: str
+    trace_number: str = Field(min_length=1, max_length=15)
     file_id: str | None = None
     amount: str | None = None
     settlement_date: date | None = None
@@ -42,7 +52,7 @@ def _unauthorized(message: str) -> AppError:
 
 
 @router.post("/bank", summary="Settlement and return notices from the bank (signed)")
-async def bank_webhook(request: Request, session: SessionDep, settings: SettingsDep, client: TemporalDep,
+async def bank_webhook(request: Request, session: SessionDep, settings: SettingsDep,
                        x_bank_timestamp: str = Header(default=""), x_bank_signature: str = Header(default="")):
     body = await request.body()
     try:
@@ -61,29 +71,51 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
     if event.type not in ("entry.settled", "entry.returned"):
         raise AppError(400, "unknown_event_type", f"unknown event type {event.type}")
 
-    await session.execute(text(
-        """INSERT INTO bank_events (event_id, type, trace_number, payload) VALUES (:id, :type, :trace, CAST(:payload AS jsonb))
-           ON CONFLICT (event_id) DO NOTHING"""),
-        {"id": event.event_id, "type": event.type, "trace": event.trace_number, "payload": body.decode()})
-    await session.commit()
-    recorded = (await session.execute(text(
-        "SELECT b.signaled_at, p.workflow_id FROM bank_events b LEFT JOIN ach_entries e ON e.trace_number = "
-        "b.trace_number LEFT JOIN payments p ON p.id = e.payment_id WHERE b.event_id = :id"),
-        {"id": event.event_id})).one()
-    if recorded.signaled_at is not None:
-        return {"status": "duplicate"}
-    if recorded.workflow_id is None:
-        return {"status": "unmatched"}  # recorded; an operator can look at it
-    await session.commit()  # no pooled connection held across the signal
     try:
-        await client.get_workflow_handle(recorded.workflow_id).signal("bank_event", BankEventSignal(
-            event_id=event.event_id, type=event.type, trace_number=event.trace_number,
-            settlement_date=event.settlement_date, return_code=event.return_code, return_reason=event.return_reason))
-    except RPCError as exc:
-        # Not signaled: a 503 makes the bank deliver again, and then we signal (the row is already there).
-        raise AppError(503, "workflow_unavailable", "the payment's workflow could not be told; deliver again",
-                       str(exc)[:300])
-    await session.execute(text("UPDATE bank_events SET signaled_at = now() WHERE event_id = :id"),
-                          {"id": event.event_id})
-    await session.commit()
-    return {"status": "accepted"}
+        inserted, status, workflow_id = await _record(session, event, body)
+    except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
+        log.error("bank event %s not recorded: the database is unreachable: %s", event.event_id, exc)
+        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again")
+    if status == BankEventStatus.pending:
+        status = await _hand_over(request, session, settings, event.event_id, json.loads(body), workflow_id)
+    return {"status": "accepted" if inserted else "duplicate", "delivery": status}
+
+
+async def _record(session, event: BankEvent, body: bytes) -> tuple[bool, str, str | None]:
+    """(inserted now, delivery status, the payment's workflow id) of the event's row, written once by its id, with
+    its payment found by the trace number (an event for no payment of ours goes straight to the exception list)."""
+    row = (await session.execute(text(
+        """WITH entry AS (SELECT e.payment_id, p.workflow_id FROM ach_entries e JOIN payments p ON p.id = e.payment_id
+                          WHERE e.trace_number = :trace),
+                inserted AS (
+                    INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail)
+                    SELECT :id, :type, :trace, CAST(:payload AS jsonb), (SELECT payment_id FROM entry),
+                           CASE WHEN EXISTS (SELECT 1 FROM entry) THEN 'pending' ELSE 'exception' END,
+                           CASE WHEN EXISTS (SELECT 1 FROM entry) THEN NULL ELSE 'no payment has this trace number' END
+                    ON CONFLICT (event_id) DO NOTHING RETURNING status)
+           SELECT status, (SELECT workflow_id FROM entry) AS workflow_id FROM inserted"""),
+        {"id": event.event_id, "type": event.type, "trace": event.trace_number, "payload": body.decode()})).first()
+    inserted = row is not None
+    if not inserted:  # a repeat; its own statement, so it sees a row another delivery committed meanwhile
+        row = (await session.execute(text(
+            "SELECT b.status, p.workflow_id FROM bank_events b LEFT JOIN payments p ON p.id = b.payment_id "
+            "WHERE b.event_id = :id"), {"id": event.event_id})).one()
+    await session.commit()  # durable before the bank hears 200, and no pooled connection held across Temporal
+    return inserted, row.status, row.workflow_id
+
+
+async def _hand_over(request: Request, session, settings: Settings, event_id: str, payload: dict,
+                     workflow_id: str) -> str:
+    """Signals the payment's workflow, or starts the event's delivery when that workflow has ended, if Temporal
+    answers in time; otherwise the sweep will (the event is recorded). Returns the event's delivery status."""
+    timeout = settings.bank_event_handover_timeout.total_seconds()
+    try:
+        client = await asyncio.wait_for(request.app.state.temporal.get(), timeout)
+        if await asyncio.wait_for(signal_payment(client, workflow_id, payload), timeout):
+            await mark_delivered(session, event_id)
+            await session.commit()
+            return BankEventStatus.delivered
+        await asyncio.wait_for(start_delivery(client, settings.task_queue, event_id), timeout)
+    except Exception as exc:
+        log.warning("bank event %s recorded; delivery left to the sweep: %r", event_id, exc)
+    return BankEventStatus.pending

@@ -30,7 +30,7 @@ API_KEY = "sandbox-odfi-key"
 SECRET = "sandbox-webhook-secret"
 ODFI_ROUTING = "091000019"
 RDFI_ROUTING = "011401533"
-FAST = {"settlement_delay_ms": 50, "return_delay_ms": 50, "late_return_delay_ms": 100}
+FAST = {"settlement_delay_ms": 50, "return_delay_ms": 50, "settled_return_delay_ms": 80, "late_return_delay_ms": 100}
 
 
 # --- the webhook receiver ----------------------------------------------------------------------------
@@ -211,6 +211,8 @@ SCENARIOS = [  # (amount, what the bank sends for it on a first presentment)
     ("125.29", [("entry.returned", "R29")]),
     ("125.20", [("entry.returned", "R20")]),
     ("125.10", [("entry.settled", None), ("entry.returned", "R10")]),
+    ("125.31", [("entry.settled", None), ("entry.returned", "R01")]),
+    ("125.32", [("entry.settled", None), ("entry.returned", "R01")]),
 ]
 REASONS = {
     "R01": "Insufficient funds", "R02": "Account closed", "R03": "No account/unable to locate account",
@@ -250,30 +252,45 @@ async def test_every_scenario_by_cents(odfi, receiver):
 
 
 async def test_represented_entries(odfi, receiver):
-    """.11 fails once and succeeds when re-presented; .01 fails every time."""
-    assert (await odfi.upload(nacha(["40.11", "40.01"], first_trace=1))).status_code == 201
-    assert (await odfi.upload(nacha(["40.11", "40.01"], description="RETRY PYMT", first_trace=3))).status_code == 201
+    """.11 fails once and succeeds when re-presented; .01 fails every time; .31 settles and comes back once, then
+    settles for good when re-presented; .32 settles and comes back every time."""
+    amounts = ["40.11", "40.01", "40.31", "40.32"]
+    assert (await odfi.upload(nacha(amounts, first_trace=1))).status_code == 201
+    assert (await odfi.upload(nacha(amounts, description="RETRY PYMT", first_trace=5))).status_code == 201
     await odfi.idle()
+    settled_then_r01 = [("entry.settled", None), ("entry.returned", "R01")]
     assert outcomes(receiver.accepted()) == {
         trace(1): [("entry.returned", "R01")], trace(2): [("entry.returned", "R01")],
-        trace(3): [("entry.settled", None)], trace(4): [("entry.returned", "R01")],
+        trace(3): settled_then_r01, trace(4): settled_then_r01,
+        trace(5): [("entry.settled", None)], trace(6): [("entry.returned", "R01")],
+        trace(7): [("entry.settled", None)], trace(8): settled_then_r01,
     }
 
 
 async def test_settlement_and_return_delays(make_odfi, receiver):
-    odfi = await make_odfi(settlement_delay_ms=300, return_delay_ms=50, late_return_delay_ms=200)
+    odfi = await make_odfi(settlement_delay_ms=300, return_delay_ms=50, settled_return_delay_ms=100,
+                           late_return_delay_ms=200)
     started = time.monotonic()
-    assert (await odfi.upload(nacha(["10.00", "10.02", "10.10"]))).status_code == 201
+    assert (await odfi.upload(nacha(["10.00", "10.02", "10.10", "10.31"]))).status_code == 201
     await odfi.idle()
     arrived = {(d.payload["trace_number"], d.payload["type"]): d.at - started for d in receiver.deliveries}
     assert 0.05 <= arrived[trace(2), "entry.returned"] < 0.3
     assert 0.3 <= arrived[trace(1), "entry.settled"]
     assert 0.3 <= arrived[trace(3), "entry.settled"]
     assert 0.5 <= arrived[trace(3), "entry.returned"]  # the late return counts from its settlement
+    assert 0.3 <= arrived[trace(4), "entry.settled"]
+    assert 0.4 <= arrived[trace(4), "entry.returned"]  # so does a return after settlement
 
 
 async def test_late_return_follows_settlement_in_normal_order(odfi, receiver):
     await odfi.upload(nacha(["10.10"]))
+    await odfi.idle()
+    assert [p["type"] for p in receiver.accepted()] == ["entry.settled", "entry.returned"]
+
+
+async def test_return_after_settlement_follows_its_settlement_even_when_due_at_once(make_odfi, receiver):
+    odfi = await make_odfi(settlement_delay_ms=50, settled_return_delay_ms=0)
+    await odfi.upload(nacha(["10.31"]))
     await odfi.idle()
     assert [p["type"] for p in receiver.accepted()] == ["entry.settled", "entry.returned"]
 
@@ -479,8 +496,8 @@ async def test_out_of_order_mode_reverses_each_files_events(odfi, receiver):
 async def test_control_changes_only_the_given_fields(odfi):
     before = (await odfi.client.get("/odfi/_control")).json()
     assert set(before) == {"odfi_api_key", "webhook_url", "webhook_secret", "settlement_delay_ms", "return_delay_ms",
-                           "late_return_delay_ms", "duplicate_deliveries", "out_of_order", "delivery_max_attempts",
-                           "reject_next_files", "reject_status"}
+                           "settled_return_delay_ms", "late_return_delay_ms", "duplicate_deliveries", "out_of_order",
+                           "delivery_max_attempts", "reject_next_files", "reject_status"}
     r = await odfi.client.put("/odfi/_control", json={"duplicate_deliveries": True, "webhook_url": None})
     assert r.json() == {**before, "duplicate_deliveries": True, "webhook_url": None}
     assert (await odfi.client.get("/odfi/_control")).json() == r.json()
