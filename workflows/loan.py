@@ -188,9 +188,11 @@ class LoanWorkflow:
         if payout is not None:  # paid out to the member's bank: active once the credit settles or ends
             await start_ach_payment(payout)
             workflow.set_current_details(f"disbursing: ACH credit {payout.payment_id} to the member's bank")
-            await workflow.wait_condition(lambda: any(p.reference == "disbursement" for p in self._payments))
-            done = next(p for p in self._payments if p.reference == "disbursement")
-            self._payments.remove(done)
+            # A return the payment re-presents (represent=True) is not its end: wait for the next presentment's.
+            await workflow.wait_condition(lambda: any(p.reference == "disbursement" and not p.represent
+                                                      for p in self._payments))
+            done = next(p for p in self._payments if p.reference == "disbursement" and not p.represent)
+            self._payments = [p for p in self._payments if p.reference != "disbursement"]
             if done.status != "settled":  # returned or failed: the money stays on the deposit account
                 workflow.logger.warning("disbursement credit %s: %s", done.status, done.return_code)
         await self._change(LoanStatus.active)
