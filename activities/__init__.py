@@ -20,13 +20,13 @@ from activities.statements import StatementActivities
 
 
 def all_activities(db: Database, settings: Settings, client: Client) -> list:
-    payments = PaymentActivities(db)
+    payments = PaymentActivities(db, settings)
     ach = AchActivities(db, settings, client)
     bank_events = BankEventActivities(db, settings, client, ach)
     notifications = NotificationActivities(db, EmailSender(settings))
     approvals = ApprovalActivities(db)
-    loans = LoanActivities(db)
-    servicing = LoanServicingActivities(db)
+    loans = LoanActivities(db, settings)
+    servicing = LoanServicingActivities(db, settings)
     bills = BillActivities(db, settings, client, EmailSender(settings))
     statements = StatementActivities(db)
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),

@@ -11,7 +11,7 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
 
 import hashlib
 import uuid
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import httpx
@@ -29,6 +29,7 @@ from core import audit, ledger
 from core.config import Settings
 from core.crypto import AccountNumberCipher
 from core.db import Database
+from core.business_time import business_today
 from finance import nacha
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -185,7 +186,7 @@ class AchActivities:
         s = self.settings
         after = None
         while True:
-            candidate = next_window(datetime.now(timezone.utc), tz=s.ach_timezone, cutoffs=s.ach_cutoffs,
+            candidate = next_window(datetime.now(timezone.utc), tz=s.business_timezone, cutoffs=s.ach_cutoffs,
                                     same_day_cutoffs=s.ach_same_day_cutoffs, interval=s.ach_window_interval,
                                     after=after)
             await session.execute(text(
@@ -414,7 +415,7 @@ class AchActivities:
     async def _post(self, session, payment: Payment, step: str, presentment: int, legs: list[ledger.Leg]) -> uuid.UUID:
         entry_id, _ = await ledger.post_entry(
             session, idempotency_key=f"payment:{payment.id}:{step}:{presentment}", entry_type=f"ach_{step}",
-            description=f"{payment.kind} {step} (presentment {presentment})", effective_date=date.today(),
+            description=f"{payment.kind} {step} (presentment {presentment})", effective_date=business_today(self.settings),
             legs=legs, payment_id=payment.id)
         return entry_id
 

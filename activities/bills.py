@@ -7,8 +7,7 @@ finds the rows claimed and only sends what is pending, so nothing is written or 
 """
 
 import uuid
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
@@ -23,6 +22,7 @@ from core import audit
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender, render
+from core.business_time import business_today
 from finance.money import format_usd
 from models.ach import EmailOutbox, Notification
 from models.base import utcnow
@@ -66,7 +66,7 @@ class BillActivities:
         self.notifications = NotificationActivities(db, email)  # sends our outbox rows, exactly as its own
 
     def today(self) -> date:
-        return datetime.now(ZoneInfo(self.settings.schedule_timezone)).date()
+        return business_today(self.settings)
 
     @activity.defn
     async def mark_overdue(self, req: BillBatch) -> BatchResult:

@@ -26,8 +26,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.loans import _LOAN_ACCOUNT_NS, terms_of
 from core import audit, ledger
+from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_balances, installment_rows, mark_paid, record_repayment
+from core.business_time import business_today
 from finance.allocation import Allocation, InstallmentBalance, allocate, totals
 from finance.amortization import payoff_amount, remaining_schedule
 from finance.daycount import DayCount
@@ -98,8 +100,9 @@ def charge_accrued_interest(rows: list[LoanInstallment], owing: list[Installment
 
 
 class LoanServicingActivities:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, settings: Settings):
         self.db = db
+        self.settings = settings
 
     @activity.defn
     async def check_servicing(self, req: ServicingCheck) -> ServicingState:
@@ -239,7 +242,7 @@ class LoanServicingActivities:
             entry_id, _ = await ledger.post_entry(
                 session, idempotency_key=f"{key}:reversal", entry_type="loan_repayment_reversal",
                 description=f"Loan {loan.id}: auto-debit {req.payment_id} returned after completion, repayment "
-                            f"{applied.id} reversed", effective_date=date.today(),
+                            f"{applied.id} reversed", effective_date=business_today(self.settings),
                 legs=[ledger.Leg(account, -amount) for account, amount in postings])
             split = [Allocation(number, component, -amount) for number, component, amount in (await session.execute(
                 text("SELECT number, component, amount FROM loan_allocations WHERE entry_id = :e"),
@@ -273,7 +276,7 @@ class LoanServicingActivities:
             if loan.status != "active":
                 raise refuse("loan_not_active", f"the loan is {loan.status}")
             await ledger.lock_accounts(session, [loan.deposit_account_id, loan.loan_account_id])
-            today = date.today()
+            today = business_today(self.settings)
             rows = await installment_rows(session, loan.id, lock=True)
             owing = await installment_balances(session, loan.id, rows)
             if req.mode == "payoff" and req.amount != (payoff := payoff_quote(loan, owing, today)).amount:

@@ -15,8 +15,10 @@ from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
 from core.approval_routes import no_route, route_for
+from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_rows
+from core.business_time import business_today
 from finance.amortization import (AmortizationMethod, Frequency, Installment, LoanTerms, Schedule, build_schedule,
                                   periodic_payment)
 from finance.daycount import DayCount
@@ -56,8 +58,9 @@ def invalid_terms(error: ValueError) -> ApplicationError:
 
 
 class LoanActivities:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, settings: Settings):
         self.db = db
+        self.settings = settings
 
     async def _loan(self, session, loan_id: uuid.UUID, lock: bool = False) -> Loan:
         statement = select(Loan).where(Loan.id == loan_id)
@@ -149,7 +152,7 @@ class LoanActivities:
         """Computes the schedule from the loan's terms (first due date a month from today) and stores it once."""
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
-            first_due = loan.first_due_date or first_due_date(date.today())
+            first_due = loan.first_due_date or first_due_date(business_today(self.settings))
             try:
                 schedule = build_schedule(terms_of(loan, first_due))
             except ValueError as error:
@@ -224,7 +227,7 @@ class LoanActivities:
                 {"id": loan_account, "name": f"Loan {str(loan.id)[:8]}", "org": loan.org_id, "owner": loan.applicant_id})
             await ledger.post_entry(
                 session, idempotency_key=f"loan:{loan.id}:disburse", entry_type="loan_disbursement",
-                description=f"Disbursement of loan {loan.id}", effective_date=date.today(),
+                description=f"Disbursement of loan {loan.id}", effective_date=business_today(self.settings),
                 legs=[ledger.Leg(loan_account, loan.amount), ledger.Leg(loan.deposit_account_id, -loan.amount)])
             loan.loan_account_id, loan.disbursed_at = loan_account, datetime.now(timezone.utc)
             session.add(loan)

@@ -12,7 +12,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
+from core.config import Settings
 from core.db import Database
+from core.business_time import business_today
 from models.payments import FINAL_STATUSES, BookTransferInput, Payment, PaymentOutcome, PaymentStatus
 
 
@@ -59,8 +61,9 @@ async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
 
 
 class PaymentActivities:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, settings: Settings):
         self.db = db
+        self.settings = settings
 
     @activity.defn
     async def post_book_transfer(self, req: BookTransferInput) -> PaymentOutcome:
@@ -88,7 +91,7 @@ class PaymentActivities:
             await transition(session, payment, PaymentStatus.validated)
             entry_id, _ = await ledger.post_entry(
                 session, idempotency_key=f"payment:{payment.id}", entry_type="book_transfer",
-                description=payment.memo or "Book transfer", effective_date=datetime.now(timezone.utc).date(),
+                description=payment.memo or "Book transfer", effective_date=business_today(self.settings),
                 payment_id=payment.id,
                 legs=[ledger.Leg(req.from_account_id, req.amount), ledger.Leg(req.to_account_id, -req.amount)],
             )

@@ -5,7 +5,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A fixed development key, so `make run` works out of the box. Production sets ACCOUNT_NUMBER_KEYS.
@@ -16,6 +18,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: str = "development"
+
+    # One business time zone decides every business date: ledger entries' effective dates, accrual days,
+    # statement months, loan and bill due dates, ACH cutoff windows and the Schedules' crons (core/business_time.py).
+    business_timezone: str = "America/New_York"
 
     # Postgres: when unset, the dev stack starts an embedded PostgreSQL and sets it.
     database_url: str = ""
@@ -48,9 +54,8 @@ class Settings(BaseSettings):
     # The API waits this long for a book transfer to finish before answering 202 instead of 201.
     book_transfer_wait: timedelta = timedelta(seconds=10)
 
-    # ACH origination. Cutoff windows are local times in ach_timezone; in demo/test mode
+    # ACH origination. Cutoff windows are local times in business_timezone; in demo/test mode
     # (ach_window_interval set) a window closes every interval instead, same-day.
-    ach_timezone: str = "America/New_York"
     ach_cutoffs: list[str] = Field(default_factory=lambda: ["10:30", "14:45", "16:45"])
     ach_same_day_cutoffs: list[str] = Field(default_factory=lambda: ["10:30", "14:45"])
     ach_window_interval: timedelta | None = None
@@ -95,10 +100,9 @@ class Settings(BaseSettings):
     bill_batch_size: int = Field(default=500, ge=1)
     bill_manual_reminder_interval: timedelta = timedelta(hours=1)
 
-    # Temporal Schedules of the back office (cron expressions read in schedule_timezone). Each scheduled
+    # Temporal Schedules of the back office (cron expressions read in business_timezone). Each scheduled
     # workflow works out its day or month from the time the schedule meant it to start (workflows/schedule_time.py),
     # so a backfill of a past period works on that period.
-    schedule_timezone: str = "America/New_York"
     schedule_overlap: str = "skip"             # a ScheduleOverlapPolicy name: skip, buffer_one, allow_all, ...
     schedule_catchup_window: timedelta = timedelta(days=1)
     bill_run_cron: str = "0 6 * * *"           # daily bill run: reminders, overdue, auto-pay
@@ -127,6 +131,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. America/New_York)") from None
+        return value
 
 
 @lru_cache

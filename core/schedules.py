@@ -54,9 +54,9 @@ def overlap_policy(name: str) -> ScheduleOverlapPolicy:
 def build_schedule(settings: Settings, job: ScheduledJob, schedule_id: str) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            job.workflow, {"timezone": settings.schedule_timezone}, id=schedule_id, task_queue=settings.task_queue,
+            job.workflow, {"timezone": settings.business_timezone}, id=schedule_id, task_queue=settings.task_queue,
             static_summary=job.description, memo={"schedule": schedule_id, "description": job.description}),
-        spec=ScheduleSpec(cron_expressions=[job.cron], time_zone_name=settings.schedule_timezone),
+        spec=ScheduleSpec(cron_expressions=[job.cron], time_zone_name=settings.business_timezone),
         policy=SchedulePolicy(overlap=overlap_policy(settings.schedule_overlap),
                               catchup_window=settings.schedule_catchup_window),
         state=ScheduleState(note=job.description),

@@ -5,15 +5,16 @@ and the demo book transfer goes through the API like any client's."""
 
 import asyncio
 import uuid
-from datetime import date
 from decimal import Decimal
 
 import httpx
 from sqlalchemy import text
 
 from core import ledger
+from core.config import get_settings
 from core.db import Database
 from core.security import hash_password
+from core.business_time import business_today
 from models.ledger import GL_CASH
 
 _NS = uuid.UUID("0c6f6c1e-9d0e-4b7a-8f55-2f1d2b4b5a10")
@@ -66,7 +67,7 @@ async def seed_database(db: Database) -> None:
         cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()
         for key, amount in DEPOSITS:
             await ledger.post_entry(session, idempotency_key=f"demo:deposit:{key}", entry_type="cash_deposit",
-                                    description="Opening deposit (demo)", effective_date=date.today(),
+                                    description="Opening deposit (demo)", effective_date=business_today(get_settings()),
                                     legs=[ledger.Leg(cash, amount), ledger.Leg(demo_id(f"account:{key}"), -amount)])
 
 

@@ -30,7 +30,7 @@ PRODUCT = demo_id("savings-product:demo")
 
 def local_today() -> date:
     """Today where the schedules run: a month is over there, or the API refuses its statements."""
-    return datetime.now(ZoneInfo(get_settings().schedule_timezone)).date()
+    return datetime.now(ZoneInfo(get_settings().business_timezone)).date()
 
 
 def last_month(today: date) -> str:

@@ -248,10 +248,12 @@ class LoanInput(SQLModel):
     min_credit_score: int
     max_debt_to_income: Decimal
     servicing: bool = False  # set when continuing as new: the loan is active, only repayments remain
-    # The servicing clock: a loan day lasts day_seconds from the epoch (the start of the disbursement day, UTC).
-    # 86400 in production; a fraction of a second in tests and the demo, so months of due dates pass in seconds.
+    # The servicing clock: a loan day lasts day_seconds from the epoch (the start of the disbursement day in the
+    # business time zone). 86400 in production, where loan days are that zone's calendar days; a fraction of a
+    # second in tests and the demo, so months of due dates pass in seconds.
     day_seconds: float = 86400.0
     epoch: datetime | None = None
+    business_timezone: str = "UTC"  # the API sets BUSINESS_TIMEZONE; UTC for loans started before it existed
     next_due: int = 1  # the next installment whose due date has not been reached yet
     rounds_per_run: int = 200  # servicing wake-ups (due dates, grace ends, bucket changes) before continuing as new
     # How long after an auto-debit completes the bank can still return it (the ACH late-return window): a loan

@@ -197,7 +197,7 @@ class LoanWorkflow:
                 workflow.logger.warning("disbursement credit %s: %s", done.status, done.return_code)
         await self._change(LoanStatus.active)
         self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
-            workflow.now(), self._req.day_seconds).epoch})
+            workflow.now(), self._req.day_seconds, self._req.business_timezone).epoch})
         return await self._service()
 
     async def _credit_report(self, summary: LoanSummary) -> CreditReport | None:
@@ -234,8 +234,8 @@ class LoanWorkflow:
         Closed: listens until the late-return window of its last auto-debit ends, as a late return reopens it."""
         if self._req.epoch is None:  # a loan activated before the servicing clock existed
             self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
-                workflow.now(), self._req.day_seconds).epoch})
-        clock = ServicingClock(self._req.epoch, self._req.day_seconds)
+                workflow.now(), self._req.day_seconds, self._req.business_timezone).epoch})
+        clock = ServicingClock(self._req.epoch, self._req.day_seconds, self._req.business_timezone)
         next_due = self._req.next_due
         rounds = 0
         while True:

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import CurrentUser, SessionDep, SuperUser, require_roles
+from api.deps import CurrentUser, SessionDep, SettingsDep, SuperUser, require_roles
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
 from api.scoping import can_see_account, scope_accounts
 from core import audit, closing, ledger
+from core.business_time import business_today
 from models.api_types import PositiveMoney
 from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
                            Posting)
@@ -170,7 +171,8 @@ Teller = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]
 
 @router.post("/{account_id}/deposits", response_model=AccountOut, status_code=201,
              summary="Record a cash deposit: debit cash at bank, credit the account (superuser, operator)")
-async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, session: SessionDep, actor: Teller):
+async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, session: SessionDep, actor: Teller,
+                  settings: SettingsDep):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
         raise AppError(422, "not_a_deposit_account", "deposits go to checking or savings accounts")
@@ -179,7 +181,7 @@ async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, s
     cash = (await session.exec(select(LedgerAccount).where(LedgerAccount.code == GL_CASH))).one()
     entry_id, created = await ledger.post_entry(
         session, idempotency_key=f"deposit:{actor.id}:{key}", entry_type="cash_deposit", description=body.memo,
-        effective_date=datetime.now(timezone.utc).date(),
+        effective_date=business_today(settings),
         legs=[ledger.Leg(cash.id, body.amount), ledger.Leg(account.id, -body.amount)])
     if created:
         await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.deposit",

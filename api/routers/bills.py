@@ -8,7 +8,6 @@ import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -23,6 +22,7 @@ from api.pagination import Page, PageDep, paginate
 from api.scoping import is_super
 from core import audit
 from core.config import Settings
+from core.business_time import business_today
 from models.ach import Notification
 from models.api_types import PositiveMoney
 from models.base import utcnow
@@ -87,7 +87,7 @@ class ReminderOut(BaseModel):
 
 
 def today(settings: Settings) -> date:
-    return datetime.now(ZoneInfo(settings.schedule_timezone)).date()
+    return business_today(settings)
 
 
 def visible_bills(statement, user: User):

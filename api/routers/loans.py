@@ -32,6 +32,7 @@ from activities.loans import first_due_date
 from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
 from finance.daycount import DayCount
 from core.loan_books import installment_balances, installment_rows
+from core.business_time import business_today
 from finance.money import CENT
 from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
 from models.users import Role, User
@@ -172,7 +173,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             build_schedule(LoanTerms(principal=body.amount, annual_rate=product.annual_rate, term_periods=body.term,
                                      method=AmortizationMethod(product.amortization),
                                      frequency=Frequency(product.frequency), day_count=DayCount(product.day_count),
-                                     first_due_date=first_due_date(date.today())))
+                                     first_due_date=first_due_date(business_today(settings))))
         except ValueError as error:
             raise AppError(422, "no_schedule_fits", f"no repayment schedule fits these terms: {error}",
                            {"amount": str(body.amount), "term": body.term})
@@ -216,6 +217,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
         LoanWorkflow.run, LoanInput(loan_id=loan.id, min_credit_score=settings.loan_min_credit_score,
                                     max_debt_to_income=settings.loan_max_debt_to_income,
                                     day_seconds=settings.loan_day_seconds,
+                                    business_timezone=settings.business_timezone,
                                     rounds_per_run=settings.loan_rounds_per_run,
                                     late_return_window_seconds=settings.ach_late_return_window.total_seconds()),
         id=loan.workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -367,8 +369,8 @@ async def repay(loan_id: uuid.UUID, body: RepaymentIn, key: IdempotencyKey, sess
 
 
 @router.get("/{loan_id}/payoff-quote", response_model=PayoffQuote, summary="What clears the loan today")
-async def payoff_quote(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+async def payoff_quote(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, settings: SettingsDep):
     loan = await visible_loan(session, user, loan_id)
     if loan.status != LoanStatus.active:
         raise AppError(409, "loan_not_active", f"the loan is {loan.status}")
-    return await quote(session, loan, date.today())
+    return await quote(session, loan, business_today(settings))

@@ -91,7 +91,7 @@ async def statement_pdf(account_id: uuid.UUID, period: str, session: SessionDep,
         account_type=account.type, owner_name=owner.full_name if owner else None, period=period,
         period_start=row.period_start, period_end=row.period_end, opening_balance=opening, closing_balance=balance,
         interest=sum((line.amount for line in lines if line.is_interest), Decimal("0.00")), lines=tuple(lines),
-        generated_on=row.generated_at.astimezone(ZoneInfo(settings.schedule_timezone)).date())
+        generated_on=row.generated_at.astimezone(ZoneInfo(settings.business_timezone)).date())
     return RawResponse(render_statement(data), media_type="application/pdf",
                        headers={"Content-Disposition": f'inline; filename="statement-{period}-{masked(account)[-4:]}.pdf"'})
 
@@ -118,14 +118,14 @@ class StatementRunOut(BaseModel):
 @runs_router.post("/runs", response_model=StatementRunOut, status_code=202,
                   summary="Write the statements of a month now (superuser, operator); the schedule does it monthly")
 async def run_statements(body: StatementRunIn, client: TemporalDep, settings: SettingsDep, _: Operator):
-    if not period_ended(body.period, datetime.now(timezone.utc), settings.schedule_timezone):
-        raise AppError(422, "period_not_ended", f"{body.period} is not over yet in {settings.schedule_timezone}: "
+    if not period_ended(body.period, datetime.now(timezone.utc), settings.business_timezone):
+        raise AppError(422, "period_not_ended", f"{body.period} is not over yet in {settings.business_timezone}: "
                        "statements are written once, after the month", {"period": body.period})
     workflow_id = f"statements-{body.period}"
     # A finished run may be started again (it writes only what is missing); a running one is joined.
     handle = await client.start_workflow(
         MonthlyStatementsWorkflow.run,
-        StatementRunInput(period=body.period, timezone=settings.schedule_timezone, notify_owners=body.notify_owners),
+        StatementRunInput(period=body.period, timezone=settings.business_timezone, notify_owners=body.notify_owners),
         id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, static_summary=f"Monthly statements for {body.period}")
     return StatementRunOut(period=body.period, workflow_id=workflow_id, run_id=handle.result_run_id)

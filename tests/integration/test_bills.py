@@ -172,7 +172,7 @@ async def test_bill_crud_filters_scoping_and_validation(http, su, db, mailbox, s
     assert sent.status_code == 200, sent.text
     assert sent.json()["sent_to"] == 1
     message = await mailbox.wait_for(lambda m: org.users["member"]["email"] in recipients(m))
-    days_left = (day + timedelta(days=10) - datetime.now(ZoneInfo(settings.schedule_timezone)).date()).days
+    days_left = (day + timedelta(days=10) - datetime.now(ZoneInfo(settings.business_timezone)).date()).days
     assert message["Subject"] == f"Bill due in {days_left} days: Water Co $12.00"
     assert "Water Co" in message.get_body(("html",)).get_content()
     mine = (await http.get("/api/v1/notifications", headers=member)).json()["items"]

@@ -69,11 +69,11 @@ async def test_month_end_posting_accrues_the_days_it_missed_before_posting(http,
 async def test_a_month_that_is_not_over_is_not_posted(db, worker, temporal_env, settings):
     """The current month (in the schedules' time zone) has days still to come: posting it now would post part of
     its interest and never the rest. It fails with the reason, accrues nothing ahead and posts nothing."""
-    today = datetime.now(ZoneInfo(settings.schedule_timezone)).date()
+    today = datetime.now(ZoneInfo(settings.business_timezone)).date()
     period = f"{today:%Y-%m}"
     with pytest.raises(WorkflowFailureError) as failed:
         await temporal_env.client.execute_workflow(
-            InterestPostingWorkflow.run, InterestPostingInput(period=period, timezone=settings.schedule_timezone),
+            InterestPostingWorkflow.run, InterestPostingInput(period=period, timezone=settings.business_timezone),
             id=f"test-early-posting-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue,
             execution_timeout=timedelta(seconds=60))
     assert f"{period} is not over" in str(failed.value.cause)

@@ -79,7 +79,7 @@ async def test_second_ensure_updates_the_spec_and_keeps_a_pause(temporal_env, se
     await statements.pause(note="paused by the test")
     assert (await statements.describe()).schedule.state.paused
 
-    changed = settings.model_copy(update={"statements_cron": "15 7 2 * *", "schedule_timezone": "Europe/Paris",
+    changed = settings.model_copy(update={"statements_cron": "15 7 2 * *", "business_timezone": "Europe/Paris",
                                           "schedule_overlap": "buffer_one",
                                           "schedule_catchup_window": timedelta(hours=3)})
     assert await ensure_schedules(client, changed, prefixed) == {prefixed + s: "updated" for s in EXPECTED}
