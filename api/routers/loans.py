@@ -33,6 +33,7 @@ from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build
 from finance.daycount import DayCount
 from core.loan_books import installment_balances, installment_rows
 from core.business_time import business_today
+from core.temporal import published
 from finance.money import CENT
 from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
 from models.users import Role, User
@@ -235,11 +236,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
 async def get_loan(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
     await session.commit()
-    try:
-        workflow_status = await client.get_workflow_handle(loan.workflow_id).query(LoanWorkflow.status)
-    except RPCError:
-        workflow_status = None
-    return loan_out(loan, workflow_status)
+    return loan_out(loan, await published(client, loan.workflow_id, sa.LOAN_STATUS))
 
 
 @router.get("", response_model=Page[LoanOut], summary="Loans you can see, newest first")

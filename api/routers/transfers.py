@@ -5,7 +5,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -16,7 +16,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
@@ -24,6 +23,7 @@ from api.pagination import Page, PageDep, paginate
 from api.routers.accounts import IdempotencyKey, visible_account
 from api.scoping import can_move_money_from, is_super
 from core import audit, ledger, search_attributes as sa
+from core.temporal import published
 from models.api_types import PositiveMoney
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
@@ -33,7 +33,6 @@ from workflows.book_transfer import BookTransferWorkflow
 router = APIRouter(prefix="/transfers", tags=["transfers"])
 
 _PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
-DESCRIBE_TIMEOUT = timedelta(seconds=3)
 
 
 class BookTransferIn(BaseModel):
@@ -96,11 +95,7 @@ async def payment_out(session, client: Client | None, payment: Payment, workflow
     worker. A create passes no client: it answers from the database once the workflow start is durable."""
     if client is not None:
         await session.commit()  # no pooled connection held across the call to Temporal
-        try:
-            description = await client.get_workflow_handle(payment.workflow_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
-            workflow_status = description.typed_search_attributes.get(sa.PAYMENT_STATUS)
-        except RPCError:
-            workflow_status = None  # the workflow may be gone from Temporal's retention; the row still stands
+        workflow_status = await published(client, payment.workflow_id, sa.PAYMENT_STATUS)
     return (await payments_out(session, [payment], workflow_status))[0]
 
 
