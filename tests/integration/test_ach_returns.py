@@ -122,8 +122,10 @@ async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, 
     returned = next(e for e in done["events"] if e["status"] == "returned")
     assert returned["detail"]["represent"] is True and returned["detail"]["return_code"] == "R01"
     assert returned["detail"]["when"] == "after_settlement"
-    # The Temporal UI's PaymentStatus went through each step, the return included.
-    steps = await search_attribute_steps(temporal_env.client, created["workflow_id"])
+    # The Temporal UI's PaymentStatus went through each step, the return included. The row is written by the
+    # activity before the workflow publishes the step: wait for the workflow to have published the last one.
+    steps = await poll(lambda: search_attribute_steps(temporal_env.client, created["workflow_id"]),
+                       lambda found: found[-1:] == ["completed"], timeout=30, what="the workflow's published steps")
     assert steps[steps.index("settled"):] == [
         "settled", "returned", "queued", "pending_settlement", "settled", "completed"]
 
