@@ -16,7 +16,7 @@ from typing import Sequence, Union
 from alembic import context, op
 import sqlalchemy as sa
 
-from core.config import get_settings
+from core.config import PRODUCTION, development_secrets, get_settings
 from core.crypto import FileCipher
 
 revision: str = '0013'
@@ -28,7 +28,12 @@ BATCH = 500
 
 
 def cipher() -> FileCipher:
-    return FileCipher.from_settings(context.config.attributes.get("settings") or get_settings())
+    settings = context.config.attributes.get("settings") or get_settings()
+    if settings.environment.strip().lower() == PRODUCTION and "FILE_ENCRYPTION_KEYS" in development_secrets(settings):
+        # Sealed under the development key, the files would not open once production's own key is set.
+        raise RuntimeError("ENVIRONMENT=production: set FILE_ENCRYPTION_KEYS (the keys the API and worker will use) "
+                           "before this migration encrypts the stored NACHA files")
+    return FileCipher.from_settings(settings)
 
 
 def rows(columns: str, where: str):

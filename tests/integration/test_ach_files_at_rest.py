@@ -7,6 +7,7 @@ import os
 import uuid
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -34,8 +35,7 @@ async def test_a_nacha_file_is_stored_encrypted_yet_the_bank_and_an_authorized_d
             {"t": done["trace_number"]})).one()
         stored_row = (await session.execute(text("SELECT f::text FROM ach_files f WHERE id = :f"),
                                             {"f": file_id})).scalar_one()
-        sealed = (await session.execute(text("SELECT content_encrypted FROM ach_files WHERE id = :f"),
-                                        {"f": file_id})).scalar_one()
+        columns = (await session.execute(text("SELECT * FROM ach_files WHERE id = :f"), {"f": file_id})).mappings().one()
 
     download = await http.get(f"/api/v1/ach/files/{file_id}", headers=su)
     assert download.status_code == 200, download.text
@@ -44,11 +44,14 @@ async def test_a_nacha_file_is_stored_encrypted_yet_the_bank_and_an_authorized_d
     name = entry.individual_name.strip()
     assert name and name.lower() in holder.lower()
 
-    # Neither the row as Postgres holds it nor the sealed bytes carry the number, the name or any NACHA record.
-    for stored in (stored_row, bytes(sealed).decode("latin-1")):
+    # Neither the row as Postgres shows it nor any column's value (the sealed bytes among them) carries the number,
+    # the name or any NACHA record.
+    values = [bytes(v).decode("latin-1") if isinstance(v, (bytes, memoryview)) else str(v) for v in columns.values()]
+    for stored in (stored_row, *values):
         assert account_number not in stored, "the account number is stored in clear"
         assert name.lower() not in stored.lower() and holder.lower() not in stored.lower(), "the name is stored in clear"
         assert "101 " not in stored and "9000001" not in stored  # no file header, no file control record
+    assert any(isinstance(v, (bytes, memoryview)) for v in columns.values())  # the file is in the row, sealed
 
 
 def _scratch_database(database_url: str) -> str:
@@ -79,6 +82,11 @@ def test_the_migration_encrypts_stored_files_and_its_downgrade_gives_them_back_i
                 "INSERT INTO ach_files (id, window_id, content, entry_count, total_debit, total_credit, status) "
                 "VALUES (:id, :w, :c, 1, 1.00, 0, 'uploaded')"), {"id": file_id, "w": f"w-{i}", "c": content})
     try:
+        # In production it refuses to seal them under the development key (they would not open with the real one).
+        config.attributes["settings"] = Settings(database_url=scratch, environment="production")
+        with pytest.raises(RuntimeError, match="FILE_ENCRYPTION_KEYS"):
+            command.upgrade(config, "head")
+        config.attributes["settings"] = Settings(database_url=scratch, file_encryption_keys=keys[:1])
         command.upgrade(config, "head")
         with engine.connect() as connection:
             stored = connection.execute(text("SELECT f::text FROM ach_files f")).scalars().all()
