@@ -4,6 +4,7 @@ Temporal runtime, and a graceful shutdown on SIGTERM/SIGINT (in-flight activitie
 import asyncio
 import logging
 import signal
+import sys
 from datetime import timedelta
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -11,7 +12,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.bank_events import start_sweep
-from core.config import Settings, get_settings
+from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
 from core.db import Database
 from core.logging import configure_logging
 from core.schedules import ensure_schedules
@@ -34,6 +35,7 @@ def build_worker(client, settings: Settings, db: Database) -> Worker:
 
 async def main() -> None:
     settings = get_settings()
+    check_production_secrets(settings)  # in production, no development default secret: refuse to start
     configure_logging(settings.log_level, settings.log_json, service="worker")
     runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
     client = await connect(settings, runtime=runtime)
@@ -57,4 +59,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except InsecureSettings as refused:
+        sys.exit(f"worker not started: {refused}")

@@ -32,10 +32,10 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     credit = CreditActivities(settings.bureau_base_url, settings.bureau_api_key.get_secret_value(),
                               timeout=settings.http_timeout)
     accrual = AccrualActivities(db, settings)
-    posting = InterestPostingActivities(db, settings)
+    posting = InterestPostingActivities(db, settings, notifications)
     return [payments.post_book_transfer,
             accrual.accrue_day, posting.unaccrued_days, posting.plan_posting, posting.post_interest_batch,
-            posting.finish_posting, posting.stored_summary,
+            posting.finish_posting, posting.stored_summary, posting.notify_org_summaries,
             approvals.update_request, approvals.record_decision,
             loans.set_status, loans.summary, loans.check_eligibility, loans.store_schedule,
             loans.create_approval_request, loans.render_agreement, loans.disburse, loans.credit_check_blocked,

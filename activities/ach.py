@@ -27,7 +27,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from activities.payments import add_event, lock_payment, outcome, transition
 from core import audit, ledger
 from core.config import Settings
-from core.crypto import AccountNumberCipher
+from core import ach_files
+from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.business_time import business_today
 from finance import nacha
@@ -91,6 +92,7 @@ class AchActivities:
         self.settings = settings
         self.client = client
         self.cipher = AccountNumberCipher.from_settings(settings)
+        self.file_cipher = FileCipher.from_settings(settings)
         self.http = http or httpx.AsyncClient(base_url=settings.odfi_base_url, timeout=settings.http_timeout)
         self._gl: dict[str, uuid.UUID] = {}
 
@@ -256,8 +258,10 @@ class AchActivities:
                 "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
                 "ELSE next_sequence + :n END WHERE id = 1 RETURNING next_sequence - :n"), {"n": len(payments)})).scalar_one()
             ach_file = self._nacha_file(window, payments, externals, first_sequence)
-            content = nacha.write(ach_file)
-            file_row = AchFile(window_id=window.id, content=content, entry_count=len(payments),
+            # Stored encrypted, once: every upload of it (a retry after a crash too) sends these same bytes.
+            file_id = uuid.uuid4()
+            file_row = AchFile(id=file_id, window_id=window.id, entry_count=len(payments),
+                               **ach_files.seal(self.file_cipher, file_id, nacha.write(ach_file)),
                                total_debit=ach_file.total_debit, total_credit=ach_file.total_credit)
             session.add(file_row)
             await session.flush()
@@ -345,7 +349,8 @@ class AchActivities:
             ach_file = await self._lock_file(session, file_id)
             if ach_file.status != "built":
                 return UploadOutcome(status=ach_file.status, odfi_file_id=ach_file.odfi_file_id, error=ach_file.error)
-            response = await self.http.post("/odfi/files", content=ach_file.content.encode(),
+            response = await self.http.post("/odfi/files",
+                                            content=ach_files.content(self.file_cipher, ach_file).encode("ascii"),
                                             headers=self._odfi_headers(file_id))
             answer = f"{response.status_code} {response.text[:800]}"
             if response.is_success:

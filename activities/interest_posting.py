@@ -13,11 +13,15 @@ from datetime import date
 from sqlalchemy import text
 from temporalio import activity
 
+from activities.notifications import NotificationActivities
 from core.config import Settings
 from core.db import Database
-from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, POST_BATCH, SUMMARY, UNACCRUED_DAYS
+from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, ORG_SUMMARIES, POST_BATCH, SUMMARY, UNACCRUED_DAYS
+from core.recipients import bank_wide_recipients, org_operators
+from finance.money import format_usd
 from models.interest import BatchResult, PostingBatch, PostingPlan, PostingSummary
 from models.ledger import GL_INTEREST_EXPENSE
+from models.notifications import NotificationRequest
 
 HEARTBEAT_EVERY = 2.0  # seconds, while a statement runs; the workflow's heartbeat timeout is a few times this
 
@@ -42,9 +46,10 @@ async def heartbeating(*details):
 
 
 class InterestPostingActivities:
-    def __init__(self, db: Database, settings: Settings):
+    def __init__(self, db: Database, settings: Settings, notifications: NotificationActivities | None = None):
         self.db = db
         self.settings = settings
+        self.notifications = notifications
         self._gl = None
 
     @activity.defn
@@ -86,10 +91,27 @@ class InterestPostingActivities:
                 "ON CONFLICT (period) DO NOTHING"), {"period": period, **summary._mapping})
             stored = (await session.execute(text(
                 "SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period})).one()
-            recipients = (await session.execute(text(
-                "SELECT id FROM users WHERE is_active AND role IN ('operator', 'superuser') ORDER BY id"))).scalars()
+            # The bank-wide figures go to bank-wide staff only; each organization's operators get theirs
+            # (notify_org_summaries).
             return PostingSummary(period=period, accounts=stored.accounts, total=stored.total,
-                                  recipients=list(recipients))
+                                  recipients=await bank_wide_recipients(session))
+
+    @activity.defn
+    async def notify_org_summaries(self, period: str) -> int:
+        """Emails each organization's operators the period's posting figures of that organization alone (its
+        accounts posted and their total), once per operator whatever the retries; returns the organizations told.
+        The postings of a period never change once written, so a retry tells the same figures."""
+        async with self.db.session() as session:
+            rows = (await session.execute(ORG_SUMMARIES, {"period": period})).all()
+        for row in rows:
+            activity.heartbeat(str(row.org_id))
+            await self.notifications.notify_where(NotificationRequest(
+                kind="interest_posting", template="interest_posting_org_summary",
+                context={"period": period, "organization": row.name, "accounts": row.accounts,
+                         "total": format_usd(row.total)},
+                entity_type="interest_posting", entity_id=period,
+                dedupe_key=f"interest-posting:{period}:org:{row.org_id}"), org_operators(row.org_id))
+        return len(rows)
 
     @activity.defn
     async def stored_summary(self, period: str) -> PostingSummary | None:

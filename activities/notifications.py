@@ -60,6 +60,11 @@ class NotificationActivities:
         """Tells the given users (the active ones); returns how many."""
         return await self._notify(req, col(User.id).in_(req.user_ids))
 
+    async def notify_where(self, req: NotificationRequest, *who) -> int:
+        """Tells the active users matching every `who` clause (for activities that pick recipients by their own
+        rules, e.g. each organization's operators); returns how many."""
+        return await self._notify(req, *who)
+
     async def _notify(self, req: NotificationRequest, *who) -> int:
         subject, text_body, html_body = render_or_fail(req)
         async with self.db.session() as session, session.begin():

@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from api.errors import AppError
 from core.config import Settings
-from core.crypto import AccountNumberCipher
+from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.security import decode_token
 from core.temporal import connect
@@ -62,10 +62,15 @@ def get_cipher(request: Request) -> AccountNumberCipher:
     return request.app.state.cipher
 
 
+def get_file_cipher(request: Request) -> FileCipher:
+    return request.app.state.file_cipher
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 CipherDep = Annotated[AccountNumberCipher, Depends(get_cipher)]
+FileCipherDep = Annotated[FileCipher, Depends(get_file_cipher)]
 
 
 def unauthorized(message: str) -> AppError:

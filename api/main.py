@@ -11,8 +11,8 @@ from api.routers import (accounts, ach_files, approval_rules, approvals, audit, 
                          health, loan_products, loans, notifications, payments, savings_products, transfers, users,
                          webhooks)
 from api.routers import bills, interest, statements
-from core.config import Settings, get_settings
-from core.crypto import AccountNumberCipher
+from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
+from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.linking import LinkingClient
 from core.logging import configure_logging
@@ -27,6 +27,7 @@ Writes that move money take an `Idempotency-Key` header: a retry with the same k
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    check_production_secrets(settings)  # in production, no development default secret: refuse to start
     configure_logging(settings.log_level, settings.log_json, service="api")
 
     @asynccontextmanager
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Back office", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.cipher = AccountNumberCipher.from_settings(settings)
+    app.state.file_cipher = FileCipher.from_settings(settings)
     app.state.temporal = TemporalConnection(settings)
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
@@ -60,7 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def main() -> None:  # `python -m api.main`
     import uvicorn
 
-    uvicorn.run(create_app(), host="127.0.0.1", port=8000, log_config=None)
+    try:
+        app = create_app()
+    except InsecureSettings as refused:
+        raise SystemExit(f"API not started: {refused}") from None
+    uvicorn.run(app, host="127.0.0.1", port=8000, log_config=None)
 
 
 if __name__ == "__main__":

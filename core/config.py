@@ -10,13 +10,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# A fixed development key, so `make run` works out of the box. Production sets ACCOUNT_NUMBER_KEYS.
+# Fixed development keys, so `make run` works out of the box. Production sets ACCOUNT_NUMBER_KEYS and
+# FILE_ENCRYPTION_KEYS (with ENVIRONMENT=production the API and the worker refuse to start on these: see
+# development_secrets below).
 DEV_FERNET_KEY = "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="
+DEV_FILE_KEY = "ZGV2LW9ubHktZmlsZS1rZXktZG8tbm90LXVzZSEhISE="  # base64 of 32 bytes: AES-256
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    # development, test or production. In production the API and the worker refuse to start while any secret
+    # still has its development default (check_production_secrets).
     environment: str = "development"
 
     # One business time zone decides every business date: ledger entries' effective dates, accrual days,
@@ -44,6 +49,12 @@ class Settings(BaseSettings):
     # Keys the fingerprints that find an account linked twice (core/crypto.py); unset, the oldest (last) account-
     # number key does, so a rotation keeps them. Set it to that key before retiring it.
     fingerprint_key: SecretStr | None = None
+    # Files stored in the database are encrypted at rest with AES-256-GCM (core/crypto.py FileCipher): today the
+    # NACHA files, which hold account numbers and names. Each key is 32 random bytes, base64
+    # (`python -c 'import os, base64; print(base64.b64encode(os.urandom(32)).decode())'`); its key id (a hash of
+    # it) is stored beside each ciphertext. As for account numbers: the first key encrypts, every key decrypts,
+    # so a key is rotated by prepending a new one, and retired once no stored file names its id.
+    file_encryption_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_FILE_KEY)])
 
     # External services (the sandbox in development)
     linking_base_url: str = "http://127.0.0.1:8100"
@@ -145,3 +156,51 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+PRODUCTION = "production"
+
+# Every secret-like setting (the env var that sets it): in production none may keep its development default.
+SECRET_SETTINGS = ("jwt_secret", "account_number_keys", "fingerprint_key", "file_encryption_keys", "linking_secret",
+                   "odfi_api_key", "bank_webhook_secret", "bureau_api_key", "smtp_password")
+
+
+class InsecureSettings(RuntimeError):
+    """ENVIRONMENT=production with secrets still at their development defaults."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        super().__init__(
+            "ENVIRONMENT=production, but these secrets still have their development defaults: "
+            + ", ".join(names) + ". Set each to a secret of its own (env var or .env) before starting.")
+
+
+def _secret_values(value) -> set[str]:
+    values = value if isinstance(value, list) else [value]
+    return {v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in values if v is not None}
+
+
+def development_secrets(settings: Settings) -> list[str]:
+    """The env var names of the secrets that still hold a development default value: a default key anywhere in a
+    key list counts (it would still decrypt, or encrypt), and so does a fingerprint key left unset while the
+    account-number keys it falls back to are the defaults."""
+    known = set()
+    for name in SECRET_SETTINGS:
+        known |= _secret_values(Settings.model_fields[name].get_default(call_default_factory=True))
+    found = []
+    for name in SECRET_SETTINGS:
+        value = getattr(settings, name)
+        if _secret_values(value) & known:
+            found.append(name.upper())
+    if settings.fingerprint_key is None and "ACCOUNT_NUMBER_KEYS" in found:
+        found.append("FINGERPRINT_KEY")  # unset, it is keyed by the oldest account-number key
+    return sorted(found, key=[n.upper() for n in SECRET_SETTINGS].index)
+
+
+def check_production_secrets(settings: Settings) -> None:
+    """What the API and the worker call before they start: in production, raises InsecureSettings naming every
+    secret still at its development default. Development and tests start with the defaults."""
+    if settings.environment.strip().lower() != PRODUCTION:
+        return
+    if names := development_secrets(settings):
+        raise InsecureSettings(names)

@@ -1,4 +1,5 @@
-"""Encryption at rest for account numbers (Fernet: AES-128-CBC + HMAC-SHA256), with key rotation.
+"""Encryption at rest for account numbers (Fernet: AES-128-CBC + HMAC-SHA256) and for stored files (AES-256-GCM,
+FileCipher below), each with key rotation.
 
 A keyed fingerprint (HMAC-SHA256) lets us find duplicates without decrypting anything. It must not change when
 the encryption keys rotate (a new key is prepended to ACCOUNT_NUMBER_KEYS), or the same bank account could be
@@ -8,10 +9,15 @@ retiring it. Lookups also try the fingerprints keyed by every account-number key
 FINGERPRINT_KEY was set, or after a rotation made when the first key made fingerprints, are still found.
 """
 
+import base64
+import binascii
 import hashlib
 import hmac
+import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.config import Settings
 
@@ -50,3 +56,49 @@ class AccountNumberCipher:
         """Every fingerprint a row of this bank account may be stored with, the current one first."""
         message = f"{routing_number}:{account_number}".encode()
         return [hmac.new(key, message, "sha256").hexdigest() for key in self._fingerprint_keys]
+
+
+class FileCipher:
+    """Files at rest (NACHA files today): AES-256-GCM, a fresh 96-bit nonce per file, the key id stored beside the
+    ciphertext. FILE_ENCRYPTION_KEYS rotates as ACCOUNT_NUMBER_KEYS does: the first key encrypts, every key
+    decrypts (the stored key id picks it). The caller binds each ciphertext to its row with `context` (authenticated,
+    not stored), so a ciphertext copied onto another row does not decrypt there."""
+
+    NONCE_BYTES = 12
+
+    def __init__(self, keys: list[str]):
+        if not keys:
+            raise ValueError("at least one FILE_ENCRYPTION_KEYS entry is required")
+        self._keys: dict[str, AESGCM] = {}
+        for encoded in keys:
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("each FILE_ENCRYPTION_KEYS entry must be 32 random bytes in base64 (AES-256)")
+            self._keys.setdefault(self.key_id(raw), AESGCM(raw))
+        self.current_key_id = next(iter(self._keys))
+
+    @staticmethod
+    def key_id(raw_key: bytes) -> str:
+        """A key's public name: enough of a hash of it to tell keys apart, nothing to recover it from."""
+        return hashlib.sha256(b"file-key-id:" + raw_key).hexdigest()[:16]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "FileCipher":
+        return cls([k.get_secret_value() for k in settings.file_encryption_keys])
+
+    def encrypt(self, plaintext: bytes, context: str) -> tuple[str, bytes]:
+        """(key id, nonce + ciphertext and tag) under the current key."""
+        nonce = os.urandom(self.NONCE_BYTES)
+        return self.current_key_id, nonce + self._keys[self.current_key_id].encrypt(nonce, plaintext, context.encode())
+
+    def decrypt(self, key_id: str, sealed: bytes, context: str) -> bytes:
+        key = self._keys.get(key_id)
+        if key is None:
+            raise ValueError(f"file encrypted with key {key_id!r}, which FILE_ENCRYPTION_KEYS no longer holds")
+        try:
+            return key.decrypt(sealed[:self.NONCE_BYTES], sealed[self.NONCE_BYTES:], context.encode())
+        except InvalidTag as exc:
+            raise ValueError(f"file does not decrypt with key {key_id!r} (altered, or not this row's)") from exc

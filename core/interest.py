@@ -164,6 +164,21 @@ COUNT_ACCOUNTS = text("SELECT count(*) FROM savings_accounts")
 SUMMARY = text("SELECT count(*) AS accounts, COALESCE(sum(amount), 0) AS total FROM interest_postings "
                "WHERE period = :period")
 
+# Each organization's share of a period's postings, for the organizations that have active operators to tell and
+# accounts posted (accounts without an organization count only bank-wide).
+ORG_SUMMARIES = text("""
+WITH per_org AS (
+    SELECT a.org_id, count(*) AS accounts, sum(p.amount) AS total
+    FROM interest_postings p JOIN ledger_accounts a ON a.id = p.account_id
+    WHERE p.period = :period AND a.org_id IS NOT NULL
+    GROUP BY a.org_id
+)
+SELECT o.id AS org_id, o.name, po.accounts, po.total
+FROM per_org po JOIN organizations o ON o.id = po.org_id
+WHERE EXISTS (SELECT 1 FROM users u WHERE u.org_id = o.id AND u.is_active AND u.role = 'operator')
+ORDER BY o.id
+""")
+
 
 # What an account is still owed before it may close (core/closing.py), :account.
 # Accruals of months not posted to it that would post (round to a cent or more): period, accrued.

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, jsonb, money, timestamp, uuid_pk
@@ -25,10 +25,12 @@ class AchWindow(SQLModel, table=True):
 
 
 class AchFile(SQLModel, table=True):
+    """A NACHA file. Its text holds account numbers and names: it is stored only encrypted (core/ach_files.py)."""
     __tablename__ = "ach_files"
     id: uuid.UUID = uuid_pk()
     window_id: str = Field(foreign_key="ach_windows.id", unique=True, max_length=40)
-    content: str = Field(sa_column=Column(Text, nullable=False))
+    content_encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # AES-256-GCM: nonce + ciphertext
+    content_key_id: str = Field(max_length=32)  # which FILE_ENCRYPTION_KEYS key encrypted it
     entry_count: int
     total_debit: Decimal = money()
     total_credit: Decimal = money()

@@ -10,7 +10,8 @@ batch's postings and balanced ledger entries in one transaction under unique con
 `continue_as_new_after` batches the workflow continues as new with the cursor and the running totals, so no
 run's history grows large. A SIGKILL of the worker anywhere just retries the batch in flight: it writes nothing
 twice and reports the same totals. At the end the summary (accounts, total) is stored once and emailed to the
-operators. Rounding: per account, the period's unrounded daily accruals summed, rounded half up to the cent once.
+bank-wide staff (core/recipients.py); each organization's operators are emailed their own organization's figures
+only. Rounding: per account, the period's unrounded daily accruals summed, rounded half up to the cent once.
 """
 
 from datetime import timedelta
@@ -27,6 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotifyUsers
     from workflows.daily_accrual import DailyAccrualWorkflow, accrual_workflow_id
     from workflows.schedule_time import local_today
+
+# From this patch on, the bank-wide summary goes to bank-wide staff only (core/recipients.py), and each
+# organization's operators get their organization's figures.
+ORG_SUMMARIES_PATCH = "interest-posting-org-summaries"
 
 BATCH_STEP = dict(start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(seconds=10),
                   retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
@@ -90,6 +95,11 @@ class InterestPostingWorkflow:
                 entity_type="interest_posting", entity_id=summary.period,
                 dedupe_key=f"interest-posting:{summary.period}", user_ids=summary.recipients),
                 start_to_close_timeout=timedelta(seconds=60))
+        # Runs before this patch told every operator the bank-wide figures (their histories replay without it).
+        if workflow.patched(ORG_SUMMARIES_PATCH):
+            await workflow.execute_activity_method(InterestPostingActivities.notify_org_summaries, summary.period,
+                                                   start_to_close_timeout=timedelta(minutes=10),
+                                                   heartbeat_timeout=timedelta(minutes=2))
         workflow.set_current_details(f"done: {summary.accounts} accounts posted, {format_usd(summary.total)} "
                                      f"for {summary.period}")
         return summary

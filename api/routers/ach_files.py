@@ -10,9 +10,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import SessionDep, require_roles
+from api.deps import FileCipherDep, SessionDep, require_roles
 from api.errors import not_found
 from api.pagination import Page, PageDep, paginate
+from core import ach_files
 from models.ach import AchFile
 from models.users import Role, User
 
@@ -52,9 +53,9 @@ async def list_files(session: SessionDep, _: Staff, page: PageDep,
 
 
 @router.get("/{file_id}", response_class=PlainTextResponse, summary="Download one NACHA file (.ach)")
-async def download_file(file_id: uuid.UUID, session: SessionDep, _: Staff):
+async def download_file(file_id: uuid.UUID, session: SessionDep, _: Staff, cipher: FileCipherDep):
     ach_file = await session.get(AchFile, file_id)
     if ach_file is None:
         raise not_found("ACH file", file_id)
-    return PlainTextResponse(ach_file.content, headers={
+    return PlainTextResponse(ach_files.content(cipher, ach_file), headers={
         "Content-Disposition": f'attachment; filename="{ach_file.window_id.replace(":", "")}-{file_id}.ach"'})

@@ -63,3 +63,12 @@ def test_the_message_has_a_text_and_an_html_alternative():
     assert parsed.get_content_type() == "multipart/alternative"
     assert "$125.00" in parsed.get_body(("plain",)).get_content()
     assert "<table" in parsed.get_body(("html",)).get_content()
+
+
+def test_the_org_posting_summary_carries_only_the_organizations_figures():
+    subject, text, html = render("interest_posting_org_summary", dict(
+        period="2026-10", organization="Acme <CU>", accounts=2, total="$13.00"))
+    assert subject == "Acme <CU>: interest posted for 2026-10 to 2 accounts, $13.00"
+    assert "$13.00" in text and "Acme <CU>" in text and "Acme &lt;CU&gt;" in html
+    with pytest.raises(UndefinedError):  # never a blank organization or figure
+        render("interest_posting_org_summary", dict(period="2026-10", accounts=2, total="$13.00"))
