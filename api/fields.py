@@ -97,28 +97,29 @@ _TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _clean(bad: re.Pattern, what: str):
-    def check(value: str) -> str:
-        if (found := bad.search(value)) is not None:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and (found := bad.search(value)) is not None:
             raise ValueError(f"{what} must not contain control characters or lone surrogates "
                              f"(found U+{ord(found.group()):04X} at {found.start()})")
         return value
     return check
 
 
-_line = AfterValidator(_clean(_LINE_BAD, "text"))
-_text = AfterValidator(_clean(_TEXT_BAD, "text"))
+# Before any stripping: a trailing control character is refused, not silently cut off.
+_line = BeforeValidator(_clean(_LINE_BAD, "text"))
+_text = BeforeValidator(_clean(_TEXT_BAD, "text"))
 
 
 def line(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
     """One line of text of at most `max_length` characters (stripped first when `strip`)."""
     return Annotated[str, StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-                     _line, Field(json_schema_extra={"pattern": LINE_PATTERN})]
+                     Field(json_schema_extra={"pattern": LINE_PATTERN}), _line]
 
 
 def multiline(max_length: int, min_length: int = 0) -> Any:
     """Free text that may span lines, of at most `max_length` characters."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), _text,
-                     Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     Field(json_schema_extra={"pattern": TEXT_PATTERN}), _text]
 
 
 Name = line(120, 1, strip=True)
