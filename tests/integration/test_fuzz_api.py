@@ -5,12 +5,12 @@ member made for this test), with data that fits the schema (positive) and data t
 checks: no 5xx (`not_a_server_error`) and every response matches the schema documented for its status
 (`response_schema_conformance`; errors are documented as the error body, see api/errors.py).
 
-`make test` runs a bounded run (`FUZZ_EXAMPLES`, default 10 positive examples per operation and identity, and
+`make test` runs a bounded run (`FUZZ_EXAMPLES`, default 12 positive examples per operation and identity, and
 half as many negative: about 2,300 requests, 3 to 4 minutes here); `make fuzz` runs a long one (`FUZZ_EXAMPLES=200`).
 
 Kept apart from the rest of the session so the suite's other tests see nothing of it:
-- path parameters named `account_id` are this test's own account (others are random ids: 404s), so money moves
-  only there;
+- the path parameters `account_id`, `bill_id`, `product_id` and `user_id` are this test's own account, bill,
+  loan product and member (other ids are random: 404s), so what the fuzzer writes is written only there;
 - a new approval rule's `member_type` is forced to one that no member has (routing rules are bank-wide);
 - `POST /statements/runs` is not fuzzed: a bank-wide run that writes a statement for every account of the
   session for the period it is given.
@@ -23,6 +23,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from datetime import date, timedelta
 
 import requests
 import schemathesis
@@ -34,7 +35,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import login, make_org, open_account
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 MIN_REQUESTS = int(os.environ.get("FUZZ_MIN_REQUESTS", "2000"))
 NOT_FUZZED = {("POST", "/api/v1/statements/runs")}
 FUZZ_MEMBER_TYPE = "fuzz-nobody"
@@ -83,12 +84,22 @@ async def test_no_5xx_and_no_schema_break_under_fuzzing(http, api_server, su):
     created = await http.post("/api/v1/users", headers=su, json={
         "email": email, "full_name": "Fuzz root", "password": password, "role": "superuser"})
     assert created.status_code == 201, created.text
-    identities = {"superuser": await login(http, email, password), "member": org.headers["member"]}
+    # The member first: the superuser may then disable them, or change their role (PATCH /users/{user_id}).
+    identities = {"member": org.headers["member"], "superuser": await login(http, email, password)}
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="1000.00")
+    bill = await http.post("/api/v1/bills", headers=org.headers["member"], json={
+        "payee_name": "Fuzz power", "amount": "12.50", "due_date": (date.today() + timedelta(days=40)).isoformat()})
+    assert bill.status_code == 201, bill.text
+    product = await http.post("/api/v1/loan-products", headers=su, json={
+        "name": f"Fuzz {uuid.uuid4().hex[:8]}", "annual_rate": "0.05", "min_term": 6, "max_term": 36,
+        "min_amount": "1000.00", "max_amount": "5000.00", "amortization": "declining_balance"})
+    assert product.status_code == 201, product.text
+    fixed = {"account_id": account["id"], "bill_id": bill.json()["id"], "product_id": product.json()["id"],
+             "user_id": org.users["member"]["id"]}
     schema = schemathesis.openapi.from_dict((await http.get("/openapi.json")).json())
 
     started = time.monotonic()
-    sent, failures, seconds = await asyncio.to_thread(fuzz, schema, api_server.url, identities, {"account_id": account["id"]})
+    sent, failures, seconds = await asyncio.to_thread(fuzz, schema, api_server.url, identities, fixed)
     elapsed = time.monotonic() - started
     print(f"\nfuzzing: {sum(sent.values())} requests ({dict(sent)}) in {elapsed:.0f} s, {len(failures)} failures; "
           f"slowest: {', '.join(f'{label} {s:.0f} s' for label, s in seconds.most_common(5))}")
