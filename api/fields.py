@@ -110,16 +110,21 @@ _line = BeforeValidator(_clean(_LINE_BAD, "text"))
 _text = BeforeValidator(_clean(_TEXT_BAD, "text"))
 
 
+def _string_schema(pattern: str, min_length: int, max_length: int) -> WithJsonSchema:
+    # The whole schema, not an extra on a Field: it survives wrapping (Optional, a PATCH model's copy of the type).
+    return WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": pattern})
+
+
 def line(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
     """One line of text of at most `max_length` characters (stripped first when `strip`)."""
     return Annotated[str, StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-                     Field(json_schema_extra={"pattern": LINE_PATTERN}), _line]
+                     _string_schema(LINE_PATTERN, min_length, max_length), _line]
 
 
 def multiline(max_length: int, min_length: int = 0) -> Any:
     """Free text that may span lines, of at most `max_length` characters."""
     return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
-                     Field(json_schema_extra={"pattern": TEXT_PATTERN}), _text]
+                     _string_schema(TEXT_PATTERN, min_length, max_length), _text]
 
 
 Name = line(120, 1, strip=True)

@@ -60,7 +60,11 @@ def _unauthorized(message: str) -> AppError:
 
 @router.post("/bank", summary="Settlement and return notices from the bank (signed)")
 async def bank_webhook(request: Request, session: SessionDep, settings: SettingsDep,
-                       x_bank_timestamp: str = Header(default=""), x_bank_signature: str = Header(default="")):
+                       # Documented with their shapes; checked by the handler, so a malformed one is a 401, not a 422.
+                       x_bank_timestamp: str = Header(default="", json_schema_extra={"pattern": "^[0-9]{1,12}$"},
+                                                      description="seconds since the epoch"),
+                       x_bank_signature: str = Header(default="", json_schema_extra={"pattern": "^v1=[0-9a-f]{64}$"},
+                                                      description="v1=<HMAC-SHA256 of `<timestamp>.<body>`, hex>")):
     body = await request.body()
     if not _TIMESTAMP.fullmatch(x_bank_timestamp):
         raise _unauthorized("missing or malformed X-Bank-Timestamp")
