@@ -65,8 +65,9 @@ def _quantizer(exponent: str):
     return lambda value: value.quantize(step)
 
 
-def _decimal_schema(pattern: str, example: str, description: str) -> WithJsonSchema:
-    return WithJsonSchema({"anyOf": [{"type": "string", "pattern": pattern}, {"type": "number", "minimum": 0}],
+def _decimal_schema(pattern: str, example: str, description: str, positive: bool = False) -> WithJsonSchema:
+    number = {"type": "number", "exclusiveMinimum": 0} if positive else {"type": "number", "minimum": 0}
+    return WithJsonSchema({"anyOf": [{"type": "string", "pattern": pattern}, number],
                            "examples": [example], "description": description})
 
 
@@ -76,7 +77,7 @@ _MONEY_DOC = ("an amount in dollars: a string of ASCII digits with at most 2 dec
 
 # Numbers are quantized to the column's scale, so a response shows what GET will show later ("25" -> "25.00").
 Money = Annotated[Decimal, BeforeValidator(_MONEY), Field(gt=0, max_digits=15, decimal_places=2),
-                  AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "1000.00", _MONEY_DOC + ", > 0")]
+                  AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "1000.00", _MONEY_DOC + ", > 0", positive=True)]
 MoneyOrZero = Annotated[Decimal, BeforeValidator(_MONEY), Field(ge=0, max_digits=15, decimal_places=2),
                         AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "25.00", _MONEY_DOC)]
 AnnualRate = Annotated[Decimal, BeforeValidator(_strict_decimal(RATE_RE, "a yearly fraction, 0 <= rate < 1")),
