@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench temporal-cli clean-data compose-check replay-histories
+.PHONY: run test fuzz bench temporal-cli clean-data compose-check replay-histories
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: temporal-cli
 
 test: temporal-cli
 	$(PY) -m pytest
+
+# A long schemathesis run against the live OpenAPI of a test stack (make test runs a bounded one): FUZZ_EXAMPLES
+# positive examples per operation and identity (superuser, member), half as many negative ones.
+FUZZ_EXAMPLES ?= 200
+fuzz: temporal-cli
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz_api.py -p no:cacheprovider -q -s
 
 # Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
 bench: temporal-cli

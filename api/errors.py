@@ -1,4 +1,4 @@
-"""Every 4xx (and the rare 5xx) answers `{"error": {"code", "message", "details"}}`."""
+"""Every 4xx (and the rare 5xx) answers `{"error": {"code", "message", "details"}}`, and the OpenAPI says so."""
 
 import logging
 from decimal import Decimal
@@ -7,8 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.ledger import PostingToClosedAccount
 
@@ -58,7 +61,82 @@ def install_error_handlers(app: FastAPI) -> None:
         # The account was closed between a handler's check and its posting.
         return JSONResponse(error_body("account_closed", "the account is closed", str(exc)), 409)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)
+    app.add_middleware(UnexpectedErrors)
+    document_errors(app)
+
+
+class UnexpectedErrors:
+    """Answers an unexpected exception with a 500 error body and keeps the connection open.
+
+    Not an `exception_handler(Exception)`: Starlette's ServerErrorMiddleware answers with that handler and then
+    re-raises, and uvicorn closes the connection of an app that raised (without `Connection: close`), so the
+    client's next request on the same keep-alive connection failed too. Here nothing is re-raised once a whole
+    answer can be sent; only when half a response is already out is the connection given up."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception:
+            log.exception("unhandled error")
+            if started:
+                raise
+            await JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)(scope, receive, send)
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["code", "message", "details"]})
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable `code` to branch on, a `message` for people, `details` naming what was wrong."""
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["error"]})
+    error: ErrorDetail
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def document_errors(app: FastAPI) -> None:
+    """The OpenAPI of `app` with the error body declared: every documented 4xx/5xx answer (FastAPI's own 422
+    included, which it would describe as `{"detail": [...]}`) and, for the others, `4XX` and `5XX`."""
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None), components.pop("ValidationError", None)
+        components.update(ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+                          .pop("$defs", {}))
+        components["ErrorBody"] = {k: v for k, v in ErrorBody.model_json_schema(
+            ref_template="#/components/schemas/{model}").items() if k != "$defs"}
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = {"application/json": {"schema": _ERROR_REF}}
+                for status, description in (("4XX", "a client error: nothing was written"),
+                                            ("5XX", "a server error, or a service we depend on unavailable")):
+                    responses.setdefault(status, {"description": description,
+                                                  "content": {"application/json": {"schema": _ERROR_REF}}})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

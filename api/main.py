@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cipher = AccountNumberCipher.from_settings(settings)
     app.state.file_cipher = FileCipher.from_settings(settings)
     app.state.temporal = TemporalConnection(settings)
+    install_error_handlers(app)  # its catch-all middleware inside the correlation id's: a 500 carries X-Request-ID
     app.add_middleware(CorrelationIdMiddleware)
-    install_error_handlers(app)
 
     v1 = APIRouter(prefix="/api/v1")
     for module in (auth, users, accounts, external_accounts, transfers, payments, ach_files, webhooks, bank_events, audit,

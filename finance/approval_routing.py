@@ -31,6 +31,9 @@ class FinalOutcome(StrEnum):
     hold = "hold"
 
 
+MAX_LEVEL_SECONDS = 366 * 24 * 3600
+
+
 class Level(BaseModel):
     """One level of approval: `quorum` people of `role` approve within `deadline_seconds` of the level
     opening; a reminder goes out after `reminder_seconds` (0: none); at the deadline the level escalates
@@ -38,9 +41,11 @@ class Level(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: ApproverRole = Field(examples=["credit_committee"])
-    quorum: int = Field(default=1, ge=1, examples=[2], description="approvals needed, e.g. 2 of 3 members")
-    deadline_seconds: int = Field(gt=0, examples=[172800])
-    reminder_seconds: int = Field(default=0, ge=0, examples=[86400], description="< deadline_seconds; 0: none")
+    quorum: int = Field(default=1, ge=1, le=100, examples=[2], description="approvals needed, e.g. 2 of 3 members")
+    # At most a year: a workflow timer (a timedelta) must be able to hold it.
+    deadline_seconds: int = Field(gt=0, le=MAX_LEVEL_SECONDS, examples=[172800])
+    reminder_seconds: int = Field(default=0, ge=0, le=MAX_LEVEL_SECONDS, examples=[86400],
+                                  description="< deadline_seconds; 0: none")
     escalation_role: ApproverRole | None = Field(default=None, examples=["branch_manager"])
 
     @field_validator("reminder_seconds")

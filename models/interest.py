@@ -15,7 +15,7 @@ from models.base import created_at, money, timestamp, uuid_pk
 
 RATE = Numeric(9, 6)        # an annual rate as a fraction: 0.036500 is 3.65 %
 ACCRUAL = Numeric(24, 10)   # accruals keep 10 decimals; money is rounded from them only when posted
-PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # ASCII digits: \d is any Unicode digit
 
 
 class SavingsProduct(SQLModel, table=True):

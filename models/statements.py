@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from models.base import created_at, money
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # ASCII digits: \d is any Unicode digit
 
 
 def period_bounds(period: str) -> tuple[date, date]:

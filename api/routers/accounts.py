@@ -9,11 +9,11 @@ from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, SuperUser, require_roles
 from api.errors import AppError, not_found
+from api.fields import KEY_PATTERN, BusinessDate, Filter, Money, line
 from api.pagination import Page, PageDep, paginate
 from api.scoping import can_see_account, scope_accounts
 from core import audit, closing, ledger
 from core.business_time import business_today
-from models.api_types import PositiveMoney
 from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
                            Posting)
 from models.users import Organization, Role, User
@@ -22,19 +22,20 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 _FIELDS = ["name", "kind", "type", "status", "org_id", "owner_id", "closed_at"]
 
-IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                       description="a unique key per intended operation; a retry reuses it")]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=KEY_PATTERN,
+                                       description="a unique key per intended operation (visible ASCII); a retry "
+                                                   "reuses it")]
 
 
 class AccountIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["Everyday checking"])
+    name: line(200, 1) = Field(examples=["Everyday checking"])
     type: InternalAccountType = Field(examples=["checking"])
     org_id: uuid.UUID
     owner_id: uuid.UUID | None = Field(default=None, description="the member who owns it, if any")
 
 
 class AccountUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: line(200, 1) | None = None
     type: InternalAccountType | None = None
 
 
@@ -57,8 +58,8 @@ class AccountOut(BaseModel):
 
 
 class DepositIn(BaseModel):
-    amount: PositiveMoney
-    memo: str = Field(default="Cash deposit", max_length=140)
+    amount: Money
+    memo: line(140) = "Cash deposit"
 
 
 class PostingOut(BaseModel):
@@ -107,8 +108,8 @@ async def create_account(body: AccountIn, session: SessionDep, actor: SuperUser)
 
 @router.get("", response_model=Page[AccountOut], summary="Accounts you can see, with balances")
 async def list_accounts(session: SessionDep, user: CurrentUser, page: PageDep, kind: AccountKind | None = None,
-                        type: str | None = None, status: AccountStatus | None = None, org_id: uuid.UUID | None = None,
-                        owner_id: uuid.UUID | None = None, name: str | None = None):
+                        type: Filter | None = None, status: AccountStatus | None = None,
+                        org_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None, name: Filter | None = None):
     statement = scope_accounts(select(LedgerAccount), user)
     for column, value in ((LedgerAccount.kind, kind), (LedgerAccount.type, type), (LedgerAccount.status, status),
                           (LedgerAccount.org_id, org_id), (LedgerAccount.owner_id, owner_id)):
@@ -198,7 +199,7 @@ async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, s
 
 @router.get("/{account_id}/entries", response_model=Page[PostingOut], summary="The account's postings, newest first")
 async def account_entries(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
-                          since: date | None = None, until: date | None = None):
+                          since: BusinessDate | None = None, until: BusinessDate | None = None):
     account = await visible_account(session, user, account_id)
     statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,
                         JournalEntry.effective_date, Posting.amount, JournalEntry.created_at)
@@ -212,8 +213,8 @@ async def account_entries(account_id: uuid.UUID, session: SessionDep, user: Curr
 
 
 class HoldIn(BaseModel):
-    amount: PositiveMoney
-    reason: str = Field(min_length=1, max_length=200, examples=["Pending card authorization"])
+    amount: Money
+    reason: line(200, 1) = Field(examples=["Pending card authorization"])
 
 
 class HoldOut(BaseModel):
@@ -246,7 +247,7 @@ async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, s
 
 @router.get("/{account_id}/holds", response_model=Page[HoldOut], summary="The account's holds")
 async def list_holds(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
-                     status: str | None = None):
+                     status: Filter | None = None):
     account = await visible_account(session, user, account_id)
     statement = select(Hold).where(Hold.account_id == account.id)
     if status:

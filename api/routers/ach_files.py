@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from api.deps import FileCipherDep, SessionDep, require_roles
 from api.errors import not_found
+from api.fields import BusinessDateTime
 from api.pagination import Page, PageDep, paginate
 from core import ach_files
 from models.ach import AchFile
@@ -40,7 +41,7 @@ class AchFileOut(BaseModel):
 @router.get("", response_model=Page[AchFileOut], summary="NACHA files, newest first")
 async def list_files(session: SessionDep, _: Staff, page: PageDep,
                      status: Literal["built", "uploaded", "rejected", "failed"] | None = None,
-                     created_from: datetime | None = None, created_to: datetime | None = None):
+                     created_from: BusinessDateTime | None = None, created_to: BusinessDateTime | None = None):
     statement = select(AchFile)
     if status:
         statement = statement.where(AchFile.status == status)

@@ -15,7 +15,7 @@ from api.crud import flush_unique_name, get_for_update
 from api.deps import SessionDep, SuperUser
 from api.errors import not_found
 from api.pagination import Page, PageDep, paginate
-from api.routers.loan_products import Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
+from api.fields import Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from core import audit
 from finance.approval_routing import FinalOutcome, Level
 from models.base import utcnow
@@ -89,8 +89,8 @@ async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor:
 @router.get("", response_model=Page[ApprovalRuleOut], summary="Approval rules, in the order they are tried (superuser)")
 async def list_approval_rules(
         session: SessionDep, _: SuperUser, page: PageDep, active: bool | None = None,
-        member_type: Annotated[str | None, Query(description="rules for exactly this member type")] = None,
-        name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+        member_type: Annotated[Filter | None, Query(description="rules for exactly this member type")] = None,
+        name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
     statement = select(ApprovalRule)
     if active is not None:
         statement = statement.where(ApprovalRule.active == active)

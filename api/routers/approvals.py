@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, TemporalDep
 from api.errors import AppError, not_found
+from api.fields import multiline
 from api.scoping import is_super
 from models.approvals import ApprovalState, DecisionInput
 from models.loans import ApprovalRequest
@@ -41,8 +42,9 @@ class InboxItem(BaseModel):
 
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "request_info"]
-    reason: str = Field(default="", max_length=1000, examples=["Income verified against payslips"])
-    level: int | None = Field(default=None, description="the level you decide at; defaults to the current one")
+    reason: multiline(1000) = Field(default="", examples=["Income verified against payslips"])
+    level: int | None = Field(default=None, ge=1, le=100,
+                              description="the level you decide at; defaults to the current one")
 
 
 @router.get("/inbox", response_model=list[InboxItem], summary="What waits for me, oldest first, with deadlines")

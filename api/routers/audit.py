@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from api.deps import SessionDep, SuperUser
+from api.fields import BusinessDateTime, Filter
 from api.pagination import Page, PageDep, paginate
 from models.audit import AuditLog
 
@@ -28,11 +29,11 @@ class AuditOut(BaseModel):
 
 @router.get("", response_model=Page[AuditOut], summary="The audit log, newest first (superuser)")
 async def query_audit_log(session: SessionDep, _: SuperUser, page: PageDep,
-                          since: Annotated[datetime | None, Query(description="inclusive")] = None,
-                          until: Annotated[datetime | None, Query(description="exclusive")] = None,
-                          actor_id: uuid.UUID | None = None, actor: str | None = None,
-                          entity_type: str | None = None, entity_id: str | None = None,
-                          action: str | None = None):
+                          since: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
+                          until: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
+                          actor_id: uuid.UUID | None = None, actor: Filter | None = None,
+                          entity_type: Filter | None = None, entity_id: Filter | None = None,
+                          action: Filter | None = None):
     statement = select(AuditLog)
     if since:
         statement = statement.where(AuditLog.at >= since)

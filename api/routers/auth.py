@@ -3,13 +3,13 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import jwt
-from fastapi import APIRouter, Depends
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, unauthorized
+from api.fields import Token, line
 from core.config import Settings
 from core.security import create_token, decode_token, hash_password, verify_password
 from models.users import RefreshToken, User
@@ -31,7 +31,7 @@ class TokenPair(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(examples=["eyJhbGciOi..."])
+    refresh_token: Token = Field(examples=["eyJhbGciOi..."])
 
 
 class UserOut(BaseModel):
@@ -54,9 +54,17 @@ async def issue_tokens(session, settings: Settings, user: User) -> TokenPair:
 
 
 @router.post("/login", response_model=TokenPair, summary="Log in with email and password (OAuth2 password form)")
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, settings: SettingsDep):
-    user = (await session.exec(select(User).where(User.email == form.username.strip().lower()))).first()
-    valid, new_hash = verify_password(form.password, user.hashed_password if user else _DUMMY_HASH)
+async def login(username: Annotated[line(320, 1), Form(description="the email")],
+                password: Annotated[line(128, 1), Form(json_schema_extra={"format": "password"})],
+                session: SessionDep, settings: SettingsDep,
+                grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+                scope: Annotated[line(1000), Form()] = "",
+                client_id: Annotated[line(200) | None, Form()] = None,
+                client_secret: Annotated[line(200) | None, Form(json_schema_extra={"format": "password"})] = None):
+    """The OAuth2 password form (`username`, `password`; the others are accepted and ignored). Control characters
+    in any field are a 422."""
+    user = (await session.exec(select(User).where(User.email == username.strip().lower()))).first()
+    valid, new_hash = verify_password(password, user.hashed_password if user else _DUMMY_HASH)
     if user is None or not valid:
         raise unauthorized("incorrect email or password")
     if not user.is_active:

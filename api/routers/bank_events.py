@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.deps import SessionDep, require_roles
 from api.errors import AppError, not_found
+from api.fields import BIGINT_MAX, BusinessDateTime, Filter, multiline
 from api.pagination import Page, PageDep, paginate
 from api.scoping import scope_by_org
 from core import audit
@@ -23,6 +24,7 @@ from models.users import Role, User
 router = APIRouter(prefix="/bank-events", tags=["bank events"])
 
 Staff = Annotated[User, Depends(require_roles(Role.superuser, Role.operator, Role.org_admin))]
+EventId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the event's row id")]
 
 
 class BankEventOut(BaseModel):
@@ -43,7 +45,7 @@ class BankEventOut(BaseModel):
 
 
 class Resolution(BaseModel):
-    note: str = Field(min_length=1, max_length=1000, examples=["Settlement after the R02 return: the bank confirmed "
+    note: multiline(1000, 1) = Field(examples=["Settlement after the R02 return: the bank confirmed "
                                                                "no money moved; nothing to do."])
 
 
@@ -57,9 +59,9 @@ def _visible(user: User):
 async def list_bank_events(session: SessionDep, user: Staff, page: PageDep,
                            status: BankEventStatus | None = None,
                            type: Literal["entry.settled", "entry.returned"] | None = None,
-                           payment_id: uuid.UUID | None = None, trace_number: str | None = None,
-                           received_from: Annotated[datetime | None, Query(description="inclusive")] = None,
-                           received_to: Annotated[datetime | None, Query(description="exclusive")] = None):
+                           payment_id: uuid.UUID | None = None, trace_number: Filter | None = None,
+                           received_from: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
+                           received_to: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None):
     statement = _visible(user)
     for column, value in ((BankEvent.status, status), (BankEvent.type, type), (BankEvent.payment_id, payment_id),
                           (BankEvent.trace_number, trace_number)):
@@ -82,14 +84,14 @@ async def _event(session, user: User, event_id: int, lock: bool = False) -> Bank
 
 
 @router.get("/{event_id}", response_model=BankEventOut, summary="One bank event")
-async def get_bank_event(event_id: int, session: SessionDep, user: Staff):
+async def get_bank_event(event_id: EventId, session: SessionDep, user: Staff):
     return await _event(session, user, event_id)
 
 
 @router.post("/{event_id}/resolve", response_model=BankEventOut, responses={
     409: {"description": "the event is not on the exception list (never was, or resolved already)"}},
     summary="Close an exception, with a note saying what was done about it")
-async def resolve_bank_event(event_id: int, body: Resolution, session: SessionDep, user: Staff):
+async def resolve_bank_event(event_id: EventId, body: Resolution, session: SessionDep, user: Staff):
     event = await _event(session, user, event_id, lock=True)
     if event.status != BankEventStatus.exception:
         raise AppError(409, "not_an_exception", f"the event is {event.status}: only an exception can be resolved",

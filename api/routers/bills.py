@@ -18,13 +18,13 @@ from activities.ach import PaymentRejected, check_ach_payment
 from activities.bills import due_status, reminder_context
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
+from api.fields import BusinessDate, DueDate, Money, line
 from api.pagination import Page, PageDep, paginate
 from api.scoping import is_super
 from core import audit
 from core.config import Settings
 from core.business_time import business_today
 from models.ach import Notification
-from models.api_types import PositiveMoney
 from models.base import utcnow
 from models.bills import DUE_STATUSES, Bill, BillStatus
 from models.external_accounts import ExternalAccount
@@ -36,7 +36,7 @@ from workflows.bill_reminder import BillReminderWorkflow
 
 router = APIRouter(prefix="/bills", tags=["bills"])
 
-PayeeName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+PayeeName = line(200, 1, strip=True)
 _AUDITED = ["payer_id", "payee_name", "amount", "due_date", "memo", "status", "autopay", "external_account_id",
             "account_id", "paid_at"]
 
@@ -45,9 +45,10 @@ class BillFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     payee_name: PayeeName = Field(examples=["City Power & Light"])
-    amount: PositiveMoney
-    due_date: date = Field(examples=["2026-12-15"], description="today or later (in the schedules' time zone)")
-    memo: str = Field(default="", max_length=500, examples=["Account 00-1234, November"])
+    amount: Money
+    due_date: DueDate = Field(examples=["2026-12-15"], description="today or later (in the schedules' time zone), "
+                                                                   "at most 50 years ahead")
+    memo: line(500) = Field(default="", examples=["Account 00-1234, November"])
     autopay: bool = Field(default=False, description="debit external_account_id by ACH on the due date")
     external_account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the bank account debited")
     account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the internal account credited")
@@ -165,8 +166,8 @@ async def create_bill(body: BillIn, session: SessionDep, user: CurrentUser, sett
 @router.get("", response_model=Page[BillOut], summary="Bills you can see, by due date")
 async def list_bills(session: SessionDep, user: CurrentUser, page: PageDep,
                      status: Annotated[BillStatus | None, Query(description="default: all but canceled")] = None,
-                     due_from: Annotated[date | None, Query(description="inclusive")] = None,
-                     due_to: Annotated[date | None, Query(description="inclusive")] = None,
+                     due_from: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
+                     due_to: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
                      account_id: Annotated[uuid.UUID | None, Query(description="internal or external")] = None,
                      payer_id: uuid.UUID | None = None, autopay: bool | None = None):
     if due_from and due_to and due_from > due_to:

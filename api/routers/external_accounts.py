@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from api.deps import CipherDep, SessionDep, require_roles
 from api.errors import AppError, not_found
+from api.fields import Token, line
 from api.pagination import Page, PageDep, paginate
 from api.scoping import is_super, scope_by_org, target_org
 from core import audit
@@ -19,7 +20,7 @@ from core.linking import LinkingClient, LinkingError, LinkingUnavailable
 from finance.aba import is_valid_routing_number
 from finance.masking import mask_from_last4
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
-from models.users import Role, User
+from models.users import Organization, Role, User
 
 router = APIRouter(prefix="/external-accounts", tags=["external accounts"])
 
@@ -37,15 +38,15 @@ class LinkTokenOut(BaseModel):
 
 
 class LinkIn(BaseModel):
-    public_token: str = Field(min_length=1, max_length=200, examples=["public-sandbox-5c224a01..."])
+    public_token: Token = Field(max_length=200, examples=["public-sandbox-5c224a01..."])
     org_id: uuid.UUID | None = None
 
 
 class ManualAccountIn(BaseModel):
-    holder_name: str = Field(min_length=1, max_length=200, examples=["Riverside Credit Union operating"])
-    institution_name: str = Field(default="", max_length=200, examples=["First Platypus Bank"])
-    routing_number: str = Field(pattern=r"^\d{9}$", examples=["021000021"])
-    account_number: str = Field(pattern=r"^\d{4,17}$", examples=["000123456789"])
+    holder_name: line(200, 1) = Field(examples=["Riverside Credit Union operating"])
+    institution_name: line(200) = Field(default="", examples=["First Platypus Bank"])
+    routing_number: str = Field(pattern=r"^[0-9]{9}$", examples=["021000021"])  # ASCII: \d is any Unicode digit
+    account_number: str = Field(pattern=r"^[0-9]{4,17}$", examples=["000123456789"])
     account_type: Literal["checking", "savings"]
     org_id: uuid.UUID | None = None
 
@@ -73,6 +74,14 @@ def _audit_view(account: ExternalAccount) -> dict:
     return to_out(account).model_dump(mode="json", exclude={"created_at"})
 
 
+async def existing_org(session, user: User, requested: uuid.UUID | None) -> uuid.UUID:
+    """The organization the write goes to (api.scoping.target_org), which must exist: a superuser may name any."""
+    org_id = target_org(user, requested)
+    if await session.get(Organization, org_id) is None:
+        raise AppError(422, "unknown_organization", f"organization {org_id} does not exist", {"org_id": str(org_id)})
+    return org_id
+
+
 def linking_client(request: Request) -> LinkingClient:
     return request.app.state.linking
 
@@ -87,8 +96,8 @@ def _provider_error(exc: Exception) -> AppError:
 
 
 @router.post("/link-token", response_model=LinkTokenOut, summary="Start linking: a token for the provider's Link UI")
-async def create_link_token(body: LinkTokenIn, user: OrgAdmin, provider: LinkingDep):
-    org_id = target_org(user, body.org_id)
+async def create_link_token(body: LinkTokenIn, session: SessionDep, user: OrgAdmin, provider: LinkingDep):
+    org_id = await existing_org(session, user, body.org_id)
     try:
         token = await provider.create_link_token(f"{org_id}:{user.id}")
     except (LinkingError, LinkingUnavailable) as exc:
@@ -99,7 +108,7 @@ async def create_link_token(body: LinkTokenIn, user: OrgAdmin, provider: Linking
 @router.post("/link", response_model=list[ExternalAccountOut], status_code=201,
              summary="Finish linking: exchange the public token and store the item's accounts")
 async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provider: LinkingDep, cipher: CipherDep):
-    org_id = target_org(user, body.org_id)
+    org_id = await existing_org(session, user, body.org_id)
     try:
         item = await provider.exchange(body.public_token)
     except (LinkingError, LinkingUnavailable) as exc:
@@ -137,7 +146,7 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
 @router.post("", response_model=ExternalAccountOut, status_code=201,
              summary="Enter an external account by hand (pending micro-deposit verification)")
 async def create_manual_account(body: ManualAccountIn, session: SessionDep, user: OrgAdmin, cipher: CipherDep):
-    org_id = target_org(user, body.org_id)
+    org_id = await existing_org(session, user, body.org_id)
     if not is_valid_routing_number(body.routing_number):
         raise AppError(422, "invalid_routing_number", "the routing number fails the ABA check digit",
                        {"routing_number": body.routing_number})

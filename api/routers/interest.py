@@ -13,6 +13,7 @@ from temporalio.service import RPCError
 
 from api.deps import CurrentUser, Operator, SessionDep, TemporalDep
 from api.errors import not_found
+from api.fields import BusinessDate
 from api.pagination import Page, PageDep, paginate
 from api.routers.accounts import visible_account
 from models.interest import PERIOD, InterestAccrual, InterestPostingRun, PostingProgress
@@ -62,8 +63,8 @@ async def get_posting(period: Annotated[str, Path(pattern=PERIOD, examples=["202
 @router.get("/accounts/{account_id}/accruals", response_model=Page[AccrualOut],
             summary="An account's daily interest accruals, newest first")
 async def list_accruals(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
-                        day_from: Annotated[date | None, Query(description="inclusive")] = None,
-                        day_to: Annotated[date | None, Query(description="inclusive")] = None):
+                        day_from: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
+                        day_to: Annotated[BusinessDate | None, Query(description="inclusive")] = None):
     account = await visible_account(session, user, account_id)
     statement = select(InterestAccrual).where(InterestAccrual.account_id == account.id)
     if day_from:

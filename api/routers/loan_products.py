@@ -7,12 +7,11 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
-from pydantic import field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
 from api.deps import CurrentUser, SessionDep, SuperUser
-from api.errors import AppError
+from api.fields import AnnualRate, Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from api.pagination import Page, PageDep
 from core import audit
 from finance.amortization import AmortizationMethod, Frequency
@@ -21,27 +20,6 @@ from models.base import utcnow
 from models.loans import LoanProduct
 
 router = APIRouter(prefix="/loan-products", tags=["loan products"])
-
-# Numbers are quantized to the column's scale, so a response shows what GET will show later ("0.065" -> "0.065000").
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-AnnualRate = Annotated[Decimal, Field(ge=0, lt=1, decimal_places=6, examples=["0.065"],
-                                      description="a yearly fraction, 0 <= rate < 1, at most 6 decimals: 0.065 is 6.5 %"),
-                       AfterValidator(lambda rate: rate.quantize(Decimal("0.000001")))]
-Money = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2, examples=["1000.00"]),
-                  AfterValidator(lambda amount: amount.quantize(Decimal("0.01")))]
-MoneyOrZero = Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2, examples=["25.00"]),
-                        AfterValidator(lambda amount: amount.quantize(Decimal("0.01")))]
-
-
-def not_below(lower_field: str):
-    """A field validator: this field must be >= `lower_field` (when that one was valid)."""
-    def check(value, info):
-        lower = info.data.get(lower_field)
-        if value is not None and lower is not None and value < lower:
-            raise ValueError(f"must be at least {lower_field} ({lower})")
-        return value
-    return check
-
 
 class LoanProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -63,22 +41,6 @@ class LoanProductIn(BaseModel):
 
     _max_term_not_below_min = field_validator("max_term")(not_below("min_term"))
     _max_amount_not_below_min = field_validator("max_amount")(not_below("min_amount"))
-
-
-def partial_model(model: type[BaseModel], name: str, **more_fields: Any) -> type[BaseModel]:
-    """`model` with every field optional, for PATCH: the merged result is validated with `model` itself."""
-    fields = {field: (info.annotation | None, Field(default=None, description=info.description, examples=info.examples))
-              for field, info in model.model_fields.items()}
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields, **more_fields)
-
-
-def validate_merged(model: type[BaseModel], current: dict, changes: dict) -> BaseModel:
-    """`current` with `changes` applied, validated as `model`; a 422 shaped like FastAPI's, naming the fields."""
-    try:
-        return model.model_validate({**current, **changes})
-    except ValidationError as exc:
-        details = [{"loc": ["body", *e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise AppError(422, "validation_error", "the request is not valid", details)
 
 
 LoanProductPatch = partial_model(LoanProductIn, "LoanProductPatch",
@@ -124,7 +86,7 @@ async def list_loan_products(
         session: SessionDep, user: CurrentUser, page: PageDep,
         active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
         amortization: AmortizationMethod | None = None,
-        name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+        name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
     return await list_catalog(session, user, page, LoanProduct, "loan product", active, name,
                               amortization=amortization)
 

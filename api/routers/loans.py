@@ -17,13 +17,13 @@ from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
+from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line, multiline
 from api.pagination import Page, PageDep, paginate
 from api.routers.accounts import IdempotencyKey
 from api.routers.transfers import request_hash
 from api.scoping import is_super
 from core import audit, search_attributes as sa
 from core.approval_routes import no_route, route_for
-from models.api_types import PositiveMoney
 from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
@@ -51,11 +51,11 @@ class LoanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: uuid.UUID
-    amount: PositiveMoney
+    amount: Money
     term: int = Field(ge=1, le=600, description="number of installments", examples=[36])
-    purpose: str = Field(default="", max_length=500, examples=["Car purchase"])
-    monthly_income: PositiveMoney = Field(examples=["5200.00"])
-    monthly_debt: Annotated[Decimal, Field(ge=0, max_digits=15, decimal_places=2)] = Decimal("0.00")
+    purpose: line(500) = Field(default="", examples=["Car purchase"])
+    monthly_income: Money = Field(examples=["5200.00"])
+    monthly_debt: MoneyOrZero = Decimal("0.00")
     deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is booked to and repaid from")
     external_account_id: uuid.UUID | None = Field(
         default=None, description="the applicant's verified bank account: the loan is paid out to it by ACH credit")
@@ -118,7 +118,7 @@ class InstallmentOut(BaseModel):
 
 
 class InformationIn(BaseModel):
-    text: str = Field(min_length=1, max_length=4000, examples=["Payslips for the last three months are attached."])
+    text: multiline(4000, 1) = Field(examples=["Payslips for the last three months are attached."])
 
 
 def loan_out(loan: Loan, workflow_status: str | None = None) -> LoanOut:
@@ -243,9 +243,9 @@ async def get_loan(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, c
 async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, status: LoanStatus | None = None,
                      aging_bucket: Literal["1-30", "31-60", "61-90", "90+"] | None = None,
                      in_arrears: bool | None = None, applicant_id: uuid.UUID | None = None, product_id: uuid.UUID | None = None,
-                     min_amount: Decimal | None = None, max_amount: Decimal | None = None,
-                     created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
-                     created_to: Annotated[datetime | None, Query(description="exclusive")] = None):
+                     min_amount: MoneyFilter | None = None, max_amount: MoneyFilter | None = None,
+                     created_from: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
+                     created_to: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None):
     statement = visible_loans(select(Loan), user)
     for column, value in ((Loan.status, status), (Loan.applicant_id, applicant_id), (Loan.product_id, product_id)):
         if value is not None:
@@ -331,7 +331,7 @@ async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: 
 
 
 class RepaymentIn(BaseModel):
-    amount: PositiveMoney
+    amount: Money
     mode: Literal["installment", "prepayment", "payoff"] = Field(
         default="installment", description="installment: to the next installments (late fees, interest, then "
                                            "principal); prepayment: principal only, the installments not yet due nor "

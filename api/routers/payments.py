@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
+from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line
 from api.pagination import Page, PageDep
 from api.routers.accounts import IdempotencyKey, visible_account
 from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, idempotent_payment,
@@ -26,7 +27,6 @@ from core import search_attributes as sa
 from core.config import Settings
 from models.external_accounts import ExternalAccount
 from models.payments import CANCELABLE_STATUSES, CancelRequest, Payment, PaymentKind, PaymentStatus
-from models.api_types import PositiveMoney
 from models.users import Role, User
 from workflows.ach_payment import AchPaymentWorkflow
 
@@ -35,14 +35,14 @@ router = APIRouter(prefix="/payments", tags=["payments"])
 
 class PaymentIn(BaseModel):
     kind: PaymentKind = Field(examples=["ach_debit"])
-    amount: PositiveMoney
+    amount: Money
     account_id: uuid.UUID = Field(description="the internal account: the source of a credit or a book transfer, "
                                               "the destination of a debit")
     to_account_id: uuid.UUID | None = Field(default=None, description="book transfers: the destination")
     external_account_id: uuid.UUID | None = Field(default=None, description="ACH: the external bank account")
     sec_code: Literal["PPD", "CCD", "WEB"] | None = Field(
         default=None, description="ACH: PPD for consumer accounts (default), CCD for corporate, WEB for online")
-    memo: str = Field(default="", max_length=140)
+    memo: line(140) = ""
 
     model_config = {"json_schema_extra": {"examples": [{
         "kind": "ach_debit", "amount": "125.00", "account_id": "544bfde0-5007-5e84-a9ab-4f8b41458229",
@@ -138,10 +138,10 @@ async def get_payment(payment_id: uuid.UUID, session: SessionDep, user: CurrentU
 async def list_payments(session: SessionDep, user: CurrentUser, page: PageDep, status: PaymentStatus | None = None,
                         kind: PaymentKind | None = None,
                         account_id: Annotated[uuid.UUID | None, Query(description="internal or external")] = None,
-                        created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
-                        created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
-                        min_amount: Decimal | None = None, max_amount: Decimal | None = None,
-                        return_code: str | None = None):
+                        created_from: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
+                        created_to: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
+                        min_amount: MoneyFilter | None = None, max_amount: MoneyFilter | None = None,
+                        return_code: Filter | None = None):
     return await list_of_payments(session, user, page, kind=kind, status=status, account_id=account_id,
                                   created_from=created_from, created_to=created_to, min_amount=min_amount,
                                   max_amount=max_amount, return_code=return_code)

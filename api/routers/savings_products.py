@@ -8,15 +8,15 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
 from api.deps import CurrentUser, SessionDep, SuperUser
 from api.errors import AppError
+from api.fields import AnnualRate, Filter, Money, Name, partial_model, validate_merged
 from api.pagination import Page, PageDep
 from api.routers.accounts import visible_account
-from api.routers.loan_products import AnnualRate, Name, partial_model, validate_merged
 from core import audit
 from finance.daycount import DayCount
 from finance.interest import TieredRate
@@ -26,8 +26,7 @@ from models.ledger import AccountKind, AccountStatus, InternalAccountType
 
 router = APIRouter(tags=["savings products"])
 
-UpTo = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2, examples=["1000.00"]),
-                 AfterValidator(lambda amount: amount.quantize(Decimal("0.01")))]
+UpTo = Money
 
 
 class Tier(BaseModel):
@@ -101,7 +100,7 @@ async def list_savings_products(
         session: SessionDep, user: CurrentUser, page: PageDep,
         active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
         day_count: DayCount | None = None,
-        name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+        name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
     return await list_catalog(session, user, page, SavingsProduct, "savings product", active, name,
                               day_count=day_count)
 

@@ -3,9 +3,10 @@
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
@@ -68,7 +69,9 @@ async def list_statements(account_id: uuid.UUID, session: SessionDep, user: Curr
 @router.get("/{account_id}/statements/{period}.pdf", response_class=RawResponse,
             summary="One month's statement as a PDF (period YYYY-MM)",
             responses={200: {"content": {"application/pdf": {}}}})
-async def statement_pdf(account_id: uuid.UUID, period: str, session: SessionDep, user: CurrentUser,
+async def statement_pdf(account_id: uuid.UUID,
+                        # The pattern is documented; checked_period answers 422 invalid_period.
+                        period: Annotated[str, Path(json_schema_extra={"pattern": PERIOD_PATTERN})], session: SessionDep, user: CurrentUser,
                         settings: SettingsDep):
     account = await visible_account(session, user, account_id)
     checked_period(period)

@@ -19,12 +19,12 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, forbidden, not_found
+from api.fields import BusinessDateTime, Money, MoneyFilter, line
 from api.pagination import Page, PageDep, paginate
 from api.routers.accounts import IdempotencyKey, visible_account
 from api.scoping import can_move_money_from, is_super
 from core import audit, ledger, search_attributes as sa
 from core.temporal import published
-from models.api_types import PositiveMoney
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
 from models.users import Role, User
@@ -38,8 +38,8 @@ _PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
 class BookTransferIn(BaseModel):
     from_account_id: uuid.UUID
     to_account_id: uuid.UUID
-    amount: PositiveMoney
-    memo: str = Field(default="", max_length=140, examples=["Rent share"])
+    amount: Money
+    memo: line(140) = Field(default="", examples=["Rent share"])
 
 
 class EventOut(BaseModel):
@@ -267,9 +267,9 @@ async def get_transfer(payment_id: uuid.UUID, session: SessionDep, user: Current
 @router.get("", response_model=Page[TransferOut], summary="Transfers you can see, newest first")
 async def list_transfers(session: SessionDep, user: CurrentUser, page: PageDep, status: PaymentStatus | None = None,
                          account_id: uuid.UUID | None = None,
-                         created_from: Annotated[datetime | None, Query(description="inclusive")] = None,
-                         created_to: Annotated[datetime | None, Query(description="exclusive")] = None,
-                         min_amount: Decimal | None = None, max_amount: Decimal | None = None):
+                         created_from: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
+                         created_to: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
+                         min_amount: MoneyFilter | None = None, max_amount: MoneyFilter | None = None):
     return await list_of_payments(session, user, page, kind=PaymentKind.book, status=status, account_id=account_id,
                                   created_from=created_from, created_to=created_to, min_amount=min_amount,
                                   max_amount=max_amount)

@@ -8,6 +8,7 @@ from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, SuperUser, require_roles
 from api.errors import AppError, forbidden, not_found
+from api.fields import Filter, line
 from api.pagination import Page, PageDep, paginate
 from api.routers.auth import UserOut
 from api.scoping import is_super, scope_by_org, target_org
@@ -21,7 +22,7 @@ _USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_typ
 
 
 class OrganizationIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["Riverside Credit Union"])
+    name: line(200, 1, strip=True) = Field(examples=["Riverside Credit Union"])
 
 
 class OrganizationOut(BaseModel):
@@ -36,15 +37,15 @@ MemberType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40, 
 
 class UserIn(BaseModel):
     email: EmailStr = Field(examples=["teller@riverside.example"])
-    full_name: str = Field(min_length=1, max_length=200, examples=["Dana Teller"])
-    password: str = Field(min_length=12, max_length=128, description="at least 12 characters")
+    full_name: line(200, 1) = Field(examples=["Dana Teller"])
+    password: line(128, 12) = Field(description="at least 12 characters")
     role: Role = Field(examples=["member"])
     org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
     member_type: MemberType = "consumer"
 
 
 class UserUpdate(BaseModel):
-    full_name: str | None = Field(default=None, min_length=1, max_length=200)
+    full_name: line(200, 1) | None = None
     role: Role | None = None
     is_active: bool | None = None
     member_type: MemberType | None = None
@@ -66,7 +67,7 @@ async def create_organization(body: OrganizationIn, session: SessionDep, user: S
 
 @router.get("/organizations", response_model=Page[OrganizationOut], summary="Organizations you can see")
 async def list_organizations(session: SessionDep, user: CurrentUser, page: PageDep,
-                             name: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+                             name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
     statement = scope_by_org(select(Organization), user, Organization.id)
     if name:
         statement = statement.where(col(Organization.name).ilike(f"%{name}%"))
@@ -107,7 +108,7 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserManager):
 @router.get("/users", response_model=Page[UserOut], summary="Users you can see")
 async def list_users(session: SessionDep, actor: UserManager, page: PageDep, role: Role | None = None,
                      org_id: uuid.UUID | None = None, is_active: bool | None = None,
-                     email: Annotated[str | None, Query(description="contains, case-insensitive")] = None):
+                     email: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
     statement = scope_by_org(select(User), actor, User.org_id)
     if role:
         statement = statement.where(User.role == role)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from datetime import date
 
@@ -24,6 +25,7 @@ from activities.ach import mark_delivered
 from activities.bank_events import signal_payment, start_delivery
 from api.deps import SessionDep, SettingsDep
 from api.errors import AppError
+from api.fields import line
 from core.config import Settings
 from models.ach import BankEventStatus
 
@@ -32,15 +34,20 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 class BankEvent(BaseModel):
-    event_id: str = Field(min_length=1, max_length=100)
-    type: str
-    trace_number: str = Field(min_length=1, max_length=15)
-    file_id: str | None = None
-    amount: str | None = None
+    event_id: line(100, 1)
+    type: line(40)
+    trace_number: line(15, 1)
+    file_id: line(100) | None = None
+    amount: line(40) | None = None
     settlement_date: date | None = None
-    return_code: str | None = None
-    return_reason: str | None = None
-    occurred_at: str | None = None
+    return_code: line(10) | None = None
+    return_reason: line(500) | None = None
+    occurred_at: line(64) | None = None
+
+
+# Seconds since the epoch in ASCII digits: int() alone would take " 12", "1_2" or "١٢", and a 400-digit number
+# overflows the float it is compared with.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
 
 
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -53,19 +60,27 @@ def _unauthorized(message: str) -> AppError:
 
 @router.post("/bank", summary="Settlement and return notices from the bank (signed)")
 async def bank_webhook(request: Request, session: SessionDep, settings: SettingsDep,
-                       x_bank_timestamp: str = Header(default=""), x_bank_signature: str = Header(default="")):
+                       # Documented with their shapes; checked by the handler, so a malformed one is a 401, not a 422.
+                       x_bank_timestamp: str = Header(default="", json_schema_extra={"pattern": "^[0-9]{1,12}$"},
+                                                      description="seconds since the epoch"),
+                       x_bank_signature: str = Header(default="", json_schema_extra={"pattern": "^v1=[0-9a-f]{64}$"},
+                                                      description="v1=<HMAC-SHA256 of `<timestamp>.<body>`, hex>")):
     body = await request.body()
-    try:
-        sent_at = int(x_bank_timestamp)
-    except ValueError:
+    if not _TIMESTAMP.fullmatch(x_bank_timestamp):
         raise _unauthorized("missing or malformed X-Bank-Timestamp")
-    if abs(time.time() - sent_at) > settings.bank_webhook_tolerance.total_seconds():
+    if abs(time.time() - int(x_bank_timestamp)) > settings.bank_webhook_tolerance.total_seconds():
         raise _unauthorized("the timestamp is outside the tolerance: a replay or a skewed clock")
     expected = expected_signature(settings.bank_webhook_secret.get_secret_value(), x_bank_timestamp, body)
-    if not hmac.compare_digest(expected, x_bank_signature):
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a header decoded as Latin-1).
+    if not hmac.compare_digest(expected.encode(), x_bank_signature.encode("utf-8", "surrogateescape")):
         raise _unauthorized("the signature does not match")
     try:
-        event = BankEvent.model_validate(json.loads(body))
+        payload = json.loads(body)
+        event = BankEvent.model_validate(payload)
+        # The payload is stored as jsonb, which refuses NUL characters and lone surrogates anywhere in it.
+        json.dumps(payload, ensure_ascii=False).encode()
+        if "\\u0000" in body.decode():
+            raise ValueError("the event has a NUL character")
     except (ValueError, ValidationError) as exc:
         raise AppError(400, "bad_event", "the event body is not a valid bank event", str(exc)[:500])
     if event.type not in ("entry.settled", "entry.returned"):

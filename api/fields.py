@@ -1,0 +1,214 @@
+"""The field types of the API's requests: bodies, query filters, forms and headers.
+
+Strict on purpose (PRODUCT.md §3.5: bad input is a clear 4xx and writes nothing):
+
+- **Money and rates** are plain ASCII decimal strings (`"1250.00"`, `"0.065"`) or JSON numbers, with at most the
+  allowed decimal places: no `_`, no surrounding spaces, no exponent in a string, no non-ASCII digits (Python's
+  `Decimal("١٢٣")` is 123), no sign (a `-0` rate or fee is refused like any negative), nothing infinite. The
+  OpenAPI says so with a `pattern` for the string form.
+- **Text** (every JSON string field, query filter and form field) refuses control characters — NUL above all, which
+  Postgres cannot store — and lone UTF-16 surrogates (`"\\ud800"` in JSON), which cannot be encoded at all.
+  `Line` is one line; `Text` may also hold tabs and line breaks.
+- **Dates** are business dates: 1900-01-01 to 2199-12-31 (`BusinessDate`, e.g. filters); a due date is at most
+  `MAX_DUE_YEARS` (50) years ahead. Date-times in filters are in the same range, with a UTC offset of at most
+  14 hours (Postgres refuses offsets past 15:59; no real zone is past 14:00).
+"""
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from typing import Optional
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
+                      WithJsonSchema, create_model)
+
+from api.errors import AppError
+
+# --- numbers ---------------------------------------------------------------------------------------------------
+
+MONEY_INTEGER_DIGITS = 13  # NUMERIC(15, 2)
+MONEY_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+RATE_PATTERN = r"^0(\.[0-9]{1,6})?$"
+MONEY_RE, RATE_RE = re.compile(MONEY_PATTERN, re.ASCII), re.compile(RATE_PATTERN, re.ASCII)
+
+
+def _strict_decimal(pattern: re.Pattern, shape: str):
+    """A before-validator: an ASCII string matching `pattern`, a JSON number (not a boolean), or a Decimal (from
+    our own code, e.g. a row's current value when a PATCH is merged) — as a finite, unsigned Decimal."""
+    def parse(value: Any) -> Decimal:
+        if isinstance(value, bool):
+            raise ValueError(f"must be {shape}, not a boolean")
+        if isinstance(value, str):
+            if not pattern.fullmatch(value):
+                raise ValueError(f"must be {shape}: ASCII digits with an optional '.', no sign, spaces, "
+                                 f"'_' or exponent")
+            return Decimal(value)
+        if isinstance(value, (int, float)):
+            try:
+                value = Decimal(str(value))
+            except InvalidOperation:
+                raise ValueError(f"must be {shape}")
+        if not isinstance(value, Decimal):
+            raise ValueError(f"must be {shape}")
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        if value.is_signed():
+            raise ValueError("must not be negative (nor -0)")
+        return value
+    return parse
+
+
+def _quantizer(exponent: str):
+    step = Decimal(exponent)
+    return lambda value: value.quantize(step)
+
+
+def _decimal_schema(pattern: str, example: str, description: str, positive: bool = False) -> WithJsonSchema:
+    number = {"type": "number", "exclusiveMinimum": 0} if positive else {"type": "number", "minimum": 0}
+    return WithJsonSchema({"anyOf": [{"type": "string", "pattern": pattern}, number],
+                           "examples": [example], "description": description})
+
+
+_MONEY = _strict_decimal(MONEY_RE, "an amount with at most 2 decimals")
+_MONEY_DOC = ("an amount in dollars: a string of ASCII digits with at most 2 decimals (\"1250.00\"), or a JSON "
+              "number")
+
+# Numbers are quantized to the column's scale, so a response shows what GET will show later ("25" -> "25.00").
+Money = Annotated[Decimal, BeforeValidator(_MONEY), Field(gt=0, max_digits=15, decimal_places=2),
+                  AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "1000.00", _MONEY_DOC + ", > 0", positive=True)]
+MoneyOrZero = Annotated[Decimal, BeforeValidator(_MONEY), Field(ge=0, max_digits=15, decimal_places=2),
+                        AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "25.00", _MONEY_DOC)]
+AnnualRate = Annotated[Decimal, BeforeValidator(_strict_decimal(RATE_RE, "a yearly fraction, 0 <= rate < 1")),
+                       Field(ge=0, lt=1, decimal_places=6), AfterValidator(_quantizer("0.000001")),
+                       _decimal_schema(RATE_PATTERN, "0.065", "a yearly fraction, 0 <= rate < 1, at most 6 "
+                                                              "decimals: \"0.065\" is 6.5 %")]
+# A query filter on amounts (min_amount, max_amount): the same shape as Money, zero allowed.
+MoneyFilter = MoneyOrZero
+
+# --- text --------------------------------------------------------------------------------------------------------
+
+# C0 controls, DEL and C1 controls; `Text` lets tab, line feed and carriage return through. Lone surrogates are
+# refused by the validator (they cannot be written in a JSON-Schema pattern portably).
+LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_LINE_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _clean(bad: re.Pattern, what: str):
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and (found := bad.search(value)) is not None:
+            raise ValueError(f"{what} must not contain control characters or lone surrogates "
+                             f"(found U+{ord(found.group()):04X} at {found.start()})")
+        return value
+    return check
+
+
+# Before any stripping: a trailing control character is refused, not silently cut off.
+_line = BeforeValidator(_clean(_LINE_BAD, "text"))
+_text = BeforeValidator(_clean(_TEXT_BAD, "text"))
+
+
+def _string_schema(pattern: str, min_length: int, max_length: int) -> WithJsonSchema:
+    # The whole schema, not an extra on a Field: it survives wrapping (Optional, a PATCH model's copy of the type).
+    return WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": pattern})
+
+
+def line(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
+    """One line of text of at most `max_length` characters (stripped first when `strip`)."""
+    return Annotated[str, StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
+                     _string_schema(LINE_PATTERN, min_length, max_length), _line]
+
+
+def multiline(max_length: int, min_length: int = 0) -> Any:
+    """Free text that may span lines, of at most `max_length` characters."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
+                     _string_schema(TEXT_PATTERN, min_length, max_length), _text]
+
+
+Name = line(120, 1, strip=True)
+# A query filter on text (names, codes, ids as text): one line, at most 200 characters.
+Filter = line(200)
+# Opaque ASCII tokens: JWTs, provider tokens, idempotency keys.
+TOKEN_PATTERN = r"^[A-Za-z0-9_.~+/=-]+$"
+Token = Annotated[str, Field(min_length=1, max_length=4096, pattern=TOKEN_PATTERN)]
+KEY_PATTERN = r"^[\x21-\x7e]+$"  # visible ASCII
+
+# --- dates -------------------------------------------------------------------------------------------------------
+
+MIN_DATE, MAX_DATE = date(1900, 1, 1), date(2199, 12, 31)
+MAX_DUE_YEARS = 50
+MAX_UTC_OFFSET = timedelta(hours=14)
+
+
+def _in_range(value: date) -> date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"must be between {MIN_DATE} and {MAX_DATE}")
+    return value
+
+
+def _due(value: date) -> date:
+    today = date.today()
+    try:
+        latest = today.replace(year=today.year + MAX_DUE_YEARS)
+    except ValueError:  # 29 February
+        latest = today.replace(year=today.year + MAX_DUE_YEARS, day=28)
+    if value > latest:
+        raise ValueError(f"must be at most {MAX_DUE_YEARS} years ahead (by {latest})")
+    return value
+
+
+def _moment(value: datetime) -> datetime:
+    _in_range(value.date())
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError("the UTC offset must be at most 14 hours")
+    return value
+
+
+BusinessDate = Annotated[date, AfterValidator(_in_range),
+                         Field(description=f"a date from {MIN_DATE} to {MAX_DATE}")]
+DueDate = Annotated[date, AfterValidator(_in_range), AfterValidator(_due),
+                    Field(description=f"at most {MAX_DUE_YEARS} years ahead")]
+BusinessDateTime = Annotated[datetime, AfterValidator(_moment),
+                             Field(description=f"ISO 8601, from {MIN_DATE} to {MAX_DATE}, UTC offset at most 14 h")]
+
+# --- integers ----------------------------------------------------------------------------------------------------
+
+BIGINT_MAX = 2 ** 63 - 1  # Postgres BIGINT: LIMIT, OFFSET and identity columns
+
+# --- PATCH helpers -----------------------------------------------------------------------------------------------
+
+
+def not_below(lower_field: str):
+    """A field validator: this field must be >= `lower_field` (when that one was valid)."""
+    def check(value, info):
+        lower = info.data.get(lower_field)
+        if value is not None and lower is not None and value < lower:
+            raise ValueError(f"must be at least {lower_field} ({lower})")
+        return value
+    return check
+
+
+def partial_model(model: type[BaseModel], name: str, **more_fields: Any) -> type[BaseModel]:
+    """`model` with every field optional, for PATCH: the merged result is validated with `model` itself."""
+    fields = {field: (Optional[info.rebuild_annotation()],
+                      Field(default=None, description=info.description, examples=info.examples))
+              for field, info in model.model_fields.items()}
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields, **more_fields)
+
+
+def validate_merged(model: type[BaseModel], current: dict, changes: dict) -> BaseModel:
+    """`current` with `changes` applied, validated as `model`; a 422 shaped like FastAPI's, naming the fields."""
+    try:
+        return model.model_validate({**current, **changes})
+    except ValidationError as exc:
+        details = [{"loc": ["body", *e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise AppError(422, "validation_error", "the request is not valid", details)
+
+
+__all__ = ["Money", "MoneyOrZero", "MoneyFilter", "AnnualRate", "Name", "Filter", "Token", "line", "multiline",
+           "BusinessDate", "DueDate", "BusinessDateTime", "BIGINT_MAX", "not_below", "partial_model",
+           "validate_merged"]
