@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import false, or_, select as sa_select
 from sqlalchemy.sql import Select
+from sqlmodel import col
 
 from models.ach import AchFile, BankEvent, Notification
 from models.audit import AuditLog
@@ -193,11 +194,11 @@ def not_visible(user: User, entity: Entity | str, entity_id: Any, exists: bool =
 # --- list scoping: the WHERE clauses a user's reads get ---------------------------------------------------------
 
 def _owned_accounts(user: User) -> Select:
-    return sa_select(LedgerAccount.id).where(LedgerAccount.owner_id == user.id)
+    return sa_select(col(LedgerAccount.id)).where(col(LedgerAccount.owner_id) == user.id)
 
 
 def visible_account_ids(user: User) -> Select:
-    return scope(user, Entity.account, sa_select(LedgerAccount.id))
+    return scope(user, Entity.account, sa_select(col(LedgerAccount.id)))
 
 
 def scope(user: User, entity: Entity, statement: S) -> S:
@@ -208,53 +209,58 @@ def scope(user: User, entity: Entity, statement: S) -> S:
     staff = role in ORG_STAFF and org is not None
     member = role == Role.member
     if entity == Entity.account:
-        return statement.where(LedgerAccount.owner_id == user.id if member else
-                               LedgerAccount.org_id == org if staff else false())
+        return statement.where(col(LedgerAccount.owner_id) == user.id if member else
+                               col(LedgerAccount.org_id) == org if staff else false())
     if entity == Entity.external_account:
         if member:
-            return statement.where(ExternalAccount.owner_id == user.id)
-        return statement.where(ExternalAccount.org_id == org if role in (Role.org_admin, Role.operator) and org
+            return statement.where(col(ExternalAccount.owner_id) == user.id)
+        return statement.where(col(ExternalAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org
                                else false())
     if entity == Entity.payment:
         if member:
             owned = _owned_accounts(user)
-            return statement.where(or_(Payment.from_account_id.in_(owned), Payment.to_account_id.in_(owned)))
-        return statement.where(Payment.org_id == org if staff else false())
+            return statement.where(or_(col(Payment.from_account_id).in_(owned),
+                                       col(Payment.to_account_id).in_(owned)))
+        return statement.where(col(Payment.org_id) == org if staff else false())
     if entity == Entity.hold:
-        return statement.where(Hold.account_id.in_(visible_account_ids(user)))
+        return statement.where(col(Hold.account_id).in_(visible_account_ids(user)))
     if entity == Entity.statement:
-        return statement.where(Statement.account_id.in_(visible_account_ids(user)))
+        return statement.where(col(Statement.account_id).in_(visible_account_ids(user)))
     if entity == Entity.accrual:
-        return statement.where(InterestAccrual.account_id.in_(visible_account_ids(user)))
+        return statement.where(col(InterestAccrual.account_id).in_(visible_account_ids(user)))
     if entity == Entity.loan:
-        return statement.where(Loan.applicant_id == user.id if member else Loan.org_id == org if staff else false())
+        return statement.where(col(Loan.applicant_id) == user.id if member else
+                               col(Loan.org_id) == org if staff else false())
     if entity == Entity.approval_request:
         if member:  # their own application, or one they submitted: never another member's (A7)
-            return statement.where(or_(ApprovalRequest.applicant_id == user.id, ApprovalRequest.submitted_by == user.id))
-        return statement.where(ApprovalRequest.org_id == org if staff else false())
+            return statement.where(or_(col(ApprovalRequest.applicant_id) == user.id,
+                                       col(ApprovalRequest.submitted_by) == user.id))
+        return statement.where(col(ApprovalRequest.org_id) == org if staff else false())
     if entity == Entity.bill:
-        return statement.where(Bill.payer_id == user.id if member else Bill.org_id == org if staff else false())
+        return statement.where(col(Bill.payer_id) == user.id if member else
+                               col(Bill.org_id) == org if staff else false())
     if entity in (Entity.ach_file, Entity.interest_posting, Entity.statement_run):
         return statement if role in BANK else statement.where(false())
     if entity == Entity.bank_event:
         if role == Role.bank_operations:
             return statement
         if role in (Role.org_admin, Role.operator) and org:  # events of their organization's payments
-            return statement.where(BankEvent.payment_id.in_(sa_select(Payment.id).where(Payment.org_id == org)))
+            payments = sa_select(col(Payment.id)).where(col(Payment.org_id) == org)
+            return statement.where(col(BankEvent.payment_id).in_(payments))
         return statement.where(false())
     if entity == Entity.user:
-        return statement.where(User.org_id == org if role == Role.org_admin and org else User.id == user.id)
+        return statement.where(col(User.org_id) == org if role == Role.org_admin and org else col(User.id) == user.id)
     if entity == Entity.organization:
         if role == Role.bank_operations:
             return statement
-        return statement.where(Organization.id == org if org else false())
+        return statement.where(col(Organization.id) == org if org else false())
     if entity == Entity.audit:
         return statement.where(false())
     if entity == Entity.notification:
-        return statement.where(Notification.user_id == user.id)
+        return statement.where(col(Notification.user_id) == user.id)
     if entity in (Entity.loan_product, Entity.savings_product):
-        model = LoanProduct if entity == Entity.loan_product else SavingsProduct
-        return statement.where(model.active.is_(True))
+        active = col(LoanProduct.active) if entity == Entity.loan_product else col(SavingsProduct.active)
+        return statement.where(active.is_(True))
     if entity == Entity.approval_rule:
         return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
