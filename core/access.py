@@ -14,7 +14,8 @@ Roles (see README "Access policy"):
                    the list of organizations; no organization of its own (org_id may be null) and no member data;
   org staff        org_admin, operator and the approvers see their own organization's things;
   member           only what they own (accounts, bank accounts, payments of their accounts, loans and approval
-                   requests they applied for or submitted, bills they pay, their notifications).
+                   requests they applied for or submitted, bills they pay).
+A notification is its user's alone, whatever the role.
 
 No FastAPI here: api/errors.py maps the two exceptions to responses.
 """
@@ -204,6 +205,8 @@ def visible_account_ids(user: User) -> Select:
 def scope(user: User, entity: Entity, statement: S) -> S:
     """Narrows a select of `entity` rows to what `user` may read."""
     role, org = user.role, user.org_id
+    if entity == Entity.notification:  # private to its user, superusers included
+        return statement.where(col(Notification.user_id) == user.id)
     if role == Role.superuser:
         return statement
     staff = role in ORG_STAFF and org is not None
@@ -256,8 +259,6 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(col(Organization.id) == org if org else false())
     if entity == Entity.audit:
         return statement.where(false())
-    if entity == Entity.notification:
-        return statement.where(col(Notification.user_id) == user.id)
     if entity in (Entity.loan_product, Entity.savings_product):
         active = col(LoanProduct.active) if entity == Entity.loan_product else col(SavingsProduct.active)
         return statement.where(active.is_(True))
@@ -284,7 +285,7 @@ async def visible(session: Any, user: User, entity: Entity, row_id: Any, *, for_
     row = await session.get(model, row_id, with_for_update=for_update or None)
     if row is None:
         raise not_visible(user, called or entity, row_id, exists=False)
-    if not is_super(user):
+    if not is_super(user) or entity == Entity.notification:
         pk = model.__table__.primary_key.columns.values()[0]
         found = (await session.execute(scope(user, entity, sa_select(pk).where(pk == row_id)))).first()
         if found is None:

@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql
 
 from core import access
 from core.access import Action, Entity, Forbidden, NotVisible
+from models.ach import Notification
 from models.external_accounts import ExternalAccount
 from models.ledger import Hold, LedgerAccount
 from models.loans import ApprovalRequest
@@ -96,6 +97,11 @@ def test_holds_are_released_by_hand_only_when_placed_by_hand_by_whoever_placed_t
         assert refused.value.code == "system_hold"
     with pytest.raises(Forbidden):
         access.check_release_hold(user(Role.member), hold(None))
+
+
+def test_notifications_are_private_even_from_a_superuser():
+    root = user(Role.superuser)
+    assert f"user_id = '{root.id}'" in sql(access.scope(root, Entity.notification, select(Notification)))
 
 
 def test_a_denial_is_a_security_event(caplog):
