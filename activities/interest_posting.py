@@ -13,6 +13,7 @@ from datetime import date
 from sqlalchemy import text
 from temporalio import activity
 
+from core import access
 from core.config import Settings
 from core.db import Database
 from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, POST_BATCH, SUMMARY, UNACCRUED_DAYS
@@ -78,7 +79,8 @@ class InterestPostingActivities:
 
     @activity.defn
     async def finish_posting(self, period: str) -> PostingSummary:
-        """Stores the period's summary once (a rerun keeps the first) and names the operators to tell."""
+        """Stores the period's summary once (a rerun keeps the first) and names who is told: the bank-wide roles
+        (superuser, bank_operations), never one organization's operators (the summary is every organization's)."""
         async with self.db.session() as session, session.begin():
             summary = (await session.execute(SUMMARY, {"period": period})).one()
             await session.execute(text(
@@ -87,7 +89,8 @@ class InterestPostingActivities:
             stored = (await session.execute(text(
                 "SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period})).one()
             recipients = (await session.execute(text(
-                "SELECT id FROM users WHERE is_active AND role IN ('operator', 'superuser') ORDER BY id"))).scalars()
+                "SELECT id FROM users WHERE is_active AND role = ANY(:roles) ORDER BY id"),
+                {"roles": sorted(role.value for role in access.BANK)})).scalars()
             return PostingSummary(period=period, accounts=stored.accounts, total=stored.total,
                                   recipients=list(recipients))
 
