@@ -5,9 +5,11 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.errors import AppError, forbidden, not_found
+from api.errors import AppError, not_found
 from api.pagination import Page, paginate
-from models.users import Role, User
+from core import access
+from core.access import Entity
+from models.users import User
 
 
 async def flush_unique_name(session, entity: str, name: str) -> None:
@@ -25,13 +27,13 @@ async def get_for_update(session, model, row_id: uuid.UUID, entity: str):
     return row
 
 
-async def list_catalog(session, user: User, page, model, entity: str, active: bool, name: str | None,
+async def list_catalog(session, user: User, page, model, entity: Entity, active: bool, name: str | None,
                        **equal) -> Page:
     """A product catalogue (loan or savings products), by name: active rows for all, deactivated ones for a
-    superuser; `equal` filters on columns, each skipped when None."""
-    if not active and user.role != Role.superuser:
-        raise forbidden(f"only a superuser sees deactivated {entity}s")
-    statement = select(model).where(model.active == active)
+    superuser (core/access.py); `equal` filters on columns, each skipped when None."""
+    if not active:
+        access.see_deactivated(user, entity)
+    statement = access.scope(user, entity, select(model).where(model.active == active))
     for column, value in equal.items():
         if value is not None:
             statement = statement.where(getattr(model, column) == value)
@@ -41,9 +43,6 @@ async def list_catalog(session, user: User, page, model, entity: str, active: bo
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-async def catalog_item(session, user: User, model, row_id: uuid.UUID, entity: str):
+async def catalog_item(session, user: User, model, row_id: uuid.UUID, entity: Entity):
     """One catalogue row: a deactivated one only for a superuser (404 for the others)."""
-    row = await session.get(model, row_id)
-    if row is None or not (row.active or user.role == Role.superuser):
-        raise not_found(entity, row_id)
-    return row
+    return await access.visible(session, user, entity, row_id)

@@ -1,22 +1,25 @@
 """Request dependencies: settings, a database session, the Temporal client, the authenticated user."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.errors import AppError
+from api.fields import KEY_PATTERN
+from core import access
+from core.access import Action, Entity
 from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.security import decode_token
 from core.temporal import connect
-from models.users import Role, User
+from models.users import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
@@ -96,17 +99,15 @@ async def get_current_user(session: SessionDep, settings: SettingsDep,
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_roles(*roles: Role) -> Callable:
-    allowed = set(roles)
-
+def allowed(entity: Entity, action: Action) -> Callable[[User], Awaitable[User]]:
+    """The signed-in user, when the access policy gives their role this operation (core/access.py GATES)."""
     async def check(user: CurrentUser) -> User:
-        if user.role not in allowed:
-            raise AppError(403, "forbidden", f"this needs one of the roles: {', '.join(sorted(allowed))}",
-                           {"your_role": user.role})
+        access.gate(user, entity, action)
         return user
 
     return check
 
 
-SuperUser = Annotated[User, Depends(require_roles(Role.superuser))]
-Operator = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=KEY_PATTERN,
+                                       description="a unique key per intended operation (visible ASCII); a retry "
+                                                   "reuses it")]

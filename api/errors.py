@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.access import AccessDenied, NotVisible
 from core.ledger import PostingToClosedAccount
 
 log = logging.getLogger("api.errors")
@@ -45,6 +46,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers)
+
+    @app.exception_handler(AccessDenied)
+    async def access_denied(_: Request, exc: AccessDenied) -> JSONResponse:
+        # A row the caller may not read answers exactly as one that does not exist (core/access.py).
+        if isinstance(exc, NotVisible):
+            missing = not_found(str(exc.entity), exc.entity_id)
+            return JSONResponse(error_body(missing.code, missing.message, missing.details), 404)
+        return JSONResponse(error_body(exc.code, exc.message), exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ Strict on purpose (PRODUCT.md §3.5: bad input is a clear 4xx and writes nothing
 """
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 

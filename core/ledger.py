@@ -132,14 +132,16 @@ async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type:
 
 
 async def place_hold(session: AsyncSession, *, account_id: uuid.UUID, amount: Decimal, reason: str,
-                     idempotency_key: str) -> tuple[uuid.UUID, bool]:
-    """Sets funds aside (lowers the available balance). Returns (hold id, created)."""
+                     idempotency_key: str, placed_by: uuid.UUID | None = None) -> tuple[uuid.UUID, bool]:
+    """Sets funds aside (lowers the available balance). Returns (hold id, created). `placed_by`: the user placing
+    it by hand; None for a workflow's own hold (released only by that workflow)."""
     hold_id = uuid.uuid4()
     inserted = (await session.execute(
-        text("""INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status)
-                VALUES (:id, :account, :amount, :reason, :key, 'active')
+        text("""INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status, placed_by)
+                VALUES (:id, :account, :amount, :reason, :key, 'active', :placed_by)
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"""),
-        {"id": hold_id, "account": account_id, "amount": amount, "reason": reason, "key": idempotency_key})).first()
+        {"id": hold_id, "account": account_id, "amount": amount, "reason": reason, "key": idempotency_key,
+         "placed_by": placed_by})).first()
     if inserted:
         return hold_id, True
     existing = await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :key"), {"key": idempotency_key})

@@ -1,8 +1,7 @@
 """Who is told what. Bank-wide figures (the month-end posting's totals, NACHA files, statement runs across
 organizations) go only to bank-wide staff; an organization's operators get their own organization's figures.
 
-BANK_WIDE_ROLES is the one place that says who bank-wide staff are: today the superuser; the bank-wide operations
-role (`bank_operations`) joins it here once it exists."""
+Who bank-wide staff are is the access policy's to say (core.access.BANK: the superuser and `bank_operations`)."""
 
 import uuid
 
@@ -10,9 +9,10 @@ from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import access
 from models.users import Role, User
 
-BANK_WIDE_ROLES: tuple[str, ...] = (Role.superuser,)
+BANK_WIDE_ROLES: tuple[str, ...] = tuple(sorted(access.BANK))
 
 
 def bank_wide_staff() -> ColumnElement[bool]:

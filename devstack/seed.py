@@ -27,6 +27,7 @@ def demo_id(name: str) -> uuid.UUID:
 ORG = ("Riverside Credit Union", demo_id("org:riverside"))
 USERS = [  # (email, full name, role, password)
     ("admin@backoffice.example", "Sam Superuser", "superuser", "demo-superuser-pass"),
+    ("bankops@backoffice.example", "Bea Bankops", "bank_operations", "demo-bankops-pass"),
     ("orgadmin@riverside.example", "Olivia Orgadmin", "org_admin", "demo-orgadmin-pass"),
     ("operator@riverside.example", "Omar Operator", "operator", "demo-operator-pass"),
     ("alice@riverside.example", "Alice Member", "member", "demo-member-pass"),
@@ -56,7 +57,7 @@ async def seed_database(db: Database) -> None:
                 """INSERT INTO users (id, email, full_name, hashed_password, role, org_id, is_active)
                    VALUES (:id, :email, :name, :pw, :role, :org, true) ON CONFLICT DO NOTHING"""),
                 {"id": demo_id(f"user:{email}"), "email": email, "name": full_name, "pw": hash_password(password),
-                 "role": role, "org": None if role == "superuser" else ORG[1]})
+                 "role": role, "org": None if role in ("superuser", "bank_operations") else ORG[1]})
         for key, name, account_type, owner in ACCOUNTS:
             await session.execute(text(
                 """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)

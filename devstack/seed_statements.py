@@ -88,8 +88,9 @@ async def seed_demo_statements(database_url: str, api_url: str) -> str:
         await db.close()
     await accrue_and_post(period)
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
-        login = await http.post("/api/v1/auth/login", data={"username": "operator@riverside.example",
-                                                             "password": "demo-operator-pass"})
+        # A statement run is bank-wide: bank operations starts it, never one organization's operator.
+        login = await http.post("/api/v1/auth/login", data={"username": "bankops@backoffice.example",
+                                                             "password": "demo-bankops-pass"})
         login.raise_for_status()
         response = await http.post("/api/v1/statements/runs", json={"period": period},
                                    headers={"Authorization": f"Bearer {login.json()['access_token']}"})

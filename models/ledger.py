@@ -95,6 +95,9 @@ class Hold(SQLModel, table=True):
     reason: str = Field(max_length=200)
     idempotency_key: str = Field(unique=True, max_length=200)
     status: str = Field(default=HoldStatus.active, max_length=16)
+    # Who placed a hold by hand (POST /accounts/{id}/holds); null for the holds a payment's workflow places and
+    # releases itself (a credit's funds, a debit's availability), which are never released by hand.
+    placed_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = created_at()
     released_at: datetime | None = timestamp()
 

@@ -10,6 +10,7 @@ from models.base import created_at, timestamp, uuid_pk
 
 class Role(StrEnum):
     superuser = "superuser"
+    bank_operations = "bank_operations"  # bank-wide operations (NACHA files, posting and statement runs); no org
     org_admin = "org_admin"
     operator = "operator"
     member = "member"
@@ -32,10 +33,11 @@ class Organization(SQLModel, table=True):
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('superuser','org_admin','operator','member','loan_officer','branch_manager',"
-                        "'credit_committee')", name="users_role_valid"),
-        # Everyone but a superuser belongs to exactly one organization.
-        CheckConstraint("role = 'superuser' OR org_id IS NOT NULL", name="users_org_required"),
+        CheckConstraint("role IN ('superuser','bank_operations','org_admin','operator','member','loan_officer',"
+                        "'branch_manager','credit_committee')", name="users_role_valid"),
+        # Everyone but the bank-wide roles (superuser, bank_operations) belongs to exactly one organization; the
+        # API creates those with none.
+        CheckConstraint("role IN ('superuser','bank_operations') OR org_id IS NOT NULL", name="users_org_required"),
     )
     id: uuid.UUID = uuid_pk()
     email: str = Field(unique=True, index=True, max_length=320)

@@ -195,6 +195,11 @@ async def make_user(http, su: dict, role: str, org_id: str | None) -> tuple[dict
     return response.json(), await login(http, email, password)
 
 
+async def bank_operations(http, su: dict) -> dict:
+    """Headers of a new bank_operations user: bank-wide operations, no organization."""
+    return (await make_user(http, su, "bank_operations", None))[1]
+
+
 async def open_account(http, su: dict, org_id: str, owner_id: str | None = None, type_: str = "checking",
                        deposit: str | None = None) -> dict:
     response = await http.post("/api/v1/accounts", headers=su, json={

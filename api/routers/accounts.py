@@ -3,29 +3,30 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, SuperUser, require_roles
+from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, allowed
 from api.errors import AppError, not_found
-from api.fields import KEY_PATTERN, BusinessDate, Filter, Money, line
+from api.fields import BusinessDate, Filter, Money, line
 from api.pagination import Page, PageDep, paginate
-from api.scoping import can_see_account, scope_accounts
-from core import audit, closing, ledger
+from core import access, audit, closing, ledger
+from core.access import Action, Entity
 from core.business_time import business_today
+from domain.accounts import visible_account
 from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
                            Posting)
-from models.users import Organization, Role, User
+from models.users import Organization, User
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 _FIELDS = ["name", "kind", "type", "status", "org_id", "owner_id", "closed_at"]
 
-IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=KEY_PATTERN,
-                                       description="a unique key per intended operation (visible ASCII); a retry "
-                                                   "reuses it")]
-
+AccountAdmin = Annotated[User, Depends(allowed(Entity.account, Action.create))]   # open, change, close: superuser
+Teller = Annotated[User, Depends(allowed(Entity.account, Action.deposit))]        # cash deposits
+HoldPlacer = Annotated[User, Depends(allowed(Entity.account, Action.place_hold))]
+HoldReleaser = Annotated[User, Depends(allowed(Entity.hold, Action.release))]
 
 class AccountIn(BaseModel):
     name: line(200, 1) = Field(examples=["Everyday checking"])
@@ -80,15 +81,8 @@ async def with_balances(session, accounts: list[LedgerAccount]) -> list[AccountO
     return out
 
 
-async def visible_account(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
-    account = await session.get(LedgerAccount, account_id)
-    if account is None or not can_see_account(user, account):
-        raise not_found("account", account_id)  # a 404, not a 403: no hint that it exists
-    return account
-
-
 @router.post("", response_model=AccountOut, status_code=201, summary="Open an internal account (superuser)")
-async def create_account(body: AccountIn, session: SessionDep, actor: SuperUser):
+async def create_account(body: AccountIn, session: SessionDep, actor: AccountAdmin):
     if await session.get(Organization, body.org_id) is None:
         raise AppError(422, "unknown_organization", f"organization {body.org_id} does not exist")
     if body.owner_id:
@@ -110,7 +104,7 @@ async def create_account(body: AccountIn, session: SessionDep, actor: SuperUser)
 async def list_accounts(session: SessionDep, user: CurrentUser, page: PageDep, kind: AccountKind | None = None,
                         type: Filter | None = None, status: AccountStatus | None = None,
                         org_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None, name: Filter | None = None):
-    statement = scope_accounts(select(LedgerAccount), user)
+    statement = access.scope(user, Entity.account, select(LedgerAccount))
     for column, value in ((LedgerAccount.kind, kind), (LedgerAccount.type, type), (LedgerAccount.status, status),
                           (LedgerAccount.org_id, org_id), (LedgerAccount.owner_id, owner_id)):
         if value is not None:
@@ -127,7 +121,7 @@ async def get_account(account_id: uuid.UUID, session: SessionDep, user: CurrentU
 
 
 @router.patch("/{account_id}", response_model=AccountOut, summary="Rename an account or change its type (superuser)")
-async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: SessionDep, actor: SuperUser):
+async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: SessionDep, actor: AccountAdmin):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal:
         raise AppError(409, "gl_account_fixed", "GL accounts are defined by migrations")
@@ -148,7 +142,7 @@ async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: Se
 @router.post("/{account_id}/close", response_model=AccountOut, summary="Close an account (soft; superuser)",
              responses={409: {"description": "payments in flight, an open loan, money or holds on it, or interest "
                                              "owed to it (core/closing.py)"}})
-async def close_account(account_id: uuid.UUID, session: SessionDep, actor: SuperUser):
+async def close_account(account_id: uuid.UUID, session: SessionDep, actor: AccountAdmin):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal:
         raise AppError(409, "gl_account_fixed", "GL accounts cannot be closed")
@@ -165,9 +159,6 @@ async def close_account(account_id: uuid.UUID, session: SessionDep, actor: Super
                        entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))
     await session.commit()
     return (await with_balances(session, [account]))[0]
-
-
-Teller = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]
 
 
 @router.post("/{account_id}/deposits", response_model=AccountOut, status_code=201,
@@ -229,12 +220,13 @@ class HoldOut(BaseModel):
 
 @router.post("/{account_id}/holds", response_model=HoldOut, status_code=201,
              summary="Hold funds: lowers the available balance, not the ledger balance (superuser, operator)")
-async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, session: SessionDep, actor: Teller):
+async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, session: SessionDep,
+                     actor: HoldPlacer):
     account = await visible_account(session, actor, account_id)
     if account.status != AccountStatus.active:
         raise AppError(409, "account_closed", "the account is closed")
     hold_id, created = await ledger.place_hold(session, account_id=account.id, amount=body.amount, reason=body.reason,
-                                               idempotency_key=f"hold:{actor.id}:{key}")
+                                               idempotency_key=f"hold:{actor.id}:{key}", placed_by=actor.id)
     hold = await session.get(Hold, hold_id)
     if not created and (hold.account_id != account.id or hold.amount != body.amount):
         raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another hold")
@@ -249,19 +241,21 @@ async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, s
 async def list_holds(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
                      status: Filter | None = None):
     account = await visible_account(session, user, account_id)
-    statement = select(Hold).where(Hold.account_id == account.id)
+    statement = access.scope(user, Entity.hold, select(Hold).where(Hold.account_id == account.id))
     if status:
         statement = statement.where(Hold.status == status)
     items, total = await paginate(session, statement, page, [col(Hold.created_at).desc()])
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.post("/{account_id}/holds/{hold_id}/release", response_model=HoldOut, summary="Release a hold")
-async def release_hold(account_id: uuid.UUID, hold_id: uuid.UUID, session: SessionDep, actor: Teller):
+@router.post("/{account_id}/holds/{hold_id}/release", response_model=HoldOut, summary="Release a hold placed by hand: by the operator who "
+             "placed it, or a superuser (a payment's holds are its workflow's: 403 system_hold)")
+async def release_hold(account_id: uuid.UUID, hold_id: uuid.UUID, session: SessionDep, actor: HoldReleaser):
     await visible_account(session, actor, account_id)
-    hold = await session.get(Hold, hold_id)
-    if hold is None or hold.account_id != account_id:
+    hold = await access.visible(session, actor, Entity.hold, hold_id)
+    if hold.account_id != account_id:
         raise not_found("hold", hold_id)
+    access.check_release_hold(actor, hold)
     if await ledger.release_hold(session, hold_id):
         await audit.record(session, actor=actor.email, actor_id=actor.id, action="hold.released", entity_type="hold",
                            entity_id=hold_id, before={"status": "active"}, after={"status": "released"})

@@ -1,4 +1,5 @@
-"""NACHA files sent to the ODFI, for superusers and operators (they hold account numbers: never for others)."""
+"""NACHA files sent to the ODFI: bank-wide (one file carries every organization's entries, with account numbers),
+so for the superuser and bank_operations only (core/access.py), never one organization's operator."""
 
 import uuid
 from datetime import datetime
@@ -10,17 +11,18 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import FileCipherDep, SessionDep, require_roles
-from api.errors import not_found
+from api.deps import FileCipherDep, SessionDep, allowed
 from api.fields import BusinessDateTime
+from core import access
+from core.access import Action, Entity
 from api.pagination import Page, PageDep, paginate
 from core import ach_files
 from models.ach import AchFile
-from models.users import Role, User
+from models.users import User
 
 router = APIRouter(prefix="/ach/files", tags=["ach files"])
 
-Staff = Annotated[User, Depends(require_roles(Role.superuser, Role.operator))]
+FileReader = Annotated[User, Depends(allowed(Entity.ach_file, Action.read))]
 
 
 class AchFileOut(BaseModel):
@@ -39,10 +41,10 @@ class AchFileOut(BaseModel):
 
 
 @router.get("", response_model=Page[AchFileOut], summary="NACHA files, newest first")
-async def list_files(session: SessionDep, _: Staff, page: PageDep,
+async def list_files(session: SessionDep, user: FileReader, page: PageDep,
                      status: Literal["built", "uploaded", "rejected", "failed"] | None = None,
                      created_from: BusinessDateTime | None = None, created_to: BusinessDateTime | None = None):
-    statement = select(AchFile)
+    statement = access.scope(user, Entity.ach_file, select(AchFile))
     if status:
         statement = statement.where(AchFile.status == status)
     if created_from:
@@ -54,9 +56,7 @@ async def list_files(session: SessionDep, _: Staff, page: PageDep,
 
 
 @router.get("/{file_id}", response_class=PlainTextResponse, summary="Download one NACHA file (.ach)")
-async def download_file(file_id: uuid.UUID, session: SessionDep, _: Staff, cipher: FileCipherDep):
-    ach_file = await session.get(AchFile, file_id)
-    if ach_file is None:
-        raise not_found("ACH file", file_id)
+async def download_file(file_id: uuid.UUID, session: SessionDep, user: FileReader, cipher: FileCipherDep):
+    ach_file: AchFile = await access.visible(session, user, Entity.ach_file, file_id)
     return PlainTextResponse(ach_files.content(cipher, ach_file), headers={
         "Content-Disposition": f'attachment; filename="{ach_file.window_id.replace(":", "")}-{file_id}.ach"'})

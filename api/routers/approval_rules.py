@@ -7,21 +7,25 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import col, select
 
 from api.crud import flush_unique_name, get_for_update
-from api.deps import SessionDep, SuperUser
-from api.errors import not_found
+from api.deps import SessionDep, allowed
 from api.pagination import Page, PageDep, paginate
 from api.fields import Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
-from core import audit
+from core import access, audit
+from core.access import Action, Entity
 from finance.approval_routing import FinalOutcome, Level
 from models.base import utcnow
 from models.loans import ApprovalRule
+from models.users import User
 
 router = APIRouter(prefix="/approval-rules", tags=["approval rules"])
+
+RuleReader = Annotated[User, Depends(allowed(Entity.approval_rule, Action.read))]   # superuser
+RuleWriter = Annotated[User, Depends(allowed(Entity.approval_rule, Action.write))]
 
 _LEVEL_EXAMPLE = {"role": "credit_committee", "quorum": 2, "deadline_seconds": 172800, "reminder_seconds": 86400,
                   "escalation_role": "branch_manager"}
@@ -76,7 +80,7 @@ def _columns(rule: ApprovalRuleIn) -> dict:
 
 
 @router.post("", response_model=ApprovalRuleOut, status_code=201, summary="Create an approval rule (superuser)")
-async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor: SuperUser):
+async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor: RuleWriter):
     rule = ApprovalRule(**_columns(body))
     session.add(rule)
     await flush_unique_name(session, "approval rule", rule.name)
@@ -88,10 +92,10 @@ async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor:
 
 @router.get("", response_model=Page[ApprovalRuleOut], summary="Approval rules, in the order they are tried (superuser)")
 async def list_approval_rules(
-        session: SessionDep, _: SuperUser, page: PageDep, active: bool | None = None,
+        session: SessionDep, user: RuleReader, page: PageDep, active: bool | None = None,
         member_type: Annotated[Filter | None, Query(description="rules for exactly this member type")] = None,
         name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
-    statement = select(ApprovalRule)
+    statement = access.scope(user, Entity.approval_rule, select(ApprovalRule))
     if active is not None:
         statement = statement.where(ApprovalRule.active == active)
     if member_type:
@@ -104,18 +108,15 @@ async def list_approval_rules(
 
 
 @router.get("/{rule_id}", response_model=ApprovalRuleOut, summary="One approval rule (superuser)")
-async def get_approval_rule(rule_id: uuid.UUID, session: SessionDep, _: SuperUser):
-    rule = await session.get(ApprovalRule, rule_id)
-    if rule is None:
-        raise not_found("approval rule", rule_id)
-    return rule
+async def get_approval_rule(rule_id: uuid.UUID, session: SessionDep, user: RuleReader):
+    return await access.visible(session, user, Entity.approval_rule, rule_id)
 
 
 @router.patch("/{rule_id}", response_model=ApprovalRuleOut, summary="Change an approval rule (superuser)",
               description="Only the fields given change (`levels` is replaced as a whole); the result is validated "
                           "as a whole. `active: true` reactivates a rule. Requests already routed keep their levels.")
-async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, session: SessionDep, actor: SuperUser):
-    rule = await get_for_update(session, ApprovalRule, rule_id, "approval rule")
+async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, session: SessionDep, actor: RuleWriter):
+    rule = await get_for_update(session, ApprovalRule, rule_id, Entity.approval_rule)
     before = audit.snapshot(rule, _FIELDS)
     changes = body.model_dump(exclude_unset=True)
     active = changes.pop("active", None)
@@ -135,8 +136,8 @@ async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, sess
 
 @router.delete("/{rule_id}", status_code=204, response_class=Response,
                summary="Deactivate an approval rule (soft; superuser)")
-async def deactivate_approval_rule(rule_id: uuid.UUID, session: SessionDep, actor: SuperUser):
-    rule = await get_for_update(session, ApprovalRule, rule_id, "approval rule")
+async def deactivate_approval_rule(rule_id: uuid.UUID, session: SessionDep, actor: RuleWriter):
+    rule = await get_for_update(session, ApprovalRule, rule_id, Entity.approval_rule)
     if rule.active:
         before = audit.snapshot(rule, _FIELDS)
         rule.active, rule.updated_at = False, utcnow()

@@ -13,9 +13,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, TemporalDep
-from api.errors import AppError, not_found
+from api.errors import AppError
 from api.fields import multiline
-from api.scoping import is_super
+from core import access
+from core.access import Entity
 from models.approvals import ApprovalState, DecisionInput
 from models.loans import ApprovalRequest
 from workflows.approval import ApprovalWorkflow
@@ -104,7 +105,6 @@ async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, u
 
 
 async def _visible_request(session, user, request_id: uuid.UUID) -> ApprovalRequest:
-    request = await session.get(ApprovalRequest, request_id)
-    if request is None or not (is_super(user) or request.org_id == user.org_id):
-        raise not_found("approval request", request_id)
+    """Staff of the request's organization, or the member who applied or submitted it (core/access.py)."""
+    request: ApprovalRequest = await access.visible(session, user, Entity.approval_request, request_id)
     return request

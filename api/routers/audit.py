@@ -2,16 +2,21 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from api.deps import SessionDep, SuperUser
+from api.deps import SessionDep, allowed
 from api.fields import BusinessDateTime, Filter
 from api.pagination import Page, PageDep, paginate
+from core import access
+from core.access import Action, Entity
 from models.audit import AuditLog
+from models.users import User
 
 router = APIRouter(prefix="/audit", tags=["audit"])
+
+AuditReader = Annotated[User, Depends(allowed(Entity.audit, Action.read))]
 
 
 class AuditOut(BaseModel):
@@ -28,13 +33,13 @@ class AuditOut(BaseModel):
 
 
 @router.get("", response_model=Page[AuditOut], summary="The audit log, newest first (superuser)")
-async def query_audit_log(session: SessionDep, _: SuperUser, page: PageDep,
+async def query_audit_log(session: SessionDep, user: AuditReader, page: PageDep,
                           since: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
                           until: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
                           actor_id: uuid.UUID | None = None, actor: Filter | None = None,
                           entity_type: Filter | None = None, entity_id: Filter | None = None,
                           action: Filter | None = None):
-    statement = select(AuditLog)
+    statement = access.scope(user, Entity.audit, select(AuditLog))
     if since:
         statement = statement.where(AuditLog.at >= since)
     if until:

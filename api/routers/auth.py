@@ -12,6 +12,7 @@ from api.deps import CurrentUser, SessionDep, SettingsDep, unauthorized
 from api.fields import Token, line
 from core.config import Settings
 from core.security import create_token, decode_token, hash_password, verify_password
+from domain.users import UserOut
 from models.users import RefreshToken, User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -32,16 +33,6 @@ class TokenPair(BaseModel):
 
 class RefreshRequest(BaseModel):
     refresh_token: Token = Field(examples=["eyJhbGciOi..."])
-
-
-class UserOut(BaseModel):
-    id: uuid.UUID
-    email: str
-    full_name: str
-    role: str
-    org_id: uuid.UUID | None
-    is_active: bool
-    member_type: str
 
 
 async def issue_tokens(session, settings: Settings, user: User) -> TokenPair:

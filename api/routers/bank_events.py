@@ -1,6 +1,6 @@
 """The bank's events as recorded (the outbox of activities/bank_events.py), and the operators' exception list:
-events no open payment workflow could take. Superusers see every event; operators and org admins those of
-their organization's payments (an event for no payment of ours is the superuser's)."""
+events no open payment workflow could take. The superuser and bank_operations see every event; operators and
+org admins those of their organization's payments (an event for no payment of ours is the bank's) (core/access.py)."""
 
 import uuid
 from datetime import datetime
@@ -10,20 +10,20 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import SessionDep, require_roles
-from api.errors import AppError, not_found
+from api.deps import SessionDep, allowed
+from api.errors import AppError
 from api.fields import BIGINT_MAX, BusinessDateTime, Filter, multiline
 from api.pagination import Page, PageDep, paginate
-from api.scoping import scope_by_org
-from core import audit
+from core import access, audit
+from core.access import Action, Entity
 from models.ach import BankEvent, BankEventStatus
 from models.base import utcnow
-from models.payments import Payment
-from models.users import Role, User
+from models.users import User
 
 router = APIRouter(prefix="/bank-events", tags=["bank events"])
 
-Staff = Annotated[User, Depends(require_roles(Role.superuser, Role.operator, Role.org_admin))]
+Staff = Annotated[User, Depends(allowed(Entity.bank_event, Action.read))]
+Resolver = Annotated[User, Depends(allowed(Entity.bank_event, Action.resolve))]
 EventId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="the event's row id")]
 
 
@@ -50,8 +50,7 @@ class Resolution(BaseModel):
 
 
 def _visible(user: User):
-    statement = select(BankEvent).outerjoin(Payment, col(BankEvent.payment_id) == Payment.id)
-    return scope_by_org(statement, user, Payment.org_id)
+    return access.scope(user, Entity.bank_event, select(BankEvent))
 
 
 @router.get("", response_model=Page[BankEventOut], summary="Bank events, newest first (status=exception: the "
@@ -76,10 +75,7 @@ async def list_bank_events(session: SessionDep, user: Staff, page: PageDep,
 
 
 async def _event(session, user: User, event_id: int, lock: bool = False) -> BankEvent:
-    statement = _visible(user).where(BankEvent.id == event_id)
-    event = (await session.exec(statement.with_for_update(of=BankEvent) if lock else statement)).first()
-    if event is None:
-        raise not_found("bank event", event_id)
+    event: BankEvent = await access.visible(session, user, Entity.bank_event, event_id, for_update=lock)
     return event
 
 
@@ -91,7 +87,7 @@ async def get_bank_event(event_id: EventId, session: SessionDep, user: Staff):
 @router.post("/{event_id}/resolve", response_model=BankEventOut, responses={
     409: {"description": "the event is not on the exception list (never was, or resolved already)"}},
     summary="Close an exception, with a note saying what was done about it")
-async def resolve_bank_event(event_id: EventId, body: Resolution, session: SessionDep, user: Staff):
+async def resolve_bank_event(event_id: EventId, body: Resolution, session: SessionDep, user: Resolver):
     event = await _event(session, user, event_id, lock=True)
     if event.status != BankEventStatus.exception:
         raise AppError(409, "not_an_exception", f"the event is {event.status}: only an exception can be resolved",

@@ -10,18 +10,18 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_
 from sqlmodel import select
 
 from activities.ach import PaymentRejected, check_ach_payment
 from activities.bills import due_status, reminder_context
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
-from api.errors import AppError, forbidden, not_found
+from api.errors import AppError
 from api.fields import BusinessDate, DueDate, Money, line
 from api.pagination import Page, PageDep, paginate
-from api.scoping import is_super
-from core import audit
+from core import access, audit
+from core.access import Entity
 from core.config import Settings
 from core.business_time import business_today
 from models.ach import Notification
@@ -91,26 +91,9 @@ def today(settings: Settings) -> date:
     return business_today(settings)
 
 
-def visible_bills(statement, user: User):
-    if is_super(user):
-        return statement
-    if user.role == Role.member:
-        return statement.where(Bill.payer_id == user.id)
-    return statement.where(Bill.org_id == user.org_id)
-
-
 async def visible_bill(session, user: User, bill_id: uuid.UUID, for_update: bool = False) -> Bill:
-    statement = visible_bills(select(Bill).where(Bill.id == bill_id), user)
-    bill = (await session.exec(statement.with_for_update() if for_update else statement)).first()
-    if bill is None:
-        raise not_found("bill", bill_id)  # a 404, not a 403: no hint that it exists
+    bill: Bill = await access.visible(session, user, Entity.bill, bill_id, for_update=for_update)  # else a 404
     return bill
-
-
-def check_writer(user: User, payer_id: uuid.UUID, org_id: uuid.UUID) -> None:
-    if is_super(user) or (user.role == Role.org_admin and user.org_id == org_id) or user.id == payer_id:
-        return
-    raise forbidden("bills are written by their payer, an org admin of the organization or a superuser")
 
 
 async def check_fields(session, settings: Settings, user: User, payer: User, body: BillFields,
@@ -128,12 +111,12 @@ async def check_fields(session, settings: Settings, user: User, payer: User, bod
         return
     account = await session.get(LedgerAccount, body.account_id) if body.account_id else None
     if body.account_id and (account is None or account.org_id != payer.org_id):
-        raise not_found("account", body.account_id)
+        raise access.not_visible(user, Entity.account, body.account_id, exists=account is not None)
     external = await session.get(ExternalAccount, body.external_account_id) if body.external_account_id else None
     if body.external_account_id and (external is None or external.org_id != payer.org_id):
-        raise not_found("external account", body.external_account_id)
-    if external and debit_changed and user.role == Role.member and external.owner_id != user.id:
-        raise forbidden("auto-pay from the organization's bank account is set up by an org admin")
+        raise access.not_visible(user, Entity.external_account, body.external_account_id, exists=external is not None)
+    if external and debit_changed:
+        access.check_autopay_source(user, external)
     if account and external:
         try:
             await check_ach_payment(session, settings, PaymentKind.ach_debit, body.amount, account, external)
@@ -145,10 +128,8 @@ async def check_fields(session, settings: Settings, user: User, payer: User, bod
 @router.post("", response_model=BillOut, status_code=201, summary="Add a bill (for yourself, or as an org admin "
                                                                     "for a member of your organization)")
 async def create_bill(body: BillIn, session: SessionDep, user: CurrentUser, settings: SettingsDep):
-    payer = await session.get(User, body.payer_id or user.id)
-    if payer is None or not (is_super(user) or payer.org_id == user.org_id):
-        raise not_found("user", body.payer_id)
-    check_writer(user, payer.id, payer.org_id)
+    payer = access.check_acts_for(user, await session.get(User, body.payer_id or user.id), body.payer_id)
+    access.check_write_bill(user, None, payer.id, payer.org_id)
     if payer.role != Role.member or payer.org_id is None or not payer.is_active:
         raise AppError(422, "invalid_payer", "the payer must be an active member of an organization",
                        {"payer_id": payer.id, "role": payer.role})
@@ -172,7 +153,7 @@ async def list_bills(session: SessionDep, user: CurrentUser, page: PageDep,
                      payer_id: uuid.UUID | None = None, autopay: bool | None = None):
     if due_from and due_to and due_from > due_to:
         raise AppError(422, "invalid_range", "due_from is after due_to", {"due_from": due_from, "due_to": due_to})
-    statement = visible_bills(select(Bill), user)
+    statement = access.scope(user, Entity.bill, select(Bill))
     statement = statement.where(Bill.status == status if status else Bill.status != BillStatus.canceled)
     if due_from:
         statement = statement.where(Bill.due_date >= due_from)
@@ -198,7 +179,7 @@ async def get_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser):
 async def replace_bill(bill_id: uuid.UUID, body: BillFields, session: SessionDep, user: CurrentUser,
                        settings: SettingsDep):
     bill = await visible_bill(session, user, bill_id, for_update=True)
-    check_writer(user, bill.payer_id, bill.org_id)
+    access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_editable", f"the bill is {bill.status}", {"status": bill.status})
     payer = await session.get(User, bill.payer_id)
@@ -221,7 +202,7 @@ async def replace_bill(bill_id: uuid.UUID, body: BillFields, session: SessionDep
                summary="Cancel a bill (soft: it stays, with status canceled; again is a no-op)")
 async def cancel_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     bill = await visible_bill(session, user, bill_id, for_update=True)
-    check_writer(user, bill.payer_id, bill.org_id)
+    access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status in (BillStatus.paid, BillStatus.processing):
         raise AppError(409, "bill_not_cancelable", f"the bill is {bill.status}", {"status": bill.status})
     if bill.status != BillStatus.canceled:
@@ -233,7 +214,7 @@ async def cancel_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser
             summary="Mark a bill paid (paid outside auto-pay; again is a no-op)")
 async def pay_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     bill = await visible_bill(session, user, bill_id, for_update=True)
-    check_writer(user, bill.payer_id, bill.org_id)
+    access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status == BillStatus.paid:
         return bill
     if bill.status not in DUE_STATUSES:

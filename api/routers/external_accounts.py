@@ -1,5 +1,8 @@
 """External bank accounts: linked through the provider, or entered by hand (to be verified by
-micro-deposits). Account numbers are stored encrypted and leave only masked."""
+micro-deposits). Account numbers are stored encrypted and leave only masked.
+
+An external account is the organization's, or a member's (`owner_id`, named by the staff who link it): a member
+sees and names for their loans and bills only their own (core/access.py)."""
 
 import uuid
 from datetime import datetime
@@ -10,22 +13,27 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from api.deps import CipherDep, SessionDep, require_roles
-from api.errors import AppError, not_found
+from api.deps import CipherDep, SessionDep, allowed
+from api.errors import AppError
 from api.fields import Token, line
 from api.pagination import Page, PageDep, paginate
-from api.scoping import is_super, scope_by_org, target_org
-from core import audit
+from core import access, audit
+from core.access import Action, Entity
+from domain.users import target_org
 from core.linking import LinkingClient, LinkingError, LinkingUnavailable
 from finance.aba import is_valid_routing_number
 from finance.masking import mask_from_last4
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
-from models.users import Organization, Role, User
+from models.users import Organization, User
 
 router = APIRouter(prefix="/external-accounts", tags=["external accounts"])
 
-OrgAdmin = Annotated[User, Depends(require_roles(Role.superuser, Role.org_admin))]
-Viewer = Annotated[User, Depends(require_roles(Role.superuser, Role.org_admin, Role.operator))]
+OrgAdmin = Annotated[User, Depends(allowed(Entity.external_account, Action.create))]
+Viewer = Annotated[User, Depends(allowed(Entity.external_account, Action.read))]
+
+OwnerId = Annotated[uuid.UUID | None, Field(
+    default=None, description="the member whose bank account it is (their loans and bills may use it); none: the "
+                              "organization's own")]
 
 
 class LinkTokenIn(BaseModel):
@@ -40,6 +48,7 @@ class LinkTokenOut(BaseModel):
 class LinkIn(BaseModel):
     public_token: Token = Field(max_length=200, examples=["public-sandbox-5c224a01..."])
     org_id: uuid.UUID | None = None
+    owner_id: OwnerId = None
 
 
 class ManualAccountIn(BaseModel):
@@ -49,6 +58,7 @@ class ManualAccountIn(BaseModel):
     account_number: str = Field(pattern=r"^[0-9]{4,17}$", examples=["000123456789"])
     account_type: Literal["checking", "savings"]
     org_id: uuid.UUID | None = None
+    owner_id: OwnerId = None
 
 
 class ExternalAccountOut(BaseModel):
@@ -62,6 +72,7 @@ class ExternalAccountOut(BaseModel):
     account_type: str
     status: str
     debits_blocked: bool
+    owner_id: uuid.UUID | None = None
     created_at: datetime
 
 
@@ -75,7 +86,7 @@ def _audit_view(account: ExternalAccount) -> dict:
 
 
 async def existing_org(session, user: User, requested: uuid.UUID | None) -> uuid.UUID:
-    """The organization the write goes to (api.scoping.target_org), which must exist: a superuser may name any."""
+    """The organization the write goes to (domain.users.target_org), which must exist: a superuser may name any."""
     org_id = target_org(user, requested)
     if await session.get(Organization, org_id) is None:
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist", {"org_id": str(org_id)})
@@ -109,6 +120,7 @@ async def create_link_token(body: LinkTokenIn, session: SessionDep, user: OrgAdm
              summary="Finish linking: exchange the public token and store the item's accounts")
 async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provider: LinkingDep, cipher: CipherDep):
     org_id = await existing_org(session, user, body.org_id)
+    await _check_owner(session, org_id, body.owner_id)
     try:
         item = await provider.exchange(body.public_token)
     except (LinkingError, LinkingUnavailable) as exc:
@@ -133,7 +145,7 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
                 provider_item_id=item.item_id, provider_account_id=linked.provider_account_id,
                 routing_number=linked.routing_number, account_number_encrypted=cipher.encrypt(linked.account_number),
                 account_last4=linked.account_number[-4:], fingerprint=fingerprints[0], account_type=linked.subtype,
-                status=ExternalAccountStatus.verified, created_by=user.id)
+                status=ExternalAccountStatus.verified, created_by=user.id, owner_id=body.owner_id)
             session.add(account)
             await session.flush()
             await audit.record(session, actor=user.email, actor_id=user.id, action="external_account.linked",
@@ -147,6 +159,7 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
              summary="Enter an external account by hand (pending micro-deposit verification)")
 async def create_manual_account(body: ManualAccountIn, session: SessionDep, user: OrgAdmin, cipher: CipherDep):
     org_id = await existing_org(session, user, body.org_id)
+    await _check_owner(session, org_id, body.owner_id)
     if not is_valid_routing_number(body.routing_number):
         raise AppError(422, "invalid_routing_number", "the routing number fails the ABA check digit",
                        {"routing_number": body.routing_number})
@@ -158,7 +171,7 @@ async def create_manual_account(body: ManualAccountIn, session: SessionDep, user
         org_id=org_id, holder_name=body.holder_name, institution_name=body.institution_name, source="manual",
         routing_number=body.routing_number, account_number_encrypted=cipher.encrypt(body.account_number),
         account_last4=body.account_number[-4:], fingerprint=fingerprints[0], account_type=body.account_type,
-        status=ExternalAccountStatus.pending_verification, created_by=user.id)
+        status=ExternalAccountStatus.pending_verification, created_by=user.id, owner_id=body.owner_id)
     session.add(account)
     await session.flush()
     await audit.record(session, actor=user.email, actor_id=user.id, action="external_account.created",
@@ -167,12 +180,12 @@ async def create_manual_account(body: ManualAccountIn, session: SessionDep, user
     return to_out(account)
 
 
-@router.get("", response_model=Page[ExternalAccountOut], summary="External accounts of your organization")
+@router.get("", response_model=Page[ExternalAccountOut], summary="External accounts you can see: your organization's (staff), your own (members)")
 async def list_external_accounts(session: SessionDep, user: Viewer, page: PageDep,
                                  status: ExternalAccountStatus | None = None,
                                  account_type: Literal["checking", "savings"] | None = None,
                                  org_id: uuid.UUID | None = None):
-    statement = scope_by_org(select(ExternalAccount), user, ExternalAccount.org_id)
+    statement = access.scope(user, Entity.external_account, select(ExternalAccount))
     for column, value in ((ExternalAccount.status, status), (ExternalAccount.account_type, account_type),
                           (ExternalAccount.org_id, org_id)):
         if value is not None:
@@ -183,7 +196,12 @@ async def list_external_accounts(session: SessionDep, user: Viewer, page: PageDe
 
 @router.get("/{account_id}", response_model=ExternalAccountOut, summary="One external account")
 async def get_external_account(account_id: uuid.UUID, session: SessionDep, user: Viewer):
-    account = await session.get(ExternalAccount, account_id)
-    if account is None or not (is_super(user) or account.org_id == user.org_id):
-        raise not_found("external account", account_id)
-    return to_out(account)
+    return to_out(await access.visible(session, user, Entity.external_account, account_id))
+
+
+async def _check_owner(session, org_id: uuid.UUID, owner_id: uuid.UUID | None) -> None:
+    if owner_id is None:
+        return
+    owner = await session.get(User, owner_id)
+    if owner is None or owner.org_id != org_id:
+        raise AppError(422, "unknown_owner", f"user {owner_id} is not in organization {org_id}")

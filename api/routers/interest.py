@@ -6,21 +6,26 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlmodel import select
 from temporalio.service import RPCError
 
-from api.deps import CurrentUser, Operator, SessionDep, TemporalDep
+from api.deps import CurrentUser, SessionDep, TemporalDep, allowed
 from api.errors import not_found
 from api.fields import BusinessDate
 from api.pagination import Page, PageDep, paginate
-from api.routers.accounts import visible_account
+from core.access import Action, Entity
+from domain.accounts import visible_account
 from models.interest import PERIOD, InterestAccrual, InterestPostingRun, PostingProgress
+from models.users import User
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.month_end_posting import posting_workflow_id
 
 router = APIRouter(tags=["interest"])
+
+# A month's posting is bank-wide (every organization's accounts): superuser and bank_operations only.
+PostingReader = Annotated[User, Depends(allowed(Entity.interest_posting, Action.read))]
 
 
 class PostingOut(BaseModel):
@@ -41,9 +46,10 @@ class AccrualOut(BaseModel):
 
 
 @router.get("/interest-postings/{period}", response_model=PostingOut,
-            summary="A month's interest posting: its summary, or its progress while it runs (operators)")
+            summary="A month's interest posting: its summary, or its progress while it runs (superuser, "
+                    "bank_operations)")
 async def get_posting(period: Annotated[str, Path(pattern=PERIOD, examples=["2026-10"])], session: SessionDep,
-                      client: TemporalDep, _: Operator):
+                      client: TemporalDep, _: PostingReader):
     summary = await session.get(InterestPostingRun, period)
     workflow_id = posting_workflow_id(period)
     await session.commit()  # no pooled connection held across the call to Temporal

@@ -4,22 +4,27 @@ everyone signed in reads the active ones. Products are deactivated, never delete
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
-from api.deps import CurrentUser, SessionDep, SuperUser
+from api.deps import CurrentUser, SessionDep, allowed
 from api.fields import AnnualRate, Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from api.pagination import Page, PageDep
+from core.access import Action, Entity
 from core import audit
 from finance.amortization import AmortizationMethod, Frequency
 from finance.daycount import DayCount
+from models.users import User
 from models.base import utcnow
 from models.loans import LoanProduct
 
 router = APIRouter(prefix="/loan-products", tags=["loan products"])
+
+ProductWriter = Annotated[User, Depends(allowed(Entity.loan_product, Action.write))]  # superuser
+
 
 class LoanProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
@@ -71,7 +76,7 @@ _FIELDS = [*LoanProductIn.model_fields, "active"]
 
 
 @router.post("", response_model=LoanProductOut, status_code=201, summary="Create a loan product (superuser)")
-async def create_loan_product(body: LoanProductIn, session: SessionDep, actor: SuperUser):
+async def create_loan_product(body: LoanProductIn, session: SessionDep, actor: ProductWriter):
     product = LoanProduct(**body.model_dump())
     session.add(product)
     await flush_unique_name(session, "loan product", product.name)
@@ -87,13 +92,13 @@ async def list_loan_products(
         active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
         amortization: AmortizationMethod | None = None,
         name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
-    return await list_catalog(session, user, page, LoanProduct, "loan product", active, name,
+    return await list_catalog(session, user, page, LoanProduct, Entity.loan_product, active, name,
                               amortization=amortization)
 
 
 @router.get("/{product_id}", response_model=LoanProductOut, summary="One loan product")
 async def get_loan_product(product_id: uuid.UUID, session: SessionDep, user: CurrentUser):
-    return await catalog_item(session, user, LoanProduct, product_id, "loan product")
+    return await catalog_item(session, user, LoanProduct, product_id, Entity.loan_product)
 
 
 async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanProduct:
@@ -116,23 +121,23 @@ async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanPr
 
 @router.put("/{product_id}", response_model=LoanProductOut, summary="Replace a loan product's terms (superuser)",
             description="Loans already written keep their own terms and schedules; new loans use the new terms.")
-async def replace_loan_product(product_id: uuid.UUID, body: LoanProductIn, session: SessionDep, actor: SuperUser):
-    product = await get_for_update(session, LoanProduct, product_id, "loan product")
+async def replace_loan_product(product_id: uuid.UUID, body: LoanProductIn, session: SessionDep, actor: ProductWriter):
+    product = await get_for_update(session, LoanProduct, product_id, Entity.loan_product)
     return await _update(session, actor, product, body.model_dump())
 
 
 @router.patch("/{product_id}", response_model=LoanProductOut, summary="Change some of a loan product's terms (superuser)",
               description="Only the fields given change; the result is validated as a whole (e.g. min_term <= max_term). "
                           "`active: true` reactivates a product.")
-async def update_loan_product(product_id: uuid.UUID, body: LoanProductPatch, session: SessionDep, actor: SuperUser):
-    return await _update(session, actor, await get_for_update(session, LoanProduct, product_id, "loan product"),
+async def update_loan_product(product_id: uuid.UUID, body: LoanProductPatch, session: SessionDep, actor: ProductWriter):
+    return await _update(session, actor, await get_for_update(session, LoanProduct, product_id, Entity.loan_product),
                          body.model_dump(exclude_unset=True))
 
 
 @router.delete("/{product_id}", status_code=204, response_class=Response,
                summary="Deactivate a loan product (soft: loans keep referencing it; superuser)")
-async def deactivate_loan_product(product_id: uuid.UUID, session: SessionDep, actor: SuperUser):
-    product = await get_for_update(session, LoanProduct, product_id, "loan product")
+async def deactivate_loan_product(product_id: uuid.UUID, session: SessionDep, actor: ProductWriter):
+    product = await get_for_update(session, LoanProduct, product_id, Entity.loan_product)
     if product.active:
         before = audit.snapshot(product, _FIELDS)
         product.active, product.updated_at = False, utcnow()

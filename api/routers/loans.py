@@ -15,14 +15,13 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
-from api.errors import AppError, forbidden, not_found
+from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
+from api.errors import AppError, not_found
 from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line, multiline
 from api.pagination import Page, PageDep, paginate
-from api.routers.accounts import IdempotencyKey
-from api.routers.transfers import request_hash
-from api.scoping import is_super
-from core import audit, search_attributes as sa
+from core import access, audit, search_attributes as sa
+from core.access import Entity
+from domain.payments import request_hash
 from core.approval_routes import no_route, route_for
 from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
@@ -36,7 +35,7 @@ from core.business_time import business_today
 from core.temporal import published
 from finance.money import CENT
 from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
-from models.users import Role, User
+from models.users import User
 from workflows.approval import ApprovalWorkflow
 from workflows.loan import LoanWorkflow
 
@@ -126,18 +125,8 @@ def loan_out(loan: Loan, workflow_status: str | None = None) -> LoanOut:
                    has_agreement=loan.agreement_pdf is not None)
 
 
-def visible_loans(statement, user: User):
-    if is_super(user):
-        return statement
-    if user.role == Role.member:
-        return statement.where(Loan.applicant_id == user.id)
-    return statement.where(Loan.org_id == user.org_id)
-
-
 async def visible_loan(session, user: User, loan_id: uuid.UUID) -> Loan:
-    loan = (await session.exec(visible_loans(select(Loan).where(Loan.id == loan_id), user))).first()
-    if loan is None:
-        raise not_found("loan", loan_id)
+    loan: Loan = await access.visible(session, user, Entity.loan, loan_id)
     return loan
 
 
@@ -146,14 +135,11 @@ async def visible_loan(session, user: User, loan_id: uuid.UUID) -> Loan:
 async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: SessionDep, user: CurrentUser,
                 client: TemporalDep, settings: SettingsDep):
     applicant_id = body.applicant_id or user.id
-    if applicant_id != user.id and user.role not in (Role.loan_officer, Role.org_admin, Role.superuser):
-        raise forbidden("only loan officers and admins apply on someone else's behalf")
+    access.check_apply_for(user, applicant_id)
     loan_id, digest = uuid.uuid5(_LOAN_NS, f"{user.id}:{key}"), request_hash(body)
     existing = await session.get(Loan, loan_id)
     if existing is None:
-        applicant = await session.get(User, applicant_id)
-        if applicant is None or not (is_super(user) or applicant.org_id == user.org_id):
-            raise not_found("user", applicant_id)
+        applicant = access.check_acts_for(user, await session.get(User, applicant_id), applicant_id)
         product = await session.get(LoanProduct, body.product_id)
         if product is None or not product.active:
             raise not_found("loan product", body.product_id)
@@ -187,7 +173,11 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
         if body.external_account_id is not None:
             external = await session.get(ExternalAccount, body.external_account_id)
             if external is None or external.org_id != applicant.org_id:
-                raise not_found("external account", body.external_account_id)
+                raise access.not_visible(user, Entity.external_account, body.external_account_id,
+                                         exists=external is not None)
+            # The applicant's own bank account only, whoever applies (A1): never another member's, nor the
+            # organization's.
+            access.check_use_external(user, external, applicant.id)
             if external.status != ExternalAccountStatus.verified:
                 raise AppError(422, "external_account_not_usable", f"the external account is {external.status}",
                                {"external_account_id": external.id})
@@ -246,7 +236,7 @@ async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, stat
                      min_amount: MoneyFilter | None = None, max_amount: MoneyFilter | None = None,
                      created_from: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
                      created_to: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None):
-    statement = visible_loans(select(Loan), user)
+    statement = access.scope(user, Entity.loan, select(Loan))
     for column, value in ((Loan.status, status), (Loan.applicant_id, applicant_id), (Loan.product_id, product_id)):
         if value is not None:
             statement = statement.where(column == value)
@@ -291,8 +281,7 @@ async def get_agreement(loan_id: uuid.UUID, session: SessionDep, user: CurrentUs
                                              "declined or approved before the withdrawal took effect)"}})
 async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
-    if user.id not in (loan.applicant_id, loan.created_by) and user.role not in (Role.org_admin, Role.superuser):
-        raise forbidden("only the applicant, the submitter or an admin can withdraw")
+    access.check_withdraw_loan(user, loan)
     await session.commit()
     try:
         status = await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
@@ -348,8 +337,7 @@ REPAYMENT_REFUSALS = {"loan_not_active": 409, "insufficient_funds": 422, "payoff
 async def repay(loan_id: uuid.UUID, body: RepaymentIn, key: IdempotencyKey, session: SessionDep, user: CurrentUser,
                 client: TemporalDep):
     loan = await visible_loan(session, user, loan_id)
-    if user.id != loan.applicant_id and user.role not in (Role.org_admin, Role.superuser, Role.operator):
-        raise forbidden("only the borrower or staff can repay a loan")
+    access.check_repay_loan(user, loan)
     await session.commit()
     try:
         return await client.get_workflow_handle(loan.workflow_id).execute_update(

@@ -10,7 +10,8 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep
-from api.errors import not_found
+from core import access
+from core.access import Entity
 from api.pagination import Page, PageDep, paginate
 from models.ach import Notification
 
@@ -32,7 +33,7 @@ class NotificationOut(BaseModel):
 async def list_notifications(session: SessionDep, user: CurrentUser, page: PageDep,
                              unread: Annotated[bool | None, Query(description="true: unread only; false: read only")]
                              = None):
-    statement = select(Notification).where(Notification.user_id == user.id)
+    statement = access.scope(user, Entity.notification, select(Notification))
     if unread is not None:
         statement = statement.where(col(Notification.read_at).is_(None) if unread
                                     else col(Notification.read_at).is_not(None))
@@ -45,11 +46,9 @@ async def list_notifications(session: SessionDep, user: CurrentUser, page: PageD
              summary="Mark one of your notifications read (again is a no-op: the first read time stays)")
 async def mark_read(notification_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     # Someone else's notification is a 404, not a 403: no hint that it exists.
+    notification: Notification = await access.visible(session, user, Entity.notification, notification_id)
     await session.execute(update(Notification).where(
-        col(Notification.id) == notification_id, col(Notification.user_id) == user.id,
-        col(Notification.read_at).is_(None)).values(read_at=func.now()))
+        col(Notification.id) == notification.id, col(Notification.read_at).is_(None)).values(read_at=func.now()))
     await session.commit()
-    notification = await session.get(Notification, notification_id)
-    if notification is None or notification.user_id != user.id:
-        raise not_found("notification", notification_id)
+    await session.refresh(notification)
     return notification

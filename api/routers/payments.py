@@ -2,32 +2,27 @@
 The Idempotency-Key decides the payment id and so its workflow id."""
 
 import uuid
-from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlmodel import select
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
-from api.errors import AppError, forbidden, not_found
+from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
+from api.errors import AppError
 from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line
 from api.pagination import Page, PageDep
-from api.routers.accounts import IdempotencyKey, visible_account
-from api.routers.transfers import (BookTransferIn, PaymentOut, create_book_transfer, idempotent_payment,
-                                   list_of_payments, payment_id_for, payment_out, record_new_payment, request_hash,
-                                   visible_payments)
-from api.scoping import is_super
-from core import search_attributes as sa
+from core import access, search_attributes as sa
+from core.access import Action, Entity
+from domain import payments as payment_domain
+from domain.payments import (BookTransferIn, PaymentOut, idempotent_payment, list_of_payments, payment_id_for,
+                             payment_out, record_new_payment, request_hash, visible_payment)
 from core.config import Settings
 from models.external_accounts import ExternalAccount
 from models.payments import CANCELABLE_STATUSES, CancelRequest, Payment, PaymentKind, PaymentStatus
-from models.users import Role, User
 from workflows.ach_payment import AchPaymentWorkflow
 
 router = APIRouter(prefix="/payments", tags=["payments"])
@@ -86,19 +81,18 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
             raise AppError(422, "to_account_required", "a book transfer needs to_account_id")
         transfer = BookTransferIn(from_account_id=body.account_id, to_account_id=body.to_account_id,
                                   amount=body.amount, memo=body.memo)
-        return await create_book_transfer(transfer, key, response, session, user, client, settings)
+        out, response.status_code = await payment_domain.create_book_transfer(transfer, key, session, user, client,
+                                                                              settings)
+        return out
     if body.external_account_id is None:
         raise AppError(422, "external_account_required", "an ACH payment needs external_account_id")
-    if user.role not in (Role.superuser, Role.org_admin):
-        raise forbidden("ACH payments are made by an org admin or a superuser")
+    access.gate(user, Entity.payment, Action.create_ach, "ACH payments are made by an org admin or a superuser")
 
     payment_id, digest = payment_id_for(user, key), request_hash(body)
     existing = await session.get(Payment, payment_id)
     if existing is None:
-        account = await visible_account(session, user, body.account_id)
-        external = await session.get(ExternalAccount, body.external_account_id)
-        if external is None or not (is_super(user) or external.org_id == user.org_id):
-            raise not_found("external account", body.external_account_id)
+        account = await access.visible(session, user, Entity.account, body.account_id)
+        external = await access.visible(session, user, Entity.external_account, body.external_account_id)
         try:
             await check_ach_payment(session, settings, body.kind, body.amount, account, external)
         except PaymentRejected as rejected:
@@ -113,7 +107,9 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
              "sec_code": sec_code, "memo": body.memo, "org_id": account.org_id},
             {"kind": body.kind, "amount": str(body.amount), "account_id": str(account.id),
              "external_account_id": str(external.id), "sec_code": sec_code})
-    payment = await idempotent_payment(session, payment_id, digest, existing is not None, response)
+    payment = await idempotent_payment(session, payment_id, digest)
+    if existing is not None:
+        response.status_code = 200
     # Started (or found) after the row is committed: a retry after a crash in between starts it then.
     external = await session.get(ExternalAccount, payment.external_account_id)
     await session.commit()  # no pooled connection held across the call to Temporal
@@ -122,16 +118,9 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
     return await payment_out(session, None, payment)
 
 
-async def _visible_payment(session, user: User, payment_id: uuid.UUID) -> Payment:
-    payment = (await session.exec(visible_payments(select(Payment).where(Payment.id == payment_id), user))).first()
-    if payment is None:
-        raise not_found("payment", payment_id)
-    return payment
-
-
 @router.get("/{payment_id}", response_model=PaymentOut, summary="A payment: status, every transition, return code")
 async def get_payment(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
-    return await payment_out(session, client, await _visible_payment(session, user, payment_id))
+    return await payment_out(session, client, await visible_payment(session, user, payment_id))
 
 
 @router.get("", response_model=Page[PaymentOut], summary="Payments you can see, newest first")
@@ -150,9 +139,8 @@ async def list_payments(session: SessionDep, user: CurrentUser, page: PageDep, s
 @router.post("/{payment_id}/cancel", response_model=PaymentOut, responses={409: {"description": "too late"}},
              summary="Cancel a payment that is not yet in a file sent to the bank")
 async def cancel_payment(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
-    payment = await _visible_payment(session, user, payment_id)
-    if user.role not in (Role.superuser, Role.org_admin) and payment.created_by != user.id:
-        raise forbidden("only its creator or an org admin can cancel a payment")
+    payment = await visible_payment(session, user, payment_id)
+    access.check_cancel_payment(user, payment)
     if payment.status == PaymentStatus.canceled:
         return await payment_out(session, client, payment)  # canceling twice is canceling once
     if payment.kind == PaymentKind.book or payment.status not in CANCELABLE_STATUSES:

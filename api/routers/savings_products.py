@@ -7,24 +7,28 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
-from api.deps import CurrentUser, SessionDep, SuperUser
+from api.deps import CurrentUser, SessionDep, allowed
 from api.errors import AppError
 from api.fields import AnnualRate, Filter, Money, Name, partial_model, validate_merged
 from api.pagination import Page, PageDep
-from api.routers.accounts import visible_account
+from core.access import Action, Entity
+from domain.accounts import visible_account
 from core import audit
 from finance.daycount import DayCount
 from finance.interest import TieredRate
+from models.users import User
 from models.base import utcnow
 from models.interest import SavingsAccount, SavingsProduct
 from models.ledger import AccountKind, AccountStatus, InternalAccountType
 
 router = APIRouter(tags=["savings products"])
+
+ProductWriter = Annotated[User, Depends(allowed(Entity.savings_product, Action.write))]  # superuser
 
 UpTo = Money
 
@@ -84,7 +88,7 @@ _FIELDS = ["name", "annual_rate", "tiers", "day_count", "active"]
 
 @router.post("/savings-products", response_model=SavingsProductOut, status_code=201,
              summary="Create a savings product (superuser)")
-async def create_savings_product(body: SavingsProductIn, session: SessionDep, actor: SuperUser):
+async def create_savings_product(body: SavingsProductIn, session: SessionDep, actor: ProductWriter):
     product = SavingsProduct(**body.columns())
     session.add(product)
     await flush_unique_name(session, "savings product", product.name)
@@ -101,13 +105,13 @@ async def list_savings_products(
         active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
         day_count: DayCount | None = None,
         name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
-    return await list_catalog(session, user, page, SavingsProduct, "savings product", active, name,
+    return await list_catalog(session, user, page, SavingsProduct, Entity.savings_product, active, name,
                               day_count=day_count)
 
 
 @router.get("/savings-products/{product_id}", response_model=SavingsProductOut, summary="One savings product")
 async def get_savings_product(product_id: uuid.UUID, session: SessionDep, user: CurrentUser):
-    return await catalog_item(session, user, SavingsProduct, product_id, "savings product")
+    return await catalog_item(session, user, SavingsProduct, product_id, Entity.savings_product)
 
 
 async def _update(session, actor, product: SavingsProduct, changes: dict) -> SavingsProduct:
@@ -136,23 +140,23 @@ async def _update(session, actor, product: SavingsProduct, changes: dict) -> Sav
             summary="Replace a savings product's terms (superuser)",
             description="Days accrued already keep their amounts; the next accrual uses the new terms.")
 async def replace_savings_product(product_id: uuid.UUID, body: SavingsProductIn, session: SessionDep,
-                                  actor: SuperUser):
-    product = await get_for_update(session, SavingsProduct, product_id, "savings product")
+                                  actor: ProductWriter):
+    product = await get_for_update(session, SavingsProduct, product_id, Entity.savings_product)
     return await _update(session, actor, product, body.model_dump(mode="json", exclude_none=True))
 
 
 @router.patch("/savings-products/{product_id}", response_model=SavingsProductOut,
               summary="Change some of a savings product's terms (superuser)")
 async def update_savings_product(product_id: uuid.UUID, body: SavingsProductPatch, session: SessionDep,
-                                 actor: SuperUser):
-    product = await get_for_update(session, SavingsProduct, product_id, "savings product")
+                                 actor: ProductWriter):
+    product = await get_for_update(session, SavingsProduct, product_id, Entity.savings_product)
     return await _update(session, actor, product, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/savings-products/{product_id}", status_code=204, response_class=Response,
                summary="Deactivate a savings product (accounts on it keep accruing; superuser)")
-async def deactivate_savings_product(product_id: uuid.UUID, session: SessionDep, actor: SuperUser):
-    product = await get_for_update(session, SavingsProduct, product_id, "savings product")
+async def deactivate_savings_product(product_id: uuid.UUID, session: SessionDep, actor: ProductWriter):
+    product = await get_for_update(session, SavingsProduct, product_id, Entity.savings_product)
     if product.active:
         before = audit.snapshot(product, _FIELDS)
         product.active, product.updated_at = False, utcnow()
@@ -194,7 +198,7 @@ async def get_account_product(account_id: uuid.UUID, session: SessionDep, user: 
 @router.put("/accounts/{account_id}/savings-product", response_model=AccountProductOut, tags=["accounts"],
             summary="Attach a savings product to a deposit account (superuser)",
             description="From the next accrual on, the account earns interest on this product.")
-async def attach_product(account_id: uuid.UUID, body: AccountProductIn, session: SessionDep, actor: SuperUser):
+async def attach_product(account_id: uuid.UUID, body: AccountProductIn, session: SessionDep, actor: ProductWriter):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
         raise AppError(422, "not_a_deposit_account", "only checking and savings accounts earn interest")
@@ -219,7 +223,7 @@ async def attach_product(account_id: uuid.UUID, body: AccountProductIn, session:
 @router.delete("/accounts/{account_id}/savings-product", status_code=204, response_class=Response,
                tags=["accounts"], summary="Stop an account's interest (superuser)",
                description="It accrues no more; what it accrued this month is still posted at month end.")
-async def detach_product(account_id: uuid.UUID, session: SessionDep, actor: SuperUser):
+async def detach_product(account_id: uuid.UUID, session: SessionDep, actor: ProductWriter):
     await visible_account(session, actor, account_id)
     link = await session.get(SavingsAccount, account_id, with_for_update=True)
     if link and link.product_id:

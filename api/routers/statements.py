@@ -6,17 +6,18 @@ from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from api.deps import CurrentUser, Operator, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, allowed
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
-from api.routers.accounts import visible_account
+from domain.accounts import visible_account
 from core import statements as ledger_statements
+from core.access import Action, Entity
 from documents.statement import StatementData, StatementLine, render_statement
 from models.ledger import LedgerAccount
 from models.statements import PERIOD_PATTERN, Statement, StatementRunInput, period_bounds, period_ended
@@ -25,6 +26,9 @@ from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 router = APIRouter(prefix="/accounts", tags=["statements"])
 runs_router = APIRouter(prefix="/statements", tags=["statements"])
+
+# A run writes every organization's statements: superuser and bank_operations only.
+StatementRunner = Annotated[User, Depends(allowed(Entity.statement_run, Action.run))]
 
 
 class StatementOut(BaseModel):
@@ -119,8 +123,9 @@ class StatementRunOut(BaseModel):
 
 
 @runs_router.post("/runs", response_model=StatementRunOut, status_code=202,
-                  summary="Write the statements of a month now (superuser, operator); the schedule does it monthly")
-async def run_statements(body: StatementRunIn, client: TemporalDep, settings: SettingsDep, _: Operator):
+                  summary="Write the statements of a month now, for every organization (superuser, "
+                        "bank_operations); the schedule does it monthly")
+async def run_statements(body: StatementRunIn, client: TemporalDep, settings: SettingsDep, _: StatementRunner):
     if not period_ended(body.period, datetime.now(timezone.utc), settings.business_timezone):
         raise AppError(422, "period_not_ended", f"{body.period} is not over yet in {settings.business_timezone}: "
                        "statements are written once, after the month", {"period": body.period})

@@ -1,183 +1,19 @@
 """Book transfers between internal accounts. The Idempotency-Key decides the payment id and so the
-workflow id: a retried request finds the same payment and the same workflow."""
+workflow id: a retried request finds the same payment and the same workflow (domain/payments.py)."""
 
-import asyncio
-import hashlib
-import json
 import uuid
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
-from sqlalchemy import or_, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import select
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
-from api.errors import AppError, forbidden, not_found
-from api.fields import BusinessDateTime, Money, MoneyFilter, line
-from api.pagination import Page, PageDep, paginate
-from api.routers.accounts import IdempotencyKey, visible_account
-from api.scoping import can_move_money_from, is_super
-from core import audit, ledger, search_attributes as sa
-from core.temporal import published
-from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
-from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
-from models.users import Role, User
-from workflows.book_transfer import BookTransferWorkflow
+from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
+from api.fields import BusinessDateTime, MoneyFilter
+from api.pagination import Page, PageDep
+from domain import payments
+from domain.payments import BookTransferIn, TransferOut, list_of_payments, payment_out, visible_payment
+from models.payments import PaymentKind, PaymentStatus
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
-
-_PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
-
-
-class BookTransferIn(BaseModel):
-    from_account_id: uuid.UUID
-    to_account_id: uuid.UUID
-    amount: Money
-    memo: line(140) = Field(default="", examples=["Rent share"])
-
-
-class EventOut(BaseModel):
-    status: str
-    at: datetime
-    detail: dict | None
-
-
-class PaymentOut(BaseModel):
-    id: uuid.UUID
-    kind: str
-    status: str
-    workflow_status: str | None = Field(None, description=(
-        "the status the workflow last published (its PaymentStatus search attribute, as the Temporal server holds "
-        "it); null in the answer to a create, which comes from the database alone, or when Temporal cannot say. "
-        "`status` (the database) is the source of truth"))
-    amount: Decimal
-    currency: str
-    from_account_id: uuid.UUID | None
-    to_account_id: uuid.UUID | None
-    memo: str
-    workflow_id: str
-    journal_entry_id: uuid.UUID | None
-    failure_code: str | None
-    failure_reason: str | None
-    external_account_id: uuid.UUID | None = None
-    sec_code: str | None = None
-    trace_number: str | None = None
-    presentments: int = 0
-    return_code: str | None = None
-    window_id: str | None = None
-    effective_date: date | None = None
-    settlement_date: date | None = None
-    created_at: datetime
-    events: list[EventOut] = []
-
-
-TransferOut = PaymentOut
-
-
-def payment_id_for(user: User, key: str) -> uuid.UUID:
-    return uuid.uuid5(_PAYMENT_NS, f"{user.id}:{key}")
-
-
-def request_hash(body: BaseModel) -> str:
-    canonical = json.dumps({**body.model_dump(mode="json"), "amount": str(body.amount.normalize())}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-async def payment_out(session, client: Client | None, payment: Payment, workflow_status: str | None = None) -> TransferOut:
-    """The row and its history. With a client, also what the workflow last published: the Temporal server answers
-    that from its own records (describe), never by a query to a worker, so no answer waits on a busy or absent
-    worker. A create passes no client: it answers from the database once the workflow start is durable."""
-    if client is not None:
-        await session.commit()  # no pooled connection held across the call to Temporal
-        workflow_status = await published(client, payment.workflow_id, sa.PAYMENT_STATUS)
-    return (await payments_out(session, [payment], workflow_status))[0]
-
-
-async def payments_out(session, payments: list[Payment], workflow_status: str | None = None) -> list[PaymentOut]:
-    """The rows with their histories, read in one query for the whole page."""
-    events: dict[uuid.UUID, list[EventOut]] = {p.id: [] for p in payments}
-    for e in (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id.in_(list(events)))
-                                 .order_by(PaymentEvent.id))).all():
-        events[e.payment_id].append(EventOut(status=e.status, at=e.at, detail=e.detail))
-    return [PaymentOut(**p.model_dump(), workflow_status=workflow_status, events=events[p.id]) for p in payments]
-
-
-async def list_of_payments(session, user: User, page, *, kind=None, status=None, account_id=None, created_from=None,
-                           created_to=None, min_amount=None, max_amount=None, return_code=None) -> Page[PaymentOut]:
-    """The filters every payment list shares; `account_id` matches either side, internal or external."""
-    statement = visible_payments(select(Payment), user)
-    for column, value in ((Payment.kind, kind), (Payment.status, status), (Payment.return_code, return_code)):
-        if value is not None:
-            statement = statement.where(column == value)
-    if account_id:
-        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id,
-                                        Payment.external_account_id == account_id))
-    if created_from:
-        statement = statement.where(Payment.created_at >= created_from)
-    if created_to:
-        statement = statement.where(Payment.created_at < created_to)
-    if min_amount is not None:
-        statement = statement.where(Payment.amount >= min_amount)
-    if max_amount is not None:
-        statement = statement.where(Payment.amount <= max_amount)
-    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
-    return Page(items=await payments_out(session, items), total=total, limit=page.limit, offset=page.offset)
-
-
-async def _start(client: Client, settings, payment: Payment, src: LedgerAccount, dst: LedgerAccount) -> WorkflowHandle:
-    return await client.start_workflow(
-        BookTransferWorkflow.run,
-        BookTransferInput(payment_id=payment.id, amount=payment.amount, from_account_id=src.id, to_account_id=dst.id,
-                          org_id=payment.org_id),
-        id=payment.workflow_id,
-        task_queue=settings.task_queue,
-        # A retry of the request after a crash between insert and start reattaches to the running workflow.
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Book transfer ${payment.amount:,.2f} from {src.name} (…{str(src.id)[-4:]}) to {dst.name} (…{str(dst.id)[-4:]})",
-        static_details=f"payment {payment.id}\n{payment.memo}",
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.created.value),
-            SearchAttributePair(sa.PAYMENT_KIND, PaymentKind.book.value),
-            SearchAttributePair(sa.PAYMENT_AMOUNT, float(payment.amount)),
-            SearchAttributePair(sa.ACCOUNT_ID, str(src.id)),
-            *([SearchAttributePair(sa.ORG_ID, str(payment.org_id))] if payment.org_id else []),
-        ]),
-    )
-
-
-async def record_new_payment(session, user: User, payment_id: uuid.UUID, key: str, digest: str, columns: dict,
-                             audit_after: dict) -> None:
-    """Inserts the payment with its 'created' event and audit row; a concurrent request with the same key
-    finds the row instead (ON CONFLICT), so one key is one payment."""
-    inserted = (await session.execute(
-        pg_insert(Payment.__table__).values(
-            id=payment_id, status=PaymentStatus.created, currency="USD", created_by=user.id, idempotency_key=key,
-            request_hash=digest, workflow_id=f"payment-{payment_id}", **columns)
-        .on_conflict_do_nothing().returning(Payment.__table__.c.id))).first()
-    if inserted is not None:
-        await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
-                                   "VALUES (:id, 'created', 'created')"), {"id": payment_id})
-        await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
-                           entity_type="payment", entity_id=payment_id, after=audit_after)
-    await session.commit()
-
-
-async def idempotent_payment(session, payment_id: uuid.UUID, digest: str, existed: bool, response: Response) -> Payment:
-    """The payment the key names: 409 when the key came with another body, 200 (not 201) when it existed."""
-    payment = await session.get(Payment, payment_id)
-    await session.refresh(payment)
-    if payment.request_hash != digest:
-        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
-                       {"payment_id": payment.id})
-    if existed:
-        response.status_code = 200
-    return payment
 
 
 @router.post("/book", response_model=TransferOut, status_code=201, responses={
@@ -187,81 +23,16 @@ async def idempotent_payment(session, payment_id: uuid.UUID, digest: str, existe
     422: {"description": "invalid, or insufficient available balance (nothing is written)"}},
     summary="Move money between two internal accounts, at once")
 async def create_book_transfer(body: BookTransferIn, key: IdempotencyKey, response: Response, session: SessionDep,
-                               user: CurrentUser, client: TemporalDep, settings: SettingsDep):
-    payment_id = payment_id_for(user, key)
-    digest = request_hash(body)
-    existing = await session.get(Payment, payment_id)
-    if existing is None:
-        src = await visible_account(session, user, body.from_account_id)
-        dst = await _destination(session, user, body.to_account_id)
-        _check_transfer(user, body, src, dst)
-        available = (await ledger.balances(session, [src.id]))[src.id].available
-        if available < body.amount:
-            raise AppError(422, "insufficient_funds", "the available balance does not cover the amount",
-                           {"available_balance": available, "amount": body.amount})
-        await record_new_payment(
-            session, user, payment_id, key, digest,
-            {"kind": PaymentKind.book, "amount": body.amount, "from_account_id": src.id, "to_account_id": dst.id,
-             "memo": body.memo, "org_id": src.org_id},
-            {"kind": "book", "amount": str(body.amount), "from_account_id": str(src.id), "to_account_id": str(dst.id),
-             "memo": body.memo})
-    payment = await idempotent_payment(session, payment_id, digest, existing is not None, response)
-    workflow_status = None
-    if payment.status not in (PaymentStatus.completed, PaymentStatus.failed):
-        src = await session.get(LedgerAccount, payment.from_account_id)
-        dst = await session.get(LedgerAccount, payment.to_account_id)
-        await session.commit()  # give the connection back while we wait on Temporal
-        handle = await _start(client, settings, payment, src, dst)
-        try:  # a book transfer is immediate: worth a short wait for its result (never a query to the worker)
-            outcome = await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())
-            workflow_status = outcome.status
-        except asyncio.TimeoutError:
-            response.status_code = 202
-        session.expire_all()
-        payment = await session.get(Payment, payment_id)
-    return await payment_out(session, None, payment, workflow_status)
-
-
-async def _destination(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
-    """Money may go to any internal account of the same organization, not only to what the caller owns."""
-    account = await session.get(LedgerAccount, account_id)
-    if account is None or account.kind != AccountKind.internal or not (
-            is_super(user) or account.org_id == user.org_id):
-        raise not_found("account", account_id)
-    return account
-
-
-def _check_transfer(user: User, body: BookTransferIn, src: LedgerAccount, dst: LedgerAccount) -> None:
-    if not can_move_money_from(user, src):
-        raise forbidden("you cannot move money out of this account")
-    if src.id == dst.id:
-        raise AppError(422, "same_account", "the source and destination accounts are the same")
-    for side, account in (("from", src), ("to", dst)):
-        if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
-            raise AppError(422, "not_a_deposit_account", f"the {side} account is not a checking or savings account",
-                           {"account_id": account.id})
-        if account.status != AccountStatus.active:
-            raise AppError(422, "account_closed", f"the {side} account is closed", {"account_id": account.id})
-    if src.currency != dst.currency:
-        raise AppError(422, "currency_mismatch", "both accounts must hold the same currency")
-
-
-def visible_payments(statement, user: User):
-    if is_super(user):
-        return statement
-    if user.role == Role.member:
-        owned = select(LedgerAccount.id).where(LedgerAccount.owner_id == user.id)
-        return statement.where(or_(Payment.from_account_id.in_(owned), Payment.to_account_id.in_(owned)))
-    return statement.where(Payment.org_id == user.org_id)
+                        user: CurrentUser, client: TemporalDep, settings: SettingsDep) -> TransferOut:
+    transfer, response.status_code = await payments.create_book_transfer(body, key, session, user, client, settings)
+    return transfer
 
 
 @router.get("/{payment_id}", response_model=TransferOut, summary="A transfer: the database row, its history and "
                                                                   "what its workflow says")
-async def get_transfer(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep):
-    payment = (await session.exec(visible_payments(select(Payment).where(Payment.id == payment_id), user))).first()
-    if payment is None:
-        raise not_found("transfer", payment_id)
-    return await payment_out(session, client, payment)
+async def get_transfer(payment_id: uuid.UUID, session: SessionDep, user: CurrentUser,
+                       client: TemporalDep) -> TransferOut:
+    return await payment_out(session, client, await visible_payment(session, user, payment_id, "transfer"))
 
 
 @router.get("", response_model=Page[TransferOut], summary="Transfers you can see, newest first")
@@ -269,7 +40,7 @@ async def list_transfers(session: SessionDep, user: CurrentUser, page: PageDep, 
                          account_id: uuid.UUID | None = None,
                          created_from: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
                          created_to: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
-                         min_amount: MoneyFilter | None = None, max_amount: MoneyFilter | None = None):
+                         min_amount: MoneyFilter | None = None, max_amount: MoneyFilter | None = None) -> Page[TransferOut]:
     return await list_of_payments(session, user, page, kind=PaymentKind.book, status=status, account_id=account_id,
                                   created_from=created_from, created_to=created_to, min_amount=min_amount,
                                   max_amount=max_amount)

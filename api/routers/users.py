@@ -6,17 +6,22 @@ from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.deps import CurrentUser, SessionDep, SuperUser, require_roles
-from api.errors import AppError, forbidden, not_found
+from api.deps import CurrentUser, SessionDep, allowed
+from api.errors import AppError
 from api.fields import Filter, line
 from api.pagination import Page, PageDep, paginate
-from api.routers.auth import UserOut
-from api.scoping import is_super, scope_by_org, target_org
-from core import audit
+from core import access, audit
+from core.access import Action, Entity
+from domain.users import UserOut, target_org
 from core.security import hash_password
 from models.users import Organization, Role, User
 
 router = APIRouter(tags=["users"])
+
+OrgCreator = Annotated[User, Depends(allowed(Entity.organization, Action.create))]   # superuser
+UserReader = Annotated[User, Depends(allowed(Entity.user, Action.read))]             # superuser, org admin
+UserCreator = Annotated[User, Depends(allowed(Entity.user, Action.create))]
+UserUpdater = Annotated[User, Depends(allowed(Entity.user, Action.update))]
 
 _USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_type"]
 
@@ -52,7 +57,7 @@ class UserUpdate(BaseModel):
 
 
 @router.post("/organizations", response_model=OrganizationOut, status_code=201, summary="Create an organization")
-async def create_organization(body: OrganizationIn, session: SessionDep, user: SuperUser):
+async def create_organization(body: OrganizationIn, session: SessionDep, user: OrgCreator):
     org = Organization(name=body.name.strip())
     session.add(org)
     try:
@@ -68,28 +73,19 @@ async def create_organization(body: OrganizationIn, session: SessionDep, user: S
 @router.get("/organizations", response_model=Page[OrganizationOut], summary="Organizations you can see")
 async def list_organizations(session: SessionDep, user: CurrentUser, page: PageDep,
                              name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
-    statement = scope_by_org(select(Organization), user, Organization.id)
+    statement = access.scope(user, Entity.organization, select(Organization))
     if name:
         statement = statement.where(col(Organization.name).ilike(f"%{name}%"))
     items, total = await paginate(session, statement, page, [Organization.name])
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-# Org admins manage the staff and members of their own organization, never admins or superusers.
-_ORG_ADMIN_GRANTS = {Role.operator, Role.member, Role.loan_officer, Role.branch_manager, Role.credit_committee}
-
-UserManager = Annotated[User, Depends(require_roles(Role.superuser, Role.org_admin))]
-
-
-def _check_grant(actor: User, role: Role) -> None:
-    if not is_super(actor) and role not in _ORG_ADMIN_GRANTS:
-        raise forbidden(f"an org admin cannot grant the role {role}")
-
-
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user")
-async def create_user(body: UserIn, session: SessionDep, actor: UserManager):
-    _check_grant(actor, body.role)
-    org_id = None if body.role == Role.superuser else target_org(actor, body.org_id)
+async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
+    # Org admins manage the staff and members of their own organization, never admins or bank-wide roles.
+    access.check_grant(actor, body.role)
+    # The bank-wide roles (superuser, bank_operations) belong to no organization.
+    org_id = None if not access.has_organization(body.role) else target_org(actor, body.org_id)
     if org_id and await session.get(Organization, org_id) is None:
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
     user = User(email=body.email.lower(), full_name=body.full_name, hashed_password=hash_password(body.password),
@@ -106,10 +102,10 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserManager):
 
 
 @router.get("/users", response_model=Page[UserOut], summary="Users you can see")
-async def list_users(session: SessionDep, actor: UserManager, page: PageDep, role: Role | None = None,
+async def list_users(session: SessionDep, actor: UserReader, page: PageDep, role: Role | None = None,
                      org_id: uuid.UUID | None = None, is_active: bool | None = None,
                      email: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
-    statement = scope_by_org(select(User), actor, User.org_id)
+    statement = access.scope(actor, Entity.user, select(User))
     if role:
         statement = statement.where(User.role == role)
     if org_id:
@@ -123,26 +119,24 @@ async def list_users(session: SessionDep, actor: UserManager, page: PageDep, rol
 
 
 async def _visible_user(session, actor: User, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
-    if user is None or not (is_super(actor) or user.org_id == actor.org_id):
-        raise not_found("user", user_id)
+    user: User = await access.visible(session, actor, Entity.user, user_id)
     return user
 
 
 @router.get("/users/{user_id}", response_model=UserOut, summary="One user")
-async def get_user(user_id: uuid.UUID, session: SessionDep, actor: UserManager):
+async def get_user(user_id: uuid.UUID, session: SessionDep, actor: UserReader):
     return await _visible_user(session, actor, user_id)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, summary="Rename, change the role or the member type of, or disable a user")
-async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, actor: UserManager):
+async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, actor: UserUpdater):
     user = await _visible_user(session, actor, user_id)
-    if not is_super(actor) and user.role not in _ORG_ADMIN_GRANTS:
-        raise forbidden("an org admin cannot change an admin or a superuser")
+    access.check_update_user(actor, user)
     if body.role is not None:
-        _check_grant(actor, body.role)
-        if (body.role == Role.superuser) != (user.role == Role.superuser):
-            raise AppError(422, "role_change_not_allowed", "a user cannot move to or from superuser")
+        access.check_grant(actor, body.role)
+        if access.has_organization(body.role) != access.has_organization(user.role):
+            raise AppError(422, "role_change_not_allowed", "a user cannot move between a bank-wide role (superuser, "
+                                                           "bank_operations) and an organization's role")
     if user.id == actor.id and body.is_active is False:
         raise AppError(422, "cannot_disable_self", "you cannot disable yourself")
     before = audit.snapshot(user, _USER_FIELDS)

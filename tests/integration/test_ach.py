@@ -15,21 +15,25 @@ import pytest
 from sqlalchemy import text
 
 from finance import nacha
-from tests.conftest import ApiServer, assert_error, make_org, open_account
+from tests.conftest import ApiServer, assert_error, bank_operations, make_org, open_account
 from tests.polling import poll
 from worker import build_worker
 
 FINAL = {"completed", "canceled", "failed", "returned", "reversed"}
 
 
-async def link_external(http, sandbox_url, org, institution="ins_1", subtype="checking") -> dict:
+async def link_external(http, sandbox_url, org, institution="ins_1", subtype="checking",
+                        owner_id: str | None = None) -> dict:
+    """Links the sandbox institution's accounts as the org admin: the organization's own, or `owner_id`'s (a
+    member's, which their loans may name)."""
     admin = org.headers["org_admin"]
     link_token = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()["link_token"]
     async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
         public = (await sandbox.post("/linking/sandbox/public_token/create", json={
             "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": institution,
             "link_token": link_token})).json()["public_token"]
-    linked = await http.post("/api/v1/external-accounts/link", headers=admin, json={"public_token": public})
+    linked = await http.post("/api/v1/external-accounts/link", headers=admin,
+                             json={"public_token": public, "owner_id": owner_id})
     assert linked.status_code == 201, linked.text
     return next(a for a in linked.json() if a["account_type"] == subtype)
 
@@ -79,18 +83,20 @@ async def test_ach_debit_goes_through_the_whole_lifecycle(http, su, ach_org, odf
     received = await odfi_entries(odfi, done["trace_number"])
     assert len(received) == 1 and received[0]["amount"] == "125.00" and received[0]["transaction_code"] == 27
 
-    # The file is stored, downloadable by operators, and parses back to the same entry.
+    # The file is stored, downloadable by bank operations (never by one organization's staff), and parses back to
+    # the same entry.
     files = (await http.get("/api/v1/ach/files", headers=su)).json()["items"]
     async with db.session() as session:
         file_id = (await session.execute(text("SELECT file_id FROM ach_entries WHERE trace_number = :t"),
                                          {"t": done["trace_number"]})).scalar_one()
     assert str(file_id) in {f["id"] for f in files}
-    download = await http.get(f"/api/v1/ach/files/{file_id}", headers=ach_org.headers["operator"])
+    download = await http.get(f"/api/v1/ach/files/{file_id}", headers=await bank_operations(http, su))
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
     parsed = nacha.parse(download.text)
     entry = next(e for _, e in parsed.iter_entries() if e.trace_number == done["trace_number"])
     assert entry.amount == Decimal("125.00") and entry.rdfi_routing == ach_org.external["routing_number"]
-    assert_error(await http.get(f"/api/v1/ach/files/{file_id}", headers=ach_org.headers["org_admin"]), 403)
+    for role in ("org_admin", "operator"):
+        assert_error(await http.get(f"/api/v1/ach/files/{file_id}", headers=ach_org.headers[role]), 403)
 
     query = f"WorkflowId = '{done['workflow_id']}' AND PaymentKind = 'ach_debit' AND PaymentStatus = 'completed'"
     for _ in range(50):

@@ -63,7 +63,9 @@ async def test_link_through_the_provider_stores_encrypted_and_answers_masked(htt
     assert (await http.get("/api/v1/external-accounts", headers=other.headers["org_admin"])).json()["total"] == 0
     assert_error(await http.get(f"/api/v1/external-accounts/{accounts[0]['id']}",
                                 headers=other.headers["org_admin"]), 404)
-    assert_error(await http.get("/api/v1/external-accounts", headers=org.headers["member"]), 403)
+    # A member sees only the bank accounts that are theirs: none of the organization's.
+    assert (await http.get("/api/v1/external-accounts", headers=org.headers["member"])).json()["total"] == 0
+    assert_error(await http.get(f"/api/v1/external-accounts/{accounts[0]['id']}", headers=org.headers["member"]), 404)
 
 
 async def test_a_used_public_token_and_a_bad_routing_number_are_refused(http, su, sandbox, db):

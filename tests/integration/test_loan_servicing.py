@@ -46,7 +46,7 @@ async def active_loan(api, su, sandbox_url, odfi, product, amount: str, term: in
     """An approved, disbursed loan of a fresh member, approved by the officer of a one-level rule."""
     org = await make_org(api, su, roles=("org_admin", "member", "loan_officer"))
     org.account = await open_account(api, su, org.id, org.users["member"]["id"], deposit="1000.00")
-    org.external = await link_external(api, sandbox_url, org)
+    org.external = await link_external(api, sandbox_url, org, owner_id=org.users["member"]["id"])
     member_type = await rule(api, su, [level("loan_officer")])
     extra = {"external_account_id": org.external["id"], "auto_debit": True} if auto_debit else {}
     loan = await apply(api, sandbox_url, org, product, amount=amount, member_type=member_type, term=term, **extra)

@@ -48,7 +48,7 @@ async def member_org(http, su, sandbox_url, external: bool = False):
     org = await make_org(http, su, roles=("org_admin", "operator", "member", "loan_officer"))
     org.account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="1000.00")
     if external:
-        org.external = await link_external(http, sandbox_url, org)
+        org.external = await link_external(http, sandbox_url, org, owner_id=org.users["member"]["id"])
     return org
 
 

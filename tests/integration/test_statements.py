@@ -16,7 +16,7 @@ from temporalio.client import WorkflowFailureError
 from core import ledger
 from models.ledger import GL_CASH, GL_INTEREST_EXPENSE
 from models.statements import StatementRunInput, StatementRunResult
-from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.conftest import assert_error, bank_operations, make_org, make_user, open_account
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 
 
@@ -62,10 +62,13 @@ async def test_statement_pdf_shows_balances_entries_and_interest(http, su, db, t
                gl=GL_INTEREST_EXPENSE)
     await post(db, account["id"], date(2025, 11, 2), "50.00", "November deposit")
 
-    # Started through the API as an operator would; a member may not.
+    # Started through the API by bank operations (a run writes every organization's statements); neither a member
+    # nor one organization's operator may.
     body = {"period": "2025-10"}
-    assert_error(await http.post("/api/v1/statements/runs", json=body, headers=org.headers["member"]), 403, "forbidden")
-    response = await http.post("/api/v1/statements/runs", json=body, headers=org.headers["operator"])
+    for role in ("member", "operator"):
+        assert_error(await http.post("/api/v1/statements/runs", json=body, headers=org.headers[role]), 403,
+                     "forbidden")
+    response = await http.post("/api/v1/statements/runs", json=body, headers=await bank_operations(http, su))
     assert response.status_code == 202, response.text
     assert response.json()["workflow_id"] == "statements-2025-10"
     result = await temporal_env.client.get_workflow_handle(

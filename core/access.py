@@ -1,0 +1,410 @@
+"""The one access policy: who may READ and who may ACT on every kind of entity, by role, organization and
+ownership. Every router and every list query asks it; no router decides access by itself.
+
+* **Reading** a row the caller may not see raises `NotVisible` (answered 404 with the very body of a real
+  not-found: no hint that the row exists). List queries are narrowed by `scope()`, which adds the WHERE clauses.
+* **Acting** on a row the caller can see, or using an operation their role does not have, raises `Forbidden`
+  (answered 403). A gate on an operation is checked before any row is read, so it leaks nothing either.
+* Every denial is logged as a security event: logger `security`, message `access_denied`, with the user's id,
+  role and organization, the entity, its id and the action.
+
+Roles (see README "Access policy"):
+  superuser        everything;
+  bank_operations  bank-wide operations only: NACHA files, interest posting runs, statement runs, bank events,
+                   the list of organizations; no organization of its own (org_id may be null) and no member data;
+  org staff        org_admin, operator and the approvers see their own organization's things;
+  member           only what they own (accounts, bank accounts, payments of their accounts, loans and approval
+                   requests they applied for or submitted, bills they pay).
+A notification is its user's alone, whatever the role.
+
+No FastAPI here: api/errors.py maps the two exceptions to responses.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import false, or_, select as sa_select
+from sqlalchemy.sql import Select
+from sqlmodel import col
+
+from models.ach import AchFile, BankEvent, Notification
+from models.audit import AuditLog
+from models.bills import Bill
+from models.external_accounts import ExternalAccount
+from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
+from models.ledger import Hold, LedgerAccount
+from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
+from models.payments import Payment
+from models.statements import Statement
+from models.users import APPROVER_ROLES, Organization, Role, User
+
+log = logging.getLogger("security")
+
+S = TypeVar("S", bound=Select)
+
+
+class Entity(StrEnum):
+    account = "account"
+    external_account = "external account"
+    payment = "payment"
+    hold = "hold"
+    loan = "loan"
+    approval_request = "approval request"
+    bill = "bill"
+    statement = "statement"
+    accrual = "accrual"
+    ach_file = "ACH file"
+    interest_posting = "interest posting"
+    statement_run = "statement run"
+    user = "user"
+    organization = "organization"
+    audit = "audit log"
+    bank_event = "bank event"
+    notification = "notification"
+    loan_product = "loan product"
+    savings_product = "savings product"
+    approval_rule = "approval rule"
+
+
+class Action(StrEnum):
+    read = "read"
+    create = "create"
+    update = "update"
+    delete = "delete"
+    run = "run"
+    deposit = "deposit"
+    place_hold = "place_hold"
+    release = "release"
+    move_money = "move_money"
+    use = "use"            # name an external account as the other side of a payment, loan or bill
+    create_ach = "create_ach"
+    cancel = "cancel"
+    apply_for_other = "apply_for_other"
+    withdraw = "withdraw"
+    repay = "repay"
+    write = "write"
+    resolve = "resolve"
+    grant = "grant"
+
+
+class AccessDenied(Exception):
+    status = 403
+
+    def __init__(self, entity: Entity | str, entity_id: Any, action: Action, message: str, code: str = "forbidden"):
+        super().__init__(message)
+        self.entity, self.entity_id, self.action, self.message, self.code = entity, entity_id, action, message, code
+
+
+class NotVisible(AccessDenied):
+    """A read of something the caller may not see (or that does not exist): a 404 like any not-found."""
+    status = 404
+
+    def __init__(self, entity: Entity | str, entity_id: Any, action: Action = Action.read):
+        super().__init__(entity, entity_id, action, f"{entity} {entity_id} not found", "not_found")
+
+
+class Forbidden(AccessDenied):
+    """An action the caller may not take on something they can see, or an operation of another role: a 403."""
+
+
+SUPER = frozenset({Role.superuser})
+BANK = frozenset({Role.superuser, Role.bank_operations})
+ORG_STAFF = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
+BANK_WIDE_ROLES = BANK  # the roles without an organization of their own
+
+# Operations a role has or has not, whatever the row. Anything not listed is open to every signed-in user
+# (and then narrowed by the row rules below).
+GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
+    (Entity.account, Action.create): SUPER,
+    (Entity.account, Action.update): SUPER,
+    (Entity.account, Action.deposit): frozenset({Role.superuser, Role.operator}),
+    (Entity.account, Action.place_hold): frozenset({Role.superuser, Role.operator}),
+    (Entity.hold, Action.release): frozenset({Role.superuser, Role.operator}),
+    (Entity.external_account, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
+    (Entity.external_account, Action.create): frozenset({Role.superuser, Role.org_admin}),
+    (Entity.payment, Action.create_ach): frozenset({Role.superuser, Role.org_admin}),
+    (Entity.loan, Action.apply_for_other): frozenset({Role.superuser, Role.org_admin, Role.loan_officer}),
+    (Entity.ach_file, Action.read): BANK,
+    (Entity.interest_posting, Action.read): BANK,
+    (Entity.statement_run, Action.run): BANK,
+    (Entity.bank_event, Action.read): frozenset({Role.superuser, Role.bank_operations, Role.org_admin, Role.operator}),
+    (Entity.bank_event, Action.resolve): frozenset({Role.superuser, Role.bank_operations, Role.org_admin,
+                                                     Role.operator}),
+    (Entity.audit, Action.read): SUPER,
+    (Entity.organization, Action.create): SUPER,
+    (Entity.user, Action.read): frozenset({Role.superuser, Role.org_admin}),
+    (Entity.user, Action.create): frozenset({Role.superuser, Role.org_admin}),
+    (Entity.user, Action.update): frozenset({Role.superuser, Role.org_admin}),
+    (Entity.approval_rule, Action.read): SUPER,
+    (Entity.approval_rule, Action.write): SUPER,
+    (Entity.loan_product, Action.write): SUPER,
+    (Entity.savings_product, Action.write): SUPER,
+}
+
+# The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
+ORG_ADMIN_GRANTS = frozenset({Role.operator, Role.member, Role.loan_officer, Role.branch_manager,
+                              Role.credit_committee})
+
+
+def is_super(user: User) -> bool:
+    return user.role == Role.superuser
+
+
+def has_organization(role: str) -> bool:
+    """Everyone but the bank-wide roles belongs to exactly one organization."""
+    return role not in BANK_WIDE_ROLES
+
+
+def _denied(user: User, error: AccessDenied) -> AccessDenied:
+    log.warning("access_denied", extra={
+        "security_event": "access_denied", "user_id": str(user.id), "role": user.role,
+        "org_id": str(user.org_id) if user.org_id else None, "entity": str(error.entity),
+        "entity_id": str(error.entity_id) if error.entity_id is not None else None, "action": str(error.action),
+        "status": error.status})
+    return error
+
+
+def gate(user: User, entity: Entity, action: Action, message: str | None = None) -> None:
+    """The role-level check of an operation (before any row is read): Forbidden when the role lacks it."""
+    roles = GATES.get((entity, action))
+    if roles is not None and user.role not in roles:
+        raise _denied(user, Forbidden(entity, None, action, message or
+                                      f"this needs one of the roles: {', '.join(sorted(roles))}"))
+
+
+def forbid(user: User, entity: Entity, entity_id: Any, action: Action, message: str,
+           code: str = "forbidden") -> Forbidden:
+    """A denied action on a visible row, logged; the caller raises it."""
+    error = _denied(user, Forbidden(entity, entity_id, action, message, code))
+    assert isinstance(error, Forbidden)
+    return error
+
+
+def not_visible(user: User, entity: Entity | str, entity_id: Any, exists: bool = True) -> NotVisible:
+    """A 404 for a row the caller may not see (logged when the row exists) or that does not exist."""
+    error = NotVisible(entity, entity_id)
+    if exists:
+        _denied(user, error)
+    return error
+
+
+# --- list scoping: the WHERE clauses a user's reads get ---------------------------------------------------------
+
+def _owned_accounts(user: User) -> Select:
+    return sa_select(col(LedgerAccount.id)).where(col(LedgerAccount.owner_id) == user.id)
+
+
+def visible_account_ids(user: User) -> Select:
+    return scope(user, Entity.account, sa_select(col(LedgerAccount.id)))
+
+
+def scope(user: User, entity: Entity, statement: S) -> S:
+    """Narrows a select of `entity` rows to what `user` may read."""
+    role, org = user.role, user.org_id
+    if entity == Entity.notification:  # private to its user, superusers included
+        return statement.where(col(Notification.user_id) == user.id)
+    if role == Role.superuser:
+        return statement
+    staff = role in ORG_STAFF and org is not None
+    member = role == Role.member
+    if entity == Entity.account:
+        return statement.where(col(LedgerAccount.owner_id) == user.id if member else
+                               col(LedgerAccount.org_id) == org if staff else false())
+    if entity == Entity.external_account:
+        if member:
+            return statement.where(col(ExternalAccount.owner_id) == user.id)
+        return statement.where(col(ExternalAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org
+                               else false())
+    if entity == Entity.payment:
+        if member:
+            owned = _owned_accounts(user)
+            return statement.where(or_(col(Payment.from_account_id).in_(owned),
+                                       col(Payment.to_account_id).in_(owned)))
+        return statement.where(col(Payment.org_id) == org if staff else false())
+    if entity == Entity.hold:
+        return statement.where(col(Hold.account_id).in_(visible_account_ids(user)))
+    if entity == Entity.statement:
+        return statement.where(col(Statement.account_id).in_(visible_account_ids(user)))
+    if entity == Entity.accrual:
+        return statement.where(col(InterestAccrual.account_id).in_(visible_account_ids(user)))
+    if entity == Entity.loan:
+        return statement.where(col(Loan.applicant_id) == user.id if member else
+                               col(Loan.org_id) == org if staff else false())
+    if entity == Entity.approval_request:
+        if member:  # their own application, or one they submitted: never another member's (A7)
+            return statement.where(or_(col(ApprovalRequest.applicant_id) == user.id,
+                                       col(ApprovalRequest.submitted_by) == user.id))
+        return statement.where(col(ApprovalRequest.org_id) == org if staff else false())
+    if entity == Entity.bill:
+        return statement.where(col(Bill.payer_id) == user.id if member else
+                               col(Bill.org_id) == org if staff else false())
+    if entity in (Entity.ach_file, Entity.interest_posting, Entity.statement_run):
+        return statement if role in BANK else statement.where(false())
+    if entity == Entity.bank_event:
+        if role == Role.bank_operations:
+            return statement
+        if role in (Role.org_admin, Role.operator) and org:  # events of their organization's payments
+            payments = sa_select(col(Payment.id)).where(col(Payment.org_id) == org)
+            return statement.where(col(BankEvent.payment_id).in_(payments))
+        return statement.where(false())
+    if entity == Entity.user:
+        return statement.where(col(User.org_id) == org if role == Role.org_admin and org else col(User.id) == user.id)
+    if entity == Entity.organization:
+        if role == Role.bank_operations:
+            return statement
+        return statement.where(col(Organization.id) == org if org else false())
+    if entity == Entity.audit:
+        return statement.where(false())
+    if entity in (Entity.loan_product, Entity.savings_product):
+        active = col(LoanProduct.active) if entity == Entity.loan_product else col(SavingsProduct.active)
+        return statement.where(active.is_(True))
+    if entity == Entity.approval_rule:
+        return statement.where(false())
+    raise ValueError(f"no scope rule for {entity}")
+
+
+MODELS: dict[Entity, Any] = {
+    Entity.account: LedgerAccount, Entity.external_account: ExternalAccount, Entity.payment: Payment,
+    Entity.hold: Hold, Entity.loan: Loan, Entity.approval_request: ApprovalRequest, Entity.bill: Bill,
+    Entity.statement: Statement, Entity.ach_file: AchFile, Entity.interest_posting: InterestPostingRun,
+    Entity.user: User, Entity.organization: Organization, Entity.audit: AuditLog, Entity.bank_event: BankEvent,
+    Entity.notification: Notification, Entity.loan_product: LoanProduct, Entity.savings_product: SavingsProduct,
+    Entity.approval_rule: ApprovalRule,
+}
+
+
+async def visible(session: Any, user: User, entity: Entity, row_id: Any, *, for_update: bool = False,
+                  called: str | None = None) -> Any:
+    """The row `row_id` of `entity` if `user` may read it; NotVisible (a 404 naming it `called`, by default the
+    entity) otherwise, logged when it exists."""
+    model = MODELS[entity]
+    row = await session.get(model, row_id, with_for_update=for_update or None)
+    if row is None:
+        raise not_visible(user, called or entity, row_id, exists=False)
+    if not is_super(user) or entity == Entity.notification:
+        pk = model.__table__.primary_key.columns.values()[0]
+        found = (await session.execute(scope(user, entity, sa_select(pk).where(pk == row_id)))).first()
+        if found is None:
+            raise not_visible(user, called or entity, row_id)
+    return row
+
+
+# --- actions on rows the caller can see -------------------------------------------------------------------------
+
+def can_move_money_from(user: User, account: LedgerAccount) -> bool:
+    """Members move their own money, org admins their organization's; others only watch."""
+    if is_super(user):
+        return True
+    if user.role == Role.member:
+        return account.owner_id == user.id
+    return user.role == Role.org_admin and account.org_id == user.org_id
+
+
+def check_move_money(user: User, account: LedgerAccount) -> None:
+    if not can_move_money_from(user, account):
+        raise forbid(user, Entity.account, account.id, Action.move_money, "you cannot move money out of this account")
+
+
+def can_pay_into(user: User, account: LedgerAccount) -> bool:
+    """Money may go to any internal account of the caller's organization, not only to what the caller owns."""
+    return is_super(user) or (account.org_id is not None and account.org_id == user.org_id)
+
+
+def check_release_hold(user: User, hold: Hold) -> None:
+    """Only a hold placed by hand is released by hand: by its operator, or a superuser. A hold a payment or an
+    availability rule placed is its workflow's to release or capture (A4)."""
+    gate(user, Entity.hold, Action.release)
+    if hold.placed_by is None:
+        raise forbid(user, Entity.hold, hold.id, Action.release, "this hold belongs to a payment's workflow, which "
+                     "releases or captures it: it cannot be released by hand", code="system_hold")
+    if not is_super(user) and hold.placed_by != user.id:
+        raise forbid(user, Entity.hold, hold.id, Action.release, "operators release only the holds they placed")
+
+
+def check_use_external(user: User, external: ExternalAccount, owner_id: uuid.UUID | None) -> None:
+    """Naming an external bank account for money belonging to `owner_id` (a loan's applicant, a bill's payer).
+    A member uses only their own bank accounts; staff acting for a member only that member's (A1). With no owner
+    (the organization's own money) only an org admin or a superuser names the organization's bank accounts."""
+    if owner_id is None:
+        if is_super(user) or (user.role == Role.org_admin and external.org_id == user.org_id):
+            return
+    elif external.owner_id == owner_id and (user.id == owner_id or is_super(user) or user.org_id == external.org_id):
+        return
+    raise forbid(user, Entity.external_account, external.id, Action.use,
+                 "this bank account does not belong to the account holder: only their own can be named")
+
+
+def check_autopay_source(user: User, external: ExternalAccount) -> None:
+    """A member sets up (or changes) a bill's auto-pay only from their own bank account; the organization's bank
+    accounts are the org admin's to name."""
+    if user.role == Role.member and external.owner_id != user.id:
+        raise forbid(user, Entity.external_account, external.id, Action.use,
+                     "auto-pay from the organization's bank account is set up by an org admin")
+
+
+def check_acts_for(user: User, person: User | None, person_id: Any) -> User:
+    """The person (a loan's applicant, a bill's payer) someone applies or pays for: themself, anyone of their own
+    organization (the action's own rules then say whether they may), or anyone for a superuser; a 404 otherwise."""
+    if person is None or not (is_super(user) or (person.org_id is not None and person.org_id == user.org_id)):
+        raise not_visible(user, Entity.user, person_id, exists=person is not None)
+    return person
+
+
+def check_cancel_payment(user: User, payment: Payment) -> None:
+    if user.role not in (Role.superuser, Role.org_admin) and payment.created_by != user.id:
+        raise forbid(user, Entity.payment, payment.id, Action.cancel, "only its creator or an org admin can cancel "
+                                                                      "a payment")
+
+
+def check_apply_for(user: User, applicant_id: uuid.UUID) -> None:
+    if applicant_id != user.id:
+        gate(user, Entity.loan, Action.apply_for_other, "only loan officers and admins apply on someone else's behalf")
+
+
+def check_withdraw_loan(user: User, loan: Loan) -> None:
+    if user.id not in (loan.applicant_id, loan.created_by) and user.role not in (Role.org_admin, Role.superuser):
+        raise forbid(user, Entity.loan, loan.id, Action.withdraw, "only the applicant, the submitter or an admin can "
+                                                                  "withdraw")
+
+
+def check_repay_loan(user: User, loan: Loan) -> None:
+    if user.id != loan.applicant_id and user.role not in (Role.org_admin, Role.superuser, Role.operator):
+        raise forbid(user, Entity.loan, loan.id, Action.repay, "only the borrower or staff can repay a loan")
+
+
+def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID, org_id: uuid.UUID) -> None:
+    if is_super(user) or (user.role == Role.org_admin and user.org_id == org_id) or user.id == payer_id:
+        return
+    raise forbid(user, Entity.bill, bill_id, Action.write, "bills are written by their payer, an org admin of the "
+                                                          "organization or a superuser")
+
+
+def check_grant(user: User, role: str) -> None:
+    if not is_super(user) and role not in ORG_ADMIN_GRANTS:
+        raise forbid(user, Entity.user, None, Action.grant, f"an org admin cannot grant the role {role}")
+
+
+def check_update_user(user: User, target: User) -> None:
+    if not is_super(user) and target.role not in ORG_ADMIN_GRANTS:
+        raise forbid(user, Entity.user, target.id, Action.update, "an org admin cannot change an admin or a superuser")
+
+
+def target_org(user: User, requested: uuid.UUID | None) -> uuid.UUID | None:
+    """The organization a write goes to: a superuser names it (None when not named: the caller refuses), everyone
+    else writes to their own."""
+    if is_super(user):
+        return requested
+    if requested is not None and requested != user.org_id:
+        raise forbid(user, Entity.organization, requested, Action.write, "you can act only within your own "
+                                                                          "organization")
+    return user.org_id
+
+
+def see_deactivated(user: User, entity: Entity) -> None:
+    """Deactivated catalogue rows (loan and savings products) are listed for a superuser only."""
+    if not is_super(user):
+        raise forbid(user, entity, None, Action.read, f"only a superuser sees deactivated {entity}s")
