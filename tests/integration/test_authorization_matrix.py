@@ -15,6 +15,7 @@ never get past authentication, share one.
 
 Regenerate the table for review (it never rewrites itself otherwise):
     pytest tests/integration/test_authorization_matrix.py --write-authz-matrix
+and with AUTHZ_MATRIX_OBSERVED=<file.csv> every answer's HTTP status and error code is written there too.
 """
 
 import asyncio
@@ -22,11 +23,13 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -749,6 +752,9 @@ async def run_matrix(http, su, settings, db, sandbox_url, write: bool) -> None:
                 if o.outcome not in matrix.OUTCOMES]
     assert not unusable, ("these requests are not valid or crashed, so they say nothing about access; fix the "
                           "builder (or the bug):\n  " + "\n  ".join(unusable))
+    if dump := os.environ.get("AUTHZ_MATRIX_OBSERVED"):  # every answer's status and error code, for a reviewer
+        Path(dump).write_text("operation,principal,outcome,status,code\n" + "".join(
+            f"{o.operation},{o.principal},{o.outcome},{o.status},{o.code or ''}\n" for o in observed))
     if write:
         new = matrix.regenerated(table, observed)
         matrix.TABLE.write_text(matrix.render_table(new))
