@@ -77,6 +77,8 @@ def classify(response: httpx.Response, listed: str | None = None) -> tuple[str, 
     status = response.status_code
     if status in (401, 403, 404):
         return str(status), code
+    if status == 503 and code == "not_ready":  # /readyz on a loaded machine: an answer, not a refusal
+        return "allow", code
     if status >= 500:
         return "5xx", code
     if status == 422 and code == "validation_error":

@@ -142,7 +142,7 @@ class World:
         self.product = await self.loan_product()
         self.product_edit_body = self.loan_product_body()
         self.product_edit = await self.call("POST", "/api/v1/loan-products", su, json=self.product_edit_body)
-        self.rule = await self.approval_rule(self.member_type, priority=1)
+        self.rule = await self.approval_rule(self.member_type, priority=0)  # before any other rule
         self.rule_edit = await self.approval_rule(f"matrix-unused-{uuid.uuid4().hex[:8]}")
         self.savings_product = await self.savings_product_()
         self.savings_product_edit = await self.savings_product_()
@@ -733,8 +733,10 @@ async def run_matrix(http, su, settings, db, sandbox_url, write: bool) -> None:
     openapi = (await http.get("/openapi.json")).json()
     table = matrix.load_table()
     problems = matrix.coverage_problems(openapi, table, BUILDERS)
-    if not write:  # a missing row or builder fails before anything runs
-        assert not problems, "the authorization matrix does not cover the API:\n  " + "\n  ".join(problems)
+    if write:  # rows are what is regenerated; a request builder only a person can write
+        problems = [problem for problem in problems if "no request builder" in problem]
+    # A missing row or builder fails before anything runs.
+    assert not problems, "the authorization matrix does not cover the API:\n  " + "\n  ".join(problems)
 
     started = time.monotonic()
     world = World(http, su, settings, db, sandbox_url)

@@ -106,6 +106,8 @@ def test_outcome_classes():
     assert matrix.classify(response(422, error("insufficient_funds"))) == ("allow", "insufficient_funds")
     assert matrix.classify(response(422, error("validation_error"))) == ("invalid", "validation_error")
     assert matrix.classify(response(500, error("internal_error"))) == ("5xx", "internal_error")
+    assert matrix.classify(response(503, error("temporal_unavailable"))) == ("5xx", "temporal_unavailable")
+    assert matrix.classify(response(503, error("not_ready"))) == ("allow", "not_ready")
     assert matrix.classify(response(200, {"items": [{"id": "abc"}]}), listed="abc") == ("allow", None)
     assert matrix.classify(response(200, {"items": []}), listed="abc") == ("hidden", None)
     assert matrix.classify(response(204, None)) == ("allow", None)
