@@ -33,6 +33,9 @@ def pytest_addoption(parser):
     parser.addoption("--capture-histories", metavar="DIR", default=None,
                      help="at the end of the session, save every workflow run's history under DIR "
                           "(the replay corpus is selected from it: tests/replay/corpus.py)")
+    parser.addoption("--write-authz-matrix", action="store_true", default=False,
+                     help="write the observed authorization matrix to tests/integration/authorization_matrix.csv "
+                          "(keeping the notes of existing rows) for review, instead of comparing with it")
 
 
 @pytest.fixture(scope="session")

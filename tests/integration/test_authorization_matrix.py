@@ -1,0 +1,767 @@
+"""The authorization matrix (PRODUCT.md §7): every operation of the live OpenAPI × every principal (tests/authz_matrix.py:
+each role in its own organization A and in another one B, a member on their own and on another member's objects,
+no token, an expired, a forged and an `alg: none` token), each answer classed 401 / 403 / 404 / allow and compared
+with the reviewed table tests/integration/authorization_matrix.csv.
+
+The rules the table is reviewed against: no or a bad token is a 401; what the caller may not see is a 404 (no hint
+that it exists); an action the caller may not take on something they may see is a 403. Rows where today's code
+breaks a rule keep the observed value and say `WRONG: ...` in their note.
+
+Every request is valid (so that a validation error never hides an access decision): its path ids are real objects of
+organization A owned by A.member_owner, its body and its headers what the endpoint accepts. A request that changes
+its target (close, cancel, withdraw, release, resolve, a decision, an answer, pay, DELETE...) gets a target of its
+own per principal, so one principal's success never changes the next one's outcome; the token-less principals, who
+never get past authentication, share one.
+
+Regenerate the table for review (it never rewrites itself otherwise):
+    pytest tests/integration/test_authorization_matrix.py --write-authz-matrix
+and with AUTHZ_MATRIX_OBSERVED=<file.csv> every answer's HTTP status and error code is written there too.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import text
+
+from core.security import create_token
+from tests import authz_matrix as matrix
+from tests.authz_matrix import PRINCIPALS, Observation, Principal
+from tests.conftest import Org, make_org, make_user, open_account
+from tests.polling import poll
+
+CONCURRENCY = 8          # requests of the matrix in flight at once
+LOAN_SETUP_CONCURRENCY = 16 # fresh loans being brought to their approval at once
+PERIOD = "2001-01"       # a month long past: statements and an interest posting of it are fixtures of this test
+
+
+# --- the world the requests point into ---------------------------------------------------------------------------
+
+@dataclass
+class Req:
+    """One request, less its method, path template and Authorization (the test adds those)."""
+    path: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    data: dict | None = None
+    params: dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    lists: str | None = None  # a list operation: the id of A's object it shows whoever may see that object
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:10]}"
+
+
+class World:
+    """Organizations A and B, a user per principal, and the objects of A the requests point at."""
+
+    def __init__(self, http: httpx.AsyncClient, su: dict, settings, db, sandbox_url: str):
+        self.http, self.su, self.settings, self.db, self.sandbox_url = http, su, settings, db, sandbox_url
+        self.headers: dict[str, dict] = {}
+        self.users: dict[str, dict] = {}
+        self.shared: dict[str, Any] = {}
+        self.loan_slots = asyncio.Semaphore(LOAN_SETUP_CONCURRENCY)
+        self.timings: list[tuple[str, float, float]] = []  # (operation, seconds building, seconds answering)
+
+    # Fresh targets: one per authenticated principal, one shared by the token-less ones.
+    async def fresh(self, kind: str, principal: Principal, factory: Callable[[], Awaitable[Any]]) -> Any:
+        if principal.authenticated:
+            return await factory()
+        if kind not in self.shared:
+            self.shared[kind] = asyncio.ensure_future(factory())
+        return await self.shared[kind]
+
+    async def call(self, method: str, url: str, headers: dict, expect: int | tuple = (200, 201), **kwargs) -> Any:
+        response = await self.http.request(method, url, headers=headers, **kwargs)
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in expected, f"{method} {url}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    async def build(self) -> None:
+        http, su = self.http, self.su
+        self.started = datetime.now(UTC)
+        self.a_name = unique("Matrix org A")
+        self.a = Org(await self.call("POST", "/api/v1/organizations", su, json={"name": self.a_name}))
+        self.b = await make_org(http, su, roles=())
+        orgs = {"A": self.a.id, "B": self.b.id}
+        self.headers["superuser"], self.users["superuser"] = su, await self.call("GET", "/api/v1/me", su)
+
+        async def principal_user(p: Principal):
+            self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, orgs[p.org])
+
+        helpers = {"A.fixture_admin": ("org_admin", "A"), "A.fixture_officer": ("loan_officer", "A")}
+
+        async def helper_user(name: str, role: str, org: str):
+            self.users[name], self.headers[name] = await make_user(http, su, role, orgs[org])
+
+        await asyncio.gather(*(principal_user(p) for p in PRINCIPALS if p.authenticated and p.name != "superuser"
+                               and p.org is not None),
+                             *(helper_user(n, r, o) for n, (r, o) in helpers.items()))
+        for p in PRINCIPALS:  # a bank-wide role (superuser aside) is one line in PRINCIPALS: made here
+            if p.authenticated and p.org is None and p.name not in self.users:
+                self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, None)
+        self.owner = self.users["A.member_owner"]
+        self.admin = self.headers["A.fixture_admin"]
+        self.officer = self.headers["A.fixture_officer"]
+        self.login_email, self.login_password = f"login-{uuid.uuid4().hex[:8]}@tests.example", "a-long-test-password"
+        await self.call("POST", "/api/v1/users", su, json={"email": self.login_email, "full_name": "Login user",
+                                                           "password": self.login_password, "role": "member",
+                                                           "org_id": self.a.id})
+        self._tokens()
+
+        owner_id = self.owner["id"]
+        self.account, self.account2, self.savings = await asyncio.gather(
+            open_account(http, su, self.a.id, owner_id, deposit="100000.00"),
+            open_account(http, su, self.a.id, owner_id, deposit="100.00"),
+            open_account(http, su, self.a.id, owner_id, type_="savings"))
+        self.external = await self._link_external()
+        async with self.db.session() as session, session.begin():  # the member's own bank account (staff record it)
+            await session.execute(text("UPDATE external_accounts SET owner_id = :o WHERE id = :id"),
+                                  {"o": owner_id, "id": self.external["id"]})
+
+        # Catalogue: a loan product and a routing rule of this test's own (a member type no other test uses).
+        self.member_type = f"matrix-{uuid.uuid4().hex[:8]}"
+        self.product = await self.loan_product()
+        self.product_edit_body = self.loan_product_body()
+        self.product_edit = await self.call("POST", "/api/v1/loan-products", su, json=self.product_edit_body)
+        self.rule = await self.approval_rule(self.member_type, priority=0)  # before any other rule
+        self.rule_edit = await self.approval_rule(f"matrix-unused-{uuid.uuid4().hex[:8]}")
+        self.savings_product = await self.savings_product_()
+        self.savings_product_edit = await self.savings_product_()
+        await self.call("PATCH", f"/api/v1/users/{owner_id}", su, json={"member_type": self.member_type})
+        async with httpx.AsyncClient(base_url=self.sandbox_url) as sandbox:
+            await sandbox.put("/bureau/_control", json={"fixed_scores": {owner_id: 720}})
+
+        self.transfer = await self.call(
+            "POST", "/api/v1/transfers/book", {**self.headers["A.member_owner"], **key()},
+            json={"from_account_id": self.account["id"], "to_account_id": self.account2["id"], "amount": "1.00"})
+        self.payment = await self.ach_payment()
+        self.hold = await self.place_hold()
+        self.bill_body = self.bill_fields()
+        self.bill = await self.new_bill()
+        self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
+        self.ach_file_id = await self._ach_file()
+        self.bank_event_id = await self.bank_event()
+        async with self.db.session() as session, session.begin():
+            self.notification_id = uuid.uuid4()
+            await session.execute(text(
+                "INSERT INTO notifications (id, user_id, kind, title, body, dedupe_key) "
+                "VALUES (:id, :user, 'matrix', 'A notice', 'For the authorization matrix', :key)"),
+                {"id": self.notification_id, "user": owner_id, "key": f"matrix:{self.notification_id}"})
+            await session.execute(text(
+                "INSERT INTO statements (account_id, period, period_start, period_end, opening_balance, "
+                "closing_balance, interest, entry_count) VALUES (:a, :p, :s, :e, 0, 0, 0, 0) ON CONFLICT DO NOTHING"),
+                {"a": self.account["id"], "p": PERIOD, "s": date(2001, 1, 1), "e": date(2001, 1, 31)})
+            await session.execute(text(
+                "INSERT INTO interest_posting_runs (period, accounts, total) VALUES (:p, 0, 0) ON CONFLICT DO NOTHING"),
+                {"p": PERIOD})
+
+    def _tokens(self) -> None:
+        """The token-less principals' Authorization headers, each about A.member_owner."""
+        owner = self.owner
+        claims = {"role": "member", "org_id": owner["org_id"]}
+        expired, _, _ = create_token(self.settings, subject=owner["id"], token_type="access", claims=claims,
+                                     now=datetime.now(UTC) - timedelta(days=1))
+        now = datetime.now(UTC)
+        payload = {"sub": owner["id"], "type": "access", "jti": uuid.uuid4().hex, "iat": now,
+                   "exp": now + timedelta(hours=2), **claims}
+        forged = jwt.encode(payload, "not-the-servers-secret-" + "x" * 32, algorithm="HS256")
+
+        def b64(part: dict) -> str:
+            return base64.urlsafe_b64encode(json.dumps(part, default=lambda d: int(d.timestamp())).encode()
+                                            ).rstrip(b"=").decode()
+        alg_none = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(payload)}."
+        self.headers.update({"none": {}, "expired": {"Authorization": f"Bearer {expired}"},
+                             "forged": {"Authorization": f"Bearer {forged}"},
+                             "alg_none": {"Authorization": f"Bearer {alg_none}"}})
+
+    # --- factories of A's objects ---
+
+    async def _link_external(self) -> dict:
+        token = await self.public_token()
+        linked = await self.call("POST", "/api/v1/external-accounts/link", self.admin, json={"public_token": token})
+        return next(a for a in linked if a["account_type"] == "checking")
+
+    async def public_token(self) -> str:
+        link = await self.call("POST", "/api/v1/external-accounts/link-token", self.admin, json={})
+        async with httpx.AsyncClient(base_url=self.sandbox_url) as sandbox:
+            response = await sandbox.post("/linking/sandbox/public_token/create", json={
+                "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": "ins_1",
+                "link_token": link["link_token"]})
+        assert response.status_code == 200, response.text
+        return response.json()["public_token"]
+
+    def loan_product_body(self) -> dict:
+        return {"name": unique("Matrix loan"), "annual_rate": "0.065", "min_term": 6, "max_term": 60,
+                "min_amount": "100.00", "max_amount": "50000.00", "amortization": "declining_balance",
+                "frequency": "monthly", "day_count": "30/360", "grace_days": 5, "late_fee": "25.00"}
+
+    async def loan_product(self) -> dict:
+        return await self.call("POST", "/api/v1/loan-products", self.su, json=self.loan_product_body())
+
+    def approval_rule_body(self, member_type: str, priority: int = 500_000) -> dict:
+        return {"name": unique("Matrix rule"), "priority": priority, "min_amount": "0.01", "max_amount": None,
+                "member_type": member_type, "final_outcome": "decline",
+                "levels": [{"role": "loan_officer", "quorum": 1, "deadline_seconds": 3600, "reminder_seconds": 0,
+                            "escalation_role": None}]}
+
+    async def approval_rule(self, member_type: str, priority: int = 500_000) -> dict:
+        return await self.call("POST", "/api/v1/approval-rules", self.su,
+                               json=self.approval_rule_body(member_type, priority))
+
+    async def savings_product_(self) -> dict:
+        return await self.call("POST", "/api/v1/savings-products", self.su,
+                               json={"name": unique("Matrix savings"), "annual_rate": "0.02", "day_count": "actual/365"})
+
+    async def zero_account(self) -> dict:
+        return await open_account(self.http, self.su, self.a.id, self.owner["id"])
+
+    async def place_hold(self) -> dict:
+        return await self.call("POST", f"/api/v1/accounts/{self.account['id']}/holds", {**self.su, **key()},
+                               json={"amount": "1.00", "reason": "Matrix hold"})
+
+    def ach_body(self) -> dict:
+        return {"kind": "ach_debit", "amount": "1.00", "account_id": self.account["id"],
+                "external_account_id": self.external["id"], "memo": "Matrix"}
+
+    async def ach_payment(self) -> dict:
+        """An ACH debit into A.member_owner's account, made by A's org admin."""
+        return await self.call("POST", "/api/v1/payments", {**self.admin, **key()}, json=self.ach_body())
+
+    def bill_fields(self) -> dict:
+        return {"payee_name": "City Power", "amount": "42.00", "due_date": str(date.today() + timedelta(days=20)),
+                "memo": "Matrix", "autopay": False, "external_account_id": None, "account_id": None}
+
+    async def new_bill(self) -> dict:
+        return await self.call("POST", "/api/v1/bills", self.headers["A.member_owner"],
+                               json={**self.bill_fields(), "payer_id": self.owner["id"]})
+
+    async def bank_event(self) -> int:
+        """An event on the exception list, of A's ACH payment (recorded as the webhook records one)."""
+        event_id = f"matrix-{uuid.uuid4().hex}"
+        async with self.db.session() as session, session.begin():
+            return (await session.execute(text(
+                "INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail) "
+                "VALUES (:e, 'entry.settled', '000000000000000', CAST(:p AS jsonb), :pay, 'exception', "
+                "'matrix: a settlement no open workflow could take') RETURNING id"),
+                {"e": event_id, "p": json.dumps({"event_id": event_id}), "pay": self.payment["id"]})).scalar_one()
+
+    def loan_body(self, **extra) -> dict:
+        return {"product_id": self.product["id"], "amount": "5000.00", "term": 36, "purpose": "Matrix",
+                "monthly_income": "20000.00", "monthly_debt": "300.00", "deposit_account_id": self.account["id"],
+                **extra}
+
+    async def loan_at_approval(self, info_requested: bool = False) -> dict:
+        """A loan of A.member_owner waiting on a loan officer at its first level (or for the applicant's answer)."""
+        async with self.loan_slots:
+            loan = await self.call("POST", "/api/v1/loans", {**self.headers["A.member_owner"], **key()},
+                                   json=self.loan_body())
+            loan = await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
+                              lambda row: row["status"] != "submitted" and row["approval_request_id"]
+                              or row["status"] in ("declined", "failed"), 60, "loan never reached its approval")
+            assert loan["approval_request_id"], loan
+            request_id = loan["approval_request_id"]
+            # Answered by the approval workflow itself (a quorum), not from the request row written before it starts.
+            await poll(lambda: self.call("GET", f"/api/v1/approvals/{request_id}", self.su),
+                       lambda s: s["status"] == "open" and s["level"] == 1 and s["quorum"] >= 1, 60,
+                       "approval never opened")
+            await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
+                       lambda row: row["status"] == "pending_approval", 60, "loan not pending approval")
+            if info_requested:
+                await self.call("POST", f"/api/v1/approvals/{request_id}/decisions", self.officer,
+                                json={"decision": "request_info", "reason": "Payslips, please"})
+            return loan
+
+    async def loan_active(self) -> dict:
+        loan = await self.loan_at_approval()
+        await self.call("POST", f"/api/v1/approvals/{loan['approval_request_id']}/decisions", self.officer,
+                        json={"decision": "approve", "reason": ""})
+        return await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
+                          lambda row: row["status"] in ("active", "declined", "failed", "rejected"), 60,
+                          "loan never became active")
+
+    async def _ach_file(self) -> str:
+        async def files() -> dict:
+            return await self.call("GET", "/api/v1/ach/files", self.su)
+        page = await poll(files, lambda page: page["total"] > 0, 60, "no NACHA file was built")
+        return page["items"][0]["id"]
+
+
+def signed_bank_event(settings) -> tuple[bytes, dict]:
+    body = json.dumps({"event_id": f"matrix-{uuid.uuid4().hex}", "type": "entry.settled",
+                       "trace_number": "999999999999999", "amount": "1.00"}).encode()
+    timestamp = str(int(time.time()))
+    digest = hmac.new(settings.bank_webhook_secret.get_secret_value().encode(), timestamp.encode() + b"." + body,
+                      hashlib.sha256).hexdigest()
+    return body, {"X-Bank-Timestamp": timestamp, "X-Bank-Signature": f"v1={digest}",
+                  "Content-Type": "application/json"}
+
+
+# --- one request builder per operation ------------------------------------------------------------------------
+
+Builder = Callable[[World, Principal], Awaitable[Req]]
+BUILDERS: dict[str, Builder] = {}
+
+
+def builds(*operations: str):
+    def register(fn: Builder) -> Builder:
+        for operation in operations:
+            assert operation not in BUILDERS, operation
+            BUILDERS[operation] = fn
+        return fn
+    return register
+
+
+V1 = "/api/v1"
+
+
+def static(**kwargs) -> Builder:
+    async def build(w: World, p: Principal) -> Req:
+        return Req(**kwargs)
+    return build
+
+
+for _operation in ("GET /healthz", "GET /readyz", f"GET {V1}/me"):
+    BUILDERS[_operation] = static()
+
+
+def listing(params: Callable[[World], dict], target: Callable[[World], Any]) -> Builder:
+    """A list, filtered down to a few rows (so that A's object is on the first page for whoever may see it)."""
+    async def build(w: World, p: Principal) -> Req:
+        return Req(params={"limit": 500, **params(w)}, lists=str(target(w)))
+    return build
+
+
+BUILDERS.update({
+    f"GET {V1}/organizations": listing(lambda w: {"name": w.a_name}, lambda w: w.a.id),
+    f"GET {V1}/users": listing(lambda w: {"email": w.owner["email"]}, lambda w: w.owner["id"]),
+    f"GET {V1}/accounts": listing(lambda w: {"owner_id": w.owner["id"]}, lambda w: w.account["id"]),
+    f"GET {V1}/external-accounts": listing(lambda w: {"org_id": w.a.id}, lambda w: w.external["id"]),
+    f"GET {V1}/transfers": listing(lambda w: {"account_id": w.account2["id"]}, lambda w: w.transfer["id"]),
+    f"GET {V1}/payments": listing(lambda w: {"kind": "ach_debit", "account_id": w.external["id"]},
+                                  lambda w: w.payment["id"]),
+    f"GET {V1}/ach/files": listing(lambda w: {"created_from": w.started.isoformat()}, lambda w: w.ach_file_id),
+    f"GET {V1}/bank-events": listing(lambda w: {"payment_id": w.payment["id"]}, lambda w: w.bank_event_id),
+    f"GET {V1}/notifications": listing(lambda w: {}, lambda w: w.notification_id),
+    f"GET {V1}/loan-products": listing(lambda w: {"name": w.product["name"]}, lambda w: w.product["id"]),
+    f"GET {V1}/approval-rules": listing(lambda w: {"name": w.rule["name"]}, lambda w: w.rule["id"]),
+    f"GET {V1}/loans": listing(lambda w: {"applicant_id": w.owner["id"], "status": "active"},
+                               lambda w: w.active_loan["id"]),
+    f"GET {V1}/approvals/inbox": listing(lambda w: {}, lambda w: w.pending_loan["approval_request_id"]),
+    f"GET {V1}/bills": listing(lambda w: {"payer_id": w.owner["id"], "status": "upcoming"}, lambda w: w.bill["id"]),
+    f"GET {V1}/savings-products": listing(lambda w: {"name": w.savings_product["name"]},
+                                          lambda w: w.savings_product["id"]),
+})
+
+
+# auth
+@builds(f"POST {V1}/auth/login")
+async def _(w: World, p: Principal) -> Req:
+    return Req(data={"username": w.login_email, "password": w.login_password})
+
+
+@builds(f"POST {V1}/auth/refresh")
+async def _(w: World, p: Principal) -> Req:
+    # Single use, and the endpoint is public: one each, token-less principals too, of a user no principal is.
+    response = await w.http.post(f"{V1}/auth/login", data={"username": w.login_email, "password": w.login_password})
+    return Req(json={"refresh_token": response.json()["refresh_token"]})
+
+
+# organizations and users
+@builds(f"POST {V1}/organizations")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"name": unique("Matrix org")})
+
+
+@builds(f"POST {V1}/users")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"email": f"matrix-{uuid.uuid4().hex[:10]}@tests.example", "full_name": "New member",
+                     "password": "a-long-test-password", "role": "member", "org_id": w.a.id})
+
+
+@builds(f"GET {V1}/users/{{user_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"user_id": w.owner["id"]})
+
+
+@builds(f"PATCH {V1}/users/{{user_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"user_id": w.owner["id"]}, json={"full_name": w.owner["full_name"]})  # changes nothing
+
+
+# accounts
+@builds(f"POST {V1}/accounts")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"name": unique("Matrix account"), "type": "checking", "org_id": w.a.id,
+                     "owner_id": w.owner["id"]})
+
+
+@builds(f"GET {V1}/accounts/{{account_id}}", f"GET {V1}/accounts/{{account_id}}/entries",
+        f"GET {V1}/accounts/{{account_id}}/accruals", f"GET {V1}/accounts/{{account_id}}/savings-product")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]})
+
+
+@builds(f"GET {V1}/accounts/{{account_id}}/holds")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]}, params={"limit": 500}, lists=w.hold["id"])
+
+
+@builds(f"GET {V1}/accounts/{{account_id}}/statements")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]}, lists=f"statements/{PERIOD}.pdf")
+
+
+@builds(f"PATCH {V1}/accounts/{{account_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]}, json={"name": w.account["name"]})  # changes nothing
+
+
+@builds(f"POST {V1}/accounts/{{account_id}}/close")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": (await w.fresh("close", p, w.zero_account))["id"]})
+
+
+@builds(f"POST {V1}/accounts/{{account_id}}/deposits")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]}, headers=key(), json={"amount": "1.00"})
+
+
+@builds(f"POST {V1}/accounts/{{account_id}}/holds")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]}, headers=key(), json={"amount": "1.00", "reason": "Matrix"})
+
+
+@builds(f"POST {V1}/accounts/{{account_id}}/holds/{{hold_id}}/release")
+async def _(w: World, p: Principal) -> Req:
+    hold = await w.fresh("hold", p, w.place_hold)  # placed by the superuser
+    return Req(path={"account_id": w.account["id"], "hold_id": hold["id"]})
+
+
+@builds(f"GET {V1}/accounts/{{account_id}}/statements/{{period}}.pdf")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"], "period": PERIOD})
+
+
+@builds(f"PUT {V1}/accounts/{{account_id}}/savings-product")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.savings["id"]}, json={"product_id": w.savings_product["id"]})
+
+
+@builds(f"DELETE {V1}/accounts/{{account_id}}/savings-product")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.savings["id"]})
+
+
+# external accounts
+@builds(f"POST {V1}/external-accounts/link-token")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"org_id": w.a.id})
+
+
+@builds(f"POST {V1}/external-accounts/link")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"public_token": await w.fresh("public_token", p, w.public_token), "org_id": w.a.id})
+
+
+@builds(f"POST {V1}/external-accounts")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"holder_name": "Matrix holder", "institution_name": "First Platypus Bank",
+                     "routing_number": "021000021", "account_number": str(uuid.uuid4().int)[:12],
+                     "account_type": "checking", "org_id": w.a.id})
+
+
+@builds(f"GET {V1}/external-accounts/{{account_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.external["id"]})
+
+
+# transfers and payments
+@builds(f"POST {V1}/transfers/book")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json={"from_account_id": w.account["id"], "to_account_id": w.account2["id"],
+                                    "amount": "1.00", "memo": "Matrix"})
+
+
+@builds(f"GET {V1}/transfers/{{payment_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"payment_id": w.transfer["id"]})
+
+
+@builds(f"POST {V1}/payments")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json=w.ach_body())
+
+
+@builds(f"GET {V1}/payments/{{payment_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"payment_id": w.payment["id"]})
+
+
+@builds(f"POST {V1}/payments/{{payment_id}}/cancel")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"payment_id": (await w.fresh("payment", p, w.ach_payment))["id"]})
+
+
+# ACH files, the bank's webhook and its events
+@builds(f"GET {V1}/ach/files/{{file_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"file_id": w.ach_file_id})
+
+
+@builds(f"POST {V1}/webhooks/bank")
+async def _(w: World, p: Principal) -> Req:
+    body, headers = signed_bank_event(w.settings)
+    return Req(content=body, headers=headers)
+
+
+@builds(f"GET {V1}/bank-events/{{event_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"event_id": w.bank_event_id})
+
+
+@builds(f"POST {V1}/bank-events/{{event_id}}/resolve")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"event_id": await w.fresh("bank_event", p, w.bank_event)}, json={"note": "Checked with the bank"})
+
+
+@builds(f"GET {V1}/audit")
+async def _(w: World, p: Principal) -> Req:
+    return Req(params={"entity_type": "account", "entity_id": w.account["id"]}, lists=w.account["id"])
+
+
+@builds(f"POST {V1}/notifications/{{notification_id}}/read")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"notification_id": w.notification_id})  # reading again is a no-op: one is enough
+
+
+# loan products and approval rules (superuser CRUD)
+@builds(f"POST {V1}/loan-products")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json=w.loan_product_body())
+
+
+@builds(f"GET {V1}/loan-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": w.product["id"]})
+
+
+@builds(f"PUT {V1}/loan-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": w.product_edit["id"]}, json=w.product_edit_body)  # the same terms again
+
+
+@builds(f"PATCH {V1}/loan-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": w.product_edit["id"]}, json={"grace_days": w.product_edit_body["grace_days"]})
+
+
+@builds(f"DELETE {V1}/loan-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": (await w.fresh("loan_product", p, w.loan_product))["id"]})
+
+
+@builds(f"POST {V1}/approval-rules")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json=w.approval_rule_body(f"matrix-unused-{uuid.uuid4().hex[:8]}"))
+
+
+@builds(f"GET {V1}/approval-rules/{{rule_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"rule_id": w.rule["id"]})
+
+
+@builds(f"PATCH {V1}/approval-rules/{{rule_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"rule_id": w.rule_edit["id"]}, json={"priority": w.rule_edit["priority"]})
+
+
+@builds(f"DELETE {V1}/approval-rules/{{rule_id}}")
+async def _(w: World, p: Principal) -> Req:
+    rule = await w.fresh("rule", p, lambda: w.approval_rule(f"matrix-unused-{uuid.uuid4().hex[:8]}"))
+    return Req(path={"rule_id": rule["id"]})
+
+
+# loans and approvals
+@builds(f"POST {V1}/loans")
+async def _(w: World, p: Principal) -> Req:
+    # For A.member_owner; paid out to and debited from the member's own bank account.
+    return Req(headers=key(), json=w.loan_body(applicant_id=w.owner["id"], external_account_id=w.external["id"],
+                                               auto_debit=True))
+
+
+@builds(f"GET {V1}/loans/{{loan_id}}", f"GET {V1}/loans/{{loan_id}}/schedule",
+        f"GET {V1}/loans/{{loan_id}}/agreement.pdf", f"GET {V1}/loans/{{loan_id}}/payoff-quote")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"loan_id": w.active_loan["id"]})
+
+
+@builds(f"POST {V1}/loans/{{loan_id}}/repayments")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"loan_id": w.active_loan["id"]}, headers=key(), json={"amount": "1.00", "mode": "installment"})
+
+
+@builds(f"POST {V1}/loans/{{loan_id}}/withdraw")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"loan_id": (await w.fresh("withdraw", p, w.loan_at_approval))["id"]})
+
+
+@builds(f"POST {V1}/loans/{{loan_id}}/information")
+async def _(w: World, p: Principal) -> Req:
+    loan = await w.fresh("information", p, lambda: w.loan_at_approval(info_requested=True))
+    return Req(path={"loan_id": loan["id"]}, json={"text": "Payslips attached"})
+
+
+@builds(f"GET {V1}/approvals/{{request_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"request_id": w.pending_loan["approval_request_id"]})
+
+
+@builds(f"POST {V1}/approvals/{{request_id}}/decisions")
+async def _(w: World, p: Principal) -> Req:
+    loan = await w.fresh("decision", p, w.loan_at_approval)
+    return Req(path={"request_id": loan["approval_request_id"]}, json={"decision": "approve", "reason": "Fine"})
+
+
+# bills
+@builds(f"POST {V1}/bills")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={**w.bill_fields(), "payer_id": w.owner["id"]})
+
+
+@builds(f"GET {V1}/bills/{{bill_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"bill_id": w.bill["id"]})
+
+
+@builds(f"PUT {V1}/bills/{{bill_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"bill_id": w.bill["id"]}, json=w.bill_body)  # the same details again
+
+
+@builds(f"DELETE {V1}/bills/{{bill_id}}", f"PUT {V1}/bills/{{bill_id}}/pay", f"POST {V1}/bills/{{bill_id}}/send-reminder")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"bill_id": (await w.fresh("bill", p, w.new_bill))["id"]})
+
+
+# savings products and interest
+@builds(f"POST {V1}/savings-products")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"name": unique("Matrix savings"), "annual_rate": "0.02", "day_count": "actual/365"})
+
+
+@builds(f"GET {V1}/savings-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": w.savings_product["id"]})
+
+
+@builds(f"PUT {V1}/savings-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    product = w.savings_product_edit
+    return Req(path={"product_id": product["id"]}, json={"name": product["name"], "annual_rate": product["annual_rate"],
+                                                         "day_count": product["day_count"]})
+
+
+@builds(f"PATCH {V1}/savings-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": w.savings_product_edit["id"]}, json={"day_count": "actual/365"})
+
+
+@builds(f"DELETE {V1}/savings-products/{{product_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"product_id": (await w.fresh("savings_product", p, w.savings_product_))["id"]})
+
+
+@builds(f"GET {V1}/interest-postings/{{period}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"period": PERIOD})
+
+
+@builds(f"POST {V1}/statements/runs")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"period": PERIOD, "notify_owners": False})
+
+
+# --- the test ---------------------------------------------------------------------------------------------------
+
+async def observe(w: World, operation: str, principal: Principal, sem: asyncio.Semaphore) -> Observation:
+    method, template = operation.split(" ", 1)
+    started = time.monotonic()
+    try:
+        req = await BUILDERS[operation](w, principal)
+    except Exception as exc:  # a fixture that could not be made is the test's problem, named as such
+        raise AssertionError(f"building {operation} for {principal.name}: {exc!r}") from exc
+    built = time.monotonic()
+    async with sem:
+        sent = time.monotonic()
+        response = await w.http.request(
+            method, template.format(**req.path), headers={**w.headers[principal.name], **req.headers},
+            json=req.json, data=req.data, params=req.params, content=req.content)
+    w.timings.append((operation, built - started, time.monotonic() - sent))
+    outcome, code = matrix.classify(response, req.lists)
+    return Observation(operation, principal.name, outcome, response.status_code, code)
+
+
+async def test_authorization_matrix(api_server, su, settings, db, sandbox_url, odfi, request):
+    # A client of its own, without keep-alive: the server (in this event loop, beside the worker) may be held up for
+    # seconds under this load, after which it closes a kept-alive connection (uvicorn: 5 s idle) even as a request
+    # is sent on it. A new connection per request never meets that.
+    async with httpx.AsyncClient(base_url=api_server.url, timeout=60,
+                                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=0)) as http:
+        await run_matrix(http, su, settings, db, sandbox_url, request.config.getoption("--write-authz-matrix"))
+
+
+async def run_matrix(http, su, settings, db, sandbox_url, write: bool) -> None:
+    openapi = (await http.get("/openapi.json")).json()
+    table = matrix.load_table()
+    problems = matrix.coverage_problems(openapi, table, BUILDERS)
+    if write:  # rows are what is regenerated; a request builder only a person can write
+        problems = [problem for problem in problems if "no request builder" in problem]
+    # A missing row or builder fails before anything runs.
+    assert not problems, "the authorization matrix does not cover the API:\n  " + "\n  ".join(problems)
+
+    started = time.monotonic()
+    world = World(http, su, settings, db, sandbox_url)
+    await world.build()
+    setup = time.monotonic() - started
+    sem = asyncio.Semaphore(CONCURRENCY)
+    pairs = [(operation, p) for operation in matrix.operations(openapi) if operation in BUILDERS for p in PRINCIPALS]
+    observed = await asyncio.gather(*(observe(world, operation, p, sem) for operation, p in pairs))
+    print(f"\nauthorization matrix: {len(pairs)} requests; setup {setup:.1f} s, "
+          f"matrix {time.monotonic() - started - setup:.1f} s")
+    slowest = sorted(world.timings, key=lambda t: -(t[1] + t[2]))[:8]
+    print("slowest (build s, answer s): " + "; ".join(f"{o} {b:.1f}/{a:.1f}" for o, b, a in slowest))
+
+    unusable = [f"{o.operation} as {o.principal}: {o.outcome} (HTTP {o.status}, {o.code})" for o in observed
+                if o.outcome not in matrix.OUTCOMES]
+    assert not unusable, ("these requests are not valid or crashed, so they say nothing about access; fix the "
+                          "builder (or the bug):\n  " + "\n  ".join(unusable))
+    if dump := os.environ.get("AUTHZ_MATRIX_OBSERVED"):  # every answer's status and error code, for a reviewer
+        Path(dump).write_text("operation,principal,outcome,status,code\n" + "".join(
+            f"{o.operation},{o.principal},{o.outcome},{o.status},{o.code or ''}\n" for o in observed))
+    if write:
+        new = matrix.regenerated(table, observed)
+        matrix.TABLE.write_text(matrix.render_table(new))
+        changed = [k for k in new if table.get(k, {}).get("expected") != new[k]["expected"]]
+        pytest.skip(f"wrote {matrix.TABLE} ({len(new)} rows, {len(changed)} new or changed): review the diff")
+    wrong = matrix.mismatches(table, observed)
+    assert not wrong, (f"{len(wrong)} access decisions differ from {matrix.TABLE.name} (if intended, regenerate with "
+                       "--write-authz-matrix and review):\n  " + "\n  ".join(wrong))
