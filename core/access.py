@@ -348,8 +348,10 @@ def check_autopay_source(user: User, external: ExternalAccount) -> None:
 
 def check_acts_for(user: User, person: User | None, person_id: Any) -> User:
     """The person (a loan's applicant, a bill's payer) someone applies or pays for: themself, anyone of their own
-    organization (the action's own rules then say whether they may), or anyone for a superuser; a 404 otherwise."""
-    if person is None or not (is_super(user) or (person.org_id is not None and person.org_id == user.org_id)):
+    organization (the action's own rules then say whether they may), or anyone for a superuser; a 404 otherwise.
+    A member sees no other user, so another member is a 404 for them too, like an unknown id (no existence leak)."""
+    visible = person is not None and (is_super(user) or (person.org_id is not None and person.org_id == user.org_id))
+    if person is None or not visible or (user.role == Role.member and person.id != user.id):
         raise not_visible(user, Entity.user, person_id, exists=person is not None)
     return person
 
@@ -381,6 +383,16 @@ def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID, org_id: uuid
         return
     raise forbid(user, Entity.bill, bill_id, Action.write, "bills are written by their payer, an org admin of the "
                                                           "organization or a superuser")
+
+
+def check_remind_bill(user: User, bill: Bill) -> None:
+    """A reminder emails the payer: the payer themself, or staff who work bills (org admin, operator); approvers only
+    read bills."""
+    if is_super(user) or user.id == bill.payer_id or (user.role in (Role.org_admin, Role.operator)
+                                                       and user.org_id == bill.org_id):
+        return
+    raise forbid(user, Entity.bill, bill.id, Action.write, "reminders are sent by the payer, an org admin or an "
+                                                           "operator of the organization, or a superuser")
 
 
 def check_grant(user: User, role: str) -> None:

@@ -38,9 +38,9 @@ class Principal:
 
 
 # One line per principal; the objects under test belong to organization A and are owned by A.member_owner.
-# After the access-policy work lands, add: Principal("bank_operations", "bank_operations"),
 PRINCIPALS: list[Principal] = [
     Principal("superuser", "superuser"),
+    Principal("bank_operations", "bank_operations"),
     Principal("A.org_admin", "org_admin", "A"),
     Principal("A.operator", "operator", "A"),
     Principal("A.loan_officer", "loan_officer", "A"),

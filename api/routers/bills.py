@@ -242,6 +242,7 @@ async def _transition(session, user: User, bill: Bill, status: BillStatus, actio
 async def send_reminder(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep,
                         settings: SettingsDep):
     bill = await visible_bill(session, user, bill_id)
+    access.check_remind_bill(user, bill)
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_due", f"the bill is {bill.status}: nothing to remind", {"status": bill.status})
     last = (await session.exec(select(func.max(Notification.created_at)).where(

@@ -52,10 +52,10 @@ def test_a_new_endpoint_without_rows_or_builder_fails(openapi, table, builders):
 
 
 def test_a_new_principal_without_rows_fails(openapi, table, builders):
-    grown = [*PRINCIPALS, Principal("bank_operations", "bank_operations")]
+    grown = [*PRINCIPALS, Principal("C.teller", "operator", "C")]
     problems = matrix.coverage_problems(openapi, table, builders, grown)
     assert len(problems) == len(matrix.operations(openapi))
-    assert all(p.endswith(": no row for bank_operations") for p in problems)
+    assert all(p.endswith(": no row for C.teller") for p in problems)
 
 
 def test_stale_rows_and_unknown_outcomes_fail(openapi, table, builders):
