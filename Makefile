@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench temporal-cli clean-data compose-check replay-histories
+.PHONY: run test lint bench temporal-cli clean-data compose-check replay-histories
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ temporal-cli: $(VENV)/.installed
 run: temporal-cli
 	$(PY) -m devstack.run
 
-test: temporal-cli
+test: lint temporal-cli
 	$(PY) -m pytest
+
+# Lint and types (PRODUCT.md §7): ruff's rules, ruff's formatting and mypy, all configured in pyproject.toml.
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
 bench: temporal-cli

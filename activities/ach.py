@@ -11,7 +11,7 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -26,10 +26,10 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.payments import add_event, lock_payment, outcome, transition
 from core import audit, ledger
+from core.business_time import business_today
 from core.config import Settings
 from core.crypto import AccountNumberCipher
 from core.db import Database
-from core.business_time import business_today
 from finance import nacha
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -37,10 +37,27 @@ from finance.money import format_usd
 from models.ach import AchFile, AchWindow
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import GL_ACH_CLEARING, GL_CASH, AccountStatus, LedgerAccount
-from models.payments import (CANCELABLE_STATUSES, FINAL_STATUSES, AchBatchInput, AchChildPayment, AchPaymentInput, BuiltEntry,
-                             BuiltFile, CancelRequest, Payment, PaymentKind, PaymentOutcome, PaymentStatus,
-                             PresentmentRef, QueuedPayment, ReleasedFile, ReturnInput, ReturnOutcome,
-                             UnansweredUpload, UploadOutcome)
+from models.payments import (
+    CANCELABLE_STATUSES,
+    FINAL_STATUSES,
+    AchBatchInput,
+    AchChildPayment,
+    AchPaymentInput,
+    BuiltEntry,
+    BuiltFile,
+    CancelRequest,
+    Payment,
+    PaymentKind,
+    PaymentOutcome,
+    PaymentStatus,
+    PresentmentRef,
+    QueuedPayment,
+    ReleasedFile,
+    ReturnInput,
+    ReturnOutcome,
+    UnansweredUpload,
+    UploadOutcome,
+)
 
 
 class PaymentRejected(Exception):
@@ -186,7 +203,7 @@ class AchActivities:
         s = self.settings
         after = None
         while True:
-            candidate = next_window(datetime.now(timezone.utc), tz=s.business_timezone, cutoffs=s.ach_cutoffs,
+            candidate = next_window(datetime.now(UTC), tz=s.business_timezone, cutoffs=s.ach_cutoffs,
                                     same_day_cutoffs=s.ach_same_day_cutoffs, interval=s.ach_window_interval,
                                     after=after)
             await session.execute(text(
@@ -294,7 +311,7 @@ class AchActivities:
                 account_number=self.cipher.decrypt(external.account_number_encrypted), amount=payment.amount,
                 individual_name=external.holder_name, individual_id=payment.id.hex[:15].upper(),
                 discretionary_data="S" if sec == "WEB" and not credit else ""))
-        created = datetime.now(timezone.utc)
+        created = datetime.now(UTC)
         return nacha.build_file(
             odfi_routing=s.odfi_routing_number, odfi_name=s.odfi_name, company_id=s.originator_company_id,
             company_name=s.originator_company_name, creation_date=created.date(), creation_time=created.time(),
@@ -330,9 +347,9 @@ class AchActivities:
                    odfi_file_id: str | None = None) -> UploadOutcome:
         ach_file.status = status
         if status == "uploaded":
-            ach_file.odfi_file_id, ach_file.uploaded_at = odfi_file_id, datetime.now(timezone.utc)
+            ach_file.odfi_file_id, ach_file.uploaded_at = odfi_file_id, datetime.now(UTC)
         else:
-            ach_file.error, ach_file.rejected_at = (error or "")[:1000], datetime.now(timezone.utc)
+            ach_file.error, ach_file.rejected_at = (error or "")[:1000], datetime.now(UTC)
         session.add(ach_file)
         return UploadOutcome(status=status, odfi_file_id=odfi_file_id, error=ach_file.error)
 
@@ -512,10 +529,10 @@ class AchActivities:
 
         action = reaction(req.return_code)
         if action == ReturnReaction.disable_account and external.status != ExternalAccountStatus.disabled:
-            external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(timezone.utc)
+            external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(UTC)
             session.add(external)
         elif action == ReturnReaction.block_debits and not external.debits_blocked:
-            external.debits_blocked, external.updated_at = True, datetime.now(timezone.utc)
+            external.debits_blocked, external.updated_at = True, datetime.now(UTC)
             session.add(external)
 
         represent = (action == ReturnReaction.represent and not req.completed
@@ -529,7 +546,7 @@ class AchActivities:
             await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
                                action="payment.returned", entity_type="payment", entity_id=payment.id,
                                before={"status": payment.status}, after=detail)
-            payment.return_code, payment.updated_at = req.return_code, datetime.now(timezone.utc)
+            payment.return_code, payment.updated_at = req.return_code, datetime.now(UTC)
             session.add(payment)
             return ReturnOutcome(status=payment.status, represent=True, org_id=payment.org_id, notice=notice)
         if req.completed:

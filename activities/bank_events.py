@@ -10,7 +10,7 @@ anything: a return of its completed last presentment reverses it by policy (the 
 anything else goes on the operators' exception list (status `exception`) with its payment, until an operator
 resolves it with a note."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlmodel import select
@@ -23,8 +23,14 @@ from activities.ach import AchActivities
 from activities.payments import lock_payment
 from core.config import Settings
 from core.db import Database
-from models.ach import (BankEvent, BankEventDelivery, BankEventStatus, BankEventSweepInput, DeliveryOutcome,
-                        SetAsideEvents)
+from models.ach import (
+    BankEvent,
+    BankEventDelivery,
+    BankEventStatus,
+    BankEventSweepInput,
+    DeliveryOutcome,
+    SetAsideEvents,
+)
 from models.payments import BankEventSignal, Payment, PaymentStatus, ReturnInput
 
 SWEEP_WORKFLOW_ID = "bank-event-sweep"
@@ -165,7 +171,7 @@ class BankEventActivities:
             pending = list((await session.execute(text(
                 "SELECT event_id FROM bank_events WHERE status = 'pending' AND received_at < :before "
                 "ORDER BY id LIMIT :n"),
-                {"before": datetime.now(timezone.utc) - self.settings.bank_event_sweep_grace,
+                {"before": datetime.now(UTC) - self.settings.bank_event_sweep_grace,
                  "n": self.settings.bank_event_sweep_batch})).scalars())
         for started, event_id in enumerate(pending, 1):
             await start_delivery(self.client, activity.info().task_queue, event_id)

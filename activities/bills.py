@@ -19,15 +19,24 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.notifications import NotificationActivities, email_key
 from core import audit
+from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender, render
-from core.business_time import business_today
 from finance.money import format_usd
 from models.ach import EmailOutbox, Notification
 from models.base import utcnow
-from models.bills import (DUE_STATUSES, AutopayInput, AutopayOutcome, AutopayStart, BatchResult, Bill, BillBatch,
-                          BillReminder, BillStatus)
+from models.bills import (
+    DUE_STATUSES,
+    AutopayInput,
+    AutopayOutcome,
+    AutopayStart,
+    BatchResult,
+    Bill,
+    BillBatch,
+    BillReminder,
+    BillStatus,
+)
 from models.notifications import NotifyUsers
 from models.payments import PaymentProgress
 

@@ -16,7 +16,7 @@ grace days pass with the installment unpaid (owed on the installment, income whe
 with its aging bucket. Terms (rate, day count, grace days, late fee) are the loan's own, never the product's."""
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -26,18 +26,28 @@ from temporalio.exceptions import ApplicationError
 
 from activities.loans import _LOAN_ACCOUNT_NS, terms_of
 from core import audit, ledger
+from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_balances, installment_rows, mark_paid, record_repayment
-from core.business_time import business_today
 from finance.allocation import Allocation, InstallmentBalance, allocate, totals
 from finance.amortization import payoff_amount, remaining_schedule
 from finance.daycount import DayCount
 from finance.servicing import BUCKET_STARTS, aging_bucket, days_past_due, late_fee_due
 from models.external_accounts import ExternalAccount
 from models.ledger import GL_FEE_INCOME, GL_INTEREST_INCOME
-from models.loans import (AutoDebitApplied, AutoDebitInput, AutoDebitReversed, Loan, LoanInstallment, PayoffQuote,
-                          RepaymentInput, RepaymentResult, ServicingCheck, ServicingState)
+from models.loans import (
+    AutoDebitApplied,
+    AutoDebitInput,
+    AutoDebitReversed,
+    Loan,
+    LoanInstallment,
+    PayoffQuote,
+    RepaymentInput,
+    RepaymentResult,
+    ServicingCheck,
+    ServicingState,
+)
 from models.payments import AchChildPayment, Payment, PaymentKind, PaymentStatus
 from models.users import User
 
@@ -92,7 +102,7 @@ def charge_accrued_interest(rows: list[LoanInstallment], owing: list[Installment
     """At the payoff the installments not yet due charge the interest accrued to the day instead of their
     scheduled interest: the first one that owes anything takes it, the others none beyond what they were paid."""
     share = payoff.accrued_interest
-    for row, balance in zip(rows, owing):
+    for row, balance in zip(rows, owing, strict=False):
         if fell_due(balance, as_of) or balance.is_paid:
             continue
         row.interest, share = balance.paid_of("interest") + share, ZERO
@@ -120,7 +130,7 @@ class LoanServicingActivities:
             for i in rows:
                 if (loan.status == "active" and i.number in unpaid and i.late_fee_assessed_at is None
                         and i.auto_debit_payment_id not in paying and late_fee_due(i.due_date, loan.grace_days, req.as_of)):
-                    i.late_fee, i.late_fee_assessed_at = loan.late_fee, datetime.now(timezone.utc)
+                    i.late_fee, i.late_fee_assessed_at = loan.late_fee, datetime.now(UTC)
                     session.add(i)
                     charged += 1
                     await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
@@ -253,7 +263,7 @@ class LoanServicingActivities:
             await mark_paid(session, rows, await installment_balances(session, loan.id, rows))
             before = loan.status
             if loan.status == "closed":
-                loan.status, loan.closed_at, loan.updated_at = "active", None, datetime.now(timezone.utc)
+                loan.status, loan.closed_at, loan.updated_at = "active", None, datetime.now(UTC)
                 session.add(loan)
             parts = totals(split)
             await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
@@ -317,7 +327,7 @@ class LoanServicingActivities:
             await mark_paid(session, rows, after)
             closed = all(i.is_paid for i in after)
             if closed:
-                loan.status, loan.closed_at = "closed", datetime.now(timezone.utc)
+                loan.status, loan.closed_at = "closed", datetime.now(UTC)
                 session.add(loan)
             await audit.record(session, actor=req.paid_by_email, actor_id=req.paid_by, action=f"loan.{req.mode}",
                                entity_type="loan", entity_id=loan.id,

@@ -20,7 +20,7 @@ worker peak RSS 162 MiB.
 import argparse
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg
@@ -141,7 +141,7 @@ async def run(args: argparse.Namespace) -> None:
         rss_before = peak_rss_mib(worker.pid)
         workflow_seconds, summary = await run_workflow(stack.client, stack.task_queue)
         rss_peak = peak_rss_mib(worker.pid)
-        statement_seconds, statement_count, statement_total = await run_statement(
+        statement_seconds, _count, _total = await run_statement(
             database(stack.database_url, baseline_db))
         by_workflow = await totals(libpq_url(stack.database_url))
         by_statement = await totals(database(stack.database_url, baseline_db))
@@ -152,7 +152,7 @@ async def run(args: argparse.Namespace) -> None:
     workflow_label = f"workflow (batches of {args.batch_size:,}, continue-as-new every {args.continue_as_new_after})"
     width = max(len(workflow_label), 34)
     print(f"""
-Month-end interest posting — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine()}
+Month-end interest posting — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n:,} savings accounts with {days} days of accruals each ({n * days:,} rows), seeded in {seeding:.1f} s,
   copied in {copying:.1f} s; one Postgres, Temporal dev server and worker process on this machine; load average
   {load_before} before the run

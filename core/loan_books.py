@@ -4,7 +4,7 @@ What an installment has been paid, and what it still owes, is derived from the s
 (finance/allocation.py), never kept as a running total that a later fee could re-split."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -67,7 +67,7 @@ async def mark_paid(session, rows: list[LoanInstallment], now_owing: list[Instal
         if balance is None:
             continue
         if balance.is_paid and row.paid_at is None:
-            row.paid_at = datetime.now(timezone.utc)
+            row.paid_at = datetime.now(UTC)
             session.add(row)
         elif not balance.is_paid and row.paid_at is not None:
             row.paid_at = None

@@ -4,7 +4,7 @@ accrue each day of last month and post its interest (`interest-posting-YYYY-MM`)
 written through the API, so a statement PDF with its interest line is there to open at once. Idempotent: fixed
 keys per month, one workflow id per day and period, and a statement is written once."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -39,9 +39,9 @@ def last_month(today: date) -> str:
 
 async def seed_statement_history(db: Database, today: date) -> str:
     period = last_month(today)
-    start, end = period_bounds(period)
+    start, _end = period_bounds(period)
     async with db.session() as session, session.begin():
-        opened = datetime.combine(start - timedelta(days=20), datetime.min.time(), tzinfo=timezone.utc)
+        opened = datetime.combine(start - timedelta(days=20), datetime.min.time(), tzinfo=UTC)
         await session.execute(text("UPDATE ledger_accounts SET created_at = LEAST(created_at, :at) WHERE id = :id"),
                               {"at": opened, "id": ACCOUNT})
         cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()

@@ -19,10 +19,9 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
-
-from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from finance.money import format_usd, is_money
 
 __all__ = ["StatementData", "StatementLine", "render_statement"]

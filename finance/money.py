@@ -34,16 +34,16 @@ from decimal import (
 from fractions import Fraction
 
 __all__ = [
-    "ROUNDING",
-    "CENT",
     "ACCRUAL_QUANTUM",
-    "to_money",
-    "round_money",
-    "round_accrual",
+    "CENT",
+    "ROUNDING",
+    "allocate",
+    "format_usd",
     "is_money",
     "parse_money",
-    "format_usd",
-    "allocate",
+    "round_accrual",
+    "round_money",
+    "to_money",
 ]
 
 ROUNDING = ROUND_HALF_UP

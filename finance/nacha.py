@@ -281,7 +281,7 @@ class Batch:
         if not entries:
             raise NachaError("a batch needs at least one entry")
         odfi_prefix = self.odfi_routing[:8]
-        for previous, entry in zip((None, *entries), entries):
+        for previous, entry in zip((None, *entries), entries, strict=False):
             if not isinstance(entry, Entry):
                 raise NachaError(f"batch entries must be Entry, got {type(entry).__name__}")
             if entry.trace_number[:8] != odfi_prefix:
@@ -355,7 +355,7 @@ class NachaFile:
         _set(self, "batches", batches)
         if not batches:
             raise NachaError("a file needs at least one batch")
-        for previous, batch in zip((None, *batches), batches):
+        for previous, batch in zip((None, *batches), batches, strict=False):
             if not isinstance(batch, Batch):
                 raise NachaError(f"file batches must be Batch, got {type(batch).__name__}")
             if previous is not None and batch.batch_number <= previous.batch_number:

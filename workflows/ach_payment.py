@@ -22,12 +22,23 @@ with workflow.unsafe.imports_passed_through():
     from activities.ach import AchActivities
     from activities.bank_events import BankEventActivities
     from activities.notifications import NotificationActivities
-    from models.notifications import NotifyOrgAdmins
     from core import search_attributes as sa
     from models.ach import SetAsideEvents
-    from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
-                                 FileRejectedSignal, PaymentOutcome, PaymentProgress, PaymentStatus, PresentmentRef,
-                                 QueuedPayment, ReturnInput, SubmittedSignal)
+    from models.notifications import NotifyOrgAdmins
+    from models.payments import (
+        CANCELABLE_STATUSES,
+        AchPaymentInput,
+        BankEventSignal,
+        CancelRequest,
+        FileRejectedSignal,
+        PaymentOutcome,
+        PaymentProgress,
+        PaymentStatus,
+        PresentmentRef,
+        QueuedPayment,
+        ReturnInput,
+        SubmittedSignal,
+    )
 
 # Short timeouts: a worker that dies mid-activity is noticed quickly; every step is safe to run again.
 DB_STEP = dict(start_to_close_timeout=timedelta(seconds=15),

@@ -21,8 +21,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.notifications import NotificationActivities
     from core import search_attributes as sa
-    from models.approvals import (ApprovalInput, ApprovalProgress, ApprovalState, DecisionInput, DecisionRecord,
-                                  InformationInput, LevelUpdate)
+    from models.approvals import (
+        ApprovalInput,
+        ApprovalProgress,
+        ApprovalState,
+        DecisionInput,
+        DecisionRecord,
+        InformationInput,
+        LevelUpdate,
+    )
     from models.notifications import NotifyUsers
 
 STEP = dict(start_to_close_timeout=timedelta(seconds=30))

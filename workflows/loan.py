@@ -18,12 +18,22 @@ with workflow.unsafe.imports_passed_through():
     from activities.loans import LoanActivities
     from activities.notifications import NotificationActivities
     from core import search_attributes as sa
+    from finance.servicing import ServicingClock
     from models.approvals import ApprovalProgress, ApprovalState
     from models.credit import CreditCheckInput, CreditReport
-    from finance.servicing import ServicingClock
-    from models.loans import (AutoDebitApplied, AutoDebitInput, CreditCheckBlocked, LoanInput, LoanStatus,
-                              LoanStatusUpdate, LoanSummary, RepaymentInput, RepaymentResult, ServicingCheck,
-                              ServicingState)
+    from models.loans import (
+        AutoDebitApplied,
+        AutoDebitInput,
+        CreditCheckBlocked,
+        LoanInput,
+        LoanStatus,
+        LoanStatusUpdate,
+        LoanSummary,
+        RepaymentInput,
+        RepaymentResult,
+        ServicingCheck,
+        ServicingState,
+    )
     from models.payments import PaymentProgress
     from workflows.ach_child import start_ach_payment
     from workflows.approval import ApprovalWorkflow
