@@ -132,6 +132,7 @@ class LoanActivities:
         async with self.db.session() as session:
             loan = await self._loan(session, loan_id)
             applicant = await session.get(User, loan.applicant_id)
+            assert applicant is not None
             return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
                                org_id=loan.org_id, applicant_name=applicant.full_name)
 
@@ -147,7 +148,7 @@ class LoanActivities:
                 installment = periodic_payment(loan.amount, loan.annual_rate, loan.term, Frequency(loan.frequency))
             except ValueError as error:
                 raise invalid_terms(error) from error
-            monthly = installment * {"monthly": 1, "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
+            monthly = installment * {"monthly": Decimal(1), "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
                 loan.frequency]
             if loan.monthly_income <= 0:
                 return Eligibility(eligible=False, reason="no income stated")
@@ -188,6 +189,7 @@ class LoanActivities:
                  "principal": [i.principal for i in schedule.installments],
                  "balance": [i.balance for i in schedule.installments]})
             applicant = await session.get(User, loan.applicant_id)
+            assert applicant is not None
             return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
                                org_id=loan.org_id, applicant_name=applicant.full_name,
                                installments=len(schedule.installments),
@@ -259,6 +261,7 @@ class LoanActivities:
             loan = await self._loan(session, loan_id, lock=True)
             product = await session.get(LoanProduct, loan.product_id)  # its name only: the terms are the loan's
             applicant = await session.get(User, loan.applicant_id)
+            assert product is not None and applicant is not None
             schedule = Schedule.of([Installment(number=i.number, due_date=i.due_date, payment=i.payment,
                                                 interest=i.interest, principal=i.principal, balance=i.balance)
                                     for i in await installment_rows(session, loan.id)])

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from finance.allocation import Allocation, InstallmentBalance, balances
 from models.loans import LoanInstallment
 
 
 async def installment_rows(session, loan_id: uuid.UUID, lock: bool = False) -> list[LoanInstallment]:
-    statement = select(LoanInstallment).where(LoanInstallment.loan_id == loan_id).order_by(LoanInstallment.number)
+    statement = select(LoanInstallment).where(LoanInstallment.loan_id == loan_id).order_by(col(LoanInstallment.number))
     return list((await session.exec(statement.with_for_update() if lock else statement)).all())
 
 

@@ -27,7 +27,7 @@ def _lift_temporal_context(_, __, event: dict) -> dict:
 
 
 def configure_logging(level: str = "INFO", json: bool = True, service: str = "backoffice") -> None:
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -14,6 +14,7 @@ operators. Rounding: per account, the period's unrounded daily accruals summed, 
 """
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -28,9 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.daily_accrual import DailyAccrualWorkflow, accrual_workflow_id
     from workflows.schedule_time import local_today
 
-BATCH_STEP = dict(start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(seconds=10),
+BATCH_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(seconds=10),
                   retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
-DB_STEP = dict(start_to_close_timeout=timedelta(minutes=5),
+DB_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(minutes=5),
                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
 
 
