@@ -47,7 +47,8 @@ def ledger_error(error: BaseException) -> LedgerError | None:
     """The ledger rule a database error is, as its exception; None for any other error."""
     cause = getattr(error, "orig", error)
     diag: Any = getattr(cause, "diag", None)
-    rule = _RULES.get(getattr(diag, "constraint_name", None))
+    constraint: Any = getattr(diag, "constraint_name", None)
+    rule = _RULES.get(constraint)
     return rule(diag.message_primary) if rule else None
 
 

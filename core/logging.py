@@ -13,7 +13,7 @@ from temporalio import activity, workflow
 _TEMPORAL_KEYS = ("workflow_id", "run_id", "workflow_type", "activity_id", "activity_type", "attempt", "task_queue")
 
 
-def _lift_temporal_context(_, __, event: dict) -> dict:
+def _lift_temporal_context(_, __, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
     record = event.get("_record")
     for extra_name in ("temporal_workflow", "temporal_activity"):
         context = getattr(record, extra_name, None) if record is not None else None

@@ -6,6 +6,7 @@ keys per month, one workflow id per day and period, and a statement is written o
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -68,7 +69,7 @@ async def accrue_and_post(period: str) -> None:
     settings = get_settings()
     client = await connect(settings)
     start, end = period_bounds(period)
-    runs = [(DailyAccrualWorkflow.run, AccrualRunInput(day=start + timedelta(days=n)),
+    runs: list[tuple[Any, Any, str]] = [(DailyAccrualWorkflow.run, AccrualRunInput(day=start + timedelta(days=n)),
              f"demo-accrual-{start + timedelta(days=n)}") for n in range((end - start).days + 1)]
     runs.append((MonthEndPostingWorkflow.run, MonthEndInput(period=period), f"demo-month-end-{period}"))
     for run, arg, workflow_id in runs:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import IO
 
 from devstack import processes, procfs
 from devstack.postgres import embedded_postgres, postmaster_pid
@@ -35,7 +36,7 @@ class Supervisor:
         self.popens: dict[str, subprocess.Popen] = {}  # by name
         self.started: list[Running] = []
         self.owns_postgres = False
-        self._lock = None
+        self._lock: IO[str] | None = None
 
     def take_over(self) -> None:
         """Takes this data dir: refuses while another launcher runs on it, stops what an earlier one left."""

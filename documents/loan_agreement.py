@@ -18,6 +18,7 @@ import re
 from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal
 from io import BytesIO
+from typing import Any
 from xml.sax.saxutils import escape
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -360,7 +361,7 @@ def _approvals(data: AgreementData) -> list:
 def _signatures(data: AgreementData) -> list:
     gap = 0.5 * inch
     column = (_CONTENT_WIDTH - gap) / 2
-    rows = [
+    rows: list[list[Any]] = [
         [Paragraph("<b>Borrower</b>", _CELL), "", Paragraph("<b>Lender</b>", _CELL)],
         ["", "", ""],
         ["Signature", "", "Signature (authorized officer)"],
