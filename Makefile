@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test fuzz bench temporal-cli clean-data compose-check replay-histories
+.PHONY: run test lint fuzz bench temporal-cli clean-data compose-check replay-histories
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ temporal-cli: $(VENV)/.installed
 run: temporal-cli
 	$(PY) -m devstack.run
 
-test: temporal-cli
+test: lint temporal-cli
 	$(PY) -m pytest
 
 # A long schemathesis run against the live OpenAPI of a test stack (make test runs a bounded one): FUZZ_EXAMPLES
@@ -25,6 +25,12 @@ test: temporal-cli
 FUZZ_EXAMPLES ?= 200
 fuzz: temporal-cli
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz_api.py -p no:cacheprovider -q -s
+
+# Lint and types (PRODUCT.md §7): ruff's rules, ruff's formatting and mypy, all configured in pyproject.toml.
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
 bench: temporal-cli

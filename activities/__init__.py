@@ -11,12 +11,12 @@ from activities.credit import CreditActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
-from core.config import Settings
-from core.db import Database
-from core.email import EmailSender
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.statements import StatementActivities
+from core.config import Settings
+from core.db import Database
+from core.email import EmailSender
 
 
 def all_activities(db: Database, settings: Settings, client: Client) -> list:

@@ -5,6 +5,7 @@ twice (unique (account_id, day), ON CONFLICT DO NOTHING) and reports the same to
 day in accrual_runs: month-end posting accrues first the days of its month without that record."""
 
 from decimal import Decimal
+from typing import Any
 
 from temporalio import activity
 
@@ -23,7 +24,8 @@ class AccrualActivities:
     async def accrue_day(self, req: AccrualDay) -> AccrualResult:
         size = req.batch_size or self.settings.accrual_batch_size
         details = activity.info().heartbeat_details
-        after, accounts, accrued, batches = (details[0] if details else [None, 0, "0", 0])
+        progress: list[Any] = details[0] if details else [None, 0, "0", 0]
+        after, accounts, accrued, batches = progress
         accrued = Decimal(accrued)
         while True:
             async with self.db.session() as session, session.begin():

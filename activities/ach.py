@@ -11,13 +11,14 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
 
 import hashlib
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
@@ -26,11 +27,11 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.payments import add_event, lock_payment, outcome, transition
 from core import audit, ledger
+from core.business_time import business_today
 from core.config import Settings
 from core import ach_files
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
-from core.business_time import business_today
 from finance import nacha
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -38,10 +39,29 @@ from finance.money import format_usd
 from models.ach import AchFile, AchWindow
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import GL_ACH_CLEARING, GL_CASH, AccountStatus, LedgerAccount
-from models.payments import (CANCELABLE_STATUSES, FINAL_STATUSES, AchBatchInput, AchChildPayment, AchPaymentInput, BuiltEntry,
-                             BuiltFile, CancelRequest, Payment, PaymentKind, PaymentOutcome, PaymentStatus,
-                             PresentmentRef, QueuedPayment, ReleasedFile, ReturnInput, ReturnOutcome,
-                             UnansweredUpload, UploadOutcome)
+from models.payments import (
+    CANCELABLE_STATUSES,
+    FINAL_STATUSES,
+    AchBatchInput,
+    AchChildPayment,
+    AchPaymentInput,
+    BuiltEntry,
+    BuiltFile,
+    CancelRequest,
+    Payment,
+    PaymentKind,
+    PaymentOutcome,
+    PaymentStatus,
+    PresentmentRef,
+    QueuedPayment,
+    ReleasedFile,
+    ReturnInput,
+    ReturnOutcome,
+    UnansweredUpload,
+    UploadOutcome,
+)
+
+PAYMENTS: Table = Payment.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel does not declare it
 
 
 class PaymentRejected(Exception):
@@ -108,15 +128,16 @@ class AchActivities:
         digest = hashlib.sha256(req.model_dump_json().encode()).hexdigest()
         async with self.db.session() as session, session.begin():
             account = await session.get(LedgerAccount, req.account_id)
+            assert account is not None  # the workflow's own account, checked when it was made
             credit = req.kind == PaymentKind.ach_credit
-            inserted = (await session.execute(pg_insert(Payment.__table__).values(
+            inserted = (await session.execute(pg_insert(PAYMENTS).values(
                 id=req.payment_id, kind=req.kind, status=PaymentStatus.created, amount=req.amount, currency="USD",
                 from_account_id=req.account_id if credit else None, to_account_id=None if credit else req.account_id,
                 external_account_id=req.external_account_id, sec_code="PPD" if account.owner_id else "CCD",
                 memo=req.memo[:140], org_id=req.org_id, created_by=req.created_by,
                 idempotency_key=req.idempotency_key, request_hash=digest, workflow_id=f"payment-{req.payment_id}",
                 notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference,
-            ).on_conflict_do_nothing().returning(Payment.__table__.c.id))).first()
+            ).on_conflict_do_nothing().returning(PAYMENTS.c.id))).first()
             if inserted is not None:
                 await add_event(session, req.payment_id, PaymentStatus.created)
                 await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
@@ -132,10 +153,11 @@ class AchActivities:
             payment = await lock_payment(session, req.payment_id)
             if payment.status != PaymentStatus.created:
                 return outcome(payment)
-            account_id = payment.from_account_id if payment.kind == PaymentKind.ach_credit else payment.to_account_id
+            account_id = self._member_account(payment)
             await ledger.lock_accounts(session, [account_id])
             account = await session.get(LedgerAccount, account_id)
             external = await session.get(ExternalAccount, payment.external_account_id)
+            assert account is not None and external is not None  # both checked when the payment was made
             try:
                 await check_ach_payment(session, self.settings, payment.kind, payment.amount, account, external)
             except PaymentRejected as rejected:
@@ -162,11 +184,13 @@ class AchActivities:
                 # A retry: this presentment was queued already (and may be in a file by now). Queueing it
                 # again would send the entry twice.
                 window = await session.get(AchWindow, payment.window_id)
+                assert window is not None  # queued before: it has its window
                 if payment.status != PaymentStatus.queued:
                     return QueuedPayment(status=PaymentStatus.queued, window_id=window.id,
                                          cutoff_at=window.cutoff_at, effective_date=window.effective_date)
             else:
                 member = await session.get(LedgerAccount, self._member_account(payment))
+                assert member is not None
                 if member.status != AccountStatus.active:  # closed since it was made: nothing may post into it
                     hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
                                                   {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
@@ -188,7 +212,7 @@ class AchActivities:
         s = self.settings
         after = None
         while True:
-            candidate = next_window(datetime.now(timezone.utc), tz=s.business_timezone, cutoffs=s.ach_cutoffs,
+            candidate = next_window(datetime.now(UTC), tz=s.business_timezone, cutoffs=s.ach_cutoffs,
                                     same_day_cutoffs=s.ach_same_day_cutoffs, interval=s.ach_window_interval,
                                     after=after)
             await session.execute(text(
@@ -246,13 +270,13 @@ class AchActivities:
                 return await self._built(session, window.file_id)
             payments = (await session.exec(select(Payment).where(Payment.window_id == window.id,
                                                                  Payment.status == PaymentStatus.queued)
-                                           .order_by(Payment.created_at, Payment.id).with_for_update())).all()
+                                           .order_by(col(Payment.created_at), col(Payment.id)).with_for_update())).all()
             window.status = "closed"
             session.add(window)
             if not payments:
                 return None
             externals = {e.id: e for e in (await session.exec(select(ExternalAccount).where(
-                ExternalAccount.id.in_([p.external_account_id for p in payments])))).all()}
+                col(ExternalAccount.id).in_([p.external_account_id for p in payments])))).all()}
             # Reserve a contiguous block of 7-digit trace sequences; wrap to 1 rather than inside a file.
             first_sequence = (await session.execute(text(
                 "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
@@ -281,7 +305,7 @@ class AchActivities:
                                  trace_number=entry.trace_number)
             return await self._built(session, file_row.id)
 
-    def _nacha_file(self, window: AchWindow, payments: list[Payment], externals: dict, first_sequence: int):
+    def _nacha_file(self, window: AchWindow, payments: Sequence[Payment], externals: dict, first_sequence: int):
         s = self.settings
         groups: dict[tuple[str, str], list[nacha.EntrySpec]] = {}
         for payment in payments:
@@ -298,7 +322,7 @@ class AchActivities:
                 account_number=self.cipher.decrypt(external.account_number_encrypted), amount=payment.amount,
                 individual_name=external.holder_name, individual_id=payment.id.hex[:15].upper(),
                 discretionary_data="S" if sec == "WEB" and not credit else ""))
-        created = datetime.now(timezone.utc)
+        created = datetime.now(UTC)
         return nacha.build_file(
             odfi_routing=s.odfi_routing_number, odfi_name=s.odfi_name, company_id=s.originator_company_id,
             company_name=s.originator_company_name, creation_date=created.date(), creation_time=created.time(),
@@ -334,9 +358,9 @@ class AchActivities:
                    odfi_file_id: str | None = None) -> UploadOutcome:
         ach_file.status = status
         if status == "uploaded":
-            ach_file.odfi_file_id, ach_file.uploaded_at = odfi_file_id, datetime.now(timezone.utc)
+            ach_file.odfi_file_id, ach_file.uploaded_at = odfi_file_id, datetime.now(UTC)
         else:
-            ach_file.error, ach_file.rejected_at = (error or "")[:1000], datetime.now(timezone.utc)
+            ach_file.error, ach_file.rejected_at = (error or "")[:1000], datetime.now(UTC)
         session.add(ach_file)
         return UploadOutcome(status=status, odfi_file_id=odfi_file_id, error=ach_file.error)
 
@@ -425,7 +449,9 @@ class AchActivities:
         return entry_id
 
     def _member_account(self, payment: Payment) -> uuid.UUID:
-        return payment.from_account_id if payment.kind == PaymentKind.ach_credit else payment.to_account_id
+        member = payment.from_account_id if payment.kind == PaymentKind.ach_credit else payment.to_account_id
+        assert member is not None  # an ACH payment has its internal account on its side
+        return member
 
     @activity.defn
     async def record_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
@@ -499,6 +525,7 @@ class AchActivities:
         done = await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
                                      {"k": f"payment:{payment.id}:return:{req.presentment}"})
         external = await session.get(ExternalAccount, payment.external_account_id)
+        assert external is not None  # every ACH payment has its external account
         notice = {"payment_id": str(payment.id), "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
                   "amount": format_usd(payment.amount),
                   "account": f"{external.institution_name} ****{external.account_last4}",
@@ -517,10 +544,10 @@ class AchActivities:
 
         action = reaction(req.return_code)
         if action == ReturnReaction.disable_account and external.status != ExternalAccountStatus.disabled:
-            external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(timezone.utc)
+            external.status, external.updated_at = ExternalAccountStatus.disabled, datetime.now(UTC)
             session.add(external)
         elif action == ReturnReaction.block_debits and not external.debits_blocked:
-            external.debits_blocked, external.updated_at = True, datetime.now(timezone.utc)
+            external.debits_blocked, external.updated_at = True, datetime.now(UTC)
             session.add(external)
 
         represent = (action == ReturnReaction.represent and not req.completed
@@ -534,7 +561,7 @@ class AchActivities:
             await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
                                action="payment.returned", entity_type="payment", entity_id=payment.id,
                                before={"status": payment.status}, after=detail)
-            payment.return_code, payment.updated_at = req.return_code, datetime.now(timezone.utc)
+            payment.return_code, payment.updated_at = req.return_code, datetime.now(UTC)
             session.add(payment)
             return ReturnOutcome(status=payment.status, represent=True, org_id=payment.org_id, notice=notice)
         if req.completed:

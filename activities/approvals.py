@@ -2,7 +2,7 @@
 every decision recorded once (unique per request, level, round and approver) with its audit row."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from temporalio import activity
@@ -21,7 +21,7 @@ class ApprovalActivities:
     @activity.defn
     async def update_request(self, update: LevelUpdate) -> list[uuid.UUID]:
         """Writes the request's state; when a level opens, reminds or escalates, returns whom to tell."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with self.db.session() as session, session.begin():
             before = (await session.execute(text(
                 "SELECT status, current_level, current_round, waiting_on_role, org_id, applicant_id, submitted_by "

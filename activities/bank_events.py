@@ -10,9 +10,10 @@ anything: a return of its completed last presentment reverses it by policy (the 
 anything else goes on the operators' exception list (status `exception`) with its payment, until an operator
 resolves it with a note."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
@@ -23,8 +24,14 @@ from activities.ach import AchActivities
 from activities.payments import lock_payment
 from core.config import Settings
 from core.db import Database
-from models.ach import (BankEvent, BankEventDelivery, BankEventStatus, BankEventSweepInput, DeliveryOutcome,
-                        SetAsideEvents)
+from models.ach import (
+    BankEvent,
+    BankEventDelivery,
+    BankEventStatus,
+    BankEventSweepInput,
+    DeliveryOutcome,
+    SetAsideEvents,
+)
 from models.payments import BankEventSignal, Payment, PaymentStatus, ReturnInput
 
 SWEEP_WORKFLOW_ID = "bank-event-sweep"
@@ -53,7 +60,7 @@ async def start_sweep(client: Client, settings: Settings) -> None:
         static_summary="Delivers bank events still pending in the outbox")
 
 
-async def signal_payment(client: Client, workflow_id: str, payload: dict) -> bool:
+async def signal_payment(client: Client, workflow_id: str, payload: dict | None) -> bool:
     """Signals a recorded event to its payment's workflow; False when that workflow has ended (or is gone)."""
     try:
         await client.get_workflow_handle(workflow_id).signal("bank_event", BankEventSignal.model_validate(payload))
@@ -120,6 +127,7 @@ class BankEventActivities:
                                         .with_for_update())).one()
             if event.status != BankEventStatus.pending:
                 return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
+            assert event.payment_id is not None  # only an event of a payment is delivered to its workflow
             payment = await lock_payment(session, event.payment_id)
             presentment = (await session.execute(text("SELECT presentment FROM ach_entries WHERE trace_number = :t"),
                                                  {"t": event.trace_number})).scalar_one_or_none()
@@ -149,7 +157,7 @@ class BankEventActivities:
         """Events a payment's workflow received but cannot take go on the exception list (once: a retry finds
         them there)."""
         async with self.db.session() as session, session.begin():
-            count = (await session.execute(text(
+            count = cast(CursorResult, await session.execute(text(
                 "UPDATE bank_events SET status = 'exception', detail = :reason "
                 "WHERE event_id = ANY(:ids) AND status IN ('pending', 'delivered')"),
                 {"reason": f"the payment's workflow could not take it: {req.reason}"[:500],
@@ -165,7 +173,7 @@ class BankEventActivities:
             pending = list((await session.execute(text(
                 "SELECT event_id FROM bank_events WHERE status = 'pending' AND received_at < :before "
                 "ORDER BY id LIMIT :n"),
-                {"before": datetime.now(timezone.utc) - self.settings.bank_event_sweep_grace,
+                {"before": datetime.now(UTC) - self.settings.bank_event_sweep_grace,
                  "n": self.settings.bank_event_sweep_batch})).scalars())
         for started, event_id in enumerate(pending, 1):
             await start_delivery(self.client, activity.info().task_queue, event_id)

@@ -19,15 +19,24 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.notifications import NotificationActivities, email_key
 from core import audit
+from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender, render
-from core.business_time import business_today
 from finance.money import format_usd
 from models.ach import EmailOutbox, Notification
 from models.base import utcnow
-from models.bills import (DUE_STATUSES, AutopayInput, AutopayOutcome, AutopayStart, BatchResult, Bill, BillBatch,
-                          BillReminder, BillStatus)
+from models.bills import (
+    DUE_STATUSES,
+    AutopayInput,
+    AutopayOutcome,
+    AutopayStart,
+    BatchResult,
+    Bill,
+    BillBatch,
+    BillReminder,
+    BillStatus,
+)
 from models.notifications import NotifyUsers
 from models.payments import PaymentProgress
 
@@ -113,7 +122,7 @@ class BillActivities:
                     dict(id=uuid.uuid4(), bill_id=b.id, due_date=b.due_date, offset_days=offset_of[b.due_date],
                          run_day=req.day) for b in bills])
                 .on_conflict_do_nothing(constraint="bill_reminders_once")
-                .returning(BillReminder.bill_id))).scalars())
+                .returning(col(BillReminder.bill_id)))).scalars())
             notifications, emails = [], []
             for bill in (b for b in bills if b.id in claimed):
                 days_left = offset_of[bill.due_date]
@@ -153,7 +162,7 @@ class BillActivities:
         if req.after_id:
             statement = statement.where(Bill.id > req.after_id)
         async with self.db.session() as session:
-            bills = (await session.exec(statement.order_by(Bill.id).limit(self.settings.bill_batch_size))).all()
+            bills = (await session.exec(statement.order_by(col(Bill.id)).limit(self.settings.bill_batch_size))).all()
         started = 0
         for bill in bills:
             try:
@@ -179,10 +188,11 @@ class BillActivities:
         payment_id = autopay_payment_id(req.bill_id, req.due_date)
         async with self.db.session() as session, session.begin():
             bill = await session.get(Bill, req.bill_id, with_for_update=True)
-            resumed = bill is not None and bill.status == BillStatus.processing and bill.payment_id == payment_id
+            if bill is None:
+                return AutopayStart(bill_id=req.bill_id, reason="the bill does not exist")
+            resumed = bill.status == BillStatus.processing and bill.payment_id == payment_id
             if not resumed:
-                reason = ("the bill does not exist" if bill is None else
-                          f"the bill is {bill.status}" if bill.status not in DUE_STATUSES else
+                reason = (f"the bill is {bill.status}" if bill.status not in DUE_STATUSES else
                           "auto-pay is off" if not bill.autopay else
                           f"the bill is now due {bill.due_date}" if bill.due_date != req.due_date else None)
                 if reason:

@@ -16,28 +16,38 @@ grace days pass with the installment unpaid (owed on the installment, income whe
 with its aging bucket. Terms (rate, day count, grace days, late fee) are the loan's own, never the product's."""
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.loans import _LOAN_ACCOUNT_NS, terms_of
 from core import audit, ledger
+from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_balances, installment_rows, mark_paid, record_repayment
-from core.business_time import business_today
 from finance.allocation import Allocation, InstallmentBalance, allocate, totals
 from finance.amortization import payoff_amount, remaining_schedule
 from finance.daycount import DayCount
 from finance.servicing import BUCKET_STARTS, aging_bucket, days_past_due, late_fee_due
 from models.external_accounts import ExternalAccount
 from models.ledger import GL_FEE_INCOME, GL_INTEREST_INCOME
-from models.loans import (AutoDebitApplied, AutoDebitInput, AutoDebitReversed, Loan, LoanInstallment, PayoffQuote,
-                          RepaymentInput, RepaymentResult, ServicingCheck, ServicingState)
+from models.loans import (
+    AutoDebitApplied,
+    AutoDebitInput,
+    AutoDebitReversed,
+    Loan,
+    LoanInstallment,
+    PayoffQuote,
+    RepaymentInput,
+    RepaymentResult,
+    ServicingCheck,
+    ServicingState,
+)
 from models.payments import AchChildPayment, Payment, PaymentKind, PaymentStatus
 from models.users import User
 
@@ -57,8 +67,19 @@ def auto_debit_key(payment_id: uuid.UUID, presentment: int) -> str:
     return f"auto-debit:{payment_id}" + (f":{presentment}" if presentment > 1 else "")
 
 
+def loan_account(loan: Loan) -> uuid.UUID:
+    """The loan's own ledger account: opened at disbursement, before anything is serviced."""
+    assert loan.loan_account_id is not None
+    return loan.loan_account_id
+
+
+def disbursed_on(loan: Loan) -> date:
+    assert loan.disbursed_at is not None  # only a disbursed loan is serviced
+    return loan.disbursed_at.date()
+
+
 async def outstanding_principal(session, loan: Loan) -> Decimal:
-    balance = (await ledger.balances(session, [loan.loan_account_id]))[loan.loan_account_id]
+    balance = (await ledger.balances(session, [loan_account(loan)]))[loan_account(loan)]
     return balance.ledger
 
 
@@ -76,7 +97,7 @@ def payoff_quote(loan: Loan, installments: list[InstallmentBalance], as_of: date
     ahead = [i for i in installments if not fell_due(i, as_of)]
     principal = sum((i.owed_of("principal") for i in ahead), ZERO)
     prepaid_interest = sum((i.paid_of("interest") for i in ahead), ZERO)
-    last_due = max((i.due_date for i in installments if fell_due(i, as_of)), default=loan.disbursed_at.date())
+    last_due = max((i.due_date for i in installments if fell_due(i, as_of)), default=disbursed_on(loan))
     rest = payoff_amount(principal, loan.annual_rate, DayCount(loan.day_count), last_due, as_of)
     accrued = max(ZERO, rest - principal - prepaid_interest)
     return PayoffQuote(loan_id=loan.id, as_of=as_of, outstanding_principal=principal + due_principal,
@@ -92,7 +113,7 @@ def charge_accrued_interest(rows: list[LoanInstallment], owing: list[Installment
     """At the payoff the installments not yet due charge the interest accrued to the day instead of their
     scheduled interest: the first one that owes anything takes it, the others none beyond what they were paid."""
     share = payoff.accrued_interest
-    for row, balance in zip(rows, owing):
+    for row, balance in zip(rows, owing, strict=False):
         if fell_due(balance, as_of) or balance.is_paid:
             continue
         row.interest, share = balance.paid_of("interest") + share, ZERO
@@ -114,13 +135,13 @@ class LoanServicingActivities:
             unpaid = {i.number for i in await installment_balances(session, loan.id, rows) if not i.is_paid}
             # A debit that has brought the money in (settled or completed) is a payment on its way, not arrears.
             paying = set((await session.exec(select(Payment.id).where(
-                Payment.id.in_([i.auto_debit_payment_id for i in rows if i.auto_debit_payment_id]),
-                Payment.status.in_([PaymentStatus.settled, PaymentStatus.completed])))).all())
+                col(Payment.id).in_([i.auto_debit_payment_id for i in rows if i.auto_debit_payment_id]),
+                col(Payment.status).in_([PaymentStatus.settled, PaymentStatus.completed])))).all())
             charged = 0
             for i in rows:
                 if (loan.status == "active" and i.number in unpaid and i.late_fee_assessed_at is None
                         and i.auto_debit_payment_id not in paying and late_fee_due(i.due_date, loan.grace_days, req.as_of)):
-                    i.late_fee, i.late_fee_assessed_at = loan.late_fee, datetime.now(timezone.utc)
+                    i.late_fee, i.late_fee_assessed_at = loan.late_fee, datetime.now(UTC)
                     session.add(i)
                     charged += 1
                     await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
@@ -162,6 +183,7 @@ class LoanServicingActivities:
                 loan.disbursement_payment_id = payment_id
                 session.add(loan)
             external = await session.get(ExternalAccount, loan.external_account_id)
+            assert external is not None  # asked for only when the member named their bank account
             return AchChildPayment(
                 payment_id=payment_id, kind=PaymentKind.ach_credit, amount=loan.amount,
                 account_id=loan.deposit_account_id, external_account_id=external.id, org_id=loan.org_id,
@@ -178,7 +200,10 @@ class LoanServicingActivities:
             loan = await session.get(Loan, req.loan_id)
             row = (await session.exec(select(LoanInstallment).where(
                 LoanInstallment.loan_id == req.loan_id, LoanInstallment.number == req.number).with_for_update())).first()
-            if row is None or not loan.auto_debit or loan.status != "active":
+            if row is None:
+                return None
+            assert loan is not None  # its installment is there
+            if not loan.auto_debit or loan.status != "active":
                 return None
             payment_id = uuid.uuid5(_LOAN_ACCOUNT_NS, f"loan:{loan.id}:auto-debit:{req.number}")
             owed = next(i.owed for i in await installment_balances(session, loan.id) if i.number == req.number)
@@ -190,6 +215,7 @@ class LoanServicingActivities:
             amount = (await session.execute(text("SELECT amount FROM payments WHERE id = :id"), {"id": payment_id})
                       ).scalar_one_or_none() or owed
             external = await session.get(ExternalAccount, loan.external_account_id)
+            assert external is not None  # auto-debit needs the member's bank account
             return AchChildPayment(
                 payment_id=payment_id, kind=PaymentKind.ach_debit, amount=amount, account_id=loan.deposit_account_id,
                 external_account_id=external.id, org_id=loan.org_id, created_by=loan.applicant_id,
@@ -206,12 +232,14 @@ class LoanServicingActivities:
         async with self.db.session() as session:
             loan = await session.get(Loan, req.loan_id)
             payment = await session.get(Payment, req.payment_id)
+            assert loan is not None and payment is not None
             applicant = await session.get(User, loan.applicant_id)
             owed = sum((i.owed for i in await installment_balances(session, loan.id)), ZERO)
         # A retry after the repayment was written finds it by its key inside apply_repayment, whatever amount.
         amount = min(payment.amount, owed)
         if amount <= 0 or payment.status != PaymentStatus.completed:
             return None
+        assert applicant is not None
         return await self.apply_repayment(RepaymentInput(
             loan_id=loan.id, amount=amount, mode="installment", key=auto_debit_key(payment.id, req.presentment),
             paid_by=applicant.id, paid_by_email=f"system:auto-debit {payment.id}", payment_id=payment.id))
@@ -236,7 +264,7 @@ class LoanServicingActivities:
             if (await session.execute(text("SELECT 1 FROM loan_repayments WHERE reverses_entry_id = :e"),
                                       {"e": applied.id})).first() is not None:
                 return AutoDebitReversed(loan_id=loan.id, status=loan.status, reversed=True)  # a retry
-            await ledger.lock_accounts(session, [loan.deposit_account_id, loan.loan_account_id])
+            await ledger.lock_accounts(session, [loan.deposit_account_id, loan_account(loan)])
             postings = (await session.execute(text("SELECT account_id, amount FROM postings WHERE entry_id = :e"),
                                               {"e": applied.id})).all()
             entry_id, _ = await ledger.post_entry(
@@ -253,7 +281,7 @@ class LoanServicingActivities:
             await mark_paid(session, rows, await installment_balances(session, loan.id, rows))
             before = loan.status
             if loan.status == "closed":
-                loan.status, loan.closed_at, loan.updated_at = "active", None, datetime.now(timezone.utc)
+                loan.status, loan.closed_at, loan.updated_at = "active", None, datetime.now(UTC)
                 session.add(loan)
             parts = totals(split)
             await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
@@ -275,7 +303,7 @@ class LoanServicingActivities:
                 return await self._result(session, loan, done, req.amount)
             if loan.status != "active":
                 raise refuse("loan_not_active", f"the loan is {loan.status}")
-            await ledger.lock_accounts(session, [loan.deposit_account_id, loan.loan_account_id])
+            await ledger.lock_accounts(session, [loan.deposit_account_id, loan_account(loan)])
             today = business_today(self.settings)
             rows = await installment_rows(session, loan.id, lock=True)
             owing = await installment_balances(session, loan.id, rows)
@@ -306,7 +334,7 @@ class LoanServicingActivities:
                                                       {"c": code})).scalar_one()
             legs = [ledger.Leg(loan.deposit_account_id, req.amount)]
             legs += [ledger.Leg(account, -amount) for account, amount in (
-                (loan.loan_account_id, principal), (income[GL_INTEREST_INCOME], interest),
+                (loan_account(loan), principal), (income[GL_INTEREST_INCOME], interest),
                 (income[GL_FEE_INCOME], fees)) if amount]
             entry_id, _ = await ledger.post_entry(session, idempotency_key=entry_key, entry_type=f"loan_{req.mode}",
                                                   description=f"Loan {loan.id} {req.mode}", effective_date=today,
@@ -317,7 +345,7 @@ class LoanServicingActivities:
             await mark_paid(session, rows, after)
             closed = all(i.is_paid for i in after)
             if closed:
-                loan.status, loan.closed_at = "closed", datetime.now(timezone.utc)
+                loan.status, loan.closed_at = "closed", datetime.now(UTC)
                 session.add(loan)
             await audit.record(session, actor=req.paid_by_email, actor_id=req.paid_by, action=f"loan.{req.mode}",
                                entity_type="loan", entity_id=loan.id,
@@ -337,6 +365,7 @@ class LoanServicingActivities:
         if amount >= still_owed:
             raise refuse("use_payoff", "this prepays every installment still to come: pay the installments due, or "
                                        "ask for a payoff quote and pay it instead")
+        assert loan.first_due_date is not None  # an active loan has its schedule
         try:
             rest = remaining_schedule(terms_of(loan, loan.first_due_date), still_owed - amount, behind)
         except ValueError as error:

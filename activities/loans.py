@@ -5,7 +5,7 @@ product at application). Each one is safe to run again: it finds what it already
 
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
@@ -15,17 +15,32 @@ from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
 from core.approval_routes import no_route, route_for
+from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_rows
-from core.business_time import business_today
-from finance.amortization import (AmortizationMethod, Frequency, Installment, LoanTerms, Schedule, build_schedule,
-                                  periodic_payment)
-from finance.daycount import DayCount
 from documents.loan_agreement import AgreementData, render_loan_agreement
+from finance.amortization import (
+    AmortizationMethod,
+    Frequency,
+    Installment,
+    LoanTerms,
+    Schedule,
+    build_schedule,
+    periodic_payment,
+)
+from finance.daycount import DayCount
 from models.approvals import ApprovalInput, LevelSpec
-from models.loans import (CreditCheckBlocked, Eligibility, Loan, LoanInput, LoanProduct, LoanStatus,
-                          LoanStatusUpdate, LoanSummary)
+from models.loans import (
+    CreditCheckBlocked,
+    Eligibility,
+    Loan,
+    LoanInput,
+    LoanProduct,
+    LoanStatus,
+    LoanStatusUpdate,
+    LoanSummary,
+)
 from models.notifications import NotifyUsers
 from models.users import Role, User
 
@@ -76,7 +91,7 @@ class LoanActivities:
             if loan.status == update.status or loan.status in ENDED:
                 return
             before = {"status": loan.status}
-            loan.status, loan.updated_at = update.status, datetime.now(timezone.utc)
+            loan.status, loan.updated_at = update.status, datetime.now(UTC)
             loan.status_detail = None  # it said why the loan waited at its former status
             if update.reason is not None:
                 loan.decline_reason = update.reason
@@ -97,7 +112,7 @@ class LoanActivities:
             loan = await self._loan(session, blocked.loan_id, lock=True)
             detail = f"credit check waiting: {blocked.message}"[:500]
             if loan.status_detail != detail:
-                loan.status_detail, loan.updated_at = detail, datetime.now(timezone.utc)
+                loan.status_detail, loan.updated_at = detail, datetime.now(UTC)
                 session.add(loan)
                 await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
                                    action="loan.credit_check_blocked", entity_type="loan", entity_id=loan.id,
@@ -117,6 +132,7 @@ class LoanActivities:
         async with self.db.session() as session:
             loan = await self._loan(session, loan_id)
             applicant = await session.get(User, loan.applicant_id)
+            assert applicant is not None
             return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
                                org_id=loan.org_id, applicant_name=applicant.full_name)
 
@@ -132,7 +148,7 @@ class LoanActivities:
                 installment = periodic_payment(loan.amount, loan.annual_rate, loan.term, Frequency(loan.frequency))
             except ValueError as error:
                 raise invalid_terms(error) from error
-            monthly = installment * {"monthly": 1, "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
+            monthly = installment * {"monthly": Decimal(1), "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
                 loan.frequency]
             if loan.monthly_income <= 0:
                 return Eligibility(eligible=False, reason="no income stated")
@@ -173,6 +189,7 @@ class LoanActivities:
                  "principal": [i.principal for i in schedule.installments],
                  "balance": [i.balance for i in schedule.installments]})
             applicant = await session.get(User, loan.applicant_id)
+            assert applicant is not None
             return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
                                org_id=loan.org_id, applicant_name=applicant.full_name,
                                installments=len(schedule.installments),
@@ -229,7 +246,7 @@ class LoanActivities:
                 session, idempotency_key=f"loan:{loan.id}:disburse", entry_type="loan_disbursement",
                 description=f"Disbursement of loan {loan.id}", effective_date=business_today(self.settings),
                 legs=[ledger.Leg(loan_account, loan.amount), ledger.Leg(loan.deposit_account_id, -loan.amount)])
-            loan.loan_account_id, loan.disbursed_at = loan_account, datetime.now(timezone.utc)
+            loan.loan_account_id, loan.disbursed_at = loan_account, datetime.now(UTC)
             session.add(loan)
             await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
                                action="loan.disbursed", entity_type="loan", entity_id=loan.id,
@@ -244,6 +261,7 @@ class LoanActivities:
             loan = await self._loan(session, loan_id, lock=True)
             product = await session.get(LoanProduct, loan.product_id)  # its name only: the terms are the loan's
             applicant = await session.get(User, loan.applicant_id)
+            assert product is not None and applicant is not None
             schedule = Schedule.of([Installment(number=i.number, due_date=i.due_date, payment=i.payment,
                                                 interest=i.interest, principal=i.principal, balance=i.balance)
                                     for i in await installment_rows(session, loan.id)])

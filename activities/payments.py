@@ -3,20 +3,19 @@ nothing when the payment already reached the state it would write."""
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import text
-from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import audit, ledger
+from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
-from core.business_time import business_today
 from models.payments import FINAL_STATUSES, BookTransferInput, Payment, PaymentOutcome, PaymentStatus
-
 
 
 async def add_event(session: AsyncSession, payment_id: uuid.UUID, status: str, detail: dict | None = None,
@@ -41,7 +40,7 @@ async def transition(session: AsyncSession, payment: Payment, status: str, event
     to the event what is not a column (e.g. why)."""
     before = {"status": payment.status}
     payment.status = status
-    payment.updated_at = datetime.now(timezone.utc)
+    payment.updated_at = datetime.now(UTC)
     for field, value in changes.items():
         setattr(payment, field, value)
     session.add(payment)

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity, workflow
 
@@ -120,7 +120,7 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
         # Each signal to every workflow in turn, after all are started: most find their workflow waiting for
         # it, as a payment's do, rather than arriving with the start in one workflow task.
         for name in ("submitted", "bank_event"):
-            await bounded(concurrency, lambda workflow_id: client.get_workflow_handle(workflow_id).signal(name), ids)
+            await bounded(concurrency, lambda workflow_id, name=name: client.get_workflow_handle(workflow_id).signal(name), ids)
 
     try:
         await drive([f"baseline-warmup-{i}" for i in range(WARMUP)])
@@ -237,7 +237,8 @@ async def wait_closed(client: Client, query: str, expected: int, progress: str |
 
 async def last_close(client: Client, query: str) -> float:
     """The latest close time (epoch seconds) among the workflows matching `query`: exact, unlike the poll."""
-    return max([w.close_time async for w in client.list_workflows(query, page_size=1000)]).timestamp()
+    return max([w.close_time async for w in client.list_workflows(query, page_size=1000)
+                if w.close_time is not None]).timestamp()  # every one of them is closed
 
 
 def machine() -> str:
@@ -272,7 +273,7 @@ async def run(args: argparse.Namespace) -> None:
         ach = await run_ach(stack, n, concurrency)
     ach_rate, baseline_rate = n / ach["elapsed"], n / baseline
     print(f"""
-ACH lifecycle throughput — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine()}
+ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n} (half debits, half credits), {concurrency} requests in flight; cutoff window 1 s, return window 1 s,
   late-return window 1 s, the bank settles 200 ms after the upload; one Temporal dev server, Postgres, API and
   worker process each on this machine; load average {load_before} before the run

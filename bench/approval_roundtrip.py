@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import text
@@ -237,7 +237,7 @@ async def run(args: argparse.Namespace) -> None:
         return f"  {label:<24}{len(seconds):>5}" + "".join(f"{x:>9.1f}" for x in ms)
     http_seconds, direct_seconds = latencies["http"], latencies["direct"]
     print(f"""
-Approval decision round trip — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine()}
+Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n} applications, decided in turn over HTTP and by direct update, after {WARMUP} warm-up decisions a path;
   {concurrency} concurrent approvers, each its own loan officer; one level (loan_officer, quorum 1): a decision closes
   its approval and sets its loan disbursing; one Temporal dev server, Postgres, API and worker process each on this

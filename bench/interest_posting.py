@@ -20,8 +20,9 @@ worker peak RSS 162 MiB.
 import argparse
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -62,7 +63,7 @@ SEED = [
 
 def database(url: str, name: str) -> str:
     """`url` pointed at another database of the same server."""
-    return make_conninfo(**{**conninfo_to_dict(libpq_url(url)), "dbname": name})
+    return make_conninfo("", **{**conninfo_to_dict(libpq_url(url)), "dbname": name})
 
 
 async def seed(url: str, accounts: int) -> float:
@@ -89,20 +90,24 @@ async def run_workflow(client: Client, task_queue: str) -> tuple[float, PostingS
     started = time.monotonic()
     summary = await client.execute_workflow(MonthEndPostingWorkflow.run, MonthEndInput(period=PERIOD),
                                             id=f"bench-month-end-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    assert summary is not None  # a new workflow id: it posts
     return time.monotonic() - started, summary
 
 
 async def run_statement(url: str) -> tuple[float, int, Decimal]:
     """The baseline: every account's posting in one statement, one transaction (commit included)."""
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        gl = (await (await conn.execute("SELECT id FROM ledger_accounts WHERE code = %s",
-                                        (GL_INTEREST_EXPENSE,))).fetchone())[0]
+        gl_row = await (await conn.execute("SELECT id FROM ledger_accounts WHERE code = %s",
+                                           (GL_INTEREST_EXPENSE,))).fetchone()
+        assert gl_row is not None
+        gl = gl_row[0]
         sql = POST_ALL.text.replace(":period", "%(period)s").replace(":first", "%(first)s") \
             .replace(":last", "%(last)s").replace(":gl", "%(gl)s")
         started = time.monotonic()
         row = await (await conn.execute(sql, {"period": PERIOD, "first": FIRST, "last": LAST, "gl": gl})).fetchone()
         await conn.commit()
         elapsed = time.monotonic() - started
+    assert row is not None  # an aggregate: always one row
     return elapsed, row[2], row[4]
 
 
@@ -110,8 +115,9 @@ async def totals(url: str) -> tuple[int, Decimal, Decimal]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
         posted = await (await conn.execute("SELECT count(*), sum(amount) FROM interest_postings WHERE period = %s",
                                            (PERIOD,))).fetchone()
-        books = (await (await conn.execute("SELECT sum(amount) FROM postings")).fetchone())[0]
-    return posted[0], posted[1], books
+        books_row = await (await conn.execute("SELECT sum(amount) FROM postings")).fetchone()
+    assert posted is not None and books_row is not None  # aggregates: always one row
+    return posted[0], posted[1], books_row[0]
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -137,11 +143,11 @@ async def run(args: argparse.Namespace) -> None:
         seeding = await seed(stack.database_url, n)
         baseline_db = f"baseline_{uuid.uuid4().hex[:8]}"
         copying = await copy_database(stack.database_url, baseline_db)
-        worker = next(c for c in stack.children if "worker.py" in c.args)
+        worker = next(c for c in stack.children if "worker.py" in cast(list[str], c.args))
         rss_before = peak_rss_mib(worker.pid)
         workflow_seconds, summary = await run_workflow(stack.client, stack.task_queue)
         rss_peak = peak_rss_mib(worker.pid)
-        statement_seconds, statement_count, statement_total = await run_statement(
+        statement_seconds, _count, _total = await run_statement(
             database(stack.database_url, baseline_db))
         by_workflow = await totals(libpq_url(stack.database_url))
         by_statement = await totals(database(stack.database_url, baseline_db))
@@ -152,7 +158,7 @@ async def run(args: argparse.Namespace) -> None:
     workflow_label = f"workflow (batches of {args.batch_size:,}, continue-as-new every {args.continue_as_new_after})"
     width = max(len(workflow_label), 34)
     print(f"""
-Month-end interest posting — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {machine()}
+Month-end interest posting — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n:,} savings accounts with {days} days of accruals each ({n * days:,} rows), seeded in {seeding:.1f} s,
   copied in {copying:.1f} s; one Postgres, Temporal dev server and worker process on this machine; load average
   {load_before} before the run

@@ -4,7 +4,7 @@ configured business time zone, BUSINESS_TIMEZONE: never the worker's local date,
 from `workflow.now()` or their input (workflows/schedule_time.py); activities and the API from the wall clock
 here."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from core.config import Settings
@@ -16,4 +16,4 @@ def business_date(at: datetime, tz: str) -> date:
 
 
 def business_today(settings: Settings) -> date:
-    return business_date(datetime.now(timezone.utc), settings.business_timezone)
+    return business_date(datetime.now(UTC), settings.business_timezone)

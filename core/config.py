@@ -4,7 +4,6 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -45,8 +46,9 @@ _RULES = {cls.rule: cls for cls in LedgerError.__subclasses__()}
 def ledger_error(error: BaseException) -> LedgerError | None:
     """The ledger rule a database error is, as its exception; None for any other error."""
     cause = getattr(error, "orig", error)
-    diag = getattr(cause, "diag", None)
-    rule = _RULES.get(getattr(diag, "constraint_name", None))
+    diag: Any = getattr(cause, "diag", None)
+    constraint: Any = getattr(diag, "constraint_name", None)
+    rule = _RULES.get(constraint)
     return rule(diag.message_primary) if rule else None
 
 

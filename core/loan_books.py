@@ -4,18 +4,18 @@ What an installment has been paid, and what it still owes, is derived from the s
 (finance/allocation.py), never kept as a running total that a later fee could re-split."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from finance.allocation import Allocation, InstallmentBalance, balances
 from models.loans import LoanInstallment
 
 
 async def installment_rows(session, loan_id: uuid.UUID, lock: bool = False) -> list[LoanInstallment]:
-    statement = select(LoanInstallment).where(LoanInstallment.loan_id == loan_id).order_by(LoanInstallment.number)
+    statement = select(LoanInstallment).where(LoanInstallment.loan_id == loan_id).order_by(col(LoanInstallment.number))
     return list((await session.exec(statement.with_for_update() if lock else statement)).all())
 
 
@@ -67,7 +67,7 @@ async def mark_paid(session, rows: list[LoanInstallment], now_owing: list[Instal
         if balance is None:
             continue
         if balance.is_paid and row.paid_at is None:
-            row.paid_at = datetime.now(timezone.utc)
+            row.paid_at = datetime.now(UTC)
             session.add(row)
         elif not balance.is_paid and row.paid_at is not None:
             row.paid_at = None

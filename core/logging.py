@@ -13,7 +13,7 @@ from temporalio import activity, workflow
 _TEMPORAL_KEYS = ("workflow_id", "run_id", "workflow_type", "activity_id", "activity_type", "attempt", "task_queue")
 
 
-def _lift_temporal_context(_, __, event: dict) -> dict:
+def _lift_temporal_context(_, __, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
     record = event.get("_record")
     for extra_name in ("temporal_workflow", "temporal_activity"):
         context = getattr(record, extra_name, None) if record is not None else None
@@ -27,7 +27,7 @@ def _lift_temporal_context(_, __, event: dict) -> dict:
 
 
 def configure_logging(level: str = "INFO", json: bool = True, service: str = "backoffice") -> None:
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

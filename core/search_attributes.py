@@ -4,6 +4,8 @@ Amounts are Double here only so operators can filter (`PaymentAmount > 1000`) in
 money itself never leaves Decimal.
 """
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
@@ -18,7 +20,7 @@ LOAN_AMOUNT = SearchAttributeKey.for_float("LoanAmount")
 APPLICANT_ID = SearchAttributeKey.for_keyword("ApplicantId")
 AGING_BUCKET = SearchAttributeKey.for_keyword("AgingBucket")  # set while a loan is past due: 1-30 ... 90+
 
-ALL = [
+ALL: list[SearchAttributeKey[Any]] = [
     PAYMENT_STATUS, PAYMENT_KIND, PAYMENT_AMOUNT, ACCOUNT_ID, ORG_ID,
     LOAN_STATUS, APPROVAL_LEVEL, WAITING_ON_ROLE, LOAN_AMOUNT, APPLICANT_ID, AGING_BUCKET,
 ]

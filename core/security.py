@@ -1,7 +1,7 @@
 """Passwords (argon2 through pwdlib) and JWTs (PyJWT): short-lived access, rotating refresh tokens."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import jwt
@@ -26,7 +26,7 @@ def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
 def create_token(settings: Settings, *, subject: str, token_type: TokenType, claims: dict[str, Any] | None = None,
                  now: datetime | None = None) -> tuple[str, str, datetime]:
     """Returns (token, jti, expires_at)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     ttl = settings.access_token_ttl if token_type == "access" else settings.refresh_token_ttl
     jti = uuid.uuid4().hex
     expires_at = now + ttl

@@ -13,7 +13,7 @@ import email.policy
 import logging
 import signal
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP
@@ -33,7 +33,7 @@ class EmlWriter:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         content = envelope.original_content or envelope.content
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         path = self.directory / f"{now:%Y%m%dT%H%M%S.%fZ}-{uuid.uuid4().hex[:6]}.eml"
         # Written aside and renamed, so a reader never sees half a message.
         partial = path.with_suffix(".part")
@@ -45,7 +45,7 @@ class EmlWriter:
 
 
 async def serve(host: str, port: int, directory: Path, http_port: int | None = None) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before serving
     handler = EmlWriter(directory)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(handler, hostname="mailsink"), host, port)

@@ -6,8 +6,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 from devstack import procfs
 
@@ -32,14 +34,14 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: f
         if port_open(port):
             return
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{name or process.args} exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(f"{name or process.args!s} exited with {process.returncode} before listening on {port}")
         time.sleep(0.1)
     raise TimeoutError(f"{name} did not listen on port {port} within {timeout}s")
 
 
 def start(args: list[str], env: dict[str, str] | None = None, log_path: Path | None = None) -> subprocess.Popen:
     """A child in its own process group, so a stop reaches everything it started."""
-    out = open(log_path, "ab") if log_path else None
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out or None,
                             stderr=subprocess.STDOUT if out else None, start_new_session=True)
 
@@ -109,7 +111,7 @@ def _signal(pid: int, sig: int, group: bool) -> bool:
         return False
 
 
-def stop_all(targets: list[Running], timeout: float = 15, children: list[subprocess.Popen] = ()) -> list[Running]:
+def stop_all(targets: list[Running], timeout: float = 15, children: Sequence[subprocess.Popen] = ()) -> list[Running]:
     """Stops every target at once: its stop signal, then SIGKILL to what still runs after `timeout` seconds, and
     waits until all have ended (a zombie has), reaping `children`, our own Popens among the targets.
     Returns the targets that needed SIGKILL."""
@@ -134,5 +136,5 @@ def stop_all(targets: list[Running], timeout: float = 15, children: list[subproc
 
 def stop(process: subprocess.Popen, timeout: float = 15) -> None:
     """Stops one child started by start(): SIGTERM to its process group, SIGKILL after `timeout`."""
-    target = Running.of(str(process.args), process.pid, process.args)
+    target = Running.of(str(process.args), process.pid, cast(list[str], process.args))  # as start() gave them
     stop_all([target] if target else [], timeout, children=[process])

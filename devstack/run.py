@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.db import Database
 from core.search_attributes import cli_flags
-from devstack import procfs, processes
+from devstack import processes, procfs
 from devstack.postgres import migrate
 from devstack.processes import ROOT
 from devstack.seed import USERS, seed_database, seed_through_api

@@ -11,10 +11,10 @@ import httpx
 from sqlalchemy import text
 
 from core import ledger
+from core.business_time import business_today
 from core.config import get_settings
 from core.db import Database
 from core.security import hash_password
-from core.business_time import business_today
 from models.ledger import GL_CASH
 
 _NS = uuid.UUID("0c6f6c1e-9d0e-4b7a-8f55-2f1d2b4b5a10")

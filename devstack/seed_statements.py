@@ -4,8 +4,9 @@ accrue each day of last month and post its interest (`interest-posting-YYYY-MM`)
 written through the API, so a statement PDF with its interest line is there to open at once. Idempotent: fixed
 keys per month, one workflow id per day and period, and a statement is written once."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -39,9 +40,9 @@ def last_month(today: date) -> str:
 
 async def seed_statement_history(db: Database, today: date) -> str:
     period = last_month(today)
-    start, end = period_bounds(period)
+    start, _end = period_bounds(period)
     async with db.session() as session, session.begin():
-        opened = datetime.combine(start - timedelta(days=20), datetime.min.time(), tzinfo=timezone.utc)
+        opened = datetime.combine(start - timedelta(days=20), datetime.min.time(), tzinfo=UTC)
         await session.execute(text("UPDATE ledger_accounts SET created_at = LEAST(created_at, :at) WHERE id = :id"),
                               {"at": opened, "id": ACCOUNT})
         cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()
@@ -68,7 +69,7 @@ async def accrue_and_post(period: str) -> None:
     settings = get_settings()
     client = await connect(settings)
     start, end = period_bounds(period)
-    runs = [(DailyAccrualWorkflow.run, AccrualRunInput(day=start + timedelta(days=n)),
+    runs: list[tuple[Any, Any, str]] = [(DailyAccrualWorkflow.run, AccrualRunInput(day=start + timedelta(days=n)),
              f"demo-accrual-{start + timedelta(days=n)}") for n in range((end - start).days + 1)]
     runs.append((MonthEndPostingWorkflow.run, MonthEndInput(period=period), f"demo-month-end-{period}"))
     for run, arg, workflow_id in runs:

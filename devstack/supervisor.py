@@ -11,8 +11,9 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import IO
 
-from devstack import procfs, processes
+from devstack import processes, procfs
 from devstack.postgres import embedded_postgres, postmaster_pid
 from devstack.processes import Running
 
@@ -35,12 +36,12 @@ class Supervisor:
         self.popens: dict[str, subprocess.Popen] = {}  # by name
         self.started: list[Running] = []
         self.owns_postgres = False
-        self._lock = None
+        self._lock: IO[str] | None = None
 
     def take_over(self) -> None:
         """Takes this data dir: refuses while another launcher runs on it, stops what an earlier one left."""
         self.data.mkdir(parents=True, exist_ok=True)
-        lock = open(self.data / "run.lock", "w")
+        lock = open(self.data / "run.lock", "w")  # noqa: SIM115 - held (locked) for the whole run
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -48,7 +49,7 @@ class Supervisor:
             launcher = self._recorded().get("launcher")
             who = Running.from_record(launcher).describe() if launcher else "a launcher"
             raise SystemExit(f"another `make run` of {self.data} is up: {who}. Stop it first (Ctrl-C where it "
-                             "runs, or SIGTERM to that pid).")
+                             "runs, or SIGTERM to that pid).") from None
         self._lock = lock
         leftovers = [target for target in map(Running.from_record, self._recorded().get("children", []))
                      if target.is_same_process()]

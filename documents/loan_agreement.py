@@ -18,6 +18,7 @@ import re
 from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal
 from io import BytesIO
+from typing import Any
 from xml.sax.saxutils import escape
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -26,10 +27,9 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
-
-from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from finance.amortization import AmortizationMethod, Frequency, Installment
 from finance.daycount import DayCount
 from finance.money import format_usd, is_money
@@ -361,7 +361,7 @@ def _approvals(data: AgreementData) -> list:
 def _signatures(data: AgreementData) -> list:
     gap = 0.5 * inch
     column = (_CONTENT_WIDTH - gap) / 2
-    rows = [
+    rows: list[list[Any]] = [
         [Paragraph("<b>Borrower</b>", _CELL), "", Paragraph("<b>Lender</b>", _CELL)],
         ["", "", ""],
         ["Signature", "", "Signature (authorized officer)"],

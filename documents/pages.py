@@ -29,7 +29,7 @@ def numbered_canvas(footer_left: str = "") -> type[Canvas]:
 
         def showPage(self):
             self._pages.append(dict(self.__dict__))
-            self._startPage()
+            self._startPage()  # type: ignore[attr-defined]  # reportlab's own (undocumented) page reset
 
         def save(self):
             for number, page in enumerate(self._pages, start=1):

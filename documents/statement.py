@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from io import BytesIO
+from typing import Any
 from xml.sax.saxutils import escape
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -19,10 +20,9 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
-
-from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
 from finance.money import format_usd, is_money
 
 __all__ = ["StatementData", "StatementLine", "render_statement"]
@@ -142,7 +142,7 @@ def _summary(data: StatementData) -> list:
 
 def _entries(data: StatementData) -> list:
     header = ["Date", "Description", "Amount", "Balance"]
-    rows = [header, [_format_date(data.period_start), "Opening balance", "", format_usd(data.opening_balance)]]
+    rows: list[list[Any]] = [header, [_format_date(data.period_start), "Opening balance", "", format_usd(data.opening_balance)]]
     interest_rows = []
     for line in data.lines:
         if line.is_interest:
@@ -151,7 +151,7 @@ def _entries(data: StatementData) -> list:
                      format_usd(line.amount), format_usd(line.balance)])
     rows.append([_format_date(data.period_end), "Closing balance", "", format_usd(data.closing_balance)])
     widths = [1.1 * inch, _CONTENT_WIDTH - 3.5 * inch, 1.2 * inch, 1.2 * inch]
-    style = [
+    style: list[tuple[Any, ...]] = [
         ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8.5),
         ("FONT", (0, 1), (-1, 1), "Helvetica-Bold", 8.5),

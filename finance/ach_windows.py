@@ -4,7 +4,7 @@ Windows close at local cutoff times (the ODFI's, in its time zone) on Federal Re
 the earlier ones are same-day ACH. For tests and the demo a fixed interval replaces the clock times."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from finance import fedcalendar
@@ -32,7 +32,7 @@ def next_window(now: datetime, *, tz: str, cutoffs: list[str], same_day_cutoffs:
     zone = ZoneInfo(tz)
     if interval:
         step = interval.total_seconds()
-        cutoff = datetime.fromtimestamp((int(floor.timestamp() // step) + 1) * step, timezone.utc)
+        cutoff = datetime.fromtimestamp((int(floor.timestamp() // step) + 1) * step, UTC)
         local_day = cutoff.astimezone(zone).date()
         return CutoffWindow(id=f"{cutoff.isoformat(timespec='milliseconds')}", cutoff_at=cutoff, same_day=True,
                             effective_date=fedcalendar.effective_entry_date(local_day, True))
@@ -46,7 +46,7 @@ def next_window(now: datetime, *, tz: str, cutoffs: list[str], same_day_cutoffs:
                 if cutoff > floor:
                     is_same_day = t in same_day
                     return CutoffWindow(id=cutoff.isoformat(timespec="minutes"),
-                                        cutoff_at=cutoff.astimezone(timezone.utc), same_day=is_same_day,
+                                        cutoff_at=cutoff.astimezone(UTC), same_day=is_same_day,
                                         effective_date=fedcalendar.effective_entry_date(day, is_same_day))
         day += timedelta(days=1)
     raise RuntimeError("no ACH window in the next 15 days: check the cutoff configuration")

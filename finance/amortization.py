@@ -53,14 +53,14 @@ from finance.money import CENT, is_money, round_money
 __all__ = [
     "AmortizationMethod",
     "Frequency",
-    "LoanTerms",
     "Installment",
+    "LoanTerms",
     "Schedule",
-    "due_date",
-    "periodic_payment",
     "build_schedule",
-    "remaining_schedule",
+    "due_date",
     "payoff_amount",
+    "periodic_payment",
+    "remaining_schedule",
 ]
 
 

@@ -35,16 +35,16 @@ from enum import StrEnum
 from fractions import Fraction
 
 __all__ = [
-    "DayCount",
-    "ACTUAL_365",
     "ACTUAL_360",
-    "THIRTY_360",
+    "ACTUAL_365",
     "ACTUAL_ACTUAL_ISDA",
-    "days_between",
-    "year_fraction",
+    "THIRTY_360",
+    "DayCount",
+    "daily_rate",
     "day_count_fraction",
     "day_fraction",
-    "daily_rate",
+    "days_between",
+    "year_fraction",
 ]
 
 

@@ -19,7 +19,7 @@ from fractions import Fraction
 from finance.daycount import DayCount, day_fraction
 from finance.money import round_accrual, round_money
 
-__all__ = ["TieredRate", "annual_interest", "accrue_day", "accrue_period", "posting_amount"]
+__all__ = ["TieredRate", "accrue_day", "accrue_period", "annual_interest", "posting_amount"]
 
 
 @dataclass(frozen=True)

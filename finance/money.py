@@ -32,18 +32,19 @@ from decimal import (
     Overflow,
 )
 from fractions import Fraction
+from typing import cast
 
 __all__ = [
-    "ROUNDING",
-    "CENT",
     "ACCRUAL_QUANTUM",
-    "to_money",
-    "round_money",
-    "round_accrual",
+    "CENT",
+    "ROUNDING",
+    "allocate",
+    "format_usd",
     "is_money",
     "parse_money",
-    "format_usd",
-    "allocate",
+    "round_accrual",
+    "round_money",
+    "to_money",
 ]
 
 ROUNDING = ROUND_HALF_UP
@@ -79,7 +80,7 @@ def _round(value: Number, quantum: Decimal) -> Decimal:
 
 def _round_fraction(value: Fraction, quantum: Decimal) -> Decimal:
     """Round an exact rational half up (away from zero) to ``quantum`` with integer arithmetic."""
-    places = -quantum.as_tuple().exponent
+    places = -cast(int, quantum.as_tuple().exponent)  # a finite quantum's exponent is an int
     scaled = abs(value) * 10**places
     units, remainder = divmod(scaled.numerator, scaled.denominator)
     if 2 * remainder >= scaled.denominator:
@@ -144,7 +145,7 @@ def parse_money(text: str, *, allow_negative: bool = False) -> Decimal:
         raise ValueError(f"NaN and Infinity are not amounts: {text!r}")
     if not _PLAIN_DECIMAL.fullmatch(stripped):
         raise ValueError(f"use plain decimal notation such as 1234.56: {text!r}")
-    if value.as_tuple().exponent < -2:
+    if cast(int, value.as_tuple().exponent) < -2:  # finite (checked above): an int
         raise ValueError(f"more than 2 decimal places: {text!r}")
     if value < 0 and not allow_negative:
         raise ValueError(f"negative amount not allowed: {text!r}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import IntEnum, StrEnum
+from typing import Any, Literal, overload
 
 from finance.aba import check_digit, is_valid_routing_number
 
@@ -281,7 +282,7 @@ class Batch:
         if not entries:
             raise NachaError("a batch needs at least one entry")
         odfi_prefix = self.odfi_routing[:8]
-        for previous, entry in zip((None, *entries), entries):
+        for previous, entry in zip((None, *entries), entries, strict=False):
             if not isinstance(entry, Entry):
                 raise NachaError(f"batch entries must be Entry, got {type(entry).__name__}")
             if entry.trace_number[:8] != odfi_prefix:
@@ -355,7 +356,7 @@ class NachaFile:
         _set(self, "batches", batches)
         if not batches:
             raise NachaError("a file needs at least one batch")
-        for previous, batch in zip((None, *batches), batches):
+        for previous, batch in zip((None, *batches), batches, strict=False):
             if not isinstance(batch, Batch):
                 raise NachaError(f"file batches must be Batch, got {type(batch).__name__}")
             if previous is not None and batch.batch_number <= previous.batch_number:
@@ -742,6 +743,10 @@ def _int_field(record: str, start: int, end: int, what: str) -> int:
     return int(value)
 
 
+@overload
+def _date_field(record: str, start: int, end: int, what: str, *, blank_ok: Literal[False] = False) -> date: ...
+@overload
+def _date_field(record: str, start: int, end: int, what: str, *, blank_ok: bool) -> date | None: ...
 def _date_field(record: str, start: int, end: int, what: str, *, blank_ok: bool = False) -> date | None:
     value = _field(record, start, end)
     if blank_ok and not value.strip():
@@ -849,7 +854,7 @@ def parse(text: str) -> NachaFile:
         destination = _field(header, 4, 13)
         if destination[0] != " ":
             raise NachaError(f"immediate destination (positions 4-13) must be ' ' + 9 digits, got {destination!r}")
-        header_fields = dict(
+        header_fields: dict[str, Any] = dict(
             immediate_destination=destination[1:],
             immediate_origin=_field(header, 14, 23),
             creation_date=_date_field(header, 24, 29, "file creation date"),
@@ -922,7 +927,7 @@ def _parse_batch(reader: _Reader) -> Batch:
             company_name=_field(header, 5, 20),
             company_discretionary_data=_field(header, 21, 40),
             company_id=_field(header, 41, 50),
-            sec_code=_field(header, 51, 53),
+            sec_code=_field(header, 51, 53),  # type: ignore[arg-type]  # Batch checks it and makes it a SecCode
             entry_description=_field(header, 54, 63),
             descriptive_date=_field(header, 64, 69),
             effective_entry_date=_date_field(header, 70, 75, "effective entry date"),
@@ -985,7 +990,7 @@ def _parse_entry(reader: _Reader) -> Entry:
             raise NachaError(f"addenda record indicator is {indicator} but the entry has "
                              f"{len(addenda) + (return_addenda is not None)} addenda records")
         return Entry(
-            transaction_code=code,
+            transaction_code=code,  # type: ignore[arg-type]  # Entry checks it and makes it a TransactionCode
             rdfi_routing=_field(record, 4, 12),
             account_number=_field(record, 13, 29),
             amount=Decimal(_int_field(record, 30, 39, "amount")).scaleb(-2),

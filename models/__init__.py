@@ -3,17 +3,65 @@
 from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
 from models.bills import Bill, BillReminder
-from models.interest import (AccrualRun, InterestAccrual, InterestPosting, InterestPostingRun, SavingsAccount,
-                             SavingsProduct)
-from models.loans import (ApprovalDecision, ApprovalRequest, ApprovalRule, Loan, LoanAllocation, LoanInstallment,
-                          LoanProduct, LoanRepayment)
 from models.external_accounts import ExternalAccount, LinkedItem
+from models.interest import (
+                             AccrualRun,
+                             InterestAccrual,
+                             InterestPosting,
+                             InterestPostingRun,
+                             SavingsAccount,
+                             SavingsProduct,
+)
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
+from models.loans import (
+                             ApprovalDecision,
+                             ApprovalRequest,
+                             ApprovalRule,
+                             Loan,
+                             LoanAllocation,
+                             LoanInstallment,
+                             LoanProduct,
+                             LoanRepayment,
+)
 from models.payments import Payment, PaymentEvent
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
 
-__all__ = ["ApprovalDecision", "ApprovalRequest", "ApprovalRule", "Loan", "LoanAllocation", "LoanInstallment", "LoanProduct",
-           "LoanRepayment", "AchEntry", "AchFile", "AchTraceCounter", "AchWindow", "BankEvent", "EmailOutbox", "Notification", "AuditLog", "ExternalAccount", "LinkedItem", "Hold", "JournalEntry", "LedgerAccount", "Posting",
-           "Payment", "PaymentEvent", "Organization", "RefreshToken", "User", "Bill", "BillReminder", "Statement",
-           "AccrualRun", "InterestAccrual", "InterestPosting", "InterestPostingRun", "SavingsAccount", "SavingsProduct"]
+__all__ = [
+                             "AccrualRun",
+                             "AchEntry",
+                             "AchFile",
+                             "AchTraceCounter",
+                             "AchWindow",
+                             "ApprovalDecision",
+                             "ApprovalRequest",
+                             "ApprovalRule",
+                             "AuditLog",
+                             "BankEvent",
+                             "Bill",
+                             "BillReminder",
+                             "EmailOutbox",
+                             "ExternalAccount",
+                             "Hold",
+                             "InterestAccrual",
+                             "InterestPosting",
+                             "InterestPostingRun",
+                             "JournalEntry",
+                             "LedgerAccount",
+                             "LinkedItem",
+                             "Loan",
+                             "LoanAllocation",
+                             "LoanInstallment",
+                             "LoanProduct",
+                             "LoanRepayment",
+                             "Notification",
+                             "Organization",
+                             "Payment",
+                             "PaymentEvent",
+                             "Posting",
+                             "RefreshToken",
+                             "SavingsAccount",
+                             "SavingsProduct",
+                             "Statement",
+                             "User",
+]

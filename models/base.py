@@ -1,7 +1,7 @@
 """Column helpers shared by the tables: UUID keys, timestamptz, NUMERIC money, JSONB."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ MONEY = Numeric(20, 2)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def uuid_pk() -> Any:
@@ -36,4 +36,4 @@ def jsonb() -> Any:
     return Field(default=None, sa_column=Column(JSONB, nullable=True))
 
 
-__all__ = ["Decimal", "utcnow", "uuid_pk", "created_at", "timestamp", "money", "jsonb", "MONEY"]
+__all__ = ["MONEY", "Decimal", "created_at", "jsonb", "money", "timestamp", "utcnow", "uuid_pk"]

@@ -5,8 +5,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, UniqueConstraint, text
 from pydantic import BaseModel
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, jsonb, money, timestamp, uuid_pk

@@ -2,7 +2,8 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, true as sa_true
+from sqlalchemy import CheckConstraint
+from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, timestamp, uuid_pk

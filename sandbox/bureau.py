@@ -49,12 +49,12 @@ from sandbox.settings import SandboxSettings
 log = logging.getLogger("sandbox.bureau")
 
 MIN_SCORE, MAX_SCORE = 300, 850
-BANDS = [(750, "excellent"), (700, "good"), (650, "fair"), (580, "poor"), (MIN_SCORE, "very_poor")]
+Band = Literal["excellent", "good", "fair", "poor", "very_poor"]
+BANDS: list[tuple[int, Band]] = [(750, "excellent"), (700, "good"), (650, "fair"), (580, "poor"), (MIN_SCORE, "very_poor")]
 MAX_DELINQUENCIES = {"excellent": 0, "good": 1, "fair": 2, "poor": 4, "very_poor": 8}
 NO_FILE_PREFIX = "f"
 
 Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE)]
-Band = Literal["excellent", "good", "fair", "poor", "very_poor"]
 
 
 def band_of(score: int) -> Band:
@@ -171,7 +171,7 @@ class BureauState:
     def update(self, change: BureauConfigUpdate) -> BureauConfig:
         fields = change.model_dump(exclude_unset=True, exclude={"fixed_scores_mode"})
         if change.fixed_scores is not None:
-            base = {} if change.fixed_scores_mode == "replace" else dict(self.config.fixed_scores)
+            base: dict[uuid.UUID, int | None] = {} if change.fixed_scores_mode == "replace" else dict(self.config.fixed_scores)
             base.update(change.fixed_scores)
             fields["fixed_scores"] = {applicant: score for applicant, score in base.items() if score is not None}
         try:

@@ -361,6 +361,7 @@ class OdfiState:
         if planned.type == "entry.settled":
             payload["settlement_date"] = next_business_day(received.received_at.date()).isoformat()
         else:
+            assert planned.return_code is not None  # a planned return has its code
             payload["return_code"] = planned.return_code
             payload["return_reason"] = RETURN_REASONS[planned.return_code]
         payload["occurred_at"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,8 +12,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ach import AchActivities
-    from models.payments import (AchBatchInput, BuiltFile, FileRejectedSignal, SubmittedSignal, UnansweredUpload,
-                                 UploadOutcome)
+    from models.payments import (
+        AchBatchInput,
+        BuiltFile,
+        FileRejectedSignal,
+        SubmittedSignal,
+        UnansweredUpload,
+        UploadOutcome,
+    )
 
 PATIENT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 

@@ -13,6 +13,7 @@ presentment already returned, a second settlement, anything left when it ends) i
 exception list rather than dropped."""
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,15 +23,26 @@ with workflow.unsafe.imports_passed_through():
     from activities.ach import AchActivities
     from activities.bank_events import BankEventActivities
     from activities.notifications import NotificationActivities
-    from models.notifications import NotifyOrgAdmins
     from core import search_attributes as sa
     from models.ach import SetAsideEvents
-    from models.payments import (CANCELABLE_STATUSES, AchPaymentInput, BankEventSignal, CancelRequest,
-                                 FileRejectedSignal, PaymentOutcome, PaymentProgress, PaymentStatus, PresentmentRef,
-                                 QueuedPayment, ReturnInput, SubmittedSignal)
+    from models.notifications import NotifyOrgAdmins
+    from models.payments import (
+        CANCELABLE_STATUSES,
+        AchPaymentInput,
+        BankEventSignal,
+        CancelRequest,
+        FileRejectedSignal,
+        PaymentOutcome,
+        PaymentProgress,
+        PaymentStatus,
+        PresentmentRef,
+        QueuedPayment,
+        ReturnInput,
+        SubmittedSignal,
+    )
 
 # Short timeouts: a worker that dies mid-activity is noticed quickly; every step is safe to run again.
-DB_STEP = dict(start_to_close_timeout=timedelta(seconds=15),
+DB_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=15),
                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                         maximum_interval=timedelta(seconds=10),
                                         non_retryable_error_types=["NotCancelable"]))
@@ -52,6 +64,18 @@ class AchPaymentWorkflow:
         self._canceled = False
         self._return_code: str | None = None
         self._return_reason: str | None = None
+
+    @property
+    def _submission(self) -> SubmittedSignal:
+        """The current presentment's `submitted`: read once _queue has seen it."""
+        assert self._submitted is not None
+        return self._submitted
+
+    @property
+    def _submitted_trace(self) -> str:
+        """The current presentment's trace number: read only once it is submitted."""
+        assert self._trace is not None
+        return self._trace
 
     # --- messages ------------------------------------------------------------------------------------------
 
@@ -114,7 +138,7 @@ class AchPaymentWorkflow:
             ended = await self._queue()
             if ended is not None:
                 return await self._finish(failure_reason=ended.failure_reason)
-            self._trace = self._submitted.trace_number
+            self._trace = self._submission.trace_number
             await workflow.execute_activity_method(AchActivities.record_submitted, self._ref(), **DB_STEP)
             self._set_status(PaymentStatus.pending_settlement, f"trace {self._trace}: waiting for settlement")
 
@@ -138,7 +162,9 @@ class AchPaymentWorkflow:
                 return QueuedPayment(status=PaymentStatus.canceled)
             if self._submitted is not None:
                 return None
-            note = f" (file {self._rejected.file_id} did not reach the bank: {self._rejected.error[:200]})"
+            rejected = self._rejected
+            assert rejected is not None  # neither submitted nor canceled: what ended the wait
+            note = f" (file {rejected.file_id} did not reach the bank: {rejected.error[:200]})"
             self._rejected = None
             queued = await workflow.execute_activity_method(AchActivities.queue_payment, self._ref(), **DB_STEP)
         if not self._canceled:  # else the cancel update sets it
@@ -149,9 +175,10 @@ class AchPaymentWorkflow:
         """Settlement, the return window, completion and the late-return window of the current presentment.
         True when a return sends the payment to its next presentment."""
         event = await self._next_event()
+        assert event is not None  # no timeout: it waits for one
         settled = event.type == "entry.settled"
         if settled:
-            self._settled_traces.add(self._trace)
+            self._settled_traces.add(self._submitted_trace)
             await workflow.execute_activity_method(
                 AchActivities.record_settled, self._ref(settlement_date=event.settlement_date, event_id=event.event_id),
                 **DB_STEP)
@@ -174,7 +201,8 @@ class AchPaymentWorkflow:
         events = [e for e in self._events.values() if e.trace_number == self._trace]
         settled = [] if returns_only else [e for e in events if e.type == "entry.settled"]
         returned = [e for e in events if e.type == "entry.returned"]
-        return (settled or returned or [None])[0]
+        first = settled or returned
+        return first[0] if first else None
 
     async def _next_event(self, timeout: float | None = None, returns_only: bool = False) -> BankEventSignal | None:
         """Takes the next event on the current trace; None when the timeout passes first."""
@@ -189,7 +217,7 @@ class AchPaymentWorkflow:
         return event
 
     async def _returned(self, event: BankEventSignal, settled: bool, completed: bool) -> bool:
-        self._returned_traces.add(self._trace)
+        self._returned_traces.add(self._submitted_trace)
         self._return_code, self._return_reason = event.return_code, event.return_reason
         result = await workflow.execute_activity_method(AchActivities.apply_return, ReturnInput(
             payment_id=self._req.payment_id, presentment=self._presentment, return_code=event.return_code or "R??",

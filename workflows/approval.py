@@ -13,6 +13,7 @@ rounds' decisions stay in the audit trail (approval_decisions keeps each one wit
 Every update handler ends whatever the workflow does next: it waits only on conditions that closing makes true."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -21,11 +22,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.notifications import NotificationActivities
     from core import search_attributes as sa
-    from models.approvals import (ApprovalInput, ApprovalProgress, ApprovalState, DecisionInput, DecisionRecord,
-                                  InformationInput, LevelUpdate)
+    from models.approvals import (
+        ApprovalInput,
+        ApprovalProgress,
+        ApprovalState,
+        DecisionInput,
+        DecisionRecord,
+        InformationInput,
+        LevelUpdate,
+    )
     from models.notifications import NotifyUsers
 
-STEP = dict(start_to_close_timeout=timedelta(seconds=30))
+STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30))
 OUTCOME_STATUS = {"decline": "declined", "hold": "on_hold"}
 
 
@@ -138,9 +146,9 @@ class ApprovalWorkflow:
             await self._open("opened", spec.deadline_seconds)
             reminded = False
             while True:
-                reminder_at = (self._deadline - timedelta(seconds=spec.deadline_seconds - spec.reminder_seconds)
+                reminder_at = (self._level_deadline - timedelta(seconds=spec.deadline_seconds - spec.reminder_seconds)
                                if spec.reminder_seconds and not reminded and not self._escalated else None)
-                wake_at = min(t for t in (reminder_at, self._deadline) if t is not None)
+                wake_at = min(t for t in (reminder_at, self._level_deadline) if t is not None)
                 done = await self._wait_until(wake_at)
                 if self._withdrawn:
                     return await self._close("withdrawn")
@@ -160,7 +168,7 @@ class ApprovalWorkflow:
                     break
                 if done:
                     continue
-                if reminder_at is not None and workflow.now() >= reminder_at and workflow.now() < self._deadline:
+                if reminder_at is not None and workflow.now() >= reminder_at and workflow.now() < self._level_deadline:
                     reminded = True
                     await self._notify("reminder")
                     continue
@@ -172,6 +180,12 @@ class ApprovalWorkflow:
                     continue
                 return await self._close(OUTCOME_STATUS[req.final_outcome])
         return await self._close("approved")
+
+    @property
+    def _level_deadline(self) -> datetime:
+        """The deadline of the level being decided: _open sets it before anything waits on it."""
+        assert self._deadline is not None
+        return self._deadline
 
     def _new_round(self) -> None:
         self._round += 1
@@ -231,7 +245,7 @@ class ApprovalWorkflow:
             f"{status}: level {self._level} of {len(self._input.levels)}"
             + (f", waiting on {role.replace('_', ' ')} since {workflow.now():%Y-%m-%d %H:%M} UTC, deadline "
                f"{self._deadline:%Y-%m-%d %H:%M:%S} UTC" if role and self._deadline else ""))
-        parent = self._input.parent_workflow_id or (workflow.info().parent and workflow.info().parent.workflow_id)
+        parent = self._input.parent_workflow_id or (p.workflow_id if (p := workflow.info().parent) else None)
         if parent:
             await workflow.get_external_workflow_handle(parent).signal(
                 "approval_progress", ApprovalProgress(status=status, level=self._level, waiting_on_role=role))

@@ -9,6 +9,7 @@ BankEventSweepWorkflow (`bank-event-sweep`, started by the worker): every interv
 pending (the webhook could not reach Temporal) to their delivery workflows; continues as new now and then."""
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from models.payments import PaymentProgress, PaymentStatus
 
 # No end to the retries: an event is never dropped; a long outage just delays it.
-PATIENT = dict(start_to_close_timeout=timedelta(seconds=30),
+PATIENT: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30),
                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500),
                                         maximum_interval=timedelta(minutes=1)))
 

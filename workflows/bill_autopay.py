@@ -6,6 +6,7 @@ is due again, the payer is told, and the workflow ends. After completion it list
 late-return window has closed, then ends."""
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -18,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from models.payments import AchChildPayment, PaymentKind, PaymentProgress
     from workflows.ach_child import start_ach_payment
 
-DB_STEP = dict(start_to_close_timeout=timedelta(seconds=15),
+DB_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=15),
                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                         maximum_interval=timedelta(seconds=10)))
 PAID = ("settled", "completed")

@@ -6,6 +6,7 @@ repeated run or a crash and replay writes and sends nothing twice. The run conti
 grows large, carrying its stage, cursor and totals."""
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -16,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.schedule_time import scheduled_local_date
 
 # A killed worker is noticed by the missing heartbeat within seconds, not after the whole timeout.
-BATCH_STEP = dict(start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=10),
+BATCH_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=10),
                   retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
                                            maximum_interval=timedelta(seconds=10)))
 STAGES = ("overdue", "reminders", "autopay")

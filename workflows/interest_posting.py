@@ -15,6 +15,7 @@ only. Rounding: per account, the period's unrounded daily accruals summed, round
 """
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -33,9 +34,9 @@ with workflow.unsafe.imports_passed_through():
 # organization's operators get their organization's figures.
 ORG_SUMMARIES_PATCH = "interest-posting-org-summaries"
 
-BATCH_STEP = dict(start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(seconds=10),
+BATCH_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(seconds=10),
                   retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
-DB_STEP = dict(start_to_close_timeout=timedelta(minutes=5),
+DB_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(minutes=5),
                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)))
 
 

@@ -7,9 +7,10 @@ Withdrawal is possible until it is approved. Terms a schedule cannot be built on
 refuses our own credentials keeps it waiting in credit_check (operators told) until the bureau answers."""
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -18,17 +19,27 @@ with workflow.unsafe.imports_passed_through():
     from activities.loans import LoanActivities
     from activities.notifications import NotificationActivities
     from core import search_attributes as sa
+    from finance.servicing import ServicingClock
     from models.approvals import ApprovalProgress, ApprovalState
     from models.credit import CreditCheckInput, CreditReport
-    from finance.servicing import ServicingClock
-    from models.loans import (AutoDebitApplied, AutoDebitInput, CreditCheckBlocked, LoanInput, LoanStatus,
-                              LoanStatusUpdate, LoanSummary, RepaymentInput, RepaymentResult, ServicingCheck,
-                              ServicingState)
+    from models.loans import (
+        AutoDebitApplied,
+        AutoDebitInput,
+        CreditCheckBlocked,
+        LoanInput,
+        LoanStatus,
+        LoanStatusUpdate,
+        LoanSummary,
+        RepaymentInput,
+        RepaymentResult,
+        ServicingCheck,
+        ServicingState,
+    )
     from models.payments import PaymentProgress
     from workflows.ach_child import start_ach_payment
     from workflows.approval import ApprovalWorkflow
 
-STEP = dict(start_to_close_timeout=timedelta(seconds=30),
+STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
 # Repayments each add a few events; a 30-year loan continues as new long before its history grows large.
 CONTINUE_AS_NEW_AFTER = 100
@@ -86,6 +97,7 @@ class LoanWorkflow:
         at the credit check, approved in the same instant); whatever run() does next, this ends."""
         self._withdraw_requested = True
         if self._approval_started:  # otherwise run() tells the child as soon as it has started it
+            assert self._approval_id is not None  # set before the child is started
             try:
                 await workflow.get_external_workflow_handle(self._approval_id).signal(ApprovalWorkflow.withdraw)
             except FailureError:  # the approval has just ended: run() takes its outcome
@@ -150,6 +162,7 @@ class LoanWorkflow:
             return await self._change(LoanStatus.declined, reason=f"credit check: {declined.message}")
         if self._withdraw_requested:
             return await self._change(LoanStatus.withdrawn)
+        assert report is not None  # None only when the applicant withdrew
         if report.score < req.min_credit_score:
             return await self._change(LoanStatus.declined, credit_score=report.score,
                                       reason=f"credit score {report.score} is below {req.min_credit_score}")
@@ -235,6 +248,7 @@ class LoanWorkflow:
         if self._req.epoch is None:  # a loan activated before the servicing clock existed
             self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
                 workflow.now(), self._req.day_seconds, self._req.business_timezone).epoch})
+        assert self._req.epoch is not None
         clock = ServicingClock(self._req.epoch, self._req.day_seconds, self._req.business_timezone)
         next_due = self._req.next_due
         rounds = 0
@@ -251,7 +265,8 @@ class LoanWorkflow:
                 while self._payments:  # nothing heard is dropped at the hand-over
                     await self._payment_done(self._payments.pop(0))
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if self._status == LoanStatus.closed or self._payments:  # a repayment or a payment came meanwhile
+                # a repayment or a payment came meanwhile (mypy keeps the narrowing from above across the awaits)
+                if self._status == LoanStatus.closed or self._payments:  # type: ignore[comparison-overlap]
                     continue
                 workflow.continue_as_new(self._req.model_copy(update={"servicing": True, "next_due": next_due}))
             rounds += 1
@@ -354,7 +369,7 @@ class LoanWorkflow:
     def _set_status(self, status: LoanStatus, level: int | None = None, role: str | None = None) -> None:
         self._status = status
         waiting = status in (LoanStatus.pending_approval, LoanStatus.info_requested)
-        updates = [sa.LOAN_STATUS.value_set(status)]
+        updates: list[SearchAttributeUpdate[Any]] = [sa.LOAN_STATUS.value_set(status)]
         if level is not None:
             updates.append(sa.APPROVAL_LEVEL.value_set(level))
         updates.append(sa.WAITING_ON_ROLE.value_set(role) if waiting and role else sa.WAITING_ON_ROLE.value_unset())

@@ -1,15 +1,15 @@
 """platform: users, ledger, payments, external accounts, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 08:19:11.763655
 """
 import uuid
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from models.ledger import GL_ACCOUNTS

@@ -6,9 +6,9 @@ Create Date: 2026-11-21 08:34:41.180357
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0002'

@@ -8,9 +8,9 @@ import uuid
 from decimal import Decimal
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0003'

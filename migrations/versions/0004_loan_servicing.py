@@ -6,8 +6,8 @@ Create Date: 2026-11-21 10:45:00
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision: str = '0004'
 down_revision: Union[str, None] = '0003'
