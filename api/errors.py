@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.access import AccessDenied, NotVisible
 from core.ledger import PostingToClosedAccount
@@ -69,6 +71,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def posting_to_closed_account(_: Request, exc: PostingToClosedAccount) -> JSONResponse:
         # The account was closed between a handler's check and its posting.
         return JSONResponse(error_body("account_closed", "the account is closed", str(exc)), 409)
+
+    @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
+    async def update_not_answered(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
+        # The workflow did not take the update in time (no worker polling, or a worker stuck): nothing was decided.
+        return JSONResponse(error_body("workflow_busy", "the workflow did not answer in time; nothing was changed, "
+                                       "try again", str(exc)), 503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(RPCError)
+    async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        # Temporal itself unreachable or overloaded is a 503 to retry; any other RPC error a router did not expect
+        # is a bug, answered as one.
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                          RPCStatusCode.RESOURCE_EXHAUSTED):
+            return JSONResponse(error_body("temporal_unavailable", "the workflow service is not reachable; try again",
+                                           exc.message), 503, headers={"Retry-After": "5"})
+        log.error("unexpected Temporal error", exc_info=exc)
+        return JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)
 
     app.add_middleware(UnexpectedErrors)
     document_errors(app)
