@@ -57,9 +57,11 @@ async def pay(http, org, kind: str, amount: str, key: str | None = None, **extra
 
 async def wait_status(http, headers, payment_id: str, statuses=FINAL, timeout: float = 60) -> dict:
     async def fetch() -> dict:
+        # A parent (a loan's auto-debit) names its child payment's id before the child has written the row: until
+        # then the payment is a 404, not yet a status.
         return (await http.get(f"/api/v1/payments/{payment_id}", headers=headers)).json()
-    return await poll(fetch, lambda p: p["status"] in statuses, timeout, interval=0.25,
-                      what=lambda p: f"payment {payment_id} stuck in {p['status']}: {p['events']}")
+    return await poll(fetch, lambda p: p.get("status") in statuses, timeout, interval=0.25,
+                      what=lambda p: f"payment {payment_id} stuck in {p.get('status')}: {p.get('events', p)}")
 
 
 async def balances(http, su, account_id) -> tuple[str, str, str]:
