@@ -17,12 +17,19 @@ Strict on purpose (PRODUCT.md §3.5: bad input is a clear 4xx and writes nothing
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
-from typing import Optional
-
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
-                      WithJsonSchema, create_model)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
 from api.errors import AppError
 
@@ -209,6 +216,21 @@ def validate_merged(model: type[BaseModel], current: dict, changes: dict) -> Bas
         raise AppError(422, "validation_error", "the request is not valid", details)
 
 
-__all__ = ["Money", "MoneyOrZero", "MoneyFilter", "AnnualRate", "Name", "Filter", "Token", "line", "multiline",
-           "BusinessDate", "DueDate", "BusinessDateTime", "BIGINT_MAX", "not_below", "partial_model",
-           "validate_merged"]
+__all__ = [
+    "BIGINT_MAX",
+    "AnnualRate",
+    "BusinessDate",
+    "BusinessDateTime",
+    "DueDate",
+    "Filter",
+    "Money",
+    "MoneyFilter",
+    "MoneyOrZero",
+    "Name",
+    "Token",
+    "line",
+    "multiline",
+    "not_below",
+    "partial_model",
+    "validate_merged",
+]

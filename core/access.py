@@ -27,7 +27,8 @@ import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import false, or_, select as sa_select
+from sqlalchemy import false, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.sql import Select
 from sqlmodel import col
 

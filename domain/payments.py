@@ -16,10 +16,11 @@ from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from api.fields import Money, line
 from api.errors import AppError
+from api.fields import Money, line
 from api.pagination import Page, paginate
-from core import access, audit, ledger, search_attributes as sa
+from core import access, audit, ledger
+from core import search_attributes as sa
 from core.access import Entity
 from core.config import Settings
 from core.temporal import published
@@ -207,7 +208,7 @@ async def create_book_transfer(body: BookTransferIn, key: str, session, user: Us
         try:  # a book transfer is immediate: worth a short wait for its result (never a query to the worker)
             outcome = await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())
             workflow_status = outcome.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             status_code = 202
         session.expire_all()
         payment = await session.get(Payment, payment_id)

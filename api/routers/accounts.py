@@ -1,5 +1,5 @@
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -15,8 +15,16 @@ from core import access, audit, closing, ledger
 from core.access import Action, Entity
 from core.business_time import business_today
 from domain.accounts import visible_account
-from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
-                           Posting)
+from models.ledger import (
+    GL_CASH,
+    AccountKind,
+    AccountStatus,
+    Hold,
+    InternalAccountType,
+    JournalEntry,
+    LedgerAccount,
+    Posting,
+)
 from models.users import Organization, User
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -153,7 +161,7 @@ async def close_account(account_id: uuid.UUID, session: SessionDep, actor: Accou
     if blocker := await closing.closing_blocker(session, account.id):
         raise AppError(409, blocker.code, blocker.message, blocker.details)
     before = audit.snapshot(account, _FIELDS)
-    account.status, account.closed_at = AccountStatus.closed, datetime.now(timezone.utc)
+    account.status, account.closed_at = AccountStatus.closed, datetime.now(UTC)
     session.add(account)
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.closed", entity_type="account",
                        entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))

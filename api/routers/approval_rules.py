@@ -13,8 +13,8 @@ from sqlmodel import col, select
 
 from api.crud import flush_unique_name, get_for_update
 from api.deps import SessionDep, allowed
-from api.pagination import Page, PageDep, paginate
 from api.fields import Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
+from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
 from finance.approval_routing import FinalOutcome, Level

@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import jwt
@@ -74,7 +74,7 @@ async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsD
         raise unauthorized("the refresh token has expired")
     except jwt.InvalidTokenError as exc:
         raise unauthorized(f"the refresh token is not valid: {exc}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # Atomic single use: of two concurrent refreshes with one token, exactly one gets a row back.
     claimed = (await session.execute(
         text("UPDATE refresh_tokens SET used_at = :now WHERE jti = :jti AND used_at IS NULL AND revoked_at IS NULL "

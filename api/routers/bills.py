@@ -22,8 +22,8 @@ from api.fields import BusinessDate, DueDate, Money, line
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Entity
-from core.config import Settings
 from core.business_time import business_today
+from core.config import Settings
 from models.ach import Notification
 from models.base import utcnow
 from models.bills import DUE_STATUSES, Bill, BillStatus

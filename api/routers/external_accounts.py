@@ -19,8 +19,8 @@ from api.fields import Token, line
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
-from domain.users import target_org
 from core.linking import LinkingClient, LinkingError, LinkingUnavailable
+from domain.users import target_org
 from finance.aba import is_valid_routing_number
 from finance.masking import mask_from_last4
 from models.external_accounts import ExternalAccount, ExternalAccountStatus

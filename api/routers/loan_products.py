@@ -13,13 +13,13 @@ from api.crud import catalog_item, flush_unique_name, get_for_update, list_catal
 from api.deps import CurrentUser, SessionDep, allowed
 from api.fields import AnnualRate, Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from api.pagination import Page, PageDep
-from core.access import Action, Entity
 from core import audit
+from core.access import Action, Entity
 from finance.amortization import AmortizationMethod, Frequency
 from finance.daycount import DayCount
-from models.users import User
 from models.base import utcnow
 from models.loans import LoanProduct
+from models.users import User
 
 router = APIRouter(prefix="/loan-products", tags=["loan products"])
 

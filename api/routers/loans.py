@@ -8,32 +8,32 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, ConfigDict, Field
-
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from activities.loan_servicing import quote
+from activities.loans import first_due_date
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
 from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line, multiline
 from api.pagination import Page, PageDep, paginate
-from core import access, audit, search_attributes as sa
+from core import access, audit
+from core import search_attributes as sa
 from core.access import Entity
-from domain.payments import request_hash
 from core.approval_routes import no_route, route_for
+from core.business_time import business_today
+from core.loan_books import installment_balances, installment_rows
+from core.temporal import published
+from domain.payments import request_hash
+from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
+from finance.daycount import DayCount
+from finance.money import CENT
 from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
-from activities.loan_servicing import quote
-from activities.loans import first_due_date
-from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
-from finance.daycount import DayCount
-from core.loan_books import installment_balances, installment_rows
-from core.business_time import business_today
-from core.temporal import published
-from finance.money import CENT
 from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
 from models.users import User
 from workflows.approval import ApprovalWorkflow

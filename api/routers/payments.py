@@ -15,12 +15,22 @@ from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, Tempo
 from api.errors import AppError
 from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line
 from api.pagination import Page, PageDep
-from core import access, search_attributes as sa
+from core import access
+from core import search_attributes as sa
 from core.access import Action, Entity
-from domain import payments as payment_domain
-from domain.payments import (BookTransferIn, PaymentOut, idempotent_payment, list_of_payments, payment_id_for,
-                             payment_out, record_new_payment, request_hash, visible_payment)
 from core.config import Settings
+from domain import payments as payment_domain
+from domain.payments import (
+    BookTransferIn,
+    PaymentOut,
+    idempotent_payment,
+    list_of_payments,
+    payment_id_for,
+    payment_out,
+    record_new_payment,
+    request_hash,
+    visible_payment,
+)
 from models.external_accounts import ExternalAccount
 from models.payments import CANCELABLE_STATUSES, CancelRequest, Payment, PaymentKind, PaymentStatus
 from workflows.ach_payment import AchPaymentWorkflow

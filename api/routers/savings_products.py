@@ -16,15 +16,15 @@ from api.deps import CurrentUser, SessionDep, allowed
 from api.errors import AppError
 from api.fields import AnnualRate, Filter, Money, Name, partial_model, validate_merged
 from api.pagination import Page, PageDep
+from core import audit
 from core.access import Action, Entity
 from domain.accounts import visible_account
-from core import audit
 from finance.daycount import DayCount
 from finance.interest import TieredRate
-from models.users import User
 from models.base import utcnow
 from models.interest import SavingsAccount, SavingsProduct
 from models.ledger import AccountKind, AccountStatus, InternalAccountType
+from models.users import User
 
 router = APIRouter(tags=["savings products"])
 

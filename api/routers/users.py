@@ -12,8 +12,8 @@ from api.fields import Filter, line
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
-from domain.users import UserOut, target_org
 from core.security import hash_password
+from domain.users import UserOut, target_org
 from models.users import Organization, Role, User
 
 router = APIRouter(tags=["users"])

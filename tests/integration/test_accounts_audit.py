@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.conftest import assert_error, make_org, make_user, open_account
 
@@ -75,12 +75,12 @@ async def test_who_sees_which_accounts(http, su):
 
 
 async def test_audit_query_by_date_range_actor_and_entity(http, su):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     org = await make_org(http, su, roles=())
     me = (await http.get("/api/v1/me", headers=su)).json()
     rows = (await http.get("/api/v1/audit", headers=su, params={
         "since": before.isoformat(), "actor_id": me["id"], "entity_type": "organization"})).json()
     assert [r["entity_id"] for r in rows["items"]] == [org.id]
     later = (await http.get("/api/v1/audit", headers=su, params={
-        "since": (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()})).json()
+        "since": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()})).json()
     assert later["total"] == 0

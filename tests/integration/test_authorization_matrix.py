@@ -275,7 +275,7 @@ class World:
             loan = await self.call("POST", "/api/v1/loans", {**self.headers["A.member_owner"], **key()},
                                    json=self.loan_body())
             loan = await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
-                              lambda row: row["status"] != "submitted" and row["approval_request_id"]
+                              lambda row: (row["status"] != "submitted" and row["approval_request_id"])
                               or row["status"] in ("declined", "failed"), 60, "loan never reached its approval")
             assert loan["approval_request_id"], loan
             request_id = loan["approval_request_id"]

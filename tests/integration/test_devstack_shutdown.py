@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import procfs, processes
+from devstack import processes, procfs
 from devstack.processes import ROOT
 from devstack.run import BASE_PORTS
 from tests.polling import poll

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.conftest import assert_error, make_org, open_account
 from tests.integration.test_loans import FINAL, apply, decide, level, product, rule, wait_loan, waiting_on  # noqa: F401
 
 

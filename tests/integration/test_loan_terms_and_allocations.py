@@ -13,15 +13,21 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
 
-from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule, payoff_amount
-from finance.amortization import remaining_schedule
+from finance.amortization import (
+    AmortizationMethod,
+    Frequency,
+    LoanTerms,
+    build_schedule,
+    payoff_amount,
+    remaining_schedule,
+)
 from finance.daycount import DayCount
+from models.loans import LoanInput
 from tests.conftest import ApiServer, assert_error, make_org, open_account
 from tests.integration.test_ach import link_external, wait_status
 from tests.integration.test_loan_servicing import api, clock_api  # noqa: F401  (fixtures: a loan day is 0.2 s)
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
 from tests.polling import poll
-from models.loans import LoanInput
 from workflows.loan import LoanWorkflow
 
 D = Decimal

@@ -254,7 +254,7 @@ def test_flat_100000_at_12_percent_for_3_years():
 
 def test_monthly_due_dates_keep_the_month_end_anchor():
     first = date(2027, 12, 31)
-    assert [due_date(first, MONTHLY, n) for n in range(0, 6)] == [
+    assert [due_date(first, MONTHLY, n) for n in range(6)] == [
         date(2027, 11, 30),
         date(2027, 12, 31),
         date(2028, 1, 31),

@@ -25,8 +25,8 @@ cents = st.integers(min_value=-10**12, max_value=10**12).map(lambda c: D(c).scal
 
 def test_policy_constants():
     assert ROUNDING == ROUND_HALF_UP
-    assert CENT == D("0.01")
-    assert ACCRUAL_QUANTUM == D("0.0000000001")
+    assert D("0.01") == CENT
+    assert D("0.0000000001") == ACCRUAL_QUANTUM
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,14 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from api.main import create_app
-from core.config import (DEV_FERNET_KEY, DEV_FILE_KEY, InsecureSettings, Settings, check_production_secrets,
-                         development_secrets)
+from core.config import (
+    DEV_FERNET_KEY,
+    DEV_FILE_KEY,
+    InsecureSettings,
+    Settings,
+    check_production_secrets,
+    development_secrets,
+)
 from devstack.processes import ROOT
 
 ALL_DEFAULTS = ["JWT_SECRET", "ACCOUNT_NUMBER_KEYS", "FINGERPRINT_KEY", "FILE_ENCRYPTION_KEYS", "LINKING_SECRET",

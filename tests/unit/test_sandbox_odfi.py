@@ -275,11 +275,11 @@ async def test_settlement_and_return_delays(make_odfi, receiver):
     await odfi.idle()
     arrived = {(d.payload["trace_number"], d.payload["type"]): d.at - started for d in receiver.deliveries}
     assert 0.05 <= arrived[trace(2), "entry.returned"] < 0.3
-    assert 0.3 <= arrived[trace(1), "entry.settled"]
-    assert 0.3 <= arrived[trace(3), "entry.settled"]
-    assert 0.5 <= arrived[trace(3), "entry.returned"]  # the late return counts from its settlement
-    assert 0.3 <= arrived[trace(4), "entry.settled"]
-    assert 0.4 <= arrived[trace(4), "entry.returned"]  # so does a return after settlement
+    assert arrived[trace(1), "entry.settled"] >= 0.3
+    assert arrived[trace(3), "entry.settled"] >= 0.3
+    assert arrived[trace(3), "entry.returned"] >= 0.5  # the late return counts from its settlement
+    assert arrived[trace(4), "entry.settled"] >= 0.3
+    assert arrived[trace(4), "entry.returned"] >= 0.4  # so does a return after settlement
 
 
 async def test_late_return_follows_settlement_in_normal_order(odfi, receiver):
