@@ -16,8 +16,8 @@ async def flush_unique_name(session, entity: str, name: str) -> None:
     """Flushes a new or renamed row; a name already taken is a 409 naming the field."""
     try:
         await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"a {entity} named {name!r} exists", {"field": "name", "value": name})
+    except IntegrityError as exc:
+        raise AppError(409, "duplicate", f"a {entity} named {name!r} exists", {"field": "name", "value": name}) from exc
 
 
 async def get_for_update(session, model, row_id: uuid.UUID, entity: str):

@@ -56,7 +56,7 @@ def _strict_decimal(pattern: re.Pattern, shape: str):
             try:
                 value = Decimal(str(value))
             except InvalidOperation:
-                raise ValueError(f"must be {shape}")
+                raise ValueError(f"must be {shape}") from None
         if not isinstance(value, Decimal):
             raise ValueError(f"must be {shape}")
         if not value.is_finite():
@@ -213,7 +213,7 @@ def validate_merged(model: type[BaseModel], current: dict, changes: dict) -> Bas
         return model.model_validate({**current, **changes})
     except ValidationError as exc:
         details = [{"loc": ["body", *e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise AppError(422, "validation_error", "the request is not valid", details)
+        raise AppError(422, "validation_error", "the request is not valid", details) from exc
 
 
 __all__ = [

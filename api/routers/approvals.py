@@ -97,11 +97,11 @@ async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, u
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
         raise AppError(REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)),
-                       {"level": request.current_level, "waiting_on_role": request.waiting_on_role})
+                       {"level": request.current_level, "waiting_on_role": request.waiting_on_role}) from exc
     except RPCError as exc:
         if request.status == "open":
-            raise AppError(409, "approval_not_started", "the approval is starting; try again in a moment", str(exc))
-        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+            raise AppError(409, "approval_not_started", "the approval is starting; try again in a moment", str(exc)) from exc
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc)) from exc
 
 
 async def _visible_request(session, user, request_id: uuid.UUID) -> ApprovalRequest:

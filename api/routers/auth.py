@@ -71,9 +71,9 @@ async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsD
     try:
         payload = decode_token(settings, body.refresh_token, "refresh")
     except jwt.ExpiredSignatureError:
-        raise unauthorized("the refresh token has expired")
+        raise unauthorized("the refresh token has expired") from None
     except jwt.InvalidTokenError as exc:
-        raise unauthorized(f"the refresh token is not valid: {exc}")
+        raise unauthorized(f"the refresh token is not valid: {exc}") from exc
     now = datetime.now(UTC)
     # Atomic single use: of two concurrent refreshes with one token, exactly one gets a row back.
     claimed = (await session.execute(

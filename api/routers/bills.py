@@ -122,7 +122,7 @@ async def check_fields(session, settings: Settings, user: User, payer: User, bod
             await check_ach_payment(session, settings, PaymentKind.ach_debit, body.amount, account, external)
         except PaymentRejected as rejected:
             raise AppError(422, rejected.code, f"auto-pay could not run: {rejected.reason}",
-                           {"account_id": account.id, "external_account_id": external.id})
+                           {"account_id": account.id, "external_account_id": external.id}) from rejected
 
 
 @router.post("", response_model=BillOut, status_code=201, summary="Add a bill (for yourself, or as an org admin "

@@ -112,7 +112,7 @@ async def create_link_token(body: LinkTokenIn, session: SessionDep, user: OrgAdm
     try:
         token = await provider.create_link_token(f"{org_id}:{user.id}")
     except (LinkingError, LinkingUnavailable) as exc:
-        raise _provider_error(exc)
+        raise _provider_error(exc) from exc
     return LinkTokenOut(link_token=token["link_token"], expiration=str(token["expiration"]))
 
 
@@ -124,7 +124,7 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
     try:
         item = await provider.exchange(body.public_token)
     except (LinkingError, LinkingUnavailable) as exc:
-        raise _provider_error(exc)
+        raise _provider_error(exc) from exc
     invalid = [a.provider_account_id for a in item.accounts if not is_valid_routing_number(a.routing_number)]
     if invalid:
         raise AppError(422, "invalid_routing_number", "the provider returned routing numbers that fail the ABA check",

@@ -60,8 +60,8 @@ async def get_posting(period: Annotated[str, Path(pattern=PERIOD, examples=["202
     try:
         description = await handle.describe()
         progress = await handle.query(InterestPostingWorkflow.progress) if description.status.name == "RUNNING" else None
-    except RPCError:
-        raise not_found("interest posting", period)
+    except RPCError as exc:
+        raise not_found("interest posting", period) from exc
     return PostingOut(period=period, workflow_id=workflow_id, status=description.status.name.lower(),
                       progress=progress)
 

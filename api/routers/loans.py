@@ -163,7 +163,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
                                      first_due_date=first_due_date(business_today(settings))))
         except ValueError as error:
             raise AppError(422, "no_schedule_fits", f"no repayment schedule fits these terms: {error}",
-                           {"amount": str(body.amount), "term": body.term})
+                           {"amount": str(body.amount), "term": body.term}) from error
         account = await session.get(LedgerAccount, body.deposit_account_id)
         if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
             raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
@@ -286,9 +286,9 @@ async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, c
     try:
         status = await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
     except WorkflowUpdateFailedError as exc:
-        raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status})
+        raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status}) from exc
     except RPCError as exc:
-        raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc))
+        raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc)) from exc
     if status != LoanStatus.withdrawn:  # the loan ended another way, or was approved, before the withdrawal took
         raise AppError(409, "not_withdrawable", f"the loan was {status} before the withdrawal took effect",
                        {"status": status})
@@ -310,9 +310,9 @@ async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: 
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
-        raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause)))
+        raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause))) from exc
     except RPCError as exc:
-        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc)) from exc
     if state.status not in ("open", "info_requested"):  # closed (withdrawn) before the answer reopened it
         raise AppError(409, "request_closed", f"the request was {state.status} before your answer reopened it",
                        {"status": state.status})
@@ -348,9 +348,9 @@ async def repay(loan_id: uuid.UUID, body: RepaymentIn, key: IdempotencyKey, sess
         while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
             cause = cause.cause  # an activity's refusal arrives wrapped in an ActivityError
         code = getattr(cause, "type", None) or "repayment_refused"
-        raise AppError(REPAYMENT_REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)))
+        raise AppError(REPAYMENT_REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause))) from exc
     except RPCError as exc:
-        raise AppError(409, "loan_not_active", "the loan's workflow is not running", str(exc))
+        raise AppError(409, "loan_not_active", "the loan's workflow is not running", str(exc)) from exc
 
 
 @router.get("/{loan_id}/payoff-quote", response_model=PayoffQuote, summary="What clears the loan today")

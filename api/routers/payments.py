@@ -107,7 +107,7 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
             await check_ach_payment(session, settings, body.kind, body.amount, account, external)
         except PaymentRejected as rejected:
             raise AppError(422, rejected.code, rejected.reason, {"account_id": account.id,
-                                                                  "external_account_id": external.id})
+                                                                  "external_account_id": external.id}) from rejected
         credit = body.kind == PaymentKind.ach_credit
         sec_code = body.sec_code or ("PPD" if account.owner_id else "CCD")
         await record_new_payment(
@@ -164,8 +164,8 @@ async def cancel_payment(payment_id: uuid.UUID, session: SessionDep, user: Curre
         session.expire_all()
         current = await session.get(Payment, payment_id)
         raise AppError(409, "not_cancelable", f"the payment is {current.status}: it can no longer be canceled",
-                       {"status": current.status, "reason": str(exc.cause)})
+                       {"status": current.status, "reason": str(exc.cause)}) from exc
     except RPCError as exc:
-        raise AppError(409, "not_cancelable", "the payment's workflow is no longer running", str(exc))
+        raise AppError(409, "not_cancelable", "the payment's workflow is no longer running", str(exc)) from exc
     session.expire_all()
     return await payment_out(session, client, await session.get(Payment, payment_id))

@@ -62,8 +62,8 @@ async def create_organization(body: OrganizationIn, session: SessionDep, user: O
     session.add(org)
     try:
         await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"an organization named {org.name!r} exists")
+    except IntegrityError as exc:
+        raise AppError(409, "duplicate", f"an organization named {org.name!r} exists") from exc
     await audit.record(session, actor=user.email, actor_id=user.id, action="organization.created",
                        entity_type="organization", entity_id=org.id, after={"name": org.name})
     await session.commit()
@@ -93,8 +93,8 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"a user with email {user.email} exists")
+    except IntegrityError as exc:
+        raise AppError(409, "duplicate", f"a user with email {user.email} exists") from exc
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="user.created", entity_type="user",
                        entity_id=user.id, after=audit.snapshot(user, _USER_FIELDS))
     await session.commit()

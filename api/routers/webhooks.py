@@ -82,7 +82,7 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
         if "\\u0000" in body.decode():
             raise ValueError("the event has a NUL character")
     except (ValueError, ValidationError) as exc:
-        raise AppError(400, "bad_event", "the event body is not a valid bank event", str(exc)[:500])
+        raise AppError(400, "bad_event", "the event body is not a valid bank event", str(exc)[:500]) from exc
     if event.type not in ("entry.settled", "entry.returned"):
         raise AppError(400, "unknown_event_type", f"unknown event type {event.type}")
 
@@ -90,7 +90,7 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
         inserted, status, workflow_id = await _record(session, event, body)
     except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
         log.error("bank event %s not recorded: the database is unreachable: %s", event.event_id, exc)
-        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again")
+        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again") from exc
     if status == BankEventStatus.pending:
         status = await _hand_over(request, session, settings, event.event_id, json.loads(body), workflow_id)
     return {"status": "accepted" if inserted else "duplicate", "delivery": status}
