@@ -17,14 +17,12 @@ from temporalio.api.enums.v1 import EventType
 from core.db import libpq_url
 from core.security import hash_password
 from tests.conftest import assert_error, open_account
-from tests.integration.test_loans import (  # noqa: F401
+from tests.integration.test_loans import (
     FINAL,
     apply,
-    bank,
     decide,
     inbox_of,
     level,
-    product,
     rule,
     wait_loan,
     waiting_on,
