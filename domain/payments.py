@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 from sqlalchemy import or_, text
@@ -17,7 +18,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from api.errors import AppError
-from api.fields import Money, line
+from api.fields import Money, line_rules
 from api.pagination import Page, paginate
 from core import access, audit, ledger
 from core import search_attributes as sa
@@ -36,7 +37,7 @@ class BookTransferIn(BaseModel):
     from_account_id: uuid.UUID
     to_account_id: uuid.UUID
     amount: Money
-    memo: line(140) = Field(default="", examples=["Rent share"])
+    memo: Annotated[str, *line_rules(140)] = Field(default="", examples=["Rent share"])
 
 
 class EventOut(BaseModel):

@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, allowed
 from api.errors import AppError, not_found
-from api.fields import BusinessDate, Filter, Money, line
+from api.fields import BusinessDate, Filter, Money, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit, closing, ledger
 from core.access import Action, Entity
@@ -37,14 +37,14 @@ HoldPlacer = Annotated[User, Depends(allowed(Entity.account, Action.place_hold))
 HoldReleaser = Annotated[User, Depends(allowed(Entity.hold, Action.release))]
 
 class AccountIn(BaseModel):
-    name: line(200, 1) = Field(examples=["Everyday checking"])
+    name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Everyday checking"])
     type: InternalAccountType = Field(examples=["checking"])
     org_id: uuid.UUID
     owner_id: uuid.UUID | None = Field(default=None, description="the member who owns it, if any")
 
 
 class AccountUpdate(BaseModel):
-    name: line(200, 1) | None = None
+    name: Annotated[str, *line_rules(200, 1)] | None = None
     type: InternalAccountType | None = None
 
 
@@ -68,7 +68,7 @@ class AccountOut(BaseModel):
 
 class DepositIn(BaseModel):
     amount: Money
-    memo: line(140) = "Cash deposit"
+    memo: Annotated[str, *line_rules(140)] = "Cash deposit"
 
 
 class PostingOut(BaseModel):
@@ -213,7 +213,7 @@ async def account_entries(account_id: uuid.UUID, session: SessionDep, user: Curr
 
 class HoldIn(BaseModel):
     amount: Money
-    reason: line(200, 1) = Field(examples=["Pending card authorization"])
+    reason: Annotated[str, *line_rules(200, 1)] = Field(examples=["Pending card authorization"])
 
 
 class HoldOut(BaseModel):

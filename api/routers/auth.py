@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, unauthorized
-from api.fields import Token, line
+from api.fields import Token, line_rules
 from core.config import Settings
 from core.security import create_token, decode_token, hash_password, verify_password
 from domain.users import UserOut
@@ -45,13 +45,13 @@ async def issue_tokens(session, settings: Settings, user: User) -> TokenPair:
 
 
 @router.post("/login", response_model=TokenPair, summary="Log in with email and password (OAuth2 password form)")
-async def login(username: Annotated[line(320, 1), Form(description="the email")],
-                password: Annotated[line(128, 1), Form(json_schema_extra={"format": "password"})],
+async def login(username: Annotated[str, *line_rules(320, 1), Form(description="the email")],
+                password: Annotated[str, *line_rules(128, 1), Form(json_schema_extra={"format": "password"})],
                 session: SessionDep, settings: SettingsDep,
                 grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
-                scope: Annotated[line(1000), Form()] = "",
-                client_id: Annotated[line(200) | None, Form()] = None,
-                client_secret: Annotated[line(200) | None, Form(json_schema_extra={"format": "password"})] = None):
+                scope: Annotated[str, *line_rules(1000), Form()] = "",
+                client_id: Annotated[Annotated[str, *line_rules(200)] | None, Form()] = None,
+                client_secret: Annotated[Annotated[str, *line_rules(200)] | None, Form(json_schema_extra={"format": "password"})] = None):
     """The OAuth2 password form (`username`, `password`; the others are accepted and ignored). Control characters
     in any field are a 422."""
     user = (await session.exec(select(User).where(User.email == username.strip().lower()))).first()

@@ -18,7 +18,7 @@ from activities.ach import PaymentRejected, check_ach_payment
 from activities.bills import due_status, reminder_context
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
-from api.fields import BusinessDate, DueDate, Money, line
+from api.fields import BusinessDate, DueDate, Money, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Entity
@@ -36,7 +36,7 @@ from workflows.bill_reminder import BillReminderWorkflow
 
 router = APIRouter(prefix="/bills", tags=["bills"])
 
-PayeeName = line(200, 1, strip=True)
+PayeeName = Annotated[str, *line_rules(200, 1, strip=True)]
 _AUDITED = ["payer_id", "payee_name", "amount", "due_date", "memo", "status", "autopay", "external_account_id",
             "account_id", "paid_at"]
 
@@ -48,7 +48,7 @@ class BillFields(BaseModel):
     amount: Money
     due_date: DueDate = Field(examples=["2026-12-15"], description="today or later (in the schedules' time zone), "
                                                                    "at most 50 years ahead")
-    memo: line(500) = Field(default="", examples=["Account 00-1234, November"])
+    memo: Annotated[str, *line_rules(500)] = Field(default="", examples=["Account 00-1234, November"])
     autopay: bool = Field(default=False, description="debit external_account_id by ACH on the due date")
     external_account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the bank account debited")
     account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the internal account credited")

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from api.deps import CipherDep, SessionDep, allowed
 from api.errors import AppError
-from api.fields import Token, line
+from api.fields import Token, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
@@ -52,8 +52,8 @@ class LinkIn(BaseModel):
 
 
 class ManualAccountIn(BaseModel):
-    holder_name: line(200, 1) = Field(examples=["Riverside Credit Union operating"])
-    institution_name: line(200) = Field(default="", examples=["First Platypus Bank"])
+    holder_name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Riverside Credit Union operating"])
+    institution_name: Annotated[str, *line_rules(200)] = Field(default="", examples=["First Platypus Bank"])
     routing_number: str = Field(pattern=r"^[0-9]{9}$", examples=["021000021"])  # ASCII: \d is any Unicode digit
     account_number: str = Field(pattern=r"^[0-9]{4,17}$", examples=["000123456789"])
     account_type: Literal["checking", "savings"]

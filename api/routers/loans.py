@@ -18,7 +18,7 @@ from activities.loan_servicing import quote
 from activities.loans import first_due_date
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
-from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line, multiline
+from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line_rules, multiline_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core import search_attributes as sa
@@ -52,7 +52,7 @@ class LoanIn(BaseModel):
     product_id: uuid.UUID
     amount: Money
     term: int = Field(ge=1, le=600, description="number of installments", examples=[36])
-    purpose: line(500) = Field(default="", examples=["Car purchase"])
+    purpose: Annotated[str, *line_rules(500)] = Field(default="", examples=["Car purchase"])
     monthly_income: Money = Field(examples=["5200.00"])
     monthly_debt: MoneyOrZero = Decimal("0.00")
     deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is booked to and repaid from")
@@ -117,7 +117,7 @@ class InstallmentOut(BaseModel):
 
 
 class InformationIn(BaseModel):
-    text: multiline(4000, 1) = Field(examples=["Payslips for the last three months are attached."])
+    text: Annotated[str, *multiline_rules(4000, 1)] = Field(examples=["Payslips for the last three months are attached."])
 
 
 def loan_out(loan: Loan, workflow_status: str | None = None) -> LoanOut:
@@ -263,7 +263,7 @@ async def get_schedule(loan_id: uuid.UUID, session: SessionDep, user: CurrentUse
     balances = await installment_balances(session, loan.id, rows)
     return [InstallmentOut(**row.model_dump(), paid=balance.paid_total, fee_paid=balance.paid_of("fee"),
                            interest_paid=balance.paid_of("interest"), principal_paid=balance.paid_of("principal"),
-                           owed=balance.owed) for row, balance in zip(rows, balances)]
+                           owed=balance.owed) for row, balance in zip(rows, balances, strict=True)]
 
 
 @router.get("/{loan_id}/agreement.pdf", response_class=RawResponse, summary="The signed-off agreement (PDF)")

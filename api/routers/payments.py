@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
-from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line
+from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line_rules
 from api.pagination import Page, PageDep
 from core import access
 from core import search_attributes as sa
@@ -47,7 +47,7 @@ class PaymentIn(BaseModel):
     external_account_id: uuid.UUID | None = Field(default=None, description="ACH: the external bank account")
     sec_code: Literal["PPD", "CCD", "WEB"] | None = Field(
         default=None, description="ACH: PPD for consumer accounts (default), CCD for corporate, WEB for online")
-    memo: line(140) = ""
+    memo: Annotated[str, *line_rules(140)] = ""
 
     model_config = {"json_schema_extra": {"examples": [{
         "kind": "ach_debit", "amount": "125.00", "account_id": "544bfde0-5007-5e84-a9ab-4f8b41458229",

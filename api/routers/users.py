@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, allowed
 from api.errors import AppError
-from api.fields import Filter, line
+from api.fields import Filter, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
@@ -27,7 +27,7 @@ _USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_typ
 
 
 class OrganizationIn(BaseModel):
-    name: line(200, 1, strip=True) = Field(examples=["Riverside Credit Union"])
+    name: Annotated[str, *line_rules(200, 1, strip=True)] = Field(examples=["Riverside Credit Union"])
 
 
 class OrganizationOut(BaseModel):
@@ -42,15 +42,15 @@ MemberType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40, 
 
 class UserIn(BaseModel):
     email: EmailStr = Field(examples=["teller@riverside.example"])
-    full_name: line(200, 1) = Field(examples=["Dana Teller"])
-    password: line(128, 12) = Field(description="at least 12 characters")
+    full_name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Dana Teller"])
+    password: Annotated[str, *line_rules(128, 12)] = Field(description="at least 12 characters")
     role: Role = Field(examples=["member"])
     org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
     member_type: MemberType = "consumer"
 
 
 class UserUpdate(BaseModel):
-    full_name: line(200, 1) | None = None
+    full_name: Annotated[str, *line_rules(200, 1)] | None = None
     role: Role | None = None
     is_active: bool | None = None
     member_type: MemberType | None = None

@@ -53,7 +53,7 @@ async def test_deposit_with_the_same_key_is_posted_once(http, su):
 
 async def test_who_sees_which_accounts(http, su):
     a, b = await make_org(http, su), await make_org(http, su)
-    other_member, other_headers = await make_user(http, su, "member", a.id)
+    other_member, _other_headers = await make_user(http, su, "member", a.id)
     mine = await open_account(http, su, a.id, a.users["member"]["id"])
     theirs = await open_account(http, su, a.id, other_member["id"])
     elsewhere = await open_account(http, su, b.id)

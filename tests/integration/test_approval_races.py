@@ -34,8 +34,7 @@ from tests.polling import poll
 async def row_locked(database_url: str, table: str, row_id: str, mode: str = "UPDATE"):
     """Holds a lock on one row from a connection of its own until the block ends: whoever writes the row
     (or, with FOR UPDATE, inserts a row referencing it) waits meanwhile."""
-    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection:
-        async with connection.transaction():
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection, connection.transaction():
             cursor = await connection.execute(f"SELECT status FROM {table} WHERE id = %s FOR {mode}", (row_id,))
             yield (await cursor.fetchone())[0]
 

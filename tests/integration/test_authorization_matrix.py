@@ -247,7 +247,7 @@ class World:
         return await self.call("POST", "/api/v1/payments", {**self.admin, **key()}, json=self.ach_body())
 
     def bill_fields(self) -> dict:
-        return {"payee_name": "City Power", "amount": "42.00", "due_date": str(date.today() + timedelta(days=20)),
+        return {"payee_name": "City Power", "amount": "42.00", "due_date": str(datetime.now(UTC).date() + timedelta(days=20)),
                 "memo": "Matrix", "autopay": False, "external_account_id": None, "account_id": None}
 
     async def new_bill(self) -> dict:
@@ -755,7 +755,7 @@ async def run_matrix(http, su, settings, db, sandbox_url, write: bool) -> None:
     assert not unusable, ("these requests are not valid or crashed, so they say nothing about access; fix the "
                           "builder (or the bug):\n  " + "\n  ".join(unusable))
     if dump := os.environ.get("AUTHZ_MATRIX_OBSERVED"):  # every answer's status and error code, for a reviewer
-        Path(dump).write_text("operation,principal,outcome,status,code\n" + "".join(
+        await asyncio.to_thread(Path(dump).write_text, "operation,principal,outcome,status,code\n" + "".join(
             f"{o.operation},{o.principal},{o.outcome},{o.status},{o.code or ''}\n" for o in observed))
     if write:
         new = matrix.regenerated(table, observed)

@@ -181,7 +181,8 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
     second_run = stack.observe()
 
     # A third start on the same data dir while the second is up is refused, and touches nothing of it.
-    third = subprocess.run([sys.executable, "-m", "devstack.run"], cwd=ROOT, env=stack.env(), capture_output=True,
+    # Blocking: the stack runs in processes of its own; blocking this test's event loop holds up nothing.
+    third = subprocess.run([sys.executable, "-m", "devstack.run"],  # noqa: ASYNC221 cwd=ROOT, env=stack.env(), capture_output=True,
                            text=True, timeout=120)
     assert third.returncode == 1 and f"is up: launcher (pid {stack.launcher.pid}" in third.stderr, third
     assert set(second_run) <= set(stack.alive()), "the refused start stopped some of the running stack"
@@ -193,7 +194,7 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
 
 async def test_a_port_held_by_another_program_is_named_with_its_pid_and_command_line(stack):
     api_port = BASE_PORTS["api"] + stack.offset
-    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],
+    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],  # noqa: ASYNC220 (a holder of its own)
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         processes.wait_for_port(api_port, holder, name="http.server")

@@ -23,7 +23,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 import requests
 import schemathesis
@@ -58,11 +58,11 @@ def fuzz(schema, base_url: str, identities: dict[str, dict], fixed: dict) -> tup
                 @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
                           phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
                 @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters or None))
-                def run(case):
-                    if operation.path == "/api/v1/approval-rules" and isinstance(case.body, dict):
+                def run(case):  # called right below, in this iteration: the loop variables are the current ones
+                    if operation.path == "/api/v1/approval-rules" and isinstance(case.body, dict):  # noqa: B023
                         case.body["member_type"] = FUZZ_MEMBER_TYPE
-                    sent[who] += 1
-                    response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
+                    sent[who] += 1  # noqa: B023
+                    response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)  # noqa: B023
                     statuses[response.status_code] += 1
                     case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
 
@@ -88,7 +88,7 @@ async def test_no_5xx_and_no_schema_break_under_fuzzing(http, api_server, su):
     identities = {"member": org.headers["member"], "superuser": await login(http, email, password)}
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="1000.00")
     bill = await http.post("/api/v1/bills", headers=org.headers["member"], json={
-        "payee_name": "Fuzz power", "amount": "12.50", "due_date": (date.today() + timedelta(days=40)).isoformat()})
+        "payee_name": "Fuzz power", "amount": "12.50", "due_date": (datetime.now(UTC).date() + timedelta(days=40)).isoformat()})
     assert bill.status_code == 201, bill.text
     product = await http.post("/api/v1/loan-products", headers=su, json={
         "name": f"Fuzz {uuid.uuid4().hex[:8]}", "annual_rate": "0.05", "min_term": 6, "max_term": 36,

@@ -379,4 +379,4 @@ async def test_month_end_posting_through_a_sigkill_posts_every_account_once(
     assert f"{len(expected)} accounts" in message["Subject"]
     assert f"${total:,.2f}" in message.get_body(("plain",)).get_content()
     assert len([m for m in mailbox.messages if f"Interest posted for {PERIOD}" in m["Subject"]]) == len(
-        set(m["To"] for m in mailbox.messages if f"Interest posted for {PERIOD}" in m["Subject"]))
+        {m["To"] for m in mailbox.messages if f"Interest posted for {PERIOD}" in m["Subject"]})

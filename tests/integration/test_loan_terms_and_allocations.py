@@ -37,9 +37,9 @@ D = Decimal
 async def slow_api(settings, worker):
     """A loan day of 0.5 s: a due date 15 s after activation, and 15 s between two due dates, so a test can act
     between servicing steps without racing them."""
-    async with ApiServer(settings.model_copy(update={"loan_day_seconds": 0.5, "loan_rounds_per_run": 3})) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            yield client
+    async with (ApiServer(settings.model_copy(update={"loan_day_seconds": 0.5, "loan_rounds_per_run": 3})) as server,
+                httpx.AsyncClient(base_url=server.url, timeout=30) as client):
+        yield client
 
 
 async def make_product(http, su, **terms) -> dict:

@@ -144,7 +144,7 @@ async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, p
     assert_error(await decide(http, bank.headers["member"], request_id), 403, "wrong_role")
     assert_error(await decide(http, bank.headers["committee0"], request_id, level=2), 409, "wrong_level")
 
-    second_officer, second_headers = await make_user(http, su, "loan_officer", bank.id)
+    _second_officer, second_headers = await make_user(http, su, "loan_officer", bank.id)
     assert_error(await decide(http, second_headers, request_id, "reject"), 422, "reason_required")
     assert (await decide(http, second_headers, request_id, "approve")).status_code == 200
     state = await waiting_on(http, su, loan["id"], 2, "credit_committee")
@@ -221,7 +221,7 @@ async def test_request_information_loop(http, su, sandbox_url, bank, product):
                                json={"text": "Attached"})
     assert answered.status_code == 200 and answered.json()["status"] == "open"
     # The level reopens for every officer (the asker too: see test_approval_races); another one approves.
-    second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
+    _second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
     approved = await decide(http, headers, request_id)
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
     assert (await wait_loan(http, su, loan["id"], FINAL))["status"] == "active"
