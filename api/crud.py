@@ -1,6 +1,7 @@
 """Small steps the CRUD routers share."""
 
 import uuid
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -10,6 +11,16 @@ from api.pagination import Page, paginate
 from core import access
 from core.access import Entity
 from models.users import User
+
+T = TypeVar("T")
+
+
+def required(value: T | None, what: str) -> T:
+    """`value`, which must be there (a row read again after this request wrote or locked it, rows that are never
+    deleted): a clear error, still a 500, if it is not."""
+    if value is None:
+        raise RuntimeError(f"{what} is missing")
+    return value
 
 
 async def flush_unique_name(session, entity: str, name: str) -> None:

@@ -379,7 +379,7 @@ def check_repay_loan(user: User, loan: Loan) -> None:
         raise forbid(user, Entity.loan, loan.id, Action.repay, "only the borrower or staff can repay a loan")
 
 
-def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID, org_id: uuid.UUID) -> None:
+def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID | None, org_id: uuid.UUID | None) -> None:
     if is_super(user) or (user.role == Role.org_admin and user.org_id == org_id) or user.id == payer_id:
         return
     raise forbid(user, Entity.bill, bill_id, Action.write, "bills are written by their payer, an org admin of the "

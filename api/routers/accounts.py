@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from api.crud import required
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, allowed
 from api.errors import AppError, not_found
 from api.fields import BusinessDate, Filter, Money, line_rules
@@ -200,7 +201,7 @@ async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, s
 async def account_entries(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
                           since: BusinessDate | None = None, until: BusinessDate | None = None):
     account = await visible_account(session, user, account_id)
-    statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,
+    statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,  # type: ignore[call-overload]  # sqlmodel types select() of up to 4 columns
                         JournalEntry.effective_date, Posting.amount, JournalEntry.created_at)
                  .join(JournalEntry, JournalEntry.id == Posting.entry_id).where(Posting.account_id == account.id))
     if since:
@@ -235,7 +236,7 @@ async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, s
         raise AppError(409, "account_closed", "the account is closed")
     hold_id, created = await ledger.place_hold(session, account_id=account.id, amount=body.amount, reason=body.reason,
                                                idempotency_key=f"hold:{actor.id}:{key}", placed_by=actor.id)
-    hold = await session.get(Hold, hold_id)
+    hold = required(await session.get(Hold, hold_id), "the hold")
     if not created and (hold.account_id != account.id or hold.amount != body.amount):
         raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another hold")
     if created:

@@ -5,7 +5,7 @@ deleted: approval requests reference the rule they were routed by."""
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/approval-rules", tags=["approval rules"])
 RuleReader = Annotated[User, Depends(allowed(Entity.approval_rule, Action.read))]   # superuser
 RuleWriter = Annotated[User, Depends(allowed(Entity.approval_rule, Action.write))]
 
-_LEVEL_EXAMPLE = {"role": "credit_committee", "quorum": 2, "deadline_seconds": 172800, "reminder_seconds": 86400,
+_LEVEL_EXAMPLE: dict[str, Any] = {"role": "credit_committee", "quorum": 2, "deadline_seconds": 172800, "reminder_seconds": 86400,
                   "escalation_role": "branch_manager"}
 
 

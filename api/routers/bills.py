@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_
-from sqlmodel import select
+from sqlmodel import col, select
 
 from activities.ach import PaymentRejected, check_ach_payment
 from activities.bills import due_status, reminder_context
+from api.crud import required
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
 from api.fields import BusinessDate, DueDate, Money, line_rules
@@ -160,7 +161,7 @@ async def list_bills(session: SessionDep, user: CurrentUser, page: PageDep,
     if due_to:
         statement = statement.where(Bill.due_date <= due_to)
     if account_id:
-        statement = statement.where(or_(Bill.account_id == account_id, Bill.external_account_id == account_id))
+        statement = statement.where(or_(col(Bill.account_id) == account_id, col(Bill.external_account_id) == account_id))
     if payer_id:
         statement = statement.where(Bill.payer_id == payer_id)
     if autopay is not None:
@@ -182,7 +183,7 @@ async def replace_bill(bill_id: uuid.UUID, body: BillFields, session: SessionDep
     access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_editable", f"the bill is {bill.status}", {"status": bill.status})
-    payer = await session.get(User, bill.payer_id)
+    payer = required(await session.get(User, bill.payer_id), "the bill's payer")
     debit = ("autopay", "external_account_id", "amount")
     await check_fields(session, settings, user, payer, body, due_changed=body.due_date != bill.due_date,
                        debit_changed=any(getattr(body, f) != getattr(bill, f) for f in debit))

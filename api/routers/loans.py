@@ -3,19 +3,21 @@
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from activities.loan_servicing import quote
 from activities.loans import first_due_date
+from api.crud import required
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
 from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line_rules, multiline_rules
@@ -42,6 +44,7 @@ from workflows.loan import LoanWorkflow
 router = APIRouter(prefix="/loans", tags=["loans"])
 
 _LOAN_NS = uuid.UUID("2d7a1c64-1f0e-4b8e-9a52-3c6d5e7f8091")
+LOANS: Table = Loan.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel does not declare it
 
 
 class LoanIn(BaseModel):
@@ -181,7 +184,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             if external.status != ExternalAccountStatus.verified:
                 raise AppError(422, "external_account_not_usable", f"the external account is {external.status}",
                                {"external_account_id": external.id})
-        inserted = (await session.execute(pg_insert(Loan.__table__).values(
+        inserted = (await session.execute(pg_insert(LOANS).values(
             id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
             term=body.term, purpose=body.purpose, member_type=applicant.member_type, monthly_income=body.monthly_income,
             monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
@@ -189,14 +192,14 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             day_count=product.day_count, grace_days=product.grace_days, late_fee=product.late_fee,
             external_account_id=body.external_account_id, auto_debit=body.auto_debit,
             created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
-        ).on_conflict_do_nothing().returning(Loan.__table__.c.id))).first()
+        ).on_conflict_do_nothing().returning(LOANS.c.id))).first()
         if inserted:
             await audit.record(session, actor=user.email, actor_id=user.id, action="loan.submitted",
                                entity_type="loan", entity_id=loan_id,
                                after={"amount": str(body.amount), "term": body.term, "product_id": str(product.id),
                                       "applicant_id": str(applicant_id)})
         await session.commit()
-    loan = await session.get(Loan, loan_id)
+    loan = required(await session.get(Loan, loan_id), "the loan")
     await session.refresh(loan)
     if loan.request_hash != digest:
         raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
@@ -252,7 +255,7 @@ async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, stat
         statement = statement.where(Loan.created_at >= created_from)
     if created_to:
         statement = statement.where(Loan.created_at < created_to)
-    items, total = await paginate(session, statement, page, [Loan.created_at.desc(), Loan.id])
+    items, total = await paginate(session, statement, page, [col(Loan.created_at).desc(), Loan.id])
     return Page(items=[loan_out(loan) for loan in items], total=total, limit=page.limit, offset=page.offset)
 
 
@@ -293,7 +296,7 @@ async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, c
         raise AppError(409, "not_withdrawable", f"the loan was {status} before the withdrawal took effect",
                        {"status": status})
     session.expire_all()
-    return loan_out(await session.get(Loan, loan_id))
+    return loan_out(required(await session.get(Loan, loan_id), "the loan"))
 
 
 @router.post("/{loan_id}/information", response_model=ApprovalState,
@@ -344,7 +347,7 @@ async def repay(loan_id: uuid.UUID, body: RepaymentIn, key: IdempotencyKey, sess
             LoanWorkflow.repay, RepaymentInput(loan_id=loan.id, amount=body.amount, mode=body.mode, key=key,
                                                paid_by=user.id, paid_by_email=user.email))
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
+        cause: Any = exc.cause
         while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
             cause = cause.cause  # an activity's refusal arrives wrapped in an ActivityError
         code = getattr(cause, "type", None) or "repayment_refused"

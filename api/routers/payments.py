@@ -11,6 +11,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError
 
 from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
+from api.crud import required
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
 from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line_rules
@@ -121,7 +122,7 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
     if existing is not None:
         response.status_code = 200
     # Started (or found) after the row is committed: a retry after a crash in between starts it then.
-    external = await session.get(ExternalAccount, payment.external_account_id)
+    external = required(await session.get(ExternalAccount, payment.external_account_id), "the payment's external account")
     await session.commit()  # no pooled connection held across the call to Temporal
     await start_ach_workflow(client, settings, payment, external)
     # The start is durable now: answer from the database, whatever the worker is doing.
@@ -162,10 +163,10 @@ async def cancel_payment(payment_id: uuid.UUID, session: SessionDep, user: Curre
             AchPaymentWorkflow.cancel, CancelRequest(payment_id=payment.id, actor=user.email, actor_id=user.id))
     except WorkflowUpdateFailedError as exc:
         session.expire_all()
-        current = await session.get(Payment, payment_id)
+        current = required(await session.get(Payment, payment_id), "the payment")
         raise AppError(409, "not_cancelable", f"the payment is {current.status}: it can no longer be canceled",
                        {"status": current.status, "reason": str(exc.cause)}) from exc
     except RPCError as exc:
         raise AppError(409, "not_cancelable", "the payment's workflow is no longer running", str(exc)) from exc
     session.expire_all()
-    return await payment_out(session, client, await session.get(Payment, payment_id))
+    return await payment_out(session, client, required(await session.get(Payment, payment_id), "the payment"))

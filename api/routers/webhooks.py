@@ -92,7 +92,7 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
     except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
         log.error("bank event %s not recorded: the database is unreachable: %s", event.event_id, exc)
         raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again") from exc
-    if status == BankEventStatus.pending:
+    if status == BankEventStatus.pending and workflow_id is not None:  # a pending event has its payment
         status = await _hand_over(request, session, settings, event.event_id, json.loads(body), workflow_id)
     return {"status": "accepted" if inserted else "duplicate", "delivery": status}
 
