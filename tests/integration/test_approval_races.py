@@ -35,8 +35,8 @@ async def row_locked(database_url: str, table: str, row_id: str, mode: str = "UP
     """Holds a lock on one row from a connection of its own until the block ends: whoever writes the row
     (or, with FOR UPDATE, inserts a row referencing it) waits meanwhile."""
     async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection, connection.transaction():
-            cursor = await connection.execute(f"SELECT status FROM {table} WHERE id = %s FOR {mode}", (row_id,))
-            yield (await cursor.fetchone())[0]
+        cursor = await connection.execute(f"SELECT status FROM {table} WHERE id = %s FOR {mode}", (row_id,))
+        yield (await cursor.fetchone())[0]  # type: ignore[index]  # the row was just locked
 
 
 async def history_has(temporal_env, workflow_id: str, what: str, found) -> None:

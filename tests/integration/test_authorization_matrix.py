@@ -105,6 +105,7 @@ class World:
         self.headers["superuser"], self.users["superuser"] = su, await self.call("GET", "/api/v1/me", su)
 
         async def principal_user(p: Principal):
+            assert p.role is not None and p.org is not None, p  # the users picked below
             self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, orgs[p.org])
 
         helpers = {"A.fixture_admin": ("org_admin", "A"), "A.fixture_officer": ("loan_officer", "A")}
@@ -117,6 +118,7 @@ class World:
                              *(helper_user(n, r, o) for n, (r, o) in helpers.items()))
         for p in PRINCIPALS:  # a bank-wide role (superuser aside) is one line in PRINCIPALS: made here
             if p.authenticated and p.org is None and p.name not in self.users:
+                assert p.role is not None, p  # an authenticated principal has a role
                 self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, None)
         self.owner = self.users["A.member_owner"]
         self.admin = self.headers["A.fixture_admin"]

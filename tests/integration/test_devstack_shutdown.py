@@ -83,11 +83,17 @@ class Stack:
                 running[pid] = cmdline
         return running
 
+    @property
+    def started(self) -> subprocess.Popen:
+        """The launcher, once started."""
+        assert self.launcher is not None, "the stack was not started"
+        return self.launcher
+
     def busy_ports(self) -> list[int]:
         return [port for port in self.ports if processes.port_open(port)]
 
     def signal_group(self, sig: int) -> None:
-        os.killpg(self.launcher.pid, sig)  # what a process manager or a terminal does to make's group
+        os.killpg(self.started.pid, sig)  # what a process manager or a terminal does to make's group
 
     async def wait_stopped(self) -> None:
         async def launcher_exit():
@@ -135,7 +141,7 @@ def stack(tmp_path):
 
 async def _assert_everything_stopped(stack: Stack) -> None:
     await stack.wait_stopped()
-    assert stack.launcher.returncode == 0, stack.text()
+    assert stack.started.returncode == 0, stack.text()
     # Every child has been waited for by the launcher before it exits, so nothing is left to wait for here.
     assert stack.alive() == {}, f"left running after the launcher exited: {stack.alive()}\n{stack.text()}"
     assert stack.busy_ports() == [], f"ports still taken: {stack.busy_ports()}"
@@ -151,7 +157,7 @@ async def _second_signal_during_shutdown(stack: Stack, first: int, second: int) 
         return stack.text()
 
     await poll(output, lambda text: "stopping" in text, timeout=30, what="the launcher never began to stop")
-    assert stack.launcher.poll() is None, "the launcher exited before the second signal could reach its shutdown"
+    assert stack.started.poll() is None, "the launcher exited before the second signal could reach its shutdown"
     stack.signal_group(second)
 
 

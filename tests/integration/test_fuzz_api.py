@@ -44,8 +44,10 @@ FUZZ_MEMBER_TYPE = "fuzz-nobody"
 def fuzz(schema, base_url: str, identities: dict[str, dict], fixed: dict) -> tuple[Counter, list[str], Counter]:
     """Runs every operation for every identity: the number of requests per identity, the failures, and the
     seconds spent per operation."""
-    sent, failures, seconds = Counter(), [], Counter()
-    statuses = Counter()
+    sent: Counter[str] = Counter()
+    failures: list[str] = []
+    seconds: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
     session = requests.Session()  # one keep-alive connection: a 500 must not poison it either
     operations = [result.ok() for result in schema.get_all_operations()]
     for who, headers in identities.items():
@@ -73,7 +75,7 @@ def fuzz(schema, base_url: str, identities: dict[str, dict], fixed: dict) -> tup
                     pass  # nothing to make invalid (no parameters, or only the fixed ones): positive mode covers it
                 except (Exception, BaseExceptionGroup) as exc:  # one failing operation hides no other
                     failures.append(f"{operation.label} as {who} ({mode.value}): {exc}"[:3000])
-                seconds[operation.label] += time.monotonic() - began
+                seconds[operation.label] += time.monotonic() - began  # type: ignore[assignment]  # a Counter of floats (most_common)
     print(f"\nfuzzing: statuses {dict(sorted(statuses.items()))}")
     return sent, failures, seconds
 

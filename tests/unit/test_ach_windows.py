@@ -1,11 +1,12 @@
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
 
 NY = ZoneInfo("America/New_York")
-CUTOFFS = dict(tz="America/New_York", cutoffs=["10:30", "14:45", "16:45"], same_day_cutoffs=["10:30", "14:45"])
+CUTOFFS: dict[str, Any] = dict(tz="America/New_York", cutoffs=["10:30", "14:45", "16:45"], same_day_cutoffs=["10:30", "14:45"])
 
 
 def window_at(local: datetime):

@@ -521,9 +521,9 @@ async def test_shutdown_cancels_pending_deliveries(receiver, webhook_url):
     app = create_app(SandboxSettings(webhook_url=webhook_url, settlement_delay_ms=10_000))
     async with (app.router.lifespan_context(app),
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client):
-            r = await client.post("/odfi/files", content=nacha(["1.00"]), headers={
-                "Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k"})
-            assert r.status_code == 201
-            assert len(app.state.odfi.tasks) == 1
+        r = await client.post("/odfi/files", content=nacha(["1.00"]), headers={
+            "Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k"})
+        assert r.status_code == 201
+        assert len(app.state.odfi.tasks) == 1
     assert not app.state.odfi.tasks and app.state.odfi.http.is_closed
     assert receiver.deliveries == []
