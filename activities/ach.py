@@ -26,10 +26,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.payments import add_event, lock_payment, outcome, transition
-from core import audit, ledger
+from core import ach_files, audit, ledger
 from core.business_time import business_today
 from core.config import Settings
-from core import ach_files
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from finance import nacha

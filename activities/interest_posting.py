@@ -105,6 +105,8 @@ class InterestPostingActivities:
             rows = (await session.execute(ORG_SUMMARIES, {"period": period})).all()
         for row in rows:
             activity.heartbeat(str(row.org_id))
+            if self.notifications is None:
+                raise RuntimeError("the interest posting activities were built without notifications")
             await self.notifications.notify_where(NotificationRequest(
                 kind="interest_posting", template="interest_posting_org_summary",
                 context={"period": period, "organization": row.name, "accounts": row.accounts,

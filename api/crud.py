@@ -1,6 +1,7 @@
 """Small steps the CRUD routers share."""
 
 import uuid
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -11,13 +12,23 @@ from core import access
 from core.access import Entity
 from models.users import User
 
+T = TypeVar("T")
+
+
+def required(value: T | None, what: str) -> T:
+    """`value`, which must be there (a row read again after this request wrote or locked it, rows that are never
+    deleted): a clear error, still a 500, if it is not."""
+    if value is None:
+        raise RuntimeError(f"{what} is missing")
+    return value
+
 
 async def flush_unique_name(session, entity: str, name: str) -> None:
     """Flushes a new or renamed row; a name already taken is a 409 naming the field."""
     try:
         await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"a {entity} named {name!r} exists", {"field": "name", "value": name})
+    except IntegrityError as exc:
+        raise AppError(409, "duplicate", f"a {entity} named {name!r} exists", {"field": "name", "value": name}) from exc
 
 
 async def get_for_update(session, model, row_id: uuid.UUID, entity: str):

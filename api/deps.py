@@ -87,9 +87,9 @@ async def get_current_user(session: SessionDep, settings: SettingsDep,
     try:
         payload = decode_token(settings, token, "access")
     except jwt.ExpiredSignatureError:
-        raise unauthorized("the access token has expired")
+        raise unauthorized("the access token has expired") from None
     except jwt.InvalidTokenError as exc:
-        raise unauthorized(f"the access token is not valid: {exc}")
+        raise unauthorized(f"the access token is not valid: {exc}") from exc
     user = await session.get(User, payload["sub"])
     if user is None or not user.is_active:
         raise unauthorized("the user of this token no longer exists or is disabled")

@@ -17,12 +17,19 @@ Strict on purpose (PRODUCT.md §3.5: bad input is a clear 4xx and writes nothing
 import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional, TypeVar
 
-from typing import Optional
-
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
-                      WithJsonSchema, create_model)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
 from api.errors import AppError
 
@@ -49,7 +56,7 @@ def _strict_decimal(pattern: re.Pattern, shape: str):
             try:
                 value = Decimal(str(value))
             except InvalidOperation:
-                raise ValueError(f"must be {shape}")
+                raise ValueError(f"must be {shape}") from None
         if not isinstance(value, Decimal):
             raise ValueError(f"must be {shape}")
         if not value.is_finite():
@@ -116,21 +123,32 @@ def _string_schema(pattern: str, min_length: int, max_length: int) -> WithJsonSc
     return WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length, "pattern": pattern})
 
 
+def line_rules(max_length: int, min_length: int = 0, strip: bool = False) -> tuple[Any, ...]:
+    """One line of text of at most `max_length` characters (stripped first when `strip`), as the metadata of a
+    field typed `Annotated[str, *line_rules(...)]` (a type mypy reads as `str`)."""
+    return (StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
+            _string_schema(LINE_PATTERN, min_length, max_length), _line)
+
+
+def multiline_rules(max_length: int, min_length: int = 0) -> tuple[Any, ...]:
+    """Free text that may span lines, of at most `max_length` characters: `Annotated[str, *multiline_rules(...)]`."""
+    return (StringConstraints(min_length=min_length, max_length=max_length),
+            _string_schema(TEXT_PATTERN, min_length, max_length), _text)
+
+
 def line(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
-    """One line of text of at most `max_length` characters (stripped first when `strip`)."""
-    return Annotated[str, StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-                     _string_schema(LINE_PATTERN, min_length, max_length), _line]
+    """`Annotated[str, *line_rules(...)]` as a value (for `create_model` and the like)."""
+    return Annotated[str, *line_rules(max_length, min_length, strip)]
 
 
 def multiline(max_length: int, min_length: int = 0) -> Any:
-    """Free text that may span lines, of at most `max_length` characters."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length),
-                     _string_schema(TEXT_PATTERN, min_length, max_length), _text]
+    """`Annotated[str, *multiline_rules(...)]` as a value."""
+    return Annotated[str, *multiline_rules(max_length, min_length)]
 
 
-Name = line(120, 1, strip=True)
+Name = Annotated[str, *line_rules(120, 1, strip=True)]
 # A query filter on text (names, codes, ids as text): one line, at most 200 characters.
-Filter = line(200)
+Filter = Annotated[str, *line_rules(200)]
 # Opaque ASCII tokens: JWTs, provider tokens, idempotency keys.
 TOKEN_PATTERN = r"^[A-Za-z0-9_.~+/=-]+$"
 Token = Annotated[str, Field(min_length=1, max_length=4096, pattern=TOKEN_PATTERN)]
@@ -150,7 +168,7 @@ def _in_range(value: date) -> date:
 
 
 def _due(value: date) -> date:
-    today = date.today()
+    today = date.today()  # noqa: DTZ011 (a bound 50 years out: the host's date is precise enough)
     try:
         latest = today.replace(year=today.year + MAX_DUE_YEARS)
     except ValueError:  # 29 February
@@ -192,23 +210,47 @@ def not_below(lower_field: str):
     return check
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
 def partial_model(model: type[BaseModel], name: str, **more_fields: Any) -> type[BaseModel]:
-    """`model` with every field optional, for PATCH: the merged result is validated with `model` itself."""
-    fields = {field: (Optional[info.rebuild_annotation()],
-                      Field(default=None, description=info.description, examples=info.examples))
-              for field, info in model.model_fields.items()}
+    """`model` with every field optional, for PATCH: the merged result is validated with `model` itself.
+
+    mypy cannot see the fields of a model made at run time: a module declares its PATCH body as a `BaseModel` to it
+    (`if TYPE_CHECKING: XPatch = BaseModel`), which is all a handler uses (`model_dump`)."""
+    fields: dict[str, Any] = {
+        field: (Optional[info.rebuild_annotation()],  # noqa: UP045 (`|` refuses a string annotation)
+                Field(default=None, description=info.description, examples=info.examples))
+        for field, info in model.model_fields.items()}
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields, **more_fields)
 
 
-def validate_merged(model: type[BaseModel], current: dict, changes: dict) -> BaseModel:
+def validate_merged(model: type[ModelT], current: dict, changes: dict) -> ModelT:
     """`current` with `changes` applied, validated as `model`; a 422 shaped like FastAPI's, naming the fields."""
     try:
         return model.model_validate({**current, **changes})
     except ValidationError as exc:
         details = [{"loc": ["body", *e["loc"]], "message": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise AppError(422, "validation_error", "the request is not valid", details)
+        raise AppError(422, "validation_error", "the request is not valid", details) from exc
 
 
-__all__ = ["Money", "MoneyOrZero", "MoneyFilter", "AnnualRate", "Name", "Filter", "Token", "line", "multiline",
-           "BusinessDate", "DueDate", "BusinessDateTime", "BIGINT_MAX", "not_below", "partial_model",
-           "validate_merged"]
+__all__ = [
+    "BIGINT_MAX",
+    "AnnualRate",
+    "BusinessDate",
+    "BusinessDateTime",
+    "DueDate",
+    "Filter",
+    "Money",
+    "MoneyFilter",
+    "MoneyOrZero",
+    "Name",
+    "Token",
+    "line",
+    "line_rules",
+    "multiline",
+    "multiline_rules",
+    "not_below",
+    "partial_model",
+    "validate_merged",
+]

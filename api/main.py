@@ -7,10 +7,28 @@ from fastapi import APIRouter, FastAPI
 
 from api.deps import TemporalConnection
 from api.errors import install_error_handlers
-from api.routers import (accounts, ach_files, approval_rules, approvals, audit, auth, bank_events, external_accounts,
-                         health, loan_products, loans, notifications, payments, savings_products, transfers, users,
-                         webhooks)
-from api.routers import bills, interest, statements
+from api.routers import (
+    accounts,
+    ach_files,
+    approval_rules,
+    approvals,
+    audit,
+    auth,
+    bank_events,
+    bills,
+    external_accounts,
+    health,
+    interest,
+    loan_products,
+    loans,
+    notifications,
+    payments,
+    savings_products,
+    statements,
+    transfers,
+    users,
+    webhooks,
+)
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database

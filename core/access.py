@@ -27,7 +27,8 @@ import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import false, or_, select as sa_select
+from sqlalchemy import false, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.sql import Select
 from sqlmodel import col
 
@@ -378,7 +379,7 @@ def check_repay_loan(user: User, loan: Loan) -> None:
         raise forbid(user, Entity.loan, loan.id, Action.repay, "only the borrower or staff can repay a loan")
 
 
-def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID, org_id: uuid.UUID) -> None:
+def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID | None, org_id: uuid.UUID | None) -> None:
     if is_super(user) or (user.role == Role.org_admin and user.org_id == org_id) or user.id == payer_id:
         return
     raise forbid(user, Entity.bill, bill_id, Action.write, "bills are written by their payer, an org admin of the "

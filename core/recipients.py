@@ -21,10 +21,10 @@ def bank_wide_staff() -> ColumnElement[bool]:
 
 
 def org_operators(org_id: uuid.UUID) -> ColumnElement[bool]:
-    return (User.org_id == org_id) & (User.role == Role.operator)
+    return (col(User.org_id) == org_id) & (col(User.role) == Role.operator)
 
 
 async def bank_wide_recipients(session: AsyncSession) -> list[uuid.UUID]:
     """The active users to tell of a bank-wide operation's figures, in id order."""
     return list((await session.exec(select(User.id).where(bank_wide_staff(), col(User.is_active))
-                                    .order_by(User.id))).all())
+                                    .order_by(col(User.id)))).all())

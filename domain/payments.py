@@ -8,18 +8,20 @@ import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, text
+from sqlalchemy import Table, or_, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from api.fields import Money, line
 from api.errors import AppError
+from api.fields import Money, line_rules
 from api.pagination import Page, paginate
-from core import access, audit, ledger, search_attributes as sa
+from core import access, audit, ledger
+from core import search_attributes as sa
 from core.access import Entity
 from core.config import Settings
 from core.temporal import published
@@ -29,13 +31,14 @@ from models.users import User
 from workflows.book_transfer import BookTransferWorkflow
 
 _PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
+PAYMENTS: Table = Payment.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel does not declare it
 
 
 class BookTransferIn(BaseModel):
     from_account_id: uuid.UUID
     to_account_id: uuid.UUID
     amount: Money
-    memo: line(140) = Field(default="", examples=["Rent share"])
+    memo: Annotated[str, *line_rules(140)] = Field(default="", examples=["Rent share"])
 
 
 class EventOut(BaseModel):
@@ -80,7 +83,13 @@ def payment_id_for(user: User, key: str) -> uuid.UUID:
     return uuid.uuid5(_PAYMENT_NS, f"{user.id}:{key}")
 
 
-def request_hash(body: BaseModel) -> str:
+class _WithAmount(Protocol):
+    amount: Decimal
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
+def request_hash(body: _WithAmount) -> str:
     canonical = json.dumps({**body.model_dump(mode="json"), "amount": str(body.amount.normalize())}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -98,8 +107,8 @@ async def payment_out(session, client: Client | None, payment: Payment, workflow
 async def payments_out(session, payments: list[Payment], workflow_status: str | None = None) -> list[PaymentOut]:
     """The rows with their histories, read in one query for the whole page."""
     events: dict[uuid.UUID, list[EventOut]] = {p.id: [] for p in payments}
-    for e in (await session.exec(select(PaymentEvent).where(PaymentEvent.payment_id.in_(list(events)))
-                                 .order_by(PaymentEvent.id))).all():
+    for e in (await session.exec(select(PaymentEvent).where(col(PaymentEvent.payment_id).in_(list(events)))
+                                 .order_by(col(PaymentEvent.id)))).all():
         events[e.payment_id].append(EventOut(status=e.status, at=e.at, detail=e.detail))
     return [PaymentOut(**p.model_dump(), workflow_status=workflow_status, events=events[p.id]) for p in payments]
 
@@ -122,7 +131,7 @@ async def list_of_payments(session, user: User, page, *, kind=None, status=None,
         statement = statement.where(Payment.amount >= min_amount)
     if max_amount is not None:
         statement = statement.where(Payment.amount <= max_amount)
-    items, total = await paginate(session, statement, page, [Payment.created_at.desc(), Payment.id])
+    items, total = await paginate(session, statement, page, [col(Payment.created_at).desc(), Payment.id])
     return Page(items=await payments_out(session, items), total=total, limit=page.limit, offset=page.offset)
 
 
@@ -152,10 +161,10 @@ async def record_new_payment(session, user: User, payment_id: uuid.UUID, key: st
     """Inserts the payment with its 'created' event and audit row; a concurrent request with the same key
     finds the row instead (ON CONFLICT), so one key is one payment."""
     inserted = (await session.execute(
-        pg_insert(Payment.__table__).values(
+        pg_insert(PAYMENTS).values(
             id=payment_id, status=PaymentStatus.created, currency="USD", created_by=user.id, idempotency_key=key,
             request_hash=digest, workflow_id=f"payment-{payment_id}", **columns)
-        .on_conflict_do_nothing().returning(Payment.__table__.c.id))).first()
+        .on_conflict_do_nothing().returning(PAYMENTS.c.id))).first()
     if inserted is not None:
         await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
                                    "VALUES (:id, 'created', 'created')"), {"id": payment_id})
@@ -207,7 +216,7 @@ async def create_book_transfer(body: BookTransferIn, key: str, session, user: Us
         try:  # a book transfer is immediate: worth a short wait for its result (never a query to the worker)
             outcome = await asyncio.wait_for(handle.result(), timeout=settings.book_transfer_wait.total_seconds())
             workflow_status = outcome.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             status_code = 202
         session.expire_all()
         payment = await session.get(Payment, payment_id)

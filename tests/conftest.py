@@ -4,6 +4,7 @@ anything `make run` has up: an embedded Postgres, a Temporal dev server, the san
 import asyncio
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -58,7 +59,7 @@ async def temporal_env(request):
 
 
 @pytest.fixture(scope="session")
-def sandbox_url(tmp_path_factory) -> str:
+def sandbox_url(tmp_path_factory) -> Iterator[str]:
     port = processes.free_port()
     log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
     child = processes.start(processes.python("-m", "sandbox", "--port", str(port)), log_path=log)
@@ -68,7 +69,7 @@ def sandbox_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def mailbox() -> Mailbox:
+def mailbox() -> Iterator[Mailbox]:
     """The real SMTP server every email of the session goes to (the API's and the worker's)."""
     box = Mailbox().start()
     yield box
@@ -174,6 +175,8 @@ async def login(http: httpx.AsyncClient, email: str, password: str) -> dict:
 class Org:
     """An organization with one user per role, each with ready auth headers."""
 
+    account: dict  # set by the fixtures that open the organization an account
+    external: dict  # ... and link it a bank account
     def __init__(self, org: dict):
         self.id = org["id"]
         self.users: dict[str, dict] = {}

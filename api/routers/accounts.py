@@ -1,5 +1,5 @@
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -7,16 +7,25 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from api.crud import required
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, allowed
 from api.errors import AppError, not_found
-from api.fields import BusinessDate, Filter, Money, line
+from api.fields import BusinessDate, Filter, Money, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit, closing, ledger
 from core.access import Action, Entity
 from core.business_time import business_today
 from domain.accounts import visible_account
-from models.ledger import (GL_CASH, AccountKind, AccountStatus, Hold, InternalAccountType, JournalEntry, LedgerAccount,
-                           Posting)
+from models.ledger import (
+    GL_CASH,
+    AccountKind,
+    AccountStatus,
+    Hold,
+    InternalAccountType,
+    JournalEntry,
+    LedgerAccount,
+    Posting,
+)
 from models.users import Organization, User
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -29,14 +38,14 @@ HoldPlacer = Annotated[User, Depends(allowed(Entity.account, Action.place_hold))
 HoldReleaser = Annotated[User, Depends(allowed(Entity.hold, Action.release))]
 
 class AccountIn(BaseModel):
-    name: line(200, 1) = Field(examples=["Everyday checking"])
+    name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Everyday checking"])
     type: InternalAccountType = Field(examples=["checking"])
     org_id: uuid.UUID
     owner_id: uuid.UUID | None = Field(default=None, description="the member who owns it, if any")
 
 
 class AccountUpdate(BaseModel):
-    name: line(200, 1) | None = None
+    name: Annotated[str, *line_rules(200, 1)] | None = None
     type: InternalAccountType | None = None
 
 
@@ -60,7 +69,7 @@ class AccountOut(BaseModel):
 
 class DepositIn(BaseModel):
     amount: Money
-    memo: line(140) = "Cash deposit"
+    memo: Annotated[str, *line_rules(140)] = "Cash deposit"
 
 
 class PostingOut(BaseModel):
@@ -153,7 +162,7 @@ async def close_account(account_id: uuid.UUID, session: SessionDep, actor: Accou
     if blocker := await closing.closing_blocker(session, account.id):
         raise AppError(409, blocker.code, blocker.message, blocker.details)
     before = audit.snapshot(account, _FIELDS)
-    account.status, account.closed_at = AccountStatus.closed, datetime.now(timezone.utc)
+    account.status, account.closed_at = AccountStatus.closed, datetime.now(UTC)
     session.add(account)
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.closed", entity_type="account",
                        entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))
@@ -192,7 +201,7 @@ async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, s
 async def account_entries(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
                           since: BusinessDate | None = None, until: BusinessDate | None = None):
     account = await visible_account(session, user, account_id)
-    statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,
+    statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,  # type: ignore[call-overload]  # sqlmodel types select() of up to 4 columns
                         JournalEntry.effective_date, Posting.amount, JournalEntry.created_at)
                  .join(JournalEntry, JournalEntry.id == Posting.entry_id).where(Posting.account_id == account.id))
     if since:
@@ -205,7 +214,7 @@ async def account_entries(account_id: uuid.UUID, session: SessionDep, user: Curr
 
 class HoldIn(BaseModel):
     amount: Money
-    reason: line(200, 1) = Field(examples=["Pending card authorization"])
+    reason: Annotated[str, *line_rules(200, 1)] = Field(examples=["Pending card authorization"])
 
 
 class HoldOut(BaseModel):
@@ -227,7 +236,7 @@ async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, s
         raise AppError(409, "account_closed", "the account is closed")
     hold_id, created = await ledger.place_hold(session, account_id=account.id, amount=body.amount, reason=body.reason,
                                                idempotency_key=f"hold:{actor.id}:{key}", placed_by=actor.id)
-    hold = await session.get(Hold, hold_id)
+    hold = required(await session.get(Hold, hold_id), "the hold")
     if not created and (hold.account_id != account.id or hold.amount != body.amount):
         raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another hold")
     if created:

@@ -13,10 +13,9 @@ from sqlmodel import col, select
 
 from api.deps import FileCipherDep, SessionDep, allowed
 from api.fields import BusinessDateTime
-from core import access
-from core.access import Action, Entity
 from api.pagination import Page, PageDep, paginate
-from core import ach_files
+from core import access, ach_files
+from core.access import Action, Entity
 from models.ach import AchFile
 from models.users import User
 

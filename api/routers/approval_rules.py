@@ -5,7 +5,7 @@ deleted: approval requests reference the rule they were routed by."""
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,8 +13,8 @@ from sqlmodel import col, select
 
 from api.crud import flush_unique_name, get_for_update
 from api.deps import SessionDep, allowed
-from api.pagination import Page, PageDep, paginate
 from api.fields import Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
+from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
 from finance.approval_routing import FinalOutcome, Level
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/approval-rules", tags=["approval rules"])
 RuleReader = Annotated[User, Depends(allowed(Entity.approval_rule, Action.read))]   # superuser
 RuleWriter = Annotated[User, Depends(allowed(Entity.approval_rule, Action.write))]
 
-_LEVEL_EXAMPLE = {"role": "credit_committee", "quorum": 2, "deadline_seconds": 172800, "reminder_seconds": 86400,
+_LEVEL_EXAMPLE: dict[str, Any] = {"role": "credit_committee", "quorum": 2, "deadline_seconds": 172800, "reminder_seconds": 86400,
                   "escalation_role": "branch_manager"}
 
 
@@ -52,8 +52,11 @@ class ApprovalRuleIn(BaseModel):
     _max_amount_not_below_min = field_validator("max_amount")(not_below("min_amount"))
 
 
-ApprovalRulePatch = partial_model(ApprovalRuleIn, "ApprovalRulePatch",
-                                  active=(bool | None, Field(default=None, description="true reactivates")))
+if TYPE_CHECKING:  # made at run time (see partial_model): to mypy, a BaseModel
+    ApprovalRulePatch = BaseModel
+else:
+    ApprovalRulePatch = partial_model(ApprovalRuleIn, "ApprovalRulePatch",
+                                      active=(bool | None, Field(default=None, description="true reactivates")))
 
 
 class ApprovalRuleOut(BaseModel):

@@ -4,7 +4,7 @@ whether it is accepted; a refusal leaves nothing in the workflow's history and c
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SessionDep, TemporalDep
 from api.errors import AppError
-from api.fields import multiline
+from api.fields import multiline_rules
 from core import access
 from core.access import Entity
 from models.approvals import ApprovalState, DecisionInput
@@ -43,7 +43,7 @@ class InboxItem(BaseModel):
 
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "request_info"]
-    reason: multiline(1000) = Field(default="", examples=["Income verified against payslips"])
+    reason: Annotated[str, *multiline_rules(1000)] = Field(default="", examples=["Income verified against payslips"])
     level: int | None = Field(default=None, ge=1, le=100,
                               description="the level you decide at; defaults to the current one")
 
@@ -97,11 +97,11 @@ async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, u
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
         raise AppError(REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)),
-                       {"level": request.current_level, "waiting_on_role": request.waiting_on_role})
+                       {"level": request.current_level, "waiting_on_role": request.waiting_on_role}) from exc
     except RPCError as exc:
         if request.status == "open":
-            raise AppError(409, "approval_not_started", "the approval is starting; try again in a moment", str(exc))
-        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+            raise AppError(409, "approval_not_started", "the approval is starting; try again in a moment", str(exc)) from exc
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc)) from exc
 
 
 async def _visible_request(session, user, request_id: uuid.UUID) -> ApprovalRequest:

@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import jwt
@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, unauthorized
-from api.fields import Token, line
+from api.fields import Token, line_rules
 from core.config import Settings
 from core.security import create_token, decode_token, hash_password, verify_password
 from domain.users import UserOut
@@ -45,13 +45,13 @@ async def issue_tokens(session, settings: Settings, user: User) -> TokenPair:
 
 
 @router.post("/login", response_model=TokenPair, summary="Log in with email and password (OAuth2 password form)")
-async def login(username: Annotated[line(320, 1), Form(description="the email")],
-                password: Annotated[line(128, 1), Form(json_schema_extra={"format": "password"})],
+async def login(username: Annotated[str, *line_rules(320, 1), Form(description="the email")],
+                password: Annotated[str, *line_rules(128, 1), Form(json_schema_extra={"format": "password"})],
                 session: SessionDep, settings: SettingsDep,
                 grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
-                scope: Annotated[line(1000), Form()] = "",
-                client_id: Annotated[line(200) | None, Form()] = None,
-                client_secret: Annotated[line(200) | None, Form(json_schema_extra={"format": "password"})] = None):
+                scope: Annotated[str, *line_rules(1000), Form()] = "",
+                client_id: Annotated[Annotated[str, *line_rules(200)] | None, Form()] = None,
+                client_secret: Annotated[Annotated[str, *line_rules(200)] | None, Form(json_schema_extra={"format": "password"})] = None):
     """The OAuth2 password form (`username`, `password`; the others are accepted and ignored). Control characters
     in any field are a 422."""
     user = (await session.exec(select(User).where(User.email == username.strip().lower()))).first()
@@ -71,10 +71,10 @@ async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsD
     try:
         payload = decode_token(settings, body.refresh_token, "refresh")
     except jwt.ExpiredSignatureError:
-        raise unauthorized("the refresh token has expired")
+        raise unauthorized("the refresh token has expired") from None
     except jwt.InvalidTokenError as exc:
-        raise unauthorized(f"the refresh token is not valid: {exc}")
-    now = datetime.now(timezone.utc)
+        raise unauthorized(f"the refresh token is not valid: {exc}") from exc
+    now = datetime.now(UTC)
     # Atomic single use: of two concurrent refreshes with one token, exactly one gets a row back.
     claimed = (await session.execute(
         text("UPDATE refresh_tokens SET used_at = :now WHERE jti = :jti AND used_at IS NULL AND revoked_at IS NULL "

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from api.deps import SessionDep, allowed
 from api.errors import AppError
-from api.fields import BIGINT_MAX, BusinessDateTime, Filter, multiline
+from api.fields import BIGINT_MAX, BusinessDateTime, Filter, multiline_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
@@ -45,7 +45,7 @@ class BankEventOut(BaseModel):
 
 
 class Resolution(BaseModel):
-    note: multiline(1000, 1) = Field(examples=["Settlement after the R02 return: the bank confirmed "
+    note: Annotated[str, *multiline_rules(1000, 1)] = Field(examples=["Settlement after the R02 return: the bank confirmed "
                                                                "no money moved; nothing to do."])
 
 

@@ -12,18 +12,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_
-from sqlmodel import select
+from sqlmodel import col, select
 
 from activities.ach import PaymentRejected, check_ach_payment
 from activities.bills import due_status, reminder_context
+from api.crud import required
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
-from api.fields import BusinessDate, DueDate, Money, line
+from api.fields import BusinessDate, DueDate, Money, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Entity
-from core.config import Settings
 from core.business_time import business_today
+from core.config import Settings
 from models.ach import Notification
 from models.base import utcnow
 from models.bills import DUE_STATUSES, Bill, BillStatus
@@ -36,7 +37,7 @@ from workflows.bill_reminder import BillReminderWorkflow
 
 router = APIRouter(prefix="/bills", tags=["bills"])
 
-PayeeName = line(200, 1, strip=True)
+PayeeName = Annotated[str, *line_rules(200, 1, strip=True)]
 _AUDITED = ["payer_id", "payee_name", "amount", "due_date", "memo", "status", "autopay", "external_account_id",
             "account_id", "paid_at"]
 
@@ -48,7 +49,7 @@ class BillFields(BaseModel):
     amount: Money
     due_date: DueDate = Field(examples=["2026-12-15"], description="today or later (in the schedules' time zone), "
                                                                    "at most 50 years ahead")
-    memo: line(500) = Field(default="", examples=["Account 00-1234, November"])
+    memo: Annotated[str, *line_rules(500)] = Field(default="", examples=["Account 00-1234, November"])
     autopay: bool = Field(default=False, description="debit external_account_id by ACH on the due date")
     external_account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the bank account debited")
     account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the internal account credited")
@@ -122,7 +123,7 @@ async def check_fields(session, settings: Settings, user: User, payer: User, bod
             await check_ach_payment(session, settings, PaymentKind.ach_debit, body.amount, account, external)
         except PaymentRejected as rejected:
             raise AppError(422, rejected.code, f"auto-pay could not run: {rejected.reason}",
-                           {"account_id": account.id, "external_account_id": external.id})
+                           {"account_id": account.id, "external_account_id": external.id}) from rejected
 
 
 @router.post("", response_model=BillOut, status_code=201, summary="Add a bill (for yourself, or as an org admin "
@@ -160,7 +161,7 @@ async def list_bills(session: SessionDep, user: CurrentUser, page: PageDep,
     if due_to:
         statement = statement.where(Bill.due_date <= due_to)
     if account_id:
-        statement = statement.where(or_(Bill.account_id == account_id, Bill.external_account_id == account_id))
+        statement = statement.where(or_(col(Bill.account_id) == account_id, col(Bill.external_account_id) == account_id))
     if payer_id:
         statement = statement.where(Bill.payer_id == payer_id)
     if autopay is not None:
@@ -182,7 +183,7 @@ async def replace_bill(bill_id: uuid.UUID, body: BillFields, session: SessionDep
     access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_editable", f"the bill is {bill.status}", {"status": bill.status})
-    payer = await session.get(User, bill.payer_id)
+    payer = required(await session.get(User, bill.payer_id), "the bill's payer")
     debit = ("autopay", "external_account_id", "amount")
     await check_fields(session, settings, user, payer, body, due_changed=body.due_date != bill.due_date,
                        debit_changed=any(getattr(body, f) != getattr(bill, f) for f in debit))

@@ -15,12 +15,12 @@ from sqlmodel import col, select
 
 from api.deps import CipherDep, SessionDep, allowed
 from api.errors import AppError
-from api.fields import Token, line
+from api.fields import Token, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
-from domain.users import target_org
 from core.linking import LinkingClient, LinkingError, LinkingUnavailable
+from domain.users import target_org
 from finance.aba import is_valid_routing_number
 from finance.masking import mask_from_last4
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
@@ -52,8 +52,8 @@ class LinkIn(BaseModel):
 
 
 class ManualAccountIn(BaseModel):
-    holder_name: line(200, 1) = Field(examples=["Riverside Credit Union operating"])
-    institution_name: line(200) = Field(default="", examples=["First Platypus Bank"])
+    holder_name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Riverside Credit Union operating"])
+    institution_name: Annotated[str, *line_rules(200)] = Field(default="", examples=["First Platypus Bank"])
     routing_number: str = Field(pattern=r"^[0-9]{9}$", examples=["021000021"])  # ASCII: \d is any Unicode digit
     account_number: str = Field(pattern=r"^[0-9]{4,17}$", examples=["000123456789"])
     account_type: Literal["checking", "savings"]
@@ -112,7 +112,7 @@ async def create_link_token(body: LinkTokenIn, session: SessionDep, user: OrgAdm
     try:
         token = await provider.create_link_token(f"{org_id}:{user.id}")
     except (LinkingError, LinkingUnavailable) as exc:
-        raise _provider_error(exc)
+        raise _provider_error(exc) from exc
     return LinkTokenOut(link_token=token["link_token"], expiration=str(token["expiration"]))
 
 
@@ -124,7 +124,7 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
     try:
         item = await provider.exchange(body.public_token)
     except (LinkingError, LinkingUnavailable) as exc:
-        raise _provider_error(exc)
+        raise _provider_error(exc) from exc
     invalid = [a.provider_account_id for a in item.accounts if not is_valid_routing_number(a.routing_number)]
     if invalid:
         raise AppError(422, "invalid_routing_number", "the provider returned routing numbers that fail the ABA check",

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.service import RPCError
 
+from api.crud import required
 from api.deps import CurrentUser, SessionDep, TemporalDep, allowed
 from api.errors import not_found
 from api.fields import BusinessDate
@@ -59,10 +60,11 @@ async def get_posting(period: Annotated[str, Path(pattern=PERIOD, examples=["202
     handle = client.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()
-        progress = await handle.query(InterestPostingWorkflow.progress) if description.status.name == "RUNNING" else None
-    except RPCError:
-        raise not_found("interest posting", period)
-    return PostingOut(period=period, workflow_id=workflow_id, status=description.status.name.lower(),
+        status = required(description.status, "the workflow's status")
+        progress = await handle.query(InterestPostingWorkflow.progress) if status.name == "RUNNING" else None
+    except RPCError as exc:
+        raise not_found("interest posting", period) from exc
+    return PostingOut(period=period, workflow_id=workflow_id, status=status.name.lower(),
                       progress=progress)
 
 
@@ -77,6 +79,6 @@ async def list_accruals(account_id: uuid.UUID, session: SessionDep, user: Curren
         statement = statement.where(InterestAccrual.day >= day_from)
     if day_to:
         statement = statement.where(InterestAccrual.day <= day_to)
-    items, total = await paginate(session, statement, page, [InterestAccrual.day.desc()])
+    items, total = await paginate(session, statement, page, [col(InterestAccrual.day).desc()])
     return Page(items=[AccrualOut(**row.model_dump()) for row in items], total=total, limit=page.limit,
                 offset=page.offset)

@@ -3,37 +3,39 @@
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, ConfigDict, Field
-
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from activities.loan_servicing import quote
+from activities.loans import first_due_date
+from api.crud import required
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
-from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line, multiline
+from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line_rules, multiline_rules
 from api.pagination import Page, PageDep, paginate
-from core import access, audit, search_attributes as sa
+from core import access, audit
+from core import search_attributes as sa
 from core.access import Entity
-from domain.payments import request_hash
 from core.approval_routes import no_route, route_for
+from core.business_time import business_today
+from core.loan_books import installment_balances, installment_rows
+from core.temporal import published
+from domain.payments import request_hash
+from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
+from finance.daycount import DayCount
+from finance.money import CENT
 from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
-from activities.loan_servicing import quote
-from activities.loans import first_due_date
-from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
-from finance.daycount import DayCount
-from core.loan_books import installment_balances, installment_rows
-from core.business_time import business_today
-from core.temporal import published
-from finance.money import CENT
 from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
 from models.users import User
 from workflows.approval import ApprovalWorkflow
@@ -42,6 +44,7 @@ from workflows.loan import LoanWorkflow
 router = APIRouter(prefix="/loans", tags=["loans"])
 
 _LOAN_NS = uuid.UUID("2d7a1c64-1f0e-4b8e-9a52-3c6d5e7f8091")
+LOANS: Table = Loan.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel does not declare it
 
 
 class LoanIn(BaseModel):
@@ -52,7 +55,7 @@ class LoanIn(BaseModel):
     product_id: uuid.UUID
     amount: Money
     term: int = Field(ge=1, le=600, description="number of installments", examples=[36])
-    purpose: line(500) = Field(default="", examples=["Car purchase"])
+    purpose: Annotated[str, *line_rules(500)] = Field(default="", examples=["Car purchase"])
     monthly_income: Money = Field(examples=["5200.00"])
     monthly_debt: MoneyOrZero = Decimal("0.00")
     deposit_account_id: uuid.UUID = Field(description="the applicant's account the loan is booked to and repaid from")
@@ -117,7 +120,7 @@ class InstallmentOut(BaseModel):
 
 
 class InformationIn(BaseModel):
-    text: multiline(4000, 1) = Field(examples=["Payslips for the last three months are attached."])
+    text: Annotated[str, *multiline_rules(4000, 1)] = Field(examples=["Payslips for the last three months are attached."])
 
 
 def loan_out(loan: Loan, workflow_status: str | None = None) -> LoanOut:
@@ -163,7 +166,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
                                      first_due_date=first_due_date(business_today(settings))))
         except ValueError as error:
             raise AppError(422, "no_schedule_fits", f"no repayment schedule fits these terms: {error}",
-                           {"amount": str(body.amount), "term": body.term})
+                           {"amount": str(body.amount), "term": body.term}) from error
         account = await session.get(LedgerAccount, body.deposit_account_id)
         if account is None or account.owner_id != applicant_id or account.type == "loan" or account.status != "active":
             raise AppError(422, "invalid_deposit_account", "the deposit account must be an active checking or "
@@ -181,7 +184,7 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             if external.status != ExternalAccountStatus.verified:
                 raise AppError(422, "external_account_not_usable", f"the external account is {external.status}",
                                {"external_account_id": external.id})
-        inserted = (await session.execute(pg_insert(Loan.__table__).values(
+        inserted = (await session.execute(pg_insert(LOANS).values(
             id=loan_id, org_id=applicant.org_id, applicant_id=applicant_id, product_id=product.id, amount=body.amount,
             term=body.term, purpose=body.purpose, member_type=applicant.member_type, monthly_income=body.monthly_income,
             monthly_debt=body.monthly_debt, deposit_account_id=account.id, status=LoanStatus.submitted,
@@ -189,14 +192,14 @@ async def apply(body: LoanIn, key: IdempotencyKey, response: Response, session: 
             day_count=product.day_count, grace_days=product.grace_days, late_fee=product.late_fee,
             external_account_id=body.external_account_id, auto_debit=body.auto_debit,
             created_by=user.id, idempotency_key=key, request_hash=digest, workflow_id=f"loan-{loan_id}",
-        ).on_conflict_do_nothing().returning(Loan.__table__.c.id))).first()
+        ).on_conflict_do_nothing().returning(LOANS.c.id))).first()
         if inserted:
             await audit.record(session, actor=user.email, actor_id=user.id, action="loan.submitted",
                                entity_type="loan", entity_id=loan_id,
                                after={"amount": str(body.amount), "term": body.term, "product_id": str(product.id),
                                       "applicant_id": str(applicant_id)})
         await session.commit()
-    loan = await session.get(Loan, loan_id)
+    loan = required(await session.get(Loan, loan_id), "the loan")
     await session.refresh(loan)
     if loan.request_hash != digest:
         raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
@@ -252,7 +255,7 @@ async def list_loans(session: SessionDep, user: CurrentUser, page: PageDep, stat
         statement = statement.where(Loan.created_at >= created_from)
     if created_to:
         statement = statement.where(Loan.created_at < created_to)
-    items, total = await paginate(session, statement, page, [Loan.created_at.desc(), Loan.id])
+    items, total = await paginate(session, statement, page, [col(Loan.created_at).desc(), Loan.id])
     return Page(items=[loan_out(loan) for loan in items], total=total, limit=page.limit, offset=page.offset)
 
 
@@ -263,7 +266,7 @@ async def get_schedule(loan_id: uuid.UUID, session: SessionDep, user: CurrentUse
     balances = await installment_balances(session, loan.id, rows)
     return [InstallmentOut(**row.model_dump(), paid=balance.paid_total, fee_paid=balance.paid_of("fee"),
                            interest_paid=balance.paid_of("interest"), principal_paid=balance.paid_of("principal"),
-                           owed=balance.owed) for row, balance in zip(rows, balances)]
+                           owed=balance.owed) for row, balance in zip(rows, balances, strict=True)]
 
 
 @router.get("/{loan_id}/agreement.pdf", response_class=RawResponse, summary="The signed-off agreement (PDF)")
@@ -286,14 +289,14 @@ async def withdraw(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, c
     try:
         status = await client.get_workflow_handle(loan.workflow_id).execute_update(LoanWorkflow.withdraw)
     except WorkflowUpdateFailedError as exc:
-        raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status})
+        raise AppError(409, "not_withdrawable", str(getattr(exc.cause, "message", exc.cause)), {"status": loan.status}) from exc
     except RPCError as exc:
-        raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc))
+        raise AppError(409, "not_withdrawable", "the loan's workflow is no longer running", str(exc)) from exc
     if status != LoanStatus.withdrawn:  # the loan ended another way, or was approved, before the withdrawal took
         raise AppError(409, "not_withdrawable", f"the loan was {status} before the withdrawal took effect",
                        {"status": status})
     session.expire_all()
-    return loan_out(await session.get(Loan, loan_id))
+    return loan_out(required(await session.get(Loan, loan_id), "the loan"))
 
 
 @router.post("/{loan_id}/information", response_model=ApprovalState,
@@ -310,9 +313,9 @@ async def provide_information(loan_id: uuid.UUID, body: InformationIn, session: 
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
-        raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause)))
+        raise AppError(403 if code == "not_the_applicant" else 409, code, str(getattr(cause, "message", cause))) from exc
     except RPCError as exc:
-        raise AppError(409, "request_closed", "the approval is no longer running", str(exc))
+        raise AppError(409, "request_closed", "the approval is no longer running", str(exc)) from exc
     if state.status not in ("open", "info_requested"):  # closed (withdrawn) before the answer reopened it
         raise AppError(409, "request_closed", f"the request was {state.status} before your answer reopened it",
                        {"status": state.status})
@@ -344,13 +347,13 @@ async def repay(loan_id: uuid.UUID, body: RepaymentIn, key: IdempotencyKey, sess
             LoanWorkflow.repay, RepaymentInput(loan_id=loan.id, amount=body.amount, mode=body.mode, key=key,
                                                paid_by=user.id, paid_by_email=user.email))
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
+        cause: Any = exc.cause
         while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
             cause = cause.cause  # an activity's refusal arrives wrapped in an ActivityError
         code = getattr(cause, "type", None) or "repayment_refused"
-        raise AppError(REPAYMENT_REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)))
+        raise AppError(REPAYMENT_REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause))) from exc
     except RPCError as exc:
-        raise AppError(409, "loan_not_active", "the loan's workflow is not running", str(exc))
+        raise AppError(409, "loan_not_active", "the loan's workflow is not running", str(exc)) from exc
 
 
 @router.get("/{loan_id}/payoff-quote", response_model=PayoffQuote, summary="What clears the loan today")

@@ -10,9 +10,9 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep
+from api.pagination import Page, PageDep, paginate
 from core import access
 from core.access import Entity
-from api.pagination import Page, PageDep, paginate
 from models.ach import Notification
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])

@@ -11,16 +11,27 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError
 
 from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
+from api.crud import required
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
-from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line
+from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line_rules
 from api.pagination import Page, PageDep
-from core import access, search_attributes as sa
+from core import access
+from core import search_attributes as sa
 from core.access import Action, Entity
-from domain import payments as payment_domain
-from domain.payments import (BookTransferIn, PaymentOut, idempotent_payment, list_of_payments, payment_id_for,
-                             payment_out, record_new_payment, request_hash, visible_payment)
 from core.config import Settings
+from domain import payments as payment_domain
+from domain.payments import (
+    BookTransferIn,
+    PaymentOut,
+    idempotent_payment,
+    list_of_payments,
+    payment_id_for,
+    payment_out,
+    record_new_payment,
+    request_hash,
+    visible_payment,
+)
 from models.external_accounts import ExternalAccount
 from models.payments import CANCELABLE_STATUSES, CancelRequest, Payment, PaymentKind, PaymentStatus
 from workflows.ach_payment import AchPaymentWorkflow
@@ -37,7 +48,7 @@ class PaymentIn(BaseModel):
     external_account_id: uuid.UUID | None = Field(default=None, description="ACH: the external bank account")
     sec_code: Literal["PPD", "CCD", "WEB"] | None = Field(
         default=None, description="ACH: PPD for consumer accounts (default), CCD for corporate, WEB for online")
-    memo: line(140) = ""
+    memo: Annotated[str, *line_rules(140)] = ""
 
     model_config = {"json_schema_extra": {"examples": [{
         "kind": "ach_debit", "amount": "125.00", "account_id": "544bfde0-5007-5e84-a9ab-4f8b41458229",
@@ -97,7 +108,7 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
             await check_ach_payment(session, settings, body.kind, body.amount, account, external)
         except PaymentRejected as rejected:
             raise AppError(422, rejected.code, rejected.reason, {"account_id": account.id,
-                                                                  "external_account_id": external.id})
+                                                                  "external_account_id": external.id}) from rejected
         credit = body.kind == PaymentKind.ach_credit
         sec_code = body.sec_code or ("PPD" if account.owner_id else "CCD")
         await record_new_payment(
@@ -111,7 +122,7 @@ async def create_payment(body: PaymentIn, key: IdempotencyKey, response: Respons
     if existing is not None:
         response.status_code = 200
     # Started (or found) after the row is committed: a retry after a crash in between starts it then.
-    external = await session.get(ExternalAccount, payment.external_account_id)
+    external = required(await session.get(ExternalAccount, payment.external_account_id), "the payment's external account")
     await session.commit()  # no pooled connection held across the call to Temporal
     await start_ach_workflow(client, settings, payment, external)
     # The start is durable now: answer from the database, whatever the worker is doing.
@@ -152,10 +163,10 @@ async def cancel_payment(payment_id: uuid.UUID, session: SessionDep, user: Curre
             AchPaymentWorkflow.cancel, CancelRequest(payment_id=payment.id, actor=user.email, actor_id=user.id))
     except WorkflowUpdateFailedError as exc:
         session.expire_all()
-        current = await session.get(Payment, payment_id)
+        current = required(await session.get(Payment, payment_id), "the payment")
         raise AppError(409, "not_cancelable", f"the payment is {current.status}: it can no longer be canceled",
-                       {"status": current.status, "reason": str(exc.cause)})
+                       {"status": current.status, "reason": str(exc.cause)}) from exc
     except RPCError as exc:
-        raise AppError(409, "not_cancelable", "the payment's workflow is no longer running", str(exc))
+        raise AppError(409, "not_cancelable", "the payment's workflow is no longer running", str(exc)) from exc
     session.expire_all()
-    return await payment_out(session, client, await session.get(Payment, payment_id))
+    return await payment_out(session, client, required(await session.get(Payment, payment_id), "the payment"))

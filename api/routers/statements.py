@@ -1,7 +1,7 @@
 """Monthly statements: the list per account, the PDF of one month, and a run started by hand."""
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -15,10 +15,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, allowed
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
-from domain.accounts import visible_account
 from core import statements as ledger_statements
 from core.access import Action, Entity
 from documents.statement import StatementData, StatementLine, render_statement
+from domain.accounts import visible_account
 from models.ledger import LedgerAccount
 from models.statements import PERIOD_PATTERN, Statement, StatementRunInput, period_bounds, period_ended
 from models.users import Organization, User
@@ -126,7 +126,7 @@ class StatementRunOut(BaseModel):
                   summary="Write the statements of a month now, for every organization (superuser, "
                         "bank_operations); the schedule does it monthly")
 async def run_statements(body: StatementRunIn, client: TemporalDep, settings: SettingsDep, _: StatementRunner):
-    if not period_ended(body.period, datetime.now(timezone.utc), settings.business_timezone):
+    if not period_ended(body.period, datetime.now(UTC), settings.business_timezone):
         raise AppError(422, "period_not_ended", f"{body.period} is not over yet in {settings.business_timezone}: "
                        "statements are written once, after the month", {"period": body.period})
     workflow_id = f"statements-{body.period}"

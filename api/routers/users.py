@@ -8,12 +8,12 @@ from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, allowed
 from api.errors import AppError
-from api.fields import Filter, line
+from api.fields import Filter, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
-from domain.users import UserOut, target_org
 from core.security import hash_password
+from domain.users import UserOut, target_org
 from models.users import Organization, Role, User
 
 router = APIRouter(tags=["users"])
@@ -27,7 +27,7 @@ _USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_typ
 
 
 class OrganizationIn(BaseModel):
-    name: line(200, 1, strip=True) = Field(examples=["Riverside Credit Union"])
+    name: Annotated[str, *line_rules(200, 1, strip=True)] = Field(examples=["Riverside Credit Union"])
 
 
 class OrganizationOut(BaseModel):
@@ -42,15 +42,15 @@ MemberType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40, 
 
 class UserIn(BaseModel):
     email: EmailStr = Field(examples=["teller@riverside.example"])
-    full_name: line(200, 1) = Field(examples=["Dana Teller"])
-    password: line(128, 12) = Field(description="at least 12 characters")
+    full_name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Dana Teller"])
+    password: Annotated[str, *line_rules(128, 12)] = Field(description="at least 12 characters")
     role: Role = Field(examples=["member"])
     org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
     member_type: MemberType = "consumer"
 
 
 class UserUpdate(BaseModel):
-    full_name: line(200, 1) | None = None
+    full_name: Annotated[str, *line_rules(200, 1)] | None = None
     role: Role | None = None
     is_active: bool | None = None
     member_type: MemberType | None = None
@@ -62,8 +62,8 @@ async def create_organization(body: OrganizationIn, session: SessionDep, user: O
     session.add(org)
     try:
         await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"an organization named {org.name!r} exists")
+    except IntegrityError as exc:
+        raise AppError(409, "duplicate", f"an organization named {org.name!r} exists") from exc
     await audit.record(session, actor=user.email, actor_id=user.id, action="organization.created",
                        entity_type="organization", entity_id=org.id, after={"name": org.name})
     await session.commit()
@@ -93,8 +93,8 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError:
-        raise AppError(409, "duplicate", f"a user with email {user.email} exists")
+    except IntegrityError as exc:
+        raise AppError(409, "duplicate", f"a user with email {user.email} exists") from exc
     await audit.record(session, actor=actor.email, actor_id=actor.id, action="user.created", entity_type="user",
                        entity_id=user.id, after=audit.snapshot(user, _USER_FIELDS))
     await session.commit()

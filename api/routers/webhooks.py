@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ValidationError
@@ -25,7 +26,7 @@ from activities.ach import mark_delivered
 from activities.bank_events import signal_payment, start_delivery
 from api.deps import SessionDep, SettingsDep
 from api.errors import AppError
-from api.fields import line
+from api.fields import line_rules
 from core.config import Settings
 from models.ach import BankEventStatus
 
@@ -34,15 +35,15 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 class BankEvent(BaseModel):
-    event_id: line(100, 1)
-    type: line(40)
-    trace_number: line(15, 1)
-    file_id: line(100) | None = None
-    amount: line(40) | None = None
+    event_id: Annotated[str, *line_rules(100, 1)]
+    type: Annotated[str, *line_rules(40)]
+    trace_number: Annotated[str, *line_rules(15, 1)]
+    file_id: Annotated[str, *line_rules(100)] | None = None
+    amount: Annotated[str, *line_rules(40)] | None = None
     settlement_date: date | None = None
-    return_code: line(10) | None = None
-    return_reason: line(500) | None = None
-    occurred_at: line(64) | None = None
+    return_code: Annotated[str, *line_rules(10)] | None = None
+    return_reason: Annotated[str, *line_rules(500)] | None = None
+    occurred_at: Annotated[str, *line_rules(64)] | None = None
 
 
 # Seconds since the epoch in ASCII digits: int() alone would take " 12", "1_2" or "١٢", and a 400-digit number
@@ -82,7 +83,7 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
         if "\\u0000" in body.decode():
             raise ValueError("the event has a NUL character")
     except (ValueError, ValidationError) as exc:
-        raise AppError(400, "bad_event", "the event body is not a valid bank event", str(exc)[:500])
+        raise AppError(400, "bad_event", "the event body is not a valid bank event", str(exc)[:500]) from exc
     if event.type not in ("entry.settled", "entry.returned"):
         raise AppError(400, "unknown_event_type", f"unknown event type {event.type}")
 
@@ -90,8 +91,8 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
         inserted, status, workflow_id = await _record(session, event, body)
     except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
         log.error("bank event %s not recorded: the database is unreachable: %s", event.event_id, exc)
-        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again")
-    if status == BankEventStatus.pending:
+        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again") from exc
+    if status == BankEventStatus.pending and workflow_id is not None:  # a pending event has its payment
         status = await _hand_over(request, session, settings, event.event_id, json.loads(body), workflow_id)
     return {"status": "accepted" if inserted else "duplicate", "delivery": status}
 

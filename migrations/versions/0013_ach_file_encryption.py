@@ -13,8 +13,8 @@ under another key does not open. Downgrade opens every file with any configured 
 """
 from typing import Sequence, Union
 
-from alembic import context, op
 import sqlalchemy as sa
+from alembic import context, op
 
 from core.config import PRODUCTION, development_secrets, get_settings
 from core.crypto import FileCipher

@@ -15,8 +15,8 @@ delete them, or change their role, first.
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision: str = '0014'
 down_revision: Union[str, None] = '0013'

@@ -76,7 +76,7 @@ async def test_a_member_cannot_name_another_members_bank_account_for_auto_debit_
 
 async def test_operators_release_only_the_holds_they_placed_never_a_payments_hold(http, su, db):
     org = await make_org(http, su, roles=("operator", "member"))
-    other_operator, other = await make_user(http, su, "operator", org.id)
+    _other_operator, other = await make_user(http, su, "operator", org.id)
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="500.00")
     placed = await http.post(f"/api/v1/accounts/{account['id']}/holds", headers={
         **org.headers["operator"], "Idempotency-Key": uuid.uuid4().hex}, json={"amount": "50.00", "reason": "card"})

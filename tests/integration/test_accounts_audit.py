@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.conftest import assert_error, make_org, make_user, open_account
 
@@ -53,7 +53,7 @@ async def test_deposit_with_the_same_key_is_posted_once(http, su):
 
 async def test_who_sees_which_accounts(http, su):
     a, b = await make_org(http, su), await make_org(http, su)
-    other_member, other_headers = await make_user(http, su, "member", a.id)
+    other_member, _other_headers = await make_user(http, su, "member", a.id)
     mine = await open_account(http, su, a.id, a.users["member"]["id"])
     theirs = await open_account(http, su, a.id, other_member["id"])
     elsewhere = await open_account(http, su, b.id)
@@ -75,12 +75,12 @@ async def test_who_sees_which_accounts(http, su):
 
 
 async def test_audit_query_by_date_range_actor_and_entity(http, su):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     org = await make_org(http, su, roles=())
     me = (await http.get("/api/v1/me", headers=su)).json()
     rows = (await http.get("/api/v1/audit", headers=su, params={
         "since": before.isoformat(), "actor_id": me["id"], "entity_type": "organization"})).json()
     assert [r["entity_id"] for r in rows["items"]] == [org.id]
     later = (await http.get("/api/v1/audit", headers=su, params={
-        "since": (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()})).json()
+        "since": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()})).json()
     assert later["total"] == 0

@@ -38,14 +38,6 @@ async def link_external(http, sandbox_url, org, institution="ins_1", subtype="ch
     return next(a for a in linked.json() if a["account_type"] == subtype)
 
 
-@pytest.fixture
-async def ach_org(http, su, sandbox_url, odfi):
-    org = await make_org(http, su)
-    org.account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="10000.00")
-    org.external = await link_external(http, sandbox_url, org)
-    return org
-
-
 async def pay(http, org, kind: str, amount: str, key: str | None = None, **extra) -> dict:
     response = await http.post("/api/v1/payments", headers={
         **org.headers["org_admin"], "Idempotency-Key": key or uuid.uuid4().hex}, json={

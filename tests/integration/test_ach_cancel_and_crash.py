@@ -112,7 +112,7 @@ async def test_sigkill_with_200_ach_payments_in_flight(http, su, settings, db, s
             processes.stop(worker)
 
     expected = {"0.00": "completed", "0.01": "returned", "0.11": "completed"}
-    for (kind, amount), result in zip(amounts, results):
+    for (kind, amount), result in zip(amounts, results, strict=True):
         assert result["status"] == expected[str(amount % 1)], (kind, amount, result["events"])
     # The sandbox bank got every entry exactly once; our books balance to the cent.
     async with db.session() as session:
@@ -137,11 +137,11 @@ async def test_sigkill_with_200_ach_payments_in_flight(http, su, settings, db, s
             "WHERE payment_id = ANY(:ids) GROUP BY payment_id"), {"ids": [uuid.UUID(i) for i in ids]})).all())
     wrong = [(kind, amount, result["status"], moved.get(uuid.UUID(result["id"])), keys.get(uuid.UUID(result["id"])),
               [e["status"] for e in result["events"]])
-             for (kind, amount), result in zip(amounts, results)
+             for (kind, amount), result in zip(amounts, results, strict=True)
              if moved.get(uuid.UUID(result["id"]), 0) != (0 if result["status"] != "completed" else
                                                            amount if kind == "ach_debit" else -amount)]
     assert wrong == []
-    net = sum((a if k == "ach_debit" else -a) for (k, a), r in zip(amounts, results) if r["status"] == "completed")
+    net = sum((a if k == "ach_debit" else -a) for (k, a), r in zip(amounts, results, strict=True) if r["status"] == "completed")
     balance = (await http.get(f"/api/v1/accounts/{account['id']}", headers=su)).json()
     assert Decimal(balance["ledger_balance"]) == Decimal("100000.00") + net
     assert balance["held"] == "0.00"

@@ -12,10 +12,10 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import text
 
-from models.payments import FileRejectedSignal
 from devstack import processes
+from models.payments import FileRejectedSignal
 from tests.conftest import ApiServer, assert_error
-from tests.integration.test_ach import FINAL, ach_org, balances, odfi_entries, pay, wait_status  # noqa: F401 (fixture)
+from tests.integration.test_ach import balances, odfi_entries, pay, wait_status
 from tests.integration.test_ach_cancel_and_crash import start_worker
 from tests.polling import poll
 from worker import build_worker

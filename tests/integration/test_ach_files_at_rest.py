@@ -17,7 +17,7 @@ from core.config import Settings
 from core.db import sqlalchemy_url
 from devstack.processes import ROOT
 from finance import nacha
-from tests.integration.test_ach import ach_org, odfi_entries, pay, wait_status  # noqa: F401 (fixture)
+from tests.integration.test_ach import odfi_entries, pay, wait_status
 
 
 async def test_a_nacha_file_is_stored_encrypted_yet_the_bank_and_an_authorized_download_get_it_in_clear(

@@ -17,8 +17,16 @@ from temporalio.api.enums.v1 import EventType
 from core.db import libpq_url
 from core.security import hash_password
 from tests.conftest import assert_error, open_account
-from tests.integration.test_loans import (FINAL, apply, bank, decide, inbox_of, level, product, rule,  # noqa: F401
-                                          wait_loan, waiting_on)
+from tests.integration.test_loans import (
+    FINAL,
+    apply,
+    decide,
+    inbox_of,
+    level,
+    rule,
+    wait_loan,
+    waiting_on,
+)
 from tests.polling import poll
 
 
@@ -26,10 +34,9 @@ from tests.polling import poll
 async def row_locked(database_url: str, table: str, row_id: str, mode: str = "UPDATE"):
     """Holds a lock on one row from a connection of its own until the block ends: whoever writes the row
     (or, with FOR UPDATE, inserts a row referencing it) waits meanwhile."""
-    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection:
-        async with connection.transaction():
-            cursor = await connection.execute(f"SELECT status FROM {table} WHERE id = %s FOR {mode}", (row_id,))
-            yield (await cursor.fetchone())[0]
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as connection, connection.transaction():
+        cursor = await connection.execute(f"SELECT status FROM {table} WHERE id = %s FOR {mode}", (row_id,))
+        yield (await cursor.fetchone())[0]  # type: ignore[index]  # the row was just locked
 
 
 async def history_has(temporal_env, workflow_id: str, what: str, found) -> None:

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -29,11 +29,11 @@ async def test_refresh_rotates_and_a_reused_refresh_token_ends_the_session(http,
 async def test_expired_forged_and_misused_tokens_are_refused(http, su, settings):
     user_id = (await http.get("/api/v1/me", headers=su)).json()["id"]
     expired, _, _ = create_token(settings, subject=user_id, token_type="access",
-                                 now=datetime.now(timezone.utc) - timedelta(hours=2))
+                                 now=datetime.now(UTC) - timedelta(hours=2))
     error = assert_error(await http.get("/api/v1/me", headers={"Authorization": f"Bearer {expired}"}), 401)
     assert "expired" in error["message"]
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     forged = jwt.encode({"sub": user_id, "type": "access", "jti": "x", "iat": now, "exp": now + timedelta(minutes=5),
                          "role": "superuser"}, "not-the-server-secret-but-long-enough-0123456789", algorithm="HS256")
     assert_error(await http.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401)

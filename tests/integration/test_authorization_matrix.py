@@ -105,6 +105,7 @@ class World:
         self.headers["superuser"], self.users["superuser"] = su, await self.call("GET", "/api/v1/me", su)
 
         async def principal_user(p: Principal):
+            assert p.role is not None and p.org is not None, p  # the users picked below
             self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, orgs[p.org])
 
         helpers = {"A.fixture_admin": ("org_admin", "A"), "A.fixture_officer": ("loan_officer", "A")}
@@ -117,6 +118,7 @@ class World:
                              *(helper_user(n, r, o) for n, (r, o) in helpers.items()))
         for p in PRINCIPALS:  # a bank-wide role (superuser aside) is one line in PRINCIPALS: made here
             if p.authenticated and p.org is None and p.name not in self.users:
+                assert p.role is not None, p  # an authenticated principal has a role
                 self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, None)
         self.owner = self.users["A.member_owner"]
         self.admin = self.headers["A.fixture_admin"]
@@ -247,7 +249,7 @@ class World:
         return await self.call("POST", "/api/v1/payments", {**self.admin, **key()}, json=self.ach_body())
 
     def bill_fields(self) -> dict:
-        return {"payee_name": "City Power", "amount": "42.00", "due_date": str(date.today() + timedelta(days=20)),
+        return {"payee_name": "City Power", "amount": "42.00", "due_date": str(datetime.now(UTC).date() + timedelta(days=20)),
                 "memo": "Matrix", "autopay": False, "external_account_id": None, "account_id": None}
 
     async def new_bill(self) -> dict:
@@ -275,7 +277,7 @@ class World:
             loan = await self.call("POST", "/api/v1/loans", {**self.headers["A.member_owner"], **key()},
                                    json=self.loan_body())
             loan = await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
-                              lambda row: row["status"] != "submitted" and row["approval_request_id"]
+                              lambda row: (row["status"] != "submitted" and row["approval_request_id"])
                               or row["status"] in ("declined", "failed"), 60, "loan never reached its approval")
             assert loan["approval_request_id"], loan
             request_id = loan["approval_request_id"]
@@ -755,7 +757,7 @@ async def run_matrix(http, su, settings, db, sandbox_url, write: bool) -> None:
     assert not unusable, ("these requests are not valid or crashed, so they say nothing about access; fix the "
                           "builder (or the bug):\n  " + "\n  ".join(unusable))
     if dump := os.environ.get("AUTHZ_MATRIX_OBSERVED"):  # every answer's status and error code, for a reviewer
-        Path(dump).write_text("operation,principal,outcome,status,code\n" + "".join(
+        await asyncio.to_thread(Path(dump).write_text, "operation,principal,outcome,status,code\n" + "".join(
             f"{o.operation},{o.principal},{o.outcome},{o.status},{o.code or ''}\n" for o in observed))
     if write:
         new = matrix.regenerated(table, observed)

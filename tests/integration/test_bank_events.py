@@ -13,8 +13,15 @@ from sqlalchemy import text
 
 from tests.conftest import ApiServer, assert_error, make_org
 from tests.integration.test_ach import balances, pay, wait_status
-from tests.integration.test_ach_returns import (Stack, bank_sends, batches_done, funded_org, journal_count,
-                                                net_postings, statuses)
+from tests.integration.test_ach_returns import (
+    Stack,
+    bank_sends,
+    batches_done,
+    funded_org,
+    journal_count,
+    net_postings,
+    statuses,
+)
 from tests.polling import poll
 from worker import build_worker
 

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import text
 
 from devstack import processes
-
 from models.bills import AutopayInput, BillRunInput, BillRunResult
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.integration.test_ach import link_external

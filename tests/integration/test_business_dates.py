@@ -3,7 +3,7 @@ differs from UTC's right now (UTC+14 or UTC-12: at any moment one of them is on 
 taken from the worker's local date or from UTC's would show."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import text
@@ -16,7 +16,7 @@ ZONES = ("Pacific/Kiritimati", "Etc/GMT+12")
 
 
 def zone_on_another_day() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return next(zone for zone in ZONES if business_date(now, zone) != now.date())
 
 
@@ -28,7 +28,7 @@ async def test_deposits_and_transfers_are_booked_on_the_business_date_not_utcs(h
     dst = await open_account(http, su, org.id, org.users["member"]["id"])
     async with build_worker(temporal_env.client, zoned, db), ApiServer(zoned) as server, \
             httpx.AsyncClient(base_url=server.url, timeout=30) as api:
-        before = business_date(datetime.now(timezone.utc), zone)
+        before = business_date(datetime.now(UTC), zone)
         key = uuid.uuid4().hex
         deposit = await api.post(f"/api/v1/accounts/{src['id']}/deposits", headers={**su, "Idempotency-Key": key},
                                  json={"amount": "100.00"})
@@ -37,7 +37,7 @@ async def test_deposits_and_transfers_are_booked_on_the_business_date_not_utcs(h
             **org.headers["member"], "Idempotency-Key": uuid.uuid4().hex},
             json={"from_account_id": src["id"], "to_account_id": dst["id"], "amount": "40.00"})
         assert transfer.status_code == 201 and transfer.json()["status"] == "completed", transfer.text
-        after = business_date(datetime.now(timezone.utc), zone)
+        after = business_date(datetime.now(UTC), zone)
     async with db.session() as session:
         booked = list((await session.execute(text(
             "SELECT DISTINCT e.id, e.effective_date FROM journal_entries e JOIN postings p ON p.entry_id = e.id "

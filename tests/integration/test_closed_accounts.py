@@ -3,7 +3,7 @@ posting pass closed accounts by, an ACH debit is not presented into one, and the
 whatever the code path (but for a return, which unwinds money that moved while the account was open)."""
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -99,7 +99,7 @@ async def test_accrual_and_posting_pass_a_closed_account_by(http, su, db, worker
     org = await make_org(http, su, roles=("member",))
     product = await create_product(http, su, annual_rate="0.0365", day_count="actual/365")
     accounts = []
-    for n in range(2):
+    for _ in range(2):
         account = (await open_account(http, su, org.id, org.users["member"]["id"], type_="savings"))["id"]
         await attach(http, su, account, product["id"])
         await fund(db, account, D("10000.00"), date(2025, 6, 30), f"passed-by:{account}")
@@ -144,7 +144,7 @@ async def test_the_database_refuses_a_posting_to_a_closed_account_but_lets_a_ret
             cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"),
                                           {"c": GL_CASH})).scalar_one()
             await ledger.post_entry(session, idempotency_key=f"closed:{account}:{key}", entry_type=entry_type,
-                                    description="into a closed account", effective_date=date.today(),
+                                    description="into a closed account", effective_date=datetime.now(UTC).date(),
                                     legs=[ledger.Leg(cash, D("5.00")), ledger.Leg(account, D("-5.00"))])
 
     with pytest.raises(ledger.PostingToClosedAccount, match=str(account)):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack import procfs, processes
+from devstack import processes, procfs
 from devstack.processes import ROOT
 from devstack.run import BASE_PORTS
 from tests.polling import poll
@@ -83,11 +83,17 @@ class Stack:
                 running[pid] = cmdline
         return running
 
+    @property
+    def started(self) -> subprocess.Popen:
+        """The launcher, once started."""
+        assert self.launcher is not None, "the stack was not started"
+        return self.launcher
+
     def busy_ports(self) -> list[int]:
         return [port for port in self.ports if processes.port_open(port)]
 
     def signal_group(self, sig: int) -> None:
-        os.killpg(self.launcher.pid, sig)  # what a process manager or a terminal does to make's group
+        os.killpg(self.started.pid, sig)  # what a process manager or a terminal does to make's group
 
     async def wait_stopped(self) -> None:
         async def launcher_exit():
@@ -135,7 +141,7 @@ def stack(tmp_path):
 
 async def _assert_everything_stopped(stack: Stack) -> None:
     await stack.wait_stopped()
-    assert stack.launcher.returncode == 0, stack.text()
+    assert stack.started.returncode == 0, stack.text()
     # Every child has been waited for by the launcher before it exits, so nothing is left to wait for here.
     assert stack.alive() == {}, f"left running after the launcher exited: {stack.alive()}\n{stack.text()}"
     assert stack.busy_ports() == [], f"ports still taken: {stack.busy_ports()}"
@@ -151,7 +157,7 @@ async def _second_signal_during_shutdown(stack: Stack, first: int, second: int) 
         return stack.text()
 
     await poll(output, lambda text: "stopping" in text, timeout=30, what="the launcher never began to stop")
-    assert stack.launcher.poll() is None, "the launcher exited before the second signal could reach its shutdown"
+    assert stack.started.poll() is None, "the launcher exited before the second signal could reach its shutdown"
     stack.signal_group(second)
 
 
@@ -181,7 +187,8 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
     second_run = stack.observe()
 
     # A third start on the same data dir while the second is up is refused, and touches nothing of it.
-    third = subprocess.run([sys.executable, "-m", "devstack.run"], cwd=ROOT, env=stack.env(), capture_output=True,
+    # Blocking: the stack runs in processes of its own; blocking this test's event loop holds up nothing.
+    third = subprocess.run([sys.executable, "-m", "devstack.run"],  # noqa: ASYNC221 cwd=ROOT, env=stack.env(), capture_output=True,
                            text=True, timeout=120)
     assert third.returncode == 1 and f"is up: launcher (pid {stack.launcher.pid}" in third.stderr, third
     assert set(second_run) <= set(stack.alive()), "the refused start stopped some of the running stack"
@@ -193,7 +200,7 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
 
 async def test_a_port_held_by_another_program_is_named_with_its_pid_and_command_line(stack):
     api_port = BASE_PORTS["api"] + stack.offset
-    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],
+    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],  # noqa: ASYNC220 (a holder of its own)
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         processes.wait_for_port(api_port, holder, name="http.server")

@@ -1,7 +1,7 @@
+import httpx
+
 from devstack import processes
 from tests.conftest import ApiServer, assert_error
-
-import httpx
 
 
 async def test_healthz_and_readyz(http):

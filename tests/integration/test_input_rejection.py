@@ -7,8 +7,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import assert_error, make_org, make_user, open_account
-from tests.integration.test_loans import FINAL, apply, decide, level, product, rule, wait_loan, waiting_on  # noqa: F401
+from tests.conftest import assert_error, make_org, open_account
+from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
 
 
 async def count(db, table: str, where: str = "TRUE", **params) -> int:

@@ -295,7 +295,7 @@ async def waiting_on_lock(database_url: str, timeout: float = 60) -> None:
     with psycopg.connect(libpq_url(database_url), autocommit=True) as watch:
         for _ in range(int(timeout * 10)):
             if watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                             "AND query LIKE '%interest_postings%' AND pid <> pg_backend_pid()").fetchone()[0]:
+                             "AND query LIKE '%interest_postings%' AND pid <> pg_backend_pid()").fetchone()[0]:  # type: ignore[index]  # count(*): one row
                 return
             await asyncio.sleep(0.1)
     raise AssertionError("no posting batch reached the locked account")
@@ -379,4 +379,4 @@ async def test_month_end_posting_through_a_sigkill_posts_every_account_once(
     assert f"{len(expected)} accounts" in message["Subject"]
     assert f"${total:,.2f}" in message.get_body(("plain",)).get_content()
     assert len([m for m in mailbox.messages if f"Interest posted for {PERIOD}" in m["Subject"]]) == len(
-        set(m["To"] for m in mailbox.messages if f"Interest posted for {PERIOD}" in m["Subject"]))
+        {m["To"] for m in mailbox.messages if f"Interest posted for {PERIOD}" in m["Subject"]})

@@ -34,26 +34,23 @@ def new_entry(conn) -> uuid.UUID:
 
 def test_unbalanced_postings_are_rejected(conn):
     a, b = accounts(conn)
-    with pytest.raises(psycopg.errors.CheckViolation, match="unbalanced"):
-        with conn.transaction():
-            entry = new_entry(conn)
-            conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 10.00), (%s, %s, -9.99)",
-                         (entry, a, entry, b))
+    with pytest.raises(psycopg.errors.CheckViolation, match="unbalanced"), conn.transaction():  # noqa: PT012 (the whole transaction: the refusal may come at commit)
+        entry = new_entry(conn)
+        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 10.00), (%s, %s, -9.99)",
+                     (entry, a, entry, b))
 
 
 def test_a_single_leg_is_rejected_even_if_a_later_statement_would_balance_it(conn):
     a, b = accounts(conn)
-    with pytest.raises(psycopg.errors.CheckViolation):
-        with conn.transaction():
-            entry = new_entry(conn)
-            conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 10.00)", (entry, a))
-            conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, -10.00)", (entry, b))
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():  # noqa: PT012 (the whole transaction: the refusal may come at commit)
+        entry = new_entry(conn)
+        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 10.00)", (entry, a))
+        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, -10.00)", (entry, b))
 
 
 def test_an_entry_without_postings_cannot_commit(conn):
-    with pytest.raises(psycopg.errors.CheckViolation, match="no postings"):
-        with conn.transaction():
-            new_entry(conn)
+    with pytest.raises(psycopg.errors.CheckViolation, match="no postings"), conn.transaction():
+        new_entry(conn)
 
 
 def test_postings_cannot_be_changed_or_deleted(conn):
@@ -63,12 +60,10 @@ def test_postings_cannot_be_changed_or_deleted(conn):
         conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 5), (%s, %s, -5)",
                      (entry, a, entry, b))
     for statement in ("UPDATE postings SET amount = 6 WHERE entry_id = %s", "DELETE FROM postings WHERE entry_id = %s"):
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-            with conn.transaction():
-                conn.execute(statement, (entry,))
-    with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        with conn.transaction():
-            conn.execute("TRUNCATE postings CASCADE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"), conn.transaction():
+            conn.execute(statement, (entry,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+        conn.execute("TRUNCATE postings CASCADE")
 
 
 def test_balanced_entry_moves_derived_balances_and_holds_lower_available(conn):
@@ -80,19 +75,18 @@ def test_balanced_entry_moves_derived_balances_and_holds_lower_available(conn):
                      (entry, a, entry, b))
         conn.execute("INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status) "
                      "VALUES (%s, %s, 2.00, 'test', %s, 'active')", (uuid.uuid4(), b, uuid.uuid4().hex))
-    rows = dict((r[0], (r[1], r[2])) for r in conn.execute(
-        "SELECT account_id, ledger_balance, held FROM account_balances WHERE account_id = ANY(%s)", ([a, b],)))
+    rows = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT account_id, ledger_balance, held FROM account_balances WHERE account_id = ANY(%s)", ([a, b],))}
     assert rows[a] == (Decimal("-12.34"), Decimal("0"))
     assert rows[b] == (Decimal("12.34"), Decimal("2.00"))
 
 
 def test_zero_amount_postings_are_rejected(conn):
     a, b = accounts(conn)
-    with pytest.raises(psycopg.errors.CheckViolation):
-        with conn.transaction():
-            entry = new_entry(conn)
-            conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 0), (%s, %s, 0)",
-                         (entry, a, entry, b))
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():  # noqa: PT012 (the whole transaction: the refusal may come at commit)
+        entry = new_entry(conn)
+        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 0), (%s, %s, 0)",
+                     (entry, a, entry, b))
 
 
 def test_gl_accounts_come_from_the_migration(conn):

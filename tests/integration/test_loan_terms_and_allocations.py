@@ -13,15 +13,21 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import text
 
-from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule, payoff_amount
-from finance.amortization import remaining_schedule
+from finance.amortization import (
+    AmortizationMethod,
+    Frequency,
+    LoanTerms,
+    build_schedule,
+    payoff_amount,
+    remaining_schedule,
+)
 from finance.daycount import DayCount
+from models.loans import LoanInput
 from tests.conftest import ApiServer, assert_error, make_org, open_account
 from tests.integration.test_ach import link_external, wait_status
 from tests.integration.test_loan_servicing import api, clock_api  # noqa: F401  (fixtures: a loan day is 0.2 s)
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
 from tests.polling import poll
-from models.loans import LoanInput
 from workflows.loan import LoanWorkflow
 
 D = Decimal
@@ -31,9 +37,9 @@ D = Decimal
 async def slow_api(settings, worker):
     """A loan day of 0.5 s: a due date 15 s after activation, and 15 s between two due dates, so a test can act
     between servicing steps without racing them."""
-    async with ApiServer(settings.model_copy(update={"loan_day_seconds": 0.5, "loan_rounds_per_run": 3})) as server:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            yield client
+    async with (ApiServer(settings.model_copy(update={"loan_day_seconds": 0.5, "loan_rounds_per_run": 3})) as server,
+                httpx.AsyncClient(base_url=server.url, timeout=30) as client):
+        yield client
 
 
 async def make_product(http, su, **terms) -> dict:

@@ -11,30 +11,10 @@ import pytest
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
-from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.conftest import assert_error, make_user, open_account
 from tests.polling import poll
 
 FINAL = {"active", "declined", "rejected", "on_hold", "withdrawn", "failed"}
-
-
-@pytest.fixture(scope="module")
-async def product(http, su):
-    response = await http.post("/api/v1/loan-products", headers=su, json={
-        "name": f"Personal {uuid.uuid4().hex[:6]}", "annual_rate": "0.065", "min_term": 6, "max_term": 360,
-        "min_amount": "1000.00", "max_amount": "500000.00", "amortization": "declining_balance",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-@pytest.fixture
-async def bank(http, su):
-    """An organization with a member applicant and every approver role (three committee members)."""
-    org = await make_org(http, su, roles=("org_admin", "member", "loan_officer", "branch_manager"))
-    for n in range(3):
-        org.users[f"committee{n}"], org.headers[f"committee{n}"] = await make_user(http, su, "credit_committee", org.id)
-    org.account = await open_account(http, su, org.id, org.users["member"]["id"])
-    return org
 
 
 async def rule(http, su, levels: list[dict], final_outcome="decline") -> str:
@@ -164,7 +144,7 @@ async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, p
     assert_error(await decide(http, bank.headers["member"], request_id), 403, "wrong_role")
     assert_error(await decide(http, bank.headers["committee0"], request_id, level=2), 409, "wrong_level")
 
-    second_officer, second_headers = await make_user(http, su, "loan_officer", bank.id)
+    _second_officer, second_headers = await make_user(http, su, "loan_officer", bank.id)
     assert_error(await decide(http, second_headers, request_id, "reject"), 422, "reason_required")
     assert (await decide(http, second_headers, request_id, "approve")).status_code == 200
     state = await waiting_on(http, su, loan["id"], 2, "credit_committee")
@@ -241,7 +221,7 @@ async def test_request_information_loop(http, su, sandbox_url, bank, product):
                                json={"text": "Attached"})
     assert answered.status_code == 200 and answered.json()["status"] == "open"
     # The level reopens for every officer (the asker too: see test_approval_races); another one approves.
-    second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
+    _second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
     approved = await decide(http, headers, request_id)
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
     assert (await wait_loan(http, su, loan["id"], FINAL))["status"] == "active"

@@ -40,7 +40,7 @@ async def test_org_admins_are_told_once_in_app_and_by_email(http, su, db, settin
 
     assert await ActivityEnvironment().run(notifications.notify_org_admins, req) == 2
     for admin in admins:
-        message = await mailbox.wait_for(lambda m: admin in recipients(m))
+        message = await mailbox.wait_for(lambda m, admin=admin: admin in recipients(m))
         assert message["Subject"] == "Payment returned: ACH debit of $125.00 (R01 Insufficient funds)"
         assert "****1234" in message.get_body(("plain",)).get_content()
         assert req.entity_id in message.get_body(("html",)).get_content()

@@ -21,7 +21,7 @@ async def seed_posting(db, org_id: str, amounts: list[str]) -> None:
         await session.execute(text("INSERT INTO savings_products (id, name, annual_rate, day_count, active) "
                                    "VALUES (:id, :name, 0.05, 'actual/365', true)"),
                               {"id": product, "name": f"Seeded {product.hex[:8]}"})
-        for account, amount in zip(ids, amounts):
+        for account, amount in zip(ids, amounts, strict=True):
             await session.execute(text(
                 "INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, status, org_id) "
                 "VALUES (:id, 'Seeded savings', 'internal', 'savings', 'credit', 'USD', 'active', :org)"),

@@ -4,21 +4,20 @@ the interest schedules backfilled over a past month: each day accrued once, the 
 
 import asyncio
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import ScheduleBackfill, ScheduleOverlapPolicy
-
 from sqlalchemy import text
+from temporalio.client import ScheduleBackfill, ScheduleOverlapPolicy
 
 from core.schedules import ensure_schedules, jobs, overlap_policy
 from models.interest import PostingSummary
+from models.statements import StatementRunResult
 from tests.conftest import assert_error, make_org, open_account
 from tests.integration.test_interest import attach, create_product, fund
 from tests.polling import poll
-from models.statements import StatementRunResult
 
 EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
     "bill-run": ("BillRunWorkflow", "0 6 * * *"),
@@ -124,11 +123,11 @@ async def test_statements_schedule_triggers_and_backfills_a_past_month(temporal_
     assert result.period == f"{this_month - timedelta(days=1):%Y-%m}"
 
     # A backfill over March 1, 2025 (05:00 in New York = 10:00 UTC) runs for February 2025.
-    await handle.backfill(ScheduleBackfill(start_at=datetime(2025, 3, 1, 9, tzinfo=timezone.utc),
-                                           end_at=datetime(2025, 3, 1, 11, tzinfo=timezone.utc),
+    await handle.backfill(ScheduleBackfill(start_at=datetime(2025, 3, 1, 9, tzinfo=UTC),
+                                           end_at=datetime(2025, 3, 1, 11, tzinfo=UTC),
                                            overlap=ScheduleOverlapPolicy.ALLOW_ALL))
     actions = await wait_for_actions(handle, 2)
-    backfilled = [a for a in actions if a.scheduled_at == datetime(2025, 3, 1, 10, tzinfo=timezone.utc)]
+    backfilled = [a for a in actions if a.scheduled_at == datetime(2025, 3, 1, 10, tzinfo=UTC)]
     assert len(backfilled) == 1
     result = await client.get_workflow_handle(backfilled[0].action.workflow_id,
                                               result_type=StatementRunResult).result()
@@ -158,8 +157,8 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
 
     # The accrual runs at 00:30 in New York for the day before: July 1 00:30 accrues June 30.
     accrual = client.get_schedule_handle(prefixed + "daily-interest-accrual")
-    await accrual.backfill(ScheduleBackfill(start_at=datetime(2024, 6, 2, 4, tzinfo=timezone.utc),
-                                            end_at=datetime(2024, 7, 1, 5, tzinfo=timezone.utc),
+    await accrual.backfill(ScheduleBackfill(start_at=datetime(2024, 6, 2, 4, tzinfo=UTC),
+                                            end_at=datetime(2024, 7, 1, 5, tzinfo=UTC),
                                             overlap=ScheduleOverlapPolicy.ALLOW_ALL))
     days = await poll_rows(db, "SELECT day, amount FROM interest_accruals WHERE account_id = :a ORDER BY day",
                            account, 30)
@@ -169,8 +168,8 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
     # Month-end posting at 02:00 on July 1 (06:00 UTC) posts June; a second backfill of the same day finds it done.
     posting = client.get_schedule_handle(prefixed + "month-end-interest-posting")
     for attempt in (1, 2):
-        await posting.backfill(ScheduleBackfill(start_at=datetime(2024, 7, 1, 5, tzinfo=timezone.utc),
-                                                end_at=datetime(2024, 7, 1, 7, tzinfo=timezone.utc),
+        await posting.backfill(ScheduleBackfill(start_at=datetime(2024, 7, 1, 5, tzinfo=UTC),
+                                                end_at=datetime(2024, 7, 1, 7, tzinfo=UTC),
                                                 overlap=ScheduleOverlapPolicy.ALLOW_ALL))
         actions = await wait_for_actions(posting, attempt)
         for action in actions:

@@ -4,7 +4,7 @@ real Temporal server, the list and the PDF through the real API, the PDF's text 
 import asyncio
 import io
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
@@ -51,10 +51,10 @@ async def test_statement_pdf_shows_balances_entries_and_interest(http, su, db, t
     late = await open_account(http, su, org.id, owner_id=member["id"])
     later = await open_account(http, su, org.id, owner_id=member["id"])
     for acct in (account, empty):
-        await opened_on(db, acct["id"], datetime(2025, 8, 20, 15, tzinfo=timezone.utc))
+        await opened_on(db, acct["id"], datetime(2025, 8, 20, 15, tzinfo=UTC))
     # Periods are months in the schedules' time zone (New York, still on EDT on Nov 1, 2025).
-    await opened_on(db, late["id"], datetime(2025, 11, 1, 3, 30, tzinfo=timezone.utc))   # Oct 31, 23:30 there
-    await opened_on(db, later["id"], datetime(2025, 11, 1, 4, 30, tzinfo=timezone.utc))  # Nov 1, 00:30 there
+    await opened_on(db, late["id"], datetime(2025, 11, 1, 3, 30, tzinfo=UTC))   # Oct 31, 23:30 there
+    await opened_on(db, later["id"], datetime(2025, 11, 1, 4, 30, tzinfo=UTC))  # Nov 1, 00:30 there
     await post(db, account["id"], date(2025, 9, 15), "1000.00", "Opening deposit")
     await post(db, account["id"], date(2025, 10, 3), "250.50", "Payroll ACME")
     await post(db, account["id"], date(2025, 10, 10), "-100.25", "Card payment <Grocer & Sons>")
@@ -130,7 +130,7 @@ async def test_batches_walk_every_account_across_continue_as_new(http, su, db, t
     org = await make_org(http, su, roles=("member",))
     accounts = [await open_account(http, su, org.id, owner_id=org.users["member"]["id"]) for _ in range(5)]
     for i, acct in enumerate(accounts):
-        await opened_on(db, acct["id"], datetime(2024, 12, 1, tzinfo=timezone.utc))
+        await opened_on(db, acct["id"], datetime(2024, 12, 1, tzinfo=UTC))
         await post(db, acct["id"], date(2025, 1, 10 + i), f"{i + 1}0.00", f"Deposit {i}")
     workflow_id = f"test-statements-{uuid.uuid4().hex[:8]}"
     result = await temporal_env.client.execute_workflow(

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
 
@@ -138,7 +139,7 @@ def _token(event: dict) -> tuple[str | None, list[str]]:
         extra.append("crash:activity_retried")
     if kind is None:
         return None, extra
-    attributes = next((v for k, v in event.items() if k.endswith("EventAttributes")), {})
+    attributes: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventAttributes")), {})
     name = ""
     payloads = None
     if kind == "activity":

@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from finance.aba import check_digit, is_valid_routing_number
 from finance.masking import mask_account_number

@@ -2,6 +2,7 @@
 
 import logging
 import uuid
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -81,7 +82,7 @@ def test_only_the_applicants_own_bank_account_is_named_for_their_loan():
 
 
 def hold(placed_by: uuid.UUID | None) -> Hold:
-    return Hold(id=uuid.uuid4(), account_id=uuid.uuid4(), amount=1, reason="r", idempotency_key="k",
+    return Hold(id=uuid.uuid4(), account_id=uuid.uuid4(), amount=Decimal("1"), reason="r", idempotency_key="k",
                 placed_by=placed_by)
 
 

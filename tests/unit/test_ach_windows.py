@@ -1,20 +1,21 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
 
 NY = ZoneInfo("America/New_York")
-CUTOFFS = dict(tz="America/New_York", cutoffs=["10:30", "14:45", "16:45"], same_day_cutoffs=["10:30", "14:45"])
+CUTOFFS: dict[str, Any] = dict(tz="America/New_York", cutoffs=["10:30", "14:45", "16:45"], same_day_cutoffs=["10:30", "14:45"])
 
 
 def window_at(local: datetime):
-    return next_window(local.astimezone(timezone.utc), **CUTOFFS)
+    return next_window(local.astimezone(UTC), **CUTOFFS)
 
 
 def test_same_day_windows_settle_today_and_the_last_one_tomorrow():
     morning = window_at(datetime(2026, 11, 23, 9, 0, tzinfo=NY))  # Monday
-    assert morning.cutoff_at == datetime(2026, 11, 23, 15, 30, tzinfo=timezone.utc)  # 10:30 EST
+    assert morning.cutoff_at == datetime(2026, 11, 23, 15, 30, tzinfo=UTC)  # 10:30 EST
     assert morning.same_day and morning.effective_date == date(2026, 11, 23)
     evening = window_at(datetime(2026, 11, 23, 15, 0, tzinfo=NY))
     assert evening.id == "2026-11-23T16:45-05:00" and not evening.same_day
@@ -35,14 +36,14 @@ def test_friday_night_goes_to_monday_and_the_next_day_window_skips_the_weekend()
 
 def test_a_closed_window_is_skipped_with_after():
     first = window_at(datetime(2026, 11, 23, 9, 0, tzinfo=NY))
-    second = next_window(datetime(2026, 11, 23, 14, 0, tzinfo=timezone.utc), **CUTOFFS, after=first.cutoff_at)
+    second = next_window(datetime(2026, 11, 23, 14, 0, tzinfo=UTC), **CUTOFFS, after=first.cutoff_at)
     assert second.id == "2026-11-23T14:45-05:00"
 
 
 def test_interval_windows_for_tests_and_the_demo():
-    now = datetime(2026, 11, 21, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 21, 12, 0, 0, 500000, tzinfo=UTC)
     window = next_window(now, **CUTOFFS, interval=timedelta(seconds=2))
-    assert window.cutoff_at == datetime(2026, 11, 21, 12, 0, 2, tzinfo=timezone.utc) and window.same_day
+    assert window.cutoff_at == datetime(2026, 11, 21, 12, 0, 2, tzinfo=UTC) and window.same_day
     assert window.effective_date == date(2026, 11, 23)  # a Saturday: the next business day
 
 

@@ -3,10 +3,10 @@
 from datetime import date, timedelta
 from decimal import Decimal
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from finance.allocation import (COMPONENTS, Allocation, InstallmentBalance, allocate, balances, principal_owed,
-                                totals)
+from finance.allocation import COMPONENTS, Allocation, InstallmentBalance, allocate, balances, principal_owed, totals
 
 D = Decimal
 

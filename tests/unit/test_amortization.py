@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal
 from fractions import Fraction
@@ -254,7 +255,7 @@ def test_flat_100000_at_12_percent_for_3_years():
 
 def test_monthly_due_dates_keep_the_month_end_anchor():
     first = date(2027, 12, 31)
-    assert [due_date(first, MONTHLY, n) for n in range(0, 6)] == [
+    assert [due_date(first, MONTHLY, n) for n in range(6)] == [
         date(2027, 11, 30),
         date(2027, 12, 31),
         date(2028, 1, 31),
@@ -410,7 +411,10 @@ def test_an_installment_that_never_covers_the_interest_is_rejected():
 # --- properties -------------------------------------------------------------------------------------------
 
 
-def loan_terms(day_count=st.none() | st.sampled_from(list(DayCount))):
+ANY_DAY_COUNT = st.none() | st.sampled_from(list(DayCount))
+
+
+def loan_terms(day_count=ANY_DAY_COUNT):
     return st.builds(
         LoanTerms,
         principal=st.integers(min_value=100_00, max_value=2_000_000_00).map(lambda c: D(c).scaleb(-2)),
@@ -427,7 +431,8 @@ def _schedule_or_skip(terms):
     try:
         return build_schedule(terms)
     except ValueError as error:  # only the never-amortizing installment is refused
-        assert "does not cover" in str(error)
+        if "does not cover" not in str(error):
+            raise
         assume(False)
 
 
@@ -458,7 +463,7 @@ def test_schedule_invariants(terms):
     if terms.day_count is None or terms.method is not DECLINING:
         # the nominal rate always amortizes; (a day count can charge a long month more than the installment)
         balances = [terms.principal] + [i.balance for i in installments]
-        assert all(later <= earlier for earlier, later in zip(balances, balances[1:]))
+        assert all(later <= earlier for earlier, later in itertools.pairwise(balances))
 
 
 @PROPERTY
@@ -504,7 +509,8 @@ def test_remaining_schedule_invariants(terms, data):
     try:
         remaining = remaining_schedule(terms, outstanding, paid)
     except ValueError as error:
-        assert "does not cover" in str(error)
+        if "does not cover" not in str(error):
+            raise
         return
     assert remaining.installments[0].number == paid + 1
     assert remaining.installments[0].due_date == schedule.installments[paid].due_date

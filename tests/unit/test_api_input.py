@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from api.routers.accounts import DepositIn, HoldIn
 from api.routers.bills import BillIn
@@ -20,7 +21,7 @@ TRANSFER = {"from_account_id": "6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21",
             "to_account_id": "6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e22", "amount": "10.00"}
 
 
-def refused(model, data: dict) -> list[dict]:
+def refused(model, data: dict) -> list[ErrorDetails]:
     with pytest.raises(ValidationError) as caught:
         model.model_validate(data)
     return caught.value.errors()

@@ -1,5 +1,6 @@
 import uuid
 from decimal import Decimal
+from typing import ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -56,21 +57,21 @@ def test_the_order_of_the_list_does_not_matter():
 
 def test_a_rule_for_the_member_type_beats_a_generic_one_of_the_same_priority():
     business = rule("Zz business only: committee", "0.01", "10000.00", (COMMITTEE,), 100, member_type="business")
-    rules = DEFAULTS + [business]
+    rules = [*DEFAULTS, business]
     assert route(rules, D("500.00"), "business") == business
     assert route(rules, D("500.00"), "consumer") == DEFAULTS[0]
 
 
 def test_lower_priority_wins_before_specificity_then_the_name_breaks_ties():
     urgent = rule("Z generic, first", "0.01", None, priority=1)
-    assert route(DEFAULTS + [urgent], D("500.00"), "consumer") == urgent
+    assert route([*DEFAULTS, urgent], D("500.00"), "consumer") == urgent
     twin_a, twin_b = rule("A twin", "0.01", None, priority=1), rule("B twin", "0.01", None, priority=1)
     assert route([twin_b, twin_a], D("1.00"), "consumer") == twin_a
 
 
 def test_inactive_rules_are_ignored():
     retired = rule("Retired", "0.01", "10000.00", (COMMITTEE,), priority=1, active=False)
-    assert route(DEFAULTS + [retired], D("500.00"), "consumer") == DEFAULTS[0]
+    assert route([*DEFAULTS, retired], D("500.00"), "consumer") == DEFAULTS[0]
     assert route([retired], D("500.00"), "consumer") is None
 
 
@@ -120,7 +121,7 @@ def test_a_rule_is_built_from_a_row_and_survives_a_json_round_trip():
     class Row:  # what the approval_rules table gives: levels as JSON objects, amounts as Decimals
         id, name, priority, min_amount, max_amount = uuid.uuid4(), "Row", 5, D("0.01"), D("10.00")
         member_type, final_outcome, active = None, "decline", True
-        levels = [OFFICER.model_dump(mode="json")]
+        levels: ClassVar[list[dict]] = [OFFICER.model_dump(mode="json")]
 
     built = Rule.model_validate(Row())
     assert built.levels == (OFFICER,)

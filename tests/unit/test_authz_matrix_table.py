@@ -98,7 +98,9 @@ def response(status: int, body) -> httpx.Response:
 
 
 def test_outcome_classes():
-    error = lambda code: {"error": {"code": code, "message": "m", "details": None}}
+    def error(code):
+        return {"error": {"code": code, "message": "m", "details": None}}
+
     assert matrix.classify(response(401, error("unauthorized"))) == ("401", "unauthorized")
     assert matrix.classify(response(403, error("forbidden"))) == ("403", "forbidden")
     assert matrix.classify(response(404, error("not_found"))) == ("404", "not_found")

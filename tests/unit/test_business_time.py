@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +8,7 @@ from core.config import Settings
 
 
 def test_a_business_date_is_the_days_of_the_zone():
-    late_evening_in_new_york = datetime(2026, 12, 1, 3, 30, tzinfo=timezone.utc)  # 22:30 EST on Nov 30
+    late_evening_in_new_york = datetime(2026, 12, 1, 3, 30, tzinfo=UTC)  # 22:30 EST on Nov 30
     assert business_date(late_evening_in_new_york, "America/New_York") == date(2026, 11, 30)
     assert business_date(late_evening_in_new_york, "UTC") == date(2026, 12, 1)
     assert business_date(late_evening_in_new_york.astimezone(ZoneInfo("Asia/Tokyo")), "America/New_York") \

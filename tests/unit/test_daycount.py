@@ -12,9 +12,9 @@ from finance.daycount import (
     ACTUAL_ACTUAL_ISDA,
     THIRTY_360,
     DayCount,
+    daily_rate,
     day_count_fraction,
     day_fraction,
-    daily_rate,
     days_between,
     year_fraction,
 )
@@ -26,7 +26,7 @@ dates = st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31))
 
 def test_enum_values_and_aliases():
     assert [c.value for c in DayCount] == ["actual/365", "actual/360", "30/360", "actual/actual"]
-    assert (ACTUAL_365, ACTUAL_360, THIRTY_360, ACTUAL_ACTUAL_ISDA) == tuple(DayCount)
+    assert tuple(DayCount) == (ACTUAL_365, ACTUAL_360, THIRTY_360, ACTUAL_ACTUAL_ISDA)
     assert DayCount("30/360") is THIRTY_360
     assert days_between("actual/360", date(2026, 1, 1), date(2026, 2, 1)) == 31  # plain strings work
 

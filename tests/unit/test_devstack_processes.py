@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from devstack import procfs, processes
+from devstack import processes, procfs
 from devstack.processes import Running
 
 # Records when SIGTERM arrived, then ignores it (or, with "polite", exits on it).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import holidays
 import pytest
@@ -154,7 +154,7 @@ def test_effective_entry_date() -> None:
 
 def test_datetimes_are_refused() -> None:
     with pytest.raises(TypeError):
-        is_business_day(datetime(2025, 1, 1, 12))
+        is_business_day(datetime(2025, 1, 1, 12, tzinfo=UTC))
     with pytest.raises(TypeError):
         next_business_day("2025-01-01")  # type: ignore[arg-type]
 

@@ -20,7 +20,7 @@ def month_days(year: int, month: int) -> list[date]:
 
 
 def constant_balance(days, balance):
-    return {day: balance for day in days}
+    return dict.fromkeys(days, balance)
 
 
 def test_actual_365_november_2026():

@@ -25,8 +25,8 @@ cents = st.integers(min_value=-10**12, max_value=10**12).map(lambda c: D(c).scal
 
 def test_policy_constants():
     assert ROUNDING == ROUND_HALF_UP
-    assert CENT == D("0.01")
-    assert ACCRUAL_QUANTUM == D("0.0000000001")
+    assert D("0.01") == CENT
+    assert D("0.0000000001") == ACCRUAL_QUANTUM
 
 
 @pytest.mark.parametrize(
@@ -220,7 +220,7 @@ def test_allocate_sums_exactly_and_stays_within_a_cent(total, weights):
     assert sum(parts) == total
     assert all(part.as_tuple().exponent == -2 for part in parts)
     weight_sum = sum(Fraction(w) for w in weights)
-    for part, weight in zip(parts, weights):
+    for part, weight in zip(parts, weights, strict=True):
         exact_share = Fraction(total) * Fraction(weight) / weight_sum
         assert abs(Fraction(part) - exact_share) < Fraction(1, 100)
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -354,7 +355,7 @@ def test_return_codes_map_each_transaction_code() -> None:
 
 
 def test_build_return_file_rejects_unknown_and_duplicate_traces() -> None:
-    kwargs = dict(returning_dfi_routing="011000015", returning_dfi_name="RDFI", effective_entry_date=date(2026, 3, 5),
+    kwargs: dict[str, Any] = dict(returning_dfi_routing="011000015", returning_dfi_name="RDFI", effective_entry_date=date(2026, 3, 5),
                   creation_date=date(2026, 3, 4), creation_time=None)
     with pytest.raises(NachaError, match="no entry"):
         build_return_file(ppd_file(), [ReturnSpec(original_trace="091000019999999", return_code="R01")], **kwargs)
@@ -400,7 +401,7 @@ def test_service_class_follows_the_entries() -> None:
 
 
 def entry(**changes) -> Entry:
-    fields = dict(transaction_code=TC.CHECKING_DEBIT, rdfi_routing="011000015", account_number="12345678",
+    fields: dict[str, Any] = dict(transaction_code=TC.CHECKING_DEBIT, rdfi_routing="011000015", account_number="12345678",
                   amount=Decimal("10.00"), individual_id="ID1", individual_name="Name",
                   discretionary_data="", trace_number="091000010000001")
     return Entry(**(fields | changes))
@@ -444,7 +445,7 @@ def test_amount_is_stored_in_cents_and_text_is_normalized() -> None:
 
 
 def batch(*entries: Entry, **changes) -> Batch:
-    fields = dict(company_name="Acme", company_id=COMPANY_ID, sec_code="PPD", entry_description="TEST",
+    fields: dict[str, Any] = dict(company_name="Acme", company_id=COMPANY_ID, sec_code="PPD", entry_description="TEST",
                   effective_entry_date=date(2026, 3, 3), odfi_routing=ODFI, batch_number=1,
                   entries=entries or (entry(),))
     return Batch(**(fields | changes))
@@ -687,7 +688,7 @@ def test_return_file_round_trip(nacha: NachaFile, data) -> None:
                                 effective_entry_date=date(2030, 1, 2), creation_date=date(2030, 1, 2),
                                 creation_time=time(6, 0))
     assert parse(write(returns)) == returns
-    returned = {e.return_addenda.original_trace: e for b in returns.batches for e in b.entries}
+    returned = {e.return_addenda.original_trace: e for b in returns.batches for e in b.entries}  # type: ignore[union-attr]  # a return file's entries all have one
     assert set(returned) == set(chosen)
     for _, original in nacha.iter_entries():
         if original.trace_number in returned:

@@ -11,8 +11,14 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from api.main import create_app
-from core.config import (DEV_FERNET_KEY, DEV_FILE_KEY, InsecureSettings, Settings, check_production_secrets,
-                         development_secrets)
+from core.config import (
+    DEV_FERNET_KEY,
+    DEV_FILE_KEY,
+    InsecureSettings,
+    Settings,
+    check_production_secrets,
+    development_secrets,
+)
 from devstack.processes import ROOT
 
 ALL_DEFAULTS = ["JWT_SECRET", "ACCOUNT_NUMBER_KEYS", "FINGERPRINT_KEY", "FILE_ENCRYPTION_KEYS", "LINKING_SECRET",
@@ -62,7 +68,7 @@ def test_the_api_app_refuses_to_start_in_production_with_default_secrets():
 
 
 def test_the_worker_refuses_to_start_in_production_with_default_secrets():
-    env = {k: v for k, v in os.environ.items() if k not in {n for n in ALL_DEFAULTS}}
+    env = {k: v for k, v in os.environ.items() if k not in set(ALL_DEFAULTS)}
     # Nothing listens there: the worker must stop before it tries to reach Temporal or Postgres.
     env.update(ENVIRONMENT="production", TEMPORAL_ADDRESS="127.0.0.1:9", DATABASE_URL="postgresql://nobody@127.0.0.1:9/x",
                JWT_SECRET=os.urandom(32).hex())

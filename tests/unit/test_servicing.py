@@ -1,6 +1,6 @@
 """The servicing clock, days past due and aging buckets (pure)."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -27,16 +27,16 @@ def test_late_fee_only_after_the_grace_days():
 
 
 def test_calendar_clock_starts_at_midnight_and_counts_real_days():
-    now = datetime(2026, 11, 21, 15, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 21, 15, 30, tzinfo=UTC)
     clock = ServicingClock.starting(now, 86400)
-    assert clock.epoch == datetime(2026, 11, 21, tzinfo=timezone.utc)
+    assert clock.epoch == datetime(2026, 11, 21, tzinfo=UTC)
     assert clock.today(now) == date(2026, 11, 21)
     assert clock.today(now + timedelta(hours=9)) == date(2026, 11, 22)
-    assert clock.start_of(date(2026, 12, 21)) == datetime(2026, 12, 21, tzinfo=timezone.utc)
+    assert clock.start_of(date(2026, 12, 21)) == datetime(2026, 12, 21, tzinfo=UTC)
 
 
 def test_compressed_clock_runs_months_in_seconds_from_now():
-    now = datetime(2026, 11, 21, 15, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 21, 15, 30, tzinfo=UTC)
     clock = ServicingClock.starting(now, 0.1)
     assert clock.today(now) == date(2026, 11, 21)
     assert clock.today(now + timedelta(seconds=3.05)) == date(2026, 12, 21)  # 30 loan days later
@@ -46,18 +46,18 @@ def test_compressed_clock_runs_months_in_seconds_from_now():
 
 def test_calendar_clock_counts_the_business_time_zones_days():
     # 22:30 in New York on Nov 20 is already Nov 21 in UTC: the loan's day is New York's.
-    now = datetime(2026, 11, 21, 3, 30, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 21, 3, 30, tzinfo=UTC)
     clock = ServicingClock.starting(now, 86400, "America/New_York")
-    assert clock.epoch == datetime(2026, 11, 20, 5, 0, tzinfo=timezone.utc)  # midnight EST
+    assert clock.epoch == datetime(2026, 11, 20, 5, 0, tzinfo=UTC)  # midnight EST
     assert clock.today(now) == date(2026, 11, 20)
-    assert clock.today(datetime(2026, 11, 21, 4, 59, tzinfo=timezone.utc)) == date(2026, 11, 20)
-    assert clock.today(datetime(2026, 11, 21, 5, 0, tzinfo=timezone.utc)) == date(2026, 11, 21)
+    assert clock.today(datetime(2026, 11, 21, 4, 59, tzinfo=UTC)) == date(2026, 11, 20)
+    assert clock.today(datetime(2026, 11, 21, 5, 0, tzinfo=UTC)) == date(2026, 11, 21)
 
 
 def test_a_daylight_saving_day_is_one_loan_day():
-    clock = ServicingClock.starting(datetime(2027, 3, 1, 17, 0, tzinfo=timezone.utc), 86400, "America/New_York")
+    clock = ServicingClock.starting(datetime(2027, 3, 1, 17, 0, tzinfo=UTC), 86400, "America/New_York")
     # Clocks go forward on March 14, 2027: that day lasts 23 hours, and March 15 still starts at midnight there.
-    assert clock.start_of(date(2027, 3, 14)) == datetime(2027, 3, 14, 5, 0, tzinfo=timezone.utc)
-    assert clock.start_of(date(2027, 3, 15)) == datetime(2027, 3, 15, 4, 0, tzinfo=timezone.utc)
-    assert clock.today(datetime(2027, 3, 15, 4, 0, tzinfo=timezone.utc)) == date(2027, 3, 15)
-    assert clock.today(datetime(2027, 3, 15, 3, 59, tzinfo=timezone.utc)) == date(2027, 3, 14)
+    assert clock.start_of(date(2027, 3, 14)) == datetime(2027, 3, 14, 5, 0, tzinfo=UTC)
+    assert clock.start_of(date(2027, 3, 15)) == datetime(2027, 3, 15, 4, 0, tzinfo=UTC)
+    assert clock.today(datetime(2027, 3, 15, 4, 0, tzinfo=UTC)) == date(2027, 3, 15)
+    assert clock.today(datetime(2027, 3, 15, 3, 59, tzinfo=UTC)) == date(2027, 3, 14)
