@@ -15,7 +15,7 @@ Strict on purpose (PRODUCT.md §3.5: bad input is a clear 4xx and writes nothing
 """
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -168,7 +168,7 @@ def _in_range(value: date) -> date:
 
 
 def _due(value: date) -> date:
-    today = date.today()  # noqa: DTZ011 (a bound 50 years out: the host's date is precise enough)
+    today = datetime.now(UTC).date()  # a bound 50 years out: a day either side of the business date is immaterial
     try:
         latest = today.replace(year=today.year + MAX_DUE_YEARS)
     except ValueError:  # 29 February
