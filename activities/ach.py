@@ -69,8 +69,14 @@ class PaymentRejected(Exception):
         self.code, self.reason = code, reason
 
 
-async def check_ach_payment(session: AsyncSession, settings: Settings, kind: str, amount: Decimal,
-                            account: LedgerAccount, external: ExternalAccount) -> None:
+async def check_ach_payment(
+    session: AsyncSession,
+    settings: Settings,
+    kind: str,
+    amount: Decimal,
+    account: LedgerAccount,
+    external: ExternalAccount,
+) -> None:
     """The rules an ACH payment must meet, for the API (before anything is written) and the workflow."""
     if amount > settings.ach_max_amount:
         raise PaymentRejected("limit_exceeded", f"the amount exceeds the ACH limit of {settings.ach_max_amount}")
@@ -92,17 +98,28 @@ async def mark_delivered(session: AsyncSession, event_id: str | None) -> None:
     """The bank event reached its payment's workflow (signalled by the webhook, or taken by the workflow in the
     transaction of its effect): the outbox has nothing left to do for it. An event set aside stays set aside."""
     if event_id:
-        await session.execute(text("UPDATE bank_events SET status = 'delivered', signaled_at = coalesce(signaled_at, "
-                                   "now()) WHERE event_id = :id AND status = 'pending'"), {"id": event_id})
+        await session.execute(
+            text(
+                "UPDATE bank_events SET status = 'delivered', signaled_at = coalesce(signaled_at, "
+                "now()) WHERE event_id = :id AND status = 'pending'"
+            ),
+            {"id": event_id},
+        )
 
 
-def ach_payment_input(settings: Settings, payment_id: uuid.UUID, kind: str, amount: Decimal,
-                      **notify) -> AchPaymentInput:
+def ach_payment_input(
+    settings: Settings, payment_id: uuid.UUID, kind: str, amount: Decimal, **notify
+) -> AchPaymentInput:
     """The workflow input of an ACH payment: its business durations come from configuration with it."""
-    return AchPaymentInput(payment_id=payment_id, kind=kind, amount=amount,
-                           return_window_seconds=settings.ach_return_window.total_seconds(),
-                           late_return_window_seconds=settings.ach_late_return_window.total_seconds(),
-                           max_representments=settings.ach_max_representments, **notify)
+    return AchPaymentInput(
+        payment_id=payment_id,
+        kind=kind,
+        amount=amount,
+        return_window_seconds=settings.ach_return_window.total_seconds(),
+        late_return_window_seconds=settings.ach_late_return_window.total_seconds(),
+        max_representments=settings.ach_max_representments,
+        **notify,
+    )
 
 
 class AchActivities:
@@ -129,22 +146,56 @@ class AchActivities:
             account = await session.get(LedgerAccount, req.account_id)
             assert account is not None  # the workflow's own account, checked when it was made
             credit = req.kind == PaymentKind.ach_credit
-            inserted = (await session.execute(pg_insert(PAYMENTS).values(
-                id=req.payment_id, kind=req.kind, status=PaymentStatus.created, amount=req.amount, currency="USD",
-                from_account_id=req.account_id if credit else None, to_account_id=None if credit else req.account_id,
-                external_account_id=req.external_account_id, sec_code="PPD" if account.owner_id else "CCD",
-                memo=req.memo[:140], org_id=req.org_id, created_by=req.created_by,
-                idempotency_key=req.idempotency_key, request_hash=digest, workflow_id=f"payment-{req.payment_id}",
-                notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference,
-            ).on_conflict_do_nothing().returning(PAYMENTS.c.id))).first()
+            inserted = (
+                await session.execute(
+                    pg_insert(PAYMENTS)
+                    .values(
+                        id=req.payment_id,
+                        kind=req.kind,
+                        status=PaymentStatus.created,
+                        amount=req.amount,
+                        currency="USD",
+                        from_account_id=req.account_id if credit else None,
+                        to_account_id=None if credit else req.account_id,
+                        external_account_id=req.external_account_id,
+                        sec_code="PPD" if account.owner_id else "CCD",
+                        memo=req.memo[:140],
+                        org_id=req.org_id,
+                        created_by=req.created_by,
+                        idempotency_key=req.idempotency_key,
+                        request_hash=digest,
+                        workflow_id=f"payment-{req.payment_id}",
+                        notify_workflow_id=req.notify_workflow_id,
+                        notify_reference=req.notify_reference,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(PAYMENTS.c.id)
+                )
+            ).first()
             if inserted is not None:
                 await add_event(session, req.payment_id, PaymentStatus.created)
-                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                   action="payment.created", entity_type="payment", entity_id=req.payment_id,
-                                   after={"kind": req.kind, "amount": str(req.amount), "memo": req.memo,
-                                          "account_id": str(req.account_id)})
-        return ach_payment_input(self.settings, req.payment_id, req.kind, req.amount,
-                                 notify_workflow_id=req.notify_workflow_id, notify_reference=req.notify_reference)
+                await audit.record(
+                    session,
+                    actor=f"system:{activity.info().workflow_id}",
+                    actor_id=None,
+                    action="payment.created",
+                    entity_type="payment",
+                    entity_id=req.payment_id,
+                    after={
+                        "kind": req.kind,
+                        "amount": str(req.amount),
+                        "memo": req.memo,
+                        "account_id": str(req.account_id),
+                    },
+                )
+        return ach_payment_input(
+            self.settings,
+            req.payment_id,
+            req.kind,
+            req.amount,
+            notify_workflow_id=req.notify_workflow_id,
+            notify_reference=req.notify_reference,
+        )
 
     @activity.defn
     async def validate_ach_payment(self, req: AchPaymentInput) -> PaymentOutcome:
@@ -160,14 +211,20 @@ class AchActivities:
             try:
                 await check_ach_payment(session, self.settings, payment.kind, payment.amount, account, external)
             except PaymentRejected as rejected:
-                await transition(session, payment, PaymentStatus.failed, failure_code=rejected.code,
-                                 failure_reason=rejected.reason)
+                await transition(
+                    session, payment, PaymentStatus.failed, failure_code=rejected.code, failure_reason=rejected.reason
+                )
                 return outcome(payment)
             await transition(session, payment, PaymentStatus.validated)
             if payment.kind == PaymentKind.ach_credit:
                 # The money must still be there at submission: hold it now (in the same transaction as the check).
-                await ledger.place_hold(session, account_id=account_id, amount=payment.amount,
-                                        reason=f"ACH credit {payment.id}", idempotency_key=f"payment:{payment.id}:hold")
+                await ledger.place_hold(
+                    session,
+                    account_id=account_id,
+                    amount=payment.amount,
+                    reason=f"ACH credit {payment.id}",
+                    idempotency_key=f"payment:{payment.id}:hold",
+                )
                 await transition(session, payment, PaymentStatus.funds_held)
             return outcome(payment)
 
@@ -185,43 +242,77 @@ class AchActivities:
                 window = await session.get(AchWindow, payment.window_id)
                 assert window is not None  # queued before: it has its window
                 if payment.status != PaymentStatus.queued:
-                    return QueuedPayment(status=PaymentStatus.queued, window_id=window.id,
-                                         cutoff_at=window.cutoff_at, effective_date=window.effective_date)
+                    return QueuedPayment(
+                        status=PaymentStatus.queued,
+                        window_id=window.id,
+                        cutoff_at=window.cutoff_at,
+                        effective_date=window.effective_date,
+                    )
             else:
                 member = await session.get(LedgerAccount, self._member_account(payment))
                 assert member is not None
                 if member.status != AccountStatus.active:  # closed since it was made: nothing may post into it
-                    hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
-                                                  {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
+                    hold = (
+                        await session.execute(
+                            text("SELECT id FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment.id}:hold"}
+                        )
+                    ).scalar_one_or_none()
                     if hold:
                         await ledger.release_hold(session, hold)
-                    await transition(session, payment, PaymentStatus.failed, failure_code="account_closed",
-                                     failure_reason=f"account {member.id} was closed before presentment "
-                                                    f"{ref.presentment}")
+                    await transition(
+                        session,
+                        payment,
+                        PaymentStatus.failed,
+                        failure_code="account_closed",
+                        failure_reason=f"account {member.id} was closed before presentment {ref.presentment}",
+                    )
                     return QueuedPayment(status=PaymentStatus.failed)
                 window = await self._open_window(session)
-                await transition(session, payment, PaymentStatus.queued, event_key=f"queued:{ref.presentment}",
-                                 window_id=window.id, presentments=ref.presentment,
-                                 effective_date=window.effective_date)
+                await transition(
+                    session,
+                    payment,
+                    PaymentStatus.queued,
+                    event_key=f"queued:{ref.presentment}",
+                    window_id=window.id,
+                    presentments=ref.presentment,
+                    effective_date=window.effective_date,
+                )
         await self._ensure_batch(window)
-        return QueuedPayment(status=PaymentStatus.queued, window_id=window.id, cutoff_at=window.cutoff_at,
-                             effective_date=window.effective_date)
+        return QueuedPayment(
+            status=PaymentStatus.queued,
+            window_id=window.id,
+            cutoff_at=window.cutoff_at,
+            effective_date=window.effective_date,
+        )
 
     async def _open_window(self, session: AsyncSession) -> AchWindow:
         s = self.settings
         after = None
         while True:
-            candidate = next_window(datetime.now(UTC), tz=s.business_timezone, cutoffs=s.ach_cutoffs,
-                                    same_day_cutoffs=s.ach_same_day_cutoffs, interval=s.ach_window_interval,
-                                    after=after)
-            await session.execute(text(
-                """INSERT INTO ach_windows (id, cutoff_at, same_day, effective_date, status)
-                   VALUES (:id, :cutoff, :same_day, :effective, 'open') ON CONFLICT DO NOTHING"""),
-                {"id": candidate.id, "cutoff": candidate.cutoff_at, "same_day": candidate.same_day,
-                 "effective": candidate.effective_date})
+            candidate = next_window(
+                datetime.now(UTC),
+                tz=s.business_timezone,
+                cutoffs=s.ach_cutoffs,
+                same_day_cutoffs=s.ach_same_day_cutoffs,
+                interval=s.ach_window_interval,
+                after=after,
+            )
+            await session.execute(
+                text(
+                    """INSERT INTO ach_windows (id, cutoff_at, same_day, effective_date, status)
+                   VALUES (:id, :cutoff, :same_day, :effective, 'open') ON CONFLICT DO NOTHING"""
+                ),
+                {
+                    "id": candidate.id,
+                    "cutoff": candidate.cutoff_at,
+                    "same_day": candidate.same_day,
+                    "effective": candidate.effective_date,
+                },
+            )
             # FOR SHARE: closing the window (FOR UPDATE) waits for us, or we see it closed and take the next.
-            window = (await session.exec(select(AchWindow).where(AchWindow.id == candidate.id).with_for_update(
-                read=True))).one()
+            window = (
+                await session.exec(select(AchWindow).where(AchWindow.id == candidate.id).with_for_update(read=True))
+            ).one()
             if window.status == "open":
                 return window
             after = candidate.cutoff_at
@@ -231,10 +322,14 @@ class AchActivities:
 
         try:
             await self.client.start_workflow(
-                AchBatchWorkflow.run, AchBatchInput(
-                    window_id=window.id, cutoff_at=window.cutoff_at,
-                    upload_deadline_seconds=self.settings.ach_upload_deadline.total_seconds()),
-                id=f"ach-batch-{window.id}", task_queue=activity.info().task_queue,
+                AchBatchWorkflow.run,
+                AchBatchInput(
+                    window_id=window.id,
+                    cutoff_at=window.cutoff_at,
+                    upload_deadline_seconds=self.settings.ach_upload_deadline.total_seconds(),
+                ),
+                id=f"ach-batch-{window.id}",
+                task_queue=activity.info().task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 # A batch that failed or was terminated by an operator is started again for its stranded
                 # payments; one that completed has closed its window, and our payment went into its file.
@@ -252,56 +347,99 @@ class AchActivities:
             if payment.status == PaymentStatus.canceled:
                 return outcome(payment)
             if payment.status not in CANCELABLE_STATUSES:
-                raise ApplicationError(f"the payment is {payment.status}: too late to cancel", type="NotCancelable",
-                                       non_retryable=True)
+                raise ApplicationError(
+                    f"the payment is {payment.status}: too late to cancel", type="NotCancelable", non_retryable=True
+                )
             await self._release_credit_hold(session, payment)
-            await transition(session, payment, PaymentStatus.canceled, failure_code="canceled",
-                             failure_reason=f"canceled by {req.actor}")
+            await transition(
+                session,
+                payment,
+                PaymentStatus.canceled,
+                failure_code="canceled",
+                failure_reason=f"canceled by {req.actor}",
+            )
             return outcome(payment)
 
     @activity.defn
     async def build_file(self, req: AchBatchInput) -> BuiltFile | None:
         """Closes the window and writes its NACHA file with every payment queued for it (None when empty)."""
         async with self.db.session() as session, session.begin():
-            window = (await session.exec(select(AchWindow).where(AchWindow.id == req.window_id)
-                                         .with_for_update())).one()
+            window = (
+                await session.exec(select(AchWindow).where(AchWindow.id == req.window_id).with_for_update())
+            ).one()
             if window.status == "closed":
                 return await self._built(session, window.file_id)
-            payments = (await session.exec(select(Payment).where(Payment.window_id == window.id,
-                                                                 Payment.status == PaymentStatus.queued)
-                                           .order_by(col(Payment.created_at), col(Payment.id)).with_for_update())).all()
+            payments = (
+                await session.exec(
+                    select(Payment)
+                    .where(Payment.window_id == window.id, Payment.status == PaymentStatus.queued)
+                    .order_by(col(Payment.created_at), col(Payment.id))
+                    .with_for_update()
+                )
+            ).all()
             window.status = "closed"
             session.add(window)
             if not payments:
                 return None
-            externals = {e.id: e for e in (await session.exec(select(ExternalAccount).where(
-                col(ExternalAccount.id).in_([p.external_account_id for p in payments])))).all()}
+            externals = {
+                e.id: e
+                for e in (
+                    await session.exec(
+                        select(ExternalAccount).where(
+                            col(ExternalAccount.id).in_([p.external_account_id for p in payments])
+                        )
+                    )
+                ).all()
+            }
             # Reserve a contiguous block of 7-digit trace sequences; wrap to 1 rather than inside a file.
-            first_sequence = (await session.execute(text(
-                "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
-                "ELSE next_sequence + :n END WHERE id = 1 RETURNING next_sequence - :n"), {"n": len(payments)})).scalar_one()
+            first_sequence = (
+                await session.execute(
+                    text(
+                        "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
+                        "ELSE next_sequence + :n END WHERE id = 1 RETURNING next_sequence - :n"
+                    ),
+                    {"n": len(payments)},
+                )
+            ).scalar_one()
             ach_file = self._nacha_file(window, payments, externals, first_sequence)
             # Stored encrypted, once: every upload of it (a retry after a crash too) sends these same bytes.
             file_id = uuid.uuid4()
-            file_row = AchFile(id=file_id, window_id=window.id, entry_count=len(payments),
-                               **ach_files.seal(self.file_cipher, file_id, nacha.write(ach_file)),
-                               total_debit=ach_file.total_debit, total_credit=ach_file.total_credit)
+            file_row = AchFile(
+                id=file_id,
+                window_id=window.id,
+                entry_count=len(payments),
+                **ach_files.seal(self.file_cipher, file_id, nacha.write(ach_file)),
+                total_debit=ach_file.total_debit,
+                total_credit=ach_file.total_credit,
+            )
             session.add(file_row)
             await session.flush()
             window.file_id = file_row.id
             traces = {entry.individual_id: entry for _, entry in ach_file.iter_entries()}
             for payment in payments:
                 entry = traces[payment.id.hex[:15].upper()]
-                await session.execute(text(
-                    """INSERT INTO ach_entries (trace_number, payment_id, file_id, presentment, amount, transaction_code)
-                       VALUES (:trace, :payment, :file, :presentment, :amount, :code)"""),
-                    {"trace": entry.trace_number, "payment": payment.id, "file": file_row.id,
-                     "presentment": payment.presentments, "amount": payment.amount,
-                     "code": int(entry.transaction_code)})
+                await session.execute(
+                    text(
+                        """INSERT INTO ach_entries (trace_number, payment_id, file_id, presentment, amount, transaction_code)
+                       VALUES (:trace, :payment, :file, :presentment, :amount, :code)"""
+                    ),
+                    {
+                        "trace": entry.trace_number,
+                        "payment": payment.id,
+                        "file": file_row.id,
+                        "presentment": payment.presentments,
+                        "amount": payment.amount,
+                        "code": int(entry.transaction_code),
+                    },
+                )
                 # Keyed by file too: a presentment whose file was rejected is submitted again in another file.
-                await transition(session, payment, PaymentStatus.submitted,
-                                 event_key=f"submitted:{payment.presentments}:{file_row.id}",
-                                 trace_number=entry.trace_number)
+                await transition(
+                    session,
+                    payment,
+                    PaymentStatus.submitted,
+                    event_key=f"submitted:{payment.presentments}:{file_row.id}",
+                    trace_number=entry.trace_number,
+                )
             return await self._built(session, file_row.id)
 
     def _nacha_file(self, window: AchWindow, payments: Sequence[Payment], externals: dict, first_sequence: int):
@@ -311,35 +449,69 @@ class AchActivities:
             external = externals[payment.external_account_id]
             credit = payment.kind == PaymentKind.ach_credit
             checking = external.account_type == "checking"
-            code = {(True, True): nacha.TransactionCode.CHECKING_CREDIT, (True, False): nacha.TransactionCode.SAVINGS_CREDIT,
-                    (False, True): nacha.TransactionCode.CHECKING_DEBIT,
-                    (False, False): nacha.TransactionCode.SAVINGS_DEBIT}[(credit, checking)]
+            code = {
+                (True, True): nacha.TransactionCode.CHECKING_CREDIT,
+                (True, False): nacha.TransactionCode.SAVINGS_CREDIT,
+                (False, True): nacha.TransactionCode.CHECKING_DEBIT,
+                (False, False): nacha.TransactionCode.SAVINGS_DEBIT,
+            }[(credit, checking)]
             sec = payment.sec_code or "PPD"
             description = "RETRY PYMT" if payment.presentments > 1 else "PAYMENT"
-            groups.setdefault((sec, description), []).append(nacha.EntrySpec(
-                transaction_code=code, rdfi_routing=external.routing_number,
-                account_number=self.cipher.decrypt(external.account_number_encrypted), amount=payment.amount,
-                individual_name=external.holder_name, individual_id=payment.id.hex[:15].upper(),
-                discretionary_data="S" if sec == "WEB" and not credit else ""))
+            groups.setdefault((sec, description), []).append(
+                nacha.EntrySpec(
+                    transaction_code=code,
+                    rdfi_routing=external.routing_number,
+                    account_number=self.cipher.decrypt(external.account_number_encrypted),
+                    amount=payment.amount,
+                    individual_name=external.holder_name,
+                    individual_id=payment.id.hex[:15].upper(),
+                    discretionary_data="S" if sec == "WEB" and not credit else "",
+                )
+            )
         created = datetime.now(UTC)
         return nacha.build_file(
-            odfi_routing=s.odfi_routing_number, odfi_name=s.odfi_name, company_id=s.originator_company_id,
-            company_name=s.originator_company_name, creation_date=created.date(), creation_time=created.time(),
-            batches=[nacha.BatchSpec(sec_code=nacha.SecCode(sec), entry_description=description,
-                                     effective_entry_date=window.effective_date, entries=entries)
-                     for (sec, description), entries in sorted(groups.items())],
-            first_trace_sequence=first_sequence)
+            odfi_routing=s.odfi_routing_number,
+            odfi_name=s.odfi_name,
+            company_id=s.originator_company_id,
+            company_name=s.originator_company_name,
+            creation_date=created.date(),
+            creation_time=created.time(),
+            batches=[
+                nacha.BatchSpec(
+                    sec_code=nacha.SecCode(sec),
+                    entry_description=description,
+                    effective_entry_date=window.effective_date,
+                    entries=entries,
+                )
+                for (sec, description), entries in sorted(groups.items())
+            ],
+            first_trace_sequence=first_sequence,
+        )
 
     async def _built(self, session: AsyncSession, file_id: uuid.UUID | None) -> BuiltFile | None:
         if file_id is None:
             return None
-        rows = (await session.execute(text(
-            "SELECT e.payment_id, p.workflow_id, e.trace_number, e.presentment FROM ach_entries e "
-            "JOIN payments p ON p.id = e.payment_id WHERE e.file_id = :f ORDER BY e.trace_number"),
-            {"f": file_id})).all()
-        return BuiltFile(file_id=file_id, entries=[BuiltEntry(payment_id=r.payment_id, workflow_id=r.workflow_id,
-                                                              trace_number=r.trace_number, presentment=r.presentment)
-                                                   for r in rows])
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT e.payment_id, p.workflow_id, e.trace_number, e.presentment FROM ach_entries e "
+                    "JOIN payments p ON p.id = e.payment_id WHERE e.file_id = :f ORDER BY e.trace_number"
+                ),
+                {"f": file_id},
+            )
+        ).all()
+        return BuiltFile(
+            file_id=file_id,
+            entries=[
+                BuiltEntry(
+                    payment_id=r.payment_id,
+                    workflow_id=r.workflow_id,
+                    trace_number=r.trace_number,
+                    presentment=r.presentment,
+                )
+                for r in rows
+            ],
+        )
 
     # Answers that say nothing about the file itself: the bank is busy or down, or our credentials are wrong (an
     # operator fixes them). The same file goes again, under the same idempotency key, until the upload deadline.
@@ -353,8 +525,9 @@ class AchActivities:
         return (await session.exec(select(AchFile).where(AchFile.id == file_id).with_for_update())).one()
 
     @staticmethod
-    def _mark_file(session: AsyncSession, ach_file: AchFile, status: str, error: str | None = None,
-                   odfi_file_id: str | None = None) -> UploadOutcome:
+    def _mark_file(
+        session: AsyncSession, ach_file: AchFile, status: str, error: str | None = None, odfi_file_id: str | None = None
+    ) -> UploadOutcome:
         ach_file.status = status
         if status == "uploaded":
             ach_file.odfi_file_id, ach_file.uploaded_at = odfi_file_id, datetime.now(UTC)
@@ -372,14 +545,18 @@ class AchActivities:
             ach_file = await self._lock_file(session, file_id)
             if ach_file.status != "built":
                 return UploadOutcome(status=ach_file.status, odfi_file_id=ach_file.odfi_file_id, error=ach_file.error)
-            response = await self.http.post("/odfi/files",
-                                            content=ach_files.content(self.file_cipher, ach_file).encode("ascii"),
-                                            headers=self._odfi_headers(file_id))
+            response = await self.http.post(
+                "/odfi/files",
+                content=ach_files.content(self.file_cipher, ach_file).encode("ascii"),
+                headers=self._odfi_headers(file_id),
+            )
             answer = f"{response.status_code} {response.text[:800]}"
             if response.is_success:
                 return self._mark_file(session, ach_file, "uploaded", odfi_file_id=response.json()["file_id"])
             if response.status_code >= 500 or response.status_code in self.NOT_ANSWERED:
-                raise ApplicationError(f"the ODFI answered {answer}; sending file {file_id} again", type="UploadNotAnswered")
+                raise ApplicationError(
+                    f"the ODFI answered {answer}; sending file {file_id} again", type="UploadNotAnswered"
+                )
             activity.logger.error("the ODFI rejected file %s: %s", file_id, answer)
             return self._mark_file(session, ach_file, "rejected", error=answer)
 
@@ -391,10 +568,15 @@ class AchActivities:
             ach_file = await self._lock_file(session, req.file_id)
             if ach_file.status != "built":
                 return UploadOutcome(status=ach_file.status, odfi_file_id=ach_file.odfi_file_id, error=ach_file.error)
-            response = await self.http.get("/odfi/files", params={"key": str(req.file_id)}, headers=self._odfi_headers())
+            response = await self.http.get(
+                "/odfi/files", params={"key": str(req.file_id)}, headers=self._odfi_headers()
+            )
             if not response.is_success:
-                raise ApplicationError(f"the ODFI answered {response.status_code} {response.text[:300]} when asked "
-                                       f"for file {req.file_id}; asking again", type="UploadNotAnswered")
+                raise ApplicationError(
+                    f"the ODFI answered {response.status_code} {response.text[:300]} when asked "
+                    f"for file {req.file_id}; asking again",
+                    type="UploadNotAnswered",
+                )
             received = [f for f in response.json()["files"] if f["key"] == str(req.file_id)]
             if received:
                 return self._mark_file(session, ach_file, "uploaded", odfi_file_id=received[0]["file_id"])
@@ -412,9 +594,15 @@ class AchActivities:
             ach_file = await self._lock_file(session, file_id)
             if ach_file.status not in ("rejected", "failed"):
                 raise ApplicationError(f"file {file_id} is {ach_file.status}: its payments stay", non_retryable=True)
-            entries = (await session.execute(text(
-                "UPDATE ach_entries SET rejected = true WHERE file_id = :f AND NOT rejected "
-                "RETURNING payment_id, trace_number"), {"f": file_id})).all()
+            entries = (
+                await session.execute(
+                    text(
+                        "UPDATE ach_entries SET rejected = true WHERE file_id = :f AND NOT rejected "
+                        "RETURNING payment_id, trace_number"
+                    ),
+                    {"f": file_id},
+                )
+            ).all()
             reason = f"ACH file {file_id} {ach_file.status}: {ach_file.error}"[:500]
             for payment_id, trace in sorted(entries):  # one lock order for every file
                 payment = await lock_payment(session, payment_id)
@@ -423,28 +611,47 @@ class AchActivities:
                 payment.trace_number = None  # that trace never reached the bank
                 if policy == "fail":
                     await self._release_credit_hold(session, payment)
-                    await transition(session, payment, PaymentStatus.failed, failure_code=f"file_{ach_file.status}",
-                                     failure_reason=reason)
+                    await transition(
+                        session,
+                        payment,
+                        PaymentStatus.failed,
+                        failure_code=f"file_{ach_file.status}",
+                        failure_reason=reason,
+                    )
                 else:
                     window = window or await self._open_window(session)
-                    await transition(session, payment, PaymentStatus.queued,
-                                     event_key=f"requeued:{payment.presentments}:{file_id}",
-                                     note={"reason": reason}, window_id=window.id, effective_date=window.effective_date)
+                    await transition(
+                        session,
+                        payment,
+                        PaymentStatus.queued,
+                        event_key=f"requeued:{payment.presentments}:{file_id}",
+                        note={"reason": reason},
+                        window_id=window.id,
+                        effective_date=window.effective_date,
+                    )
         if window is not None:
             await self._ensure_batch(window)
         return ReleasedFile(policy=policy, entries=ach_file.entry_count)
 
     async def _release_credit_hold(self, session: AsyncSession, payment: Payment) -> None:
-        hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
-                                      {"k": f"payment:{payment.id}:hold"})).scalar_one_or_none()
+        hold = (
+            await session.execute(
+                text("SELECT id FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment.id}:hold"}
+            )
+        ).scalar_one_or_none()
         if hold:
             await ledger.release_hold(session, hold)
 
     async def _post(self, session, payment: Payment, step: str, presentment: int, legs: list[ledger.Leg]) -> uuid.UUID:
         entry_id, _ = await ledger.post_entry(
-            session, idempotency_key=f"payment:{payment.id}:{step}:{presentment}", entry_type=f"ach_{step}",
-            description=f"{payment.kind} {step} (presentment {presentment})", effective_date=business_today(self.settings),
-            legs=legs, payment_id=payment.id)
+            session,
+            idempotency_key=f"payment:{payment.id}:{step}:{presentment}",
+            entry_type=f"ach_{step}",
+            description=f"{payment.kind} {step} (presentment {presentment})",
+            effective_date=business_today(self.settings),
+            legs=legs,
+            payment_id=payment.id,
+        )
         return entry_id
 
     def _member_account(self, payment: Payment) -> uuid.UUID:
@@ -461,19 +668,42 @@ class AchActivities:
             member, clearing = self._member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
             amount = payment.amount
             if payment.kind == PaymentKind.ach_credit:
-                entry = await self._post(session, payment, "submit", ref.presentment,
-                                         [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)])
-                hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"),
-                                              {"k": f"payment:{payment.id}:hold"})).scalar_one()
+                entry = await self._post(
+                    session,
+                    payment,
+                    "submit",
+                    ref.presentment,
+                    [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)],
+                )
+                hold = (
+                    await session.execute(
+                        text("SELECT id FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment.id}:hold"}
+                    )
+                ).scalar_one()
                 await ledger.release_hold(session, hold, status="captured")
             else:
-                entry = await self._post(session, payment, "submit", ref.presentment,
-                                         [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)])
+                entry = await self._post(
+                    session,
+                    payment,
+                    "submit",
+                    ref.presentment,
+                    [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)],
+                )
                 # Pulled money is not spendable until the return window has passed.
-                await ledger.place_hold(session, account_id=member, amount=amount, reason=f"ACH debit {payment.id}",
-                                        idempotency_key=f"payment:{payment.id}:availability:{ref.presentment}")
-            await transition(session, payment, PaymentStatus.pending_settlement,
-                             event_key=f"pending_settlement:{ref.presentment}", journal_entry_id=entry)
+                await ledger.place_hold(
+                    session,
+                    account_id=member,
+                    amount=amount,
+                    reason=f"ACH debit {payment.id}",
+                    idempotency_key=f"payment:{payment.id}:availability:{ref.presentment}",
+                )
+            await transition(
+                session,
+                payment,
+                PaymentStatus.pending_settlement,
+                event_key=f"pending_settlement:{ref.presentment}",
+                journal_entry_id=entry,
+            )
             return outcome(payment)
 
     @activity.defn
@@ -485,11 +715,19 @@ class AchActivities:
                 return outcome(payment)
             cash, clearing = await self._gl_account(session, GL_CASH), await self._gl_account(session, GL_ACH_CLEARING)
             amount = payment.amount
-            legs = ([ledger.Leg(clearing, amount), ledger.Leg(cash, -amount)] if payment.kind == PaymentKind.ach_credit
-                    else [ledger.Leg(cash, amount), ledger.Leg(clearing, -amount)])
+            legs = (
+                [ledger.Leg(clearing, amount), ledger.Leg(cash, -amount)]
+                if payment.kind == PaymentKind.ach_credit
+                else [ledger.Leg(cash, amount), ledger.Leg(clearing, -amount)]
+            )
             await self._post(session, payment, "settle", ref.presentment, legs)
-            await transition(session, payment, PaymentStatus.settled, event_key=f"settled:{ref.presentment}",
-                             settlement_date=ref.settlement_date)
+            await transition(
+                session,
+                payment,
+                PaymentStatus.settled,
+                event_key=f"settled:{ref.presentment}",
+                settlement_date=ref.settlement_date,
+            )
             return outcome(payment)
 
     @activity.defn
@@ -504,8 +742,12 @@ class AchActivities:
 
     async def _release_availability(self, session, payment: Payment, presentment: int) -> None:
         if payment.kind == PaymentKind.ach_debit:
-            hold = (await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :k"), {
-                "k": f"payment:{payment.id}:availability:{presentment}"})).scalar_one_or_none()
+            hold = (
+                await session.execute(
+                    text("SELECT id FROM holds WHERE idempotency_key = :k"),
+                    {"k": f"payment:{payment.id}:availability:{presentment}"},
+                )
+            ).scalar_one_or_none()
             if hold:
                 await ledger.release_hold(session, hold)
 
@@ -521,23 +763,36 @@ class AchActivities:
         max_representments times, never after completion; R02/R03/R04 disable the external account;
         R05/R07/R10/R29 block its debits; other codes fail the payment; after completion every return reverses it."""
         await mark_delivered(session, req.event_id)
-        done = await session.execute(text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
-                                     {"k": f"payment:{payment.id}:return:{req.presentment}"})
+        done = await session.execute(
+            text("SELECT 1 FROM journal_entries WHERE idempotency_key = :k"),
+            {"k": f"payment:{payment.id}:return:{req.presentment}"},
+        )
         external = await session.get(ExternalAccount, payment.external_account_id)
         assert external is not None  # every ACH payment has its external account
-        notice = {"payment_id": str(payment.id), "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
-                  "amount": format_usd(payment.amount),
-                  "account": f"{external.institution_name} ****{external.account_last4}",
-                  "return_code": req.return_code, "return_reason": req.return_reason,
-                  "link": f"/api/v1/payments/{payment.id}"}
+        notice = {
+            "payment_id": str(payment.id),
+            "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
+            "amount": format_usd(payment.amount),
+            "account": f"{external.institution_name} ****{external.account_last4}",
+            "return_code": req.return_code,
+            "return_reason": req.return_reason,
+            "link": f"/api/v1/payments/{payment.id}",
+        }
         if done.first() is not None or payment.presentments != req.presentment:  # a retry: already applied
-            return ReturnOutcome(status=payment.status, represent=payment.status not in FINAL_STATUSES,
-                                 org_id=payment.org_id, notice=notice)
+            return ReturnOutcome(
+                status=payment.status,
+                represent=payment.status not in FINAL_STATUSES,
+                org_id=payment.org_id,
+                notice=notice,
+            )
         member = self._member_account(payment)
         holder = await self._gl_account(session, GL_CASH if req.settled else GL_ACH_CLEARING)
         amount = payment.amount
-        legs = ([ledger.Leg(holder, amount), ledger.Leg(member, -amount)] if payment.kind == PaymentKind.ach_credit
-                else [ledger.Leg(member, amount), ledger.Leg(holder, -amount)])
+        legs = (
+            [ledger.Leg(holder, amount), ledger.Leg(member, -amount)]
+            if payment.kind == PaymentKind.ach_credit
+            else [ledger.Leg(member, amount), ledger.Leg(holder, -amount)]
+        )
         await self._post(session, payment, "return", req.presentment, legs)
         await self._release_availability(session, payment, req.presentment)
 
@@ -549,17 +804,30 @@ class AchActivities:
             external.debits_blocked, external.updated_at = True, datetime.now(UTC)
             session.add(external)
 
-        represent = (action == ReturnReaction.represent and not req.completed
-                     and payment.presentments <= req.max_representments)
+        represent = (
+            action == ReturnReaction.represent and not req.completed and payment.presentments <= req.max_representments
+        )
         when = "after_completion" if req.completed else "after_settlement" if req.settled else "before_settlement"
         if represent:
             # Not an end: the history says it came back, and the next presentment queues it again.
-            detail = {"return_code": req.return_code, "return_reason": req.return_reason, "represent": True,
-                      "presentment": req.presentment, "when": when}
+            detail = {
+                "return_code": req.return_code,
+                "return_reason": req.return_reason,
+                "represent": True,
+                "presentment": req.presentment,
+                "when": when,
+            }
             await add_event(session, payment.id, PaymentStatus.returned, detail, f"returned:{req.presentment}")
-            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                               action="payment.returned", entity_type="payment", entity_id=payment.id,
-                               before={"status": payment.status}, after=detail)
+            await audit.record(
+                session,
+                actor=f"system:{activity.info().workflow_id}",
+                actor_id=None,
+                action="payment.returned",
+                entity_type="payment",
+                entity_id=payment.id,
+                before={"status": payment.status},
+                after=detail,
+            )
             payment.return_code, payment.updated_at = req.return_code, datetime.now(UTC)
             session.add(payment)
             return ReturnOutcome(status=payment.status, represent=True, org_id=payment.org_id, notice=notice)
@@ -569,7 +837,13 @@ class AchActivities:
             status = PaymentStatus.failed
         else:
             status = PaymentStatus.returned
-        await transition(session, payment, status, event_key=f"{status}:{req.presentment}",
-                         return_code=req.return_code, failure_code=req.return_code,
-                         failure_reason=req.return_reason)
+        await transition(
+            session,
+            payment,
+            status,
+            event_key=f"{status}:{req.presentment}",
+            return_code=req.return_code,
+            failure_code=req.return_code,
+            failure_reason=req.return_reason,
+        )
         return ReturnOutcome(status=status, represent=False, org_id=payment.org_id, notice=notice)

@@ -45,9 +45,14 @@ async def start_delivery(client: Client, task_queue: str, event_id: str) -> None
     """Starts the event's delivery workflow, or finds it running; one that ended is started again, and finds the
     event delivered already unless it is still pending."""
     await client.start_workflow(
-        "BankEventDeliveryWorkflow", BankEventDelivery(event_id=event_id), id=delivery_workflow_id(event_id),
-        task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, static_summary=f"Bank event {event_id}")
+        "BankEventDeliveryWorkflow",
+        BankEventDelivery(event_id=event_id),
+        id=delivery_workflow_id(event_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        static_summary=f"Bank event {event_id}",
+    )
 
 
 async def start_sweep(client: Client, settings: Settings) -> None:
@@ -55,9 +60,11 @@ async def start_sweep(client: Client, settings: Settings) -> None:
     await client.start_workflow(
         "BankEventSweepWorkflow",
         BankEventSweepInput(interval_seconds=settings.bank_event_sweep_interval.total_seconds()),
-        id=SWEEP_WORKFLOW_ID, task_queue=settings.task_queue,
+        id=SWEEP_WORKFLOW_ID,
+        task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary="Delivers bank events still pending in the outbox")
+        static_summary="Delivers bank events still pending in the outbox",
+    )
 
 
 async def signal_payment(client: Client, workflow_id: str, payload: dict | None) -> bool:
@@ -108,12 +115,21 @@ class BankEventActivities:
     async def _set_status(self, event_id: str, status: BankEventStatus, detail: str | None) -> DeliveryOutcome:
         """Moves a pending event on; one that the payment's workflow set aside meanwhile stays where it is."""
         async with self.db.session() as session, session.begin():
-            row = (await session.execute(text(
-                "UPDATE bank_events SET status = :status, detail = coalesce(CAST(:detail AS varchar), detail), "
-                "signaled_at = CASE WHEN :delivered THEN now() ELSE signaled_at END "
-                "WHERE event_id = :id AND status = 'pending' RETURNING payment_id"),
-                {"status": status, "detail": detail, "delivered": status == BankEventStatus.delivered,
-                 "id": event_id})).first()
+            row = (
+                await session.execute(
+                    text(
+                        "UPDATE bank_events SET status = :status, detail = coalesce(CAST(:detail AS varchar), detail), "
+                        "signaled_at = CASE WHEN :delivered THEN now() ELSE signaled_at END "
+                        "WHERE event_id = :id AND status = 'pending' RETURNING payment_id"
+                    ),
+                    {
+                        "status": status,
+                        "detail": detail,
+                        "delivered": status == BankEventStatus.delivered,
+                        "id": event_id,
+                    },
+                )
+            ).first()
             if row is None:
                 event = (await session.exec(select(BankEvent).where(BankEvent.event_id == event_id))).one()
                 return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
@@ -123,14 +139,18 @@ class BankEventActivities:
         """The payment's workflow has ended: a late return reverses the payment by policy, in the same
         transaction that marks the event applied; anything else goes on the exception list."""
         async with self.db.session() as session, session.begin():
-            event = (await session.exec(select(BankEvent).where(BankEvent.event_id == event_id)
-                                        .with_for_update())).one()
+            event = (
+                await session.exec(select(BankEvent).where(BankEvent.event_id == event_id).with_for_update())
+            ).one()
             if event.status != BankEventStatus.pending:
                 return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
             assert event.payment_id is not None  # only an event of a payment is delivered to its workflow
             payment = await lock_payment(session, event.payment_id)
-            presentment = (await session.execute(text("SELECT presentment FROM ach_entries WHERE trace_number = :t"),
-                                                 {"t": event.trace_number})).scalar_one_or_none()
+            presentment = (
+                await session.execute(
+                    text("SELECT presentment FROM ach_entries WHERE trace_number = :t"), {"t": event.trace_number}
+                )
+            ).scalar_one_or_none()
             reason = closed_payment_verdict(event.type, presentment, payment)
             if reason is not None:
                 event.status, event.detail = BankEventStatus.exception, f"the payment's workflow had ended: {reason}"
@@ -138,30 +158,51 @@ class BankEventActivities:
                 activity.logger.warning("bank event %s for payment %s set aside: %s", event_id, payment.id, reason)
                 return DeliveryOutcome(status=event.status, payment_id=payment.id, detail=event.detail)
             signal = BankEventSignal.model_validate(event.payload)
-            returned = await self.ach.return_presentment(session, payment, ReturnInput(
-                payment_id=payment.id, presentment=presentment, return_code=signal.return_code or "R??",
-                return_reason=signal.return_reason or "returned", settled=True, completed=True,
-                max_representments=self.settings.ach_max_representments))
+            returned = await self.ach.return_presentment(
+                session,
+                payment,
+                ReturnInput(
+                    payment_id=payment.id,
+                    presentment=presentment,
+                    return_code=signal.return_code or "R??",
+                    return_reason=signal.return_reason or "returned",
+                    settled=True,
+                    completed=True,
+                    max_representments=self.settings.ach_max_representments,
+                ),
+            )
             event.status = BankEventStatus.applied
             event.detail = f"a return after the late-return window: payment {returned.status} by policy"
             session.add(event)
             activity.logger.warning("bank event %s: payment %s %s by policy", event_id, payment.id, returned.status)
             return DeliveryOutcome(
-                status=event.status, payment_id=payment.id, detail=event.detail, org_id=returned.org_id,
-                notice=returned.notice, presentment=presentment, return_code=signal.return_code,
-                return_reason=signal.return_reason, notify_workflow_id=payment.notify_workflow_id,
-                notify_reference=payment.notify_reference or "")
+                status=event.status,
+                payment_id=payment.id,
+                detail=event.detail,
+                org_id=returned.org_id,
+                notice=returned.notice,
+                presentment=presentment,
+                return_code=signal.return_code,
+                return_reason=signal.return_reason,
+                notify_workflow_id=payment.notify_workflow_id,
+                notify_reference=payment.notify_reference or "",
+            )
 
     @activity.defn
     async def set_aside_bank_events(self, req: SetAsideEvents) -> int:
         """Events a payment's workflow received but cannot take go on the exception list (once: a retry finds
         them there)."""
         async with self.db.session() as session, session.begin():
-            count = cast(CursorResult, await session.execute(text(
-                "UPDATE bank_events SET status = 'exception', detail = :reason "
-                "WHERE event_id = ANY(:ids) AND status IN ('pending', 'delivered')"),
-                {"reason": f"the payment's workflow could not take it: {req.reason}"[:500],
-                 "ids": req.event_ids})).rowcount
+            count = cast(
+                CursorResult,
+                await session.execute(
+                    text(
+                        "UPDATE bank_events SET status = 'exception', detail = :reason "
+                        "WHERE event_id = ANY(:ids) AND status IN ('pending', 'delivered')"
+                    ),
+                    {"reason": f"the payment's workflow could not take it: {req.reason}"[:500], "ids": req.event_ids},
+                ),
+            ).rowcount
         if count:
             activity.logger.warning("payment %s: %d bank event(s) set aside: %s", req.payment_id, count, req.reason)
         return count
@@ -170,15 +211,23 @@ class BankEventActivities:
     async def sweep_bank_events(self) -> int:
         """Starts the delivery of every event still pending after the grace period, oldest first, one batch."""
         async with self.db.session() as session:
-            pending = list((await session.execute(text(
-                "SELECT event_id FROM bank_events WHERE status = 'pending' AND received_at < :before "
-                "ORDER BY id LIMIT :n"),
-                {"before": datetime.now(UTC) - self.settings.bank_event_sweep_grace,
-                 "n": self.settings.bank_event_sweep_batch})).scalars())
+            pending = list(
+                (
+                    await session.execute(
+                        text(
+                            "SELECT event_id FROM bank_events WHERE status = 'pending' AND received_at < :before "
+                            "ORDER BY id LIMIT :n"
+                        ),
+                        {
+                            "before": datetime.now(UTC) - self.settings.bank_event_sweep_grace,
+                            "n": self.settings.bank_event_sweep_batch,
+                        },
+                    )
+                ).scalars()
+            )
         for started, event_id in enumerate(pending, 1):
             await start_delivery(self.client, activity.info().task_queue, event_id)
             activity.heartbeat(started)
         if pending:
             activity.logger.info("bank-event sweep: %d pending event(s) handed to delivery", len(pending))
         return len(pending)
-

@@ -58,9 +58,15 @@ def reminder_key(bill_id: uuid.UUID, due: date, offset_days: int) -> str:
 
 def reminder_context(bill, days_left: int) -> dict:
     """The bill_reminder template's variables (bill: a Bill or a row with the same fields)."""
-    return {"payee": bill.payee_name, "amount": format_usd(bill.amount), "due_date": bill.due_date.isoformat(),
-            "days_left": days_left, "memo": bill.memo, "autopay": bool(bill.autopay),
-            "link": f"/api/v1/bills/{bill.id}"}
+    return {
+        "payee": bill.payee_name,
+        "amount": format_usd(bill.amount),
+        "due_date": bill.due_date.isoformat(),
+        "days_left": days_left,
+        "memo": bill.memo,
+        "autopay": bool(bill.autopay),
+        "link": f"/api/v1/bills/{bill.id}",
+    }
 
 
 def due_status(due: date, today: date) -> BillStatus:
@@ -82,7 +88,9 @@ class BillActivities:
         """Up to a batch of upcoming bills due before the run's day become overdue, with their audit rows, in
         one statement. Marked rows leave the filter, so the next batch needs no cursor and a rerun finds none."""
         async with self.db.session() as session, session.begin():
-            marked = (await session.execute(text("""
+            marked = (
+                await session.execute(
+                    text("""
                 WITH batch AS (
                     SELECT id FROM bills WHERE status = 'upcoming' AND due_date < :day ORDER BY id LIMIT :n
                     FOR UPDATE),
@@ -95,8 +103,13 @@ class BillActivities:
                            jsonb_build_object('status', 'overdue', 'due_date', due_date, 'run_day', CAST(:day AS date))
                     FROM marked)
                 SELECT count(*) FROM marked"""),
-                {"day": req.day, "n": self.settings.bill_batch_size,
-                 "actor": f"system:{activity.info().workflow_id}"})).scalar_one()
+                    {
+                        "day": req.day,
+                        "n": self.settings.bill_batch_size,
+                        "actor": f"system:{activity.info().workflow_id}",
+                    },
+                )
+            ).scalar_one()
         return BatchResult(processed=marked, done=marked, last_id=None)
 
     @activity.defn
@@ -117,39 +130,84 @@ class BillActivities:
             bills = (await session.execute(statement, params)).all()
             if not bills:
                 return BatchResult(processed=0, done=0, last_id=None)
-            claimed = set((await session.execute(
-                insert(BillReminder).values([
-                    dict(id=uuid.uuid4(), bill_id=b.id, due_date=b.due_date, offset_days=offset_of[b.due_date],
-                         run_day=req.day) for b in bills])
-                .on_conflict_do_nothing(constraint="bill_reminders_once")
-                .returning(col(BillReminder.bill_id)))).scalars())
+            claimed = set(
+                (
+                    await session.execute(
+                        insert(BillReminder)
+                        .values(
+                            [
+                                dict(
+                                    id=uuid.uuid4(),
+                                    bill_id=b.id,
+                                    due_date=b.due_date,
+                                    offset_days=offset_of[b.due_date],
+                                    run_day=req.day,
+                                )
+                                for b in bills
+                            ]
+                        )
+                        .on_conflict_do_nothing(constraint="bill_reminders_once")
+                        .returning(col(BillReminder.bill_id))
+                    )
+                ).scalars()
+            )
             notifications, emails = [], []
             for bill in (b for b in bills if b.id in claimed):
                 days_left = offset_of[bill.due_date]
                 key = reminder_key(bill.id, bill.due_date, days_left)
                 subject, text_body, html_body = render("bill_reminder", reminder_context(bill, days_left))
-                notifications.append(dict(id=uuid.uuid4(), user_id=bill.payer_id, kind="bill_reminder",
-                                          title=subject[:200], body=text_body, entity_type="bill",
-                                          entity_id=str(bill.id), dedupe_key=key))
-                emails.append(dict(id=uuid.uuid4(), dedupe_key=email_key(key, bill.payer_id), to_address=bill.email,
-                                   subject=subject[:300], text_body=text_body, html_body=html_body, status="pending"))
+                notifications.append(
+                    dict(
+                        id=uuid.uuid4(),
+                        user_id=bill.payer_id,
+                        kind="bill_reminder",
+                        title=subject[:200],
+                        body=text_body,
+                        entity_type="bill",
+                        entity_id=str(bill.id),
+                        dedupe_key=key,
+                    )
+                )
+                emails.append(
+                    dict(
+                        id=uuid.uuid4(),
+                        dedupe_key=email_key(key, bill.payer_id),
+                        to_address=bill.email,
+                        subject=subject[:300],
+                        text_body=text_body,
+                        html_body=html_body,
+                        status="pending",
+                    )
+                )
             if notifications:
-                await session.execute(insert(Notification).values(notifications).on_conflict_do_nothing(
-                    constraint="notifications_once_per_user"))
-                await session.execute(insert(EmailOutbox).values(emails).on_conflict_do_nothing(
-                    index_elements=["dedupe_key"]))
+                await session.execute(
+                    insert(Notification)
+                    .values(notifications)
+                    .on_conflict_do_nothing(constraint="notifications_once_per_user")
+                )
+                await session.execute(
+                    insert(EmailOutbox).values(emails).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                )
         activity.heartbeat(f"claimed {len(claimed)} of {len(bills)}")
 
         # Send what is pending for this batch: claimed now, or claimed by an attempt that died before sending.
         keys = [email_key(reminder_key(b.id, b.due_date, offset_of[b.due_date]), b.payer_id) for b in bills]
         async with self.db.session() as session:
-            pending = (await session.exec(select(EmailOutbox.id).where(
-                col(EmailOutbox.dedupe_key).in_(keys), EmailOutbox.status == "pending"))).all()
+            pending = (
+                await session.exec(
+                    select(EmailOutbox.id).where(col(EmailOutbox.dedupe_key).in_(keys), EmailOutbox.status == "pending")
+                )
+            ).all()
         for sent, outbox_id in enumerate(pending, 1):
             await self.notifications.send_once(outbox_id)
             activity.heartbeat(f"sent {sent} of {len(pending)}")
-        activity.logger.info("bill reminders for %s: %d bills, %d claimed, %d emails sent", req.day, len(bills),
-                             len(claimed), len(pending))
+        activity.logger.info(
+            "bill reminders for %s: %d bills, %d claimed, %d emails sent",
+            req.day,
+            len(bills),
+            len(claimed),
+            len(pending),
+        )
         return BatchResult(processed=len(bills), done=len(pending), last_id=bills[-1].id)
 
     @activity.defn
@@ -157,8 +215,9 @@ class BillActivities:
         """Starts (or finds) the auto-pay workflow of each auto-pay bill due on the run's day, one keyset batch.
         The workflow id is the bill and due date: a second run of the day starts nothing new, and an auto-pay
         that ended (paid or returned) is not started again."""
-        statement = select(Bill).where(col(Bill.autopay), col(Bill.status).in_(list(DUE_STATUSES)),
-                                       Bill.due_date == req.day)
+        statement = select(Bill).where(
+            col(Bill.autopay), col(Bill.status).in_(list(DUE_STATUSES)), Bill.due_date == req.day
+        )
         if req.after_id:
             statement = statement.where(Bill.id > req.after_id)
         async with self.db.session() as session:
@@ -167,14 +226,19 @@ class BillActivities:
         for bill in bills:
             try:
                 await self.client.start_workflow(
-                    "BillAutopayWorkflow", AutopayInput(
-                        bill_id=bill.id, due_date=bill.due_date,
-                        late_return_window_seconds=self.settings.ach_late_return_window.total_seconds()),
-                    id=autopay_workflow_id(bill.id, bill.due_date), task_queue=activity.info().task_queue,
+                    "BillAutopayWorkflow",
+                    AutopayInput(
+                        bill_id=bill.id,
+                        due_date=bill.due_date,
+                        late_return_window_seconds=self.settings.ach_late_return_window.total_seconds(),
+                    ),
+                    id=autopay_workflow_id(bill.id, bill.due_date),
+                    task_queue=activity.info().task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     static_summary=f"Auto-pay {format_usd(bill.amount)} to {bill.payee_name}, due {bill.due_date}",
-                    static_details=f"bill {bill.id}")
+                    static_details=f"bill {bill.id}",
+                )
                 started += 1
             except WorkflowAlreadyStartedError:
                 pass  # this bill's auto-pay for this due date ran already
@@ -192,20 +256,40 @@ class BillActivities:
                 return AutopayStart(bill_id=req.bill_id, reason="the bill does not exist")
             resumed = bill.status == BillStatus.processing and bill.payment_id == payment_id
             if not resumed:
-                reason = (f"the bill is {bill.status}" if bill.status not in DUE_STATUSES else
-                          "auto-pay is off" if not bill.autopay else
-                          f"the bill is now due {bill.due_date}" if bill.due_date != req.due_date else None)
+                reason = (
+                    f"the bill is {bill.status}"
+                    if bill.status not in DUE_STATUSES
+                    else "auto-pay is off"
+                    if not bill.autopay
+                    else f"the bill is now due {bill.due_date}"
+                    if bill.due_date != req.due_date
+                    else None
+                )
                 if reason:
                     return AutopayStart(bill_id=req.bill_id, reason=reason)
                 before = audit.snapshot(bill, ["status", "payment_id"])
                 bill.status, bill.payment_id, bill.updated_at = BillStatus.processing, payment_id, utcnow()
                 session.add(bill)
-                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                   action="bill.autopay_started", entity_type="bill", entity_id=bill.id,
-                                   before=before, after=audit.snapshot(bill, ["status", "payment_id", "amount"]))
-            return AutopayStart(bill_id=bill.id, payment_id=payment_id, amount=bill.amount, account_id=bill.account_id,
-                                external_account_id=bill.external_account_id, org_id=bill.org_id,
-                                payer_id=bill.payer_id, payee_name=bill.payee_name)
+                await audit.record(
+                    session,
+                    actor=f"system:{activity.info().workflow_id}",
+                    actor_id=None,
+                    action="bill.autopay_started",
+                    entity_type="bill",
+                    entity_id=bill.id,
+                    before=before,
+                    after=audit.snapshot(bill, ["status", "payment_id", "amount"]),
+                )
+            return AutopayStart(
+                bill_id=bill.id,
+                payment_id=payment_id,
+                amount=bill.amount,
+                account_id=bill.account_id,
+                external_account_id=bill.external_account_id,
+                org_id=bill.org_id,
+                payer_id=bill.payer_id,
+                payee_name=bill.payee_name,
+            )
 
     @activity.defn
     async def finish_autopay(self, req: AutopayOutcome) -> NotifyUsers | None:
@@ -233,21 +317,41 @@ class BillActivities:
             if action:
                 bill.updated_at = utcnow()
                 session.add(bill)
-                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                   action=action, entity_type="bill", entity_id=bill.id, before=before,
-                                   after={**audit.snapshot(bill, ["status", "paid_at", "payment_id"]),
-                                          "payment_status": req.status, "return_code": req.return_code,
-                                          "presentment": req.presentment})
+                await audit.record(
+                    session,
+                    actor=f"system:{activity.info().workflow_id}",
+                    actor_id=None,
+                    action=action,
+                    entity_type="bill",
+                    entity_id=bill.id,
+                    before=before,
+                    after={
+                        **audit.snapshot(bill, ["status", "paid_at", "payment_id"]),
+                        "payment_status": req.status,
+                        "return_code": req.return_code,
+                        "presentment": req.presentment,
+                    },
+                )
         if settled or represented:
             return None
         reason = " ".join(filter(None, [req.return_code, req.failure_reason])) or req.status
         return NotifyUsers(
-            user_ids=[bill.payer_id], kind="bill_autopay_failed", template="bill_autopay_failed",
-            entity_type="bill", entity_id=str(bill.id),
+            user_ids=[bill.payer_id],
+            kind="bill_autopay_failed",
+            template="bill_autopay_failed",
+            entity_type="bill",
+            entity_id=str(bill.id),
             dedupe_key=f"bill-autopay-failed:{bill.id}:{req.due_date.isoformat()}:{req.payment_id}:{req.status}",
-            context={"payee": bill.payee_name, "amount": format_usd(bill.amount), "due_date": bill.due_date.isoformat(),
-                     "status": bill.status, "payment_status": req.status, "reason": reason,
-                     "link": f"/api/v1/bills/{bill.id}"})
+            context={
+                "payee": bill.payee_name,
+                "amount": format_usd(bill.amount),
+                "due_date": bill.due_date.isoformat(),
+                "status": bill.status,
+                "payment_status": req.status,
+                "reason": reason,
+                "link": f"/api/v1/bills/{bill.id}",
+            },
+        )
 
     @activity.defn
     async def autopay_reversed(self, progress: PaymentProgress) -> NotifyUsers | None:
@@ -257,7 +361,14 @@ class BillActivities:
             bill = (await session.exec(select(Bill).where(Bill.payment_id == progress.payment_id))).first()
         if bill is None:
             return None
-        return await self.finish_autopay(AutopayOutcome(
-            bill_id=bill.id, due_date=bill.due_date, payment_id=progress.payment_id, status=progress.status,
-            return_code=progress.return_code, failure_reason=progress.failure_reason,
-            presentment=progress.presentment))
+        return await self.finish_autopay(
+            AutopayOutcome(
+                bill_id=bill.id,
+                due_date=bill.due_date,
+                payment_id=progress.payment_id,
+                status=progress.status,
+                return_code=progress.return_code,
+                failure_reason=progress.failure_reason,
+                presentment=progress.presentment,
+            )
+        )

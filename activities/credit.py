@@ -42,8 +42,12 @@ class CreditActivities:
     async def check_credit(self, req: CreditCheckInput) -> CreditReport:
         response = await self.http.post(
             f"{self.base_url}/bureau/reports",
-            json={"applicant_id": str(req.applicant_id), "full_name": req.full_name, "purpose": "loan",
-                  "amount": f"{req.amount:f}"},  # :f, never exponent notation such as 1.25E+4
+            json={
+                "applicant_id": str(req.applicant_id),
+                "full_name": req.full_name,
+                "purpose": "loan",
+                "amount": f"{req.amount:f}",
+            },  # :f, never exponent notation such as 1.25E+4
             headers={"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": f"credit-{req.loan_id}"},
         )
         if response.status_code >= 500 or response.status_code == 429:
@@ -55,11 +59,21 @@ class CreditActivities:
         if response.status_code in (401, 403):
             raise ApplicationError(
                 f"the credit bureau refused our credentials: {response.status_code} {error_code or ''}".rstrip()
-                + " (check BUREAU_API_KEY and our access at the bureau)", details, type=ACCESS_DENIED,
-                non_retryable=True)
+                + " (check BUREAU_API_KEY and our access at the bureau)",
+                details,
+                type=ACCESS_DENIED,
+                non_retryable=True,
+            )
         if response.status_code == 404 and error_code == NO_FILE:
-            raise ApplicationError(f"the credit bureau has no file for applicant {req.applicant_id}", details,
-                                   type="NoCreditFile", non_retryable=True)
+            raise ApplicationError(
+                f"the credit bureau has no file for applicant {req.applicant_id}",
+                details,
+                type="NoCreditFile",
+                non_retryable=True,
+            )
         raise ApplicationError(
             f"the credit bureau rejected the check for loan {req.loan_id}: {response.status_code} {response.text[:500]}",
-            details, type="CreditCheckRejected", non_retryable=True)
+            details,
+            type="CreditCheckRejected",
+            non_retryable=True,
+        )

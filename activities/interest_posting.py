@@ -34,10 +34,12 @@ def period_bounds(period: str) -> tuple[date, date]:
 @contextlib.asynccontextmanager
 async def heartbeating(*details):
     """Heartbeats every few seconds while the body awaits one long statement."""
+
     async def beat():
         while True:
             activity.heartbeat(*details)
             await asyncio.sleep(HEARTBEAT_EVERY)
+
     task = asyncio.create_task(beat())
     try:
         yield
@@ -63,38 +65,73 @@ class InterestPostingActivities:
     async def plan_posting(self, period: str) -> PostingPlan:
         async with self.db.session() as session:
             total = (await session.execute(COUNT_ACCOUNTS)).scalar_one()
-        return PostingPlan(accounts_total=total, batch_size=self.settings.interest_batch_size,
-                           continue_as_new_after=self.settings.interest_continue_as_new_after)
+        return PostingPlan(
+            accounts_total=total,
+            batch_size=self.settings.interest_batch_size,
+            continue_as_new_after=self.settings.interest_continue_as_new_after,
+        )
 
     @activity.defn
     async def post_interest_batch(self, req: PostingBatch) -> BatchResult:
         first, last = period_bounds(req.period)
-        async with heartbeating(f"{req.period}: posting after {req.after}"), self.db.session() as session, \
-                session.begin():
+        async with (
+            heartbeating(f"{req.period}: posting after {req.after}"),
+            self.db.session() as session,
+            session.begin(),
+        ):
             if self._gl is None:
-                self._gl = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :code"),
-                                                  {"code": GL_INTEREST_EXPENSE})).scalar_one()
+                self._gl = (
+                    await session.execute(
+                        text("SELECT id FROM ledger_accounts WHERE code = :code"), {"code": GL_INTEREST_EXPENSE}
+                    )
+                ).scalar_one()
             await session.execute(LOCK_PERIOD, {"period": req.period})
-            row = (await session.execute(POST_BATCH, {
-                "period": req.period, "first": first, "last": last, "gl": self._gl, "after": req.after,
-                "size": req.batch_size})).one()
-        return BatchResult(last_account_id=row.last_account_id, accounts=row.accounts, posted=row.posted,
-                           amount=row.amount, new_postings=row.new_postings)
+            row = (
+                await session.execute(
+                    POST_BATCH,
+                    {
+                        "period": req.period,
+                        "first": first,
+                        "last": last,
+                        "gl": self._gl,
+                        "after": req.after,
+                        "size": req.batch_size,
+                    },
+                )
+            ).one()
+        return BatchResult(
+            last_account_id=row.last_account_id,
+            accounts=row.accounts,
+            posted=row.posted,
+            amount=row.amount,
+            new_postings=row.new_postings,
+        )
 
     @activity.defn
     async def finish_posting(self, period: str) -> PostingSummary:
         """Stores the period's summary once (a rerun keeps the first) and names the operators to tell."""
         async with self.db.session() as session, session.begin():
             summary = (await session.execute(SUMMARY, {"period": period})).one()
-            await session.execute(text(
-                "INSERT INTO interest_posting_runs (period, accounts, total) VALUES (:period, :accounts, :total) "
-                "ON CONFLICT (period) DO NOTHING"), {"period": period, **summary._mapping})
-            stored = (await session.execute(text(
-                "SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period})).one()
+            await session.execute(
+                text(
+                    "INSERT INTO interest_posting_runs (period, accounts, total) VALUES (:period, :accounts, :total) "
+                    "ON CONFLICT (period) DO NOTHING"
+                ),
+                {"period": period, **summary._mapping},
+            )
+            stored = (
+                await session.execute(
+                    text("SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period}
+                )
+            ).one()
             # The bank-wide figures go to bank-wide staff only; each organization's operators get theirs
             # (notify_org_summaries).
-            return PostingSummary(period=period, accounts=stored.accounts, total=stored.total,
-                                  recipients=await bank_wide_recipients(session))
+            return PostingSummary(
+                period=period,
+                accounts=stored.accounts,
+                total=stored.total,
+                recipients=await bank_wide_recipients(session),
+            )
 
     @activity.defn
     async def notify_org_summaries(self, period: str) -> int:
@@ -107,17 +144,30 @@ class InterestPostingActivities:
             activity.heartbeat(str(row.org_id))
             if self.notifications is None:
                 raise RuntimeError("the interest posting activities were built without notifications")
-            await self.notifications.notify_where(NotificationRequest(
-                kind="interest_posting", template="interest_posting_org_summary",
-                context={"period": period, "organization": row.name, "accounts": row.accounts,
-                         "total": format_usd(row.total)},
-                entity_type="interest_posting", entity_id=period,
-                dedupe_key=f"interest-posting:{period}:org:{row.org_id}"), org_operators(row.org_id))
+            await self.notifications.notify_where(
+                NotificationRequest(
+                    kind="interest_posting",
+                    template="interest_posting_org_summary",
+                    context={
+                        "period": period,
+                        "organization": row.name,
+                        "accounts": row.accounts,
+                        "total": format_usd(row.total),
+                    },
+                    entity_type="interest_posting",
+                    entity_id=period,
+                    dedupe_key=f"interest-posting:{period}:org:{row.org_id}",
+                ),
+                org_operators(row.org_id),
+            )
         return len(rows)
 
     @activity.defn
     async def stored_summary(self, period: str) -> PostingSummary | None:
         async with self.db.session() as session:
-            stored = (await session.execute(text(
-                "SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period})).first()
+            stored = (
+                await session.execute(
+                    text("SELECT accounts, total FROM interest_posting_runs WHERE period = :period"), {"period": period}
+                )
+            ).first()
         return PostingSummary(period=period, accounts=stored.accounts, total=stored.total) if stored else None

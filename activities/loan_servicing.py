@@ -100,16 +100,23 @@ def payoff_quote(loan: Loan, installments: list[InstallmentBalance], as_of: date
     last_due = max((i.due_date for i in installments if fell_due(i, as_of)), default=disbursed_on(loan))
     rest = payoff_amount(principal, loan.annual_rate, DayCount(loan.day_count), last_due, as_of)
     accrued = max(ZERO, rest - principal - prepaid_interest)
-    return PayoffQuote(loan_id=loan.id, as_of=as_of, outstanding_principal=principal + due_principal,
-                       due_unpaid=due_unpaid, accrued_interest=accrued, amount=due_unpaid + principal + accrued)
+    return PayoffQuote(
+        loan_id=loan.id,
+        as_of=as_of,
+        outstanding_principal=principal + due_principal,
+        due_unpaid=due_unpaid,
+        accrued_interest=accrued,
+        amount=due_unpaid + principal + accrued,
+    )
 
 
 async def quote(session, loan: Loan, as_of: date) -> PayoffQuote:
     return payoff_quote(loan, await installment_balances(session, loan.id), as_of)
 
 
-def charge_accrued_interest(rows: list[LoanInstallment], owing: list[InstallmentBalance], payoff: PayoffQuote,
-                            as_of: date) -> None:
+def charge_accrued_interest(
+    rows: list[LoanInstallment], owing: list[InstallmentBalance], payoff: PayoffQuote, as_of: date
+) -> None:
     """At the payoff the installments not yet due charge the interest accrued to the day instead of their
     scheduled interest: the first one that owes anything takes it, the others none beyond what they were paid."""
     share = payoff.accrued_interest
@@ -134,42 +141,77 @@ class LoanServicingActivities:
             rows = await installment_rows(session, loan.id, lock=True)
             unpaid = {i.number for i in await installment_balances(session, loan.id, rows) if not i.is_paid}
             # A debit that has brought the money in (settled or completed) is a payment on its way, not arrears.
-            paying = set((await session.exec(select(Payment.id).where(
-                col(Payment.id).in_([i.auto_debit_payment_id for i in rows if i.auto_debit_payment_id]),
-                col(Payment.status).in_([PaymentStatus.settled, PaymentStatus.completed])))).all())
+            paying = set(
+                (
+                    await session.exec(
+                        select(Payment.id).where(
+                            col(Payment.id).in_([i.auto_debit_payment_id for i in rows if i.auto_debit_payment_id]),
+                            col(Payment.status).in_([PaymentStatus.settled, PaymentStatus.completed]),
+                        )
+                    )
+                ).all()
+            )
             charged = 0
             for i in rows:
-                if (loan.status == "active" and i.number in unpaid and i.late_fee_assessed_at is None
-                        and i.auto_debit_payment_id not in paying and late_fee_due(i.due_date, loan.grace_days, req.as_of)):
+                if (
+                    loan.status == "active"
+                    and i.number in unpaid
+                    and i.late_fee_assessed_at is None
+                    and i.auto_debit_payment_id not in paying
+                    and late_fee_due(i.due_date, loan.grace_days, req.as_of)
+                ):
                     i.late_fee, i.late_fee_assessed_at = loan.late_fee, datetime.now(UTC)
                     session.add(i)
                     charged += 1
-                    await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                       action="loan.late_fee", entity_type="loan", entity_id=loan.id,
-                                       after={"installment": i.number, "late_fee": str(loan.late_fee),
-                                              "due_date": str(i.due_date), "as_of": str(req.as_of)})
+                    await audit.record(
+                        session,
+                        actor=f"system:{activity.info().workflow_id}",
+                        actor_id=None,
+                        action="loan.late_fee",
+                        entity_type="loan",
+                        entity_id=loan.id,
+                        after={
+                            "installment": i.number,
+                            "late_fee": str(loan.late_fee),
+                            "due_date": str(i.due_date),
+                            "as_of": str(req.as_of),
+                        },
+                    )
             oldest = min((i.due_date for i in rows if i.number in unpaid and i.due_date < req.as_of), default=None)
             days = days_past_due(oldest, req.as_of) if loan.status == "active" else 0
             bucket = aging_bucket(days)
             if (days, bucket) != (loan.days_past_due, loan.aging_bucket):
                 if bucket != loan.aging_bucket:
-                    await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                       action="loan.aging", entity_type="loan", entity_id=loan.id,
-                                       before={"aging_bucket": loan.aging_bucket}, after={"aging_bucket": bucket,
-                                                                                          "days_past_due": days})
+                    await audit.record(
+                        session,
+                        actor=f"system:{activity.info().workflow_id}",
+                        actor_id=None,
+                        action="loan.aging",
+                        entity_type="loan",
+                        entity_id=loan.id,
+                        before={"aging_bucket": loan.aging_bucket},
+                        after={"aging_bucket": bucket, "days_past_due": days},
+                    )
                 loan.days_past_due, loan.aging_bucket = days, bucket
                 session.add(loan)
             # Days on which something changes: a grace period ends, the oldest unpaid due date ages into a bucket.
-            upcoming = [i.due_date + timedelta(days=loan.grace_days + 1) for i in rows
-                        if i.number in unpaid and i.late_fee_assessed_at is None]
+            upcoming = [
+                i.due_date + timedelta(days=loan.grace_days + 1)
+                for i in rows
+                if i.number in unpaid and i.late_fee_assessed_at is None
+            ]
             if oldest is not None:
                 upcoming += [oldest + timedelta(days=start) for start in BUCKET_STARTS]
             later = [i.due_date for i in rows if i.number >= req.next_due and i.due_date > req.as_of]
             return ServicingState(
-                status=loan.status, days_past_due=days, aging_bucket=bucket, late_fees_assessed=charged,
+                status=loan.status,
+                days_past_due=days,
+                aging_bucket=bucket,
+                late_fees_assessed=charged,
                 due_numbers=[i.number for i in rows if i.number >= req.next_due and i.due_date <= req.as_of],
                 next_due_date=min(later, default=None),
-                next_check=min((day for day in upcoming if day > req.as_of), default=None))
+                next_check=min((day for day in upcoming if day > req.as_of), default=None),
+            )
 
     @activity.defn
     async def plan_disbursement(self, loan_id: uuid.UUID) -> AchChildPayment | None:
@@ -185,12 +227,19 @@ class LoanServicingActivities:
             external = await session.get(ExternalAccount, loan.external_account_id)
             assert external is not None  # asked for only when the member named their bank account
             return AchChildPayment(
-                payment_id=payment_id, kind=PaymentKind.ach_credit, amount=loan.amount,
-                account_id=loan.deposit_account_id, external_account_id=external.id, org_id=loan.org_id,
-                created_by=loan.applicant_id, idempotency_key=f"loan:{loan.id}:disbursement",
-                memo=f"Loan {str(loan.id)[:8]} disbursement", notify_workflow_id=loan.workflow_id,
+                payment_id=payment_id,
+                kind=PaymentKind.ach_credit,
+                amount=loan.amount,
+                account_id=loan.deposit_account_id,
+                external_account_id=external.id,
+                org_id=loan.org_id,
+                created_by=loan.applicant_id,
+                idempotency_key=f"loan:{loan.id}:disbursement",
+                memo=f"Loan {str(loan.id)[:8]} disbursement",
+                notify_workflow_id=loan.workflow_id,
                 notify_reference="disbursement",
-                summary=f"Loan disbursement ${loan.amount:,.2f} to {external.institution_name} …{external.account_last4}")
+                summary=f"Loan disbursement ${loan.amount:,.2f} to {external.institution_name} …{external.account_last4}",
+            )
 
     @activity.defn
     async def plan_auto_debit(self, req: AutoDebitInput) -> AchChildPayment | None:
@@ -198,8 +247,13 @@ class LoanServicingActivities:
         from the member's bank account into the deposit account. None without auto-debit or when nothing is owed."""
         async with self.db.session() as session, session.begin():
             loan = await session.get(Loan, req.loan_id)
-            row = (await session.exec(select(LoanInstallment).where(
-                LoanInstallment.loan_id == req.loan_id, LoanInstallment.number == req.number).with_for_update())).first()
+            row = (
+                await session.exec(
+                    select(LoanInstallment)
+                    .where(LoanInstallment.loan_id == req.loan_id, LoanInstallment.number == req.number)
+                    .with_for_update()
+                )
+            ).first()
             if row is None:
                 return None
             assert loan is not None  # its installment is there
@@ -212,18 +266,26 @@ class LoanServicingActivities:
                     return None  # paid ahead by hand
                 row.auto_debit_payment_id = payment_id
                 session.add(row)
-            amount = (await session.execute(text("SELECT amount FROM payments WHERE id = :id"), {"id": payment_id})
-                      ).scalar_one_or_none() or owed
+            amount = (
+                await session.execute(text("SELECT amount FROM payments WHERE id = :id"), {"id": payment_id})
+            ).scalar_one_or_none() or owed
             external = await session.get(ExternalAccount, loan.external_account_id)
             assert external is not None  # auto-debit needs the member's bank account
             return AchChildPayment(
-                payment_id=payment_id, kind=PaymentKind.ach_debit, amount=amount, account_id=loan.deposit_account_id,
-                external_account_id=external.id, org_id=loan.org_id, created_by=loan.applicant_id,
+                payment_id=payment_id,
+                kind=PaymentKind.ach_debit,
+                amount=amount,
+                account_id=loan.deposit_account_id,
+                external_account_id=external.id,
+                org_id=loan.org_id,
+                created_by=loan.applicant_id,
                 idempotency_key=f"loan:{loan.id}:auto-debit:{req.number}",
-                memo=f"Loan {str(loan.id)[:8]} installment {req.number}", notify_workflow_id=loan.workflow_id,
+                memo=f"Loan {str(loan.id)[:8]} installment {req.number}",
+                notify_workflow_id=loan.workflow_id,
                 notify_reference=f"installment:{req.number}",
                 summary=f"Loan installment {req.number} auto-debit ${amount:,.2f} from {external.institution_name} "
-                        f"…{external.account_last4}")
+                f"…{external.account_last4}",
+            )
 
     @activity.defn
     async def apply_auto_debit(self, req: AutoDebitApplied) -> RepaymentResult | None:
@@ -240,9 +302,17 @@ class LoanServicingActivities:
         if amount <= 0 or payment.status != PaymentStatus.completed:
             return None
         assert applicant is not None
-        return await self.apply_repayment(RepaymentInput(
-            loan_id=loan.id, amount=amount, mode="installment", key=auto_debit_key(payment.id, req.presentment),
-            paid_by=applicant.id, paid_by_email=f"system:auto-debit {payment.id}", payment_id=payment.id))
+        return await self.apply_repayment(
+            RepaymentInput(
+                loan_id=loan.id,
+                amount=amount,
+                mode="installment",
+                key=auto_debit_key(payment.id, req.presentment),
+                paid_by=applicant.id,
+                paid_by_email=f"system:auto-debit {payment.id}",
+                payment_id=payment.id,
+            )
+        )
 
     @activity.defn
     async def reverse_auto_debit(self, req: AutoDebitApplied) -> AutoDebitReversed:
@@ -253,30 +323,64 @@ class LoanServicingActivities:
         async with self.db.session() as session, session.begin():
             loan = (await session.exec(select(Loan).where(Loan.id == req.loan_id).with_for_update())).one()
             key = repayment_entry_key(loan.id, loan.applicant_id, auto_debit_key(req.payment_id, req.presentment))
-            applied = (await session.execute(text(
-                "SELECT e.id, r.amount FROM journal_entries e LEFT JOIN loan_repayments r ON r.entry_id = e.id "
-                "WHERE e.idempotency_key = :k"), {"k": key})).first()
+            applied = (
+                await session.execute(
+                    text(
+                        "SELECT e.id, r.amount FROM journal_entries e LEFT JOIN loan_repayments r ON r.entry_id = e.id "
+                        "WHERE e.idempotency_key = :k"
+                    ),
+                    {"k": key},
+                )
+            ).first()
             if applied is None:  # returned before it was applied: nothing to undo
                 return AutoDebitReversed(loan_id=loan.id, status=loan.status, reversed=False)
             if applied.amount is None:
-                raise ApplicationError(f"auto-debit {req.payment_id} was applied before repayments' allocations were "
-                                       "stored: reverse it by hand", type="ReversalNeedsOperator", non_retryable=True)
-            if (await session.execute(text("SELECT 1 FROM loan_repayments WHERE reverses_entry_id = :e"),
-                                      {"e": applied.id})).first() is not None:
+                raise ApplicationError(
+                    f"auto-debit {req.payment_id} was applied before repayments' allocations were "
+                    "stored: reverse it by hand",
+                    type="ReversalNeedsOperator",
+                    non_retryable=True,
+                )
+            if (
+                await session.execute(
+                    text("SELECT 1 FROM loan_repayments WHERE reverses_entry_id = :e"), {"e": applied.id}
+                )
+            ).first() is not None:
                 return AutoDebitReversed(loan_id=loan.id, status=loan.status, reversed=True)  # a retry
             await ledger.lock_accounts(session, [loan.deposit_account_id, loan_account(loan)])
-            postings = (await session.execute(text("SELECT account_id, amount FROM postings WHERE entry_id = :e"),
-                                              {"e": applied.id})).all()
+            postings = (
+                await session.execute(
+                    text("SELECT account_id, amount FROM postings WHERE entry_id = :e"), {"e": applied.id}
+                )
+            ).all()
             entry_id, _ = await ledger.post_entry(
-                session, idempotency_key=f"{key}:reversal", entry_type="loan_repayment_reversal",
+                session,
+                idempotency_key=f"{key}:reversal",
+                entry_type="loan_repayment_reversal",
                 description=f"Loan {loan.id}: auto-debit {req.payment_id} returned after completion, repayment "
-                            f"{applied.id} reversed", effective_date=business_today(self.settings),
-                legs=[ledger.Leg(account, -amount) for account, amount in postings])
-            split = [Allocation(number, component, -amount) for number, component, amount in (await session.execute(
-                text("SELECT number, component, amount FROM loan_allocations WHERE entry_id = :e"),
-                {"e": applied.id})).all()]
-            await record_repayment(session, loan_id=loan.id, entry_id=entry_id, mode="reversal", amount=-applied.amount,
-                                   split=split, payment_id=req.payment_id, reverses_entry_id=applied.id)
+                f"{applied.id} reversed",
+                effective_date=business_today(self.settings),
+                legs=[ledger.Leg(account, -amount) for account, amount in postings],
+            )
+            split = [
+                Allocation(number, component, -amount)
+                for number, component, amount in (
+                    await session.execute(
+                        text("SELECT number, component, amount FROM loan_allocations WHERE entry_id = :e"),
+                        {"e": applied.id},
+                    )
+                ).all()
+            ]
+            await record_repayment(
+                session,
+                loan_id=loan.id,
+                entry_id=entry_id,
+                mode="reversal",
+                amount=-applied.amount,
+                split=split,
+                payment_id=req.payment_id,
+                reverses_entry_id=applied.id,
+            )
             rows = await installment_rows(session, loan.id, lock=True)
             await mark_paid(session, rows, await installment_balances(session, loan.id, rows))
             before = loan.status
@@ -284,12 +388,22 @@ class LoanServicingActivities:
                 loan.status, loan.closed_at, loan.updated_at = "active", None, datetime.now(UTC)
                 session.add(loan)
             parts = totals(split)
-            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                               action="loan.repayment_reversed", entity_type="loan", entity_id=loan.id,
-                               before={"status": before, "journal_entry_id": str(applied.id)},
-                               after={"status": loan.status, "journal_entry_id": str(entry_id),
-                                      "payment_id": str(req.payment_id), "amount": str(-applied.amount),
-                                      **{component: str(amount) for component, amount in parts.items()}})
+            await audit.record(
+                session,
+                actor=f"system:{activity.info().workflow_id}",
+                actor_id=None,
+                action="loan.repayment_reversed",
+                entity_type="loan",
+                entity_id=loan.id,
+                before={"status": before, "journal_entry_id": str(applied.id)},
+                after={
+                    "status": loan.status,
+                    "journal_entry_id": str(entry_id),
+                    "payment_id": str(req.payment_id),
+                    "amount": str(-applied.amount),
+                    **{component: str(amount) for component, amount in parts.items()},
+                },
+            )
             return AutoDebitReversed(loan_id=loan.id, status=loan.status, reversed=True)
 
     @activity.defn
@@ -297,8 +411,11 @@ class LoanServicingActivities:
         entry_key = repayment_entry_key(req.loan_id, req.paid_by, req.key)
         async with self.db.session() as session, session.begin():
             loan = (await session.exec(select(Loan).where(Loan.id == req.loan_id).with_for_update())).one()
-            done = (await session.execute(text("SELECT id FROM journal_entries WHERE idempotency_key = :k"),
-                                          {"k": entry_key})).scalar_one_or_none()
+            done = (
+                await session.execute(
+                    text("SELECT id FROM journal_entries WHERE idempotency_key = :k"), {"k": entry_key}
+                )
+            ).scalar_one_or_none()
             if done is not None:  # a retry: answer with what the first run wrote
                 return await self._result(session, loan, done, req.amount)
             if loan.status != "active":
@@ -330,31 +447,68 @@ class LoanServicingActivities:
             principal, interest, fees = parts["principal"] + prepaid, parts["interest"], parts["fee"]
             income = {}
             for code in (GL_INTEREST_INCOME, GL_FEE_INCOME):
-                income[code] = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"),
-                                                      {"c": code})).scalar_one()
+                income[code] = (
+                    await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": code})
+                ).scalar_one()
             legs = [ledger.Leg(loan.deposit_account_id, req.amount)]
-            legs += [ledger.Leg(account, -amount) for account, amount in (
-                (loan_account(loan), principal), (income[GL_INTEREST_INCOME], interest),
-                (income[GL_FEE_INCOME], fees)) if amount]
-            entry_id, _ = await ledger.post_entry(session, idempotency_key=entry_key, entry_type=f"loan_{req.mode}",
-                                                  description=f"Loan {loan.id} {req.mode}", effective_date=today,
-                                                  legs=legs)
-            await record_repayment(session, loan_id=loan.id, entry_id=entry_id, mode=req.mode, amount=req.amount,
-                                   split=split, payment_id=req.payment_id)
+            legs += [
+                ledger.Leg(account, -amount)
+                for account, amount in (
+                    (loan_account(loan), principal),
+                    (income[GL_INTEREST_INCOME], interest),
+                    (income[GL_FEE_INCOME], fees),
+                )
+                if amount
+            ]
+            entry_id, _ = await ledger.post_entry(
+                session,
+                idempotency_key=entry_key,
+                entry_type=f"loan_{req.mode}",
+                description=f"Loan {loan.id} {req.mode}",
+                effective_date=today,
+                legs=legs,
+            )
+            await record_repayment(
+                session,
+                loan_id=loan.id,
+                entry_id=entry_id,
+                mode=req.mode,
+                amount=req.amount,
+                split=split,
+                payment_id=req.payment_id,
+            )
             after = await installment_balances(session, loan.id, rows)
             await mark_paid(session, rows, after)
             closed = all(i.is_paid for i in after)
             if closed:
                 loan.status, loan.closed_at = "closed", datetime.now(UTC)
                 session.add(loan)
-            await audit.record(session, actor=req.paid_by_email, actor_id=req.paid_by, action=f"loan.{req.mode}",
-                               entity_type="loan", entity_id=loan.id,
-                               after={"amount": str(req.amount), "principal": str(principal),
-                                      "interest": str(interest), "fees": str(fees), "closed": closed})
+            await audit.record(
+                session,
+                actor=req.paid_by_email,
+                actor_id=req.paid_by,
+                action=f"loan.{req.mode}",
+                entity_type="loan",
+                entity_id=loan.id,
+                after={
+                    "amount": str(req.amount),
+                    "principal": str(principal),
+                    "interest": str(interest),
+                    "fees": str(fees),
+                    "closed": closed,
+                },
+            )
             return await self._result(session, loan, entry_id, req.amount)
 
-    async def _reamortize(self, session, loan: Loan, rows: list[LoanInstallment], owing: list[InstallmentBalance],
-                          amount: Decimal, today: date) -> list[LoanInstallment]:
+    async def _reamortize(
+        self,
+        session,
+        loan: Loan,
+        rows: list[LoanInstallment],
+        owing: list[InstallmentBalance],
+        amount: Decimal,
+        today: date,
+    ) -> list[LoanInstallment]:
         """A prepayment of `amount` principal: the installments not yet due, paid or serviced (late fee, auto-debit)
         are recomputed on what they owe less `amount` (same term, lower installments); the others stay as they
         are. Returns the rows."""
@@ -363,19 +517,32 @@ class LoanServicingActivities:
         future = {row.number: row for row in rows if row.number > behind}
         still_owed = sum((row.principal for row in future.values()), ZERO)
         if amount >= still_owed:
-            raise refuse("use_payoff", "this prepays every installment still to come: pay the installments due, or "
-                                       "ask for a payoff quote and pay it instead")
+            raise refuse(
+                "use_payoff",
+                "this prepays every installment still to come: pay the installments due, or "
+                "ask for a payoff quote and pay it instead",
+            )
         assert loan.first_due_date is not None  # an active loan has its schedule
         try:
             rest = remaining_schedule(terms_of(loan, loan.first_due_date), still_owed - amount, behind)
         except ValueError as error:
             raise refuse("invalid_prepayment", f"the rest of the schedule cannot be recomputed: {error}") from error
         for new in rest.installments:
-            row = future.pop(new.number, None) or LoanInstallment(loan_id=loan.id, number=new.number,
-                                                                  due_date=new.due_date, payment=new.payment,
-                                                                  interest=new.interest, principal=new.principal,
-                                                                  balance=new.balance)
-            row.payment, row.interest, row.principal, row.balance = new.payment, new.interest, new.principal, new.balance
+            row = future.pop(new.number, None) or LoanInstallment(
+                loan_id=loan.id,
+                number=new.number,
+                due_date=new.due_date,
+                payment=new.payment,
+                interest=new.interest,
+                principal=new.principal,
+                balance=new.balance,
+            )
+            row.payment, row.interest, row.principal, row.balance = (
+                new.payment,
+                new.interest,
+                new.principal,
+                new.balance,
+            )
             session.add(row)
         for row in future.values():
             await session.delete(row)  # the schedule ended early
@@ -383,11 +550,24 @@ class LoanServicingActivities:
         return await installment_rows(session, loan.id, lock=True)
 
     async def _result(self, session, loan: Loan, entry_id: uuid.UUID, amount: Decimal) -> RepaymentResult:
-        parts = dict((await session.execute(text(
-            "SELECT coalesce(a.code, CASE WHEN a.id = :loan_account THEN 'principal' END), -p.amount "
-            "FROM postings p JOIN ledger_accounts a ON a.id = p.account_id WHERE p.entry_id = :e AND p.amount < 0"),
-            {"e": entry_id, "loan_account": loan.loan_account_id})).all())
-        return RepaymentResult(loan_id=loan.id, amount=amount, principal=parts.get("principal", ZERO),
-                               interest=parts.get(GL_INTEREST_INCOME, ZERO), fees=parts.get(GL_FEE_INCOME, ZERO),
-                               outstanding_principal=await outstanding_principal(session, loan),
-                               status=loan.status, journal_entry_id=entry_id)
+        parts = dict(
+            (
+                await session.execute(
+                    text(
+                        "SELECT coalesce(a.code, CASE WHEN a.id = :loan_account THEN 'principal' END), -p.amount "
+                        "FROM postings p JOIN ledger_accounts a ON a.id = p.account_id WHERE p.entry_id = :e AND p.amount < 0"
+                    ),
+                    {"e": entry_id, "loan_account": loan.loan_account_id},
+                )
+            ).all()
+        )
+        return RepaymentResult(
+            loan_id=loan.id,
+            amount=amount,
+            principal=parts.get("principal", ZERO),
+            interest=parts.get(GL_INTEREST_INCOME, ZERO),
+            fees=parts.get(GL_FEE_INCOME, ZERO),
+            outstanding_principal=await outstanding_principal(session, loan),
+            status=loan.status,
+            journal_entry_id=entry_id,
+        )

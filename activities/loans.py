@@ -46,8 +46,14 @@ from models.users import Role, User
 
 _LOAN_ACCOUNT_NS = uuid.UUID("5b0f3c1e-2a54-4c3e-9d3a-7c1e2f4b6a80")
 # A loan in one of these stays there: a late write (the approval's progress racing a withdrawal) never reopens it.
-ENDED = {LoanStatus.closed, LoanStatus.declined, LoanStatus.rejected, LoanStatus.on_hold, LoanStatus.withdrawn,
-         LoanStatus.failed}
+ENDED = {
+    LoanStatus.closed,
+    LoanStatus.declined,
+    LoanStatus.rejected,
+    LoanStatus.on_hold,
+    LoanStatus.withdrawn,
+    LoanStatus.failed,
+}
 
 
 def first_due_date(start: date) -> date:
@@ -60,16 +66,23 @@ def first_due_date(start: date) -> date:
 
 def terms_of(loan: Loan, first_due: date) -> LoanTerms:
     """The loan's own terms (copied from the product at application), never the product's current ones."""
-    return LoanTerms(principal=loan.amount, annual_rate=loan.annual_rate, term_periods=loan.term,
-                     method=AmortizationMethod(loan.amortization), frequency=Frequency(loan.frequency),
-                     first_due_date=first_due, day_count=DayCount(loan.day_count))
+    return LoanTerms(
+        principal=loan.amount,
+        annual_rate=loan.annual_rate,
+        term_periods=loan.term,
+        method=AmortizationMethod(loan.amortization),
+        frequency=Frequency(loan.frequency),
+        first_due_date=first_due,
+        day_count=DayCount(loan.day_count),
+    )
 
 
 def invalid_terms(error: ValueError) -> ApplicationError:
     """No schedule can be built on these terms (less than a cent per installment, a loan that never amortizes):
     retrying cannot change that, so the loan fails with the reason."""
-    return ApplicationError(f"no repayment schedule fits these terms: {error}", type="InvalidLoanTerms",
-                            non_retryable=True)
+    return ApplicationError(
+        f"no repayment schedule fits these terms: {error}", type="InvalidLoanTerms", non_retryable=True
+    )
 
 
 class LoanActivities:
@@ -98,10 +111,16 @@ class LoanActivities:
             if update.credit_score is not None:
                 loan.credit_score = update.credit_score
             session.add(loan)
-            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                               action=f"loan.{update.status}", entity_type="loan", entity_id=loan.id, before=before,
-                               after={"status": update.status, "reason": update.reason,
-                                      "credit_score": update.credit_score})
+            await audit.record(
+                session,
+                actor=f"system:{activity.info().workflow_id}",
+                actor_id=None,
+                action=f"loan.{update.status}",
+                entity_type="loan",
+                entity_id=loan.id,
+                before=before,
+                after={"status": update.status, "reason": update.reason, "credit_score": update.credit_score},
+            )
 
     @activity.defn
     async def credit_check_blocked(self, blocked: CreditCheckBlocked) -> NotifyUsers | None:
@@ -114,18 +133,39 @@ class LoanActivities:
             if loan.status_detail != detail:
                 loan.status_detail, loan.updated_at = detail, datetime.now(UTC)
                 session.add(loan)
-                await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                                   action="loan.credit_check_blocked", entity_type="loan", entity_id=loan.id,
-                                   after={"status": loan.status, "detail": detail})
-            operators = (await session.exec(select(User.id).where(
-                User.is_active, (User.role == Role.superuser) | ((User.role == Role.operator)
-                                                                 & (User.org_id == loan.org_id))))).all()
+                await audit.record(
+                    session,
+                    actor=f"system:{activity.info().workflow_id}",
+                    actor_id=None,
+                    action="loan.credit_check_blocked",
+                    entity_type="loan",
+                    entity_id=loan.id,
+                    after={"status": loan.status, "detail": detail},
+                )
+            operators = (
+                await session.exec(
+                    select(User.id).where(
+                        User.is_active,
+                        (User.role == Role.superuser) | ((User.role == Role.operator) & (User.org_id == loan.org_id)),
+                    )
+                )
+            ).all()
         if not operators:
             return None
-        return NotifyUsers(user_ids=list(operators), kind="credit_check_blocked", template="credit_check_blocked",
-                           context={"loan_id": str(loan.id), "status": blocked.status or "refused",
-                                    "message": blocked.message, "link": f"/api/v1/loans/{loan.id}"},
-                           entity_type="loan", entity_id=str(loan.id), dedupe_key=f"credit-check-blocked:{loan.id}")
+        return NotifyUsers(
+            user_ids=list(operators),
+            kind="credit_check_blocked",
+            template="credit_check_blocked",
+            context={
+                "loan_id": str(loan.id),
+                "status": blocked.status or "refused",
+                "message": blocked.message,
+                "link": f"/api/v1/loans/{loan.id}",
+            },
+            entity_type="loan",
+            entity_id=str(loan.id),
+            dedupe_key=f"credit-check-blocked:{loan.id}",
+        )
 
     @activity.defn
     async def summary(self, loan_id: uuid.UUID) -> LoanSummary:
@@ -133,8 +173,14 @@ class LoanActivities:
             loan = await self._loan(session, loan_id)
             applicant = await session.get(User, loan.applicant_id)
             assert applicant is not None
-            return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
-                               org_id=loan.org_id, applicant_name=applicant.full_name)
+            return LoanSummary(
+                loan_id=loan.id,
+                status=loan.status,
+                amount=loan.amount,
+                applicant_id=loan.applicant_id,
+                org_id=loan.org_id,
+                applicant_name=applicant.full_name,
+            )
 
     @activity.defn
     async def check_eligibility(self, req: LoanInput) -> Eligibility:
@@ -148,17 +194,27 @@ class LoanActivities:
                 installment = periodic_payment(loan.amount, loan.annual_rate, loan.term, Frequency(loan.frequency))
             except ValueError as error:
                 raise invalid_terms(error) from error
-            monthly = installment * {"monthly": Decimal(1), "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[
-                loan.frequency]
+            monthly = (
+                installment
+                * {"monthly": Decimal(1), "biweekly": Decimal(26) / 12, "weekly": Decimal(52) / 12}[loan.frequency]
+            )
             if loan.monthly_income <= 0:
                 return Eligibility(eligible=False, reason="no income stated")
             dti = ((loan.monthly_debt + monthly) / loan.monthly_income).quantize(Decimal("0.0001"))
             if dti > req.max_debt_to_income:
-                return Eligibility(eligible=False, debt_to_income=dti,
-                                   reason=f"debt-to-income {dti:.2%} is above {req.max_debt_to_income:.0%}")
-            in_arrears = (await session.execute(text(  # days_past_due is kept by each loan's servicing
-                "SELECT count(*) FROM loans WHERE applicant_id = :a AND status = 'active' AND days_past_due > 0"),
-                {"a": loan.applicant_id})).scalar_one()
+                return Eligibility(
+                    eligible=False,
+                    debt_to_income=dti,
+                    reason=f"debt-to-income {dti:.2%} is above {req.max_debt_to_income:.0%}",
+                )
+            in_arrears = (
+                await session.execute(
+                    text(  # days_past_due is kept by each loan's servicing
+                        "SELECT count(*) FROM loans WHERE applicant_id = :a AND status = 'active' AND days_past_due > 0"
+                    ),
+                    {"a": loan.applicant_id},
+                )
+            ).scalar_one()
             if in_arrears:
                 return Eligibility(eligible=False, debt_to_income=dti, reason="the applicant has a loan in arrears")
             return Eligibility(eligible=True, debt_to_income=dti)
@@ -175,25 +231,38 @@ class LoanActivities:
                 raise invalid_terms(error) from error
             loan.first_due_date = first_due
             session.add(loan)
-            await session.execute(text(
-                """INSERT INTO loan_installments (id, loan_id, number, due_date, payment, interest, principal, balance)
+            await session.execute(
+                text(
+                    """INSERT INTO loan_installments (id, loan_id, number, due_date, payment, interest, principal, balance)
                    SELECT gen_random_uuid(), :loan, n, d, p, i, pr, b
                    FROM unnest(CAST(:numbers AS int[]), CAST(:dates AS date[]), CAST(:payments AS numeric[]),
                                CAST(:interest AS numeric[]), CAST(:principal AS numeric[]), CAST(:balance AS numeric[]))
                         AS s(n, d, p, i, pr, b)
-                   ON CONFLICT ON CONSTRAINT loan_installments_once DO NOTHING"""),
-                {"loan": loan.id, "numbers": [i.number for i in schedule.installments],
-                 "dates": [i.due_date for i in schedule.installments],
-                 "payments": [i.payment for i in schedule.installments],
-                 "interest": [i.interest for i in schedule.installments],
-                 "principal": [i.principal for i in schedule.installments],
-                 "balance": [i.balance for i in schedule.installments]})
+                   ON CONFLICT ON CONSTRAINT loan_installments_once DO NOTHING"""
+                ),
+                {
+                    "loan": loan.id,
+                    "numbers": [i.number for i in schedule.installments],
+                    "dates": [i.due_date for i in schedule.installments],
+                    "payments": [i.payment for i in schedule.installments],
+                    "interest": [i.interest for i in schedule.installments],
+                    "principal": [i.principal for i in schedule.installments],
+                    "balance": [i.balance for i in schedule.installments],
+                },
+            )
             applicant = await session.get(User, loan.applicant_id)
             assert applicant is not None
-            return LoanSummary(loan_id=loan.id, status=loan.status, amount=loan.amount, applicant_id=loan.applicant_id,
-                               org_id=loan.org_id, applicant_name=applicant.full_name,
-                               installments=len(schedule.installments),
-                               first_payment=schedule.installments[0].payment, total_interest=schedule.total_interest)
+            return LoanSummary(
+                loan_id=loan.id,
+                status=loan.status,
+                amount=loan.amount,
+                applicant_id=loan.applicant_id,
+                org_id=loan.org_id,
+                applicant_name=applicant.full_name,
+                installments=len(schedule.installments),
+                first_payment=schedule.installments[0].payment,
+                total_interest=schedule.total_interest,
+            )
 
     @activity.defn
     async def create_approval_request(self, loan_id: uuid.UUID) -> ApprovalInput:
@@ -202,32 +271,55 @@ class LoanActivities:
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
             request_id = uuid.uuid5(_LOAN_ACCOUNT_NS, f"approval:{loan.id}")
-            existing = (await session.execute(text("SELECT rule_id, levels, final_outcome FROM approval_requests "
-                                                   "WHERE id = :id"), {"id": request_id})).first()
+            existing = (
+                await session.execute(
+                    text("SELECT rule_id, levels, final_outcome FROM approval_requests WHERE id = :id"),
+                    {"id": request_id},
+                )
+            ).first()
             if existing is None:
                 rule = await route_for(session, loan.amount, loan.member_type)
                 if rule is None:  # the rules changed since the application was accepted
-                    raise ApplicationError(no_route(loan.amount, loan.member_type), type="NoApprovalRule",
-                                           non_retryable=True)
+                    raise ApplicationError(
+                        no_route(loan.amount, loan.member_type), type="NoApprovalRule", non_retryable=True
+                    )
                 levels = [level.model_dump(mode="json") for level in rule.levels]
-                await session.execute(text(
-                    """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
+                await session.execute(
+                    text(
+                        """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
                            submitted_by, rule_id, levels, final_outcome, status, current_level, workflow_id)
                        VALUES (:id, 'loan', :loan, :title, :org, :amount, :applicant, :submitter, :rule,
-                               CAST(:levels AS jsonb), :outcome, 'open', 1, :wf)"""),
-                    {"id": request_id, "loan": loan.id, "title": f"Loan {loan.amount:,.2f} for {loan.purpose or 'a member'}",
-                     "org": loan.org_id, "amount": loan.amount, "applicant": loan.applicant_id,
-                     "submitter": loan.created_by, "rule": rule.id, "levels": json.dumps(levels),
-                     "outcome": rule.final_outcome, "wf": f"approval-{request_id}"})
+                               CAST(:levels AS jsonb), :outcome, 'open', 1, :wf)"""
+                    ),
+                    {
+                        "id": request_id,
+                        "loan": loan.id,
+                        "title": f"Loan {loan.amount:,.2f} for {loan.purpose or 'a member'}",
+                        "org": loan.org_id,
+                        "amount": loan.amount,
+                        "applicant": loan.applicant_id,
+                        "submitter": loan.created_by,
+                        "rule": rule.id,
+                        "levels": json.dumps(levels),
+                        "outcome": rule.final_outcome,
+                        "wf": f"approval-{request_id}",
+                    },
+                )
                 loan.approval_request_id = request_id
                 session.add(loan)
                 rule_levels, outcome = levels, rule.final_outcome
             else:
                 rule_levels, outcome = existing.levels, existing.final_outcome
-            return ApprovalInput(request_id=request_id, org_id=loan.org_id,
-                                 title=f"Loan ${loan.amount:,.2f}" + (f": {loan.purpose}" if loan.purpose else ""),
-                                 amount=loan.amount, applicant_id=loan.applicant_id, submitted_by=loan.created_by,
-                                 levels=[LevelSpec(**level) for level in rule_levels], final_outcome=outcome)
+            return ApprovalInput(
+                request_id=request_id,
+                org_id=loan.org_id,
+                title=f"Loan ${loan.amount:,.2f}" + (f": {loan.purpose}" if loan.purpose else ""),
+                amount=loan.amount,
+                applicant_id=loan.applicant_id,
+                submitted_by=loan.created_by,
+                levels=[LevelSpec(**level) for level in rule_levels],
+                final_outcome=outcome,
+            )
 
     @activity.defn
     async def disburse(self, loan_id: uuid.UUID) -> None:
@@ -237,21 +329,42 @@ class LoanActivities:
             if loan.disbursed_at is not None:
                 return
             loan_account = uuid.uuid5(_LOAN_ACCOUNT_NS, f"loan-account:{loan.id}")
-            await session.execute(text(
-                """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)
+            await session.execute(
+                text(
+                    """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)
                    VALUES (:id, :name, 'internal', 'loan', 'debit', 'USD', :org, :owner, 'active')
-                   ON CONFLICT DO NOTHING"""),
-                {"id": loan_account, "name": f"Loan {str(loan.id)[:8]}", "org": loan.org_id, "owner": loan.applicant_id})
+                   ON CONFLICT DO NOTHING"""
+                ),
+                {
+                    "id": loan_account,
+                    "name": f"Loan {str(loan.id)[:8]}",
+                    "org": loan.org_id,
+                    "owner": loan.applicant_id,
+                },
+            )
             await ledger.post_entry(
-                session, idempotency_key=f"loan:{loan.id}:disburse", entry_type="loan_disbursement",
-                description=f"Disbursement of loan {loan.id}", effective_date=business_today(self.settings),
-                legs=[ledger.Leg(loan_account, loan.amount), ledger.Leg(loan.deposit_account_id, -loan.amount)])
+                session,
+                idempotency_key=f"loan:{loan.id}:disburse",
+                entry_type="loan_disbursement",
+                description=f"Disbursement of loan {loan.id}",
+                effective_date=business_today(self.settings),
+                legs=[ledger.Leg(loan_account, loan.amount), ledger.Leg(loan.deposit_account_id, -loan.amount)],
+            )
             loan.loan_account_id, loan.disbursed_at = loan_account, datetime.now(UTC)
             session.add(loan)
-            await audit.record(session, actor=f"system:{activity.info().workflow_id}", actor_id=None,
-                               action="loan.disbursed", entity_type="loan", entity_id=loan.id,
-                               after={"amount": str(loan.amount), "loan_account_id": str(loan_account),
-                                      "deposit_account_id": str(loan.deposit_account_id)})
+            await audit.record(
+                session,
+                actor=f"system:{activity.info().workflow_id}",
+                actor_id=None,
+                action="loan.disbursed",
+                entity_type="loan",
+                entity_id=loan.id,
+                after={
+                    "amount": str(loan.amount),
+                    "loan_account_id": str(loan_account),
+                    "deposit_account_id": str(loan.deposit_account_id),
+                },
+            )
 
     @activity.defn
     async def render_agreement(self, loan_id: uuid.UUID) -> int:
@@ -262,28 +375,58 @@ class LoanActivities:
             product = await session.get(LoanProduct, loan.product_id)  # its name only: the terms are the loan's
             applicant = await session.get(User, loan.applicant_id)
             assert product is not None and applicant is not None
-            schedule = Schedule.of([Installment(number=i.number, due_date=i.due_date, payment=i.payment,
-                                                interest=i.interest, principal=i.principal, balance=i.balance)
-                                    for i in await installment_rows(session, loan.id)])
-            decisions = (await session.execute(text(
-                "SELECT d.level, d.role, u.full_name, d.at FROM approval_decisions d JOIN users u ON u.id = "
-                "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' "
-                "AND d.round = (SELECT max(round) FROM approval_decisions l WHERE l.request_id = d.request_id "
-                "AND l.level = d.level) ORDER BY d.level, d.at"),  # the round that passed the level counted
-                {"r": loan.approval_request_id})).all()
-            org_name = (await session.execute(text("SELECT name FROM organizations WHERE id = :o"),
-                                              {"o": loan.org_id})).scalar_one()
+            schedule = Schedule.of(
+                [
+                    Installment(
+                        number=i.number,
+                        due_date=i.due_date,
+                        payment=i.payment,
+                        interest=i.interest,
+                        principal=i.principal,
+                        balance=i.balance,
+                    )
+                    for i in await installment_rows(session, loan.id)
+                ]
+            )
+            decisions = (
+                await session.execute(
+                    text(
+                        "SELECT d.level, d.role, u.full_name, d.at FROM approval_decisions d JOIN users u ON u.id = "
+                        "d.approver_id WHERE d.request_id = :r AND d.decision = 'approve' "
+                        "AND d.round = (SELECT max(round) FROM approval_decisions l WHERE l.request_id = d.request_id "
+                        "AND l.level = d.level) ORDER BY d.level, d.at"
+                    ),  # the round that passed the level counted
+                    {"r": loan.approval_request_id},
+                )
+            ).all()
+            org_name = (
+                await session.execute(text("SELECT name FROM organizations WHERE id = :o"), {"o": loan.org_id})
+            ).scalar_one()
             data = AgreementData(
-                lender_name=org_name, borrower_name=applicant.full_name, borrower_id=str(applicant.id),
-                loan_id=str(loan.id), product_name=product.name, principal=loan.amount,
-                annual_rate=loan.annual_rate, term_periods=loan.term, frequency=Frequency(loan.frequency),
-                method=AmortizationMethod(loan.amortization), day_count=DayCount(loan.day_count),
-                first_due_date=loan.first_due_date, grace_days=loan.grace_days, late_fee=loan.late_fee,
+                lender_name=org_name,
+                borrower_name=applicant.full_name,
+                borrower_id=str(applicant.id),
+                loan_id=str(loan.id),
+                product_name=product.name,
+                principal=loan.amount,
+                annual_rate=loan.annual_rate,
+                term_periods=loan.term,
+                frequency=Frequency(loan.frequency),
+                method=AmortizationMethod(loan.amortization),
+                day_count=DayCount(loan.day_count),
+                first_due_date=loan.first_due_date,
+                grace_days=loan.grace_days,
+                late_fee=loan.late_fee,
                 disbursement_account=f"deposit account ****{str(loan.deposit_account_id)[-4:]}",
-                schedule=tuple(schedule.installments), total_interest=schedule.total_interest,
-                total_of_payments=schedule.total_payments, generated_on=loan.created_at.date(),
-                approvals=tuple(f"Level {d.level} {d.role.replace('_', ' ')}: approved by {d.full_name} on "
-                                f"{d.at:%b %d, %Y}" for d in decisions))
+                schedule=tuple(schedule.installments),
+                total_interest=schedule.total_interest,
+                total_of_payments=schedule.total_payments,
+                generated_on=loan.created_at.date(),
+                approvals=tuple(
+                    f"Level {d.level} {d.role.replace('_', ' ')}: approved by {d.full_name} on {d.at:%b %d, %Y}"
+                    for d in decisions
+                ),
+            )
             loan.agreement_pdf = render_loan_agreement(data)
             session.add(loan)
             return len(loan.agreement_pdf)

@@ -41,8 +41,9 @@ def render_or_fail(req: NotificationRequest) -> tuple[str, str, str]:
     except UnknownTemplate as exc:
         raise ApplicationError(str(exc), type="UnknownTemplate", non_retryable=True) from exc
     except UndefinedError as exc:
-        raise ApplicationError(f"template {req.template!r}: {exc.message}", type="TemplateContextError",
-                               non_retryable=True) from exc
+        raise ApplicationError(
+            f"template {req.template!r}: {exc.message}", type="TemplateContextError", non_retryable=True
+        ) from exc
 
 
 class NotificationActivities:
@@ -71,19 +72,55 @@ class NotificationActivities:
             recipients = (await session.exec(select(User.id, User.email).where(*who, col(User.is_active)))).all()
             if not recipients:
                 return 0
-            await session.execute(insert(Notification).values([
-                dict(id=uuid.uuid4(), user_id=user_id, kind=req.kind, title=subject[:200], body=text_body,
-                     entity_type=req.entity_type, entity_id=req.entity_id, dedupe_key=req.dedupe_key)
-                for user_id, _ in recipients]).on_conflict_do_nothing(constraint="notifications_once_per_user"))
-            await session.execute(insert(EmailOutbox).values([
-                dict(id=uuid.uuid4(), dedupe_key=email_key(req.dedupe_key, user_id), to_address=address,
-                     subject=subject[:300], text_body=text_body, html_body=html_body, status="pending")
-                for user_id, address in recipients]).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+            await session.execute(
+                insert(Notification)
+                .values(
+                    [
+                        dict(
+                            id=uuid.uuid4(),
+                            user_id=user_id,
+                            kind=req.kind,
+                            title=subject[:200],
+                            body=text_body,
+                            entity_type=req.entity_type,
+                            entity_id=req.entity_id,
+                            dedupe_key=req.dedupe_key,
+                        )
+                        for user_id, _ in recipients
+                    ]
+                )
+                .on_conflict_do_nothing(constraint="notifications_once_per_user")
+            )
+            await session.execute(
+                insert(EmailOutbox)
+                .values(
+                    [
+                        dict(
+                            id=uuid.uuid4(),
+                            dedupe_key=email_key(req.dedupe_key, user_id),
+                            to_address=address,
+                            subject=subject[:300],
+                            text_body=text_body,
+                            html_body=html_body,
+                            status="pending",
+                        )
+                        for user_id, address in recipients
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
 
         async with self.db.session() as session:
-            pending = (await session.exec(select(EmailOutbox.id).where(
-                col(EmailOutbox.dedupe_key).in_([email_key(req.dedupe_key, user_id) for user_id, _ in recipients]),
-                EmailOutbox.status == "pending"))).all()
+            pending = (
+                await session.exec(
+                    select(EmailOutbox.id).where(
+                        col(EmailOutbox.dedupe_key).in_(
+                            [email_key(req.dedupe_key, user_id) for user_id, _ in recipients]
+                        ),
+                        EmailOutbox.status == "pending",
+                    )
+                )
+            ).all()
         for outbox_id in pending:
             await self.send_once(outbox_id)
         activity.logger.info("%s: %d recipients, %d emails sent", req.dedupe_key, len(recipients), len(pending))
@@ -97,8 +134,9 @@ class NotificationActivities:
             if row.status != "pending":
                 return  # an overlapping attempt sent it while we waited for the lock
             try:
-                await self.email.send(self.email.build(row.to_address, row.subject, row.text_body, row.html_body,
-                                                       message_id=str(row.id)))
+                await self.email.send(
+                    self.email.build(row.to_address, row.subject, row.text_body, row.html_body, message_id=str(row.id))
+                )
                 row.status, row.sent_at = "sent", utcnow()
             except (SMTPRecipientsRefused, SMTPResponseException) as error:
                 if not permanent_refusal(error):

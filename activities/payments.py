@@ -18,24 +18,40 @@ from core.db import Database
 from models.payments import FINAL_STATUSES, BookTransferInput, Payment, PaymentOutcome, PaymentStatus
 
 
-async def add_event(session: AsyncSession, payment_id: uuid.UUID, status: str, detail: dict | None = None,
-                    event_key: str | None = None) -> None:
+async def add_event(
+    session: AsyncSession, payment_id: uuid.UUID, status: str, detail: dict | None = None, event_key: str | None = None
+) -> None:
     await session.execute(
         text("""INSERT INTO payment_events (payment_id, event_key, status, detail)
                 VALUES (:payment_id, :key, :status, CAST(:detail AS jsonb))
                 ON CONFLICT ON CONSTRAINT payment_events_once DO NOTHING"""),
-        {"payment_id": payment_id, "key": event_key or status, "status": status,
-         "detail": None if detail is None else json.dumps(detail)},
+        {
+            "payment_id": payment_id,
+            "key": event_key or status,
+            "status": status,
+            "detail": None if detail is None else json.dumps(detail),
+        },
     )
 
 
 def outcome(payment: Payment) -> PaymentOutcome:
-    return PaymentOutcome(payment_id=payment.id, status=payment.status, journal_entry_id=payment.journal_entry_id,
-                          failure_code=payment.failure_code, failure_reason=payment.failure_reason)
+    return PaymentOutcome(
+        payment_id=payment.id,
+        status=payment.status,
+        journal_entry_id=payment.journal_entry_id,
+        failure_code=payment.failure_code,
+        failure_reason=payment.failure_reason,
+    )
 
 
-async def transition(session: AsyncSession, payment: Payment, status: str, event_key: str | None = None,
-                     note: dict | None = None, **changes) -> None:
+async def transition(
+    session: AsyncSession,
+    payment: Payment,
+    status: str,
+    event_key: str | None = None,
+    note: dict | None = None,
+    **changes,
+) -> None:
     """Moves a payment to `status`: the row, one history event (once per event_key) and an audit row. `note` adds
     to the event what is not a column (e.g. why)."""
     before = {"status": payment.status}
@@ -48,8 +64,16 @@ async def transition(session: AsyncSession, payment: Payment, status: str, event
     activity.logger.info("payment %s: %s -> %s", payment.id, before["status"], status)
     detail = {**{k: str(v) for k, v in changes.items()}, **(note or {})} or None
     await add_event(session, payment.id, status, detail, event_key)
-    await audit.record(session, actor=f"system:{info.workflow_id}", actor_id=None, action=f"payment.{status}",
-                       entity_type="payment", entity_id=payment.id, before=before, after={"status": status, **(detail or {})})
+    await audit.record(
+        session,
+        actor=f"system:{info.workflow_id}",
+        actor_id=None,
+        action=f"payment.{status}",
+        entity_type="payment",
+        entity_id=payment.id,
+        before=before,
+        after={"status": status, **(detail or {})},
+    )
 
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment:
@@ -73,24 +97,42 @@ class PaymentActivities:
                 return outcome(payment)
 
             await ledger.lock_accounts(session, [req.from_account_id, req.to_account_id])
-            states = dict((await session.execute(
-                text("SELECT id, status FROM ledger_accounts WHERE id = ANY(:ids)"),
-                {"ids": [req.from_account_id, req.to_account_id]})).all())
+            states = dict(
+                (
+                    await session.execute(
+                        text("SELECT id, status FROM ledger_accounts WHERE id = ANY(:ids)"),
+                        {"ids": [req.from_account_id, req.to_account_id]},
+                    )
+                ).all()
+            )
             closed = [str(a) for a in (req.from_account_id, req.to_account_id) if states.get(a) != "active"]
             if closed:
-                await transition(session, payment, PaymentStatus.failed, failure_code="account_closed",
-                                       failure_reason=f"account(s) not active: {', '.join(closed)}")
+                await transition(
+                    session,
+                    payment,
+                    PaymentStatus.failed,
+                    failure_code="account_closed",
+                    failure_reason=f"account(s) not active: {', '.join(closed)}",
+                )
                 return outcome(payment)
             available = (await ledger.balances(session, [req.from_account_id]))[req.from_account_id].available
             if available < req.amount:
-                await transition(session, payment, PaymentStatus.failed, failure_code="insufficient_funds",
-                                       failure_reason=f"available balance {available} is less than {req.amount}")
+                await transition(
+                    session,
+                    payment,
+                    PaymentStatus.failed,
+                    failure_code="insufficient_funds",
+                    failure_reason=f"available balance {available} is less than {req.amount}",
+                )
                 return outcome(payment)
 
             await transition(session, payment, PaymentStatus.validated)
             entry_id, _ = await ledger.post_entry(
-                session, idempotency_key=f"payment:{payment.id}", entry_type="book_transfer",
-                description=payment.memo or "Book transfer", effective_date=business_today(self.settings),
+                session,
+                idempotency_key=f"payment:{payment.id}",
+                entry_type="book_transfer",
+                description=payment.memo or "Book transfer",
+                effective_date=business_today(self.settings),
                 payment_id=payment.id,
                 legs=[ledger.Leg(req.from_account_id, req.amount), ledger.Leg(req.to_account_id, -req.amount)],
             )

@@ -16,6 +16,11 @@ class StatementActivities:
         """Rows and owner notifications commit together, so a retry after a crash writes each exactly once."""
         async with self.db.session() as session, session.begin():
             result = await statements.write_batch(session, batch)
-        activity.logger.info("statements %s after %s: %d accounts, %d written", batch.period,
-                             batch.after_account_id, result.accounts, result.written)
+        activity.logger.info(
+            "statements %s after %s: %d accounts, %d written",
+            batch.period,
+            batch.after_account_id,
+            result.accounts,
+            result.written,
+        )
         return result

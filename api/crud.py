@@ -38,8 +38,9 @@ async def get_for_update(session, model, row_id: uuid.UUID, entity: str):
     return row
 
 
-async def list_catalog(session, user: User, page, model, entity: Entity, active: bool, name: str | None,
-                       **equal) -> Page:
+async def list_catalog(
+    session, user: User, page, model, entity: Entity, active: bool, name: str | None, **equal
+) -> Page:
     """A product catalogue (loan or savings products), by name: active rows for all, deactivated ones for a
     superuser (core/access.py); `equal` filters on columns, each skipped when None."""
     if not active:

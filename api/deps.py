@@ -80,8 +80,9 @@ def unauthorized(message: str) -> AppError:
     return AppError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def get_current_user(session: SessionDep, settings: SettingsDep,
-                           token: Annotated[str | None, Depends(oauth2)]) -> User:
+async def get_current_user(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
     if not token:
         raise unauthorized("a bearer access token is required")
     try:
@@ -101,6 +102,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 def allowed(entity: Entity, action: Action) -> Callable[[User], Awaitable[User]]:
     """The signed-in user, when the access policy gives their role this operation (core/access.py GATES)."""
+
     async def check(user: CurrentUser) -> User:
         access.gate(user, entity, action)
         return user
@@ -108,6 +110,13 @@ def allowed(entity: Entity, action: Action) -> Callable[[User], Awaitable[User]]
     return check
 
 
-IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=KEY_PATTERN,
-                                       description="a unique key per intended operation (visible ASCII); a retry "
-                                                   "reuses it")]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=KEY_PATTERN,
+        description="a unique key per intended operation (visible ASCII); a retry reuses it",
+    ),
+]

@@ -37,11 +37,21 @@ def forbidden(message: str = "you are not allowed to do this") -> AppError:
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
     # Money stays exact in error details too: Decimal as a string, never a float.
-    return {"error": {"code": code, "message": message, "details": jsonable_encoder(details, custom_encoder={Decimal: str})}}
+    return {
+        "error": {"code": code, "message": message, "details": jsonable_encoder(details, custom_encoder={Decimal: str})}
+    }
 
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 415: "unsupported_media_type", 422: "unprocessable"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -59,7 +69,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"loc": list(e.get("loc", ())), "message": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+        details = [
+            {"loc": list(e.get("loc", ())), "message": e.get("msg"), "type": e.get("type")} for e in exc.errors()
+        ]
         return JSONResponse(error_body("validation_error", "the request is not valid", details), 422)
 
     @app.exception_handler(StarletteHTTPException)
@@ -75,17 +87,24 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
     async def update_not_answered(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:
         # The workflow did not take the update in time (no worker polling, or a worker stuck): nothing was decided.
-        return JSONResponse(error_body("workflow_busy", "the workflow did not answer in time; nothing was changed, "
-                                       "try again", str(exc)), 503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            error_body(
+                "workflow_busy", "the workflow did not answer in time; nothing was changed, try again", str(exc)
+            ),
+            503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RPCError)
     async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
         # Temporal itself unreachable or overloaded is a 503 to retry; any other RPC error a router did not expect
         # is a bug, answered as one.
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
-                          RPCStatusCode.RESOURCE_EXHAUSTED):
-            return JSONResponse(error_body("temporal_unavailable", "the workflow service is not reachable; try again",
-                                           exc.message), 503, headers={"Retry-After": "5"})
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED):
+            return JSONResponse(
+                error_body("temporal_unavailable", "the workflow service is not reachable; try again", exc.message),
+                503,
+                headers={"Retry-After": "5"},
+            )
         log.error("unexpected Temporal error", exc_info=exc)
         return JSONResponse(error_body("internal_error", "an unexpected error occurred"), 500)
 
@@ -134,6 +153,7 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     """Every error: a stable `code` to branch on, a `message` for people, `details` naming what was wrong."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra={"required": ["error"]})
     error: ErrorDetail
 
@@ -144,26 +164,32 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 def document_errors(app: FastAPI) -> None:
     """The OpenAPI of `app` with the error body declared: every documented 4xx/5xx answer (FastAPI's own 422
     included, which it would describe as `{"detail": [...]}`) and, for the others, `4XX` and `5XX`."""
+
     def openapi() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.pop("HTTPValidationError", None), components.pop("ValidationError", None)
-        components.update(ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-                          .pop("$defs", {}))
-        components["ErrorBody"] = {k: v for k, v in ErrorBody.model_json_schema(
-            ref_template="#/components/schemas/{model}").items() if k != "$defs"}
+        components.update(ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}").pop("$defs", {}))
+        components["ErrorBody"] = {
+            k: v
+            for k, v in ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}").items()
+            if k != "$defs"
+        }
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
                 for status, response in responses.items():
                     if status[0] in "45":
                         response["content"] = {"application/json": {"schema": _ERROR_REF}}
-                for status, description in (("4XX", "a client error: nothing was written"),
-                                            ("5XX", "a server error, or a service we depend on unavailable")):
-                    responses.setdefault(status, {"description": description,
-                                                  "content": {"application/json": {"schema": _ERROR_REF}}})
+                for status, description in (
+                    ("4XX", "a client error: nothing was written"),
+                    ("5XX", "a server error, or a service we depend on unavailable"),
+                ):
+                    responses.setdefault(
+                        status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+                    )
         app.openapi_schema = schema
         return schema
 

@@ -44,13 +44,15 @@ MONEY_RE, RATE_RE = re.compile(MONEY_PATTERN, re.ASCII), re.compile(RATE_PATTERN
 def _strict_decimal(pattern: re.Pattern, shape: str):
     """A before-validator: an ASCII string matching `pattern`, a JSON number (not a boolean), or a Decimal (from
     our own code, e.g. a row's current value when a PATCH is merged) — as a finite, unsigned Decimal."""
+
     def parse(value: Any) -> Decimal:
         if isinstance(value, bool):
             raise ValueError(f"must be {shape}, not a boolean")
         if isinstance(value, str):
             if not pattern.fullmatch(value):
-                raise ValueError(f"must be {shape}: ASCII digits with an optional '.', no sign, spaces, "
-                                 f"'_' or exponent")
+                raise ValueError(
+                    f"must be {shape}: ASCII digits with an optional '.', no sign, spaces, '_' or exponent"
+                )
             return Decimal(value)
         if isinstance(value, (int, float)):
             try:
@@ -64,6 +66,7 @@ def _strict_decimal(pattern: re.Pattern, shape: str):
         if value.is_signed():
             raise ValueError("must not be negative (nor -0)")
         return value
+
     return parse
 
 
@@ -74,23 +77,36 @@ def _quantizer(exponent: str):
 
 def _decimal_schema(pattern: str, example: str, description: str, positive: bool = False) -> WithJsonSchema:
     number = {"type": "number", "exclusiveMinimum": 0} if positive else {"type": "number", "minimum": 0}
-    return WithJsonSchema({"anyOf": [{"type": "string", "pattern": pattern}, number],
-                           "examples": [example], "description": description})
+    return WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": pattern}, number], "examples": [example], "description": description}
+    )
 
 
 _MONEY = _strict_decimal(MONEY_RE, "an amount with at most 2 decimals")
-_MONEY_DOC = ("an amount in dollars: a string of ASCII digits with at most 2 decimals (\"1250.00\"), or a JSON "
-              "number")
+_MONEY_DOC = 'an amount in dollars: a string of ASCII digits with at most 2 decimals ("1250.00"), or a JSON number'
 
 # Numbers are quantized to the column's scale, so a response shows what GET will show later ("25" -> "25.00").
-Money = Annotated[Decimal, BeforeValidator(_MONEY), Field(gt=0, max_digits=15, decimal_places=2),
-                  AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "1000.00", _MONEY_DOC + ", > 0", positive=True)]
-MoneyOrZero = Annotated[Decimal, BeforeValidator(_MONEY), Field(ge=0, max_digits=15, decimal_places=2),
-                        AfterValidator(_quantizer("0.01")), _decimal_schema(MONEY_PATTERN, "25.00", _MONEY_DOC)]
-AnnualRate = Annotated[Decimal, BeforeValidator(_strict_decimal(RATE_RE, "a yearly fraction, 0 <= rate < 1")),
-                       Field(ge=0, lt=1, decimal_places=6), AfterValidator(_quantizer("0.000001")),
-                       _decimal_schema(RATE_PATTERN, "0.065", "a yearly fraction, 0 <= rate < 1, at most 6 "
-                                                              "decimals: \"0.065\" is 6.5 %")]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_MONEY),
+    Field(gt=0, max_digits=15, decimal_places=2),
+    AfterValidator(_quantizer("0.01")),
+    _decimal_schema(MONEY_PATTERN, "1000.00", _MONEY_DOC + ", > 0", positive=True),
+]
+MoneyOrZero = Annotated[
+    Decimal,
+    BeforeValidator(_MONEY),
+    Field(ge=0, max_digits=15, decimal_places=2),
+    AfterValidator(_quantizer("0.01")),
+    _decimal_schema(MONEY_PATTERN, "25.00", _MONEY_DOC),
+]
+AnnualRate = Annotated[
+    Decimal,
+    BeforeValidator(_strict_decimal(RATE_RE, "a yearly fraction, 0 <= rate < 1")),
+    Field(ge=0, lt=1, decimal_places=6),
+    AfterValidator(_quantizer("0.000001")),
+    _decimal_schema(RATE_PATTERN, "0.065", 'a yearly fraction, 0 <= rate < 1, at most 6 decimals: "0.065" is 6.5 %'),
+]
 # A query filter on amounts (min_amount, max_amount): the same shape as Money, zero allowed.
 MoneyFilter = MoneyOrZero
 
@@ -107,9 +123,12 @@ _TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 def _clean(bad: re.Pattern, what: str):
     def check(value: Any) -> Any:
         if isinstance(value, str) and (found := bad.search(value)) is not None:
-            raise ValueError(f"{what} must not contain control characters or lone surrogates "
-                             f"(found U+{ord(found.group()):04X} at {found.start()})")
+            raise ValueError(
+                f"{what} must not contain control characters or lone surrogates "
+                f"(found U+{ord(found.group()):04X} at {found.start()})"
+            )
         return value
+
     return check
 
 
@@ -126,14 +145,20 @@ def _string_schema(pattern: str, min_length: int, max_length: int) -> WithJsonSc
 def line_rules(max_length: int, min_length: int = 0, strip: bool = False) -> tuple[Any, ...]:
     """One line of text of at most `max_length` characters (stripped first when `strip`), as the metadata of a
     field typed `Annotated[str, *line_rules(...)]` (a type mypy reads as `str`)."""
-    return (StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-            _string_schema(LINE_PATTERN, min_length, max_length), _line)
+    return (
+        StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
+        _string_schema(LINE_PATTERN, min_length, max_length),
+        _line,
+    )
 
 
 def multiline_rules(max_length: int, min_length: int = 0) -> tuple[Any, ...]:
     """Free text that may span lines, of at most `max_length` characters: `Annotated[str, *multiline_rules(...)]`."""
-    return (StringConstraints(min_length=min_length, max_length=max_length),
-            _string_schema(TEXT_PATTERN, min_length, max_length), _text)
+    return (
+        StringConstraints(min_length=min_length, max_length=max_length),
+        _string_schema(TEXT_PATTERN, min_length, max_length),
+        _text,
+    )
 
 
 def line(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
@@ -186,27 +211,32 @@ def _moment(value: datetime) -> datetime:
     return value
 
 
-BusinessDate = Annotated[date, AfterValidator(_in_range),
-                         Field(description=f"a date from {MIN_DATE} to {MAX_DATE}")]
-DueDate = Annotated[date, AfterValidator(_in_range), AfterValidator(_due),
-                    Field(description=f"at most {MAX_DUE_YEARS} years ahead")]
-BusinessDateTime = Annotated[datetime, AfterValidator(_moment),
-                             Field(description=f"ISO 8601, from {MIN_DATE} to {MAX_DATE}, UTC offset at most 14 h")]
+BusinessDate = Annotated[date, AfterValidator(_in_range), Field(description=f"a date from {MIN_DATE} to {MAX_DATE}")]
+DueDate = Annotated[
+    date, AfterValidator(_in_range), AfterValidator(_due), Field(description=f"at most {MAX_DUE_YEARS} years ahead")
+]
+BusinessDateTime = Annotated[
+    datetime,
+    AfterValidator(_moment),
+    Field(description=f"ISO 8601, from {MIN_DATE} to {MAX_DATE}, UTC offset at most 14 h"),
+]
 
 # --- integers ----------------------------------------------------------------------------------------------------
 
-BIGINT_MAX = 2 ** 63 - 1  # Postgres BIGINT: LIMIT, OFFSET and identity columns
+BIGINT_MAX = 2**63 - 1  # Postgres BIGINT: LIMIT, OFFSET and identity columns
 
 # --- PATCH helpers -----------------------------------------------------------------------------------------------
 
 
 def not_below(lower_field: str):
     """A field validator: this field must be >= `lower_field` (when that one was valid)."""
+
     def check(value, info):
         lower = info.data.get(lower_field)
         if value is not None and lower is not None and value < lower:
             raise ValueError(f"must be at least {lower_field} ({lower})")
         return value
+
     return check
 
 
@@ -219,9 +249,12 @@ def partial_model(model: type[BaseModel], name: str, **more_fields: Any) -> type
     mypy cannot see the fields of a model made at run time: a module declares its PATCH body as a `BaseModel` to it
     (`if TYPE_CHECKING: XPatch = BaseModel`), which is all a handler uses (`model_dump`)."""
     fields: dict[str, Any] = {
-        field: (Optional[info.rebuild_annotation()],  # noqa: UP045 (`|` refuses a string annotation)
-                Field(default=None, description=info.description, examples=info.examples))
-        for field, info in model.model_fields.items()}
+        field: (
+            Optional[info.rebuild_annotation()],  # noqa: UP045 (`|` refuses a string annotation)
+            Field(default=None, description=info.description, examples=info.examples),
+        )
+        for field, info in model.model_fields.items()
+    }
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields, **more_fields)
 
 

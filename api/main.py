@@ -65,9 +65,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CorrelationIdMiddleware)
 
     v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, users, accounts, external_accounts, transfers, payments, ach_files, webhooks, bank_events, audit,
-                   notifications, loan_products, approval_rules, loans, approvals, bills, savings_products,
-                   interest):
+    for module in (
+        auth,
+        users,
+        accounts,
+        external_accounts,
+        transfers,
+        payments,
+        ach_files,
+        webhooks,
+        bank_events,
+        audit,
+        notifications,
+        loan_products,
+        approval_rules,
+        loans,
+        approvals,
+        bills,
+        savings_products,
+        interest,
+    ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)
     v1.include_router(statements.router)

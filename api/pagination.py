@@ -22,11 +22,13 @@ class PageParams(BaseModel):
 
 
 # Postgres takes OFFSET as a BIGINT: one past it is a 422 here, not a database error.
-OFFSET_MAX = 2 ** 63 - 1
+OFFSET_MAX = 2**63 - 1
 
 
-def page_params(limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-                offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")] = 0) -> PageParams:
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX, description="rows to skip")] = 0,
+) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
 

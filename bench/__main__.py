@@ -5,8 +5,11 @@ import argparse
 import asyncio
 import importlib
 
-BENCHMARKS = {"ach_throughput": "bench.ach_throughput", "approval_roundtrip": "bench.approval_roundtrip",
-              "interest_posting": "bench.interest_posting"}
+BENCHMARKS = {
+    "ach_throughput": "bench.ach_throughput",
+    "approval_roundtrip": "bench.approval_roundtrip",
+    "interest_posting": "bench.interest_posting",
+}
 
 
 def main() -> None:

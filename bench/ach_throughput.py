@@ -51,15 +51,24 @@ with workflow.unsafe.imports_passed_through():  # this module is re-imported in 
 WARMUP = 10  # run to completion before each measurement: it also proves the workers are polling
 SUPERUSER = ("root@bench.example", "bench-superuser-password")
 SETTINGS = {  # the worker's and API's env (ISO 8601 durations): 1 s windows, so each payment finishes
-    "ACH_WINDOW_INTERVAL": "PT1S", "ACH_RETURN_WINDOW": "PT1S", "ACH_LATE_RETURN_WINDOW": "PT1S",
+    "ACH_WINDOW_INTERVAL": "PT1S",
+    "ACH_RETURN_WINDOW": "PT1S",
+    "ACH_LATE_RETURN_WINDOW": "PT1S",
     "WORKER_MAX_CONCURRENT_ACTIVITIES": "500",
     # One pooled connection per request in flight (50) plus the bank's webhooks arriving meanwhile.
-    "DB_POOL_SIZE": "50"}
-BANK = {"settlement_delay_ms": 200, "return_delay_ms": 200, "late_return_delay_ms": 1000,
-        "duplicate_deliveries": False, "out_of_order": False}
+    "DB_POOL_SIZE": "50",
+}
+BANK = {
+    "settlement_delay_ms": 200,
+    "return_delay_ms": 200,
+    "late_return_delay_ms": 1000,
+    "duplicate_deliveries": False,
+    "out_of_order": False,
+}
 
 
 # --- the baseline: a payment's shape with nothing inside ----------------------------------------------------
+
 
 @activity.defn
 async def noop_step(step: str) -> None:
@@ -100,27 +109,38 @@ async def serve_baseline_worker() -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    async with Worker(client, task_queue=settings.task_queue, workflows=[BaselinePaymentWorkflow],
-                      activities=[noop_step], max_concurrent_activities=settings.worker_max_concurrent_activities,
-                      graceful_shutdown_timeout=timedelta(seconds=10)):
+    async with Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[BaselinePaymentWorkflow],
+        activities=[noop_step],
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    ):
         await stop.wait()
 
 
 async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
     """Seconds from the first start request until all n baseline workflows have closed."""
     task_queue = f"{stack.task_queue}-baseline"
-    worker = stack.start("baseline-worker", processes.python("-m", "bench.ach_throughput", "--baseline-worker"),
-                         {"TASK_QUEUE": task_queue})
+    worker = stack.start(
+        "baseline-worker",
+        processes.python("-m", "bench.ach_throughput", "--baseline-worker"),
+        {"TASK_QUEUE": task_queue},
+    )
     client, query = stack.client, f"WorkflowType = 'BaselinePaymentWorkflow' AND TaskQueue = '{task_queue}'"
 
     async def drive(ids: list[str]) -> None:
         async def start(workflow_id: str) -> None:
             await client.start_workflow(BaselinePaymentWorkflow.run, id=workflow_id, task_queue=task_queue)
+
         await bounded(concurrency, start, ids)
         # Each signal to every workflow in turn, after all are started: most find their workflow waiting for
         # it, as a payment's do, rather than arriving with the start in one workflow task.
         for name in ("submitted", "bank_event"):
-            await bounded(concurrency, lambda workflow_id, name=name: client.get_workflow_handle(workflow_id).signal(name), ids)
+            await bounded(
+                concurrency, lambda workflow_id, name=name: client.get_workflow_handle(workflow_id).signal(name), ids
+            )
 
     try:
         await drive([f"baseline-warmup-{i}" for i in range(WARMUP)])
@@ -135,9 +155,11 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
 
 # --- ACH payments through the API -----------------------------------------------------------------------------
 
+
 @dataclass
 class Payer:
     """An org admin with a funded internal account and a linked external account."""
+
     headers: dict
     account_id: str
     external_account_id: str
@@ -146,10 +168,13 @@ class Payer:
 async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
     db = Database(stack.database_url, pool_size=1)
     async with db.session() as session, session.begin():  # the API has no way to make the first superuser
-        await session.execute(text(
-            "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-            "'superuser') ON CONFLICT DO NOTHING"),
-            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])})
+        await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+                "'superuser') ON CONFLICT DO NOTHING"
+            ),
+            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
+        )
     await db.close()
     su = await login(http, *SUPERUSER)
     org = await make_org(http, su, roles=("org_admin", "member"))
@@ -157,9 +182,17 @@ async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="10000000.00")
     admin = org.headers["org_admin"]
     link_token = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()["link_token"]
-    public = (await http.post(f"{stack.sandbox_url}/linking/sandbox/public_token/create", json={
-        "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": "ins_1",
-        "link_token": link_token})).json()["public_token"]
+    public = (
+        await http.post(
+            f"{stack.sandbox_url}/linking/sandbox/public_token/create",
+            json={
+                "client_id": "backoffice",
+                "secret": "sandbox-secret",
+                "institution_id": "ins_1",
+                "link_token": link_token,
+            },
+        )
+    ).json()["public_token"]
     linked = await http.post("/api/v1/external-accounts/link", headers=admin, json={"public_token": public})
     linked.raise_for_status()
     external = next(a for a in linked.json() if a["account_type"] == "checking")
@@ -169,12 +202,20 @@ async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
 async def create_payments(http: httpx.AsyncClient, payer: Payer, prefix: str, count: int, concurrency: int) -> None:
     async def create(i: int) -> None:
         key = f"{prefix}-{i}"
-        response = await http.post("/api/v1/payments", headers={**payer.headers, "Idempotency-Key": key}, json={
-            # Half debits, half credits. Whole dollars: the bank's return table keys on the cents, so each settles.
-            "kind": "ach_debit" if i % 2 == 0 else "ach_credit", "amount": f"{1 + i % 500}.00",
-            "account_id": payer.account_id, "external_account_id": payer.external_account_id})
+        response = await http.post(
+            "/api/v1/payments",
+            headers={**payer.headers, "Idempotency-Key": key},
+            json={
+                # Half debits, half credits. Whole dollars: the bank's return table keys on the cents, so each settles.
+                "kind": "ach_debit" if i % 2 == 0 else "ach_credit",
+                "amount": f"{1 + i % 500}.00",
+                "account_id": payer.account_id,
+                "external_account_id": payer.external_account_id,
+            },
+        )
         if response.status_code != 201:
             raise RuntimeError(f"payment {key}: {response.status_code} {response.text}")
+
     await bounded(concurrency, create, range(count))
 
 
@@ -182,11 +223,16 @@ async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
     client = stack.client
     payments = f"WorkflowType = 'AchPaymentWorkflow' AND TaskQueue = '{stack.task_queue}'"
     batches = f"WorkflowType = 'AchBatchWorkflow' AND TaskQueue = '{stack.task_queue}'"
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=120,
-                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=concurrency)
+    ) as http:
         payer = await seed_payer(http, stack)
-        (await http.put(f"{stack.sandbox_url}/odfi/_control", json={
-            "webhook_url": f"{stack.api_url}/api/v1/webhooks/bank", **BANK})).raise_for_status()
+        (
+            await http.put(
+                f"{stack.sandbox_url}/odfi/_control",
+                json={"webhook_url": f"{stack.api_url}/api/v1/webhooks/bank", **BANK},
+            )
+        ).raise_for_status()
         await create_payments(http, payer, "warmup", WARMUP, concurrency)
         await wait_closed(client, payments, WARMUP)
         windows_before = (await client.count_workflows(batches)).count
@@ -207,6 +253,7 @@ async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
+
 async def bounded(concurrency: int, call: Callable[..., Awaitable], items: Iterable) -> None:
     """call(item) for every item, at most `concurrency` at a time."""
     slots = asyncio.Semaphore(concurrency)
@@ -214,6 +261,7 @@ async def bounded(concurrency: int, call: Callable[..., Awaitable], items: Itera
     async def one(item) -> None:
         async with slots:
             await call(item)
+
     await asyncio.gather(*(one(item) for item in items))
 
 
@@ -229,16 +277,18 @@ async def wait_closed(client: Client, query: str, expected: int, progress: str |
             print(f"  … {closed}/{expected} {progress} closed", file=sys.stderr, flush=True)
             last_report = time.monotonic()
         await asyncio.sleep(0.5)
-    failed = (await client.count_workflows(f"{query} AND ExecutionStatus != 'Running' "
-                                           f"AND ExecutionStatus != 'Completed'")).count
+    failed = (
+        await client.count_workflows(f"{query} AND ExecutionStatus != 'Running' AND ExecutionStatus != 'Completed'")
+    ).count
     if failed:
         raise RuntimeError(f"{failed} workflows closed without completing: {query}")
 
 
 async def last_close(client: Client, query: str) -> float:
     """The latest close time (epoch seconds) among the workflows matching `query`: exact, unlike the poll."""
-    return max([w.close_time async for w in client.list_workflows(query, page_size=1000)
-                if w.close_time is not None]).timestamp()  # every one of them is closed
+    return max(
+        [w.close_time async for w in client.list_workflows(query, page_size=1000) if w.close_time is not None]
+    ).timestamp()  # every one of them is closed
 
 
 def machine() -> str:
@@ -246,8 +296,10 @@ def machine() -> str:
         memory_kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     with open("/proc/cpuinfo") as cpuinfo:
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
-    return (f"nproc {len(os.sched_getaffinity(0))} ({cpu}), {memory_kib / 2 ** 20:.1f} GiB RAM; "
-            f"Python {platform.python_version()}, temporalio {temporalio.__version__}")
+    return (
+        f"nproc {len(os.sched_getaffinity(0))} ({cpu}), {memory_kib / 2**20:.1f} GiB RAM; "
+        f"Python {platform.python_version()}, temporalio {temporalio.__version__}"
+    )
 
 
 def load() -> str:
@@ -257,10 +309,16 @@ def load() -> str:
 
 # --- the benchmark --------------------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ach_throughput")
-    group.add_argument("--payments", type=int, default=2000, metavar="N", help="ACH payments (and baseline "
-                       "workflows) to run (default 2000)")
+    group.add_argument(
+        "--payments",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="ACH payments (and baseline workflows) to run (default 2000)",
+    )
     group.add_argument("--concurrency", type=int, default=50, help="requests in flight (default 50)")
 
 
@@ -272,7 +330,8 @@ async def run(args: argparse.Namespace) -> None:
         baseline = await run_baseline(stack, n, concurrency)
         ach = await run_ach(stack, n, concurrency)
     ach_rate, baseline_rate = n / ach["elapsed"], n / baseline
-    print(f"""
+    print(
+        f"""
 ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n} (half debits, half credits), {concurrency} requests in flight; cutoff window 1 s, return window 1 s,
   late-return window 1 s, the bank settles 200 ms after the upload; one Temporal dev server, Postgres, API and
@@ -282,12 +341,15 @@ ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine
 +{2 * ach["windows"] / n:.2f} batch activities a payment)
   baseline no-op workflows           {n} in {baseline:7.1f} s = {baseline_rate:7.1f} workflows/s
       (5 activities, 2 signals each)
-  ratio ACH / baseline               {ach_rate / baseline_rate:.3f}""", flush=True)
+  ratio ACH / baseline               {ach_rate / baseline_rate:.3f}""",
+        flush=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.ach_throughput", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ach_throughput", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--baseline-worker", action="store_true", help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args()

@@ -65,12 +65,16 @@ class Approval:
 
 # --- set-up -----------------------------------------------------------------------------------------------
 
+
 async def superuser(http: httpx.AsyncClient, db: Database) -> dict:
     async with db.session() as session, session.begin():  # the API has no way to make the first superuser
-        await session.execute(text(
-            "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-            "'superuser') ON CONFLICT DO NOTHING"),
-            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])})
+        await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+                "'superuser') ON CONFLICT DO NOTHING"
+            ),
+            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
+        )
     return await login(http, *SUPERUSER)
 
 
@@ -81,19 +85,45 @@ async def post(http: httpx.AsyncClient, path: str, headers: dict, body: dict) ->
     return response.json()
 
 
-async def apply_for_loans(http: httpx.AsyncClient, bureau_url: str, db: Database, count: int,
-                          officers: int) -> tuple[list[Officer], list[Approval]]:
+async def apply_for_loans(
+    http: httpx.AsyncClient, bureau_url: str, db: Database, count: int, officers: int
+) -> tuple[list[Officer], list[Approval]]:
     """A rule of its own (one level, loan_officer, quorum 1), an org with `officers` loan officers and one member,
     and `count` applications of that member, returned once every approval waits on a loan officer."""
     su = await superuser(http, db)
     member_type = f"bench-{uuid.uuid4().hex[:8]}"  # on the member's record, picks this rule over the default tiers
-    await post(http, "/api/v1/approval-rules", su, {
-        "name": member_type, "priority": 1, "min_amount": "0.01", "max_amount": None, "member_type": member_type,
-        "levels": [{"role": ROLE, "quorum": 1, "deadline_seconds": 3600}], "final_outcome": "decline"})
-    product = await post(http, "/api/v1/loan-products", su, {
-        "name": f"Bench {member_type}", "annual_rate": "0.065", "min_term": 6, "max_term": 360,
-        "min_amount": "1000.00", "max_amount": "500000.00", "amortization": "declining_balance",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    await post(
+        http,
+        "/api/v1/approval-rules",
+        su,
+        {
+            "name": member_type,
+            "priority": 1,
+            "min_amount": "0.01",
+            "max_amount": None,
+            "member_type": member_type,
+            "levels": [{"role": ROLE, "quorum": 1, "deadline_seconds": 3600}],
+            "final_outcome": "decline",
+        },
+    )
+    product = await post(
+        http,
+        "/api/v1/loan-products",
+        su,
+        {
+            "name": f"Bench {member_type}",
+            "annual_rate": "0.065",
+            "min_term": 6,
+            "max_term": 360,
+            "min_amount": "1000.00",
+            "max_amount": "500000.00",
+            "amortization": "declining_balance",
+            "frequency": "monthly",
+            "day_count": "30/360",
+            "grace_days": 10,
+            "late_fee": "25.00",
+        },
+    )
     org = await make_org(http, su, roles=("member",))
     member = org.users["member"]
     response = await http.patch(f"/api/v1/users/{member['id']}", headers=su, json={"member_type": member_type})
@@ -105,27 +135,51 @@ async def apply_for_loans(http: httpx.AsyncClient, bureau_url: str, db: Database
     async def add_officer(_: int) -> None:
         user, headers = await make_user(http, su, ROLE, org.id)
         officer_list.append(Officer(uuid.UUID(user["id"]), user["email"], headers))
+
     await bounded(10, add_officer, range(officers))
     (await http.put(f"{bureau_url}/bureau/_control", json={"fixed_scores": {member["id"]: SCORE}})).raise_for_status()
 
     async def apply(i: int) -> None:
-        await post(http, "/api/v1/loans", {**org.headers["member"], "Idempotency-Key": f"bench-{i}"}, {
-            "product_id": product["id"], "amount": "5000.00", "term": 36, "purpose": "Car",
-            "monthly_income": "20000.00", "monthly_debt": "300.00", "deposit_account_id": account["id"]})
+        await post(
+            http,
+            "/api/v1/loans",
+            {**org.headers["member"], "Idempotency-Key": f"bench-{i}"},
+            {
+                "product_id": product["id"],
+                "amount": "5000.00",
+                "term": 36,
+                "purpose": "Car",
+                "monthly_income": "20000.00",
+                "monthly_debt": "300.00",
+                "deposit_account_id": account["id"],
+            },
+        )
+
     await bounded(officers, apply, range(count))
 
     # Waiting = the request row says so (the workflow writes it after setting its level and role) and every
     # "opened" notification is out (50 emails an approval): none of that set-up may run under the measurement.
-    await wait_for(db, f"{count} approvals waiting on {ROLE}, their emails sent", """
+    await wait_for(
+        db,
+        f"{count} approvals waiting on {ROLE}, their emails sent",
+        """
         SELECT (SELECT count(*) FROM approval_requests WHERE org_id = :org AND status = 'open'
                   AND waiting_on_role = :role) = :count
            AND (SELECT count(*) FROM notifications WHERE kind = 'approval_opened') = :count * :officers
            AND NOT EXISTS (SELECT 1 FROM email_outbox WHERE status = 'pending')""",
-                   {"org": org.id, "role": ROLE, "count": count, "officers": officers}, timeout=120 + count)
+        {"org": org.id, "role": ROLE, "count": count, "officers": officers},
+        timeout=120 + count,
+    )
     async with db.session() as session:
-        rows = (await session.execute(text(
-            "SELECT id, workflow_id, current_level, subject_id FROM approval_requests WHERE org_id = :org "
-            "ORDER BY created_at, id"), {"org": org.id})).all()
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT id, workflow_id, current_level, subject_id FROM approval_requests WHERE org_id = :org "
+                    "ORDER BY created_at, id"
+                ),
+                {"org": org.id},
+            )
+        ).all()
     return officer_list, [Approval(str(r.id), r.workflow_id, r.current_level, str(r.subject_id)) for r in rows]
 
 
@@ -143,9 +197,13 @@ async def wait_for(db: Database, what: str, condition_sql: str, params: dict, ti
 
 async def wait_disbursed(db: Database, approvals: list[Approval]) -> None:
     """Each decision sets its loan going (agreement PDF, disbursement): lets that finish."""
-    await wait_for(db, f"{len(approvals)} loans active",
-                   "SELECT count(*) = :n FROM loans WHERE id = ANY(:ids) AND status = 'active'",
-                   {"n": len(approvals), "ids": [uuid.UUID(a.loan_id) for a in approvals]}, timeout=60 + len(approvals))
+    await wait_for(
+        db,
+        f"{len(approvals)} loans active",
+        "SELECT count(*) = :n FROM loans WHERE id = ANY(:ids) AND status = 'active'",
+        {"n": len(approvals), "ids": [uuid.UUID(a.loan_id) for a in approvals]},
+        timeout=60 + len(approvals),
+    )
 
 
 # --- the two ways to decide ------------------------------------------------------------------------------------
@@ -155,19 +213,28 @@ Decide = Callable[[Officer, Approval], Awaitable[str]]  # the approval's status 
 
 def over_http(http: httpx.AsyncClient) -> Decide:
     async def decide(officer: Officer, approval: Approval) -> str:
-        response = await http.post(f"/api/v1/approvals/{approval.request_id}/decisions", headers=officer.headers,
-                                   json={"decision": "approve"})
+        response = await http.post(
+            f"/api/v1/approvals/{approval.request_id}/decisions", headers=officer.headers, json={"decision": "approve"}
+        )
         return response.json()["status"] if response.status_code == 200 else f"{response.status_code} {response.text}"
+
     return decide
 
 
 def by_update(stack: Stack) -> Decide:
     async def decide(officer: Officer, approval: Approval) -> str:
         state = await stack.client.get_workflow_handle(approval.workflow_id).execute_update(
-            ApprovalWorkflow.decide, DecisionInput(approver_id=officer.id, approver_role=ROLE,
-                                                   approver_email=officer.email, level=approval.level,
-                                                   decision="approve"))
+            ApprovalWorkflow.decide,
+            DecisionInput(
+                approver_id=officer.id,
+                approver_role=ROLE,
+                approver_email=officer.email,
+                level=approval.level,
+                decision="approve",
+            ),
+        )
         return state.status
+
     return decide
 
 
@@ -175,8 +242,9 @@ def percentile(latencies: list[float], p: int) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[p - 1]
 
 
-async def decide_all(paths: dict[str, Decide], officers: list[Officer],
-                     approvals: list[Approval]) -> tuple[dict[str, list[float]], float]:
+async def decide_all(
+    paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]
+) -> tuple[dict[str, list[float]], float]:
     """Every officer is an approver taking the next undecided approval until none is left; the approvals take
     the paths in turn. Returns each path's latencies (seconds) and the seconds the whole batch took."""
     undecided = iter(enumerate(approvals))  # shared: next() never awaits, so no approval is taken twice
@@ -191,6 +259,7 @@ async def decide_all(paths: dict[str, Decide], officers: list[Officer],
             latencies[path].append(time.perf_counter() - started)
             if status != "approved":
                 raise RuntimeError(f"approval {approval.request_id} ({path}): {status}")
+
     started = time.perf_counter()
     await asyncio.gather(*(approver(officer) for officer in officers))
     return latencies, time.perf_counter() - started
@@ -198,13 +267,21 @@ async def decide_all(paths: dict[str, Decide], officers: list[Officer],
 
 # --- the benchmark --------------------------------------------------------------------------------------------
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("approval_roundtrip")
-    group.add_argument("--loans", type=int, default=200, metavar="N", help="applications to decide, half over "
-                       f"HTTP and half by direct update, besides {WARMUP} warm-up ones a path (default 200)")
+    group.add_argument(
+        "--loans",
+        type=int,
+        default=200,
+        metavar="N",
+        help="applications to decide, half over "
+        f"HTTP and half by direct update, besides {WARMUP} warm-up ones a path (default 200)",
+    )
     try:
-        group.add_argument("--concurrency", type=int, default=50, help="concurrent approvers, each its own loan "
-                           "officer (default 50)")
+        group.add_argument(
+            "--concurrency", type=int, default=50, help="concurrent approvers, each its own loan officer (default 50)"
+        )
     except argparse.ArgumentError:
         pass  # `python -m bench` registers ach_throughput's --concurrency (same default) for both
 
@@ -215,28 +292,33 @@ async def run(args: argparse.Namespace) -> None:
     settings = {
         "DB_POOL_SIZE": "50",  # a pooled connection per approver in flight, in the API as in the worker
         "WORKER_MAX_CONCURRENT_ACTIVITIES": "500",  # the "opened" emails must not hold back record_decision
-        "ACCESS_TOKEN_TTL": "PT2H"}  # the officers log in once, before the long set-up
+        "ACCESS_TOKEN_TTL": "PT2H",
+    }  # the officers log in once, before the long set-up
     async with running_stack(settings, name="bench-approval") as stack:
         db = Database(stack.database_url, pool_size=2)
         try:
-            async with httpx.AsyncClient(base_url=stack.api_url, timeout=120,
-                                         limits=httpx.Limits(max_connections=concurrency)) as http:
-                officers, approvals = await apply_for_loans(http, stack.sandbox_url, db,
-                                                            n + 2 * WARMUP, concurrency)
+            async with httpx.AsyncClient(
+                base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=concurrency)
+            ) as http:
+                officers, approvals = await apply_for_loans(http, stack.sandbox_url, db, n + 2 * WARMUP, concurrency)
                 paths = {"direct": by_update(stack), "http": over_http(http)}
-                await decide_all(paths, officers, approvals[:2 * WARMUP])
-                await wait_disbursed(db, approvals[:2 * WARMUP])
+                await decide_all(paths, officers, approvals[: 2 * WARMUP])
+                await wait_disbursed(db, approvals[: 2 * WARMUP])
                 load_measuring = load()
-                latencies, elapsed = await decide_all(paths, officers, approvals[2 * WARMUP:])
+                latencies, elapsed = await decide_all(paths, officers, approvals[2 * WARMUP :])
         finally:
             await db.close()
 
     def row(label: str, seconds: list[float]) -> str:
-        ms = [1000 * x for x in (percentile(seconds, 50), percentile(seconds, 95), statistics.fmean(seconds),
-                                 max(seconds))]
+        ms = [
+            1000 * x
+            for x in (percentile(seconds, 50), percentile(seconds, 95), statistics.fmean(seconds), max(seconds))
+        ]
         return f"  {label:<24}{len(seconds):>5}" + "".join(f"{x:>9.1f}" for x in ms)
+
     http_seconds, direct_seconds = latencies["http"], latencies["direct"]
-    print(f"""
+    print(
+        f"""
 Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n} applications, decided in turn over HTTP and by direct update, after {WARMUP} warm-up decisions a path;
   {concurrency} concurrent approvers, each its own loan officer; one level (loan_officer, quorum 1): a decision closes
@@ -247,4 +329,6 @@ Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {mac
 {row("HTTP decision call", http_seconds)}
 {row("direct Temporal update", direct_seconds)}
   ratio HTTP / direct       p50 {percentile(http_seconds, 50) / percentile(direct_seconds, 50):.2f}, \
-p95 {percentile(http_seconds, 95) / percentile(direct_seconds, 95):.2f}""", flush=True)
+p95 {percentile(http_seconds, 95) / percentile(direct_seconds, 95):.2f}""",
+        flush=True,
+    )

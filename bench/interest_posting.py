@@ -80,16 +80,22 @@ async def copy_database(url: str, copy: str) -> float:
     started = time.monotonic()
     source = conninfo_to_dict(libpq_url(url))["dbname"]
     async with await psycopg.AsyncConnection.connect(database(url, "template1"), autocommit=True) as conn:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                           "AND pid <> pg_backend_pid()", (source,))
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (source,),
+        )
         await conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{source}" STRATEGY = FILE_COPY')
     return time.monotonic() - started
 
 
 async def run_workflow(client: Client, task_queue: str) -> tuple[float, PostingSummary]:
     started = time.monotonic()
-    summary = await client.execute_workflow(MonthEndPostingWorkflow.run, MonthEndInput(period=PERIOD),
-                                            id=f"bench-month-end-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    summary = await client.execute_workflow(
+        MonthEndPostingWorkflow.run,
+        MonthEndInput(period=PERIOD),
+        id=f"bench-month-end-{uuid.uuid4().hex[:8]}",
+        task_queue=task_queue,
+    )
     assert summary is not None  # a new workflow id: it posts
     return time.monotonic() - started, summary
 
@@ -97,12 +103,17 @@ async def run_workflow(client: Client, task_queue: str) -> tuple[float, PostingS
 async def run_statement(url: str) -> tuple[float, int, Decimal]:
     """The baseline: every account's posting in one statement, one transaction (commit included)."""
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        gl_row = await (await conn.execute("SELECT id FROM ledger_accounts WHERE code = %s",
-                                           (GL_INTEREST_EXPENSE,))).fetchone()
+        gl_row = await (
+            await conn.execute("SELECT id FROM ledger_accounts WHERE code = %s", (GL_INTEREST_EXPENSE,))
+        ).fetchone()
         assert gl_row is not None
         gl = gl_row[0]
-        sql = POST_ALL.text.replace(":period", "%(period)s").replace(":first", "%(first)s") \
-            .replace(":last", "%(last)s").replace(":gl", "%(gl)s")
+        sql = (
+            POST_ALL.text.replace(":period", "%(period)s")
+            .replace(":first", "%(first)s")
+            .replace(":last", "%(last)s")
+            .replace(":gl", "%(gl)s")
+        )
         started = time.monotonic()
         row = await (await conn.execute(sql, {"period": PERIOD, "first": FIRST, "last": LAST, "gl": gl})).fetchone()
         await conn.commit()
@@ -113,8 +124,9 @@ async def run_statement(url: str) -> tuple[float, int, Decimal]:
 
 async def totals(url: str) -> tuple[int, Decimal, Decimal]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        posted = await (await conn.execute("SELECT count(*), sum(amount) FROM interest_postings WHERE period = %s",
-                                           (PERIOD,))).fetchone()
+        posted = await (
+            await conn.execute("SELECT count(*), sum(amount) FROM interest_postings WHERE period = %s", (PERIOD,))
+        ).fetchone()
         books_row = await (await conn.execute("SELECT sum(amount) FROM postings")).fetchone()
     assert posted is not None and books_row is not None  # aggregates: always one row
     return posted[0], posted[1], books_row[0]
@@ -128,17 +140,28 @@ def peak_rss_mib(pid: int) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("interest_posting")
-    group.add_argument("--accounts", type=int, default=1_000_000, metavar="N",
-                       help="savings accounts to seed and post (default 1,000,000)")
+    group.add_argument(
+        "--accounts",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="savings accounts to seed and post (default 1,000,000)",
+    )
     group.add_argument("--batch-size", type=int, default=10_000, help="accounts per posting batch (default 10,000)")
-    group.add_argument("--continue-as-new-after", type=int, default=50,
-                       help="batches per workflow run before it continues as new (default 50)")
+    group.add_argument(
+        "--continue-as-new-after",
+        type=int,
+        default=50,
+        help="batches per workflow run before it continues as new (default 50)",
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
     n, load_before = args.accounts, load()
-    settings = {"INTEREST_BATCH_SIZE": str(args.batch_size),
-                "INTEREST_CONTINUE_AS_NEW_AFTER": str(args.continue_as_new_after)}
+    settings = {
+        "INTEREST_BATCH_SIZE": str(args.batch_size),
+        "INTEREST_CONTINUE_AS_NEW_AFTER": str(args.continue_as_new_after),
+    }
     async with running_stack(settings, name="bench-interest") as stack:
         seeding = await seed(stack.database_url, n)
         baseline_db = f"baseline_{uuid.uuid4().hex[:8]}"
@@ -147,17 +170,18 @@ async def run(args: argparse.Namespace) -> None:
         rss_before = peak_rss_mib(worker.pid)
         workflow_seconds, summary = await run_workflow(stack.client, stack.task_queue)
         rss_peak = peak_rss_mib(worker.pid)
-        statement_seconds, _count, _total = await run_statement(
-            database(stack.database_url, baseline_db))
+        statement_seconds, _count, _total = await run_statement(database(stack.database_url, baseline_db))
         by_workflow = await totals(libpq_url(stack.database_url))
         by_statement = await totals(database(stack.database_url, baseline_db))
     if by_workflow != by_statement or by_workflow[:2] != (summary.accounts, summary.total) or by_workflow[2] != 0:
-        raise RuntimeError(f"the two runs disagree: workflow {by_workflow} (summary {summary}), "
-                           f"statement {by_statement}")
+        raise RuntimeError(
+            f"the two runs disagree: workflow {by_workflow} (summary {summary}), statement {by_statement}"
+        )
     days = (LAST - FIRST).days + 1
     workflow_label = f"workflow (batches of {args.batch_size:,}, continue-as-new every {args.continue_as_new_after})"
     width = max(len(workflow_label), 34)
-    print(f"""
+    print(
+        f"""
 Month-end interest posting — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n:,} savings accounts with {days} days of accruals each ({n * days:,} rows), seeded in {seeding:.1f} s,
   copied in {copying:.1f} s; one Postgres, Temporal dev server and worker process on this machine; load average
@@ -167,4 +191,5 @@ Month-end interest posting — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machi
   {"ratio workflow / statement":<{width}} {workflow_seconds / statement_seconds:8.2f}
   {"worker peak RSS (VmHWM)":<{width}} {rss_peak:8.0f} MiB ({rss_before:.0f} MiB before the run)
   both posted {summary.accounts:,} accounts (the rest accrued nothing), {summary.total:,} in total; books sum to 0""",
-          flush=True)
+        flush=True,
+    )

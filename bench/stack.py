@@ -82,26 +82,53 @@ async def running_stack(settings: dict[str, str], name: str = "bench") -> AsyncI
     await asyncio.to_thread(migrate, database_url)
     with stdio_to(tmp / "temporal.log"):
         temporal = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=ensure_temporal(), search_attributes=search_attributes.ALL,
-            data_converter=pydantic_data_converter, dev_server_log_level="error")
+            dev_server_existing_path=ensure_temporal(),
+            search_attributes=search_attributes.ALL,
+            data_converter=pydantic_data_converter,
+            dev_server_log_level="error",
+        )
     sandbox_port, api_port, smtp_port = processes.free_port(), processes.free_port(), processes.free_port()
     sandbox_url, api_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{api_port}"
-    stack = Stack(dir=tmp, client=temporal.client, sandbox_url=sandbox_url, api_url=api_url, env={
-        "DATABASE_URL": database_url,
-        "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-        "TASK_QUEUE": f"{name}-{uuid.uuid4().hex[:8]}",
-        "LINKING_BASE_URL": sandbox_url, "ODFI_BASE_URL": sandbox_url, "BUREAU_BASE_URL": sandbox_url,
-        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{processes.free_port()}",
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),  # a sink of its own, never make run's
-        **settings})
+    stack = Stack(
+        dir=tmp,
+        client=temporal.client,
+        sandbox_url=sandbox_url,
+        api_url=api_url,
+        env={
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+            "TASK_QUEUE": f"{name}-{uuid.uuid4().hex[:8]}",
+            "LINKING_BASE_URL": sandbox_url,
+            "ODFI_BASE_URL": sandbox_url,
+            "BUREAU_BASE_URL": sandbox_url,
+            "WORKER_METRICS_ADDRESS": f"127.0.0.1:{processes.free_port()}",
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),  # a sink of its own, never make run's
+            **settings,
+        },
+    )
     failed = True
     try:
         sandbox = stack.start("sandbox", processes.python("-m", "sandbox", "--port", str(sandbox_port)))
-        mailsink = stack.start("mailsink", processes.python("-m", "devstack.mailsink", "--port", str(smtp_port),
-                                                            "--dir", str(tmp / "mail")))
+        mailsink = stack.start(
+            "mailsink",
+            processes.python("-m", "devstack.mailsink", "--port", str(smtp_port), "--dir", str(tmp / "mail")),
+        )
         stack.start("worker", processes.python("worker.py"))
-        api = stack.start("api", processes.python("-m", "uvicorn", "api.main:create_app", "--factory", "--host",
-                                                  "127.0.0.1", "--port", str(api_port), "--no-access-log"))
+        api = stack.start(
+            "api",
+            processes.python(
+                "-m",
+                "uvicorn",
+                "api.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--no-access-log",
+            ),
+        )
         await asyncio.to_thread(processes.wait_for_port, sandbox_port, sandbox, name="sandbox")
         await asyncio.to_thread(processes.wait_for_port, smtp_port, mailsink, name="mailsink")
         await asyncio.to_thread(processes.wait_for_port, api_port, api, name="api")

@@ -81,7 +81,7 @@ class Action(StrEnum):
     place_hold = "place_hold"
     release = "release"
     move_money = "move_money"
-    use = "use"            # name an external account as the other side of a payment, loan or bill
+    use = "use"  # name an external account as the other side of a payment, loan or bill
     create_ach = "create_ach"
     cancel = "cancel"
     apply_for_other = "apply_for_other"
@@ -102,6 +102,7 @@ class AccessDenied(Exception):
 
 class NotVisible(AccessDenied):
     """A read of something the caller may not see (or that does not exist): a 404 like any not-found."""
+
     status = 404
 
     def __init__(self, entity: Entity | str, entity_id: Any, action: Action = Action.read):
@@ -133,8 +134,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.interest_posting, Action.read): BANK,
     (Entity.statement_run, Action.run): BANK,
     (Entity.bank_event, Action.read): frozenset({Role.superuser, Role.bank_operations, Role.org_admin, Role.operator}),
-    (Entity.bank_event, Action.resolve): frozenset({Role.superuser, Role.bank_operations, Role.org_admin,
-                                                     Role.operator}),
+    (Entity.bank_event, Action.resolve): frozenset(
+        {Role.superuser, Role.bank_operations, Role.org_admin, Role.operator}
+    ),
     (Entity.audit, Action.read): SUPER,
     (Entity.organization, Action.create): SUPER,
     (Entity.user, Action.read): frozenset({Role.superuser, Role.org_admin}),
@@ -147,8 +149,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
-ORG_ADMIN_GRANTS = frozenset({Role.operator, Role.member, Role.loan_officer, Role.branch_manager,
-                              Role.credit_committee})
+ORG_ADMIN_GRANTS = frozenset(
+    {Role.operator, Role.member, Role.loan_officer, Role.branch_manager, Role.credit_committee}
+)
 
 
 def is_super(user: User) -> bool:
@@ -161,11 +164,19 @@ def has_organization(role: str) -> bool:
 
 
 def _denied(user: User, error: AccessDenied) -> AccessDenied:
-    log.warning("access_denied", extra={
-        "security_event": "access_denied", "user_id": str(user.id), "role": user.role,
-        "org_id": str(user.org_id) if user.org_id else None, "entity": str(error.entity),
-        "entity_id": str(error.entity_id) if error.entity_id is not None else None, "action": str(error.action),
-        "status": error.status})
+    log.warning(
+        "access_denied",
+        extra={
+            "security_event": "access_denied",
+            "user_id": str(user.id),
+            "role": user.role,
+            "org_id": str(user.org_id) if user.org_id else None,
+            "entity": str(error.entity),
+            "entity_id": str(error.entity_id) if error.entity_id is not None else None,
+            "action": str(error.action),
+            "status": error.status,
+        },
+    )
     return error
 
 
@@ -173,12 +184,14 @@ def gate(user: User, entity: Entity, action: Action, message: str | None = None)
     """The role-level check of an operation (before any row is read): Forbidden when the role lacks it."""
     roles = GATES.get((entity, action))
     if roles is not None and user.role not in roles:
-        raise _denied(user, Forbidden(entity, None, action, message or
-                                      f"this needs one of the roles: {', '.join(sorted(roles))}"))
+        raise _denied(
+            user, Forbidden(entity, None, action, message or f"this needs one of the roles: {', '.join(sorted(roles))}")
+        )
 
 
-def forbid(user: User, entity: Entity, entity_id: Any, action: Action, message: str,
-           code: str = "forbidden") -> Forbidden:
+def forbid(
+    user: User, entity: Entity, entity_id: Any, action: Action, message: str, code: str = "forbidden"
+) -> Forbidden:
     """A denied action on a visible row, logged; the caller raises it."""
     error = _denied(user, Forbidden(entity, entity_id, action, message, code))
     assert isinstance(error, Forbidden)
@@ -194,6 +207,7 @@ def not_visible(user: User, entity: Entity | str, entity_id: Any, exists: bool =
 
 
 # --- list scoping: the WHERE clauses a user's reads get ---------------------------------------------------------
+
 
 def _owned_accounts(user: User) -> Select:
     return sa_select(col(LedgerAccount.id)).where(col(LedgerAccount.owner_id) == user.id)
@@ -213,18 +227,19 @@ def scope(user: User, entity: Entity, statement: S) -> S:
     staff = role in ORG_STAFF and org is not None
     member = role == Role.member
     if entity == Entity.account:
-        return statement.where(col(LedgerAccount.owner_id) == user.id if member else
-                               col(LedgerAccount.org_id) == org if staff else false())
+        return statement.where(
+            col(LedgerAccount.owner_id) == user.id if member else col(LedgerAccount.org_id) == org if staff else false()
+        )
     if entity == Entity.external_account:
         if member:
             return statement.where(col(ExternalAccount.owner_id) == user.id)
-        return statement.where(col(ExternalAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org
-                               else false())
+        return statement.where(
+            col(ExternalAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
+        )
     if entity == Entity.payment:
         if member:
             owned = _owned_accounts(user)
-            return statement.where(or_(col(Payment.from_account_id).in_(owned),
-                                       col(Payment.to_account_id).in_(owned)))
+            return statement.where(or_(col(Payment.from_account_id).in_(owned), col(Payment.to_account_id).in_(owned)))
         return statement.where(col(Payment.org_id) == org if staff else false())
     if entity == Entity.hold:
         return statement.where(col(Hold.account_id).in_(visible_account_ids(user)))
@@ -233,16 +248,19 @@ def scope(user: User, entity: Entity, statement: S) -> S:
     if entity == Entity.accrual:
         return statement.where(col(InterestAccrual.account_id).in_(visible_account_ids(user)))
     if entity == Entity.loan:
-        return statement.where(col(Loan.applicant_id) == user.id if member else
-                               col(Loan.org_id) == org if staff else false())
+        return statement.where(
+            col(Loan.applicant_id) == user.id if member else col(Loan.org_id) == org if staff else false()
+        )
     if entity == Entity.approval_request:
         if member:  # their own application, or one they submitted: never another member's (A7)
-            return statement.where(or_(col(ApprovalRequest.applicant_id) == user.id,
-                                       col(ApprovalRequest.submitted_by) == user.id))
+            return statement.where(
+                or_(col(ApprovalRequest.applicant_id) == user.id, col(ApprovalRequest.submitted_by) == user.id)
+            )
         return statement.where(col(ApprovalRequest.org_id) == org if staff else false())
     if entity == Entity.bill:
-        return statement.where(col(Bill.payer_id) == user.id if member else
-                               col(Bill.org_id) == org if staff else false())
+        return statement.where(
+            col(Bill.payer_id) == user.id if member else col(Bill.org_id) == org if staff else false()
+        )
     if entity in (Entity.ach_file, Entity.interest_posting, Entity.statement_run):
         return statement if role in BANK else statement.where(false())
     if entity == Entity.bank_event:
@@ -269,17 +287,30 @@ def scope(user: User, entity: Entity, statement: S) -> S:
 
 
 MODELS: dict[Entity, Any] = {
-    Entity.account: LedgerAccount, Entity.external_account: ExternalAccount, Entity.payment: Payment,
-    Entity.hold: Hold, Entity.loan: Loan, Entity.approval_request: ApprovalRequest, Entity.bill: Bill,
-    Entity.statement: Statement, Entity.ach_file: AchFile, Entity.interest_posting: InterestPostingRun,
-    Entity.user: User, Entity.organization: Organization, Entity.audit: AuditLog, Entity.bank_event: BankEvent,
-    Entity.notification: Notification, Entity.loan_product: LoanProduct, Entity.savings_product: SavingsProduct,
+    Entity.account: LedgerAccount,
+    Entity.external_account: ExternalAccount,
+    Entity.payment: Payment,
+    Entity.hold: Hold,
+    Entity.loan: Loan,
+    Entity.approval_request: ApprovalRequest,
+    Entity.bill: Bill,
+    Entity.statement: Statement,
+    Entity.ach_file: AchFile,
+    Entity.interest_posting: InterestPostingRun,
+    Entity.user: User,
+    Entity.organization: Organization,
+    Entity.audit: AuditLog,
+    Entity.bank_event: BankEvent,
+    Entity.notification: Notification,
+    Entity.loan_product: LoanProduct,
+    Entity.savings_product: SavingsProduct,
     Entity.approval_rule: ApprovalRule,
 }
 
 
-async def visible(session: Any, user: User, entity: Entity, row_id: Any, *, for_update: bool = False,
-                  called: str | None = None) -> Any:
+async def visible(
+    session: Any, user: User, entity: Entity, row_id: Any, *, for_update: bool = False, called: str | None = None
+) -> Any:
     """The row `row_id` of `entity` if `user` may read it; NotVisible (a 404 naming it `called`, by default the
     entity) otherwise, logged when it exists."""
     model = MODELS[entity]
@@ -295,6 +326,7 @@ async def visible(session: Any, user: User, entity: Entity, row_id: Any, *, for_
 
 
 # --- actions on rows the caller can see -------------------------------------------------------------------------
+
 
 def can_move_money_from(user: User, account: LedgerAccount) -> bool:
     """Members move their own money, org admins their organization's; others only watch."""
@@ -320,8 +352,14 @@ def check_release_hold(user: User, hold: Hold) -> None:
     availability rule placed is its workflow's to release or capture (A4)."""
     gate(user, Entity.hold, Action.release)
     if hold.placed_by is None:
-        raise forbid(user, Entity.hold, hold.id, Action.release, "this hold belongs to a payment's workflow, which "
-                     "releases or captures it: it cannot be released by hand", code="system_hold")
+        raise forbid(
+            user,
+            Entity.hold,
+            hold.id,
+            Action.release,
+            "this hold belongs to a payment's workflow, which releases or captures it: it cannot be released by hand",
+            code="system_hold",
+        )
     if not is_super(user) and hold.placed_by != user.id:
         raise forbid(user, Entity.hold, hold.id, Action.release, "operators release only the holds they placed")
 
@@ -335,16 +373,26 @@ def check_use_external(user: User, external: ExternalAccount, owner_id: uuid.UUI
             return
     elif external.owner_id == owner_id and (user.id == owner_id or is_super(user) or user.org_id == external.org_id):
         return
-    raise forbid(user, Entity.external_account, external.id, Action.use,
-                 "this bank account does not belong to the account holder: only their own can be named")
+    raise forbid(
+        user,
+        Entity.external_account,
+        external.id,
+        Action.use,
+        "this bank account does not belong to the account holder: only their own can be named",
+    )
 
 
 def check_autopay_source(user: User, external: ExternalAccount) -> None:
     """A member sets up (or changes) a bill's auto-pay only from their own bank account; the organization's bank
     accounts are the org admin's to name."""
     if user.role == Role.member and external.owner_id != user.id:
-        raise forbid(user, Entity.external_account, external.id, Action.use,
-                     "auto-pay from the organization's bank account is set up by an org admin")
+        raise forbid(
+            user,
+            Entity.external_account,
+            external.id,
+            Action.use,
+            "auto-pay from the organization's bank account is set up by an org admin",
+        )
 
 
 def check_acts_for(user: User, person: User | None, person_id: Any) -> User:
@@ -359,8 +407,9 @@ def check_acts_for(user: User, person: User | None, person_id: Any) -> User:
 
 def check_cancel_payment(user: User, payment: Payment) -> None:
     if user.role not in (Role.superuser, Role.org_admin) and payment.created_by != user.id:
-        raise forbid(user, Entity.payment, payment.id, Action.cancel, "only its creator or an org admin can cancel "
-                                                                      "a payment")
+        raise forbid(
+            user, Entity.payment, payment.id, Action.cancel, "only its creator or an org admin can cancel a payment"
+        )
 
 
 def check_apply_for(user: User, applicant_id: uuid.UUID) -> None:
@@ -370,8 +419,9 @@ def check_apply_for(user: User, applicant_id: uuid.UUID) -> None:
 
 def check_withdraw_loan(user: User, loan: Loan) -> None:
     if user.id not in (loan.applicant_id, loan.created_by) and user.role not in (Role.org_admin, Role.superuser):
-        raise forbid(user, Entity.loan, loan.id, Action.withdraw, "only the applicant, the submitter or an admin can "
-                                                                  "withdraw")
+        raise forbid(
+            user, Entity.loan, loan.id, Action.withdraw, "only the applicant, the submitter or an admin can withdraw"
+        )
 
 
 def check_repay_loan(user: User, loan: Loan) -> None:
@@ -382,18 +432,31 @@ def check_repay_loan(user: User, loan: Loan) -> None:
 def check_write_bill(user: User, bill_id: Any, payer_id: uuid.UUID | None, org_id: uuid.UUID | None) -> None:
     if is_super(user) or (user.role == Role.org_admin and user.org_id == org_id) or user.id == payer_id:
         return
-    raise forbid(user, Entity.bill, bill_id, Action.write, "bills are written by their payer, an org admin of the "
-                                                          "organization or a superuser")
+    raise forbid(
+        user,
+        Entity.bill,
+        bill_id,
+        Action.write,
+        "bills are written by their payer, an org admin of the organization or a superuser",
+    )
 
 
 def check_remind_bill(user: User, bill: Bill) -> None:
     """A reminder emails the payer: the payer themself, or staff who work bills (org admin, operator); approvers only
     read bills."""
-    if is_super(user) or user.id == bill.payer_id or (user.role in (Role.org_admin, Role.operator)
-                                                       and user.org_id == bill.org_id):
+    if (
+        is_super(user)
+        or user.id == bill.payer_id
+        or (user.role in (Role.org_admin, Role.operator) and user.org_id == bill.org_id)
+    ):
         return
-    raise forbid(user, Entity.bill, bill.id, Action.write, "reminders are sent by the payer, an org admin or an "
-                                                           "operator of the organization, or a superuser")
+    raise forbid(
+        user,
+        Entity.bill,
+        bill.id,
+        Action.write,
+        "reminders are sent by the payer, an org admin or an operator of the organization, or a superuser",
+    )
 
 
 def check_grant(user: User, role: str) -> None:
@@ -412,8 +475,9 @@ def target_org(user: User, requested: uuid.UUID | None) -> uuid.UUID | None:
     if is_super(user):
         return requested
     if requested is not None and requested != user.org_id:
-        raise forbid(user, Entity.organization, requested, Action.write, "you can act only within your own "
-                                                                          "organization")
+        raise forbid(
+            user, Entity.organization, requested, Action.write, "you can act only within your own organization"
+        )
     return user.org_id
 
 

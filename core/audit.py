@@ -17,10 +17,29 @@ def snapshot(obj: Any, fields: list[str] | None = None, exclude: frozenset[str] 
     return {k: data[k] for k in keys if k in data and k not in exclude}
 
 
-async def record(session: AsyncSession, *, actor: str, actor_id: uuid.UUID | None, action: str, entity_type: str,
-                 entity_id: Any, before: dict | None = None, after: dict | None = None,
-                 request_id: str | None = None) -> None:
+async def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    actor_id: uuid.UUID | None,
+    action: str,
+    entity_type: str,
+    entity_id: Any,
+    before: dict | None = None,
+    after: dict | None = None,
+    request_id: str | None = None,
+) -> None:
     if request_id is None:
         request_id = correlation_id.get()  # the X-Request-ID of the API call, when there is one
-    session.add(AuditLog(actor=actor, actor_id=actor_id, action=action, entity_type=entity_type,
-                         entity_id=str(entity_id), before=before, after=after, request_id=request_id))
+    session.add(
+        AuditLog(
+            actor=actor,
+            actor_id=actor_id,
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            before=before,
+            after=after,
+            request_id=request_id,
+        )
+    )

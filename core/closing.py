@@ -42,27 +42,61 @@ async def lock_for_closing(session: AsyncSession, account_id: uuid.UUID) -> None
 
 async def closing_blocker(session: AsyncSession, account_id: uuid.UUID) -> Blocker | None:
     """The first reason the account cannot close now, or None. Call under lock_for_closing."""
-    payments = (await session.execute(text(
-        "SELECT id FROM payments WHERE (from_account_id = :id OR to_account_id = :id) AND status <> ALL(:final) "
-        "ORDER BY created_at"), {"id": account_id, "final": sorted(str(s) for s in FINAL_STATUSES)})).scalars().all()
+    payments = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id FROM payments WHERE (from_account_id = :id OR to_account_id = :id) AND status <> ALL(:final) "
+                    "ORDER BY created_at"
+                ),
+                {"id": account_id, "final": sorted(str(s) for s in FINAL_STATUSES)},
+            )
+        )
+        .scalars()
+        .all()
+    )
     if payments:
-        return Blocker("payments_in_flight", "payments to or from the account are still on their way; close it once "
-                       "they have ended", {"payment_ids": [str(p) for p in payments]})
-    loans = (await session.execute(text(
-        "SELECT id FROM loans WHERE (deposit_account_id = :id OR loan_account_id = :id) AND status <> ALL(:ended) "
-        "ORDER BY created_at"), {"id": account_id, "ended": list(LOAN_ENDED)})).scalars().all()
+        return Blocker(
+            "payments_in_flight",
+            "payments to or from the account are still on their way; close it once they have ended",
+            {"payment_ids": [str(p) for p in payments]},
+        )
+    loans = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id FROM loans WHERE (deposit_account_id = :id OR loan_account_id = :id) AND status <> ALL(:ended) "
+                    "ORDER BY created_at"
+                ),
+                {"id": account_id, "ended": list(LOAN_ENDED)},
+            )
+        )
+        .scalars()
+        .all()
+    )
     if loans:
-        return Blocker("loans_open", "a loan pays into or draws from the account; close it once the loan has ended",
-                       {"loan_ids": [str(loan) for loan in loans]})
+        return Blocker(
+            "loans_open",
+            "a loan pays into or draws from the account; close it once the loan has ended",
+            {"loan_ids": [str(loan) for loan in loans]},
+        )
     balance = (await ledger.balances(session, [account_id])).get(account_id)
     if balance and (balance.ledger != 0 or balance.held != 0):
-        return Blocker("balance_not_zero", "move the balance out and release holds before closing",
-                       {"ledger_balance": balance.ledger, "held": balance.held})
+        return Blocker(
+            "balance_not_zero",
+            "move the balance out and release holds before closing",
+            {"ledger_balance": balance.ledger, "held": balance.held},
+        )
     unposted = (await session.execute(UNPOSTED_INTEREST, {"account": account_id})).all()
     unaccrued_from = (await session.execute(FIRST_UNACCRUED_DAY, {"account": account_id})).scalar_one()
     if unposted or unaccrued_from:
-        return Blocker("interest_not_posted", "the account is owed interest that month-end has not posted yet; "
-                       "close it once that interest is posted and moved out",
-                       {"unaccrued_from": unaccrued_from,
-                        "unposted": [{"period": row.period, "accrued": row.accrued} for row in unposted]})
+        return Blocker(
+            "interest_not_posted",
+            "the account is owed interest that month-end has not posted yet; "
+            "close it once that interest is posted and moved out",
+            {
+                "unaccrued_from": unaccrued_from,
+                "unposted": [{"period": row.period, "accrued": row.accrued} for row in unposted],
+            },
+        )
     return None

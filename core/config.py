@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     ach_cutoffs: list[str] = Field(default_factory=lambda: ["10:30", "14:45", "16:45"])
     ach_same_day_cutoffs: list[str] = Field(default_factory=lambda: ["10:30", "14:45"])
     ach_window_interval: timedelta | None = None
-    ach_return_window: timedelta = timedelta(days=2)        # settled -> completed
+    ach_return_window: timedelta = timedelta(days=2)  # settled -> completed
     ach_late_return_window: timedelta = timedelta(days=60)  # completed -> a return reverses it
     ach_max_representments: int = 2
     ach_max_amount: Decimal = Decimal("25000.00")
@@ -113,12 +113,12 @@ class Settings(BaseSettings):
     # Temporal Schedules of the back office (cron expressions read in business_timezone). Each scheduled
     # workflow works out its day or month from the time the schedule meant it to start (workflows/schedule_time.py),
     # so a backfill of a past period works on that period.
-    schedule_overlap: str = "skip"             # a ScheduleOverlapPolicy name: skip, buffer_one, allow_all, ...
+    schedule_overlap: str = "skip"  # a ScheduleOverlapPolicy name: skip, buffer_one, allow_all, ...
     schedule_catchup_window: timedelta = timedelta(days=1)
-    bill_run_cron: str = "0 6 * * *"           # daily bill run: reminders, overdue, auto-pay
-    accrual_cron: str = "30 0 * * *"           # daily interest accrual, for the day just ended
-    interest_posting_cron: str = "0 2 1 * *"   # month-end interest posting, for the month just ended
-    statements_cron: str = "0 5 1 * *"         # monthly statements, for the month just ended
+    bill_run_cron: str = "0 6 * * *"  # daily bill run: reminders, overdue, auto-pay
+    accrual_cron: str = "30 0 * * *"  # daily interest accrual, for the day just ended
+    interest_posting_cron: str = "0 2 1 * *"  # month-end interest posting, for the month just ended
+    statements_cron: str = "0 5 1 * *"  # monthly statements, for the month just ended
 
     # Interest: accounts per set-based SQL statement, and posting batches per workflow run before it
     # continues as new (keeps each run's history small at millions of accounts).
@@ -160,8 +160,17 @@ def get_settings() -> Settings:
 PRODUCTION = "production"
 
 # Every secret-like setting (the env var that sets it): in production none may keep its development default.
-SECRET_SETTINGS = ("jwt_secret", "account_number_keys", "fingerprint_key", "file_encryption_keys", "linking_secret",
-                   "odfi_api_key", "bank_webhook_secret", "bureau_api_key", "smtp_password")
+SECRET_SETTINGS = (
+    "jwt_secret",
+    "account_number_keys",
+    "fingerprint_key",
+    "file_encryption_keys",
+    "linking_secret",
+    "odfi_api_key",
+    "bank_webhook_secret",
+    "bureau_api_key",
+    "smtp_password",
+)
 
 
 class InsecureSettings(RuntimeError):
@@ -171,7 +180,9 @@ class InsecureSettings(RuntimeError):
         self.names = names
         super().__init__(
             "ENVIRONMENT=production, but these secrets still have their development defaults: "
-            + ", ".join(names) + ". Set each to a secret of its own (env var or .env) before starting.")
+            + ", ".join(names)
+            + ". Set each to a secret of its own (env var or .env) before starting."
+        )
 
 
 def _secret_values(value) -> set[str]:

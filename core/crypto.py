@@ -36,8 +36,10 @@ class AccountNumberCipher:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "AccountNumberCipher":
-        return cls([k.get_secret_value() for k in settings.account_number_keys],
-                   settings.fingerprint_key.get_secret_value() if settings.fingerprint_key else None)
+        return cls(
+            [k.get_secret_value() for k in settings.account_number_keys],
+            settings.fingerprint_key.get_secret_value() if settings.fingerprint_key else None,
+        )
 
     def encrypt(self, account_number: str) -> str:
         return self._fernet.encrypt(account_number.encode()).decode()
@@ -99,6 +101,6 @@ class FileCipher:
         if key is None:
             raise ValueError(f"file encrypted with key {key_id!r}, which FILE_ENCRYPTION_KEYS no longer holds")
         try:
-            return key.decrypt(sealed[:self.NONCE_BYTES], sealed[self.NONCE_BYTES:], context.encode())
+            return key.decrypt(sealed[: self.NONCE_BYTES], sealed[self.NONCE_BYTES :], context.encode())
         except InvalidTag as exc:
             raise ValueError(f"file does not decrypt with key {key_id!r} (altered, or not this row's)") from exc

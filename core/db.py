@@ -16,7 +16,7 @@ def sqlalchemy_url(database_url: str) -> str:
         raise RuntimeError("DATABASE_URL is not set (make run and make test set it for you)")
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if database_url.startswith(prefix):
-            return "postgresql+psycopg://" + database_url[len(prefix):]
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
     raise RuntimeError(f"unsupported DATABASE_URL scheme: {database_url.split(':', 1)[0]}")
 
 

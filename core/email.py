@@ -17,9 +17,14 @@ from core.config import Settings
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "email"
 
 # Autoescape by file extension: on for .html, off for the plain-text parts (they would show "&amp;").
-_templates = Environment(loader=FileSystemLoader(TEMPLATE_DIR), undefined=StrictUndefined,
-                         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-                         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+_templates = Environment(
+    loader=FileSystemLoader(TEMPLATE_DIR),
+    undefined=StrictUndefined,
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 class UnknownTemplate(LookupError):
@@ -29,8 +34,9 @@ class UnknownTemplate(LookupError):
 def render(template_name: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """(subject, text, html). Raises UnknownTemplate, or jinja2.UndefinedError when the context lacks a variable."""
     try:
-        subject, text, html = (_templates.get_template(f"{template_name}{suffix}")
-                               for suffix in (".subject.txt", ".txt", ".html"))
+        subject, text, html = (
+            _templates.get_template(f"{template_name}{suffix}") for suffix in (".subject.txt", ".txt", ".html")
+        )
     except TemplateNotFound as exc:
         raise UnknownTemplate(f"email template {template_name!r} not found ({exc.name})") from exc
     # One line, whatever the context holds: a newline in a header would be a header injection.
@@ -42,8 +48,9 @@ class EmailSender:
         self.settings = settings
         self.domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "localhost"
 
-    def build(self, to: str, subject: str, text: str, html: str | None = None,
-              message_id: str | None = None) -> EmailMessage:
+    def build(
+        self, to: str, subject: str, text: str, html: str | None = None, message_id: str | None = None
+    ) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.settings.mail_from
         message["To"] = to
@@ -60,5 +67,11 @@ class EmailSender:
         """Raises aiosmtplib.SMTPException or OSError when the server is unreachable or refuses the message."""
         s = self.settings
         await aiosmtplib.send(
-            message, hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls, timeout=s.smtp_timeout,
-            username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None)
+            message,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            start_tls=s.smtp_starttls,
+            timeout=s.smtp_timeout,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+        )

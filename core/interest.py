@@ -151,18 +151,21 @@ SELECT (SELECT account_id FROM batch ORDER BY account_id DESC LIMIT 1) AS last_a
 
 
 # :period, :first, :last, :gl, :after (uuid or NULL), :size: the next batch of accounts by id.
-POST_BATCH = text(_posting_sql("""
+POST_BATCH = text(
+    _posting_sql("""
     SELECT s.account_id FROM savings_accounts s
     WHERE CAST(:after AS uuid) IS NULL OR s.account_id > CAST(:after AS uuid)
-    ORDER BY s.account_id LIMIT :size"""))
+    ORDER BY s.account_id LIMIT :size""")
+)
 
 # The same writes for every account at once: the benchmark's hand-written baseline.
 POST_ALL = text(_posting_sql("SELECT s.account_id FROM savings_accounts s"))
 
 COUNT_ACCOUNTS = text("SELECT count(*) FROM savings_accounts")
 
-SUMMARY = text("SELECT count(*) AS accounts, COALESCE(sum(amount), 0) AS total FROM interest_postings "
-               "WHERE period = :period")
+SUMMARY = text(
+    "SELECT count(*) AS accounts, COALESCE(sum(amount), 0) AS total FROM interest_postings WHERE period = :period"
+)
 
 # Each organization's share of a period's postings, for the organizations that have active operators to tell and
 # accounts posted (accounts without an organization count only bank-wide).

@@ -16,27 +16,32 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 class LedgerError(Exception):
     """A rule of the ledger the database refused to break (migrations 0001 and 0012): one class per rule, named by
     the constraint name its trigger raises with."""
+
     rule = ""
 
 
 class UnbalancedEntry(LedgerError):
     """A statement left an entry's postings not summing to zero, or with fewer than two legs."""
+
     rule = "ledger_entries_balanced"
 
 
 class EntryWithoutPostings(LedgerError):
     """A journal entry came to commit without postings."""
+
     rule = "ledger_entry_has_postings"
 
 
 class PostingsAreAppendOnly(LedgerError):
     """A posting was to be updated, deleted or truncated: corrections are new, reversing entries."""
+
     rule = "ledger_postings_append_only"
 
 
 class PostingToClosedAccount(LedgerError):
     """A posting to a closed account. Only a return (`ach_return`) may: it unwinds money that moved while the
     account was open, and the bank has already taken it back."""
+
     rule = "ledger_account_open"
 
 
@@ -82,8 +87,10 @@ async def balances(session: AsyncSession, account_ids: list[uuid.UUID]) -> dict[
         {"ids": list(account_ids)},
     )
     cents = Decimal("0.01")
-    return {r.account_id: Balance(r.account_id, Decimal(r.ledger_balance).quantize(cents), Decimal(r.held).quantize(cents))
-            for r in rows}
+    return {
+        r.account_id: Balance(r.account_id, Decimal(r.ledger_balance).quantize(cents), Decimal(r.held).quantize(cents))
+        for r in rows
+    }
 
 
 async def lock_accounts(session: AsyncSession, account_ids: list[uuid.UUID]) -> None:
@@ -102,8 +109,16 @@ class Leg:
     amount: Decimal  # debit positive, credit negative
 
 
-async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type: str, description: str,
-                     effective_date: date, legs: list[Leg], payment_id: uuid.UUID | None = None) -> tuple[uuid.UUID, bool]:
+async def post_entry(
+    session: AsyncSession,
+    *,
+    idempotency_key: str,
+    entry_type: str,
+    description: str,
+    effective_date: date,
+    legs: list[Leg],
+    payment_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, bool]:
     """Writes one balanced entry, or finds the one already written under this key. Returns (id, created).
 
     All postings go in one statement: the database checks each statement leaves its entries balanced, and refuses
@@ -115,44 +130,75 @@ async def post_entry(session: AsyncSession, *, idempotency_key: str, entry_type:
         text("""INSERT INTO journal_entries (id, idempotency_key, entry_type, description, effective_date, payment_id)
                 VALUES (:id, :key, :type, :description, :effective_date, :payment_id)
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"""),
-        {"id": entry_id, "key": idempotency_key, "type": entry_type, "description": description,
-         "effective_date": effective_date, "payment_id": payment_id},
+        {
+            "id": entry_id,
+            "key": idempotency_key,
+            "type": entry_type,
+            "description": description,
+            "effective_date": effective_date,
+            "payment_id": payment_id,
+        },
     )
     if inserted.first() is None:
-        existing = await session.execute(text("SELECT id FROM journal_entries WHERE idempotency_key = :key"),
-                                         {"key": idempotency_key})
+        existing = await session.execute(
+            text("SELECT id FROM journal_entries WHERE idempotency_key = :key"), {"key": idempotency_key}
+        )
         return existing.scalar_one(), False
     with ledger_rules():
         await session.execute(
             text("""INSERT INTO postings (entry_id, account_id, amount)
                     SELECT :entry_id, leg.account_id, leg.amount
                     FROM unnest(CAST(:accounts AS uuid[]), CAST(:amounts AS numeric[])) AS leg(account_id, amount)"""),
-            {"entry_id": entry_id, "accounts": [leg.account_id for leg in legs],
-             "amounts": [leg.amount for leg in legs]},
+            {
+                "entry_id": entry_id,
+                "accounts": [leg.account_id for leg in legs],
+                "amounts": [leg.amount for leg in legs],
+            },
         )
     return entry_id, True
 
 
-async def place_hold(session: AsyncSession, *, account_id: uuid.UUID, amount: Decimal, reason: str,
-                     idempotency_key: str, placed_by: uuid.UUID | None = None) -> tuple[uuid.UUID, bool]:
+async def place_hold(
+    session: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    amount: Decimal,
+    reason: str,
+    idempotency_key: str,
+    placed_by: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, bool]:
     """Sets funds aside (lowers the available balance). Returns (hold id, created). `placed_by`: the user placing
     it by hand; None for a workflow's own hold (released only by that workflow)."""
     hold_id = uuid.uuid4()
-    inserted = (await session.execute(
-        text("""INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status, placed_by)
+    inserted = (
+        await session.execute(
+            text("""INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status, placed_by)
                 VALUES (:id, :account, :amount, :reason, :key, 'active', :placed_by)
                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"""),
-        {"id": hold_id, "account": account_id, "amount": amount, "reason": reason, "key": idempotency_key,
-         "placed_by": placed_by})).first()
+            {
+                "id": hold_id,
+                "account": account_id,
+                "amount": amount,
+                "reason": reason,
+                "key": idempotency_key,
+                "placed_by": placed_by,
+            },
+        )
+    ).first()
     if inserted:
         return hold_id, True
-    existing = await session.execute(text("SELECT id FROM holds WHERE idempotency_key = :key"), {"key": idempotency_key})
+    existing = await session.execute(
+        text("SELECT id FROM holds WHERE idempotency_key = :key"), {"key": idempotency_key}
+    )
     return existing.scalar_one(), False
 
 
 async def release_hold(session: AsyncSession, hold_id: uuid.UUID, status: str = "released") -> bool:
     """Ends an active hold; False when it was not active (already released or captured)."""
     ended = await session.execute(
-        text("UPDATE holds SET status = :status, released_at = now() WHERE id = :id AND status = 'active' RETURNING id"),
-        {"id": hold_id, "status": status})
+        text(
+            "UPDATE holds SET status = :status, released_at = now() WHERE id = :id AND status = 'active' RETURNING id"
+        ),
+        {"id": hold_id, "status": status},
+    )
     return ended.first() is not None

@@ -41,7 +41,8 @@ class LinkedItemData:
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError) or (
-        isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500)
+        isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+    )
 
 
 class LinkingClient:
@@ -54,12 +55,18 @@ class LinkingClient:
         await self.http.aclose()
 
     async def _post(self, path: str, body: dict) -> dict:
-        body = {"client_id": self.settings.linking_client_id,
-                "secret": self.settings.linking_secret.get_secret_value(), **body}
+        body = {
+            "client_id": self.settings.linking_client_id,
+            "secret": self.settings.linking_secret.get_secret_value(),
+            **body,
+        }
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.attempts), reraise=True,
-                                               wait=wait_exponential(multiplier=0.1, max=2),
-                                               retry=retry_if_exception(_retryable)):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.attempts),
+                reraise=True,
+                wait=wait_exponential(multiplier=0.1, max=2),
+                retry=retry_if_exception(_retryable),
+            ):
                 with attempt:
                     response = await self.http.post(f"/linking{path}", json=body)
                     if response.status_code >= 500:
@@ -68,8 +75,11 @@ class LinkingClient:
             raise LinkingUnavailable(f"the account-linking provider is unavailable: {exc}") from exc
         data = response.json()
         if response.status_code >= 400:
-            raise LinkingError(response.status_code, data.get("error_code", "LINKING_ERROR"),
-                               data.get("error_message", "the provider refused the request"))
+            raise LinkingError(
+                response.status_code,
+                data.get("error_code", "LINKING_ERROR"),
+                data.get("error_message", "the provider refused the request"),
+            )
         return data
 
     async def _institution_name(self, institution_id: str) -> str:
@@ -80,7 +90,9 @@ class LinkingClient:
         return names.get(institution_id, institution_id)
 
     async def create_link_token(self, client_user_id: str) -> dict:
-        return await self._post("/link/token/create", {"user": {"client_user_id": client_user_id}, "products": ["auth"]})
+        return await self._post(
+            "/link/token/create", {"user": {"client_user_id": client_user_id}, "products": ["auth"]}
+        )
 
     async def exchange(self, public_token: str) -> LinkedItemData:
         exchanged = await self._post("/item/public_token/exchange", {"public_token": public_token})
@@ -88,11 +100,19 @@ class LinkingClient:
         numbers = {n["account_id"]: n for n in auth["numbers"]["ach"]}
         institution_id = auth["item"]["institution_id"]
         return LinkedItemData(
-            item_id=exchanged["item_id"], institution_id=institution_id,
+            item_id=exchanged["item_id"],
+            institution_id=institution_id,
             institution_name=auth["item"].get("institution_name") or await self._institution_name(institution_id),
             access_token=exchanged["access_token"],
-            accounts=[LinkedBankAccount(provider_account_id=a["account_id"], name=a["name"], subtype=a["subtype"],
-                                        routing_number=numbers[a["account_id"]]["routing"],
-                                        account_number=numbers[a["account_id"]]["account"])
-                      for a in auth["accounts"] if a["account_id"] in numbers],
+            accounts=[
+                LinkedBankAccount(
+                    provider_account_id=a["account_id"],
+                    name=a["name"],
+                    subtype=a["subtype"],
+                    routing_number=numbers[a["account_id"]]["routing"],
+                    account_number=numbers[a["account_id"]]["account"],
+                )
+                for a in auth["accounts"]
+                if a["account_id"] in numbers
+            ],
         )

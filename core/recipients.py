@@ -26,5 +26,6 @@ def org_operators(org_id: uuid.UUID) -> ColumnElement[bool]:
 
 async def bank_wide_recipients(session: AsyncSession) -> list[uuid.UUID]:
     """The active users to tell of a bank-wide operation's figures, in id order."""
-    return list((await session.exec(select(User.id).where(bank_wide_staff(), col(User.is_active))
-                                    .order_by(col(User.id)))).all())
+    return list(
+        (await session.exec(select(User.id).where(bank_wide_staff(), col(User.is_active)).order_by(col(User.id)))).all()
+    )

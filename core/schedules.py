@@ -41,14 +41,30 @@ class ScheduledJob:
 
 def jobs(settings: Settings) -> list[ScheduledJob]:
     return [
-        ScheduledJob("bill-run", "BillRunWorkflow", settings.bill_run_cron,
-                     "Daily bill run: reminders before and on the due day, overdue marking, auto-pay debits"),
-        ScheduledJob("daily-interest-accrual", "DailyAccrualWorkflow", settings.accrual_cron,
-                     "Daily interest accrual of every deposit account, for the day just ended"),
-        ScheduledJob("month-end-interest-posting", "MonthEndPostingWorkflow", settings.interest_posting_cron,
-                     "Month-end interest posting (interest-posting-YYYY-MM), for the month just ended"),
-        ScheduledJob("monthly-statements", "MonthlyStatementsWorkflow", settings.statements_cron,
-                     "Monthly statements of every account, for the month just ended"),
+        ScheduledJob(
+            "bill-run",
+            "BillRunWorkflow",
+            settings.bill_run_cron,
+            "Daily bill run: reminders before and on the due day, overdue marking, auto-pay debits",
+        ),
+        ScheduledJob(
+            "daily-interest-accrual",
+            "DailyAccrualWorkflow",
+            settings.accrual_cron,
+            "Daily interest accrual of every deposit account, for the day just ended",
+        ),
+        ScheduledJob(
+            "month-end-interest-posting",
+            "MonthEndPostingWorkflow",
+            settings.interest_posting_cron,
+            "Month-end interest posting (interest-posting-YYYY-MM), for the month just ended",
+        ),
+        ScheduledJob(
+            "monthly-statements",
+            "MonthlyStatementsWorkflow",
+            settings.statements_cron,
+            "Monthly statements of every account, for the month just ended",
+        ),
     ]
 
 
@@ -63,11 +79,17 @@ def overlap_policy(name: str) -> ScheduleOverlapPolicy:
 def build_schedule(settings: Settings, job: ScheduledJob, schedule_id: str) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            job.workflow, {"timezone": settings.business_timezone}, id=schedule_id, task_queue=settings.task_queue,
-            static_summary=job.description, memo={"schedule": schedule_id, "description": job.description}),
+            job.workflow,
+            {"timezone": settings.business_timezone},
+            id=schedule_id,
+            task_queue=settings.task_queue,
+            static_summary=job.description,
+            memo={"schedule": schedule_id, "description": job.description},
+        ),
         spec=ScheduleSpec(cron_expressions=[job.cron], time_zone_name=settings.business_timezone),
-        policy=SchedulePolicy(overlap=overlap_policy(settings.schedule_overlap),
-                              catchup_window=settings.schedule_catchup_window),
+        policy=SchedulePolicy(
+            overlap=overlap_policy(settings.schedule_overlap), catchup_window=settings.schedule_catchup_window
+        ),
         state=ScheduleState(note=job.description),
     )
 
@@ -83,9 +105,17 @@ async def ensure_schedules(client: Client, settings: Settings, id_prefix: str = 
             await client.create_schedule(schedule_id, wanted, memo={"description": job.description})
             outcome[schedule_id] = "created"
         except ScheduleAlreadyRunningError:
+
             def keep_state(current: ScheduleUpdateInput, wanted=wanted) -> ScheduleUpdate:
-                return ScheduleUpdate(Schedule(action=wanted.action, spec=wanted.spec, policy=wanted.policy,
-                                               state=current.description.schedule.state))
+                return ScheduleUpdate(
+                    Schedule(
+                        action=wanted.action,
+                        spec=wanted.spec,
+                        policy=wanted.policy,
+                        state=current.description.schedule.state,
+                    )
+                )
+
             await client.get_schedule_handle(schedule_id).update(keep_state)
             outcome[schedule_id] = "updated"
     return outcome
@@ -98,36 +128,43 @@ cli = typer.Typer(help="The back office's Temporal Schedules.", no_args_is_help=
 
 async def _client(settings: Settings) -> Client:
     from core.temporal import connect
+
     return await connect(settings)
 
 
 def _settings() -> Settings:
     from core.config import get_settings
+
     return get_settings()
 
 
 @cli.command()
 def ensure() -> None:
     """Create every schedule, or update it to the configured spec (a paused one stays paused)."""
+
     async def go():
         settings = _settings()
         for schedule_id, what in (await ensure_schedules(await _client(settings), settings)).items():
             typer.echo(f"{schedule_id}: {what}")
+
     _run(go)
 
 
 def _run(go) -> None:
     """Runs a command's coroutine; an unknown schedule id is a message and exit code 1, not a traceback."""
+
     async def guarded():
         try:
             await go()
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
-            typer.echo(f"not found: {exc.message} (ids: {', '.join(j.schedule_id for j in jobs(_settings()))})",
-                       err=True)
+            typer.echo(
+                f"not found: {exc.message} (ids: {', '.join(j.schedule_id for j in jobs(_settings()))})", err=True
+            )
             return 1
         return 0
+
     if asyncio.run(guarded()):
         raise typer.Exit(1)
 
@@ -135,6 +172,7 @@ def _run(go) -> None:
 @cli.command("list")
 def list_() -> None:
     """Each schedule: workflow, configured cron and time zone, state, next runs (local time)."""
+
     async def go():
         settings = _settings()
         client = await _client(settings)
@@ -147,10 +185,15 @@ def list_() -> None:
                 typer.echo(f"{job.schedule_id:28} missing (run: python -m core.schedules ensure)")
                 continue
             tz = desc.schedule.spec.time_zone_name or "UTC"
-            upcoming = ", ".join(f"{t.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}" for t in desc.info.next_action_times[:2])
-            typer.echo(f"{job.schedule_id:28} {job.workflow:26} cron {job.cron!r} {tz} "
-                       f"{'PAUSED' if desc.schedule.state.paused else 'active'}, next {upcoming or '-'}, "
-                       f"{desc.info.num_actions} runs so far")
+            upcoming = ", ".join(
+                f"{t.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}" for t in desc.info.next_action_times[:2]
+            )
+            typer.echo(
+                f"{job.schedule_id:28} {job.workflow:26} cron {job.cron!r} {tz} "
+                f"{'PAUSED' if desc.schedule.state.paused else 'active'}, next {upcoming or '-'}, "
+                f"{desc.info.num_actions} runs so far"
+            )
+
     _run(go)
 
 
@@ -164,6 +207,7 @@ def _on_handle(schedule_id: str, action: str) -> None:
         else:
             await handle.trigger()
         typer.echo(f"{schedule_id}: {action}d" if action != "trigger" else f"{schedule_id}: triggered")
+
     _run(go)
 
 

@@ -21,11 +21,27 @@ APPLICANT_ID = SearchAttributeKey.for_keyword("ApplicantId")
 AGING_BUCKET = SearchAttributeKey.for_keyword("AgingBucket")  # set while a loan is past due: 1-30 ... 90+
 
 ALL: list[SearchAttributeKey[Any]] = [
-    PAYMENT_STATUS, PAYMENT_KIND, PAYMENT_AMOUNT, ACCOUNT_ID, ORG_ID,
-    LOAN_STATUS, APPROVAL_LEVEL, WAITING_ON_ROLE, LOAN_AMOUNT, APPLICANT_ID, AGING_BUCKET,
+    PAYMENT_STATUS,
+    PAYMENT_KIND,
+    PAYMENT_AMOUNT,
+    ACCOUNT_ID,
+    ORG_ID,
+    LOAN_STATUS,
+    APPROVAL_LEVEL,
+    WAITING_ON_ROLE,
+    LOAN_AMOUNT,
+    APPLICANT_ID,
+    AGING_BUCKET,
 ]
 
-_CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "TEXT": "Text", "BOOL": "Bool", "DATETIME": "Datetime"}
+_CLI_TYPES = {
+    "KEYWORD": "Keyword",
+    "DOUBLE": "Double",
+    "INT": "Int",
+    "TEXT": "Text",
+    "BOOL": "Bool",
+    "DATETIME": "Datetime",
+}
 
 
 def cli_flags() -> list[str]:

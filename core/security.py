@@ -23,8 +23,14 @@ def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     return password_hash.verify_and_update(password, hashed)
 
 
-def create_token(settings: Settings, *, subject: str, token_type: TokenType, claims: dict[str, Any] | None = None,
-                 now: datetime | None = None) -> tuple[str, str, datetime]:
+def create_token(
+    settings: Settings,
+    *,
+    subject: str,
+    token_type: TokenType,
+    claims: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> tuple[str, str, datetime]:
     """Returns (token, jti, expires_at)."""
     now = now or datetime.now(UTC)
     ttl = settings.access_token_ttl if token_type == "access" else settings.refresh_token_ttl
@@ -38,7 +44,9 @@ def create_token(settings: Settings, *, subject: str, token_type: TokenType, cla
 def decode_token(settings: Settings, token: str, expected_type: TokenType) -> dict[str, Any]:
     """Raises jwt.InvalidTokenError (incl. ExpiredSignatureError) on anything wrong."""
     payload = jwt.decode(
-        token, settings.jwt_secret.get_secret_value(), algorithms=[settings.jwt_algorithm],
+        token,
+        settings.jwt_secret.get_secret_value(),
+        algorithms=[settings.jwt_algorithm],
         options={"require": ["sub", "exp", "iat", "type", "jti"]},
     )
     if payload.get("type") != expected_type:

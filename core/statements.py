@@ -76,11 +76,22 @@ async def write_batch(session: AsyncSession, batch: StatementBatch) -> Statement
     """One keyset batch in one statement; the caller commits. Accounts opened after the period, or closed
     before it, get no statement."""
     start, end = period_bounds(batch.period)
-    row = (await session.execute(_BATCH_SQL, {
-        "after": batch.after_account_id or _NIL, "limit": batch.limit, "period": batch.period, "start": start,
-        "end": end, "period_start_at": _local_midnight(start, batch.timezone),
-        "period_end_at": _local_midnight(end + timedelta(days=1), batch.timezone),
-        "interest_type": INTEREST_ENTRY_TYPE, "notify": batch.notify_owners})).one()
+    row = (
+        await session.execute(
+            _BATCH_SQL,
+            {
+                "after": batch.after_account_id or _NIL,
+                "limit": batch.limit,
+                "period": batch.period,
+                "start": start,
+                "end": end,
+                "period_start_at": _local_midnight(start, batch.timezone),
+                "period_end_at": _local_midnight(end + timedelta(days=1), batch.timezone),
+                "interest_type": INTEREST_ENTRY_TYPE,
+                "notify": batch.notify_owners,
+            },
+        )
+    ).one()
     return StatementBatchResult(accounts=row.accounts, written=row.written, last_account_id=row.last_id)
 
 
@@ -92,19 +103,33 @@ class Entry:
     amount: Decimal  # on the account's normal side
 
 
-async def opening_and_entries(session: AsyncSession, account_id: uuid.UUID, normal_balance: str, start: date,
-                              end: date, as_of: datetime) -> tuple[Decimal, list[Entry]]:
+async def opening_and_entries(
+    session: AsyncSession, account_id: uuid.UUID, normal_balance: str, start: date, end: date, as_of: datetime
+) -> tuple[Decimal, list[Entry]]:
     """The balance before `start` and every entry from `start` to `end`, as written by `as_of`."""
     sign = 1 if normal_balance == "debit" else -1
     params = {"account": account_id, "start": start, "end": end, "as_of": as_of}
-    opening = (await session.execute(text(
-        """SELECT COALESCE(sum(p.amount), 0) FROM postings p JOIN journal_entries je ON je.id = p.entry_id
-           WHERE p.account_id = :account AND je.effective_date < :start AND je.created_at <= :as_of"""),
-        params)).scalar_one()
-    rows = (await session.execute(text(
-        """SELECT je.effective_date, je.description, je.entry_type, p.amount
+    opening = (
+        await session.execute(
+            text(
+                """SELECT COALESCE(sum(p.amount), 0) FROM postings p JOIN journal_entries je ON je.id = p.entry_id
+           WHERE p.account_id = :account AND je.effective_date < :start AND je.created_at <= :as_of"""
+            ),
+            params,
+        )
+    ).scalar_one()
+    rows = (
+        await session.execute(
+            text(
+                """SELECT je.effective_date, je.description, je.entry_type, p.amount
            FROM postings p JOIN journal_entries je ON je.id = p.entry_id
            WHERE p.account_id = :account AND je.effective_date BETWEEN :start AND :end AND je.created_at <= :as_of
-           ORDER BY je.effective_date, je.created_at, p.id"""), params)).all()
-    return (round_money(sign * Decimal(opening)),
-            [Entry(r.effective_date, r.description, r.entry_type, round_money(sign * Decimal(r.amount))) for r in rows])
+           ORDER BY je.effective_date, je.created_at, p.id"""
+            ),
+            params,
+        )
+    ).all()
+    return (
+        round_money(sign * Decimal(opening)),
+        [Entry(r.effective_date, r.description, r.entry_type, round_money(sign * Decimal(r.amount))) for r in rows],
+    )

@@ -25,6 +25,8 @@ async def published(client: Client, workflow_id: str, key: SearchAttributeKey, t
     answered by the server itself, never by a query to a worker, so a read never waits on a busy or absent worker.
     None when the server does not answer in time or no longer has the workflow (the database row still stands)."""
     try:
-        return (await client.get_workflow_handle(workflow_id).describe(rpc_timeout=timeout)).typed_search_attributes.get(key)
+        return (
+            await client.get_workflow_handle(workflow_id).describe(rpc_timeout=timeout)
+        ).typed_search_attributes.get(key)
     except RPCError:
         return None

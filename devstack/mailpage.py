@@ -25,23 +25,31 @@ def index_html(directory: Path) -> str:
     rows = []
     for path in sorted(directory.glob("*.eml"), reverse=True):
         message = _read(path)
-        rows.append(f"<tr><td>{html.escape(message['Date'] or '')}</td><td>{html.escape(message['To'] or '')}</td>"
-                    f"<td><a href='/{path.name}'>{html.escape(message['Subject'] or '(no subject)')}</a></td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(message['Date'] or '')}</td><td>{html.escape(message['To'] or '')}</td>"
+            f"<td><a href='/{path.name}'>{html.escape(message['Subject'] or '(no subject)')}</a></td></tr>"
+        )
     body = "".join(rows) or "<tr><td colspan=3>No mail yet.</td></tr>"
-    return (f"<!doctype html><meta charset=utf-8><title>Mail sink</title><h1>Mail sink</h1>"
-            f"<p>{len(rows)} messages in {html.escape(str(directory))}</p>"
-            f"<table border=1 cellpadding=4><tr><th>Date</th><th>To</th><th>Subject</th></tr>{body}</table>")
+    return (
+        f"<!doctype html><meta charset=utf-8><title>Mail sink</title><h1>Mail sink</h1>"
+        f"<p>{len(rows)} messages in {html.escape(str(directory))}</p>"
+        f"<table border=1 cellpadding=4><tr><th>Date</th><th>To</th><th>Subject</th></tr>{body}</table>"
+    )
 
 
 def message_html(path: Path) -> str:
     message = _read(path)
-    headers = "".join(f"<b>{name}:</b> {html.escape(str(message[name] or ''))}<br>"
-                      for name in ("From", "To", "Subject", "Date", "Message-ID"))
+    headers = "".join(
+        f"<b>{name}:</b> {html.escape(str(message[name] or ''))}<br>"
+        for name in ("From", "To", "Subject", "Date", "Message-ID")
+    )
     part = message.get_body(("plain", "html"))
     text = part.get_content() if part is not None else ""
-    return (f"<!doctype html><meta charset=utf-8><title>{html.escape(message['Subject'] or '')}</title>"
-            f"<p><a href='/'>All mail</a> &middot; <a href='/{path.name}?raw=1'>raw</a></p><p>{headers}</p>"
-            f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>")
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(message['Subject'] or '')}</title>"
+        f"<p><a href='/'>All mail</a> &middot; <a href='/{path.name}?raw=1'>raw</a></p><p>{headers}</p>"
+        f"<pre style='white-space:pre-wrap'>{html.escape(text)}</pre>"
+    )
 
 
 def respond(directory: Path, target: str) -> tuple[int, str, bytes]:
@@ -62,11 +70,15 @@ async def _handle(directory: Path, reader: asyncio.StreamReader, writer: asyncio
     try:
         request = await reader.readuntil(b"\r\n\r\n")
         method, target, _ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-        status, content_type, body = (respond(directory, target) if method == "GET"
-                                      else (405, "text/plain; charset=utf-8", b"GET only\n"))
+        status, content_type, body = (
+            respond(directory, target) if method == "GET" else (405, "text/plain; charset=utf-8", b"GET only\n")
+        )
         reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed"}[status]
-        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                     f"Connection: close\r\n\r\n".encode() + body)
+        writer.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n".encode()
+            + body
+        )
         await writer.drain()
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
         pass

@@ -22,6 +22,7 @@ def embedded_postgres(data_dir: Path, delete_on_exit: bool, stop_on_exit: bool =
     if "max_connections = 300" not in (data_dir / "postgresql.auto.conf").read_text():
         server.psql("ALTER SYSTEM SET max_connections = 300;")
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time, per binary
+
         pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user)
         server.ensure_postgres_running()
     return server.get_uri()

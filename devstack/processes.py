@@ -42,8 +42,14 @@ def wait_for_port(port: int, process: subprocess.Popen | None = None, timeout: f
 def start(args: list[str], env: dict[str, str] | None = None, log_path: Path | None = None) -> subprocess.Popen:
     """A child in its own process group, so a stop reaches everything it started."""
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - handed to the child
-    return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out or None,
-                            stderr=subprocess.STDOUT if out else None, start_new_session=True)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=out or None,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+    )
 
 
 def python(*args: str) -> list[str]:

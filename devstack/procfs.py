@@ -34,7 +34,7 @@ def stat(pid: int) -> Stat | None:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after its last ")".
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return Stat(ppid=int(fields[1]), pgrp=int(fields[2]), state=fields[0], started=int(fields[19]))
 
 

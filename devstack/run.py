@@ -25,8 +25,15 @@ from devstack.temporal_cli import ensure_temporal
 
 DATA = Path(os.environ.get("BACKOFFICE_DATA_DIR") or ROOT / ".data").resolve()
 _OFFSET = int(os.environ.get("BACKOFFICE_PORT_OFFSET") or 0)
-BASE_PORTS = {"temporal": 7233, "temporal_ui": 8233, "sandbox": 8100, "api": 8000, "metrics": 9464, "smtp": 1025,
-              "mail_page": 8025}
+BASE_PORTS = {
+    "temporal": 7233,
+    "temporal_ui": 8233,
+    "sandbox": 8100,
+    "api": 8000,
+    "metrics": 9464,
+    "smtp": 1025,
+    "mail_page": 8025,
+}
 PORTS = {name: port + _OFFSET for name, port in BASE_PORTS.items()}
 SKIP_DEMO = os.environ.get("BACKOFFICE_SKIP_DEMO", "") not in ("", "0")
 # ACH in demo time: a cutoff window every 30 s, a 1-minute return window, 10 minutes for a late return.
@@ -84,8 +91,10 @@ def main() -> None:
 def _check_ports_free() -> None:
     busy = [(name, port) for name, port in PORTS.items() if processes.port_open(port)]
     if busy:
-        lines = [f"  {name} ({port}): {'; '.join(procfs.port_holders(port)) or 'held by a process not visible here'}"
-                 for name, port in busy]
+        lines = [
+            f"  {name} ({port}): {'; '.join(procfs.port_holders(port)) or 'held by a process not visible here'}"
+            for name, port in busy
+        ]
         sys.exit("ports already in use:\n" + "\n".join(lines))
 
 
@@ -98,42 +107,93 @@ def run(supervisor: Supervisor) -> int:
     migrate(database_url)
 
     sandbox_url = f"http://127.0.0.1:{PORTS['sandbox']}"
-    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": f"127.0.0.1:{PORTS['temporal']}",
-           "LINKING_BASE_URL": sandbox_url, "ODFI_BASE_URL": sandbox_url, "BUREAU_BASE_URL": sandbox_url,
-           "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}",
-           "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(PORTS["smtp"]),
-           "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/webhooks/bank",
-           **{name: os.environ.get(name, value) for name, value in DEMO_ACH.items()}}
+    env = {
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{PORTS['temporal']}",
+        "LINKING_BASE_URL": sandbox_url,
+        "ODFI_BASE_URL": sandbox_url,
+        "BUREAU_BASE_URL": sandbox_url,
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(PORTS["smtp"]),
+        "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/webhooks/bank",
+        **{name: os.environ.get(name, value) for name, value in DEMO_ACH.items()},
+    }
     os.environ.update(env)  # the demo seeding below is one more client of this stack (it reads get_settings())
-    temporal = supervisor.start("temporal", [
-        ensure_temporal(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(PORTS["temporal"]),
-        "--ui-port", str(PORTS["temporal_ui"]), "--db-filename", str(DATA / "temporal.db"),
-        "--log-level", "warn", *cli_flags()], log_path=logs / "temporal.log")
-    sandbox = supervisor.start("sandbox", processes.python("-m", "sandbox", "--port", str(PORTS["sandbox"])), env,
-                               logs / "sandbox.log")
-    supervisor.start("mailsink", processes.python("-m", "devstack.mailsink", "--port", str(PORTS["smtp"]),
-                                                  "--dir", str(DATA / "mail"), "--http-port", str(PORTS["mail_page"])),
-                     env, logs / "mailsink.log")
+    temporal = supervisor.start(
+        "temporal",
+        [
+            ensure_temporal(),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(PORTS["temporal"]),
+            "--ui-port",
+            str(PORTS["temporal_ui"]),
+            "--db-filename",
+            str(DATA / "temporal.db"),
+            "--log-level",
+            "warn",
+            *cli_flags(),
+        ],
+        log_path=logs / "temporal.log",
+    )
+    sandbox = supervisor.start(
+        "sandbox", processes.python("-m", "sandbox", "--port", str(PORTS["sandbox"])), env, logs / "sandbox.log"
+    )
+    supervisor.start(
+        "mailsink",
+        processes.python(
+            "-m",
+            "devstack.mailsink",
+            "--port",
+            str(PORTS["smtp"]),
+            "--dir",
+            str(DATA / "mail"),
+            "--http-port",
+            str(PORTS["mail_page"]),
+        ),
+        env,
+        logs / "mailsink.log",
+    )
     processes.wait_for_port(PORTS["temporal"], temporal, name="temporal")
     processes.wait_for_port(PORTS["sandbox"], sandbox, name="sandbox")
     supervisor.start("worker", processes.python("worker.py"), env, logs / "worker.log")
-    api = supervisor.start("api", processes.python(
-        "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1", "--port", str(PORTS["api"]),
-        "--no-access-log"), env, logs / "api.log")
+    api = supervisor.start(
+        "api",
+        processes.python(
+            "-m",
+            "uvicorn",
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(PORTS["api"]),
+            "--no-access-log",
+        ),
+        env,
+        logs / "api.log",
+    )
     processes.wait_for_port(PORTS["api"], api, name="api")
     demo_lines = [] if SKIP_DEMO else seed_demo(database_url)
     _stop_if_requested()
 
-    print(f"""
+    print(
+        f"""
 Back office is up (logs in {logs}):
-  API            http://127.0.0.1:{PORTS['api']}   (docs: /docs, readiness: /readyz)
-  Temporal UI    http://127.0.0.1:{PORTS['temporal_ui']}   (frontend 127.0.0.1:{PORTS['temporal']})
-  Sandbox        http://127.0.0.1:{PORTS['sandbox']}   (account-linking provider, ODFI bank)
-  Mail sink      SMTP 127.0.0.1:{PORTS['smtp']}, messages as .eml files in {DATA / 'mail'}
-  Mail page      http://127.0.0.1:{PORTS['mail_page']}/   (the sink's messages, newest first)
-  Schedules      http://127.0.0.1:{PORTS['temporal_ui']}/namespaces/default/schedules   (python -m core.schedules list)
-  Worker metrics http://127.0.0.1:{PORTS['metrics']}/metrics
-  Database       {database_url}""", flush=True)
+  API            http://127.0.0.1:{PORTS["api"]}   (docs: /docs, readiness: /readyz)
+  Temporal UI    http://127.0.0.1:{PORTS["temporal_ui"]}   (frontend 127.0.0.1:{PORTS["temporal"]})
+  Sandbox        http://127.0.0.1:{PORTS["sandbox"]}   (account-linking provider, ODFI bank)
+  Mail sink      SMTP 127.0.0.1:{PORTS["smtp"]}, messages as .eml files in {DATA / "mail"}
+  Mail page      http://127.0.0.1:{PORTS["mail_page"]}/   (the sink's messages, newest first)
+  Schedules      http://127.0.0.1:{PORTS["temporal_ui"]}/namespaces/default/schedules   (python -m core.schedules list)
+  Worker metrics http://127.0.0.1:{PORTS["metrics"]}/metrics
+  Database       {database_url}""",
+        flush=True,
+    )
     for line in demo_lines:
         print(line)
     print("Ctrl-C stops everything.", flush=True)
@@ -157,11 +217,12 @@ def seed_demo(database_url: str) -> list[str]:
     asyncio.run(seed_database(Database(database_url, pool_size=2)))
     demo = asyncio.run(seed_through_api(api, f"http://127.0.0.1:{PORTS['sandbox']}"))
     statement_pdf = asyncio.run(seed_demo_statements(database_url, api))
-    return [f"Demo statement {api}{statement_pdf}   (as alice, in a minute)",
-            "Demo workflows: " + ", ".join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})"
-                                           for p in demo),
-            "Demo users (email / password):",
-            *(f"  {role:17} {email:32} {password}" for email, _, role, password in USERS)]
+    return [
+        f"Demo statement {api}{statement_pdf}   (as alice, in a minute)",
+        "Demo workflows: " + ", ".join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo),
+        "Demo users (email / password):",
+        *(f"  {role:17} {email:32} {password}" for email, _, role, password in USERS),
+    ]
 
 
 if __name__ == "__main__":

@@ -50,46 +50,96 @@ DEMO_TRANSFER_KEY = "demo-book-transfer-1"
 
 async def seed_database(db: Database) -> None:
     async with db.session() as session, session.begin():
-        await session.execute(text("INSERT INTO organizations (id, name) VALUES (:id, :name) ON CONFLICT DO NOTHING"),
-                              {"id": ORG[1], "name": ORG[0]})
+        await session.execute(
+            text("INSERT INTO organizations (id, name) VALUES (:id, :name) ON CONFLICT DO NOTHING"),
+            {"id": ORG[1], "name": ORG[0]},
+        )
         for email, full_name, role, password in USERS:
-            await session.execute(text(
-                """INSERT INTO users (id, email, full_name, hashed_password, role, org_id, is_active)
-                   VALUES (:id, :email, :name, :pw, :role, :org, true) ON CONFLICT DO NOTHING"""),
-                {"id": demo_id(f"user:{email}"), "email": email, "name": full_name, "pw": hash_password(password),
-                 "role": role, "org": None if role in ("superuser", "bank_operations") else ORG[1]})
+            await session.execute(
+                text(
+                    """INSERT INTO users (id, email, full_name, hashed_password, role, org_id, is_active)
+                   VALUES (:id, :email, :name, :pw, :role, :org, true) ON CONFLICT DO NOTHING"""
+                ),
+                {
+                    "id": demo_id(f"user:{email}"),
+                    "email": email,
+                    "name": full_name,
+                    "pw": hash_password(password),
+                    "role": role,
+                    "org": None if role in ("superuser", "bank_operations") else ORG[1],
+                },
+            )
         for key, name, account_type, owner in ACCOUNTS:
-            await session.execute(text(
-                """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)
+            await session.execute(
+                text(
+                    """INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, org_id, owner_id, status)
                    VALUES (:id, :name, 'internal', :type, 'credit', 'USD', :org, :owner, 'active')
-                   ON CONFLICT DO NOTHING"""),
-                {"id": demo_id(f"account:{key}"), "name": name, "type": account_type, "org": ORG[1],
-                 "owner": demo_id(f"user:{owner}") if owner else None})
-        cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()
+                   ON CONFLICT DO NOTHING"""
+                ),
+                {
+                    "id": demo_id(f"account:{key}"),
+                    "name": name,
+                    "type": account_type,
+                    "org": ORG[1],
+                    "owner": demo_id(f"user:{owner}") if owner else None,
+                },
+            )
+        cash = (
+            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+        ).scalar_one()
         for key, amount in DEPOSITS:
-            await ledger.post_entry(session, idempotency_key=f"demo:deposit:{key}", entry_type="cash_deposit",
-                                    description="Opening deposit (demo)", effective_date=business_today(get_settings()),
-                                    legs=[ledger.Leg(cash, amount), ledger.Leg(demo_id(f"account:{key}"), -amount)])
+            await ledger.post_entry(
+                session,
+                idempotency_key=f"demo:deposit:{key}",
+                entry_type="cash_deposit",
+                description="Opening deposit (demo)",
+                effective_date=business_today(get_settings()),
+                legs=[ledger.Leg(cash, amount), ledger.Leg(demo_id(f"account:{key}"), -amount)],
+            )
 
 
 async def seed_through_api(api_url: str, sandbox_url: str) -> list[dict]:
     """A book transfer, a linked external account and two ACH debits (one the bank returns R01), through the API
     with fixed Idempotency-Keys, so a second start finds them instead of making more."""
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http, \
-            httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox:
+    async with (
+        httpx.AsyncClient(base_url=api_url, timeout=30) as http,
+        httpx.AsyncClient(base_url=sandbox_url, timeout=30) as sandbox,
+    ):
         alice = await _login(http, "alice@riverside.example", "demo-member-pass")
-        transfer = await _post(http, "/api/v1/transfers/book", alice, DEMO_TRANSFER_KEY, {
-            "from_account_id": str(demo_id("account:alice-checking")),
-            "to_account_id": str(demo_id("account:alice-savings")), "amount": "250.00",
-            "memo": "Demo: move to savings"})
+        transfer = await _post(
+            http,
+            "/api/v1/transfers/book",
+            alice,
+            DEMO_TRANSFER_KEY,
+            {
+                "from_account_id": str(demo_id("account:alice-checking")),
+                "to_account_id": str(demo_id("account:alice-savings")),
+                "amount": "250.00",
+                "memo": "Demo: move to savings",
+            },
+        )
         admin = await _login(http, "orgadmin@riverside.example", "demo-orgadmin-pass")
         external = await _demo_external_account(http, sandbox, admin)
         payments = [transfer]
-        for key, amount, memo in (("demo-ach-debit-1", "100.00", "Demo: top-up from the bank"),
-                                  ("demo-ach-debit-r01", "75.01", "Demo: the bank returns this one (R01)")):
-            payments.append(await _post(http, "/api/v1/payments", admin, key, {
-                "kind": "ach_debit", "amount": amount, "account_id": str(demo_id("account:riverside-operating")),
-                "external_account_id": external["id"], "memo": memo}))
+        for key, amount, memo in (
+            ("demo-ach-debit-1", "100.00", "Demo: top-up from the bank"),
+            ("demo-ach-debit-r01", "75.01", "Demo: the bank returns this one (R01)"),
+        ):
+            payments.append(
+                await _post(
+                    http,
+                    "/api/v1/payments",
+                    admin,
+                    key,
+                    {
+                        "kind": "ach_debit",
+                        "amount": amount,
+                        "account_id": str(demo_id("account:riverside-operating")),
+                        "external_account_id": external["id"],
+                        "memo": memo,
+                    },
+                )
+            )
         payments.extend(await _demo_loans(http, sandbox))
         return payments
 
@@ -99,28 +149,66 @@ async def _demo_loans(http: httpx.AsyncClient, sandbox: httpx.AsyncClient) -> li
     manager, the credit committee (findable in the Temporal UI by LoanStatus and WaitingOnRole)."""
     su = await _login(http, "admin@backoffice.example", "demo-superuser-pass")
     products = (await http.get("/api/v1/loan-products", headers=su, params={"name": "Demo personal loan"})).json()
-    product = products["items"][0] if products["items"] else await _post(http, "/api/v1/loan-products", su, "", {
-        "name": "Demo personal loan", "annual_rate": "0.0725", "min_term": 6, "max_term": 120,
-        "min_amount": "1000.00", "max_amount": "250000.00", "amortization": "declining_balance",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    product = (
+        products["items"][0]
+        if products["items"]
+        else await _post(
+            http,
+            "/api/v1/loan-products",
+            su,
+            "",
+            {
+                "name": "Demo personal loan",
+                "annual_rate": "0.0725",
+                "min_term": 6,
+                "max_term": 120,
+                "min_amount": "1000.00",
+                "max_amount": "250000.00",
+                "amortization": "declining_balance",
+                "frequency": "monthly",
+                "day_count": "30/360",
+                "grace_days": 10,
+                "late_fee": "25.00",
+            },
+        )
+    )
     alice_id = str(demo_id("user:alice@riverside.example"))
     await sandbox.put("/bureau/_control", json={"fixed_scores": {alice_id: 742}})
     alice = await _login(http, "alice@riverside.example", "demo-member-pass")
     loans = []
     for key, amount, purpose, approvers in (
-            ("demo-loan-officer", "8000.00", "Used car", []),
-            ("demo-loan-manager", "45000.00", "Home renovation", ["officer@riverside.example"]),
-            ("demo-loan-committee", "180000.00", "Small business premises",
-             ["officer@riverside.example", "manager@riverside.example"])):
-        loan = await _post(http, "/api/v1/loans", alice, key, {
-            "product_id": product["id"], "amount": amount, "term": 120, "purpose": purpose,
-            "monthly_income": "60000.00", "monthly_debt": "400.00",
-            "deposit_account_id": str(demo_id("account:alice-checking"))})
+        ("demo-loan-officer", "8000.00", "Used car", []),
+        ("demo-loan-manager", "45000.00", "Home renovation", ["officer@riverside.example"]),
+        (
+            "demo-loan-committee",
+            "180000.00",
+            "Small business premises",
+            ["officer@riverside.example", "manager@riverside.example"],
+        ),
+    ):
+        loan = await _post(
+            http,
+            "/api/v1/loans",
+            alice,
+            key,
+            {
+                "product_id": product["id"],
+                "amount": amount,
+                "term": 120,
+                "purpose": purpose,
+                "monthly_income": "60000.00",
+                "monthly_debt": "400.00",
+                "deposit_account_id": str(demo_id("account:alice-checking")),
+            },
+        )
         for level, email in enumerate(approvers, start=1):
             request_id = await _approval_waiting_at(http, su, loan["id"], level)
             approver = await _login(http, email, "demo-officer-pass" if "officer" in email else "demo-manager-pass")
-            await http.post(f"/api/v1/approvals/{request_id}/decisions", headers=approver,
-                            json={"decision": "approve", "reason": "Demo", "level": level})
+            await http.post(
+                f"/api/v1/approvals/{request_id}/decisions",
+                headers=approver,
+                json={"decision": "approve", "reason": "Demo", "level": level},
+            )
         loans.append({**loan, "kind": "loan", "amount": amount})
     return loans
 
@@ -154,9 +242,17 @@ async def _demo_external_account(http: httpx.AsyncClient, sandbox: httpx.AsyncCl
     if existing["items"]:
         return existing["items"][0]
     link = (await http.post("/api/v1/external-accounts/link-token", headers=admin, json={})).json()
-    public = (await sandbox.post("/linking/sandbox/public_token/create", json={
-        "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": "ins_1",
-        "link_token": link["link_token"]})).json()["public_token"]
+    public = (
+        await sandbox.post(
+            "/linking/sandbox/public_token/create",
+            json={
+                "client_id": "backoffice",
+                "secret": "sandbox-secret",
+                "institution_id": "ins_1",
+                "link_token": link["link_token"],
+            },
+        )
+    ).json()["public_token"]
     response = await http.post("/api/v1/external-accounts/link", headers=admin, json={"public_token": public})
     response.raise_for_status()
     return response.json()[0]

@@ -43,24 +43,40 @@ async def seed_statement_history(db: Database, today: date) -> str:
     start, _end = period_bounds(period)
     async with db.session() as session, session.begin():
         opened = datetime.combine(start - timedelta(days=20), datetime.min.time(), tzinfo=UTC)
-        await session.execute(text("UPDATE ledger_accounts SET created_at = LEAST(created_at, :at) WHERE id = :id"),
-                              {"at": opened, "id": ACCOUNT})
-        cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})).scalar_one()
-        for n, (day, amount, description, entry_type) in enumerate([
+        await session.execute(
+            text("UPDATE ledger_accounts SET created_at = LEAST(created_at, :at) WHERE id = :id"),
+            {"at": opened, "id": ACCOUNT},
+        )
+        cash = (
+            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+        ).scalar_one()
+        for n, (day, amount, description, entry_type) in enumerate(
+            [
                 (start - timedelta(days=10), Decimal("1500.00"), "Opening deposit (demo)", "cash_deposit"),
                 (start + timedelta(days=4), Decimal("320.00"), "Paycheck savings (demo)", "cash_deposit"),
-                (start + timedelta(days=17), Decimal("-85.40"), "Cash withdrawal (demo)", "cash_withdrawal")]):
-            await ledger.post_entry(session, idempotency_key=f"demo:history:{period}:{n}", entry_type=entry_type,
-                                    description=description, effective_date=day,
-                                    legs=[ledger.Leg(cash, amount), ledger.Leg(ACCOUNT, -amount)])
+                (start + timedelta(days=17), Decimal("-85.40"), "Cash withdrawal (demo)", "cash_withdrawal"),
+            ]
+        ):
+            await ledger.post_entry(
+                session,
+                idempotency_key=f"demo:history:{period}:{n}",
+                entry_type=entry_type,
+                description=description,
+                effective_date=day,
+                legs=[ledger.Leg(cash, amount), ledger.Leg(ACCOUNT, -amount)],
+            )
         # Alice's savings earns on the demo product (4.5 %, actual/365).
-        await session.execute(text(
-            """INSERT INTO savings_products (id, name, annual_rate, tiers, day_count, active)
-               VALUES (:id, 'Demo savings 4.5%', 0.045, NULL, 'actual/365', true) ON CONFLICT DO NOTHING"""),
-            {"id": PRODUCT})
-        await session.execute(text(
-            "INSERT INTO savings_accounts (account_id, product_id) VALUES (:a, :p) ON CONFLICT DO NOTHING"),
-            {"a": ACCOUNT, "p": PRODUCT})
+        await session.execute(
+            text(
+                """INSERT INTO savings_products (id, name, annual_rate, tiers, day_count, active)
+               VALUES (:id, 'Demo savings 4.5%', 0.045, NULL, 'actual/365', true) ON CONFLICT DO NOTHING"""
+            ),
+            {"id": PRODUCT},
+        )
+        await session.execute(
+            text("INSERT INTO savings_accounts (account_id, product_id) VALUES (:a, :p) ON CONFLICT DO NOTHING"),
+            {"a": ACCOUNT, "p": PRODUCT},
+        )
     return period
 
 
@@ -69,13 +85,24 @@ async def accrue_and_post(period: str) -> None:
     settings = get_settings()
     client = await connect(settings)
     start, end = period_bounds(period)
-    runs: list[tuple[Any, Any, str]] = [(DailyAccrualWorkflow.run, AccrualRunInput(day=start + timedelta(days=n)),
-             f"demo-accrual-{start + timedelta(days=n)}") for n in range((end - start).days + 1)]
+    runs: list[tuple[Any, Any, str]] = [
+        (
+            DailyAccrualWorkflow.run,
+            AccrualRunInput(day=start + timedelta(days=n)),
+            f"demo-accrual-{start + timedelta(days=n)}",
+        )
+        for n in range((end - start).days + 1)
+    ]
     runs.append((MonthEndPostingWorkflow.run, MonthEndInput(period=period), f"demo-month-end-{period}"))
     for run, arg, workflow_id in runs:
         try:  # a second `make run` finds each one done
-            await client.execute_workflow(run, arg, id=workflow_id, task_queue=settings.task_queue,
-                                          id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            await client.execute_workflow(
+                run,
+                arg,
+                id=workflow_id,
+                task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
         except WorkflowAlreadyStartedError:
             pass
 
@@ -90,10 +117,14 @@ async def seed_demo_statements(database_url: str, api_url: str) -> str:
     await accrue_and_post(period)
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
         # A statement run is bank-wide: bank operations starts it, never one organization's operator.
-        login = await http.post("/api/v1/auth/login", data={"username": "bankops@backoffice.example",
-                                                             "password": "demo-bankops-pass"})
+        login = await http.post(
+            "/api/v1/auth/login", data={"username": "bankops@backoffice.example", "password": "demo-bankops-pass"}
+        )
         login.raise_for_status()
-        response = await http.post("/api/v1/statements/runs", json={"period": period},
-                                   headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+        response = await http.post(
+            "/api/v1/statements/runs",
+            json={"period": period},
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+        )
         response.raise_for_status()
     return f"/api/v1/accounts/{ACCOUNT}/statements/{period}.pdf"

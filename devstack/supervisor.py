@@ -48,11 +48,16 @@ class Supervisor:
             lock.close()
             launcher = self._recorded().get("launcher")
             who = Running.from_record(launcher).describe() if launcher else "a launcher"
-            raise SystemExit(f"another `make run` of {self.data} is up: {who}. Stop it first (Ctrl-C where it "
-                             "runs, or SIGTERM to that pid).") from None
+            raise SystemExit(
+                f"another `make run` of {self.data} is up: {who}. Stop it first (Ctrl-C where it "
+                "runs, or SIGTERM to that pid)."
+            ) from None
         self._lock = lock
-        leftovers = [target for target in map(Running.from_record, self._recorded().get("children", []))
-                     if target.is_same_process()]
+        leftovers = [
+            target
+            for target in map(Running.from_record, self._recorded().get("children", []))
+            if target.is_same_process()
+        ]
         postgres = self._postgres()
         if postgres and all(target.pid != postgres.pid for target in leftovers):
             leftovers.append(postgres)
@@ -131,8 +136,10 @@ class Supervisor:
 
     def _write(self) -> None:
         launcher = Running.of("launcher", os.getpid())
-        record = {"launcher": launcher.record() if launcher else None,
-                  "children": [target.record() for target in self.started]}
+        record = {
+            "launcher": launcher.record() if launcher else None,
+            "children": [target.record() for target in self.started],
+        }
         partial = self.run_file.with_suffix(".part")
         partial.write_text(json.dumps(record, indent=1))
         partial.replace(self.run_file)  # a launcher killed mid-write leaves the previous record whole

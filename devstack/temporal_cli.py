@@ -27,8 +27,10 @@ def find_temporal() -> str | None:
 def _go() -> str:
     go = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
     if go is None:
-        raise SystemExit("the Temporal CLI is missing and Go is not installed to build it; install Go 1.22+ "
-                         "or put a `temporal` binary on PATH")
+        raise SystemExit(
+            "the Temporal CLI is missing and Go is not installed to build it; install Go 1.22+ "
+            "or put a `temporal` binary on PATH"
+        )
     return go
 
 
@@ -38,10 +40,16 @@ def ensure_temporal() -> str:
         return found
     target = cache_dir()
     target.mkdir(parents=True, exist_ok=True)
-    print(f"building the Temporal CLI ({TEMPORAL_CLI_MODULE}) into {target}; this takes a few minutes once",
-          file=sys.stderr, flush=True)
-    subprocess.run([_go(), "install", TEMPORAL_CLI_MODULE], check=True,
-                   env={**os.environ, "GOBIN": str(target), "GOFLAGS": "-buildvcs=false"})
+    print(
+        f"building the Temporal CLI ({TEMPORAL_CLI_MODULE}) into {target}; this takes a few minutes once",
+        file=sys.stderr,
+        flush=True,
+    )
+    subprocess.run(
+        [_go(), "install", TEMPORAL_CLI_MODULE],
+        check=True,
+        env={**os.environ, "GOBIN": str(target), "GOFLAGS": "-buildvcs=false"},
+    )
     return str(target / "temporal")
 
 

@@ -154,16 +154,23 @@ _FREQUENCY_ADJECTIVES = {Frequency.MONTHLY: "monthly", Frequency.BIWEEKLY: "biwe
 
 _styles = getSampleStyleSheet()
 _TITLE = ParagraphStyle("AgreementTitle", parent=_styles["Title"], fontSize=17, spaceAfter=4)
-_SUBTITLE = ParagraphStyle("AgreementSubtitle", parent=_styles["Normal"], alignment=TA_CENTER, fontSize=9,
-                           textColor=colors.HexColor("#444444"), spaceAfter=10)
-_HEADING = ParagraphStyle("AgreementHeading", parent=_styles["Heading2"], fontSize=11.5, spaceBefore=10,
-                          spaceAfter=4)
+_SUBTITLE = ParagraphStyle(
+    "AgreementSubtitle",
+    parent=_styles["Normal"],
+    alignment=TA_CENTER,
+    fontSize=9,
+    textColor=colors.HexColor("#444444"),
+    spaceAfter=10,
+)
+_HEADING = ParagraphStyle("AgreementHeading", parent=_styles["Heading2"], fontSize=11.5, spaceBefore=10, spaceAfter=4)
 _BODY = ParagraphStyle("AgreementBody", parent=_styles["Normal"], fontSize=9.5, leading=12.5, spaceAfter=4)
-_BOX_HEAD = ParagraphStyle("BoxHead", parent=_BODY, fontName="Helvetica-Bold", fontSize=9, alignment=TA_CENTER,
-                           spaceAfter=0)
+_BOX_HEAD = ParagraphStyle(
+    "BoxHead", parent=_BODY, fontName="Helvetica-Bold", fontSize=9, alignment=TA_CENTER, spaceAfter=0
+)
 _BOX_NOTE = ParagraphStyle("BoxNote", parent=_BODY, fontSize=7.5, leading=9, alignment=TA_CENTER, spaceAfter=0)
-_BOX_FIGURE = ParagraphStyle("BoxFigure", parent=_BODY, fontName="Helvetica-Bold", fontSize=13, leading=16,
-                             alignment=TA_CENTER, spaceAfter=0)
+_BOX_FIGURE = ParagraphStyle(
+    "BoxFigure", parent=_BODY, fontName="Helvetica-Bold", fontSize=13, leading=16, alignment=TA_CENTER, spaceAfter=0
+)
 _BULLET = ParagraphStyle("AgreementBullet", parent=_BODY, leftIndent=12, bulletIndent=2)
 _CELL = ParagraphStyle("Cell", parent=_BODY, fontSize=9, leading=11, spaceAfter=0)
 
@@ -185,24 +192,30 @@ def _labelled_rows(rows: list[tuple[str, str]]) -> Table:
         [[Paragraph(f"<b>{label}</b>", _CELL), Paragraph(_text(value), _CELL)] for label, value in rows],
         colWidths=[1.9 * inch, _CONTENT_WIDTH - 1.9 * inch],
     )
-    table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-        ("LEFTPADDING", (0, 0), (0, -1), 0),
-        ("TOPPADDING", (0, 0), (-1, -1), 3),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+                ("LEFTPADDING", (0, 0), (0, -1), 0),
+                ("TOPPADDING", (0, 0), (-1, -1), 3),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ]
+        )
+    )
     return table
 
 
 def _parties(data: AgreementData) -> list:
     return [
         Paragraph("1. Parties", _HEADING),
-        _labelled_rows([
-            ("Lender", data.lender_name),
-            ("Borrower", f"{data.borrower_name} (member id {data.borrower_id})"),
-            ("Loan", f"{data.loan_id} - {data.product_name}"),
-        ]),
+        _labelled_rows(
+            [
+                ("Lender", data.lender_name),
+                ("Borrower", f"{data.borrower_name} (member id {data.borrower_id})"),
+                ("Loan", f"{data.loan_id} - {data.product_name}"),
+            ]
+        ),
         Spacer(0, 4),
         Paragraph(
             '"You" and "your" mean the borrower; "we", "us" and "our" mean the lender. In exchange for the '
@@ -215,12 +228,18 @@ def _parties(data: AgreementData) -> list:
 
 def _truth_in_lending_box(data: AgreementData) -> list:
     boxes = [
-        ("ANNUAL PERCENTAGE RATE", "The cost of your credit as a yearly rate.",
-         format_rate(data.annual_percentage_rate)),
+        (
+            "ANNUAL PERCENTAGE RATE",
+            "The cost of your credit as a yearly rate.",
+            format_rate(data.annual_percentage_rate),
+        ),
         ("FINANCE CHARGE", "The dollar amount the credit will cost you.", format_usd(data.total_interest)),
         ("Amount Financed", "The amount of credit provided to you or on your behalf.", format_usd(data.principal)),
-        ("Total of Payments", "The amount you will have paid after you have made all payments as scheduled.",
-         format_usd(data.total_of_payments)),
+        (
+            "Total of Payments",
+            "The amount you will have paid after you have made all payments as scheduled.",
+            format_usd(data.total_of_payments),
+        ),
     ]
     table = Table(
         [
@@ -230,15 +249,19 @@ def _truth_in_lending_box(data: AgreementData) -> list:
         ],
         colWidths=[_CONTENT_WIDTH / 4] * 4,
     )
-    table.setStyle(TableStyle([
-        ("BOX", (0, 0), (-1, -1), 1.5, colors.black),
-        ("LINEAFTER", (0, 0), (-2, -1), 0.75, colors.black),
-        ("BOX", (0, 0), (1, -1), 1.5, colors.black),  # APR and finance charge stand out (Reg Z 1026.17)
-        ("BACKGROUND", (0, 0), (1, -1), _SHADE),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("TOPPADDING", (0, 0), (-1, -1), 5),
-        ("BOTTOMPADDING", (0, -1), (-1, -1), 8),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("BOX", (0, 0), (-1, -1), 1.5, colors.black),
+                ("LINEAFTER", (0, 0), (-2, -1), 0.75, colors.black),
+                ("BOX", (0, 0), (1, -1), 1.5, colors.black),  # APR and finance charge stand out (Reg Z 1026.17)
+                ("BACKGROUND", (0, 0), (1, -1), _SHADE),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("TOPPADDING", (0, 0), (-1, -1), 5),
+                ("BOTTOMPADDING", (0, -1), (-1, -1), 8),
+            ]
+        )
+    )
     return [
         Paragraph("2. Truth-in-Lending disclosures", _HEADING),
         KeepTogether([table]),
@@ -279,19 +302,21 @@ def _day_count_label(data: AgreementData) -> str:
 def _terms(data: AgreementData) -> list:
     return [
         Paragraph("3. Loan terms", _HEADING),
-        _labelled_rows([
-            ("Product", data.product_name),
-            ("Principal", format_usd(data.principal)),
-            ("Interest rate", f"{format_rate(data.annual_rate)} a year (fixed)"),
-            ("Term", f"{data.term_periods} {_FREQUENCY_ADJECTIVES[data.frequency]} installments"),
-            ("Repayment method", _METHOD_LABELS[data.method]),
-            ("Day-count convention", _day_count_label(data)),
-            ("First payment due", _format_date(data.first_due_date)),
-            ("Final payment due", _format_date(data.schedule[-1].due_date)),
-            ("Grace period", f"{data.grace_days} days after each due date"),
-            ("Late fee", format_usd(data.late_fee)),
-            ("Disbursement account", data.disbursement_account),
-        ]),
+        _labelled_rows(
+            [
+                ("Product", data.product_name),
+                ("Principal", format_usd(data.principal)),
+                ("Interest rate", f"{format_rate(data.annual_rate)} a year (fixed)"),
+                ("Term", f"{data.term_periods} {_FREQUENCY_ADJECTIVES[data.frequency]} installments"),
+                ("Repayment method", _METHOD_LABELS[data.method]),
+                ("Day-count convention", _day_count_label(data)),
+                ("First payment due", _format_date(data.first_due_date)),
+                ("Final payment due", _format_date(data.schedule[-1].due_date)),
+                ("Grace period", f"{data.grace_days} days after each due date"),
+                ("Late fee", format_usd(data.late_fee)),
+                ("Disbursement account", data.disbursement_account),
+            ]
+        ),
         Spacer(0, 4),
         Paragraph(
             f"We will credit the principal to your account {_text(data.disbursement_account)} once this "
@@ -307,27 +332,45 @@ _SCHEDULE_HEADER = ["No.", "Due date", "Payment", "Interest", "Principal", "Bala
 
 def _repayment_schedule(data: AgreementData) -> list:
     rows = [_SCHEDULE_HEADER] + [
-        [str(i.number), _format_date(i.due_date), format_usd(i.payment), format_usd(i.interest),
-         format_usd(i.principal), format_usd(i.balance)]
+        [
+            str(i.number),
+            _format_date(i.due_date),
+            format_usd(i.payment),
+            format_usd(i.interest),
+            format_usd(i.principal),
+            format_usd(i.balance),
+        ]
         for i in data.schedule
     ]
-    rows.append(["", "Total", format_usd(data.total_of_payments), format_usd(data.total_interest),
-                 format_usd(data.principal), ""])
+    rows.append(
+        [
+            "",
+            "Total",
+            format_usd(data.total_of_payments),
+            format_usd(data.total_interest),
+            format_usd(data.principal),
+            "",
+        ]
+    )
     widths = [0.55 * inch, 1.25 * inch] + [(_CONTENT_WIDTH - 1.8 * inch) / 4] * 4
     table = Table(rows, colWidths=widths, repeatRows=1)
-    table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8.5),
-        ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 8.5),
-        ("BACKGROUND", (0, 0), (-1, 0), _SHADE),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -2), [colors.white, colors.HexColor("#f6f6f6")]),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.black),
-        ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
-        ("ALIGN", (0, 0), (0, -1), "RIGHT"),
-        ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
+                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8.5),
+                ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 8.5),
+                ("BACKGROUND", (0, 0), (-1, 0), _SHADE),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -2), [colors.white, colors.HexColor("#f6f6f6")]),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.75, colors.black),
+                ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
+                ("ALIGN", (0, 0), (0, -1), "RIGHT"),
+                ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+                ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+            ]
+        )
+    )
     return [Paragraph("4. Repayment schedule", _HEADING), table]
 
 
@@ -370,23 +413,34 @@ def _signatures(data: AgreementData) -> list:
         ["Date", "", "Date"],
     ]
     table = Table(rows, colWidths=[column, gap, column], rowHeights=[None, 30, None, None, 24, None])
-    table.setStyle(TableStyle([
-        ("FONT", (0, 2), (-1, -1), "Helvetica", 8),
-        ("TEXTCOLOR", (0, 2), (-1, -1), colors.HexColor("#444444")),
-        ("LINEABOVE", (0, 2), (0, 2), 0.75, colors.black),
-        ("LINEABOVE", (2, 2), (2, 2), 0.75, colors.black),
-        ("LINEABOVE", (0, 5), (0, 5), 0.75, colors.black),
-        ("LINEABOVE", (2, 5), (2, 5), 0.75, colors.black),
-        ("LEFTPADDING", (0, 0), (-1, -1), 0),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
-    return [KeepTogether([
-        Paragraph("8. Signatures", _HEADING),
-        Paragraph("By signing, you agree to the terms of this agreement and acknowledge that you received a "
-                  "completed copy of it, including the disclosures above.", _BODY),
-        Spacer(0, 10),
-        table,
-    ])]
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 2), (-1, -1), "Helvetica", 8),
+                ("TEXTCOLOR", (0, 2), (-1, -1), colors.HexColor("#444444")),
+                ("LINEABOVE", (0, 2), (0, 2), 0.75, colors.black),
+                ("LINEABOVE", (2, 2), (2, 2), 0.75, colors.black),
+                ("LINEABOVE", (0, 5), (0, 5), 0.75, colors.black),
+                ("LINEABOVE", (2, 5), (2, 5), 0.75, colors.black),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    return [
+        KeepTogether(
+            [
+                Paragraph("8. Signatures", _HEADING),
+                Paragraph(
+                    "By signing, you agree to the terms of this agreement and acknowledge that you received a "
+                    "completed copy of it, including the disclosures above.",
+                    _BODY,
+                ),
+                Spacer(0, 10),
+                table,
+            ]
+        )
+    ]
 
 
 def render_loan_agreement(data: AgreementData) -> bytes:
@@ -395,8 +449,10 @@ def render_loan_agreement(data: AgreementData) -> bytes:
     doc = SimpleDocTemplate(
         buffer,
         pagesize=LETTER,
-        leftMargin=MARGIN - _FRAME_PADDING, rightMargin=MARGIN - _FRAME_PADDING,
-        topMargin=0.8 * inch, bottomMargin=0.8 * inch,
+        leftMargin=MARGIN - _FRAME_PADDING,
+        rightMargin=MARGIN - _FRAME_PADDING,
+        topMargin=0.8 * inch,
+        bottomMargin=0.8 * inch,
         title=f"Loan agreement {data.loan_id}",
         author=data.lender_name,
         subject=f"Loan agreement between {data.lender_name} and {data.borrower_name}",

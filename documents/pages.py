@@ -50,6 +50,7 @@ RULE = colors.HexColor("#999999")
 
 def running_header(left: str, right: str) -> Callable[[Canvas, object], None]:
     """A page callback (reportlab's onFirstPage / onLaterPages) drawing a small header line with a rule under it."""
+
     def draw(canvas: Canvas, _doc) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 8)

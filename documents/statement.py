@@ -33,7 +33,7 @@ class StatementLine(BaseModel):
 
     effective_date: date
     description: str
-    amount: Decimal   # signed on the account's normal side
+    amount: Decimal  # signed on the account's normal side
     balance: Decimal  # running balance after this line
     is_interest: bool = False
 
@@ -46,7 +46,7 @@ class StatementData(BaseModel):
     account_number: str  # masked, e.g. "****1a2b"
     account_type: str
     owner_name: str | None
-    period: str          # YYYY-MM
+    period: str  # YYYY-MM
     period_start: date
     period_end: date
     opening_balance: Decimal
@@ -69,8 +69,10 @@ class StatementData(BaseModel):
             if line.balance != balance:
                 raise ValueError(f"running balance {line.balance} after {line.description!r} should be {balance}")
         if balance != self.closing_balance:
-            raise ValueError(f"opening {self.opening_balance} plus the entries is {balance}, "
-                             f"not the closing balance {self.closing_balance}")
+            raise ValueError(
+                f"opening {self.opening_balance} plus the entries is {balance}, "
+                f"not the closing balance {self.closing_balance}"
+            )
         if sum((line.amount for line in self.lines if line.is_interest), Decimal("0.00")) != self.interest:
             raise ValueError("interest is not the sum of the interest lines")
         return self
@@ -86,8 +88,14 @@ class StatementData(BaseModel):
 
 _styles = getSampleStyleSheet()
 _TITLE = ParagraphStyle("StatementTitle", parent=_styles["Title"], fontSize=17, spaceAfter=4)
-_SUBTITLE = ParagraphStyle("StatementSubtitle", parent=_styles["Normal"], alignment=TA_CENTER, fontSize=9,
-                           textColor=colors.HexColor("#444444"), spaceAfter=10)
+_SUBTITLE = ParagraphStyle(
+    "StatementSubtitle",
+    parent=_styles["Normal"],
+    alignment=TA_CENTER,
+    fontSize=9,
+    textColor=colors.HexColor("#444444"),
+    spaceAfter=10,
+)
 _HEADING = ParagraphStyle("StatementHeading", parent=_styles["Heading2"], fontSize=11.5, spaceBefore=10, spaceAfter=4)
 _BODY = ParagraphStyle("StatementBody", parent=_styles["Normal"], fontSize=9.5, leading=12.5, spaceAfter=4)
 _CELL = ParagraphStyle("StatementCell", parent=_BODY, fontSize=8.5, leading=10.5, spaceAfter=0)
@@ -108,47 +116,72 @@ _NumberedCanvas = numbered_canvas()
 
 
 def _account(data: StatementData) -> list:
-    rows = [("Account", f"{data.account_name} ({data.account_type})"), ("Account number", data.account_number),
-            ("Owner", data.owner_name or "-"), ("Statement period", _period_label(data))]
-    table = Table([[Paragraph(f"<b>{label}</b>", _CELL), Paragraph(escape(value), _CELL)] for label, value in rows],
-                  colWidths=[1.9 * inch, _CONTENT_WIDTH - 1.9 * inch])
-    table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-        ("LEFTPADDING", (0, 0), (0, -1), 0),
-        ("TOPPADDING", (0, 0), (-1, -1), 3),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
+    rows = [
+        ("Account", f"{data.account_name} ({data.account_type})"),
+        ("Account number", data.account_number),
+        ("Owner", data.owner_name or "-"),
+        ("Statement period", _period_label(data)),
+    ]
+    table = Table(
+        [[Paragraph(f"<b>{label}</b>", _CELL), Paragraph(escape(value), _CELL)] for label, value in rows],
+        colWidths=[1.9 * inch, _CONTENT_WIDTH - 1.9 * inch],
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+                ("LEFTPADDING", (0, 0), (0, -1), 0),
+                ("TOPPADDING", (0, 0), (-1, -1), 3),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ]
+        )
+    )
     return [table]
 
 
 def _summary(data: StatementData) -> list:
-    rows = [["Opening balance", format_usd(data.opening_balance)],
-            ["Money in", format_usd(data.money_in)],
-            ["Money out", format_usd(data.money_out)],
-            ["Interest paid", format_usd(data.interest)],
-            ["Closing balance", format_usd(data.closing_balance)]]
+    rows = [
+        ["Opening balance", format_usd(data.opening_balance)],
+        ["Money in", format_usd(data.money_in)],
+        ["Money out", format_usd(data.money_out)],
+        ["Interest paid", format_usd(data.interest)],
+        ["Closing balance", format_usd(data.closing_balance)],
+    ]
     table = Table(rows, colWidths=[2.5 * inch, 1.5 * inch], hAlign="LEFT")
-    table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 9.5),
-        ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9.5),
-        ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-        ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
-        ("BOX", (0, 0), (-1, -1), 0.75, RULE),
-        ("BACKGROUND", (0, 0), (-1, -1), _SHADE),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, -1), "Helvetica", 9.5),
+                ("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 9.5),
+                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
+                ("LINEABOVE", (0, -1), (-1, -1), 0.75, colors.black),
+                ("BOX", (0, 0), (-1, -1), 0.75, RULE),
+                ("BACKGROUND", (0, 0), (-1, -1), _SHADE),
+            ]
+        )
+    )
     return [Paragraph("Summary", _HEADING), table]
 
 
 def _entries(data: StatementData) -> list:
     header = ["Date", "Description", "Amount", "Balance"]
-    rows: list[list[Any]] = [header, [_format_date(data.period_start), "Opening balance", "", format_usd(data.opening_balance)]]
+    rows: list[list[Any]] = [
+        header,
+        [_format_date(data.period_start), "Opening balance", "", format_usd(data.opening_balance)],
+    ]
     interest_rows = []
     for line in data.lines:
         if line.is_interest:
             interest_rows.append(len(rows))
-        rows.append([_format_date(line.effective_date), Paragraph(escape(line.description), _CELL),
-                     format_usd(line.amount), format_usd(line.balance)])
+        rows.append(
+            [
+                _format_date(line.effective_date),
+                Paragraph(escape(line.description), _CELL),
+                format_usd(line.amount),
+                format_usd(line.balance),
+            ]
+        )
     rows.append([_format_date(data.period_end), "Closing balance", "", format_usd(data.closing_balance)])
     widths = [1.1 * inch, _CONTENT_WIDTH - 3.5 * inch, 1.2 * inch, 1.2 * inch]
     style: list[tuple[Any, ...]] = [
@@ -175,16 +208,25 @@ def render_statement(data: StatementData) -> bytes:
     """The statement as a PDF document (bytes); identical bytes for identical data."""
     buffer = BytesIO()
     doc = SimpleDocTemplate(
-        buffer, pagesize=LETTER,
-        leftMargin=MARGIN - _FRAME_PADDING, rightMargin=MARGIN - _FRAME_PADDING,
-        topMargin=0.8 * inch, bottomMargin=0.8 * inch,
-        title=f"Statement {data.period} {data.account_number}", author=data.institution,
-        subject=f"Account statement for {data.period}", creator="backoffice", invariant=1,
+        buffer,
+        pagesize=LETTER,
+        leftMargin=MARGIN - _FRAME_PADDING,
+        rightMargin=MARGIN - _FRAME_PADDING,
+        topMargin=0.8 * inch,
+        bottomMargin=0.8 * inch,
+        title=f"Statement {data.period} {data.account_number}",
+        author=data.institution,
+        subject=f"Account statement for {data.period}",
+        creator="backoffice",
+        invariant=1,
     )
     story = [
         Paragraph("Account Statement", _TITLE),
-        Paragraph(f"{escape(data.institution)} &middot; {escape(_period_label(data))} &middot; "
-                  f"Prepared {_format_date(data.generated_on)}", _SUBTITLE),
+        Paragraph(
+            f"{escape(data.institution)} &middot; {escape(_period_label(data))} &middot; "
+            f"Prepared {_format_date(data.generated_on)}",
+            _SUBTITLE,
+        ),
         *_account(data),
         Spacer(0, 4),
         *_summary(data),

@@ -51,10 +51,14 @@ class PaymentOut(BaseModel):
     id: uuid.UUID
     kind: str
     status: str
-    workflow_status: str | None = Field(None, description=(
-        "the status the workflow last published (its PaymentStatus search attribute, as the Temporal server holds "
-        "it); null in the answer to a create, which comes from the database alone, or when Temporal cannot say. "
-        "`status` (the database) is the source of truth"))
+    workflow_status: str | None = Field(
+        None,
+        description=(
+            "the status the workflow last published (its PaymentStatus search attribute, as the Temporal server holds "
+            "it); null in the answer to a create, which comes from the database alone, or when Temporal cannot say. "
+            "`status` (the database) is the source of truth"
+        ),
+    )
     amount: Decimal
     currency: str
     from_account_id: uuid.UUID | None
@@ -94,7 +98,9 @@ def request_hash(body: _WithAmount) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def payment_out(session, client: Client | None, payment: Payment, workflow_status: str | None = None) -> TransferOut:
+async def payment_out(
+    session, client: Client | None, payment: Payment, workflow_status: str | None = None
+) -> TransferOut:
     """The row and its history. With a client, also what the workflow last published: the Temporal server answers
     that from its own records (describe), never by a query to a worker, so no answer waits on a busy or absent
     worker. A create passes no client: it answers from the database once the workflow start is durable."""
@@ -107,22 +113,42 @@ async def payment_out(session, client: Client | None, payment: Payment, workflow
 async def payments_out(session, payments: list[Payment], workflow_status: str | None = None) -> list[PaymentOut]:
     """The rows with their histories, read in one query for the whole page."""
     events: dict[uuid.UUID, list[EventOut]] = {p.id: [] for p in payments}
-    for e in (await session.exec(select(PaymentEvent).where(col(PaymentEvent.payment_id).in_(list(events)))
-                                 .order_by(col(PaymentEvent.id)))).all():
+    for e in (
+        await session.exec(
+            select(PaymentEvent).where(col(PaymentEvent.payment_id).in_(list(events))).order_by(col(PaymentEvent.id))
+        )
+    ).all():
         events[e.payment_id].append(EventOut(status=e.status, at=e.at, detail=e.detail))
     return [PaymentOut(**p.model_dump(), workflow_status=workflow_status, events=events[p.id]) for p in payments]
 
 
-async def list_of_payments(session, user: User, page, *, kind=None, status=None, account_id=None, created_from=None,
-                           created_to=None, min_amount=None, max_amount=None, return_code=None) -> Page[PaymentOut]:
+async def list_of_payments(
+    session,
+    user: User,
+    page,
+    *,
+    kind=None,
+    status=None,
+    account_id=None,
+    created_from=None,
+    created_to=None,
+    min_amount=None,
+    max_amount=None,
+    return_code=None,
+) -> Page[PaymentOut]:
     """The filters every payment list shares; `account_id` matches either side, internal or external."""
     statement = access.scope(user, Entity.payment, select(Payment))
     for column, value in ((Payment.kind, kind), (Payment.status, status), (Payment.return_code, return_code)):
         if value is not None:
             statement = statement.where(column == value)
     if account_id:
-        statement = statement.where(or_(Payment.from_account_id == account_id, Payment.to_account_id == account_id,
-                                        Payment.external_account_id == account_id))
+        statement = statement.where(
+            or_(
+                Payment.from_account_id == account_id,
+                Payment.to_account_id == account_id,
+                Payment.external_account_id == account_id,
+            )
+        )
     if created_from:
         statement = statement.where(Payment.created_at >= created_from)
     if created_to:
@@ -138,38 +164,67 @@ async def list_of_payments(session, user: User, page, *, kind=None, status=None,
 async def _start(client: Client, settings, payment: Payment, src: LedgerAccount, dst: LedgerAccount) -> WorkflowHandle:
     return await client.start_workflow(
         BookTransferWorkflow.run,
-        BookTransferInput(payment_id=payment.id, amount=payment.amount, from_account_id=src.id, to_account_id=dst.id,
-                          org_id=payment.org_id),
+        BookTransferInput(
+            payment_id=payment.id,
+            amount=payment.amount,
+            from_account_id=src.id,
+            to_account_id=dst.id,
+            org_id=payment.org_id,
+        ),
         id=payment.workflow_id,
         task_queue=settings.task_queue,
         # A retry of the request after a crash between insert and start reattaches to the running workflow.
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Book transfer ${payment.amount:,.2f} from {src.name} (…{str(src.id)[-4:]}) to {dst.name} (…{str(dst.id)[-4:]})",
         static_details=f"payment {payment.id}\n{payment.memo}",
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.created.value),
-            SearchAttributePair(sa.PAYMENT_KIND, PaymentKind.book.value),
-            SearchAttributePair(sa.PAYMENT_AMOUNT, float(payment.amount)),
-            SearchAttributePair(sa.ACCOUNT_ID, str(src.id)),
-            *([SearchAttributePair(sa.ORG_ID, str(payment.org_id))] if payment.org_id else []),
-        ]),
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.created.value),
+                SearchAttributePair(sa.PAYMENT_KIND, PaymentKind.book.value),
+                SearchAttributePair(sa.PAYMENT_AMOUNT, float(payment.amount)),
+                SearchAttributePair(sa.ACCOUNT_ID, str(src.id)),
+                *([SearchAttributePair(sa.ORG_ID, str(payment.org_id))] if payment.org_id else []),
+            ]
+        ),
     )
 
 
-async def record_new_payment(session, user: User, payment_id: uuid.UUID, key: str, digest: str, columns: dict,
-                             audit_after: dict) -> None:
+async def record_new_payment(
+    session, user: User, payment_id: uuid.UUID, key: str, digest: str, columns: dict, audit_after: dict
+) -> None:
     """Inserts the payment with its 'created' event and audit row; a concurrent request with the same key
     finds the row instead (ON CONFLICT), so one key is one payment."""
-    inserted = (await session.execute(
-        pg_insert(PAYMENTS).values(
-            id=payment_id, status=PaymentStatus.created, currency="USD", created_by=user.id, idempotency_key=key,
-            request_hash=digest, workflow_id=f"payment-{payment_id}", **columns)
-        .on_conflict_do_nothing().returning(PAYMENTS.c.id))).first()
+    inserted = (
+        await session.execute(
+            pg_insert(PAYMENTS)
+            .values(
+                id=payment_id,
+                status=PaymentStatus.created,
+                currency="USD",
+                created_by=user.id,
+                idempotency_key=key,
+                request_hash=digest,
+                workflow_id=f"payment-{payment_id}",
+                **columns,
+            )
+            .on_conflict_do_nothing()
+            .returning(PAYMENTS.c.id)
+        )
+    ).first()
     if inserted is not None:
-        await session.execute(text("INSERT INTO payment_events (payment_id, event_key, status) "
-                                   "VALUES (:id, 'created', 'created')"), {"id": payment_id})
-        await audit.record(session, actor=user.email, actor_id=user.id, action="payment.created",
-                           entity_type="payment", entity_id=payment_id, after=audit_after)
+        await session.execute(
+            text("INSERT INTO payment_events (payment_id, event_key, status) VALUES (:id, 'created', 'created')"),
+            {"id": payment_id},
+        )
+        await audit.record(
+            session,
+            actor=user.email,
+            actor_id=user.id,
+            action="payment.created",
+            entity_type="payment",
+            entity_id=payment_id,
+            after=audit_after,
+        )
     await session.commit()
 
 
@@ -179,13 +234,18 @@ async def idempotent_payment(session, payment_id: uuid.UUID, digest: str) -> Pay
     payment = await session.get(Payment, payment_id)
     await session.refresh(payment)
     if payment.request_hash != digest:
-        raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used with a different request",
-                       {"payment_id": payment.id})
+        raise AppError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+            {"payment_id": payment.id},
+        )
     return payment
 
 
-async def create_book_transfer(body: BookTransferIn, key: str, session, user: User, client: Client,
-                               settings: Settings) -> tuple[PaymentOut, int]:
+async def create_book_transfer(
+    body: BookTransferIn, key: str, session, user: User, client: Client, settings: Settings
+) -> tuple[PaymentOut, int]:
     """A book transfer from request to workflow: the payment and the HTTP status it answers with (201 created,
     200 the same key and body again, 202 still running)."""
     payment_id = payment_id_for(user, key)
@@ -197,14 +257,34 @@ async def create_book_transfer(body: BookTransferIn, key: str, session, user: Us
         _check_transfer(user, body, src, dst)
         available = (await ledger.balances(session, [src.id]))[src.id].available
         if available < body.amount:
-            raise AppError(422, "insufficient_funds", "the available balance does not cover the amount",
-                           {"available_balance": available, "amount": body.amount})
+            raise AppError(
+                422,
+                "insufficient_funds",
+                "the available balance does not cover the amount",
+                {"available_balance": available, "amount": body.amount},
+            )
         await record_new_payment(
-            session, user, payment_id, key, digest,
-            {"kind": PaymentKind.book, "amount": body.amount, "from_account_id": src.id, "to_account_id": dst.id,
-             "memo": body.memo, "org_id": src.org_id},
-            {"kind": "book", "amount": str(body.amount), "from_account_id": str(src.id), "to_account_id": str(dst.id),
-             "memo": body.memo})
+            session,
+            user,
+            payment_id,
+            key,
+            digest,
+            {
+                "kind": PaymentKind.book,
+                "amount": body.amount,
+                "from_account_id": src.id,
+                "to_account_id": dst.id,
+                "memo": body.memo,
+                "org_id": src.org_id,
+            },
+            {
+                "kind": "book",
+                "amount": str(body.amount),
+                "from_account_id": str(src.id),
+                "to_account_id": str(dst.id),
+                "memo": body.memo,
+            },
+        )
     payment = await idempotent_payment(session, payment_id, digest)
     status_code = 200 if existing is not None else 201
     workflow_status = None
@@ -237,8 +317,12 @@ def _check_transfer(user: User, body: BookTransferIn, src: LedgerAccount, dst: L
         raise AppError(422, "same_account", "the source and destination accounts are the same")
     for side, account in (("from", src), ("to", dst)):
         if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
-            raise AppError(422, "not_a_deposit_account", f"the {side} account is not a checking or savings account",
-                           {"account_id": account.id})
+            raise AppError(
+                422,
+                "not_a_deposit_account",
+                f"the {side} account is not a checking or savings account",
+                {"account_id": account.id},
+            )
         if account.status != AccountStatus.active:
             raise AppError(422, "account_closed", f"the {side} account is closed", {"account_id": account.id})
     if src.currency != dst.currency:

@@ -4,10 +4,10 @@ from enum import StrEnum
 
 
 class ReturnReaction(StrEnum):
-    represent = "represent"              # R01, R09: try again, at most the configured number of times
+    represent = "represent"  # R01, R09: try again, at most the configured number of times
     disable_account = "disable_account"  # R02, R03, R04: the external account is unusable
-    block_debits = "block_debits"        # R05, R07, R10, R29: no more debits until re-authorized
-    fail = "fail"                        # anything else: the payment fails with the reason
+    block_debits = "block_debits"  # R05, R07, R10, R29: no more debits until re-authorized
+    fail = "fail"  # anything else: the payment fails with the reason
 
 
 REASONS = {
@@ -28,10 +28,14 @@ REASONS = {
 }
 
 _REACTIONS = {
-    "R01": ReturnReaction.represent, "R09": ReturnReaction.represent,
-    "R02": ReturnReaction.disable_account, "R03": ReturnReaction.disable_account,
+    "R01": ReturnReaction.represent,
+    "R09": ReturnReaction.represent,
+    "R02": ReturnReaction.disable_account,
+    "R03": ReturnReaction.disable_account,
     "R04": ReturnReaction.disable_account,
-    "R05": ReturnReaction.block_debits, "R07": ReturnReaction.block_debits, "R10": ReturnReaction.block_debits,
+    "R05": ReturnReaction.block_debits,
+    "R07": ReturnReaction.block_debits,
+    "R10": ReturnReaction.block_debits,
     "R29": ReturnReaction.block_debits,
 }
 

@@ -23,8 +23,15 @@ def _parse(hhmm: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def next_window(now: datetime, *, tz: str, cutoffs: list[str], same_day_cutoffs: list[str],
-                interval: timedelta | None = None, after: datetime | None = None) -> CutoffWindow:
+def next_window(
+    now: datetime,
+    *,
+    tz: str,
+    cutoffs: list[str],
+    same_day_cutoffs: list[str],
+    interval: timedelta | None = None,
+    after: datetime | None = None,
+) -> CutoffWindow:
     """The first window closing strictly after `now` (and after `after`, to skip a window already closed)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -34,8 +41,12 @@ def next_window(now: datetime, *, tz: str, cutoffs: list[str], same_day_cutoffs:
         step = interval.total_seconds()
         cutoff = datetime.fromtimestamp((int(floor.timestamp() // step) + 1) * step, UTC)
         local_day = cutoff.astimezone(zone).date()
-        return CutoffWindow(id=f"{cutoff.isoformat(timespec='milliseconds')}", cutoff_at=cutoff, same_day=True,
-                            effective_date=fedcalendar.effective_entry_date(local_day, True))
+        return CutoffWindow(
+            id=f"{cutoff.isoformat(timespec='milliseconds')}",
+            cutoff_at=cutoff,
+            same_day=True,
+            effective_date=fedcalendar.effective_entry_date(local_day, True),
+        )
     times = sorted(_parse(c) for c in cutoffs)
     same_day = {_parse(c) for c in same_day_cutoffs}
     day = floor.astimezone(zone).date()
@@ -45,8 +56,11 @@ def next_window(now: datetime, *, tz: str, cutoffs: list[str], same_day_cutoffs:
                 cutoff = datetime.combine(day, t, zone)
                 if cutoff > floor:
                     is_same_day = t in same_day
-                    return CutoffWindow(id=cutoff.isoformat(timespec="minutes"),
-                                        cutoff_at=cutoff.astimezone(UTC), same_day=is_same_day,
-                                        effective_date=fedcalendar.effective_entry_date(day, is_same_day))
+                    return CutoffWindow(
+                        id=cutoff.isoformat(timespec="minutes"),
+                        cutoff_at=cutoff.astimezone(UTC),
+                        same_day=is_same_day,
+                        effective_date=fedcalendar.effective_entry_date(day, is_same_day),
+                    )
         day += timedelta(days=1)
     raise RuntimeError("no ACH window in the next 15 days: check the cutoff configuration")

@@ -16,14 +16,15 @@ COMPONENTS = ("fee", "interest", "principal")  # the order money goes to, within
 
 @dataclass(frozen=True)
 class Allocation:
-    number: int       # the installment
-    component: str    # fee | interest | principal
-    amount: Decimal   # negative when a reversal takes it back
+    number: int  # the installment
+    component: str  # fee | interest | principal
+    amount: Decimal  # negative when a reversal takes it back
 
 
 @dataclass(frozen=True)
 class InstallmentBalance:
     """One installment as scheduled, with what has been allocated to each of its parts."""
+
     number: int
     due_date: date
     fee: Decimal
@@ -61,8 +62,10 @@ def balances(installments: Iterable[InstallmentBalance], allocations: Iterable[A
     for a in allocations:
         parts = paid.setdefault(a.number, {})
         parts[a.component] = parts.get(a.component, ZERO) + a.amount
-    return [InstallmentBalance(i.number, i.due_date, i.fee, i.interest, i.principal, paid.get(i.number, {}))
-            for i in sorted(installments, key=lambda i: i.number)]
+    return [
+        InstallmentBalance(i.number, i.due_date, i.fee, i.interest, i.principal, paid.get(i.number, {}))
+        for i in sorted(installments, key=lambda i: i.number)
+    ]
 
 
 def allocate(amount: Decimal, installments: Sequence[InstallmentBalance]) -> tuple[list[Allocation], Decimal]:

@@ -257,9 +257,7 @@ def remaining_schedule(terms: LoanTerms, outstanding_principal: Decimal, install
     recomputed flat on the outstanding principal for the remaining periods.
     """
     if not isinstance(installments_paid, int) or not 0 <= installments_paid < terms.term_periods:
-        raise ValueError(
-            f"installments_paid must be between 0 and {terms.term_periods - 1}, got {installments_paid!r}"
-        )
+        raise ValueError(f"installments_paid must be between 0 and {terms.term_periods - 1}, got {installments_paid!r}")
     return _build(terms, outstanding_principal, first_number=installments_paid + 1)
 
 

@@ -27,6 +27,7 @@ class ApproverRole(StrEnum):
 
 class FinalOutcome(StrEnum):
     """What happens to a request when the last escalation's deadline passes without a decision."""
+
     decline = "decline"
     hold = "hold"
 
@@ -38,14 +39,16 @@ class Level(BaseModel):
     """One level of approval: `quorum` people of `role` approve within `deadline_seconds` of the level
     opening; a reminder goes out after `reminder_seconds` (0: none); at the deadline the level escalates
     to `escalation_role` (None: straight to the rule's final outcome)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: ApproverRole = Field(examples=["credit_committee"])
     quorum: int = Field(default=1, ge=1, le=100, examples=[2], description="approvals needed, e.g. 2 of 3 members")
     # At most a year: a workflow timer (a timedelta) must be able to hold it.
     deadline_seconds: int = Field(gt=0, le=MAX_LEVEL_SECONDS, examples=[172800])
-    reminder_seconds: int = Field(default=0, ge=0, le=MAX_LEVEL_SECONDS, examples=[86400],
-                                  description="< deadline_seconds; 0: none")
+    reminder_seconds: int = Field(
+        default=0, ge=0, le=MAX_LEVEL_SECONDS, examples=[86400], description="< deadline_seconds; 0: none"
+    )
     escalation_role: ApproverRole | None = Field(default=None, examples=["branch_manager"])
 
     @field_validator("reminder_seconds")
@@ -59,6 +62,7 @@ class Level(BaseModel):
 
 class Rule(BaseModel):
     """A routing rule; `Rule.model_validate(approval_rule_row)` builds one from the table's row."""
+
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
     id: uuid.UUID
@@ -72,9 +76,12 @@ class Rule(BaseModel):
     active: bool = True
 
     def matches(self, amount: Decimal, member_type: str) -> bool:
-        return (self.active and self.min_amount <= amount
-                and (self.max_amount is None or amount <= self.max_amount)
-                and self.member_type in (None, member_type))
+        return (
+            self.active
+            and self.min_amount <= amount
+            and (self.max_amount is None or amount <= self.max_amount)
+            and self.member_type in (None, member_type)
+        )
 
 
 def _precedence(rule: Rule) -> tuple:

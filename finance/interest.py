@@ -79,9 +79,7 @@ def annual_interest(balance: Decimal, annual_rate: Decimal | TieredRate) -> Frac
     return Fraction(balance) * Fraction(annual_rate)
 
 
-def accrue_day(
-    balance: Decimal, annual_rate: Decimal | TieredRate, convention: DayCount, day: date
-) -> Decimal:
+def accrue_day(balance: Decimal, annual_rate: Decimal | TieredRate, convention: DayCount, day: date) -> Decimal:
     """Interest that ``balance`` earns on ``day``, to 10 decimal places."""
     return round_accrual(annual_interest(balance, annual_rate) * day_fraction(convention, day))
 

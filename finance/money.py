@@ -117,11 +117,7 @@ def round_accrual(value: Number) -> Decimal:
 
 def is_money(value: object) -> bool:
     """True for a finite Decimal whose value has at most 2 decimal places (1.5 and 1.500 qualify)."""
-    return (
-        isinstance(value, Decimal)
-        and value.is_finite()
-        and (Fraction(value) * 100).denominator == 1
-    )
+    return isinstance(value, Decimal) and value.is_finite() and (Fraction(value) * 100).denominator == 1
 
 
 _PLAIN_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")

@@ -296,9 +296,7 @@ class Batch:
                 and entry.transaction_code.is_debit
                 and entry.discretionary_data not in tuple(WebPaymentType)
             ):
-                raise NachaError(
-                    f"WEB debit {entry.trace_number} needs payment type 'R' or 'S' in discretionary data"
-                )
+                raise NachaError(f"WEB debit {entry.trace_number} needs payment type 'R' or 'S' in discretionary data")
 
     @property
     def service_class_code(self) -> ServiceClass:
@@ -987,8 +985,10 @@ def _parse_entry(reader: _Reader) -> Entry:
 
     with _at(entry_line):
         if (indicator == "1") != bool(addenda or return_addenda):
-            raise NachaError(f"addenda record indicator is {indicator} but the entry has "
-                             f"{len(addenda) + (return_addenda is not None)} addenda records")
+            raise NachaError(
+                f"addenda record indicator is {indicator} but the entry has "
+                f"{len(addenda) + (return_addenda is not None)} addenda records"
+            )
         return Entry(
             transaction_code=code,  # type: ignore[arg-type]  # Entry checks it and makes it a TransactionCode
             rdfi_routing=_field(record, 4, 12),

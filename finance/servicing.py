@@ -36,7 +36,7 @@ def late_fee_due(due: date, grace_days: int, as_of: date) -> bool:
 
 @dataclass(frozen=True)
 class ServicingClock:
-    epoch: datetime      # the instant loan day `epoch_date` began
+    epoch: datetime  # the instant loan day `epoch_date` began
     day_seconds: float
     timezone: str = "UTC"  # the business time zone (loans started before it was configured count in UTC)
 

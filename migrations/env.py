@@ -12,8 +12,9 @@ target_metadata = SQLModel.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=sqlalchemy_url(get_settings().database_url), target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=sqlalchemy_url(get_settings().database_url), target_metadata=target_metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -14,6 +14,7 @@ from models.base import created_at, jsonb, money, timestamp, uuid_pk
 
 class AchWindow(SQLModel, table=True):
     """One cutoff window. Closing it (under a row lock) is what freezes the payments queued for it."""
+
     __tablename__ = "ach_windows"
     id: str = Field(primary_key=True, max_length=40)  # e.g. 2026-11-23T14:45-05:00
     cutoff_at: datetime = timestamp(nullable=False)
@@ -26,6 +27,7 @@ class AchWindow(SQLModel, table=True):
 
 class AchFile(SQLModel, table=True):
     """A NACHA file. Its text holds account numbers and names: it is stored only encrypted (core/ach_files.py)."""
+
     __tablename__ = "ach_files"
     id: uuid.UUID = uuid_pk()
     window_id: str = Field(foreign_key="ach_windows.id", unique=True, max_length=40)
@@ -46,11 +48,19 @@ class AchFile(SQLModel, table=True):
 
 class AchEntry(SQLModel, table=True):
     """One presentment of a payment in a file; the trace number routes the bank's events to the payment."""
+
     __tablename__ = "ach_entries"
     # However a retry goes, a presentment is one entry sent to the bank. An entry of a file the bank rejected never
     # reached it: the presentment goes again in a later file, with a new trace number, as the same presentment.
-    __table_args__ = (Index("ach_entries_once_per_presentment", "payment_id", "presentment", unique=True,
-                            postgresql_where=text("NOT rejected")),)
+    __table_args__ = (
+        Index(
+            "ach_entries_once_per_presentment",
+            "payment_id",
+            "presentment",
+            unique=True,
+            postgresql_where=text("NOT rejected"),
+        ),
+    )
     trace_number: str = Field(primary_key=True, max_length=15)
     payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
     file_id: uuid.UUID = Field(foreign_key="ach_files.id", index=True)
@@ -63,19 +73,23 @@ class AchEntry(SQLModel, table=True):
 
 
 class BankEventStatus(StrEnum):
-    pending = "pending"      # recorded; not yet handed to the payment's workflow
+    pending = "pending"  # recorded; not yet handed to the payment's workflow
     delivered = "delivered"  # signalled to the payment's open workflow, which takes it or sets it aside
-    applied = "applied"      # applied by policy, the payment's workflow having ended: a late return reversed it
+    applied = "applied"  # applied by policy, the payment's workflow having ended: a late return reversed it
     exception = "exception"  # nobody could take it: on the operators' exception list
-    resolved = "resolved"    # an operator closed the exception, with a note
+    resolved = "resolved"  # an operator closed the exception, with a note
 
 
 class BankEvent(SQLModel, table=True):
     """Webhook events from the bank, recorded once each by the bank's event id: the outbox from which each is
     delivered to its payment's workflow (activities/bank_events.py)."""
+
     __tablename__ = "bank_events"
-    __table_args__ = (CheckConstraint("status IN ('pending','delivered','applied','exception','resolved')",
-                                      name="bank_events_status_valid"),)
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending','delivered','applied','exception','resolved')", name="bank_events_status_valid"
+        ),
+    )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     event_id: str = Field(unique=True, max_length=100)
     type: str = Field(max_length=40)
@@ -97,6 +111,7 @@ class BankEventDelivery(BaseModel):
 
 class DeliveryOutcome(BaseModel):
     """Where an event went. A late return applied by policy carries what the delivery workflow tells next."""
+
     status: str
     payment_id: uuid.UUID | None = None
     detail: str | None = None
@@ -111,6 +126,7 @@ class DeliveryOutcome(BaseModel):
 
 class SetAsideEvents(BaseModel):
     """Events a payment's workflow cannot take, for the exception list."""
+
     payment_id: uuid.UUID
     event_ids: list[str]
     reason: str
@@ -123,6 +139,7 @@ class BankEventSweepInput(BaseModel):
 
 class Notification(SQLModel, table=True):
     """In-app notifications; the dedupe key makes each one exist once per user whatever retries happen."""
+
     __tablename__ = "notifications"
     __table_args__ = (UniqueConstraint("user_id", "dedupe_key", name="notifications_once_per_user"),)
     id: uuid.UUID = uuid_pk()
@@ -140,6 +157,7 @@ class Notification(SQLModel, table=True):
 class EmailOutbox(SQLModel, table=True):
     """Every email once: written before sending, marked sent after, so a retry never sends it twice
     (unless the SMTP server accepted it and we crashed before marking: at-least-once at that one point)."""
+
     __tablename__ = "email_outbox"
     id: uuid.UUID = uuid_pk()
     dedupe_key: str = Field(unique=True, max_length=200)
@@ -155,6 +173,7 @@ class EmailOutbox(SQLModel, table=True):
 
 class AchTraceCounter(SQLModel, table=True):
     """A single row: the next 7-digit trace sequence. Files reserve a contiguous block of it atomically."""
+
     __tablename__ = "ach_trace_counter"
     id: int = Field(primary_key=True)
     next_sequence: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -57,6 +57,7 @@ class ApprovalState(BaseModel):
 
 class LevelUpdate(BaseModel):
     """What the activity writes to the request row (and tells the next approvers)."""
+
     request_id: uuid.UUID
     status: str
     level: int

@@ -9,6 +9,7 @@ from models.base import created_at, jsonb
 
 class AuditLog(SQLModel, table=True):
     """Who did what to which entity, with before and after, written in the transaction of the change."""
+
     __tablename__ = "audit_log"
     __table_args__ = (Index("audit_log_entity", "entity_type", "entity_id"), Index("audit_log_at", "at"))
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))

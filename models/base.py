@@ -21,7 +21,9 @@ def uuid_pk() -> Any:
 
 
 def created_at() -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()))
+    return Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    )
 
 
 def timestamp(nullable: bool = True) -> Any:

@@ -33,8 +33,9 @@ class Bill(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("amount > 0", name="bills_amount_positive"),
         CheckConstraint("status IN ('upcoming','overdue','processing','paid','canceled')", name="bills_status_valid"),
-        CheckConstraint("NOT autopay OR (external_account_id IS NOT NULL AND account_id IS NOT NULL)",
-                        name="bills_autopay_accounts"),
+        CheckConstraint(
+            "NOT autopay OR (external_account_id IS NOT NULL AND account_id IS NOT NULL)", name="bills_autopay_accounts"
+        ),
         # The daily run's keyset scans: by status and due date, in id order.
         Index("bills_run", "status", "due_date", "id"),
     )
@@ -62,6 +63,7 @@ class BillReminder(SQLModel, table=True):
     """A scheduled reminder claimed by the daily run, in the transaction that writes its notification and email:
     one per bill, due date and offset, however often the run repeats or crashes. (A rescheduled bill is
     reminded again for its new due date.)"""
+
     __tablename__ = "bill_reminders"
     __table_args__ = (UniqueConstraint("bill_id", "due_date", "offset_days", name="bill_reminders_once"),)
     id: uuid.UUID = uuid_pk()
@@ -74,8 +76,10 @@ class BillReminder(SQLModel, table=True):
 
 # Workflow and activity arguments.
 
+
 class BillRunInput(BaseModel):
     """The daily run. A schedule gives only the time zone; `day` None is the schedule's local day."""
+
     day: date | None = None
     timezone: str = "America/New_York"
     # Continue-as-new state: what is done already.
@@ -92,7 +96,7 @@ class BillBatch(BaseModel):
 
 class BatchResult(BaseModel):
     processed: int  # bills looked at in this batch
-    done: int       # bills marked overdue, reminder emails sent, or auto-pays started
+    done: int  # bills marked overdue, reminder emails sent, or auto-pays started
     last_id: uuid.UUID | None = None  # None: no more batches
 
 
@@ -111,6 +115,7 @@ class AutopayInput(BaseModel):
 
 class AutopayStart(BaseModel):
     """What begin_autopay found: None payment when the bill is no longer one to auto-pay."""
+
     bill_id: uuid.UUID
     payment_id: uuid.UUID | None = None
     amount: Decimal | None = None

@@ -24,7 +24,9 @@ class ExternalAccount(SQLModel, table=True):
         # The same bank account linked twice in one organization is one row.
         UniqueConstraint("org_id", "fingerprint", name="external_accounts_once_per_org"),
         CheckConstraint("account_type IN ('checking','savings')", name="external_accounts_type_valid"),
-        CheckConstraint("status IN ('verified','pending_verification','disabled')", name="external_accounts_status_valid"),
+        CheckConstraint(
+            "status IN ('verified','pending_verification','disabled')", name="external_accounts_status_valid"
+        ),
     )
     id: uuid.UUID = uuid_pk()
     org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
@@ -48,6 +50,7 @@ class ExternalAccount(SQLModel, table=True):
 
 class LinkedItem(SQLModel, table=True):
     """An item at the linking provider: its access token, encrypted, to refresh account data later."""
+
     __tablename__ = "linked_items"
     id: uuid.UUID = uuid_pk()
     org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)

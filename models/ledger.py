@@ -14,7 +14,7 @@ from models.base import created_at, money, timestamp, uuid_pk
 
 class AccountKind(StrEnum):
     internal = "internal"  # a member's or an organization's account
-    gl = "gl"              # general ledger: the institution's own books
+    gl = "gl"  # general ledger: the institution's own books
 
 
 class InternalAccountType(StrEnum):
@@ -29,7 +29,7 @@ class AccountStatus(StrEnum):
 
 
 class NormalBalance(StrEnum):
-    debit = "debit"    # assets, expenses, loans receivable
+    debit = "debit"  # assets, expenses, loans receivable
     credit = "credit"  # deposits (liabilities), income
 
 
@@ -84,6 +84,7 @@ class HoldStatus(StrEnum):
 
 class Hold(SQLModel, table=True):
     """Funds set aside on an account: they lower the available balance, not the ledger balance."""
+
     __tablename__ = "holds"
     __table_args__ = (
         CheckConstraint("amount > 0", name="holds_amount_positive"),

@@ -19,7 +19,9 @@ class LoanProduct(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("amortization IN ('declining_balance','equal_principal','flat')", name="loan_products_method"),
         CheckConstraint("frequency IN ('monthly','biweekly','weekly')", name="loan_products_frequency"),
-        CheckConstraint("day_count IN ('actual/365','actual/360','30/360','actual/actual')", name="loan_products_day_count"),
+        CheckConstraint(
+            "day_count IN ('actual/365','actual/360','30/360','actual/actual')", name="loan_products_day_count"
+        ),
         CheckConstraint("min_term >= 1 AND max_term >= min_term", name="loan_products_terms"),
         CheckConstraint("annual_rate >= 0 AND annual_rate < 1", name="loan_products_rate"),
     )
@@ -43,6 +45,7 @@ class LoanProduct(SQLModel, table=True):
 class ApprovalRule(SQLModel, table=True):
     """Routing as data: requests whose amount and member type match go through these levels, in order.
     `levels` is a list of {role, quorum, deadline_seconds, reminder_seconds, escalation_role}."""
+
     __tablename__ = "approval_rules"
     __table_args__ = (CheckConstraint("final_outcome IN ('decline','hold')", name="approval_rules_outcome"),)
     id: uuid.UUID = uuid_pk()
@@ -63,8 +66,8 @@ class ApprovalStatus(StrEnum):
     info_requested = "info_requested"
     approved = "approved"
     rejected = "rejected"
-    declined = "declined"   # no decision before the last deadline, and the rule says decline
-    on_hold = "on_hold"     # no decision before the last deadline, and the rule says hold
+    declined = "declined"  # no decision before the last deadline, and the rule says decline
+    on_hold = "on_hold"  # no decision before the last deadline, and the rule says hold
     withdrawn = "withdrawn"
 
 
@@ -131,15 +134,16 @@ class LoanStatus(StrEnum):
 
 class Loan(SQLModel, table=True):
     __tablename__ = "loans"
-    __table_args__ = (UniqueConstraint("created_by", "idempotency_key", name="loans_idempotency_key"),
-                      CheckConstraint("amount > 0", name="loans_amount_positive"),
-                      CheckConstraint("amortization IN ('declining_balance','equal_principal','flat')",
-                                      name="loans_method"),
-                      CheckConstraint("frequency IN ('monthly','biweekly','weekly')", name="loans_frequency"),
-                      CheckConstraint("day_count IN ('actual/365','actual/360','30/360','actual/actual')",
-                                      name="loans_day_count"),
-                      CheckConstraint("annual_rate >= 0 AND annual_rate < 1 AND grace_days >= 0 AND late_fee >= 0",
-                                      name="loans_terms"))
+    __table_args__ = (
+        UniqueConstraint("created_by", "idempotency_key", name="loans_idempotency_key"),
+        CheckConstraint("amount > 0", name="loans_amount_positive"),
+        CheckConstraint("amortization IN ('declining_balance','equal_principal','flat')", name="loans_method"),
+        CheckConstraint("frequency IN ('monthly','biweekly','weekly')", name="loans_frequency"),
+        CheckConstraint("day_count IN ('actual/365','actual/360','30/360','actual/actual')", name="loans_day_count"),
+        CheckConstraint(
+            "annual_rate >= 0 AND annual_rate < 1 AND grace_days >= 0 AND late_fee >= 0", name="loans_terms"
+        ),
+    )
     id: uuid.UUID = uuid_pk()
     org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
     applicant_id: uuid.UUID = Field(foreign_key="users.id", index=True)
@@ -198,8 +202,9 @@ class LoanInstallment(SQLModel, table=True):
     principal: Decimal = money()
     balance: Decimal = money()
     # What has been paid is not stored here: it is the sum of the allocations (loan_allocations).
-    late_fee: Decimal = Field(default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False,
-                                                                         server_default="0"))
+    late_fee: Decimal = Field(
+        default=Decimal("0.00"), sa_column=Column(Numeric(20, 2), nullable=False, server_default="0")
+    )
     paid_at: datetime | None = timestamp()  # when it was last fully paid; None while anything is owed
     late_fee_assessed_at: datetime | None = timestamp()
     auto_debit_payment_id: uuid.UUID | None = None  # set before the payment row exists: no foreign key
@@ -207,6 +212,7 @@ class LoanInstallment(SQLModel, table=True):
 
 class LoanRepayment(SQLModel, table=True):
     """One booked repayment (its journal entry), or the reversal of one (a late return of its auto-debit)."""
+
     __tablename__ = "loan_repayments"
     __table_args__ = (
         CheckConstraint("mode IN ('installment','prepayment','payoff','reversal')", name="loan_repayments_mode"),
@@ -225,6 +231,7 @@ class LoanRepayment(SQLModel, table=True):
 class LoanAllocation(SQLModel, table=True):
     """Where a repayment's money went: per installment and component (fee, interest, principal), written once
     with the repayment and never re-split. A reversal writes the opposite amounts under its own entry."""
+
     __tablename__ = "loan_allocations"
     __table_args__ = (
         UniqueConstraint("entry_id", "number", "component", name="loan_allocations_once"),
@@ -242,6 +249,7 @@ class LoanAllocation(SQLModel, table=True):
 
 
 # Workflow and activity arguments.
+
 
 class LoanInput(SQLModel):
     loan_id: uuid.UUID
@@ -264,7 +272,7 @@ class LoanInput(SQLModel):
 
 class ServicingCheck(SQLModel):
     loan_id: uuid.UUID
-    as_of: date    # today on the servicing clock
+    as_of: date  # today on the servicing clock
     next_due: int  # installments from this number on are reported when due
 
 
@@ -272,10 +280,10 @@ class ServicingState(SQLModel):
     status: str
     days_past_due: int
     aging_bucket: str | None
-    late_fees_assessed: int       # by this check
-    due_numbers: list[int]        # installments due by as_of (numbers >= the asked next_due), in order
-    next_due_date: date | None    # of the first installment not due yet
-    next_check: date | None       # the next day something changes (a grace period ends, a bucket changes)
+    late_fees_assessed: int  # by this check
+    due_numbers: list[int]  # installments due by as_of (numbers >= the asked next_due), in order
+    next_due_date: date | None  # of the first installment not due yet
+    next_check: date | None  # the next day something changes (a grace period ends, a bucket changes)
 
 
 class AutoDebitInput(SQLModel):
@@ -330,7 +338,7 @@ class RepaymentInput(SQLModel):
     loan_id: uuid.UUID
     amount: Decimal
     mode: str  # installment | prepayment | payoff
-    key: str   # the caller's Idempotency-Key: a retried repayment is one repayment
+    key: str  # the caller's Idempotency-Key: a retried repayment is one repayment
     paid_by: uuid.UUID
     paid_by_email: str
     payment_id: uuid.UUID | None = None  # the auto-debit it comes from

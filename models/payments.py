@@ -34,10 +34,18 @@ class PaymentStatus(StrEnum):
 
 
 # No further transition but a late return (completed -> reversed).
-FINAL_STATUSES = frozenset({PaymentStatus.completed, PaymentStatus.canceled, PaymentStatus.failed,
-                            PaymentStatus.returned, PaymentStatus.reversed})
-CANCELABLE_STATUSES = frozenset({PaymentStatus.created, PaymentStatus.validated, PaymentStatus.funds_held,
-                                 PaymentStatus.queued})
+FINAL_STATUSES = frozenset(
+    {
+        PaymentStatus.completed,
+        PaymentStatus.canceled,
+        PaymentStatus.failed,
+        PaymentStatus.returned,
+        PaymentStatus.reversed,
+    }
+)
+CANCELABLE_STATUSES = frozenset(
+    {PaymentStatus.created, PaymentStatus.validated, PaymentStatus.funds_held, PaymentStatus.queued}
+)
 
 
 class Payment(SQLModel, table=True):
@@ -68,7 +76,9 @@ class Payment(SQLModel, table=True):
     same_day: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     window_id: str | None = Field(default=None, max_length=40, index=True)  # the cutoff window it is queued for
     trace_number: str | None = Field(default=None, max_length=15, index=True)  # of the latest presentment
-    presentments: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})  # 1 for the original entry, +1 for each re-presentment
+    presentments: int = Field(
+        default=0, sa_column_kwargs={"server_default": text("0")}
+    )  # 1 for the original entry, +1 for each re-presentment
     effective_date: date | None = None
     settlement_date: date | None = None
     return_code: str | None = Field(default=None, max_length=3)
@@ -84,6 +94,7 @@ class Payment(SQLModel, table=True):
 
 class PaymentEvent(SQLModel, table=True):
     """Every transition of a payment, written once each (event_key is unique per payment)."""
+
     __tablename__ = "payment_events"
     __table_args__ = (UniqueConstraint("payment_id", "event_key", name="payment_events_once"),)
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
@@ -95,6 +106,7 @@ class PaymentEvent(SQLModel, table=True):
 
 
 # Workflow and activity arguments: one pydantic model each, so fields can be added later.
+
 
 class BookTransferInput(BaseModel):
     payment_id: uuid.UUID
@@ -128,31 +140,33 @@ class AchPaymentInput(BaseModel):
 class AchChildPayment(BaseModel):
     """An ACH payment a workflow makes on its own (a loan's disbursement or auto-debit, a bill's auto-pay).
     Its id is derived from the business key by the caller, so a replay or a second run finds the same payment."""
+
     payment_id: uuid.UUID
     kind: PaymentKind
     amount: Decimal
-    account_id: uuid.UUID            # the internal account: debited by a credit, credited by a debit
+    account_id: uuid.UUID  # the internal account: debited by a credit, credited by a debit
     external_account_id: uuid.UUID
     org_id: uuid.UUID
-    created_by: uuid.UUID            # the member the payment is made for
-    idempotency_key: str             # unique per created_by, like an API caller's key
+    created_by: uuid.UUID  # the member the payment is made for
+    idempotency_key: str  # unique per created_by, like an API caller's key
     memo: str = ""
     summary: str = ""
     notify_workflow_id: str | None = None
-    notify_reference: str = ""       # given back in every progress signal (e.g. "installment:3")
+    notify_reference: str = ""  # given back in every progress signal (e.g. "installment:3")
 
 
 class PaymentProgress(BaseModel):
     """A step of a child ACH payment, signalled to its parent: settled, completed, returned to be re-presented
     (status "returned" with represent=True: not an end, the next presentment's "settled"/"completed" or its end
     follows), or a final state: returned, failed, canceled, reversed (a return after completion)."""
+
     payment_id: uuid.UUID
     reference: str
     status: str
     return_code: str | None = None
     failure_reason: str | None = None
     represent: bool = False  # a return that the payment re-presents: not its end
-    presentment: int = 1     # which presentment this step is about
+    presentment: int = 1  # which presentment this step is about
 
 
 class QueuedPayment(BaseModel):
@@ -172,6 +186,7 @@ class SubmittedSignal(BaseModel):
 class FileRejectedSignal(BaseModel):
     """The file a presentment was in never reached the bank (rejected, or given up at the upload deadline): the
     batch has already put the payment back in a queue, or failed it, by policy; the payment reads which."""
+
     file_id: uuid.UUID
     presentment: int
     error: str = ""
@@ -238,6 +253,7 @@ class UnansweredUpload(BaseModel):
 
 class ReleasedFile(BaseModel):
     """What became of the payments of a file that never reached the bank."""
+
     policy: str  # requeue or fail
     entries: int
 

@@ -54,6 +54,7 @@ class Statement(SQLModel, table=True):
 
 class StatementRunInput(BaseModel):
     """Input of "MonthlyStatementsWorkflow"; `{"timezone": ...}` alone is a scheduled run for last month."""
+
     period: str | None = PydanticField(default=None, pattern=PERIOD_PATTERN, description="None: the month just ended")
     timezone: str = "America/New_York"
     batch_size: int = PydanticField(default=1000, ge=1, le=50_000)
@@ -80,8 +81,8 @@ class StatementBatch(BaseModel):
 
 
 class StatementBatchResult(BaseModel):
-    accounts: int          # accounts looked at in this batch
-    written: int           # statements written now (0 on a re-run)
+    accounts: int  # accounts looked at in this batch
+    written: int  # statements written now (0 on a re-run)
     last_account_id: uuid.UUID | None
 
 

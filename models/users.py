@@ -34,8 +34,11 @@ class Organization(SQLModel, table=True):
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('superuser','bank_operations','org_admin','operator','member','loan_officer',"
-                        "'branch_manager','credit_committee')", name="users_role_valid"),
+        CheckConstraint(
+            "role IN ('superuser','bank_operations','org_admin','operator','member','loan_officer',"
+            "'branch_manager','credit_committee')",
+            name="users_role_valid",
+        ),
         # Everyone but the bank-wide roles (superuser, bank_operations) belongs to exactly one organization; the
         # API creates those with none.
         CheckConstraint("role IN ('superuser','bank_operations') OR org_id IS NOT NULL", name="users_org_required"),
@@ -56,6 +59,7 @@ class User(SQLModel, table=True):
 
 class RefreshToken(SQLModel, table=True):
     """Issued refresh tokens, so that each is used once (rotation) and a reused one revokes the family."""
+
     __tablename__ = "refresh_tokens"
     jti: str = Field(primary_key=True, max_length=64)
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True)

@@ -27,7 +27,12 @@ def main() -> None:
 
     logging.getLogger("sandbox").info(
         "sandbox on %s:%s faults latency_ms=%s error_rate=%s error_status=%s seed=%s",
-        args.host, args.port, settings.latency_ms, settings.error_rate, settings.error_status, settings.seed,
+        args.host,
+        args.port,
+        settings.latency_ms,
+        settings.error_rate,
+        settings.error_status,
+        settings.seed,
     )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=log_config)
 

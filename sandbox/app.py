@@ -12,7 +12,11 @@ from sandbox import bureau, faults, linking, odfi
 from sandbox.settings import SandboxSettings
 
 SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router]
-UNFAULTED_ROUTERS = [faults.control_router, odfi.control_router, bureau.control_router]  # control and test instrumentation
+UNFAULTED_ROUTERS = [
+    faults.control_router,
+    odfi.control_router,
+    bureau.control_router,
+]  # control and test instrumentation
 
 
 @asynccontextmanager
@@ -22,8 +26,11 @@ async def lifespan(app: FastAPI):
 
 
 def create_app(settings: SandboxSettings) -> FastAPI:
-    app = FastAPI(title="Back-office sandbox", description="Stand-in external services for development and tests.",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="Back-office sandbox",
+        description="Stand-in external services for development and tests.",
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.faults = faults.FaultInjector(settings)
     app.state.linking = linking.LinkingState(settings.client_id, settings.secret)

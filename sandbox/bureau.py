@@ -50,7 +50,13 @@ log = logging.getLogger("sandbox.bureau")
 
 MIN_SCORE, MAX_SCORE = 300, 850
 Band = Literal["excellent", "good", "fair", "poor", "very_poor"]
-BANDS: list[tuple[int, Band]] = [(750, "excellent"), (700, "good"), (650, "fair"), (580, "poor"), (MIN_SCORE, "very_poor")]
+BANDS: list[tuple[int, Band]] = [
+    (750, "excellent"),
+    (700, "good"),
+    (650, "fair"),
+    (580, "poor"),
+    (MIN_SCORE, "very_poor"),
+]
 MAX_DELINQUENCIES = {"excellent": 0, "good": 1, "fair": 2, "poor": 4, "very_poor": 8}
 NO_FILE_PREFIX = "f"
 
@@ -68,16 +74,23 @@ def has_file(applicant_id: uuid.UUID) -> bool:
 def derive_report(applicant_id: uuid.UUID, fixed_score: int | None = None) -> dict[str, Any]:
     """The report's content for an applicant who has a file (see the module docstring)."""
     digest = hashlib.sha256(str(applicant_id).encode()).digest()
-    score = fixed_score if fixed_score is not None else MIN_SCORE + int.from_bytes(digest[:4], "big") % (MAX_SCORE - MIN_SCORE + 1)
+    score = (
+        fixed_score
+        if fixed_score is not None
+        else MIN_SCORE + int.from_bytes(digest[:4], "big") % (MAX_SCORE - MIN_SCORE + 1)
+    )
     band = band_of(score)
     return {
-        "score": score, "band": band, "open_tradelines": digest[4] % 16,
+        "score": score,
+        "band": band,
+        "open_tradelines": digest[4] % 16,
         "delinquencies": digest[5] % (MAX_DELINQUENCIES[band] + 1),
         "bankruptcy": band == "very_poor" and digest[6] % 4 == 0,
     }
 
 
 # --- wire shapes and runtime configuration -----------------------------------------------------------
+
 
 class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is a client bug worth hearing about
@@ -118,6 +131,7 @@ class BureauConfigUpdate(BaseModel):
 
 # --- state -------------------------------------------------------------------------------------------
 
+
 @dataclass
 class StoredReport:
     request: ReportRequest
@@ -157,13 +171,19 @@ class BureauState:
         stored = self.reports_by_key.get(key) if key else None
         if stored is not None:
             if stored.request != request:  # compares parsed values: "12500" and "12500.00" are the same amount
-                raise BureauError(409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different request")
+                raise BureauError(
+                    409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used for a different request"
+                )
             return stored.report, True
         fixed_score = self.config.fixed_scores.get(request.applicant_id)
         if fixed_score is None and not has_file(request.applicant_id):
             raise BureauError(404, "NO_FILE", f"no credit file for applicant {request.applicant_id}")
-        report = CreditReportOut(report_id=f"rpt_{uuid.uuid4().hex}", applicant_id=request.applicant_id,
-                                 generated_at=_now(), **derive_report(request.applicant_id, fixed_score))
+        report = CreditReportOut(
+            report_id=f"rpt_{uuid.uuid4().hex}",
+            applicant_id=request.applicant_id,
+            generated_at=_now(),
+            **derive_report(request.applicant_id, fixed_score),
+        )
         if key:
             self.reports_by_key[key] = StoredReport(request, report)
         return report, False
@@ -171,7 +191,9 @@ class BureauState:
     def update(self, change: BureauConfigUpdate) -> BureauConfig:
         fields = change.model_dump(exclude_unset=True, exclude={"fixed_scores_mode"})
         if change.fixed_scores is not None:
-            base: dict[uuid.UUID, int | None] = {} if change.fixed_scores_mode == "replace" else dict(self.config.fixed_scores)
+            base: dict[uuid.UUID, int | None] = (
+                {} if change.fixed_scores_mode == "replace" else dict(self.config.fixed_scores)
+            )
             base.update(change.fixed_scores)
             fields["fixed_scores"] = {applicant: score for applicant, score in base.items() if score is not None}
         try:
@@ -202,9 +224,17 @@ def _parse(body: bytes) -> ReportRequest:
 
 # The body is parsed by hand, after the API key is checked, so a caller without the key learns nothing
 # about the body; openapi_extra keeps its schema in /docs.
-@router.post("/reports", response_model=CreditReportOut, responses={400: {}, 401: {}, 404: {}, 409: {}},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": ReportRequest.model_json_schema()}}}})
+@router.post(
+    "/reports",
+    response_model=CreditReportOut,
+    responses={400: {}, 401: {}, 404: {}, 409: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ReportRequest.model_json_schema()}},
+        }
+    },
+)
 async def create_report(
     request: Request,
     authorization: str | None = Header(None),
@@ -223,7 +253,9 @@ async def create_report(
         entry.update(status=exc.status, error_code=exc.body["error_code"], report_id=None, replayed=False)
         return exc.response()
     entry.update(status=200, error_code=None, report_id=report.report_id, replayed=replayed)
-    log.info("report %s applicant=%s score=%s replayed=%s", report.report_id, report.applicant_id, report.score, replayed)
+    log.info(
+        "report %s applicant=%s score=%s replayed=%s", report.report_id, report.applicant_id, report.score, replayed
+    )
     return JSONResponse(report.model_dump(mode="json"))
 
 

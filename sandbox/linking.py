@@ -27,6 +27,7 @@ SUPPORTED_PRODUCTS = {"auth"}
 
 # --- institutions ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AccountTemplate:
     name: str
@@ -47,20 +48,29 @@ INSTITUTIONS: dict[str, Institution] = {
     i.institution_id: i
     for i in (
         Institution(
-            "ins_1", "First Platypus Bank", routing="011401533", wire_routing="021000021",
+            "ins_1",
+            "First Platypus Bank",
+            routing="011401533",
+            wire_routing="021000021",
             accounts=(
                 AccountTemplate("Platypus Checking", "First Platypus Everyday Checking", "checking"),
                 AccountTemplate("Platypus Savings", "First Platypus High-Yield Savings", "savings"),
             ),
         ),
         Institution(
-            "ins_2", "Tartan Credit Union", routing="121000358", wire_routing="121000358",
+            "ins_2",
+            "Tartan Credit Union",
+            routing="121000358",
+            wire_routing="121000358",
             accounts=(AccountTemplate("Share Draft", "Tartan Credit Union Share Draft Checking", "checking"),),
         ),
         # 011401534 differs from ins_1's routing in the check digit only, so it FAILS the ABA checksum:
         # the main app must refuse to store accounts from this bank.
         Institution(
-            "ins_3", "Broken Routing Bank", routing="011401534", wire_routing="011401534",
+            "ins_3",
+            "Broken Routing Bank",
+            routing="011401534",
+            wire_routing="011401534",
             accounts=(AccountTemplate("Broken Checking", "Broken Routing Bank Checking", "checking"),),
         ),
     )
@@ -69,9 +79,15 @@ INSTITUTIONS: dict[str, Institution] = {
 
 # --- errors ---------------------------------------------------------------------------------------
 
+
 class PlaidError(Exception):
     def __init__(self, status: int, error_type: str, error_code: str, error_message: str):
-        self.status, self.error_type, self.error_code, self.error_message = status, error_type, error_code, error_message
+        self.status, self.error_type, self.error_code, self.error_message = (
+            status,
+            error_type,
+            error_code,
+            error_message,
+        )
 
     def response(self) -> JSONResponse:
         body = {"error_type": self.error_type, "error_code": self.error_code, "error_message": self.error_message}
@@ -84,7 +100,9 @@ def _validation_error(exc: RequestValidationError) -> PlaidError:
         return PlaidError(400, "INVALID_REQUEST", "INVALID_BODY", "body could not be parsed as JSON")
     fields = ", ".join(".".join(str(p) for p in e["loc"] if p != "body") or "body" for e in errors)
     if any(e["type"] == "missing" for e in errors):
-        return PlaidError(400, "INVALID_REQUEST", "MISSING_FIELDS", f"the following required fields are missing: {fields}")
+        return PlaidError(
+            400, "INVALID_REQUEST", "MISSING_FIELDS", f"the following required fields are missing: {fields}"
+        )
     return PlaidError(400, "INVALID_REQUEST", "INVALID_FIELD", f"invalid fields: {fields}")
 
 
@@ -107,6 +125,7 @@ class PlaidErrorRoute(APIRoute):
 
 
 # --- state ----------------------------------------------------------------------------------------
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -160,7 +179,12 @@ class LinkingState:
         with self._lock:
             pending = self._public_tokens.pop(public_token, None)  # pop: a public token is single-use
             if pending is None or pending.expires_at <= now:
-                raise PlaidError(400, "INVALID_INPUT", "INVALID_PUBLIC_TOKEN", "public token is invalid, expired or already exchanged")
+                raise PlaidError(
+                    400,
+                    "INVALID_INPUT",
+                    "INVALID_PUBLIC_TOKEN",
+                    "public token is invalid, expired or already exchanged",
+                )
             item_id, access_token = uuid.uuid4().hex, f"access-sandbox-{uuid.uuid4()}"
             self._items[item_id] = pending.institution_id
             self._access_tokens[access_token] = item_id
@@ -170,7 +194,12 @@ class LinkingState:
         with self._lock:
             item_id = self._access_tokens.get(access_token)
             if item_id is None:
-                raise PlaidError(400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "provided access token is in an invalid format or does not exist")
+                raise PlaidError(
+                    400,
+                    "INVALID_INPUT",
+                    "INVALID_ACCESS_TOKEN",
+                    "provided access token is in an invalid format or does not exist",
+                )
             return item_id, INSTITUTIONS[self._items[item_id]]
 
 
@@ -186,17 +215,28 @@ def derive_accounts(item_id: str, institution: Institution) -> tuple[list["Accou
         account_id = f"{_derived_int('account-id', item_id, index):064x}"[:32]
         seed = _derived_int("account-number", item_id, index)
         account_number = str(seed)[: 8 + seed % 5]  # 8–12 digits; a ~77-digit int never starts with 0
-        accounts.append(Account(
-            account_id=account_id, name=template.name, official_name=template.official_name,
-            mask=account_number[-4:], subtype=template.subtype,
-        ))
-        numbers.append(AchNumbers(
-            account_id=account_id, account=account_number, routing=institution.routing, wire_routing=institution.wire_routing,
-        ))
+        accounts.append(
+            Account(
+                account_id=account_id,
+                name=template.name,
+                official_name=template.official_name,
+                mask=account_number[-4:],
+                subtype=template.subtype,
+            )
+        )
+        numbers.append(
+            AchNumbers(
+                account_id=account_id,
+                account=account_number,
+                routing=institution.routing,
+                wire_routing=institution.wire_routing,
+            )
+        )
     return accounts, numbers
 
 
 # --- wire shapes ----------------------------------------------------------------------------------
+
 
 class Credentials(BaseModel):
     client_id: str
@@ -293,10 +333,17 @@ def _state(request: Request) -> LinkingState:
 @router.get("/institutions", response_model=InstitutionsResponse)
 async def list_institutions() -> InstitutionsResponse:
     """The public catalogue (no credentials: there is no body on a GET)."""
-    return InstitutionsResponse(institutions=[
-        InstitutionOut(institution_id=i.institution_id, name=i.name, routing_numbers=[i.routing], products=sorted(SUPPORTED_PRODUCTS))
-        for i in INSTITUTIONS.values()
-    ])
+    return InstitutionsResponse(
+        institutions=[
+            InstitutionOut(
+                institution_id=i.institution_id,
+                name=i.name,
+                routing_numbers=[i.routing],
+                products=sorted(SUPPORTED_PRODUCTS),
+            )
+            for i in INSTITUTIONS.values()
+        ]
+    )
 
 
 @router.post("/link/token/create", response_model=LinkTokenCreateResponse)
@@ -334,5 +381,6 @@ async def get_auth(body: AuthGetRequest, request: Request) -> AuthGetResponse:
     accounts, numbers = derive_accounts(item_id, institution)
     return AuthGetResponse(
         item=Item(item_id=item_id, institution_id=institution.institution_id),
-        accounts=accounts, numbers=Numbers(ach=numbers),
+        accounts=accounts,
+        numbers=Numbers(ach=numbers),
     )

@@ -113,6 +113,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 class Scenario:
     """What the bank does with one entry: return it instead of settling, or settle it and return it afterwards
     (inside the return window, or late)."""
+
     returned: str | None = None
     returned_after_settlement: str | None = None
     late_return: str | None = None
@@ -134,6 +135,7 @@ def scenario(amount: Decimal, entry_description: str) -> Scenario:
 
 
 # --- runtime configuration ---------------------------------------------------------------------------
+
 
 class OdfiConfig(BaseModel):
     odfi_api_key: str
@@ -174,6 +176,7 @@ class OdfiConfigUpdate(BaseModel):
 
 
 # --- state -------------------------------------------------------------------------------------------
+
 
 @dataclass
 class ReceivedFile:
@@ -220,8 +223,12 @@ class OdfiEvent:
 
     def view(self) -> dict[str, Any]:
         return {
-            "event_id": self.event_id, "type": self.type, "trace_number": self.trace_number,
-            "attempts": self.attempts, "deliveries": self.deliveries, "delivered": self.deliveries > 0,
+            "event_id": self.event_id,
+            "type": self.type,
+            "trace_number": self.trace_number,
+            "attempts": self.attempts,
+            "deliveries": self.deliveries,
+            "delivered": self.deliveries > 0,
             "payload": self.payload,
         }
 
@@ -281,26 +288,37 @@ class OdfiState:
 
         if self.config.reject_next_files:
             self.config = self.config.model_copy(update={"reject_next_files": self.config.reject_next_files - 1})
-            raise OdfiError(self.config.reject_status, "FILE_REJECTED",
-                            "the file was rejected by the bank's file review (sandbox reject_next_files)")
+            raise OdfiError(
+                self.config.reject_status,
+                "FILE_REJECTED",
+                "the file was rejected by the bank's file review (sandbox reject_next_files)",
+            )
 
         traces = [entry.trace_number for _, entry in nacha_file.iter_entries()]
         repeated = [trace for trace in traces if trace in self.entries]
         if repeated:
             for trace in repeated:  # counted, so tests can see the back office sent an entry twice
                 self.entries[trace].received_count += 1
-            raise OdfiError(409, "DUPLICATE_TRACE", f"trace numbers already received: {', '.join(repeated)}",
-                            trace_numbers=repeated)
+            raise OdfiError(
+                409, "DUPLICATE_TRACE", f"trace numbers already received: {', '.join(repeated)}", trace_numbers=repeated
+            )
 
         received = ReceivedFile(str(uuid.uuid4()), key, digest, datetime.now(UTC), len(traces))
         self.files_by_key[key] = received
         new_entries = []
         for batch, entry in nacha_file.iter_entries():
-            new_entries.append(ReceivedEntry(
-                trace_number=entry.trace_number, file_id=received.file_id, amount=entry.amount,
-                transaction_code=int(entry.transaction_code), account_number=entry.account_number,
-                rdfi_routing=entry.rdfi_routing, sec_code=str(batch.sec_code), entry_description=batch.entry_description,
-            ))
+            new_entries.append(
+                ReceivedEntry(
+                    trace_number=entry.trace_number,
+                    file_id=received.file_id,
+                    amount=entry.amount,
+                    transaction_code=int(entry.transaction_code),
+                    account_number=entry.account_number,
+                    rdfi_routing=entry.rdfi_routing,
+                    sec_code=str(batch.sec_code),
+                    entry_description=batch.entry_description,
+                )
+            )
         self.entries.update((e.trace_number, e) for e in new_entries)
         log.info("accepted file %s key=%s entries=%d", received.file_id, key, len(new_entries))
         self._spawn(self._process_file(received, self._plan(new_entries)))
@@ -318,11 +336,20 @@ class OdfiState:
             plan.append(PlannedEvent(settle_s, "entry.settled", entry))
             # Counted from the settlement, so a return after settlement never comes before it.
             if outcome.returned_after_settlement:
-                plan.append(PlannedEvent(settle_s + config.settled_return_delay_ms / 1000, "entry.returned", entry,
-                                         outcome.returned_after_settlement))
+                plan.append(
+                    PlannedEvent(
+                        settle_s + config.settled_return_delay_ms / 1000,
+                        "entry.returned",
+                        entry,
+                        outcome.returned_after_settlement,
+                    )
+                )
             if outcome.late_return:
-                plan.append(PlannedEvent(settle_s + config.late_return_delay_ms / 1000, "entry.returned", entry,
-                                         outcome.late_return))
+                plan.append(
+                    PlannedEvent(
+                        settle_s + config.late_return_delay_ms / 1000, "entry.returned", entry, outcome.late_return
+                    )
+                )
         return sorted(plan, key=lambda p: p.due_s)  # stable: file order among events due together
 
     # events
@@ -355,8 +382,11 @@ class OdfiState:
     def _record_event(self, received: ReceivedFile, planned: PlannedEvent) -> OdfiEvent:
         entry = planned.entry
         payload: dict[str, Any] = {
-            "event_id": str(uuid.uuid4()), "type": planned.type, "file_id": received.file_id,
-            "trace_number": entry.trace_number, "amount": f"{entry.amount:.2f}",
+            "event_id": str(uuid.uuid4()),
+            "type": planned.type,
+            "file_id": received.file_id,
+            "trace_number": entry.trace_number,
+            "amount": f"{entry.amount:.2f}",
         }
         if planned.type == "entry.settled":
             payload["settlement_date"] = next_business_day(received.received_at.date()).isoformat()
@@ -401,7 +431,9 @@ class OdfiState:
             if attempt >= self.config.delivery_max_attempts:
                 log.warning("giving up on event %s after %d attempts (%s)", event.event_id, attempt, outcome)
                 return False
-            log.info("event %s attempt %d failed (%s); retrying in %.1fs", event.event_id, attempt, outcome, retry_delay)
+            log.info(
+                "event %s attempt %d failed (%s); retrying in %.1fs", event.event_id, attempt, outcome, retry_delay
+            )
             await asyncio.sleep(retry_delay)
             retry_delay = min(retry_delay * 2, MAX_RETRY_DELAY_S)
 
@@ -416,9 +448,17 @@ def _state(request: Request) -> OdfiState:
     return request.app.state.odfi
 
 
-@router.post("/files", status_code=201, responses={
-    200: {"description": "replay of an earlier upload with the same key and bytes"},
-    400: {}, 401: {}, 409: {}, 422: {"description": "INVALID_FILE, with the line number"}})
+@router.post(
+    "/files",
+    status_code=201,
+    responses={
+        200: {"description": "replay of an earlier upload with the same key and bytes"},
+        400: {},
+        401: {},
+        409: {},
+        422: {"description": "INVALID_FILE, with the line number"},
+    },
+)
 async def upload_file(
     request: Request,
     authorization: str | None = Header(None),
@@ -444,39 +484,55 @@ async def upload_file(
 
 @router.get("/files")
 async def list_files(request: Request, key: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    return {"files": [
-        {"file_id": f.file_id, "key": f.key, "received_at": f.received_at.isoformat(), "entry_count": f.entry_count}
-        for f in _state(request).files_by_key.values()
-        if key is None or f.key == key
-    ]}
+    return {
+        "files": [
+            {"file_id": f.file_id, "key": f.key, "received_at": f.received_at.isoformat(), "entry_count": f.entry_count}
+            for f in _state(request).files_by_key.values()
+            if key is None or f.key == key
+        ]
+    }
 
 
 @control_router.get("/entries")
 async def list_entries(request: Request, trace_number: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    return {"entries": [
-        {
-            "trace_number": e.trace_number, "file_id": e.file_id, "amount": f"{e.amount:.2f}",
-            "transaction_code": e.transaction_code, "account_number": e.account_number,
-            "rdfi_routing": e.rdfi_routing, "sec_code": e.sec_code, "entry_description": e.entry_description,
-            "received_count": e.received_count,
-        }
-        for e in _state(request).entries.values()
-        if trace_number is None or e.trace_number == trace_number
-    ]}
+    return {
+        "entries": [
+            {
+                "trace_number": e.trace_number,
+                "file_id": e.file_id,
+                "amount": f"{e.amount:.2f}",
+                "transaction_code": e.transaction_code,
+                "account_number": e.account_number,
+                "rdfi_routing": e.rdfi_routing,
+                "sec_code": e.sec_code,
+                "entry_description": e.entry_description,
+                "received_count": e.received_count,
+            }
+            for e in _state(request).entries.values()
+            if trace_number is None or e.trace_number == trace_number
+        ]
+    }
 
 
 @control_router.get("/uploads")
 async def list_uploads(request: Request, key: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every upload attempt that got past authentication, by Idempotency-Key: the statuses answered, in order."""
-    return {"uploads": [{"key": k, "statuses": statuses} for k, statuses in _state(request).uploads.items()
-                        if key is None or k == key]}
+    return {
+        "uploads": [
+            {"key": k, "statuses": statuses}
+            for k, statuses in _state(request).uploads.items()
+            if key is None or k == key
+        ]
+    }
 
 
 @control_router.get("/events")
 async def list_events(request: Request, trace_number: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    return {"events": [
-        e.view() for e in _state(request).events.values() if trace_number is None or e.trace_number == trace_number
-    ]}
+    return {
+        "events": [
+            e.view() for e in _state(request).events.values() if trace_number is None or e.trace_number == trace_number
+        ]
+    }
 
 
 @control_router.post("/events/{event_id}/redeliver")

@@ -27,6 +27,7 @@ OUTCOMES = ("401", "403", "404", "hidden", "allow")
 class Principal:
     """Who calls: a user of `role` in organization `org` ("A", "B" or None for bank-wide users), or a request with
     no usable token (`token` is then "none", "expired", "forged" or "alg_none")."""
+
     name: str
     role: str | None = None
     org: str | None = None
@@ -61,8 +62,12 @@ PRINCIPALS: list[Principal] = [
 
 def operations(openapi: dict) -> list[str]:
     """Every operation of an OpenAPI document, as "METHOD /path", sorted."""
-    return sorted(f"{method.upper()} {path}" for path, item in openapi.get("paths", {}).items()
-                  for method in item if method in HTTP_METHODS)
+    return sorted(
+        f"{method.upper()} {path}"
+        for path, item in openapi.get("paths", {}).items()
+        for method in item
+        if method in HTTP_METHODS
+    )
 
 
 def classify(response: httpx.Response, listed: str | None = None) -> tuple[str, str | None]:
@@ -113,8 +118,9 @@ def render_table(table: Table, principals: list[Principal] = PRINCIPALS) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for (operation, principal), row in sorted(table.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 1e9),
-                                                                              kv[0][1])):
+    for (operation, principal), row in sorted(
+        table.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 1e9), kv[0][1])
+    ):
         writer.writerow([operation, principal, row["expected"], row.get("note", "")])
     return out.getvalue()
 
@@ -160,8 +166,10 @@ def mismatches(table: Table, observed: list[Observation]) -> list[str]:
         row = table.get((o.operation, o.principal))
         if row is not None and row["expected"] != o.outcome:
             note = f" [{row['note']}]" if row["note"] else ""
-            out.append(f"{o.operation} as {o.principal}: expected {row['expected']}, observed {o.outcome} "
-                       f"(HTTP {o.status}{', ' + o.code if o.code else ''}){note}")
+            out.append(
+                f"{o.operation} as {o.principal}: expected {row['expected']}, observed {o.outcome} "
+                f"(HTTP {o.status}{', ' + o.code if o.code else ''}){note}"
+            )
     return out
 
 

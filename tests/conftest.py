@@ -31,18 +31,27 @@ SUPERUSER = ("root@tests.example", "superuser-test-password")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--capture-histories", metavar="DIR", default=None,
-                     help="at the end of the session, save every workflow run's history under DIR "
-                          "(the replay corpus is selected from it: tests/replay/corpus.py)")
-    parser.addoption("--write-authz-matrix", action="store_true", default=False,
-                     help="write the observed authorization matrix to tests/integration/authorization_matrix.csv "
-                          "(keeping the notes of existing rows) for review, instead of comparing with it")
+    parser.addoption(
+        "--capture-histories",
+        metavar="DIR",
+        default=None,
+        help="at the end of the session, save every workflow run's history under DIR "
+        "(the replay corpus is selected from it: tests/replay/corpus.py)",
+    )
+    parser.addoption(
+        "--write-authz-matrix",
+        action="store_true",
+        default=False,
+        help="write the observed authorization matrix to tests/integration/authorization_matrix.csv "
+        "(keeping the notes of existing rows) for review, instead of comparing with it",
+    )
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("TEST_DATABASE_URL") or embedded_postgres(
-        tmp_path_factory.mktemp("postgres") / "data", delete_on_exit=True)
+        tmp_path_factory.mktemp("postgres") / "data", delete_on_exit=True
+    )
     migrate(url)
     return url
 
@@ -50,8 +59,11 @@ def database_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 async def temporal_env(request):
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=ensure_temporal(), search_attributes=search_attributes.ALL,
-        data_converter=pydantic_data_converter, dev_server_log_level="error")
+        dev_server_existing_path=ensure_temporal(),
+        search_attributes=search_attributes.ALL,
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+    )
     yield env
     if folder := request.config.getoption("--capture-histories"):
         print(f"\ncaptured {await corpus.capture(env.client, Path(folder))} workflow histories in {folder}")
@@ -79,20 +91,31 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture(scope="session")
 def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
     return Settings(
-        database_url=database_url, temporal_address=temporal_env.client.service_client.config.target_host,
-        task_queue=f"tests-{uuid.uuid4().hex[:8]}", linking_base_url=sandbox_url, log_json=False,
+        database_url=database_url,
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        task_queue=f"tests-{uuid.uuid4().hex[:8]}",
+        linking_base_url=sandbox_url,
+        log_json=False,
         # The session's tokens (su, each org's users) outlive the whole suite on a loaded machine (test_auth's
         # token issued two hours ago must still be expired).
         access_token_ttl=timedelta(minutes=90),
-        book_transfer_wait=timedelta(seconds=15), smtp_host=mailbox.host, smtp_port=mailbox.port,
+        book_transfer_wait=timedelta(seconds=15),
+        smtp_host=mailbox.host,
+        smtp_port=mailbox.port,
         # ACH in seconds: a window closes every second, the return window is a second, a late return
         # (the sandbox sends R10 2.5 s after settlement) still lands inside the late-return window.
-        odfi_base_url=sandbox_url, bureau_base_url=sandbox_url, ach_window_interval=timedelta(seconds=1),
-        ach_return_window=timedelta(seconds=1), ach_late_return_window=timedelta(seconds=8),
+        odfi_base_url=sandbox_url,
+        bureau_base_url=sandbox_url,
+        ach_window_interval=timedelta(seconds=1),
+        ach_return_window=timedelta(seconds=1),
+        ach_late_return_window=timedelta(seconds=8),
         # Bills: tiny batches, so the daily run's keyset paging is exercised by a handful of bills.
         bill_batch_size=2,
         # Interest in small batches, continuing as new every few, so tests cross both boundaries.
-        accrual_batch_size=50, interest_batch_size=50, interest_continue_as_new_after=3)
+        accrual_batch_size=50,
+        interest_batch_size=50,
+        interest_continue_as_new_after=3,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +137,9 @@ class ApiServer:
     def __init__(self, settings: Settings):
         self.port = processes.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                                    log_config=None, access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+        )
 
     async def __aenter__(self) -> "ApiServer":
         self.task = asyncio.create_task(self.server.serve())
@@ -146,10 +170,13 @@ async def http(api_server):
 async def su(http, db) -> dict:
     """Headers of a superuser (created in the database: the API has no way to make the first one)."""
     async with db.session() as session, session.begin():
-        await session.execute(text(
-            "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-            "'superuser') ON CONFLICT DO NOTHING"), {"id": uuid.uuid4(), "email": SUPERUSER[0],
-                                                      "pw": hash_password(SUPERUSER[1])})
+        await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+                "'superuser') ON CONFLICT DO NOTHING"
+            ),
+            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
+        )
     return await login(http, *SUPERUSER)
 
 
@@ -157,14 +184,22 @@ async def su(http, db) -> dict:
 async def odfi(sandbox_url, api_server):
     """The sandbox bank, told where our webhook is."""
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as client:
-        await client.put("/odfi/_control", json={
-            "webhook_url": f"{api_server.url}/api/v1/webhooks/bank", "settlement_delay_ms": 200,
-            "return_delay_ms": 200, "late_return_delay_ms": 2500, "duplicate_deliveries": False,
-            "out_of_order": False})
+        await client.put(
+            "/odfi/_control",
+            json={
+                "webhook_url": f"{api_server.url}/api/v1/webhooks/bank",
+                "settlement_delay_ms": 200,
+                "return_delay_ms": 200,
+                "late_return_delay_ms": 2500,
+                "duplicate_deliveries": False,
+                "out_of_order": False,
+            },
+        )
         yield client
 
 
 # Helpers to build scenarios through the API itself.
+
 
 async def login(http: httpx.AsyncClient, email: str, password: str) -> dict:
     response = await http.post("/api/v1/auth/login", data={"username": email, "password": password})
@@ -177,6 +212,7 @@ class Org:
 
     account: dict  # set by the fixtures that open the organization an account
     external: dict  # ... and link it a bank account
+
     def __init__(self, org: dict):
         self.id = org["id"]
         self.users: dict[str, dict] = {}
@@ -195,8 +231,11 @@ async def make_org(http: httpx.AsyncClient, su: dict, roles=("org_admin", "opera
 
 async def make_user(http, su: dict, role: str, org_id: str | None) -> tuple[dict, dict]:
     email, password = f"{role}-{uuid.uuid4().hex[:8]}@tests.example", "a-long-test-password"
-    response = await http.post("/api/v1/users", headers=su, json={
-        "email": email, "full_name": f"Test {role}", "password": password, "role": role, "org_id": org_id})
+    response = await http.post(
+        "/api/v1/users",
+        headers=su,
+        json={"email": email, "full_name": f"Test {role}", "password": password, "role": role, "org_id": org_id},
+    )
     assert response.status_code == 201, response.text
     return response.json(), await login(http, email, password)
 
@@ -206,15 +245,22 @@ async def bank_operations(http, su: dict) -> dict:
     return (await make_user(http, su, "bank_operations", None))[1]
 
 
-async def open_account(http, su: dict, org_id: str, owner_id: str | None = None, type_: str = "checking",
-                       deposit: str | None = None) -> dict:
-    response = await http.post("/api/v1/accounts", headers=su, json={
-        "name": f"{type_} {uuid.uuid4().hex[:6]}", "type": type_, "org_id": org_id, "owner_id": owner_id})
+async def open_account(
+    http, su: dict, org_id: str, owner_id: str | None = None, type_: str = "checking", deposit: str | None = None
+) -> dict:
+    response = await http.post(
+        "/api/v1/accounts",
+        headers=su,
+        json={"name": f"{type_} {uuid.uuid4().hex[:6]}", "type": type_, "org_id": org_id, "owner_id": owner_id},
+    )
     assert response.status_code == 201, response.text
     account = response.json()
     if deposit:
-        response = await http.post(f"/api/v1/accounts/{account['id']}/deposits", headers={
-            **su, "Idempotency-Key": uuid.uuid4().hex}, json={"amount": deposit})
+        response = await http.post(
+            f"/api/v1/accounts/{account['id']}/deposits",
+            headers={**su, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": deposit},
+        )
         assert response.status_code == 201, response.text
         account = response.json()
     return account

@@ -6,9 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 
-async def poll(fetch: Callable[[], Awaitable[Any]], done: Callable[[Any], object], timeout: float,
-               what: str | Callable[[Any], str],
-               interval: float = 0.2) -> Any:
+async def poll(
+    fetch: Callable[[], Awaitable[Any]],
+    done: Callable[[Any], object],
+    timeout: float,
+    what: str | Callable[[Any], str],
+    interval: float = 0.2,
+) -> Any:
     """`await fetch()` until `done(value)`; that value, or an AssertionError naming `what` and the last value.
     `what` may be a function of the last value, for a message that shows it."""
     deadline = time.monotonic() + timeout

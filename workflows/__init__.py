@@ -14,7 +14,19 @@ from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 
-ALL_WORKFLOWS = [BookTransferWorkflow, AchPaymentWorkflow, AchBatchWorkflow, ApprovalWorkflow, LoanWorkflow,
-                 BillRunWorkflow, BillAutopayWorkflow, BillReminderWorkflow, MonthlyStatementsWorkflow,
-                 DailyAccrualWorkflow, InterestPostingWorkflow, MonthEndPostingWorkflow, BankEventDeliveryWorkflow,
-                 BankEventSweepWorkflow]
+ALL_WORKFLOWS = [
+    BookTransferWorkflow,
+    AchPaymentWorkflow,
+    AchBatchWorkflow,
+    ApprovalWorkflow,
+    LoanWorkflow,
+    BillRunWorkflow,
+    BillAutopayWorkflow,
+    BillReminderWorkflow,
+    MonthlyStatementsWorkflow,
+    DailyAccrualWorkflow,
+    InterestPostingWorkflow,
+    MonthEndPostingWorkflow,
+    BankEventDeliveryWorkflow,
+    BankEventSweepWorkflow,
+]

@@ -37,7 +37,8 @@ class AchBatchWorkflow:
             await workflow.sleep(wait)
         self._stage = "building the file"
         built = await workflow.execute_activity_method(
-            AchActivities.build_file, req, start_to_close_timeout=timedelta(seconds=30))
+            AchActivities.build_file, req, start_to_close_timeout=timedelta(seconds=30)
+        )
         if built is None:
             self._stage = "closed: no payments"
             workflow.set_current_details(self._stage)
@@ -49,11 +50,17 @@ class AchBatchWorkflow:
             await self._release(built, uploaded)
             return 0
         # All in one workflow task: the signals go out together rather than one round trip each.
-        await asyncio.gather(*(
-            workflow.get_external_workflow_handle(entry.workflow_id).signal(
-                "submitted", SubmittedSignal(trace_number=entry.trace_number, presentment=entry.presentment,
-                                             file_id=built.file_id))
-            for entry in built.entries))
+        await asyncio.gather(
+            *(
+                workflow.get_external_workflow_handle(entry.workflow_id).signal(
+                    "submitted",
+                    SubmittedSignal(
+                        trace_number=entry.trace_number, presentment=entry.presentment, file_id=built.file_id
+                    ),
+                )
+                for entry in built.entries
+            )
+        )
         self._stage = f"uploaded file {built.file_id} with {len(built.entries)} entries"
         workflow.set_current_details(self._stage)
         return len(built.entries)
@@ -64,8 +71,12 @@ class AchBatchWorkflow:
         deadline = timedelta(seconds=req.upload_deadline_seconds) if req.upload_deadline_seconds else None
         try:
             return await workflow.execute_activity_method(
-                AchActivities.upload_file, built.file_id, start_to_close_timeout=timedelta(seconds=30),
-                schedule_to_close_timeout=deadline, retry_policy=PATIENT)
+                AchActivities.upload_file,
+                built.file_id,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=deadline,
+                retry_policy=PATIENT,
+            )
         except ActivityError as error:
             # The deadline passed: a timeout, or the last attempt's error when the next one would come after it.
             if not isinstance(error.cause, (TimeoutError, ApplicationError)):
@@ -74,18 +85,35 @@ class AchBatchWorkflow:
             self._stage = f"file {built.file_id} unanswered by the deadline: asking the bank whether it has it"
             workflow.set_current_details(self._stage)
             return await workflow.execute_activity_method(
-                AchActivities.confirm_upload, UnansweredUpload(file_id=built.file_id, error=str(last)),
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=PATIENT)
+                AchActivities.confirm_upload,
+                UnansweredUpload(file_id=built.file_id, error=str(last)),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PATIENT,
+            )
 
     async def _release(self, built: BuiltFile, uploaded: UploadOutcome) -> None:
         released = await workflow.execute_activity_method(
-            AchActivities.release_unsent_file, built.file_id, start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=PATIENT)
-        await asyncio.gather(*(self._tell(entry.workflow_id, FileRejectedSignal(
-            file_id=built.file_id, presentment=entry.presentment, error=uploaded.error or "")) for entry in built.entries))
+            AchActivities.release_unsent_file,
+            built.file_id,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PATIENT,
+        )
+        await asyncio.gather(
+            *(
+                self._tell(
+                    entry.workflow_id,
+                    FileRejectedSignal(
+                        file_id=built.file_id, presentment=entry.presentment, error=uploaded.error or ""
+                    ),
+                )
+                for entry in built.entries
+            )
+        )
         outcome = "queued again" if released.policy == "requeue" else "failed"
-        self._stage = (f"file {built.file_id} {uploaded.status} ({(uploaded.error or '')[:200]}): its {released.entries} "
-                       f"payments {outcome}")
+        self._stage = (
+            f"file {built.file_id} {uploaded.status} ({(uploaded.error or '')[:200]}): its {released.entries} "
+            f"payments {outcome}"
+        )
         workflow.set_current_details(self._stage)
 
     @staticmethod

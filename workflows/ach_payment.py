@@ -42,10 +42,14 @@ with workflow.unsafe.imports_passed_through():
     )
 
 # Short timeouts: a worker that dies mid-activity is noticed quickly; every step is safe to run again.
-DB_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=15),
-               retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                        maximum_interval=timedelta(seconds=10),
-                                        non_retryable_error_types=["NotCancelable"]))
+DB_STEP: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(milliseconds=200),
+        maximum_interval=timedelta(seconds=10),
+        non_retryable_error_types=["NotCancelable"],
+    ),
+)
 
 
 @workflow.defn
@@ -87,8 +91,11 @@ class AchPaymentWorkflow:
     @workflow.signal
     def file_rejected(self, signal: FileRejectedSignal) -> None:
         # Too late once a later file carried the presentment: that file's `submitted` wins.
-        if signal.presentment == self._presentment and self._submitted is None \
-                and str(signal.file_id) not in self._rejected_files:
+        if (
+            signal.presentment == self._presentment
+            and self._submitted is None
+            and str(signal.file_id) not in self._rejected_files
+        ):
             self._rejected_files.add(str(signal.file_id))
             self._rejected = signal
 
@@ -127,7 +134,9 @@ class AchPaymentWorkflow:
         self._req = req
         self._set_status(PaymentStatus.created, "validating")
         result = await workflow.execute_activity_method(AchActivities.validate_ach_payment, req, **DB_STEP)
-        self._set_status(PaymentStatus(result.status), "validated" if result.status != "failed" else result.failure_reason)
+        self._set_status(
+            PaymentStatus(result.status), "validated" if result.status != "failed" else result.failure_reason
+        )
         if result.status == PaymentStatus.failed:
             await self._tell_parent(failure_reason=result.failure_reason)
             return result
@@ -154,10 +163,14 @@ class AchPaymentWorkflow:
         queued = await workflow.execute_activity_method(AchActivities.queue_payment, self._ref(), **DB_STEP)
         note = ""
         while queued.status == PaymentStatus.queued:
-            self._set_status(PaymentStatus.queued, f"presentment {self._presentment} queued for the window "
-                                                   f"{queued.window_id}, effective {queued.effective_date}{note}")
+            self._set_status(
+                PaymentStatus.queued,
+                f"presentment {self._presentment} queued for the window "
+                f"{queued.window_id}, effective {queued.effective_date}{note}",
+            )
             await workflow.wait_condition(
-                lambda: self._submitted is not None or self._canceled or self._rejected is not None)
+                lambda: self._submitted is not None or self._canceled or self._rejected is not None
+            )
             if self._canceled:
                 return QueuedPayment(status=PaymentStatus.canceled)
             if self._submitted is not None:
@@ -180,8 +193,10 @@ class AchPaymentWorkflow:
         if settled:
             self._settled_traces.add(self._submitted_trace)
             await workflow.execute_activity_method(
-                AchActivities.record_settled, self._ref(settlement_date=event.settlement_date, event_id=event.event_id),
-                **DB_STEP)
+                AchActivities.record_settled,
+                self._ref(settlement_date=event.settlement_date, event_id=event.event_id),
+                **DB_STEP,
+            )
             self._set_status(PaymentStatus.settled, f"settled {event.settlement_date}; return window open")
             await self._tell_parent()
             event = await self._next_event(timeout=self._req.return_window_seconds, returns_only=True)
@@ -207,8 +222,10 @@ class AchPaymentWorkflow:
     async def _next_event(self, timeout: float | None = None, returns_only: bool = False) -> BankEventSignal | None:
         """Takes the next event on the current trace; None when the timeout passes first."""
         try:
-            await workflow.wait_condition(lambda: self._current_event(returns_only) is not None,
-                                          timeout=timedelta(seconds=timeout) if timeout is not None else None)
+            await workflow.wait_condition(
+                lambda: self._current_event(returns_only) is not None,
+                timeout=timedelta(seconds=timeout) if timeout is not None else None,
+            )
         except TimeoutError:
             pass  # one more look: an event that came with the timer still counts
         event = self._current_event(returns_only)
@@ -219,21 +236,42 @@ class AchPaymentWorkflow:
     async def _returned(self, event: BankEventSignal, settled: bool, completed: bool) -> bool:
         self._returned_traces.add(self._submitted_trace)
         self._return_code, self._return_reason = event.return_code, event.return_reason
-        result = await workflow.execute_activity_method(AchActivities.apply_return, ReturnInput(
-            payment_id=self._req.payment_id, presentment=self._presentment, return_code=event.return_code or "R??",
-            return_reason=event.return_reason or "returned", settled=settled, completed=completed,
-            max_representments=self._req.max_representments, event_id=event.event_id), **DB_STEP)
+        result = await workflow.execute_activity_method(
+            AchActivities.apply_return,
+            ReturnInput(
+                payment_id=self._req.payment_id,
+                presentment=self._presentment,
+                return_code=event.return_code or "R??",
+                return_reason=event.return_reason or "returned",
+                settled=settled,
+                completed=completed,
+                max_representments=self._req.max_representments,
+                event_id=event.event_id,
+            ),
+            **DB_STEP,
+        )
         when = "after completion" if completed else "after settlement" if settled else "before settlement"
         if result.represent:
-            self._set_status(PaymentStatus.returned, f"{event.return_code} {when}: {event.return_reason}; "
-                                                     f"re-presenting (presentment {self._presentment + 1})")
+            self._set_status(
+                PaymentStatus.returned,
+                f"{event.return_code} {when}: {event.return_reason}; "
+                f"re-presenting (presentment {self._presentment + 1})",
+            )
         else:
             self._set_status(PaymentStatus(result.status), f"{event.return_code} {when}: {event.return_reason}")
-        await workflow.execute_activity_method(NotificationActivities.notify_org_admins, NotifyOrgAdmins(
-            org_id=result.org_id, kind="payment_returned", template="payment_returned", context=result.notice,
-            entity_type="payment", entity_id=str(self._req.payment_id),
-            dedupe_key=f"payment-returned:{self._req.payment_id}:{self._presentment}"),
-            start_to_close_timeout=timedelta(seconds=60))
+        await workflow.execute_activity_method(
+            NotificationActivities.notify_org_admins,
+            NotifyOrgAdmins(
+                org_id=result.org_id,
+                kind="payment_returned",
+                template="payment_returned",
+                context=result.notice,
+                entity_type="payment",
+                entity_id=str(self._req.payment_id),
+                dedupe_key=f"payment-returned:{self._req.payment_id}:{self._presentment}",
+            ),
+            start_to_close_timeout=timedelta(seconds=60),
+        )
         # Whatever else came for this presentment can no longer be taken: a re-presentment gets a new trace.
         leftovers = [e for e in self._events.values() if e.trace_number == self._trace]
         for e in leftovers:
@@ -246,8 +284,11 @@ class AchPaymentWorkflow:
 
     async def _set_aside(self, events: list[BankEventSignal], reason: str) -> None:
         """Puts events this payment cannot take on the operators' exception list."""
-        await workflow.execute_activity_method(BankEventActivities.set_aside_bank_events, SetAsideEvents(
-            payment_id=self._req.payment_id, event_ids=[e.event_id for e in events], reason=reason), **DB_STEP)
+        await workflow.execute_activity_method(
+            BankEventActivities.set_aside_bank_events,
+            SetAsideEvents(payment_id=self._req.payment_id, event_ids=[e.event_id for e in events], reason=reason),
+            **DB_STEP,
+        )
 
     async def _finish(self, failure_reason: str | None = None) -> PaymentOutcome:
         """Tells the parent of the end, and takes or sets aside every event still here. Nothing is awaited between
@@ -269,8 +310,9 @@ class AchPaymentWorkflow:
                 self._events.clear()
                 await self._set_aside(leftovers, f"the payment had ended {self._status}")
             else:
-                return PaymentOutcome(payment_id=self._req.payment_id, status=self._status,
-                                      failure_code=self._return_code)
+                return PaymentOutcome(
+                    payment_id=self._req.payment_id, status=self._status, failure_code=self._return_code
+                )
 
     async def _tell_parent(self, failure_reason: str | None = None, represent: bool = False) -> None:
         """A loan or a bill that made this payment learns of each step: settled, completed, returned to be
@@ -279,17 +321,26 @@ class AchPaymentWorkflow:
             return
         try:
             await workflow.get_external_workflow_handle(self._req.notify_workflow_id).signal(
-                "payment_progress", PaymentProgress(
-                    payment_id=self._req.payment_id, reference=self._req.notify_reference, status=self._status,
-                    return_code=self._return_code, failure_reason=failure_reason or self._return_reason,
-                    represent=represent, presentment=max(self._presentment, 1)))
+                "payment_progress",
+                PaymentProgress(
+                    payment_id=self._req.payment_id,
+                    reference=self._req.notify_reference,
+                    status=self._status,
+                    return_code=self._return_code,
+                    failure_reason=failure_reason or self._return_reason,
+                    represent=represent,
+                    presentment=max(self._presentment, 1),
+                ),
+            )
         except Exception as error:  # the parent has closed meanwhile: nobody is left to tell
-            workflow.logger.warning("could not tell %s of payment %s: %s", self._req.notify_workflow_id,
-                                    self._status, error)
+            workflow.logger.warning(
+                "could not tell %s of payment %s: %s", self._req.notify_workflow_id, self._status, error
+            )
 
     def _ref(self, **extra) -> PresentmentRef:
-        return PresentmentRef(payment_id=self._req.payment_id, presentment=self._presentment,
-                              trace_number=self._trace, **extra)
+        return PresentmentRef(
+            payment_id=self._req.payment_id, presentment=self._presentment, trace_number=self._trace, **extra
+        )
 
     def _set_status(self, status: PaymentStatus, detail: str | None) -> None:
         self._status = status

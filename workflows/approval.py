@@ -66,15 +66,27 @@ class ApprovalWorkflow:
         # The validator has just accepted it in this round (nothing ran in between): that round is the decision's.
         level, round_ = self._level, self._round
         self._voted.add(str(decision.approver_id))
-        await workflow.execute_activity_method(ApprovalActivities.record_decision, DecisionRecord(
-            request_id=self._input.request_id, level=level, round=round_, role=self._role or decision.approver_role,
-            approver_id=decision.approver_id, approver_email=decision.approver_email, decision=decision.decision,
-            reason=decision.reason), **STEP)
+        await workflow.execute_activity_method(
+            ApprovalActivities.record_decision,
+            DecisionRecord(
+                request_id=self._input.request_id,
+                level=level,
+                round=round_,
+                role=self._role or decision.approver_role,
+                approver_id=decision.approver_id,
+                approver_email=decision.approver_email,
+                decision=decision.decision,
+                reason=decision.reason,
+            ),
+            **STEP,
+        )
         if (self._status, self._level, self._round) != ("open", level, round_):
             # Escalated, reopened, passed, waiting for information or closed while it was being recorded.
-            raise refuse("decision_superseded",
-                         f"while your decision was being recorded the request moved on (now {self._status} at level "
-                         f"{self._level}, round {self._round}): it is in the audit trail but does not count")
+            raise refuse(
+                "decision_superseded",
+                f"while your decision was being recorded the request moved on (now {self._status} at level "
+                f"{self._level}, round {self._round}): it is in the audit trail but does not count",
+            )
         if decision.decision == "approve":
             self._approvals.add(str(decision.approver_id))
         elif decision.decision == "reject":
@@ -83,15 +95,22 @@ class ApprovalWorkflow:
             self._status = "info_requested"
             self._information = None
         # Answer with the state this decision leads to: the next level or round, or the outcome.
-        await workflow.wait_condition(lambda: self._status != "open" or (self._level, self._round) != (level, round_)
-                                      or (len(self._approvals) < self._quorum and not self._rejected))
+        await workflow.wait_condition(
+            lambda: (
+                self._status != "open"
+                or (self._level, self._round) != (level, round_)
+                or (len(self._approvals) < self._quorum and not self._rejected)
+            )
+        )
         return self.state()
 
     @decide.validator
     def _validate_decision(self, decision: DecisionInput) -> None:
         if self._status != "open":
-            raise refuse("request_closed" if self._status not in ("info_requested",) else "awaiting_information",
-                         f"the request is {self._status}")
+            raise refuse(
+                "request_closed" if self._status not in ("info_requested",) else "awaiting_information",
+                f"the request is {self._status}",
+            )
         if decision.level != self._level:
             raise refuse("wrong_level", f"the request is at level {self._level}, not {decision.level}")
         if decision.approver_role != self._role:
@@ -111,9 +130,16 @@ class ApprovalWorkflow:
         with the request's end if it closes first (a withdrawal that came with the answer)."""
         self._information = info
         asked_in = (self._level, self._round)
-        await workflow.wait_condition(lambda: self._status not in ("open", "info_requested") or (
-            (self._level, self._round) != asked_in and self._written is not None
-            and self._written[1:] == (self._level, self._round)))
+        await workflow.wait_condition(
+            lambda: (
+                self._status not in ("open", "info_requested")
+                or (
+                    (self._level, self._round) != asked_in
+                    and self._written is not None
+                    and self._written[1:] == (self._level, self._round)
+                )
+            )
+        )
         return self.state()
 
     @provide_information.validator
@@ -129,10 +155,18 @@ class ApprovalWorkflow:
 
     @workflow.query
     def state(self) -> ApprovalState:
-        return ApprovalState(request_id=self._input.request_id, status=self._status, level=self._level,
-                             levels=len(self._input.levels), waiting_on_role=self._role, deadline_at=self._deadline,
-                             escalated=self._escalated, approvals=len(self._approvals), quorum=self._quorum,
-                             round=self._round)
+        return ApprovalState(
+            request_id=self._input.request_id,
+            status=self._status,
+            level=self._level,
+            levels=len(self._input.levels),
+            waiting_on_role=self._role,
+            deadline_at=self._deadline,
+            escalated=self._escalated,
+            approvals=len(self._approvals),
+            quorum=self._quorum,
+            round=self._round,
+        )
 
     # --- the levels ----------------------------------------------------------------------------------------------
 
@@ -146,8 +180,11 @@ class ApprovalWorkflow:
             await self._open("opened", spec.deadline_seconds)
             reminded = False
             while True:
-                reminder_at = (self._level_deadline - timedelta(seconds=spec.deadline_seconds - spec.reminder_seconds)
-                               if spec.reminder_seconds and not reminded and not self._escalated else None)
+                reminder_at = (
+                    self._level_deadline - timedelta(seconds=spec.deadline_seconds - spec.reminder_seconds)
+                    if spec.reminder_seconds and not reminded and not self._escalated
+                    else None
+                )
                 wake_at = min(t for t in (reminder_at, self._level_deadline) if t is not None)
                 done = await self._wait_until(wake_at)
                 if self._withdrawn:
@@ -198,8 +235,14 @@ class ApprovalWorkflow:
             return False
         try:
             await workflow.wait_condition(
-                lambda: (self._withdrawn or self._rejected or self._status == "info_requested"
-                         or len(self._approvals) >= self._quorum), timeout=timedelta(seconds=remaining))
+                lambda: (
+                    self._withdrawn
+                    or self._rejected
+                    or self._status == "info_requested"
+                    or len(self._approvals) >= self._quorum
+                ),
+                timeout=timedelta(seconds=remaining),
+            )
             return True
         except TimeoutError:
             return False
@@ -213,23 +256,45 @@ class ApprovalWorkflow:
 
     async def _record(self, status: str, notify: str | None = None) -> None:
         level, round_ = self._level, self._round
-        recipients = await workflow.execute_activity_method(ApprovalActivities.update_request, LevelUpdate(
-            request_id=self._input.request_id, status=status, level=level, round=round_, waiting_on_role=self._role,
-            deadline_at=self._deadline if status in ("open", "info_requested") else None, notify=notify), **STEP)
+        recipients = await workflow.execute_activity_method(
+            ApprovalActivities.update_request,
+            LevelUpdate(
+                request_id=self._input.request_id,
+                status=status,
+                level=level,
+                round=round_,
+                waiting_on_role=self._role,
+                deadline_at=self._deadline if status in ("open", "info_requested") else None,
+                notify=notify,
+            ),
+            **STEP,
+        )
         self._written = (status, level, round_)
         await self._publish(status)
         if recipients:
-            await workflow.execute_activity_method(NotificationActivities.notify_users, NotifyUsers(
-                user_ids=recipients, kind=f"approval_{notify}", template="approval_requested", context={
-                    "request_title": ("Reminder: " if notify == "reminder" else
-                                      "Escalated: " if notify == "escalated" else "") + self._input.title,
-                    "level": self._level, "role": (self._role or "").replace("_", " "),
-                    "deadline": self._deadline.strftime("%Y-%m-%d %H:%M UTC") if self._deadline else "none",
-                    "link": f"/api/v1/approvals/{self._input.request_id}"},
-                entity_type="approval_request", entity_id=str(self._input.request_id),
-                dedupe_key=f"approval:{self._input.request_id}:{self._level}:{self._role}:{notify}:"
-                           f"{int(self._deadline.timestamp()) if self._deadline else 0}"),
-                start_to_close_timeout=timedelta(seconds=60))
+            await workflow.execute_activity_method(
+                NotificationActivities.notify_users,
+                NotifyUsers(
+                    user_ids=recipients,
+                    kind=f"approval_{notify}",
+                    template="approval_requested",
+                    context={
+                        "request_title": (
+                            "Reminder: " if notify == "reminder" else "Escalated: " if notify == "escalated" else ""
+                        )
+                        + self._input.title,
+                        "level": self._level,
+                        "role": (self._role or "").replace("_", " "),
+                        "deadline": self._deadline.strftime("%Y-%m-%d %H:%M UTC") if self._deadline else "none",
+                        "link": f"/api/v1/approvals/{self._input.request_id}",
+                    },
+                    entity_type="approval_request",
+                    entity_id=str(self._input.request_id),
+                    dedupe_key=f"approval:{self._input.request_id}:{self._level}:{self._role}:{notify}:"
+                    f"{int(self._deadline.timestamp()) if self._deadline else 0}",
+                ),
+                start_to_close_timeout=timedelta(seconds=60),
+            )
 
     async def _close(self, status: str) -> ApprovalState:
         self._status = status
@@ -239,13 +304,23 @@ class ApprovalWorkflow:
 
     async def _publish(self, status: str) -> None:
         role = self._role if status in ("open", "info_requested") else None
-        workflow.upsert_search_attributes([sa.APPROVAL_LEVEL.value_set(self._level),
-                                           sa.WAITING_ON_ROLE.value_set(role) if role else sa.WAITING_ON_ROLE.value_unset()])
+        workflow.upsert_search_attributes(
+            [
+                sa.APPROVAL_LEVEL.value_set(self._level),
+                sa.WAITING_ON_ROLE.value_set(role) if role else sa.WAITING_ON_ROLE.value_unset(),
+            ]
+        )
         workflow.set_current_details(
             f"{status}: level {self._level} of {len(self._input.levels)}"
-            + (f", waiting on {role.replace('_', ' ')} since {workflow.now():%Y-%m-%d %H:%M} UTC, deadline "
-               f"{self._deadline:%Y-%m-%d %H:%M:%S} UTC" if role and self._deadline else ""))
+            + (
+                f", waiting on {role.replace('_', ' ')} since {workflow.now():%Y-%m-%d %H:%M} UTC, deadline "
+                f"{self._deadline:%Y-%m-%d %H:%M:%S} UTC"
+                if role and self._deadline
+                else ""
+            )
+        )
         parent = self._input.parent_workflow_id or (p.workflow_id if (p := workflow.info().parent) else None)
         if parent:
             await workflow.get_external_workflow_handle(parent).signal(
-                "approval_progress", ApprovalProgress(status=status, level=self._level, waiting_on_role=role))
+                "approval_progress", ApprovalProgress(status=status, level=self._level, waiting_on_role=role)
+            )

@@ -23,9 +23,10 @@ with workflow.unsafe.imports_passed_through():
     from models.payments import PaymentProgress, PaymentStatus
 
 # No end to the retries: an event is never dropped; a long outage just delays it.
-PATIENT: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30),
-               retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500),
-                                        maximum_interval=timedelta(minutes=1)))
+PATIENT: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(minutes=1)),
+)
 
 
 @workflow.defn
@@ -40,16 +41,29 @@ class BankEventDeliveryWorkflow:
         return outcome.status
 
     async def _tell_of_reversal(self, outcome: DeliveryOutcome) -> None:
-        await workflow.execute_activity_method(NotificationActivities.notify_org_admins, NotifyOrgAdmins(
-            org_id=outcome.org_id, kind="payment_returned", template="payment_returned", context=outcome.notice,
-            entity_type="payment", entity_id=str(outcome.payment_id),
-            dedupe_key=f"payment-returned:{outcome.payment_id}:{outcome.presentment}"),
-            start_to_close_timeout=timedelta(seconds=60))
+        await workflow.execute_activity_method(
+            NotificationActivities.notify_org_admins,
+            NotifyOrgAdmins(
+                org_id=outcome.org_id,
+                kind="payment_returned",
+                template="payment_returned",
+                context=outcome.notice,
+                entity_type="payment",
+                entity_id=str(outcome.payment_id),
+                dedupe_key=f"payment-returned:{outcome.payment_id}:{outcome.presentment}",
+            ),
+            start_to_close_timeout=timedelta(seconds=60),
+        )
         if not outcome.notify_workflow_id:
             return
-        progress = PaymentProgress(payment_id=outcome.payment_id, reference=outcome.notify_reference,
-                                   status=PaymentStatus.reversed, return_code=outcome.return_code,
-                                   failure_reason=outcome.return_reason, presentment=outcome.presentment)
+        progress = PaymentProgress(
+            payment_id=outcome.payment_id,
+            reference=outcome.notify_reference,
+            status=PaymentStatus.reversed,
+            return_code=outcome.return_code,
+            failure_reason=outcome.return_reason,
+            presentment=outcome.presentment,
+        )
         try:
             await workflow.get_external_workflow_handle(outcome.notify_workflow_id).signal("payment_progress", progress)
             return
@@ -58,8 +72,9 @@ class BankEventDeliveryWorkflow:
         if outcome.notify_reference.startswith("bill:"):
             notice = await workflow.execute_activity_method(BillActivities.autopay_reversed, progress, **PATIENT)
             if notice is not None:
-                await workflow.execute_activity_method(NotificationActivities.notify_users, notice,
-                                                       start_to_close_timeout=timedelta(seconds=60))
+                await workflow.execute_activity_method(
+                    NotificationActivities.notify_users, notice, start_to_close_timeout=timedelta(seconds=60)
+                )
 
 
 @workflow.defn
@@ -76,11 +91,14 @@ class BankEventSweepWorkflow:
     async def run(self, req: BankEventSweepInput) -> int:
         for _ in range(req.rounds_before_continue):
             self._handed_over += await workflow.execute_activity_method(
-                BankEventActivities.sweep_bank_events, start_to_close_timeout=timedelta(minutes=5),
+                BankEventActivities.sweep_bank_events,
+                start_to_close_timeout=timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)))
-            workflow.set_current_details(f"{self._handed_over} pending events handed to delivery; "
-                                         f"next sweep in {req.interval_seconds:g} s")
+                retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            )
+            workflow.set_current_details(
+                f"{self._handed_over} pending events handed to delivery; next sweep in {req.interval_seconds:g} s"
+            )
             if req.interval_seconds <= 0:
                 return self._handed_over  # one sweep, as an operator or a test asks
             await workflow.sleep(req.interval_seconds)

@@ -19,9 +19,10 @@ with workflow.unsafe.imports_passed_through():
     from models.payments import AchChildPayment, PaymentKind, PaymentProgress
     from workflows.ach_child import start_ach_payment
 
-DB_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=15),
-               retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                        maximum_interval=timedelta(seconds=10)))
+DB_STEP: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=15),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+)
 PAID = ("settled", "completed")
 
 
@@ -46,13 +47,22 @@ class BillAutopayWorkflow:
         if start.payment_id is None:
             self._set(f"skipped: {start.reason}")
             return self._state
-        await start_ach_payment(AchChildPayment(
-            payment_id=start.payment_id, kind=PaymentKind.ach_debit, amount=start.amount,
-            account_id=start.account_id, external_account_id=start.external_account_id, org_id=start.org_id,
-            created_by=start.payer_id, idempotency_key=f"bill-autopay:{req.bill_id}:{req.due_date.isoformat()}",
-            memo=f"Bill {start.payee_name} due {req.due_date}",
-            summary=f"Auto-pay of bill {req.bill_id}: ACH debit {format_usd(start.amount)}",
-            notify_workflow_id=workflow.info().workflow_id, notify_reference=f"bill:{req.bill_id}"))
+        await start_ach_payment(
+            AchChildPayment(
+                payment_id=start.payment_id,
+                kind=PaymentKind.ach_debit,
+                amount=start.amount,
+                account_id=start.account_id,
+                external_account_id=start.external_account_id,
+                org_id=start.org_id,
+                created_by=start.payer_id,
+                idempotency_key=f"bill-autopay:{req.bill_id}:{req.due_date.isoformat()}",
+                memo=f"Bill {start.payee_name} due {req.due_date}",
+                summary=f"Auto-pay of bill {req.bill_id}: ACH debit {format_usd(start.amount)}",
+                notify_workflow_id=workflow.info().workflow_id,
+                notify_reference=f"bill:{req.bill_id}",
+            )
+        )
         self._set(f"ACH debit payment-{start.payment_id} of {format_usd(start.amount)} in flight")
 
         paid, completed = False, False
@@ -65,16 +75,24 @@ class BillAutopayWorkflow:
                 return self._state
             progress = self._progress[self._seen]
             self._seen += 1
-            outcome = AutopayOutcome(bill_id=req.bill_id, due_date=req.due_date, payment_id=start.payment_id,
-                                     status=progress.status, return_code=progress.return_code,
-                                     failure_reason=progress.failure_reason, represent=progress.represent,
-                                     presentment=progress.presentment)
+            outcome = AutopayOutcome(
+                bill_id=req.bill_id,
+                due_date=req.due_date,
+                payment_id=start.payment_id,
+                status=progress.status,
+                return_code=progress.return_code,
+                failure_reason=progress.failure_reason,
+                represent=progress.represent,
+                presentment=progress.presentment,
+            )
             if progress.represent:
                 if paid:
                     await workflow.execute_activity_method(BillActivities.finish_autopay, outcome, **DB_STEP)
                 paid = completed = False
-                self._set(f"processing: payment-{start.payment_id} returned {progress.return_code}; "
-                          f"presentment {progress.presentment + 1} on its way")
+                self._set(
+                    f"processing: payment-{start.payment_id} returned {progress.return_code}; "
+                    f"presentment {progress.presentment + 1} on its way"
+                )
                 continue
             if progress.status in PAID:
                 completed = completed or progress.status == "completed"
@@ -85,8 +103,9 @@ class BillAutopayWorkflow:
                 continue
             notice = await workflow.execute_activity_method(BillActivities.finish_autopay, outcome, **DB_STEP)
             if notice is not None:
-                await workflow.execute_activity_method(NotificationActivities.notify_users, notice,
-                                                       start_to_close_timeout=timedelta(seconds=60))
+                await workflow.execute_activity_method(
+                    NotificationActivities.notify_users, notice, start_to_close_timeout=timedelta(seconds=60)
+                )
             self._set(f"due again: payment-{start.payment_id} {progress.status} {progress.return_code or ''}".strip())
             return self._state
 

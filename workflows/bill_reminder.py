@@ -15,7 +15,8 @@ class BillReminderWorkflow:
     @workflow.run
     async def run(self, req: NotifyUsers) -> int:
         workflow.set_current_details(f"reminding {len(req.user_ids)} payer(s) of bill {req.entity_id}")
-        sent = await workflow.execute_activity_method(NotificationActivities.notify_users, req,
-                                                      start_to_close_timeout=timedelta(seconds=60))
+        sent = await workflow.execute_activity_method(
+            NotificationActivities.notify_users, req, start_to_close_timeout=timedelta(seconds=60)
+        )
         workflow.set_current_details(f"sent to {sent} payer(s)")
         return sent

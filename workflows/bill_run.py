@@ -17,9 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.schedule_time import scheduled_local_date
 
 # A killed worker is noticed by the missing heartbeat within seconds, not after the whole timeout.
-BATCH_STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=10),
-                  retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                           maximum_interval=timedelta(seconds=10)))
+BATCH_STEP: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(minutes=10),
+    heartbeat_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+)
 STAGES = ("overdue", "reminders", "autopay")
 
 
@@ -38,18 +40,29 @@ class BillRunWorkflow:
     async def run(self, req: BillRunInput) -> BillRunResult:
         day = req.day or scheduled_local_date(req.timezone)
         self._totals = {stage: req.totals.get(stage, 0) for stage in STAGES}
-        steps = {"overdue": BillActivities.mark_overdue, "reminders": BillActivities.send_reminders,
-                 "autopay": BillActivities.start_autopays}
+        steps = {
+            "overdue": BillActivities.mark_overdue,
+            "reminders": BillActivities.send_reminders,
+            "autopay": BillActivities.start_autopays,
+        }
         after, batches = req.after_id, 0
-        for stage in STAGES[STAGES.index(req.stage):]:
+        for stage in STAGES[STAGES.index(req.stage) :]:
             self._stage = stage
             while True:
                 if batches >= req.max_batches or workflow.info().is_continue_as_new_suggested():
-                    workflow.continue_as_new(BillRunInput(day=day, timezone=req.timezone, stage=stage,
-                                                          after_id=after, totals=self._totals,
-                                                          max_batches=req.max_batches))
-                result = await workflow.execute_activity_method(steps[stage], BillBatch(day=day, after_id=after),
-                                                                **BATCH_STEP)
+                    workflow.continue_as_new(
+                        BillRunInput(
+                            day=day,
+                            timezone=req.timezone,
+                            stage=stage,
+                            after_id=after,
+                            totals=self._totals,
+                            max_batches=req.max_batches,
+                        )
+                    )
+                result = await workflow.execute_activity_method(
+                    steps[stage], BillBatch(day=day, after_id=after), **BATCH_STEP
+                )
                 batches += 1
                 self._totals[stage] += result.done
                 self._details(day)
@@ -59,10 +72,16 @@ class BillRunWorkflow:
             after = None
         self._stage = "done"
         self._details(day)
-        return BillRunResult(day=day, overdue_marked=self._totals["overdue"],
-                             reminders_sent=self._totals["reminders"], autopays_started=self._totals["autopay"])
+        return BillRunResult(
+            day=day,
+            overdue_marked=self._totals["overdue"],
+            reminders_sent=self._totals["reminders"],
+            autopays_started=self._totals["autopay"],
+        )
 
     def _details(self, day) -> None:
         t = self._totals
-        workflow.set_current_details(f"bill run for {day}: {self._stage}; {t['overdue']} marked overdue, "
-                                     f"{t['reminders']} reminders sent, {t['autopay']} auto-pays started")
+        workflow.set_current_details(
+            f"bill run for {day}: {self._stage}; {t['overdue']} marked overdue, "
+            f"{t['reminders']} reminders sent, {t['autopay']} auto-pays started"
+        )

@@ -21,14 +21,19 @@ class BookTransferWorkflow:
     async def run(self, req: BookTransferInput) -> PaymentOutcome:
         self._set_status(PaymentStatus.created, "posting the journal entry")
         self._outcome = await workflow.execute_activity_method(
-            PaymentActivities.post_book_transfer, req,
+            PaymentActivities.post_book_transfer,
+            req,
             # Short: a worker that dies mid-activity is noticed after this, and the retry finds the work done or not.
             start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+            ),
         )
-        detail = (f"completed: journal entry {self._outcome.journal_entry_id}"
-                  if self._outcome.status == PaymentStatus.completed
-                  else f"failed: {self._outcome.failure_code}: {self._outcome.failure_reason}")
+        detail = (
+            f"completed: journal entry {self._outcome.journal_entry_id}"
+            if self._outcome.status == PaymentStatus.completed
+            else f"failed: {self._outcome.failure_code}: {self._outcome.failure_reason}"
+        )
         self._set_status(PaymentStatus(self._outcome.status), detail)
         workflow.logger.info("book transfer %s", detail, extra={"payment_id": str(req.payment_id)})
         return self._outcome
@@ -43,5 +48,7 @@ class BookTransferWorkflow:
 
     def _set_status(self, status: PaymentStatus, detail: str) -> None:
         self._status = status
-        workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(status), sa.PAYMENT_KIND.value_set(PaymentKind.book)])
+        workflow.upsert_search_attributes(
+            [sa.PAYMENT_STATUS.value_set(status), sa.PAYMENT_KIND.value_set(PaymentKind.book)]
+        )
         workflow.set_current_details(f"{status}: {detail}")

@@ -27,9 +27,13 @@ class DailyAccrualWorkflow:
         day = req.day or previous_day(req.timezone)
         workflow.set_current_details(f"accruing interest for {day}")
         result = await workflow.execute_activity_method(
-            AccrualActivities.accrue_day, AccrualDay(day=day, batch_size=req.batch_size),
-            start_to_close_timeout=timedelta(hours=4), heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)))
-        workflow.set_current_details(f"accrued {day}: {result.accounts} accounts, {result.accrued} "
-                                     f"in {result.batches} batches")
+            AccrualActivities.accrue_day,
+            AccrualDay(day=day, batch_size=req.batch_size),
+            start_to_close_timeout=timedelta(hours=4),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
+        )
+        workflow.set_current_details(
+            f"accrued {day}: {result.accounts} accounts, {result.accrued} in {result.batches} batches"
+        )
         return result

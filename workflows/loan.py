@@ -39,16 +39,27 @@ with workflow.unsafe.imports_passed_through():
     from workflows.ach_child import start_ach_payment
     from workflows.approval import ApprovalWorkflow
 
-STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
+STEP: dict[str, Any] = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+)
 # Repayments each add a few events; a 30-year loan continues as new long before its history grows large.
 CONTINUE_AS_NEW_AFTER = 100
 REPAYMENT_MODES = ("installment", "prepayment", "payoff")
 # Until approval a loan can be withdrawn; a withdrawal asked for meanwhile answers once it has left these.
-WITHDRAWABLE = (LoanStatus.submitted, LoanStatus.checking_eligibility, LoanStatus.credit_check,
-                LoanStatus.pending_approval, LoanStatus.info_requested)
-DECLINED_BY_APPROVAL = {"rejected": LoanStatus.rejected, "declined": LoanStatus.declined,
-                        "on_hold": LoanStatus.on_hold, "withdrawn": LoanStatus.withdrawn}
+WITHDRAWABLE = (
+    LoanStatus.submitted,
+    LoanStatus.checking_eligibility,
+    LoanStatus.credit_check,
+    LoanStatus.pending_approval,
+    LoanStatus.info_requested,
+)
+DECLINED_BY_APPROVAL = {
+    "rejected": LoanStatus.rejected,
+    "declined": LoanStatus.declined,
+    "on_hold": LoanStatus.on_hold,
+    "withdrawn": LoanStatus.withdrawn,
+}
 # A bureau refusing our credentials is tried again after these waits, doubling (the fix is an operator's).
 CREDIT_RETRY_FIRST, CREDIT_RETRY_MAX = timedelta(seconds=1), timedelta(minutes=5)
 # A late return reaches the loan after the ACH workflow has recorded it and told the org admins: some slack.
@@ -77,12 +88,15 @@ class LoanWorkflow:
     async def approval_progress(self, progress: ApprovalProgress) -> None:
         """The approval moved: the loan's row and search attributes follow (waiting on whom, or on the applicant)."""
         if progress.status not in ("open", "info_requested") or self._status not in (
-                LoanStatus.pending_approval, LoanStatus.info_requested):
+            LoanStatus.pending_approval,
+            LoanStatus.info_requested,
+        ):
             return
         status = LoanStatus.info_requested if progress.status == "info_requested" else LoanStatus.pending_approval
         if status != self._status:
-            await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(
-                loan_id=self._req.loan_id, status=status), **STEP)
+            await workflow.execute_activity_method(
+                LoanActivities.set_status, LoanStatusUpdate(loan_id=self._req.loan_id, status=status), **STEP
+            )
         if self._status in (LoanStatus.pending_approval, LoanStatus.info_requested):  # not moved on meanwhile
             self._set_status(status, level=progress.level, role=progress.waiting_on_role)
 
@@ -108,14 +122,22 @@ class LoanWorkflow:
     @withdraw.validator
     def _validate_withdraw(self) -> None:
         if self._status not in WITHDRAWABLE or self._withdraw_requested:
-            raise ApplicationError(f"the loan is {self._status}: it can only be withdrawn before approval",
-                                   type="not_withdrawable", non_retryable=True)
+            raise ApplicationError(
+                f"the loan is {self._status}: it can only be withdrawn before approval",
+                type="not_withdrawable",
+                non_retryable=True,
+            )
 
     @workflow.update
     async def repay(self, req: RepaymentInput) -> RepaymentResult:
         result = await workflow.execute_activity_method(
-            LoanServicingActivities.apply_repayment, req, start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)))
+            LoanServicingActivities.apply_repayment,
+            req,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+            ),
+        )
         self._repayments += 1
         self._recheck = True  # arrears may have cleared
         if result.status == LoanStatus.closed:
@@ -127,8 +149,11 @@ class LoanWorkflow:
         if self._status != LoanStatus.active:
             raise ApplicationError(f"the loan is {self._status}", type="loan_not_active", non_retryable=True)
         if req.amount <= 0 or req.mode not in REPAYMENT_MODES:
-            raise ApplicationError("a repayment is a positive amount, as installment, prepayment or payoff",
-                                   type="invalid_repayment", non_retryable=True)
+            raise ApplicationError(
+                "a repayment is a positive amount, as installment, prepayment or payoff",
+                type="invalid_repayment",
+                non_retryable=True,
+            )
 
     @workflow.query
     def status(self) -> str:
@@ -164,8 +189,11 @@ class LoanWorkflow:
             return await self._change(LoanStatus.withdrawn)
         assert report is not None  # None only when the applicant withdrew
         if report.score < req.min_credit_score:
-            return await self._change(LoanStatus.declined, credit_score=report.score,
-                                      reason=f"credit score {report.score} is below {req.min_credit_score}")
+            return await self._change(
+                LoanStatus.declined,
+                credit_score=report.score,
+                reason=f"credit score {report.score} is below {req.min_credit_score}",
+            )
 
         try:
             await workflow.execute_activity_method(LoanActivities.store_schedule, req.loan_id, **STEP)
@@ -174,8 +202,9 @@ class LoanWorkflow:
                 raise
             return await self._change(LoanStatus.failed, reason=invalid.message)
         try:
-            approval = await workflow.execute_activity_method(LoanActivities.create_approval_request, req.loan_id,
-                                                              **STEP)
+            approval = await workflow.execute_activity_method(
+                LoanActivities.create_approval_request, req.loan_id, **STEP
+            )
         except ActivityError as error:  # no rule routes it any more: the loan ends, saying why
             if (unrouted := refusal(error, "NoApprovalRule")) is None:
                 raise
@@ -183,15 +212,20 @@ class LoanWorkflow:
         await self._change(LoanStatus.pending_approval, credit_score=report.score)
         self._approval_id = f"approval-{approval.request_id}"
         handle = await workflow.start_child_workflow(
-            ApprovalWorkflow.run, approval, id=self._approval_id,
-            static_summary=f"Approval of {approval.title}", task_queue=workflow.info().task_queue)
+            ApprovalWorkflow.run,
+            approval,
+            id=self._approval_id,
+            static_summary=f"Approval of {approval.title}",
+            task_queue=workflow.info().task_queue,
+        )
         self._approval_started = True
         if self._withdraw_requested:  # asked while the child was starting
             await handle.signal(ApprovalWorkflow.withdraw)
         outcome: ApprovalState = await handle
         if outcome.status != "approved":
-            return await self._change(DECLINED_BY_APPROVAL[outcome.status],
-                                      reason=f"approval {outcome.status} at level {outcome.level}")
+            return await self._change(
+                DECLINED_BY_APPROVAL[outcome.status], reason=f"approval {outcome.status} at level {outcome.level}"
+            )
 
         await self._change(LoanStatus.approved)
         await workflow.execute_activity_method(LoanActivities.render_agreement, req.loan_id, **STEP)
@@ -202,23 +236,33 @@ class LoanWorkflow:
             await start_ach_payment(payout)
             workflow.set_current_details(f"disbursing: ACH credit {payout.payment_id} to the member's bank")
             # A return the payment re-presents (represent=True) is not its end: wait for the next presentment's.
-            await workflow.wait_condition(lambda: any(p.reference == "disbursement" and not p.represent
-                                                      for p in self._payments))
+            await workflow.wait_condition(
+                lambda: any(p.reference == "disbursement" and not p.represent for p in self._payments)
+            )
             done = next(p for p in self._payments if p.reference == "disbursement" and not p.represent)
             self._payments = [p for p in self._payments if p.reference != "disbursement"]
             if done.status != "settled":  # returned or failed: the money stays on the deposit account
                 workflow.logger.warning("disbursement credit %s: %s", done.status, done.return_code)
         await self._change(LoanStatus.active)
-        self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
-            workflow.now(), self._req.day_seconds, self._req.business_timezone).epoch})
+        self._req = self._req.model_copy(
+            update={
+                "epoch": ServicingClock.starting(
+                    workflow.now(), self._req.day_seconds, self._req.business_timezone
+                ).epoch
+            }
+        )
         return await self._service()
 
     async def _credit_report(self, summary: LoanSummary) -> CreditReport | None:
         """The bureau's report. A bureau refusing our own credentials (401/403) is our configuration, not the
         applicant: the loan waits in credit_check with the reason on its row, operators are told once, and the
         check is tried again with backoff until the bureau answers. None when the applicant withdraws meanwhile."""
-        check = CreditCheckInput(loan_id=self._req.loan_id, applicant_id=summary.applicant_id,
-                                 full_name=summary.applicant_name, amount=summary.amount)
+        check = CreditCheckInput(
+            loan_id=self._req.loan_id,
+            applicant_id=summary.applicant_id,
+            full_name=summary.applicant_name,
+            amount=summary.amount,
+        )
         wait, told = CREDIT_RETRY_FIRST, False
         while True:
             try:
@@ -228,11 +272,15 @@ class LoanWorkflow:
                     raise
             if not told:
                 details = denied.details[0] if denied.details and isinstance(denied.details[0], dict) else {}
-                notice = await workflow.execute_activity_method(LoanActivities.credit_check_blocked, CreditCheckBlocked(
-                    loan_id=self._req.loan_id, message=denied.message, status=details.get("status")), **STEP)
+                notice = await workflow.execute_activity_method(
+                    LoanActivities.credit_check_blocked,
+                    CreditCheckBlocked(loan_id=self._req.loan_id, message=denied.message, status=details.get("status")),
+                    **STEP,
+                )
                 if notice is not None:
-                    await workflow.execute_activity_method(NotificationActivities.notify_users, notice,
-                                                           start_to_close_timeout=timedelta(seconds=60))
+                    await workflow.execute_activity_method(
+                        NotificationActivities.notify_users, notice, start_to_close_timeout=timedelta(seconds=60)
+                    )
                 told = True
             workflow.set_current_details(f"credit check waiting: {denied.message}; trying again in {wait}")
             try:
@@ -246,8 +294,13 @@ class LoanWorkflow:
         changes, and when a child payment or a repayment arrives; continues as new to keep the history bounded.
         Closed: listens until the late-return window of its last auto-debit ends, as a late return reopens it."""
         if self._req.epoch is None:  # a loan activated before the servicing clock existed
-            self._req = self._req.model_copy(update={"epoch": ServicingClock.starting(
-                workflow.now(), self._req.day_seconds, self._req.business_timezone).epoch})
+            self._req = self._req.model_copy(
+                update={
+                    "epoch": ServicingClock.starting(
+                        workflow.now(), self._req.day_seconds, self._req.business_timezone
+                    ).epoch
+                }
+            )
         assert self._req.epoch is not None
         clock = ServicingClock(self._req.epoch, self._req.day_seconds, self._req.business_timezone)
         next_due = self._req.next_due
@@ -276,8 +329,10 @@ class LoanWorkflow:
                 continue
             for number in state.due_numbers:
                 debit = await workflow.execute_activity_method(
-                    LoanServicingActivities.plan_auto_debit, AutoDebitInput(loan_id=self._req.loan_id, number=number),
-                    **STEP)
+                    LoanServicingActivities.plan_auto_debit,
+                    AutoDebitInput(loan_id=self._req.loan_id, number=number),
+                    **STEP,
+                )
                 if debit is not None:
                     await start_ach_payment(debit)
                 next_due = number + 1
@@ -285,8 +340,14 @@ class LoanWorkflow:
             timeout = None if wake is None else max(timedelta(0), clock.start_of(wake) - workflow.now())
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._payments) or self._recheck or self._status == LoanStatus.closed
-                    or self._repayments >= CONTINUE_AS_NEW_AFTER, timeout=timeout)
+                    lambda: (
+                        bool(self._payments)
+                        or self._recheck
+                        or self._status == LoanStatus.closed
+                        or self._repayments >= CONTINUE_AS_NEW_AFTER
+                    ),
+                    timeout=timeout,
+                )
             except TimeoutError:
                 pass
             self._recheck = False
@@ -301,8 +362,9 @@ class LoanWorkflow:
             if not self._payments:
                 if until is None or until <= workflow.now():
                     return False
-                workflow.set_current_details(f"closed; a late return of an auto-debit can reopen it until "
-                                             f"{until:%Y-%m-%d %H:%M:%S} UTC")
+                workflow.set_current_details(
+                    f"closed; a late return of an auto-debit can reopen it until {until:%Y-%m-%d %H:%M:%S} UTC"
+                )
                 try:
                     await workflow.wait_condition(lambda: bool(self._payments), timeout=until - workflow.now())
                 except TimeoutError:
@@ -313,17 +375,22 @@ class LoanWorkflow:
 
     async def _check(self, clock: ServicingClock, next_due: int) -> ServicingState:
         today = clock.today(workflow.now())
-        state = await workflow.execute_activity_method(LoanServicingActivities.check_servicing, ServicingCheck(
-            loan_id=self._req.loan_id, as_of=today, next_due=next_due), **STEP)
-        arrears = (f"{state.days_past_due} days past due ({state.aging_bucket})" if state.days_past_due
-                   else "current")
+        state = await workflow.execute_activity_method(
+            LoanServicingActivities.check_servicing,
+            ServicingCheck(loan_id=self._req.loan_id, as_of=today, next_due=next_due),
+            **STEP,
+        )
+        arrears = f"{state.days_past_due} days past due ({state.aging_bucket})" if state.days_past_due else "current"
         if arrears != self._arrears:
             self._arrears = arrears
-            workflow.upsert_search_attributes([sa.AGING_BUCKET.value_set(state.aging_bucket) if state.aging_bucket
-                                               else sa.AGING_BUCKET.value_unset()])
+            workflow.upsert_search_attributes(
+                [sa.AGING_BUCKET.value_set(state.aging_bucket) if state.aging_bucket else sa.AGING_BUCKET.value_unset()]
+            )
         if state.status == LoanStatus.active:
-            workflow.set_current_details(f"active on loan day {today}: {arrears}" + (
-                f"; next installment due {state.next_due_date}" if state.next_due_date else ""))
+            workflow.set_current_details(
+                f"active on loan day {today}: {arrears}"
+                + (f"; next installment due {state.next_due_date}" if state.next_due_date else "")
+            )
         return state
 
     async def _payment_done(self, progress: PaymentProgress) -> None:
@@ -332,8 +399,9 @@ class LoanWorkflow:
         (the ACH workflow re-presents R01/R09 itself and tells the org admins of returns)."""
         if not progress.reference.startswith("installment:"):
             return
-        debit = AutoDebitApplied(payment_id=progress.payment_id, loan_id=self._req.loan_id,
-                                 presentment=progress.presentment)
+        debit = AutoDebitApplied(
+            payment_id=progress.payment_id, loan_id=self._req.loan_id, presentment=progress.presentment
+        )
         if progress.status == "completed":
             try:
                 await workflow.execute_activity_method(LoanServicingActivities.apply_auto_debit, debit, **STEP)
@@ -342,15 +410,18 @@ class LoanWorkflow:
                 workflow.logger.warning("auto-debit %s not applied: %s", progress.payment_id, error.cause)
             if self._req.late_return_window_seconds > 0:
                 until = workflow.now() + timedelta(seconds=self._req.late_return_window_seconds) + LATE_RETURN_SLACK
-                self._req = self._req.model_copy(update={"late_returns_until": max(
-                    until, self._req.late_returns_until or until)})
+                self._req = self._req.model_copy(
+                    update={"late_returns_until": max(until, self._req.late_returns_until or until)}
+                )
         elif progress.status == "reversed":
             try:
-                undone = await workflow.execute_activity_method(LoanServicingActivities.reverse_auto_debit, debit,
-                                                                **STEP)
+                undone = await workflow.execute_activity_method(
+                    LoanServicingActivities.reverse_auto_debit, debit, **STEP
+                )
             except ActivityError as error:  # applied before allocations were stored: an operator's job
-                workflow.logger.error("auto-debit %s returned late, repayment not reversed: %s", progress.payment_id,
-                                      error.cause)
+                workflow.logger.error(
+                    "auto-debit %s returned late, repayment not reversed: %s", progress.payment_id, error.cause
+                )
                 return
             if undone.reversed:
                 self._repayments += 1
@@ -358,11 +429,19 @@ class LoanWorkflow:
                     self._set_status(LoanStatus.active)  # reopened: servicing goes on
 
     async def _change(self, status: LoanStatus, reason: str | None = None, credit_score: int | None = None) -> str:
-        await workflow.execute_activity_method(LoanActivities.set_status, LoanStatusUpdate(
-            loan_id=self._req.loan_id, status=status, reason=reason, credit_score=credit_score), **STEP)
+        await workflow.execute_activity_method(
+            LoanActivities.set_status,
+            LoanStatusUpdate(loan_id=self._req.loan_id, status=status, reason=reason, credit_score=credit_score),
+            **STEP,
+        )
         self._set_status(status)
-        if status in (LoanStatus.withdrawn, LoanStatus.declined, LoanStatus.rejected, LoanStatus.on_hold,
-                      LoanStatus.failed):
+        if status in (
+            LoanStatus.withdrawn,
+            LoanStatus.declined,
+            LoanStatus.rejected,
+            LoanStatus.on_hold,
+            LoanStatus.failed,
+        ):
             await workflow.wait_condition(workflow.all_handlers_finished)
         return status
 
@@ -374,5 +453,11 @@ class LoanWorkflow:
             updates.append(sa.APPROVAL_LEVEL.value_set(level))
         updates.append(sa.WAITING_ON_ROLE.value_set(role) if waiting and role else sa.WAITING_ON_ROLE.value_unset())
         workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(f"{status}" + (f": level {level}, waiting on {role.replace('_', ' ')} since "
-                                                    f"{workflow.now():%Y-%m-%d %H:%M} UTC" if waiting and role else ""))
+        workflow.set_current_details(
+            f"{status}"
+            + (
+                f": level {level}, waiting on {role.replace('_', ' ')} since {workflow.now():%Y-%m-%d %H:%M} UTC"
+                if waiting and role
+                else ""
+            )
+        )

@@ -28,16 +28,23 @@ class MonthEndPostingWorkflow:
         try:
             handle = await workflow.start_child_workflow(
                 InterestPostingWorkflow.run,
-                InterestPostingInput(period=period, timezone=req.timezone, batch_size=req.batch_size,
-                                     continue_as_new_after=req.continue_as_new_after),
-                id=posting_workflow_id(period), static_summary=f"Interest posting for {period}",
+                InterestPostingInput(
+                    period=period,
+                    timezone=req.timezone,
+                    batch_size=req.batch_size,
+                    continue_as_new_after=req.continue_as_new_after,
+                ),
+                id=posting_workflow_id(period),
+                static_summary=f"Interest posting for {period}",
                 task_queue=workflow.info().task_queue,
                 # A completed period is never started again; a failed or terminated one may be (it resumes safely).
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                parent_close_policy=ParentClosePolicy.ABANDON)
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
         except WorkflowAlreadyStartedError:
-            summary = await workflow.execute_activity_method(InterestPostingActivities.stored_summary, period,
-                                                             **DB_STEP)
+            summary = await workflow.execute_activity_method(
+                InterestPostingActivities.stored_summary, period, **DB_STEP
+            )
             workflow.set_current_details(f"{period} was posted already" if summary else f"{period} is being posted")
             return summary
         summary = await handle

@@ -32,10 +32,11 @@ router = APIRouter(prefix="/accounts", tags=["accounts"])
 
 _FIELDS = ["name", "kind", "type", "status", "org_id", "owner_id", "closed_at"]
 
-AccountAdmin = Annotated[User, Depends(allowed(Entity.account, Action.create))]   # open, change, close: superuser
-Teller = Annotated[User, Depends(allowed(Entity.account, Action.deposit))]        # cash deposits
+AccountAdmin = Annotated[User, Depends(allowed(Entity.account, Action.create))]  # open, change, close: superuser
+Teller = Annotated[User, Depends(allowed(Entity.account, Action.deposit))]  # cash deposits
 HoldPlacer = Annotated[User, Depends(allowed(Entity.account, Action.place_hold))]
 HoldReleaser = Annotated[User, Depends(allowed(Entity.hold, Action.release))]
+
 
 class AccountIn(BaseModel):
     name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Everyday checking"])
@@ -99,23 +100,49 @@ async def create_account(body: AccountIn, session: SessionDep, actor: AccountAdm
         if owner is None or owner.org_id != body.org_id:
             raise AppError(422, "unknown_owner", f"user {body.owner_id} is not in organization {body.org_id}")
     normal = "debit" if body.type == InternalAccountType.loan else "credit"
-    account = LedgerAccount(name=body.name, kind=AccountKind.internal, type=body.type, normal_balance=normal,
-                            org_id=body.org_id, owner_id=body.owner_id)
+    account = LedgerAccount(
+        name=body.name,
+        kind=AccountKind.internal,
+        type=body.type,
+        normal_balance=normal,
+        org_id=body.org_id,
+        owner_id=body.owner_id,
+    )
     session.add(account)
     await session.flush()
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.created", entity_type="account",
-                       entity_id=account.id, after=audit.snapshot(account, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="account.created",
+        entity_type="account",
+        entity_id=account.id,
+        after=audit.snapshot(account, _FIELDS),
+    )
     await session.commit()
     return (await with_balances(session, [account]))[0]
 
 
 @router.get("", response_model=Page[AccountOut], summary="Accounts you can see, with balances")
-async def list_accounts(session: SessionDep, user: CurrentUser, page: PageDep, kind: AccountKind | None = None,
-                        type: Filter | None = None, status: AccountStatus | None = None,
-                        org_id: uuid.UUID | None = None, owner_id: uuid.UUID | None = None, name: Filter | None = None):
+async def list_accounts(
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageDep,
+    kind: AccountKind | None = None,
+    type: Filter | None = None,
+    status: AccountStatus | None = None,
+    org_id: uuid.UUID | None = None,
+    owner_id: uuid.UUID | None = None,
+    name: Filter | None = None,
+):
     statement = access.scope(user, Entity.account, select(LedgerAccount))
-    for column, value in ((LedgerAccount.kind, kind), (LedgerAccount.type, type), (LedgerAccount.status, status),
-                          (LedgerAccount.org_id, org_id), (LedgerAccount.owner_id, owner_id)):
+    for column, value in (
+        (LedgerAccount.kind, kind),
+        (LedgerAccount.type, type),
+        (LedgerAccount.status, status),
+        (LedgerAccount.org_id, org_id),
+        (LedgerAccount.owner_id, owner_id),
+    ):
         if value is not None:
             statement = statement.where(column == value)
     if name:
@@ -142,15 +169,31 @@ async def update_account(account_id: uuid.UUID, body: AccountUpdate, session: Se
     for field, value in body.model_dump(exclude_none=True).items():
         setattr(account, field, value)
     session.add(account)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.updated", entity_type="account",
-                       entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="account.updated",
+        entity_type="account",
+        entity_id=account.id,
+        before=before,
+        after=audit.snapshot(account, _FIELDS),
+    )
     await session.commit()
     return (await with_balances(session, [account]))[0]
 
 
-@router.post("/{account_id}/close", response_model=AccountOut, summary="Close an account (soft; superuser)",
-             responses={409: {"description": "payments in flight, an open loan, money or holds on it, or interest "
-                                             "owed to it (core/closing.py)"}})
+@router.post(
+    "/{account_id}/close",
+    response_model=AccountOut,
+    summary="Close an account (soft; superuser)",
+    responses={
+        409: {
+            "description": "payments in flight, an open loan, money or holds on it, or interest "
+            "owed to it (core/closing.py)"
+        }
+    },
+)
 async def close_account(account_id: uuid.UUID, session: SessionDep, actor: AccountAdmin):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal:
@@ -164,16 +207,34 @@ async def close_account(account_id: uuid.UUID, session: SessionDep, actor: Accou
     before = audit.snapshot(account, _FIELDS)
     account.status, account.closed_at = AccountStatus.closed, datetime.now(UTC)
     session.add(account)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.closed", entity_type="account",
-                       entity_id=account.id, before=before, after=audit.snapshot(account, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="account.closed",
+        entity_type="account",
+        entity_id=account.id,
+        before=before,
+        after=audit.snapshot(account, _FIELDS),
+    )
     await session.commit()
     return (await with_balances(session, [account]))[0]
 
 
-@router.post("/{account_id}/deposits", response_model=AccountOut, status_code=201,
-             summary="Record a cash deposit: debit cash at bank, credit the account (superuser, operator)")
-async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, session: SessionDep, actor: Teller,
-                  settings: SettingsDep):
+@router.post(
+    "/{account_id}/deposits",
+    response_model=AccountOut,
+    status_code=201,
+    summary="Record a cash deposit: debit cash at bank, credit the account (superuser, operator)",
+)
+async def deposit(
+    account_id: uuid.UUID,
+    body: DepositIn,
+    key: IdempotencyKey,
+    session: SessionDep,
+    actor: Teller,
+    settings: SettingsDep,
+):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
         raise AppError(422, "not_a_deposit_account", "deposits go to checking or savings accounts")
@@ -181,16 +242,27 @@ async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, s
         raise AppError(409, "account_closed", "the account is closed")
     cash = (await session.exec(select(LedgerAccount).where(LedgerAccount.code == GL_CASH))).one()
     entry_id, created = await ledger.post_entry(
-        session, idempotency_key=f"deposit:{actor.id}:{key}", entry_type="cash_deposit", description=body.memo,
+        session,
+        idempotency_key=f"deposit:{actor.id}:{key}",
+        entry_type="cash_deposit",
+        description=body.memo,
         effective_date=business_today(settings),
-        legs=[ledger.Leg(cash.id, body.amount), ledger.Leg(account.id, -body.amount)])
+        legs=[ledger.Leg(cash.id, body.amount), ledger.Leg(account.id, -body.amount)],
+    )
     if created:
-        await audit.record(session, actor=actor.email, actor_id=actor.id, action="account.deposit",
-                           entity_type="account", entity_id=account.id,
-                           after={"journal_entry_id": str(entry_id), "amount": str(body.amount)})
+        await audit.record(
+            session,
+            actor=actor.email,
+            actor_id=actor.id,
+            action="account.deposit",
+            entity_type="account",
+            entity_id=account.id,
+            after={"journal_entry_id": str(entry_id), "amount": str(body.amount)},
+        )
     else:
-        posted = (await session.exec(select(Posting).where(Posting.entry_id == entry_id,
-                                                           Posting.account_id == account.id))).first()
+        posted = (
+            await session.exec(select(Posting).where(Posting.entry_id == entry_id, Posting.account_id == account.id))
+        ).first()
         if posted is None or -posted.amount != body.amount:
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another deposit")
     await session.commit()
@@ -198,17 +270,34 @@ async def deposit(account_id: uuid.UUID, body: DepositIn, key: IdempotencyKey, s
 
 
 @router.get("/{account_id}/entries", response_model=Page[PostingOut], summary="The account's postings, newest first")
-async def account_entries(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
-                          since: BusinessDate | None = None, until: BusinessDate | None = None):
+async def account_entries(
+    account_id: uuid.UUID,
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageDep,
+    since: BusinessDate | None = None,
+    until: BusinessDate | None = None,
+):
     account = await visible_account(session, user, account_id)
-    statement = (select(Posting.entry_id, JournalEntry.entry_type, JournalEntry.description,  # type: ignore[call-overload]  # sqlmodel types select() of up to 4 columns
-                        JournalEntry.effective_date, Posting.amount, JournalEntry.created_at)
-                 .join(JournalEntry, JournalEntry.id == Posting.entry_id).where(Posting.account_id == account.id))
+    statement = (
+        select(
+            Posting.entry_id,
+            JournalEntry.entry_type,
+            JournalEntry.description,  # type: ignore[call-overload]  # sqlmodel types select() of up to 4 columns
+            JournalEntry.effective_date,
+            Posting.amount,
+            JournalEntry.created_at,
+        )
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        .where(Posting.account_id == account.id)
+    )
     if since:
         statement = statement.where(JournalEntry.effective_date >= since)
     if until:
         statement = statement.where(JournalEntry.effective_date <= until)
-    rows, total = await paginate(session, statement, page, [col(JournalEntry.created_at).desc(), col(Posting.id).desc()])
+    rows, total = await paginate(
+        session, statement, page, [col(JournalEntry.created_at).desc(), col(Posting.id).desc()]
+    )
     return Page(items=[PostingOut(**r._mapping) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
@@ -227,28 +316,45 @@ class HoldOut(BaseModel):
     released_at: datetime | None
 
 
-@router.post("/{account_id}/holds", response_model=HoldOut, status_code=201,
-             summary="Hold funds: lowers the available balance, not the ledger balance (superuser, operator)")
-async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, session: SessionDep,
-                     actor: HoldPlacer):
+@router.post(
+    "/{account_id}/holds",
+    response_model=HoldOut,
+    status_code=201,
+    summary="Hold funds: lowers the available balance, not the ledger balance (superuser, operator)",
+)
+async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, session: SessionDep, actor: HoldPlacer):
     account = await visible_account(session, actor, account_id)
     if account.status != AccountStatus.active:
         raise AppError(409, "account_closed", "the account is closed")
-    hold_id, created = await ledger.place_hold(session, account_id=account.id, amount=body.amount, reason=body.reason,
-                                               idempotency_key=f"hold:{actor.id}:{key}", placed_by=actor.id)
+    hold_id, created = await ledger.place_hold(
+        session,
+        account_id=account.id,
+        amount=body.amount,
+        reason=body.reason,
+        idempotency_key=f"hold:{actor.id}:{key}",
+        placed_by=actor.id,
+    )
     hold = required(await session.get(Hold, hold_id), "the hold")
     if not created and (hold.account_id != account.id or hold.amount != body.amount):
         raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another hold")
     if created:
-        await audit.record(session, actor=actor.email, actor_id=actor.id, action="hold.placed", entity_type="hold",
-                           entity_id=hold.id, after=audit.snapshot(hold, ["account_id", "amount", "reason", "status"]))
+        await audit.record(
+            session,
+            actor=actor.email,
+            actor_id=actor.id,
+            action="hold.placed",
+            entity_type="hold",
+            entity_id=hold.id,
+            after=audit.snapshot(hold, ["account_id", "amount", "reason", "status"]),
+        )
     await session.commit()
     return hold
 
 
 @router.get("/{account_id}/holds", response_model=Page[HoldOut], summary="The account's holds")
-async def list_holds(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep,
-                     status: Filter | None = None):
+async def list_holds(
+    account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep, status: Filter | None = None
+):
     account = await visible_account(session, user, account_id)
     statement = access.scope(user, Entity.hold, select(Hold).where(Hold.account_id == account.id))
     if status:
@@ -257,8 +363,12 @@ async def list_holds(account_id: uuid.UUID, session: SessionDep, user: CurrentUs
     return Page(items=items, total=total, limit=page.limit, offset=page.offset)
 
 
-@router.post("/{account_id}/holds/{hold_id}/release", response_model=HoldOut, summary="Release a hold placed by hand: by the operator who "
-             "placed it, or a superuser (a payment's holds are its workflow's: 403 system_hold)")
+@router.post(
+    "/{account_id}/holds/{hold_id}/release",
+    response_model=HoldOut,
+    summary="Release a hold placed by hand: by the operator who "
+    "placed it, or a superuser (a payment's holds are its workflow's: 403 system_hold)",
+)
 async def release_hold(account_id: uuid.UUID, hold_id: uuid.UUID, session: SessionDep, actor: HoldReleaser):
     await visible_account(session, actor, account_id)
     hold = await access.visible(session, actor, Entity.hold, hold_id)
@@ -266,8 +376,16 @@ async def release_hold(account_id: uuid.UUID, hold_id: uuid.UUID, session: Sessi
         raise not_found("hold", hold_id)
     access.check_release_hold(actor, hold)
     if await ledger.release_hold(session, hold_id):
-        await audit.record(session, actor=actor.email, actor_id=actor.id, action="hold.released", entity_type="hold",
-                           entity_id=hold_id, before={"status": "active"}, after={"status": "released"})
+        await audit.record(
+            session,
+            actor=actor.email,
+            actor_id=actor.id,
+            action="hold.released",
+            entity_type="hold",
+            entity_id=hold_id,
+            before={"status": "active"},
+            after={"status": "released"},
+        )
     elif hold.status != "released":
         raise AppError(409, "hold_not_active", f"the hold is {hold.status}")
     await session.commit()

@@ -30,8 +30,10 @@ class AchFileOut(BaseModel):
     entry_count: int
     total_debit: Decimal
     total_credit: Decimal
-    status: str = Field(description="built, uploaded, rejected (by the bank) or failed (no answer by the upload "
-                                    "deadline); the payments of a rejected or failed file were queued again or failed")
+    status: str = Field(
+        description="built, uploaded, rejected (by the bank) or failed (no answer by the upload "
+        "deadline); the payments of a rejected or failed file were queued again or failed"
+    )
     odfi_file_id: str | None
     uploaded_at: datetime | None
     error: str | None = Field(None, description="the bank's answer to a rejected or failed file")
@@ -40,9 +42,14 @@ class AchFileOut(BaseModel):
 
 
 @router.get("", response_model=Page[AchFileOut], summary="NACHA files, newest first")
-async def list_files(session: SessionDep, user: FileReader, page: PageDep,
-                     status: Literal["built", "uploaded", "rejected", "failed"] | None = None,
-                     created_from: BusinessDateTime | None = None, created_to: BusinessDateTime | None = None):
+async def list_files(
+    session: SessionDep,
+    user: FileReader,
+    page: PageDep,
+    status: Literal["built", "uploaded", "rejected", "failed"] | None = None,
+    created_from: BusinessDateTime | None = None,
+    created_to: BusinessDateTime | None = None,
+):
     statement = access.scope(user, Entity.ach_file, select(AchFile))
     if status:
         statement = statement.where(AchFile.status == status)
@@ -57,5 +64,7 @@ async def list_files(session: SessionDep, user: FileReader, page: PageDep,
 @router.get("/{file_id}", response_class=PlainTextResponse, summary="Download one NACHA file (.ach)")
 async def download_file(file_id: uuid.UUID, session: SessionDep, user: FileReader, cipher: FileCipherDep):
     ach_file: AchFile = await access.visible(session, user, Entity.ach_file, file_id)
-    return PlainTextResponse(ach_files.content(cipher, ach_file), headers={
-        "Content-Disposition": f'attachment; filename="{ach_file.window_id.replace(":", "")}-{file_id}.ach"'})
+    return PlainTextResponse(
+        ach_files.content(cipher, ach_file),
+        headers={"Content-Disposition": f'attachment; filename="{ach_file.window_id.replace(":", "")}-{file_id}.ach"'},
+    )

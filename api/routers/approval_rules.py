@@ -24,30 +24,59 @@ from models.users import User
 
 router = APIRouter(prefix="/approval-rules", tags=["approval rules"])
 
-RuleReader = Annotated[User, Depends(allowed(Entity.approval_rule, Action.read))]   # superuser
+RuleReader = Annotated[User, Depends(allowed(Entity.approval_rule, Action.read))]  # superuser
 RuleWriter = Annotated[User, Depends(allowed(Entity.approval_rule, Action.write))]
 
-_LEVEL_EXAMPLE: dict[str, Any] = {"role": "credit_committee", "quorum": 2, "deadline_seconds": 172800, "reminder_seconds": 86400,
-                  "escalation_role": "branch_manager"}
+_LEVEL_EXAMPLE: dict[str, Any] = {
+    "role": "credit_committee",
+    "quorum": 2,
+    "deadline_seconds": 172800,
+    "reminder_seconds": 86400,
+    "escalation_role": "branch_manager",
+}
 
 
 class ApprovalRuleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "name": "Business above 50,000: manager, then 2 of the committee", "priority": 150,
-        "min_amount": "50000.01", "max_amount": None, "member_type": "business",
-        "levels": [{**_LEVEL_EXAMPLE, "role": "branch_manager", "quorum": 1, "escalation_role": "credit_committee"},
-                   _LEVEL_EXAMPLE],
-        "final_outcome": "hold"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Business above 50,000: manager, then 2 of the committee",
+                    "priority": 150,
+                    "min_amount": "50000.01",
+                    "max_amount": None,
+                    "member_type": "business",
+                    "levels": [
+                        {
+                            **_LEVEL_EXAMPLE,
+                            "role": "branch_manager",
+                            "quorum": 1,
+                            "escalation_role": "credit_committee",
+                        },
+                        _LEVEL_EXAMPLE,
+                    ],
+                    "final_outcome": "hold",
+                }
+            ]
+        },
+    )
 
     name: Name
     priority: int = Field(default=100, ge=0, le=1_000_000, description="lower first; the first matching rule wins")
     min_amount: MoneyOrZero = Field(description="inclusive")
     max_amount: Money | None = Field(default=None, description="inclusive, >= min_amount; null: no upper bound")
-    member_type: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]*$", max_length=40,
-                                    examples=["business"], description="null: any member type")
+    member_type: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        max_length=40,
+        examples=["business"],
+        description="null: any member type",
+    )
     levels: list[Level] = Field(min_length=1, max_length=10, description="in order; each must approve")
-    final_outcome: FinalOutcome = Field(default=FinalOutcome.decline,
-                                        description="after the last escalation's deadline: decline or hold")
+    final_outcome: FinalOutcome = Field(
+        default=FinalOutcome.decline, description="after the last escalation's deadline: decline or hold"
+    )
 
     _max_amount_not_below_min = field_validator("max_amount")(not_below("min_amount"))
 
@@ -55,8 +84,9 @@ class ApprovalRuleIn(BaseModel):
 if TYPE_CHECKING:  # made at run time (see partial_model): to mypy, a BaseModel
     ApprovalRulePatch = BaseModel
 else:
-    ApprovalRulePatch = partial_model(ApprovalRuleIn, "ApprovalRulePatch",
-                                      active=(bool | None, Field(default=None, description="true reactivates")))
+    ApprovalRulePatch = partial_model(
+        ApprovalRuleIn, "ApprovalRulePatch", active=(bool | None, Field(default=None, description="true reactivates"))
+    )
 
 
 class ApprovalRuleOut(BaseModel):
@@ -80,24 +110,33 @@ def _columns(rule: ApprovalRuleIn) -> dict:
     return {**rule.model_dump(exclude={"levels"}), "levels": [level.model_dump(mode="json") for level in rule.levels]}
 
 
-
-
 @router.post("", response_model=ApprovalRuleOut, status_code=201, summary="Create an approval rule (superuser)")
 async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor: RuleWriter):
     rule = ApprovalRule(**_columns(body))
     session.add(rule)
     await flush_unique_name(session, "approval rule", rule.name)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="approval_rule.created",
-                       entity_type="approval_rule", entity_id=rule.id, after=audit.snapshot(rule, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="approval_rule.created",
+        entity_type="approval_rule",
+        entity_id=rule.id,
+        after=audit.snapshot(rule, _FIELDS),
+    )
     await session.commit()
     return rule
 
 
 @router.get("", response_model=Page[ApprovalRuleOut], summary="Approval rules, in the order they are tried (superuser)")
 async def list_approval_rules(
-        session: SessionDep, user: RuleReader, page: PageDep, active: bool | None = None,
-        member_type: Annotated[Filter | None, Query(description="rules for exactly this member type")] = None,
-        name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
+    session: SessionDep,
+    user: RuleReader,
+    page: PageDep,
+    active: bool | None = None,
+    member_type: Annotated[Filter | None, Query(description="rules for exactly this member type")] = None,
+    name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None,
+):
     statement = access.scope(user, Entity.approval_rule, select(ApprovalRule))
     if active is not None:
         statement = statement.where(ApprovalRule.active == active)
@@ -115,9 +154,13 @@ async def get_approval_rule(rule_id: uuid.UUID, session: SessionDep, user: RuleR
     return await access.visible(session, user, Entity.approval_rule, rule_id)
 
 
-@router.patch("/{rule_id}", response_model=ApprovalRuleOut, summary="Change an approval rule (superuser)",
-              description="Only the fields given change (`levels` is replaced as a whole); the result is validated "
-                          "as a whole. `active: true` reactivates a rule. Requests already routed keep their levels.")
+@router.patch(
+    "/{rule_id}",
+    response_model=ApprovalRuleOut,
+    summary="Change an approval rule (superuser)",
+    description="Only the fields given change (`levels` is replaced as a whole); the result is validated "
+    "as a whole. `active: true` reactivates a rule. Requests already routed keep their levels.",
+)
 async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, session: SessionDep, actor: RuleWriter):
     rule = await get_for_update(session, ApprovalRule, rule_id, Entity.approval_rule)
     before = audit.snapshot(rule, _FIELDS)
@@ -131,22 +174,38 @@ async def update_approval_rule(rule_id: uuid.UUID, body: ApprovalRulePatch, sess
     rule.updated_at = utcnow()
     session.add(rule)
     await flush_unique_name(session, "approval rule", rule.name)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="approval_rule.updated",
-                       entity_type="approval_rule", entity_id=rule.id, before=before, after=audit.snapshot(rule, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="approval_rule.updated",
+        entity_type="approval_rule",
+        entity_id=rule.id,
+        before=before,
+        after=audit.snapshot(rule, _FIELDS),
+    )
     await session.commit()
     return rule
 
 
-@router.delete("/{rule_id}", status_code=204, response_class=Response,
-               summary="Deactivate an approval rule (soft; superuser)")
+@router.delete(
+    "/{rule_id}", status_code=204, response_class=Response, summary="Deactivate an approval rule (soft; superuser)"
+)
 async def deactivate_approval_rule(rule_id: uuid.UUID, session: SessionDep, actor: RuleWriter):
     rule = await get_for_update(session, ApprovalRule, rule_id, Entity.approval_rule)
     if rule.active:
         before = audit.snapshot(rule, _FIELDS)
         rule.active, rule.updated_at = False, utcnow()
         session.add(rule)
-        await audit.record(session, actor=actor.email, actor_id=actor.id, action="approval_rule.deactivated",
-                           entity_type="approval_rule", entity_id=rule.id, before=before,
-                           after=audit.snapshot(rule, _FIELDS))
+        await audit.record(
+            session,
+            actor=actor.email,
+            actor_id=actor.id,
+            action="approval_rule.deactivated",
+            entity_type="approval_rule",
+            entity_id=rule.id,
+            before=before,
+            after=audit.snapshot(rule, _FIELDS),
+        )
         await session.commit()
     return Response(status_code=204)

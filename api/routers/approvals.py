@@ -24,9 +24,18 @@ from workflows.approval import ApprovalWorkflow
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 
 # What a validator's refusal means for the caller.
-REFUSALS = {"wrong_role": 403, "own_request": 403, "maker_checker": 403, "not_the_applicant": 403,
-            "wrong_level": 409, "already_decided": 409, "request_closed": 409, "awaiting_information": 409,
-            "decision_superseded": 409, "reason_required": 422}
+REFUSALS = {
+    "wrong_role": 403,
+    "own_request": 403,
+    "maker_checker": 403,
+    "not_the_applicant": 403,
+    "wrong_level": 409,
+    "already_decided": 409,
+    "request_closed": 409,
+    "awaiting_information": 409,
+    "decision_superseded": 409,
+    "reason_required": 422,
+}
 
 
 class InboxItem(BaseModel):
@@ -44,24 +53,40 @@ class InboxItem(BaseModel):
 class DecisionIn(BaseModel):
     decision: Literal["approve", "reject", "request_info"]
     reason: Annotated[str, *multiline_rules(1000)] = Field(default="", examples=["Income verified against payslips"])
-    level: int | None = Field(default=None, ge=1, le=100,
-                              description="the level you decide at; defaults to the current one")
+    level: int | None = Field(
+        default=None, ge=1, le=100, description="the level you decide at; defaults to the current one"
+    )
 
 
 @router.get("/inbox", response_model=list[InboxItem], summary="What waits for me, oldest first, with deadlines")
 async def inbox(session: SessionDep, user: CurrentUser):
-    rows = await session.execute(text(
-        """SELECT r.id, r.subject_type, r.subject_id, r.title, r.amount, r.current_level, r.waiting_on_role,
+    rows = await session.execute(
+        text(
+            """SELECT r.id, r.subject_type, r.subject_id, r.title, r.amount, r.current_level, r.waiting_on_role,
                   r.level_opened_at, r.deadline_at
            FROM approval_requests r
            WHERE r.status = 'open' AND r.waiting_on_role = :role AND r.org_id = :org
              AND :me IS DISTINCT FROM r.applicant_id AND :me <> r.submitted_by
              AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.request_id = r.id AND d.approver_id = :me
                              AND d.level = r.current_level AND d.round = r.current_round)
-           ORDER BY r.level_opened_at, r.id"""), {"role": user.role, "org": user.org_id, "me": user.id})
-    return [InboxItem(request_id=r.id, subject_type=r.subject_type, subject_id=r.subject_id, title=r.title,
-                      amount=r.amount, level=r.current_level, waiting_on_role=r.waiting_on_role,
-                      waiting_since=r.level_opened_at, deadline_at=r.deadline_at) for r in rows]
+           ORDER BY r.level_opened_at, r.id"""
+        ),
+        {"role": user.role, "org": user.org_id, "me": user.id},
+    )
+    return [
+        InboxItem(
+            request_id=r.id,
+            subject_type=r.subject_type,
+            subject_id=r.subject_id,
+            title=r.title,
+            amount=r.amount,
+            level=r.current_level,
+            waiting_on_role=r.waiting_on_role,
+            waiting_since=r.level_opened_at,
+            deadline_at=r.deadline_at,
+        )
+        for r in rows
+    ]
 
 
 @router.get("/{request_id}", response_model=ApprovalState, summary="Where an approval stands")
@@ -72,35 +97,61 @@ async def get_approval(request_id: uuid.UUID, session: SessionDep, user: Current
         return await client.get_workflow_handle(request.workflow_id).query(ApprovalWorkflow.state)
     except RPCError:
         # Not started yet, or gone from Temporal's retention: the request row still tells where it stands.
-        return ApprovalState(request_id=request.id, status=request.status, level=request.current_level,
-                             levels=len(request.levels), waiting_on_role=request.waiting_on_role,
-                             deadline_at=request.deadline_at, escalated=False, approvals=0, quorum=0,
-                             round=request.current_round)
+        return ApprovalState(
+            request_id=request.id,
+            status=request.status,
+            level=request.current_level,
+            levels=len(request.levels),
+            waiting_on_role=request.waiting_on_role,
+            deadline_at=request.deadline_at,
+            escalated=False,
+            approvals=0,
+            quorum=0,
+            round=request.current_round,
+        )
 
 
-@router.post("/{request_id}/decisions", response_model=ApprovalState, responses={
-    403: {"description": "the wrong role, the applicant, or the submitter"},
-    409: {"description": "the wrong level, a second vote in the round, a closed request, or `decision_superseded`: "
-                         "the level escalated, reopened or passed while the decision was being recorded (it stays "
-                         "in the audit trail but does not count)"},
-    422: {"description": "a rejection or a request for information without a reason"}},
-    summary="Approve, reject (with a reason) or request more information")
-async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, user: CurrentUser,
-                 client: TemporalDep):
+@router.post(
+    "/{request_id}/decisions",
+    response_model=ApprovalState,
+    responses={
+        403: {"description": "the wrong role, the applicant, or the submitter"},
+        409: {
+            "description": "the wrong level, a second vote in the round, a closed request, or `decision_superseded`: "
+            "the level escalated, reopened or passed while the decision was being recorded (it stays "
+            "in the audit trail but does not count)"
+        },
+        422: {"description": "a rejection or a request for information without a reason"},
+    },
+    summary="Approve, reject (with a reason) or request more information",
+)
+async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, user: CurrentUser, client: TemporalDep):
     request = await _visible_request(session, user, request_id)
     await session.commit()
-    decision = DecisionInput(approver_id=user.id, approver_role=user.role, approver_email=user.email,
-                             level=body.level or request.current_level, decision=body.decision, reason=body.reason)
+    decision = DecisionInput(
+        approver_id=user.id,
+        approver_role=user.role,
+        approver_email=user.email,
+        level=body.level or request.current_level,
+        decision=body.decision,
+        reason=body.reason,
+    )
     try:
         return await client.get_workflow_handle(request.workflow_id).execute_update(ApprovalWorkflow.decide, decision)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         code = getattr(cause, "type", None) or "rejected"
-        raise AppError(REFUSALS.get(code, 409), code, str(getattr(cause, "message", cause)),
-                       {"level": request.current_level, "waiting_on_role": request.waiting_on_role}) from exc
+        raise AppError(
+            REFUSALS.get(code, 409),
+            code,
+            str(getattr(cause, "message", cause)),
+            {"level": request.current_level, "waiting_on_role": request.waiting_on_role},
+        ) from exc
     except RPCError as exc:
         if request.status == "open":
-            raise AppError(409, "approval_not_started", "the approval is starting; try again in a moment", str(exc)) from exc
+            raise AppError(
+                409, "approval_not_started", "the approval is starting; try again in a moment", str(exc)
+            ) from exc
         raise AppError(409, "request_closed", "the approval is no longer running", str(exc)) from exc
 
 

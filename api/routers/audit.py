@@ -33,19 +33,30 @@ class AuditOut(BaseModel):
 
 
 @router.get("", response_model=Page[AuditOut], summary="The audit log, newest first (superuser)")
-async def query_audit_log(session: SessionDep, user: AuditReader, page: PageDep,
-                          since: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
-                          until: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
-                          actor_id: uuid.UUID | None = None, actor: Filter | None = None,
-                          entity_type: Filter | None = None, entity_id: Filter | None = None,
-                          action: Filter | None = None):
+async def query_audit_log(
+    session: SessionDep,
+    user: AuditReader,
+    page: PageDep,
+    since: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,
+    until: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
+    actor_id: uuid.UUID | None = None,
+    actor: Filter | None = None,
+    entity_type: Filter | None = None,
+    entity_id: Filter | None = None,
+    action: Filter | None = None,
+):
     statement = access.scope(user, Entity.audit, select(AuditLog))
     if since:
         statement = statement.where(AuditLog.at >= since)
     if until:
         statement = statement.where(AuditLog.at < until)
-    for column, value in ((AuditLog.actor_id, actor_id), (AuditLog.actor, actor), (AuditLog.entity_type, entity_type),
-                          (AuditLog.entity_id, entity_id), (AuditLog.action, action)):
+    for column, value in (
+        (AuditLog.actor_id, actor_id),
+        (AuditLog.actor, actor),
+        (AuditLog.entity_type, entity_type),
+        (AuditLog.entity_id, entity_id),
+        (AuditLog.action, action),
+    ):
         if value is not None:
             statement = statement.where(column == value)
     items, total = await paginate(session, statement, page, [col(AuditLog.at).desc(), col(AuditLog.id).desc()])

@@ -27,8 +27,18 @@ class TokenPair(BaseModel):
     token_type: str = "bearer"
     expires_in: int = Field(description="seconds until the access token expires")
 
-    model_config = {"json_schema_extra": {"examples": [{
-        "access_token": "eyJhbGciOi...", "refresh_token": "eyJhbGciOi...", "token_type": "bearer", "expires_in": 900}]}}
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOi...",
+                    "refresh_token": "eyJhbGciOi...",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+            ]
+        }
+    }
 
 
 class RefreshRequest(BaseModel):
@@ -41,17 +51,24 @@ async def issue_tokens(session, settings: Settings, user: User) -> TokenPair:
     refresh, jti, expires_at = create_token(settings, subject=str(user.id), token_type="refresh")
     session.add(RefreshToken(jti=jti, user_id=user.id, expires_at=expires_at))
     await session.commit()
-    return TokenPair(access_token=access, refresh_token=refresh, expires_in=int(settings.access_token_ttl.total_seconds()))
+    return TokenPair(
+        access_token=access, refresh_token=refresh, expires_in=int(settings.access_token_ttl.total_seconds())
+    )
 
 
 @router.post("/login", response_model=TokenPair, summary="Log in with email and password (OAuth2 password form)")
-async def login(username: Annotated[str, *line_rules(320, 1), Form(description="the email")],
-                password: Annotated[str, *line_rules(128, 1), Form(json_schema_extra={"format": "password"})],
-                session: SessionDep, settings: SettingsDep,
-                grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
-                scope: Annotated[str, *line_rules(1000), Form()] = "",
-                client_id: Annotated[Annotated[str, *line_rules(200)] | None, Form()] = None,
-                client_secret: Annotated[Annotated[str, *line_rules(200)] | None, Form(json_schema_extra={"format": "password"})] = None):
+async def login(
+    username: Annotated[str, *line_rules(320, 1), Form(description="the email")],
+    password: Annotated[str, *line_rules(128, 1), Form(json_schema_extra={"format": "password"})],
+    session: SessionDep,
+    settings: SettingsDep,
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    scope: Annotated[str, *line_rules(1000), Form()] = "",
+    client_id: Annotated[Annotated[str, *line_rules(200)] | None, Form()] = None,
+    client_secret: Annotated[
+        Annotated[str, *line_rules(200)] | None, Form(json_schema_extra={"format": "password"})
+    ] = None,
+):
     """The OAuth2 password form (`username`, `password`; the others are accepted and ignored). Control characters
     in any field are a 422."""
     user = (await session.exec(select(User).where(User.email == username.strip().lower()))).first()
@@ -76,14 +93,21 @@ async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsD
         raise unauthorized(f"the refresh token is not valid: {exc}") from exc
     now = datetime.now(UTC)
     # Atomic single use: of two concurrent refreshes with one token, exactly one gets a row back.
-    claimed = (await session.execute(
-        text("UPDATE refresh_tokens SET used_at = :now WHERE jti = :jti AND used_at IS NULL AND revoked_at IS NULL "
-             "RETURNING user_id"), {"now": now, "jti": payload["jti"]})).first()
+    claimed = (
+        await session.execute(
+            text(
+                "UPDATE refresh_tokens SET used_at = :now WHERE jti = :jti AND used_at IS NULL AND revoked_at IS NULL "
+                "RETURNING user_id"
+            ),
+            {"now": now, "jti": payload["jti"]},
+        )
+    ).first()
     if claimed is None:
         # A used or revoked token presented again: it may be stolen, so end every session of that user.
         await session.execute(
             text("UPDATE refresh_tokens SET revoked_at = :now WHERE user_id = :user AND revoked_at IS NULL"),
-            {"now": now, "user": uuid.UUID(payload["sub"])})
+            {"now": now, "user": uuid.UUID(payload["sub"])},
+        )
         await session.commit()
         raise unauthorized("this refresh token was already used or revoked; sign in again")
     user = await session.get(User, claimed.user_id)

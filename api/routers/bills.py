@@ -38,8 +38,18 @@ from workflows.bill_reminder import BillReminderWorkflow
 router = APIRouter(prefix="/bills", tags=["bills"])
 
 PayeeName = Annotated[str, *line_rules(200, 1, strip=True)]
-_AUDITED = ["payer_id", "payee_name", "amount", "due_date", "memo", "status", "autopay", "external_account_id",
-            "account_id", "paid_at"]
+_AUDITED = [
+    "payer_id",
+    "payee_name",
+    "amount",
+    "due_date",
+    "memo",
+    "status",
+    "autopay",
+    "external_account_id",
+    "account_id",
+    "paid_at",
+]
 
 
 class BillFields(BaseModel):
@@ -47,8 +57,9 @@ class BillFields(BaseModel):
 
     payee_name: PayeeName = Field(examples=["City Power & Light"])
     amount: Money
-    due_date: DueDate = Field(examples=["2026-12-15"], description="today or later (in the schedules' time zone), "
-                                                                   "at most 50 years ahead")
+    due_date: DueDate = Field(
+        examples=["2026-12-15"], description="today or later (in the schedules' time zone), at most 50 years ahead"
+    )
     memo: Annotated[str, *line_rules(500)] = Field(default="", examples=["Account 00-1234, November"])
     autopay: bool = Field(default=False, description="debit external_account_id by ACH on the due date")
     external_account_id: uuid.UUID | None = Field(default=None, description="auto-pay: the bank account debited")
@@ -56,9 +67,22 @@ class BillFields(BaseModel):
 
 
 class BillIn(BillFields):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "payee_name": "City Power & Light", "amount": "84.20", "due_date": "2026-12-15", "memo": "November",
-        "autopay": True, "external_account_id": "…", "account_id": "…"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "payee_name": "City Power & Light",
+                    "amount": "84.20",
+                    "due_date": "2026-12-15",
+                    "memo": "November",
+                    "autopay": True,
+                    "external_account_id": "…",
+                    "account_id": "…",
+                }
+            ]
+        },
+    )
 
     payer_id: uuid.UUID | None = Field(default=None, description="the member who pays (default: you)")
 
@@ -97,17 +121,24 @@ async def visible_bill(session, user: User, bill_id: uuid.UUID, for_update: bool
     return bill
 
 
-async def check_fields(session, settings: Settings, user: User, payer: User, body: BillFields,
-                       due_changed: bool, debit_changed: bool) -> None:
+async def check_fields(
+    session, settings: Settings, user: User, payer: User, body: BillFields, due_changed: bool, debit_changed: bool
+) -> None:
     """422 for a due date in the past or an auto-pay that could not run; 404 for accounts out of reach; 403 for
     a member setting up (or changing) a debit from a bank account that is not theirs."""
     if due_changed and body.due_date < today(settings):
-        raise AppError(422, "due_date_in_past", "the due date must be today or later",
-                       {"due_date": body.due_date, "today": today(settings)})
+        raise AppError(
+            422,
+            "due_date_in_past",
+            "the due date must be today or later",
+            {"due_date": body.due_date, "today": today(settings)},
+        )
     if body.autopay and (body.external_account_id is None or body.account_id is None):
-        raise AppError(422, "autopay_accounts_required",
-                       "auto-pay needs the bank account to debit (external_account_id) and the account to credit "
-                       "(account_id)")
+        raise AppError(
+            422,
+            "autopay_accounts_required",
+            "auto-pay needs the bank account to debit (external_account_id) and the account to credit (account_id)",
+        )
     if body.external_account_id is None and body.account_id is None:
         return
     account = await session.get(LedgerAccount, body.account_id) if body.account_id else None
@@ -122,36 +153,65 @@ async def check_fields(session, settings: Settings, user: User, payer: User, bod
         try:
             await check_ach_payment(session, settings, PaymentKind.ach_debit, body.amount, account, external)
         except PaymentRejected as rejected:
-            raise AppError(422, rejected.code, f"auto-pay could not run: {rejected.reason}",
-                           {"account_id": account.id, "external_account_id": external.id}) from rejected
+            raise AppError(
+                422,
+                rejected.code,
+                f"auto-pay could not run: {rejected.reason}",
+                {"account_id": account.id, "external_account_id": external.id},
+            ) from rejected
 
 
-@router.post("", response_model=BillOut, status_code=201, summary="Add a bill (for yourself, or as an org admin "
-                                                                    "for a member of your organization)")
+@router.post(
+    "",
+    response_model=BillOut,
+    status_code=201,
+    summary="Add a bill (for yourself, or as an org admin for a member of your organization)",
+)
 async def create_bill(body: BillIn, session: SessionDep, user: CurrentUser, settings: SettingsDep):
     payer = access.check_acts_for(user, await session.get(User, body.payer_id or user.id), body.payer_id)
     access.check_write_bill(user, None, payer.id, payer.org_id)
     if payer.role != Role.member or payer.org_id is None or not payer.is_active:
-        raise AppError(422, "invalid_payer", "the payer must be an active member of an organization",
-                       {"payer_id": payer.id, "role": payer.role})
+        raise AppError(
+            422,
+            "invalid_payer",
+            "the payer must be an active member of an organization",
+            {"payer_id": payer.id, "role": payer.role},
+        )
     await check_fields(session, settings, user, payer, body, due_changed=True, debit_changed=True)
-    bill = Bill(org_id=payer.org_id, payer_id=payer.id, created_by=user.id, status=BillStatus.upcoming,
-                **body.model_dump(exclude={"payer_id"}))
+    bill = Bill(
+        org_id=payer.org_id,
+        payer_id=payer.id,
+        created_by=user.id,
+        status=BillStatus.upcoming,
+        **body.model_dump(exclude={"payer_id"}),
+    )
     session.add(bill)
     await session.flush()
-    await audit.record(session, actor=user.email, actor_id=user.id, action="bill.created", entity_type="bill",
-                       entity_id=bill.id, after=audit.snapshot(bill, _AUDITED))
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="bill.created",
+        entity_type="bill",
+        entity_id=bill.id,
+        after=audit.snapshot(bill, _AUDITED),
+    )
     await session.commit()
     return bill
 
 
 @router.get("", response_model=Page[BillOut], summary="Bills you can see, by due date")
-async def list_bills(session: SessionDep, user: CurrentUser, page: PageDep,
-                     status: Annotated[BillStatus | None, Query(description="default: all but canceled")] = None,
-                     due_from: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
-                     due_to: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
-                     account_id: Annotated[uuid.UUID | None, Query(description="internal or external")] = None,
-                     payer_id: uuid.UUID | None = None, autopay: bool | None = None):
+async def list_bills(
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageDep,
+    status: Annotated[BillStatus | None, Query(description="default: all but canceled")] = None,
+    due_from: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
+    due_to: Annotated[BusinessDate | None, Query(description="inclusive")] = None,
+    account_id: Annotated[uuid.UUID | None, Query(description="internal or external")] = None,
+    payer_id: uuid.UUID | None = None,
+    autopay: bool | None = None,
+):
     if due_from and due_to and due_from > due_to:
         raise AppError(422, "invalid_range", "due_from is after due_to", {"due_from": due_from, "due_to": due_to})
     statement = access.scope(user, Entity.bill, select(Bill))
@@ -161,7 +221,9 @@ async def list_bills(session: SessionDep, user: CurrentUser, page: PageDep,
     if due_to:
         statement = statement.where(Bill.due_date <= due_to)
     if account_id:
-        statement = statement.where(or_(col(Bill.account_id) == account_id, col(Bill.external_account_id) == account_id))
+        statement = statement.where(
+            or_(col(Bill.account_id) == account_id, col(Bill.external_account_id) == account_id)
+        )
     if payer_id:
         statement = statement.where(Bill.payer_id == payer_id)
     if autopay is not None:
@@ -175,32 +237,56 @@ async def get_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     return await visible_bill(session, user, bill_id)
 
 
-@router.put("/{bill_id}", response_model=BillOut, responses={409: {"description": "paid, canceled or being paid"}},
-            summary="Replace a bill's details while it is still to be paid")
-async def replace_bill(bill_id: uuid.UUID, body: BillFields, session: SessionDep, user: CurrentUser,
-                       settings: SettingsDep):
+@router.put(
+    "/{bill_id}",
+    response_model=BillOut,
+    responses={409: {"description": "paid, canceled or being paid"}},
+    summary="Replace a bill's details while it is still to be paid",
+)
+async def replace_bill(
+    bill_id: uuid.UUID, body: BillFields, session: SessionDep, user: CurrentUser, settings: SettingsDep
+):
     bill = await visible_bill(session, user, bill_id, for_update=True)
     access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_editable", f"the bill is {bill.status}", {"status": bill.status})
     payer = required(await session.get(User, bill.payer_id), "the bill's payer")
     debit = ("autopay", "external_account_id", "amount")
-    await check_fields(session, settings, user, payer, body, due_changed=body.due_date != bill.due_date,
-                       debit_changed=any(getattr(body, f) != getattr(bill, f) for f in debit))
+    await check_fields(
+        session,
+        settings,
+        user,
+        payer,
+        body,
+        due_changed=body.due_date != bill.due_date,
+        debit_changed=any(getattr(body, f) != getattr(bill, f) for f in debit),
+    )
     before = audit.snapshot(bill, _AUDITED)
     for field, value in body.model_dump().items():
         setattr(bill, field, value)
     bill.status, bill.updated_at = due_status(bill.due_date, today(settings)), utcnow()
     session.add(bill)
-    await audit.record(session, actor=user.email, actor_id=user.id, action="bill.updated", entity_type="bill",
-                       entity_id=bill.id, before=before, after=audit.snapshot(bill, _AUDITED))
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="bill.updated",
+        entity_type="bill",
+        entity_id=bill.id,
+        before=before,
+        after=audit.snapshot(bill, _AUDITED),
+    )
     await session.commit()
     return bill
 
 
-@router.delete("/{bill_id}", status_code=204, response_class=Response,
-               responses={409: {"description": "paid or being paid"}},
-               summary="Cancel a bill (soft: it stays, with status canceled; again is a no-op)")
+@router.delete(
+    "/{bill_id}",
+    status_code=204,
+    response_class=Response,
+    responses={409: {"description": "paid or being paid"}},
+    summary="Cancel a bill (soft: it stays, with status canceled; again is a no-op)",
+)
 async def cancel_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     bill = await visible_bill(session, user, bill_id, for_update=True)
     access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
@@ -211,16 +297,21 @@ async def cancel_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser
     return Response(status_code=204)
 
 
-@router.put("/{bill_id}/pay", response_model=BillOut, responses={409: {"description": "canceled or being paid"}},
-            summary="Mark a bill paid (paid outside auto-pay; again is a no-op)")
+@router.put(
+    "/{bill_id}/pay",
+    response_model=BillOut,
+    responses={409: {"description": "canceled or being paid"}},
+    summary="Mark a bill paid (paid outside auto-pay; again is a no-op)",
+)
 async def pay_bill(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser):
     bill = await visible_bill(session, user, bill_id, for_update=True)
     access.check_write_bill(user, bill.id, bill.payer_id, bill.org_id)
     if bill.status == BillStatus.paid:
         return bill
     if bill.status not in DUE_STATUSES:
-        message = ("an auto-pay debit is in flight" if bill.status == BillStatus.processing
-                   else f"the bill is {bill.status}")
+        message = (
+            "an auto-pay debit is in flight" if bill.status == BillStatus.processing else f"the bill is {bill.status}"
+        )
         raise AppError(409, "bill_not_payable", message, {"status": bill.status, "payment_id": bill.payment_id})
     await _transition(session, user, bill, BillStatus.paid, "bill.paid", paid_at=utcnow())
     return bill
@@ -232,39 +323,77 @@ async def _transition(session, user: User, bill: Bill, status: BillStatus, actio
     for field, value in changes.items():
         setattr(bill, field, value)
     session.add(bill)
-    await audit.record(session, actor=user.email, actor_id=user.id, action=action, entity_type="bill",
-                       entity_id=bill.id, before=before, after=audit.snapshot(bill, _AUDITED))
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action=action,
+        entity_type="bill",
+        entity_id=bill.id,
+        before=before,
+        after=audit.snapshot(bill, _AUDITED),
+    )
     await session.commit()
 
 
-@router.post("/{bill_id}/send-reminder", response_model=ReminderOut,
-             responses={409: {"description": "not due"}, 429: {"description": "reminded too recently"}},
-             summary="Remind the payer now, in-app and by email (at most once per configured interval)")
-async def send_reminder(bill_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep,
-                        settings: SettingsDep):
+@router.post(
+    "/{bill_id}/send-reminder",
+    response_model=ReminderOut,
+    responses={409: {"description": "not due"}, 429: {"description": "reminded too recently"}},
+    summary="Remind the payer now, in-app and by email (at most once per configured interval)",
+)
+async def send_reminder(
+    bill_id: uuid.UUID, session: SessionDep, user: CurrentUser, client: TemporalDep, settings: SettingsDep
+):
     bill = await visible_bill(session, user, bill_id)
     access.check_remind_bill(user, bill)
     if bill.status not in DUE_STATUSES:
         raise AppError(409, "bill_not_due", f"the bill is {bill.status}: nothing to remind", {"status": bill.status})
-    last = (await session.exec(select(func.max(Notification.created_at)).where(
-        Notification.kind == "bill_reminder_manual", Notification.entity_id == str(bill.id)))).one()
+    last = (
+        await session.exec(
+            select(func.max(Notification.created_at)).where(
+                Notification.kind == "bill_reminder_manual", Notification.entity_id == str(bill.id)
+            )
+        )
+    ).one()
     interval = settings.bill_manual_reminder_interval
     if last is not None and utcnow() - last < interval:
         retry = int((last + interval - utcnow()).total_seconds()) + 1
-        raise AppError(429, "reminded_recently", f"the payer was reminded at {last.isoformat()}",
-                       {"retry_after_seconds": retry}, headers={"Retry-After": str(retry)})
+        raise AppError(
+            429,
+            "reminded_recently",
+            f"the payer was reminded at {last.isoformat()}",
+            {"retry_after_seconds": retry},
+            headers={"Retry-After": str(retry)},
+        )
     request = uuid.uuid4().hex
-    notice = NotifyUsers(user_ids=[bill.payer_id], kind="bill_reminder_manual", template="bill_reminder",
-                         context=reminder_context(bill, (bill.due_date - today(settings)).days),
-                         entity_type="bill", entity_id=str(bill.id), dedupe_key=f"bill-reminder-manual:{request}")
+    notice = NotifyUsers(
+        user_ids=[bill.payer_id],
+        kind="bill_reminder_manual",
+        template="bill_reminder",
+        context=reminder_context(bill, (bill.due_date - today(settings)).days),
+        entity_type="bill",
+        entity_id=str(bill.id),
+        dedupe_key=f"bill-reminder-manual:{request}",
+    )
     await session.commit()  # no pooled connection held across the call to Temporal
     workflow_id = f"bill-reminder-{bill.id}-{request}"
     sent = await client.execute_workflow(
-        BillReminderWorkflow.run, notice, id=workflow_id, task_queue=settings.task_queue,
+        BillReminderWorkflow.run,
+        notice,
+        id=workflow_id,
+        task_queue=settings.task_queue,
         static_summary=f"Reminder of bill {bill.id} ({bill.payee_name}), sent by {user.email}",
-        execution_timeout=timedelta(minutes=5))
-    await audit.record(session, actor=user.email, actor_id=user.id, action="bill.reminder_sent", entity_type="bill",
-                       entity_id=bill.id, after={"workflow_id": workflow_id, "payer_id": str(bill.payer_id),
-                                                 "sent_to": sent})
+        execution_timeout=timedelta(minutes=5),
+    )
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="bill.reminder_sent",
+        entity_type="bill",
+        entity_id=bill.id,
+        after={"workflow_id": workflow_id, "payer_id": str(bill.payer_id), "sent_to": sent},
+    )
     await session.commit()
     return ReminderOut(bill_id=bill.id, sent_to=sent, workflow_id=workflow_id)

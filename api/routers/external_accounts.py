@@ -31,9 +31,14 @@ router = APIRouter(prefix="/external-accounts", tags=["external accounts"])
 OrgAdmin = Annotated[User, Depends(allowed(Entity.external_account, Action.create))]
 Viewer = Annotated[User, Depends(allowed(Entity.external_account, Action.read))]
 
-OwnerId = Annotated[uuid.UUID | None, Field(
-    default=None, description="the member whose bank account it is (their loans and bills may use it); none: the "
-                              "organization's own")]
+OwnerId = Annotated[
+    uuid.UUID | None,
+    Field(
+        default=None,
+        description="the member whose bank account it is (their loans and bills may use it); none: the "
+        "organization's own",
+    ),
+]
 
 
 class LinkTokenIn(BaseModel):
@@ -77,8 +82,10 @@ class ExternalAccountOut(BaseModel):
 
 
 def to_out(account: ExternalAccount) -> ExternalAccountOut:
-    return ExternalAccountOut(**account.model_dump(exclude={"account_number_encrypted"}),
-                              account_number_masked=mask_from_last4(account.account_last4))
+    return ExternalAccountOut(
+        **account.model_dump(exclude={"account_number_encrypted"}),
+        account_number_masked=mask_from_last4(account.account_last4),
+    )
 
 
 def _audit_view(account: ExternalAccount) -> dict:
@@ -116,8 +123,12 @@ async def create_link_token(body: LinkTokenIn, session: SessionDep, user: OrgAdm
     return LinkTokenOut(link_token=token["link_token"], expiration=str(token["expiration"]))
 
 
-@router.post("/link", response_model=list[ExternalAccountOut], status_code=201,
-             summary="Finish linking: exchange the public token and store the item's accounts")
+@router.post(
+    "/link",
+    response_model=list[ExternalAccountOut],
+    status_code=201,
+    summary="Finish linking: exchange the public token and store the item's accounts",
+)
 async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provider: LinkingDep, cipher: CipherDep):
     org_id = await existing_org(session, user, body.org_id)
     await _check_owner(session, org_id, body.owner_id)
@@ -127,67 +138,142 @@ async def link_accounts(body: LinkIn, session: SessionDep, user: OrgAdmin, provi
         raise _provider_error(exc) from exc
     invalid = [a.provider_account_id for a in item.accounts if not is_valid_routing_number(a.routing_number)]
     if invalid:
-        raise AppError(422, "invalid_routing_number", "the provider returned routing numbers that fail the ABA check",
-                       {"provider_account_ids": invalid})
-    await session.execute(text(
-        """INSERT INTO linked_items (id, org_id, provider_item_id, institution_id, access_token_encrypted, created_by)
-           VALUES (:id, :org, :item, :inst, :token, :user) ON CONFLICT (provider_item_id) DO NOTHING"""),
-        {"id": uuid.uuid4(), "org": org_id, "item": item.item_id, "inst": item.institution_id,
-         "token": cipher.encrypt(item.access_token), "user": user.id})
+        raise AppError(
+            422,
+            "invalid_routing_number",
+            "the provider returned routing numbers that fail the ABA check",
+            {"provider_account_ids": invalid},
+        )
+    await session.execute(
+        text(
+            """INSERT INTO linked_items (id, org_id, provider_item_id, institution_id, access_token_encrypted, created_by)
+           VALUES (:id, :org, :item, :inst, :token, :user) ON CONFLICT (provider_item_id) DO NOTHING"""
+        ),
+        {
+            "id": uuid.uuid4(),
+            "org": org_id,
+            "item": item.item_id,
+            "inst": item.institution_id,
+            "token": cipher.encrypt(item.access_token),
+            "user": user.id,
+        },
+    )
     accounts = []
     for linked in item.accounts:
         fingerprints = cipher.fingerprints(linked.routing_number, linked.account_number)
-        account = (await session.exec(select(ExternalAccount).where(
-            ExternalAccount.org_id == org_id, col(ExternalAccount.fingerprint).in_(fingerprints)))).first()
+        account = (
+            await session.exec(
+                select(ExternalAccount).where(
+                    ExternalAccount.org_id == org_id, col(ExternalAccount.fingerprint).in_(fingerprints)
+                )
+            )
+        ).first()
         if account is None:  # linking the same bank account again finds the row it made the first time
             account = ExternalAccount(
-                org_id=org_id, holder_name=linked.name, institution_name=item.institution_name, source="linked",
-                provider_item_id=item.item_id, provider_account_id=linked.provider_account_id,
-                routing_number=linked.routing_number, account_number_encrypted=cipher.encrypt(linked.account_number),
-                account_last4=linked.account_number[-4:], fingerprint=fingerprints[0], account_type=linked.subtype,
-                status=ExternalAccountStatus.verified, created_by=user.id, owner_id=body.owner_id)
+                org_id=org_id,
+                holder_name=linked.name,
+                institution_name=item.institution_name,
+                source="linked",
+                provider_item_id=item.item_id,
+                provider_account_id=linked.provider_account_id,
+                routing_number=linked.routing_number,
+                account_number_encrypted=cipher.encrypt(linked.account_number),
+                account_last4=linked.account_number[-4:],
+                fingerprint=fingerprints[0],
+                account_type=linked.subtype,
+                status=ExternalAccountStatus.verified,
+                created_by=user.id,
+                owner_id=body.owner_id,
+            )
             session.add(account)
             await session.flush()
-            await audit.record(session, actor=user.email, actor_id=user.id, action="external_account.linked",
-                               entity_type="external_account", entity_id=account.id, after=_audit_view(account))
+            await audit.record(
+                session,
+                actor=user.email,
+                actor_id=user.id,
+                action="external_account.linked",
+                entity_type="external_account",
+                entity_id=account.id,
+                after=_audit_view(account),
+            )
         accounts.append(account)
     await session.commit()
     return [to_out(a) for a in accounts]
 
 
-@router.post("", response_model=ExternalAccountOut, status_code=201,
-             summary="Enter an external account by hand (pending micro-deposit verification)")
+@router.post(
+    "",
+    response_model=ExternalAccountOut,
+    status_code=201,
+    summary="Enter an external account by hand (pending micro-deposit verification)",
+)
 async def create_manual_account(body: ManualAccountIn, session: SessionDep, user: OrgAdmin, cipher: CipherDep):
     org_id = await existing_org(session, user, body.org_id)
     await _check_owner(session, org_id, body.owner_id)
     if not is_valid_routing_number(body.routing_number):
-        raise AppError(422, "invalid_routing_number", "the routing number fails the ABA check digit",
-                       {"routing_number": body.routing_number})
+        raise AppError(
+            422,
+            "invalid_routing_number",
+            "the routing number fails the ABA check digit",
+            {"routing_number": body.routing_number},
+        )
     fingerprints = cipher.fingerprints(body.routing_number, body.account_number)
-    if (await session.exec(select(ExternalAccount.id).where(
-            ExternalAccount.org_id == org_id, col(ExternalAccount.fingerprint).in_(fingerprints)))).first():
+    if (
+        await session.exec(
+            select(ExternalAccount.id).where(
+                ExternalAccount.org_id == org_id, col(ExternalAccount.fingerprint).in_(fingerprints)
+            )
+        )
+    ).first():
         raise AppError(409, "duplicate", "this bank account is already on file for the organization")
     account = ExternalAccount(
-        org_id=org_id, holder_name=body.holder_name, institution_name=body.institution_name, source="manual",
-        routing_number=body.routing_number, account_number_encrypted=cipher.encrypt(body.account_number),
-        account_last4=body.account_number[-4:], fingerprint=fingerprints[0], account_type=body.account_type,
-        status=ExternalAccountStatus.pending_verification, created_by=user.id, owner_id=body.owner_id)
+        org_id=org_id,
+        holder_name=body.holder_name,
+        institution_name=body.institution_name,
+        source="manual",
+        routing_number=body.routing_number,
+        account_number_encrypted=cipher.encrypt(body.account_number),
+        account_last4=body.account_number[-4:],
+        fingerprint=fingerprints[0],
+        account_type=body.account_type,
+        status=ExternalAccountStatus.pending_verification,
+        created_by=user.id,
+        owner_id=body.owner_id,
+    )
     session.add(account)
     await session.flush()
-    await audit.record(session, actor=user.email, actor_id=user.id, action="external_account.created",
-                       entity_type="external_account", entity_id=account.id, after=_audit_view(account))
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="external_account.created",
+        entity_type="external_account",
+        entity_id=account.id,
+        after=_audit_view(account),
+    )
     await session.commit()
     return to_out(account)
 
 
-@router.get("", response_model=Page[ExternalAccountOut], summary="External accounts you can see: your organization's (staff), your own (members)")
-async def list_external_accounts(session: SessionDep, user: Viewer, page: PageDep,
-                                 status: ExternalAccountStatus | None = None,
-                                 account_type: Literal["checking", "savings"] | None = None,
-                                 org_id: uuid.UUID | None = None):
+@router.get(
+    "",
+    response_model=Page[ExternalAccountOut],
+    summary="External accounts you can see: your organization's (staff), your own (members)",
+)
+async def list_external_accounts(
+    session: SessionDep,
+    user: Viewer,
+    page: PageDep,
+    status: ExternalAccountStatus | None = None,
+    account_type: Literal["checking", "savings"] | None = None,
+    org_id: uuid.UUID | None = None,
+):
     statement = access.scope(user, Entity.external_account, select(ExternalAccount))
-    for column, value in ((ExternalAccount.status, status), (ExternalAccount.account_type, account_type),
-                          (ExternalAccount.org_id, org_id)):
+    for column, value in (
+        (ExternalAccount.status, status),
+        (ExternalAccount.account_type, account_type),
+        (ExternalAccount.org_id, org_id),
+    ):
         if value is not None:
             statement = statement.where(column == value)
     items, total = await paginate(session, statement, page, [ExternalAccount.created_at, ExternalAccount.id])

@@ -27,10 +27,26 @@ ProductWriter = Annotated[User, Depends(allowed(Entity.loan_product, Action.writ
 
 
 class LoanProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "name": "Personal loan 36", "annual_rate": "0.065", "min_term": 6, "max_term": 36,
-        "min_amount": "1000.00", "max_amount": "25000.00", "amortization": "declining_balance",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Personal loan 36",
+                    "annual_rate": "0.065",
+                    "min_term": 6,
+                    "max_term": 36,
+                    "min_amount": "1000.00",
+                    "max_amount": "25000.00",
+                    "amortization": "declining_balance",
+                    "frequency": "monthly",
+                    "day_count": "30/360",
+                    "grace_days": 10,
+                    "late_fee": "25.00",
+                }
+            ]
+        },
+    )
 
     name: Name = Field(examples=["Personal loan 36"])
     annual_rate: AnnualRate
@@ -51,8 +67,9 @@ class LoanProductIn(BaseModel):
 if TYPE_CHECKING:  # made at run time (see partial_model): to mypy, a BaseModel
     LoanProductPatch = BaseModel
 else:
-    LoanProductPatch = partial_model(LoanProductIn, "LoanProductPatch",
-                                     active=(bool | None, Field(default=None, description="true reactivates")))
+    LoanProductPatch = partial_model(
+        LoanProductIn, "LoanProductPatch", active=(bool | None, Field(default=None, description="true reactivates"))
+    )
 
 
 class LoanProductOut(BaseModel):
@@ -76,27 +93,36 @@ class LoanProductOut(BaseModel):
 _FIELDS = [*LoanProductIn.model_fields, "active"]
 
 
-
-
 @router.post("", response_model=LoanProductOut, status_code=201, summary="Create a loan product (superuser)")
 async def create_loan_product(body: LoanProductIn, session: SessionDep, actor: ProductWriter):
     product = LoanProduct(**body.model_dump())
     session.add(product)
     await flush_unique_name(session, "loan product", product.name)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="loan_product.created",
-                       entity_type="loan_product", entity_id=product.id, after=audit.snapshot(product, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="loan_product.created",
+        entity_type="loan_product",
+        entity_id=product.id,
+        after=audit.snapshot(product, _FIELDS),
+    )
     await session.commit()
     return product
 
 
 @router.get("", response_model=Page[LoanProductOut], summary="Loan products (active ones; inactive: superuser)")
 async def list_loan_products(
-        session: SessionDep, user: CurrentUser, page: PageDep,
-        active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
-        amortization: AmortizationMethod | None = None,
-        name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
-    return await list_catalog(session, user, page, LoanProduct, Entity.loan_product, active, name,
-                              amortization=amortization)
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageDep,
+    active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,
+    amortization: AmortizationMethod | None = None,
+    name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None,
+):
+    return await list_catalog(
+        session, user, page, LoanProduct, Entity.loan_product, active, name, amortization=amortization
+    )
 
 
 @router.get("/{product_id}", response_model=LoanProductOut, summary="One loan product")
@@ -115,38 +141,68 @@ async def _update(session, actor, product: LoanProduct, changes: dict) -> LoanPr
     product.updated_at = utcnow()
     session.add(product)
     await flush_unique_name(session, "loan product", product.name)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="loan_product.updated",
-                       entity_type="loan_product", entity_id=product.id, before=before,
-                       after=audit.snapshot(product, _FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="loan_product.updated",
+        entity_type="loan_product",
+        entity_id=product.id,
+        before=before,
+        after=audit.snapshot(product, _FIELDS),
+    )
     await session.commit()
     return product
 
 
-@router.put("/{product_id}", response_model=LoanProductOut, summary="Replace a loan product's terms (superuser)",
-            description="Loans already written keep their own terms and schedules; new loans use the new terms.")
+@router.put(
+    "/{product_id}",
+    response_model=LoanProductOut,
+    summary="Replace a loan product's terms (superuser)",
+    description="Loans already written keep their own terms and schedules; new loans use the new terms.",
+)
 async def replace_loan_product(product_id: uuid.UUID, body: LoanProductIn, session: SessionDep, actor: ProductWriter):
     product = await get_for_update(session, LoanProduct, product_id, Entity.loan_product)
     return await _update(session, actor, product, body.model_dump())
 
 
-@router.patch("/{product_id}", response_model=LoanProductOut, summary="Change some of a loan product's terms (superuser)",
-              description="Only the fields given change; the result is validated as a whole (e.g. min_term <= max_term). "
-                          "`active: true` reactivates a product.")
+@router.patch(
+    "/{product_id}",
+    response_model=LoanProductOut,
+    summary="Change some of a loan product's terms (superuser)",
+    description="Only the fields given change; the result is validated as a whole (e.g. min_term <= max_term). "
+    "`active: true` reactivates a product.",
+)
 async def update_loan_product(product_id: uuid.UUID, body: LoanProductPatch, session: SessionDep, actor: ProductWriter):
-    return await _update(session, actor, await get_for_update(session, LoanProduct, product_id, Entity.loan_product),
-                         body.model_dump(exclude_unset=True))
+    return await _update(
+        session,
+        actor,
+        await get_for_update(session, LoanProduct, product_id, Entity.loan_product),
+        body.model_dump(exclude_unset=True),
+    )
 
 
-@router.delete("/{product_id}", status_code=204, response_class=Response,
-               summary="Deactivate a loan product (soft: loans keep referencing it; superuser)")
+@router.delete(
+    "/{product_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Deactivate a loan product (soft: loans keep referencing it; superuser)",
+)
 async def deactivate_loan_product(product_id: uuid.UUID, session: SessionDep, actor: ProductWriter):
     product = await get_for_update(session, LoanProduct, product_id, Entity.loan_product)
     if product.active:
         before = audit.snapshot(product, _FIELDS)
         product.active, product.updated_at = False, utcnow()
         session.add(product)
-        await audit.record(session, actor=actor.email, actor_id=actor.id, action="loan_product.deactivated",
-                           entity_type="loan_product", entity_id=product.id, before=before,
-                           after=audit.snapshot(product, _FIELDS))
+        await audit.record(
+            session,
+            actor=actor.email,
+            actor_id=actor.id,
+            action="loan_product.deactivated",
+            entity_type="loan_product",
+            entity_id=product.id,
+            before=before,
+            after=audit.snapshot(product, _FIELDS),
+        )
         await session.commit()
     return Response(status_code=204)

@@ -45,8 +45,9 @@ class StatementOut(BaseModel):
 
 
 def statement_out(row: Statement) -> StatementOut:
-    return StatementOut(**row.model_dump(exclude={"id"}),
-                        pdf_url=f"/api/v1/accounts/{row.account_id}/statements/{row.period}.pdf")
+    return StatementOut(
+        **row.model_dump(exclude={"id"}), pdf_url=f"/api/v1/accounts/{row.account_id}/statements/{row.period}.pdf"
+    )
 
 
 def checked_period(period: str) -> str:
@@ -61,8 +62,11 @@ def masked(account: LedgerAccount) -> str:
     return "****" + account.id.hex[-4:]
 
 
-@router.get("/{account_id}/statements", response_model=Page[StatementOut],
-            summary="The account's monthly statements, newest first")
+@router.get(
+    "/{account_id}/statements",
+    response_model=Page[StatementOut],
+    summary="The account's monthly statements, newest first",
+)
 async def list_statements(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep):
     account = await visible_account(session, user, account_id)
     statement = select(Statement).where(Statement.account_id == account.id)
@@ -70,37 +74,64 @@ async def list_statements(account_id: uuid.UUID, session: SessionDep, user: Curr
     return Page(items=[statement_out(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{account_id}/statements/{period}.pdf", response_class=RawResponse,
-            summary="One month's statement as a PDF (period YYYY-MM)",
-            responses={200: {"content": {"application/pdf": {}}}})
-async def statement_pdf(account_id: uuid.UUID,
-                        # The pattern is documented; checked_period answers 422 invalid_period.
-                        period: Annotated[str, Path(json_schema_extra={"pattern": PERIOD_PATTERN})], session: SessionDep, user: CurrentUser,
-                        settings: SettingsDep):
+@router.get(
+    "/{account_id}/statements/{period}.pdf",
+    response_class=RawResponse,
+    summary="One month's statement as a PDF (period YYYY-MM)",
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def statement_pdf(
+    account_id: uuid.UUID,
+    # The pattern is documented; checked_period answers 422 invalid_period.
+    period: Annotated[str, Path(json_schema_extra={"pattern": PERIOD_PATTERN})],
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+):
     account = await visible_account(session, user, account_id)
     checked_period(period)
-    row = (await session.exec(select(Statement).where(Statement.account_id == account.id,
-                                                      Statement.period == period))).first()
+    row = (
+        await session.exec(select(Statement).where(Statement.account_id == account.id, Statement.period == period))
+    ).first()
     if row is None:
         raise not_found("statement", f"{account.id}/{period}")
     opening, entries = await ledger_statements.opening_and_entries(
-        session, account.id, account.normal_balance, row.period_start, row.period_end, row.generated_at)
+        session, account.id, account.normal_balance, row.period_start, row.period_end, row.generated_at
+    )
     lines, balance = [], opening
     for entry in entries:
         balance += entry.amount
-        lines.append(StatementLine(effective_date=entry.effective_date, description=entry.description,
-                                   amount=entry.amount, balance=balance,
-                                   is_interest=entry.entry_type == ledger_statements.INTEREST_ENTRY_TYPE))
+        lines.append(
+            StatementLine(
+                effective_date=entry.effective_date,
+                description=entry.description,
+                amount=entry.amount,
+                balance=balance,
+                is_interest=entry.entry_type == ledger_statements.INTEREST_ENTRY_TYPE,
+            )
+        )
     owner = await session.get(User, account.owner_id) if account.owner_id else None
     org = await session.get(Organization, account.org_id) if account.org_id else None
     data = StatementData(
-        institution=org.name if org else "Back office", account_name=account.name, account_number=masked(account),
-        account_type=account.type, owner_name=owner.full_name if owner else None, period=period,
-        period_start=row.period_start, period_end=row.period_end, opening_balance=opening, closing_balance=balance,
-        interest=sum((line.amount for line in lines if line.is_interest), Decimal("0.00")), lines=tuple(lines),
-        generated_on=row.generated_at.astimezone(ZoneInfo(settings.business_timezone)).date())
-    return RawResponse(render_statement(data), media_type="application/pdf",
-                       headers={"Content-Disposition": f'inline; filename="statement-{period}-{masked(account)[-4:]}.pdf"'})
+        institution=org.name if org else "Back office",
+        account_name=account.name,
+        account_number=masked(account),
+        account_type=account.type,
+        owner_name=owner.full_name if owner else None,
+        period=period,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        opening_balance=opening,
+        closing_balance=balance,
+        interest=sum((line.amount for line in lines if line.is_interest), Decimal("0.00")),
+        lines=tuple(lines),
+        generated_on=row.generated_at.astimezone(ZoneInfo(settings.business_timezone)).date(),
+    )
+    return RawResponse(
+        render_statement(data),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="statement-{period}-{masked(account)[-4:]}.pdf"'},
+    )
 
 
 class StatementRunIn(BaseModel):
@@ -120,20 +151,31 @@ class StatementRunOut(BaseModel):
     run_id: str | None
 
 
-
-
-@runs_router.post("/runs", response_model=StatementRunOut, status_code=202,
-                  summary="Write the statements of a month now, for every organization (superuser, "
-                        "bank_operations); the schedule does it monthly")
+@runs_router.post(
+    "/runs",
+    response_model=StatementRunOut,
+    status_code=202,
+    summary="Write the statements of a month now, for every organization (superuser, "
+    "bank_operations); the schedule does it monthly",
+)
 async def run_statements(body: StatementRunIn, client: TemporalDep, settings: SettingsDep, _: StatementRunner):
     if not period_ended(body.period, datetime.now(UTC), settings.business_timezone):
-        raise AppError(422, "period_not_ended", f"{body.period} is not over yet in {settings.business_timezone}: "
-                       "statements are written once, after the month", {"period": body.period})
+        raise AppError(
+            422,
+            "period_not_ended",
+            f"{body.period} is not over yet in {settings.business_timezone}: "
+            "statements are written once, after the month",
+            {"period": body.period},
+        )
     workflow_id = f"statements-{body.period}"
     # A finished run may be started again (it writes only what is missing); a running one is joined.
     handle = await client.start_workflow(
         MonthlyStatementsWorkflow.run,
         StatementRunInput(period=body.period, timezone=settings.business_timezone, notify_owners=body.notify_owners),
-        id=workflow_id, task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, static_summary=f"Monthly statements for {body.period}")
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        static_summary=f"Monthly statements for {body.period}",
+    )
     return StatementRunOut(period=body.period, workflow_id=workflow_id, run_id=handle.result_run_id)

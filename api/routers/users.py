@@ -18,8 +18,8 @@ from models.users import Organization, Role, User
 
 router = APIRouter(tags=["users"])
 
-OrgCreator = Annotated[User, Depends(allowed(Entity.organization, Action.create))]   # superuser
-UserReader = Annotated[User, Depends(allowed(Entity.user, Action.read))]             # superuser, org admin
+OrgCreator = Annotated[User, Depends(allowed(Entity.organization, Action.create))]  # superuser
+UserReader = Annotated[User, Depends(allowed(Entity.user, Action.read))]  # superuser, org admin
 UserCreator = Annotated[User, Depends(allowed(Entity.user, Action.create))]
 UserUpdater = Annotated[User, Depends(allowed(Entity.user, Action.update))]
 
@@ -36,8 +36,15 @@ class OrganizationOut(BaseModel):
 
 
 # Picks the approval route of the member's loans, with the amount (see /approval-rules); set by staff only.
-MemberType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40, examples=["business"],
-                                  description="routes the member's loans (see approval rules); staff set it")]
+MemberType = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        max_length=40,
+        examples=["business"],
+        description="routes the member's loans (see approval rules); staff set it",
+    ),
+]
 
 
 class UserIn(BaseModel):
@@ -64,15 +71,26 @@ async def create_organization(body: OrganizationIn, session: SessionDep, user: O
         await session.flush()
     except IntegrityError as exc:
         raise AppError(409, "duplicate", f"an organization named {org.name!r} exists") from exc
-    await audit.record(session, actor=user.email, actor_id=user.id, action="organization.created",
-                       entity_type="organization", entity_id=org.id, after={"name": org.name})
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="organization.created",
+        entity_type="organization",
+        entity_id=org.id,
+        after={"name": org.name},
+    )
     await session.commit()
     return org
 
 
 @router.get("/organizations", response_model=Page[OrganizationOut], summary="Organizations you can see")
-async def list_organizations(session: SessionDep, user: CurrentUser, page: PageDep,
-                             name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
+async def list_organizations(
+    session: SessionDep,
+    user: CurrentUser,
+    page: PageDep,
+    name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None,
+):
     statement = access.scope(user, Entity.organization, select(Organization))
     if name:
         statement = statement.where(col(Organization.name).ilike(f"%{name}%"))
@@ -88,23 +106,42 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
     org_id = None if not access.has_organization(body.role) else target_org(actor, body.org_id)
     if org_id and await session.get(Organization, org_id) is None:
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
-    user = User(email=body.email.lower(), full_name=body.full_name, hashed_password=hash_password(body.password),
-                role=body.role, org_id=org_id, member_type=body.member_type)
+    user = User(
+        email=body.email.lower(),
+        full_name=body.full_name,
+        hashed_password=hash_password(body.password),
+        role=body.role,
+        org_id=org_id,
+        member_type=body.member_type,
+    )
     session.add(user)
     try:
         await session.flush()
     except IntegrityError as exc:
         raise AppError(409, "duplicate", f"a user with email {user.email} exists") from exc
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="user.created", entity_type="user",
-                       entity_id=user.id, after=audit.snapshot(user, _USER_FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="user.created",
+        entity_type="user",
+        entity_id=user.id,
+        after=audit.snapshot(user, _USER_FIELDS),
+    )
     await session.commit()
     return user
 
 
 @router.get("/users", response_model=Page[UserOut], summary="Users you can see")
-async def list_users(session: SessionDep, actor: UserReader, page: PageDep, role: Role | None = None,
-                     org_id: uuid.UUID | None = None, is_active: bool | None = None,
-                     email: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None):
+async def list_users(
+    session: SessionDep,
+    actor: UserReader,
+    page: PageDep,
+    role: Role | None = None,
+    org_id: uuid.UUID | None = None,
+    is_active: bool | None = None,
+    email: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None,
+):
     statement = access.scope(actor, Entity.user, select(User))
     if role:
         statement = statement.where(User.role == role)
@@ -128,22 +165,37 @@ async def get_user(user_id: uuid.UUID, session: SessionDep, actor: UserReader):
     return await _visible_user(session, actor, user_id)
 
 
-@router.patch("/users/{user_id}", response_model=UserOut, summary="Rename, change the role or the member type of, or disable a user")
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserOut,
+    summary="Rename, change the role or the member type of, or disable a user",
+)
 async def update_user(user_id: uuid.UUID, body: UserUpdate, session: SessionDep, actor: UserUpdater):
     user = await _visible_user(session, actor, user_id)
     access.check_update_user(actor, user)
     if body.role is not None:
         access.check_grant(actor, body.role)
         if access.has_organization(body.role) != access.has_organization(user.role):
-            raise AppError(422, "role_change_not_allowed", "a user cannot move between a bank-wide role (superuser, "
-                                                           "bank_operations) and an organization's role")
+            raise AppError(
+                422,
+                "role_change_not_allowed",
+                "a user cannot move between a bank-wide role (superuser, bank_operations) and an organization's role",
+            )
     if user.id == actor.id and body.is_active is False:
         raise AppError(422, "cannot_disable_self", "you cannot disable yourself")
     before = audit.snapshot(user, _USER_FIELDS)
     for field, value in body.model_dump(exclude_none=True).items():
         setattr(user, field, value)
     session.add(user)
-    await audit.record(session, actor=actor.email, actor_id=actor.id, action="user.updated", entity_type="user",
-                       entity_id=user.id, before=before, after=audit.snapshot(user, _USER_FIELDS))
+    await audit.record(
+        session,
+        actor=actor.email,
+        actor_id=actor.id,
+        action="user.updated",
+        entity_type="user",
+        entity_id=user.id,
+        before=before,
+        after=audit.snapshot(user, _USER_FIELDS),
+    )
     await session.commit()
     return user

@@ -60,12 +60,20 @@ def _unauthorized(message: str) -> AppError:
 
 
 @router.post("/bank", summary="Settlement and return notices from the bank (signed)")
-async def bank_webhook(request: Request, session: SessionDep, settings: SettingsDep,
-                       # Documented with their shapes; checked by the handler, so a malformed one is a 401, not a 422.
-                       x_bank_timestamp: str = Header(default="", json_schema_extra={"pattern": "^[0-9]{1,12}$"},
-                                                      description="seconds since the epoch"),
-                       x_bank_signature: str = Header(default="", json_schema_extra={"pattern": "^v1=[0-9a-f]{64}$"},
-                                                      description="v1=<HMAC-SHA256 of `<timestamp>.<body>`, hex>")):
+async def bank_webhook(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    # Documented with their shapes; checked by the handler, so a malformed one is a 401, not a 422.
+    x_bank_timestamp: str = Header(
+        default="", json_schema_extra={"pattern": "^[0-9]{1,12}$"}, description="seconds since the epoch"
+    ),
+    x_bank_signature: str = Header(
+        default="",
+        json_schema_extra={"pattern": "^v1=[0-9a-f]{64}$"},
+        description="v1=<HMAC-SHA256 of `<timestamp>.<body>`, hex>",
+    ),
+):
     body = await request.body()
     if not _TIMESTAMP.fullmatch(x_bank_timestamp):
         raise _unauthorized("missing or malformed X-Bank-Timestamp")
@@ -100,8 +108,10 @@ async def bank_webhook(request: Request, session: SessionDep, settings: Settings
 async def _record(session, event: BankEvent, body: bytes) -> tuple[bool, str, str | None]:
     """(inserted now, delivery status, the payment's workflow id) of the event's row, written once by its id, with
     its payment found by the trace number (an event for no payment of ours goes straight to the exception list)."""
-    row = (await session.execute(text(
-        """WITH entry AS (SELECT e.payment_id, p.workflow_id FROM ach_entries e JOIN payments p ON p.id = e.payment_id
+    row = (
+        await session.execute(
+            text(
+                """WITH entry AS (SELECT e.payment_id, p.workflow_id FROM ach_entries e JOIN payments p ON p.id = e.payment_id
                           WHERE e.trace_number = :trace),
                 inserted AS (
                     INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail)
@@ -109,19 +119,29 @@ async def _record(session, event: BankEvent, body: bytes) -> tuple[bool, str, st
                            CASE WHEN EXISTS (SELECT 1 FROM entry) THEN 'pending' ELSE 'exception' END,
                            CASE WHEN EXISTS (SELECT 1 FROM entry) THEN NULL ELSE 'no payment has this trace number' END
                     ON CONFLICT (event_id) DO NOTHING RETURNING status)
-           SELECT status, (SELECT workflow_id FROM entry) AS workflow_id FROM inserted"""),
-        {"id": event.event_id, "type": event.type, "trace": event.trace_number, "payload": body.decode()})).first()
+           SELECT status, (SELECT workflow_id FROM entry) AS workflow_id FROM inserted"""
+            ),
+            {"id": event.event_id, "type": event.type, "trace": event.trace_number, "payload": body.decode()},
+        )
+    ).first()
     inserted = row is not None
     if not inserted:  # a repeat; its own statement, so it sees a row another delivery committed meanwhile
-        row = (await session.execute(text(
-            "SELECT b.status, p.workflow_id FROM bank_events b LEFT JOIN payments p ON p.id = b.payment_id "
-            "WHERE b.event_id = :id"), {"id": event.event_id})).one()
+        row = (
+            await session.execute(
+                text(
+                    "SELECT b.status, p.workflow_id FROM bank_events b LEFT JOIN payments p ON p.id = b.payment_id "
+                    "WHERE b.event_id = :id"
+                ),
+                {"id": event.event_id},
+            )
+        ).one()
     await session.commit()  # durable before the bank hears 200, and no pooled connection held across Temporal
     return inserted, row.status, row.workflow_id
 
 
-async def _hand_over(request: Request, session, settings: Settings, event_id: str, payload: dict,
-                     workflow_id: str) -> str:
+async def _hand_over(
+    request: Request, session, settings: Settings, event_id: str, payload: dict, workflow_id: str
+) -> str:
     """Signals the payment's workflow, or starts the event's delivery when that workflow has ended, if Temporal
     answers in time; otherwise the sweep will (the event is recorded). Returns the event's delivery status."""
     timeout = settings.bank_event_handover_timeout.total_seconds()

@@ -9,26 +9,28 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01 10:30:00
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0008'
-down_revision: Union[str, None] = '0007'
+revision: str = "0008"
+down_revision: Union[str, None] = "0007"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    op.add_column('users', sa.Column('member_type', sa.String(length=40), server_default='consumer', nullable=False))
-    op.add_column('approval_requests', sa.Column('current_round', sa.Integer(), server_default=sa.text('1'),
-                                                 nullable=False))
-    op.add_column('approval_decisions', sa.Column('round', sa.Integer(), server_default=sa.text('1'),
-                                                  nullable=False))
-    op.drop_constraint('approval_decisions_once', 'approval_decisions', type_='unique')
-    op.create_unique_constraint('approval_decisions_once', 'approval_decisions',
-                                ['request_id', 'level', 'round', 'approver_id'])
+    op.add_column("users", sa.Column("member_type", sa.String(length=40), server_default="consumer", nullable=False))
+    op.add_column(
+        "approval_requests", sa.Column("current_round", sa.Integer(), server_default=sa.text("1"), nullable=False)
+    )
+    op.add_column("approval_decisions", sa.Column("round", sa.Integer(), server_default=sa.text("1"), nullable=False))
+    op.drop_constraint("approval_decisions_once", "approval_decisions", type_="unique")
+    op.create_unique_constraint(
+        "approval_decisions_once", "approval_decisions", ["request_id", "level", "round", "approver_id"]
+    )
 
 
 def downgrade() -> None:
@@ -37,8 +39,8 @@ def downgrade() -> None:
     op.execute("""DELETE FROM approval_decisions d USING approval_decisions later
                   WHERE later.request_id = d.request_id AND later.level = d.level
                     AND later.approver_id = d.approver_id AND later.round > d.round""")
-    op.drop_constraint('approval_decisions_once', 'approval_decisions', type_='unique')
-    op.create_unique_constraint('approval_decisions_once', 'approval_decisions', ['request_id', 'level', 'approver_id'])
-    op.drop_column('approval_decisions', 'round')
-    op.drop_column('approval_requests', 'current_round')
-    op.drop_column('users', 'member_type')
+    op.drop_constraint("approval_decisions_once", "approval_decisions", type_="unique")
+    op.create_unique_constraint("approval_decisions_once", "approval_decisions", ["request_id", "level", "approver_id"])
+    op.drop_column("approval_decisions", "round")
+    op.drop_column("approval_requests", "current_round")
+    op.drop_column("users", "member_type")

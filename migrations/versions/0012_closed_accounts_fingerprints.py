@@ -11,21 +11,24 @@ Create Date: 2026-12-01 10:30:00
 * The ledger's rules raise with the name of the rule as the error's constraint name, so code maps each to its own
   exception (core/ledger.py). Messages and SQLSTATEs are unchanged.
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0012'
-down_revision: Union[str, None] = '0011'
+revision: str = "0012"
+down_revision: Union[str, None] = "0011"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
 def ledger_rules(named: bool) -> str:
     """The three ledger rules of 0001, raising with their rule's name (named) or as 0001 wrote them."""
+
     def rule(name: str) -> str:
         return f", CONSTRAINT = '{name}'" if named else ""
+
     return f"""
         CREATE OR REPLACE FUNCTION ledger_check_entries_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE bad record;
@@ -38,7 +41,7 @@ def ledger_rules(named: bool) -> str:
             LIMIT 1;
             IF FOUND THEN
                 RAISE EXCEPTION 'journal entry % is unbalanced: % postings summing to %',
-                    bad.entry_id, bad.legs, bad.total USING ERRCODE = 'check_violation'{rule('ledger_entries_balanced')};
+                    bad.entry_id, bad.legs, bad.total USING ERRCODE = 'check_violation'{rule("ledger_entries_balanced")};
             END IF;
             RETURN NULL;
         END $$;
@@ -46,14 +49,14 @@ def ledger_rules(named: bool) -> str:
         CREATE OR REPLACE FUNCTION ledger_postings_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             RAISE EXCEPTION 'postings are append-only: reverse an entry with a new one'
-                USING ERRCODE = 'insufficient_privilege'{rule('ledger_postings_append_only')};
+                USING ERRCODE = 'insufficient_privilege'{rule("ledger_postings_append_only")};
         END $$;
 
         CREATE OR REPLACE FUNCTION ledger_check_entry_has_postings() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF NOT EXISTS (SELECT 1 FROM postings WHERE entry_id = NEW.id) THEN
                 RAISE EXCEPTION 'journal entry % has no postings', NEW.id
-                    USING ERRCODE = 'check_violation'{rule('ledger_entry_has_postings')};
+                    USING ERRCODE = 'check_violation'{rule("ledger_entry_has_postings")};
             END IF;
             RETURN NULL;
         END $$;
@@ -61,15 +64,18 @@ def ledger_rules(named: bool) -> str:
 
 
 def upgrade() -> None:
-    op.create_table('accrual_runs',
-    sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('accounts', sa.Integer(), nullable=False),
-    sa.Column('accrued', sa.Numeric(24, 10), nullable=False),
-    sa.Column('completed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('day')
+    op.create_table(
+        "accrual_runs",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("accounts", sa.Integer(), nullable=False),
+        sa.Column("accrued", sa.Numeric(24, 10), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("day"),
     )
-    op.execute("INSERT INTO accrual_runs (day, accounts, accrued) "
-               "SELECT day, count(*), sum(amount) FROM interest_accruals GROUP BY day")
+    op.execute(
+        "INSERT INTO accrual_runs (day, accounts, accrued) "
+        "SELECT day, count(*), sum(amount) FROM interest_accruals GROUP BY day"
+    )
     op.execute(ledger_rules(named=True))
     # Statement-level, after the foreign-key checks have share-locked each account: an account being closed
     # (FOR UPDATE) is waited for, and then seen closed.
@@ -100,4 +106,4 @@ def downgrade() -> None:
         DROP FUNCTION ledger_check_accounts_open();
     """)
     op.execute(ledger_rules(named=False))
-    op.drop_table('accrual_runs')
+    op.drop_table("accrual_runs")

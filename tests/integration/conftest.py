@@ -11,10 +11,23 @@ from tests.integration.test_ach import link_external
 
 @pytest.fixture(scope="module")
 async def product(http, su):
-    response = await http.post("/api/v1/loan-products", headers=su, json={
-        "name": f"Personal {uuid.uuid4().hex[:6]}", "annual_rate": "0.065", "min_term": 6, "max_term": 360,
-        "min_amount": "1000.00", "max_amount": "500000.00", "amortization": "declining_balance",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    response = await http.post(
+        "/api/v1/loan-products",
+        headers=su,
+        json={
+            "name": f"Personal {uuid.uuid4().hex[:6]}",
+            "annual_rate": "0.065",
+            "min_term": 6,
+            "max_term": 360,
+            "min_amount": "1000.00",
+            "max_amount": "500000.00",
+            "amortization": "declining_balance",
+            "frequency": "monthly",
+            "day_count": "30/360",
+            "grace_days": 10,
+            "late_fee": "25.00",
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

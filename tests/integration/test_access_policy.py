@@ -17,27 +17,50 @@ from tests.integration.test_loans import apply, level, rule, waiting_on
 
 @pytest.fixture(scope="module")
 async def product(http, su) -> dict:
-    response = await http.post("/api/v1/loan-products", headers=su, json={
-        "name": f"Policy {uuid.uuid4().hex[:6]}", "annual_rate": "0.065", "min_term": 6, "max_term": 360,
-        "min_amount": "1000.00", "max_amount": "500000.00", "amortization": "declining_balance",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": 10, "late_fee": "25.00"})
+    response = await http.post(
+        "/api/v1/loan-products",
+        headers=su,
+        json={
+            "name": f"Policy {uuid.uuid4().hex[:6]}",
+            "annual_rate": "0.065",
+            "min_term": 6,
+            "max_term": 360,
+            "min_amount": "1000.00",
+            "max_amount": "500000.00",
+            "amortization": "declining_balance",
+            "frequency": "monthly",
+            "day_count": "30/360",
+            "grace_days": 10,
+            "late_fee": "25.00",
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 def loan_body(product: dict, account: dict, **extra) -> dict:
-    return {"product_id": product["id"], "amount": "5000.00", "term": 36, "purpose": "Car", "monthly_income":
-            "20000.00", "monthly_debt": "300.00", "deposit_account_id": account["id"], **extra}
+    return {
+        "product_id": product["id"],
+        "amount": "5000.00",
+        "term": 36,
+        "purpose": "Car",
+        "monthly_income": "20000.00",
+        "monthly_debt": "300.00",
+        "deposit_account_id": account["id"],
+        **extra,
+    }
 
 
 async def loans_of(db, applicant_id: str) -> int:
     async with db.session() as session:
-        return (await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"),
-                                      {"a": applicant_id})).scalar_one()
+        return (
+            await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"), {"a": applicant_id})
+        ).scalar_one()
 
 
 async def test_a_member_cannot_name_another_members_bank_account_for_auto_debit_or_disbursement(
-        http, su, sandbox_url, product, db):
+    http, su, sandbox_url, product, db
+):
     org = await make_org(http, su, roles=("org_admin", "member", "loan_officer"))
     alice = org.users["member"]
     bob, _ = await make_user(http, su, "member", org.id)
@@ -45,27 +68,50 @@ async def test_a_member_cannot_name_another_members_bank_account_for_auto_debit_
     bobs = await link_external(http, sandbox_url, org, institution="ins_1", owner_id=bob["id"])
     alices = await link_external(http, sandbox_url, org, institution="ins_2", owner_id=alice["id"])
     assert (bobs["owner_id"], alices["owner_id"]) == (bob["id"], alice["id"])
-    organizations = await http.post("/api/v1/external-accounts", headers=org.headers["org_admin"], json={
-        "holder_name": "Org operating", "routing_number": "021000021", "account_number": "000123456789",
-        "account_type": "checking"})
+    organizations = await http.post(
+        "/api/v1/external-accounts",
+        headers=org.headers["org_admin"],
+        json={
+            "holder_name": "Org operating",
+            "routing_number": "021000021",
+            "account_number": "000123456789",
+            "account_type": "checking",
+        },
+    )
     assert organizations.status_code == 201, organizations.text
     member_type = await rule(http, su, [level("loan_officer")])
-    await http.patch(f"/api/v1/users/{alice['id']}", headers=org.headers["org_admin"],
-                     json={"member_type": member_type})
+    await http.patch(
+        f"/api/v1/users/{alice['id']}", headers=org.headers["org_admin"], json={"member_type": member_type}
+    )
 
     def as_(role: str) -> dict:
         return {**org.headers[role], "Idempotency-Key": uuid.uuid4().hex}
 
     # Alice names Bob's bank account: for auto-debit, or only to be paid out to (disbursement). Both refused.
     for extra in ({"external_account_id": bobs["id"], "auto_debit": True}, {"external_account_id": bobs["id"]}):
-        assert_error(await http.post("/api/v1/loans", headers=as_("member"), json=loan_body(product, org.account,
-                                                                                             **extra)), 403)
+        assert_error(
+            await http.post("/api/v1/loans", headers=as_("member"), json=loan_body(product, org.account, **extra)), 403
+        )
     # Nor the organization's own bank account.
-    assert_error(await http.post("/api/v1/loans", headers=as_("member"), json=loan_body(
-        product, org.account, external_account_id=organizations.json()["id"])), 403)
+    assert_error(
+        await http.post(
+            "/api/v1/loans",
+            headers=as_("member"),
+            json=loan_body(product, org.account, external_account_id=organizations.json()["id"]),
+        ),
+        403,
+    )
     # A loan officer applying for Alice may name only Alice's.
-    assert_error(await http.post("/api/v1/loans", headers=as_("loan_officer"), json=loan_body(
-        product, org.account, applicant_id=alice["id"], external_account_id=bobs["id"], auto_debit=True)), 403)
+    assert_error(
+        await http.post(
+            "/api/v1/loans",
+            headers=as_("loan_officer"),
+            json=loan_body(
+                product, org.account, applicant_id=alice["id"], external_account_id=bobs["id"], auto_debit=True
+            ),
+        ),
+        403,
+    )
     assert await loans_of(db, alice["id"]) == 0  # nothing written
     # Her own is fine, from her or from the officer.
     loan = await apply(http, sandbox_url, org, product, external_account_id=alices["id"], auto_debit=True)
@@ -78,18 +124,30 @@ async def test_operators_release_only_the_holds_they_placed_never_a_payments_hol
     org = await make_org(http, su, roles=("operator", "member"))
     _other_operator, other = await make_user(http, su, "operator", org.id)
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="500.00")
-    placed = await http.post(f"/api/v1/accounts/{account['id']}/holds", headers={
-        **org.headers["operator"], "Idempotency-Key": uuid.uuid4().hex}, json={"amount": "50.00", "reason": "card"})
+    placed = await http.post(
+        f"/api/v1/accounts/{account['id']}/holds",
+        headers={**org.headers["operator"], "Idempotency-Key": uuid.uuid4().hex},
+        json={"amount": "50.00", "reason": "card"},
+    )
     assert placed.status_code == 201, placed.text
     # The holds a payment's workflow places itself (an ACH credit's funds, an ACH debit's availability), with the
     # very ledger call and keys the workflow's activities use.
     payment = uuid.uuid4()
     async with db.session() as session, session.begin():
-        funds, _ = await ledger.place_hold(session, account_id=uuid.UUID(account["id"]), amount=10,
-                                           reason=f"ACH credit {payment}", idempotency_key=f"payment:{payment}:hold")
-        availability, _ = await ledger.place_hold(session, account_id=uuid.UUID(account["id"]), amount=20,
-                                                  reason=f"ACH debit {payment}",
-                                                  idempotency_key=f"payment:{payment}:availability:1")
+        funds, _ = await ledger.place_hold(
+            session,
+            account_id=uuid.UUID(account["id"]),
+            amount=10,
+            reason=f"ACH credit {payment}",
+            idempotency_key=f"payment:{payment}:hold",
+        )
+        availability, _ = await ledger.place_hold(
+            session,
+            account_id=uuid.UUID(account["id"]),
+            amount=20,
+            reason=f"ACH debit {payment}",
+            idempotency_key=f"payment:{payment}:availability:1",
+        )
 
     def release(hold_id) -> str:
         return f"/api/v1/accounts/{account['id']}/holds/{hold_id}/release"
@@ -131,8 +189,9 @@ async def test_bank_wide_operations_belong_to_bank_operations_not_an_organizatio
     assert_error(await http.get("/api/v1/interest-postings/2019-01", headers=operator), 403)
     for role in ("org_admin", "member"):
         assert_error(await http.get("/api/v1/ach/files", headers=org.headers[role]), 403)
-        assert_error(await http.post("/api/v1/statements/runs", headers=org.headers[role],
-                                     json={"period": "2019-01"}), 403)
+        assert_error(
+            await http.post("/api/v1/statements/runs", headers=org.headers[role], json={"period": "2019-01"}), 403
+        )
 
     bank = await bank_operations(http, su)
     me = (await http.get("/api/v1/me", headers=bank)).json()
@@ -148,9 +207,19 @@ async def test_bank_wide_operations_belong_to_bank_operations_not_an_organizatio
     assert (await http.get("/api/v1/accounts", headers=bank)).json()["total"] == 0
     assert_error(await http.get(f"/api/v1/accounts/{account['id']}", headers=bank), 404)
     # Only a superuser makes one, and it belongs to no organization.
-    assert_error(await http.post("/api/v1/users", headers=org.headers["org_admin"], json={
-        "email": f"bank-{uuid.uuid4().hex[:8]}@tests.example", "full_name": "Bank", "password": "a-long-test-password",
-        "role": "bank_operations"}), 403)
+    assert_error(
+        await http.post(
+            "/api/v1/users",
+            headers=org.headers["org_admin"],
+            json={
+                "email": f"bank-{uuid.uuid4().hex[:8]}@tests.example",
+                "full_name": "Bank",
+                "password": "a-long-test-password",
+                "role": "bank_operations",
+            },
+        ),
+        403,
+    )
 
 
 async def test_a_denial_is_logged_as_a_security_event(http, su, caplog):

@@ -11,15 +11,24 @@ async def test_accounts_lifecycle_is_superuser_only_and_audited(http, su):
     changed = await http.patch(f"/api/v1/accounts/{account['id']}", headers=su, json={"type": "savings"})
     assert changed.status_code == 200 and changed.json()["type"] == "savings"
     assert_error(await http.patch(f"/api/v1/accounts/{account['id']}", headers=su, json={"type": "loan"}), 422)
-    assert_error(await http.patch(f"/api/v1/accounts/{account['id']}", headers=org.headers["org_admin"],
-                                  json={"type": "checking"}), 403)
+    assert_error(
+        await http.patch(
+            f"/api/v1/accounts/{account['id']}", headers=org.headers["org_admin"], json={"type": "checking"}
+        ),
+        403,
+    )
 
     closed = await http.post(f"/api/v1/accounts/{account['id']}/close", headers=su)
     assert closed.status_code == 200 and closed.json()["status"] == "closed" and closed.json()["closed_at"]
     # Soft: still there, still visible, no longer usable.
     assert (await http.get(f"/api/v1/accounts/{account['id']}", headers=su)).json()["status"] == "closed"
-    assert_error(await http.post(f"/api/v1/accounts/{account['id']}/deposits",
-                                 headers={**su, "Idempotency-Key": "d"}, json={"amount": "5"}), 409, "account_closed")
+    assert_error(
+        await http.post(
+            f"/api/v1/accounts/{account['id']}/deposits", headers={**su, "Idempotency-Key": "d"}, json={"amount": "5"}
+        ),
+        409,
+        "account_closed",
+    )
 
     log = (await http.get("/api/v1/audit", headers=su, params={"entity_id": account["id"]})).json()
     actions = [row["action"] for row in reversed(log["items"])]
@@ -32,8 +41,9 @@ async def test_accounts_lifecycle_is_superuser_only_and_audited(http, su):
 async def test_an_account_with_money_cannot_be_closed(http, su):
     org = await make_org(http, su)
     account = await open_account(http, su, org.id, deposit="10.00")
-    error = assert_error(await http.post(f"/api/v1/accounts/{account['id']}/close", headers=su), 409,
-                         "balance_not_zero")
+    error = assert_error(
+        await http.post(f"/api/v1/accounts/{account['id']}/close", headers=su), 409, "balance_not_zero"
+    )
     assert error["details"]["ledger_balance"] == "10.00"
 
 
@@ -42,11 +52,15 @@ async def test_deposit_with_the_same_key_is_posted_once(http, su):
     account = await open_account(http, su, org.id)
     headers = {**su, "Idempotency-Key": f"dep-{uuid.uuid4()}"}
     for _ in range(2):
-        response = await http.post(f"/api/v1/accounts/{account['id']}/deposits", headers=headers,
-                                   json={"amount": "42.10"})
+        response = await http.post(
+            f"/api/v1/accounts/{account['id']}/deposits", headers=headers, json={"amount": "42.10"}
+        )
         assert response.status_code == 201 and response.json()["ledger_balance"] == "42.10"
-    assert_error(await http.post(f"/api/v1/accounts/{account['id']}/deposits", headers=headers,
-                                 json={"amount": "42.11"}), 409, "idempotency_key_reused")
+    assert_error(
+        await http.post(f"/api/v1/accounts/{account['id']}/deposits", headers=headers, json={"amount": "42.11"}),
+        409,
+        "idempotency_key_reused",
+    )
     entries = (await http.get(f"/api/v1/accounts/{account['id']}/entries", headers=su)).json()
     assert entries["total"] == 1 and entries["items"][0]["amount"] == "-42.10"
 
@@ -78,9 +92,17 @@ async def test_audit_query_by_date_range_actor_and_entity(http, su):
     before = datetime.now(UTC)
     org = await make_org(http, su, roles=())
     me = (await http.get("/api/v1/me", headers=su)).json()
-    rows = (await http.get("/api/v1/audit", headers=su, params={
-        "since": before.isoformat(), "actor_id": me["id"], "entity_type": "organization"})).json()
+    rows = (
+        await http.get(
+            "/api/v1/audit",
+            headers=su,
+            params={"since": before.isoformat(), "actor_id": me["id"], "entity_type": "organization"},
+        )
+    ).json()
     assert [r["entity_id"] for r in rows["items"]] == [org.id]
-    later = (await http.get("/api/v1/audit", headers=su, params={
-        "since": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()})).json()
+    later = (
+        await http.get(
+            "/api/v1/audit", headers=su, params={"since": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+        )
+    ).json()
     assert later["total"] == 0

@@ -35,8 +35,11 @@ async def bank_rejects_files(odfi, status: int = 422):
 async def own_stack(temporal_env, settings, db, **changes):
     """A worker and an API of the test's own, with other settings, on a task queue of their own."""
     own = settings.model_copy(update={"task_queue": f"files-{uuid.uuid4().hex[:8]}", **changes})
-    async with build_worker(temporal_env.client, own, db), ApiServer(own) as server, \
-            httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+    async with (
+        build_worker(temporal_env.client, own, db),
+        ApiServer(own) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as api,
+    ):
         yield api
 
 
@@ -48,23 +51,41 @@ def requeues(payment: dict) -> list[dict]:
 async def wait_requeued(api, headers, payment_id: str) -> dict:
     async def fetch() -> dict:
         return (await api.get(f"/api/v1/payments/{payment_id}", headers=headers)).json()
-    return await poll(fetch, lambda p: requeues(p), 60, interval=0.25, what=lambda p: (
-        f"payment {payment_id} never put back after its file was rejected: {p['status']}, "
-        f"{[e['status'] for e in p['events']]}"))
+
+    return await poll(
+        fetch,
+        lambda p: requeues(p),
+        60,
+        interval=0.25,
+        what=lambda p: (
+            f"payment {payment_id} never put back after its file was rejected: {p['status']}, "
+            f"{[e['status'] for e in p['events']]}"
+        ),
+    )
 
 
 async def entries_of(db, payment_id: str) -> list:
     async with db.session() as session:
-        return (await session.execute(text(
-            "SELECT e.trace_number, e.presentment, e.rejected, f.id AS file_id, f.status AS file_status, f.error "
-            "FROM ach_entries e JOIN ach_files f ON f.id = e.file_id WHERE e.payment_id = :p ORDER BY e.created_at"),
-            {"p": uuid.UUID(payment_id)})).all()
+        return (
+            await session.execute(
+                text(
+                    "SELECT e.trace_number, e.presentment, e.rejected, f.id AS file_id, f.status AS file_status, f.error "
+                    "FROM ach_entries e JOIN ach_files f ON f.id = e.file_id WHERE e.payment_id = :p ORDER BY e.created_at"
+                ),
+                {"p": uuid.UUID(payment_id)},
+            )
+        ).all()
 
 
 async def hold_statuses(db, payment_id: str) -> list[str]:
     async with db.session() as session:
-        return list((await session.execute(text("SELECT status FROM holds WHERE idempotency_key = :k"),
-                                           {"k": f"payment:{payment_id}:hold"})).scalars())
+        return list(
+            (
+                await session.execute(
+                    text("SELECT status FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment_id}:hold"}
+                )
+            ).scalars()
+        )
 
 
 async def uploads(odfi, file_id) -> list[int]:
@@ -73,7 +94,8 @@ async def uploads(odfi, file_id) -> list[int]:
 
 
 async def test_a_rejected_file_puts_its_payments_back_and_the_next_file_sends_each_once(
-        http, su, ach_org, odfi, db, temporal_env):
+    http, su, ach_org, odfi, db, temporal_env
+):
     admin = ach_org.headers["org_admin"]
     async with bank_rejects_files(odfi):
         debit = await pay(http, ach_org, "ach_debit", "70.00")
@@ -81,25 +103,35 @@ async def test_a_rejected_file_puts_its_payments_back_and_the_next_file_sends_ea
         doomed = await pay(http, ach_org, "ach_credit", "20.00")
         for payment in (debit, credit, doomed):
             await wait_requeued(http, admin, payment["id"])
+
         # Queued again, a payment can be canceled again (a 409 only while it sits in the next file being rejected).
         async def cancel() -> httpx.Response:
             return await http.post(f"/api/v1/payments/{doomed['id']}/cancel", headers=admin)
-        canceled = await poll(cancel, lambda r: r.status_code != 409 or r.json()["error"]["details"]["status"] != "submitted",
-                              60, "cancel of a requeued payment")
+
+        canceled = await poll(
+            cancel,
+            lambda r: r.status_code != 409 or r.json()["error"]["details"]["status"] != "submitted",
+            60,
+            "cancel of a requeued payment",
+        )
         assert canceled.status_code == 200 and canceled.json()["status"] == "canceled", canceled.text
         # The batch's word told twice is one rejection.
         first_rejected = (await entries_of(db, debit["id"]))[0].file_id
         await temporal_env.client.get_workflow_handle(debit["workflow_id"]).signal(
-            "file_rejected", FileRejectedSignal(file_id=first_rejected, presentment=1, error="told again"))
+            "file_rejected", FileRejectedSignal(file_id=first_rejected, presentment=1, error="told again")
+        )
 
     done = {p["id"]: await wait_status(http, admin, p["id"]) for p in (debit, credit)}
-    for payment_id, head in ((debit["id"], ["created", "validated"]), (credit["id"], ["created", "validated", "funds_held"])):
+    for payment_id, head in (
+        (debit["id"], ["created", "validated"]),
+        (credit["id"], ["created", "validated", "funds_held"]),
+    ):
         payment = done[payment_id]
         assert payment["status"] == "completed", payment["events"]
         assert payment["presentments"] == 1  # a file that never reached the bank is no re-presentment
         statuses = [e["status"] for e in payment["events"]]
-        assert statuses[:len(head)] == head and statuses[-3:] == ["pending_settlement", "settled", "completed"]
-        middle = statuses[len(head):-3]
+        assert statuses[: len(head)] == head and statuses[-3:] == ["pending_settlement", "settled", "completed"]
+        middle = statuses[len(head) : -3]
         assert middle == ["queued", "submitted"] * (len(middle) // 2) and len(middle) >= 4, statuses
         entries = await entries_of(db, payment_id)
         live = [e for e in entries if not e.rejected]
@@ -123,14 +155,17 @@ async def test_a_rejected_file_puts_its_payments_back_and_the_next_file_sends_ea
     assert all(e.rejected for e in await entries_of(db, doomed["id"]))
 
     # Operators see each rejected file with the bank's answer.
-    shown = (await http.get("/api/v1/ach/files", headers=su, params={"status": "rejected", "limit": 200})).json()["items"]
+    shown = (await http.get("/api/v1/ach/files", headers=su, params={"status": "rejected", "limit": 200})).json()[
+        "items"
+    ]
     by_id = {f["id"]: f for f in shown}
     assert str(first_rejected) in by_id
     assert "FILE_REJECTED" in by_id[str(first_rejected)]["error"] and by_id[str(first_rejected)]["rejected_at"]
 
 
 async def test_with_the_fail_policy_a_rejected_file_fails_its_payments_and_releases_the_hold(
-        http, su, ach_org, odfi, db, settings, temporal_env):
+    http, su, ach_org, odfi, db, settings, temporal_env
+):
     admin = ach_org.headers["org_admin"]
     async with own_stack(temporal_env, settings, db, ach_rejected_file_policy="fail") as api, bank_rejects_files(odfi):
         debit = await pay(api, ach_org, "ach_debit", "70.00")
@@ -141,8 +176,9 @@ async def test_with_the_fail_policy_a_rejected_file_fails_its_payments_and_relea
             assert payment["failure_code"] == "file_rejected"
             assert "422" in payment["failure_reason"] and "FILE_REJECTED" in payment["failure_reason"]
             assert [e["status"] for e in payment["events"]][-3:] == ["queued", "submitted", "failed"]
-            error = assert_error(await api.post(f"/api/v1/payments/{payment['id']}/cancel", headers=admin),
-                                 409, "not_cancelable")
+            error = assert_error(
+                await api.post(f"/api/v1/payments/{payment['id']}/cancel", headers=admin), 409, "not_cancelable"
+            )
             assert error["details"]["status"] == "failed"
             result = await temporal_env.client.get_workflow_handle(payment["workflow_id"]).result()
             assert result["status"] == "failed"
@@ -155,7 +191,8 @@ async def test_with_the_fail_policy_a_rejected_file_fails_its_payments_and_relea
 
 
 async def test_a_file_unanswered_past_the_upload_deadline_is_given_up_and_its_payment_goes_in_the_next(
-        http, su, ach_org, odfi, db, settings, temporal_env):
+    http, su, ach_org, odfi, db, settings, temporal_env
+):
     admin = ach_org.headers["org_admin"]
     async with own_stack(temporal_env, settings, db, ach_upload_deadline=timedelta(seconds=3)) as api:
         async with bank_rejects_files(odfi, status=503):
@@ -177,7 +214,8 @@ async def test_a_file_unanswered_past_the_upload_deadline_is_given_up_and_its_pa
 
 
 async def test_a_worker_killed_between_building_and_uploading_a_file_sends_it_once(
-        http, su, ach_org, odfi, db, settings, tmp_path):
+    http, su, ach_org, odfi, db, settings, tmp_path
+):
     crash = settings.model_copy(update={"task_queue": f"files-crash-{uuid.uuid4().hex[:8]}"})
     admin = ach_org.headers["org_admin"]
     workers = [start_worker(crash, tmp_path / "worker-1.log")]
@@ -189,9 +227,16 @@ async def test_a_worker_killed_between_building_and_uploading_a_file_sends_it_on
 
                 async def its_file():
                     async with db.session() as session:
-                        return (await session.execute(text(
-                            "SELECT f.id, f.status FROM ach_entries e JOIN ach_files f ON f.id = e.file_id "
-                            "WHERE e.payment_id = :p"), {"p": uuid.UUID(debit["id"])})).first()
+                        return (
+                            await session.execute(
+                                text(
+                                    "SELECT f.id, f.status FROM ach_entries e JOIN ach_files f ON f.id = e.file_id "
+                                    "WHERE e.payment_id = :p"
+                                ),
+                                {"p": uuid.UUID(debit["id"])},
+                            )
+                        ).first()
+
                 built = await poll(its_file, lambda row: row is not None, 60, "the payment's file was never built")
                 assert built.status == "built"  # marked submitted, the upload not answered yet
                 os.killpg(workers[0].pid, signal.SIGKILL)

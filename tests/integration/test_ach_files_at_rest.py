@@ -21,7 +21,8 @@ from tests.integration.test_ach import odfi_entries, pay, wait_status
 
 
 async def test_a_nacha_file_is_stored_encrypted_yet_the_bank_and_an_authorized_download_get_it_in_clear(
-        http, su, ach_org, odfi, db):
+    http, su, ach_org, odfi, db
+):
     debit = await pay(http, ach_org, "ach_debit", "81.00")
     done = await wait_status(http, ach_org.headers["org_admin"], debit["id"])
     assert done["status"] == "completed", done["events"]
@@ -29,13 +30,21 @@ async def test_a_nacha_file_is_stored_encrypted_yet_the_bank_and_an_authorized_d
     assert len(received) == 1 and received[0]["amount"] == "81.00"
     account_number = received[0]["account_number"]
     async with db.session() as session:
-        file_id, holder = (await session.execute(text(
-            "SELECT e.file_id, x.holder_name FROM ach_entries e JOIN payments p ON p.id = e.payment_id "
-            "JOIN external_accounts x ON x.id = p.external_account_id WHERE e.trace_number = :t"),
-            {"t": done["trace_number"]})).one()
-        stored_row = (await session.execute(text("SELECT f::text FROM ach_files f WHERE id = :f"),
-                                            {"f": file_id})).scalar_one()
-        columns = (await session.execute(text("SELECT * FROM ach_files WHERE id = :f"), {"f": file_id})).mappings().one()
+        file_id, holder = (
+            await session.execute(
+                text(
+                    "SELECT e.file_id, x.holder_name FROM ach_entries e JOIN payments p ON p.id = e.payment_id "
+                    "JOIN external_accounts x ON x.id = p.external_account_id WHERE e.trace_number = :t"
+                ),
+                {"t": done["trace_number"]},
+            )
+        ).one()
+        stored_row = (
+            await session.execute(text("SELECT f::text FROM ach_files f WHERE id = :f"), {"f": file_id})
+        ).scalar_one()
+        columns = (
+            (await session.execute(text("SELECT * FROM ach_files WHERE id = :f"), {"f": file_id})).mappings().one()
+        )
 
     download = await http.get(f"/api/v1/ach/files/{file_id}", headers=su)
     assert download.status_code == 200, download.text
@@ -49,7 +58,9 @@ async def test_a_nacha_file_is_stored_encrypted_yet_the_bank_and_an_authorized_d
     values = [bytes(v).decode("latin-1") if isinstance(v, (bytes, memoryview)) else str(v) for v in columns.values()]
     for stored in (stored_row, *values):
         assert account_number not in stored, "the account number is stored in clear"
-        assert name.lower() not in stored.lower() and holder.lower() not in stored.lower(), "the name is stored in clear"
+        assert name.lower() not in stored.lower() and holder.lower() not in stored.lower(), (
+            "the name is stored in clear"
+        )
         assert "101 " not in stored and "9000001" not in stored  # no file header, no file control record
     assert any(isinstance(v, (bytes, memoryview)) for v in columns.values())  # the file is in the row, sealed
 
@@ -76,11 +87,20 @@ def test_the_migration_encrypts_stored_files_and_its_downgrade_gives_them_back_i
     files = {uuid.uuid4(): f"101 file {i} 000123456789 JANE Q MEMBER".ljust(94, "9") for i in range(3)}
     with engine.begin() as connection:
         for i, (file_id, content) in enumerate(files.items()):
-            connection.execute(text("INSERT INTO ach_windows (id, cutoff_at, same_day, effective_date, status) "
-                                    "VALUES (:w, now(), false, current_date, 'closed')"), {"w": f"w-{i}"})
-            connection.execute(text(
-                "INSERT INTO ach_files (id, window_id, content, entry_count, total_debit, total_credit, status) "
-                "VALUES (:id, :w, :c, 1, 1.00, 0, 'uploaded')"), {"id": file_id, "w": f"w-{i}", "c": content})
+            connection.execute(
+                text(
+                    "INSERT INTO ach_windows (id, cutoff_at, same_day, effective_date, status) "
+                    "VALUES (:w, now(), false, current_date, 'closed')"
+                ),
+                {"w": f"w-{i}"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO ach_files (id, window_id, content, entry_count, total_debit, total_credit, status) "
+                    "VALUES (:id, :w, :c, 1, 1.00, 0, 'uploaded')"
+                ),
+                {"id": file_id, "w": f"w-{i}", "c": content},
+            )
     try:
         # In production it refuses to seal them under the development key (they would not open with the real one).
         config.attributes["settings"] = Settings(database_url=scratch, environment="production")

@@ -36,14 +36,21 @@ class Stack:
 async def stack(temporal_env, settings, db, odfi):
     """A worker and an API with a 5 s return window and a 4 s late-return window; the sandbox returns .31/.32
     0.3 s after their settlement."""
-    own = settings.model_copy(update={"task_queue": f"returns-{uuid.uuid4().hex[:8]}",
-                                      "ach_return_window": timedelta(seconds=5),
-                                      "ach_late_return_window": timedelta(seconds=4)})
+    own = settings.model_copy(
+        update={
+            "task_queue": f"returns-{uuid.uuid4().hex[:8]}",
+            "ach_return_window": timedelta(seconds=5),
+            "ach_late_return_window": timedelta(seconds=4),
+        }
+    )
     before = (await odfi.get("/odfi/_control")).json()["settled_return_delay_ms"]
     await odfi.put("/odfi/_control", json={"settled_return_delay_ms": 300})
     try:
-        async with build_worker(temporal_env.client, own, db), ApiServer(own) as server, \
-                httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+        async with (
+            build_worker(temporal_env.client, own, db),
+            ApiServer(own) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=30) as api,
+        ):
             yield Stack(own, api)
             await batches_done(temporal_env.client, own.task_queue)
     finally:
@@ -56,6 +63,7 @@ async def batches_done(client, task_queue: str) -> None:
 
     async def running() -> list:
         return [w.id async for w in client.list_workflows(query)]
+
     await poll(running, lambda ids: not ids, 60, what=lambda ids: f"ACH batches still running: {ids}")
 
 
@@ -70,31 +78,47 @@ async def net_postings(db, payment_id: str) -> dict[str, Decimal]:
     """What one payment's journal entries did to each account, net: GL accounts by code, the member's as
     'member'; accounts that net to zero left out."""
     async with db.session() as session:
-        rows = (await session.execute(text(
-            "SELECT coalesce(a.code, 'member') AS account, sum(p.amount) AS net FROM postings p "
-            "JOIN journal_entries j ON j.id = p.entry_id JOIN ledger_accounts a ON a.id = p.account_id "
-            "WHERE j.payment_id = :p GROUP BY 1"), {"p": uuid.UUID(payment_id)})).all()
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT coalesce(a.code, 'member') AS account, sum(p.amount) AS net FROM postings p "
+                    "JOIN journal_entries j ON j.id = p.entry_id JOIN ledger_accounts a ON a.id = p.account_id "
+                    "WHERE j.payment_id = :p GROUP BY 1"
+                ),
+                {"p": uuid.UUID(payment_id)},
+            )
+        ).all()
     return {r.account: r.net for r in rows if r.net != 0}
 
 
 async def journal_count(db, payment_id: str, entry_type: str) -> int:
     async with db.session() as session:
-        return (await session.execute(text("SELECT count(*) FROM journal_entries WHERE payment_id = :p AND "
-                                           "entry_type = :t"), {"p": uuid.UUID(payment_id), "t": entry_type})).scalar_one()
+        return (
+            await session.execute(
+                text("SELECT count(*) FROM journal_entries WHERE payment_id = :p AND entry_type = :t"),
+                {"p": uuid.UUID(payment_id), "t": entry_type},
+            )
+        ).scalar_one()
 
 
 async def traces_of(db, payment_id: str) -> list[str]:
     async with db.session() as session:
-        return list((await session.execute(text(
-            "SELECT trace_number FROM ach_entries WHERE payment_id = :p ORDER BY presentment"),
-            {"p": uuid.UUID(payment_id)})).scalars())
+        return list(
+            (
+                await session.execute(
+                    text("SELECT trace_number FROM ach_entries WHERE payment_id = :p ORDER BY presentment"),
+                    {"p": uuid.UUID(payment_id)},
+                )
+            ).scalars()
+        )
 
 
 async def bank_sends(http, settings, event: dict) -> httpx.Response:
     """A webhook as the bank signs it."""
     body = json.dumps({"event_id": f"evt-{uuid.uuid4()}", **event}).encode()
-    return await http.post("/api/v1/webhooks/bank", content=body,
-                           headers=sign(settings.bank_webhook_secret.get_secret_value(), body))
+    return await http.post(
+        "/api/v1/webhooks/bank", content=body, headers=sign(settings.bank_webhook_secret.get_secret_value(), body)
+    )
 
 
 def statuses(payment: dict) -> list[str]:
@@ -107,13 +131,18 @@ ONE_PRESENTMENT = ["queued", "submitted", "pending_settlement", "settled"]
 async def search_attribute_steps(client, workflow_id: str) -> list[str]:
     """Every PaymentStatus the workflow set, in order (what the Temporal UI showed over time)."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return [json.loads(e.upsert_workflow_search_attributes_event_attributes.search_attributes
-                       .indexed_fields["PaymentStatus"].data)
-            for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    return [
+        json.loads(
+            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields["PaymentStatus"].data
+        )
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
 
 
-async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, su, sandbox_url, odfi, db,
-                                                                    temporal_env):
+async def test_r01_after_settlement_is_re_presented_then_completes(
+    stack, http, su, sandbox_url, odfi, db, temporal_env
+):
     org = await funded_org(http, su, sandbox_url)
     created = await pay(stack.http, org, "ach_debit", "40.31")  # the sandbox settles it, then returns R01
     done = await wait_status(stack.http, org.headers["org_admin"], created["id"], timeout=90)
@@ -124,10 +153,20 @@ async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, 
     assert returned["detail"]["when"] == "after_settlement"
     # The Temporal UI's PaymentStatus went through each step, the return included. The row is written by the
     # activity before the workflow publishes the step: wait for the workflow to have published the last one.
-    steps = await poll(lambda: search_attribute_steps(temporal_env.client, created["workflow_id"]),
-                       lambda found: found[-1:] == ["completed"], timeout=30, what="the workflow's published steps")
-    assert steps[steps.index("settled"):] == [
-        "settled", "returned", "queued", "pending_settlement", "settled", "completed"]
+    steps = await poll(
+        lambda: search_attribute_steps(temporal_env.client, created["workflow_id"]),
+        lambda found: found[-1:] == ["completed"],
+        timeout=30,
+        what="the workflow's published steps",
+    )
+    assert steps[steps.index("settled") :] == [
+        "settled",
+        "returned",
+        "queued",
+        "pending_settlement",
+        "settled",
+        "completed",
+    ]
 
     # The ledger, per payment: the first presentment's money came back once, the second one's stays.
     assert await net_postings(db, created["id"]) == {"GL-CASH": Decimal("40.31"), "member": Decimal("-40.31")}
@@ -141,7 +180,8 @@ async def test_r01_after_settlement_is_re_presented_then_completes(stack, http, 
 
 
 async def test_a_return_after_settlement_delivered_before_its_settlement_is_still_re_presented_once(
-        stack, http, su, sandbox_url, odfi, db):
+    stack, http, su, sandbox_url, odfi, db
+):
     """The bank answers in the other order: its R01 reaches us before the settlement it follows. Whichever the
     workflow sees first, the payment is re-presented once, the ledger nets to one presentment, and the other event
     is taken or set aside for an operator, never left pending."""
@@ -157,13 +197,21 @@ async def test_a_return_after_settlement_delivered_before_its_settlement_is_stil
     assert await net_postings(db, created["id"]) == {"GL-CASH": Decimal("41.31"), "member": Decimal("-41.31")}
     assert await journal_count(db, created["id"], "ach_return") == 1
     async with db.session() as session:
-        delivery = (await session.execute(text("SELECT status FROM bank_events WHERE payment_id = :p"),
-                                          {"p": uuid.UUID(created["id"])})).scalars().all()
+        delivery = (
+            (
+                await session.execute(
+                    text("SELECT status FROM bank_events WHERE payment_id = :p"), {"p": uuid.UUID(created["id"])}
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert len(delivery) == 3 and set(delivery) <= {"delivered", "exception"}, delivery
 
 
 async def test_r01_after_settlement_of_an_autopay_puts_the_bill_back_to_processing_then_paid(
-        stack, http, su, sandbox_url, odfi, db, temporal_env):
+    stack, http, su, sandbox_url, odfi, db, temporal_env
+):
     org = await funded_org(http, su, sandbox_url)
     day = run_day()
     bill = await autopay_bill(http, org, day, "25.31")
@@ -173,15 +221,25 @@ async def test_r01_after_settlement_of_an_autopay_puts_the_bill_back_to_processi
     payment = await wait_status(http, org.headers["org_admin"], paid["payment_id"], timeout=90)
     assert (payment["status"], payment["presentments"]) == ("completed", 2), statuses(payment)
     # Paid on the first settlement, back to processing when that presentment came back, paid again on the next.
-    await poll(lambda: audit_actions(db, bill["id"]), lambda actions: actions.count("bill.paid") == 2, 30,
-               what=lambda actions: f"bill audit trail: {actions}")
+    await poll(
+        lambda: audit_actions(db, bill["id"]),
+        lambda actions: actions.count("bill.paid") == 2,
+        30,
+        what=lambda actions: f"bill audit trail: {actions}",
+    )
     assert await audit_actions(db, bill["id"]) == [
-        "bill.created", "bill.autopay_started", "bill.paid", "bill.autopay_represented", "bill.paid"]
+        "bill.created",
+        "bill.autopay_started",
+        "bill.paid",
+        "bill.autopay_represented",
+        "bill.paid",
+    ]
     assert (await get_bill(http, org.headers["member"], bill["id"]))["status"] == "paid"
 
 
 async def test_r01_after_settlement_every_time_makes_the_bill_due_again_and_ends_the_autopay(
-        stack, http, su, sandbox_url, odfi, db, temporal_env, mailbox):
+    stack, http, su, sandbox_url, odfi, db, temporal_env, mailbox
+):
     org = await funded_org(http, su, sandbox_url)
     day = run_day()
     bill = await autopay_bill(http, org, day, "26.32")  # settled, then R01, on every presentment
@@ -194,16 +252,23 @@ async def test_r01_after_settlement_every_time_makes_the_bill_due_again_and_ends
     payment = (await http.get(f"/api/v1/payments/{again['payment_id']}", headers=org.headers["org_admin"])).json()
     assert (payment["status"], payment["presentments"], payment["return_code"]) == ("returned", 3, "R01")
     assert await net_postings(db, payment["id"]) == {}
-    message = await mailbox.wait_for(lambda m: org.users["member"]["email"] in recipients(m)
-                                     and m["Subject"].startswith("Auto-pay of your bill"), timeout=30)
+    message = await mailbox.wait_for(
+        lambda m: org.users["member"]["email"] in recipients(m) and m["Subject"].startswith("Auto-pay of your bill"),
+        timeout=30,
+    )
     assert "R01" in message.get_body(("plain",)).get_content()
     assert await audit_actions(db, bill["id"]) == [
-        "bill.created", "bill.autopay_started",
-        *["bill.paid", "bill.autopay_represented"] * 2, "bill.paid", "bill.autopay_failed"]
+        "bill.created",
+        "bill.autopay_started",
+        *["bill.paid", "bill.autopay_represented"] * 2,
+        "bill.paid",
+        "bill.autopay_failed",
+    ]
 
 
 async def test_a_return_after_completion_reverses_the_payment_and_the_bill_is_due_again(
-        http, su, sandbox_url, odfi, db, temporal_env, settings, mailbox):
+    http, su, sandbox_url, odfi, db, temporal_env, settings, mailbox
+):
     # The session's worker: a 1 s return window, so the sandbox's R10 2.5 s after settlement comes after completion.
     org = await funded_org(http, su, sandbox_url)
     day = run_day()
@@ -218,11 +283,17 @@ async def test_a_return_after_completion_reverses_the_payment_and_the_bill_is_du
     assert (payment["status"], payment["presentments"], payment["return_code"]) == ("reversed", 1, "R10")
     assert statuses(payment)[-3:] == ["settled", "completed", "reversed"]
     assert await net_postings(db, payment["id"]) == {}
-    message = await mailbox.wait_for(lambda m: org.users["member"]["email"] in recipients(m)
-                                     and m["Subject"].startswith("Auto-pay of your bill"), timeout=30)
+    message = await mailbox.wait_for(
+        lambda m: org.users["member"]["email"] in recipients(m) and m["Subject"].startswith("Auto-pay of your bill"),
+        timeout=30,
+    )
     assert "R10" in message.get_body(("plain",)).get_content()
     assert await audit_actions(db, bill["id"]) == [
-        "bill.created", "bill.autopay_started", "bill.paid", "bill.autopay_failed"]
+        "bill.created",
+        "bill.autopay_started",
+        "bill.paid",
+        "bill.autopay_failed",
+    ]
 
 
 # (state the return finds the payment in, code) -> (final status, presentments, effect on the external account)
@@ -241,20 +312,37 @@ REACTIONS = {
 async def test_the_return_reaction_table_in_each_state(stack, http, su, sandbox_url, odfi, db, settings):
     """Before settlement each code is covered by test_ach.test_every_sandbox_return_scenario; here the bank
     returns an entry that settled (inside the return window) or completed (inside the late-return window)."""
+
     async def case(state: str, code: str) -> None:
         org = await funded_org(http, su, sandbox_url)
         created = await pay(stack.http, org, "ach_debit", "60.00")
         reached = await wait_status(http, org.headers["org_admin"], created["id"], statuses={state, *FINAL})
         assert reached["status"] == state, (state, code, statuses(reached))
-        response = await bank_sends(http, settings, {"type": "entry.returned", "trace_number": reached["trace_number"],
-                                                     "return_code": code, "return_reason": f"{code} from the test"})
+        response = await bank_sends(
+            http,
+            settings,
+            {
+                "type": "entry.returned",
+                "trace_number": reached["trace_number"],
+                "return_code": code,
+                "return_reason": f"{code} from the test",
+            },
+        )
         assert response.status_code == 200, response.text
 
         status, presentments, effect = REACTIONS[state, code]
-        done = await wait_status(http, org.headers["org_admin"], created["id"],
-                                 statuses=FINAL - ({"completed"} if status != "completed" else set()), timeout=60)
-        assert (done["status"], done["presentments"], done["return_code"]) == (status, presentments, code), \
-            (state, code, statuses(done))
+        done = await wait_status(
+            http,
+            org.headers["org_admin"],
+            created["id"],
+            statuses=FINAL - ({"completed"} if status != "completed" else set()),
+            timeout=60,
+        )
+        assert (done["status"], done["presentments"], done["return_code"]) == (status, presentments, code), (
+            state,
+            code,
+            statuses(done),
+        )
         assert await journal_count(db, created["id"], "ach_return") == 1
         if status == "completed":
             assert await net_postings(db, created["id"]) == {"GL-CASH": Decimal("60.00"), "member": Decimal("-60.00")}

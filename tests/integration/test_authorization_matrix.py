@@ -43,16 +43,18 @@ from tests.authz_matrix import PRINCIPALS, Observation, Principal
 from tests.conftest import Org, make_org, make_user, open_account
 from tests.polling import poll
 
-CONCURRENCY = 8          # requests of the matrix in flight at once
-LOAN_SETUP_CONCURRENCY = 16 # fresh loans being brought to their approval at once
-PERIOD = "2001-01"       # a month long past: statements and an interest posting of it are fixtures of this test
+CONCURRENCY = 8  # requests of the matrix in flight at once
+LOAN_SETUP_CONCURRENCY = 16  # fresh loans being brought to their approval at once
+PERIOD = "2001-01"  # a month long past: statements and an interest posting of it are fixtures of this test
 
 
 # --- the world the requests point into ---------------------------------------------------------------------------
 
+
 @dataclass
 class Req:
     """One request, less its method, path template and Authorization (the test adds those)."""
+
     path: dict[str, Any] = field(default_factory=dict)
     json: Any = None
     data: dict | None = None
@@ -113,9 +115,10 @@ class World:
         async def helper_user(name: str, role: str, org: str):
             self.users[name], self.headers[name] = await make_user(http, su, role, orgs[org])
 
-        await asyncio.gather(*(principal_user(p) for p in PRINCIPALS if p.authenticated and p.name != "superuser"
-                               and p.org is not None),
-                             *(helper_user(n, r, o) for n, (r, o) in helpers.items()))
+        await asyncio.gather(
+            *(principal_user(p) for p in PRINCIPALS if p.authenticated and p.name != "superuser" and p.org is not None),
+            *(helper_user(n, r, o) for n, (r, o) in helpers.items()),
+        )
         for p in PRINCIPALS:  # a bank-wide role (superuser aside) is one line in PRINCIPALS: made here
             if p.authenticated and p.org is None and p.name not in self.users:
                 assert p.role is not None, p  # an authenticated principal has a role
@@ -124,20 +127,32 @@ class World:
         self.admin = self.headers["A.fixture_admin"]
         self.officer = self.headers["A.fixture_officer"]
         self.login_email, self.login_password = f"login-{uuid.uuid4().hex[:8]}@tests.example", "a-long-test-password"
-        await self.call("POST", "/api/v1/users", su, json={"email": self.login_email, "full_name": "Login user",
-                                                           "password": self.login_password, "role": "member",
-                                                           "org_id": self.a.id})
+        await self.call(
+            "POST",
+            "/api/v1/users",
+            su,
+            json={
+                "email": self.login_email,
+                "full_name": "Login user",
+                "password": self.login_password,
+                "role": "member",
+                "org_id": self.a.id,
+            },
+        )
         self._tokens()
 
         owner_id = self.owner["id"]
         self.account, self.account2, self.savings = await asyncio.gather(
             open_account(http, su, self.a.id, owner_id, deposit="100000.00"),
             open_account(http, su, self.a.id, owner_id, deposit="100.00"),
-            open_account(http, su, self.a.id, owner_id, type_="savings"))
+            open_account(http, su, self.a.id, owner_id, type_="savings"),
+        )
         self.external = await self._link_external()
         async with self.db.session() as session, session.begin():  # the member's own bank account (staff record it)
-            await session.execute(text("UPDATE external_accounts SET owner_id = :o WHERE id = :id"),
-                                  {"o": owner_id, "id": self.external["id"]})
+            await session.execute(
+                text("UPDATE external_accounts SET owner_id = :o WHERE id = :id"),
+                {"o": owner_id, "id": self.external["id"]},
+            )
 
         # Catalogue: a loan product and a routing rule of this test's own (a member type no other test uses).
         self.member_type = f"matrix-{uuid.uuid4().hex[:8]}"
@@ -153,8 +168,11 @@ class World:
             await sandbox.put("/bureau/_control", json={"fixed_scores": {owner_id: 720}})
 
         self.transfer = await self.call(
-            "POST", "/api/v1/transfers/book", {**self.headers["A.member_owner"], **key()},
-            json={"from_account_id": self.account["id"], "to_account_id": self.account2["id"], "amount": "1.00"})
+            "POST",
+            "/api/v1/transfers/book",
+            {**self.headers["A.member_owner"], **key()},
+            json={"from_account_id": self.account["id"], "to_account_id": self.account2["id"], "amount": "1.00"},
+        )
         self.payment = await self.ach_payment()
         self.hold = await self.place_hold()
         self.bill_body = self.bill_fields()
@@ -164,36 +182,65 @@ class World:
         self.bank_event_id = await self.bank_event()
         async with self.db.session() as session, session.begin():
             self.notification_id = uuid.uuid4()
-            await session.execute(text(
-                "INSERT INTO notifications (id, user_id, kind, title, body, dedupe_key) "
-                "VALUES (:id, :user, 'matrix', 'A notice', 'For the authorization matrix', :key)"),
-                {"id": self.notification_id, "user": owner_id, "key": f"matrix:{self.notification_id}"})
-            await session.execute(text(
-                "INSERT INTO statements (account_id, period, period_start, period_end, opening_balance, "
-                "closing_balance, interest, entry_count) VALUES (:a, :p, :s, :e, 0, 0, 0, 0) ON CONFLICT DO NOTHING"),
-                {"a": self.account["id"], "p": PERIOD, "s": date(2001, 1, 1), "e": date(2001, 1, 31)})
-            await session.execute(text(
-                "INSERT INTO interest_posting_runs (period, accounts, total) VALUES (:p, 0, 0) ON CONFLICT DO NOTHING"),
-                {"p": PERIOD})
+            await session.execute(
+                text(
+                    "INSERT INTO notifications (id, user_id, kind, title, body, dedupe_key) "
+                    "VALUES (:id, :user, 'matrix', 'A notice', 'For the authorization matrix', :key)"
+                ),
+                {"id": self.notification_id, "user": owner_id, "key": f"matrix:{self.notification_id}"},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO statements (account_id, period, period_start, period_end, opening_balance, "
+                    "closing_balance, interest, entry_count) VALUES (:a, :p, :s, :e, 0, 0, 0, 0) ON CONFLICT DO NOTHING"
+                ),
+                {"a": self.account["id"], "p": PERIOD, "s": date(2001, 1, 1), "e": date(2001, 1, 31)},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO interest_posting_runs (period, accounts, total) VALUES (:p, 0, 0) ON CONFLICT DO NOTHING"
+                ),
+                {"p": PERIOD},
+            )
 
     def _tokens(self) -> None:
         """The token-less principals' Authorization headers, each about A.member_owner."""
         owner = self.owner
         claims = {"role": "member", "org_id": owner["org_id"]}
-        expired, _, _ = create_token(self.settings, subject=owner["id"], token_type="access", claims=claims,
-                                     now=datetime.now(UTC) - timedelta(days=1))
+        expired, _, _ = create_token(
+            self.settings,
+            subject=owner["id"],
+            token_type="access",
+            claims=claims,
+            now=datetime.now(UTC) - timedelta(days=1),
+        )
         now = datetime.now(UTC)
-        payload = {"sub": owner["id"], "type": "access", "jti": uuid.uuid4().hex, "iat": now,
-                   "exp": now + timedelta(hours=2), **claims}
+        payload = {
+            "sub": owner["id"],
+            "type": "access",
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + timedelta(hours=2),
+            **claims,
+        }
         forged = jwt.encode(payload, "not-the-servers-secret-" + "x" * 32, algorithm="HS256")
 
         def b64(part: dict) -> str:
-            return base64.urlsafe_b64encode(json.dumps(part, default=lambda d: int(d.timestamp())).encode()
-                                            ).rstrip(b"=").decode()
+            return (
+                base64.urlsafe_b64encode(json.dumps(part, default=lambda d: int(d.timestamp())).encode())
+                .rstrip(b"=")
+                .decode()
+            )
+
         alg_none = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(payload)}."
-        self.headers.update({"none": {}, "expired": {"Authorization": f"Bearer {expired}"},
-                             "forged": {"Authorization": f"Bearer {forged}"},
-                             "alg_none": {"Authorization": f"Bearer {alg_none}"}})
+        self.headers.update(
+            {
+                "none": {},
+                "expired": {"Authorization": f"Bearer {expired}"},
+                "forged": {"Authorization": f"Bearer {forged}"},
+                "alg_none": {"Authorization": f"Bearer {alg_none}"},
+            }
+        )
 
     # --- factories of A's objects ---
 
@@ -205,116 +252,214 @@ class World:
     async def public_token(self) -> str:
         link = await self.call("POST", "/api/v1/external-accounts/link-token", self.admin, json={})
         async with httpx.AsyncClient(base_url=self.sandbox_url) as sandbox:
-            response = await sandbox.post("/linking/sandbox/public_token/create", json={
-                "client_id": "backoffice", "secret": "sandbox-secret", "institution_id": "ins_1",
-                "link_token": link["link_token"]})
+            response = await sandbox.post(
+                "/linking/sandbox/public_token/create",
+                json={
+                    "client_id": "backoffice",
+                    "secret": "sandbox-secret",
+                    "institution_id": "ins_1",
+                    "link_token": link["link_token"],
+                },
+            )
         assert response.status_code == 200, response.text
         return response.json()["public_token"]
 
     def loan_product_body(self) -> dict:
-        return {"name": unique("Matrix loan"), "annual_rate": "0.065", "min_term": 6, "max_term": 60,
-                "min_amount": "100.00", "max_amount": "50000.00", "amortization": "declining_balance",
-                "frequency": "monthly", "day_count": "30/360", "grace_days": 5, "late_fee": "25.00"}
+        return {
+            "name": unique("Matrix loan"),
+            "annual_rate": "0.065",
+            "min_term": 6,
+            "max_term": 60,
+            "min_amount": "100.00",
+            "max_amount": "50000.00",
+            "amortization": "declining_balance",
+            "frequency": "monthly",
+            "day_count": "30/360",
+            "grace_days": 5,
+            "late_fee": "25.00",
+        }
 
     async def loan_product(self) -> dict:
         return await self.call("POST", "/api/v1/loan-products", self.su, json=self.loan_product_body())
 
     def approval_rule_body(self, member_type: str, priority: int = 500_000) -> dict:
-        return {"name": unique("Matrix rule"), "priority": priority, "min_amount": "0.01", "max_amount": None,
-                "member_type": member_type, "final_outcome": "decline",
-                "levels": [{"role": "loan_officer", "quorum": 1, "deadline_seconds": 3600, "reminder_seconds": 0,
-                            "escalation_role": None}]}
+        return {
+            "name": unique("Matrix rule"),
+            "priority": priority,
+            "min_amount": "0.01",
+            "max_amount": None,
+            "member_type": member_type,
+            "final_outcome": "decline",
+            "levels": [
+                {
+                    "role": "loan_officer",
+                    "quorum": 1,
+                    "deadline_seconds": 3600,
+                    "reminder_seconds": 0,
+                    "escalation_role": None,
+                }
+            ],
+        }
 
     async def approval_rule(self, member_type: str, priority: int = 500_000) -> dict:
-        return await self.call("POST", "/api/v1/approval-rules", self.su,
-                               json=self.approval_rule_body(member_type, priority))
+        return await self.call(
+            "POST", "/api/v1/approval-rules", self.su, json=self.approval_rule_body(member_type, priority)
+        )
 
     async def savings_product_(self) -> dict:
-        return await self.call("POST", "/api/v1/savings-products", self.su,
-                               json={"name": unique("Matrix savings"), "annual_rate": "0.02", "day_count": "actual/365"})
+        return await self.call(
+            "POST",
+            "/api/v1/savings-products",
+            self.su,
+            json={"name": unique("Matrix savings"), "annual_rate": "0.02", "day_count": "actual/365"},
+        )
 
     async def zero_account(self) -> dict:
         return await open_account(self.http, self.su, self.a.id, self.owner["id"])
 
     async def place_hold(self) -> dict:
-        return await self.call("POST", f"/api/v1/accounts/{self.account['id']}/holds", {**self.su, **key()},
-                               json={"amount": "1.00", "reason": "Matrix hold"})
+        return await self.call(
+            "POST",
+            f"/api/v1/accounts/{self.account['id']}/holds",
+            {**self.su, **key()},
+            json={"amount": "1.00", "reason": "Matrix hold"},
+        )
 
     def ach_body(self) -> dict:
-        return {"kind": "ach_debit", "amount": "1.00", "account_id": self.account["id"],
-                "external_account_id": self.external["id"], "memo": "Matrix"}
+        return {
+            "kind": "ach_debit",
+            "amount": "1.00",
+            "account_id": self.account["id"],
+            "external_account_id": self.external["id"],
+            "memo": "Matrix",
+        }
 
     async def ach_payment(self) -> dict:
         """An ACH debit into A.member_owner's account, made by A's org admin."""
         return await self.call("POST", "/api/v1/payments", {**self.admin, **key()}, json=self.ach_body())
 
     def bill_fields(self) -> dict:
-        return {"payee_name": "City Power", "amount": "42.00", "due_date": str(datetime.now(UTC).date() + timedelta(days=20)),
-                "memo": "Matrix", "autopay": False, "external_account_id": None, "account_id": None}
+        return {
+            "payee_name": "City Power",
+            "amount": "42.00",
+            "due_date": str(datetime.now(UTC).date() + timedelta(days=20)),
+            "memo": "Matrix",
+            "autopay": False,
+            "external_account_id": None,
+            "account_id": None,
+        }
 
     async def new_bill(self) -> dict:
-        return await self.call("POST", "/api/v1/bills", self.headers["A.member_owner"],
-                               json={**self.bill_fields(), "payer_id": self.owner["id"]})
+        return await self.call(
+            "POST",
+            "/api/v1/bills",
+            self.headers["A.member_owner"],
+            json={**self.bill_fields(), "payer_id": self.owner["id"]},
+        )
 
     async def bank_event(self) -> int:
         """An event on the exception list, of A's ACH payment (recorded as the webhook records one)."""
         event_id = f"matrix-{uuid.uuid4().hex}"
         async with self.db.session() as session, session.begin():
-            return (await session.execute(text(
-                "INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail) "
-                "VALUES (:e, 'entry.settled', '000000000000000', CAST(:p AS jsonb), :pay, 'exception', "
-                "'matrix: a settlement no open workflow could take') RETURNING id"),
-                {"e": event_id, "p": json.dumps({"event_id": event_id}), "pay": self.payment["id"]})).scalar_one()
+            return (
+                await session.execute(
+                    text(
+                        "INSERT INTO bank_events (event_id, type, trace_number, payload, payment_id, status, detail) "
+                        "VALUES (:e, 'entry.settled', '000000000000000', CAST(:p AS jsonb), :pay, 'exception', "
+                        "'matrix: a settlement no open workflow could take') RETURNING id"
+                    ),
+                    {"e": event_id, "p": json.dumps({"event_id": event_id}), "pay": self.payment["id"]},
+                )
+            ).scalar_one()
 
     def loan_body(self, **extra) -> dict:
-        return {"product_id": self.product["id"], "amount": "5000.00", "term": 36, "purpose": "Matrix",
-                "monthly_income": "20000.00", "monthly_debt": "300.00", "deposit_account_id": self.account["id"],
-                **extra}
+        return {
+            "product_id": self.product["id"],
+            "amount": "5000.00",
+            "term": 36,
+            "purpose": "Matrix",
+            "monthly_income": "20000.00",
+            "monthly_debt": "300.00",
+            "deposit_account_id": self.account["id"],
+            **extra,
+        }
 
     async def loan_at_approval(self, info_requested: bool = False) -> dict:
         """A loan of A.member_owner waiting on a loan officer at its first level (or for the applicant's answer)."""
         async with self.loan_slots:
-            loan = await self.call("POST", "/api/v1/loans", {**self.headers["A.member_owner"], **key()},
-                                   json=self.loan_body())
-            loan = await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
-                              lambda row: (row["status"] != "submitted" and row["approval_request_id"])
-                              or row["status"] in ("declined", "failed"), 60, "loan never reached its approval")
+            loan = await self.call(
+                "POST", "/api/v1/loans", {**self.headers["A.member_owner"], **key()}, json=self.loan_body()
+            )
+            loan = await poll(
+                lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
+                lambda row: (
+                    (row["status"] != "submitted" and row["approval_request_id"])
+                    or row["status"] in ("declined", "failed")
+                ),
+                60,
+                "loan never reached its approval",
+            )
             assert loan["approval_request_id"], loan
             request_id = loan["approval_request_id"]
             # Answered by the approval workflow itself (a quorum), not from the request row written before it starts.
-            await poll(lambda: self.call("GET", f"/api/v1/approvals/{request_id}", self.su),
-                       lambda s: s["status"] == "open" and s["level"] == 1 and s["quorum"] >= 1, 60,
-                       "approval never opened")
-            await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
-                       lambda row: row["status"] == "pending_approval", 60, "loan not pending approval")
+            await poll(
+                lambda: self.call("GET", f"/api/v1/approvals/{request_id}", self.su),
+                lambda s: s["status"] == "open" and s["level"] == 1 and s["quorum"] >= 1,
+                60,
+                "approval never opened",
+            )
+            await poll(
+                lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
+                lambda row: row["status"] == "pending_approval",
+                60,
+                "loan not pending approval",
+            )
             if info_requested:
-                await self.call("POST", f"/api/v1/approvals/{request_id}/decisions", self.officer,
-                                json={"decision": "request_info", "reason": "Payslips, please"})
+                await self.call(
+                    "POST",
+                    f"/api/v1/approvals/{request_id}/decisions",
+                    self.officer,
+                    json={"decision": "request_info", "reason": "Payslips, please"},
+                )
             return loan
 
     async def loan_active(self) -> dict:
         loan = await self.loan_at_approval()
-        await self.call("POST", f"/api/v1/approvals/{loan['approval_request_id']}/decisions", self.officer,
-                        json={"decision": "approve", "reason": ""})
-        return await poll(lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
-                          lambda row: row["status"] in ("active", "declined", "failed", "rejected"), 60,
-                          "loan never became active")
+        await self.call(
+            "POST",
+            f"/api/v1/approvals/{loan['approval_request_id']}/decisions",
+            self.officer,
+            json={"decision": "approve", "reason": ""},
+        )
+        return await poll(
+            lambda: self.call("GET", f"/api/v1/loans/{loan['id']}", self.su),
+            lambda row: row["status"] in ("active", "declined", "failed", "rejected"),
+            60,
+            "loan never became active",
+        )
 
     async def _ach_file(self) -> str:
         async def files() -> dict:
             return await self.call("GET", "/api/v1/ach/files", self.su)
+
         page = await poll(files, lambda page: page["total"] > 0, 60, "no NACHA file was built")
         return page["items"][0]["id"]
 
 
 def signed_bank_event(settings) -> tuple[bytes, dict]:
-    body = json.dumps({"event_id": f"matrix-{uuid.uuid4().hex}", "type": "entry.settled",
-                       "trace_number": "999999999999999", "amount": "1.00"}).encode()
+    body = json.dumps(
+        {
+            "event_id": f"matrix-{uuid.uuid4().hex}",
+            "type": "entry.settled",
+            "trace_number": "999999999999999",
+            "amount": "1.00",
+        }
+    ).encode()
     timestamp = str(int(time.time()))
-    digest = hmac.new(settings.bank_webhook_secret.get_secret_value().encode(), timestamp.encode() + b"." + body,
-                      hashlib.sha256).hexdigest()
-    return body, {"X-Bank-Timestamp": timestamp, "X-Bank-Signature": f"v1={digest}",
-                  "Content-Type": "application/json"}
+    digest = hmac.new(
+        settings.bank_webhook_secret.get_secret_value().encode(), timestamp.encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
+    return body, {"X-Bank-Timestamp": timestamp, "X-Bank-Signature": f"v1={digest}", "Content-Type": "application/json"}
 
 
 # --- one request builder per operation ------------------------------------------------------------------------
@@ -329,6 +474,7 @@ def builds(*operations: str):
             assert operation not in BUILDERS, operation
             BUILDERS[operation] = fn
         return fn
+
     return register
 
 
@@ -338,6 +484,7 @@ V1 = "/api/v1"
 def static(**kwargs) -> Builder:
     async def build(w: World, p: Principal) -> Req:
         return Req(**kwargs)
+
     return build
 
 
@@ -347,31 +494,38 @@ for _operation in ("GET /healthz", "GET /readyz", f"GET {V1}/me"):
 
 def listing(params: Callable[[World], dict], target: Callable[[World], Any]) -> Builder:
     """A list, filtered down to a few rows (so that A's object is on the first page for whoever may see it)."""
+
     async def build(w: World, p: Principal) -> Req:
         return Req(params={"limit": 500, **params(w)}, lists=str(target(w)))
+
     return build
 
 
-BUILDERS.update({
-    f"GET {V1}/organizations": listing(lambda w: {"name": w.a_name}, lambda w: w.a.id),
-    f"GET {V1}/users": listing(lambda w: {"email": w.owner["email"]}, lambda w: w.owner["id"]),
-    f"GET {V1}/accounts": listing(lambda w: {"owner_id": w.owner["id"]}, lambda w: w.account["id"]),
-    f"GET {V1}/external-accounts": listing(lambda w: {"org_id": w.a.id}, lambda w: w.external["id"]),
-    f"GET {V1}/transfers": listing(lambda w: {"account_id": w.account2["id"]}, lambda w: w.transfer["id"]),
-    f"GET {V1}/payments": listing(lambda w: {"kind": "ach_debit", "account_id": w.external["id"]},
-                                  lambda w: w.payment["id"]),
-    f"GET {V1}/ach/files": listing(lambda w: {"created_from": w.started.isoformat()}, lambda w: w.ach_file_id),
-    f"GET {V1}/bank-events": listing(lambda w: {"payment_id": w.payment["id"]}, lambda w: w.bank_event_id),
-    f"GET {V1}/notifications": listing(lambda w: {}, lambda w: w.notification_id),
-    f"GET {V1}/loan-products": listing(lambda w: {"name": w.product["name"]}, lambda w: w.product["id"]),
-    f"GET {V1}/approval-rules": listing(lambda w: {"name": w.rule["name"]}, lambda w: w.rule["id"]),
-    f"GET {V1}/loans": listing(lambda w: {"applicant_id": w.owner["id"], "status": "active"},
-                               lambda w: w.active_loan["id"]),
-    f"GET {V1}/approvals/inbox": listing(lambda w: {}, lambda w: w.pending_loan["approval_request_id"]),
-    f"GET {V1}/bills": listing(lambda w: {"payer_id": w.owner["id"], "status": "upcoming"}, lambda w: w.bill["id"]),
-    f"GET {V1}/savings-products": listing(lambda w: {"name": w.savings_product["name"]},
-                                          lambda w: w.savings_product["id"]),
-})
+BUILDERS.update(
+    {
+        f"GET {V1}/organizations": listing(lambda w: {"name": w.a_name}, lambda w: w.a.id),
+        f"GET {V1}/users": listing(lambda w: {"email": w.owner["email"]}, lambda w: w.owner["id"]),
+        f"GET {V1}/accounts": listing(lambda w: {"owner_id": w.owner["id"]}, lambda w: w.account["id"]),
+        f"GET {V1}/external-accounts": listing(lambda w: {"org_id": w.a.id}, lambda w: w.external["id"]),
+        f"GET {V1}/transfers": listing(lambda w: {"account_id": w.account2["id"]}, lambda w: w.transfer["id"]),
+        f"GET {V1}/payments": listing(
+            lambda w: {"kind": "ach_debit", "account_id": w.external["id"]}, lambda w: w.payment["id"]
+        ),
+        f"GET {V1}/ach/files": listing(lambda w: {"created_from": w.started.isoformat()}, lambda w: w.ach_file_id),
+        f"GET {V1}/bank-events": listing(lambda w: {"payment_id": w.payment["id"]}, lambda w: w.bank_event_id),
+        f"GET {V1}/notifications": listing(lambda w: {}, lambda w: w.notification_id),
+        f"GET {V1}/loan-products": listing(lambda w: {"name": w.product["name"]}, lambda w: w.product["id"]),
+        f"GET {V1}/approval-rules": listing(lambda w: {"name": w.rule["name"]}, lambda w: w.rule["id"]),
+        f"GET {V1}/loans": listing(
+            lambda w: {"applicant_id": w.owner["id"], "status": "active"}, lambda w: w.active_loan["id"]
+        ),
+        f"GET {V1}/approvals/inbox": listing(lambda w: {}, lambda w: w.pending_loan["approval_request_id"]),
+        f"GET {V1}/bills": listing(lambda w: {"payer_id": w.owner["id"], "status": "upcoming"}, lambda w: w.bill["id"]),
+        f"GET {V1}/savings-products": listing(
+            lambda w: {"name": w.savings_product["name"]}, lambda w: w.savings_product["id"]
+        ),
+    }
+)
 
 
 # auth
@@ -395,8 +549,15 @@ async def _(w: World, p: Principal) -> Req:
 
 @builds(f"POST {V1}/users")
 async def _(w: World, p: Principal) -> Req:
-    return Req(json={"email": f"matrix-{uuid.uuid4().hex[:10]}@tests.example", "full_name": "New member",
-                     "password": "a-long-test-password", "role": "member", "org_id": w.a.id})
+    return Req(
+        json={
+            "email": f"matrix-{uuid.uuid4().hex[:10]}@tests.example",
+            "full_name": "New member",
+            "password": "a-long-test-password",
+            "role": "member",
+            "org_id": w.a.id,
+        }
+    )
 
 
 @builds(f"GET {V1}/users/{{user_id}}")
@@ -412,12 +573,15 @@ async def _(w: World, p: Principal) -> Req:
 # accounts
 @builds(f"POST {V1}/accounts")
 async def _(w: World, p: Principal) -> Req:
-    return Req(json={"name": unique("Matrix account"), "type": "checking", "org_id": w.a.id,
-                     "owner_id": w.owner["id"]})
+    return Req(json={"name": unique("Matrix account"), "type": "checking", "org_id": w.a.id, "owner_id": w.owner["id"]})
 
 
-@builds(f"GET {V1}/accounts/{{account_id}}", f"GET {V1}/accounts/{{account_id}}/entries",
-        f"GET {V1}/accounts/{{account_id}}/accruals", f"GET {V1}/accounts/{{account_id}}/savings-product")
+@builds(
+    f"GET {V1}/accounts/{{account_id}}",
+    f"GET {V1}/accounts/{{account_id}}/entries",
+    f"GET {V1}/accounts/{{account_id}}/accruals",
+    f"GET {V1}/accounts/{{account_id}}/savings-product",
+)
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"account_id": w.account["id"]})
 
@@ -486,9 +650,16 @@ async def _(w: World, p: Principal) -> Req:
 
 @builds(f"POST {V1}/external-accounts")
 async def _(w: World, p: Principal) -> Req:
-    return Req(json={"holder_name": "Matrix holder", "institution_name": "First Platypus Bank",
-                     "routing_number": "021000021", "account_number": str(uuid.uuid4().int)[:12],
-                     "account_type": "checking", "org_id": w.a.id})
+    return Req(
+        json={
+            "holder_name": "Matrix holder",
+            "institution_name": "First Platypus Bank",
+            "routing_number": "021000021",
+            "account_number": str(uuid.uuid4().int)[:12],
+            "account_type": "checking",
+            "org_id": w.a.id,
+        }
+    )
 
 
 @builds(f"GET {V1}/external-accounts/{{account_id}}")
@@ -499,8 +670,15 @@ async def _(w: World, p: Principal) -> Req:
 # transfers and payments
 @builds(f"POST {V1}/transfers/book")
 async def _(w: World, p: Principal) -> Req:
-    return Req(headers=key(), json={"from_account_id": w.account["id"], "to_account_id": w.account2["id"],
-                                    "amount": "1.00", "memo": "Matrix"})
+    return Req(
+        headers=key(),
+        json={
+            "from_account_id": w.account["id"],
+            "to_account_id": w.account2["id"],
+            "amount": "1.00",
+            "memo": "Matrix",
+        },
+    )
 
 
 @builds(f"GET {V1}/transfers/{{payment_id}}")
@@ -606,12 +784,18 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/loans")
 async def _(w: World, p: Principal) -> Req:
     # For A.member_owner; paid out to and debited from the member's own bank account.
-    return Req(headers=key(), json=w.loan_body(applicant_id=w.owner["id"], external_account_id=w.external["id"],
-                                               auto_debit=True))
+    return Req(
+        headers=key(),
+        json=w.loan_body(applicant_id=w.owner["id"], external_account_id=w.external["id"], auto_debit=True),
+    )
 
 
-@builds(f"GET {V1}/loans/{{loan_id}}", f"GET {V1}/loans/{{loan_id}}/schedule",
-        f"GET {V1}/loans/{{loan_id}}/agreement.pdf", f"GET {V1}/loans/{{loan_id}}/payoff-quote")
+@builds(
+    f"GET {V1}/loans/{{loan_id}}",
+    f"GET {V1}/loans/{{loan_id}}/schedule",
+    f"GET {V1}/loans/{{loan_id}}/agreement.pdf",
+    f"GET {V1}/loans/{{loan_id}}/payoff-quote",
+)
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"loan_id": w.active_loan["id"]})
 
@@ -659,7 +843,9 @@ async def _(w: World, p: Principal) -> Req:
     return Req(path={"bill_id": w.bill["id"]}, json=w.bill_body)  # the same details again
 
 
-@builds(f"DELETE {V1}/bills/{{bill_id}}", f"PUT {V1}/bills/{{bill_id}}/pay", f"POST {V1}/bills/{{bill_id}}/send-reminder")
+@builds(
+    f"DELETE {V1}/bills/{{bill_id}}", f"PUT {V1}/bills/{{bill_id}}/pay", f"POST {V1}/bills/{{bill_id}}/send-reminder"
+)
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"bill_id": (await w.fresh("bill", p, w.new_bill))["id"]})
 
@@ -678,8 +864,10 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"PUT {V1}/savings-products/{{product_id}}")
 async def _(w: World, p: Principal) -> Req:
     product = w.savings_product_edit
-    return Req(path={"product_id": product["id"]}, json={"name": product["name"], "annual_rate": product["annual_rate"],
-                                                         "day_count": product["day_count"]})
+    return Req(
+        path={"product_id": product["id"]},
+        json={"name": product["name"], "annual_rate": product["annual_rate"], "day_count": product["day_count"]},
+    )
 
 
 @builds(f"PATCH {V1}/savings-products/{{product_id}}")
@@ -704,6 +892,7 @@ async def _(w: World, p: Principal) -> Req:
 
 # --- the test ---------------------------------------------------------------------------------------------------
 
+
 async def observe(w: World, operation: str, principal: Principal, sem: asyncio.Semaphore) -> Observation:
     method, template = operation.split(" ", 1)
     started = time.monotonic()
@@ -715,8 +904,14 @@ async def observe(w: World, operation: str, principal: Principal, sem: asyncio.S
     async with sem:
         sent = time.monotonic()
         response = await w.http.request(
-            method, template.format(**req.path), headers={**w.headers[principal.name], **req.headers},
-            json=req.json, data=req.data, params=req.params, content=req.content)
+            method,
+            template.format(**req.path),
+            headers={**w.headers[principal.name], **req.headers},
+            json=req.json,
+            data=req.data,
+            params=req.params,
+            content=req.content,
+        )
     w.timings.append((operation, built - started, time.monotonic() - sent))
     outcome, code = matrix.classify(response, req.lists)
     return Observation(operation, principal.name, outcome, response.status_code, code)
@@ -726,8 +921,9 @@ async def test_authorization_matrix(api_server, su, settings, db, sandbox_url, o
     # A client of its own, without keep-alive: the server (in this event loop, beside the worker) may be held up for
     # seconds under this load, after which it closes a kept-alive connection (uvicorn: 5 s idle) even as a request
     # is sent on it. A new connection per request never meets that.
-    async with httpx.AsyncClient(base_url=api_server.url, timeout=60,
-                                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=0)) as http:
+    async with httpx.AsyncClient(
+        base_url=api_server.url, timeout=60, limits=httpx.Limits(max_connections=50, max_keepalive_connections=0)
+    ) as http:
         await run_matrix(http, su, settings, db, sandbox_url, request.config.getoption("--write-authz-matrix"))
 
 
@@ -747,23 +943,35 @@ async def run_matrix(http, su, settings, db, sandbox_url, write: bool) -> None:
     sem = asyncio.Semaphore(CONCURRENCY)
     pairs = [(operation, p) for operation in matrix.operations(openapi) if operation in BUILDERS for p in PRINCIPALS]
     observed = await asyncio.gather(*(observe(world, operation, p, sem) for operation, p in pairs))
-    print(f"\nauthorization matrix: {len(pairs)} requests; setup {setup:.1f} s, "
-          f"matrix {time.monotonic() - started - setup:.1f} s")
+    print(
+        f"\nauthorization matrix: {len(pairs)} requests; setup {setup:.1f} s, "
+        f"matrix {time.monotonic() - started - setup:.1f} s"
+    )
     slowest = sorted(world.timings, key=lambda t: -(t[1] + t[2]))[:8]
     print("slowest (build s, answer s): " + "; ".join(f"{o} {b:.1f}/{a:.1f}" for o, b, a in slowest))
 
-    unusable = [f"{o.operation} as {o.principal}: {o.outcome} (HTTP {o.status}, {o.code})" for o in observed
-                if o.outcome not in matrix.OUTCOMES]
-    assert not unusable, ("these requests are not valid or crashed, so they say nothing about access; fix the "
-                          "builder (or the bug):\n  " + "\n  ".join(unusable))
+    unusable = [
+        f"{o.operation} as {o.principal}: {o.outcome} (HTTP {o.status}, {o.code})"
+        for o in observed
+        if o.outcome not in matrix.OUTCOMES
+    ]
+    assert not unusable, (
+        "these requests are not valid or crashed, so they say nothing about access; fix the "
+        "builder (or the bug):\n  " + "\n  ".join(unusable)
+    )
     if dump := os.environ.get("AUTHZ_MATRIX_OBSERVED"):  # every answer's status and error code, for a reviewer
-        await asyncio.to_thread(Path(dump).write_text, "operation,principal,outcome,status,code\n" + "".join(
-            f"{o.operation},{o.principal},{o.outcome},{o.status},{o.code or ''}\n" for o in observed))
+        await asyncio.to_thread(
+            Path(dump).write_text,
+            "operation,principal,outcome,status,code\n"
+            + "".join(f"{o.operation},{o.principal},{o.outcome},{o.status},{o.code or ''}\n" for o in observed),
+        )
     if write:
         new = matrix.regenerated(table, observed)
         matrix.TABLE.write_text(matrix.render_table(new))
         changed = [k for k in new if table.get(k, {}).get("expected") != new[k]["expected"]]
         pytest.skip(f"wrote {matrix.TABLE} ({len(new)} rows, {len(changed)} new or changed): review the diff")
     wrong = matrix.mismatches(table, observed)
-    assert not wrong, (f"{len(wrong)} access decisions differ from {matrix.TABLE.name} (if intended, regenerate with "
-                       "--write-authz-matrix and review):\n  " + "\n  ".join(wrong))
+    assert not wrong, (
+        f"{len(wrong)} access decisions differ from {matrix.TABLE.name} (if intended, regenerate with "
+        "--write-authz-matrix and review):\n  " + "\n  ".join(wrong)
+    )

@@ -30,12 +30,19 @@ from worker import build_worker
 async def outbox(temporal_env, settings, db, odfi):
     """A worker and an API whose payments end soon after completion (1 s return window, 2 s late-return window),
     and whose sweep delivers every pending event at once."""
-    own = settings.model_copy(update={"task_queue": f"outbox-{uuid.uuid4().hex[:8]}",
-                                      "ach_return_window": timedelta(seconds=1),
-                                      "ach_late_return_window": timedelta(seconds=2),
-                                      "bank_event_sweep_grace": timedelta(0)})
-    async with build_worker(temporal_env.client, own, db), ApiServer(own) as server, \
-            httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+    own = settings.model_copy(
+        update={
+            "task_queue": f"outbox-{uuid.uuid4().hex[:8]}",
+            "ach_return_window": timedelta(seconds=1),
+            "ach_late_return_window": timedelta(seconds=2),
+            "bank_event_sweep_grace": timedelta(0),
+        }
+    )
+    async with (
+        build_worker(temporal_env.client, own, db),
+        ApiServer(own) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as api,
+    ):
         yield Stack(own, api)
         await batches_done(temporal_env.client, own.task_queue)
 
@@ -47,20 +54,28 @@ async def events_of(http, headers, payment_id: str, **filters) -> list[dict]:
 
 
 async def wait_events(http, headers, payment_id: str, count: int, **filters) -> list[dict]:
-    return await poll(lambda: events_of(http, headers, payment_id, **filters), lambda items: len(items) >= count, 30,
-                      what=lambda items: f"bank events of {payment_id} ({filters}): {items}")
+    return await poll(
+        lambda: events_of(http, headers, payment_id, **filters),
+        lambda items: len(items) >= count,
+        30,
+        what=lambda items: f"bank events of {payment_id} ({filters}): {items}",
+    )
 
 
 async def test_a_settlement_after_the_payment_was_returned_and_closed_goes_to_the_exception_list(
-        http, su, sandbox_url, odfi, db, settings, temporal_env):
+    http, su, sandbox_url, odfi, db, settings, temporal_env
+):
     org = await funded_org(http, su, sandbox_url)
     returned = await wait_status(http, org.headers["org_admin"], (await pay(http, org, "ach_debit", "40.02"))["id"])
     assert returned["status"] == "returned"
     await temporal_env.client.get_workflow_handle(returned["workflow_id"]).result()  # the workflow has ended
 
     # The bank's settlement comes after all (as in the chaos run): recorded and answered, not refused.
-    response = await bank_sends(http, settings, {"type": "entry.settled", "trace_number": returned["trace_number"],
-                                                 "settlement_date": "2031-01-06"})
+    response = await bank_sends(
+        http,
+        settings,
+        {"type": "entry.settled", "trace_number": returned["trace_number"], "settlement_date": "2031-01-06"},
+    )
     assert response.status_code == 200, response.text
     [listed] = await wait_events(http, org.headers["operator"], returned["id"], 1, status="exception")
     assert listed["type"] == "entry.settled" and listed["payment_id"] == returned["id"]
@@ -71,8 +86,9 @@ async def test_a_settlement_after_the_payment_was_returned_and_closed_goes_to_th
     assert await balances(http, su, org.account["id"]) == ("10000.00", "0.00", "10000.00")
 
     # Who sees it: the organization's operators and admins, superusers; not another organization, not members.
-    assert [e["id"] for e in await events_of(http, org.headers["org_admin"], returned["id"], status="exception")] \
-        == [listed["id"]]
+    assert [e["id"] for e in await events_of(http, org.headers["org_admin"], returned["id"], status="exception")] == [
+        listed["id"]
+    ]
     assert [e["id"] for e in await events_of(http, su, returned["id"], status="exception")] == [listed["id"]]
     other = await make_org(http, su, roles=("operator",))
     assert await events_of(http, other.headers["operator"], returned["id"]) == []
@@ -83,31 +99,46 @@ async def test_a_settlement_after_the_payment_was_returned_and_closed_goes_to_th
     resolve = f"/api/v1/bank-events/{listed['id']}/resolve"
     assert_error(await http.post(resolve, headers=other.headers["operator"], json={"note": "not mine"}), 404)
     assert_error(await http.post(resolve, headers=org.headers["operator"], json={"note": ""}), 422)
-    resolved = await http.post(resolve, headers=org.headers["operator"],
-                               json={"note": "The bank confirmed the R02 stands; nothing moved."})
+    resolved = await http.post(
+        resolve, headers=org.headers["operator"], json={"note": "The bank confirmed the R02 stands; nothing moved."}
+    )
     assert resolved.status_code == 200, resolved.text
     assert resolved.json()["status"] == "resolved"
     assert resolved.json()["resolved_by"] == org.users["operator"]["id"]
-    assert_error(await http.post(resolve, headers=org.headers["operator"], json={"note": "again"}), 409,
-                 "not_an_exception")
+    assert_error(
+        await http.post(resolve, headers=org.headers["operator"], json={"note": "again"}), 409, "not_an_exception"
+    )
     assert await events_of(http, org.headers["operator"], returned["id"], status="exception") == []
     async with db.session() as session:
-        audited = (await session.execute(text(
-            "SELECT actor_id, before, after FROM audit_log WHERE action = 'bank_event.resolved' AND entity_id = :id"),
-            {"id": str(listed["id"])})).all()
+        audited = (
+            await session.execute(
+                text(
+                    "SELECT actor_id, before, after FROM audit_log WHERE action = 'bank_event.resolved' AND entity_id = :id"
+                ),
+                {"id": str(listed["id"])},
+            )
+        ).all()
     assert len(audited) == 1 and str(audited[0].actor_id) == org.users["operator"]["id"]
     assert audited[0].before["status"] == "exception" and audited[0].after["status"] == "resolved"
 
 
 async def test_an_event_for_a_presentment_already_returned_is_set_aside_while_the_payment_goes_on(
-        http, su, sandbox_url, odfi, settings):
+    http, su, sandbox_url, odfi, settings
+):
     org = await funded_org(http, su, sandbox_url)
     created = await pay(http, org, "ach_debit", "40.01")  # R01 every time: re-presented twice, then returned
-    first = (await poll(lambda: http.get(f"/api/v1/payments/{created['id']}", headers=org.headers["org_admin"]),
-                        lambda r: "returned" in statuses(r.json()), 30, what="the first return")).json()
+    first = (
+        await poll(
+            lambda: http.get(f"/api/v1/payments/{created['id']}", headers=org.headers["org_admin"]),
+            lambda r: "returned" in statuses(r.json()),
+            30,
+            what="the first return",
+        )
+    ).json()
     first_trace = next(e["detail"]["trace_number"] for e in first["events"] if e["status"] == "submitted")
-    response = await bank_sends(http, settings, {"type": "entry.settled", "trace_number": first_trace,
-                                                 "settlement_date": "2031-01-06"})
+    response = await bank_sends(
+        http, settings, {"type": "entry.settled", "trace_number": first_trace, "settlement_date": "2031-01-06"}
+    )
     assert response.status_code == 200, response.text
     [listed] = await wait_events(http, org.headers["operator"], created["id"], 1, status="exception")
     assert "already returned" in listed["detail"]
@@ -117,15 +148,21 @@ async def test_an_event_for_a_presentment_already_returned_is_set_aside_while_th
 
 
 async def test_a_return_after_the_late_return_window_reverses_the_payment_by_policy_once(
-        outbox, http, su, sandbox_url, odfi, db, settings, temporal_env, mailbox):
+    outbox, http, su, sandbox_url, odfi, db, settings, temporal_env, mailbox
+):
     org = await funded_org(http, su, sandbox_url)
     created = await pay(outbox.http, org, "ach_debit", "50.00")
     completed = await wait_status(http, org.headers["org_admin"], created["id"], timeout=60)
     assert completed["status"] == "completed"
     await temporal_env.client.get_workflow_handle(created["workflow_id"]).result()  # the late-return window closed
 
-    late = {"event_id": f"evt-{uuid.uuid4()}", "type": "entry.returned", "trace_number": completed["trace_number"],
-            "return_code": "R10", "return_reason": "Customer advises not authorized"}
+    late = {
+        "event_id": f"evt-{uuid.uuid4()}",
+        "type": "entry.returned",
+        "trace_number": completed["trace_number"],
+        "return_code": "R10",
+        "return_reason": "Customer advises not authorized",
+    }
     first = await bank_sends(http, settings, late)
     again = await bank_sends(http, settings, late)  # the bank delivers it twice
     assert (first.status_code, again.status_code) == (200, 200), (first.text, again.text)
@@ -134,8 +171,16 @@ async def test_a_return_after_the_late_return_window_reverses_the_payment_by_pol
     assert reversed_["return_code"] == "R10" and statuses(reversed_)[-2:] == ["completed", "reversed"]
 
     # Another return of the same entry has nothing left to reverse: an exception, not a second reversal.
-    other = await bank_sends(http, settings, {"type": "entry.returned", "trace_number": completed["trace_number"],
-                                              "return_code": "R01", "return_reason": "Insufficient funds"})
+    other = await bank_sends(
+        http,
+        settings,
+        {
+            "type": "entry.returned",
+            "trace_number": completed["trace_number"],
+            "return_code": "R01",
+            "return_reason": "Insufficient funds",
+        },
+    )
     assert other.status_code == 200
     [exception] = await wait_events(http, org.headers["operator"], created["id"], 1, status="exception")
     assert "a return for a payment already reversed" in exception["detail"]
@@ -155,7 +200,8 @@ async def test_a_return_after_the_late_return_window_reverses_the_payment_by_pol
 
 
 async def test_the_webhook_answers_while_temporal_is_down_and_the_sweep_delivers_the_event_later(
-        outbox, http, su, sandbox_url, odfi, db, settings, temporal_env):
+    outbox, http, su, sandbox_url, odfi, db, settings, temporal_env
+):
     """The bank's settlement reaches an API that cannot reach Temporal: recorded, answered 200, delivered later by
     the sweep; meanwhile the payment waits for it."""
     cut_off = settings.model_copy(update={"temporal_address": "127.0.0.1:1"})  # nothing listens there
@@ -164,12 +210,21 @@ async def test_the_webhook_answers_while_temporal_is_down_and_the_sweep_delivers
         await odfi.put("/odfi/_control", json={"webhook_url": f"{lonely.url}/api/v1/webhooks/bank"})
         try:
             created = await pay(outbox.http, org, "ach_debit", "70.00")
-            waiting = await wait_status(http, org.headers["org_admin"], created["id"],
-                                        statuses={"pending_settlement"}, timeout=30)
+            waiting = await wait_status(
+                http, org.headers["org_admin"], created["id"], statuses={"pending_settlement"}, timeout=30
+            )
+
             async def sent() -> list[dict]:
-                return (await odfi.get("/odfi/events", params={"trace_number": waiting["trace_number"]})).json()["events"]
-            await poll(sent, lambda events: [e["delivered"] for e in events] == [True], 30,
-                       what=lambda events: f"the bank did not hear 2xx for its settlement: {events}")
+                return (await odfi.get("/odfi/events", params={"trace_number": waiting["trace_number"]})).json()[
+                    "events"
+                ]
+
+            await poll(
+                sent,
+                lambda events: [e["delivered"] for e in events] == [True],
+                30,
+                what=lambda events: f"the bank did not hear 2xx for its settlement: {events}",
+            )
             [recorded] = await wait_events(http, su, created["id"], 1)
         finally:
             await odfi.put("/odfi/_control", json={"webhook_url": f"{_session_api(http)}/api/v1/webhooks/bank"})
@@ -180,8 +235,12 @@ async def test_the_webhook_answers_while_temporal_is_down_and_the_sweep_delivers
     from models.ach import BankEventSweepInput  # here: the old code had no outbox, and the other tests still run on it
 
     handed = await temporal_env.client.execute_workflow(
-        "BankEventSweepWorkflow", BankEventSweepInput(interval_seconds=0), id=f"sweep-{uuid.uuid4()}",
-        task_queue=outbox.settings.task_queue, result_type=int)
+        "BankEventSweepWorkflow",
+        BankEventSweepInput(interval_seconds=0),
+        id=f"sweep-{uuid.uuid4()}",
+        task_queue=outbox.settings.task_queue,
+        result_type=int,
+    )
     assert handed >= 1
     done = await wait_status(http, org.headers["org_admin"], created["id"], timeout=60)
     assert done["status"] == "completed"
@@ -194,24 +253,30 @@ def _session_api(http: httpx.AsyncClient) -> str:
     return str(http.base_url).rstrip("/")
 
 
-
 async def test_the_webhook_answers_503_only_when_our_own_database_is_down(settings):
     """The one condition worth the bank's retry: the event could not be recorded at all."""
     no_database = settings.model_copy(update={"database_url": "postgresql://postgres:x@127.0.0.1:1/postgres"})
     async with ApiServer(no_database) as api, httpx.AsyncClient(base_url=api.url, timeout=30) as client:
-        response = await bank_sends(client, settings, {"type": "entry.settled", "trace_number": "091000019999999",
-                                                       "settlement_date": "2031-01-06"})
+        response = await bank_sends(
+            client,
+            settings,
+            {"type": "entry.settled", "trace_number": "091000019999999", "settlement_date": "2031-01-06"},
+        )
     assert_error(response, 503, "database_unavailable")
 
 
 async def test_an_event_for_no_payment_of_ours_is_listed_for_superusers_only(http, su, settings):
     trace = f"0910000199{uuid.uuid4().int % 100000:05d}"
-    response = await bank_sends(http, settings, {"type": "entry.returned", "trace_number": trace,
-                                                 "return_code": "R03", "return_reason": "No account"})
+    response = await bank_sends(
+        http,
+        settings,
+        {"type": "entry.returned", "trace_number": trace, "return_code": "R03", "return_reason": "No account"},
+    )
     assert response.status_code == 200 and response.json() == {"status": "accepted", "delivery": "exception"}
     listed = (await http.get("/api/v1/bank-events", headers=su, params={"trace_number": trace})).json()
     assert [(e["status"], e["payment_id"], e["detail"]) for e in listed["items"]] == [
-        ("exception", None, "no payment has this trace number")]
+        ("exception", None, "no payment has this trace number")
+    ]
     org = await make_org(http, su, roles=("operator", "org_admin"))
     for role in ("operator", "org_admin"):
         mine = (await http.get("/api/v1/bank-events", headers=org.headers[role], params={"trace_number": trace})).json()

@@ -26,21 +26,35 @@ async def test_deposits_and_transfers_are_booked_on_the_business_date_not_utcs(h
     org = await make_org(http, su)
     src = await open_account(http, su, org.id, org.users["member"]["id"])
     dst = await open_account(http, su, org.id, org.users["member"]["id"])
-    async with build_worker(temporal_env.client, zoned, db), ApiServer(zoned) as server, \
-            httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+    async with (
+        build_worker(temporal_env.client, zoned, db),
+        ApiServer(zoned) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as api,
+    ):
         before = business_date(datetime.now(UTC), zone)
         key = uuid.uuid4().hex
-        deposit = await api.post(f"/api/v1/accounts/{src['id']}/deposits", headers={**su, "Idempotency-Key": key},
-                                 json={"amount": "100.00"})
+        deposit = await api.post(
+            f"/api/v1/accounts/{src['id']}/deposits", headers={**su, "Idempotency-Key": key}, json={"amount": "100.00"}
+        )
         assert deposit.status_code == 201, deposit.text
-        transfer = await api.post("/api/v1/transfers/book", headers={
-            **org.headers["member"], "Idempotency-Key": uuid.uuid4().hex},
-            json={"from_account_id": src["id"], "to_account_id": dst["id"], "amount": "40.00"})
+        transfer = await api.post(
+            "/api/v1/transfers/book",
+            headers={**org.headers["member"], "Idempotency-Key": uuid.uuid4().hex},
+            json={"from_account_id": src["id"], "to_account_id": dst["id"], "amount": "40.00"},
+        )
         assert transfer.status_code == 201 and transfer.json()["status"] == "completed", transfer.text
         after = business_date(datetime.now(UTC), zone)
     async with db.session() as session:
-        booked = list((await session.execute(text(
-            "SELECT DISTINCT e.id, e.effective_date FROM journal_entries e JOIN postings p ON p.entry_id = e.id "
-            "WHERE p.account_id = :a"), {"a": src["id"]})).all())
+        booked = list(
+            (
+                await session.execute(
+                    text(
+                        "SELECT DISTINCT e.id, e.effective_date FROM journal_entries e JOIN postings p ON p.entry_id = e.id "
+                        "WHERE p.account_id = :a"
+                    ),
+                    {"a": src["id"]},
+                )
+            ).all()
+        )
     assert len(booked) == 2  # the deposit (booked by the API) and the transfer (booked by the worker)
     assert all(day in (before, after) for _, day in booked), (zone, booked, before, after)

@@ -8,8 +8,9 @@ from devstack.processes import ROOT
 
 
 def test_docker_compose_config_accepts_the_file():
-    result = subprocess.run(["bash", str(ROOT / "devstack" / "compose_check.sh")], capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(
+        ["bash", str(ROOT / "devstack" / "compose_check.sh")], capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 

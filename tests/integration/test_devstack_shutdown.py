@@ -35,8 +35,13 @@ class Stack:
         self.launcher: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "BACKOFFICE_DATA_DIR": str(self.data_dir), "BACKOFFICE_PORT_OFFSET": str(self.offset),
-               "BACKOFFICE_SKIP_DEMO": "1", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "BACKOFFICE_DATA_DIR": str(self.data_dir),
+            "BACKOFFICE_PORT_OFFSET": str(self.offset),
+            "BACKOFFICE_SKIP_DEMO": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         env.pop("DATABASE_URL", None)  # the embedded Postgres is one of the children to stop
         return env
 
@@ -44,8 +49,14 @@ class Stack:
         env = self.env()
         self.output = self.outputs / f"run-{len(list(self.outputs.glob('run-*.out'))) + 1}.out"
         with open(self.output, "ab") as out:
-            self.launcher = subprocess.Popen([sys.executable, "-m", "devstack.run"], cwd=ROOT, env=env, stdout=out,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+            self.launcher = subprocess.Popen(
+                [sys.executable, "-m", "devstack.run"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self.launcher
 
     def text(self) -> str:
@@ -56,8 +67,12 @@ class Stack:
         async def state():
             return self.launcher.poll(), self.text()
 
-        returncode, _ = await poll(state, lambda s: s[0] is not None or UP_LINE in s[1], timeout=180,
-                                   what=lambda s: f"the stack did not come up; its output:\n{s[1]}")
+        returncode, _ = await poll(
+            state,
+            lambda s: s[0] is not None or UP_LINE in s[1],
+            timeout=180,
+            what=lambda s: f"the stack did not come up; its output:\n{s[1]}",
+        )
         assert returncode is None, f"the launcher exited with {returncode}:\n{self.text()}"
         self.observe()
 
@@ -99,8 +114,12 @@ class Stack:
         async def launcher_exit():
             return self.launcher.poll()
 
-        await poll(launcher_exit, lambda code: code is not None, timeout=120,
-                   what=lambda _: f"the launcher did not exit; its output:\n{self.text()}")
+        await poll(
+            launcher_exit,
+            lambda code: code is not None,
+            timeout=120,
+            what=lambda _: f"the launcher did not exit; its output:\n{self.text()}",
+        )
 
     def kill_leftovers(self) -> None:
         """The test's own clean-up: whatever of this stack still runs, by pid (never by name)."""
@@ -146,8 +165,9 @@ async def _assert_everything_stopped(stack: Stack) -> None:
     assert stack.alive() == {}, f"left running after the launcher exited: {stack.alive()}\n{stack.text()}"
     assert stack.busy_ports() == [], f"ports still taken: {stack.busy_ports()}"
     expected = {"temporal", "sandbox", "mailsink", "worker.py", "uvicorn", "postgres"}
-    assert {name for name in expected if any(name in cmd for _, cmd in stack.seen.values())} == expected, \
+    assert {name for name in expected if any(name in cmd for _, cmd in stack.seen.values())} == expected, (
         f"not every child was observed: {stack.seen}"
+    )
 
 
 async def _second_signal_during_shutdown(stack: Stack, first: int, second: int) -> None:
@@ -188,8 +208,14 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
 
     # A third start on the same data dir while the second is up is refused, and touches nothing of it.
     # Blocking: the stack runs in processes of its own; blocking this test's event loop holds up nothing.
-    third = subprocess.run([sys.executable, "-m", "devstack.run"],  # noqa: ASYNC221 cwd=ROOT, env=stack.env(), capture_output=True,
-                           text=True, timeout=120)
+    third = subprocess.run(  # noqa: ASYNC221 (the stack runs in processes of its own)
+        [sys.executable, "-m", "devstack.run"],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert third.returncode == 1 and f"is up: launcher (pid {stack.launcher.pid}" in third.stderr, third
     assert set(second_run) <= set(stack.alive()), "the refused start stopped some of the running stack"
 
@@ -200,8 +226,11 @@ async def test_a_start_after_a_killed_launcher_stops_its_leftovers_and_comes_up(
 
 async def test_a_port_held_by_another_program_is_named_with_its_pid_and_command_line(stack):
     api_port = BASE_PORTS["api"] + stack.offset
-    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],  # noqa: ASYNC220 (a holder of its own)
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen(  # noqa: ASYNC220 (a holder of its own)
+        [sys.executable, "-m", "http.server", str(api_port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         processes.wait_for_port(api_port, holder, name="http.server")
         stack.start()
@@ -212,7 +241,9 @@ async def test_a_port_held_by_another_program_is_named_with_its_pid_and_command_
         holder.wait()
 
     assert stack.launcher.returncode == 1
-    assert f"api ({api_port}): pid {holder.pid}: {sys.executable} -m http.server {api_port}" in stack.text(), \
+    assert f"api ({api_port}): pid {holder.pid}: {sys.executable} -m http.server {api_port}" in stack.text(), (
         stack.text()
-    assert "migrating the database" not in stack.text() and stack.alive() == {}, \
+    )
+    assert "migrating the database" not in stack.text() and stack.alive() == {}, (
         f"started although a port was taken: {stack.alive()}\n{stack.text()}"
+    )

@@ -54,11 +54,22 @@ def fuzz(schema, base_url: str, identities: dict[str, dict], fixed: dict) -> tup
         for operation in operations:
             if (operation.method.upper(), operation.path) in NOT_FUZZED:
                 continue
-            path_parameters = {name: value for name, value in fixed.items()
-                               if name in {p.name for p in operation.path_parameters}}
-            for mode, examples in ((GenerationMode.POSITIVE, EXAMPLES), (GenerationMode.NEGATIVE, max(1, EXAMPLES // 2))):
-                @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
-                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            path_parameters = {
+                name: value for name, value in fixed.items() if name in {p.name for p in operation.path_parameters}
+            }
+            for mode, examples in (
+                (GenerationMode.POSITIVE, EXAMPLES),
+                (GenerationMode.NEGATIVE, max(1, EXAMPLES // 2)),
+            ):
+
+                @settings(
+                    max_examples=examples,
+                    deadline=None,
+                    database=None,
+                    derandomize=False,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
                 @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters or None))
                 def run(case):  # called right below, in this iteration: the loop variables are the current ones
                     if operation.path == "/api/v1/approval-rules" and isinstance(case.body, dict):  # noqa: B023
@@ -83,27 +94,53 @@ def fuzz(schema, base_url: str, identities: dict[str, dict], fixed: dict) -> tup
 async def test_no_5xx_and_no_schema_break_under_fuzzing(http, api_server, su):
     org = await make_org(http, su, roles=("member",))
     email, password = f"fuzz-root-{uuid.uuid4().hex[:8]}@tests.example", "a-long-fuzz-password"
-    created = await http.post("/api/v1/users", headers=su, json={
-        "email": email, "full_name": "Fuzz root", "password": password, "role": "superuser"})
+    created = await http.post(
+        "/api/v1/users",
+        headers=su,
+        json={"email": email, "full_name": "Fuzz root", "password": password, "role": "superuser"},
+    )
     assert created.status_code == 201, created.text
     # The member first: the superuser may then disable them, or change their role (PATCH /users/{user_id}).
     identities = {"member": org.headers["member"], "superuser": await login(http, email, password)}
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="1000.00")
-    bill = await http.post("/api/v1/bills", headers=org.headers["member"], json={
-        "payee_name": "Fuzz power", "amount": "12.50", "due_date": (datetime.now(UTC).date() + timedelta(days=40)).isoformat()})
+    bill = await http.post(
+        "/api/v1/bills",
+        headers=org.headers["member"],
+        json={
+            "payee_name": "Fuzz power",
+            "amount": "12.50",
+            "due_date": (datetime.now(UTC).date() + timedelta(days=40)).isoformat(),
+        },
+    )
     assert bill.status_code == 201, bill.text
-    product = await http.post("/api/v1/loan-products", headers=su, json={
-        "name": f"Fuzz {uuid.uuid4().hex[:8]}", "annual_rate": "0.05", "min_term": 6, "max_term": 36,
-        "min_amount": "1000.00", "max_amount": "5000.00", "amortization": "declining_balance"})
+    product = await http.post(
+        "/api/v1/loan-products",
+        headers=su,
+        json={
+            "name": f"Fuzz {uuid.uuid4().hex[:8]}",
+            "annual_rate": "0.05",
+            "min_term": 6,
+            "max_term": 36,
+            "min_amount": "1000.00",
+            "max_amount": "5000.00",
+            "amortization": "declining_balance",
+        },
+    )
     assert product.status_code == 201, product.text
-    fixed = {"account_id": account["id"], "bill_id": bill.json()["id"], "product_id": product.json()["id"],
-             "user_id": org.users["member"]["id"]}
+    fixed = {
+        "account_id": account["id"],
+        "bill_id": bill.json()["id"],
+        "product_id": product.json()["id"],
+        "user_id": org.users["member"]["id"],
+    }
     schema = schemathesis.openapi.from_dict((await http.get("/openapi.json")).json())
 
     started = time.monotonic()
     sent, failures, seconds = await asyncio.to_thread(fuzz, schema, api_server.url, identities, fixed)
     elapsed = time.monotonic() - started
-    print(f"\nfuzzing: {sum(sent.values())} requests ({dict(sent)}) in {elapsed:.0f} s, {len(failures)} failures; "
-          f"slowest: {', '.join(f'{label} {s:.0f} s' for label, s in seconds.most_common(5))}")
+    print(
+        f"\nfuzzing: {sum(sent.values())} requests ({dict(sent)}) in {elapsed:.0f} s, {len(failures)} failures; "
+        f"slowest: {', '.join(f'{label} {s:.0f} s' for label, s in seconds.most_common(5))}"
+    )
     assert not failures, "\n\n".join(failures)
     assert sum(sent.values()) >= MIN_REQUESTS, f"only {sum(sent.values())} requests: raise FUZZ_EXAMPLES"

@@ -13,9 +13,12 @@ async def test_healthz_and_readyz(http):
 
 async def test_readyz_names_what_is_unreachable(settings):
     closed_port = processes.free_port()
-    broken = settings.model_copy(update={
-        "temporal_address": f"127.0.0.1:{closed_port}",
-        "database_url": f"postgresql://postgres@127.0.0.1:{processes.free_port()}/postgres"})
+    broken = settings.model_copy(
+        update={
+            "temporal_address": f"127.0.0.1:{closed_port}",
+            "database_url": f"postgresql://postgres@127.0.0.1:{processes.free_port()}/postgres",
+        }
+    )
     async with ApiServer(broken) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         response = await client.get("/readyz")
         error = assert_error(response, 503, "not_ready")

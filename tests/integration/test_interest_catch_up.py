@@ -24,8 +24,9 @@ D = Decimal
 MARCH = [date(2025, 3, 1) + timedelta(days=i) for i in range(31)]
 
 
-async def test_month_end_posting_accrues_the_days_it_missed_before_posting(http, su, db, worker, temporal_env,
-                                                                            settings):
+async def test_month_end_posting_accrues_the_days_it_missed_before_posting(
+    http, su, db, worker, temporal_env, settings
+):
     """10,000.00 all March 2025 and 5,000.00 more on the 31st, at 3.65 % actual/365: 1.00 a day, 1.50 on the 31st.
     The nightly accrual never ran for the 17th nor for the 31st (a worker down over those midnights): the
     posting accrues both before it posts, and posts the whole month, 31.50."""
@@ -40,23 +41,42 @@ async def test_month_end_posting_accrues_the_days_it_missed_before_posting(http,
     client = temporal_env.client
     for day in MARCH:
         if day not in missed:
-            await client.execute_workflow(DailyAccrualWorkflow.run, AccrualRunInput(day=day),
-                                          id=f"test-catch-up-accrual-{day}", task_queue=settings.task_queue,
-                                          execution_timeout=timedelta(seconds=60))
-    summary = await client.execute_workflow(MonthEndPostingWorkflow.run, MonthEndInput(period="2025-03"),
-                                            id="test-month-end-2025-03", task_queue=settings.task_queue,
-                                            execution_timeout=timedelta(seconds=120))
+            await client.execute_workflow(
+                DailyAccrualWorkflow.run,
+                AccrualRunInput(day=day),
+                id=f"test-catch-up-accrual-{day}",
+                task_queue=settings.task_queue,
+                execution_timeout=timedelta(seconds=60),
+            )
+    summary = await client.execute_workflow(
+        MonthEndPostingWorkflow.run,
+        MonthEndInput(period="2025-03"),
+        id="test-month-end-2025-03",
+        task_queue=settings.task_queue,
+        execution_timeout=timedelta(seconds=120),
+    )
 
     async with db.session() as session:
-        days = (await session.execute(text(
-            "SELECT day, balance, amount FROM interest_accruals WHERE account_id = :a AND day BETWEEN :f AND :l "
-            "ORDER BY day"), {"a": uuid.UUID(account), "f": MARCH[0], "l": MARCH[-1]})).all()
-        posted = (await session.execute(text(
-            "SELECT amount FROM interest_postings WHERE account_id = :a AND period = '2025-03'"),
-            {"a": uuid.UUID(account)})).scalar_one_or_none()
+        days = (
+            await session.execute(
+                text(
+                    "SELECT day, balance, amount FROM interest_accruals WHERE account_id = :a AND day BETWEEN :f AND :l "
+                    "ORDER BY day"
+                ),
+                {"a": uuid.UUID(account), "f": MARCH[0], "l": MARCH[-1]},
+            )
+        ).all()
+        posted = (
+            await session.execute(
+                text("SELECT amount FROM interest_postings WHERE account_id = :a AND period = '2025-03'"),
+                {"a": uuid.UUID(account)},
+            )
+        ).scalar_one_or_none()
     assert [d.day for d in days] == MARCH, f"days never accrued: {sorted(set(MARCH) - {d.day for d in days})}"
-    reference = [accrue_day(D("15000.00") if day == MARCH[-1] else D("10000.00"), D("0.0365"), DayCount.ACTUAL_365,
-                            day) for day in MARCH]
+    reference = [
+        accrue_day(D("15000.00") if day == MARCH[-1] else D("10000.00"), D("0.0365"), DayCount.ACTUAL_365, day)
+        for day in MARCH
+    ]
     assert [d.amount for d in days] == reference
     assert posted == round_money(sum(reference)) == D("31.50")
     assert summary.period == "2025-03" and summary.total >= posted
@@ -73,13 +93,18 @@ async def test_a_month_that_is_not_over_is_not_posted(db, worker, temporal_env, 
     period = f"{today:%Y-%m}"
     with pytest.raises(WorkflowFailureError) as failed:
         await temporal_env.client.execute_workflow(
-            InterestPostingWorkflow.run, InterestPostingInput(period=period, timezone=settings.business_timezone),
-            id=f"test-early-posting-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue,
-            execution_timeout=timedelta(seconds=60))
+            InterestPostingWorkflow.run,
+            InterestPostingInput(period=period, timezone=settings.business_timezone),
+            id=f"test-early-posting-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(seconds=60),
+        )
     assert f"{period} is not over" in str(failed.value.cause)
     async with db.session() as session:
-        postings = (await session.execute(text("SELECT count(*) FROM interest_postings WHERE period = :p"),
-                                          {"p": period})).scalar_one()
-        ahead = (await session.execute(text("SELECT count(*) FROM interest_accruals WHERE day >= :d"),
-                                       {"d": today})).scalar_one()
+        postings = (
+            await session.execute(text("SELECT count(*) FROM interest_postings WHERE period = :p"), {"p": period})
+        ).scalar_one()
+        ahead = (
+            await session.execute(text("SELECT count(*) FROM interest_accruals WHERE day >= :d"), {"d": today})
+        ).scalar_one()
     assert (postings, ahead) == (0, 0)

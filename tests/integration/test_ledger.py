@@ -20,15 +20,21 @@ def accounts(conn, n=2) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(n)]
     with conn.transaction():
         for account_id in ids:
-            conn.execute("INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, status) "
-                         "VALUES (%s, 'raw', 'internal', 'checking', 'credit', 'USD', 'active')", (account_id,))
+            conn.execute(
+                "INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, status) "
+                "VALUES (%s, 'raw', 'internal', 'checking', 'credit', 'USD', 'active')",
+                (account_id,),
+            )
     return ids
 
 
 def new_entry(conn) -> uuid.UUID:
     entry_id = uuid.uuid4()
-    conn.execute("INSERT INTO journal_entries (id, idempotency_key, entry_type, description, effective_date) "
-                 "VALUES (%s, %s, 'test', 'raw sql', current_date)", (entry_id, f"raw:{entry_id}"))
+    conn.execute(
+        "INSERT INTO journal_entries (id, idempotency_key, entry_type, description, effective_date) "
+        "VALUES (%s, %s, 'test', 'raw sql', current_date)",
+        (entry_id, f"raw:{entry_id}"),
+    )
     return entry_id
 
 
@@ -36,8 +42,10 @@ def test_unbalanced_postings_are_rejected(conn):
     a, b = accounts(conn)
     with pytest.raises(psycopg.errors.CheckViolation, match="unbalanced"), conn.transaction():  # noqa: PT012 (the whole transaction: the refusal may come at commit)
         entry = new_entry(conn)
-        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 10.00), (%s, %s, -9.99)",
-                     (entry, a, entry, b))
+        conn.execute(
+            "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 10.00), (%s, %s, -9.99)",
+            (entry, a, entry, b),
+        )
 
 
 def test_a_single_leg_is_rejected_even_if_a_later_statement_would_balance_it(conn):
@@ -57,8 +65,9 @@ def test_postings_cannot_be_changed_or_deleted(conn):
     a, b = accounts(conn)
     with conn.transaction():
         entry = new_entry(conn)
-        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 5), (%s, %s, -5)",
-                     (entry, a, entry, b))
+        conn.execute(
+            "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 5), (%s, %s, -5)", (entry, a, entry, b)
+        )
     for statement in ("UPDATE postings SET amount = 6 WHERE entry_id = %s", "DELETE FROM postings WHERE entry_id = %s"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"), conn.transaction():
             conn.execute(statement, (entry,))
@@ -71,12 +80,21 @@ def test_balanced_entry_moves_derived_balances_and_holds_lower_available(conn):
     with conn.transaction():
         entry = new_entry(conn)
         # debit a (a credit-normal deposit account goes down), credit b (goes up)
-        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 12.34), (%s, %s, -12.34)",
-                     (entry, a, entry, b))
-        conn.execute("INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status) "
-                     "VALUES (%s, %s, 2.00, 'test', %s, 'active')", (uuid.uuid4(), b, uuid.uuid4().hex))
-    rows = {r[0]: (r[1], r[2]) for r in conn.execute(
-        "SELECT account_id, ledger_balance, held FROM account_balances WHERE account_id = ANY(%s)", ([a, b],))}
+        conn.execute(
+            "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 12.34), (%s, %s, -12.34)",
+            (entry, a, entry, b),
+        )
+        conn.execute(
+            "INSERT INTO holds (id, account_id, amount, reason, idempotency_key, status) "
+            "VALUES (%s, %s, 2.00, 'test', %s, 'active')",
+            (uuid.uuid4(), b, uuid.uuid4().hex),
+        )
+    rows = {
+        r[0]: (r[1], r[2])
+        for r in conn.execute(
+            "SELECT account_id, ledger_balance, held FROM account_balances WHERE account_id = ANY(%s)", ([a, b],)
+        )
+    }
     assert rows[a] == (Decimal("-12.34"), Decimal("0"))
     assert rows[b] == (Decimal("12.34"), Decimal("2.00"))
 
@@ -85,14 +103,21 @@ def test_zero_amount_postings_are_rejected(conn):
     a, b = accounts(conn)
     with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():  # noqa: PT012 (the whole transaction: the refusal may come at commit)
         entry = new_entry(conn)
-        conn.execute("INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 0), (%s, %s, 0)",
-                     (entry, a, entry, b))
+        conn.execute(
+            "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 0), (%s, %s, 0)", (entry, a, entry, b)
+        )
 
 
 def test_gl_accounts_come_from_the_migration(conn):
     codes = {r[0] for r in conn.execute("SELECT code FROM ledger_accounts WHERE kind = 'gl'")}
-    assert {GL_CASH, "GL-ACH-CLEARING", "GL-INTEREST-EXPENSE", "GL-INTEREST-INCOME", "GL-FEE-INCOME",
-            "GL-LOAN-RECEIVABLE"} <= codes
+    assert {
+        GL_CASH,
+        "GL-ACH-CLEARING",
+        "GL-INTEREST-EXPENSE",
+        "GL-INTEREST-INCOME",
+        "GL-FEE-INCOME",
+        "GL-LOAN-RECEIVABLE",
+    } <= codes
 
 
 def test_books_balance_overall(conn):

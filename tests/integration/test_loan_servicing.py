@@ -19,14 +19,16 @@ DAY_SECONDS = 0.2
 async def clock_api(settings, worker):
     """The API with a compressed servicing clock (the worker takes the clock from each loan's input), and loans
     that continue as new after 3 servicing wake-ups, so servicing is proved to carry over from run to run."""
-    async with ApiServer(settings.model_copy(update={"loan_day_seconds": DAY_SECONDS,
-                                                     "loan_rounds_per_run": 3})) as server:
+    async with ApiServer(
+        settings.model_copy(update={"loan_day_seconds": DAY_SECONDS, "loan_rounds_per_run": 3})
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 async def api(clock_api):
     import httpx
+
     async with httpx.AsyncClient(base_url=clock_api.url, timeout=30) as client:
         yield client
 
@@ -34,10 +36,23 @@ async def api(clock_api):
 async def zero_rate_product(http, su, grace_days: int) -> dict:
     """0 % and equal principal: every installment is the amount over the term, so its cents pick the sandbox
     bank's scenario (.11 is returned R01 once, then settles when re-presented)."""
-    response = await http.post("/api/v1/loan-products", headers=su, json={
-        "name": f"Servicing {uuid.uuid4().hex[:6]}", "annual_rate": "0", "min_term": 1, "max_term": 12,
-        "min_amount": "100.00", "max_amount": "10000.00", "amortization": "equal_principal",
-        "frequency": "monthly", "day_count": "30/360", "grace_days": grace_days, "late_fee": "15.00"})
+    response = await http.post(
+        "/api/v1/loan-products",
+        headers=su,
+        json={
+            "name": f"Servicing {uuid.uuid4().hex[:6]}",
+            "annual_rate": "0",
+            "min_term": 1,
+            "max_term": 12,
+            "min_amount": "100.00",
+            "max_amount": "10000.00",
+            "amortization": "equal_principal",
+            "frequency": "monthly",
+            "day_count": "30/360",
+            "grace_days": grace_days,
+            "late_fee": "15.00",
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -58,7 +73,8 @@ async def active_loan(api, su, sandbox_url, odfi, product, amount: str, term: in
 
 
 async def test_disbursed_by_ach_credit_then_each_installment_auto_debited_on_its_due_date(
-        api, su, sandbox_url, odfi, db, temporal_env):
+    api, su, sandbox_url, odfi, db, temporal_env
+):
     product = await zero_rate_product(api, su, grace_days=25)
     org, loan = await active_loan(api, su, sandbox_url, odfi, product, amount="300.75", term=2, auto_debit=True)
     # The disbursement is an ACH credit child payment: settled at the bank before the loan went active.
@@ -67,8 +83,12 @@ async def test_disbursed_by_ach_credit_then_each_installment_auto_debited_on_its
     assert credit["status"] in ("settled", "completed")
     assert len(await odfi_entries(odfi, credit["trace_number"])) == 1
     # Installments of 150.37 and 150.38, each pulled by an ACH debit on its due date and applied once completed.
-    schedule = await poll(lambda: _schedule(api, org, loan), lambda rows: all(r["paid_at"] for r in rows),
-                          timeout=40, what="installments not all paid")
+    schedule = await poll(
+        lambda: _schedule(api, org, loan),
+        lambda rows: all(r["paid_at"] for r in rows),
+        timeout=40,
+        what="installments not all paid",
+    )
     for row in schedule:
         debit = (await api.get(f"/api/v1/payments/{row['auto_debit_payment_id']}", headers=su)).json()
         assert debit["kind"] == "ach_debit" and debit["status"] == "completed" and debit["presentments"] == 1
@@ -90,8 +110,9 @@ async def test_disbursed_by_ach_credit_then_each_installment_auto_debited_on_its
 async def test_an_auto_debit_returned_r01_is_re_presented_and_then_repays(api, su, sandbox_url, odfi):
     product = await zero_rate_product(api, su, grace_days=25)
     org, loan = await active_loan(api, su, sandbox_url, odfi, product, amount="100.11", term=1, auto_debit=True)
-    schedule = await poll(lambda: _schedule(api, org, loan), lambda rows: rows[0]["paid_at"], timeout=40,
-                          what="installment not paid")
+    schedule = await poll(
+        lambda: _schedule(api, org, loan), lambda rows: rows[0]["paid_at"], timeout=40, what="installment not paid"
+    )
     debit = await wait_status(api, su, schedule[0]["auto_debit_payment_id"], {"completed"})
     assert debit["presentments"] == 2 and debit["return_code"] == "R01"
     statuses = [event["status"] for event in debit["events"]]
@@ -101,14 +122,16 @@ async def test_an_auto_debit_returned_r01_is_re_presented_and_then_repays(api, s
 
 
 async def test_unpaid_installment_gets_its_late_fee_ages_through_buckets_and_a_repayment_clears_it(
-        api, su, sandbox_url, odfi, db):
+    api, su, sandbox_url, odfi, db
+):
     product = await zero_rate_product(api, su, grace_days=2)
     org, loan = await active_loan(api, su, sandbox_url, odfi, product, amount="900.00", term=3, auto_debit=False)
     member = org.headers["member"]
     # Installment 1 (due on loan day 30) goes unpaid: past the 2 grace days it carries the product's late fee,
     # and the loan shows in the 1-30 bucket (the list filter finds it).
-    await poll(lambda: _schedule(api, org, loan), lambda rows: rows[0]["late_fee"] == "15.00", timeout=15,
-               what="no late fee")
+    await poll(
+        lambda: _schedule(api, org, loan), lambda rows: rows[0]["late_fee"] == "15.00", timeout=15, what="no late fee"
+    )
     late = (await api.get(f"/api/v1/loans/{loan['id']}", headers=member)).json()
     assert late["aging_bucket"] == "1-30" and late["days_past_due"] >= 3
     listed = (await api.get("/api/v1/loans", headers=su, params={"aging_bucket": "1-30", "in_arrears": True})).json()
@@ -118,18 +141,33 @@ async def test_unpaid_installment_gets_its_late_fee_ages_through_buckets_and_a_r
     declined = await wait_loan(api, su, another["id"], FINAL)
     assert declined["status"] == "declined" and "arrears" in declined["decline_reason"]
     # A month later it is 31-60 days past due, installment 2 late too.
-    await poll(lambda: api.get(f"/api/v1/loans/{loan['id']}", headers=member),
-               lambda r: r.json()["aging_bucket"] == "31-60", timeout=15, what="not aged to 31-60")
-    rows = await poll(lambda: _schedule(api, org, loan), lambda rows: rows[1]["late_fee"] == "15.00", timeout=5,
-                      what="no second late fee")
+    await poll(
+        lambda: api.get(f"/api/v1/loans/{loan['id']}", headers=member),
+        lambda r: r.json()["aging_bucket"] == "31-60",
+        timeout=15,
+        what="not aged to 31-60",
+    )
+    rows = await poll(
+        lambda: _schedule(api, org, loan),
+        lambda rows: rows[1]["late_fee"] == "15.00",
+        timeout=5,
+        what="no second late fee",
+    )
     owed = sum(Decimal(r["payment"]) + Decimal(r["late_fee"]) - Decimal(r["paid"]) for r in rows[:2])
     assert owed == Decimal("630.00")
-    repaid = await api.post(f"/api/v1/loans/{loan['id']}/repayments", headers={
-        **member, "Idempotency-Key": uuid.uuid4().hex}, json={"amount": str(owed)})
+    repaid = await api.post(
+        f"/api/v1/loans/{loan['id']}/repayments",
+        headers={**member, "Idempotency-Key": uuid.uuid4().hex},
+        json={"amount": str(owed)},
+    )
     assert repaid.status_code == 200, repaid.text
     assert repaid.json()["fees"] == "30.00" and repaid.json()["principal"] == "600.00"
-    current = await poll(lambda: api.get(f"/api/v1/loans/{loan['id']}", headers=member),
-                         lambda r: r.json()["aging_bucket"] is None, timeout=5, what="still in arrears")
+    current = await poll(
+        lambda: api.get(f"/api/v1/loans/{loan['id']}", headers=member),
+        lambda r: r.json()["aging_bucket"] is None,
+        timeout=5,
+        what="still in arrears",
+    )
     assert current.json()["days_past_due"] == 0
     fees = (await api.get(f"/api/v1/loans/{loan['id']}/schedule", headers=member)).json()
     assert [r["late_fee"] for r in fees] == ["15.00", "15.00", "0.00"]

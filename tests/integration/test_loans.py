@@ -21,16 +21,31 @@ async def rule(http, su, levels: list[dict], final_outcome="decline") -> str:
     """A routing rule of its own for one test, picked by a member type no other test uses (give it to the
     applicant with `apply(member_type=...)`)."""
     member_type = f"t-{uuid.uuid4().hex[:10]}"
-    response = await http.post("/api/v1/approval-rules", headers=su, json={
-        "name": member_type, "priority": 1, "min_amount": "0.01", "max_amount": None, "member_type": member_type,
-        "levels": levels, "final_outcome": final_outcome})
+    response = await http.post(
+        "/api/v1/approval-rules",
+        headers=su,
+        json={
+            "name": member_type,
+            "priority": 1,
+            "min_amount": "0.01",
+            "max_amount": None,
+            "member_type": member_type,
+            "levels": levels,
+            "final_outcome": final_outcome,
+        },
+    )
     assert response.status_code == 201, response.text
     return member_type
 
 
 def level(role, quorum=1, deadline=600, reminder=0, escalation=None) -> dict:
-    return {"role": role, "quorum": quorum, "deadline_seconds": deadline, "reminder_seconds": reminder,
-            "escalation_role": escalation}
+    return {
+        "role": role,
+        "quorum": quorum,
+        "deadline_seconds": deadline,
+        "reminder_seconds": reminder,
+        "escalation_role": escalation,
+    }
 
 
 async def set_member_type(http, headers, user: dict, member_type: str) -> dict:
@@ -40,8 +55,19 @@ async def set_member_type(http, headers, user: dict, member_type: str) -> dict:
     return response.json()
 
 
-async def apply(http, sandbox_url, org, product, amount="5000.00", member_type=None, score=720,
-                as_role="member", applicant=None, income="20000.00", **extra) -> dict:
+async def apply(
+    http,
+    sandbox_url,
+    org,
+    product,
+    amount="5000.00",
+    member_type=None,
+    score=720,
+    as_role="member",
+    applicant=None,
+    income="20000.00",
+    **extra,
+) -> dict:
     """Applies for `applicant` (the org's member by default); `member_type` is first set on their record by the
     org admin; `score` is the bureau's answer for them (None: whatever the bureau derives, or no file)."""
     applicant = applicant or org.users["member"]
@@ -49,11 +75,21 @@ async def apply(http, sandbox_url, org, product, amount="5000.00", member_type=N
         await set_member_type(http, org.headers["org_admin"], applicant, member_type)
     async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:  # the bureau's answer for this applicant
         await sandbox.put("/bureau/_control", json={"fixed_scores": {applicant["id"]: score}})
-    response = await http.post("/api/v1/loans", headers={**org.headers[as_role], "Idempotency-Key": uuid.uuid4().hex},
-                               json={"product_id": product["id"], "amount": amount, "term": 36, "purpose": "Car",
-                                     "monthly_income": income, "monthly_debt": "300.00",
-                                     "deposit_account_id": extra.pop("deposit_account_id", org.account["id"]),
-                                     **({"applicant_id": applicant["id"]} if as_role != "member" else {}), **extra})
+    response = await http.post(
+        "/api/v1/loans",
+        headers={**org.headers[as_role], "Idempotency-Key": uuid.uuid4().hex},
+        json={
+            "product_id": product["id"],
+            "amount": amount,
+            "term": 36,
+            "purpose": "Car",
+            "monthly_income": income,
+            "monthly_debt": "300.00",
+            "deposit_account_id": extra.pop("deposit_account_id", org.account["id"]),
+            **({"applicant_id": applicant["id"]} if as_role != "member" else {}),
+            **extra,
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -61,23 +97,36 @@ async def apply(http, sandbox_url, org, product, amount="5000.00", member_type=N
 async def wait_loan(http, headers, loan_id, statuses, timeout=30) -> dict:
     async def fetch() -> dict:
         return (await http.get(f"/api/v1/loans/{loan_id}", headers=headers)).json()
-    return await poll(fetch, lambda loan: loan["status"] in statuses, timeout,
-                      what=lambda loan: f"loan {loan_id} stuck in {loan['status']}")
+
+    return await poll(
+        fetch,
+        lambda loan: loan["status"] in statuses,
+        timeout,
+        what=lambda loan: f"loan {loan_id} stuck in {loan['status']}",
+    )
 
 
 async def waiting_on(http, headers, loan_id, level_no, role, timeout=20) -> dict:
     """The loan's approval once it waits on `role` at `level_no`."""
     loan = await wait_loan(http, headers, loan_id, {"pending_approval", *FINAL}, timeout)
+
     async def fetch() -> dict:
         return (await http.get(f"/api/v1/approvals/{loan['approval_request_id']}", headers=headers)).json()
-    return await poll(fetch, lambda state: state.get("level") == level_no and state["waiting_on_role"] == role
-                      and state["status"] == "open", timeout, f"approval not waiting on {role} at level {level_no}")
+
+    return await poll(
+        fetch,
+        lambda state: state.get("level") == level_no and state["waiting_on_role"] == role and state["status"] == "open",
+        timeout,
+        f"approval not waiting on {role} at level {level_no}",
+    )
 
 
 async def findable(temporal_env, query: str, what: str) -> list:
     """The workflows a visibility query finds, once it finds any (visibility follows within moments)."""
+
     async def fetch() -> list:
         return [w async for w in temporal_env.client.list_workflows(query)]
+
     return await poll(fetch, bool, 10, what)
 
 
@@ -92,14 +141,18 @@ async def inbox_of(http, headers, size: int, timeout: float = 10) -> list:
 
 
 async def decide(http, headers, request_id, decision="approve", reason="", **extra):
-    return await http.post(f"/api/v1/approvals/{request_id}/decisions", headers=headers,
-                           json={"decision": decision, "reason": reason, **extra})
+    return await http.post(
+        f"/api/v1/approvals/{request_id}/decisions",
+        headers=headers,
+        json={"decision": decision, "reason": reason, **extra},
+    )
 
 
 async def test_each_default_tier_routes_to_its_levels(http, su, sandbox_url, bank, product, db):
     expected = {"5000.00": 1, "50000.00": 2, "150000.00": 3}
-    loans = {amount: await apply(http, sandbox_url, bank, product, amount=amount, income="900000.00")
-             for amount in expected}
+    loans = {
+        amount: await apply(http, sandbox_url, bank, product, amount=amount, income="900000.00") for amount in expected
+    }
     requests = {}
     for amount, levels in expected.items():
         state = await waiting_on(http, su, loans[amount]["id"], 1, "loan_officer")
@@ -134,8 +187,15 @@ async def test_each_default_tier_routes_to_its_levels(http, su, sandbox_url, ban
 
 async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, product, temporal_env):
     member_type = await rule(http, su, [level("loan_officer"), level("credit_committee", quorum=2)])
-    loan = await apply(http, sandbox_url, bank, product, member_type=member_type, as_role="loan_officer",
-                       applicant=bank.users["member"])
+    loan = await apply(
+        http,
+        sandbox_url,
+        bank,
+        product,
+        member_type=member_type,
+        as_role="loan_officer",
+        applicant=bank.users["member"],
+    )
     request_id = (await waiting_on(http, su, loan["id"], 1, "loan_officer"))["request_id"]
 
     error = assert_error(await decide(http, bank.headers["branch_manager"], request_id), 403, "wrong_role")
@@ -174,9 +234,17 @@ async def test_the_applicant_cannot_approve_their_own_loan(http, su, sandbox_url
     # The officer applies for themself: applicant and submitter at once.
     async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
         await sandbox.put("/bureau/_control", json={"fixed_scores": {officer["id"]: 700}})
-    response = await http.post("/api/v1/loans", headers={**bank.headers["loan_officer"], "Idempotency-Key": "own"},
-                               json={"product_id": product["id"], "amount": "2000.00", "term": 12,
-                                     "monthly_income": "9000.00", "deposit_account_id": own_account["id"]})
+    response = await http.post(
+        "/api/v1/loans",
+        headers={**bank.headers["loan_officer"], "Idempotency-Key": "own"},
+        json={
+            "product_id": product["id"],
+            "amount": "2000.00",
+            "term": 12,
+            "monthly_income": "9000.00",
+            "deposit_account_id": own_account["id"],
+        },
+    )
     assert response.status_code == 201, response.text
     loan = response.json()
     request_id = (await waiting_on(http, su, loan["id"], 1, "loan_officer"))["request_id"]
@@ -186,8 +254,9 @@ async def test_the_applicant_cannot_approve_their_own_loan(http, su, sandbox_url
 
 
 async def test_reminder_escalation_then_decline(http, su, sandbox_url, bank, product):
-    member_type = await rule(http, su, [level("loan_officer", deadline=3, reminder=1, escalation="branch_manager")],
-                             final_outcome="decline")
+    member_type = await rule(
+        http, su, [level("loan_officer", deadline=3, reminder=1, escalation="branch_manager")], final_outcome="decline"
+    )
     loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
     await waiting_on(http, su, loan["id"], 1, "branch_manager", timeout=20)  # escalated at the deadline
     declined = await wait_loan(http, su, loan["id"], FINAL, timeout=20)
@@ -196,8 +265,9 @@ async def test_reminder_escalation_then_decline(http, su, sandbox_url, bank, pro
     kinds = {n["kind"] for n in officer_notes if n["entity_id"] == declined["approval_request_id"]}
     assert {"approval_opened", "approval_reminder"} <= kinds
     manager_notes = (await http.get("/api/v1/notifications", headers=bank.headers["branch_manager"])).json()["items"]
-    assert any(n["kind"] == "approval_escalated" and n["entity_id"] == declined["approval_request_id"]
-               for n in manager_notes)
+    assert any(
+        n["kind"] == "approval_escalated" and n["entity_id"] == declined["approval_request_id"] for n in manager_notes
+    )
 
 
 async def test_hold_after_the_last_deadline(http, su, sandbox_url, bank, product):
@@ -215,10 +285,18 @@ async def test_request_information_loop(http, su, sandbox_url, bank, product):
     assert asked.status_code == 200 and asked.json()["status"] == "info_requested"
     assert (await wait_loan(http, su, loan["id"], {"info_requested"}))["status"] == "info_requested"
     assert_error(await decide(http, bank.headers["branch_manager"], request_id), 409)
-    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["org_admin"],
-                                 json={"text": "not mine to answer"}), 403, "not_the_applicant")
-    answered = await http.post(f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["member"],
-                               json={"text": "Attached"})
+    assert_error(
+        await http.post(
+            f"/api/v1/loans/{loan['id']}/information",
+            headers=bank.headers["org_admin"],
+            json={"text": "not mine to answer"},
+        ),
+        403,
+        "not_the_applicant",
+    )
+    answered = await http.post(
+        f"/api/v1/loans/{loan['id']}/information", headers=bank.headers["member"], json={"text": "Attached"}
+    )
     assert answered.status_code == 200 and answered.json()["status"] == "open"
     # The level reopens for every officer (the asker too: see test_approval_races); another one approves.
     _second_officer, headers = await make_user(http, su, "loan_officer", bank.id)
@@ -252,8 +330,9 @@ async def test_waiting_loans_are_findable_by_role(http, su, sandbox_url, bank, p
     member_type = await rule(http, su, [level("branch_manager")])
     loan = await apply(http, sandbox_url, bank, product, member_type=member_type)
     await waiting_on(http, su, loan["id"], 1, "branch_manager")
-    query = (f"WorkflowId = '{loan['workflow_id']}' AND LoanStatus = 'pending_approval' "
-             f"AND WaitingOnRole = 'branch_manager'")
+    query = (
+        f"WorkflowId = '{loan['workflow_id']}' AND LoanStatus = 'pending_approval' AND WaitingOnRole = 'branch_manager'"
+    )
     await findable(temporal_env, query, "the loan is not findable by WaitingOnRole")
 
 
@@ -281,53 +360,89 @@ async def test_repayment_prepayment_and_payoff(http, su, sandbox_url, bank, prod
     schedule = (await http.get(f"/api/v1/loans/{loan['id']}/schedule", headers=member)).json()
     assert schedule[0]["paid"] == first["payment"] and schedule[1]["paid"] == "0.00"
 
-    prepaid = await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "1000.00", "mode": "prepayment"},
-                              headers={**member, "Idempotency-Key": uuid.uuid4().hex})
+    prepaid = await http.post(
+        f"/api/v1/loans/{loan['id']}/repayments",
+        json={"amount": "1000.00", "mode": "prepayment"},
+        headers={**member, "Idempotency-Key": uuid.uuid4().hex},
+    )
     assert prepaid.status_code == 200 and prepaid.json()["principal"] == "1000.00"
     recomputed = (await http.get(f"/api/v1/loans/{loan['id']}/schedule", headers=member)).json()
     assert Decimal(recomputed[1]["payment"]) < Decimal(schedule[1]["payment"]) and len(recomputed) == 36
     assert recomputed[-1]["balance"] == "0.00"
     assert sum(Decimal(r["principal"]) for r in recomputed[1:]) == Decimal(prepaid.json()["outstanding_principal"])
 
-    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "99999.00"},
-                                 headers={**member, "Idempotency-Key": uuid.uuid4().hex}), 422)
-    await http.post(f"/api/v1/accounts/{bank.account['id']}/deposits", headers={**su, "Idempotency-Key": "top-up"},
-                    json={"amount": "500.00"})  # the payoff is more than what is left of the disbursement
+    assert_error(
+        await http.post(
+            f"/api/v1/loans/{loan['id']}/repayments",
+            json={"amount": "99999.00"},
+            headers={**member, "Idempotency-Key": uuid.uuid4().hex},
+        ),
+        422,
+    )
+    await http.post(
+        f"/api/v1/accounts/{bank.account['id']}/deposits",
+        headers={**su, "Idempotency-Key": "top-up"},
+        json={"amount": "500.00"},
+    )  # the payoff is more than what is left of the disbursement
     quote = (await http.get(f"/api/v1/loans/{loan['id']}/payoff-quote", headers=member)).json()
     assert Decimal(quote["amount"]) >= Decimal(quote["outstanding_principal"])
-    wrong = await http.post(f"/api/v1/loans/{loan['id']}/repayments",
-                            json={"amount": str(Decimal(quote["amount"]) - Decimal("0.01")), "mode": "payoff"},
-                            headers={**member, "Idempotency-Key": uuid.uuid4().hex})
+    wrong = await http.post(
+        f"/api/v1/loans/{loan['id']}/repayments",
+        json={"amount": str(Decimal(quote["amount"]) - Decimal("0.01")), "mode": "payoff"},
+        headers={**member, "Idempotency-Key": uuid.uuid4().hex},
+    )
     assert_error(wrong, 409, "payoff_amount_mismatch")
-    closed = await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": quote["amount"],
-                                                                             "mode": "payoff"},
-                             headers={**member, "Idempotency-Key": uuid.uuid4().hex})
+    closed = await http.post(
+        f"/api/v1/loans/{loan['id']}/repayments",
+        json={"amount": quote["amount"], "mode": "payoff"},
+        headers={**member, "Idempotency-Key": uuid.uuid4().hex},
+    )
     assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
     assert closed.json()["outstanding_principal"] == "0.00"
     assert (await http.get(f"/api/v1/loans/{loan['id']}", headers=su)).json()["status"] == "closed"
     loan_account = (await http.get(f"/api/v1/accounts/{loan['loan_account_id']}", headers=su)).json()
     assert loan_account["ledger_balance"] == "0.00"
     assert await temporal_env.client.get_workflow_handle(loan["workflow_id"]).result() == "closed"
-    assert_error(await http.post(f"/api/v1/loans/{loan['id']}/repayments", json={"amount": "1.00"},
-                                 headers={**member, "Idempotency-Key": uuid.uuid4().hex}), 409, "loan_not_active")
+    assert_error(
+        await http.post(
+            f"/api/v1/loans/{loan['id']}/repayments",
+            json={"amount": "1.00"},
+            headers={**member, "Idempotency-Key": uuid.uuid4().hex},
+        ),
+        409,
+        "loan_not_active",
+    )
 
 
 async def test_the_route_follows_the_members_record_not_the_request(http, su, sandbox_url, bank, product, db):
     member_type = await rule(http, su, [level("branch_manager")])
     member = bank.users["member"]
-    body = {"product_id": product["id"], "amount": "5000.00", "term": 36, "monthly_income": "20000.00",
-            "deposit_account_id": bank.account["id"]}
+    body = {
+        "product_id": product["id"],
+        "amount": "5000.00",
+        "term": 36,
+        "monthly_income": "20000.00",
+        "deposit_account_id": bank.account["id"],
+    }
     # The applicant cannot pick their route: a member_type in the request is refused, and so is setting their own.
-    sent = await http.post("/api/v1/loans", headers={**bank.headers["member"], "Idempotency-Key": uuid.uuid4().hex},
-                           json={**body, "member_type": member_type})
+    sent = await http.post(
+        "/api/v1/loans",
+        headers={**bank.headers["member"], "Idempotency-Key": uuid.uuid4().hex},
+        json={**body, "member_type": member_type},
+    )
     error = assert_error(sent, 422, "validation_error")
     assert ["body", "member_type"] in [detail["loc"] for detail in error["details"]]
-    assert_error(await http.patch(f"/api/v1/users/{member['id']}", headers=bank.headers["member"],
-                                  json={"member_type": member_type}), 403)
+    assert_error(
+        await http.patch(
+            f"/api/v1/users/{member['id']}", headers=bank.headers["member"], json={"member_type": member_type}
+        ),
+        403,
+    )
     assert (await http.get(f"/api/v1/users/{member['id']}", headers=su)).json()["member_type"] == "consumer"
     async with db.session() as session:  # nothing was written by the refused application
-        assert (await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"),
-                                      {"a": member["id"]})).scalar_one() == 0
+        assert (
+            await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"), {"a": member["id"]})
+        ).scalar_one() == 0
     # Staff set it on the member's record; the loan takes it from there and routes by it.
     assert (await set_member_type(http, bank.headers["org_admin"], member, member_type))["member_type"] == member_type
     loan = await apply(http, sandbox_url, bank, product)
@@ -351,24 +466,38 @@ async def only_member_type_rules(http, su):
         assert response.status_code == 200, response.text
 
 
-async def test_a_loan_no_rule_routes_is_refused_before_anything_is_written(http, su, sandbox_url, bank, product,
-                                                                         db, only_member_type_rules):
+async def test_a_loan_no_rule_routes_is_refused_before_anything_is_written(
+    http, su, sandbox_url, bank, product, db, only_member_type_rules
+):
     await set_member_type(http, bank.headers["org_admin"], bank.users["member"], f"t-{uuid.uuid4().hex[:10]}")
-    response = await http.post("/api/v1/loans", headers={**bank.headers["member"], "Idempotency-Key": "no-route"},
-                               json={"product_id": product["id"], "amount": "5000.00", "term": 36,
-                                     "monthly_income": "20000.00", "deposit_account_id": bank.account["id"]})
+    response = await http.post(
+        "/api/v1/loans",
+        headers={**bank.headers["member"], "Idempotency-Key": "no-route"},
+        json={
+            "product_id": product["id"],
+            "amount": "5000.00",
+            "term": 36,
+            "monthly_income": "20000.00",
+            "deposit_account_id": bank.account["id"],
+        },
+    )
     error = assert_error(response, 422, "no_approval_route")
     assert error["details"]["amount"] == "5000.00" and error["details"]["member_type"].startswith("t-")
     async with db.session() as session:
-        assert (await session.execute(text("SELECT count(*) FROM loans WHERE applicant_id = :a"),
-                                      {"a": bank.users["member"]["id"]})).scalar_one() == 0
+        assert (
+            await session.execute(
+                text("SELECT count(*) FROM loans WHERE applicant_id = :a"), {"a": bank.users["member"]["id"]}
+            )
+        ).scalar_one() == 0
 
 
-async def test_a_loan_whose_rule_goes_away_before_routing_fails_with_the_reason(http, su, sandbox_url, bank,
-                                                                              product, only_member_type_rules):
+async def test_a_loan_whose_rule_goes_away_before_routing_fails_with_the_reason(
+    http, su, sandbox_url, bank, product, only_member_type_rules
+):
     member_type = await rule(http, su, [level("loan_officer")])
     rule_id = (await http.get("/api/v1/approval-rules", headers=su, params={"member_type": member_type})).json()[
-        "items"][0]["id"]
+        "items"
+    ][0]["id"]
     async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
         await sandbox.put("/_control/faults", json={"latency_ms": 3000})  # a slow bureau: routing comes later
         try:

@@ -18,16 +18,29 @@ from tests.mailbox import recipients
 def returned_payment(org_id: str) -> NotifyOrgAdmins:
     payment_id = str(uuid.uuid4())
     return NotifyOrgAdmins(
-        org_id=org_id, kind="payment_returned", template="payment_returned", entity_type="payment",
-        entity_id=payment_id, dedupe_key=f"payment-returned:{payment_id}:R01",
-        context=dict(payment_id=payment_id, kind="debit", amount="$125.00", return_code="R01",
-                     return_reason="Insufficient funds", account="****1234", link=f"/api/v1/payments/{payment_id}"))
+        org_id=org_id,
+        kind="payment_returned",
+        template="payment_returned",
+        entity_type="payment",
+        entity_id=payment_id,
+        dedupe_key=f"payment-returned:{payment_id}:R01",
+        context=dict(
+            payment_id=payment_id,
+            kind="debit",
+            amount="$125.00",
+            return_code="R01",
+            return_reason="Insufficient funds",
+            account="****1234",
+            link=f"/api/v1/payments/{payment_id}",
+        ),
+    )
 
 
 async def outbox_statuses(db, dedupe_key: str) -> list[str]:
     async with db.session() as session:
-        rows = await session.execute(text("SELECT status FROM email_outbox WHERE dedupe_key LIKE :prefix"),
-                                     {"prefix": f"{dedupe_key}:%"})
+        rows = await session.execute(
+            text("SELECT status FROM email_outbox WHERE dedupe_key LIKE :prefix"), {"prefix": f"{dedupe_key}:%"}
+        )
         return sorted(r.status for r in rows)
 
 
@@ -85,18 +98,28 @@ async def test_notifications_are_listed_newest_first_and_paginated(http, su, db,
     member = org.users["member"]
     notifications = NotificationActivities(db, EmailSender(settings))
     for n in range(3):
-        req = NotifyUsers(user_ids=[member["id"]], kind="approval_requested", template="approval_requested",
-                          dedupe_key=f"approval:{uuid.uuid4()}", entity_type="loan", entity_id=f"loan-{n}",
-                          context=dict(request_title=f"Loan {n}", level=1, role="loan_officer", deadline="tomorrow"))
+        req = NotifyUsers(
+            user_ids=[member["id"]],
+            kind="approval_requested",
+            template="approval_requested",
+            dedupe_key=f"approval:{uuid.uuid4()}",
+            entity_type="loan",
+            entity_id=f"loan-{n}",
+            context=dict(request_title=f"Loan {n}", level=1, role="loan_officer", deadline="tomorrow"),
+        )
         assert await ActivityEnvironment().run(notifications.notify_users, req) == 1
     page = (await http.get("/api/v1/notifications", headers=org.headers["member"], params={"limit": 2})).json()
     assert page["total"] == 3 and page["limit"] == 2
     assert [n["entity_id"] for n in page["items"]] == ["loan-2", "loan-1"]
-    rest = (await http.get("/api/v1/notifications", headers=org.headers["member"],
-                           params={"limit": 2, "offset": 2})).json()
+    rest = (
+        await http.get("/api/v1/notifications", headers=org.headers["member"], params={"limit": 2, "offset": 2})
+    ).json()
     assert [n["entity_id"] for n in rest["items"]] == ["loan-0"]
-    assert_error(await http.get("/api/v1/notifications", headers=org.headers["member"], params={"unread": "maybe"}),
-                 422, "validation_error")
+    assert_error(
+        await http.get("/api/v1/notifications", headers=org.headers["member"], params={"unread": "maybe"}),
+        422,
+        "validation_error",
+    )
 
 
 async def test_an_smtp_outage_leaves_emails_pending_and_the_retry_sends_each_once(http, su, db, settings, mailbox):
@@ -110,7 +133,9 @@ async def test_an_smtp_outage_leaves_emails_pending_and_the_retry_sends_each_onc
     assert await outbox_statuses(db, req.dedupe_key) == ["pending"]
     assert (await http.get("/api/v1/notifications", headers=org.headers["org_admin"])).json()["total"] == 1
 
-    assert await ActivityEnvironment().run(NotificationActivities(db, EmailSender(settings)).notify_org_admins, req) == 1
+    assert (
+        await ActivityEnvironment().run(NotificationActivities(db, EmailSender(settings)).notify_org_admins, req) == 1
+    )
     assert await outbox_statuses(db, req.dedupe_key) == ["sent"]
     assert len(mailbox.to(admin)) == 1
     assert (await http.get("/api/v1/notifications", headers=org.headers["org_admin"])).json()["total"] == 1
@@ -135,15 +160,29 @@ async def test_an_unknown_template_or_missing_variable_fails_for_good(http, su, 
 async def test_a_permanent_refusal_is_recorded_not_retried_and_the_others_are_sent(http, su, db, settings, mailbox):
     org = await make_org(http, su, roles=("org_admin",))
     bounced = f"gone-{uuid.uuid4().hex[:8]}@{mailbox.REJECTED_DOMAIN}"
-    response = await http.post("/api/v1/users", headers=su, json={
-        "email": bounced, "full_name": "Gone Admin", "password": "a-long-test-password", "role": "org_admin",
-        "org_id": org.id})
+    response = await http.post(
+        "/api/v1/users",
+        headers=su,
+        json={
+            "email": bounced,
+            "full_name": "Gone Admin",
+            "password": "a-long-test-password",
+            "role": "org_admin",
+            "org_id": org.id,
+        },
+    )
     assert response.status_code == 201, response.text
     req = returned_payment(org.id)
-    assert await ActivityEnvironment().run(NotificationActivities(db, EmailSender(settings)).notify_org_admins, req) == 2
+    assert (
+        await ActivityEnvironment().run(NotificationActivities(db, EmailSender(settings)).notify_org_admins, req) == 2
+    )
     assert await outbox_statuses(db, req.dedupe_key) == ["rejected", "sent"]
     assert len(mailbox.to(org.users["org_admin"]["email"])) == 1 and mailbox.to(bounced) == []
     async with db.session() as session:
-        error = (await session.execute(text("SELECT error FROM email_outbox WHERE dedupe_key LIKE :p AND status = "
-                                            "'rejected'"), {"p": f"{req.dedupe_key}:%"})).scalar_one()
+        error = (
+            await session.execute(
+                text("SELECT error FROM email_outbox WHERE dedupe_key LIKE :p AND status = 'rejected'"),
+                {"p": f"{req.dedupe_key}:%"},
+            )
+        ).scalar_one()
     assert "550" in error

@@ -78,9 +78,14 @@ async def test_second_ensure_updates_the_spec_and_keeps_a_pause(temporal_env, se
     await statements.pause(note="paused by the test")
     assert (await statements.describe()).schedule.state.paused
 
-    changed = settings.model_copy(update={"statements_cron": "15 7 2 * *", "business_timezone": "Europe/Paris",
-                                          "schedule_overlap": "buffer_one",
-                                          "schedule_catchup_window": timedelta(hours=3)})
+    changed = settings.model_copy(
+        update={
+            "statements_cron": "15 7 2 * *",
+            "business_timezone": "Europe/Paris",
+            "schedule_overlap": "buffer_one",
+            "schedule_catchup_window": timedelta(hours=3),
+        }
+    )
     assert await ensure_schedules(client, changed, prefixed) == {prefixed + s: "updated" for s in EXPECTED}
 
     desc = await statements.describe()
@@ -117,34 +122,39 @@ async def test_statements_schedule_triggers_and_backfills_a_past_month(temporal_
     await handle.trigger()
     [now_action] = await wait_for_actions(handle, 1)
     assert now_action.action.workflow_id.startswith(prefixed + "monthly-statements-")
-    result = await client.get_workflow_handle(now_action.action.workflow_id,
-                                              result_type=StatementRunResult).result()
+    result = await client.get_workflow_handle(now_action.action.workflow_id, result_type=StatementRunResult).result()
     this_month = datetime.now(ZoneInfo("America/New_York")).date().replace(day=1)
     assert result.period == f"{this_month - timedelta(days=1):%Y-%m}"
 
     # A backfill over March 1, 2025 (05:00 in New York = 10:00 UTC) runs for February 2025.
-    await handle.backfill(ScheduleBackfill(start_at=datetime(2025, 3, 1, 9, tzinfo=UTC),
-                                           end_at=datetime(2025, 3, 1, 11, tzinfo=UTC),
-                                           overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+    await handle.backfill(
+        ScheduleBackfill(
+            start_at=datetime(2025, 3, 1, 9, tzinfo=UTC),
+            end_at=datetime(2025, 3, 1, 11, tzinfo=UTC),
+            overlap=ScheduleOverlapPolicy.ALLOW_ALL,
+        )
+    )
     actions = await wait_for_actions(handle, 2)
     backfilled = [a for a in actions if a.scheduled_at == datetime(2025, 3, 1, 10, tzinfo=UTC)]
     assert len(backfilled) == 1
-    result = await client.get_workflow_handle(backfilled[0].action.workflow_id,
-                                              result_type=StatementRunResult).result()
+    result = await client.get_workflow_handle(backfilled[0].action.workflow_id, result_type=StatementRunResult).result()
     assert result.period == "2025-02"
 
 
 def test_every_job_and_overlap_name():
     from core.config import Settings
+
     assert [(j.schedule_id, j.workflow, j.cron) for j in jobs(Settings())] == [
-        (s, w, c) for s, (w, c) in EXPECTED.items()]
+        (s, w, c) for s, (w, c) in EXPECTED.items()
+    ]
     assert overlap_policy("allow_all") == ScheduleOverlapPolicy.ALLOW_ALL
     with pytest.raises(ValueError, match="skip, buffer_one"):
         overlap_policy("sometimes")
 
 
 async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_and_post_it_once(
-        http, su, db, temporal_env, settings, worker, prefixed):
+    http, su, db, temporal_env, settings, worker, prefixed
+):
     """June 2024 replayed through the schedules: the nightly accrual backfilled for each of its 30 days, then the
     month-end posting backfilled over July 1, twice. Every day accrues once and the month posts once."""
     org = await make_org(http, su, roles=("member",))
@@ -157,20 +167,29 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
 
     # The accrual runs at 00:30 in New York for the day before: July 1 00:30 accrues June 30.
     accrual = client.get_schedule_handle(prefixed + "daily-interest-accrual")
-    await accrual.backfill(ScheduleBackfill(start_at=datetime(2024, 6, 2, 4, tzinfo=UTC),
-                                            end_at=datetime(2024, 7, 1, 5, tzinfo=UTC),
-                                            overlap=ScheduleOverlapPolicy.ALLOW_ALL))
-    days = await poll_rows(db, "SELECT day, amount FROM interest_accruals WHERE account_id = :a ORDER BY day",
-                           account, 30)
+    await accrual.backfill(
+        ScheduleBackfill(
+            start_at=datetime(2024, 6, 2, 4, tzinfo=UTC),
+            end_at=datetime(2024, 7, 1, 5, tzinfo=UTC),
+            overlap=ScheduleOverlapPolicy.ALLOW_ALL,
+        )
+    )
+    days = await poll_rows(
+        db, "SELECT day, amount FROM interest_accruals WHERE account_id = :a ORDER BY day", account, 30
+    )
     assert [d for d, _ in days] == [date(2024, 6, 1) + timedelta(days=i) for i in range(30)]
     assert {amount for _, amount in days} == {Decimal("1")}
 
     # Month-end posting at 02:00 on July 1 (06:00 UTC) posts June; a second backfill of the same day finds it done.
     posting = client.get_schedule_handle(prefixed + "month-end-interest-posting")
     for attempt in (1, 2):
-        await posting.backfill(ScheduleBackfill(start_at=datetime(2024, 7, 1, 5, tzinfo=UTC),
-                                                end_at=datetime(2024, 7, 1, 7, tzinfo=UTC),
-                                                overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+        await posting.backfill(
+            ScheduleBackfill(
+                start_at=datetime(2024, 7, 1, 5, tzinfo=UTC),
+                end_at=datetime(2024, 7, 1, 7, tzinfo=UTC),
+                overlap=ScheduleOverlapPolicy.ALLOW_ALL,
+            )
+        )
         actions = await wait_for_actions(posting, attempt)
         for action in actions:
             await client.get_workflow_handle(action.action.workflow_id).result()
@@ -185,8 +204,13 @@ async def test_interest_schedules_backfilled_over_a_past_month_accrue_each_day_a
     posted = (await http.get("/api/v1/interest-postings/2024-06", headers=su)).json()
     assert posted["status"] == "completed" and posted["workflow_id"] == "interest-posting-2024-06"
     assert (posted["accounts"], Decimal(posted["total"])) == (summary.accounts, summary.total)
-    accruals = (await http.get(f"/api/v1/accounts/{account}/accruals", headers=org.headers["member"],
-                               params={"day_from": "2024-06-10", "day_to": "2024-06-30"})).json()
+    accruals = (
+        await http.get(
+            f"/api/v1/accounts/{account}/accruals",
+            headers=org.headers["member"],
+            params={"day_from": "2024-06-10", "day_to": "2024-06-30"},
+        )
+    ).json()
     assert accruals["total"] == 21 and accruals["items"][0]["day"] == "2024-06-30"
     assert Decimal(accruals["items"][0]["amount"]) == 1
     assert_error(await http.get("/api/v1/interest-postings/2024-06", headers=org.headers["member"]), 403)
@@ -198,4 +222,5 @@ async def poll_rows(db, sql: str, account: str, count: int, timeout: float = 60)
     async def fetch() -> list[tuple]:
         async with db.session() as session:
             return [tuple(r) for r in (await session.execute(text(sql), {"a": uuid.UUID(account)})).all()]
+
     return await poll(fetch, lambda rows: len(rows) >= count, timeout, f"fewer than {count} rows")

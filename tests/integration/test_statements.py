@@ -24,19 +24,26 @@ def gl_id(code: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"backoffice:gl:{code}")
 
 
-async def post(db, account_id: str, day: date, amount: str, description: str, entry_type: str = "cash_deposit",
-               gl: str = GL_CASH) -> None:
+async def post(
+    db, account_id: str, day: date, amount: str, description: str, entry_type: str = "cash_deposit", gl: str = GL_CASH
+) -> None:
     """Money into (amount > 0) or out of a deposit account: the account is credited (negative posting)."""
     async with db.session() as session, session.begin():
-        await ledger.post_entry(session, idempotency_key=f"test:{uuid.uuid4()}", entry_type=entry_type,
-                                description=description, effective_date=day,
-                                legs=[ledger.Leg(gl_id(gl), D(amount)), ledger.Leg(uuid.UUID(account_id), -D(amount))])
+        await ledger.post_entry(
+            session,
+            idempotency_key=f"test:{uuid.uuid4()}",
+            entry_type=entry_type,
+            description=description,
+            effective_date=day,
+            legs=[ledger.Leg(gl_id(gl), D(amount)), ledger.Leg(uuid.UUID(account_id), -D(amount))],
+        )
 
 
 async def opened_on(db, account_id: str, when: datetime) -> None:
     async with db.session() as session, session.begin():
-        await session.execute(text("UPDATE ledger_accounts SET created_at = :at WHERE id = :id"),
-                              {"at": when, "id": account_id})
+        await session.execute(
+            text("UPDATE ledger_accounts SET created_at = :at WHERE id = :id"), {"at": when, "id": account_id}
+        )
 
 
 def pdf_text(pdf: bytes) -> str:
@@ -53,26 +60,33 @@ async def test_statement_pdf_shows_balances_entries_and_interest(http, su, db, t
     for acct in (account, empty):
         await opened_on(db, acct["id"], datetime(2025, 8, 20, 15, tzinfo=UTC))
     # Periods are months in the schedules' time zone (New York, still on EDT on Nov 1, 2025).
-    await opened_on(db, late["id"], datetime(2025, 11, 1, 3, 30, tzinfo=UTC))   # Oct 31, 23:30 there
+    await opened_on(db, late["id"], datetime(2025, 11, 1, 3, 30, tzinfo=UTC))  # Oct 31, 23:30 there
     await opened_on(db, later["id"], datetime(2025, 11, 1, 4, 30, tzinfo=UTC))  # Nov 1, 00:30 there
     await post(db, account["id"], date(2025, 9, 15), "1000.00", "Opening deposit")
     await post(db, account["id"], date(2025, 10, 3), "250.50", "Payroll ACME")
     await post(db, account["id"], date(2025, 10, 10), "-100.25", "Card payment <Grocer & Sons>")
-    await post(db, account["id"], date(2025, 10, 31), "3.17", "Interest for 2025-10", entry_type="interest_posting",
-               gl=GL_INTEREST_EXPENSE)
+    await post(
+        db,
+        account["id"],
+        date(2025, 10, 31),
+        "3.17",
+        "Interest for 2025-10",
+        entry_type="interest_posting",
+        gl=GL_INTEREST_EXPENSE,
+    )
     await post(db, account["id"], date(2025, 11, 2), "50.00", "November deposit")
 
     # Started through the API by bank operations (a run writes every organization's statements); neither a member
     # nor one organization's operator may.
     body = {"period": "2025-10"}
     for role in ("member", "operator"):
-        assert_error(await http.post("/api/v1/statements/runs", json=body, headers=org.headers[role]), 403,
-                     "forbidden")
+        assert_error(await http.post("/api/v1/statements/runs", json=body, headers=org.headers[role]), 403, "forbidden")
     response = await http.post("/api/v1/statements/runs", json=body, headers=await bank_operations(http, su))
     assert response.status_code == 202, response.text
     assert response.json()["workflow_id"] == "statements-2025-10"
     result = await temporal_env.client.get_workflow_handle(
-        "statements-2025-10", result_type=StatementRunResult).result()
+        "statements-2025-10", result_type=StatementRunResult
+    ).result()
     assert result.period == "2025-10" and result.statements_written >= 3
 
     page = (await http.get(f"/api/v1/accounts/{account['id']}/statements", headers=org.headers["member"])).json()
@@ -80,7 +94,11 @@ async def test_statement_pdf_shows_balances_entries_and_interest(http, su, db, t
     row = page["items"][0]
     assert (row["period"], row["period_start"], row["period_end"]) == ("2025-10", "2025-10-01", "2025-10-31")
     assert (D(row["opening_balance"]), D(row["closing_balance"]), D(row["interest"]), row["entry_count"]) == (
-        D("1000.00"), D("1153.42"), D("3.17"), 3)
+        D("1000.00"),
+        D("1153.42"),
+        D("3.17"),
+        3,
+    )
 
     response = await http.get(row["pdf_url"], headers=org.headers["member"])
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
@@ -109,13 +127,13 @@ async def test_statement_pdf_shows_balances_entries_and_interest(http, su, db, t
     # The owner is told once in the app.
     notes = (await http.get("/api/v1/notifications", headers=org.headers["member"])).json()["items"]
     assert sorted(n["entity_id"] for n in notes if n["kind"] == "statement_ready") == sorted(
-        [account["id"], empty["id"], late["id"]])
+        [account["id"], empty["id"], late["id"]]
+    )
 
     # Run again: nothing more is written, nobody is told twice, the PDF is the same document.
     response = await http.post("/api/v1/statements/runs", json=body, headers=su)
     assert response.status_code == 202, response.text
-    again = await temporal_env.client.get_workflow_handle(
-        "statements-2025-10", result_type=StatementRunResult).result()
+    again = await temporal_env.client.get_workflow_handle("statements-2025-10", result_type=StatementRunResult).result()
     assert again.statements_written == 0 and again.accounts == result.accounts
     notes = (await http.get("/api/v1/notifications", headers=org.headers["member"])).json()["items"]
     assert len([n for n in notes if n["kind"] == "statement_ready"]) == 3
@@ -134,9 +152,11 @@ async def test_batches_walk_every_account_across_continue_as_new(http, su, db, t
         await post(db, acct["id"], date(2025, 1, 10 + i), f"{i + 1}0.00", f"Deposit {i}")
     workflow_id = f"test-statements-{uuid.uuid4().hex[:8]}"
     result = await temporal_env.client.execute_workflow(
-        MonthlyStatementsWorkflow.run, StatementRunInput(period="2025-01", batch_size=2, batches_per_run=1,
-                                                         notify_owners=False),
-        id=workflow_id, task_queue=settings.task_queue)
+        MonthlyStatementsWorkflow.run,
+        StatementRunInput(period="2025-01", batch_size=2, batches_per_run=1, notify_owners=False),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+    )
     # Only these five accounts existed in January 2025; three batches of two, in runs of one batch each.
     assert result == StatementRunResult(period="2025-01", accounts=5, statements_written=5)
     for _ in range(50):  # visibility is eventually consistent
@@ -146,10 +166,16 @@ async def test_batches_walk_every_account_across_continue_as_new(http, su, db, t
         await asyncio.sleep(0.1)
     assert len(runs) == 3
     async with db.session() as session:
-        rows = (await session.execute(text(
-            "SELECT account_id, closing_balance, entry_count FROM statements WHERE period = '2025-01' ORDER BY 2"))).all()
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT account_id, closing_balance, entry_count FROM statements WHERE period = '2025-01' ORDER BY 2"
+                )
+            )
+        ).all()
     assert [(str(r.account_id), r.closing_balance, r.entry_count) for r in rows] == [
-        (a["id"], D(f"{i + 1}0.00"), 1) for i, a in enumerate(accounts)]
+        (a["id"], D(f"{i + 1}0.00"), 1) for i, a in enumerate(accounts)
+    ]
     notes = (await http.get("/api/v1/notifications", headers=org.headers["member"])).json()["items"]
     assert not [n for n in notes if n["kind"] == "statement_ready"]
 
@@ -157,8 +183,12 @@ async def test_batches_walk_every_account_across_continue_as_new(http, su, db, t
 async def test_a_scheduled_run_works_on_the_month_just_ended(temporal_env, settings, worker):
     # What the schedule sends: the time zone alone. Started by hand, "now" is the scheduled time.
     result = await temporal_env.client.execute_workflow(
-        "MonthlyStatementsWorkflow", {"timezone": "Pacific/Auckland"}, id=f"test-statements-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.task_queue, result_type=StatementRunResult)
+        "MonthlyStatementsWorkflow",
+        {"timezone": "Pacific/Auckland"},
+        id=f"test-statements-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue,
+        result_type=StatementRunResult,
+    )
     today = datetime.now(ZoneInfo("Pacific/Auckland")).date().replace(day=1)
     assert result.period == f"{today - timedelta(days=1):%Y-%m}"
 
@@ -187,20 +217,27 @@ async def test_statement_errors_and_visibility(http, su, db):
     for bad in ("2025-13", "0000-01", "2025/10"):
         assert_error(await http.post("/api/v1/statements/runs", json={"period": bad}, headers=su), 422)
     this_month = f"{datetime.now(ZoneInfo('America/New_York')):%Y-%m}"
-    assert_error(await http.post("/api/v1/statements/runs", json={"period": this_month}, headers=su), 422,
-                 "period_not_ended")
+    assert_error(
+        await http.post("/api/v1/statements/runs", json={"period": this_month}, headers=su), 422, "period_not_ended"
+    )
 
 
 async def test_the_workflow_refuses_a_month_not_over(temporal_env, settings, worker):
     this_month = f"{datetime.now(ZoneInfo('Pacific/Kiritimati')):%Y-%m}"  # ahead of everyone: never over here
     with pytest.raises(WorkflowFailureError) as failure:
         await temporal_env.client.execute_workflow(
-            MonthlyStatementsWorkflow.run, StatementRunInput(period=this_month, timezone="Pacific/Kiritimati"),
-            id=f"test-statements-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
+            MonthlyStatementsWorkflow.run,
+            StatementRunInput(period=this_month, timezone="Pacific/Kiritimati"),
+            id=f"test-statements-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+        )
     assert failure.value.cause.type == "PeriodNotEnded"
     # A schedule with a time zone nobody knows fails its runs at once (rather than retrying a task forever).
     with pytest.raises(WorkflowFailureError) as failure:
         await temporal_env.client.execute_workflow(
-            "MonthlyStatementsWorkflow", {"timezone": "Mars/Olympus_Mons"},
-            id=f"test-statements-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
+            "MonthlyStatementsWorkflow",
+            {"timezone": "Mars/Olympus_Mons"},
+            id=f"test-statements-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+        )
     assert failure.value.cause.type == "InvalidInput"

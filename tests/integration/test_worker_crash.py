@@ -20,17 +20,28 @@ FIRST, SECOND = 15, 35
 
 def start_worker(settings, log_path):
     port = processes.free_port()
-    child = processes.start(processes.python("worker.py"), env={
-        "DATABASE_URL": settings.database_url, "TEMPORAL_ADDRESS": settings.temporal_address,
-        "TASK_QUEUE": settings.task_queue, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{port}"}, log_path=log_path)
+    child = processes.start(
+        processes.python("worker.py"),
+        env={
+            "DATABASE_URL": settings.database_url,
+            "TEMPORAL_ADDRESS": settings.temporal_address,
+            "TASK_QUEUE": settings.task_queue,
+            "WORKER_METRICS_ADDRESS": f"127.0.0.1:{port}",
+        },
+        log_path=log_path,
+    )
     processes.wait_for_port(port, child, name="worker")
     return child
 
 
 async def completed(db, payment_ids) -> int:
     async with db.session() as session:
-        return (await session.execute(text("SELECT count(*) FROM payments WHERE id = ANY(:ids) AND status = "
-                                           "'completed'"), {"ids": payment_ids})).scalar_one()
+        return (
+            await session.execute(
+                text("SELECT count(*) FROM payments WHERE id = ANY(:ids) AND status = 'completed'"),
+                {"ids": payment_ids},
+            )
+        ).scalar_one()
 
 
 async def wait_completed(db, payment_ids, timeout: float) -> None:
@@ -43,10 +54,13 @@ async def wait_completed(db, payment_ids, timeout: float) -> None:
 
 async def transfers_through_a_crash(settings, org, src, dst, amounts, workers, db, tmp_path):
     async with ApiServer(settings) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+
         async def transfer(amount):
-            response = await api.post("/api/v1/transfers/book", headers={
-                **org.headers["member"], "Idempotency-Key": f"crash-{amount}"}, json={
-                "from_account_id": src["id"], "to_account_id": dst["id"], "amount": str(amount)})
+            response = await api.post(
+                "/api/v1/transfers/book",
+                headers={**org.headers["member"], "Idempotency-Key": f"crash-{amount}"},
+                json={"from_account_id": src["id"], "to_account_id": dst["id"], "amount": str(amount)},
+            )
             assert response.status_code in (201, 202), response.text
             return uuid.UUID(response.json()["id"])
 
@@ -58,8 +72,9 @@ async def transfers_through_a_crash(settings, org, src, dst, amounts, workers, d
             lock.execute("SELECT id FROM ledger_accounts WHERE id = %s FOR NO KEY UPDATE", (src["id"],))
             second = await asyncio.gather(*(transfer(a) for a in amounts[FIRST:]))
             for _ in range(100):
-                waiting = lock.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                       "AND pid <> pg_backend_pid()").fetchone()[0]
+                waiting = lock.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
                 if waiting:
                     break
                 await asyncio.sleep(0.1)
@@ -75,8 +90,9 @@ async def transfers_through_a_crash(settings, org, src, dst, amounts, workers, d
 
 
 async def test_sigkill_mid_transfers_then_every_transfer_completes_exactly_once(settings, http, su, db, tmp_path):
-    crash_settings = settings.model_copy(update={"task_queue": f"crash-{uuid.uuid4().hex[:8]}",
-                                                 "book_transfer_wait": timedelta(0)})
+    crash_settings = settings.model_copy(
+        update={"task_queue": f"crash-{uuid.uuid4().hex[:8]}", "book_transfer_wait": timedelta(0)}
+    )
     org = await make_org(http, su)
     src = await open_account(http, su, org.id, org.users["member"]["id"], deposit="10000.00")
     dst = await open_account(http, su, org.id, org.users["member"]["id"], type_="savings")
@@ -91,17 +107,23 @@ async def test_sigkill_mid_transfers_then_every_transfer_completes_exactly_once(
 
     ids = [*first, *second]
     async with db.session() as session:
-        per_payment = (await session.execute(text(
-            "SELECT p.id, count(DISTINCT j.id) AS entries, "
-            "  (SELECT count(*) FROM payment_events e WHERE e.payment_id = p.id AND e.status = 'completed') AS events, "
-            "  (SELECT count(*) FROM audit_log a WHERE a.entity_id = p.id::text AND a.action = 'payment.completed') AS audits "
-            "FROM payments p LEFT JOIN journal_entries j ON j.payment_id = p.id WHERE p.id = ANY(:ids) GROUP BY p.id"),
-            {"ids": ids})).all()
+        per_payment = (
+            await session.execute(
+                text(
+                    "SELECT p.id, count(DISTINCT j.id) AS entries, "
+                    "  (SELECT count(*) FROM payment_events e WHERE e.payment_id = p.id AND e.status = 'completed') AS events, "
+                    "  (SELECT count(*) FROM audit_log a WHERE a.entity_id = p.id::text AND a.action = 'payment.completed') AS audits "
+                    "FROM payments p LEFT JOIN journal_entries j ON j.payment_id = p.id WHERE p.id = ANY(:ids) GROUP BY p.id"
+                ),
+                {"ids": ids},
+            )
+        ).all()
         books = (await session.execute(text("SELECT sum(amount) FROM postings"))).scalar_one()
     assert len(per_payment) == len(amounts)
     assert all((row.entries, row.events, row.audits) == (1, 1, 1) for row in per_payment), per_payment
     assert books == 0
     total = sum(amounts)
-    assert (await http.get(f"/api/v1/accounts/{src['id']}", headers=su)).json()["ledger_balance"] == \
-        str(Decimal("10000.00") - total)
+    assert (await http.get(f"/api/v1/accounts/{src['id']}", headers=su)).json()["ledger_balance"] == str(
+        Decimal("10000.00") - total
+    )
     assert (await http.get(f"/api/v1/accounts/{dst['id']}", headers=su)).json()["ledger_balance"] == str(total)

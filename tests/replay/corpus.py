@@ -49,14 +49,17 @@ COMMAND_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED": "cancel_requested",
     "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED": "terminated",
 }
-CRASH_EVENTS = {"EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT": "crash:workflow_task_timed_out",
-                "EVENT_TYPE_WORKFLOW_TASK_FAILED": "crash:workflow_task_failed",
-                "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT": "crash:activity_timed_out"}
+CRASH_EVENTS = {
+    "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT": "crash:workflow_task_timed_out",
+    "EVENT_TYPE_WORKFLOW_TASK_FAILED": "crash:workflow_task_failed",
+    "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT": "crash:activity_timed_out",
+}
 
 
 @dataclass
 class Captured:
     """One run's history, as stored: `<type>/<name>.json.gz` holding the workflow id, its type and the events."""
+
     workflow_id: str
     workflow_type: str
     history: dict
@@ -79,8 +82,11 @@ class Captured:
     def save(self, folder: Path) -> Path:
         path = folder / self.workflow_type / self.file_name()
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"workflow_id": self.workflow_id, "workflow_type": self.workflow_type,
-                           "history": self.history}, sort_keys=True, separators=(",", ":")).encode()
+        body = json.dumps(
+            {"workflow_id": self.workflow_id, "workflow_type": self.workflow_type, "history": self.history},
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
         path.write_bytes(gzip.compress(body, mtime=0))
         return path
 
@@ -108,6 +114,7 @@ async def capture(client: Client, folder: Path) -> int:
 
 # --- features ---------------------------------------------------------------------------------------------------
 
+
 def _payload_values(payloads: dict | None) -> Iterator[tuple[str, str]]:
     """(field, value) of the discriminating fields in a JSON payload list, at any depth of the first payload."""
     for payload in (payloads or {}).get("payloads", [])[:1]:
@@ -134,8 +141,10 @@ def _token(event: dict) -> tuple[str | None, list[str]]:
     extra: list[str] = []
     if event["eventType"] in CRASH_EVENTS:
         extra.append(CRASH_EVENTS[event["eventType"]])
-    if event["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED" and \
-            event["activityTaskStartedEventAttributes"].get("attempt", 1) > 1:
+    if (
+        event["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED"
+        and event["activityTaskStartedEventAttributes"].get("attempt", 1) > 1
+    ):
         extra.append("crash:activity_retried")
     if kind is None:
         return None, extra
@@ -217,8 +226,10 @@ def main(argv: list[str]) -> None:
     per_type: dict[str, int] = {}
     for c in chosen:
         per_type[c.workflow_type] = per_type.get(c.workflow_type, 0) + 1
-    print(f"added {len(chosen)} of {len(captured)} captured histories to the {len(kept)} kept: " +
-          (", ".join(f"{t} {n}" for t, n in sorted(per_type.items())) or "nothing new"))
+    print(
+        f"added {len(chosen)} of {len(captured)} captured histories to the {len(kept)} kept: "
+        + (", ".join(f"{t} {n}" for t, n in sorted(per_type.items())) or "nothing new")
+    )
 
 
 if __name__ == "__main__":

@@ -20,16 +20,24 @@ ORG, OTHER_ORG = uuid.uuid4(), uuid.uuid4()
 
 
 def user(role: Role, org: uuid.UUID | None = ORG) -> User:
-    return User(id=uuid.uuid4(), email=f"{role}@x.example", full_name=role, hashed_password="x", role=role,
-                org_id=None if role in (Role.superuser, Role.bank_operations) else org)
+    return User(
+        id=uuid.uuid4(),
+        email=f"{role}@x.example",
+        full_name=role,
+        hashed_password="x",
+        role=role,
+        org_id=None if role in (Role.superuser, Role.bank_operations) else org,
+    )
 
 
 def sql(statement) -> str:
     return str(statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
-@pytest.mark.parametrize("entity, action", [(Entity.ach_file, Action.read), (Entity.interest_posting, Action.read),
-                                            (Entity.statement_run, Action.run)])
+@pytest.mark.parametrize(
+    "entity, action",
+    [(Entity.ach_file, Action.read), (Entity.interest_posting, Action.read), (Entity.statement_run, Action.run)],
+)
 def test_bank_wide_operations_are_for_the_superuser_and_bank_operations_only(entity, action):
     for role in (Role.superuser, Role.bank_operations):
         access.gate(user(role), entity, action)
@@ -50,24 +58,38 @@ def test_a_member_reads_only_approvals_they_applied_for_or_submitted():
     where = sql(access.scope(member, Entity.approval_request, select(ApprovalRequest)))
     assert f"applicant_id = '{member.id}'" in where and f"submitted_by = '{member.id}'" in where
     assert "org_id" not in where.split("WHERE")[1]
-    assert f"org_id = '{ORG}'" in sql(access.scope(user(Role.operator), Entity.approval_request,
-                                                    select(ApprovalRequest)))
+    assert f"org_id = '{ORG}'" in sql(
+        access.scope(user(Role.operator), Entity.approval_request, select(ApprovalRequest))
+    )
 
 
 def test_members_see_their_own_external_accounts_staff_their_organizations():
     member = user(Role.member)
     assert f"owner_id = '{member.id}'" in sql(access.scope(member, Entity.external_account, select(ExternalAccount)))
-    assert f"org_id = '{ORG}'" in sql(access.scope(user(Role.org_admin), Entity.external_account,
-                                                    select(ExternalAccount)))
-    assert "false" in sql(access.scope(user(Role.loan_officer), Entity.external_account,
-                                       select(ExternalAccount))).lower()
+    assert f"org_id = '{ORG}'" in sql(
+        access.scope(user(Role.org_admin), Entity.external_account, select(ExternalAccount))
+    )
+    assert (
+        "false" in sql(access.scope(user(Role.loan_officer), Entity.external_account, select(ExternalAccount))).lower()
+    )
 
 
 def external(owner: User | None, org: uuid.UUID = ORG) -> ExternalAccount:
-    return ExternalAccount(id=uuid.uuid4(), org_id=org, owner_id=owner.id if owner else None, holder_name="h",
-                           institution_name="b", source="linked", routing_number="011401533",
-                           account_number_encrypted="x", account_last4="1234", fingerprint="f",
-                           account_type="checking", status="verified", created_by=uuid.uuid4())
+    return ExternalAccount(
+        id=uuid.uuid4(),
+        org_id=org,
+        owner_id=owner.id if owner else None,
+        holder_name="h",
+        institution_name="b",
+        source="linked",
+        routing_number="011401533",
+        account_number_encrypted="x",
+        account_last4="1234",
+        fingerprint="f",
+        account_type="checking",
+        status="verified",
+        created_by=uuid.uuid4(),
+    )
 
 
 def test_only_the_applicants_own_bank_account_is_named_for_their_loan():
@@ -75,15 +97,25 @@ def test_only_the_applicants_own_bank_account_is_named_for_their_loan():
     access.check_use_external(alice, external(alice), alice.id)
     access.check_use_external(officer, external(alice), alice.id)
     access.check_use_external(user(Role.superuser), external(alice), alice.id)
-    for actor, account in ((alice, external(bob)), (alice, external(None)), (officer, external(bob)),
-                           (officer, external(alice, org=OTHER_ORG))):
+    for actor, account in (
+        (alice, external(bob)),
+        (alice, external(None)),
+        (officer, external(bob)),
+        (officer, external(alice, org=OTHER_ORG)),
+    ):
         with pytest.raises(Forbidden):
             access.check_use_external(actor, account, alice.id)
 
 
 def hold(placed_by: uuid.UUID | None) -> Hold:
-    return Hold(id=uuid.uuid4(), account_id=uuid.uuid4(), amount=Decimal("1"), reason="r", idempotency_key="k",
-                placed_by=placed_by)
+    return Hold(
+        id=uuid.uuid4(),
+        account_id=uuid.uuid4(),
+        amount=Decimal("1"),
+        reason="r",
+        idempotency_key="k",
+        placed_by=placed_by,
+    )
 
 
 def test_holds_are_released_by_hand_only_when_placed_by_hand_by_whoever_placed_them():
@@ -113,7 +145,13 @@ def test_a_denial_is_a_security_event(caplog):
     [record] = [r for r in caplog.records if r.name == "security"]
     assert record.getMessage() == "access_denied"
     assert (record.user_id, record.role, record.org_id, record.entity, record.entity_id, record.action) == (
-        str(member.id), "member", str(ORG), "loan", "l-1", "read")
+        str(member.id),
+        "member",
+        str(ORG),
+        "loan",
+        "l-1",
+        "read",
+    )
     caplog.clear()
     access.not_visible(member, Entity.loan, "l-2", exists=False)  # a true not-found is no denial
     assert not [r for r in caplog.records if r.name == "security"]

@@ -6,7 +6,9 @@ from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
 
 NY = ZoneInfo("America/New_York")
-CUTOFFS: dict[str, Any] = dict(tz="America/New_York", cutoffs=["10:30", "14:45", "16:45"], same_day_cutoffs=["10:30", "14:45"])
+CUTOFFS: dict[str, Any] = dict(
+    tz="America/New_York", cutoffs=["10:30", "14:45", "16:45"], same_day_cutoffs=["10:30", "14:45"]
+)
 
 
 def window_at(local: datetime):
@@ -49,7 +51,14 @@ def test_interval_windows_for_tests_and_the_demo():
 
 def test_return_reactions():
     assert {c: reaction(c) for c in ("R01", "R09", "R02", "R03", "R04", "R05", "R07", "R10", "R29", "R20")} == {
-        "R01": ReturnReaction.represent, "R09": ReturnReaction.represent, "R02": ReturnReaction.disable_account,
-        "R03": ReturnReaction.disable_account, "R04": ReturnReaction.disable_account,
-        "R05": ReturnReaction.block_debits, "R07": ReturnReaction.block_debits, "R10": ReturnReaction.block_debits,
-        "R29": ReturnReaction.block_debits, "R20": ReturnReaction.fail}
+        "R01": ReturnReaction.represent,
+        "R09": ReturnReaction.represent,
+        "R02": ReturnReaction.disable_account,
+        "R03": ReturnReaction.disable_account,
+        "R04": ReturnReaction.disable_account,
+        "R05": ReturnReaction.block_debits,
+        "R07": ReturnReaction.block_debits,
+        "R10": ReturnReaction.block_debits,
+        "R29": ReturnReaction.block_debits,
+        "R20": ReturnReaction.fail,
+    }

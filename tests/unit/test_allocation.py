@@ -31,7 +31,12 @@ def test_a_late_fee_after_a_partial_payment_is_paid_as_a_fee_not_principal():
 def test_oldest_installment_first_and_the_rest_is_left_over():
     split, left = allocate(D("250.00"), [installment(2), installment(1, fee="15.00")])
     assert [(a.number, a.component) for a in split] == [
-        (1, "fee"), (1, "interest"), (1, "principal"), (2, "interest"), (2, "principal")]
+        (1, "fee"),
+        (1, "interest"),
+        (1, "principal"),
+        (2, "interest"),
+        (2, "principal"),
+    ]
     assert left == D("35.00")
 
 
@@ -50,8 +55,10 @@ money = st.decimals(min_value=0, max_value=2000, places=2, allow_nan=False, allo
 def schedules(draw):
     """Installments with random parts and random payments already allocated to them (in the allocation order)."""
     count = draw(st.integers(1, 6))
-    rows = [installment(n, fee=str(draw(money)), interest=str(draw(money)), principal=str(draw(money)))
-            for n in range(1, count + 1)]
+    rows = [
+        installment(n, fee=str(draw(money)), interest=str(draw(money)), principal=str(draw(money)))
+        for n in range(1, count + 1)
+    ]
     paid_before, _ = allocate(draw(money), rows)
     return balances(rows, paid_before)
 

@@ -265,7 +265,10 @@ def test_monthly_due_dates_keep_the_month_end_anchor():
     ]
     schedule = build_schedule(monthly_loan("1200.00", "0.12", 14, first=date(2026, 1, 31)))
     assert [i.due_date for i in schedule.installments][:4] == [
-        date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30)
+        date(2026, 1, 31),
+        date(2026, 2, 28),
+        date(2026, 3, 31),
+        date(2026, 4, 30),
     ]
     assert schedule.installments[-1].due_date == date(2027, 2, 28)
 
@@ -323,7 +326,11 @@ def test_remaining_schedule_keeps_the_month_end_anchor():
     terms = monthly_loan("6000.00", "0.12", 6, first=date(2026, 1, 31))
     schedule = remaining_schedule(terms, D("3000.00"), installments_paid=1)  # next due Feb 28
     assert [i.due_date for i in schedule.installments] == [
-        date(2026, 2, 28), date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 31), date(2026, 6, 30)
+        date(2026, 2, 28),
+        date(2026, 3, 31),
+        date(2026, 4, 30),
+        date(2026, 5, 31),
+        date(2026, 6, 30),
     ]
 
 
@@ -384,8 +391,13 @@ def test_payoff_amount_accrues_to_the_day():
 )
 def test_terms_validation(changes):
     base = dict(
-        principal=D("1000.00"), annual_rate=D("0.05"), term_periods=360, method=DECLINING,
-        frequency=MONTHLY, first_due_date=date(2026, 1, 1), day_count=None,
+        principal=D("1000.00"),
+        annual_rate=D("0.05"),
+        term_periods=360,
+        method=DECLINING,
+        frequency=MONTHLY,
+        first_due_date=date(2026, 1, 1),
+        day_count=None,
     )
     with pytest.raises(ValueError):
         LoanTerms(**(base | changes))
@@ -492,7 +504,7 @@ def test_equal_parts_all_equal_except_the_last(terms):
             if regular:
                 assert abs(last.payment - regular[0].payment) < D(n) / 100
             years = Fraction(n, terms.frequency.periods_per_year)
-            expected_interest = (Fraction(terms.principal) * Fraction(terms.annual_rate) * years)
+            expected_interest = Fraction(terms.principal) * Fraction(terms.annual_rate) * years
             assert abs(Fraction(schedule.total_interest) - expected_interest) <= Fraction(1, 200)
 
 

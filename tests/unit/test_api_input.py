@@ -14,11 +14,22 @@ from api.routers.savings_products import SavingsProductIn
 from api.routers.transfers import BookTransferIn
 from api.routers.users import OrganizationIn
 
-PRODUCT = {"name": "Personal", "annual_rate": "0.065", "min_term": 6, "max_term": 36, "min_amount": "1000.00",
-           "max_amount": "25000.00", "amortization": "declining_balance", "late_fee": "25.00"}
+PRODUCT = {
+    "name": "Personal",
+    "annual_rate": "0.065",
+    "min_term": 6,
+    "max_term": 36,
+    "min_amount": "1000.00",
+    "max_amount": "25000.00",
+    "amortization": "declining_balance",
+    "late_fee": "25.00",
+}
 BILL = {"payee_name": "City Power", "amount": "84.20", "due_date": "2030-01-15"}
-TRANSFER = {"from_account_id": "6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21",
-            "to_account_id": "6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e22", "amount": "10.00"}
+TRANSFER = {
+    "from_account_id": "6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21",
+    "to_account_id": "6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e22",
+    "amount": "10.00",
+}
 
 
 def refused(model, data: dict) -> list[ErrorDetails]:
@@ -27,23 +38,55 @@ def refused(model, data: dict) -> list[ErrorDetails]:
     return caught.value.errors()
 
 
-@pytest.mark.parametrize("amount", ["١٢٣", "1_000", " 1 ", "1 ", "-0", "-5", "1e3", "0x10", "NaN", "Infinity",
-                                    "1.001", "１２３", "+5", "", "1.", ".5", True])
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "١٢٣",
+        "1_000",
+        " 1 ",
+        "1 ",
+        "-0",
+        "-5",
+        "1e3",
+        "0x10",
+        "NaN",
+        "Infinity",
+        "1.001",
+        "１２３",
+        "+5",
+        "",
+        "1.",
+        ".5",
+        True,
+    ],
+)
 def test_money_is_a_plain_ascii_decimal_with_two_places_at_most(amount):
     refused(DepositIn, {"amount": amount})
     refused(BookTransferIn, {**TRANSFER, "amount": amount})
     refused(HoldIn, {"amount": amount, "reason": "card"})
 
 
-@pytest.mark.parametrize("amount, expected", [("123", "123.00"), ("0.5", "0.50"), ("1000.25", "1000.25"),
-                                              (5, "5.00"), (12.5, "12.50")])
+@pytest.mark.parametrize(
+    "amount, expected", [("123", "123.00"), ("0.5", "0.50"), ("1000.25", "1000.25"), (5, "5.00"), (12.5, "12.50")]
+)
 def test_money_as_an_ascii_string_or_a_json_number_is_taken(amount, expected):
     assert str(DepositIn.model_validate({"amount": amount}).amount) == expected
 
 
-@pytest.mark.parametrize("field, value", [("annual_rate", "-0"), ("annual_rate", -0.0), ("annual_rate", "٠.٠٥"),
-                                          ("annual_rate", "0.05 "), ("annual_rate", "5e-2"), ("late_fee", "-0"),
-                                          ("late_fee", "-0.00"), ("late_fee", -0.0), ("min_amount", "1_000")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("annual_rate", "-0"),
+        ("annual_rate", -0.0),
+        ("annual_rate", "٠.٠٥"),
+        ("annual_rate", "0.05 "),
+        ("annual_rate", "5e-2"),
+        ("late_fee", "-0"),
+        ("late_fee", "-0.00"),
+        ("late_fee", -0.0),
+        ("min_amount", "1_000"),
+    ],
+)
 def test_a_negative_zero_rate_or_fee_and_lenient_numbers_are_refused(field, value):
     refused(LoanProductIn, {**PRODUCT, field: value})
     refused(LoanProductPatch, {field: value})  # the PATCH model refuses them too, before any merge
@@ -56,8 +99,10 @@ def test_a_zero_rate_and_a_zero_fee_are_taken():
 
 def test_savings_rates_and_tier_bounds_are_strict():
     refused(SavingsProductIn, {"name": "Saver", "annual_rate": "-0"})
-    refused(SavingsProductIn, {"name": "Saver", "tiers": [{"up_to": "1_000", "rate": "0.01"},
-                                                          {"up_to": None, "rate": "0.02"}]})
+    refused(
+        SavingsProductIn,
+        {"name": "Saver", "tiers": [{"up_to": "1_000", "rate": "0.01"}, {"up_to": None, "rate": "0.02"}]},
+    )
 
 
 @pytest.mark.parametrize("due", ["9999-12-31", "2199-12-31", "0001-01-01"])
@@ -82,6 +127,7 @@ def test_ordinary_unicode_text_is_taken():
 
 def test_the_openapi_states_the_patterns():
     from api.fields import MONEY_PATTERN, RATE_PATTERN
+
     schema = LoanProductIn.model_json_schema()["properties"]
     assert {"type": "string", "pattern": RATE_PATTERN} in schema["annual_rate"]["anyOf"]
     assert {"type": "string", "pattern": MONEY_PATTERN} in schema["late_fee"]["anyOf"]

@@ -8,38 +8,68 @@ from pydantic import ValidationError
 from finance.approval_routing import Level, Rule, route
 
 D = Decimal
-OFFICER = Level(role="loan_officer", quorum=1, deadline_seconds=172800, reminder_seconds=86400,
-                escalation_role="branch_manager")
-MANAGER = Level(role="branch_manager", quorum=1, deadline_seconds=172800, reminder_seconds=86400,
-                escalation_role="credit_committee")
-COMMITTEE = Level(role="credit_committee", quorum=2, deadline_seconds=172800, reminder_seconds=86400,
-                  escalation_role="branch_manager")
+OFFICER = Level(
+    role="loan_officer", quorum=1, deadline_seconds=172800, reminder_seconds=86400, escalation_role="branch_manager"
+)
+MANAGER = Level(
+    role="branch_manager", quorum=1, deadline_seconds=172800, reminder_seconds=86400, escalation_role="credit_committee"
+)
+COMMITTEE = Level(
+    role="credit_committee", quorum=2, deadline_seconds=172800, reminder_seconds=86400, escalation_role="branch_manager"
+)
 
 
-def rule(name: str, low: str, high: str | None, levels=(OFFICER,), priority: int = 100,
-         member_type: str | None = None, active: bool = True, outcome: str = "decline") -> Rule:
-    return Rule(id=uuid.uuid5(uuid.NAMESPACE_URL, name), name=name, priority=priority, min_amount=D(low),
-                max_amount=None if high is None else D(high), member_type=member_type, levels=levels,
-                final_outcome=outcome, active=active)
+def rule(
+    name: str,
+    low: str,
+    high: str | None,
+    levels=(OFFICER,),
+    priority: int = 100,
+    member_type: str | None = None,
+    active: bool = True,
+    outcome: str = "decline",
+) -> Rule:
+    return Rule(
+        id=uuid.uuid5(uuid.NAMESPACE_URL, name),
+        name=name,
+        priority=priority,
+        min_amount=D(low),
+        max_amount=None if high is None else D(high),
+        member_type=member_type,
+        levels=levels,
+        final_outcome=outcome,
+        active=active,
+    )
 
 
 # As migration 0003 inserts them.
 DEFAULTS = [
     rule("Up to 10,000: a loan officer", "0.01", "10000.00", (OFFICER,), 100),
-    rule("Up to 100,000: officer, then branch manager", "10000.01", "100000.00", (OFFICER, MANAGER), 200, outcome="hold"),
-    rule("Above 100,000: officer, manager, then 2 of 3 of the credit committee", "100000.01", None,
-         (OFFICER, MANAGER, COMMITTEE), 300, outcome="hold"),
+    rule(
+        "Up to 100,000: officer, then branch manager", "10000.01", "100000.00", (OFFICER, MANAGER), 200, outcome="hold"
+    ),
+    rule(
+        "Above 100,000: officer, manager, then 2 of 3 of the credit committee",
+        "100000.01",
+        None,
+        (OFFICER, MANAGER, COMMITTEE),
+        300,
+        outcome="hold",
+    ),
 ]
 
 
-@pytest.mark.parametrize("amount, roles", [
-    ("0.01", ["loan_officer"]),
-    ("10000.00", ["loan_officer"]),
-    ("10000.01", ["loan_officer", "branch_manager"]),
-    ("100000.00", ["loan_officer", "branch_manager"]),
-    ("100000.01", ["loan_officer", "branch_manager", "credit_committee"]),
-    ("999999999.99", ["loan_officer", "branch_manager", "credit_committee"]),
-])
+@pytest.mark.parametrize(
+    "amount, roles",
+    [
+        ("0.01", ["loan_officer"]),
+        ("10000.00", ["loan_officer"]),
+        ("10000.01", ["loan_officer", "branch_manager"]),
+        ("100000.00", ["loan_officer", "branch_manager"]),
+        ("100000.01", ["loan_officer", "branch_manager", "credit_committee"]),
+        ("999999999.99", ["loan_officer", "branch_manager", "credit_committee"]),
+    ],
+)
 def test_the_default_rules_route_by_amount(amount, roles):
     chosen = route(DEFAULTS, D(amount), "consumer")
     assert [level.role for level in chosen.levels] == roles
@@ -98,19 +128,30 @@ def test_non_finite_amounts_are_refused():
 
 def test_rule_amounts_must_be_decimals():
     with pytest.raises(ValidationError):
-        Rule(id=uuid.uuid4(), name="float", priority=1, min_amount=0.01, max_amount=None, member_type=None,
-             levels=(OFFICER,), final_outcome="decline")
+        Rule(
+            id=uuid.uuid4(),
+            name="float",
+            priority=1,
+            min_amount=0.01,
+            max_amount=None,
+            member_type=None,
+            levels=(OFFICER,),
+            final_outcome="decline",
+        )
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"role": "teller"}, "role"),
-    ({"quorum": 0}, "quorum"),
-    ({"deadline_seconds": 0}, "deadline_seconds"),
-    ({"reminder_seconds": -1}, "reminder_seconds"),
-    ({"reminder_seconds": 172800}, "reminder_seconds"),
-    ({"escalation_role": "member"}, "escalation_role"),
-    ({"surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"role": "teller"}, "role"),
+        ({"quorum": 0}, "quorum"),
+        ({"deadline_seconds": 0}, "deadline_seconds"),
+        ({"reminder_seconds": -1}, "reminder_seconds"),
+        ({"reminder_seconds": 172800}, "reminder_seconds"),
+        ({"escalation_role": "member"}, "escalation_role"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
 def test_levels_are_validated(bad, field):
     with pytest.raises(ValidationError) as caught:
         Level(**{**OFFICER.model_dump(), **bad})

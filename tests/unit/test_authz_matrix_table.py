@@ -24,6 +24,7 @@ def table() -> matrix.Table:
 @pytest.fixture(scope="module")
 def builders(openapi) -> set[str]:
     from tests.integration.test_authorization_matrix import BUILDERS
+
     return set(BUILDERS)
 
 
@@ -33,22 +34,39 @@ def test_the_reviewed_table_covers_every_operation_and_principal(openapi, table,
 
 
 def test_a_new_endpoint_without_rows_or_builder_fails(openapi, table, builders):
-    grown = {**openapi, "paths": {**openapi["paths"], "/api/v1/widgets/{widget_id}": {
-        "get": {"operationId": "get_widget"}, "delete": {"operationId": "delete_widget"}}}}
+    grown = {
+        **openapi,
+        "paths": {
+            **openapi["paths"],
+            "/api/v1/widgets/{widget_id}": {
+                "get": {"operationId": "get_widget"},
+                "delete": {"operationId": "delete_widget"},
+            },
+        },
+    }
     problems = matrix.coverage_problems(grown, table, builders)
     assert problems == [
         "DELETE /api/v1/widgets/{widget_id}: no request builder (add one to BUILDERS in test_authorization_matrix.py)",
-        ("DELETE /api/v1/widgets/{widget_id}: no rows in authorization_matrix.csv (regenerate with "
-         "--write-authz-matrix, then review)"),
+        (
+            "DELETE /api/v1/widgets/{widget_id}: no rows in authorization_matrix.csv (regenerate with "
+            "--write-authz-matrix, then review)"
+        ),
         "GET /api/v1/widgets/{widget_id}: no request builder (add one to BUILDERS in test_authorization_matrix.py)",
-        ("GET /api/v1/widgets/{widget_id}: no rows in authorization_matrix.csv (regenerate with "
-         "--write-authz-matrix, then review)"),
+        (
+            "GET /api/v1/widgets/{widget_id}: no rows in authorization_matrix.csv (regenerate with "
+            "--write-authz-matrix, then review)"
+        ),
     ]
     # With a builder and rows for every principal but one, only that principal is named.
-    rows = {**table, **{("GET /api/v1/widgets/{widget_id}", p.name): {"expected": "404", "note": ""}
-                        for p in PRINCIPALS[1:]}}
-    assert [p for p in matrix.coverage_problems(grown, rows, builders | {"GET /api/v1/widgets/{widget_id}"})
-            if p.startswith("GET /api/v1/widgets")] == [f"GET /api/v1/widgets/{{widget_id}}: no row for {PRINCIPALS[0].name}"]
+    rows = {
+        **table,
+        **{("GET /api/v1/widgets/{widget_id}", p.name): {"expected": "404", "note": ""} for p in PRINCIPALS[1:]},
+    }
+    assert [
+        p
+        for p in matrix.coverage_problems(grown, rows, builders | {"GET /api/v1/widgets/{widget_id}"})
+        if p.startswith("GET /api/v1/widgets")
+    ] == [f"GET /api/v1/widgets/{{widget_id}}: no row for {PRINCIPALS[0].name}"]
 
 
 def test_a_new_principal_without_rows_fails(openapi, table, builders):
@@ -59,9 +77,12 @@ def test_a_new_principal_without_rows_fails(openapi, table, builders):
 
 
 def test_stale_rows_and_unknown_outcomes_fail(openapi, table, builders):
-    stale = {**table, ("GET /api/v1/gone", "superuser"): {"expected": "allow", "note": ""},
-             ("GET /healthz", "nobody"): {"expected": "allow", "note": ""},
-             ("GET /readyz", "superuser"): {"expected": "maybe", "note": ""}}
+    stale = {
+        **table,
+        ("GET /api/v1/gone", "superuser"): {"expected": "allow", "note": ""},
+        ("GET /healthz", "nobody"): {"expected": "allow", "note": ""},
+        ("GET /readyz", "superuser"): {"expected": "maybe", "note": ""},
+    }
     assert matrix.coverage_problems(openapi, stale, builders) == [
         "GET /api/v1/gone: a row for superuser, but the operation is not in the OpenAPI",
         "GET /healthz: a row for the unknown principal nobody",
@@ -74,18 +95,28 @@ def test_mismatches_name_operation_principal_expected_and_observed(table):
     observed = [Observation(*row, "allow", 200, None), Observation("GET /healthz", "none", "allow", 200, None)]
     assert matrix.mismatches(table, observed) == [
         f"GET /api/v1/accounts/{{account_id}} as B.org_admin: expected {table[row]['expected']}, observed allow "
-        f"(HTTP 200)" + (f" [{table[row]['note']}]" if table[row]["note"] else "")]
+        f"(HTTP 200)" + (f" [{table[row]['note']}]" if table[row]["note"] else "")
+    ]
 
 
 def test_regenerating_keeps_notes_and_flags_changed_ones():
-    old = {("GET /x", "superuser"): {"expected": "allow", "note": "fine"},
-           ("GET /x", "B.member"): {"expected": "allow", "note": "WRONG: should be 404"}}
-    new = matrix.regenerated(old, [Observation("GET /x", "superuser", "allow", 200, None),
-                                   Observation("GET /x", "B.member", "404", 404, "not_found"),
-                                   Observation("GET /y", "none", "401", 401, "unauthorized")])
-    assert new == {("GET /x", "superuser"): {"expected": "allow", "note": "fine"},
-                   ("GET /x", "B.member"): {"expected": "404", "note": "CHANGED from allow; was: WRONG: should be 404"},
-                   ("GET /y", "none"): {"expected": "401", "note": ""}}
+    old = {
+        ("GET /x", "superuser"): {"expected": "allow", "note": "fine"},
+        ("GET /x", "B.member"): {"expected": "allow", "note": "WRONG: should be 404"},
+    }
+    new = matrix.regenerated(
+        old,
+        [
+            Observation("GET /x", "superuser", "allow", 200, None),
+            Observation("GET /x", "B.member", "404", 404, "not_found"),
+            Observation("GET /y", "none", "401", 401, "unauthorized"),
+        ],
+    )
+    assert new == {
+        ("GET /x", "superuser"): {"expected": "allow", "note": "fine"},
+        ("GET /x", "B.member"): {"expected": "404", "note": "CHANGED from allow; was: WRONG: should be 404"},
+        ("GET /y", "none"): {"expected": "401", "note": ""},
+    }
     assert matrix.read_table(matrix.render_table(new)) == new
 
 

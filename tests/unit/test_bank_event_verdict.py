@@ -15,14 +15,17 @@ def test_a_return_of_the_completed_last_presentment_is_reversed_by_policy():
     assert closed_payment_verdict("entry.returned", 2, payment("completed", presentments=2)) is None
 
 
-@pytest.mark.parametrize("event_type, presentment, status, presentments, reason", [
-    ("entry.settled", 1, "returned", 1, "a settlement for a payment already returned"),
-    ("entry.settled", 1, "completed", 1, "a settlement for a payment already completed"),
-    ("entry.returned", 1, "reversed", 1, "a return for a payment already reversed"),
-    ("entry.returned", 1, "returned", 1, "a return for a payment already returned"),
-    ("entry.returned", 1, "failed", 1, "a return for a payment already failed"),
-    ("entry.returned", 1, "completed", 2, "an event of presentment 1; the payment is on presentment 2"),
-    ("entry.returned", None, "completed", 1, "an event of presentment None; the payment is on presentment 1"),
-])
+@pytest.mark.parametrize(
+    "event_type, presentment, status, presentments, reason",
+    [
+        ("entry.settled", 1, "returned", 1, "a settlement for a payment already returned"),
+        ("entry.settled", 1, "completed", 1, "a settlement for a payment already completed"),
+        ("entry.returned", 1, "reversed", 1, "a return for a payment already reversed"),
+        ("entry.returned", 1, "returned", 1, "a return for a payment already returned"),
+        ("entry.returned", 1, "failed", 1, "a return for a payment already failed"),
+        ("entry.returned", 1, "completed", 2, "an event of presentment 1; the payment is on presentment 2"),
+        ("entry.returned", None, "completed", 1, "an event of presentment None; the payment is on presentment 1"),
+    ],
+)
 def test_anything_else_goes_to_the_exception_list(event_type, presentment, status, presentments, reason):
     assert closed_payment_verdict(event_type, presentment, payment(status, presentments)) == reason

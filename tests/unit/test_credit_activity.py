@@ -53,8 +53,12 @@ async def credit(sandbox_url):
 
 
 def check(applicant_first_digit: str = "a", **overrides) -> CreditCheckInput:
-    fields = {"loan_id": uuid.uuid4(), "applicant_id": uuid.UUID(applicant_first_digit + uuid.uuid4().hex[1:]),
-              "full_name": "Alice Example", "amount": Decimal("12500.00")}
+    fields = {
+        "loan_id": uuid.uuid4(),
+        "applicant_id": uuid.UUID(applicant_first_digit + uuid.uuid4().hex[1:]),
+        "full_name": "Alice Example",
+        "amount": Decimal("12500.00"),
+    }
     return CreditCheckInput(**(fields | overrides))
 
 
@@ -75,7 +79,11 @@ async def test_success_returns_the_report(credit, control):
     assert (got.score, got.band) == (712, "good")
     assert got.report_id.startswith("rpt_") and got.delinquencies >= 0 and isinstance(got.bankruptcy, bool)
     [logged] = await requests_for(control, req)
-    assert (logged["applicant_id"], logged["status"], logged["report_id"]) == (str(req.applicant_id), 200, got.report_id)
+    assert (logged["applicant_id"], logged["status"], logged["report_id"]) == (
+        str(req.applicant_id),
+        200,
+        got.report_id,
+    )
 
 
 async def test_a_retried_check_is_the_same_report(credit, control):
@@ -98,10 +106,13 @@ async def test_no_file_is_non_retryable(credit, control):
     assert caught.value.details == ({"status": 404, "error_code": "NO_FILE"},)
 
 
-@pytest.mark.parametrize("overrides, api_key, status, error_code", [
-    ({"amount": Decimal("-5.00")}, API_KEY, 400, "INVALID_REQUEST"),
-    ({"full_name": " "}, API_KEY, 400, "INVALID_REQUEST"),
-])
+@pytest.mark.parametrize(
+    "overrides, api_key, status, error_code",
+    [
+        ({"amount": Decimal("-5.00")}, API_KEY, 400, "INVALID_REQUEST"),
+        ({"full_name": " "}, API_KEY, 400, "INVALID_REQUEST"),
+    ],
+)
 async def test_rejected_check_is_non_retryable(sandbox_url, control, overrides, api_key, status, error_code):
     activities = CreditActivities(sandbox_url, api_key)
     try:
@@ -113,12 +124,16 @@ async def test_rejected_check_is_non_retryable(sandbox_url, control, overrides, 
     assert caught.value.details == ({"status": status, "error_code": error_code},)
 
 
-@pytest.mark.parametrize("api_key, forbidden, status, error_code", [
-    ("wrong-key", False, 401, "UNAUTHORIZED"),
-    (API_KEY, True, 403, "FORBIDDEN"),
-])
+@pytest.mark.parametrize(
+    "api_key, forbidden, status, error_code",
+    [
+        ("wrong-key", False, 401, "UNAUTHORIZED"),
+        (API_KEY, True, 403, "FORBIDDEN"),
+    ],
+)
 async def test_a_bureau_refusing_our_credentials_is_our_configuration_not_a_rejection(
-        sandbox_url, control, api_key, forbidden, status, error_code):
+    sandbox_url, control, api_key, forbidden, status, error_code
+):
     await control.put("/bureau/_control", json={"forbidden": forbidden})
     activities = CreditActivities(sandbox_url, api_key)
     try:

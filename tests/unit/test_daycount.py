@@ -68,13 +68,13 @@ def test_year_fractions_worked_by_hand():
     # Actual/365 Fixed: a leap year is more than a year.
     assert year_fraction(ACTUAL_365, date(2028, 1, 1), date(2029, 1, 1)) == Fraction(366, 365)
     # Actual/Actual ISDA: Dec 15 2027 -> Jan 15 2028 = 17 days of 2027 / 365 + 14 days of 2028 / 366.
-    assert year_fraction(ACTUAL_ACTUAL_ISDA, date(2027, 12, 15), date(2028, 1, 15)) == Fraction(
-        17, 365
-    ) + Fraction(14, 366)
+    assert year_fraction(ACTUAL_ACTUAL_ISDA, date(2027, 12, 15), date(2028, 1, 15)) == Fraction(17, 365) + Fraction(
+        14, 366
+    )
     assert year_fraction(ACTUAL_ACTUAL_ISDA, date(2028, 1, 1), date(2029, 1, 1)) == 1
-    assert year_fraction(ACTUAL_ACTUAL_ISDA, date(2027, 7, 1), date(2029, 7, 1)) == Fraction(
-        184, 365
-    ) + 1 + Fraction(181, 365)
+    assert year_fraction(ACTUAL_ACTUAL_ISDA, date(2027, 7, 1), date(2029, 7, 1)) == Fraction(184, 365) + 1 + Fraction(
+        181, 365
+    )
 
 
 def test_day_count_fraction_is_a_decimal():
@@ -135,8 +135,11 @@ def test_daily_fractions_add_up_to_the_period_for_actual_conventions(start, leng
 
 
 @PROPERTY
-@given(year=st.integers(min_value=1990, max_value=2100), month=st.integers(min_value=1, max_value=12),
-       months=st.integers(min_value=0, max_value=30))
+@given(
+    year=st.integers(min_value=1990, max_value=2100),
+    month=st.integers(min_value=1, max_value=12),
+    months=st.integers(min_value=0, max_value=30),
+)
 def test_thirty_360_daily_fractions_make_whole_months_exactly(year, month, months):
     start = date(year, month, 1)
     end_index = year * 12 + month - 1 + months

@@ -37,8 +37,9 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
 
 def test_stop_all_sends_every_stop_signal_before_it_kills_any(tmp_path):
     kinds = {"stubborn1": "stubborn", "stubborn2": "stubborn", "polite": "polite"}
-    children = {name: processes.start(processes.python("-c", CHILD, str(tmp_path / name), kind))
-                for name, kind in kinds.items()}
+    children = {
+        name: processes.start(processes.python("-c", CHILD, str(tmp_path / name), kind)) for name, kind in kinds.items()
+    }
     for name in children:
         _wait_for(tmp_path / f"{name}.ready")
     targets = [Running.of(name, child.pid, child.args) for name, child in children.items()]
@@ -47,8 +48,11 @@ def test_stop_all_sends_every_stop_signal_before_it_kills_any(tmp_path):
     killed = processes.stop_all(targets, timeout, children=list(children.values()))
 
     assert sorted(target.name for target in killed) == ["stubborn1", "stubborn2"]
-    assert {name: child.returncode for name, child in children.items()} == \
-        {"stubborn1": -signal.SIGKILL, "stubborn2": -signal.SIGKILL, "polite": 0}
+    assert {name: child.returncode for name, child in children.items()} == {
+        "stubborn1": -signal.SIGKILL,
+        "stubborn2": -signal.SIGKILL,
+        "polite": 0,
+    }
     # One after the other, the second would have had its SIGTERM only once the first was killed, `timeout` later.
     termed = [float((tmp_path / f"{name}.term").read_text()) for name in ("stubborn1", "stubborn2")]
     assert abs(termed[0] - termed[1]) < timeout / 2, termed
@@ -70,12 +74,16 @@ def test_stop_stops_a_child_and_its_process_group(tmp_path):
 
 def test_port_holders_name_the_listening_process_and_its_command_line():
     port = processes.free_port()
-    holder = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         processes.wait_for_port(port, holder, name="http.server")
-        assert procfs.port_holders(port) == [f"pid {holder.pid}: {sys.executable} -m http.server {port} "
-                                             "--bind 127.0.0.1"]
+        assert procfs.port_holders(port) == [
+            f"pid {holder.pid}: {sys.executable} -m http.server {port} --bind 127.0.0.1"
+        ]
     finally:
         holder.kill()
         holder.wait()

@@ -7,10 +7,16 @@ from jinja2 import UndefinedError
 from core.config import Settings
 from core.email import EmailSender, UnknownTemplate, render
 
-RETURNED = dict(payment_id="3f1c9a", kind="debit", amount="$125.00", return_code="R01",
-                return_reason="Insufficient funds", account="****1234", link="/api/v1/payments/3f1c9a")
-APPROVAL = dict(request_title="Loan application L-42", level=2, role="branch_manager",
-                deadline="2026-11-25 17:00 UTC")
+RETURNED = dict(
+    payment_id="3f1c9a",
+    kind="debit",
+    amount="$125.00",
+    return_code="R01",
+    return_reason="Insufficient funds",
+    account="****1234",
+    link="/api/v1/payments/3f1c9a",
+)
+APPROVAL = dict(request_title="Loan application L-42", level=2, role="branch_manager", deadline="2026-11-25 17:00 UTC")
 
 
 def test_payment_returned_renders_every_part():
@@ -66,8 +72,9 @@ def test_the_message_has_a_text_and_an_html_alternative():
 
 
 def test_the_org_posting_summary_carries_only_the_organizations_figures():
-    subject, text, html = render("interest_posting_org_summary", dict(
-        period="2026-10", organization="Acme <CU>", accounts=2, total="$13.00"))
+    subject, text, html = render(
+        "interest_posting_org_summary", dict(period="2026-10", organization="Acme <CU>", accounts=2, total="$13.00")
+    )
     assert subject == "Acme <CU>: interest posted for 2026-10 to 2 accounts, $13.00"
     assert "$13.00" in text and "Acme <CU>" in text and "Acme &lt;CU&gt;" in html
     with pytest.raises(UndefinedError):  # never a blank organization or figure

@@ -35,8 +35,9 @@ async def test_after_a_500_the_next_request_on_the_same_connection_succeeds():
             before = (await client.get("/peer")).json()["port"]
             failed = await client.get("/boom")
             assert failed.status_code == 500
-            assert failed.json() == {"error": {"code": "internal_error", "message": "an unexpected error occurred",
-                                               "details": None}}
+            assert failed.json() == {
+                "error": {"code": "internal_error", "message": "an unexpected error occurred", "details": None}
+            }
             assert failed.headers.get("connection") != "close"
             await asyncio.sleep(0.2)  # time for a server that drops the connection to have dropped it
             after = await client.get("/peer")

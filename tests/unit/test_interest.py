@@ -137,9 +137,11 @@ def test_tiered_month_under_thirty_360():
 
 def test_single_open_band_is_a_flat_rate():
     flat = TieredRate([(None, D("0.05"))])
-    assert accrue_day(D("7300.00"), flat, ACTUAL_365, date(2026, 1, 1)) == accrue_day(
-        D("7300.00"), D("0.05"), ACTUAL_365, date(2026, 1, 1)
-    ) == D("1")
+    assert (
+        accrue_day(D("7300.00"), flat, ACTUAL_365, date(2026, 1, 1))
+        == accrue_day(D("7300.00"), D("0.05"), ACTUAL_365, date(2026, 1, 1))
+        == D("1")
+    )
 
 
 @pytest.mark.parametrize(
@@ -182,7 +184,9 @@ def test_a_thirty_360_month_accrues_balance_times_rate_over_twelve(balance, rate
 
 @PROPERTY
 @given(
-    balances=st.lists(st.integers(min_value=0, max_value=10**9).map(lambda c: D(c).scaleb(-2)), min_size=1, max_size=40),
+    balances=st.lists(
+        st.integers(min_value=0, max_value=10**9).map(lambda c: D(c).scaleb(-2)), min_size=1, max_size=40
+    ),
     rate=st.integers(min_value=0, max_value=2000).map(lambda bp: D(bp).scaleb(-4)),
     start=st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 1, 1)),
     convention=st.sampled_from(list(DayCount)),

@@ -23,16 +23,24 @@ def test_a_period_is_a_month(period):
         InterestPostingInput(period=period)
 
 
-@pytest.mark.parametrize("period, first, last", [
-    ("2026-10", date(2026, 10, 1), date(2026, 10, 31)), ("2026-02", date(2026, 2, 1), date(2026, 2, 28)),
-    ("2028-02", date(2028, 2, 1), date(2028, 2, 29)), ("2026-12", date(2026, 12, 1), date(2026, 12, 31))])
+@pytest.mark.parametrize(
+    "period, first, last",
+    [
+        ("2026-10", date(2026, 10, 1), date(2026, 10, 31)),
+        ("2026-02", date(2026, 2, 1), date(2026, 2, 28)),
+        ("2028-02", date(2028, 2, 1), date(2028, 2, 29)),
+        ("2026-12", date(2026, 12, 1), date(2026, 12, 31)),
+    ],
+)
 def test_period_bounds(period, first, last):
     assert period_bounds(period) == (first, last)
 
 
 def test_the_summary_email_renders_every_part():
-    subject, text, html = render("interest_posting_summary", {
-        "period": "2026-10", "accounts": 1234, "total": "$5,678.90", "accounts_seen": 1300, "batches": 3})
+    subject, text, html = render(
+        "interest_posting_summary",
+        {"period": "2026-10", "accounts": 1234, "total": "$5,678.90", "accounts_seen": 1300, "batches": 3},
+    )
     assert subject == "Interest posted for 2026-10: 1234 accounts, $5,678.90"
     for part in (text, html):
         for value in ("2026-10", "1234", "$5,678.90", "1300", "interest-posting-2026-10", "half up"):

@@ -56,7 +56,10 @@ def test_agreement_shows_parties_disclosures_terms_schedule_and_clauses():
     assert "LN-2026-000042" in text
     # Truth-in-Lending box: APR, finance charge, amount financed, total of payments
     assert "6.500% $1,240.36 $12,000.00 $13,240.36" in text
-    assert "35 payments of $367.79 due monthly from Mar 31, 2026 to Jan 31, 2029; 1 payment of $367.71 due Feb 28, 2029" in text
+    assert (
+        "35 payments of $367.79 due monthly from Mar 31, 2026 to Jan 31, 2029; 1 payment of $367.71 due Feb 28, 2029"
+        in text
+    )
     assert "Principal $12,000.00" in text
     assert "Interest rate 6.500% a year" in text
     assert "Term 36 monthly installments" in text
@@ -95,7 +98,10 @@ def test_same_data_renders_identical_bytes_even_after_a_round_trip_and_in_anothe
         "sys.stdout.buffer.write(render_loan_agreement(AgreementData.model_validate_json(sys.stdin.read())))"
     )
     other_process = subprocess.run(
-        [sys.executable, "-c", script], input=data.model_dump_json().encode(), capture_output=True, check=True,
+        [sys.executable, "-c", script],
+        input=data.model_dump_json().encode(),
+        capture_output=True,
+        check=True,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert other_process.stdout == pdf

@@ -8,15 +8,25 @@ def test_json_lines_carry_temporal_workflow_and_run_ids(capsys):
     configure_logging("INFO", json=True, service="worker")
     try:
         logging.getLogger("temporalio.activity").info(
-            "payment moved", extra={"temporal_activity": {"workflow_id": "payment-1", "workflow_run_id": "run-1",
-                                                          "activity_type": "post"}})
+            "payment moved",
+            extra={
+                "temporal_activity": {"workflow_id": "payment-1", "workflow_run_id": "run-1", "activity_type": "post"}
+            },
+        )
         logging.getLogger("temporalio.workflow").info(
-            "transfer done", extra={"temporal_workflow": {"workflow_id": "payment-2", "run_id": "run-2"}})
+            "transfer done", extra={"temporal_workflow": {"workflow_id": "payment-2", "run_id": "run-2"}}
+        )
         activity_line, workflow_line = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-2:]]
     finally:
         configure_logging("INFO", json=False)
     assert (activity_line["event"], activity_line["workflow_id"], activity_line["run_id"]) == (
-        "payment moved", "payment-1", "run-1")
+        "payment moved",
+        "payment-1",
+        "run-1",
+    )
     assert (workflow_line["workflow_id"], workflow_line["run_id"], workflow_line["service"]) == (
-        "payment-2", "run-2", "worker")
+        "payment-2",
+        "run-2",
+        "worker",
+    )
     assert activity_line["level"] == "info" and "timestamp" in activity_line

@@ -34,7 +34,9 @@ async def test_page_lists_and_shows_the_messages_the_sink_wrote(tmp_path):
             assert shown.status_code == 200
             assert "Hello 0 &amp; welcome" in shown.text and "m0@example.com" in shown.text
             raw = await http.get(f"/{first}?raw=1")
-            assert raw.headers["content-type"] == "message/rfc822" and b"Subject: Your bill is due <soon>" in raw.content
+            assert (
+                raw.headers["content-type"] == "message/rfc822" and b"Subject: Your bill is due <soon>" in raw.content
+            )
             for bad in ("/../pyproject.toml", "/%2e%2e%2fpyproject.toml", "/nope.eml", "/x.txt"):
                 assert (await http.get(bad)).status_code == 404
             assert (await http.post("/")).status_code == 405

@@ -20,7 +20,7 @@ from finance.money import (
 
 D = Decimal
 PROPERTY = settings(max_examples=200, deadline=None)
-cents = st.integers(min_value=-10**12, max_value=10**12).map(lambda c: D(c).scaleb(-2))
+cents = st.integers(min_value=-(10**12), max_value=10**12).map(lambda c: D(c).scaleb(-2))
 
 
 def test_policy_constants():
@@ -226,7 +226,7 @@ def test_allocate_sums_exactly_and_stays_within_a_cent(total, weights):
 
 
 @PROPERTY
-@given(value=st.decimals(min_value=-10**9, max_value=10**9, allow_nan=False, allow_infinity=False, places=6))
+@given(value=st.decimals(min_value=-(10**9), max_value=10**9, allow_nan=False, allow_infinity=False, places=6))
 def test_round_money_is_nearest_cent_and_idempotent(value):
     rounded = round_money(value)
     assert is_money(rounded) and rounded.as_tuple().exponent == -2

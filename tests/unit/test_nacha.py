@@ -77,13 +77,31 @@ def ppd_file() -> NachaFile:
                 entry_description="Loan pmt",
                 effective_entry_date=date(2026, 3, 3),
                 entries=[
-                    EntrySpec(transaction_code=TC.CHECKING_DEBIT, rdfi_routing="011000015", account_number="12345678",
-                              amount=Decimal("125.50"), individual_id="LN-000042", individual_name="María López",
-                              addenda_info="Loan 42 installment 3"),
-                    EntrySpec(transaction_code=TC.SAVINGS_DEBIT, rdfi_routing="021000021", account_number="0099887766",
-                              amount=Decimal("1000.00"), individual_id="LN-000043", individual_name="Bob Smith"),
-                    EntrySpec(transaction_code=TC.CHECKING_CREDIT, rdfi_routing="026009593", account_number="55-1234",
-                              amount=Decimal("42.07"), individual_id="RF-000001", individual_name="Carol Jones"),
+                    EntrySpec(
+                        transaction_code=TC.CHECKING_DEBIT,
+                        rdfi_routing="011000015",
+                        account_number="12345678",
+                        amount=Decimal("125.50"),
+                        individual_id="LN-000042",
+                        individual_name="María López",
+                        addenda_info="Loan 42 installment 3",
+                    ),
+                    EntrySpec(
+                        transaction_code=TC.SAVINGS_DEBIT,
+                        rdfi_routing="021000021",
+                        account_number="0099887766",
+                        amount=Decimal("1000.00"),
+                        individual_id="LN-000043",
+                        individual_name="Bob Smith",
+                    ),
+                    EntrySpec(
+                        transaction_code=TC.CHECKING_CREDIT,
+                        rdfi_routing="026009593",
+                        account_number="55-1234",
+                        amount=Decimal("42.07"),
+                        individual_id="RF-000001",
+                        individual_name="Carol Jones",
+                    ),
                 ],
             ),
             BatchSpec(
@@ -91,10 +109,20 @@ def ppd_file() -> NachaFile:
                 entry_description="Refund",
                 effective_entry_date=date(2026, 3, 3),
                 entries=[
-                    EntrySpec(transaction_code=TC.SAVINGS_CREDIT, rdfi_routing="111000025", account_number="7788",
-                              amount=Decimal("0.01"), individual_name="Dan Brown"),
-                    EntrySpec(transaction_code=TC.CHECKING_PRENOTE_CREDIT, rdfi_routing="122000661",
-                              account_number="314159", amount=Decimal("0"), individual_name="Eve Adams"),
+                    EntrySpec(
+                        transaction_code=TC.SAVINGS_CREDIT,
+                        rdfi_routing="111000025",
+                        account_number="7788",
+                        amount=Decimal("0.01"),
+                        individual_name="Dan Brown",
+                    ),
+                    EntrySpec(
+                        transaction_code=TC.CHECKING_PRENOTE_CREDIT,
+                        rdfi_routing="122000661",
+                        account_number="314159",
+                        amount=Decimal("0"),
+                        individual_name="Eve Adams",
+                    ),
                 ],
             ),
         ],
@@ -111,10 +139,15 @@ def ccd_file() -> NachaFile:
                 entry_description="Vendor pay",
                 effective_entry_date=date(2026, 3, 3),
                 entries=[
-                    EntrySpec(transaction_code=TC.CHECKING_CREDIT, rdfi_routing="071000013",
-                              account_number="4455667788",
-                              amount=Decimal("15250.00"), individual_id="INV-2026-0042",
-                              individual_name="Widget Supply LLC", addenda_info="RMR*IV*0042*15250.00\\"),
+                    EntrySpec(
+                        transaction_code=TC.CHECKING_CREDIT,
+                        rdfi_routing="071000013",
+                        account_number="4455667788",
+                        amount=Decimal("15250.00"),
+                        individual_id="INV-2026-0042",
+                        individual_name="Widget Supply LLC",
+                        addenda_info="RMR*IV*0042*15250.00\\",
+                    ),
                 ],
             )
         ],
@@ -131,11 +164,23 @@ def web_file() -> NachaFile:
                 entry_description="Subscribe",
                 effective_entry_date=date(2026, 3, 3),
                 entries=[
-                    EntrySpec(transaction_code=TC.CHECKING_DEBIT, rdfi_routing="322271627", account_number="998877",
-                              amount=Decimal("49.99"), individual_id="WEB-1", individual_name="Frank Miller",
-                              discretionary_data="S"),
-                    EntrySpec(transaction_code=TC.SAVINGS_DEBIT, rdfi_routing="011000015", account_number="123123123",
-                              amount=Decimal("15.00"), individual_name="Grace Lee", discretionary_data="R"),
+                    EntrySpec(
+                        transaction_code=TC.CHECKING_DEBIT,
+                        rdfi_routing="322271627",
+                        account_number="998877",
+                        amount=Decimal("49.99"),
+                        individual_id="WEB-1",
+                        individual_name="Frank Miller",
+                        discretionary_data="S",
+                    ),
+                    EntrySpec(
+                        transaction_code=TC.SAVINGS_DEBIT,
+                        rdfi_routing="011000015",
+                        account_number="123123123",
+                        amount=Decimal("15.00"),
+                        individual_name="Grace Lee",
+                        discretionary_data="R",
+                    ),
                 ],
             )
         ],
@@ -231,7 +276,10 @@ def test_ppd_batch_records_fields() -> None:
     assert f(addenda, 88, 94) == "0000001"  # last 7 digits of the entry's trace number
 
     assert (f(savings_debit, 2, 3), f(savings_debit, 4, 12), f(savings_debit, 30, 39)) == (
-        "37", "021000021", "0000100000")
+        "37",
+        "021000021",
+        "0000100000",
+    )
     assert (f(savings_debit, 79, 79), f(savings_debit, 80, 94)) == ("0", "091000010000002")
     assert (f(credit, 2, 3), f(credit, 4, 12), f(credit, 13, 29)) == ("22", "026009593", "55-1234          ")
     assert (f(credit, 30, 39), f(credit, 80, 94)) == ("0000004207", "091000010000003")
@@ -254,7 +302,10 @@ def test_ppd_second_batch_and_file_control_fields() -> None:
     header, savings_credit, prenote, control, file_control = lines[7:12]
     assert (f(header, 2, 4), f(header, 54, 63), f(header, 88, 94)) == ("220", "REFUND    ", "0000002")
     assert (f(savings_credit, 2, 3), f(savings_credit, 30, 39), f(savings_credit, 80, 94)) == (
-        "32", "0000000001", "091000010000004")
+        "32",
+        "0000000001",
+        "091000010000004",
+    )
     assert f(savings_credit, 40, 54) == " " * 15
     assert (f(prenote, 2, 3), f(prenote, 30, 39), f(prenote, 80, 94)) == ("23", "0000000000", "091000010000005")
     assert f(control, 2, 4) == "220"
@@ -304,7 +355,11 @@ def test_web_fields() -> None:
     assert f(recurring, 77, 78) == "R "  # recurring
     assert (f(single, 2, 3), f(recurring, 2, 3)) == ("27", "37")
     assert (f(control, 2, 4), f(control, 11, 20), f(control, 21, 32), f(control, 33, 44)) == (
-        "225", "0033327163", "000000006499", "000000000000")
+        "225",
+        "0033327163",
+        "000000006499",
+        "000000000000",
+    )
 
 
 def test_return_fields() -> None:
@@ -330,8 +385,9 @@ def test_return_fields() -> None:
     assert (f(file_control, 2, 7), f(file_control, 14, 21)) == ("000001", "00000002")
 
     ra = parse_return_addenda(addenda)
-    assert ra == ReturnAddenda(return_code="R01", original_trace="091000010000001", original_rdfi="01100001",
-                               trace_number="011000010000001")
+    assert ra == ReturnAddenda(
+        return_code="R01", original_trace="091000010000001", original_rdfi="01100001", trace_number="011000010000001"
+    )
     returned = parse(Path(GOLDEN / "return_r01.ach").read_text())
     assert returned.batches[0].entries[0].return_addenda == ra
 
@@ -340,9 +396,14 @@ def test_return_fields() -> None:
 
 
 def test_return_addenda_round_trip_with_date_of_death() -> None:
-    ra = ReturnAddenda(return_code="r15", original_trace="091000010000042", original_rdfi="02100002",
-                       trace_number="021000020000007", date_of_death=date(2026, 1, 31),
-                       addenda_information="beneficiary deceased")
+    ra = ReturnAddenda(
+        return_code="r15",
+        original_trace="091000010000042",
+        original_rdfi="02100002",
+        trace_number="021000020000007",
+        date_of_death=date(2026, 1, 31),
+        addenda_information="beneficiary deceased",
+    )
     record = write_return_addenda(ra)
     assert len(record) == 94
     assert (f(record, 4, 6), f(record, 22, 27)) == ("R15", "260131")
@@ -355,8 +416,13 @@ def test_return_codes_map_each_transaction_code() -> None:
 
 
 def test_build_return_file_rejects_unknown_and_duplicate_traces() -> None:
-    kwargs: dict[str, Any] = dict(returning_dfi_routing="011000015", returning_dfi_name="RDFI", effective_entry_date=date(2026, 3, 5),
-                  creation_date=date(2026, 3, 4), creation_time=None)
+    kwargs: dict[str, Any] = dict(
+        returning_dfi_routing="011000015",
+        returning_dfi_name="RDFI",
+        effective_entry_date=date(2026, 3, 5),
+        creation_date=date(2026, 3, 4),
+        creation_time=None,
+    )
     with pytest.raises(NachaError, match="no entry"):
         build_return_file(ppd_file(), [ReturnSpec(original_trace="091000019999999", return_code="R01")], **kwargs)
     twice = [ReturnSpec(original_trace="091000010000001", return_code="R01")] * 2
@@ -379,10 +445,25 @@ def test_parse_rejects_return_entry_without_addenda() -> None:
 
 def test_entry_hash_keeps_last_ten_digits() -> None:
     routing = "99999999" + check_digit("99999999")
-    entries = [EntrySpec(transaction_code=TC.CHECKING_CREDIT, rdfi_routing=routing, account_number=str(i),
-                         amount=Decimal("1.00"), individual_name="X") for i in range(101)]
-    nacha = _file([BatchSpec(sec_code=SecCode.PPD, entry_description="HASH", effective_entry_date=date(2026, 3, 3),
-                             entries=entries)], created=time(0, 0), modifier="Z")
+    entries = [
+        EntrySpec(
+            transaction_code=TC.CHECKING_CREDIT,
+            rdfi_routing=routing,
+            account_number=str(i),
+            amount=Decimal("1.00"),
+            individual_name="X",
+        )
+        for i in range(101)
+    ]
+    nacha = _file(
+        [
+            BatchSpec(
+                sec_code=SecCode.PPD, entry_description="HASH", effective_entry_date=date(2026, 3, 3), entries=entries
+            )
+        ],
+        created=time(0, 0),
+        modifier="Z",
+    )
     lines = records_of(write(nacha))
     # 101 * 99999999 = 10_099_999_899: only the last 10 digits are kept
     batch_control, file_control = lines[103], lines[104]
@@ -401,9 +482,16 @@ def test_service_class_follows_the_entries() -> None:
 
 
 def entry(**changes) -> Entry:
-    fields: dict[str, Any] = dict(transaction_code=TC.CHECKING_DEBIT, rdfi_routing="011000015", account_number="12345678",
-                  amount=Decimal("10.00"), individual_id="ID1", individual_name="Name",
-                  discretionary_data="", trace_number="091000010000001")
+    fields: dict[str, Any] = dict(
+        transaction_code=TC.CHECKING_DEBIT,
+        rdfi_routing="011000015",
+        account_number="12345678",
+        amount=Decimal("10.00"),
+        individual_id="ID1",
+        individual_name="Name",
+        discretionary_data="",
+        trace_number="091000010000001",
+    )
     return Entry(**(fields | changes))
 
 
@@ -435,8 +523,12 @@ def test_entry_rejects_bad_input(changes: dict, message: str) -> None:
 
 
 def test_amount_is_stored_in_cents_and_text_is_normalized() -> None:
-    e = entry(amount=Decimal("7.1"), individual_name="  Zoë  O'Brien-Ångström the Third ", account_number=" ab-12 ",
-              addenda=("tab\there ✓",))
+    e = entry(
+        amount=Decimal("7.1"),
+        individual_name="  Zoë  O'Brien-Ångström the Third ",
+        account_number=" ab-12 ",
+        addenda=("tab\there ✓",),
+    )
     assert str(e.amount) == "7.10"
     # Names longer than their field are truncated (display text); identifiers are rejected instead.
     assert e.individual_name == "ZOE  O'BRIEN-ANGSTROM"
@@ -445,9 +537,16 @@ def test_amount_is_stored_in_cents_and_text_is_normalized() -> None:
 
 
 def batch(*entries: Entry, **changes) -> Batch:
-    fields: dict[str, Any] = dict(company_name="Acme", company_id=COMPANY_ID, sec_code="PPD", entry_description="TEST",
-                  effective_entry_date=date(2026, 3, 3), odfi_routing=ODFI, batch_number=1,
-                  entries=entries or (entry(),))
+    fields: dict[str, Any] = dict(
+        company_name="Acme",
+        company_id=COMPANY_ID,
+        sec_code="PPD",
+        entry_description="TEST",
+        effective_entry_date=date(2026, 3, 3),
+        odfi_routing=ODFI,
+        batch_number=1,
+        entries=entries or (entry(),),
+    )
     return Batch(**(fields | changes))
 
 
@@ -682,11 +781,18 @@ def test_round_trip(nacha: NachaFile) -> None:
 def test_return_file_round_trip(nacha: NachaFile, data) -> None:
     traces = [e.trace_number for b in nacha.batches for e in b.entries]
     chosen = data.draw(st.lists(st.sampled_from(traces), min_size=1, unique=True))
-    specs = [ReturnSpec(original_trace=t, return_code=data.draw(st.from_regex(r"R[0-9]{2}", fullmatch=True)))
-             for t in chosen]
-    returns = build_return_file(nacha, specs, returning_dfi_routing=data.draw(routings), returning_dfi_name="RDFI",
-                                effective_entry_date=date(2030, 1, 2), creation_date=date(2030, 1, 2),
-                                creation_time=time(6, 0))
+    specs = [
+        ReturnSpec(original_trace=t, return_code=data.draw(st.from_regex(r"R[0-9]{2}", fullmatch=True))) for t in chosen
+    ]
+    returns = build_return_file(
+        nacha,
+        specs,
+        returning_dfi_routing=data.draw(routings),
+        returning_dfi_name="RDFI",
+        effective_entry_date=date(2030, 1, 2),
+        creation_date=date(2030, 1, 2),
+        creation_time=time(6, 0),
+    )
     assert parse(write(returns)) == returns
     returned = {e.return_addenda.original_trace: e for b in returns.batches for e in b.entries}  # type: ignore[union-attr]  # a return file's entries all have one
     assert set(returned) == set(chosen)

@@ -54,6 +54,7 @@ def test_every_error_answer_is_the_error_body():
             assert {"4XX", "5XX"} <= set(responses), (method, path)
             for status, response in responses.items():
                 if status[0] in "45":
-                    assert response["content"] == {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/ErrorBody"}}}, (method, path, status)
+                    assert response["content"] == {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                    }, (method, path, status)
     assert "HTTPValidationError" not in SCHEMA["components"]["schemas"]

@@ -26,21 +26,21 @@ REQUIRED = [
     ("LoanWorkflow", "signal:payment_progress:status=reversed"),
     ("LoanWorkflow", "activity:reverse_auto_debit"),
     ("AchPaymentWorkflow", "activity:apply_return:settled=False"),
-    ("AchPaymentWorkflow", "activity:apply_return:settled=True"),       # a return after settlement
-    ("AchPaymentWorkflow", "activity:apply_return:completed=True"),     # after completion: reversed
+    ("AchPaymentWorkflow", "activity:apply_return:settled=True"),  # a return after settlement
+    ("AchPaymentWorkflow", "activity:apply_return:completed=True"),  # after completion: reversed
     ("AchPaymentWorkflow", "activity:notify_org_admins -> activity:queue_payment"),  # re-presented
     ("AchPaymentWorkflow", "signal_out:payment_progress:represent=True"),
     ("AchPaymentWorkflow", "signal:file_rejected -> activity:queue_payment"),
     ("AchPaymentWorkflow", "activity:set_aside_bank_events"),
     ("AchPaymentWorkflow", "update:cancel"),
-    ("AchPaymentWorkflow", "crash:activity_retried"),                   # a worker SIGKILLed mid-activity
+    ("AchPaymentWorkflow", "crash:activity_retried"),  # a worker SIGKILLed mid-activity
     ("AchPaymentWorkflow", "crash:workflow_task_timed_out"),
     ("AchBatchWorkflow", "activity:release_unsent_file"),
     ("BillAutopayWorkflow", "signal:payment_progress:represent=True"),
     ("BillAutopayWorkflow", "signal:payment_progress:status=reversed"),
     ("BankEventDeliveryWorkflow", "activity:deliver_bank_event"),
     ("InterestPostingWorkflow", "continued_as_new"),
-    ("InterestPostingWorkflow", "child:DailyAccrualWorkflow"),          # missed accrual days caught up
+    ("InterestPostingWorkflow", "child:DailyAccrualWorkflow"),  # missed accrual days caught up
     ("InterestPostingWorkflow", "crash:activity_retried"),
     ("BillRunWorkflow", "continued_as_new"),
     ("BookTransferWorkflow", "crash:activity_retried"),
@@ -65,20 +65,25 @@ async def test_every_history_replays_on_todays_code():
     assert CORPUS, "no committed history: make replay-histories"
     failures = await replay_failures(CORPUS)
     assert not failures, f"{len(failures)} of {len(CORPUS)} histories no longer replay: " + "; ".join(
-        f"{path}: {type(error).__name__}: {error}" for path, error in failures.items())
+        f"{path}: {type(error).__name__}: {error}" for path, error in failures.items()
+    )
 
 
 def test_every_workflow_type_has_histories():
     types = {c.workflow_type for _, c in CORPUS}
-    missing = [w.__temporal_workflow_definition.name for w in ALL_WORKFLOWS
-               if w.__temporal_workflow_definition.name not in types]
+    missing = [
+        w.__temporal_workflow_definition.name
+        for w in ALL_WORKFLOWS
+        if w.__temporal_workflow_definition.name not in types
+    ]
     assert not missing, f"no committed history of {missing}: refresh the corpus (make replay-histories)"
 
 
 @pytest.mark.parametrize("workflow_type,feature", REQUIRED, ids=[f"{t}:{f}" for t, f in REQUIRED])
 def test_the_corpus_keeps_the_unlucky_paths(workflow_type, feature):
-    assert any(c.workflow_type == workflow_type and feature in c.features for _, c in CORPUS), \
+    assert any(c.workflow_type == workflow_type and feature in c.features for _, c in CORPUS), (
         f"no {workflow_type} history shows {feature!r}"
+    )
 
 
 async def test_an_unpatched_change_fails_the_replay():

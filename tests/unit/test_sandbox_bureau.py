@@ -15,8 +15,16 @@ from sandbox.settings import SandboxSettings
 
 API_KEY = "sandbox-bureau-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-REPORT_FIELDS = {"report_id", "applicant_id", "score", "band", "open_tradelines", "delinquencies", "bankruptcy",
-                 "generated_at"}
+REPORT_FIELDS = {
+    "report_id",
+    "applicant_id",
+    "score",
+    "band",
+    "open_tradelines",
+    "delinquencies",
+    "bankruptcy",
+    "generated_at",
+}
 
 
 def applicant(first_digit: str = "a") -> uuid.UUID:
@@ -30,13 +38,27 @@ def documented_score(applicant_id: uuid.UUID) -> int:
 
 
 def documented_band(score: int) -> str:
-    return ("excellent" if score >= 750 else "good" if score >= 700 else "fair" if score >= 650
-            else "poor" if score >= 580 else "very_poor")
+    return (
+        "excellent"
+        if score >= 750
+        else "good"
+        if score >= 700
+        else "fair"
+        if score >= 650
+        else "poor"
+        if score >= 580
+        else "very_poor"
+    )
 
 
 def body(who: uuid.UUID, **overrides) -> dict:
-    return {"applicant_id": str(who), "full_name": "Alice Example", "purpose": "loan",
-            "amount": "12500.00", **overrides}
+    return {
+        "applicant_id": str(who),
+        "full_name": "Alice Example",
+        "purpose": "loan",
+        "amount": "12500.00",
+        **overrides,
+    }
 
 
 def make_client(**settings) -> httpx.AsyncClient:
@@ -60,6 +82,7 @@ async def requests_log(client: httpx.AsyncClient) -> list[dict]:
 
 
 # --- reports -----------------------------------------------------------------------------------------
+
 
 async def test_report_shape_and_documented_score(client):
     who = applicant()
@@ -94,8 +117,9 @@ async def test_same_applicant_same_report_across_app_instances():
 
 async def test_uppercase_or_unhyphenated_id_is_the_same_applicant(client):
     who = applicant()
-    scores = {(await report(client, who, applicant_id=form)).json()["score"]
-              for form in (str(who), str(who).upper(), who.hex)}
+    scores = {
+        (await report(client, who, applicant_id=form)).json()["score"] for form in (str(who), str(who).upper(), who.hex)
+    }
     assert scores == {documented_score(who)}
 
 
@@ -108,9 +132,21 @@ async def test_scores_spread_and_bands_agree_with_the_rest_of_the_report(client)
     assert any(r["bankruptcy"] for r in reports)
 
 
-@pytest.mark.parametrize("score, band", [(850, "excellent"), (750, "excellent"), (749, "good"), (700, "good"),
-                                         (699, "fair"), (650, "fair"), (649, "poor"), (580, "poor"),
-                                         (579, "very_poor"), (300, "very_poor")])
+@pytest.mark.parametrize(
+    "score, band",
+    [
+        (850, "excellent"),
+        (750, "excellent"),
+        (749, "good"),
+        (700, "good"),
+        (699, "fair"),
+        (650, "fair"),
+        (649, "poor"),
+        (580, "poor"),
+        (579, "very_poor"),
+        (300, "very_poor"),
+    ],
+)
 async def test_fixed_score_from_settings(score, band):
     who = applicant()
     async with make_client(bureau_fixed_scores={str(who): score}) as c:
@@ -132,15 +168,25 @@ async def test_fixed_scores_through_control_merge_and_replace(client):
 
     r = await client.put("/bureau/_control", json={"fixed_scores": {str(first): 700}, "fixed_scores_mode": "replace"})
     assert r.json()["fixed_scores"] == {str(first): 700}
-    assert (await client.get("/bureau/_control")).json() == {"bureau_api_key": API_KEY, "fixed_scores": {str(first): 700},
-                                                             "forbidden": False}
+    assert (await client.get("/bureau/_control")).json() == {
+        "bureau_api_key": API_KEY,
+        "fixed_scores": {str(first): 700},
+        "forbidden": False,
+    }
     assert (await report(client, second)).json()["score"] == documented_score(second)
     assert (await report(client, no_file)).status_code == 404
 
 
-@pytest.mark.parametrize("change", [{"fixed_scores": {"not-a-uuid": 700}}, {"fixed_scores": {str(uuid.uuid4()): 299}},
-                                    {"fixed_scores": {str(uuid.uuid4()): 851}}, {"bureau_api_key": None},
-                                    {"unknown": 1}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fixed_scores": {"not-a-uuid": 700}},
+        {"fixed_scores": {str(uuid.uuid4()): 299}},
+        {"fixed_scores": {str(uuid.uuid4()): 851}},
+        {"bureau_api_key": None},
+        {"unknown": 1},
+    ],
+)
 async def test_control_refuses_bad_changes(client, change):
     before = (await client.get("/bureau/_control")).json()
     assert (await client.put("/bureau/_control", json=change)).status_code == 422
@@ -154,6 +200,7 @@ async def test_no_file_when_the_id_starts_with_f(client):
 
 
 # --- authorization and validation --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", API_KEY, f"Basic {API_KEY}", f"Bearer {API_KEY} "])
 async def test_needs_the_api_key(client, authorization):
@@ -178,16 +225,28 @@ async def test_a_key_without_entitlement_is_403_until_restored(client):
     assert (await client.put("/bureau/_control", json={"forbidden": True})).json()["forbidden"] is True
     r = await report(client, applicant())
     assert (r.status_code, r.json()["error_code"]) == (403, "FORBIDDEN")
-    assert (await client.post("/bureau/reports", json=body(applicant()),
-                              headers={"Authorization": "Bearer wrong"})).status_code == 401  # the key comes first
+    assert (
+        await client.post("/bureau/reports", json=body(applicant()), headers={"Authorization": "Bearer wrong"})
+    ).status_code == 401  # the key comes first
     await client.put("/bureau/_control", json={"forbidden": False})
     assert (await report(client, applicant())).status_code == 200
 
 
-@pytest.mark.parametrize("overrides", [
-    {"applicant_id": "not-a-uuid"}, {"applicant_id": 42}, {"amount": "-1.00"}, {"amount": "0"}, {"amount": "1.001"},
-    {"amount": "NaN"}, {"amount": "lots"}, {"full_name": "  "}, {"purpose": "vacation"}, {"unexpected": True},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"applicant_id": "not-a-uuid"},
+        {"applicant_id": 42},
+        {"amount": "-1.00"},
+        {"amount": "0"},
+        {"amount": "1.001"},
+        {"amount": "NaN"},
+        {"amount": "lots"},
+        {"full_name": "  "},
+        {"purpose": "vacation"},
+        {"unexpected": True},
+    ],
+)
 async def test_invalid_body_is_400(client, overrides):
     r = await report(client, applicant(), **overrides)
     assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_REQUEST"), r.text
@@ -205,6 +264,7 @@ async def test_amount_as_a_json_number_is_accepted(client):
 
 # --- idempotency and the request log -----------------------------------------------------------------
 
+
 async def test_same_key_returns_the_same_report(client):
     who = applicant()
     first = await report(client, who, key="credit-1")
@@ -215,7 +275,10 @@ async def test_same_key_returns_the_same_report(client):
     assert again.json() == first.json()
     assert (await report(client, who)).json()["score"] == 333
     assert [(e["idempotency_key"], e["replayed"]) for e in await requests_log(client)] == [
-        ("credit-1", False), ("credit-1", True), (None, False)]
+        ("credit-1", False),
+        ("credit-1", True),
+        (None, False),
+    ]
 
 
 async def test_without_a_key_every_request_is_a_new_report(client):
@@ -240,12 +303,16 @@ async def test_request_log_records_every_request_that_reached_the_bureau(client)
     await report(client, ok, amount="-5")
     log = await requests_log(client)
     assert [(e["applicant_id"], e["status"], e["error_code"], e["report_id"]) for e in log] == [
-        (str(ok), 200, None, first["report_id"]), (str(no_file), 404, "NO_FILE", None),
-        (None, 401, "UNAUTHORIZED", None), (None, 400, "INVALID_REQUEST", None)]  # ids of valid bodies only
+        (str(ok), 200, None, first["report_id"]),
+        (str(no_file), 404, "NO_FILE", None),
+        (None, 401, "UNAUTHORIZED", None),
+        (None, 400, "INVALID_REQUEST", None),
+    ]  # ids of valid bodies only
     assert all(datetime.fromisoformat(e["received_at"]) for e in log)
 
 
 # --- faults ------------------------------------------------------------------------------------------
+
 
 async def test_fail_header_fails_the_request_before_the_bureau_sees_it(client):
     r = await client.post("/bureau/reports", json=body(applicant()), headers=AUTH | {"X-Sandbox-Fail": "503"})

@@ -35,12 +35,19 @@ async def client():
 
 async def link_item(client: httpx.AsyncClient, institution_id: str = "ins_1") -> dict:
     """The whole Plaid-like flow; returns the exchange response."""
-    r = await client.post("/linking/link/token/create", json={**CREDS, "user": {"client_user_id": "member-1"}, "products": ["auth"]})
+    r = await client.post(
+        "/linking/link/token/create", json={**CREDS, "user": {"client_user_id": "member-1"}, "products": ["auth"]}
+    )
     assert r.status_code == 200, r.text
     link_token = r.json()["link_token"]
-    r = await client.post("/linking/sandbox/public_token/create", json={**CREDS, "institution_id": institution_id, "link_token": link_token})
+    r = await client.post(
+        "/linking/sandbox/public_token/create",
+        json={**CREDS, "institution_id": institution_id, "link_token": link_token},
+    )
     assert r.status_code == 200, r.text
-    r = await client.post("/linking/item/public_token/exchange", json={**CREDS, "public_token": r.json()["public_token"]})
+    r = await client.post(
+        "/linking/item/public_token/exchange", json={**CREDS, "public_token": r.json()["public_token"]}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -57,7 +64,9 @@ async def test_healthz(client):
 
 
 async def test_whole_flow(client):
-    r = await client.post("/linking/link/token/create", json={**CREDS, "user": {"client_user_id": "m1"}, "products": ["auth"]})
+    r = await client.post(
+        "/linking/link/token/create", json={**CREDS, "user": {"client_user_id": "m1"}, "products": ["auth"]}
+    )
     body = r.json()
     assert body["link_token"].startswith("link-sandbox-")
     assert "expiration" in body
@@ -80,7 +89,9 @@ async def test_whole_flow(client):
 
 async def test_link_token_expires_in_four_hours(client):
     before = datetime.now().astimezone()
-    r = await client.post("/linking/link/token/create", json={**CREDS, "user": {"client_user_id": "m1"}, "products": ["auth"]})
+    r = await client.post(
+        "/linking/link/token/create", json={**CREDS, "user": {"client_user_id": "m1"}, "products": ["auth"]}
+    )
     expiration = datetime.fromisoformat(r.json()["expiration"])
     assert timedelta(hours=4) - timedelta(minutes=1) < expiration - before <= timedelta(hours=4) + timedelta(minutes=1)
 
@@ -92,8 +103,12 @@ async def test_accounts_are_stable_per_item_and_distinct_between_items(client):
 
     auth_second = await auth_get(client, second["access_token"])
     assert first["item_id"] != second["item_id"]
-    assert {a["account_id"] for a in auth_first["accounts"]}.isdisjoint(a["account_id"] for a in auth_second["accounts"])
-    assert {n["account"] for n in auth_first["numbers"]["ach"]}.isdisjoint(n["account"] for n in auth_second["numbers"]["ach"])
+    assert {a["account_id"] for a in auth_first["accounts"]}.isdisjoint(
+        a["account_id"] for a in auth_second["accounts"]
+    )
+    assert {n["account"] for n in auth_first["numbers"]["ach"]}.isdisjoint(
+        n["account"] for n in auth_second["numbers"]["ach"]
+    )
 
 
 async def test_public_token_is_single_use(client):
@@ -113,16 +128,21 @@ async def test_public_token_expires_after_30_minutes():
         r = await client.post("/linking/sandbox/public_token/create", json={**CREDS, "institution_id": "ins_1"})
         real_clock = app.state.linking.clock
         app.state.linking.clock = lambda: real_clock() + timedelta(minutes=31)
-        r = await client.post("/linking/item/public_token/exchange", json={**CREDS, "public_token": r.json()["public_token"]})
+        r = await client.post(
+            "/linking/item/public_token/exchange", json={**CREDS, "public_token": r.json()["public_token"]}
+        )
         assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PUBLIC_TOKEN")
 
 
-@pytest.mark.parametrize("path,extra", [
-    ("/linking/link/token/create", {"user": {"client_user_id": "m1"}, "products": ["auth"]}),
-    ("/linking/sandbox/public_token/create", {"institution_id": "ins_1"}),
-    ("/linking/item/public_token/exchange", {"public_token": "public-sandbox-x"}),
-    ("/linking/auth/get", {"access_token": "access-sandbox-x"}),
-])
+@pytest.mark.parametrize(
+    "path,extra",
+    [
+        ("/linking/link/token/create", {"user": {"client_user_id": "m1"}, "products": ["auth"]}),
+        ("/linking/sandbox/public_token/create", {"institution_id": "ins_1"}),
+        ("/linking/item/public_token/exchange", {"public_token": "public-sandbox-x"}),
+        ("/linking/auth/get", {"access_token": "access-sandbox-x"}),
+    ],
+)
 async def test_bad_secret_is_rejected_everywhere(client, path, extra):
     r = await client.post(path, json={**CREDS, "secret": "wrong", **extra})
     assert r.status_code == 401
@@ -172,6 +192,7 @@ async def test_every_listed_routing_number_except_broken_bank_passes_aba(client)
 
 # --- faults ---------------------------------------------------------------------------------------
 
+
 async def test_fail_next_fails_exactly_n_service_requests(client):
     r = await client.put("/_control/faults", json={"fail_next": 2, "error_status": 503})
     assert r.json() == {"latency_ms": 0, "error_rate": 0.0, "error_status": 503, "fail_next": 2}
@@ -189,7 +210,11 @@ async def test_fail_next_fails_exactly_n_service_requests(client):
 
 
 async def test_fail_header_fails_only_that_request(client):
-    r = await client.post("/linking/sandbox/public_token/create", json={**CREDS, "institution_id": "ins_1"}, headers={"X-Sandbox-Fail": "429"})
+    r = await client.post(
+        "/linking/sandbox/public_token/create",
+        json={**CREDS, "institution_id": "ins_1"},
+        headers={"X-Sandbox-Fail": "429"},
+    )
     assert (r.status_code, r.json()["error_code"]) == (429, "INJECTED_FAULT")
     r = await client.post("/linking/sandbox/public_token/create", json={**CREDS, "institution_id": "ins_1"})
     assert r.status_code == 200

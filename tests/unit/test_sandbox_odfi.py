@@ -36,6 +36,7 @@ FAST = {"settlement_delay_ms": 50, "return_delay_ms": 50, "settled_return_delay_
 
 # --- the webhook receiver ----------------------------------------------------------------------------
 
+
 @dataclass
 class Delivery:
     headers: dict[str, str]
@@ -172,16 +173,34 @@ async def odfi(make_odfi) -> Odfi:
 
 def nacha(amounts: list[str], *, description: str = "PAYMENT", first_trace: int = 1) -> str:
     entries = [
-        EntrySpec(transaction_code=TransactionCode.CHECKING_DEBIT, rdfi_routing=RDFI_ROUTING,
-                  account_number=f"98765{i:03d}", amount=Decimal(amount), individual_name=f"Member {i}")
+        EntrySpec(
+            transaction_code=TransactionCode.CHECKING_DEBIT,
+            rdfi_routing=RDFI_ROUTING,
+            account_number=f"98765{i:03d}",
+            amount=Decimal(amount),
+            individual_name=f"Member {i}",
+        )
         for i, amount in enumerate(amounts)
     ]
-    return write(build_file(
-        odfi_routing=ODFI_ROUTING, odfi_name="Sandbox Bank", company_id="1410012345", company_name="Backoffice",
-        creation_date=date(2025, 3, 3), creation_time=None, first_trace_sequence=first_trace,
-        batches=[BatchSpec(sec_code=SecCode.PPD, entry_description=description,
-                           effective_entry_date=date(2025, 3, 4), entries=entries)],
-    ))
+    return write(
+        build_file(
+            odfi_routing=ODFI_ROUTING,
+            odfi_name="Sandbox Bank",
+            company_id="1410012345",
+            company_name="Backoffice",
+            creation_date=date(2025, 3, 3),
+            creation_time=None,
+            first_trace_sequence=first_trace,
+            batches=[
+                BatchSpec(
+                    sec_code=SecCode.PPD,
+                    entry_description=description,
+                    effective_entry_date=date(2025, 3, 4),
+                    entries=entries,
+                )
+            ],
+        )
+    )
 
 
 def trace(sequence: int) -> str:
@@ -216,10 +235,16 @@ SCENARIOS = [  # (amount, what the bank sends for it on a first presentment)
     ("125.32", [("entry.settled", None), ("entry.returned", "R01")]),
 ]
 REASONS = {
-    "R01": "Insufficient funds", "R02": "Account closed", "R03": "No account/unable to locate account",
-    "R04": "Invalid account number", "R05": "Unauthorized debit to consumer account using corporate SEC code",
-    "R07": "Authorization revoked by customer", "R09": "Uncollected funds", "R10": "Customer advises not authorized",
-    "R20": "Non-transaction account", "R29": "Corporate customer advises not authorized",
+    "R01": "Insufficient funds",
+    "R02": "Account closed",
+    "R03": "No account/unable to locate account",
+    "R04": "Invalid account number",
+    "R05": "Unauthorized debit to consumer account using corporate SEC code",
+    "R07": "Authorization revoked by customer",
+    "R09": "Uncollected funds",
+    "R10": "Customer advises not authorized",
+    "R20": "Non-transaction account",
+    "R29": "Corporate customer advises not authorized",
 }
 
 
@@ -248,7 +273,9 @@ async def test_every_scenario_by_cents(odfi, receiver):
     assert len({p["event_id"] for p in payloads}) == len(payloads)
     # The log agrees with what was received, and each event went out once.
     logged = await odfi.events()
-    assert [e["payload"] for e in logged] and sorted(e["event_id"] for e in logged) == sorted(p["event_id"] for p in payloads)
+    assert [e["payload"] for e in logged] and sorted(e["event_id"] for e in logged) == sorted(
+        p["event_id"] for p in payloads
+    )
     assert all(e["delivered"] and e["attempts"] == 1 and e["deliveries"] == 1 for e in logged)
 
 
@@ -261,16 +288,21 @@ async def test_represented_entries(odfi, receiver):
     await odfi.idle()
     settled_then_r01 = [("entry.settled", None), ("entry.returned", "R01")]
     assert outcomes(receiver.accepted()) == {
-        trace(1): [("entry.returned", "R01")], trace(2): [("entry.returned", "R01")],
-        trace(3): settled_then_r01, trace(4): settled_then_r01,
-        trace(5): [("entry.settled", None)], trace(6): [("entry.returned", "R01")],
-        trace(7): [("entry.settled", None)], trace(8): settled_then_r01,
+        trace(1): [("entry.returned", "R01")],
+        trace(2): [("entry.returned", "R01")],
+        trace(3): settled_then_r01,
+        trace(4): settled_then_r01,
+        trace(5): [("entry.settled", None)],
+        trace(6): [("entry.returned", "R01")],
+        trace(7): [("entry.settled", None)],
+        trace(8): settled_then_r01,
     }
 
 
 async def test_settlement_and_return_delays(make_odfi, receiver):
-    odfi = await make_odfi(settlement_delay_ms=300, return_delay_ms=50, settled_return_delay_ms=100,
-                           late_return_delay_ms=200)
+    odfi = await make_odfi(
+        settlement_delay_ms=300, return_delay_ms=50, settled_return_delay_ms=100, late_return_delay_ms=200
+    )
     started = time.monotonic()
     assert (await odfi.upload(nacha(["10.00", "10.02", "10.10", "10.31"]))).status_code == 201
     await odfi.idle()
@@ -298,6 +330,7 @@ async def test_return_after_settlement_follows_its_settlement_even_when_due_at_o
 
 # --- uploads -----------------------------------------------------------------------------------------
 
+
 async def test_same_key_same_file_is_processed_once(odfi, receiver):
     text = nacha(["10.00", "10.02"])
     first = await odfi.upload(text, key="file-1")
@@ -312,9 +345,15 @@ async def test_same_key_same_file_is_processed_once(odfi, receiver):
     entries = (await odfi.client.get("/odfi/entries")).json()["entries"]
     assert [(e["trace_number"], e["received_count"]) for e in entries] == [(trace(1), 1), (trace(2), 1)]
     assert entries[0] == {
-        "trace_number": trace(1), "file_id": first.json()["file_id"], "amount": "10.00", "transaction_code": 27,
-        "account_number": "98765000", "rdfi_routing": RDFI_ROUTING, "sec_code": "PPD",
-        "entry_description": "PAYMENT", "received_count": 1,
+        "trace_number": trace(1),
+        "file_id": first.json()["file_id"],
+        "amount": "10.00",
+        "transaction_code": 27,
+        "account_number": "98765000",
+        "rdfi_routing": RDFI_ROUTING,
+        "sec_code": "PPD",
+        "entry_description": "PAYMENT",
+        "received_count": 1,
     }
     only = (await odfi.client.get("/odfi/entries", params={"trace_number": trace(2)})).json()["entries"]
     assert [e["amount"] for e in only] == ["10.02"]
@@ -333,7 +372,10 @@ async def test_trace_already_received_is_409_and_counted(odfi, receiver):
     assert (r.status_code, r.json()["error_code"]) == (409, "DUPLICATE_TRACE")
     assert r.json()["trace_numbers"] == [trace(2)]
     await odfi.idle()
-    assert sorted(p["trace_number"] for p in receiver.accepted()) == [trace(1), trace(2)]  # nothing from the rejected file
+    assert sorted(p["trace_number"] for p in receiver.accepted()) == [
+        trace(1),
+        trace(2),
+    ]  # nothing from the rejected file
     entries = (await odfi.client.get("/odfi/entries")).json()["entries"]
     assert {e["trace_number"]: e["received_count"] for e in entries} == {trace(1): 1, trace(2): 2}
 
@@ -360,8 +402,11 @@ async def test_invalid_file_is_422_with_its_line(odfi):
     assert (r.json()["error_code"], r.json()["line"]) == ("INVALID_FILE", 4)
     assert "amount" in r.json()["error_message"]
 
-    r = await odfi.client.post("/odfi/files", content="1" * 94 + "\n" + "é" * 47 + "\n", headers={
-        "Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k2"})
+    r = await odfi.client.post(
+        "/odfi/files",
+        content="1" * 94 + "\n" + "é" * 47 + "\n",
+        headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k2"},
+    )
     assert (r.status_code, r.json()["error_code"], r.json()["line"]) == (422, "INVALID_FILE", 2)
     assert (await odfi.client.get("/odfi/files")).json()["files"] == []
 
@@ -378,8 +423,11 @@ async def test_reject_next_files_refuses_that_many_valid_files_and_forgets_them(
     await odfi.idle()
     assert sorted(p["trace_number"] for p in receiver.accepted()) == [trace(1), trace(2)]
     uploads = (await odfi.client.get("/odfi/uploads")).json()["uploads"]
-    assert uploads == [{"key": "f1", "statuses": [422]}, {"key": "f2", "statuses": [422]},
-                       {"key": "f3", "statuses": [201]}]
+    assert uploads == [
+        {"key": "f1", "statuses": [422]},
+        {"key": "f2", "statuses": [422]},
+        {"key": "f3", "statuses": [201]},
+    ]
     assert [f["key"] for f in (await odfi.client.get("/odfi/files", params={"key": "f1"})).json()["files"]] == []
     assert [f["key"] for f in (await odfi.client.get("/odfi/files", params={"key": "f3"})).json()["files"]] == ["f3"]
 
@@ -390,7 +438,8 @@ async def test_reject_status_5xx_plays_an_outage(odfi):
     assert (await odfi.upload(text, key="k")).status_code == 503
     assert (await odfi.upload(text, key="k")).status_code == 201  # the retry of the same file goes through
     assert (await odfi.client.get("/odfi/uploads", params={"key": "k"})).json()["uploads"] == [
-        {"key": "k", "statuses": [503, 201]}]
+        {"key": "k", "statuses": [503, 201]}
+    ]
     for bad in ({"reject_next_files": -1}, {"reject_status": 200}, {"reject_status": 600}):
         assert (await odfi.client.put("/odfi/_control", json=bad)).status_code == 422, bad
 
@@ -408,6 +457,7 @@ async def test_faults_apply_to_uploads_not_to_instrumentation(odfi, receiver):
 
 
 # --- delivery ----------------------------------------------------------------------------------------
+
 
 async def test_sign_is_hmac_sha256_over_timestamp_dot_body():
     body = b'{"a":1}'
@@ -465,7 +515,9 @@ async def test_without_webhook_url_events_are_logged_undelivered(make_odfi, rece
     await odfi.idle()
     events = await odfi.events()
     assert [(e["type"], e["attempts"], e["delivered"]) for e in events] == [
-        ("entry.settled", 0, False), ("entry.returned", 0, False)]
+        ("entry.settled", 0, False),
+        ("entry.returned", 0, False),
+    ]
     assert receiver.deliveries == []
     r = await odfi.client.post(f"/odfi/events/{events[0]['event_id']}/redeliver")
     assert (r.status_code, r.json()["error_code"]) == (409, "NO_WEBHOOK_URL")
@@ -494,11 +546,23 @@ async def test_out_of_order_mode_reverses_each_files_events(odfi, receiver):
 
 # --- control and shutdown ----------------------------------------------------------------------------
 
+
 async def test_control_changes_only_the_given_fields(odfi):
     before = (await odfi.client.get("/odfi/_control")).json()
-    assert set(before) == {"odfi_api_key", "webhook_url", "webhook_secret", "settlement_delay_ms", "return_delay_ms",
-                           "settled_return_delay_ms", "late_return_delay_ms", "duplicate_deliveries", "out_of_order",
-                           "delivery_max_attempts", "reject_next_files", "reject_status"}
+    assert set(before) == {
+        "odfi_api_key",
+        "webhook_url",
+        "webhook_secret",
+        "settlement_delay_ms",
+        "return_delay_ms",
+        "settled_return_delay_ms",
+        "late_return_delay_ms",
+        "duplicate_deliveries",
+        "out_of_order",
+        "delivery_max_attempts",
+        "reject_next_files",
+        "reject_status",
+    }
     r = await odfi.client.put("/odfi/_control", json={"duplicate_deliveries": True, "webhook_url": None})
     assert r.json() == {**before, "duplicate_deliveries": True, "webhook_url": None}
     assert (await odfi.client.get("/odfi/_control")).json() == r.json()
@@ -519,10 +583,15 @@ async def test_api_key_and_secret_changed_at_runtime(odfi, receiver):
 
 async def test_shutdown_cancels_pending_deliveries(receiver, webhook_url):
     app = create_app(SandboxSettings(webhook_url=webhook_url, settlement_delay_ms=10_000))
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client):
-        r = await client.post("/odfi/files", content=nacha(["1.00"]), headers={
-            "Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k"})
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client,
+    ):
+        r = await client.post(
+            "/odfi/files",
+            content=nacha(["1.00"]),
+            headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "k"},
+        )
         assert r.status_code == 201
         assert len(app.state.odfi.tasks) == 1
     assert not app.state.odfi.tasks and app.state.odfi.http.is_closed

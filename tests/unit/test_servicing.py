@@ -7,8 +7,20 @@ import pytest
 from finance.servicing import ServicingClock, aging_bucket, days_past_due, late_fee_due
 
 
-@pytest.mark.parametrize("days, bucket", [(0, None), (1, "1-30"), (30, "1-30"), (31, "31-60"), (60, "31-60"),
-                                          (61, "61-90"), (90, "61-90"), (91, "90+"), (400, "90+")])
+@pytest.mark.parametrize(
+    "days, bucket",
+    [
+        (0, None),
+        (1, "1-30"),
+        (30, "1-30"),
+        (31, "31-60"),
+        (60, "31-60"),
+        (61, "61-90"),
+        (90, "61-90"),
+        (91, "90+"),
+        (400, "90+"),
+    ],
+)
 def test_aging_buckets_edges(days, bucket):
     assert aging_bucket(days) == bucket
 

@@ -12,17 +12,36 @@ from models.statements import period_bounds
 
 def statement(**overrides) -> StatementData:
     lines = (
-        StatementLine(effective_date=date(2026, 10, 3), description="Payroll <ACME & Co>", amount=D("2500.00"),
-                      balance=D("3500.00")),
+        StatementLine(
+            effective_date=date(2026, 10, 3),
+            description="Payroll <ACME & Co>",
+            amount=D("2500.00"),
+            balance=D("3500.00"),
+        ),
         StatementLine(effective_date=date(2026, 10, 9), description="Rent", amount=D("-1200.50"), balance=D("2299.50")),
-        StatementLine(effective_date=date(2026, 10, 31), description="Interest for 2026-10", amount=D("4.11"),
-                      balance=D("2303.61"), is_interest=True),
+        StatementLine(
+            effective_date=date(2026, 10, 31),
+            description="Interest for 2026-10",
+            amount=D("4.11"),
+            balance=D("2303.61"),
+            is_interest=True,
+        ),
     )
-    fields = dict(institution="Riverbend Credit Union", account_name="Everyday checking",
-                  account_number="****1a2b", account_type="checking", owner_name="Jane O'Brien",
-                  period="2026-10", period_start=date(2026, 10, 1), period_end=date(2026, 10, 31),
-                  opening_balance=D("1000.00"), closing_balance=D("2303.61"), interest=D("4.11"), lines=lines,
-                  generated_on=date(2026, 11, 1))
+    fields = dict(
+        institution="Riverbend Credit Union",
+        account_name="Everyday checking",
+        account_number="****1a2b",
+        account_type="checking",
+        owner_name="Jane O'Brien",
+        period="2026-10",
+        period_start=date(2026, 10, 1),
+        period_end=date(2026, 10, 31),
+        opening_balance=D("1000.00"),
+        closing_balance=D("2303.61"),
+        interest=D("4.11"),
+        lines=lines,
+        generated_on=date(2026, 11, 1),
+    )
     return StatementData(**(fields | overrides))
 
 
@@ -56,10 +75,14 @@ def test_many_entries_run_over_pages():
     lines, balance = [], D("0.00")
     for i in range(120):
         balance += D("1.00")
-        lines.append(StatementLine(effective_date=date(2026, 10, 1 + i % 28), description=f"Entry {i}",
-                                   amount=D("1.00"), balance=balance))
-    pdf = render_statement(statement(opening_balance=D("0.00"), closing_balance=D("120.00"), interest=D("0.00"),
-                                     lines=tuple(lines)))
+        lines.append(
+            StatementLine(
+                effective_date=date(2026, 10, 1 + i % 28), description=f"Entry {i}", amount=D("1.00"), balance=balance
+            )
+        )
+    pdf = render_statement(
+        statement(opening_balance=D("0.00"), closing_balance=D("120.00"), interest=D("0.00"), lines=tuple(lines))
+    )
     assert len(PdfReader(io.BytesIO(pdf)).pages) >= 3
     assert "Page 1 of" in text_of(pdf)
 
@@ -81,9 +104,14 @@ def test_empty_period_prints_no_activity():
     assert "Closing balance $1,000.00" in text
 
 
-@pytest.mark.parametrize("period,bounds", [("2026-02", (date(2026, 2, 1), date(2026, 2, 28))),
-                                           ("2028-02", (date(2028, 2, 1), date(2028, 2, 29))),
-                                           ("2026-12", (date(2026, 12, 1), date(2026, 12, 31)))])
+@pytest.mark.parametrize(
+    "period,bounds",
+    [
+        ("2026-02", (date(2026, 2, 1), date(2026, 2, 28))),
+        ("2028-02", (date(2028, 2, 1), date(2028, 2, 29))),
+        ("2026-12", (date(2026, 12, 1), date(2026, 12, 31))),
+    ],
+)
 def test_period_bounds(period, bounds):
     assert period_bounds(period) == bounds
 
