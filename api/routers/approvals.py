@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import text
+from sqlalchemy import exists
+from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
@@ -18,7 +19,7 @@ from api.fields import multiline_rules
 from core import access
 from core.access import Entity
 from models.approvals import ApprovalState, DecisionInput
-from models.loans import ApprovalRequest
+from models.loans import ApprovalDecision, ApprovalRequest
 from workflows.approval import ApprovalWorkflow
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
@@ -60,19 +61,22 @@ class DecisionIn(BaseModel):
 
 @router.get("/inbox", response_model=list[InboxItem], summary="What waits for me, oldest first, with deadlines")
 async def inbox(session: SessionDep, user: CurrentUser):
-    rows = await session.execute(
-        text(
-            """SELECT r.id, r.subject_type, r.subject_id, r.title, r.amount, r.current_level, r.waiting_on_role,
-                  r.level_opened_at, r.deadline_at
-           FROM approval_requests r
-           WHERE r.status = 'open' AND r.waiting_on_role = :role AND r.org_id = :org
-             AND :me IS DISTINCT FROM r.applicant_id AND :me <> r.submitted_by
-             AND NOT EXISTS (SELECT 1 FROM approval_decisions d WHERE d.request_id = r.id AND d.approver_id = :me
-                             AND d.level = r.current_level AND d.round = r.current_round)
-           ORDER BY r.level_opened_at, r.id"""
-        ),
-        {"role": user.role, "org": user.org_id, "me": user.id},
+    # The requests the access policy lets this user see, open at a level waiting on their role, that they neither
+    # applied for nor submitted, and on which they have not voted in the current round.
+    voted = exists().where(
+        col(ApprovalDecision.request_id) == ApprovalRequest.id,
+        col(ApprovalDecision.approver_id) == user.id,
+        col(ApprovalDecision.level) == ApprovalRequest.current_level,
+        col(ApprovalDecision.round) == ApprovalRequest.current_round,
     )
+    statement = access.scope(user, Entity.approval_request, select(ApprovalRequest)).where(
+        col(ApprovalRequest.status) == "open",
+        col(ApprovalRequest.waiting_on_role) == user.role,
+        col(ApprovalRequest.applicant_id).is_distinct_from(user.id),
+        col(ApprovalRequest.submitted_by) != user.id,
+        ~voted,
+    )
+    rows = (await session.exec(statement.order_by(col(ApprovalRequest.level_opened_at), col(ApprovalRequest.id)))).all()
     return [
         InboxItem(
             request_id=r.id,
