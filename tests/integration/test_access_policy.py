@@ -6,36 +6,12 @@ every denial is a security event in the logs."""
 import logging
 import uuid
 
-import pytest
 from sqlalchemy import text
 
 from core import ledger
 from tests.conftest import assert_error, bank_operations, make_org, make_user, open_account
 from tests.integration.test_ach import link_external
 from tests.integration.test_loans import apply, level, rule, waiting_on
-
-
-@pytest.fixture(scope="module")
-async def product(http, su) -> dict:
-    response = await http.post(
-        "/api/v1/loan-products",
-        headers=su,
-        json={
-            "name": f"Policy {uuid.uuid4().hex[:6]}",
-            "annual_rate": "0.065",
-            "min_term": 6,
-            "max_term": 360,
-            "min_amount": "1000.00",
-            "max_amount": "500000.00",
-            "amortization": "declining_balance",
-            "frequency": "monthly",
-            "day_count": "30/360",
-            "grace_days": 10,
-            "late_fee": "25.00",
-        },
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def loan_body(product: dict, account: dict, **extra) -> dict:
