@@ -1,4 +1,4 @@
-"""Go tools the tests use (kustomize renders the Kubernetes manifests), built once from the Go module proxy into
+"""Go tools the tests use (kustomize renders the Kubernetes manifests, actionlint checks the CI pipeline), built once from the Go module proxy into
 the same cache as the Temporal CLI (outside the clone, reused by every clone and CI run)."""
 
 import os
@@ -9,6 +9,7 @@ import sys
 from devstack.temporal_cli import _go, cache_dir
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5@v5.7.1"
+ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 
 
 def ensure_tool(name: str, module: str) -> str:
@@ -29,3 +30,7 @@ def ensure_tool(name: str, module: str) -> str:
 
 def ensure_kustomize() -> str:
     return ensure_tool("kustomize", KUSTOMIZE_MODULE)
+
+
+def ensure_actionlint() -> str:
+    return ensure_tool("actionlint", ACTIONLINT_MODULE)
