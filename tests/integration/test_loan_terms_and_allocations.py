@@ -78,7 +78,21 @@ async def approved(http, su, sandbox_url, org, product, amount: str, term: int, 
     assert (await decide(http, org.headers["loan_officer"], state["request_id"])).status_code == 200
     loan = await wait_loan(http, su, loan["id"], FINAL)
     assert loan["status"] == "active", loan
-    return loan
+    # The row says active once the activation activity has written it; the workflow, which answers repayments,
+    # is active once it has processed that activity's result, which its published status says.
+    return await _workflow_active(http, su, loan)
+
+
+async def _workflow_active(http, su, loan: dict) -> dict:
+    async def fetch() -> dict:
+        return (await http.get(f"/api/v1/loans/{loan['id']}", headers=su)).json()
+
+    return await poll(
+        fetch,
+        lambda row: row["workflow_status"] == "active",
+        20,
+        what=lambda row: f"loan {loan['id']}'s workflow still {row['workflow_status']}",
+    )
 
 
 async def schedule_of(http, org, loan) -> list[dict]:
