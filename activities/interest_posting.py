@@ -140,10 +140,10 @@ class InterestPostingActivities:
         The postings of a period never change once written, so a retry tells the same figures."""
         async with self.db.session() as session:
             rows = (await session.execute(ORG_SUMMARIES, {"period": period})).all()
+        if self.notifications is None:
+            raise RuntimeError("the interest posting activities were built without notifications")
         for row in rows:
             activity.heartbeat(str(row.org_id))
-            if self.notifications is None:
-                raise RuntimeError("the interest posting activities were built without notifications")
             await self.notifications.notify_where(
                 NotificationRequest(
                     kind="interest_posting",

@@ -31,10 +31,6 @@ def not_found(entity: str, entity_id: Any) -> AppError:
     return AppError(404, "not_found", f"{entity} {entity_id} not found", {"entity": entity, "id": str(entity_id)})
 
 
-def forbidden(message: str = "you are not allowed to do this") -> AppError:
-    return AppError(403, "forbidden", message)
-
-
 def error_body(code: str, message: str, details: Any = None) -> dict:
     # Money stays exact in error details too: Decimal as a string, never a float.
     return {
