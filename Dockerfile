@@ -24,4 +24,4 @@ USER backoffice
 
 # api, sandbox, worker metrics
 EXPOSE 8000 8100 9464
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-keep-alive", "75"]

@@ -138,7 +138,16 @@ class ApiServer:
         self.port = processes.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+            uvicorn.Config(
+                create_app(settings),
+                host="127.0.0.1",
+                port=self.port,
+                log_config=None,
+                access_log=False,
+                # Longer than httpx's 5 s keep-alive expiry: with equal timeouts a client can reuse a connection
+                # in the instant the server closes it (httpx.ReadError on an idle session client).
+                timeout_keep_alive=30,
+            )
         )
 
     async def __aenter__(self) -> "ApiServer":
