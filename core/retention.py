@@ -73,8 +73,8 @@ def rules(settings: Settings) -> list[Rule]:
 # One audit row per run, whatever retries happen: counts per rule, the cutoffs they used.
 AUDIT_RUN = text("""
 INSERT INTO audit_log (actor, action, entity_type, entity_id, after)
-SELECT :actor, 'retention.purged', 'retention_run', :run_id, CAST(:after AS jsonb)
+SELECT CAST(:actor AS varchar), 'retention.purged', 'retention_run', CAST(:run_id AS varchar), CAST(:after AS jsonb)
 WHERE NOT EXISTS (
-    SELECT 1 FROM audit_log WHERE action = 'retention.purged' AND entity_type = 'retention_run' AND entity_id = :run_id
+    SELECT 1 FROM audit_log WHERE action = 'retention.purged' AND entity_type = 'retention_run' AND entity_id = CAST(:run_id AS varchar)
 )
 """)

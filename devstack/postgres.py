@@ -57,15 +57,20 @@ def streaming_standby(primary_url: str, data_dir: Path) -> Iterator[str]:
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user when we are root
     data_dir.mkdir(parents=True)
     if user:
+        from pgserver.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(data_dir)  # the server's user must reach it, as pgserver does for the primary's
         entry = pwd.getpwnam(user)
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
     data_dir.chmod(0o700)
-    subprocess.run(
+    copied = subprocess.run(
         [POSTGRES_BIN_PATH / "pg_basebackup", "-d", primary_url, "-D", data_dir, "-R", "-X", "stream", "-c", "fast"],
         user=user,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if copied.returncode:
+        raise RuntimeError(f"pg_basebackup failed: {copied.stderr[-2000:]}")
     for lock in data_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
         lock.unlink()
     pg_ctl: list[str | Path] = [POSTGRES_BIN_PATH / "pg_ctl", "-D", data_dir, "-w"]

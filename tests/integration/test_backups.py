@@ -62,13 +62,11 @@ async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, b
     org = await make_org(http, su, roles=("member",))
     await open_account(http, su, org.id, org.users["member"]["id"], deposit="125.50")
     folder = Path(settings.backup_dir)
-    folder.mkdir(parents=True)
     name = backups.database_name(settings.database_url)
     expired = folder / f"{name}-{datetime.now(UTC) - timedelta(days=31):{backups.STAMP}}.dump"
     kept = folder / f"{name}-{datetime.now(UTC) - timedelta(days=29):{backups.STAMP}}.dump"
     stranger = folder / "notes.txt"  # not ours: never touched
-    for path in (expired, kept, stranger):
-        path.write_bytes(b"x")
+    _plant(expired, kept, stranger)
 
     result: BackupResult = await temporal_env.client.execute_workflow(
         BackupWorkflow.run, BackupInput(), id=f"backup-{uuid.uuid4()}", task_queue=settings.task_queue
@@ -78,7 +76,7 @@ async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, b
     assert dump.is_file() and dump.stat().st_size == result.size_bytes
     assert result.pruned == [expired.name]
     assert not expired.exists() and kept.exists() and stranger.exists()
-    assert not list(folder.glob(".*partial"))
+    assert backups.backups(folder) == [kept, dump]  # and no partial file left behind
     assert await backups.verify(settings, dump) == result.toc_entries > 0
     async with db.session() as session:
         row = (await session.execute(text("SELECT * FROM backups WHERE name = :n"), {"n": result.name})).one()
@@ -89,6 +87,12 @@ async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, b
     damaged.write_bytes(dump.read_bytes()[: result.size_bytes // 2])
     with pytest.raises(backups.BackupError):
         await backups.verify(settings, damaged)
+
+
+def _plant(*paths: Path) -> None:
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
 
 
 def _restore_cli(database_url: str, folder: Path, *args: str, environment: str = "development"):
