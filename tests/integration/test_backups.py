@@ -13,16 +13,17 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 
 from core import backups
-from core.db import libpq_url
+from core.db import libpq_url, sqlalchemy_url
 from devstack.processes import ROOT
 from models.backups import BackupInput, BackupResult
 from tests.conftest import make_org, open_account
 from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_ledger import accounts, new_entry
-from worker import build_worker
 from workflows.backup import BackupWorkflow
 
 
@@ -47,18 +48,39 @@ def test_the_ledger_refuses_delete_and_truncate(database_url):
         assert conn.execute("SELECT count(*) FROM journal_entries WHERE id = %s", (entry,)).fetchone() == (1,)
 
 
-@pytest.fixture
-async def backup_worker(temporal_env, settings, db, tmp_path):
-    """A worker of its own, dumping into a directory of the test's."""
-    own = settings.model_copy(
-        update={"task_queue": f"backups-{uuid.uuid4().hex[:8]}", "backup_dir": str(tmp_path / "backups")}
-    )
-    async with build_worker(temporal_env.client, own, db):
-        yield own
+def test_the_migration_downgrades_and_upgrades_again(database_url):
+    scratch = _scratch_database(database_url)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = scratch
+    command.upgrade(config, "head")
+    engine = sa.create_engine(sqlalchemy_url(scratch), poolclass=sa.pool.NullPool)
+
+    def state() -> tuple:
+        with engine.connect() as connection:
+            return (
+                connection.execute(text("SELECT to_regclass('backups') IS NOT NULL")).scalar(),
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%never_deleted' OR tgname IN "
+                        "('journal_entries_no_truncate', 'ledger_accounts_no_truncate')"
+                    )
+                ).scalar(),
+            )
+
+    try:
+        assert state() == (True, 4)
+        command.downgrade(config, "0014")
+        assert state() == (False, 0)
+        with engine.begin() as connection:  # below 0015 ledger accounts can be deleted again: the triggers are gone
+            connection.execute(text("DELETE FROM ledger_accounts WHERE kind = 'gl'"))
+        command.upgrade(config, "head")
+        assert state() == (True, 4)
+    finally:
+        engine.dispose()
+        _drop(database_url, scratch)
 
 
-async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, backup_worker, http, su, db):
-    settings = backup_worker
+async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, settings, worker, http, su, db):
     org = await make_org(http, su, roles=("member",))
     await open_account(http, su, org.id, org.users["member"]["id"], deposit="125.50")
     folder = Path(settings.backup_dir)
@@ -76,7 +98,8 @@ async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, b
     assert dump.is_file() and dump.stat().st_size == result.size_bytes
     assert result.pruned == [expired.name]
     assert not expired.exists() and kept.exists() and stranger.exists()
-    assert backups.backups(folder) == [kept, dump]  # and no partial file left behind
+    assert kept in backups.backups(folder) and dump in backups.backups(folder)
+    assert not _partials(folder)
     assert await backups.verify(settings, dump) == result.toc_entries > 0
     async with db.session() as session:
         row = (await session.execute(text("SELECT * FROM backups WHERE name = :n"), {"n": result.name})).one()
@@ -93,6 +116,10 @@ def _plant(*paths: Path) -> None:
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
+
+
+def _partials(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".partial")]
 
 
 def _restore_cli(database_url: str, folder: Path, *args: str, environment: str = "development"):
@@ -117,8 +144,9 @@ def _destroy(database_url: str) -> None:
         conn.execute("DROP TABLE holds CASCADE")  # and the account_balances view with it
 
 
-async def test_restore_drill_gives_back_the_same_ledger_and_balances(temporal_env, backup_worker, http, su, tmp_path):
-    settings = backup_worker
+async def test_restore_drill_gives_back_the_same_ledger_and_balances(
+    temporal_env, settings, worker, http, su, tmp_path
+):
     org = await make_org(http, su, roles=("member",))
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="310.25")
     source = await temporal_env.client.execute_workflow(

@@ -64,6 +64,12 @@ async def test_lists_read_the_replica_and_a_write_answers_from_the_primary(repli
     await poll(listed, lambda ids: ids == {first["id"], second["id"]}, 30, "the replica never caught up")
 
 
+async def test_readyz_checks_the_replica(replica_api):
+    response = await replica_api.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"database": "ok", "read_replica": "ok", "temporal": "ok"}
+
+
 async def test_a_read_session_refuses_writes_on_the_primary_too(db):
     """Without a replica the read session is the primary's, read-only: a write slipped into a list path fails."""
     async with db.read_session() as session:

@@ -1,25 +1,16 @@
-"""The retention workflow on the real stack, in batches of one row: what is past its retention is purged or
+"""The retention workflow on the real stack, in batches of one row (the session's settings): what is past its retention is purged or
 anonymized, what is not stays, the run is audited with its counts, and a second run finds nothing more to do."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import text
 
 from models.backups import RetentionInput, RetentionResult
 from tests.conftest import make_org
-from worker import build_worker
 from workflows.retention import RetentionWorkflow
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def retention_worker(temporal_env, settings, db):
-    own = settings.model_copy(update={"task_queue": f"retention-{uuid.uuid4().hex[:8]}", "retention_batch_size": 1})
-    async with build_worker(temporal_env.client, own, db):
-        yield own
 
 
 async def seed(db, user_id: str) -> dict[str, list]:
@@ -89,7 +80,7 @@ async def ids(db, sql: str, wanted: list) -> set:
 
 
 async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_counts(
-    temporal_env, retention_worker, http, su, db
+    temporal_env, settings, worker, http, su, db
 ):
     org = await make_org(http, su, roles=("member",))
     (
@@ -107,7 +98,7 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
         RetentionWorkflow.run,
         RetentionInput(),
         id=f"retention-{uuid.uuid4()}",
-        task_queue=retention_worker.task_queue,
+        task_queue=settings.task_queue,
     )
     result: RetentionResult = await handle.result()
 
@@ -144,6 +135,6 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
     assert set(audited[0].after["cutoffs"]) == set(result.counts)
 
     again: RetentionResult = await temporal_env.client.execute_workflow(
-        RetentionWorkflow.run, RetentionInput(), id=f"retention-{uuid.uuid4()}", task_queue=retention_worker.task_queue
+        RetentionWorkflow.run, RetentionInput(), id=f"retention-{uuid.uuid4()}", task_queue=settings.task_queue
     )
     assert set(again.counts.values()) == {0}
