@@ -91,10 +91,21 @@ class Dump:
     finished_at: datetime
 
 
-async def _run(*args: str) -> str:
-    """Runs a tool; its stdout, or BackupError with its stderr. The password of a URL never reaches the logs."""
+def _connection(database_url: str) -> tuple[str, dict[str, str]]:
+    """The conninfo for a tool's --dbname, and its environment: the password goes in PGPASSWORD, never on a
+    command line that `ps` shows."""
+    params = psycopg.conninfo.conninfo_to_dict(libpq_url(database_url))
+    password = params.pop("password", None)
+    return psycopg.conninfo.make_conninfo("", **params), ({"PGPASSWORD": str(password)} if password else {})
+
+
+async def _run(*args: str, env: dict[str, str] | None = None) -> str:
+    """Runs a tool; its stdout, or BackupError with its stderr."""
     process = await asyncio.create_subprocess_exec(
-        *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PGCONNECT_TIMEOUT": "10", **(env or {})},
     )
     out, err = await process.communicate()
     if process.returncode != 0:
@@ -181,6 +192,7 @@ async def restore(settings: Settings, database_url: str, path: Path) -> None:
     """Replaces every object of the dump in `database_url`, in one transaction (all or nothing). Objects created
     since the dump was taken and not in it are left as they are."""
     await verify(settings, path)
+    conninfo, env = _connection(database_url)
     await _run(
         pg_tool("pg_restore", settings),
         "--clean",
@@ -190,8 +202,9 @@ async def restore(settings: Settings, database_url: str, path: Path) -> None:
         "--single-transaction",
         "--exit-on-error",
         "--dbname",
-        libpq_url(database_url),
+        conninfo,
         str(path),
+        env=env,
     )
 
 
