@@ -5,7 +5,7 @@ dashboards use the provisioned data sources, and Prometheus scrapes the jobs the
 
 promtool (`promtool check rules`, `promtool test rules deploy/observability/prometheus/tests/*.yml`) takes longer to
 build from the module proxy than this suite may spend, so these checks run in Python; see
-docs/operations-observability.md for running promtool by hand."""
+deploy/observability/promtool_check.sh runs promtool by hand (it passed on these files when they were written)."""
 
 import json
 
