@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind
 
 from core import tracing
 from core.temporal import connect
-from tests.conftest import ApiServer
+from tests.conftest import ApiServer, make_org, open_account
 from tests.integration.test_loans import apply
 from worker import build_worker
 
@@ -46,11 +46,13 @@ def parent_of(span: ReadableSpan, spans: dict[int, ReadableSpan]) -> ReadableSpa
 
 
 async def test_one_trace_from_the_request_through_workflow_and_activity_to_the_bureau_call(
-    traced, sandbox_url, bank, product
+    traced, sandbox_url, product, su
 ):
     http, exporter = traced
+    org = await make_org(http, su, roles=("member",))  # an applicant is all a credit check needs
+    org.account = await open_account(http, su, org.id, org.users["member"]["id"])
     exporter.clear()
-    loan = await apply(http, sandbox_url, bank, product)
+    loan = await apply(http, sandbox_url, org, product)
 
     def bureau_call() -> ReadableSpan | None:
         for span in exporter.get_finished_spans():
