@@ -17,6 +17,7 @@ from core.db import Database
 from core.logging import configure_logging
 from core.schedules import ensure_schedules
 from core.temporal import connect
+from core.tracing import configure_tracing, instrument_engine
 from workflows import ALL_WORKFLOWS
 
 log = logging.getLogger("worker")
@@ -33,13 +34,20 @@ def build_worker(client, settings: Settings, db: Database) -> Worker:
     )
 
 
+def metrics_runtime(settings: Settings) -> Runtime:
+    """The Temporal runtime serving the SDK's own metrics (temporal_*: task latencies, failures, slots, polls) for
+    Prometheus on WORKER_METRICS_ADDRESS."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
+
+
 async def main() -> None:
     settings = get_settings()
     check_production_secrets(settings)  # in production, no development default secret: refuse to start
     configure_logging(settings.log_level, settings.log_json, service="worker")
-    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
-    client = await connect(settings, runtime=runtime)
+    configure_tracing(settings, service="worker")  # before connecting: the client takes the tracing interceptor
+    client = await connect(settings, runtime=metrics_runtime(settings))
     db = Database(settings.database_url, settings.db_pool_size)
+    instrument_engine(db.engine)
     worker = build_worker(client, settings, db)
     # Here, not in build_worker: tests build workers too, and keep their schedules apart.
     log.info("schedules", extra={"schedules": await ensure_schedules(client, settings)})

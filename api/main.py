@@ -29,11 +29,13 @@ from api.routers import (
     users,
     webhooks,
 )
+from api.routers.metrics import install_metrics
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.linking import LinkingClient
 from core.logging import configure_logging
+from core.tracing import configure_tracing, instrument_app, instrument_engine
 
 DESCRIPTION = """A financial back office on Temporal.
 
@@ -47,10 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     check_production_secrets(settings)  # in production, no development default secret: refuse to start
     configure_logging(settings.log_level, settings.log_json, service="api")
+    configure_tracing(settings, service="api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.db = Database(settings.database_url, settings.db_pool_size, settings.database_read_url)
+        instrument_engine(app.state.db.engine)  # the primary's statements (the instrumentor takes one engine)
         app.state.linking = LinkingClient(settings)
         yield
         await app.state.linking.aclose()
@@ -63,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.temporal = TemporalConnection(settings)
     install_error_handlers(app)  # its catch-all middleware inside the correlation id's: a 500 carries X-Request-ID
     app.add_middleware(CorrelationIdMiddleware)
+    install_metrics(app, settings)  # outside the correlation id: its middleware counts every answer
+    instrument_app(app)  # outermost, when tracing is on
 
     v1 = APIRouter(prefix="/api/v1")
     for module in (

@@ -160,6 +160,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Observability. The API's /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when it is set (production
+    # requires it); its business series are recomputed by SQL at most once per metrics_cache_ttl.
+    metrics_token: SecretStr | None = None
+    metrics_cache_ttl: timedelta = timedelta(seconds=5)
+    # A payment not yet final whose last change is older than this is stuck (backoffice_payments_stuck): longer
+    # than a cutoff wait, settlement and the return window over a long weekend.
+    payment_stuck_after: timedelta = timedelta(days=5)
+    # Traces are exported by OTLP/HTTP to this collector (e.g. http://jaeger:4318); unset, tracing is off.
+    otel_exporter_otlp_endpoint: str = ""
+
     @field_validator("business_timezone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:
@@ -188,7 +198,11 @@ SECRET_SETTINGS = (
     "bank_webhook_secret",
     "bureau_api_key",
     "smtp_password",
+    "metrics_token",  # no default: unset is refused in production (anyone could read the business metrics)
 )
+
+# Secrets that have no development default: in production each must be set.
+REQUIRED_SECRETS = ("metrics_token",)
 
 
 class InsecureSettings(RuntimeError):
@@ -220,6 +234,7 @@ def development_secrets(settings: Settings) -> list[str]:
         value = getattr(settings, name)
         if _secret_values(value) & known:
             found.append(name.upper())
+    found += [name.upper() for name in REQUIRED_SECRETS if getattr(settings, name) is None]
     if settings.fingerprint_key is None and "ACCOUNT_NUMBER_KEYS" in found:
         found.append("FINGERPRINT_KEY")  # unset, it is keyed by the oldest account-number key
     return sorted(found, key=[n.upper() for n in SECRET_SETTINGS].index)

@@ -8,6 +8,7 @@ import logging
 import sys
 
 import structlog
+from opentelemetry import trace
 from temporalio import activity, workflow
 
 _TEMPORAL_KEYS = ("workflow_id", "run_id", "workflow_type", "activity_id", "activity_type", "attempt", "task_queue")
@@ -26,6 +27,15 @@ def _lift_temporal_context(_, __, event: structlog.typing.EventDict) -> structlo
     return event
 
 
+def _add_trace_ids(_, __, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """The current span's trace and span ids (when tracing is on and a span is current), to find a line's trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
+
+
 def configure_logging(level: str = "INFO", json: bool = True, service: str = "backoffice") -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -33,6 +43,7 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str = "ba
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _lift_temporal_context,
+        _add_trace_ids,
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(

@@ -1,4 +1,5 @@
-"""Connecting to Temporal: every client and worker uses the pydantic converter (Decimal, date, UUID)."""
+"""Connecting to Temporal: every client and worker uses the pydantic converter (Decimal, date, UUID), and the
+tracing interceptor when tracing is on."""
 
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
+from core import tracing
 from core.config import Settings
 
 
@@ -17,6 +19,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
+        interceptors=tracing.client_interceptors(),  # none while tracing is off
     )
 
 

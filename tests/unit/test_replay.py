@@ -3,6 +3,8 @@ today's workflow code. A change that would break a running workflow fails here: 
 `workflow.patched(...)` or as a new workflow type, then refresh the corpus (README: changing a workflow safely)."""
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
@@ -47,7 +49,7 @@ REQUIRED = [
 ]
 
 
-async def replay_failures(corpus, *workflows) -> dict[str, BaseException]:
+async def replay_failures(corpus, *workflows, interceptors=()) -> dict[str, BaseException]:
     """Replays the histories on the workflow classes given (today's, by default): the failures by file."""
     paths = {captured.run_id: f"{path.parent.name}/{path.name}" for path, captured in corpus}
     assert len(paths) == len(corpus), "two histories of one run"
@@ -56,7 +58,9 @@ async def replay_failures(corpus, *workflows) -> dict[str, BaseException]:
         for _, captured in corpus:
             yield captured.to_history()
 
-    replayer = Replayer(workflows=list(workflows or ALL_WORKFLOWS), data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=list(workflows or ALL_WORKFLOWS), data_converter=pydantic_data_converter, interceptors=interceptors
+    )
     results = await replayer.replay_workflows(histories(), raise_on_replay_failure=False)
     return {paths[run_id]: error for run_id, error in results.replay_failures.items()}
 
@@ -67,6 +71,17 @@ async def test_every_history_replays_on_todays_code():
     assert not failures, f"{len(failures)} of {len(CORPUS)} histories no longer replay: " + "; ".join(
         f"{path}: {type(error).__name__}: {error}" for path, error in failures.items()
     )
+
+
+async def test_every_history_replays_with_the_tracing_interceptor():
+    """Tracing on adds the interceptor to the worker (core/tracing.py): histories replay with it (one per workflow
+    type, to keep it quick: the interceptor acts the same on every history)."""
+    one_each = list({c.workflow_type: (path, c) for path, c in CORPUS}.values())
+    tracer = TracerProvider().get_tracer("replay")
+    failures = await replay_failures(
+        one_each, interceptors=[TracingInterceptor(tracer, always_create_workflow_spans=True)]
+    )
+    assert not failures, "; ".join(f"{path}: {type(error).__name__}: {error}" for path, error in failures.items())
 
 
 def test_every_workflow_type_has_histories():

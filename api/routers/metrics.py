@@ -1,0 +1,54 @@
+"""GET /metrics for Prometheus: the API's request metrics, the business metrics and the process's own.
+
+Not in the OpenAPI schema (it is for Prometheus, not for the API's users) and not behind the user access policy:
+Prometheus has no user. When METRICS_TOKEN is set (production requires it) a scrape must bring
+`Authorization: Bearer <METRICS_TOKEN>`.
+"""
+
+import secrets
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from api.deps import unauthorized
+from api.http_metrics import HttpMetrics, HttpMetricsMiddleware
+from core.business_metrics import BusinessMetrics
+from core.config import Settings
+
+router = APIRouter(include_in_schema=False)
+
+
+def install_metrics(app: FastAPI, settings: Settings) -> None:
+    """A registry of the app's own (several apps can live in one process: tests), its middleware and /metrics."""
+    disable_created_metrics()  # no *_created series beside each counter: Prometheus has no use for them
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+
+    async def temporal_health() -> None:
+        client = await app.state.temporal.get()
+        await client.service_client.check_health()
+
+    app.state.metrics_registry = registry
+    app.state.business_metrics = BusinessMetrics(lambda: app.state.db, temporal_health, settings)
+    registry.register(app.state.business_metrics)
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))
+    app.include_router(router)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), expected):
+            raise unauthorized("metrics need Authorization: Bearer <METRICS_TOKEN>")
+    await request.app.state.business_metrics.refresh()
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
