@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     routine_max_concurrent_activities: int = Field(default=20, ge=1)
     routine_max_concurrent_workflow_tasks: int = Field(default=20, ge=2)
 
+    # The operator API: an activity at this attempt or later is "retrying" (listed), and makes its running workflow
+    # "stuck" (resettable).
+    operations_retry_threshold: int = Field(default=5, ge=2)
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -5,7 +5,7 @@ Every place that starts a workflow (the API, activities, Schedules) asks `queue_
 its parent's queue, and no workflow of one class starts a child of the other.
 
 Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
-debit), bank events. Routine: the bill run and its reminders, statements, and interest accrual and posting, which
+debit), bank events. Routine: the bill run and its reminders, statements, emails sent again by an operator, and interest accrual and posting, which
 write the ledger but are batch runs on a schedule with hours of slack: at millions of accounts they are exactly the
 bulk that must not take a payment's worker slots, and their writes are exactly-once whichever pool runs them.
 
@@ -40,6 +40,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "DailyAccrualWorkflow": Urgency.routine,
     "InterestPostingWorkflow": Urgency.routine,
     "MonthEndPostingWorkflow": Urgency.routine,
+    "EmailResendWorkflow": Urgency.routine,
 }
 
 
