@@ -47,13 +47,14 @@ class ResendIn(BaseModel):
 @router.get("/workflows/failed", response_model=WorkflowPage, summary="Failed and timed-out workflows, newest first")
 async def list_failed_workflows(
     client: TemporalDep,
+    settings: SettingsDep,
     user: Watcher,
     status: FailedStatus | None = None,
     workflow_type: Annotated[WorkflowType | None, Query(examples=["AchPaymentWorkflow"])] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
     page_token: Annotated[Token | None, Query(description="the next_page_token of the previous page")] = None,
 ):
-    return await operations.failed_workflows(client, user, status, workflow_type, limit, page_token)
+    return await operations.failed_workflows(client, settings, user, status, workflow_type, limit, page_token)
 
 
 @router.get(

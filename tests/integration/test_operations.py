@@ -55,15 +55,27 @@ async def test_a_failed_workflow_is_listed_and_a_reset_runs_it_again(temporal_en
     own, switch = repairable
     a, b = orgs
     operator = a.headers["operator"]
-    wid = f"repairable-{uuid.uuid4().hex}"
-    switch.broken.add(wid)
+    wid, other = f"repairable-{uuid.uuid4().hex}", f"repairable-{uuid.uuid4().hex}"
+    switch.broken |= {wid, other}
     handle = await start(temporal_env.client, own, wid, a.id, retrying=False)
+    await start(temporal_env.client, own, other, a.id, retrying=False)
     failed_run = handle.result_run_id
 
-    async def failed() -> bool:
-        return await listed(http, operator, wid)  # visibility catches up a moment after the failure
+    async def failed() -> bool:  # visibility catches up a moment after the failures
+        return await listed(http, operator, wid) and await listed(http, operator, other)
 
-    await poll(failed, bool, 30, "the failed workflow in its organization's list")
+    await poll(failed, bool, 30, "the failed workflows in their organization's list")
+    # One at a time, with the page token the previous page gave; a token of anyone else's making is a 422.
+    seen, token = [], None
+    while True:
+        params = {"workflow_type": "RepairableWorkflow", "limit": 1, **({"page_token": token} if token else {})}
+        page = (await http.get(f"{V1}/workflows/failed", headers=operator, params=params)).json()
+        seen += [w["workflow_id"] for w in page["items"]]
+        if not (token := page["next_page_token"]):
+            break
+    assert {wid, other} <= set(seen) and len(seen) == len(set(seen)) == page["total"]
+    forged = {"page_token": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"}
+    assert_error(await http.get(f"{V1}/workflows/failed", headers=operator, params=forged), 422, "invalid_page_token")
     assert await listed(http, su, wid)
     assert not await listed(http, b.headers["operator"], wid)  # another organization's
     summary = (await http.get(f"{V1}/workflows/failed/summary", headers=operator)).json()
