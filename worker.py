@@ -105,11 +105,18 @@ async def main(queues: list[Urgency]) -> None:
     log.info("worker stopped")
 
 
+def queues_option(text: str) -> list[Urgency]:
+    try:
+        return parse_queues(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="The back office's Temporal worker.")
     parser.add_argument(
         "--queues",
-        type=parse_queues,
+        type=queues_option,
         default=list(Urgency),
         help="comma-separated task queues to serve: money, routine (default: both)",
     )

@@ -6,14 +6,13 @@ import uuid
 import httpx
 import pytest
 
-from core.task_queues import QUEUE_OF_WORKFLOW, Urgency, queue_for, queue_name
+from core.task_queues import Urgency, queue_for, queue_name
 from tests.conftest import ApiServer
 from tests.flood import FloodWorkflow, Gate
 from tests.integration.test_ach import pay, wait_status
 from tests.integration.test_ach_returns import batches_done
 from tests.polling import poll
 from worker import build_worker
-from workflows import ALL_WORKFLOWS
 
 FLOOD = 200  # routine workflows, against a routine pool of 2 activity slots
 
@@ -37,10 +36,6 @@ async def flooded(temporal_env, settings, db):
         yield own, gate, api
         gate.opened.set()  # the flood drains (or was already): nothing is left holding a slot at shutdown
         await batches_done(temporal_env.client, own.task_queue)
-
-
-def test_every_workflow_type_has_a_queue():
-    assert {w.__name__ for w in ALL_WORKFLOWS} == set(QUEUE_OF_WORKFLOW)
 
 
 async def test_payments_complete_while_routine_backlog_waits(temporal_env, flooded, ach_org):
