@@ -18,7 +18,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # Then the project itself (alembic.ini and migrations/ included, for the migrate service).
 COPY . .
 RUN pip install --no-deps . \
-    && useradd --system --uid 10001 --no-create-home backoffice
+    && useradd --system --uid 10001 --no-create-home backoffice \
+    && install -d -o backoffice /backups
 
 USER backoffice
 

@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint fuzz bench temporal-cli clean-data compose-check replay-histories
+.PHONY: run test lint fuzz bench temporal-cli clean-data compose-check replay-histories backup restore
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ replay-histories: temporal-cli
 	rm -rf $(CAPTURE)
 	$(PY) -m pytest tests/integration -q -p no:cacheprovider --capture-histories $(abspath $(CAPTURE))
 	$(PY) -m tests.replay.corpus select $(CAPTURE)
+
+# Backups (docs/operations-backups.md): `make backup` dumps DATABASE_URL (make run's embedded Postgres when unset) into
+# BACKUP_DIR now, verified, recorded, pruned past BACKUP_RETENTION. `make restore` restores BACKUP (a file name in
+# BACKUP_DIR; the newest when unset) into DATABASE_URL: stop the API and the worker first. ENVIRONMENT=production
+# refuses unless CONFIRM names the database overwritten.
+backup: $(VENV)/.installed
+	$(PY) -m core.backups backup
+
+restore: $(VENV)/.installed
+	$(PY) -m core.backups restore $(BACKUP) $(if $(CONFIRM),--confirm $(CONFIRM))
 
 compose-check:
 	bash devstack/compose_check.sh

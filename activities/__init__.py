@@ -5,6 +5,7 @@ from temporalio.client import Client
 from activities.accrual import AccrualActivities
 from activities.ach import AchActivities
 from activities.approvals import ApprovalActivities
+from activities.backups import BackupActivities
 from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
@@ -13,6 +14,7 @@ from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.retention import RetentionActivities
 from activities.statements import StatementActivities
 from core.config import Settings
 from core.db import Database
@@ -34,6 +36,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     )
     accrual = AccrualActivities(db, settings)
     posting = InterestPostingActivities(db, settings, notifications)
+    backups = BackupActivities(db, settings)
+    retention = RetentionActivities(db, settings)
     return [
         payments.post_book_transfer,
         accrual.accrue_day,
@@ -85,4 +89,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         bills.finish_autopay,
         bills.autopay_reversed,
         statements.write_statements_batch,
+        backups.take_backup,
+        backups.prune_backups,
+        retention.apply_retention,
     ]

@@ -54,6 +54,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read-only session on the read replica (DATABASE_READ_URL; the primary when unset): for list endpoints,
+    never for one that writes after reading or must see what the caller has just written."""
+    async with request.app.state.db.read_session() as session:
+        yield session
+
+
 async def get_temporal(request: Request) -> Client:
     try:
         return await request.app.state.temporal.get()
@@ -71,6 +78,7 @@ def get_file_cipher(request: Request) -> FileCipher:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 CipherDep = Annotated[AccountNumberCipher, Depends(get_cipher)]
 FileCipherDep = Annotated[FileCipher, Depends(get_file_cipher)]

@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.db = Database(settings.database_url, settings.db_pool_size)
+        app.state.db = Database(settings.database_url, settings.db_pool_size, settings.database_read_url)
         app.state.linking = LinkingClient(settings)
         yield
         await app.state.linking.aclose()

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Postgres: when unset, the dev stack starts an embedded PostgreSQL and sets it.
     database_url: str = ""
     db_pool_size: int = 10
+    # A streaming read replica for the list endpoints (reports, lists); unset, they read the primary.
+    database_read_url: str = ""
 
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
@@ -122,6 +124,22 @@ class Settings(BaseSettings):
     accrual_cron: str = "30 0 * * *"  # daily interest accrual, for the day just ended
     interest_posting_cron: str = "0 2 1 * *"  # month-end interest posting, for the month just ended
     statements_cron: str = "0 5 1 * *"  # monthly statements, for the month just ended
+    backup_cron: str = "0 3 * * *"  # daily dump of the application database (core/backups.py)
+    retention_cron: str = "30 3 * * *"  # daily retention purge (core/retention.py)
+
+    # Backups: pg_dump custom-format files in backup_dir, verified, recorded in `backups`, and pruned after
+    # backup_retention. pg_bin_dir holds pg_dump/pg_restore; unset: the embedded PostgreSQL's, else the PATH's.
+    backup_dir: str = ".data/backups"
+    backup_retention: timedelta = timedelta(days=30)
+    pg_bin_dir: str = ""
+
+    # Retention (core/retention.py): what is purged or anonymized past its age, in batches; the ledger never is.
+    audit_retention: timedelta = timedelta(days=7 * 365 + 2)  # seven years, leap days included
+    read_notification_retention: timedelta = timedelta(days=90)  # after the notification was read
+    email_body_retention: timedelta = timedelta(days=90)  # after the email was sent: bodies blanked, row kept
+    bank_event_payload_retention: timedelta = timedelta(days=400)  # applied/resolved events: payload dropped
+    expired_token_retention: timedelta = timedelta(days=30)  # refresh tokens, after they expired
+    retention_batch_size: int = Field(default=1000, ge=1)
 
     # Interest: accounts per set-based SQL statement, and posting batches per workflow run before it
     # continues as new (keeps each run's history small at millions of accounts).

@@ -7,6 +7,7 @@ drive it through psycopg.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,17 +26,37 @@ def libpq_url(database_url: str) -> str:
     return sqlalchemy_url(database_url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def _engine(database_url: str, pool_size: int) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
 class Database:
-    def __init__(self, database_url: str, pool_size: int = 10):
-        self.engine: AsyncEngine = create_async_engine(
-            sqlalchemy_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+    """Sessions on the primary, and read-only sessions on the read replica (`read_url`), or on the primary when
+    there is none."""
+
+    def __init__(self, database_url: str, pool_size: int = 10, read_url: str = ""):
+        self.engine: AsyncEngine = _engine(database_url, pool_size)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self.read_engine = _engine(read_url, pool_size) if read_url else self.engine
+        self.read_sessions = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             yield session
 
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """For reads that write nothing after (lists, reports): a replica lags the primary by a moment, so what a
+        request has just written is read back from `session()`. Read-only on the primary too, so that a write
+        slipped into a read path fails in every test, not only where a replica is configured."""
+        async with self.read_sessions() as session:
+            await session.execute(text("SET TRANSACTION READ ONLY"))
+            yield session
+
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

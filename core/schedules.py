@@ -66,6 +66,18 @@ def jobs(settings: Settings) -> list[ScheduledJob]:
             settings.statements_cron,
             "Monthly statements of every account, for the month just ended",
         ),
+        ScheduledJob(
+            "database-backup",
+            "BackupWorkflow",
+            settings.backup_cron,
+            "Daily backup of the application database: pg_dump, verified, pruned past the retention",
+        ),
+        ScheduledJob(
+            "data-retention",
+            "RetentionWorkflow",
+            settings.retention_cron,
+            "Daily retention: purge or anonymize what is past its retention (never the ledger), audited",
+        ),
     ]
 
 

@@ -5,9 +5,10 @@ Every place that starts a workflow (the API, activities, Schedules) asks `queue_
 its parent's queue, and no workflow of one class starts a child of the other.
 
 Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
-debit), bank events. Routine: the bill run and its reminders, statements, emails sent again by an operator, and interest accrual and posting, which
-write the ledger but are batch runs on a schedule with hours of slack: at millions of accounts they are exactly the
-bulk that must not take a payment's worker slots, and their writes are exactly-once whichever pool runs them.
+debit), bank events. Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
+and retention, and interest accrual and posting, which write the ledger but are batch runs on a schedule with hours
+of slack: at millions of accounts they are exactly the bulk that must not take a payment's worker slots, and their
+writes are exactly-once whichever pool runs them.
 
 The money queue is the TASK_QUEUE setting, unchanged, so workflows started before the split keep their queue and
 workers; the routine queue is ROUTINE_TASK_QUEUE, by default TASK_QUEUE with `-routine` appended. Every worker
@@ -41,6 +42,8 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "InterestPostingWorkflow": Urgency.routine,
     "MonthEndPostingWorkflow": Urgency.routine,
     "EmailResendWorkflow": Urgency.routine,
+    "BackupWorkflow": Urgency.routine,
+    "RetentionWorkflow": Urgency.routine,
 }
 
 

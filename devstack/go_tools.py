@@ -1,5 +1,6 @@
-"""Go tools the tests use (kustomize renders the Kubernetes manifests, actionlint checks the CI pipeline), built once from the Go module proxy into
-the same cache as the Temporal CLI (outside the clone, reused by every clone and CI run)."""
+"""Go tools the tests use (kustomize renders the Kubernetes manifests, kubeconform validates them, actionlint checks
+the CI pipeline), built once from the Go module proxy into the same cache as the Temporal CLI (outside the clone,
+reused by every clone and CI run)."""
 
 import os
 import shutil
@@ -9,6 +10,7 @@ import sys
 from devstack.temporal_cli import _go, cache_dir
 
 KUSTOMIZE_MODULE = "sigs.k8s.io/kustomize/kustomize/v5@v5.7.1"
+KUBECONFORM_MODULE = "github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0"
 ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 
 
@@ -34,3 +36,7 @@ def ensure_kustomize() -> str:
 
 def ensure_actionlint() -> str:
     return ensure_tool("actionlint", ACTIONLINT_MODULE)
+
+
+def ensure_kubeconform() -> str:
+    return ensure_tool("kubeconform", KUBECONFORM_MODULE)

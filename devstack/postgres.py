@@ -1,6 +1,11 @@
 """Postgres for `make run` and `make test`: DATABASE_URL when set, else an embedded PostgreSQL 16 (pgserver)."""
 
 import logging
+import os
+import pwd
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -40,3 +45,43 @@ def postmaster_pid(data_dir: Path) -> int | None:
         return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
     except (FileNotFoundError, ValueError):
         return None
+
+
+@contextmanager
+def streaming_standby(primary_url: str, data_dir: Path) -> Iterator[str]:
+    """A hot standby of an embedded primary, streaming from it (pg_basebackup -R), on its own socket in
+    `data_dir`: its URL while the block runs; stopped after. The read replica of the tests, as docker-compose's
+    postgres-replica is in production."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user when we are root
+    data_dir.mkdir(parents=True)
+    if user:
+        from pgserver.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(data_dir)  # the server's user must reach it, as pgserver does for the primary's
+        entry = pwd.getpwnam(user)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+    data_dir.chmod(0o700)
+    copied = subprocess.run(
+        [POSTGRES_BIN_PATH / "pg_basebackup", "-d", primary_url, "-D", data_dir, "-R", "-X", "stream", "-c", "fast"],
+        user=user,
+        capture_output=True,
+        text=True,
+    )
+    if copied.returncode:
+        raise RuntimeError(f"pg_basebackup failed: {copied.stderr[-2000:]}")
+    for lock in data_dir.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data dir
+        lock.unlink()
+    pg_ctl: list[str | Path] = [POSTGRES_BIN_PATH / "pg_ctl", "-D", data_dir, "-w"]
+    subprocess.run(
+        [*pg_ctl, "-l", data_dir / "standby.log", "-o", f"-k {data_dir} -c listen_addresses=''", "start"],
+        user=user,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield f"postgresql://postgres:@/postgres?host={data_dir}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], user=user, check=False, capture_output=True, timeout=60)

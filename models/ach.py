@@ -168,6 +168,7 @@ class EmailOutbox(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)  # pending, sent, rejected (a permanent 5xx refusal)
     error: str | None = Field(default=None, max_length=500)
     sent_at: datetime | None = timestamp()
+    redacted_at: datetime | None = timestamp()  # retention blanked the bodies; the row stays, its key still dedupes
     created_at: datetime = created_at()
 
 

@@ -89,7 +89,7 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
+def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory) -> Settings:
     return Settings(
         database_url=database_url,
         temporal_address=temporal_env.client.service_client.config.target_host,
@@ -115,6 +115,9 @@ def settings(database_url, temporal_env, sandbox_url, mailbox) -> Settings:
         accrual_batch_size=50,
         interest_batch_size=50,
         interest_continue_as_new_after=3,
+        # The backup workflow's dumps in a directory of the session's; retention one row at a time (its batches).
+        backup_dir=str(tmp_path_factory.mktemp("backups")),
+        retention_batch_size=1,
     )
 
 

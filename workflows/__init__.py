@@ -3,6 +3,7 @@
 from workflows.ach_batch import AchBatchWorkflow
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.approval import ApprovalWorkflow
+from workflows.backup import BackupWorkflow
 from workflows.bank_events import BankEventDeliveryWorkflow, BankEventSweepWorkflow
 from workflows.bill_autopay import BillAutopayWorkflow
 from workflows.bill_reminder import BillReminderWorkflow
@@ -14,6 +15,7 @@ from workflows.interest_posting import InterestPostingWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
+from workflows.retention import RetentionWorkflow
 
 ALL_WORKFLOWS = [
     BookTransferWorkflow,
@@ -31,4 +33,6 @@ ALL_WORKFLOWS = [
     BankEventDeliveryWorkflow,
     BankEventSweepWorkflow,
     EmailResendWorkflow,
+    BackupWorkflow,
+    RetentionWorkflow,
 ]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.crud import required
-from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, allowed
+from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, allowed
 from api.errors import AppError, not_found
 from api.fields import BusinessDate, Filter, Money, line_rules
 from api.pagination import Page, PageDep, paginate
@@ -125,7 +125,7 @@ async def create_account(body: AccountIn, session: SessionDep, actor: AccountAdm
 
 @router.get("", response_model=Page[AccountOut], summary="Accounts you can see, with balances")
 async def list_accounts(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     kind: AccountKind | None = None,
@@ -272,7 +272,7 @@ async def deposit(
 @router.get("/{account_id}/entries", response_model=Page[PostingOut], summary="The account's postings, newest first")
 async def account_entries(
     account_id: uuid.UUID,
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     since: BusinessDate | None = None,
@@ -353,7 +353,7 @@ async def place_hold(account_id: uuid.UUID, body: HoldIn, key: IdempotencyKey, s
 
 @router.get("/{account_id}/holds", response_model=Page[HoldOut], summary="The account's holds")
 async def list_holds(
-    account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep, status: Filter | None = None
+    account_id: uuid.UUID, session: ReadSessionDep, user: CurrentUser, page: PageDep, status: Filter | None = None
 ):
     account = await visible_account(session, user, account_id)
     statement = access.scope(user, Entity.hold, select(Hold).where(Hold.account_id == account.id))

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import FileCipherDep, SessionDep, allowed
+from api.deps import FileCipherDep, ReadSessionDep, SessionDep, allowed
 from api.fields import BusinessDateTime
 from api.pagination import Page, PageDep, paginate
 from core import access, ach_files
@@ -43,7 +43,7 @@ class AchFileOut(BaseModel):
 
 @router.get("", response_model=Page[AchFileOut], summary="NACHA files, newest first")
 async def list_files(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: FileReader,
     page: PageDep,
     status: Literal["built", "uploaded", "rejected", "failed"] | None = None,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import col, select
 
 from api.crud import flush_unique_name, get_for_update
-from api.deps import SessionDep, allowed
+from api.deps import ReadSessionDep, SessionDep, allowed
 from api.fields import Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
@@ -130,7 +130,7 @@ async def create_approval_rule(body: ApprovalRuleIn, session: SessionDep, actor:
 
 @router.get("", response_model=Page[ApprovalRuleOut], summary="Approval rules, in the order they are tried (superuser)")
 async def list_approval_rules(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: RuleReader,
     page: PageDep,
     active: bool | None = None,

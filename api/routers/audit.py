@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from api.deps import SessionDep, allowed
+from api.deps import ReadSessionDep, allowed
 from api.fields import BusinessDateTime, Filter
 from api.pagination import Page, PageDep, paginate
 from core import access
@@ -34,7 +34,7 @@ class AuditOut(BaseModel):
 
 @router.get("", response_model=Page[AuditOut], summary="The audit log, newest first (superuser)")
 async def query_audit_log(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: AuditReader,
     page: PageDep,
     since: Annotated[BusinessDateTime | None, Query(description="inclusive")] = None,

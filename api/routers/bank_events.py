@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import SessionDep, allowed
+from api.deps import ReadSessionDep, SessionDep, allowed
 from api.errors import AppError
 from api.fields import BIGINT_MAX, BusinessDateTime, Filter, multiline_rules
 from api.pagination import Page, PageDep, paginate
@@ -62,7 +62,7 @@ def _visible(user: User):
     summary="Bank events, newest first (status=exception: the operators' exception list)",
 )
 async def list_bank_events(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: Staff,
     page: PageDep,
     status: BankEventStatus | None = None,

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from activities.ach import PaymentRejected, check_ach_payment
 from activities.bills import due_status, reminder_context
 from api.crud import required
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
 from api.fields import BusinessDate, DueDate, Money, line_rules
 from api.pagination import Page, PageDep, paginate
@@ -203,7 +203,7 @@ async def create_bill(body: BillIn, session: SessionDep, user: CurrentUser, sett
 
 @router.get("", response_model=Page[BillOut], summary="Bills you can see, by due date")
 async def list_bills(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     status: Annotated[BillStatus | None, Query(description="default: all but canceled")] = None,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from api.deps import CipherDep, SessionDep, allowed
+from api.deps import CipherDep, ReadSessionDep, SessionDep, allowed
 from api.errors import AppError
 from api.fields import Token, line_rules
 from api.pagination import Page, PageDep, paginate
@@ -261,7 +261,7 @@ async def create_manual_account(body: ManualAccountIn, session: SessionDep, user
     summary="External accounts you can see: your organization's (staff), your own (members)",
 )
 async def list_external_accounts(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: Viewer,
     page: PageDep,
     status: ExternalAccountStatus | None = None,

@@ -14,15 +14,22 @@ async def healthz():
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Postgres and Temporal are reachable (503 naming which is not)")
+@router.get(
+    "/readyz", summary="Postgres (and its read replica, if set) and Temporal are reachable (503 naming which is not)"
+)
 async def readyz(request: Request):
     checks = {}
-    try:
-        async with request.app.state.db.session() as session:
-            await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=3)
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means not ready; say which
-        checks["database"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+    db = request.app.state.db
+    sessions = {"database": db.session}
+    if db.read_engine is not db.engine:  # DATABASE_READ_URL: the lists read the replica
+        sessions["read_replica"] = db.read_session
+    for name, session_of in sessions.items():
+        try:
+            async with session_of() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), timeout=3)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks[name] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
     try:
         client = await request.app.state.temporal.get()
         await asyncio.wait_for(client.service_client.check_health(), timeout=3)

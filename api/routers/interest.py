@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from temporalio.service import RPCError
 
 from api.crud import required
-from api.deps import CurrentUser, SessionDep, TemporalDep, allowed
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, TemporalDep, allowed
 from api.errors import not_found
 from api.fields import BusinessDate
 from api.pagination import Page, PageDep, paginate
@@ -86,7 +86,7 @@ async def get_posting(
 )
 async def list_accruals(
     account_id: uuid.UUID,
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     day_from: Annotated[BusinessDate | None, Query(description="inclusive")] = None,

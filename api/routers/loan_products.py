@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
-from api.deps import CurrentUser, SessionDep, allowed
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, allowed
 from api.fields import AnnualRate, Filter, Money, MoneyOrZero, Name, not_below, partial_model, validate_merged
 from api.pagination import Page, PageDep
 from core import audit
@@ -113,7 +113,7 @@ async def create_loan_product(body: LoanProductIn, session: SessionDep, actor: P
 
 @router.get("", response_model=Page[LoanProductOut], summary="Loan products (active ones; inactive: superuser)")
 async def list_loan_products(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,

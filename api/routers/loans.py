@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from activities.loan_servicing import quote
 from activities.loans import first_due_date
 from api.crud import required
-from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
 from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line_rules, multiline_rules
 from api.pagination import Page, PageDep, paginate
@@ -329,7 +329,7 @@ async def get_loan(loan_id: uuid.UUID, session: SessionDep, user: CurrentUser, c
 
 @router.get("", response_model=Page[LoanOut], summary="Loans you can see, newest first")
 async def list_loans(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     status: LoanStatus | None = None,

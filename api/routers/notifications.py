@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, ReadSessionDep, SessionDep
 from api.pagination import Page, PageDep, paginate
 from core import access
 from core.access import Entity
@@ -31,7 +31,7 @@ class NotificationOut(BaseModel):
 
 @router.get("", response_model=Page[NotificationOut], summary="Your notifications, newest first")
 async def list_notifications(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     unread: Annotated[bool | None, Query(description="true: unread only; false: read only")] = None,

@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
 from api.crud import required
-from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError
 from api.fields import BusinessDateTime, Filter, Money, MoneyFilter, line_rules
 from api.pagination import Page, PageDep
@@ -187,7 +187,7 @@ async def get_payment(payment_id: uuid.UUID, session: SessionDep, user: CurrentU
 
 @router.get("", response_model=Page[PaymentOut], summary="Payments you can see, newest first")
 async def list_payments(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     status: PaymentStatus | None = None,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
-from api.deps import CurrentUser, SessionDep, allowed
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, allowed
 from api.errors import AppError
 from api.fields import AnnualRate, Filter, Money, Name, partial_model, validate_merged
 from api.pagination import Page, PageDep
@@ -137,7 +137,7 @@ async def create_savings_product(body: SavingsProductIn, session: SessionDep, ac
     summary="Savings products (active ones; inactive: superuser)",
 )
 async def list_savings_products(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     active: Annotated[bool, Query(description="false lists the deactivated ones (superuser only)")] = True,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, allowed
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep, TemporalDep, allowed
 from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
 from core import statements as ledger_statements
@@ -68,7 +68,7 @@ def masked(account: LedgerAccount) -> str:
     response_model=Page[StatementOut],
     summary="The account's monthly statements, newest first",
 )
-async def list_statements(account_id: uuid.UUID, session: SessionDep, user: CurrentUser, page: PageDep):
+async def list_statements(account_id: uuid.UUID, session: ReadSessionDep, user: CurrentUser, page: PageDep):
     account = await visible_account(session, user, account_id)
     statement = select(Statement).where(Statement.account_id == account.id)
     rows, total = await paginate(session, statement, page, [col(Statement.period).desc()])

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.fields import BusinessDateTime, MoneyFilter
 from api.pagination import Page, PageDep
 from domain import payments
@@ -54,7 +54,7 @@ async def get_transfer(
 
 @router.get("", response_model=Page[TransferOut], summary="Transfers you can see, newest first")
 async def list_transfers(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     status: PaymentStatus | None = None,

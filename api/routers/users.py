@@ -6,7 +6,7 @@ from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.deps import CurrentUser, SessionDep, allowed
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, allowed
 from api.errors import AppError
 from api.fields import Filter, line_rules
 from api.pagination import Page, PageDep, paginate
@@ -86,7 +86,7 @@ async def create_organization(body: OrganizationIn, session: SessionDep, user: O
 
 @router.get("/organizations", response_model=Page[OrganizationOut], summary="Organizations you can see")
 async def list_organizations(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: CurrentUser,
     page: PageDep,
     name: Annotated[Filter | None, Query(description="contains, case-insensitive")] = None,
@@ -134,7 +134,7 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
 
 @router.get("/users", response_model=Page[UserOut], summary="Users you can see")
 async def list_users(
-    session: SessionDep,
+    session: ReadSessionDep,
     actor: UserReader,
     page: PageDep,
     role: Role | None = None,

@@ -25,6 +25,8 @@ EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
     "daily-interest-accrual": ("DailyAccrualWorkflow", "30 0 * * *"),
     "month-end-interest-posting": ("MonthEndPostingWorkflow", "0 2 1 * *"),
     "monthly-statements": ("MonthlyStatementsWorkflow", "0 5 1 * *"),
+    "database-backup": ("BackupWorkflow", "0 3 * * *"),
+    "data-retention": ("RetentionWorkflow", "30 3 * * *"),
 }
 
 
