@@ -1,10 +1,16 @@
 """The Temporal worker: every workflow and activity, the pydantic converter, Prometheus metrics from the
-Temporal runtime, and a graceful shutdown on SIGTERM/SIGINT (in-flight activities get time to finish)."""
+Temporal runtime, and a graceful shutdown on SIGTERM/SIGINT (in-flight activities get time to finish).
 
+`python worker.py --queues money,routine` chooses the task queues this process serves (core/task_queues.py), each
+with its own pool of workflow-task and activity slots; the default is both."""
+
+import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -16,6 +22,7 @@ from core.config import InsecureSettings, Settings, check_production_secrets, ge
 from core.db import Database
 from core.logging import configure_logging
 from core.schedules import ensure_schedules
+from core.task_queues import Urgency, parse_queues, queue_name
 from core.temporal import connect
 from core.tracing import configure_tracing, instrument_engine
 from workflows import ALL_WORKFLOWS
@@ -23,15 +30,20 @@ from workflows import ALL_WORKFLOWS
 log = logging.getLogger("worker")
 
 
-def build_worker(client, settings: Settings, db: Database) -> Worker:
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=ALL_WORKFLOWS,
-        activities=all_activities(db, settings, client),
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        graceful_shutdown_timeout=timedelta(seconds=10),
-    )
+class QueueWorkers:
+    """One Worker per task queue served, run together as one `async with`."""
+
+    def __init__(self, workers: dict[Urgency, Worker]):
+        self.workers = workers
+
+    async def __aenter__(self) -> "QueueWorkers":
+        self._stack = contextlib.AsyncExitStack()
+        for worker in self.workers.values():
+            await self._stack.enter_async_context(worker)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._stack.aclose()
 
 
 def metrics_runtime(settings: Settings) -> Runtime:
@@ -40,7 +52,41 @@ def metrics_runtime(settings: Settings) -> Runtime:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)))
 
 
-async def main() -> None:
+def pool_limits(settings: Settings, urgency: Urgency) -> tuple[int, int]:
+    """(activity slots, workflow-task slots) of the queue's pool."""
+    if urgency is Urgency.money:
+        return settings.worker_max_concurrent_activities, settings.worker_max_concurrent_workflow_tasks
+    return settings.routine_max_concurrent_activities, settings.routine_max_concurrent_workflow_tasks
+
+
+def build_worker(
+    client,
+    settings: Settings,
+    db: Database,
+    queues: list[Urgency] | None = None,
+    extra_workflows: Sequence[type] = (),
+    extra_activities: Sequence[Callable] = (),
+) -> QueueWorkers:
+    """Workers for the given queues (all by default). Each registers every workflow and activity: which queue a
+    workflow runs on is decided where it is started, and one started on the money queue before the split still
+    finds its code there. `extra_*` add test workflows and activities."""
+    activities = [*all_activities(db, settings, client), *extra_activities]
+    workers = {}
+    for urgency in queues or list(Urgency):
+        activity_slots, workflow_task_slots = pool_limits(settings, urgency)
+        workers[urgency] = Worker(
+            client,
+            task_queue=queue_name(settings, urgency),
+            workflows=[*ALL_WORKFLOWS, *extra_workflows],
+            activities=activities,
+            max_concurrent_activities=activity_slots,
+            max_concurrent_workflow_tasks=workflow_task_slots,
+            graceful_shutdown_timeout=timedelta(seconds=10),
+        )
+    return QueueWorkers(workers)
+
+
+async def main(queues: list[Urgency]) -> None:
     settings = get_settings()
     check_production_secrets(settings)  # in production, no development default secret: refuse to start
     configure_logging(settings.log_level, settings.log_json, service="worker")
@@ -48,7 +94,7 @@ async def main() -> None:
     client = await connect(settings, runtime=metrics_runtime(settings))
     db = Database(settings.database_url, settings.db_pool_size)
     instrument_engine(db.engine)
-    worker = build_worker(client, settings, db)
+    worker = build_worker(client, settings, db, queues)
     # Here, not in build_worker: tests build workers too, and keep their schedules apart.
     log.info("schedules", extra={"schedules": await ensure_schedules(client, settings)})
     await start_sweep(client, settings)  # the bank-event outbox's sweep, unless it runs already
@@ -58,7 +104,8 @@ async def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    log.info("worker started", extra={"task_queue": settings.task_queue, "metrics": settings.worker_metrics_address})
+    served = [queue_name(settings, urgency) for urgency in queues]
+    log.info("worker started", extra={"task_queues": served, "metrics": settings.worker_metrics_address})
     async with worker:
         await stop.wait()
         log.info("shutting down: finishing in-flight tasks")
@@ -66,8 +113,27 @@ async def main() -> None:
     log.info("worker stopped")
 
 
-if __name__ == "__main__":
+def queues_option(text: str) -> list[Urgency]:
     try:
-        asyncio.run(main())
+        return parse_queues(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The back office's Temporal worker.")
+    parser.add_argument(
+        "--queues",
+        type=queues_option,
+        default=list(Urgency),
+        help="comma-separated task queues to serve: money, routine (default: both)",
+    )
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    args = arguments()
+    try:
+        asyncio.run(main(args.queues))
     except InsecureSettings as refused:
         sys.exit(f"worker not started: {refused}")

@@ -81,6 +81,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         bank_events.sweep_bank_events,
         notifications.notify_org_admins,
         notifications.notify_users,
+        notifications.send_outbox_email,
         bills.mark_overdue,
         bills.send_reminders,
         bills.start_autopays,

@@ -31,6 +31,7 @@ from core.business_time import business_today
 from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
+from core.task_queues import queue_for
 from finance import nacha
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -329,7 +330,7 @@ class AchActivities:
                     upload_deadline_seconds=self.settings.ach_upload_deadline.total_seconds(),
                 ),
                 id=f"ach-batch-{window.id}",
-                task_queue=activity.info().task_queue,
+                task_queue=queue_for(self.settings, AchBatchWorkflow),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 # A batch that failed or was terminated by an operator is started again for its stranded
                 # payments; one that completed has closed its window, and our payment went into its file.

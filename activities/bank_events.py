@@ -24,6 +24,7 @@ from activities.ach import AchActivities
 from activities.payments import lock_payment
 from core.config import Settings
 from core.db import Database
+from core.task_queues import queue_for
 from models.ach import (
     BankEvent,
     BankEventDelivery,
@@ -41,14 +42,14 @@ def delivery_workflow_id(event_id: str) -> str:
     return f"bank-event-{event_id}"
 
 
-async def start_delivery(client: Client, task_queue: str, event_id: str) -> None:
+async def start_delivery(client: Client, settings: Settings, event_id: str) -> None:
     """Starts the event's delivery workflow, or finds it running; one that ended is started again, and finds the
     event delivered already unless it is still pending."""
     await client.start_workflow(
         "BankEventDeliveryWorkflow",
         BankEventDelivery(event_id=event_id),
         id=delivery_workflow_id(event_id),
-        task_queue=task_queue,
+        task_queue=queue_for(settings, "BankEventDeliveryWorkflow"),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         static_summary=f"Bank event {event_id}",
@@ -61,7 +62,7 @@ async def start_sweep(client: Client, settings: Settings) -> None:
         "BankEventSweepWorkflow",
         BankEventSweepInput(interval_seconds=settings.bank_event_sweep_interval.total_seconds()),
         id=SWEEP_WORKFLOW_ID,
-        task_queue=settings.task_queue,
+        task_queue=queue_for(settings, "BankEventSweepWorkflow"),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary="Delivers bank events still pending in the outbox",
     )
@@ -226,7 +227,7 @@ class BankEventActivities:
                 ).scalars()
             )
         for started, event_id in enumerate(pending, 1):
-            await start_delivery(self.client, activity.info().task_queue, event_id)
+            await start_delivery(self.client, self.settings, event_id)
             activity.heartbeat(started)
         if pending:
             activity.logger.info("bank-event sweep: %d pending event(s) handed to delivery", len(pending))

@@ -23,6 +23,7 @@ from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender, render
+from core.task_queues import queue_for
 from finance.money import format_usd
 from models.ach import EmailOutbox, Notification
 from models.base import utcnow
@@ -233,7 +234,7 @@ class BillActivities:
                         late_return_window_seconds=self.settings.ach_late_return_window.total_seconds(),
                     ),
                     id=autopay_workflow_id(bill.id, bill.due_date),
-                    task_queue=activity.info().task_queue,
+                    task_queue=queue_for(self.settings, "BillAutopayWorkflow"),
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     static_summary=f"Auto-pay {format_usd(bill.amount)} to {bill.payee_name}, due {bill.due_date}",

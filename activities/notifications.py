@@ -19,7 +19,7 @@ from core.db import Database
 from core.email import EmailSender, UnknownTemplate, render
 from models.ach import EmailOutbox, Notification
 from models.base import utcnow
-from models.notifications import NotificationRequest, NotifyOrgAdmins, NotifyUsers
+from models.notifications import NotificationRequest, NotifyOrgAdmins, NotifyUsers, ResendEmail
 from models.users import Role, User
 
 
@@ -125,6 +125,13 @@ class NotificationActivities:
             await self.send_once(outbox_id)
         activity.logger.info("%s: %d recipients, %d emails sent", req.dedupe_key, len(recipients), len(pending))
         return len(recipients)
+
+    @activity.defn
+    async def send_outbox_email(self, req: ResendEmail) -> str:
+        """Sends one outbox row if it is still pending (an operator's resend); returns its status after."""
+        await self.send_once(req.outbox_id)
+        async with self.db.session() as session:
+            return (await session.exec(select(EmailOutbox.status).where(EmailOutbox.id == req.outbox_id))).one()
 
     async def send_once(self, outbox_id: uuid.UUID) -> None:
         """Temporary SMTP errors propagate (the row stays pending) so that Temporal retries the activity; a

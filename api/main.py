@@ -22,6 +22,7 @@ from api.routers import (
     loan_products,
     loans,
     notifications,
+    operations,
     payments,
     savings_products,
     statements,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bills,
         savings_products,
         interest,
+        operations,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -13,6 +13,9 @@ Roles (see README "Access policy"):
   bank_operations  bank-wide operations only: NACHA files, interest posting runs, statement runs, bank events,
                    the list of organizations; no organization of its own (org_id may be null) and no member data;
   org staff        org_admin, operator and the approvers see their own organization's things;
+  operations       (the operator API: failed workflows, retrying activities, dead letters, repairs) the bank-wide
+                   roles see and repair everything; an org admin or operator only their organization's
+                   (workflows by their OrgId search attribute, emails by their recipient); nobody else any;
   member           only what they own (accounts, bank accounts, payments of their accounts, loans and approval
                    requests they applied for or submitted, bills they pay).
 A notification is its user's alone, whatever the role.
@@ -27,12 +30,12 @@ import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import false, or_
+from sqlalchemy import String, cast, false, func, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql import Select
 from sqlmodel import col
 
-from models.ach import AchFile, BankEvent, Notification
+from models.ach import AchFile, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
 from models.bills import Bill
 from models.external_accounts import ExternalAccount
@@ -69,6 +72,8 @@ class Entity(StrEnum):
     loan_product = "loan product"
     savings_product = "savings product"
     approval_rule = "approval rule"
+    workflow = "workflow"  # a Temporal workflow execution, seen through the operator API
+    email = "email"  # a row of the email outbox
 
 
 class Action(StrEnum):
@@ -90,6 +95,7 @@ class Action(StrEnum):
     write = "write"
     resolve = "resolve"
     grant = "grant"
+    repair = "repair"  # reset a workflow, send an email again
 
 
 class AccessDenied(Exception):
@@ -117,6 +123,7 @@ SUPER = frozenset({Role.superuser})
 BANK = frozenset({Role.superuser, Role.bank_operations})
 ORG_STAFF = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
 BANK_WIDE_ROLES = BANK  # the roles without an organization of their own
+OPERATORS = BANK | {Role.org_admin, Role.operator}  # the operator API; org staff within their organization
 
 # Operations a role has or has not, whatever the row. Anything not listed is open to every signed-in user
 # (and then narrowed by the row rules below).
@@ -138,6 +145,10 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
         {Role.superuser, Role.bank_operations, Role.org_admin, Role.operator}
     ),
     (Entity.audit, Action.read): SUPER,
+    (Entity.workflow, Action.read): OPERATORS,
+    (Entity.workflow, Action.repair): OPERATORS,
+    (Entity.email, Action.read): OPERATORS,
+    (Entity.email, Action.repair): OPERATORS,
     (Entity.organization, Action.create): SUPER,
     (Entity.user, Action.read): frozenset({Role.superuser, Role.org_admin}),
     (Entity.user, Action.create): frozenset({Role.superuser, Role.org_admin}),
@@ -270,6 +281,13 @@ def scope(user: User, entity: Entity, statement: S) -> S:
             payments = sa_select(col(Payment.id)).where(col(Payment.org_id) == org)
             return statement.where(col(BankEvent.payment_id).in_(payments))
         return statement.where(false())
+    if entity == Entity.email:
+        if role == Role.bank_operations:
+            return statement
+        if role in (Role.org_admin, Role.operator) and org:  # emails to their organization's users
+            users = sa_select(cast(col(User.id), String)).where(col(User.org_id) == org)
+            return statement.where(recipient_id(col(EmailOutbox.dedupe_key)).in_(users))
+        return statement.where(false())
     if entity == Entity.user:
         return statement.where(col(User.org_id) == org if role == Role.org_admin and org else col(User.id) == user.id)
     if entity == Entity.organization:
@@ -284,6 +302,33 @@ def scope(user: User, entity: Entity, statement: S) -> S:
     if entity == Entity.approval_rule:
         return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
+
+
+def recipient_id(dedupe_key: Any) -> Any:
+    """The recipient's user id in an email outbox row: its dedupe key ends with it (activities/notifications.py
+    email_key), 36 characters."""
+    return func.right(dedupe_key, 36)
+
+
+def workflow_filter(user: User) -> str:
+    """The visibility-query clause narrowing the operator API's workflows to what `user` may see: none for the
+    bank-wide roles, the organization's OrgId search attribute for its admin or operator (workflows without OrgId,
+    such as ACH batches or interest runs, are bank-wide). Gate first: other roles never get here."""
+    if user.role in BANK:
+        return ""
+    if user.role in OPERATORS and user.org_id is not None:
+        return f"OrgId = '{uuid.UUID(str(user.org_id))}'"  # a UUID, so nothing else enters the query
+    raise _denied(user, NotVisible(Entity.workflow, None))
+
+
+def check_workflow_visible(user: User, workflow_id: str, org_id: str | None) -> None:
+    """A workflow the operator API shows `user`: any for the bank-wide roles, their organization's (by its OrgId
+    search attribute) for org staff; NotVisible (a 404, as for a workflow that does not exist) otherwise."""
+    if user.role in BANK:
+        return
+    if user.role in OPERATORS and user.org_id is not None and org_id == str(user.org_id):
+        return
+    raise not_visible(user, Entity.workflow, workflow_id)
 
 
 MODELS: dict[Entity, Any] = {
@@ -305,6 +350,7 @@ MODELS: dict[Entity, Any] = {
     Entity.loan_product: LoanProduct,
     Entity.savings_product: SavingsProduct,
     Entity.approval_rule: ApprovalRule,
+    Entity.email: EmailOutbox,
 }
 
 

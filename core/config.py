@@ -36,7 +36,10 @@ class Settings(BaseSettings):
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # Task queues by urgency (core/task_queues.py): TASK_QUEUE carries money movement (its name is the one every
+    # workflow started before the split runs on); ROUTINE_TASK_QUEUE the routine work, TASK_QUEUE + "-routine" unset.
     task_queue: str = "backoffice"
+    routine_task_queue: str = ""
 
     # Auth
     jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-in-production-0123456789")
@@ -155,7 +158,15 @@ class Settings(BaseSettings):
 
     # Worker
     worker_metrics_address: str = "127.0.0.1:9464"
-    worker_max_concurrent_activities: int = 50
+    # Each queue's worker pool: money movement, and routine work (reports, statements, reminders, interest runs).
+    worker_max_concurrent_activities: int = Field(default=50, ge=1)  # the money queue's
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)  # the money queue's
+    routine_max_concurrent_activities: int = Field(default=20, ge=1)
+    routine_max_concurrent_workflow_tasks: int = Field(default=20, ge=2)
+
+    # The operator API: an activity at this attempt or later is "retrying" (listed), and makes its running workflow
+    # "stuck" (resettable).
+    operations_retry_threshold: int = Field(default=5, ge=2)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -29,6 +29,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.config import Settings
+from core.task_queues import queue_for
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def build_schedule(settings: Settings, job: ScheduledJob, schedule_id: str) -> S
             job.workflow,
             {"timezone": settings.business_timezone},
             id=schedule_id,
-            task_queue=settings.task_queue,
+            task_queue=queue_for(settings, job.workflow),
             static_summary=job.description,
             memo={"schedule": schedule_id, "description": job.description},
         ),

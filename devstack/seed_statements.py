@@ -17,6 +17,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from core import ledger
 from core.config import get_settings
 from core.db import Database
+from core.task_queues import queue_for
 from core.temporal import connect
 from devstack.seed import demo_id
 from models.interest import AccrualRunInput, MonthEndInput
@@ -100,7 +101,7 @@ async def accrue_and_post(period: str) -> None:
                 run,
                 arg,
                 id=workflow_id,
-                task_queue=settings.task_queue,
+                task_queue=queue_for(settings, run),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:

@@ -24,6 +24,7 @@ from core import access, audit, ledger
 from core import search_attributes as sa
 from core.access import Entity
 from core.config import Settings
+from core.task_queues import queue_for
 from core.temporal import published
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
@@ -172,7 +173,7 @@ async def _start(client: Client, settings, payment: Payment, src: LedgerAccount,
             org_id=payment.org_id,
         ),
         id=payment.workflow_id,
-        task_queue=settings.task_queue,
+        task_queue=queue_for(settings, BookTransferWorkflow),
         # A retry of the request after a crash between insert and start reattaches to the running workflow.
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Book transfer ${payment.amount:,.2f} from {src.name} (…{str(src.id)[-4:]}) to {dst.name} (…{str(dst.id)[-4:]})",

@@ -29,3 +29,7 @@ class NotifyOrgAdmins(NotificationRequest):
 
 class NotifyUsers(NotificationRequest):
     user_ids: list[uuid.UUID] = Field(min_length=1)
+
+
+class ResendEmail(BaseModel):
+    outbox_id: uuid.UUID

@@ -10,6 +10,7 @@ from workflows.bill_reminder import BillReminderWorkflow
 from workflows.bill_run import BillRunWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 from workflows.daily_accrual import DailyAccrualWorkflow
+from workflows.email_resend import EmailResendWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
@@ -31,6 +32,7 @@ ALL_WORKFLOWS = [
     MonthEndPostingWorkflow,
     BankEventDeliveryWorkflow,
     BankEventSweepWorkflow,
+    EmailResendWorkflow,
     BackupWorkflow,
     RetentionWorkflow,
 ]

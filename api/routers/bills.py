@@ -25,6 +25,7 @@ from core import access, audit
 from core.access import Entity
 from core.business_time import business_today
 from core.config import Settings
+from core.task_queues import queue_for
 from models.ach import Notification
 from models.base import utcnow
 from models.bills import DUE_STATUSES, Bill, BillStatus
@@ -382,7 +383,7 @@ async def send_reminder(
         BillReminderWorkflow.run,
         notice,
         id=workflow_id,
-        task_queue=settings.task_queue,
+        task_queue=queue_for(settings, BillReminderWorkflow),
         static_summary=f"Reminder of bill {bill.id} ({bill.payee_name}), sent by {user.email}",
         execution_timeout=timedelta(minutes=5),
     )

@@ -28,6 +28,7 @@ from core.access import Entity
 from core.approval_routes import no_route, route_for
 from core.business_time import business_today
 from core.loan_books import installment_balances, installment_rows
+from core.task_queues import queue_for
 from core.temporal import published
 from domain.payments import request_hash
 from finance.amortization import AmortizationMethod, Frequency, LoanTerms, build_schedule
@@ -303,7 +304,7 @@ async def apply(
             late_return_window_seconds=settings.ach_late_return_window.total_seconds(),
         ),
         id=loan.workflow_id,
-        task_queue=settings.task_queue,
+        task_queue=queue_for(settings, LoanWorkflow),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Loan ${loan.amount:,.2f} over {loan.term} installments"
         + (f": {loan.purpose}" if loan.purpose else ""),

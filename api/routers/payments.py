@@ -20,6 +20,7 @@ from core import access
 from core import search_attributes as sa
 from core.access import Action, Entity
 from core.config import Settings
+from core.task_queues import queue_for
 from domain import payments as payment_domain
 from domain.payments import (
     BookTransferIn,
@@ -79,7 +80,7 @@ async def start_ach_workflow(client: Client, settings: Settings, payment: Paymen
         AchPaymentWorkflow.run,
         ach_payment_input(settings, payment.id, payment.kind, payment.amount),
         id=payment.workflow_id,
-        task_queue=settings.task_queue,
+        task_queue=queue_for(settings, AchPaymentWorkflow),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=_ach_summary(payment, external),
         static_details=f"payment {payment.id}\n{payment.memo}",

@@ -17,6 +17,7 @@ from api.errors import AppError, not_found
 from api.pagination import Page, PageDep, paginate
 from core import statements as ledger_statements
 from core.access import Action, Entity
+from core.task_queues import queue_for
 from documents.statement import StatementData, StatementLine, render_statement
 from domain.accounts import visible_account
 from models.ledger import LedgerAccount
@@ -173,7 +174,7 @@ async def run_statements(body: StatementRunIn, client: TemporalDep, settings: Se
         MonthlyStatementsWorkflow.run,
         StatementRunInput(period=body.period, timezone=settings.business_timezone, notify_owners=body.notify_owners),
         id=workflow_id,
-        task_queue=settings.task_queue,
+        task_queue=queue_for(settings, MonthlyStatementsWorkflow),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         static_summary=f"Monthly statements for {body.period}",

@@ -151,7 +151,7 @@ async def _hand_over(
             await mark_delivered(session, event_id)
             await session.commit()
             return BankEventStatus.delivered
-        await asyncio.wait_for(start_delivery(client, settings.task_queue, event_id), timeout)
+        await asyncio.wait_for(start_delivery(client, settings, event_id), timeout)
     except Exception as exc:
         log.warning("bank event %s recorded; delivery left to the sweep: %r", event_id, exc)
     return BankEventStatus.pending

@@ -180,6 +180,7 @@ class World:
         self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
         self.ach_file_id = await self._ach_file()
         self.bank_event_id = await self.bank_event()
+        self.email_id = await self.rejected_email()
         async with self.db.session() as session, session.begin():
             self.notification_id = uuid.uuid4()
             await session.execute(
@@ -356,6 +357,19 @@ class World:
             self.headers["A.member_owner"],
             json={**self.bill_fields(), "payer_id": self.owner["id"]},
         )
+
+    async def rejected_email(self) -> uuid.UUID:
+        """An email to A.member_owner the mail server refused for good (as the notification activities record one)."""
+        email_id = uuid.uuid4()
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO email_outbox (id, dedupe_key, to_address, subject, text_body, status, error) "
+                    "VALUES (:id, :key, :to, 'Matrix notice', 'For the authorization matrix', 'rejected', '550 matrix')"
+                ),
+                {"id": email_id, "key": f"matrix:{email_id}:{self.owner['id']}", "to": self.owner["email"]},
+            )
+        return email_id
 
     async def bank_event(self) -> int:
         """An event on the exception list, of A's ACH payment (recorded as the webhook records one)."""
@@ -721,6 +735,32 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/bank-events/{{event_id}}/resolve")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"event_id": await w.fresh("bank_event", p, w.bank_event)}, json={"note": "Checked with the bank"})
+
+
+# the operator API
+for _operation, _params in (
+    (f"GET {V1}/operations/workflows/failed", {"workflow_type": "AchPaymentWorkflow", "limit": 5}),
+    (f"GET {V1}/operations/workflows/failed/summary", {}),
+    (f"GET {V1}/operations/activities/retrying", {"scan": 5}),
+    (f"GET {V1}/operations/dead-letters", {}),
+):
+    BUILDERS[_operation] = static(params=_params)
+BUILDERS[f"GET {V1}/operations/emails"] = listing(lambda w: {"status": "rejected"}, lambda w: w.email_id)
+
+
+@builds(f"POST {V1}/operations/workflows/{{workflow_id}}/reset")
+async def _(w: World, p: Principal) -> Req:
+    # A's payment runs or completed (never stuck): whoever may see it gets the 409 of a workflow not to reset.
+    return Req(
+        path={"workflow_id": w.payment["workflow_id"]},
+        headers=key(),
+        json={"reason": "Matrix: reset", "reset_to": "last_workflow_task"},
+    )
+
+
+@builds(f"POST {V1}/operations/emails/{{email_id}}/resend")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"email_id": await w.fresh("email", p, w.rejected_email)}, json={})
 
 
 @builds(f"GET {V1}/audit")

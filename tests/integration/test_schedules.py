@@ -13,6 +13,7 @@ from sqlalchemy import text
 from temporalio.client import ScheduleBackfill, ScheduleOverlapPolicy
 
 from core.schedules import ensure_schedules, jobs, overlap_policy
+from core.task_queues import queue_for
 from models.interest import PostingSummary
 from models.statements import StatementRunResult
 from tests.conftest import assert_error, make_org, open_account
@@ -54,7 +55,8 @@ async def test_ensure_creates_every_schedule_with_its_spec(temporal_env, setting
         schedule = desc.schedule
         assert schedule.action.workflow == workflow
         assert schedule.action.id == prefixed + schedule_id  # the workflow id prefix
-        assert schedule.action.task_queue == settings.task_queue
+        # Every back-office job is routine work: its runs never take the payments' worker slots.
+        assert schedule.action.task_queue == settings.task_queue + "-routine" == queue_for(settings, workflow)
         arg = await client.data_converter.decode(schedule.action.args)
         assert arg == [{"timezone": "America/New_York"}]
         assert schedule.spec.time_zone_name == "America/New_York"

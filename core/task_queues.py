@@ -1,0 +1,70 @@
+"""Task queues by urgency: money movement apart from routine work, each served by its own worker pool (worker.py
+`--queues`), so a flood of reports, statements or reminders can never hold back a payment.
+
+Every place that starts a workflow (the API, activities, Schedules) asks `queue_for` here; a child workflow runs on
+its parent's queue, and no workflow of one class starts a child of the other.
+
+Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
+debit), bank events. Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
+and retention, and interest accrual and posting, which write the ledger but are batch runs on a schedule with hours
+of slack: at millions of accounts they are exactly the bulk that must not take a payment's worker slots, and their
+writes are exactly-once whichever pool runs them.
+
+The money queue is the TASK_QUEUE setting, unchanged, so workflows started before the split keep their queue and
+workers; the routine queue is ROUTINE_TASK_QUEUE, by default TASK_QUEUE with `-routine` appended. Every worker
+registers every workflow and activity: a routine workflow started on the money queue before the split still runs.
+"""
+
+from collections.abc import Callable
+from enum import StrEnum
+
+from core.config import Settings
+
+
+class Urgency(StrEnum):
+    money = "money"
+    routine = "routine"
+
+
+QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
+    "AchPaymentWorkflow": Urgency.money,
+    "AchBatchWorkflow": Urgency.money,
+    "BookTransferWorkflow": Urgency.money,
+    "LoanWorkflow": Urgency.money,
+    "ApprovalWorkflow": Urgency.money,  # a loan's approval, a child of the loan
+    "BillAutopayWorkflow": Urgency.money,
+    "BankEventDeliveryWorkflow": Urgency.money,
+    "BankEventSweepWorkflow": Urgency.money,
+    "BillRunWorkflow": Urgency.routine,
+    "BillReminderWorkflow": Urgency.routine,
+    "MonthlyStatementsWorkflow": Urgency.routine,
+    "DailyAccrualWorkflow": Urgency.routine,
+    "InterestPostingWorkflow": Urgency.routine,
+    "MonthEndPostingWorkflow": Urgency.routine,
+    "EmailResendWorkflow": Urgency.routine,
+    "BackupWorkflow": Urgency.routine,
+    "RetentionWorkflow": Urgency.routine,
+}
+
+
+def queue_name(settings: Settings, urgency: Urgency) -> str:
+    if urgency is Urgency.money:
+        return settings.task_queue
+    return settings.routine_task_queue or f"{settings.task_queue}-routine"
+
+
+def queue_for(settings: Settings, workflow_type: str | type | Callable) -> str:
+    """The task queue a workflow of this type (its name, its class or its run method) is started on."""
+    name = workflow_type if isinstance(workflow_type, str) else workflow_type.__qualname__.split(".")[0]
+    return queue_name(settings, QUEUE_OF_WORKFLOW[name])
+
+
+def parse_queues(text: str) -> list[Urgency]:
+    """`money,routine` (worker.py --queues) as urgencies; a ValueError names an unknown one."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError("--queues needs at least one of: money, routine")
+    try:
+        return list(dict.fromkeys(Urgency(name) for name in names))
+    except ValueError:
+        raise ValueError(f"--queues {text!r}: each must be one of money, routine") from None

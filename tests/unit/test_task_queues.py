@@ -1,0 +1,42 @@
+"""The one map from workflow type to task queue, and worker.py's --queues."""
+
+import pytest
+
+from core.config import Settings
+from core.task_queues import QUEUE_OF_WORKFLOW, Urgency, parse_queues, queue_for
+from worker import pool_limits
+from workflows import ALL_WORKFLOWS
+from workflows.ach_payment import AchPaymentWorkflow
+from workflows.monthly_statements import MonthlyStatementsWorkflow
+
+
+def test_every_workflow_type_has_a_queue():
+    assert {w.__name__ for w in ALL_WORKFLOWS} == set(QUEUE_OF_WORKFLOW)
+
+
+def test_money_keeps_the_task_queue_name_and_routine_has_its_own():
+    settings = Settings(task_queue="backoffice")
+    assert queue_for(settings, AchPaymentWorkflow) == queue_for(settings, AchPaymentWorkflow.run) == "backoffice"
+    assert queue_for(settings, "MonthlyStatementsWorkflow") == "backoffice-routine"
+    named = Settings(task_queue="backoffice", routine_task_queue="slow-lane")
+    assert queue_for(named, MonthlyStatementsWorkflow) == "slow-lane"
+
+
+def test_each_pool_has_its_own_limits():
+    settings = Settings(
+        worker_max_concurrent_activities=40,
+        worker_max_concurrent_workflow_tasks=60,
+        routine_max_concurrent_activities=4,
+        routine_max_concurrent_workflow_tasks=6,
+    )
+    assert pool_limits(settings, Urgency.money) == (40, 60)
+    assert pool_limits(settings, Urgency.routine) == (4, 6)
+
+
+def test_queues_option():
+    assert parse_queues("money,routine") == [Urgency.money, Urgency.routine]
+    assert parse_queues(" routine ") == [Urgency.routine]
+    assert parse_queues("money,money") == [Urgency.money]
+    for bad in ("", "payments", "money,,bulk"):
+        with pytest.raises(ValueError):
+            parse_queues(bad)
