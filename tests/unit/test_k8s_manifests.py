@@ -63,13 +63,15 @@ def test_an_unknown_field_or_a_wrong_type_is_caught():
 
 def test_api_and_worker_have_probes_autoscaling_and_disruption_budgets(resources):
     deployments = by_kind(resources, "Deployment")
-    assert set(deployments) == {"backoffice-api", "backoffice-worker"}
+    assert set(deployments) == {"backoffice-api", "backoffice-worker", "backoffice-worker-routine"}
     api = deployments["backoffice-api"]["spec"]["template"]["spec"]["containers"][0]
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    worker = deployments["backoffice-worker"]["spec"]["template"]["spec"]
-    assert worker["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/metrics"
-    assert worker["terminationGracePeriodSeconds"] >= 60  # time for in-flight activities on a drain
+    for name, queue in [("backoffice-worker", "money"), ("backoffice-worker-routine", "routine")]:
+        worker = deployments[name]["spec"]["template"]["spec"]
+        assert worker["containers"][0]["command"] == ["python", "worker.py", "--queues", queue]  # a pool per queue
+        assert worker["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/metrics"
+        assert worker["terminationGracePeriodSeconds"] >= 60  # time for in-flight activities on a drain
     for name, deployment in deployments.items():
         hpa = by_kind(resources, "HorizontalPodAutoscaler")[name]
         assert hpa["spec"]["scaleTargetRef"]["name"] == name and hpa["spec"]["minReplicas"] >= 2
