@@ -44,7 +44,7 @@ replay-histories: temporal-cli
 	$(PY) -m pytest tests/integration -q -p no:cacheprovider --capture-histories $(abspath $(CAPTURE))
 	$(PY) -m tests.replay.corpus select $(CAPTURE)
 
-# Backups (docs/operations-backups.md): `make backup` dumps DATABASE_URL (make run's embedded Postgres when unset) into
+# Backups (README: Backups and recovery): `make backup` dumps DATABASE_URL (make run's embedded Postgres when unset) into
 # BACKUP_DIR now, verified, recorded, pruned past BACKUP_RETENTION. `make restore` restores BACKUP (a file name in
 # BACKUP_DIR; the newest when unset) into DATABASE_URL: stop the API and the worker first. ENVIRONMENT=production
 # refuses unless CONFIRM names the database overwritten.

@@ -1,11 +1,11 @@
 #!/bin/bash
-# Point-in-time recovery of the primary from the WAL-G archive (docs/operations-backups.md). Run with the postgres
+# Point-in-time recovery of the primary from the WAL-G archive (README: Backups and recovery). Run with the postgres
 # service stopped, in its container (same volumes and WALG_* settings):
 #
 #   docker compose run --rm --user postgres --entrypoint pitr-restore.sh postgres '2026-12-01 14:02:09+00' [BACKUP]
 #
 # Refuses a non-empty data directory unless DISCARD_CURRENT_DATA=yes (copy the volume aside first if you may need
-# it: docs/operations-backups.md), fetches the base backup (LATEST by default: any base backup older than the
+# it: README: Backups and recovery), fetches the base backup (LATEST by default: any base backup older than the
 # target), and leaves recovery settings that replay the archived WAL up to the target time and then promote. Start
 # the postgres service afterwards.
 set -euo pipefail
