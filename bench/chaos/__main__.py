@@ -16,7 +16,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the stack's dir (data, logs) after a good run too")
     args = parser.parse_args()
     window = args.window if args.window is not None else max(30.0, args.payments / 10)
-    size = Size(payments=args.payments, loans=args.loans, kills=args.kills, window=window, drain=max(600.0, args.payments))
+    size = Size(
+        payments=args.payments, loans=args.loans, kills=args.kills, window=window, drain=max(600.0, args.payments)
+    )
     verdict, disrupted, elapsed = asyncio.run(chaos(size, args.keep))
     print(line(size, verdict, disrupted, elapsed), flush=True)
     sys.exit(1 if verdict.failures else 0)

@@ -24,6 +24,7 @@ from workflows.month_end_posting import MonthEndPostingWorkflow
 
 SCENARIOS = {s.name: s for s in ACH_SCENARIOS}
 LOAN_DONE = {"closed", "declined", "rejected", "on_hold", "withdrawn", "failed"}
+LOOK_AGAIN = 2.0  # seconds between two looks at a loan
 BILL_RUN_ID, MONTH_END_ID = f"chaos-bill-run-{BILL_DAY}", f"chaos-month-end-{PERIOD}"
 
 
@@ -45,9 +46,22 @@ async def payments(http: httpx.AsyncClient, world: World, concurrency: int = 16)
     await bounded((create(*payment) for payment in world.payments), concurrency)
 
 
-async def loan(http: httpx.AsyncClient, world: World, case: LoanCase, give_up: Callable[[], bool]) -> None:
+async def loan(
+    http: httpx.AsyncClient, world: World, case: LoanCase, give_up: Callable[[], bool], slots: asyncio.Semaphore
+) -> None:
     """Applies, then acts on each state the loan is found in: approves it (the officer), pays it off (by hand, as
-    soon as it is active: a 409 loan_not_active in the moment of activation is looked at again), until it ends."""
+    soon as it is active: a 409 loan_not_active in the moment of activation is looked at again), until it ends.
+    Every loan is in flight at once; `slots` bounds the requests they make together."""
+    async with slots:
+        await apply(http, world, case)
+    while not give_up():
+        async with slots:
+            if await step(http, world, case):
+                return
+        await asyncio.sleep(LOOK_AGAIN)
+
+
+async def apply(http: httpx.AsyncClient, world: World, case: LoanCase) -> None:
     applied = await ok(
         http,
         "POST",
@@ -65,34 +79,38 @@ async def loan(http: httpx.AsyncClient, world: World, case: LoanCase, give_up: C
         },
     )
     case.loan_id = applied["id"]
-    while not give_up():
-        state: Any = await ok(http, "GET", f"/api/v1/loans/{case.loan_id}", headers=world.su)
-        if state["status"] in LOAN_DONE:
-            return
-        if state["status"] == "pending_approval" and state.get("approval_request_id"):
-            # A 4xx: the level is not open yet, or this approval already counted (a retry after an outage).
+
+
+async def step(http: httpx.AsyncClient, world: World, case: LoanCase) -> bool:
+    """One look at the loan and what its state asks for; True once it has ended."""
+    state: Any = await ok(http, "GET", f"/api/v1/loans/{case.loan_id}", headers=world.su)
+    if state["status"] in LOAN_DONE:
+        return True
+    if state["status"] == "pending_approval" and state.get("approval_request_id"):
+        # A 4xx: the level is not open yet, or this approval already counted (a retry after an outage).
+        await call(
+            http,
+            "POST",
+            f"/api/v1/approvals/{state['approval_request_id']}/decisions",
+            headers=world.loan_officer,
+            json={"decision": "approve", "reason": "chaos run"},
+        )
+    elif state["status"] == "active" and not case.auto_debit:
+        quote = await call(http, "GET", f"/api/v1/loans/{case.loan_id}/payoff-quote", headers=case.member)
+        if quote.is_success:
             await call(
                 http,
                 "POST",
-                f"/api/v1/approvals/{state['approval_request_id']}/decisions",
-                headers=world.loan_officer,
-                json={"decision": "approve", "reason": "chaos run"},
+                f"/api/v1/loans/{case.loan_id}/repayments",
+                headers={**case.member, "Idempotency-Key": uuid.uuid4().hex},
+                json={"amount": quote.json()["amount"], "mode": "payoff"},
             )
-        elif state["status"] == "active" and not case.auto_debit:
-            quote = await call(http, "GET", f"/api/v1/loans/{case.loan_id}/payoff-quote", headers=case.member)
-            if quote.is_success:
-                await call(
-                    http,
-                    "POST",
-                    f"/api/v1/loans/{case.loan_id}/repayments",
-                    headers={**case.member, "Idempotency-Key": uuid.uuid4().hex},
-                    json={"amount": quote.json()["amount"], "mode": "payoff"},
-                )
-        await asyncio.sleep(0.5)
+    return False
 
 
 async def loans(http: httpx.AsyncClient, world: World, give_up: Callable[[], bool]) -> None:
-    await bounded((loan(http, world, case, give_up) for case in world.loans), 16)
+    slots = asyncio.Semaphore(16)
+    await asyncio.gather(*(loan(http, world, case, give_up, slots) for case in world.loans))
 
 
 async def start(client: Client, starter: Callable[[], Awaitable[WorkflowHandle]]) -> None:
