@@ -3,6 +3,7 @@ bill run's auto-pays and the month-end interest posting. Each driver acts as a c
 it retries with the same Idempotency-Key (retry.call) and, for a loan, acts on whatever state it finds."""
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,12 @@ BILL_RUN_ID, MONTH_END_ID = f"chaos-bill-run-{BILL_DAY}", f"chaos-month-end-{PER
 
 async def payments(http: httpx.AsyncClient, world: World, concurrency: int = 16) -> None:
     async def create(key: str, name: str, amount: str, external: str) -> None:
+        try:
+            await created(key, name, amount, external)
+        except RuntimeError as error:  # never accepted: the checks find it missing
+            print(f"  payment {key} not created: {error}", file=sys.stderr, flush=True)
+
+    async def created(key: str, name: str, amount: str, external: str) -> None:
         await ok(
             http,
             "POST",
@@ -52,12 +59,15 @@ async def loan(
     """Applies, then acts on each state the loan is found in: approves it (the officer), pays it off (by hand, as
     soon as it is active: a 409 loan_not_active in the moment of activation is looked at again), until it ends.
     Every loan is in flight at once; `slots` bounds the requests they make together."""
-    async with slots:
-        await apply(http, world, case)
     while not give_up():
-        async with slots:
-            if await step(http, world, case):
-                return
+        try:
+            async with slots:
+                if not case.loan_id:
+                    await apply(http, world, case)
+                elif await step(http, world, case):
+                    return
+        except RuntimeError as error:  # an outage outlasted the retries: look again (the checks judge the end)
+            print(f"  loan of {case.member_id}: {error}", file=sys.stderr, flush=True)
         await asyncio.sleep(LOOK_AGAIN)
 
 

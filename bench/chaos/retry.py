@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-RETRY_FOR = 120.0  # seconds: longer than any outage the run causes
+RETRY_FOR = 600.0  # seconds: longer than any outage the run causes, and than the slow time after one
 
 
 async def call(http: httpx.AsyncClient, method: str, url: str, **kwargs) -> httpx.Response:
