@@ -29,6 +29,7 @@ def build_worker(client, settings: Settings, db: Database) -> Worker:
         workflows=ALL_WORKFLOWS,
         activities=all_activities(db, settings, client),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # Worker
     worker_metrics_address: str = "127.0.0.1:9464"
     worker_max_concurrent_activities: int = 50
+    # Workflow tasks one worker runs at once (the SDK's default, 100). Python runs them on one CPU at a time: on a
+    # small, busy machine a backlog of new workflows (after a restart) can make each of 100 concurrent tasks outlast
+    # the 10 s workflow task timeout, so that every one is timed out and retried and none completes. Lower it there.
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -49,6 +49,9 @@ def stack_settings(size: Size) -> dict[str, str]:
         "INTEREST_BATCH_SIZE": str(batch),
         "INTEREST_CONTINUE_AS_NEW_AFTER": "5",
         "WORKER_MAX_CONCURRENT_ACTIVITIES": "100",
+        # A thousand new workflows at once on two busy cores: 100 workflow tasks at a time each outlast the 10 s
+        # workflow task timeout, and the worker times out everything it takes (core/config.py).
+        "WORKER_MAX_CONCURRENT_WORKFLOW_TASKS": "10",
         "DB_POOL_SIZE": "30",
         "ACCESS_TOKEN_TTL": "PT3H",
         "LOG_JSON": "false",
