@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint fuzz bench temporal-cli clean-data compose-check replay-histories backup restore
+.PHONY: run test lint fuzz bench chaos temporal-cli clean-data compose-check replay-histories backup restore
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ lint: $(VENV)/.installed
 # Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
 bench: temporal-cli
 	$(PY) -m bench
+
+# The chaos run (PRODUCT.md §4.10, bench/chaos): N ACH payments of every sandbox scenario, M loans, auto-pay bills
+# and a month-end posting in flight through bank faults, worker SIGKILLs, a Temporal and a Postgres restart; prints
+# one line and fails when any check does (make test runs a bounded one: tests/integration/test_chaos.py).
+N ?= 1000
+M ?= 100
+chaos: temporal-cli
+	$(PY) -m bench.chaos --payments $(N) --loans $(M)
 
 # Refreshes the replay corpus (tests/replay/histories) from a run of the integration suite: after a workflow
 # change made safe with workflow.patched or a new workflow type (README: changing a workflow safely).

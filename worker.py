@@ -81,6 +81,7 @@ def build_worker(
             activities=activities,
             max_concurrent_activities=activity_slots,
             max_concurrent_workflow_tasks=workflow_task_slots,
+            max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=timedelta(seconds=10),
         )
     return QueueWorkers(workers)

@@ -1,5 +1,7 @@
-"""The integration tests' real stack, for benchmarks: an embedded Postgres, a Temporal dev server started by
-`WorkflowEnvironment.start_local` with the project's search attributes, the sandbox, the worker and the API.
+"""The integration tests' real stack, for benchmarks and the chaos run: an embedded Postgres, a Temporal dev server
+with the project's search attributes (started by `WorkflowEnvironment.start_local`, or, with persistent_temporal, as
+a child process of the Temporal CLI on a SQLite file in the stack's dir, so it can be restarted without losing
+anything), the sandbox, the worker and the API.
 Everything runs on free ports and in a temp dir, never `make run`'s data or ports; the dir (with every
 process's log) is removed afterwards, and kept and named when the benchmark fails.
 
@@ -9,20 +11,24 @@ event loop (hundreds of requests in flight, polling) must not share a CPU-bound 
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pgserver
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from core import search_attributes
+from core.search_attributes import cli_flags
 from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.temporal_cli import ensure_temporal
@@ -31,11 +37,14 @@ from devstack.temporal_cli import ensure_temporal
 @dataclass
 class Stack:
     dir: Path
+    pgdata: Path
     env: dict[str, str]  # what every app process reads into Settings (pydantic-settings: upper-case names)
     client: Client
     sandbox_url: str
     api_url: str
     children: list[subprocess.Popen] = field(default_factory=list)
+    named: dict[str, tuple[subprocess.Popen, list[str], dict[str, str]]] = field(default_factory=dict)
+    keep: bool = False  # keep the dir (logs, data) after a run that ended normally but failed its own checks
 
     @property
     def database_url(self) -> str:
@@ -43,17 +52,50 @@ class Stack:
 
     @property
     def task_queue(self) -> str:
+        """The money queue (core/task_queues.py)."""
         return self.env["TASK_QUEUE"]
+
+    @property
+    def routine_task_queue(self) -> str:
+        return self.env.get("ROUTINE_TASK_QUEUE") or f"{self.task_queue}-routine"
+
+    @property
+    def its_workflows(self) -> str:
+        """Temporal visibility's filter for this stack's workflows, on either queue."""
+        return f"(TaskQueue = '{self.task_queue}' OR TaskQueue = '{self.routine_task_queue}')"
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         """A child process with the stack's settings (and `env` over them), logging to <dir>/<name>.log."""
         child = processes.start(args, {**self.env, **(env or {})}, self.dir / f"{name}.log")
         self.children.append(child)
+        self.named[name] = (child, args, env or {})
         return child
 
     def stop(self, child: subprocess.Popen) -> None:
         processes.stop(child)
         self.children.remove(child)
+
+    def restart(self, name: str, kill: bool = False) -> subprocess.Popen:
+        """Ends the child started as `name` (SIGKILL to its whole process group with kill=True, as a crash would,
+        else a graceful stop) and starts it again with the same command and settings."""
+        child, args, env = self.named[name]
+        if kill:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            self.children.remove(child)
+        else:
+            self.stop(child)
+        return self.start(name, args, env)
+
+    def restart_postgres(self, down_for: float) -> None:
+        """Stops the embedded Postgres (fast shutdown: every connection is cut), leaves it down for `down_for`
+        seconds, and starts it again on the same data dir and socket."""
+        server = pgserver.get_server(self.pgdata)  # the instance embedded_postgres made: it knows its binaries
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time, per binary
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)
+        time.sleep(down_for)
+        server.ensure_postgres_running()
 
 
 @contextmanager
@@ -72,31 +114,72 @@ def stdio_to(path: Path) -> Iterator[None]:
             os.close(fd)
 
 
+def temporal_command(port: int, db_file: Path) -> list[str]:
+    """The Temporal CLI dev server on `port`, persisted to `db_file`, with the project's search attributes."""
+    return [
+        ensure_temporal(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--headless",
+        "--db-filename",
+        str(db_file),
+        # Write-ahead log, synced at checkpoints: a committed write survives the server's own crash (not the
+        # machine's), and the file keeps up with a thousand workflows in flight on a busy machine.
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--log-level",
+        "warn",
+        *cli_flags(),
+    ]
+
+
 @asynccontextmanager
-async def running_stack(settings: dict[str, str], name: str = "bench") -> AsyncIterator[Stack]:
-    """The whole stack with `settings` (env var names, e.g. {"ACH_RETURN_WINDOW": "1"}) for the worker and API."""
+async def running_stack(
+    settings: dict[str, str], name: str = "bench", persistent_temporal: bool = False
+) -> AsyncIterator[Stack]:
+    """The whole stack with `settings` (env var names, e.g. {"ACH_RETURN_WINDOW": "1"}) for the worker and API.
+    persistent_temporal: the Temporal dev server is the child named "temporal", on <dir>/temporal.db
+    (`stack.restart("temporal")` restarts it with its workflows)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     pgdata = tmp / "postgres"
     # Blocking set-up in threads: alembic's env may run its own event loop.
     database_url = await asyncio.to_thread(embedded_postgres, pgdata, True)
     await asyncio.to_thread(migrate, database_url)
-    with stdio_to(tmp / "temporal.log"):
-        temporal = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=ensure_temporal(),
-            search_attributes=search_attributes.ALL,
-            data_converter=pydantic_data_converter,
-            dev_server_log_level="error",
-        )
+    temporal: WorkflowEnvironment | None = None
+    temporal_child: tuple[list[str], subprocess.Popen] | None = None
+    if persistent_temporal:
+        temporal_port = processes.free_port()
+        command = temporal_command(temporal_port, tmp / "temporal.db")
+        child = processes.start(command, log_path=tmp / "temporal.log")
+        temporal_child = (command, child)
+        await asyncio.to_thread(processes.wait_for_port, temporal_port, child, name="temporal")
+        client = await Client.connect(f"127.0.0.1:{temporal_port}", data_converter=pydantic_data_converter)
+    else:
+        with stdio_to(tmp / "temporal.log"):
+            temporal = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=ensure_temporal(),
+                search_attributes=search_attributes.ALL,
+                data_converter=pydantic_data_converter,
+                dev_server_log_level="error",
+            )
+        client = temporal.client
     sandbox_port, api_port, smtp_port = processes.free_port(), processes.free_port(), processes.free_port()
     sandbox_url, api_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{api_port}"
     stack = Stack(
         dir=tmp,
-        client=temporal.client,
+        pgdata=pgdata,
+        client=client,
         sandbox_url=sandbox_url,
         api_url=api_url,
         env={
             "DATABASE_URL": database_url,
-            "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
             "TASK_QUEUE": f"{name}-{uuid.uuid4().hex[:8]}",
             "LINKING_BASE_URL": sandbox_url,
             "ODFI_BASE_URL": sandbox_url,
@@ -107,6 +190,9 @@ async def running_stack(settings: dict[str, str], name: str = "bench") -> AsyncI
             **settings,
         },
     )
+    if temporal_child:  # stopped last, with the others
+        stack.children.append(temporal_child[1])
+        stack.named["temporal"] = (temporal_child[1], temporal_child[0], {})
     failed = True
     try:
         sandbox = stack.start("sandbox", processes.python("-m", "sandbox", "--port", str(sandbox_port)))
@@ -137,11 +223,11 @@ async def running_stack(settings: dict[str, str], name: str = "bench") -> AsyncI
     finally:
         for child in reversed(stack.children):
             processes.stop(child)
-        await temporal.shutdown()
-        import pgserver  # the embedded server of `pgdata`, already running: stop it and delete its data
-
+        if temporal is not None:
+            await temporal.shutdown()
+        # The embedded server of `pgdata`, already running: stop it and delete its data.
         await asyncio.to_thread(pgserver.get_server(pgdata).cleanup)
-        if failed:
-            print(f"logs of the failed run kept in {tmp}", file=sys.stderr)
+        if failed or stack.keep:
+            print(f"logs of the run kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)

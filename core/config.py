@@ -160,9 +160,16 @@ class Settings(BaseSettings):
     worker_metrics_address: str = "127.0.0.1:9464"
     # Each queue's worker pool: money movement, and routine work (reports, statements, reminders, interest runs).
     worker_max_concurrent_activities: int = Field(default=50, ge=1)  # the money queue's
+    # Workflow tasks one pool runs at once (the SDK's default, 100). Python runs them on one CPU at a time: on a
+    # small, busy machine a backlog of new workflows (after a restart) can make each of 100 concurrent tasks outlast
+    # the 10 s workflow task timeout, so that every one is timed out and retried and none completes. Lower it there.
     worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)  # the money queue's
     routine_max_concurrent_activities: int = Field(default=20, ge=1)
     routine_max_concurrent_workflow_tasks: int = Field(default=20, ge=2)
+    # Running workflows kept in memory by each pool (the SDK's default, 1,000): one evicted from the cache replays
+    # its whole history on its next task, so a worker with more running than this spends its CPU replaying. Raise it
+    # (memory allowing) or add workers when more run at once.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
 
     # The operator API: an activity at this attempt or later is "retrying" (listed), and makes its running workflow
     # "stuck" (resettable).
