@@ -98,7 +98,10 @@ def payoff_quote(loan: Loan, installments: list[InstallmentBalance], as_of: date
     principal = sum((i.owed_of("principal") for i in ahead), ZERO)
     prepaid_interest = sum((i.paid_of("interest") for i in ahead), ZERO)
     last_due = max((i.due_date for i in installments if fell_due(i, as_of)), default=disbursed_on(loan))
-    rest = payoff_amount(principal, loan.annual_rate, DayCount(loan.day_count), last_due, as_of)
+    # An installment the servicing clock made due (its late fee charged) may still lie ahead of the calendar's
+    # `as_of` when that clock runs fast (tests, demos): interest has then accrued to no later day than `as_of`.
+    since = min(last_due, as_of)
+    rest = payoff_amount(principal, loan.annual_rate, DayCount(loan.day_count), since, as_of)
     accrued = max(ZERO, rest - principal - prepaid_interest)
     return PayoffQuote(
         loan_id=loan.id,
