@@ -116,13 +116,15 @@ async def _run(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 async def verify(settings: Settings, path: Path) -> int:
-    """Reads the dump's table of contents back (pg_restore --list): its entry count, once it holds the ledger's
-    table data. A truncated or corrupt file fails here, not on the day it is needed."""
+    """Reads the whole dump back: its entry count, once it holds the ledger's table data. The table of contents
+    (pg_restore --list) sits at the head of the file, so a file cut short still lists; restoring it as a script to
+    nowhere reads every data block, and a truncated or corrupt file fails here, not on the day it is needed."""
     toc = await _run(pg_tool("pg_restore", settings), "--list", str(path))
     entries = [line for line in toc.splitlines() if line and not line.startswith(";")]
     missing = [t for t in LEDGER_TABLES if not any(f"TABLE DATA public {t} " in line for line in entries)]
     if missing:
         raise BackupError(f"{path.name} holds no data of {', '.join(missing)}")
+    await _run(pg_tool("pg_restore", settings), "--file", os.devnull, str(path))
     return len(entries)
 
 

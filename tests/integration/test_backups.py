@@ -105,11 +105,13 @@ async def test_backup_workflow_dumps_verifies_records_and_prunes(temporal_env, s
         row = (await session.execute(text("SELECT * FROM backups WHERE name = :n"), {"n": result.name})).one()
     assert (row.sha256, row.size_bytes, row.pruned_at) == (result.sha256, result.size_bytes, None)
 
-    # A damaged file fails verification instead of passing for a backup.
+    # A damaged file fails verification instead of passing for a backup: cut anywhere, even in its last data block
+    # with the table of contents (at the head) whole.
     damaged = folder / f"{name}-20990101T000000Z.dump"
-    damaged.write_bytes(dump.read_bytes()[: result.size_bytes // 2])
-    with pytest.raises(backups.BackupError):
-        await backups.verify(settings, damaged)
+    for kept_bytes in (result.size_bytes // 2, result.size_bytes - 16):
+        damaged.write_bytes(dump.read_bytes()[:kept_bytes])
+        with pytest.raises(backups.BackupError):
+            await backups.verify(settings, damaged)
 
 
 def _plant(*paths: Path) -> None:
