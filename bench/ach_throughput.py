@@ -26,7 +26,6 @@ import platform
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,9 +42,9 @@ with workflow.unsafe.imports_passed_through():  # this module is re-imported in 
     from bench.stack import Stack, running_stack
     from core.config import get_settings
     from core.db import Database
-    from core.security import hash_password
     from core.temporal import connect
     from devstack import processes
+    from domain.users import ensure_superuser
     from tests.conftest import login, make_org, open_account
 
 WARMUP = 10  # run to completion before each measurement: it also proves the workers are polling
@@ -167,14 +166,7 @@ class Payer:
 
 async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
     db = Database(stack.database_url, pool_size=1)
-    async with db.session() as session, session.begin():  # the API has no way to make the first superuser
-        await session.execute(
-            text(
-                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-                "'superuser') ON CONFLICT DO NOTHING"
-            ),
-            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
-        )
+    await ensure_superuser(db, *SUPERUSER)
     await db.close()
     su = await login(http, *SUPERUSER)
     org = await make_org(http, su, roles=("org_admin", "member"))

@@ -38,7 +38,7 @@ from sqlalchemy import text
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
 from bench.stack import Stack, running_stack
 from core.db import Database
-from core.security import hash_password
+from domain.users import ensure_superuser
 from models.approvals import DecisionInput
 from tests.conftest import login, make_org, make_user, open_account
 from workflows.approval import ApprovalWorkflow
@@ -67,14 +67,7 @@ class Approval:
 
 
 async def superuser(http: httpx.AsyncClient, db: Database) -> dict:
-    async with db.session() as session, session.begin():  # the API has no way to make the first superuser
-        await session.execute(
-            text(
-                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-                "'superuser') ON CONFLICT DO NOTHING"
-            ),
-            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
-        )
+    await ensure_superuser(db, *SUPERUSER)
     return await login(http, *SUPERUSER)
 
 

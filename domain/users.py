@@ -4,9 +4,12 @@ organization)."""
 import uuid
 
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from api.errors import AppError
 from core import access
+from core.db import Database
+from core.security import hash_password
 from models.users import User
 
 
@@ -27,3 +30,16 @@ def target_org(user: User, requested: uuid.UUID | None) -> uuid.UUID:
     if org_id is None:
         raise AppError(422, "org_required", "a superuser must say which organization (org_id)")
     return org_id
+
+
+async def ensure_superuser(db: Database, email: str, password: str) -> None:
+    """The first superuser, written straight to the database: the API has no way to make one (a superuser makes the
+    others). Idempotent: an existing user of that email is left as it is."""
+    async with db.session() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
+                "'superuser') ON CONFLICT DO NOTHING"
+            ),
+            {"id": uuid.uuid4(), "email": email, "pw": hash_password(password)},
+        )

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import text
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -19,10 +18,10 @@ from api.main import create_app
 from core import search_attributes
 from core.config import Settings
 from core.db import Database
-from core.security import hash_password
 from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.temporal_cli import ensure_temporal
+from domain.users import ensure_superuser
 from tests.mailbox import Mailbox
 from tests.replay import corpus
 from worker import build_worker
@@ -181,14 +180,7 @@ async def http(api_server):
 @pytest.fixture(scope="session")
 async def su(http, db) -> dict:
     """Headers of a superuser (created in the database: the API has no way to make the first one)."""
-    async with db.session() as session, session.begin():
-        await session.execute(
-            text(
-                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-                "'superuser') ON CONFLICT DO NOTHING"
-            ),
-            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
-        )
+    await ensure_superuser(db, *SUPERUSER)
     return await login(http, *SUPERUSER)
 
 

@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import httpx
-from sqlalchemy import text
 
 from bench.chaos.retry import ok
 from bench.chaos.scenarios import ACH_SCENARIOS, BILL_CENTS, ach_plan
 from bench.interest_posting import seed as seed_accruals
 from bench.stack import Stack
 from core.db import Database
-from core.security import hash_password
+from domain.users import ensure_superuser
 from tests.conftest import login, make_org, make_user, open_account
 
 SUPERUSER = ("root@chaos.example", "chaos-superuser-password")
@@ -60,14 +59,7 @@ async def bounded(calls, concurrency: int = CONCURRENCY) -> list:
 
 async def superuser(http: httpx.AsyncClient, database_url: str) -> dict:
     db = Database(database_url, pool_size=1)
-    async with db.session() as session, session.begin():  # the API has no way to make the first superuser
-        await session.execute(
-            text(
-                "INSERT INTO users (id, email, full_name, hashed_password, role) VALUES (:id, :email, 'Root', :pw, "
-                "'superuser') ON CONFLICT DO NOTHING"
-            ),
-            {"id": uuid.uuid4(), "email": SUPERUSER[0], "pw": hash_password(SUPERUSER[1])},
-        )
+    await ensure_superuser(db, *SUPERUSER)
     await db.close()
     return await login(http, *SUPERUSER)
 
