@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():  # this module is re-imported in 
     from temporalio.client import Client
     from temporalio.worker import Worker
 
+    from bench import profile
     from bench.stack import Stack, running_stack
     from core.config import get_settings
     from core.db import Database
@@ -211,7 +212,7 @@ async def create_payments(http: httpx.AsyncClient, payer: Payer, prefix: str, co
     await bounded(concurrency, create, range(count))
 
 
-async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
+async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False) -> dict:
     client = stack.client
     payments = f"WorkflowType = 'AchPaymentWorkflow' AND TaskQueue = '{stack.task_queue}'"
     batches = f"WorkflowType = 'AchBatchWorkflow' AND TaskQueue = '{stack.task_queue}'"
@@ -228,11 +229,16 @@ async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
         await create_payments(http, payer, "warmup", WARMUP, concurrency)
         await wait_closed(client, payments, WARMUP)
         windows_before = (await client.count_workflows(batches)).count
+        profiler = Profiler(stack) if profile else None
+        if profiler:
+            await profiler.start()
         started = time.time()
         await create_payments(http, payer, "bench", n, concurrency)
         accepted = time.time() - started
         await wait_closed(client, payments, WARMUP + n, progress="ACH payments")
         elapsed = (await last_close(client, payments)) - started
+        if profiler:
+            await profiler.report(n)
     windows = (await client.count_workflows(batches)).count - windows_before
     db = Database(stack.database_url, pool_size=1)
     async with db.session() as session:
@@ -241,6 +247,74 @@ async def run_ach(stack: Stack, n: int, concurrency: int) -> dict:
     if statuses != {"completed": WARMUP + n}:
         raise RuntimeError(f"not every payment completed: {statuses}")
     return {"elapsed": elapsed, "accepted": accepted, "windows": windows}
+
+
+class Profiler:
+    """--profile: CPU per component, Postgres statements and Temporal events of the measured run, per payment,
+    and py-spy's view of the worker and the API (bench/profile.py)."""
+
+    SAMPLE = 50  # histories read per workflow type
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        pids = {name: child.pid for name, (child, _, _) in stack.named.items() if name in ("api", "worker", "sandbox")}
+        self.processes = profile.component_processes(pids, stack.pgdata)
+        self.log = stack.pgdata / "log"
+
+    async def _pg(self, *statements: str) -> None:
+        db = Database(self.stack.database_url, pool_size=1)
+        async with db.session() as session:
+            for statement in statements:
+                await session.execute(text(statement))
+            await session.commit()
+        await db.close()
+
+    async def start(self) -> None:
+        await self._pg("ALTER SYSTEM SET log_min_duration_statement = 0", "SELECT pg_reload_conf()")
+        self.log_offset = self.log.stat().st_size
+        self.cpu = profile.cpu_snapshot(self.processes)
+        self.started = time.time()
+        self.spies = {
+            name: (out, profile.start_py_spy(self.processes[name].pid, 30, out))
+            for name in ("worker", "api")
+            for out in [self.stack.dir / f"py-spy-{name}.txt"]
+        }
+
+    async def report(self, n: int) -> None:
+        cpu = profile.cpu_delta(self.cpu, profile.cpu_snapshot(self.processes))
+        wall = time.time() - self.started
+        await self._pg("ALTER SYSTEM RESET log_min_duration_statement", "SELECT pg_reload_conf()")
+        statements = await asyncio.to_thread(profile.read_statement_log, self.log, self.log_offset)
+        client, queue = self.stack.client, self.stack.task_queue
+        print(f"\nProfile of {n} payments ({wall:.1f} s wall, statement logging on: slower than the measured run)")
+        print(
+            "  CPU seconds per payment: "
+            + ", ".join(
+                f"{name} {seconds / n * 1000:.1f} ms" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
+            )
+            + f" (total {sum(cpu.values()) / wall:.2f} cores busy)"
+        )
+        print(f"  Postgres: {statements.total_calls / n:.1f} statements a payment, {statements.total_ms / n:.1f} ms")
+        for sql, calls in statements.calls.most_common(25):
+            print(f"    {calls / n:6.2f}/payment {statements.milliseconds[sql] / calls:6.2f} ms  {sql}")
+        for workflow_type in ("AchPaymentWorkflow", "BankEventDeliveryWorkflow", "AchBatchWorkflow"):
+            query = f"WorkflowType = '{workflow_type}' AND TaskQueue = '{queue}'"
+            ids = [w.id async for w in client.list_workflows(query, limit=self.SAMPLE)]
+            count = (await client.count_workflows(query)).count
+            costs = await profile.history_costs(client, ids)
+            print(profile.format_costs(f"{workflow_type} ×{count} ({count / n:.2f} a payment)", costs))
+        for name, (out, spy) in self.spies.items():
+            spy.wait()
+            if not out.exists():
+                print(f"  py-spy {name}: no samples (is ptrace allowed?)")
+                continue
+            own, inclusive = profile.top_frames(out)
+            print(f"  py-spy {name}, self:")
+            for frame, share in own:
+                print(f"    {share:6.1%}  {frame[:150]}")
+            print(f"  py-spy {name}, inclusive:")
+            for frame, share in inclusive:
+                print(f"    {share:6.1%}  {frame[:150]}")
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -312,6 +386,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ACH payments (and baseline workflows) to run (default 2000)",
     )
     group.add_argument("--concurrency", type=int, default=50, help="requests in flight (default 50)")
+    group.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the ACH run instead of timing it (CPU per component, Postgres statements, Temporal events, "
+        "py-spy of worker and API; bench/profile.py)",
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -319,6 +399,9 @@ async def run(args: argparse.Namespace) -> None:
     load_before = load()
     async with running_stack(SETTINGS, name="bench-ach") as stack:
         # The baseline first: the ACH run then finds the server holding the baseline's histories, not the reverse.
+        if args.profile:
+            await run_ach(stack, n, concurrency, profile=True)
+            return
         baseline = await run_baseline(stack, n, concurrency)
         ach = await run_ach(stack, n, concurrency)
     ach_rate, baseline_rate = n / ach["elapsed"], n / baseline
