@@ -25,7 +25,6 @@ includes this process's client (httpx, or the Temporal SDK) as well as the serve
 
 import argparse
 import asyncio
-import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ import httpx
 from sqlalchemy import text
 
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
+from bench.open_loop import open_loop, percentile
 from bench.stack import Stack, running_stack
 from core.db import Database
 from domain.users import ensure_superuser
@@ -231,10 +231,6 @@ def by_update(stack: Stack) -> Decide:
     return decide
 
 
-def percentile(latencies: list[float], p: int) -> float:
-    return statistics.quantiles(latencies, n=100, method="inclusive")[p - 1]
-
-
 async def decide_all(
     paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]
 ) -> tuple[dict[str, list[float]], float]:
@@ -264,12 +260,19 @@ async def decide_all(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("approval_roundtrip")
     group.add_argument(
-        "--loans",
+        "--steady",
         type=int,
         default=200,
         metavar="N",
-        help="applications to decide, half over "
-        f"HTTP and half by direct update, besides {WARMUP} warm-up ones a path (default 200)",
+        help="decisions at the steady arrival rate, half over HTTP and half by direct update (default 200)",
+    )
+    group.add_argument("--rate", type=float, default=10.0, help="steady arrivals a second, open loop (default 10)")
+    group.add_argument(
+        "--saturation",
+        type=int,
+        default=300,
+        metavar="N",
+        help="decisions over HTTP by the concurrent approvers, each deciding again as soon as answered (default 300)",
     )
     try:
         group.add_argument(
@@ -279,8 +282,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         pass  # `python -m bench` registers ach_throughput's --concurrency (same default) for both
 
 
+def steady_calls(paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]) -> list:
+    """One call per approval, the paths in turn, the officers in turn."""
+
+    def call(path: str, officer: Officer, approval: Approval):
+        async def decide() -> str | None:
+            status = await paths[path](officer, approval)
+            return None if status == "approved" else status
+
+        return path, decide
+
+    names = list(paths)
+    return [call(names[i % len(names)], officers[i % len(officers)], approval) for i, approval in enumerate(approvals)]
+
+
+def row(label: str, seconds: list[float], errors: int = 0) -> str:
+    if not seconds:
+        return f"  {label:<24}{0:>5}   (no answer; {errors} errors)"
+    ms = [1000 * x for x in (percentile(seconds, 50), percentile(seconds, 95), percentile(seconds, 99), max(seconds))]
+    return f"  {label:<24}{len(seconds):>5}" + "".join(f"{x:>9.1f}" for x in ms) + f"{errors:>8}"
+
+
 async def run(args: argparse.Namespace) -> None:
-    n, concurrency = args.loans, args.concurrency
+    steady, saturation, rate, concurrency = args.steady, args.saturation, args.rate, args.concurrency
     load_before = load()
     settings = {
         "DB_POOL_SIZE": "50",  # a pooled connection per approver in flight, in the API as in the worker
@@ -293,35 +317,44 @@ async def run(args: argparse.Namespace) -> None:
             async with httpx.AsyncClient(
                 base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=concurrency)
             ) as http:
-                officers, approvals = await apply_for_loans(http, stack.sandbox_url, db, n + 2 * WARMUP, concurrency)
+                officers, approvals = await apply_for_loans(
+                    http, stack.sandbox_url, db, 2 * WARMUP + steady + saturation, concurrency
+                )
                 paths = {"direct": by_update(stack), "http": over_http(http)}
-                await decide_all(paths, officers, approvals[: 2 * WARMUP])
-                await wait_disbursed(db, approvals[: 2 * WARMUP])
+                warmup, approvals = approvals[: 2 * WARMUP], approvals[2 * WARMUP :]
+                await decide_all(paths, officers, warmup)
+                await wait_disbursed(db, warmup)
                 load_measuring = load()
-                latencies, elapsed = await decide_all(paths, officers, approvals[2 * WARMUP :])
+                steady_run = await open_loop(rate, steady_calls(paths, officers, approvals[:steady]), concurrency)
+                await wait_disbursed(db, approvals[:steady])
+                saturated, elapsed = await decide_all({"http": over_http(http)}, officers, approvals[steady:])
+                rss = stack.peak_rss()
         finally:
             await db.close()
 
-    def row(label: str, seconds: list[float]) -> str:
-        ms = [
-            1000 * x
-            for x in (percentile(seconds, 50), percentile(seconds, 95), statistics.fmean(seconds), max(seconds))
-        ]
-        return f"  {label:<24}{len(seconds):>5}" + "".join(f"{x:>9.1f}" for x in ms)
-
-    http_seconds, direct_seconds = latencies["http"], latencies["direct"]
+    http_seconds, direct_seconds = steady_run.latencies["http"], steady_run.latencies["direct"]
+    errors = {path: len(e) for path, e in steady_run.errors.items()}
+    ratio = (
+        f"p50 {percentile(http_seconds, 50) / percentile(direct_seconds, 50):.2f}, "
+        f"p95 {percentile(http_seconds, 95) / percentile(direct_seconds, 95):.2f}"
+        if http_seconds and direct_seconds
+        else "n/a"
+    )
     print(
         f"""
 Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
-  N = {n} applications, decided in turn over HTTP and by direct update, after {WARMUP} warm-up decisions a path;
-  {concurrency} concurrent approvers, each its own loan officer; one level (loan_officer, quorum 1): a decision closes
-  its approval and sets its loan disbursing; one Temporal dev server, Postgres, API and worker process each on this
-  machine; load average {load_before} before the run, {load_measuring} when measuring began (after the set-up)
-  all {n} decisions in {elapsed:.1f} s = {n / elapsed:.1f} decisions/s
-                             calls  p50 ms   p95 ms  mean ms   max ms
-{row("HTTP decision call", http_seconds)}
-{row("direct Temporal update", direct_seconds)}
-  ratio HTTP / direct       p50 {percentile(http_seconds, 50) / percentile(direct_seconds, 50):.2f}, \
-p95 {percentile(http_seconds, 95) / percentile(direct_seconds, 95):.2f}""",
+  one level (loan_officer, quorum 1): a decision closes its approval and sets its loan disbursing; one Temporal dev
+  server, Postgres, API and worker process each on this machine; {WARMUP} warm-up decisions a path first; load
+  average {load_before} before the run, {load_measuring} when measuring began (after the set-up)
+  steady: {steady} decisions arriving at {rate:g}/s (open loop: latency from the scheduled arrival), over HTTP and by
+  direct update in turn, by {len(officers)} loan officers; {steady_run.elapsed:.1f} s
+                             calls   p50 ms   p95 ms   p99 ms   max ms  errors
+{row("HTTP decision call", http_seconds, errors.get("http", 0))}
+{row("direct Temporal update", direct_seconds, errors.get("direct", 0))}
+  ratio HTTP / direct       {ratio}
+  saturation: {concurrency} approvers over HTTP, each deciding again once answered (closed loop)
+  {len(saturated["http"])} decisions in {elapsed:.1f} s = {len(saturated["http"]) / elapsed:.1f} decisions/s
+{row("HTTP decision call", saturated["http"])}
+  peak RSS: {rss}""",
         flush=True,
     )

@@ -87,6 +87,10 @@ class Stack:
             self.stop(child)
         return self.start(name, args, env)
 
+    def peak_rss(self, names: tuple[str, ...] = ("api", "worker")) -> str:
+        """The peak resident memory (VmHWM) of the named processes so far, e.g. "api 120 MiB, worker 180 MiB"."""
+        return ", ".join(f"{name} {peak_rss_mib(self.named[name][0].pid):.0f} MiB" for name in names)
+
     def restart_postgres(self, down_for: float) -> None:
         """Stops the embedded Postgres (fast shutdown: every connection is cut), leaves it down for `down_for`
         seconds, and starts it again on the same data dir and socket."""
@@ -96,6 +100,13 @@ class Stack:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)
         time.sleep(down_for)
         server.ensure_postgres_running()
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM of a live process, in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kib / 1024
 
 
 @contextmanager
