@@ -17,7 +17,12 @@ def main() -> None:
     args = parser.parse_args()
     window = args.window if args.window is not None else max(30.0, args.payments / 10)
     size = Size(
-        payments=args.payments, loans=args.loans, kills=args.kills, window=window, drain=max(600.0, args.payments)
+        payments=args.payments,
+        loans=args.loans,
+        kills=args.kills,
+        window=window,
+        # A cap for a machine busy with other work too; a stuck process ends the wait sooner (Size.stall).
+        drain=max(600.0, 3 * args.payments),
     )
     verdict, disrupted, elapsed = asyncio.run(chaos(size, args.keep))
     print(line(size, verdict, disrupted, elapsed), flush=True)

@@ -23,7 +23,8 @@ class Size:
     loans: int
     kills: int = 4
     window: float = 60.0  # seconds over which the disruptions are spread
-    drain: float = 600.0  # seconds, after the load, for every process to end before the verdict
+    drain: float = 600.0  # seconds at most, after the load, for every process to end before the verdict
+    stall: float = 300.0  # the verdict comes sooner when nothing has ended for this long: something is stuck
 
     @property
     def bills(self) -> int:
@@ -64,8 +65,12 @@ def progress(message: str, started: float) -> None:
     print(f"  {time.monotonic() - started:6.1f}s {message}", file=sys.stderr, flush=True)
 
 
-async def wait_until_done(stack: Stack, world: setup.World, deadline: float, started: float) -> None:
+async def wait_until_done(stack: Stack, world: setup.World, size: Size, started: float) -> str:
+    """Until every process has ended; or, sooner, until nothing has ended for size.stall seconds (a slow machine
+    drains slowly but steadily: only a stall, or the drain's end, cuts the wait short). How the wait ended."""
+    deadline = time.monotonic() + size.window + size.drain
     reported = 0.0
+    fewest, progressed = None, time.monotonic()
     while time.monotonic() < deadline:
         try:
             async with await psycopg.AsyncConnection.connect(libpq_url(stack.database_url), autocommit=True) as conn:
@@ -73,11 +78,17 @@ async def wait_until_done(stack: Stack, world: setup.World, deadline: float, sta
         except (psycopg.OperationalError, RPCError) as error:  # Postgres or Temporal restarting
             left = {type(error).__name__: 1}
         if not left and all(case.loan_id for case in world.loans):
-            return
+            return "every process ended"
+        total = sum(left.values())
+        if fewest is None or total < fewest:
+            fewest, progressed = total, time.monotonic()
+        elif time.monotonic() - progressed > size.stall:
+            return f"nothing ended for {size.stall:.0f} s (stuck: {left})"
         if time.monotonic() - reported > 10:
             progress(f"not ended yet: {left}", started)
             reported = time.monotonic()
         await asyncio.sleep(1)
+    return f"the drain's {size.drain:.0f} s are over (not ended: {left})"
 
 
 async def chaos(size: Size, keep: bool = False) -> tuple[Verdict, list[str], float]:
@@ -101,12 +112,12 @@ async def chaos(size: Size, keep: bool = False) -> tuple[Verdict, list[str], flo
             load.bill_run(stack.client, stack.routine_task_queue),
             load.month_end(stack.client, stack.routine_task_queue),
         )
-        watch = asyncio.create_task(wait_until_done(stack, world, stop_at, launched))
+        watch = asyncio.create_task(wait_until_done(stack, world, size, launched))
         await driven
         progress(f"load driven, disruptions done: {', '.join(disrupted)}", launched)
-        await watch
+        ended = await watch
         elapsed = time.monotonic() - started
-        progress("every process ended; judging", launched)
+        progress(f"{ended}; judging", launched)
         await disruptions.faults_off(stack)
         verdict = await checks.judge(
             stack.database_url, stack.client, stack.its_workflows, stack.sandbox_url, stack.dir / "mail", world

@@ -49,6 +49,8 @@ COMMAND_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED": "cancel_requested",
     "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED": "terminated",
 }
+# The SDK's markers: (token kind, the details field whose JSON names it).
+MARKERS = {"core_local_activity": ("local_activity", "data"), "core_patch": ("patch", "patch_data")}
 CRASH_EVENTS = {
     "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT": "crash:workflow_task_timed_out",
     "EVENT_TYPE_WORKFLOW_TASK_FAILED": "crash:workflow_task_failed",
@@ -115,13 +117,19 @@ async def capture(client: Client, folder: Path) -> int:
 # --- features ---------------------------------------------------------------------------------------------------
 
 
-def _payload_values(payloads: dict | None) -> Iterator[tuple[str, str]]:
-    """(field, value) of the discriminating fields in a JSON payload list, at any depth of the first payload."""
-    for payload in (payloads or {}).get("payloads", [])[:1]:
+def _json_payloads(payloads: dict | None) -> Iterator[Any]:
+    """The JSON values of a payload list (a single payload, as markers' details hold, counts as a list of one)."""
+    items = (payloads or {}).get("payloads", [payloads] if payloads and "data" in payloads else [])
+    for payload in items:
         try:
-            value = json.loads(base64.b64decode(payload.get("data", "")))
+            yield json.loads(base64.b64decode(payload.get("data", "")))
         except ValueError:
             return
+
+
+def _payload_values(payloads: dict | None) -> Iterator[tuple[str, str]]:
+    """(field, value) of the discriminating fields in a JSON payload list, at any depth of the first payload."""
+    for value in list(_json_payloads(payloads))[:1]:
         stack = [value]
         while stack:
             item = stack.pop()
@@ -163,6 +171,10 @@ def _token(event: dict) -> tuple[str | None, list[str]]:
         name, payloads = request.get("name", ""), request.get("args")
     elif kind == "marker":
         name = attributes.get("markerName", "")
+        if name in MARKERS:  # a local activity by its type, a patch by its id
+            kind, field_name = MARKERS[name]
+            details: dict = next(_json_payloads(attributes.get("details", {}).get(field_name)), {})
+            name = str(details.get("activity_type") or details.get("id") or "")
     token = f"{kind}:{name}" if name else kind
     extra += [f"{token}:{key}={value}" for key, value in _payload_values(payloads)]
     return token, extra
