@@ -34,6 +34,7 @@ from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():  # this module is re-imported in the workflow sandbox
     import httpx
+    import psycopg
     import temporalio
     from sqlalchemy import text
     from temporalio.client import Client
@@ -42,7 +43,7 @@ with workflow.unsafe.imports_passed_through():  # this module is re-imported in 
     from bench import profile
     from bench.stack import Stack, running_stack
     from core.config import get_settings
-    from core.db import Database
+    from core.db import Database, libpq_url
     from core.temporal import connect
     from devstack import processes
     from domain.users import ensure_superuser
@@ -262,12 +263,9 @@ class Profiler:
         self.log = stack.pgdata / "log"
 
     async def _pg(self, *statements: str) -> None:
-        db = Database(self.stack.database_url, pool_size=1)
-        async with db.session() as session:
-            for statement in statements:
-                await session.execute(text(statement))
-            await session.commit()
-        await db.close()
+        async with await psycopg.AsyncConnection.connect(libpq_url(self.stack.database_url), autocommit=True) as conn:
+            for statement in statements:  # ALTER SYSTEM: never in a transaction
+                await conn.execute(statement)
 
     async def start(self) -> None:
         await self._pg("ALTER SYSTEM SET log_min_duration_statement = 0", "SELECT pg_reload_conf()")
