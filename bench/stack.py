@@ -224,6 +224,10 @@ async def running_stack(
                 "--port",
                 str(api_port),
                 "--no-access-log",
+                # As in production (Dockerfile): a client's idle connection outlives the driver's pauses, so it is
+                # never reused at the moment the server closes it.
+                "--timeout-keep-alive",
+                "75",
             ),
         )
         await asyncio.to_thread(processes.wait_for_port, sandbox_port, sandbox, name="sandbox")
