@@ -12,8 +12,9 @@ its validator accepted it and counts only if that round is still current once th
 rounds' decisions stay in the audit trail (approval_decisions keeps each one with its round) without counting.
 Every update handler ends whatever the workflow does next: it waits only on conditions that closing makes true."""
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -34,6 +35,15 @@ with workflow.unsafe.imports_passed_through():
     from models.notifications import NotifyUsers
 
 STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30))
+# Since this patch a decision is recorded by a local activity: it runs in the worker within the workflow task that
+# accepted the update, so the decision is answered once that one task completes (the vote durably written, the
+# workflow's state moved on), not after an activity task dispatched through the server and a second workflow task.
+# What it sets going (the request row's next level, the emails, the loan) are commands of that task and carry on
+# after the answer. update_request stays an activity: a local one holds the workflow task while it waits, and
+# messages (an answer, a withdrawal) must still be taken while a slow transaction holds the request's row.
+LOCAL_STEPS = "approval-local-steps"
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 OUTCOME_STATUS = {"decline": "declined", "hold": "on_hold"}
 
 
@@ -66,7 +76,7 @@ class ApprovalWorkflow:
         # The validator has just accepted it in this round (nothing ran in between): that round is the decision's.
         level, round_ = self._level, self._round
         self._voted.add(str(decision.approver_id))
-        await workflow.execute_activity_method(
+        await self._db_step(
             ApprovalActivities.record_decision,
             DecisionRecord(
                 request_id=self._input.request_id,
@@ -78,7 +88,6 @@ class ApprovalWorkflow:
                 decision=decision.decision,
                 reason=decision.reason,
             ),
-            **STEP,
         )
         if (self._status, self._level, self._round) != ("open", level, round_):
             # Escalated, reopened, passed, waiting for information or closed while it was being recorded.
@@ -295,6 +304,12 @@ class ApprovalWorkflow:
                 ),
                 start_to_close_timeout=timedelta(seconds=60),
             )
+
+    @staticmethod
+    async def _db_step(step: Callable[[Any, Arg], Awaitable[Result]], arg: Arg) -> Result:
+        if workflow.patched(LOCAL_STEPS):
+            return await workflow.execute_local_activity_method(step, arg, **STEP)
+        return await workflow.execute_activity_method(step, arg, **STEP)
 
     async def _close(self, status: str) -> ApprovalState:
         self._status = status

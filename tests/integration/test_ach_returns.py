@@ -129,15 +129,15 @@ ONE_PRESENTMENT = ["queued", "submitted", "pending_settlement", "settled"]
 
 
 async def search_attribute_steps(client, workflow_id: str) -> list[str]:
-    """Every PaymentStatus the workflow set, in order (what the Temporal UI showed over time)."""
+    """Every PaymentStatus the workflow set, in order (what the Temporal UI showed over time). Other upserts (the
+    SDK's TemporalChangeVersion, when a patch is first taken) do not count."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return [
-        json.loads(
-            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields["PaymentStatus"].data
-        )
+    upserts = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
         for e in history.events
         if e.HasField("upsert_workflow_search_attributes_event_attributes")
     ]
+    return [json.loads(fields["PaymentStatus"].data) for fields in upserts if "PaymentStatus" in fields]
 
 
 async def test_r01_after_settlement_is_re_presented_then_completes(
