@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint fuzz bench chaos temporal-cli clean-data compose-check replay-histories backup restore
+.PHONY: run test lint fuzz bench bench-quick chaos temporal-cli clean-data compose-check replay-histories backup restore
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: $(VENV)/.installed
 # Benchmarks (PRODUCT.md §5): printed figures from a real stack of their own, beside make run's.
 bench: temporal-cli
 	$(PY) -m bench
+
+# Every benchmark at a small size, in under five minutes: the figures' shape, not their value (bench/README.md).
+bench-quick: temporal-cli
+	$(PY) -m bench --quick
 
 # The chaos run (PRODUCT.md §4.10, bench/chaos): N ACH payments of every sandbox scenario, M loans, auto-pay bills
 # and a month-end posting in flight through bank faults, worker SIGKILLs, a Temporal and a Postgres restart; prints

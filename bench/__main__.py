@@ -1,5 +1,6 @@
-"""`python -m bench [names...] [options]`: runs every benchmark (or the named ones), each on its own real stack,
-and prints its figures. Each benchmark module has `add_arguments(parser)` and `async run(args)`."""
+"""`python -m bench [names...] [--quick] [options]`: runs every benchmark (or the named ones), each on its own real
+stack, and prints its figures. Each benchmark module has `add_arguments(parser)`, `async run(args)` and QUICK, the
+defaults of `--quick` (`make bench-quick`: every figure at a small size, in under five minutes)."""
 
 import argparse
 import asyncio
@@ -16,8 +17,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="name", help=f"any of {', '.join(BENCHMARKS)} (default: all)")
     modules = {name: importlib.import_module(path) for name, path in BENCHMARKS.items()}
+    parser.add_argument("--quick", action="store_true", help="small sizes: every benchmark in under five minutes")
     for module in modules.values():
         module.add_arguments(parser)
+    if parser.parse_known_args()[0].quick:
+        for module in modules.values():
+            parser.set_defaults(**module.QUICK)
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:

@@ -374,6 +374,9 @@ def load() -> str:
 # --- the benchmark --------------------------------------------------------------------------------------------
 
 
+QUICK = {"payments": 300}  # make bench-quick
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ach_throughput")
     group.add_argument(

@@ -257,6 +257,9 @@ async def decide_all(
 # --- the benchmark --------------------------------------------------------------------------------------------
 
 
+QUICK = {"steady": 60, "saturation": 80}  # make bench-quick
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("approval_roundtrip")
     group.add_argument(

@@ -138,6 +138,9 @@ def peak_rss_mib(pid: int) -> float:
     return kib / 1024
 
 
+QUICK = {"accounts": 20000}  # make bench-quick
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("interest_posting")
     group.add_argument(
