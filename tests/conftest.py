@@ -144,9 +144,10 @@ class ApiServer:
     def __init__(self, settings: Settings):
         self.port = processes.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
         self.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings),
+                self.app,
                 host="127.0.0.1",
                 port=self.port,
                 log_config=None,
