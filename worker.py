@@ -18,6 +18,8 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.bank_events import start_sweep
+from core.cache.listener import CacheListener
+from core.cache.store import Cache
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
 from core.db import Database
 from core.logging import configure_logging
@@ -93,7 +95,7 @@ async def main(queues: list[Urgency]) -> None:
     configure_logging(settings.log_level, settings.log_json, service="worker")
     configure_tracing(settings, service="worker")  # before connecting: the client takes the tracing interceptor
     client = await connect(settings, runtime=metrics_runtime(settings))
-    db = Database(settings.database_url, settings.db_pool_size)
+    db = Database(settings.database_url, settings.db_pool_size, cache=Cache.from_settings(settings))
     instrument_engine(db.engine)
     worker = build_worker(client, settings, db, queues)
     # Here, not in build_worker: tests build workers too, and keep their schedules apart.
@@ -107,7 +109,8 @@ async def main(queues: list[Urgency]) -> None:
 
     served = [queue_name(settings, urgency) for urgency in queues]
     log.info("worker started", extra={"task_queues": served, "metrics": settings.worker_metrics_address})
-    async with worker:
+    retry = settings.cache_listener_retry.total_seconds()
+    async with CacheListener(db.cache, settings.database_url, "worker", retry), worker:
         await stop.wait()
         log.info("shutting down: finishing in-flight tasks")
     await db.close()

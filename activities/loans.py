@@ -278,7 +278,7 @@ class LoanActivities:
                 )
             ).first()
             if existing is None:
-                rule = await route_for(session, loan.amount, loan.member_type)
+                rule = await route_for(self.db, loan.amount, loan.member_type)
                 if rule is None:  # the rules changed since the application was accepted
                     raise ApplicationError(
                         no_route(loan.amount, loan.member_type), type="NoApprovalRule", non_retryable=True

@@ -14,6 +14,7 @@ from api.errors import AppError
 from api.fields import KEY_PATTERN
 from core import access
 from core.access import Action, Entity
+from core.cache import reference
 from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
@@ -77,6 +78,7 @@ def get_file_cipher(request: Request) -> FileCipher:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
@@ -88,9 +90,9 @@ def unauthorized(message: str) -> AppError:
     return AppError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def get_current_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]
-) -> User:
+async def get_current_user(db: DbDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]) -> User:
+    """The token's user, through the reference-data cache (core/cache): a detached copy, its password hash blank. A
+    user disabled, or whose role or organization changes, is dropped from every process's cache at the change."""
     if not token:
         raise unauthorized("a bearer access token is required")
     try:
@@ -99,7 +101,7 @@ async def get_current_user(
         raise unauthorized("the access token has expired") from None
     except jwt.InvalidTokenError as exc:
         raise unauthorized(f"the access token is not valid: {exc}") from exc
-    user = await session.get(User, payload["sub"])
+    user = await reference.user(db, payload["sub"])
     if user is None or not user.is_active:
         raise unauthorized("the user of this token no longer exists or is disabled")
     return user

@@ -31,6 +31,8 @@ from api.routers import (
     webhooks,
 )
 from api.routers.metrics import install_metrics
+from core.cache.listener import CacheListener
+from core.cache.store import Cache
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
@@ -54,10 +56,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.db = Database(settings.database_url, settings.db_pool_size, settings.database_read_url)
+        app.state.db = Database(
+            settings.database_url, settings.db_pool_size, settings.database_read_url, cache=app.state.cache
+        )
         instrument_engine(app.state.db.engine)  # the primary's statements (the instrumentor takes one engine)
         app.state.linking = LinkingClient(settings)
-        yield
+        retry = settings.cache_listener_retry.total_seconds()
+        async with CacheListener(app.state.cache, settings.database_url, "api", retry) as app.state.cache_listener:
+            yield
         await app.state.linking.aclose()
         await app.state.db.close()
 
@@ -66,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cipher = AccountNumberCipher.from_settings(settings)
     app.state.file_cipher = FileCipher.from_settings(settings)
     app.state.temporal = TemporalConnection(settings)
+    app.state.cache = Cache.from_settings(settings)  # reference data (core/cache), before the metrics that count it
     install_error_handlers(app)  # its catch-all middleware inside the correlation id's: a 500 carries X-Request-ID
     app.add_middleware(CorrelationIdMiddleware)
     install_metrics(app, settings)  # outside the correlation id: its middleware counts every answer

@@ -1,18 +1,17 @@
-"""The approval route of a request, from the active rules in the database (finance.approval_routing decides).
-Shared by the loan API, which refuses an application no rule routes before writing anything, and by the
-activity that routes the loan when it reaches approval (the rules may have changed in between)."""
+"""The approval route of a request, from the active rules (finance.approval_routing decides), read through the
+reference-data cache (core/cache/reference.py). Shared by the loan API, which refuses an application no rule routes
+before writing anything, and by the activity that routes the loan when it reaches approval (the rules may have
+changed in between)."""
 
 from decimal import Decimal
 
-from sqlmodel import select
-
+from core.cache import reference
+from core.db import Database
 from finance.approval_routing import Rule, route
-from models.loans import ApprovalRule
 
 
-async def route_for(session, amount: Decimal, member_type: str) -> Rule | None:
-    rules = (await session.exec(select(ApprovalRule).where(ApprovalRule.active))).all()
-    return route([Rule.model_validate(rule) for rule in rules], amount, member_type)
+async def route_for(db: Database, amount: Decimal, member_type: str) -> Rule | None:
+    return route(list(await reference.active_rules(db)), amount, member_type)
 
 
 def no_route(amount: Decimal, member_type: str) -> str:

@@ -178,6 +178,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # The reference-data cache (core/cache): the signed-in user, products and approval rules are kept in each API and
+    # worker process this long (0: no cache, every read goes to the database), dropped at once when their row changes
+    # (Postgres LISTEN/NOTIFY). While the listener is down the cache is bypassed; it reconnects every
+    # cache_listener_retry.
+    cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_listener_retry: timedelta = timedelta(seconds=1)
+
     # Observability. The API's /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when it is set (production
     # requires it); its business series are recomputed by SQL at most once per metrics_cache_ttl.
     metrics_token: SecretStr | None = None

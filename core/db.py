@@ -11,6 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.cache.commit_hook import CACHE_INFO
+from core.cache.store import Cache
+
 
 def sqlalchemy_url(database_url: str) -> str:
     if not database_url:
@@ -32,13 +35,27 @@ def _engine(database_url: str, pool_size: int) -> AsyncEngine:
     )
 
 
+# Connections (and as many overflow) of the pool that cache misses read on.
+CACHE_POOL_SIZE = 2
+
+
 class Database:
     """Sessions on the primary, and read-only sessions on the read replica (`read_url`), or on the primary when
-    there is none."""
+    there is none; `cache` holds the process's reference data (core/cache), off when not given. Its writes through
+    `session()` drop their cached rows at commit (core/cache/commit_hook.py).
 
-    def __init__(self, database_url: str, pool_size: int = 10, read_url: str = ""):
+    What the cache loads is read on a small pool of its own (`cache_session()`): committed rows only, never the
+    caller's transaction, and a caller that holds a connection of the main pool never waits on that same pool for a
+    second one (with every main connection taken, that wait would never end)."""
+
+    def __init__(self, database_url: str, pool_size: int = 10, read_url: str = "", cache: Cache | None = None):
         self.engine: AsyncEngine = _engine(database_url, pool_size)
-        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self.cache = cache if cache is not None else Cache(ttl_seconds=0)
+        self.sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False, info={CACHE_INFO: self.cache}
+        )
+        self.cache_engine = _engine(database_url, CACHE_POOL_SIZE)
+        self.cache_sessions = async_sessionmaker(self.cache_engine, class_=AsyncSession, expire_on_commit=False)
         self.read_engine = _engine(read_url, pool_size) if read_url else self.engine
         self.read_sessions = async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
 
@@ -56,7 +73,13 @@ class Database:
             await session.execute(text("SET TRANSACTION READ ONLY"))
             yield session
 
+    @asynccontextmanager
+    async def cache_session(self) -> AsyncIterator[AsyncSession]:
+        async with self.cache_sessions() as session:
+            yield session
+
     async def close(self) -> None:
         await self.engine.dispose()
+        await self.cache_engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -16,6 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from core import search_attributes
+from core.cache.listener import CacheListener
+from core.cache.store import Cache
 from core.config import Settings
 from core.db import Database
 from devstack import processes
@@ -122,8 +124,11 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
 
 @pytest.fixture(scope="session")
 async def db(settings):
-    database = Database(settings.database_url, pool_size=5)
-    yield database
+    """The worker's database, with its reference-data cache listening, as worker.py runs it."""
+    database = Database(settings.database_url, pool_size=5, cache=Cache.from_settings(settings))
+    retry = settings.cache_listener_retry.total_seconds()
+    async with CacheListener(database.cache, settings.database_url, "worker", retry):
+        yield database
     await database.close()
 
 
@@ -139,9 +144,10 @@ class ApiServer:
     def __init__(self, settings: Settings):
         self.port = processes.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
         self.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings),
+                self.app,
                 host="127.0.0.1",
                 port=self.port,
                 log_config=None,

@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from activities.loan_servicing import quote
 from activities.loans import first_due_date
 from api.crud import required
-from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentUser, DbDep, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
 from api.fields import BusinessDateTime, Money, MoneyFilter, MoneyOrZero, line_rules, multiline_rules
 from api.pagination import Page, PageDep, paginate
@@ -27,6 +27,7 @@ from core import search_attributes as sa
 from core.access import Entity
 from core.approval_routes import no_route, route_for
 from core.business_time import business_today
+from core.cache import reference
 from core.loan_books import installment_balances, installment_rows
 from core.task_queues import queue_for
 from core.temporal import published
@@ -37,7 +38,7 @@ from finance.money import CENT
 from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
-from models.loans import Loan, LoanInput, LoanProduct, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
+from models.loans import Loan, LoanInput, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
 from models.users import User
 from workflows.approval import ApprovalWorkflow
 from workflows.loan import LoanWorkflow
@@ -153,6 +154,7 @@ async def apply(
     key: IdempotencyKey,
     response: Response,
     session: SessionDep,
+    db: DbDep,
     user: CurrentUser,
     client: TemporalDep,
     settings: SettingsDep,
@@ -163,7 +165,7 @@ async def apply(
     existing = await session.get(Loan, loan_id)
     if existing is None:
         applicant = access.check_acts_for(user, await session.get(User, applicant_id), applicant_id)
-        product = await session.get(LoanProduct, body.product_id)
+        product = await reference.loan_product(db, body.product_id)
         if product is None or not product.active:
             raise not_found("loan product", body.product_id)
         problems = {}
@@ -173,7 +175,7 @@ async def apply(
             problems["term"] = f"must be between {product.min_term} and {product.max_term}"
         if problems:
             raise AppError(422, "outside_product_limits", "the loan does not fit the product", problems)
-        if await route_for(session, body.amount, applicant.member_type) is None:
+        if await route_for(db, body.amount, applicant.member_type) is None:
             raise AppError(
                 422,
                 "no_approval_route",

@@ -1,4 +1,4 @@
-"""GET /metrics for Prometheus: the API's request metrics, the business metrics and the process's own.
+"""GET /metrics for Prometheus: the API's request metrics, the business metrics, the cache's and the process's own.
 
 Not in the OpenAPI schema (it is for Prometheus, not for the API's users) and not behind the user access policy:
 Prometheus has no user. When METRICS_TOKEN is set (production requires it) a scrape must bring
@@ -19,6 +19,7 @@ from prometheus_client import (
 from api.deps import unauthorized
 from api.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from core.business_metrics import BusinessMetrics
+from core.cache.metrics import CacheMetrics
 from core.config import Settings
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +38,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> None:
     app.state.metrics_registry = registry
     app.state.business_metrics = BusinessMetrics(lambda: app.state.db, temporal_health, settings)
     registry.register(app.state.business_metrics)
+    registry.register(CacheMetrics(app.state.cache))
     app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))
     app.include_router(router)
 

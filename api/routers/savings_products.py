@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.dialects.postgresql import insert
 
 from api.crud import catalog_item, flush_unique_name, get_for_update, list_catalog
-from api.deps import CurrentUser, ReadSessionDep, SessionDep, allowed
+from api.deps import CurrentUser, DbDep, ReadSessionDep, SessionDep, allowed
 from api.errors import AppError
 from api.fields import AnnualRate, Filter, Money, Name, partial_model, validate_merged
 from api.pagination import Page, PageDep
 from core import audit
 from core.access import Action, Entity
+from core.cache import reference
+from core.db import Database
 from domain.accounts import visible_account
 from finance.daycount import DayCount
 from finance.interest import TieredRate
@@ -251,9 +253,9 @@ class AccountProductOut(BaseModel):
     product: SavingsProductOut | None
 
 
-async def _account_product(session, account_id: uuid.UUID) -> AccountProductOut:
+async def _account_product(session, db: Database, account_id: uuid.UUID) -> AccountProductOut:
     link = await session.get(SavingsAccount, account_id, populate_existing=True)  # after an upsert
-    product = await session.get(SavingsProduct, link.product_id) if link and link.product_id else None
+    product = await reference.savings_product(db, link.product_id) if link and link.product_id else None
     return AccountProductOut(
         account_id=account_id,
         product_id=product.id if product else None,
@@ -267,9 +269,9 @@ async def _account_product(session, account_id: uuid.UUID) -> AccountProductOut:
     tags=["accounts"],
     summary="The savings product the account earns interest on",
 )
-async def get_account_product(account_id: uuid.UUID, session: SessionDep, user: CurrentUser):
+async def get_account_product(account_id: uuid.UUID, session: SessionDep, db: DbDep, user: CurrentUser):
     await visible_account(session, user, account_id)
-    return await _account_product(session, account_id)
+    return await _account_product(session, db, account_id)
 
 
 @router.put(
@@ -279,7 +281,9 @@ async def get_account_product(account_id: uuid.UUID, session: SessionDep, user: 
     summary="Attach a savings product to a deposit account (superuser)",
     description="From the next accrual on, the account earns interest on this product.",
 )
-async def attach_product(account_id: uuid.UUID, body: AccountProductIn, session: SessionDep, actor: ProductWriter):
+async def attach_product(
+    account_id: uuid.UUID, body: AccountProductIn, session: SessionDep, db: DbDep, actor: ProductWriter
+):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
         raise AppError(422, "not_a_deposit_account", "only checking and savings accounts earn interest")
@@ -311,7 +315,7 @@ async def attach_product(account_id: uuid.UUID, body: AccountProductIn, session:
         after={"product_id": str(product.id)},
     )
     await session.commit()
-    return await _account_product(session, account_id)
+    return await _account_product(session, db, account_id)
 
 
 @router.delete(

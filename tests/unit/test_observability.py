@@ -17,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.http_metrics import HttpMetrics
 from core.business_metrics import BusinessMetrics, Snapshot
+from core.cache.metrics import CacheMetrics
+from core.cache.store import Cache
 from core.config import Settings
 from devstack.processes import ROOT
 
@@ -107,6 +109,7 @@ def our_series() -> set[str]:
     rows = {("payments", "queued"): 1.0, ("returns", "R01"): 1.0}
     business._snapshot = Snapshot(database_up=True, temporal_up=True, period="2026-11", rows=rows)
     registry.register(business)
+    registry.register(CacheMetrics(Cache(ttl_seconds=30)))
     text = generate_latest(registry).decode()
     return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
 
@@ -142,6 +145,8 @@ def test_the_named_series_are_exported():
         "backoffice_dead_letters",
         "backoffice_payments_stuck",
         "backoffice_dependency_up",
+        "backoffice_cache_requests_total",
+        "backoffice_cache_listening",
     ):
         assert name in KNOWN_SERIES, name
 
