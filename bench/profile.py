@@ -66,8 +66,10 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 # --- Postgres statements from the server's log ------------------------------------------------------------------
 
-# With log_min_duration_statement = 0 every statement logs "duration: 0.123 ms  statement|execute <name>: SQL".
-_LOGGED = re.compile(r"duration: ([0-9.]+) ms\s+(?:statement|execute [^:]*|bind [^:]*|parse [^:]*): (.*)")
+# With log_min_duration_statement = 0 every statement logs "duration: 0.123 ms  statement: SQL", or, by the extended
+# protocol, one line for each of its parse, bind and execute steps: a call is a statement or an execute, and the
+# time of all three steps counts.
+_LOGGED = re.compile(r"duration: ([0-9.]+) ms\s+(statement|execute|bind|parse)[^:]*: (.*)")
 _LITERALS = re.compile(r"'(?:[^']|'')*'|(?<![$\w.])\d+(?:\.\d+)?\b")
 
 
@@ -96,16 +98,17 @@ def parse_statement_log(lines: Iterable[str]) -> StatementStats:
 
     def flush() -> None:
         if statement:
-            duration, sql = float(statement[0]), " ".join(statement[1:])
+            duration, step, sql = float(statement[0]), statement[1], " ".join(statement[2:])
             key = normalize(sql)
-            stats.calls[key] += 1
+            if step in ("statement", "execute"):
+                stats.calls[key] += 1
             stats.milliseconds[key] += duration
 
     for line in lines:
         match = _LOGGED.search(line)
         if match:
             flush()
-            statement = [match.group(1), match.group(2)]
+            statement = [match.group(1), match.group(2), match.group(3)]
         elif statement is not None and line[:1] in ("\t", " ") and "LOG:" not in line:
             statement.append(line.strip())  # a statement's continuation lines
         else:

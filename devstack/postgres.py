@@ -28,7 +28,8 @@ def embedded_postgres(data_dir: Path, delete_on_exit: bool, stop_on_exit: bool =
         server.psql("ALTER SYSTEM SET max_connections = 300;")
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time, per binary
 
-        pg_ctl(["-w", "restart"], pgdata=data_dir, user=server.system_user)
+        # Logging to the data dir's `log`, as pgserver's own start does (else the restarted server's log is lost).
+        pg_ctl(["-w", "-l", str(data_dir / "log"), "restart"], pgdata=data_dir, user=server.system_user)
         server.ensure_postgres_running()
     return server.get_uri()
 

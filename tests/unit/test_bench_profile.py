@@ -9,13 +9,17 @@ LOG = """\
 \tWHERE payments.id = $1::UUID
 2026-12-01 20:00:00.002 UTC [123] DETAIL:  parameters: $1 = 'abc'
 2026-12-01 20:00:00.003 UTC [124] LOG:  duration: 0.750 ms  statement: UPDATE payments SET status = 'queued' WHERE id = 7
-2026-12-01 20:00:00.004 UTC [123] LOG:  duration: 1.000 ms  execute <unnamed>: SELECT payments.id FROM payments
+2026-12-01 20:00:00.004 UTC [123] LOG:  duration: 0.400 ms  parse <unnamed>: SELECT payments.id FROM payments
+	WHERE payments.id = $1::UUID
+2026-12-01 20:00:00.004 UTC [123] LOG:  duration: 0.100 ms  bind <unnamed>: SELECT payments.id FROM payments
+	WHERE payments.id = $1::UUID
+2026-12-01 20:00:00.004 UTC [123] LOG:  duration: 0.500 ms  execute <unnamed>: SELECT payments.id FROM payments
 \tWHERE payments.id = $1::UUID
 2026-12-01 20:00:00.005 UTC [125] LOG:  checkpoint starting: time
 """
 
 
-def test_statements_are_counted_by_shape_with_their_time():
+def test_statements_are_counted_by_shape_with_the_time_of_their_steps():
     stats = parse_statement_log(LOG.splitlines(keepends=True))
     select = "SELECT payments.id FROM payments WHERE payments.id = $1::UUID"
     update = "UPDATE payments SET status = ? WHERE id = ?"

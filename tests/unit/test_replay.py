@@ -11,7 +11,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.replay.corpus import load
 from tests.replay.variants import UnpatchedBookTransferWorkflow
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 CORPUS = load()
 # Paths that must stay in the corpus whatever a refresh selects: (workflow type, feature of tests/replay/corpus.py).

@@ -5,9 +5,9 @@ import pytest
 from core.config import Settings
 from core.task_queues import QUEUE_OF_WORKFLOW, Urgency, parse_queues, queue_for
 from worker import pool_limits
-from workflows import ALL_WORKFLOWS
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
+from workflows.registry import ALL_WORKFLOWS
 
 
 def test_every_workflow_type_has_a_queue():
