@@ -27,7 +27,7 @@ from core.schedules import ensure_schedules
 from core.task_queues import Urgency, parse_queues, queue_name
 from core.temporal import connect
 from core.tracing import configure_tracing, instrument_engine
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("worker")
 
@@ -82,6 +82,9 @@ def build_worker(
             workflows=[*ALL_WORKFLOWS, *extra_workflows],
             activities=activities,
             max_concurrent_activities=activity_slots,
+            # Local activities (the short database steps) hold their workflow task while they run: no more at once
+            # than the database pool serves (pool + overflow), so none times out queued for a connection.
+            max_concurrent_local_activities=2 * settings.db_pool_size,
             max_concurrent_workflow_tasks=workflow_task_slots,
             max_cached_workflows=settings.worker_max_cached_workflows,
             graceful_shutdown_timeout=timedelta(seconds=10),

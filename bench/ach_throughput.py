@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():  # this module is re-imported in 
     from temporalio.worker import Worker
 
     from bench import profile
+    from bench.open_loop import percentile
     from bench.stack import Stack, running_stack
     from core.config import get_settings
     from core.db import Database, libpq_url
@@ -90,7 +91,8 @@ class BaselinePaymentWorkflow:
         self._signals += 1
 
     @workflow.run
-    async def run(self) -> None:
+    async def run(self, local: bool = False) -> None:
+        self._local = local
         await self._step("validate")
         await self._step("queue")
         await workflow.wait_condition(lambda: self._signals >= 1)
@@ -100,7 +102,10 @@ class BaselinePaymentWorkflow:
         await self._step("complete")
 
     async def _step(self, step: str) -> None:
-        await workflow.execute_activity(noop_step, step, start_to_close_timeout=timedelta(seconds=30))
+        if self._local:  # as the payment's database steps run (workflows/ach_payment.py LOCAL_DB_STEPS)
+            await workflow.execute_local_activity(noop_step, step, start_to_close_timeout=timedelta(seconds=30))
+        else:
+            await workflow.execute_activity(noop_step, step, start_to_close_timeout=timedelta(seconds=30))
 
 
 async def serve_baseline_worker() -> None:
@@ -121,11 +126,13 @@ async def serve_baseline_worker() -> None:
         await stop.wait()
 
 
-async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
-    """Seconds from the first start request until all n baseline workflows have closed."""
-    task_queue = f"{stack.task_queue}-baseline"
+async def run_baseline(stack: Stack, n: int, concurrency: int, local: bool) -> float:
+    """Seconds from the first start request until all n baseline workflows have closed; with local, its steps are
+    local activities."""
+    kind = "local" if local else "activities"
+    task_queue = f"{stack.task_queue}-baseline-{kind}"
     worker = stack.start(
-        "baseline-worker",
+        f"baseline-worker-{kind}",
         processes.python("-m", "bench.ach_throughput", "--baseline-worker"),
         {"TASK_QUEUE": task_queue},
     )
@@ -133,7 +140,7 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
 
     async def drive(ids: list[str]) -> None:
         async def start(workflow_id: str) -> None:
-            await client.start_workflow(BaselinePaymentWorkflow.run, id=workflow_id, task_queue=task_queue)
+            await client.start_workflow(BaselinePaymentWorkflow.run, local, id=workflow_id, task_queue=task_queue)
 
         await bounded(concurrency, start, ids)
         # Each signal to every workflow in turn, after all are started: most find their workflow waiting for
@@ -144,10 +151,10 @@ async def run_baseline(stack: Stack, n: int, concurrency: int) -> float:
             )
 
     try:
-        await drive([f"baseline-warmup-{i}" for i in range(WARMUP)])
+        await drive([f"baseline-{kind}-warmup-{i}" for i in range(WARMUP)])
         await wait_closed(client, query, WARMUP)
         started = time.time()
-        await drive([f"baseline-{i}" for i in range(n)])
+        await drive([f"baseline-{kind}-{i}" for i in range(n)])
         await wait_closed(client, query, WARMUP + n, progress="baseline workflows")
         return (await last_close(client, query)) - started
     finally:
@@ -193,9 +200,15 @@ async def seed_payer(http: httpx.AsyncClient, stack: Stack) -> Payer:
     return Payer(admin, account["id"], external["id"])
 
 
-async def create_payments(http: httpx.AsyncClient, payer: Payer, prefix: str, count: int, concurrency: int) -> None:
+async def create_payments(
+    http: httpx.AsyncClient, payer: Payer, prefix: str, count: int, concurrency: int
+) -> list[float]:
+    """Creates `count` payments, `concurrency` requests in flight; each request's seconds."""
+    latencies: list[float] = []
+
     async def create(i: int) -> None:
         key = f"{prefix}-{i}"
+        started = time.perf_counter()
         response = await http.post(
             "/api/v1/payments",
             headers={**payer.headers, "Idempotency-Key": key},
@@ -209,8 +222,10 @@ async def create_payments(http: httpx.AsyncClient, payer: Payer, prefix: str, co
         )
         if response.status_code != 201:
             raise RuntimeError(f"payment {key}: {response.status_code} {response.text}")
+        latencies.append(time.perf_counter() - started)
 
     await bounded(concurrency, create, range(count))
+    return latencies
 
 
 async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False) -> dict:
@@ -234,7 +249,7 @@ async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False)
         if profiler:
             await profiler.start()
         started = time.time()
-        await create_payments(http, payer, "bench", n, concurrency)
+        creates = await create_payments(http, payer, "bench", n, concurrency)
         accepted = time.time() - started
         await wait_closed(client, payments, WARMUP + n, progress="ACH payments")
         elapsed = (await last_close(client, payments)) - started
@@ -247,7 +262,7 @@ async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False)
     await db.close()
     if statuses != {"completed": WARMUP + n}:
         raise RuntimeError(f"not every payment completed: {statuses}")
-    return {"elapsed": elapsed, "accepted": accepted, "windows": windows}
+    return {"elapsed": elapsed, "accepted": accepted, "windows": windows, "creates": creates, "rss": stack.peak_rss()}
 
 
 class Profiler:
@@ -403,9 +418,11 @@ async def run(args: argparse.Namespace) -> None:
         if args.profile:
             await run_ach(stack, n, concurrency, profile=True)
             return
-        baseline = await run_baseline(stack, n, concurrency)
+        baselines = {local: await run_baseline(stack, n, concurrency, local) for local in (True, False)}
         ach = await run_ach(stack, n, concurrency)
-    ach_rate, baseline_rate = n / ach["elapsed"], n / baseline
+    ach_rate = n / ach["elapsed"]
+    local_rate, remote_rate = n / baselines[True], n / baselines[False]
+    creates = ach["creates"]
     print(
         f"""
 ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
@@ -413,11 +430,17 @@ ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine
   late-return window 1 s, the bank settles 200 ms after the upload; one Temporal dev server, Postgres, API and
   worker process each on this machine; load average {load_before} before the run
   ACH payments, created → completed  {n} in {ach["elapsed"]:7.1f} s = {ach_rate:7.1f} payments/s
-      (the API accepted all in {ach["accepted"]:.1f} s; {ach["windows"]} windows/files: \
-+{2 * ach["windows"] / n:.2f} batch activities a payment)
-  baseline no-op workflows           {n} in {baseline:7.1f} s = {baseline_rate:7.1f} workflows/s
-      (5 activities, 2 signals each)
-  ratio ACH / baseline               {ach_rate / baseline_rate:.3f}""",
+      {ach["windows"]} windows/files: +{2 * ach["windows"] / n:.2f} batch activities a payment
+  POST /payments meanwhile           {n} accepted in {ach["accepted"]:.1f} s = {n / ach["accepted"]:.1f} creates/s; \
+p50 {1000 * percentile(creates, 50):.0f} ms, p95 {1000 * percentile(creates, 95):.0f} ms, \
+p99 {1000 * percentile(creates, 99):.0f} ms
+  baseline, the payment's shape      {n} in {baselines[True]:7.1f} s = {local_rate:7.1f} workflows/s
+      (5 no-op local activities, 2 signals each: the steps as the payment runs them)
+  baseline, steps as activities      {n} in {baselines[False]:7.1f} s = {remote_rate:7.1f} workflows/s
+      (5 no-op activities, 2 signals each: the shape before local activities)
+  ratio ACH / the payment's shape    {ach_rate / local_rate:.3f}
+  ratio ACH / steps as activities    {ach_rate / remote_rate:.3f}
+  peak RSS                           {ach["rss"]}""",
         flush=True,
     )
 
