@@ -20,6 +20,7 @@ worker peak RSS 162 MiB.
 import argparse
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import cast
@@ -138,7 +139,7 @@ def peak_rss_mib(pid: int) -> float:
     return kib / 1024
 
 
-QUICK = {"accounts": 20000}  # make bench-quick
+QUICK = {"accounts": [10_000, 30_000]}  # make bench-quick: both sizes small
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,9 +147,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--accounts",
         type=int,
-        default=1_000_000,
+        nargs="+",
+        default=[100_000, 1_000_000],
         metavar="N",
-        help="savings accounts to seed and post (default 1,000,000)",
+        help="savings accounts to seed and post, one run per size (default 100,000 and 1,000,000: the per-account "
+        "cost of each, to show it flat)",
     )
     group.add_argument("--batch-size", type=int, default=10_000, help="accounts per posting batch (default 10,000)")
     group.add_argument(
@@ -159,8 +162,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-async def run(args: argparse.Namespace) -> None:
-    n, load_before = args.accounts, load()
+@dataclass
+class Measured:
+    accounts: int
+    load_before: str
+    seeding: float
+    copying: float
+    workflow: float
+    statement: float
+    rss_before: float
+    rss_peak: float
+    summary: PostingSummary
+
+
+async def measure(args: argparse.Namespace, n: int) -> Measured:
+    """Both paths at N accounts, on a stack of their own (the worker's peak RSS is this size's alone)."""
+    load_before = load()
     settings = {
         "INTEREST_BATCH_SIZE": str(args.batch_size),
         "INTEREST_CONTINUE_AS_NEW_AFTER": str(args.continue_as_new_after),
@@ -180,19 +197,45 @@ async def run(args: argparse.Namespace) -> None:
         raise RuntimeError(
             f"the two runs disagree: workflow {by_workflow} (summary {summary}), statement {by_statement}"
         )
+    return Measured(
+        n, load_before, seeding, copying, workflow_seconds, statement_seconds, rss_before, rss_peak, summary
+    )
+
+
+def per_account_us(seconds: float, n: int) -> float:
+    return seconds / n * 1e6
+
+
+async def run(args: argparse.Namespace) -> None:
+    runs = [await measure(args, n) for n in args.accounts]
     days = (LAST - FIRST).days + 1
     workflow_label = f"workflow (batches of {args.batch_size:,}, continue-as-new every {args.continue_as_new_after})"
     width = max(len(workflow_label), 34)
     print(
         f"""
 Month-end interest posting — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
-  N = {n:,} savings accounts with {days} days of accruals each ({n * days:,} rows), seeded in {seeding:.1f} s,
-  copied in {copying:.1f} s; one Postgres, Temporal dev server and worker process on this machine; load average
-  {load_before} before the run
-  {workflow_label:<{width}} {workflow_seconds:8.1f} s = {n / workflow_seconds:8.0f} accounts/s
-  {"one hand-written SQL statement":<{width}} {statement_seconds:8.1f} s = {n / statement_seconds:8.0f} accounts/s
-  {"ratio workflow / statement":<{width}} {workflow_seconds / statement_seconds:8.2f}
-  {"worker peak RSS (VmHWM)":<{width}} {rss_peak:8.0f} MiB ({rss_before:.0f} MiB before the run)
-  both posted {summary.accounts:,} accounts (the rest accrued nothing), {summary.total:,} in total; books sum to 0""",
+  one Postgres, Temporal dev server and worker process on this machine, a fresh stack per size""",
         flush=True,
     )
+    for m in runs:
+        n = m.accounts
+        print(
+            f"""  N = {n:,} savings accounts with {days} days of accruals each ({n * days:,} rows), seeded in {m.seeding:.1f} s,
+  copied in {m.copying:.1f} s; load average {m.load_before} before the run
+    {workflow_label:<{width}} {m.workflow:8.1f} s = {n / m.workflow:8.0f} accounts/s, {per_account_us(m.workflow, n):6.1f} µs each
+    {"one hand-written SQL statement":<{width}} {m.statement:8.1f} s = {n / m.statement:8.0f} accounts/s, {per_account_us(m.statement, n):6.1f} µs each
+    {"ratio workflow / statement":<{width}} {m.workflow / m.statement:8.2f}
+    {"worker peak RSS (VmHWM)":<{width}} {m.rss_peak:8.0f} MiB ({m.rss_before:.0f} MiB before the run)
+    both posted {m.summary.accounts:,} accounts (the rest accrued nothing), {m.summary.total:,} in total; books sum to 0""",
+            flush=True,
+        )
+    if len(runs) > 1:
+        small, large = min(runs, key=lambda m: m.accounts), max(runs, key=lambda m: m.accounts)
+        print(
+            f"  per-account cost at {large.accounts:,} / at {small.accounts:,} accounts: workflow "
+            f"{per_account_us(large.workflow, large.accounts) / per_account_us(small.workflow, small.accounts):.2f}, "
+            f"statement "
+            f"{per_account_us(large.statement, large.accounts) / per_account_us(small.statement, small.accounts):.2f}; "
+            f"worker peak RSS {large.rss_peak:.0f} vs {small.rss_peak:.0f} MiB",
+            flush=True,
+        )
