@@ -21,8 +21,12 @@ yet measured at 1,000,000 through this benchmark (seeding 31,000,000 accruals to
 machine). What was measured: `--accounts 10000 30000`: workflow 16.5 s and 48.6 s (1,650 and 1,621 µs an
 account: flat), one statement 3.4 s and 20.9 s, ratios 4.81 and 2.33 (at these sizes the workflow's fixed
 cost, a fresh worker's first tasks and the 6 other activities, dominates); worker peak RSS 176 and 180 MiB. The
-batch activity alone (no Temporal) at 1,000,000 accounts: no sequential scan of ledger_accounts and 25 ms in the
-open-account trigger over 44 batches, against 97 scans reading 43,000,258 rows and 9.6 s over 27 batches before.
+batch activity alone (no Temporal) at 1,000,000 accounts: 101 batches in 972 s on the loaded machine, the last
+tenth of the batches as fast as the first (the per-batch cost flat); no sequential scan of ledger_accounts and
+38 ms in the open-account trigger in all, against 97 scans reading 43,000,258 rows and 9.6 s in the first 27
+batches before. The one statement on a copy right after took 262 s: 3.7x, NOT the target yet.
+The ledger's postings_balanced trigger still reads the whole postings entry_id index once per batch (203 s in 101
+calls, against 7.4 s in the statement's one): the next thing to change (bench/notes/interest_posting.md).
 
 `python -m bench interest_posting [--accounts N [N ...]] [--batch-size B]`"""
 
