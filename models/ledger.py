@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, Index, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, money, timestamp, uuid_pk
@@ -40,6 +40,8 @@ class LedgerAccount(SQLModel, table=True):
         CheckConstraint("normal_balance IN ('debit','credit')", name="ledger_accounts_normal_valid"),
         CheckConstraint("status IN ('active','closed')", name="ledger_accounts_status_valid"),
         CheckConstraint("kind = 'gl' OR type IN ('checking','savings','loan')", name="ledger_accounts_type_valid"),
+        # The few closed accounts, for the ledger's open-account check (migration 0017).
+        Index("ledger_accounts_not_active", "id", postgresql_where=text("status <> 'active'")),
     )
     id: uuid.UUID = uuid_pk()
     code: str | None = Field(default=None, unique=True, max_length=40)  # GL accounts: e.g. GL-CASH
