@@ -12,9 +12,9 @@ process, bench/query_plans.py) for a user of each role, and EXPLAINed: a sequent
 (payments, loans, the ledger's) fails the benchmark after its figures are printed.
 
 Also printed: the API's and the worker's peak RSS (VmHWM, each process and its children), and the cache hit rate
-over the measured run when the API exports `backoffice_cache_requests_total` on /metrics.
+over the measured runs when the API exports `backoffice_cache_requests_total` on /metrics.
 
-`python -m bench api_reads [--read-payments N] [--read-rate R] [--read-seconds S] [--read-clients C]`
+`python -m bench api_reads [--read-payments N] [--read-rates R1,R2] [--read-seconds S] [--read-clients C]`
 (`--read-payments 20000`: a quick run of a couple of minutes)."""
 
 import argparse
@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.main import create_app
 from bench import query_plans
 from bench.ach_throughput import load, machine
-from bench.open_loop import Run, Sample, Stats, by_endpoint, run_open_loop, stats
+from bench.open_loop import Run, Stats, by_endpoint, run_open_loop, stats
 from bench.read_seed import PASSWORD, Shape, seed
 from bench.stack import Stack, running_stack
 from core.config import Settings
@@ -291,7 +291,7 @@ def cache_line(before: tuple[float, float] | None, after: tuple[float, float] | 
         return "cache: not present (no backoffice_cache_requests_total on /metrics)"
     hits, lookups = after[0] - before[0], after[1] - before[1]
     rate = f"{hits / lookups:.1%}" if lookups else "n/a"
-    return f"cache hit rate {rate} ({hits:,.0f} of {lookups:,.0f} lookups over the measured run; target >= 80%)"
+    return f"cache hit rate {rate} ({hits:,.0f} of {lookups:,.0f} lookups over the measured runs; target >= 80%)"
 
 
 # --- the benchmark --------------------------------------------------------------------------------------------
@@ -307,8 +307,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="payments to seed; loans, accounts and organizations scale with it (default 1,000,000; "
         "20000 for a quick run)",
     )
-    group.add_argument("--read-rate", type=float, default=50.0, help="requests a second, open-loop (default 50)")
-    group.add_argument("--read-seconds", type=float, default=60.0, help="seconds of measured load (default 60)")
+    group.add_argument(
+        "--read-rates",
+        type=lambda text: [float(r) for r in text.split(",")],
+        default=[10.0, 25.0, 50.0],
+        metavar="R1,R2,...",
+        help="requests a second, open-loop, one measured run each, the first shown by endpoint (default 10,25,50)",
+    )
+    group.add_argument("--read-seconds", type=float, default=30.0, help="seconds of each measured run (default 30)")
     group.add_argument("--read-clients", type=int, default=100, help="users and connections (default 100)")
 
 
@@ -338,7 +344,7 @@ def row(label: str, s: Stats) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    shape, load_before = Shape.for_payments(args.read_payments), load()
+    shape, load_before, rates = Shape.for_payments(args.read_payments), load(), args.read_rates
     async with running_stack(SETTINGS, name="bench-reads") as stack:
         seeding, counts = await seed(stack.database_url, shape)
         clients = choose_clients(shape, args.read_clients)
@@ -346,30 +352,28 @@ async def run(args: argparse.Namespace) -> None:
             await sign_in(http, clients, shape)
             await sample_ids(stack.database_url, clients, shape)
             plans = await check_plans(stack, clients)
-            await drive(stack, clients, args.read_rate, WARMUP_SECONDS, offset=10**9)
+            await drive(stack, clients, rates[0], WARMUP_SECONDS, offset=10**9)
             cache_before = await scrape_cache(http)
-            measured = await drive(stack, clients, args.read_rate, args.read_seconds, offset=0)
+            runs = []
+            for i, rate in enumerate(rates):
+                runs.append(await drive(stack, clients, rate, args.read_seconds, offset=i * 10**7))
             cache_after = await scrape_cache(http)
         api_rss, worker_rss = peak_rss(stack, "api"), peak_rss(stack, "worker")
         if plans.bad:
             stack.keep = True
-    overall = stats(measured.samples)
-    samples: list[Sample] = measured.samples
+    first = runs[0]
     print(
         f"""
 Reads under steady load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
-  seeded in {seeding:.1f} s (VACUUM ANALYZE included): {counts["payments"]:,} payments, {counts["loans"]:,} loans, \
-{counts["journal_entries"]:,} journal entries, {counts["postings"]:,} postings,
-  {counts["payment_events"]:,} payment events, {counts["holds"]:,} holds, {counts["ledger_accounts"]:,} ledger \
-accounts, {counts["users"]:,} users in {shape.orgs} organizations; load average {load_before} before the run
-  open loop: {args.read_rate:g} requests/s for {args.read_seconds:g} s ({len(samples):,} sent, \
-{len(samples) / measured.seconds:.1f}/s answered), {len(clients)} users ({", ".join(ROLES)} of \
-{min(len(clients), shape.orgs)} organizations) over at most {len(clients)} connections; the driver ran at most \
-{measured.max_lag * 1000:.0f} ms late; one API and one worker process
+  seeded in {seeding:.1f} s (VACUUM ANALYZE and checks included): {counts["payments"]:,} payments, {counts["loans"]:,} loans, {counts["journal_entries"]:,} journal entries, {counts["postings"]:,} postings,
+  {counts["payment_events"]:,} payment events, {counts["holds"]:,} holds, {counts["ledger_accounts"]:,} ledger accounts, {counts["users"]:,} users in {shape.orgs} organizations; load average {load_before} before the run
+  open loop, {args.read_seconds:g} s a rate: {len(clients)} users ({", ".join(ROLES)} of {min(len(clients), shape.orgs)} organizations) over at most {len(clients)} connections; one API and one worker process
+  at {rates[0]:g} requests/s ({len(first.samples):,} sent, {len(first.samples) / first.seconds:.1f}/s answered, the driver at most {first.max_lag * 1000:.0f} ms late):
     {"endpoint":<36} {"count":>6} {"errors":>6} {"p50 ms":>8} {"p95 ms":>8} {"p99 ms":>8}
-{chr(10).join(row(name, s) for name, s in by_endpoint(samples).items())}
-{row("all", overall)}
-  target p95 < {TARGET_P95 * 1000:.0f} ms at {len(clients)} clients: {"met" if overall.p95 < TARGET_P95 else "NOT met"}
+{chr(10).join(row(name, s) for name, s in by_endpoint(first.samples).items())}
+{chr(10).join(row(f"all at {rate:g}/s ({len(r.samples) / r.seconds:.1f}/s answered)", stats(r.samples)) for rate, r in zip(rates, runs, strict=True))}
+  target p95 < {TARGET_P95 * 1000:.0f} ms at {len(clients)} clients: \
+{", ".join(f"{'met' if stats(r.samples).p95 < TARGET_P95 else 'NOT met'} at {rate:g}/s" for rate, r in zip(rates, runs, strict=True))}
   {cache_line(cache_before, cache_after)}
   peak RSS (VmHWM): API {api_rss}; worker {worker_rss}
   scans of the big tables by each endpoint's statements (EXPLAIN, as an org admin, an operator and a member):

@@ -72,7 +72,7 @@ def test_requests_cycle_clients_and_fall_back_to_a_list():
     staff = Client(role="operator", org=2, accounts=["a2"], payments=["p2"], loans=["l2"])
     names = {name for name, _, _ in ENDPOINTS}
     for k in range(400):
-        client, name, path, params = request_for(k, [no_loans, staff])
+        client, name, path, _ = request_for(k, [no_loans, staff])
         assert client is (no_loans, staff)[k % 2]
         assert name in names and path.startswith("/api/v1/")
         if client is no_loans:
