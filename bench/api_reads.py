@@ -14,6 +14,18 @@ process, bench/query_plans.py) for a user of each role, and EXPLAINed: a sequent
 Also printed: the API's and the worker's peak RSS (VmHWM, each process and its children), and the cache hit rate
 over the measured runs when the API exports `backoffice_cache_requests_total` on /metrics.
 
+Figures (2026-12-01 21:49 UTC, 2 vCPU AMD EPYC, 23.5 GiB, load average 7.8 from other jobs; embedded PostgreSQL
+16, 128 MB shared_buffers): 1,000,000 payments, 100,000 loans, 1,765,813 journal entries, 3,531,626 postings,
+seeded and checked in 587 s. 100 users, 30 s a rate: at 10 requests/s p50 50 ms, p95 198 ms, p99 300 ms, no
+errors (target met, narrowly); at 25/s only 3.9/s answered, 355 of 750 errors; at 50/s 3.0/s answered, 1,200 of
+1,500 errors. The errors are 500s, sqlalchemy's QueuePool timeout: a list request holds one pooled connection for
+the signed-in user (get_current_user's session, never given back before the response) and waits for a second
+(its read session, on the same engine when DATABASE_READ_URL is unset); past 10 such requests at once, the 20
+connections are all held by requests waiting for another, and each waits out the 30 s pool timeout. API peak RSS
+233 MiB, worker 181 MiB. The plans: no sequential scan of a big table (after migration 0017 and the member scope
+in core/access.py; before them every account read summed all postings and holds, and every member's payment list
+read all payments).
+
 `python -m bench api_reads [--read-payments N] [--read-rates R1,R2] [--read-seconds S] [--read-clients C]`
 (`--read-payments 20000`: a quick run of a couple of minutes)."""
 
