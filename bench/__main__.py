@@ -10,6 +10,7 @@ BENCHMARKS = {
     "ach_throughput": "bench.ach_throughput",
     "approval_roundtrip": "bench.approval_roundtrip",
     "interest_posting": "bench.interest_posting",
+    "api_reads": "bench.api_reads",
 }
 
 

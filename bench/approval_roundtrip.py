@@ -35,7 +35,7 @@ import httpx
 from sqlalchemy import text
 
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
-from bench.open_loop import open_loop, percentile
+from bench.open_loop import Sample, Stats, by_endpoint, run_open_loop, stats
 from bench.stack import Stack, running_stack
 from core.db import Database
 from domain.users import ensure_superuser
@@ -285,25 +285,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         pass  # `python -m bench` registers ach_throughput's --concurrency (same default) for both
 
 
-def steady_calls(paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]) -> list:
-    """One call per approval, the paths in turn, the officers in turn."""
-
-    def call(path: str, officer: Officer, approval: Approval):
-        async def decide() -> str | None:
-            status = await paths[path](officer, approval)
-            return None if status == "approved" else status
-
-        return path, decide
-
+def steady_call(paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]):
+    """Arrival k: approval k, decided by the paths in turn and the officers in turn; (path, approved?)."""
     names = list(paths)
-    return [call(names[i % len(names)], officers[i % len(officers)], approval) for i, approval in enumerate(approvals)]
+
+    async def call(k: int) -> tuple[str, bool]:
+        path = names[k % len(names)]
+        return path, await paths[path](officers[k % len(officers)], approvals[k]) == "approved"
+
+    return call
 
 
-def row(label: str, seconds: list[float], errors: int = 0) -> str:
-    if not seconds:
-        return f"  {label:<24}{0:>5}   (no answer; {errors} errors)"
-    ms = [1000 * x for x in (percentile(seconds, 50), percentile(seconds, 95), percentile(seconds, 99), max(seconds))]
-    return f"  {label:<24}{len(seconds):>5}" + "".join(f"{x:>9.1f}" for x in ms) + f"{errors:>8}"
+def row(label: str, stats: Stats) -> str:
+    ms = [1000 * x for x in (stats.p50, stats.p95, stats.p99)]
+    return f"  {label:<24}{stats.count:>5}" + "".join(f"{x:>9.1f}" for x in ms) + f"{stats.errors:>8}"
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -328,21 +323,16 @@ async def run(args: argparse.Namespace) -> None:
                 await decide_all(paths, officers, warmup)
                 await wait_disbursed(db, warmup)
                 load_measuring = load()
-                steady_run = await open_loop(rate, steady_calls(paths, officers, approvals[:steady]), concurrency)
+                steady_run = await run_open_loop(rate, steady / rate, steady_call(paths, officers, approvals[:steady]))
                 await wait_disbursed(db, approvals[:steady])
                 saturated, elapsed = await decide_all({"http": over_http(http)}, officers, approvals[steady:])
                 rss = stack.peak_rss()
         finally:
             await db.close()
 
-    http_seconds, direct_seconds = steady_run.latencies["http"], steady_run.latencies["direct"]
-    errors = {path: len(e) for path, e in steady_run.errors.items()}
-    ratio = (
-        f"p50 {percentile(http_seconds, 50) / percentile(direct_seconds, 50):.2f}, "
-        f"p95 {percentile(http_seconds, 95) / percentile(direct_seconds, 95):.2f}"
-        if http_seconds and direct_seconds
-        else "n/a"
-    )
+    per_path = by_endpoint(steady_run.samples)
+    over_http_stats, direct_stats = per_path["http"], per_path["direct"]
+    saturated_stats = stats([Sample("http", seconds, True) for seconds in saturated["http"]])
     print(
         f"""
 Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
@@ -350,14 +340,15 @@ Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {mac
   server, Postgres, API and worker process each on this machine; {WARMUP} warm-up decisions a path first; load
   average {load_before} before the run, {load_measuring} when measuring began (after the set-up)
   steady: {steady} decisions arriving at {rate:g}/s (open loop: latency from the scheduled arrival), over HTTP and by
-  direct update in turn, by {len(officers)} loan officers; {steady_run.elapsed:.1f} s
-                             calls   p50 ms   p95 ms   p99 ms   max ms  errors
-{row("HTTP decision call", http_seconds, errors.get("http", 0))}
-{row("direct Temporal update", direct_seconds, errors.get("direct", 0))}
-  ratio HTTP / direct       {ratio}
+  direct update in turn, by {len(officers)} loan officers; {steady_run.seconds:.1f} s
+                             calls   p50 ms   p95 ms   p99 ms  errors
+{row("HTTP decision call", over_http_stats)}
+{row("direct Temporal update", direct_stats)}
+  ratio HTTP / direct       p50 {over_http_stats.p50 / direct_stats.p50:.2f}, \
+p95 {over_http_stats.p95 / direct_stats.p95:.2f}
   saturation: {concurrency} approvers over HTTP, each deciding again once answered (closed loop)
   {len(saturated["http"])} decisions in {elapsed:.1f} s = {len(saturated["http"]) / elapsed:.1f} decisions/s
-{row("HTTP decision call", saturated["http"])}
+{row("HTTP decision call", saturated_stats)}
   peak RSS: {rss}""",
         flush=True,
     )

@@ -1,69 +1,91 @@
-"""An open-loop load generator: requests arrive at a fixed rate whatever the server's answers take, and each
-latency runs from the request's scheduled arrival, so time spent queued (behind a slow server, or behind the cap on
-requests in flight) counts. A closed loop (N clients, each waiting for its answer before the next call) slows its
-own arrivals down when the server slows, and hides exactly the queueing a steady stream of users would meet."""
+"""An open-loop load generator: requests leave at fixed times whatever the earlier ones are doing, and each
+latency runs from its scheduled time, so time spent queueing (in the driver, the connection pool, the server)
+counts. A closed loop (a fixed number of clients, each waiting for its answer) would slow down with the
+server and hide exactly that queueing."""
 
 import asyncio
-import statistics
+import math
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 
-@dataclass
-class Outcome:
-    latencies: dict[str, list[float]] = field(default_factory=dict)  # seconds, by label
-    errors: dict[str, list[str]] = field(default_factory=dict)
-    late_starts: int = 0  # arrivals that found every slot busy: the cap, not the server, delayed them
-    elapsed: float = 0.0
-
-    def record(self, label: str, seconds: float, error: str | None) -> None:
-        self.latencies.setdefault(label, [])
-        self.errors.setdefault(label, [])
-        if error is None:
-            self.latencies[label].append(seconds)
-        else:
-            self.errors[label].append(error)
+@dataclass(frozen=True)
+class Sample:
+    endpoint: str
+    latency: float  # seconds from the scheduled time to the end of the answer
+    ok: bool
 
 
-def arrival_times(rate: float, count: int) -> list[float]:
-    """Offsets (seconds from the start) of `count` arrivals at a steady `rate` a second."""
-    return [i / rate for i in range(count)]
+@dataclass(frozen=True)
+class Stats:
+    count: int
+    errors: int
+    p50: float
+    p95: float
+    p99: float
 
 
-async def open_loop(
-    rate: float,
-    calls: list[tuple[str, Callable[[], Awaitable[str | None]]]],
-    max_in_flight: int = 100,
-) -> Outcome:
-    """Runs each (label, call) at its arrival time, at most `max_in_flight` at once. A call returns None when it
-    succeeded, else what went wrong."""
-    outcome = Outcome()
-    slots = asyncio.Semaphore(max_in_flight)
-    start = time.perf_counter()
+def arrival_offsets(rate: float, seconds: float) -> list[float]:
+    """When each request leaves, in seconds from the start: a fixed rate, one every 1/rate s."""
+    if rate <= 0 or seconds <= 0:
+        raise ValueError("rate and seconds must be positive")
+    return [k / rate for k in range(math.floor(rate * seconds + 1e-9))]
 
-    async def one(at: float, label: str, call: Callable[[], Awaitable[str | None]]) -> None:
-        delay = start + at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if slots.locked():
-            outcome.late_starts += 1
-        async with slots:
-            try:
-                error = await call()
-            except Exception as exc:  # a failed request is a figure of the run, not the end of it
-                error = f"{type(exc).__name__}: {exc}"
-        outcome.record(label, time.perf_counter() - (start + at), error)
 
-    await asyncio.gather(
-        *(one(at, label, call) for at, (label, call) in zip(arrival_times(rate, len(calls)), calls, strict=True))
+def percentile(values: Iterable[float], q: float) -> float:
+    """The nearest-rank q-th percentile: the smallest value with at least q % of the values at or below it."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    if not 0 < q <= 100:
+        raise ValueError("q must be in (0, 100]")
+    return ordered[math.ceil(q / 100 * len(ordered)) - 1]
+
+
+def stats(samples: list[Sample]) -> Stats:
+    """Percentiles over every answer, errors included (a fast error is still an answer the client waited for)."""
+    latencies = [s.latency for s in samples]
+    return Stats(
+        count=len(samples),
+        errors=sum(not s.ok for s in samples),
+        p50=percentile(latencies, 50),
+        p95=percentile(latencies, 95),
+        p99=percentile(latencies, 99),
     )
-    outcome.elapsed = time.perf_counter() - start
-    return outcome
 
 
-def percentile(latencies: list[float], p: float) -> float:
-    """The p-th percentile (inclusive method; the one value of a single sample)."""
-    if len(latencies) == 1:
-        return latencies[0]
-    return statistics.quantiles(latencies, n=1000, method="inclusive")[round(p * 10) - 1]
+def by_endpoint(samples: list[Sample]) -> dict[str, Stats]:
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.endpoint, []).append(sample)
+    return {endpoint: stats(group) for endpoint, group in sorted(groups.items())}
+
+
+@dataclass(frozen=True)
+class Run:
+    samples: list[Sample]
+    seconds: float  # from the first scheduled start to the last answer
+    max_lag: float  # the latest the driver itself sent a request after its scheduled time
+
+
+async def run_open_loop(rate: float, seconds: float, call: Callable[[int], Awaitable[tuple[str, bool]]]) -> Run:
+    """Sends request k (`call(k)`, answering its endpoint's name and whether it succeeded) at k/rate s, for
+    `seconds`, and waits for every answer."""
+    samples: list[Sample] = []
+    start = time.monotonic() + 0.05
+    max_lag = 0.0
+
+    async def one(k: int, at: float) -> None:
+        endpoint, ok = await call(k)
+        samples.append(Sample(endpoint, time.monotonic() - at, ok))
+
+    tasks = []
+    for k, offset in enumerate(arrival_offsets(rate, seconds)):
+        at = start + offset
+        if (delay := at - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        max_lag = max(max_lag, time.monotonic() - at)
+        tasks.append(asyncio.create_task(one(k, at)))
+    await asyncio.gather(*tasks)
+    return Run(samples, time.monotonic() - start, max_lag)

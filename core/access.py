@@ -30,8 +30,9 @@ import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import String, cast, false, func, or_
+from sqlalchemy import String, Uuid, any_, cast, false, func, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import Select
 from sqlmodel import col
 
@@ -220,10 +221,6 @@ def not_visible(user: User, entity: Entity | str, entity_id: Any, exists: bool =
 # --- list scoping: the WHERE clauses a user's reads get ---------------------------------------------------------
 
 
-def _owned_accounts(user: User) -> Select:
-    return sa_select(col(LedgerAccount.id)).where(col(LedgerAccount.owner_id) == user.id)
-
-
 def visible_account_ids(user: User) -> Select:
     return scope(user, Entity.account, sa_select(col(LedgerAccount.id)))
 
@@ -249,8 +246,17 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         )
     if entity == Entity.payment:
         if member:
-            owned = _owned_accounts(user)
-            return statement.where(or_(col(Payment.from_account_id).in_(owned), col(Payment.to_account_id).in_(owned)))
+            # Their accounts as one array, computed once: each side is then an index scan. (Two IN (subquery)
+            # joined by OR can't become joins: Postgres would test every payment of the bank against them.)
+            owned = cast(
+                sa_select(func.array_agg(col(LedgerAccount.id)))
+                .where(col(LedgerAccount.owner_id) == user.id)
+                .scalar_subquery(),
+                ARRAY(Uuid),
+            )
+            return statement.where(
+                or_(col(Payment.from_account_id) == any_(owned), col(Payment.to_account_id) == any_(owned))
+            )
         return statement.where(col(Payment.org_id) == org if staff else false())
     if entity == Entity.hold:
         return statement.where(col(Hold.account_id).in_(visible_account_ids(user)))
