@@ -205,7 +205,9 @@ class AchActivities:
             if payment.status != PaymentStatus.created:
                 return outcome(payment)
             account_id = self._member_account(payment)
-            await ledger.lock_accounts(session, [account_id])
+            # A credit's balance check and hold are one under the account's lock; a debit only needs the account
+            # to stay open until it is validated, which a shared lock gives without queueing behind other payments.
+            await ledger.lock_accounts(session, [account_id], shared=payment.kind == PaymentKind.ach_debit)
             account = await session.get(LedgerAccount, account_id)
             external = await session.get(ExternalAccount, payment.external_account_id)
             assert account is not None and external is not None  # both checked when the payment was made

@@ -93,12 +93,15 @@ async def balances(session: AsyncSession, account_ids: list[uuid.UUID]) -> dict[
     }
 
 
-async def lock_accounts(session: AsyncSession, account_ids: list[uuid.UUID]) -> None:
+async def lock_accounts(session: AsyncSession, account_ids: list[uuid.UUID], shared: bool = False) -> None:
     """Row locks in id order, so two transfers between the same accounts can't deadlock, and a balance
     check followed by a posting can't race another one. NO KEY UPDATE, so that rows merely referencing
-    the account (a new payment, a hold) are not blocked by it."""
+    the account (a new payment, a hold) are not blocked by it. shared: a SHARE lock, for a check of the account's
+    state that no balance depends on (an ACH debit's): it keeps the account from closing meanwhile, and any number
+    of such checks run at once."""
+    mode = "SHARE" if shared else "NO KEY UPDATE"
     await session.execute(
-        text("SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE"),
+        text(f"SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR {mode}"),
         {"ids": sorted(set(account_ids))},
     )
 

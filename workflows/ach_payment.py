@@ -12,8 +12,9 @@ Bank events reach it by the `bank_event` signal, each at most once by its event 
 presentment already returned, a second settlement, anything left when it ends) is set aside on the operators'
 exception list rather than dropped."""
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -50,6 +51,26 @@ DB_STEP: dict[str, Any] = dict(
         non_retryable_error_types=["NotCancelable"],
     ),
 )
+# The short database steps as local activities (since the patch LOCAL_DB_STEPS): each runs in the worker within
+# the workflow task that needs it, not as an activity task dispatched through the server, which saves a round trip
+# to Temporal's matching service and a workflow task per step (bench/README.md: what a payment costs). A worker
+# that dies mid-step loses its workflow task; the next one replays and runs the step again: every step is
+# idempotent by payment and presentment, as it was as an activity. Only steps that lock nothing but the payment's
+# own rows: validation, which waits on the account's lock, stays an activity.
+LOCAL_DB_STEPS = "ach-local-db-steps"
+LOCAL_DB_STEP: dict[str, Any] = dict(
+    start_to_close_timeout=DB_STEP["start_to_close_timeout"], retry_policy=DB_STEP["retry_policy"]
+)
+
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
+
+
+async def db_step(step: Callable[[Any, Arg], Awaitable[Result]], arg: Arg) -> Result:
+    """A short database step: a local activity, or an activity in a history from before LOCAL_DB_STEPS."""
+    if workflow.patched(LOCAL_DB_STEPS):
+        return await workflow.execute_local_activity_method(step, arg, **LOCAL_DB_STEP)
+    return await workflow.execute_activity_method(step, arg, **DB_STEP)
 
 
 @workflow.defn
@@ -113,7 +134,7 @@ class AchPaymentWorkflow:
 
     @workflow.update
     async def cancel(self, req: CancelRequest) -> PaymentOutcome:
-        result = await workflow.execute_activity_method(AchActivities.cancel_payment, req, **DB_STEP)
+        result = await db_step(AchActivities.cancel_payment, req)
         self._canceled = True
         self._set_status(PaymentStatus.canceled, f"canceled by {req.actor}")
         return result
@@ -133,6 +154,8 @@ class AchPaymentWorkflow:
     async def run(self, req: AchPaymentInput) -> PaymentOutcome:
         self._req = req
         self._set_status(PaymentStatus.created, "validating")
+        # An activity, not a local one: it waits its turn on the account's row lock (a busy account's payments
+        # queue there), and a local activity would hold the workflow task while it waits.
         result = await workflow.execute_activity_method(AchActivities.validate_ach_payment, req, **DB_STEP)
         self._set_status(
             PaymentStatus(result.status), "validated" if result.status != "failed" else result.failure_reason
@@ -148,7 +171,7 @@ class AchPaymentWorkflow:
             if ended is not None:
                 return await self._finish(failure_reason=ended.failure_reason)
             self._trace = self._submission.trace_number
-            await workflow.execute_activity_method(AchActivities.record_submitted, self._ref(), **DB_STEP)
+            await db_step(AchActivities.record_submitted, self._ref())
             self._set_status(PaymentStatus.pending_settlement, f"trace {self._trace}: waiting for settlement")
 
             if await self._after_submission():
@@ -160,7 +183,7 @@ class AchPaymentWorkflow:
         ends before (canceled, or failed with a file the bank rejected: how it ended). A rejected file's batch has
         already queued the payment again (the same presentment, in a later window) or failed it: queue_payment
         reads which."""
-        queued = await workflow.execute_activity_method(AchActivities.queue_payment, self._ref(), **DB_STEP)
+        queued = await db_step(AchActivities.queue_payment, self._ref())
         note = ""
         while queued.status == PaymentStatus.queued:
             self._set_status(
@@ -179,7 +202,7 @@ class AchPaymentWorkflow:
             assert rejected is not None  # neither submitted nor canceled: what ended the wait
             note = f" (file {rejected.file_id} did not reach the bank: {rejected.error[:200]})"
             self._rejected = None
-            queued = await workflow.execute_activity_method(AchActivities.queue_payment, self._ref(), **DB_STEP)
+            queued = await db_step(AchActivities.queue_payment, self._ref())
         if not self._canceled:  # else the cancel update sets it
             self._set_status(PaymentStatus(queued.status), queued.failure_reason)
         return queued
@@ -192,17 +215,15 @@ class AchPaymentWorkflow:
         settled = event.type == "entry.settled"
         if settled:
             self._settled_traces.add(self._submitted_trace)
-            await workflow.execute_activity_method(
-                AchActivities.record_settled,
-                self._ref(settlement_date=event.settlement_date, event_id=event.event_id),
-                **DB_STEP,
+            await db_step(
+                AchActivities.record_settled, self._ref(settlement_date=event.settlement_date, event_id=event.event_id)
             )
             self._set_status(PaymentStatus.settled, f"settled {event.settlement_date}; return window open")
             await self._tell_parent()
             event = await self._next_event(timeout=self._req.return_window_seconds, returns_only=True)
         if event is not None:
             return await self._returned(event, settled=settled, completed=False)
-        await workflow.execute_activity_method(AchActivities.complete_payment, self._ref(), **DB_STEP)
+        await db_step(AchActivities.complete_payment, self._ref())
         self._set_status(PaymentStatus.completed, "completed; listening for a late return")
         await self._tell_parent()
         late = await self._next_event(timeout=self._req.late_return_window_seconds, returns_only=True)
@@ -236,7 +257,7 @@ class AchPaymentWorkflow:
     async def _returned(self, event: BankEventSignal, settled: bool, completed: bool) -> bool:
         self._returned_traces.add(self._submitted_trace)
         self._return_code, self._return_reason = event.return_code, event.return_reason
-        result = await workflow.execute_activity_method(
+        result = await db_step(
             AchActivities.apply_return,
             ReturnInput(
                 payment_id=self._req.payment_id,
@@ -248,7 +269,6 @@ class AchPaymentWorkflow:
                 max_representments=self._req.max_representments,
                 event_id=event.event_id,
             ),
-            **DB_STEP,
         )
         when = "after completion" if completed else "after settlement" if settled else "before settlement"
         if result.represent:
@@ -284,10 +304,9 @@ class AchPaymentWorkflow:
 
     async def _set_aside(self, events: list[BankEventSignal], reason: str) -> None:
         """Puts events this payment cannot take on the operators' exception list."""
-        await workflow.execute_activity_method(
+        await db_step(
             BankEventActivities.set_aside_bank_events,
             SetAsideEvents(payment_id=self._req.payment_id, event_ids=[e.event_id for e in events], reason=reason),
-            **DB_STEP,
         )
 
     async def _finish(self, failure_reason: str | None = None) -> PaymentOutcome:

@@ -50,7 +50,7 @@ COMMAND_EVENTS = {
     "EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED": "terminated",
 }
 # The SDK's markers: (token kind, the details field whose JSON names it).
-MARKERS = {"core_local_activity": ("local_activity", "data"), "core_patch": ("patch", "patch_data")}
+MARKERS = {"core_local_activity": ("local_activity", "data"), "core_patch": ("patch", "patch-data")}
 CRASH_EVENTS = {
     "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT": "crash:workflow_task_timed_out",
     "EVENT_TYPE_WORKFLOW_TASK_FAILED": "crash:workflow_task_failed",

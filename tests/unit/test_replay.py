@@ -37,6 +37,13 @@ REQUIRED = [
     ("AchPaymentWorkflow", "update:cancel"),
     ("AchPaymentWorkflow", "crash:activity_retried"),  # a worker SIGKILLed mid-activity
     ("AchPaymentWorkflow", "crash:workflow_task_timed_out"),
+    # Since the patches: the short database steps as local activities, and the same workflows from before them.
+    ("AchPaymentWorkflow", "patch:ach-local-db-steps"),
+    ("AchPaymentWorkflow", "local_activity:queue_payment"),
+    ("AchPaymentWorkflow", "local_activity:apply_return"),
+    ("AchPaymentWorkflow", "local_activity:cancel_payment"),
+    ("ApprovalWorkflow", "patch:approval-local-steps"),
+    ("ApprovalWorkflow", "local_activity:record_decision"),
     ("AchBatchWorkflow", "activity:release_unsent_file"),
     ("BillAutopayWorkflow", "signal:payment_progress:represent=True"),
     ("BillAutopayWorkflow", "signal:payment_progress:status=reversed"),
