@@ -1,20 +1,20 @@
 """ACH lifecycle throughput (PRODUCT.md §5): payments per second from the first API request until every
 payment's workflow has closed, beside a baseline of no-op workflows of the same shape on the same server.
 
-What one ACH payment costs Temporal (workflows/ach_payment.py, workflows/ach_batch.py), and what the baseline copies:
-  activities  validate_ach_payment, queue_payment, record_submitted, record_settled, complete_payment: 5
-  signals     `submitted` (from its window's batch workflow), `bank_event` (from the settlement webhook's
-              delivery workflow): 2
-  not copied  the return and late-return timers (1 s each here); search-attribute upserts; the bank-event
-              outbox's delivery workflow (`bank-event-<id>`: one workflow and one activity per bank event);
-              and the payment's share of its window's batch workflow (one workflow, a cutoff timer, build_file
-              and upload_file per 1-second window, however many payments it holds: 2·W/N activities a payment,
-              printed)
-The baseline workflow runs 5 no-op activities and waits for 2 signals sent by the driver, in the payment's
-order (2 activities, a signal, 1 activity, a signal, 2 activities), on a worker process built like the real one
-(same SDK, sandbox, concurrency). It is the bare cost of orchestrating that shape; the ratio is what Postgres,
-HTTP, the API, the bank and the business rules cost on top. The ACH time also holds ~3 s of deliberate waits
-for the last payments (the cutoff window, the bank's 200 ms, the two 1 s windows).
+What one ACH payment costs Temporal (workflows/ach_payment.py, workflows/ach_batch.py), and what the baselines copy:
+  steps       validate_ach_payment (an activity), then queue_payment, record_submitted, record_settled,
+              complete_payment (local activities since the patch ach-local-db-steps): 5
+  signals     `submitted` (from its window's batch workflow), `bank_event` (signalled by the settlement webhook): 2
+  not copied  the return and late-return timers (1 s each here); search-attribute upserts; and the payment's share
+              of its window's batch workflow (one workflow, a cutoff timer, build_file and upload_file per 1-second
+              window, however many payments it holds: 2·W/N activities a payment, printed)
+Two baselines run 5 no-op steps and wait for 2 signals sent by the driver, in the payment's order (2 steps, a
+signal, 1 step, a signal, 2 steps), on a worker process built like the real one (same SDK, sandbox, concurrency):
+one with the steps as local activities (the payment's shape now, near enough: its validation is an activity), one
+with them as activities (the shape before). Each is the bare cost of orchestrating that shape; the ratio is what
+Postgres, HTTP, the API, the bank and the business rules cost on top. The ACH time also holds ~3 s of deliberate
+waits for the last payments (the cutoff window, the bank's 200 ms, the two 1 s windows). `--profile` says where
+the time goes (bench/README.md).
 
 `python -m bench ach_throughput [--payments N]`; `python -m bench.ach_throughput --baseline-worker` is the
 baseline's worker process (started by the benchmark)."""

@@ -21,7 +21,11 @@ Each decision sets its loan going (agreement PDF, disbursement) on the same work
 Each approver is a coroutine of this process deciding as its own loan officer, one call at a time: a call's time
 includes this process's client (httpx, or the Temporal SDK) as well as the servers.
 
-`python -m bench approval_roundtrip [--loans N] [--concurrency C]`."""
+Two phases: decisions arriving at a steady rate (10/s by default, open loop: bench/open_loop.py, each latency from
+its scheduled arrival), the two paths in turn; then the concurrent approvers over HTTP, each deciding again as soon
+as answered (closed loop), for decisions/s at saturation.
+
+`python -m bench approval_roundtrip [--steady N] [--rate R] [--saturation N] [--concurrency C]`."""
 
 import argparse
 import asyncio
