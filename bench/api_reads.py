@@ -31,13 +31,13 @@ read all payments).
 
 import argparse
 import asyncio
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psutil
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -46,7 +46,7 @@ from bench import query_plans
 from bench.ach_throughput import load, machine
 from bench.open_loop import Run, Stats, by_endpoint, run_open_loop, stats
 from bench.read_seed import PASSWORD, Shape, seed
-from bench.stack import Stack, running_stack
+from bench.stack import Stack, peak_rss_mib, running_stack
 from core.config import Settings
 from core.db import libpq_url
 
@@ -245,33 +245,10 @@ async def check_plans(stack: Stack, clients: list[Client]) -> Plans:
 # --- peak memory and the cache --------------------------------------------------------------------------------
 
 
-def vm_hwm_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    return kib / 1024
-
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (uvicorn's workers, say)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
 def peak_rss(stack: Stack, name: str) -> str:
-    peaks = [vm_hwm_mib(pid) for pid in descendants(stack.named[name][0].pid) if os.path.exists(f"/proc/{pid}")]
+    """The peak RSS of the process started as `name` and of each process below it (uvicorn's workers, say)."""
+    process = psutil.Process(stack.named[name][0].pid)
+    peaks = [peak_rss_mib(p.pid) for p in [process, *process.children(recursive=True)] if p.is_running()]
     shown = " + ".join(f"{p:.0f}" for p in peaks)
     return f"{max(peaks):.0f} MiB" + (f" (processes: {shown} MiB)" if len(peaks) > 1 else "")
 

@@ -43,7 +43,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from temporalio.client import Client
 
 from bench.ach_throughput import load, machine
-from bench.stack import running_stack
+from bench.stack import peak_rss_mib, running_stack
 from core.db import libpq_url
 from core.interest import POST_ALL
 from models.interest import MonthEndInput, PostingSummary
@@ -144,12 +144,6 @@ async def totals(url: str) -> tuple[int, Decimal, Decimal]:
         books_row = await (await conn.execute("SELECT sum(amount) FROM postings")).fetchone()
     assert posted is not None and books_row is not None  # aggregates: always one row
     return posted[0], posted[1], books_row[0]
-
-
-def peak_rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    return kib / 1024
 
 
 QUICK = {"accounts": [10_000, 30_000]}  # make bench-quick: both sizes small

@@ -34,10 +34,15 @@ def embedded_postgres(data_dir: Path, delete_on_exit: bool, stop_on_exit: bool =
     return server.get_uri()
 
 
-def migrate(database_url: str) -> None:
+def alembic_config(database_url: str) -> Config:
+    """The project's alembic configuration, pointed at `database_url`."""
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
+    return config
+
+
+def migrate(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "head")
 
 
 def postmaster_pid(data_dir: Path) -> int | None:

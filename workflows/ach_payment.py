@@ -20,6 +20,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.local_steps import local_since
+
 with workflow.unsafe.imports_passed_through():
     from activities.ach import AchActivities
     from activities.bank_events import BankEventActivities
@@ -58,9 +60,6 @@ DB_STEP: dict[str, Any] = dict(
 # idempotent by payment and presentment, as it was as an activity. Only steps that lock nothing but the payment's
 # own rows: validation, which waits on the account's lock, stays an activity.
 LOCAL_DB_STEPS = "ach-local-db-steps"
-LOCAL_DB_STEP: dict[str, Any] = dict(
-    start_to_close_timeout=DB_STEP["start_to_close_timeout"], retry_policy=DB_STEP["retry_policy"]
-)
 
 Arg = TypeVar("Arg")
 Result = TypeVar("Result")
@@ -68,9 +67,7 @@ Result = TypeVar("Result")
 
 async def db_step(step: Callable[[Any, Arg], Awaitable[Result]], arg: Arg) -> Result:
     """A short database step: a local activity, or an activity in a history from before LOCAL_DB_STEPS."""
-    if workflow.patched(LOCAL_DB_STEPS):
-        return await workflow.execute_local_activity_method(step, arg, **LOCAL_DB_STEP)
-    return await workflow.execute_activity_method(step, arg, **DB_STEP)
+    return await local_since(LOCAL_DB_STEPS, step, arg, **DB_STEP)
 
 
 @workflow.defn
@@ -80,6 +77,10 @@ class AchPaymentWorkflow:
         self._presentment = 0
         self._trace: str | None = None
         self._submitted: SubmittedSignal | None = None
+        # A later presentment's `submitted` that came before this workflow moved on to it: its queue_payment, a local
+        # activity, commits before the workflow task that ran it completes, and a batch may file and signal the entry
+        # while that task is retried (a worker died or the task timed out) from a point still at the earlier one.
+        self._submitted_ahead: dict[int, SubmittedSignal] = {}
         self._rejected: FileRejectedSignal | None = None  # the file of this presentment never reached the bank
         self._rejected_files: set[str] = set()  # a rejection told twice is one
         self._events: dict[str, BankEventSignal] = {}  # received, not yet taken nor set aside, by event id
@@ -108,6 +109,8 @@ class AchPaymentWorkflow:
     def submitted(self, signal: SubmittedSignal) -> None:
         if signal.presentment == self._presentment:
             self._submitted = signal
+        elif signal.presentment > self._presentment:
+            self._submitted_ahead[signal.presentment] = signal
 
     @workflow.signal
     def file_rejected(self, signal: FileRejectedSignal) -> None:
@@ -165,7 +168,7 @@ class AchPaymentWorkflow:
             return result
         while True:
             self._presentment += 1
-            self._submitted = None
+            self._submitted = self._submitted_ahead.pop(self._presentment, None)
             self._rejected = None
             ended = await self._queue()
             if ended is not None:

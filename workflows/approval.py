@@ -12,12 +12,13 @@ its validator accepted it and counts only if that round is still current once th
 rounds' decisions stay in the audit trail (approval_decisions keeps each one with its round) without counting.
 Every update handler ends whatever the workflow does next: it waits only on conditions that closing makes true."""
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
+
+from workflows.local_steps import local_since
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
@@ -42,8 +43,6 @@ STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=30))
 # after the answer. update_request stays an activity: a local one holds the workflow task while it waits, and
 # messages (an answer, a withdrawal) must still be taken while a slow transaction holds the request's row.
 LOCAL_STEPS = "approval-local-steps"
-Arg = TypeVar("Arg")
-Result = TypeVar("Result")
 OUTCOME_STATUS = {"decline": "declined", "hold": "on_hold"}
 
 
@@ -76,7 +75,8 @@ class ApprovalWorkflow:
         # The validator has just accepted it in this round (nothing ran in between): that round is the decision's.
         level, round_ = self._level, self._round
         self._voted.add(str(decision.approver_id))
-        await self._db_step(
+        await local_since(
+            LOCAL_STEPS,
             ApprovalActivities.record_decision,
             DecisionRecord(
                 request_id=self._input.request_id,
@@ -88,6 +88,7 @@ class ApprovalWorkflow:
                 decision=decision.decision,
                 reason=decision.reason,
             ),
+            **STEP,
         )
         if (self._status, self._level, self._round) != ("open", level, round_):
             # Escalated, reopened, passed, waiting for information or closed while it was being recorded.
@@ -304,12 +305,6 @@ class ApprovalWorkflow:
                 ),
                 start_to_close_timeout=timedelta(seconds=60),
             )
-
-    @staticmethod
-    async def _db_step(step: Callable[[Any, Arg], Awaitable[Result]], arg: Arg) -> Result:
-        if workflow.patched(LOCAL_STEPS):
-            return await workflow.execute_local_activity_method(step, arg, **STEP)
-        return await workflow.execute_activity_method(step, arg, **STEP)
 
     async def _close(self, status: str) -> ApprovalState:
         self._status = status

@@ -10,12 +10,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from core.config import Settings
 from core.db import sqlalchemy_url
-from devstack.processes import ROOT
+from devstack.postgres import alembic_config
 from finance import nacha
 from tests.integration.test_ach import odfi_entries, pay, wait_status
 
@@ -79,8 +78,7 @@ def _scratch_database(database_url: str) -> str:
 def test_the_migration_encrypts_stored_files_and_its_downgrade_gives_them_back_in_clear(database_url):
     scratch = _scratch_database(database_url)
     keys = [base64.b64encode(os.urandom(32)).decode() for _ in range(2)]
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = scratch
+    config = alembic_config(scratch)
     config.attributes["settings"] = Settings(database_url=scratch, file_encryption_keys=keys[:1])
     command.upgrade(config, "0012")
     engine = sa.create_engine(scratch, poolclass=sa.pool.NullPool)

@@ -14,28 +14,23 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from core import backups
 from core.db import libpq_url, sqlalchemy_url
+from devstack.postgres import alembic_config
 from devstack.processes import ROOT
 from models.backups import BackupInput, BackupResult
 from tests.conftest import make_org, open_account
 from tests.integration.test_ach_files_at_rest import _scratch_database
-from tests.integration.test_ledger import accounts, new_entry
+from tests.integration.test_ledger import accounts, post_pair
 from workflows.backup import BackupWorkflow
 
 
 def test_the_ledger_refuses_delete_and_truncate(database_url):
     with psycopg.connect(libpq_url(database_url)) as conn:
         a, b = accounts(conn)
-        with conn.transaction():
-            entry = new_entry(conn)
-            conn.execute(
-                "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 1), (%s, %s, -1)",
-                (entry, a, entry, b),
-            )
+        entry = post_pair(conn, a, b, "1")
         for statement, refusal in (
             (f"DELETE FROM journal_entries WHERE id = '{entry}'", "journal_entries is part of the ledger"),
             (f"DELETE FROM ledger_accounts WHERE id = '{a}'", "ledger_accounts is part of the ledger"),
@@ -50,8 +45,7 @@ def test_the_ledger_refuses_delete_and_truncate(database_url):
 
 def test_the_migration_downgrades_and_upgrades_again(database_url):
     scratch = _scratch_database(database_url)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = scratch
+    config = alembic_config(scratch)
     command.upgrade(config, "head")
     engine = sa.create_engine(sqlalchemy_url(scratch), poolclass=sa.pool.NullPool)
 

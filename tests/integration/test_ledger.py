@@ -38,6 +38,17 @@ def new_entry(conn) -> uuid.UUID:
     return entry_id
 
 
+def post_pair(conn, debit: uuid.UUID, credit: uuid.UUID, amount: str) -> uuid.UUID:
+    """A balanced entry of two legs, in its own transaction: `amount` debited to one account, credited to the other."""
+    with conn.transaction():
+        entry = new_entry(conn)
+        conn.execute(
+            "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, %s), (%s, %s, -%s::numeric)",
+            (entry, debit, amount, entry, credit, amount),
+        )
+    return entry
+
+
 def test_unbalanced_postings_are_rejected(conn):
     a, b = accounts(conn)
     with pytest.raises(psycopg.errors.CheckViolation, match="unbalanced"), conn.transaction():  # noqa: PT012 (the whole transaction: the refusal may come at commit)
@@ -63,11 +74,7 @@ def test_an_entry_without_postings_cannot_commit(conn):
 
 def test_postings_cannot_be_changed_or_deleted(conn):
     a, b = accounts(conn)
-    with conn.transaction():
-        entry = new_entry(conn)
-        conn.execute(
-            "INSERT INTO postings (entry_id, account_id, amount) VALUES (%s, %s, 5), (%s, %s, -5)", (entry, a, entry, b)
-        )
+    entry = post_pair(conn, a, b, "5")
     for statement in ("UPDATE postings SET amount = 6 WHERE entry_id = %s", "DELETE FROM postings WHERE entry_id = %s"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"), conn.transaction():
             conn.execute(statement, (entry,))
