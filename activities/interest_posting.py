@@ -16,7 +16,15 @@ from temporalio import activity
 from activities.notifications import NotificationActivities
 from core.config import Settings
 from core.db import Database
-from core.interest import COUNT_ACCOUNTS, LOCK_PERIOD, ORG_SUMMARIES, POST_BATCH, SUMMARY, UNACCRUED_DAYS
+from core.interest import (
+    COUNT_ACCOUNTS,
+    LOCK_PERIOD,
+    ORG_SUMMARIES,
+    POST_BATCH,
+    RESTORE_PLAN_CACHE,
+    SUMMARY,
+    UNACCRUED_DAYS,
+)
 from core.recipients import bank_wide_recipients, org_operators
 from finance.money import format_usd
 from models.interest import BatchResult, PostingBatch, PostingPlan, PostingSummary
@@ -99,6 +107,7 @@ class InterestPostingActivities:
                     },
                 )
             ).one()
+            await session.execute(RESTORE_PLAN_CACHE)
         return BatchResult(
             last_account_id=row.last_account_id,
             accounts=row.accounts,
