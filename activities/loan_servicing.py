@@ -52,6 +52,8 @@ from models.payments import AchChildPayment, Payment, PaymentKind, PaymentStatus
 from models.users import User
 
 ZERO = Decimal("0.00")
+# An auto-debit in one of these has not paid its installment (the member owes it again, late after the grace days).
+NOT_PAYING = (PaymentStatus.returned, PaymentStatus.failed, PaymentStatus.canceled, PaymentStatus.reversed)
 
 
 def refuse(code: str, message: str) -> ApplicationError:
@@ -143,24 +145,30 @@ class LoanServicingActivities:
             loan = (await session.exec(select(Loan).where(Loan.id == req.loan_id).with_for_update())).one()
             rows = await installment_rows(session, loan.id, lock=True)
             unpaid = {i.number for i in await installment_balances(session, loan.id, rows) if not i.is_paid}
-            # A debit that has brought the money in (settled or completed) is a payment on its way, not arrears.
-            paying = set(
+            # An auto-debit taken on the due date is the member paying on time until the bank says otherwise: while
+            # it clears (queued, submitted, pending settlement: days at the bank; or just planned, its payment row
+            # not written yet) or once it has, the installment is neither late nor charged a fee. Only a debit
+            # returned, failed or canceled leaves it late. (Charging while our own debit was in flight made that
+            # debit pay the fee first, leaving principal that no later debit collected: the loan never closed.)
+            debits = [i.auto_debit_payment_id for i in rows if i.auto_debit_payment_id]
+            bounced = set(
                 (
                     await session.exec(
-                        select(Payment.id).where(
-                            col(Payment.id).in_([i.auto_debit_payment_id for i in rows if i.auto_debit_payment_id]),
-                            col(Payment.status).in_([PaymentStatus.settled, PaymentStatus.completed]),
-                        )
+                        select(Payment.id).where(col(Payment.id).in_(debits), col(Payment.status).in_(NOT_PAYING))
                     )
                 ).all()
             )
+            late = {
+                i.number
+                for i in rows
+                if i.number in unpaid and (not i.auto_debit_payment_id or i.auto_debit_payment_id in bounced)
+            }
             charged = 0
             for i in rows:
                 if (
                     loan.status == "active"
-                    and i.number in unpaid
+                    and i.number in late
                     and i.late_fee_assessed_at is None
-                    and i.auto_debit_payment_id not in paying
                     and late_fee_due(i.due_date, loan.grace_days, req.as_of)
                 ):
                     i.late_fee, i.late_fee_assessed_at = loan.late_fee, datetime.now(UTC)
@@ -180,7 +188,7 @@ class LoanServicingActivities:
                             "as_of": str(req.as_of),
                         },
                     )
-            oldest = min((i.due_date for i in rows if i.number in unpaid and i.due_date < req.as_of), default=None)
+            oldest = min((i.due_date for i in rows if i.number in late and i.due_date < req.as_of), default=None)
             days = days_past_due(oldest, req.as_of) if loan.status == "active" else 0
             bucket = aging_bucket(days)
             if (days, bucket) != (loan.days_past_due, loan.aging_bucket):

@@ -3,6 +3,7 @@ in the database), the agreement PDF, the disbursement, a credit check blocked by
 status changes with their audit rows. Schedules and the agreement use the loan's own terms (copied from the
 product at application). Each one is safe to run again: it finds what it already wrote."""
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, date, datetime
@@ -427,6 +428,8 @@ class LoanActivities:
                     for d in decisions
                 ),
             )
-            loan.agreement_pdf = render_loan_agreement(data)
+            # reportlab is pure Python (~50 ms of CPU a loan): in a thread, so the worker's event loop, which runs
+            # the workflow tasks and local activities (an approver waiting on a decision), is not held meanwhile.
+            loan.agreement_pdf = await asyncio.to_thread(render_loan_agreement, data)
             session.add(loan)
             return len(loan.agreement_pdf)

@@ -5,6 +5,7 @@ defaults of `--quick` (`make bench-quick`: every figure at a small size, in unde
 import argparse
 import asyncio
 import importlib
+import time
 
 BENCHMARKS = {
     "ach_throughput": "bench.ach_throughput",
@@ -28,8 +29,14 @@ def main() -> None:
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}")
+    started = time.monotonic()
+    took = {}
     for name in args.names or BENCHMARKS:
+        began = time.monotonic()
         asyncio.run(modules[name].run(args))
+        took[name] = time.monotonic() - began
+    print("\nwall time: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()), end="")
+    print(f"; all {time.monotonic() - started:.0f} s" + (" (bench-quick's target: under 300 s)" if args.quick else ""))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Monthly statements: the list per account, the PDF of one month, and a run started by hand."""
 
+import asyncio
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -129,7 +130,7 @@ async def statement_pdf(
         generated_on=row.generated_at.astimezone(ZoneInfo(settings.business_timezone)).date(),
     )
     return RawResponse(
-        render_statement(data),
+        await asyncio.to_thread(render_statement, data),  # CPU-bound reportlab: off the event loop
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="statement-{period}-{masked(account)[-4:]}.pdf"'},
     )

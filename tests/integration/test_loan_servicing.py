@@ -121,6 +121,21 @@ async def test_an_auto_debit_returned_r01_is_re_presented_and_then_repays(api, s
     assert (await wait_loan(api, su, loan["id"], {"closed"}))["status"] == "closed"
 
 
+async def test_no_late_fee_while_the_installments_own_auto_debit_is_still_clearing(api, su, sandbox_url, odfi):
+    """A 1-day grace period (0.2 s here) ends long before the debit taken on the due date settles (found by the
+    chaos run, where loan days are short): the member paid on time, so no fee; before, the fee was charged, the
+    debit paid it first, and the principal left over was never collected: the loan stayed active for ever."""
+    product = await zero_rate_product(api, su, grace_days=1)
+    org, loan = await active_loan(api, su, sandbox_url, odfi, product, amount="300.00", term=2, auto_debit=True)
+    closed = await wait_loan(api, su, loan["id"], {"closed"}, timeout=60)
+    assert closed["status"] == "closed" and closed["days_past_due"] == 0
+    schedule = await _schedule(api, org, loan)
+    assert [(r["late_fee"], r["paid"]) for r in schedule] == [("0.00", "150.00"), ("0.00", "150.00")]
+    for row in schedule:
+        debit = (await api.get(f"/api/v1/payments/{row['auto_debit_payment_id']}", headers=su)).json()
+        assert debit["status"] == "completed" and Decimal(debit["amount"]) == Decimal("150.00")
+
+
 async def test_unpaid_installment_gets_its_late_fee_ages_through_buckets_and_a_repayment_clears_it(
     api, su, sandbox_url, odfi, db
 ):
