@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import httpx
 import psycopg
-from temporalio.service import RPCError
 
 from bench.chaos import checks, disruptions, load, setup
 from bench.chaos.checks import Verdict
@@ -65,6 +64,14 @@ def progress(message: str, started: float) -> None:
     print(f"  {time.monotonic() - started:6.1f}s {message}", file=sys.stderr, flush=True)
 
 
+OUTSTANDING_TIMEOUT = 60  # seconds for one look: a call caught in a restart can hang, and the wait must go on
+
+
+async def outstanding(stack: Stack, world: setup.World) -> dict[str, int]:
+    async with await psycopg.AsyncConnection.connect(libpq_url(stack.database_url), autocommit=True) as conn:
+        return await checks.outstanding(conn, stack.client, stack.its_workflows, world)
+
+
 async def wait_until_done(stack: Stack, world: setup.World, size: Size, started: float) -> str:
     """Until every process has ended; or, sooner, until nothing has ended for size.stall seconds (a slow machine
     drains slowly but steadily: only a stall, or the drain's end, cuts the wait short). How the wait ended."""
@@ -73,10 +80,9 @@ async def wait_until_done(stack: Stack, world: setup.World, size: Size, started:
     fewest, progressed = None, time.monotonic()
     while time.monotonic() < deadline:
         try:
-            async with await psycopg.AsyncConnection.connect(libpq_url(stack.database_url), autocommit=True) as conn:
-                left = await checks.outstanding(conn, stack.client, stack.its_workflows, world)
-        except (psycopg.OperationalError, RPCError) as error:  # Postgres or Temporal restarting
-            left = {type(error).__name__: 1}
+            left = await asyncio.wait_for(outstanding(stack, world), timeout=OUTSTANDING_TIMEOUT)
+        except Exception as error:  # Postgres or Temporal restarting, a call caught in it: look again
+            left = {f"{type(error).__name__}: {error}"[:120]: 1}
         if not left and all(case.loan_id for case in world.loans):
             return "every process ended"
         total = sum(left.values())
@@ -105,14 +111,15 @@ async def chaos(size: Size, keep: bool = False) -> tuple[Verdict, list[str], flo
         started = time.monotonic()
         stop_at = started + size.window + size.drain
         disrupted: list[str] = []
+        # The loans are driven until the wait ends (every process ended, or a stall): not beyond, whatever is left.
+        watch = asyncio.create_task(wait_until_done(stack, world, size, launched))
         driven = asyncio.gather(
             disruptions.disrupt(stack, size.window, size.kills, disrupted),
             load.payments(http, world),
-            load.loans(http, world, give_up=lambda: time.monotonic() > stop_at),
+            load.loans(http, world, give_up=lambda: time.monotonic() > stop_at or watch.done()),
             load.bill_run(stack.client, stack.routine_task_queue),
             load.month_end(stack.client, stack.routine_task_queue),
         )
-        watch = asyncio.create_task(wait_until_done(stack, world, size, launched))
         await driven
         progress(f"load driven, disruptions done: {', '.join(disrupted)}", launched)
         ended = await watch
