@@ -23,7 +23,7 @@ class Size:
     kills: int = 4
     window: float = 60.0  # seconds over which the disruptions are spread
     drain: float = 600.0  # seconds at most, after the load, for every process to end before the verdict
-    stall: float = 300.0  # the verdict comes sooner when nothing has ended for this long: something is stuck
+    stall: float = 300.0  # the verdict comes sooner when nothing has moved for this long: something is stuck
 
     @property
     def bills(self) -> int:
@@ -67,29 +67,35 @@ def progress(message: str, started: float) -> None:
 OUTSTANDING_TIMEOUT = 60  # seconds for one look: a call caught in a restart can hang, and the wait must go on
 
 
-async def outstanding(stack: Stack, world: setup.World) -> dict[str, int]:
+async def outstanding(stack: Stack, world: setup.World) -> tuple[dict[str, int], int]:
+    """What has not ended, and how many steps the payments have taken so far (their history rows)."""
     async with await psycopg.AsyncConnection.connect(libpq_url(stack.database_url), autocommit=True) as conn:
-        return await checks.outstanding(conn, stack.client, stack.its_workflows, world)
+        [(steps,)] = await checks.rows(conn, "SELECT count(*) FROM payment_events")
+        return await checks.outstanding(conn, stack.client, stack.its_workflows, world), steps
 
 
 async def wait_until_done(stack: Stack, world: setup.World, size: Size, started: float) -> str:
-    """Until every process has ended; or, sooner, until nothing has ended for size.stall seconds (a slow machine
-    drains slowly but steadily: only a stall, or the drain's end, cuts the wait short). How the wait ended."""
+    """Until every process has ended; or, sooner, until nothing has moved for size.stall seconds: no process
+    ended and no payment took a step (a slow machine drains slowly but steadily, and a payment's way to a final
+    state is long: only a stall, or the drain's end, cuts the wait short). How the wait ended."""
     deadline = time.monotonic() + size.window + size.drain
     reported = 0.0
-    fewest, progressed = None, time.monotonic()
+    fewest, most_steps, progressed = None, -1, time.monotonic()
     while time.monotonic() < deadline:
+        steps = most_steps
         try:
-            left = await asyncio.wait_for(outstanding(stack, world), timeout=OUTSTANDING_TIMEOUT)
+            left, steps = await asyncio.wait_for(outstanding(stack, world), timeout=OUTSTANDING_TIMEOUT)
         except Exception as error:  # Postgres or Temporal restarting, a call caught in it: look again
             left = {f"{type(error).__name__}: {error}"[:120]: 1}
         if not left and all(case.loan_id for case in world.loans):
             return "every process ended"
         total = sum(left.values())
-        if fewest is None or total < fewest:
-            fewest, progressed = total, time.monotonic()
+        moved = fewest is None or total < fewest or steps > most_steps
+        fewest, most_steps = total if fewest is None else min(fewest, total), max(most_steps, steps)
+        if moved:
+            progressed = time.monotonic()
         elif time.monotonic() - progressed > size.stall:
-            return f"nothing ended for {size.stall:.0f} s (stuck: {left})"
+            return f"nothing moved for {size.stall:.0f} s (stuck: {left})"
         if time.monotonic() - reported > 10:
             progress(f"not ended yet: {left}", started)
             reported = time.monotonic()
