@@ -113,6 +113,7 @@ def run(supervisor: Supervisor) -> int:
         "LINKING_BASE_URL": sandbox_url,
         "ODFI_BASE_URL": sandbox_url,
         "BUREAU_BASE_URL": sandbox_url,
+        "IDENTITY_BASE_URL": sandbox_url,
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(PORTS["smtp"]),
