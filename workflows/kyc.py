@@ -153,8 +153,8 @@ class KycWorkflow:
             ),
             **STEP,
         )
-        self._pending = None  # taken: the submit update answers
         await self._move("screening", None)
+        self._pending = None  # taken: the submit update answers with the screening under way
         screening = await workflow.execute_activity_method(
             KycActivities.screen,
             ScreeningRequest(submission_id=recorded.submission_id, identity=submission.identity),
