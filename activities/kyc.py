@@ -80,7 +80,7 @@ class KycActivities:
                     text(
                         """INSERT INTO kyc_submissions (id, member_id, submitted_by, workflow_id, run_id, round, identity,
                                                        document_ids)
-                           VALUES (:id, :member, :by, :wf, :run, :round, CAST(:identity AS jsonb), :docs)
+                           VALUES (:id, :member, :by, :wf, :run, :round, CAST(:identity AS jsonb), CAST(:docs AS uuid[]))
                            ON CONFLICT ON CONSTRAINT kyc_submissions_once DO NOTHING RETURNING id"""
                     ),
                     {

@@ -96,7 +96,7 @@ class ProfileUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     full_name: Annotated[str, *line_rules(200, 1, strip=True)] | None = None
-    phone: Annotated[str, *line_rules(40, 3), Field(pattern=r"^\+?[0-9 ()-]{3,40}$")] | None = None
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9 ()-]{3,40}$", max_length=41, examples=["+1 555 0100"])] | None = None
     address: Annotated[str, *line_rules(500, 1, strip=True)] | None = None
     date_of_birth: BusinessDate | None = None
 
