@@ -71,7 +71,7 @@ class KycActivities:
         self.http = http or httpx.AsyncClient(timeout=settings.http_timeout)
 
     @activity.defn
-    async def record_submission(self, record: SubmissionRecord) -> RecordedSubmission:
+    async def record_kyc_submission(self, record: SubmissionRecord) -> RecordedSubmission:
         """The round's submission, once; the member's KYC becomes pending (screening)."""
         submission_id = uuid.uuid5(KYC_NS, f"submission:{record.run_id}:{record.round}")
         async with self.db.session() as session, session.begin():
@@ -108,7 +108,7 @@ class KycActivities:
         return RecordedSubmission(submission_id=submission_id, round=record.round)
 
     @activity.defn
-    async def screen(self, req: ScreeningRequest) -> ScreeningResult:
+    async def screen_identity(self, req: ScreeningRequest) -> ScreeningResult:
         """The identity service's answer, stored with the submission."""
         identity = req.identity
         response = await self.http.post(
@@ -146,7 +146,7 @@ class KycActivities:
         return result
 
     @activity.defn
-    async def set_status(self, update: KycStatusUpdate) -> None:
+    async def set_kyc_status(self, update: KycStatusUpdate) -> None:
         """The member's KYC record; audited when it changes. A verification is valid for valid_for_seconds from now."""
         now = datetime.now(UTC)
         async with self.db.session() as session, session.begin():
@@ -200,7 +200,7 @@ class KycActivities:
                 )
 
     @activity.defn
-    async def create_review_request(self, req: ReviewRequest) -> ApprovalInput:
+    async def create_kyc_review(self, req: ReviewRequest) -> ApprovalInput:
         """The human review of a referred screening as an approval request (once per run and round): one level of
         the reviewer role, escalating to the escalation role; the member applies, the submitter may not decide."""
         request_id = uuid.uuid5(KYC_NS, f"review:{req.run_id}:{req.round}")
@@ -248,7 +248,7 @@ class KycActivities:
         )
 
     @activity.defn
-    async def review_reason(self, request_id: uuid.UUID) -> str | None:
+    async def kyc_review_reason(self, request_id: uuid.UUID) -> str | None:
         """The reason of the review's last rejection or request for documents."""
         async with self.db.session() as session:
             return (
@@ -262,7 +262,7 @@ class KycActivities:
             ).scalar_one_or_none()
 
     @activity.defn
-    async def start_reverifications(self) -> int:
+    async def start_kyc_reverifications(self) -> int:
         """Starts `kyc-<member id>` as a re-verification for every verified member whose KYC ends within
         kyc_reverify_ahead (one already running is left alone); returns how many it started."""
         now = datetime.now(UTC)

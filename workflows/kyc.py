@@ -143,7 +143,7 @@ class KycWorkflow:
         assert submission is not None
         info = workflow.info()
         recorded = await workflow.execute_activity_method(
-            KycActivities.record_submission,
+            KycActivities.record_kyc_submission,
             SubmissionRecord(
                 member_id=self._input.member_id,
                 workflow_id=info.workflow_id,
@@ -156,7 +156,7 @@ class KycWorkflow:
         await self._move("screening", None)
         self._pending = None  # taken: the submit update answers with the screening under way
         screening = await workflow.execute_activity_method(
-            KycActivities.screen,
+            KycActivities.screen_identity,
             ScreeningRequest(submission_id=recorded.submission_id, identity=submission.identity),
             **STEP,
         )
@@ -165,7 +165,7 @@ class KycWorkflow:
         if screening.result == "fail":
             return "rejected", "screening: " + (", ".join(screening.reasons) or "failed")
         approval = await workflow.execute_activity_method(
-            KycActivities.create_review_request,
+            KycActivities.create_kyc_review,
             ReviewRequest(
                 member_id=self._input.member_id,
                 org_id=self._input.org_id,
@@ -194,7 +194,7 @@ class KycWorkflow:
             except FailureError:  # it has just ended: its outcome stands
                 pass
         outcome: ApprovalState = await result
-        reason = await workflow.execute_activity_method(KycActivities.review_reason, approval.request_id, **STEP)
+        reason = await workflow.execute_activity_method(KycActivities.kyc_review_reason, approval.request_id, **STEP)
         if outcome.status == "approved":
             return "verified", None
         if outcome.status == "withdrawn":
@@ -211,13 +211,12 @@ class KycWorkflow:
     async def _move(
         self, status: str, waiting_on: str | None, reason: str | None = None, member_status: str | None = None
     ) -> None:
-        """The workflow's step, written to the member's row (audited), shown in its search attributes, and told
-        to the member by email when it asks something of them or ends."""
-        self._status, self._waiting_on, self._reason = status, waiting_on, reason
-        self._publish()
+        """The workflow's step, written to the member's row (audited), then shown by the query and the search
+        attributes (so whoever sees the step there finds the row written), and told to the member by email when it
+        asks something of them or ends."""
         review = self._input.review
         await workflow.execute_activity_method(
-            KycActivities.set_status,
+            KycActivities.set_kyc_status,
             KycStatusUpdate(
                 member_id=self._input.member_id,
                 status=member_status or MEMBER_STATUS[status],
@@ -227,6 +226,8 @@ class KycWorkflow:
             ),
             **STEP,
         )
+        self._status, self._waiting_on, self._reason = status, waiting_on, reason
+        self._publish()
         if status in MESSAGES:
             headline, message = MESSAGES[status]
             await workflow.execute_activity_method(
@@ -264,7 +265,7 @@ class KycReverificationWorkflow:
     @workflow.run
     async def run(self, _: dict) -> int:
         started = await workflow.execute_activity_method(
-            KycActivities.start_reverifications,
+            KycActivities.start_kyc_reverifications,
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(minutes=2),
         )

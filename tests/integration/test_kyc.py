@@ -113,7 +113,7 @@ async def test_refer_goes_to_an_operator_who_approves_or_rejects(http, su, tempo
     final = await kyc_state(http, refused_headers, refused["id"], {"rejected"})
     assert final["reason"] == "document forged"
     handle = temporal_env.client.get_workflow_handle(f"kyc-{refused['id']}")
-    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    await poll(handle.describe, lambda d: d.status == WorkflowExecutionStatus.COMPLETED, 20, "KYC run not ended")
 
 
 async def test_more_documents_loop_back_to_the_member(http, su, mailbox):
