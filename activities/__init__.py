@@ -10,6 +10,7 @@ from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.interest_posting import InterestPostingActivities
+from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.notifications import NotificationActivities
@@ -38,6 +39,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     posting = InterestPostingActivities(db, settings, notifications)
     backups = BackupActivities(db, settings)
     retention = RetentionActivities(db, settings)
+    kyc = KycActivities(db, settings, client)
     return [
         payments.post_book_transfer,
         accrual.accrue_day,
@@ -92,4 +94,10 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         backups.take_backup,
         backups.prune_backups,
         retention.apply_retention,
+        kyc.record_kyc_submission,
+        kyc.screen_identity,
+        kyc.set_kyc_status,
+        kyc.create_kyc_review,
+        kyc.kyc_review_reason,
+        kyc.start_kyc_reverifications,
     ]

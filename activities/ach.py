@@ -60,6 +60,7 @@ from models.payments import (
     UnansweredUpload,
     UploadOutcome,
 )
+from models.users import KycStatus, User
 
 PAYMENTS: Table = Payment.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel does not declare it
 
@@ -77,8 +78,12 @@ async def check_ach_payment(
     amount: Decimal,
     account: LedgerAccount,
     external: ExternalAccount,
+    require_kyc: bool = True,
 ) -> None:
-    """The rules an ACH payment must meet, for the API (before anything is written) and the workflow."""
+    """The rules an ACH payment must meet, for the API (before anything is written) and the workflow. A debit into a
+    member's account needs the member's KYC verified when it is asked for (`require_kyc`: the API, a bill's auto-pay
+    set-up); the workflow's validation does not ask again, so a debit already authorized (a loan's auto-debit, a
+    bill's auto-pay) still runs while its member re-verifies."""
     if amount > settings.ach_max_amount:
         raise PaymentRejected("limit_exceeded", f"the amount exceeds the ACH limit of {settings.ach_max_amount}")
     if account.status != AccountStatus.active or account.type == "loan" or account.kind != "internal":
@@ -87,6 +92,12 @@ async def check_ach_payment(
         raise PaymentRejected("external_account_not_found", "the external account is not in the account's organization")
     if external.status != ExternalAccountStatus.verified:
         raise PaymentRejected("external_account_not_usable", f"the external account is {external.status}")
+    if kind == PaymentKind.ach_debit and require_kyc and account.owner_id is not None:
+        owner = await session.get(User, account.owner_id)
+        if owner is not None and owner.kyc_status != KycStatus.verified:
+            raise PaymentRejected(
+                "kyc_not_verified", f"the account holder's KYC is {owner.kyc_status}: debits need it verified"
+            )
     if kind == PaymentKind.ach_debit and external.debits_blocked:
         raise PaymentRejected("debits_blocked", "debits from this external account are blocked until re-authorized")
     if kind == PaymentKind.ach_credit:
@@ -212,7 +223,9 @@ class AchActivities:
             external = await session.get(ExternalAccount, payment.external_account_id)
             assert account is not None and external is not None  # both checked when the payment was made
             try:
-                await check_ach_payment(session, self.settings, payment.kind, payment.amount, account, external)
+                await check_ach_payment(
+                    session, self.settings, payment.kind, payment.amount, account, external, require_kyc=False
+                )
             except PaymentRejected as rejected:
                 await transition(
                     session, payment, PaymentStatus.failed, failure_code=rejected.code, failure_reason=rejected.reason

@@ -19,8 +19,10 @@ from api.routers import (
     external_accounts,
     health,
     interest,
+    kyc,
     loan_products,
     loans,
+    members,
     notifications,
     operations,
     payments,
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         savings_products,
         interest,
         operations,
+        members,
+        kyc,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -75,6 +75,7 @@ class Entity(StrEnum):
     approval_rule = "approval rule"
     workflow = "workflow"  # a Temporal workflow execution, seen through the operator API
     email = "email"  # a row of the email outbox
+    member = "member"  # a user of role member, as staff manage them (profiles, KYC, invitations, deactivation)
 
 
 class Action(StrEnum):
@@ -151,6 +152,10 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.email, Action.read): OPERATORS,
     (Entity.email, Action.repair): OPERATORS,
     (Entity.organization, Action.create): SUPER,
+    (Entity.organization, Action.update): frozenset({Role.superuser, Role.org_admin}),  # its settings
+    (Entity.member, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator}),  # the member list
+    (Entity.member, Action.create): frozenset({Role.superuser, Role.org_admin}),  # invitations
+    (Entity.member, Action.update): frozenset({Role.superuser, Role.org_admin}),  # deactivation
     (Entity.user, Action.read): frozenset({Role.superuser, Role.org_admin}),
     (Entity.user, Action.create): frozenset({Role.superuser, Role.org_admin}),
     (Entity.user, Action.update): frozenset({Role.superuser, Role.org_admin}),
@@ -231,7 +236,7 @@ def scope(user: User, entity: Entity, statement: S) -> S:
     if entity == Entity.notification:  # private to its user, superusers included
         return statement.where(col(Notification.user_id) == user.id)
     if role == Role.superuser:
-        return statement
+        return statement.where(col(User.role) == Role.member) if entity == Entity.member else statement
     staff = role in ORG_STAFF and org is not None
     member = role == Role.member
     if entity == Entity.account:
@@ -296,6 +301,11 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(false())
     if entity == Entity.user:
         return statement.where(col(User.org_id) == org if role == Role.org_admin and org else col(User.id) == user.id)
+    if entity == Entity.member:  # themself; their organization's members for its admins and operators
+        statement = statement.where(col(User.role) == Role.member)
+        if member:
+            return statement.where(col(User.id) == user.id)
+        return statement.where(col(User.org_id) == org if role in (Role.org_admin, Role.operator) and org else false())
     if entity == Entity.organization:
         if role == Role.bank_operations:
             return statement
@@ -357,6 +367,7 @@ MODELS: dict[Entity, Any] = {
     Entity.savings_product: SavingsProduct,
     Entity.approval_rule: ApprovalRule,
     Entity.email: EmailOutbox,
+    Entity.member: User,
 }
 
 
@@ -369,7 +380,7 @@ async def visible(
     row = await session.get(model, row_id, with_for_update=for_update or None)
     if row is None:
         raise not_visible(user, called or entity, row_id, exists=False)
-    if not is_super(user) or entity == Entity.notification:
+    if not is_super(user) or entity in (Entity.notification, Entity.member):
         pk = model.__table__.primary_key.columns.values()[0]
         found = (await session.execute(scope(user, entity, sa_select(pk).where(pk == row_id)))).first()
         if found is None:
@@ -531,6 +542,24 @@ def target_org(user: User, requested: uuid.UUID | None) -> uuid.UUID | None:
             user, Entity.organization, requested, Action.write, "you can act only within your own organization"
         )
     return user.org_id
+
+
+def check_submit_kyc(user: User, member: User) -> None:
+    """A KYC submission is the member's own, or made for them by an org admin or operator of their organization
+    (who then may not review it: maker-checker), or by a superuser. Approvers only review."""
+    if user.id == member.id or is_super(user):
+        return
+    if user.role in (Role.org_admin, Role.operator) and user.org_id == member.org_id:
+        return
+    raise forbid(user, Entity.member, member.id, Action.write, "only the member or their organization's staff submit")
+
+
+def check_kyc_grant(user: User, kyc_status: str | None) -> None:
+    """A user created as KYC-verified, without a review: a superuser's alone (members migrated from before KYC)."""
+    if kyc_status == "verified" and not is_super(user):
+        raise forbid(
+            user, Entity.member, None, Action.grant, "only a superuser creates a member as KYC-verified", "kyc_grant"
+        )
 
 
 def see_deactivated(user: User, entity: Entity) -> None:

@@ -109,6 +109,25 @@ class Settings(BaseSettings):
     loan_day_seconds: float = Field(default=86400.0, gt=0)
     loan_rounds_per_run: int = Field(default=200, ge=1)  # servicing wake-ups before the loan continues as new
 
+    # Members (README: Members and KYC). Links in emails start with public_base_url; a sign-up's verification link
+    # and an invitation are single use and expire after these.
+    public_base_url: str = "http://127.0.0.1:8000"
+    signup_token_ttl: timedelta = timedelta(hours=24)
+    invitation_ttl: timedelta = timedelta(days=7)
+    # KYC: the identity-verification service (the sandbox's /identity in development), how long a verification is
+    # valid, how long before its end the re-verification schedule asks the member again, and the human review of a
+    # screening that refers (a level of ApprovalWorkflow: the reviewer role, its deadline, a reminder offset from the
+    # level opening, the escalation role; after the escalation's deadline the review declines).
+    identity_base_url: str = "http://127.0.0.1:8100"
+    identity_api_key: SecretStr = SecretStr("sandbox-identity-key")
+    kyc_valid_for: timedelta = timedelta(days=365)
+    kyc_reverify_ahead: timedelta = timedelta(days=30)
+    kyc_reverification_cron: str = "15 4 * * *"
+    kyc_review_deadline: timedelta = timedelta(days=2)
+    kyc_review_reminder: timedelta = timedelta(days=1)
+    kyc_reviewer_role: str = "operator"
+    kyc_escalation_role: str = "org_admin"
+
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.
     bill_reminder_offsets: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [7, 3, 0])
@@ -223,6 +242,7 @@ SECRET_SETTINGS = (
     "odfi_api_key",
     "bank_webhook_secret",
     "bureau_api_key",
+    "identity_api_key",
     "smtp_password",
     "metrics_token",  # no default: unset is refused in production (anyone could read the business metrics)
 )

@@ -78,6 +78,12 @@ def jobs(settings: Settings) -> list[ScheduledJob]:
             settings.retention_cron,
             "Daily retention: purge or anonymize what is past its retention (never the ledger), audited",
         ),
+        ScheduledJob(
+            "kyc-reverification",
+            "KycReverificationWorkflow",
+            settings.kyc_reverification_cron,
+            "Daily KYC re-verification: members whose verification ends within KYC_REVERIFY_AHEAD are asked again",
+        ),
     ]
 
 

@@ -19,6 +19,8 @@ WAITING_ON_ROLE = SearchAttributeKey.for_keyword("WaitingOnRole")
 LOAN_AMOUNT = SearchAttributeKey.for_float("LoanAmount")
 APPLICANT_ID = SearchAttributeKey.for_keyword("ApplicantId")
 AGING_BUCKET = SearchAttributeKey.for_keyword("AgingBucket")  # set while a loan is past due: 1-30 ... 90+
+KYC_STATUS = SearchAttributeKey.for_keyword("KycStatus")  # a KYC workflow's step: screening, in_review, verified...
+KYC_WAITING_ON = SearchAttributeKey.for_keyword("KycWaitingOn")  # member, or the reviewer's role; unset when none
 
 ALL: list[SearchAttributeKey[Any]] = [
     PAYMENT_STATUS,
@@ -32,6 +34,8 @@ ALL: list[SearchAttributeKey[Any]] = [
     LOAN_AMOUNT,
     APPLICANT_ID,
     AGING_BUCKET,
+    KYC_STATUS,
+    KYC_WAITING_ON,
 ]
 
 _CLI_TYPES = {

@@ -5,7 +5,7 @@ Every place that starts a workflow (the API, activities, Schedules) asks `queue_
 its parent's queue, and no workflow of one class starts a child of the other.
 
 Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
-debit), bank events. Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
+debit), bank events, KYC reviews (with their approvals). Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
 and retention, and interest accrual and posting, which write the ledger but are batch runs on a schedule with hours
 of slack: at millions of accounts they are exactly the bulk that must not take a payment's worker slots, and their
 writes are exactly-once whichever pool runs them.
@@ -35,6 +35,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "BillAutopayWorkflow": Urgency.money,
     "BankEventDeliveryWorkflow": Urgency.money,
     "BankEventSweepWorkflow": Urgency.money,
+    "KycWorkflow": Urgency.money,  # it gates loans and debits; its review is an ApprovalWorkflow child on its queue
     "BillRunWorkflow": Urgency.routine,
     "BillReminderWorkflow": Urgency.routine,
     "MonthlyStatementsWorkflow": Urgency.routine,
@@ -44,6 +45,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "EmailResendWorkflow": Urgency.routine,
     "BackupWorkflow": Urgency.routine,
     "RetentionWorkflow": Urgency.routine,
+    "KycReverificationWorkflow": Urgency.routine,  # starts KYC workflows through the client, not as children
 }
 
 

@@ -113,6 +113,7 @@ def run(supervisor: Supervisor) -> int:
         "LINKING_BASE_URL": sandbox_url,
         "ODFI_BASE_URL": sandbox_url,
         "BUREAU_BASE_URL": sandbox_url,
+        "IDENTITY_BASE_URL": sandbox_url,
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{PORTS['metrics']}",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(PORTS["smtp"]),
@@ -220,6 +221,8 @@ def seed_demo(database_url: str) -> list[str]:
     return [
         f"Demo statement {api}{statement_pdf}   (as alice, in a minute)",
         "Demo workflows: " + ", ".join(f"{p['kind']} {p['amount']} {p['workflow_id']} ({p['status']})" for p in demo),
+        "Demo KYC: uma unverified, petra pending review (the operator's /approvals/inbox), vic verified, rita "
+        "rejected (GET /api/v1/members as the org admin)",
         "Demo users (email / password):",
         *(f"  {role:17} {email:32} {password}" for email, _, role, password in USERS),
     ]

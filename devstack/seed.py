@@ -37,7 +37,20 @@ USERS = [  # (email, full name, role, password)
     ("committee1@riverside.example", "Carla Committee", "credit_committee", "demo-committee-pass"),
     ("committee2@riverside.example", "Chen Committee", "credit_committee", "demo-committee-pass"),
     ("committee3@riverside.example", "Cleo Committee", "credit_committee", "demo-committee-pass"),
+    ("uma@riverside.example", "Uma Unverified", "member", "demo-member-pass"),
+    ("petra@riverside.example", "Petra Pending", "member", "demo-member-pass"),
+    ("vic@riverside.example", "Vic Verified", "member", "demo-member-pass"),
+    ("rita@riverside.example", "Rita Rejected", "member", "demo-member-pass"),
 ]
+# Members at each KYC stage (README: Members and KYC): they start unverified, and those with a national id submit it
+# to KYC (the sandbox identity service: 9999 refers to an operator's review, 1234 passes, 0000 fails). Alice and Bob
+# stand for members from before KYC: verified.
+KYC_MEMBERS = {
+    "uma@riverside.example": None,
+    "petra@riverside.example": "9999",
+    "vic@riverside.example": "1234",
+    "rita@riverside.example": "0000",
+}
 ACCOUNTS = [  # (key, name, type, owner email or None)
     ("alice-checking", "Alice everyday checking", "checking", "alice@riverside.example"),
     ("alice-savings", "Alice savings", "savings", "alice@riverside.example"),
@@ -57,8 +70,8 @@ async def seed_database(db: Database) -> None:
         for email, full_name, role, password in USERS:
             await session.execute(
                 text(
-                    """INSERT INTO users (id, email, full_name, hashed_password, role, org_id, is_active)
-                   VALUES (:id, :email, :name, :pw, :role, :org, true) ON CONFLICT DO NOTHING"""
+                    """INSERT INTO users (id, email, full_name, hashed_password, role, org_id, is_active, kyc_status)
+                   VALUES (:id, :email, :name, :pw, :role, :org, true, :kyc) ON CONFLICT DO NOTHING"""
                 ),
                 {
                     "id": demo_id(f"user:{email}"),
@@ -67,6 +80,7 @@ async def seed_database(db: Database) -> None:
                     "pw": hash_password(password),
                     "role": role,
                     "org": None if role in ("superuser", "bank_operations") else ORG[1],
+                    "kyc": "unverified" if email in KYC_MEMBERS else "verified",
                 },
             )
         for key, name, account_type, owner in ACCOUNTS:
@@ -141,7 +155,26 @@ async def seed_through_api(api_url: str, sandbox_url: str) -> list[dict]:
                 )
             )
         payments.extend(await _demo_loans(http, sandbox))
+        await _demo_kyc(http)
         return payments
+
+
+async def _demo_kyc(http: httpx.AsyncClient) -> None:
+    """Each KYC member with a national id submits it once (while still unverified: a second start submits nothing)."""
+    for email, last4 in KYC_MEMBERS.items():
+        if last4 is None:
+            continue
+        member = await _login(http, email, "demo-member-pass")
+        me = (await http.get("/api/v1/profile", headers=member)).json()
+        if me["kyc_status"] != "unverified":
+            continue
+        identity = {"full_name": me["full_name"], "date_of_birth": "1985-06-15", "address": "12 River Rd, Riverside"}
+        response = await http.post(
+            f"/api/v1/members/{me['id']}/kyc/submissions",
+            headers=member,
+            json={**identity, "national_id_last4": last4},
+        )
+        response.raise_for_status()
 
 
 async def _demo_loans(http: httpx.AsyncClient, sandbox: httpx.AsyncClient) -> list[dict]:

@@ -1,8 +1,9 @@
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
@@ -24,10 +25,20 @@ APPROVER_ROLES = frozenset({Role.loan_officer, Role.branch_manager, Role.credit_
 STAFF_ROLES = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
 
 
+class KycStatus(StrEnum):
+    unverified = "unverified"  # never submitted
+    pending = "pending"  # submitted: screening, a human review, or more documents asked for
+    verified = "verified"
+    rejected = "rejected"
+    expired = "expired"  # verified once, past its validity: re-verification waits on the member
+
+
 class Organization(SQLModel, table=True):
     __tablename__ = "organizations"
     id: uuid.UUID = uuid_pk()
     name: str = Field(unique=True, max_length=200)
+    # Anyone may sign up as a member (with email verification) when set; otherwise by invitation only.
+    open_registration: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     created_at: datetime = created_at()
 
 
@@ -42,6 +53,9 @@ class User(SQLModel, table=True):
         # Everyone but the bank-wide roles (superuser, bank_operations) belongs to exactly one organization; the
         # API creates those with none.
         CheckConstraint("role IN ('superuser','bank_operations') OR org_id IS NOT NULL", name="users_org_required"),
+        CheckConstraint(
+            "kyc_status IN ('unverified','pending','verified','rejected','expired')", name="users_kyc_status_valid"
+        ),
     )
     id: uuid.UUID = uuid_pk()
     email: str = Field(unique=True, index=True, max_length=320)
@@ -50,8 +64,17 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=32)
     org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
-    # KYC review comes with the members issue; until then a user is verified unless an admin says otherwise.
+    # unverified, pending, verified, rejected, expired (KycStatus). The default 'verified' is that of members from
+    # before KYC and of a superuser's explicit pre-verification; sign-ups start unverified (README: Members and KYC).
     kyc_status: str = Field(default="verified", max_length=16, sa_column_kwargs={"server_default": "verified"})
+    kyc_waiting_on: str | None = Field(default=None, max_length=32)  # member, operator, org_admin: who acts next
+    kyc_reason: str | None = Field(default=None, max_length=1000)  # of a rejection, or of documents requested
+    kyc_verified_at: datetime | None = timestamp()
+    kyc_expires_at: datetime | None = timestamp()
+    phone: str | None = Field(default=None, max_length=40)
+    address: str | None = Field(default=None, max_length=500)
+    date_of_birth: date | None = None
+    email_verified_at: datetime | None = timestamp()
     # Picks the approval route of the member's loans (with the amount); staff set it, never the applicant.
     member_type: str = Field(default="consumer", max_length=40, sa_column_kwargs={"server_default": "consumer"})
     created_at: datetime = created_at()

@@ -38,6 +38,9 @@ class SandboxSettings(BaseSettings):
     reject_next_files: int = Field(0, ge=0)  # refuse the next N uploaded files (FILE_REJECTED)
     reject_status: int = Field(422, ge=400, le=599)  # with this status (a 5xx plays an outage instead)
 
+    # The identity-verification service (sandbox/identity.py): matches the main app's IDENTITY_API_KEY default.
+    identity_api_key: str = "sandbox-identity-key"
+
     # The credit bureau (sandbox/bureau.py); both are also changeable at runtime via /bureau/_control.
     bureau_api_key: str = "sandbox-bureau-key"
     # applicant_id -> forced score, e.g. SANDBOX_BUREAU_FIXED_SCORES='{"<uuid>": 720}'

@@ -119,6 +119,13 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         # The backup workflow's dumps in a directory of the session's; retention one row at a time (its batches).
         backup_dir=str(tmp_path_factory.mktemp("backups")),
         retention_batch_size=1,
+        # KYC in seconds: the identity service is the sandbox's; a review level lasts 8 s (reminder at 3 s) before it
+        # escalates; a verification is valid 3 s, and re-verification asks only once it has ended.
+        identity_base_url=sandbox_url,
+        kyc_review_deadline=timedelta(seconds=8),
+        kyc_review_reminder=timedelta(seconds=3),
+        kyc_valid_for=timedelta(seconds=3),
+        kyc_reverify_ahead=timedelta(0),
     )
 
 

@@ -17,6 +17,7 @@ from workflows.book_transfer import BookTransferWorkflow
 from workflows.daily_accrual import DailyAccrualWorkflow
 from workflows.email_resend import EmailResendWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
+from workflows.kyc import KycReverificationWorkflow, KycWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
@@ -40,4 +41,6 @@ ALL_WORKFLOWS = [
     EmailResendWorkflow,
     BackupWorkflow,
     RetentionWorkflow,
+    KycWorkflow,
+    KycReverificationWorkflow,
 ]

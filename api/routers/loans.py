@@ -39,7 +39,7 @@ from models.approvals import ApprovalState, InformationInput
 from models.external_accounts import ExternalAccount, ExternalAccountStatus
 from models.ledger import LedgerAccount
 from models.loans import Loan, LoanInput, LoanStatus, PayoffQuote, RepaymentInput, RepaymentResult
-from models.users import User
+from models.users import KycStatus, User
 from workflows.approval import ApprovalWorkflow
 from workflows.loan import LoanWorkflow
 
@@ -165,6 +165,13 @@ async def apply(
     existing = await session.get(Loan, loan_id)
     if existing is None:
         applicant = access.check_acts_for(user, await session.get(User, applicant_id), applicant_id)
+        if applicant.kyc_status != KycStatus.verified:  # eligibility checks it again when the loan starts
+            raise AppError(
+                422,
+                "kyc_not_verified",
+                f"the applicant's KYC is {applicant.kyc_status}: a loan needs it verified (see /members/{{id}}/kyc)",
+                {"kyc_status": applicant.kyc_status},
+            )
         product = await reference.loan_product(db, body.product_id)
         if product is None or not product.active:
             raise not_found("loan product", body.product_id)

@@ -1,5 +1,5 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, EmailStr, Field
@@ -23,7 +23,7 @@ UserReader = Annotated[User, Depends(allowed(Entity.user, Action.read))]  # supe
 UserCreator = Annotated[User, Depends(allowed(Entity.user, Action.create))]
 UserUpdater = Annotated[User, Depends(allowed(Entity.user, Action.update))]
 
-_USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_type"]
+_USER_FIELDS = ["email", "full_name", "role", "org_id", "is_active", "member_type", "kyc_status"]
 
 
 class OrganizationIn(BaseModel):
@@ -54,6 +54,12 @@ class UserIn(BaseModel):
     role: Role = Field(examples=["member"])
     org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
     member_type: MemberType = "consumer"
+    kyc_status: Literal["unverified", "verified"] | None = Field(
+        default=None,
+        description="a member's KYC: unverified (the default from an org admin: verified only through the KYC "
+        "review) or verified, which only a superuser may give without a review (members migrated from before KYC; "
+        "the default from a superuser), audited",
+    )
 
 
 class UserUpdate(BaseModel):
@@ -106,6 +112,8 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
     org_id = None if not access.has_organization(body.role) else target_org(actor, body.org_id)
     if org_id and await session.get(Organization, org_id) is None:
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
+    access.check_kyc_grant(actor, body.kyc_status)
+    kyc_status = body.kyc_status or ("verified" if access.is_super(actor) else "unverified")
     user = User(
         email=body.email.lower(),
         full_name=body.full_name,
@@ -113,6 +121,7 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
         role=body.role,
         org_id=org_id,
         member_type=body.member_type,
+        kyc_status=kyc_status if body.role == Role.member else "verified",
     )
     session.add(user)
     try:

@@ -38,6 +38,7 @@ import pytest
 from sqlalchemy import text
 
 from core.security import create_token
+from domain import members
 from tests import authz_matrix as matrix
 from tests.authz_matrix import PRINCIPALS, Observation, Principal
 from tests.conftest import Org, make_org, make_user, open_account
@@ -928,6 +929,98 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/statements/runs")
 async def _(w: World, p: Principal) -> Req:
     return Req(json={"period": PERIOD, "notify_owners": False})
+
+
+# members and KYC
+async def _member_link(w: World, table: str) -> str:
+    """A pending invitation or sign-up of organization A with a known token (what the emailed link carries)."""
+    token, email = members.new_token(), f"matrix-{uuid.uuid4().hex[:10]}@tests.example"
+    purpose = "invitation" if table == "member_invitations" else "signup"
+    columns = "member_type, invited_by" if table == "member_invitations" else "full_name, hashed_password"
+    values = "'consumer', :by" if table == "member_invitations" else "'Matrix member', 'x'"
+    async with w.db.session() as session, session.begin():
+        await session.execute(
+            text(
+                f"INSERT INTO {table} (id, org_id, email, {columns}, token_hash, expires_at) "
+                f"VALUES (:id, :org, :email, {values}, :hash, now() + interval '1 hour')"
+            ),
+            {
+                "id": uuid.uuid4(),
+                "org": w.a.id,
+                "email": email,
+                "by": w.users["A.fixture_admin"]["id"],
+                "hash": members.token_hash(w.settings, purpose, token),
+            },
+        )
+    return token
+
+
+async def _fresh_member(w: World) -> dict:
+    return (await make_user(w.http, w.su, "member", w.a.id))[0]
+
+
+@builds(f"PATCH {V1}/organizations/{{org_id}}/settings")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id}, json={"open_registration": True})
+
+
+@builds(f"POST {V1}/organizations/{{org_id}}/invitations")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id}, json={"email": f"matrix-{uuid.uuid4().hex[:10]}@tests.example"})
+
+
+@builds(f"POST {V1}/invitations/accept")
+async def _(w: World, p: Principal) -> Req:
+    token = await w.fresh("invitation", p, lambda: _member_link(w, "member_invitations"))
+    return Req(json={"token": token, "full_name": "Matrix member", "password": "a-long-test-password"})
+
+
+@builds(f"POST {V1}/organizations/{{org_id}}/signups")
+async def _(w: World, p: Principal) -> Req:
+    async with w.db.session() as session, session.begin():  # open to anyone, whatever the settings row's turn
+        await session.execute(text("UPDATE organizations SET open_registration = true WHERE id = :id"), {"id": w.a.id})
+    return Req(
+        path={"org_id": w.a.id},
+        json={
+            "email": f"matrix-{uuid.uuid4().hex[:10]}@tests.example",
+            "full_name": "Matrix member",
+            "password": "a-long-test-password",
+        },
+    )
+
+
+@builds(f"POST {V1}/signups/verify")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"token": await w.fresh("signup", p, lambda: _member_link(w, "member_signups"))})
+
+
+BUILDERS[f"GET {V1}/profile"] = static()
+BUILDERS[f"PATCH {V1}/profile"] = static(json={"phone": "+1 555 0100"})
+BUILDERS[f"GET {V1}/members"] = listing(lambda w: {"q": w.owner["email"]}, lambda w: w.owner["id"])
+
+
+@builds(f"GET {V1}/members/{{member_id}}", f"GET {V1}/members/{{member_id}}/kyc")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"member_id": w.owner["id"]})
+
+
+@builds(f"POST {V1}/members/{{member_id}}/deactivate")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"member_id": (await w.fresh("member", p, lambda: _fresh_member(w)))["id"]})
+
+
+@builds(f"POST {V1}/members/{{member_id}}/kyc/submissions")
+async def _(w: World, p: Principal) -> Req:
+    # The owner is verified (a superuser made them): whoever may submit gets a 409 already_verified, no workflow.
+    return Req(
+        path={"member_id": w.owner["id"]},
+        json={
+            "full_name": "Matrix member",
+            "date_of_birth": "1990-04-01",
+            "address": "1 Main St",
+            "national_id_last4": "1234",
+        },
+    )
 
 
 # --- the test ---------------------------------------------------------------------------------------------------

@@ -132,6 +132,8 @@ async def test_no_5xx_and_no_schema_break_under_fuzzing(http, api_server, su):
         "bill_id": bill.json()["id"],
         "product_id": product.json()["id"],
         "user_id": org.users["member"]["id"],
+        "member_id": org.users["member"]["id"],
+        "org_id": org.id,
     }
     schema = schemathesis.openapi.from_dict((await http.get("/openapi.json")).json())
 

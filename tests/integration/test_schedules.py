@@ -27,6 +27,7 @@ EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
     "monthly-statements": ("MonthlyStatementsWorkflow", "0 5 1 * *"),
     "database-backup": ("BackupWorkflow", "0 3 * * *"),
     "data-retention": ("RetentionWorkflow", "30 3 * * *"),
+    "kyc-reverification": ("KycReverificationWorkflow", "15 4 * * *"),
 }
 
 

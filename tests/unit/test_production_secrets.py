@@ -30,6 +30,7 @@ ALL_DEFAULTS = [
     "ODFI_API_KEY",
     "BANK_WEBHOOK_SECRET",
     "BUREAU_API_KEY",
+    "IDENTITY_API_KEY",
     "METRICS_TOKEN",  # no default at all: unset is refused
 ]
 
@@ -43,6 +44,7 @@ def real_secrets() -> dict:
         odfi_api_key=os.urandom(8).hex(),
         bank_webhook_secret=os.urandom(16).hex(),
         bureau_api_key=os.urandom(8).hex(),
+        identity_api_key=os.urandom(8).hex(),
         metrics_token=os.urandom(16).hex(),
     )
 
