@@ -151,6 +151,7 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.email, Action.read): OPERATORS,
     (Entity.email, Action.repair): OPERATORS,
     (Entity.organization, Action.create): SUPER,
+    (Entity.organization, Action.update): frozenset({Role.superuser, Role.org_admin}),  # its own (scope)
     (Entity.user, Action.read): frozenset({Role.superuser, Role.org_admin}),
     (Entity.user, Action.create): frozenset({Role.superuser, Role.org_admin}),
     (Entity.user, Action.update): frozenset({Role.superuser, Role.org_admin}),
