@@ -13,6 +13,7 @@ from sqlalchemy import text
 from core import ledger
 from core.business_time import business_today
 from core.config import get_settings
+from core.crypto import AccountNumberCipher
 from core.db import Database
 from core.security import hash_password
 from models.ledger import GL_CASH
@@ -37,7 +38,11 @@ USERS = [  # (email, full name, role, password)
     ("committee1@riverside.example", "Carla Committee", "credit_committee", "demo-committee-pass"),
     ("committee2@riverside.example", "Chen Committee", "credit_committee", "demo-committee-pass"),
     ("committee3@riverside.example", "Cleo Committee", "credit_committee", "demo-committee-pass"),
+    ("secure@riverside.example", "Sasha Secure", "operator", "demo-secure-operator-pass"),
 ]
+# A staff user with MFA on: log in, then POST /auth/mfa/verify with a code of this secret (any authenticator app,
+# or `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`). A demo secret, published here: never in production.
+MFA_USER = ("secure@riverside.example", "DEMOTOTPSECRETSASHASECUREOPERATR")
 ACCOUNTS = [  # (key, name, type, owner email or None)
     ("alice-checking", "Alice everyday checking", "checking", "alice@riverside.example"),
     ("alice-savings", "Alice savings", "savings", "alice@riverside.example"),
@@ -69,6 +74,16 @@ async def seed_database(db: Database) -> None:
                     "org": None if role in ("superuser", "bank_operations") else ORG[1],
                 },
             )
+        await session.execute(
+            text(
+                """INSERT INTO user_mfa (user_id, secret_encrypted, confirmed_at) VALUES (:user, :secret, now())
+                   ON CONFLICT DO NOTHING"""
+            ),
+            {
+                "user": demo_id(f"user:{MFA_USER[0]}"),
+                "secret": AccountNumberCipher.from_settings(get_settings()).encrypt(MFA_USER[1]),
+            },
+        )
         for key, name, account_type, owner in ACCOUNTS:
             await session.execute(
                 text(
