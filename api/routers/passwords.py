@@ -12,7 +12,7 @@ from api.fields import Token, line_rules
 from api.routers.auth import TokenPair, client_ip, issue_tokens
 from core.security import verify_password
 from domain import lockout, password_reset
-from domain.passwords import change_password
+from domain.passwords import change_password, check_strength
 from models.users import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -48,9 +48,10 @@ class ResetConfirm(BaseModel):
 )
 async def change(request: Request, body: PasswordChange, session: SessionDep, settings: SettingsDep, me: CurrentUser):
     """Every refresh token is revoked and every access token issued before is refused: the answer is a new pair. A
-    wrong current password counts as a failed login (lockout)."""
+    wrong current password counts as a failed login (lockout); a weak new one is refused before it is checked."""
     user = await session.get(User, me.id, with_for_update=True)
     assert user is not None  # the signed-in user's row
+    check_strength(settings, body.new_password, user.email, user.full_name)  # before a guess of the current one
     if not verify_password(body.current_password, user.hashed_password)[0]:
         await lockout.record_failure(session, settings, user.id, user.email, client_ip(request), "wrong password")
         await session.commit()

@@ -574,8 +574,9 @@ async def _(w: World, p: Principal) -> Req:
 BUILDERS[f"POST {V1}/auth/mfa/enroll"] = static()
 for _operation in (f"POST {V1}/auth/mfa/confirm", f"POST {V1}/auth/mfa/disable"):
     BUILDERS[_operation] = static(json={"code": "000000"})
+# A weak new password: refused (422) before the current one is checked, so no principal's user counts a failed login.
 BUILDERS[f"POST {V1}/auth/password"] = static(
-    json={"current_password": "not-the-current-password", "new_password": "a-new-long-matrix-passphrase"}
+    json={"current_password": "not-the-current-password", "new_password": "password1234"}
 )
 BUILDERS[f"POST {V1}/auth/password-reset/confirm"] = static(
     json={"token": "not-a-reset-token", "new_password": "a-new-long-matrix-passphrase"}
