@@ -77,7 +77,13 @@ def get_file_cipher(request: Request) -> FileCipher:
     return request.app.state.file_cipher
 
 
+def get_client_ip(request: Request) -> str | None:
+    """The caller's address, for security events (the proxy's when one is in front: uvicorn --proxy-headers)."""
+    return request.client.host if request.client else None
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ClientIp = Annotated[str | None, Depends(get_client_ip)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

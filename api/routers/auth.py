@@ -6,19 +6,20 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import jwt
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import select
 
-from api.deps import CipherDep, CurrentUser, SessionDep, SettingsDep, unauthorized
+from api.deps import CipherDep, ClientIp, CurrentUser, SessionDep, SettingsDep, unauthorized
 from api.errors import AppError
-from api.fields import Token, line_rules
+from api.fields import MfaCode, Token, line_rules
 from core.config import Settings
 from core.security import create_token, decode_token, hash_password, token_ttl, verify_password
 from domain import lockout, mfa, security_events
+from domain.sessions import TokenPair, issue_tokens
 from domain.users import UserOut
-from models.users import RefreshToken, User
+from models.users import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -26,26 +27,6 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 _DUMMY_HASH = hash_password("not-a-real-password")
 # One answer for a wrong email, a wrong password and a locked account: none tells whether the email exists.
 _REFUSED = "incorrect email or password, or the account is locked for a while after too many failed attempts"
-
-
-class TokenPair(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = "bearer"
-    expires_in: int = Field(description="seconds until the access token expires")
-
-    model_config = {
-        "json_schema_extra": {
-            "examples": [
-                {
-                    "access_token": "eyJhbGciOi...",
-                    "refresh_token": "eyJhbGciOi...",
-                    "token_type": "bearer",
-                    "expires_in": 900,
-                }
-            ]
-        }
-    }
 
 
 class MfaChallenge(BaseModel):
@@ -60,37 +41,9 @@ class RefreshRequest(BaseModel):
     refresh_token: Token = Field(examples=["eyJhbGciOi..."])
 
 
-MfaCode = Annotated[
-    str,
-    Field(
-        min_length=6,
-        max_length=40,
-        pattern=r"^[A-Za-z0-9 -]+$",
-        description="a 6-digit code of the authenticator app, or a recovery code",
-        examples=["123456"],
-    ),
-]
-
-
 class MfaVerifyRequest(BaseModel):
     mfa_token: Token
     code: MfaCode
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-async def issue_tokens(session, settings: Settings, user: User, family_id: str | None = None) -> TokenPair:
-    """A new pair; the refresh token joins `family_id`'s family, or starts one (a login)."""
-    claims = {"role": user.role, "org_id": str(user.org_id) if user.org_id else None}
-    access, _, _ = create_token(settings, subject=str(user.id), token_type="access", claims=claims)
-    refresh, jti, expires_at = create_token(settings, subject=str(user.id), token_type="refresh")
-    session.add(RefreshToken(jti=jti, user_id=user.id, family_id=family_id or jti, expires_at=expires_at))
-    await session.commit()
-    return TokenPair(
-        access_token=access, refresh_token=refresh, expires_in=int(settings.access_token_ttl.total_seconds())
-    )
 
 
 async def _second_step(session, settings: Settings, user: User) -> TokenPair | MfaChallenge:
@@ -123,7 +76,7 @@ async def _second_step(session, settings: Settings, user: User) -> TokenPair | M
     summary="Log in with email and password (OAuth2 password form); with MFA on, the first of two steps",
 )
 async def login(
-    request: Request,
+    ip: ClientIp,
     username: Annotated[str, *line_rules(320, 1), Form(description="the email")],
     password: Annotated[str, *line_rules(128, 1), Form(json_schema_extra={"format": "password"})],
     session: SessionDep,
@@ -138,7 +91,7 @@ async def login(
     """The OAuth2 password form (`username`, `password`; the others are accepted and ignored). Control characters
     in any field are a 422. A wrong email, a wrong password and a locked account get the same 401. With MFA on, the
     answer is an MFA challenge instead of tokens: POST /auth/mfa/verify with it and a code."""
-    email, ip = username.strip().lower(), client_ip(request)
+    email = username.strip().lower()
     user = (await session.exec(select(User).where(User.email == email))).first()
     valid, new_hash = verify_password(password, user.hashed_password if user else _DUMMY_HASH)
     if user is None:
@@ -166,7 +119,7 @@ async def login(
 
 @router.post("/mfa/verify", response_model=TokenPair, summary="The second step of a login with MFA: a code")
 async def verify_mfa(
-    request: Request, body: MfaVerifyRequest, session: SessionDep, settings: SettingsDep, cipher: CipherDep
+    body: MfaVerifyRequest, session: SessionDep, settings: SettingsDep, cipher: CipherDep, ip: ClientIp
 ):
     """A code of the authenticator app (each 30 s time step is good once) or a recovery code (good once) for the
     login's `mfa_token`. A wrong code counts as a failed login (lockout)."""
@@ -177,7 +130,6 @@ async def verify_mfa(
     user = await session.get(User, uuid.UUID(payload["sub"]))
     if user is None or not user.is_active:
         raise unauthorized("the user of this challenge no longer exists or is disabled")
-    ip = client_ip(request)
     if await lockout.locked_until(session, user.id):
         await security_events.record(session, "mfa_refused_locked", user_id=user.id, email=user.email, client_ip=ip)
         await session.commit()

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from api.deps import CipherDep, CurrentUser, EnrollingUser, SessionDep, SettingsDep
-from api.routers.auth import MfaCode
+from api.fields import MfaCode
 from domain import mfa
 
 router = APIRouter(prefix="/auth/mfa", tags=["auth"])

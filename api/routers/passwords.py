@@ -6,13 +6,13 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, EmailStr, Field
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import ClientIp, CurrentUser, SessionDep, SettingsDep
 from api.errors import AppError
 from api.fields import Token, line_rules
-from api.routers.auth import TokenPair, client_ip, issue_tokens
 from core.security import verify_password
 from domain import lockout, password_reset
 from domain.passwords import change_password, check_strength
+from domain.sessions import TokenPair, issue_tokens
 from models.users import User
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -46,14 +46,14 @@ class ResetConfirm(BaseModel):
     response_model=TokenPair,
     summary="Change your password (the current one required); ends every other session",
 )
-async def change(request: Request, body: PasswordChange, session: SessionDep, settings: SettingsDep, me: CurrentUser):
+async def change(body: PasswordChange, session: SessionDep, settings: SettingsDep, me: CurrentUser, ip: ClientIp):
     """Every refresh token is revoked and every access token issued before is refused: the answer is a new pair. A
     wrong current password counts as a failed login (lockout); a weak new one is refused before it is checked."""
     user = await session.get(User, me.id, with_for_update=True)
     assert user is not None  # the signed-in user's row
     check_strength(settings, body.new_password, user.email, user.full_name)  # before a guess of the current one
     if not verify_password(body.current_password, user.hashed_password)[0]:
-        await lockout.record_failure(session, settings, user.id, user.email, client_ip(request), "wrong password")
+        await lockout.record_failure(session, settings, user.id, user.email, ip, "wrong password")
         await session.commit()
         raise AppError(422, "wrong_password", "the current password is not right")
     await change_password(session, settings, user, body.new_password)
@@ -67,8 +67,8 @@ async def change(request: Request, body: PasswordChange, session: SessionDep, se
     response_class=Response,
     summary="Ask for a password reset email (always 202, whether the address is known or not)",
 )
-async def request_reset(request: Request, body: ResetRequest, session: SessionDep, settings: SettingsDep):
-    await password_reset.request_reset(session, settings, request.app.state.temporal, body.email, client_ip(request))
+async def request_reset(request: Request, body: ResetRequest, session: SessionDep, settings: SettingsDep, ip: ClientIp):
+    await password_reset.request_reset(session, settings, request.app.state.temporal, body.email, ip)
     return Response(status_code=202)
 
 
@@ -78,6 +78,6 @@ async def request_reset(request: Request, body: ResetRequest, session: SessionDe
     response_class=Response,
     summary="Set a new password with the emailed token (once); ends every session",
 )
-async def confirm_reset(request: Request, body: ResetConfirm, session: SessionDep, settings: SettingsDep):
-    await password_reset.confirm_reset(session, settings, body.token, body.new_password, client_ip(request))
+async def confirm_reset(body: ResetConfirm, session: SessionDep, settings: SettingsDep, ip: ClientIp):
+    await password_reset.confirm_reset(session, settings, body.token, body.new_password, ip)
     return Response(status_code=204)
