@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from core.config import Settings
+from core.email import render
 from core.passwords import reused, weakness
 from core.security import hash_password
 from domain.lockout import lock_duration
@@ -56,3 +57,13 @@ def test_each_lock_lasts_twice_the_last_up_to_the_maximum():
         timedelta(hours=2),
     ]
     assert lock_duration(settings, 10_000) == timedelta(hours=2)  # no overflow however many
+
+
+def test_the_reset_email_carries_the_link_and_the_token():
+    context = dict(
+        name="Dana <Teller>", token="eyJ.abc.def", link="https://bank.example/reset?token=eyJ.abc.def", minutes=30
+    )
+    subject, text, html = render("password_reset", context)
+    assert subject == "Reset your back-office password"
+    assert "https://bank.example/reset?token=eyJ.abc.def" in text and "eyJ.abc.def" in text and "30 minutes" in text
+    assert 'href="https://bank.example/reset?token=eyJ.abc.def"' in html and "Dana &lt;Teller&gt;" in html
