@@ -67,6 +67,9 @@ async def _second_step(session, settings: Settings, user: User) -> TokenPair | M
                 "enroll": "/api/v1/auth/mfa/enroll",
             },
         )
+    # The count of failures is cleared only when tokens are issued: a password alone, with MFA on, must not reset it
+    # (or whoever has the password could guess codes for ever, a few at a time).
+    await lockout.record_success(session, user.id)
     return await issue_tokens(session, settings, user)
 
 
@@ -110,7 +113,6 @@ async def login(
         raise unauthorized(_REFUSED)
     if not user.is_active:
         raise unauthorized("this user is disabled")
-    await lockout.record_success(session, user.id)
     if new_hash:
         user.hashed_password = new_hash
         session.add(user)
