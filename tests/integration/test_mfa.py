@@ -82,10 +82,12 @@ async def test_wrong_codes_count_toward_the_lockout(identity_http, su):
     http = identity_http
     user, headers = await make_user(http, su, "member", (await make_org(http, su, roles=())).id)
     secret, _, _ = await enrol(http, headers)
-    mfa_token = await challenge(http, user["email"])
     wrong = "111111" if code(secret) != "111111" else "222222"
-    for _ in range(3):
-        assert_error(await verify(http, mfa_token, wrong), 401, "invalid_mfa_code")
+    for _ in range(2):
+        assert_error(await verify(http, await challenge(http, user["email"]), wrong), 401, "invalid_mfa_code")
+    # The right password starts a new challenge but does not clear the count: the third wrong code locks.
+    mfa_token = await challenge(http, user["email"])
+    assert_error(await verify(http, mfa_token, wrong), 401, "invalid_mfa_code")
     # Locked: neither a good code nor the password works now.
     assert_error(await verify(http, mfa_token, code(secret, 1)), 401, "unauthorized")
     await refused_login(http, user["email"], PASSWORD)
