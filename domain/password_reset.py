@@ -108,11 +108,6 @@ async def confirm_reset(
     if user is None or not user.is_active:
         raise refused
     await change_password(session, settings, user, password)
-    # The other reset links of this user die with this one.
-    await session.execute(
-        text("UPDATE password_resets SET used_at = now() WHERE user_id = :user AND used_at IS NULL"),
-        {"user": user.id},
-    )
     await lockout.unlock(session, user.id)
     await security_events.record(session, "password_reset", user_id=user.id, email=user.email, client_ip=client_ip)
     await session.commit()

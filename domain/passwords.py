@@ -32,7 +32,8 @@ def check_strength(settings: Settings, password: str, email: str, full_name: str
 
 async def change_password(session: AsyncSession, settings: Settings, user: User, password: str) -> None:
     """Sets `user`'s (a row of this session, locked by the caller) new password after every check, keeps the old hash
-    in the history, and ends every session: refresh tokens revoked, tokens issued before now refused."""
+    in the history, and ends every session (refresh tokens revoked, tokens issued before now refused) and every
+    pending reset link."""
     check_strength(settings, password, user.email, user.full_name)
     earlier = (
         await session.execute(
@@ -64,6 +65,11 @@ async def change_password(session: AsyncSession, settings: Settings, user: User,
     user.tokens_valid_after = now
     session.add(user)
     await revoke_all_refresh_tokens(session, user)
+    # Reset links emailed before die with the password they were to replace.
+    await session.execute(
+        text("UPDATE password_resets SET used_at = now() WHERE user_id = :user AND used_at IS NULL"),
+        {"user": user.id},
+    )
 
 
 async def revoke_all_refresh_tokens(session: AsyncSession, user: User) -> None:
