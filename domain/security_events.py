@@ -21,6 +21,7 @@ async def record(
     client_ip: str | None = None,
     **details: Any,
 ) -> None:
+    details = {k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in details.items()}
     session.add(
         SecurityEvent(
             event=event,
