@@ -1,6 +1,7 @@
 """Setting a password wherever it happens (a user created by staff, a change, a reset): the rules of core/passwords.py,
 the user's recent passwords (the current one and `password_history - 1` before it), and the history kept."""
 
+import asyncio
 import uuid
 
 from sqlalchemy import text
@@ -44,7 +45,8 @@ async def change_password(session: AsyncSession, settings: Settings, user: User,
             {"user": user.id, "keep": settings.password_history - 1},
         )
     ).scalars()
-    if problem := reused(password, [user.hashed_password, *earlier]):
+    # Up to 5 argon2 verifications: off the event loop (argon2 releases the GIL).
+    if problem := await asyncio.to_thread(reused, password, [user.hashed_password, *earlier]):
         raise _refuse(problem)
     now = utcnow()
     await session.execute(

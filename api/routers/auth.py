@@ -1,6 +1,7 @@
 """Sign-in: the password login (lockout, MFA in two steps, the organization's MFA requirement for staff), rotating
 refresh tokens in families, logout."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -96,7 +97,8 @@ async def login(
     answer is an MFA challenge instead of tokens: POST /auth/mfa/verify with it and a code."""
     email = username.strip().lower()
     user = (await session.exec(select(User).where(User.email == email))).first()
-    valid, new_hash = verify_password(password, user.hashed_password if user else _DUMMY_HASH)
+    # argon2 off the event loop (it releases the GIL): other requests go on meanwhile.
+    valid, new_hash = await asyncio.to_thread(verify_password, password, user.hashed_password if user else _DUMMY_HASH)
     if user is None:
         await security_events.record(session, "login_failed", email=email, client_ip=ip, reason="unknown email")
         await session.commit()

@@ -1,6 +1,7 @@
 """Passwords: a change by the signed-in user (the current one required), and a reset by email. Logic in
 domain/passwords.py and domain/password_reset.py."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
@@ -52,7 +53,7 @@ async def change(body: PasswordChange, session: SessionDep, settings: SettingsDe
     user = await session.get(User, me.id, with_for_update=True)
     assert user is not None  # the signed-in user's row
     check_strength(settings, body.new_password, user.email, user.full_name)  # before a guess of the current one
-    if not verify_password(body.current_password, user.hashed_password)[0]:
+    if not (await asyncio.to_thread(verify_password, body.current_password, user.hashed_password))[0]:
         await lockout.record_failure(session, settings, user.id, user.email, ip, "wrong password")
         await session.commit()
         raise AppError(422, "wrong_password", "the current password is not right")
