@@ -4,6 +4,7 @@ a lock begin and end within a test, apart from the session's API (whose users ot
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -11,20 +12,21 @@ from sqlalchemy import text
 from core.config import Settings
 from tests.conftest import ApiServer, assert_error
 
+# Long enough that a lock outlasts the few requests a test makes during it on a loaded machine (each login hashes).
 LOCKOUT = dict(
     lockout_threshold=3,
-    lockout_window=timedelta(seconds=60),
-    lockout_duration=timedelta(seconds=2),
-    lockout_max_duration=timedelta(seconds=30),
+    lockout_window=timedelta(seconds=120),
+    lockout_duration=timedelta(seconds=30),
+    lockout_max_duration=timedelta(seconds=300),
 )
 PASSWORD = "a-long-test-password"  # tests.conftest.make_user's
 
 
 @asynccontextmanager
-async def identity_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def identity_api(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an API server with the LOCKOUT settings (each test module's `identity_http` fixture)."""
     async with (
-        ApiServer(settings.model_copy(update=LOCKOUT)) as server,
+        ApiServer(settings.model_copy(update={**LOCKOUT, **overrides})) as server,
         httpx.AsyncClient(base_url=server.url, timeout=30) as client,
     ):
         yield client

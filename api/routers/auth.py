@@ -169,7 +169,12 @@ async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsD
         )
     ).first()
     if claimed is None:
-        # A used or revoked token presented again: it may be stolen, so end every session of that user.
+        used = (
+            await session.execute(text("SELECT used_at FROM refresh_tokens WHERE jti = :jti"), {"jti": payload["jti"]})
+        ).scalar()
+        if used is None:  # revoked unused (a logout, a reset) or unknown: refused, nothing more
+            raise unauthorized("this refresh token was revoked; sign in again")
+        # A used token presented again: one of the two presenters may have stolen it, so end every session of the user.
         await session.execute(
             text("UPDATE refresh_tokens SET revoked_at = :now WHERE user_id = :user AND revoked_at IS NULL"),
             {"now": now, "user": uuid.UUID(payload["sub"])},

@@ -81,7 +81,7 @@ async def test_password_change_rules_history_and_sessions(identity_http, su):
     assert response.status_code == 200, response.text
 
 
-async def test_lockout_same_answer_unlock_by_admin_and_by_time(identity_http, su, db):
+async def test_lockout_same_answer_and_unlock_by_an_admin(identity_http, su, db):
     org = await make_org(identity_http, su, roles=("org_admin", "operator"))
     user, _ = await make_user(identity_http, su, "member", org.id)
     email, http = user["email"], identity_http
@@ -94,38 +94,48 @@ async def test_lockout_same_answer_unlock_by_admin_and_by_time(identity_http, su
     assert unknown == wrong == locked
 
     # An operator may not unlock (a 403); the org admin may.
-    assert_error(await http.post(f"/api/v1/users/{user['id']}/unlock", headers=org.headers["operator"]), 403)
-    response = await http.post(f"/api/v1/users/{user['id']}/unlock", headers=org.headers["org_admin"])
-    assert response.status_code == 204, response.text
-    await tokens(http, email, PASSWORD)
-    assert await events(db, user["id"]) == [
-        "login_failed",
-        "login_failed",
-        "login_failed",
-        "account_locked",
-        "login_refused_locked",
-        "account_unlocked",
-    ]
+    unlock = f"/api/v1/users/{user['id']}/unlock"
+    assert_error(await http.post(unlock, headers=org.headers["operator"]), 403)
+    assert (await http.post(unlock, headers=org.headers["org_admin"])).status_code == 204
 
-    # Locked again: the lock ends by itself after 2 s; the next one, with no good login in between, lasts twice as
-    # long, and ends by itself too.
-    for _ in range(3):
-        await refused_login(http, email, "a-wrong-password-here")
-    await refused_login(http, email, PASSWORD)
-    await asyncio.sleep(2.2)
+    # Locked again with no good login in between (an unlock keeps the count): twice as long, 60 s.
     started = datetime.now(UTC)
     for _ in range(3):
         await refused_login(http, email, "a-wrong-password-here")
-    await refused_login(http, email, PASSWORD)
+    count, until = await lock(db, user["id"])
+    assert count == 2 and until >= started + timedelta(seconds=60)
+    assert (await http.post(unlock, headers=org.headers["org_admin"])).status_code == 204
+    await tokens(http, email, PASSWORD)
+    assert await events(db, user["id"]) == [
+        *["login_failed"] * 3,
+        "account_locked",
+        "login_refused_locked",
+        "account_unlocked",
+        *["login_failed"] * 3,
+        "account_locked",
+        "account_unlocked",
+    ]
+
+
+async def test_a_lock_ends_by_itself(settings, worker, su, db):
+    async with identity_api(settings, lockout_duration=timedelta(seconds=1)) as http:
+        user, _ = await make_user(http, su, "member", (await make_org(http, su, roles=())).id)
+        for _ in range(3):
+            await refused_login(http, user["email"], "a-wrong-password-here")
+        _, until = await lock(db, user["id"])
+        await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.2)
+        await tokens(http, user["email"], PASSWORD)
+        assert (await events(db, user["id"]))[-1] == "account_locked"  # it ended by time: no unlock
+
+
+async def lock(db, user_id: str) -> tuple[int, datetime]:
     async with db.session() as session:
         row = (
             await session.execute(
-                text("SELECT lock_count, locked_until FROM login_lockouts WHERE user_id = :u"), {"u": user["id"]}
+                text("SELECT lock_count, locked_until FROM login_lockouts WHERE user_id = :u"), {"u": user_id}
             )
         ).one()
-    assert row.lock_count == 2 and row.locked_until >= started + timedelta(seconds=4)
-    await asyncio.sleep((row.locked_until - datetime.now(UTC)).total_seconds() + 0.2)
-    await tokens(http, email, PASSWORD)
+    return row.lock_count, row.locked_until
 
 
 async def test_password_reset_by_email_once(identity_http, su, mailbox, db, settings):
