@@ -1,9 +1,13 @@
 """Passwords (argon2 through pwdlib) and JWTs (PyJWT): short-lived access, rotating refresh tokens."""
 
+import asyncio
+import functools
 import hashlib
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import jwt
 from pwdlib import PasswordHash
@@ -11,6 +15,7 @@ from pwdlib import PasswordHash
 from core.config import Settings
 
 password_hash = PasswordHash.recommended()  # argon2id
+T = TypeVar("T")
 
 # access and refresh: the session. mfa: the login's challenge, traded with a code at /auth/mfa/verify. mfa_enroll:
 # staff whose organization requires MFA and who have none yet: good for enrolling and nothing else.
@@ -35,6 +40,16 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, hashed: str) -> tuple[bool, str | None]:
     """(valid, new hash when the stored one uses outdated parameters)."""
     return password_hash.verify_and_update(password, hashed)
+
+
+# argon2 runs off the event loop (it releases the GIL), on two threads at most: requests go on meanwhile, and a burst
+# of logins queues here instead of running dozens of 64 MiB hashes at once on a small machine.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` (a hash or a verification) on the hashing threads."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, functools.partial(fn, *args))
 
 
 def create_token(

@@ -1,7 +1,6 @@
 """Setting a password wherever it happens (a user created by staff, a change, a reset): the rules of core/passwords.py,
 the user's recent passwords (the current one and `password_history - 1` before it), and the history kept."""
 
-import asyncio
 import uuid
 
 from sqlalchemy import text
@@ -10,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.errors import AppError
 from core.config import Settings
 from core.passwords import PasswordProblem, reused, weakness
-from core.security import hash_password
+from core.security import hash_password, off_loop
 from models.base import utcnow
 from models.users import User
 
@@ -45,8 +44,8 @@ async def change_password(session: AsyncSession, settings: Settings, user: User,
             {"user": user.id, "keep": settings.password_history - 1},
         )
     ).scalars()
-    # Up to 5 argon2 verifications: off the event loop (argon2 releases the GIL).
-    if problem := await asyncio.to_thread(reused, password, [user.hashed_password, *earlier]):
+    # Up to 5 argon2 verifications, off the event loop.
+    if problem := await off_loop(reused, password, [user.hashed_password, *earlier]):
         raise _refuse(problem)
     now = utcnow()
     await session.execute(
@@ -63,7 +62,7 @@ async def change_password(session: AsyncSession, settings: Settings, user: User,
         ),
         {"user": user.id, "keep": settings.password_history - 1},
     )
-    user.hashed_password = hash_password(password)
+    user.hashed_password = await off_loop(hash_password, password)
     user.tokens_valid_after = now
     session.add(user)
     await revoke_all_refresh_tokens(session, user)

@@ -1,7 +1,6 @@
 """Sign-in: the password login (lockout, MFA in two steps, the organization's MFA requirement for staff), rotating
 refresh tokens in families, logout."""
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -16,7 +15,7 @@ from api.deps import CipherDep, ClientIp, CurrentUser, SessionDep, SettingsDep, 
 from api.errors import AppError
 from api.fields import MfaCode, Token, line_rules
 from core.config import Settings
-from core.security import create_token, decode_token, hash_password, token_ttl, verify_password
+from core.security import create_token, decode_token, hash_password, off_loop, token_ttl, verify_password
 from domain import lockout, mfa, security_events
 from domain.sessions import TokenPair, issue_tokens
 from domain.users import UserOut
@@ -97,8 +96,7 @@ async def login(
     answer is an MFA challenge instead of tokens: POST /auth/mfa/verify with it and a code."""
     email = username.strip().lower()
     user = (await session.exec(select(User).where(User.email == email))).first()
-    # argon2 off the event loop (it releases the GIL): other requests go on meanwhile.
-    valid, new_hash = await asyncio.to_thread(verify_password, password, user.hashed_password if user else _DUMMY_HASH)
+    valid, new_hash = await off_loop(verify_password, password, user.hashed_password if user else _DUMMY_HASH)
     if user is None:
         await security_events.record(session, "login_failed", email=email, client_ip=ip, reason="unknown email")
         await session.commit()

@@ -1,7 +1,6 @@
 """Passwords: a change by the signed-in user (the current one required), and a reset by email. Logic in
 domain/passwords.py and domain/password_reset.py."""
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
@@ -10,7 +9,7 @@ from pydantic import BaseModel, EmailStr, Field
 from api.deps import ClientIp, CurrentUser, SessionDep, SettingsDep
 from api.errors import AppError
 from api.fields import Token, line_rules
-from core.security import verify_password
+from core.security import off_loop, verify_password
 from domain import lockout, password_reset
 from domain.passwords import change_password, check_strength
 from domain.sessions import TokenPair, issue_tokens
@@ -53,7 +52,7 @@ async def change(body: PasswordChange, session: SessionDep, settings: SettingsDe
     user = await session.get(User, me.id, with_for_update=True)
     assert user is not None  # the signed-in user's row
     check_strength(settings, body.new_password, user.email, user.full_name)  # before a guess of the current one
-    if not (await asyncio.to_thread(verify_password, body.current_password, user.hashed_password))[0]:
+    if not (await off_loop(verify_password, body.current_password, user.hashed_password))[0]:
         await lockout.record_failure(session, settings, user.id, user.email, ip, "wrong password")
         await session.commit()
         raise AppError(422, "wrong_password", "the current password is not right")

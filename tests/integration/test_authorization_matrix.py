@@ -559,6 +559,7 @@ async def _(w: World, p: Principal) -> Req:
 async def _(w: World, p: Principal) -> Req:
     # Public, like refresh: each principal logs out a session of its own of a user no principal is.
     response = await w.http.post(f"{V1}/auth/login", data={"username": w.login_email, "password": w.login_password})
+    assert response.status_code == 200, response.text
     return Req(json={"refresh_token": response.json()["refresh_token"]})
 
 
