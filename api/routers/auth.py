@@ -96,6 +96,8 @@ async def login(
     answer is an MFA challenge instead of tokens: POST /auth/mfa/verify with it and a code."""
     email = username.strip().lower()
     user = (await session.exec(select(User).where(User.email == email))).first()
+    # No pooled connection held while the password is hashed (queued behind other logins in a burst).
+    await session.commit()  # (a commit, not a rollback: that would expire `user`)
     valid, new_hash = await off_loop(verify_password, password, user.hashed_password if user else _DUMMY_HASH)
     if user is None:
         await security_events.record(session, "login_failed", email=email, client_ip=ip, reason="unknown email")
