@@ -18,7 +18,7 @@ from core.cache import reference
 from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
-from core.security import decode_token
+from core.security import TokenType, decode_token
 from core.temporal import connect
 from models.users import User
 
@@ -77,7 +77,13 @@ def get_file_cipher(request: Request) -> FileCipher:
     return request.app.state.file_cipher
 
 
+def get_client_ip(request: Request) -> str | None:
+    """The caller's address, for security events (the proxy's when one is in front: uvicorn --proxy-headers)."""
+    return request.client.host if request.client else None
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ClientIp = Annotated[str | None, Depends(get_client_ip)]
 DbDep = Annotated[Database, Depends(get_db)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
@@ -93,10 +99,14 @@ def unauthorized(message: str) -> AppError:
 async def get_current_user(db: DbDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]) -> User:
     """The token's user, through the reference-data cache (core/cache): a detached copy, its password hash blank. A
     user disabled, or whose role or organization changes, is dropped from every process's cache at the change."""
+    return await _user_of(db, settings, token, "access")
+
+
+async def _user_of(db: Database, settings: Settings, token: str | None, token_type: TokenType) -> User:
     if not token:
         raise unauthorized("a bearer access token is required")
     try:
-        payload = decode_token(settings, token, "access")
+        payload = decode_token(settings, token, token_type)
     except jwt.ExpiredSignatureError:
         raise unauthorized("the access token has expired") from None
     except jwt.InvalidTokenError as exc:
@@ -104,10 +114,25 @@ async def get_current_user(db: DbDep, settings: SettingsDep, token: Annotated[st
     user = await reference.user(db, payload["sub"])
     if user is None or not user.is_active:
         raise unauthorized("the user of this token no longer exists or is disabled")
+    # A password reset or change ends the sessions begun before it (to the second: a JWT's iat has no more).
+    if user.tokens_valid_after and payload["iat"] < int(user.tokens_valid_after.timestamp()):
+        raise unauthorized("this session ended when the password was changed; sign in again")
     return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_enrolling_user(db: DbDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]) -> User:
+    """The user of an access token, or of the enrolment token that staff get instead of tokens when their
+    organization requires MFA and they have none yet (good for enrolling and nothing else)."""
+    try:
+        return await _user_of(db, settings, token, "access")
+    except AppError:
+        return await _user_of(db, settings, token, "mfa_enroll")
+
+
+EnrollingUser = Annotated[User, Depends(get_enrolling_user)]
 
 
 def allowed(entity: Entity, action: Action) -> Callable[[User], Awaitable[User]]:

@@ -287,3 +287,16 @@ __all__ = [
     "partial_model",
     "validate_merged",
 ]
+
+
+# A code of an authenticator app (6 digits) or an MFA recovery code (XXXX-XXXX-XXXX-XXXX).
+MfaCode = Annotated[
+    str,
+    Field(
+        min_length=6,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9 -]+$",
+        description="a 6-digit code of the authenticator app, or a recovery code",
+        examples=["123456"],
+    ),
+]

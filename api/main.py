@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from api.deps import TemporalConnection
 from api.errors import install_error_handlers
 from api.routers import (
+    account_security,
     accounts,
     ach_files,
     approval_rules,
@@ -23,8 +24,10 @@ from api.routers import (
     loan_products,
     loans,
     members,
+    mfa,
     notifications,
     operations,
+    passwords,
     payments,
     savings_products,
     statements,
@@ -83,7 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/api/v1")
     for module in (
         auth,
+        mfa,
+        passwords,
         users,
+        account_security,
         accounts,
         external_accounts,
         transfers,

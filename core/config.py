@@ -47,6 +47,26 @@ class Settings(BaseSettings):
     access_token_ttl: timedelta = timedelta(minutes=15)
     refresh_token_ttl: timedelta = timedelta(days=7)
 
+    # Identity (README "Identity"). Passwords: at least this long, this zxcvbn score (0-4) or better, and none of
+    # the user's last `password_history` passwords.
+    password_min_length: int = Field(default=12, ge=12)
+    password_min_score: int = Field(default=3, ge=0, le=4)
+    password_history: int = Field(default=5, ge=1)
+    # Lockout: `lockout_threshold` failed logins within `lockout_window` lock the account for `lockout_duration`,
+    # doubled at each further lock (up to `lockout_max_duration`) until a login succeeds; an admin may unlock earlier.
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_window: timedelta = timedelta(minutes=15)
+    lockout_duration: timedelta = timedelta(minutes=15)
+    lockout_max_duration: timedelta = timedelta(hours=24)
+    # Password reset: the emailed token's life, and the page the emailed link opens (the token is appended).
+    password_reset_ttl: timedelta = timedelta(minutes=30)
+    password_reset_url: str = "http://127.0.0.1:8000/reset-password"
+    # MFA: the issuer shown by authenticator apps; how long the login's MFA challenge (and the enrolment token of staff
+    # who must enrol) lasts; how many 30 s steps either side of now a TOTP code may be from.
+    mfa_issuer: str = "Back office"
+    mfa_challenge_ttl: timedelta = timedelta(minutes=5)
+    mfa_valid_window: int = Field(default=1, ge=0, le=4)
+
     # Account numbers are encrypted at rest with Fernet. The first key encrypts; all keys decrypt,
     # so a key can be rotated by prepending a new one.
     account_number_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_FERNET_KEY)])

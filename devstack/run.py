@@ -18,7 +18,7 @@ from core.search_attributes import cli_flags
 from devstack import processes, procfs
 from devstack.postgres import migrate
 from devstack.processes import ROOT
-from devstack.seed import USERS, seed_database, seed_through_api
+from devstack.seed import MFA_USER, USERS, seed_database, seed_through_api
 from devstack.seed_statements import seed_demo_statements
 from devstack.supervisor import Supervisor, say
 from devstack.temporal_cli import ensure_temporal
@@ -225,6 +225,7 @@ def seed_demo(database_url: str) -> list[str]:
         "rejected (GET /api/v1/members as the org admin)",
         "Demo users (email / password):",
         *(f"  {role:17} {email:32} {password}" for email, _, role, password in USERS),
+        f"  MFA is on for {MFA_USER[0]}: its TOTP secret {MFA_USER[1]} (log in, then POST /auth/mfa/verify)",
     ]
 
 

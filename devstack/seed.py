@@ -13,6 +13,7 @@ from sqlalchemy import text
 from core import ledger
 from core.business_time import business_today
 from core.config import get_settings
+from core.crypto import AccountNumberCipher
 from core.db import Database
 from core.security import hash_password
 from models.ledger import GL_CASH
@@ -41,6 +42,7 @@ USERS = [  # (email, full name, role, password)
     ("petra@riverside.example", "Petra Pending", "member", "demo-member-pass"),
     ("vic@riverside.example", "Vic Verified", "member", "demo-member-pass"),
     ("rita@riverside.example", "Rita Rejected", "member", "demo-member-pass"),
+    ("secure@riverside.example", "Sasha Secure", "operator", "demo-secure-operator-pass"),
 ]
 # Members at each KYC stage (README: Members and KYC): they start unverified, and those with a national id submit it
 # to KYC (the sandbox identity service: 9999 refers to an operator's review, 1234 passes, 0000 fails). Alice and Bob
@@ -51,6 +53,9 @@ KYC_MEMBERS = {
     "vic@riverside.example": "1234",
     "rita@riverside.example": "0000",
 }
+# A staff user with MFA on: log in, then POST /auth/mfa/verify with a code of this secret (any authenticator app,
+# or `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`). A demo secret, published here: never in production.
+MFA_USER = ("secure@riverside.example", "DEMOTOTPSECRETSASHASECUREOPERATR")
 ACCOUNTS = [  # (key, name, type, owner email or None)
     ("alice-checking", "Alice everyday checking", "checking", "alice@riverside.example"),
     ("alice-savings", "Alice savings", "savings", "alice@riverside.example"),
@@ -83,6 +88,16 @@ async def seed_database(db: Database) -> None:
                     "kyc": "unverified" if email in KYC_MEMBERS else "verified",
                 },
             )
+        await session.execute(
+            text(
+                """INSERT INTO user_mfa (user_id, secret_encrypted, confirmed_at) VALUES (:user, :secret, now())
+                   ON CONFLICT DO NOTHING"""
+            ),
+            {
+                "user": demo_id(f"user:{MFA_USER[0]}"),
+                "secret": AccountNumberCipher.from_settings(get_settings()).encrypt(MFA_USER[1]),
+            },
+        )
         for key, name, account_type, owner in ACCOUNTS:
             await session.execute(
                 text(

@@ -4,6 +4,14 @@ from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent,
 from models.audit import AuditLog
 from models.bills import Bill, BillReminder
 from models.external_accounts import ExternalAccount, LinkedItem
+from models.identity import (
+    LoginLockout,
+    MfaRecoveryCode,
+    PasswordHistory,
+    PasswordReset,
+    SecurityEvent,
+    UserMfa,
+)
 from models.interest import (
     AccrualRun,
     InterestAccrual,
@@ -54,14 +62,20 @@ __all__ = [
     "LoanInstallment",
     "LoanProduct",
     "LoanRepayment",
+    "LoginLockout",
+    "MfaRecoveryCode",
     "Notification",
     "Organization",
+    "PasswordHistory",
+    "PasswordReset",
     "Payment",
     "PaymentEvent",
     "Posting",
     "RefreshToken",
     "SavingsAccount",
     "SavingsProduct",
+    "SecurityEvent",
     "Statement",
     "User",
+    "UserMfa",
 ]

@@ -39,6 +39,8 @@ class Organization(SQLModel, table=True):
     name: str = Field(unique=True, max_length=200)
     # Anyone may sign up as a member (with email verification) when set; otherwise by invitation only.
     open_registration: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # Staff (STAFF_ROLES) must enrol in MFA before they get tokens (core/mfa.py); set by the org admin.
+    require_mfa_for_staff: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     created_at: datetime = created_at()
 
 
@@ -61,6 +63,8 @@ class User(SQLModel, table=True):
     email: str = Field(unique=True, index=True, max_length=320)
     full_name: str = Field(max_length=200)
     hashed_password: str
+    # Tokens issued before this instant are refused: a password reset or change ends every session.
+    tokens_valid_after: datetime | None = timestamp()
     role: str = Field(max_length=32)
     org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa_true()})
@@ -86,6 +90,8 @@ class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_tokens"
     jti: str = Field(primary_key=True, max_length=64)
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    # The jti of the family's first token (issued at login), carried through each refresh: logout revokes them all.
+    family_id: str = Field(max_length=64, index=True)
     expires_at: datetime = timestamp(nullable=False)
     used_at: datetime | None = timestamp()
     revoked_at: datetime | None = timestamp()

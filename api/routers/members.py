@@ -22,9 +22,10 @@ from api.fields import BusinessDate, Filter, Token, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
-from core.security import hash_password
+from core.security import hash_password, off_loop
 from domain import members
 from domain.members import MemberOut
+from domain.passwords import check_strength
 from models.members import MemberInvitation, MemberSignup
 from models.users import KycStatus, Organization, Role, User
 
@@ -36,7 +37,7 @@ Inviter = Annotated[User, Depends(allowed(Entity.member, Action.create))]  # sup
 MemberUpdater = Annotated[User, Depends(allowed(Entity.member, Action.update))]  # superuser, org admin
 
 _MEMBER_FIELDS = ["email", "full_name", "is_active", "phone", "address", "date_of_birth", "member_type", "kyc_status"]
-# The identity helper's password rules hook in here (strength, common passwords, history); today: 12 to 128.
+# Length here; strength and common passwords (domain.passwords.check_strength) once the email is known.
 Password = Annotated[str, *line_rules(128, 12), Field(description="at least 12 characters")]
 MemberType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=40, examples=["consumer"])]
 
@@ -242,7 +243,9 @@ async def accept_invitation(body: AcceptInvitationIn, session: SessionDep, setti
     ).first()
     if claimed is None:
         raise _invalid_token()
-    user = _new_member(claimed.org_id, claimed.email, body.full_name, hash_password(body.password), claimed.member_type)
+    check_strength(settings, body.password, claimed.email, body.full_name)  # a refusal rolls the claim back
+    hashed = await off_loop(hash_password, body.password)
+    user = _new_member(claimed.org_id, claimed.email, body.full_name, hashed, claimed.member_type)
     await _create_member(session, user, "member.joined_by_invitation", claimed.email)
     await session.execute(
         text("UPDATE member_invitations SET user_id = :user WHERE id = :id"), {"user": user.id, "id": claimed.id}
@@ -268,6 +271,7 @@ async def sign_up(org_id: uuid.UUID, body: SignupIn, session: SessionDep, settin
     if not org.open_registration:
         raise AppError(403, "registration_closed", "this organization accepts members by invitation only")
     email = str(body.email).lower()
+    check_strength(settings, body.password, email, body.full_name)
     if (await session.exec(select(User.id).where(User.email == email))).first() is not None:
         return SignupAccepted()  # the same answer as for a new address: no hint that the account exists
     token = members.new_token()
@@ -275,7 +279,7 @@ async def sign_up(org_id: uuid.UUID, body: SignupIn, session: SessionDep, settin
         org_id=org.id,
         email=email,
         full_name=body.full_name,
-        hashed_password=hash_password(body.password),
+        hashed_password=await off_loop(hash_password, body.password),
         token_hash=members.token_hash(settings, "signup", token),
         expires_at=datetime.now(UTC) + settings.signup_token_ttl,
     )

@@ -6,13 +6,14 @@ from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.deps import CurrentUser, ReadSessionDep, SessionDep, allowed
+from api.deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep, allowed
 from api.errors import AppError
 from api.fields import Filter, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit
 from core.access import Action, Entity
 from core.security import hash_password
+from domain.passwords import check_strength
 from domain.users import UserOut, target_org
 from models.users import Organization, Role, User
 
@@ -50,7 +51,9 @@ MemberType = Annotated[
 class UserIn(BaseModel):
     email: EmailStr = Field(examples=["teller@riverside.example"])
     full_name: Annotated[str, *line_rules(200, 1)] = Field(examples=["Dana Teller"])
-    password: Annotated[str, *line_rules(128, 12)] = Field(description="at least 12 characters")
+    password: Annotated[str, *line_rules(128, 12)] = Field(
+        description="at least 12 characters, hard to guess (zxcvbn score 3 or more)"
+    )
     role: Role = Field(examples=["member"])
     org_id: uuid.UUID | None = Field(default=None, description="required from a superuser (except for superusers)")
     member_type: MemberType = "consumer"
@@ -105,7 +108,7 @@ async def list_organizations(
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user")
-async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
+async def create_user(body: UserIn, session: SessionDep, settings: SettingsDep, actor: UserCreator):
     # Org admins manage the staff and members of their own organization, never admins or bank-wide roles.
     access.check_grant(actor, body.role)
     # The bank-wide roles (superuser, bank_operations) belong to no organization.
@@ -114,6 +117,7 @@ async def create_user(body: UserIn, session: SessionDep, actor: UserCreator):
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
     access.check_kyc_grant(actor, body.kyc_status)
     kyc_status = body.kyc_status or ("verified" if access.is_super(actor) else "unverified")
+    check_strength(settings, body.password, body.email, body.full_name)
     user = User(
         email=body.email.lower(),
         full_name=body.full_name,

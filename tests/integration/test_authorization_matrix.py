@@ -556,7 +556,51 @@ async def _(w: World, p: Principal) -> Req:
     return Req(json={"refresh_token": response.json()["refresh_token"]})
 
 
+@builds(f"POST {V1}/auth/logout")
+async def _(w: World, p: Principal) -> Req:
+    # Public, like refresh: each principal logs out a session of its own of a user no principal is.
+    response = await w.http.post(f"{V1}/auth/login", data={"username": w.login_email, "password": w.login_password})
+    assert response.status_code == 200, response.text
+    return Req(json={"refresh_token": response.json()["refresh_token"]})
+
+
+@builds(f"POST {V1}/auth/mfa/verify")
+async def _(w: World, p: Principal) -> Req:
+    # Public: the MFA challenge is the credential. One of no user: refused (401) whoever calls.
+    challenge, _, _ = create_token(w.settings, subject=str(uuid.uuid4()), token_type="mfa")
+    return Req(json={"mfa_token": challenge, "code": "000000"})
+
+
+# A signed-in user's own MFA and password: open to every role (a pending enrolment, a wrong code or a wrong current
+# password answer after access was granted); nothing is changed for the principals' later requests.
+BUILDERS[f"POST {V1}/auth/mfa/enroll"] = static()
+for _operation in (f"POST {V1}/auth/mfa/confirm", f"POST {V1}/auth/mfa/disable"):
+    BUILDERS[_operation] = static(json={"code": "000000"})
+# A weak new password: refused (422) before the current one is checked, so no principal's user counts a failed login.
+BUILDERS[f"POST {V1}/auth/password"] = static(
+    json={"current_password": "not-the-current-password", "new_password": "password1234"}
+)
+BUILDERS[f"POST {V1}/auth/password-reset/confirm"] = static(
+    json={"token": "not-a-reset-token", "new_password": "a-new-long-matrix-passphrase"}
+)
+
+
+@builds(f"POST {V1}/auth/password-reset")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"email": f"matrix-nobody-{uuid.uuid4().hex[:8]}@tests.example"})  # 202, and no email
+
+
 # organizations and users
+@builds(f"PUT {V1}/organizations/{{org_id}}/mfa-policy")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id}, json={"require_mfa_for_staff": False})  # changes nothing
+
+
+@builds(f"POST {V1}/users/{{user_id}}/unlock")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"user_id": w.owner["id"]})  # not locked: a no-op
+
+
 @builds(f"POST {V1}/organizations")
 async def _(w: World, p: Principal) -> Req:
     return Req(json={"name": unique("Matrix org")})

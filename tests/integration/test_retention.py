@@ -66,7 +66,7 @@ async def seed(db, user_id: str) -> dict[str, list]:
                 await insert(event, e=f"{tag}-recent", status="applied", at=now - 10 * DAY),
             ],
         ]
-        token = "INSERT INTO refresh_tokens (jti, user_id, expires_at) VALUES (:j, :u, :at)"
+        token = "INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at) VALUES (:j, :j, :u, :at)"
         rows["tokens"] = [
             [await insert(token, j=f"{tag}-old", u=user_id, at=now - 40 * DAY)],
             [await insert(token, j=f"{tag}-recent", u=user_id, at=now - 10 * DAY)],
