@@ -9,6 +9,7 @@ from activities.backups import BackupActivities
 from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
+from activities.documents import DocumentActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
@@ -38,6 +39,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     posting = InterestPostingActivities(db, settings, notifications)
     backups = BackupActivities(db, settings)
     retention = RetentionActivities(db, settings)
+    documents = DocumentActivities(db, settings)
     return [
         payments.post_book_transfer,
         accrual.accrue_day,
@@ -92,4 +94,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         backups.take_backup,
         backups.prune_backups,
         retention.apply_retention,
+        documents.scan_upload,
+        documents.store_upload,
+        documents.discard_upload,
     ]

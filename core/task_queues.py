@@ -44,6 +44,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "EmailResendWorkflow": Urgency.routine,
     "BackupWorkflow": Urgency.routine,
     "RetentionWorkflow": Urgency.routine,
+    "DocumentUploadWorkflow": Urgency.routine,
 }
 
 

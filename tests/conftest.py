@@ -119,6 +119,10 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         # The backup workflow's dumps in a directory of the session's; retention one row at a time (its batches).
         backup_dir=str(tmp_path_factory.mktemp("backups")),
         retention_batch_size=1,
+        # Documents: stored in a directory of the session's, scanned by the sandbox, small enough to test the limit.
+        document_storage_dir=str(tmp_path_factory.mktemp("documents")),
+        scanner_base_url=sandbox_url,
+        document_max_bytes=256 * 1024,
     )
 
 
