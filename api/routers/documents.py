@@ -52,7 +52,10 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 _UPLOAD_NS = uuid.UUID("0f1d7a52-3c1b-4f47-a6a4-2f3d1f0c9e11")
 ACCEPTED = sorted({content_type for _, content_type in SIGNATURES})
 
-UploadedFile = Annotated[UploadFile, File(description="the file: PDF, PNG or JPEG (checked by content)")]
+UploadedFile = Annotated[
+    UploadFile,
+    File(description="the file: PDF, PNG or JPEG (checked by content)", json_schema_extra={"format": "binary"}),
+]
 OptionalKey = Annotated[
     str | None,
     Header(
@@ -429,7 +432,7 @@ async def download(
     cipher: FileCipherDep,
     expires: Annotated[int, Query(ge=0, le=2**53)],
     requester: uuid.UUID,
-    signature: Annotated[str, Query(min_length=1, max_length=128)],
+    signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256, hex")],
 ):
     try:
         check_link(settings, document_id, number, expires, requester, signature, datetime.now(UTC))
