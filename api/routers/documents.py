@@ -25,7 +25,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import CurrentUser, FileCipherDep, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import AppError, not_found
-from api.fields import KEY_PATTERN
+from api.fields import KEY_PATTERN, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit, search_attributes
 from core.access import Action, Entity
@@ -56,6 +56,7 @@ UploadedFile = Annotated[
     UploadFile,
     File(description="the file: PDF, PNG or JPEG (checked by content)", json_schema_extra={"format": "binary"}),
 ]
+Title = Annotated[str, *line_rules(200, 1, strip=True)]
 OptionalKey = Annotated[
     str | None,
     Header(
@@ -227,7 +228,7 @@ async def create_document(
     settings: SettingsDep,
     cipher: FileCipherDep,
     user: CurrentUser,
-    title: Annotated[str | None, Form(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
+    title: Annotated[Title | None, Form(description="by default the file's name")] = None,
     sensitivity: Annotated[Sensitivity | None, Form(description="by default from the kind")] = None,
     key: OptionalKey = None,
 ):
