@@ -5,6 +5,7 @@ Who: a member their own documents (of themself, of their loans); org staff their
 operators upload, approvers read); a superuser all (core/access.py)."""
 
 import hashlib
+import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -173,7 +174,7 @@ async def upload(
                 static_summary=f"Upload of {document.filename} ({document.kind}) by {user.email}",
             )
         except WorkflowAlreadyStartedError:  # the same upload, finished: its result
-            handle = client.get_workflow_handle(workflow_id)
+            handle = client.get_workflow_handle_for(DocumentUploadWorkflow.run, workflow_id)
         return await handle.result()
     except WorkflowFailureError as failure:
         raise AppError(
@@ -405,7 +406,7 @@ async def download_link(
     document = await readable(session, user, document_id)
     await version_of(session, document, number)
     ttl = settings.document_link_ttl.total_seconds()
-    expires = int(datetime.now(UTC).timestamp() + min(expires_in or ttl, ttl))
+    expires = math.ceil(datetime.now(UTC).timestamp() + min(expires_in or ttl, ttl))  # never less than asked
     signature = link_signature(settings, document.id, number, expires, user.id)
     return LinkOut(
         url=f"/api/v1/documents/{document.id}/versions/{number}/content"
