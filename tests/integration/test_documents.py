@@ -4,6 +4,7 @@ policy; the loan agreement stored as a document of its loan, once."""
 
 import asyncio
 import hashlib
+import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,13 +12,24 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from sqlalchemy import text
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
+from activities.documents import DocumentActivities
 from activities.loans import LoanActivities
 from api.routers.documents import upload_id
+from core.crypto import FileCipher
+from core.documents import sealing_context, staging_key
+from core.scanning import SandboxScanner
+from core.storage import storage_from_settings
+from devstack import processes
+from models.documents import DocumentVersion, UploadInput
 from sandbox.scanner import EICAR
 from tests.conftest import assert_error, make_org
 from tests.integration.test_loans import FINAL, apply, decide, wait_loan, waiting_on
+from workflows.document_upload import DocumentUploadWorkflow
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
@@ -171,7 +183,9 @@ async def test_signed_links_expire_and_refuse_any_change(http, org):
         assert_error(await http.get(tampered), 403, "invalid_link")
     url, download = await fetch(http, headers, document["id"], 1, expires_in=2)
     assert download.status_code == 200
-    await asyncio.sleep(2.2)
+    expires = int(parse_qs(urlsplit(url).query)["expires"][0])
+    assert expires - time.time() <= 3  # what was asked, rounded up to the second: not the 5-minute default
+    await asyncio.sleep(expires - time.time() + 0.1)
     assert_error(await http.get(url), 410, "link_expired")
 
 
@@ -231,3 +245,46 @@ async def test_the_loan_agreement_is_a_document_of_its_loan_stored_once(
     again = (await http.get(f"/api/v1/documents/{document['id']}", headers=member)).json()
     assert again["latest_version"] == 1 and len(again["versions"]) == 1
     assert [p.read_bytes() for p in stored_files(settings, document["id"])] == before
+
+
+async def test_an_unreachable_scanner_fails_the_upload_and_discards_what_was_staged(temporal_env, db, settings):
+    """The workflow on a worker of its own whose scanner is a closed port (real HTTP, nobody listening): after its
+    attempts the upload fails (the API answers 503), the staged copy is gone and nothing was written."""
+    client, queue = temporal_env.client, f"documents-{uuid.uuid4().hex[:8]}"
+    unreachable = SandboxScanner(f"http://127.0.0.1:{processes.free_port()}", timeout=1)
+    activities = DocumentActivities(db, settings, scanner=unreachable)
+    storage, cipher = storage_from_settings(settings), FileCipher.from_settings(settings)
+    upload_key = uuid.uuid4()
+    key_id, sealed = cipher.encrypt(PDF, sealing_context(upload_key, upload_key))
+    await storage.put(staging_key(upload_key), sealed)
+    upload = UploadInput(
+        upload_id=upload_key,
+        document_id=upload_key,
+        new_document=True,
+        org_id=uuid.uuid4(),
+        entity_type="user",
+        entity_id=uuid.uuid4(),
+        kind="id_document",
+        sensitivity="sensitive",
+        title="unscanned.pdf",
+        filename="unscanned.pdf",
+        content_type="application/pdf",
+        size_bytes=len(PDF),
+        sha256=hashlib.sha256(PDF).hexdigest(),
+        key_id=key_id,
+        created_by=None,
+    )
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[DocumentUploadWorkflow],
+        activities=[activities.scan_upload, activities.store_upload, activities.discard_upload],
+    ):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await client.execute_workflow(
+                DocumentUploadWorkflow.run, upload, id=f"document-upload-{upload_key}", task_queue=queue
+            )
+    assert isinstance(failed.value.cause, ApplicationError) and failed.value.cause.type == "ScanFailed"
+    assert not await storage.exists(staging_key(upload_key))
+    async with db.session() as session:
+        assert (await session.get(DocumentVersion, upload_key)) is None
