@@ -58,15 +58,18 @@ class DocumentActivities:
 
     @activity.defn
     async def store_upload(self, upload: UploadInput) -> int:
-        """The staged ciphertext moved to the version's key and its row written (one transaction); then the staging
-        copy removed. Run again, it finds its version and only removes what is left of the staging copy."""
+        """The staged ciphertext copied to the version's key, then the version's row written, then the staging copy
+        removed. Run again, it finds its version and only removes what is left of the staging copy."""
         staged, key = staging_key(upload.upload_id), version_key(upload.document_id, upload.upload_id)
-        async with self.db.session() as session, session.begin():
+        async with self.db.session() as session:
             stored = await session.get(DocumentVersion, upload.upload_id)
-            if stored is not None:
-                await self.storage.delete(staged)
-                return stored.number
-            await self.storage.put(key, await self.storage.get(staged))
+        if stored is not None:
+            await self.storage.delete(staged)
+            return stored.number
+        # The object first, with no database connection held meanwhile: a row never names a missing object, and
+        # a crash in between leaves an object that the retry writes again under the same key.
+        await self.storage.put(key, await self.storage.get(staged))
+        async with self.db.session() as session, session.begin():
             number = await record_version(session, upload, key)
             await audit.record(
                 session,

@@ -26,15 +26,15 @@ class Scanner(Protocol):
 class SandboxScanner:
     def __init__(self, base_url: str, timeout: float):
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
+        self._client: httpx.AsyncClient | None = None  # one per process: its connections are kept alive
 
     async def scan(self, data: bytes) -> ScanVerdict:
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout)
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(
-                    f"{self.base_url}/scanner/scan",
-                    content=data,
-                    headers={"Content-Type": "application/octet-stream"},
-                )
+            response = await self._client.post(
+                "/scanner/scan", content=data, headers={"Content-Type": "application/octet-stream"}
+            )
         except httpx.HTTPError as exc:
             raise ScannerError(f"the scanner is not reachable: {exc!r}") from exc
         if response.status_code != 200:
