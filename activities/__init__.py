@@ -9,6 +9,7 @@ from activities.backups import BackupActivities
 from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
+from activities.documents import DocumentActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
@@ -40,6 +41,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     backups = BackupActivities(db, settings)
     retention = RetentionActivities(db, settings)
     kyc = KycActivities(db, settings, client)
+    documents = DocumentActivities(db, settings)
     return [
         payments.post_book_transfer,
         accrual.accrue_day,
@@ -100,4 +102,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         kyc.create_kyc_review,
         kyc.kyc_review_reason,
         kyc.start_kyc_reverifications,
+        documents.scan_upload,
+        documents.store_upload,
+        documents.discard_upload,
     ]

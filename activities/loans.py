@@ -18,9 +18,12 @@ from core import audit, ledger
 from core.approval_routes import no_route, route_for
 from core.business_time import business_today
 from core.config import Settings
+from core.crypto import FileCipher
 from core.db import Database
 from core.loan_books import installment_rows
+from core.storage import storage_from_settings
 from documents.loan_agreement import AgreementData, render_loan_agreement
+from domain.documents import store_generated
 from finance.amortization import (
     AmortizationMethod,
     Frequency,
@@ -32,6 +35,7 @@ from finance.amortization import (
 )
 from finance.daycount import DayCount
 from models.approvals import ApprovalInput, LevelSpec
+from models.documents import DocumentKind, OwnerType
 from models.loans import (
     CreditCheckBlocked,
     Eligibility,
@@ -46,6 +50,7 @@ from models.notifications import NotifyUsers
 from models.users import Role, User
 
 _LOAN_ACCOUNT_NS = uuid.UUID("5b0f3c1e-2a54-4c3e-9d3a-7c1e2f4b6a80")
+_AGREEMENT_NS = uuid.UUID("8d2c4e61-7b3a-4f0e-9a15-3e6b2d9c1f07")  # the agreement document's and version's ids
 # A loan in one of these stays there: a late write (the approval's progress racing a withdrawal) never reopens it.
 ENDED = {
     LoanStatus.closed,
@@ -90,6 +95,8 @@ class LoanActivities:
     def __init__(self, db: Database, settings: Settings):
         self.db = db
         self.settings = settings
+        self.documents = storage_from_settings(settings)
+        self.file_cipher = FileCipher.from_settings(settings)
 
     async def _loan(self, session, loan_id: uuid.UUID, lock: bool = False) -> Loan:
         statement = select(Loan).where(Loan.id == loan_id)
@@ -432,4 +439,20 @@ class LoanActivities:
             # the workflow tasks and local activities (an approver waiting on a decision), is not held meanwhile.
             loan.agreement_pdf = await asyncio.to_thread(render_loan_agreement, data)
             session.add(loan)
+            # Also a document of the loan (kind loan_agreement) behind the document storage: ids derived from the
+            # loan, so a retry of this activity finds the version it stored and writes no second one.
+            await store_generated(
+                session,
+                self.documents,
+                self.file_cipher,
+                document_id=uuid.uuid5(_AGREEMENT_NS, f"document:{loan.id}"),
+                version_id=uuid.uuid5(_AGREEMENT_NS, f"version:{loan.id}"),
+                org_id=loan.org_id,
+                owner=(OwnerType.loan, loan.id),
+                kind=DocumentKind.loan_agreement,
+                title=f"Loan agreement {loan.id}",
+                filename=f"loan-agreement-{loan.id}.pdf",
+                content_type="application/pdf",
+                content=loan.agreement_pdf,
+            )
             return len(loan.agreement_pdf)

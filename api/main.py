@@ -17,6 +17,7 @@ from api.routers import (
     auth,
     bank_events,
     bills,
+    documents,
     external_accounts,
     health,
     interest,
@@ -43,6 +44,7 @@ from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.linking import LinkingClient
 from core.logging import configure_logging
+from core.storage import storage_from_settings
 from core.tracing import configure_tracing, instrument_app, instrument_engine
 
 DESCRIPTION = """A financial back office on Temporal.
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.cipher = AccountNumberCipher.from_settings(settings)
     app.state.file_cipher = FileCipher.from_settings(settings)
+    app.state.document_storage = storage_from_settings(settings)
     app.state.temporal = TemporalConnection(settings)
     app.state.cache = Cache.from_settings(settings)  # reference data (core/cache), before the metrics that count it
     install_error_handlers(app)  # its catch-all middleware inside the correlation id's: a 500 carries X-Request-ID
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operations,
         members,
         kyc,
+        documents,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -17,7 +17,9 @@ Roles (see README "Access policy"):
                    roles see and repair everything; an org admin or operator only their organization's
                    (workflows by their OrgId search attribute, emails by their recipient); nobody else any;
   member           only what they own (accounts, bank accounts, payments of their accounts, loans and approval
-                   requests they applied for or submitted, bills they pay).
+                   requests they applied for or submitted, bills they pay, documents of themselves or their loans).
+  documents        org staff read their organization's; org admins and operators upload them too (approvers only
+                   read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
 A notification is its user's alone, whatever the role.
 
 No FastAPI here: api/errors.py maps the two exceptions to responses.
@@ -39,6 +41,7 @@ from sqlmodel import col
 from models.ach import AchFile, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
 from models.bills import Bill
+from models.documents import Document, DocumentKind, OwnerType
 from models.external_accounts import ExternalAccount
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, LedgerAccount
@@ -76,6 +79,7 @@ class Entity(StrEnum):
     workflow = "workflow"  # a Temporal workflow execution, seen through the operator API
     email = "email"  # a row of the email outbox
     member = "member"  # a user of role member, as staff manage them (profiles, KYC, invitations, deactivation)
+    document = "document"
 
 
 class Action(StrEnum):
@@ -163,6 +167,8 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.approval_rule, Action.write): SUPER,
     (Entity.loan_product, Action.write): SUPER,
     (Entity.savings_product, Action.write): SUPER,
+    (Entity.document, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
+    (Entity.document, Action.create): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -306,6 +312,16 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         if member:
             return statement.where(col(User.id) == user.id)
         return statement.where(col(User.org_id) == org if role in (Role.org_admin, Role.operator) and org else false())
+    if entity == Entity.document:
+        if member:  # of themself, or of a loan they applied for
+            own_loans = sa_select(col(Loan.id)).where(col(Loan.applicant_id) == user.id)
+            return statement.where(
+                or_(
+                    (col(Document.entity_type) == OwnerType.user) & (col(Document.entity_id) == user.id),
+                    (col(Document.entity_type) == OwnerType.loan) & col(Document.entity_id).in_(own_loans),
+                )
+            )
+        return statement.where(col(Document.org_id) == org if staff else false())
     if entity == Entity.organization:
         if role == Role.bank_operations:
             return statement
@@ -368,6 +384,7 @@ MODELS: dict[Entity, Any] = {
     Entity.approval_rule: ApprovalRule,
     Entity.email: EmailOutbox,
     Entity.member: User,
+    Entity.document: Document,
 }
 
 
@@ -520,6 +537,20 @@ def check_remind_bill(user: User, bill: Bill) -> None:
         Action.write,
         "reminders are sent by the payer, an org admin or an operator of the organization, or a superuser",
     )
+
+
+def check_upload_document(user: User, document_id: Any, org_id: uuid.UUID | None, kind: str) -> None:
+    """An upload (a new document, or a version) to an owner `user` can see: staff who upload (gate) within their
+    organization; a member to what they own, never a loan agreement (the loan's workflow writes it)."""
+    gate(user, Entity.document, Action.create)
+    if is_super(user):
+        return
+    if user.role == Role.member:
+        if kind == DocumentKind.loan_agreement:
+            raise forbid(user, Entity.document, document_id, Action.create, "a loan's agreement is written by the loan")
+        return
+    if org_id is None or org_id != user.org_id:
+        raise forbid(user, Entity.document, document_id, Action.create, "you can act only within your own organization")
 
 
 def check_grant(user: User, role: str) -> None:

@@ -80,6 +80,25 @@ class Settings(BaseSettings):
     # so a key is rotated by prepending a new one, and retired once no stored file names its id.
     file_encryption_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr(DEV_FILE_KEY)])
 
+    # Documents (README "Documents"): uploads up to document_max_bytes, scanned before they are stored, sealed with
+    # FILE_ENCRYPTION_KEYS in a storage backend: "local" (a directory) or "s3" (any S3-compatible store: MinIO in
+    # docker-compose; credentials from S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY or boto3's usual chain when unset).
+    document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    document_storage: Literal["local", "s3"] = "local"
+    document_storage_dir: str = ".data/documents"
+    s3_endpoint_url: str = ""  # unset: AWS itself
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "backoffice-documents"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr | None = None
+    # The virus scanner: "sandbox" (HTTP, the sandbox's stand-in flags the EICAR test file) or "clamd" (ClamAV's
+    # daemon, INSTREAM over CLAMD_ADDRESS: unix:///path/to/clamd.sock or tcp://host:3310).
+    document_scanner: Literal["sandbox", "clamd"] = "sandbox"
+    scanner_base_url: str = "http://127.0.0.1:8100"
+    clamd_address: str = "unix:///var/run/clamav/clamd.ctl"
+    # How long a signed download link works (a client may ask for less).
+    document_link_ttl: timedelta = timedelta(minutes=5)
+
     # External services (the sandbox in development)
     linking_base_url: str = "http://127.0.0.1:8100"
     linking_client_id: str = "backoffice"

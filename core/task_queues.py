@@ -46,6 +46,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "BackupWorkflow": Urgency.routine,
     "RetentionWorkflow": Urgency.routine,
     "KycReverificationWorkflow": Urgency.routine,  # starts KYC workflows through the client, not as children
+    "DocumentUploadWorkflow": Urgency.routine,
 }
 
 

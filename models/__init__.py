@@ -3,6 +3,7 @@
 from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent, EmailOutbox, Notification
 from models.audit import AuditLog
 from models.bills import Bill, BillReminder
+from models.documents import Document, DocumentVersion
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.identity import (
     LoginLockout,
@@ -48,6 +49,8 @@ __all__ = [
     "BankEvent",
     "Bill",
     "BillReminder",
+    "Document",
+    "DocumentVersion",
     "EmailOutbox",
     "ExternalAccount",
     "Hold",

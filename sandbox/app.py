@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from sandbox import bureau, faults, identity, linking, odfi
+from sandbox import bureau, faults, identity, linking, odfi, scanner
 from sandbox.settings import SandboxSettings
 
-SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router, identity.router]
+SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router, identity.router, scanner.router]
 UNFAULTED_ROUTERS = [
     faults.control_router,
     odfi.control_router,

@@ -126,6 +126,10 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         kyc_review_reminder=timedelta(seconds=3),
         kyc_valid_for=timedelta(seconds=3),
         kyc_reverify_ahead=timedelta(0),
+        # Documents: stored in a directory of the session's, scanned by the sandbox, small enough to test the limit.
+        document_storage_dir=str(tmp_path_factory.mktemp("documents")),
+        scanner_base_url=sandbox_url,
+        document_max_bytes=256 * 1024,
     )
 
 

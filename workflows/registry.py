@@ -15,6 +15,7 @@ from workflows.bill_reminder import BillReminderWorkflow
 from workflows.bill_run import BillRunWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 from workflows.daily_accrual import DailyAccrualWorkflow
+from workflows.document_upload import DocumentUploadWorkflow
 from workflows.email_resend import EmailResendWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
@@ -43,4 +44,5 @@ ALL_WORKFLOWS = [
     RetentionWorkflow,
     KycWorkflow,
     KycReverificationWorkflow,
+    DocumentUploadWorkflow,
 ]

@@ -1,7 +1,7 @@
 """members and KYC: sign-up and invitations, profiles, KYC status with its reviews
 
 Revision ID: 0023
-Revises: 0020
+Revises: 0022
 Create Date: 2026-12-02 00:30:00
 
 Users gain a profile (phone, address, date of birth), the time their email was verified, and their KYC record
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0023"
-down_revision: Union[str, None] = "0020"
+down_revision: Union[str, None] = "0022"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

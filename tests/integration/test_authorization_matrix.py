@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -910,6 +911,69 @@ async def _(w: World, p: Principal) -> Req:
 async def _(w: World, p: Principal) -> Req:
     loan = await w.fresh("decision", p, w.loan_at_approval)
     return Req(path={"request_id": loan["approval_request_id"]}, json={"decision": "approve", "reason": "Fine"})
+
+
+# documents: one of A.member_owner's, made once; uploads send a small PDF as multipart
+PDF = b"%PDF-1.7\n%%EOF\n"
+
+
+def multipart(fields: dict, filename: str = "matrix.pdf") -> tuple[bytes, dict[str, str]]:
+    """A multipart body (as httpx encodes it) and its Content-Type, for a Req's `content` and `headers`."""
+    request = httpx.Request("POST", "http://matrix", data=fields, files={"file": (filename, PDF, "application/pdf")})
+    return request.read(), {"Content-Type": request.headers["Content-Type"]}
+
+
+async def owners_document(w: World) -> dict:
+    if "document" not in w.shared:
+
+        async def make() -> dict:
+            body, headers = multipart({"entity_type": "user", "entity_id": w.owner["id"], "kind": "id_document"})
+            return await w.call(
+                "POST", "/api/v1/documents", {**w.headers["A.member_owner"], **headers}, expect=201, content=body
+            )
+
+        w.shared["document"] = asyncio.ensure_future(make())
+    return await w.shared["document"]
+
+
+@builds(f"POST {V1}/documents")
+async def _(w: World, p: Principal) -> Req:
+    body, headers = multipart({"entity_type": "user", "entity_id": w.owner["id"], "kind": "id_document"})
+    return Req(content=body, headers=headers)
+
+
+@builds(f"GET {V1}/documents")
+async def _(w: World, p: Principal) -> Req:
+    document = await owners_document(w)
+    return Req(params={"limit": 500, "entity_id": w.owner["id"]}, lists=document["id"])
+
+
+@builds(
+    f"GET {V1}/documents/{{document_id}}",
+    f"GET {V1}/documents/{{document_id}}/versions",
+)
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"document_id": (await owners_document(w))["id"]})
+
+
+@builds(f"POST {V1}/documents/{{document_id}}/versions")
+async def _(w: World, p: Principal) -> Req:
+    body, headers = multipart({})
+    return Req(path={"document_id": (await owners_document(w))["id"]}, content=body, headers=headers)
+
+
+@builds(f"POST {V1}/documents/{{document_id}}/versions/{{number}}/link")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"document_id": (await owners_document(w))["id"], "number": 1})
+
+
+@builds(f"GET {V1}/documents/{{document_id}}/versions/{{number}}/content")
+async def _(w: World, p: Principal) -> Req:
+    """A link the owner asked for: the signature is the credential, whoever holds it (and whatever token they send)."""
+    document = await owners_document(w)
+    link = await w.call("POST", f"/api/v1/documents/{document['id']}/versions/1/link", w.headers["A.member_owner"])
+    query = {k: v[0] for k, v in parse_qs(urlsplit(link["url"]).query).items()}
+    return Req(path={"document_id": document["id"], "number": 1}, params=query)
 
 
 # bills
