@@ -28,7 +28,14 @@ def test_a_new_key_parses_back_and_only_its_secret_matches_the_stored_hash():
 
 @pytest.mark.parametrize(
     "presented",
-    ["", "bo_", "bo_0123456789ab_short", "xx_0123456789ab_" + "a" * 43, "bo_0123456789AB_" + "a" * 43, "eyJhbGciOi.x.y"],
+    [
+        "",
+        "bo_",
+        "bo_0123456789ab_short",
+        "xx_0123456789ab_" + "a" * 43,
+        "bo_0123456789AB_" + "a" * 43,
+        "eyJhbGciOi.x.y",
+    ],
 )
 def test_a_malformed_key_does_not_parse(presented):
     assert api_keys.parse(presented) is None
