@@ -151,9 +151,8 @@ async def key_principal(request: Request, db: Database, presented: str) -> User:
     user = await reference.user(db, key.created_by)
     if user is None or not user.is_active or user.org_id != key.org_id:
         raise unauthorized("the user who created this API key no longer exists, is disabled or has moved")
-    route = request.scope.get("route")
-    path = getattr(route, "path", None) or request.url.path
-    access.check_key_scope(user, key.id, key.scopes, api_keys.scope_for(path, request.method))
+    # The path asked (its first segment names the resource; a route's own path may lack its router's prefix).
+    access.check_key_scope(user, key.id, key.scopes, api_keys.scope_for(request.url.path, request.method))
     return user
 
 

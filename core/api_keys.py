@@ -70,8 +70,8 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
 
 
 def scope_for(path: str, method: str) -> str | None:
-    """The scope a request for the route `path` (its template, e.g. /api/v1/payments/{payment_id}) needs; "" when
-    any key may call it; None when no key may."""
+    """The scope a request for `path` (as asked, or a route's template: only its first segment after /api/v1
+    counts) needs; "" when any key may call it; None when no key may."""
     if path in OPEN_TO_KEYS:
         return ""
     parts = path.split("/")

@@ -98,3 +98,22 @@ def test_a_key_without_the_endpoints_scope_is_refused_and_logged(caplog):
     assert any(r.message == "access_denied" and r.entity_id == str(key_id) for r in caplog.records)
     with pytest.raises(Forbidden):
         check_key_scope(user, key_id, list(SCOPE_ROLES), None)  # every scope still opens no closed endpoint
+
+
+def test_in_the_reviewed_matrix_a_key_answers_as_its_creator_within_its_scopes_and_403_beyond():
+    """The matrix's API-key principal (tests/authz_matrix.py) is a key of A.org_admin with KEY_SCOPES."""
+    from tests import authz_matrix as matrix
+
+    table = matrix.load_table()
+    operations = sorted({operation for operation, _ in table})
+    assert operations
+    for operation in operations:
+        method, path = operation.split(" ", 1)
+        needed = api_keys.scope_for(path, method)
+        key = table[(operation, "A.org_admin_key")]["expected"]
+        if not path.startswith("/api/v1/") or path.startswith(("/api/v1/auth/", "/api/v1/webhooks/")):
+            continue  # no user is resolved there: the key is not looked at
+        if needed == "" or needed in matrix.KEY_SCOPES:
+            assert key == table[(operation, "A.org_admin")]["expected"], operation
+        else:
+            assert key == "403", operation
