@@ -29,7 +29,10 @@ from models.users import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="an API key (`bo_...`); `Authorization: Bearer bo_...` works too"
+    name="X-API-Key",
+    auto_error=False,
+    description="an API key (`bo_...`), read when there is no Authorization header; `Authorization: Bearer bo_...` "
+    "works too",
 )
 # A key's last-used time is written at most this often (not a write per request).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -109,9 +112,12 @@ async def get_current_user(
 ) -> User:
     """The token's user, through the reference-data cache (core/cache): a detached copy, its password hash blank. A
     user disabled, or whose role or organization changes, is dropped from every process's cache at the change. An
-    API key (X-API-Key, or a bearer token starting `bo_`) gives its creator, once its scopes allow the endpoint."""
-    if api_key or (token and api_keys.looks_like_key(token)):
-        return await key_principal(request, db, api_key or token or "")
+    API key (a bearer token starting `bo_`, or X-API-Key when there is no Authorization header) gives its creator,
+    once its scopes allow the endpoint."""
+    if token and api_keys.looks_like_key(token):
+        return await key_principal(request, db, token)
+    if not token and api_key:
+        return await key_principal(request, db, api_key)
     if not token:
         raise unauthorized("a bearer access token is required")
     try:

@@ -28,7 +28,8 @@ def identify(headers: Headers, client: tuple[str, int] | None, settings: Setting
     address = f"ip:{client[0] if client else 'unknown'}"
     authorization = headers.get("authorization", "")
     token = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
-    presented = headers.get("x-api-key") or (token if api_keys.looks_like_key(token) else "")
+    # As api/deps.py reads them: a bearer token wins; X-API-Key only without one.
+    presented = (token if api_keys.looks_like_key(token) else "") if token else headers.get("x-api-key", "")
     if presented:
         parsed = api_keys.parse(presented)
         if parsed is None:

@@ -75,3 +75,6 @@ def test_whom_a_request_counts_against():
         presented = who(headers)  # the bucket statement checks the key and picks its bucket only if it is genuine
         assert (presented.key_prefix, presented.key_hash, presented.bucket) == (prefix, stored, "ip:10.0.0.7")
     assert who({"X-API-Key": "bo_garbage"}).key_prefix is None
+    # With an Authorization header, X-API-Key is not read (as by the API itself).
+    both = who({"Authorization": f"Bearer {token}", "X-API-Key": key})
+    assert (both.bucket, both.key_prefix) == ("user:u1", None)
