@@ -17,6 +17,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -33,6 +34,8 @@ AUTH_PREFIXES = ("/api/v1/auth/", "/api/v1/signup")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DECISION = re.compile(r"^/api/v1/approvals/[^/]+/decisions$")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# A bucket idle this long (the longest period a limit has) is full again: as good as absent, so retention deletes it.
+IDLE_BUCKET_RETENTION = timedelta(seconds=max(_PERIODS.values()))
 
 
 @dataclass(frozen=True)
