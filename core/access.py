@@ -209,6 +209,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "statements:write": BANK,
     "operations:read": OPERATORS,
     "operations:write": OPERATORS,
+    "members:read": SUPER | ORG_STAFF,
+    "members:write": SUPER | ORG_STAFF,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

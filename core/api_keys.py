@@ -38,8 +38,12 @@ RESOURCES: dict[str, str] = {
     "interest-postings": "interest",
     "statements": "statements",
     "operations": "operations",
+    # The members work (merged on main after this branch began): members and their KYC, invitations to join.
+    "members": "members",
+    "invitations": "members",
 }
-# Paths any key may call whatever its scopes: who the key acts as.
+# Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
+# sign-in are a person's own: not in RESOURCES, so closed to keys.)
 OPEN_TO_KEYS = frozenset({"/api/v1/me"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
