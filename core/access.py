@@ -211,6 +211,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "operations:write": OPERATORS,
     "members:read": SUPER | ORG_STAFF,
     "members:write": SUPER | ORG_STAFF,
+    "documents:read": ALL_ROLES,
+    "documents:write": ALL_ROLES,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

@@ -41,6 +41,7 @@ RESOURCES: dict[str, str] = {
     # The members work (merged on main after this branch began): members and their KYC, invitations to join.
     "members": "members",
     "invitations": "members",
+    "documents": "documents",  # the documents work (merged on main meanwhile)
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)
