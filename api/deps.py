@@ -1,18 +1,22 @@
-"""Request dependencies: settings, a database session, the Temporal client, the authenticated user."""
+"""Request dependencies: settings, a database session, the Temporal client, the authenticated user (a person with
+an access token, or a machine client with an API key acting as its creator: core/api_keys.py)."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, Header, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy import or_, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.errors import AppError
 from api.fields import KEY_PATTERN
-from core import access
+from core import access, api_keys
 from core.access import Action, Entity
 from core.cache import reference
 from core.config import Settings
@@ -20,9 +24,18 @@ from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.security import TokenType, decode_token
 from core.temporal import connect
+from models.api_keys import ApiKey
 from models.users import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="an API key (`bo_...`), read when there is no Authorization header; `Authorization: Bearer bo_...` "
+    "works too",
+)
+# A key's last-used time is written at most this often (not a write per request).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class TemporalConnection:
@@ -96,9 +109,21 @@ def unauthorized(message: str) -> AppError:
     return AppError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def get_current_user(db: DbDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2)]) -> User:
+async def get_current_user(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2)],
+    api_key: Annotated[str | None, Depends(api_key_header)],
+) -> User:
     """The token's user, through the reference-data cache (core/cache): a detached copy, its password hash blank. A
-    user disabled, or whose role or organization changes, is dropped from every process's cache at the change."""
+    user disabled, or whose role or organization changes, is dropped from every process's cache at the change. An
+    API key (a bearer token starting `bo_`, or X-API-Key when there is no Authorization header) gives its creator,
+    once its scopes allow the endpoint."""
+    if token and api_keys.looks_like_key(token):
+        return await key_principal(request, db, token)
+    if not token and api_key:
+        return await key_principal(request, db, api_key)
     return await _user_of(db, settings, token, "access")
 
 
@@ -117,6 +142,36 @@ async def _user_of(db: Database, settings: Settings, token: str | None, token_ty
     # A password reset or change ends the sessions begun before it (to the second: a JWT's iat has no more).
     if user.tokens_valid_after and payload["iat"] < int(user.tokens_valid_after.timestamp()):
         raise unauthorized("this session ended when the password was changed; sign in again")
+    return user
+
+
+async def key_principal(request: Request, db: Database, presented: str) -> User:
+    """The user an API key acts as, when the key is genuine, unexpired and unrevoked, its creator still active in
+    the key's organization, and the key has the scope of this endpoint (through the access policy: a 403 otherwise).
+    No scope reaches the keys themselves or sign-in: a key never makes or widens a key."""
+    parsed = api_keys.parse(presented)
+    if parsed is None:
+        raise unauthorized("the API key is not valid")
+    prefix, secret = parsed
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        key = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
+        if key is None or not api_keys.secret_matches(secret, key.secret_hash):
+            raise unauthorized("the API key is not valid")
+        if key.revoked_at is not None:
+            raise unauthorized("this API key has been revoked")
+        if key.expires_at <= now:
+            raise unauthorized("this API key has expired")
+        if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
+            # Conditional, so that of several processes seeing it stale at once one writes (a no-op for the others).
+            stale = or_(col(ApiKey.last_used_at).is_(None), col(ApiKey.last_used_at) < now - LAST_USED_RESOLUTION)
+            await session.execute(update(ApiKey).where(col(ApiKey.id) == key.id, stale).values(last_used_at=now))
+            await session.commit()
+    user = await reference.user(db, key.created_by)
+    if user is None or not user.is_active or user.org_id != key.org_id:
+        raise unauthorized("the user who created this API key no longer exists, is disabled or has moved")
+    # The path asked (its first segment names the resource; a route's own path may lack its router's prefix).
+    access.check_key_scope(user, key.id, key.scopes, api_keys.scope_for(request.url.path, request.method))
     return user
 
 

@@ -7,10 +7,12 @@ from fastapi import APIRouter, FastAPI
 
 from api.deps import TemporalConnection
 from api.errors import install_error_handlers
+from api.rate_limit import RateLimitMiddleware
 from api.routers import (
     account_security,
     accounts,
     ach_files,
+    api_keys,
     approval_rules,
     approvals,
     audit,
@@ -44,6 +46,7 @@ from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.linking import LinkingClient
 from core.logging import configure_logging
+from core.rate_limit import RateLimiter
 from core.storage import storage_from_settings
 from core.tracing import configure_tracing, instrument_app, instrument_engine
 
@@ -68,9 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         instrument_engine(app.state.db.engine)  # the primary's statements (the instrumentor takes one engine)
         app.state.linking = LinkingClient(settings)
+        app.state.rate_limiter = RateLimiter(settings)
         retry = settings.cache_listener_retry.total_seconds()
         async with CacheListener(app.state.cache, settings.database_url, "api", retry) as app.state.cache_listener:
             yield
+        await app.state.rate_limiter.close()
         await app.state.linking.aclose()
         await app.state.db.close()
 
@@ -82,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.temporal = TemporalConnection(settings)
     app.state.cache = Cache.from_settings(settings)  # reference data (core/cache), before the metrics that count it
     install_error_handlers(app)  # its catch-all middleware inside the correlation id's: a 500 carries X-Request-ID
+    app.add_middleware(RateLimitMiddleware)  # before any handler; its 429s carry X-Request-ID and are counted
     app.add_middleware(CorrelationIdMiddleware)
     install_metrics(app, settings)  # outside the correlation id: its middleware counts every answer
     instrument_app(app)  # outermost, when tracing is on
@@ -113,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         members,
         kyc,
         documents,
+        api_keys,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

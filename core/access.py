@@ -22,6 +22,11 @@ Roles (see README "Access policy"):
                    read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
 A notification is its user's alone, whatever the role.
 
+An API key (core/api_keys.py) is a principal too: it acts as the user who created it, so every rule here applies to
+it as to that user, and on top each request needs one of the key's scopes (`check_key_scope`). A key can never do
+more than its scopes AND its creator's current role allow. Only org admins and superusers create keys, with scopes
+their role may hold (`SCOPE_ROLES`); an org admin sees and manages the keys of their organization.
+
 No FastAPI here: api/errors.py maps the two exceptions to responses.
 """
 
@@ -39,6 +44,7 @@ from sqlalchemy.sql import Select
 from sqlmodel import col
 
 from models.ach import AchFile, BankEvent, EmailOutbox, Notification
+from models.api_keys import ApiKey
 from models.audit import AuditLog
 from models.bills import Bill
 from models.documents import Document, DocumentKind, OwnerType
@@ -80,6 +86,7 @@ class Entity(StrEnum):
     email = "email"  # a row of the email outbox
     member = "member"  # a user of role member, as staff manage them (profiles, KYC, invitations, deactivation)
     document = "document"
+    api_key = "API key"
 
 
 class Action(StrEnum):
@@ -102,6 +109,7 @@ class Action(StrEnum):
     resolve = "resolve"
     grant = "grant"
     repair = "repair"  # reset a workflow, send an email again
+    call = "call"  # an API key calling an endpoint (its scopes)
 
 
 class AccessDenied(Exception):
@@ -130,6 +138,7 @@ BANK = frozenset({Role.superuser, Role.bank_operations})
 ORG_STAFF = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
 BANK_WIDE_ROLES = BANK  # the roles without an organization of their own
 OPERATORS = BANK | {Role.org_admin, Role.operator}  # the operator API; org staff within their organization
+KEY_ADMINS = frozenset({Role.superuser, Role.org_admin})  # who creates and manages API keys (and users)
 
 # Operations a role has or has not, whatever the row. Anything not listed is open to every signed-in user
 # (and then narrowed by the row rules below).
@@ -169,12 +178,78 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.savings_product, Action.write): SUPER,
     (Entity.document, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
     (Entity.document, Action.create): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
+    (Entity.api_key, Action.read): KEY_ADMINS,
+    (Entity.api_key, Action.create): KEY_ADMINS,
+    (Entity.api_key, Action.update): KEY_ADMINS,
+}
+
+# The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
+# the roles that may hold each: a key gets only scopes its creator's role has, mirroring the GATES above (the policy
+# still applies the creator's role to every request a key makes, so this only keeps keys from promising more).
+ALL_ROLES = frozenset(Role)
+SCOPE_ROLES: dict[str, frozenset[Role]] = {
+    "organizations:read": ALL_ROLES,
+    "organizations:write": SUPER,
+    "users:read": KEY_ADMINS,
+    "users:write": KEY_ADMINS,
+    "accounts:read": ALL_ROLES,
+    "accounts:write": frozenset({Role.superuser, Role.operator}),  # open, close, deposits, holds
+    "external_accounts:read": GATES[(Entity.external_account, Action.read)],
+    "external_accounts:write": frozenset({Role.superuser, Role.org_admin, Role.member}),
+    "payments:read": ALL_ROLES,
+    "payments:write": ALL_ROLES,
+    "ach_files:read": BANK,
+    "bank_events:read": GATES[(Entity.bank_event, Action.read)],
+    "bank_events:write": GATES[(Entity.bank_event, Action.resolve)],
+    "audit:read": SUPER,
+    "notifications:read": ALL_ROLES,
+    "notifications:write": ALL_ROLES,
+    "loan_products:read": ALL_ROLES,
+    "loan_products:write": SUPER,
+    "savings_products:read": ALL_ROLES,
+    "savings_products:write": SUPER,
+    "approval_rules:read": SUPER,
+    "approval_rules:write": SUPER,
+    "loans:read": ALL_ROLES,
+    "loans:write": ALL_ROLES,
+    "approvals:read": ALL_ROLES,
+    "approvals:write": ALL_ROLES,
+    "bills:read": ALL_ROLES,
+    "bills:write": ALL_ROLES,
+    "interest:read": BANK,
+    "statements:write": BANK,
+    "operations:read": OPERATORS,
+    "operations:write": OPERATORS,
+    "members:read": SUPER | ORG_STAFF,
+    "members:write": SUPER | ORG_STAFF,
+    "documents:read": ALL_ROLES,
+    "documents:write": ALL_ROLES,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
 ORG_ADMIN_GRANTS = frozenset(
     {Role.operator, Role.member, Role.loan_officer, Role.branch_manager, Role.credit_committee}
 )
+
+
+def grantable_scopes(role: str) -> list[str]:
+    """The scopes a key made by a user of `role` may hold, in the vocabulary's order."""
+    return [scope for scope, roles in SCOPE_ROLES.items() if role in roles]
+
+
+def check_key_scope(user: User, key_id: Any, scopes: list[str], needed: str | None) -> None:
+    """An API key's request: `needed` is the scope the endpoint wants (core/api_keys.scope_for), "" for one any key
+    may call, None for one no key may (sign-in, the keys themselves). Forbidden (403, logged) when the key lacks it."""
+    if needed == "":
+        return
+    if needed is None:
+        raise forbid(
+            user, Entity.api_key, key_id, Action.call, "API keys cannot call this endpoint: it needs a person signed in"
+        )
+    if needed not in scopes:
+        raise forbid(
+            user, Entity.api_key, key_id, Action.call, f"this API key lacks the scope {needed}", "insufficient_scope"
+        )
 
 
 def is_super(user: User) -> bool:
@@ -333,6 +408,8 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(active.is_(True))
     if entity == Entity.approval_rule:
         return statement.where(false())
+    if entity == Entity.api_key:
+        return statement.where(col(ApiKey.org_id) == org if role == Role.org_admin and org else false())
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -385,6 +462,7 @@ MODELS: dict[Entity, Any] = {
     Entity.email: EmailOutbox,
     Entity.member: User,
     Entity.document: Document,
+    Entity.api_key: ApiKey,
 }
 
 

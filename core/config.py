@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# "N/period" of a rate limit (core/rate_limit.py parses it).
+LIMIT_PATTERN = r"^[1-9][0-9]{0,8}/(second|minute|hour|day)$"
+
 # Fixed development keys, so `make run` works out of the box. Production sets ACCOUNT_NUMBER_KEYS and
 # FILE_ENCRYPTION_KEYS (with ENVIRONMENT=production the API and the worker refuse to start on these: see
 # development_secrets below).
@@ -232,6 +235,33 @@ class Settings(BaseSettings):
     # The operator API: an activity at this attempt or later is "retrying" (listed), and makes its running workflow
     # "stuck" (resettable).
     operations_retry_threshold: int = Field(default=5, ge=2)
+
+    # Rate limits (core/rate_limit.py): a token bucket per endpoint group and identity (user, API key, or client IP),
+    # shared by every API process through Postgres. Each group's limit is "N/second|minute|hour|day" (a burst of N,
+    # refilled at N per period), multiplied by the tier of the caller's role. Generous by default, so that the
+    # benchmarks and the test suite (every client on one loopback address) pass; tighten them in production (README).
+    rate_limits_enabled: bool = True
+    rate_limit_auth: Annotated[str, Field(pattern=LIMIT_PATTERN)] = (
+        "300/minute"  # sign-in, refresh, reset, MFA, sign-up
+    )
+    rate_limit_reads: Annotated[str, Field(pattern=LIMIT_PATTERN)] = "6000/minute"
+    rate_limit_writes: Annotated[str, Field(pattern=LIMIT_PATTERN)] = "3000/minute"
+    rate_limit_decisions: Annotated[str, Field(pattern=LIMIT_PATTERN)] = "1200/minute"
+    rate_limit_tiers: dict[str, Annotated[float, Field(gt=0, le=1000)]] = Field(
+        default_factory=lambda: {
+            "anonymous": 1.0,
+            "member": 1.0,
+            "api_key": 2.0,
+            "org_admin": 2.0,
+            "operator": 2.0,
+            "loan_officer": 2.0,
+            "branch_manager": 2.0,
+            "credit_committee": 2.0,
+            "bank_operations": 5.0,
+            "superuser": 5.0,
+        }
+    )
+    rate_limit_pool_size: int = Field(default=5, ge=1)  # each API process's connections for the bucket statement
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import TextClause, text
 
 from core.config import Settings
+from core.rate_limit import IDLE_BUCKET_RETENTION
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ def rules(settings: Settings) -> list[Rule]:
             text(
                 "DELETE FROM refresh_tokens WHERE jti IN (SELECT jti FROM refresh_tokens WHERE expires_at < :cutoff "
                 "ORDER BY jti LIMIT :batch) RETURNING jti"
+            ),
+        ),
+        Rule(
+            "rate_limit_buckets.deleted",  # idle long enough to be full: a new request starts a full one anyway
+            IDLE_BUCKET_RETENTION,
+            text(
+                "DELETE FROM rate_limit_buckets WHERE key IN (SELECT key FROM rate_limit_buckets "
+                "WHERE updated_at < :cutoff ORDER BY key LIMIT :batch) RETURNING key"
             ),
         ),
     ]

@@ -18,7 +18,7 @@ from core.search_attributes import cli_flags
 from devstack import processes, procfs
 from devstack.postgres import migrate
 from devstack.processes import ROOT
-from devstack.seed import MFA_USER, USERS, seed_database, seed_through_api
+from devstack.seed import DEMO_API_KEY, DEMO_API_KEY_SCOPES, MFA_USER, USERS, seed_database, seed_through_api
 from devstack.seed_statements import seed_demo_statements
 from devstack.supervisor import Supervisor, say
 from devstack.temporal_cli import ensure_temporal
@@ -226,6 +226,8 @@ def seed_demo(database_url: str) -> list[str]:
         "Demo users (email / password):",
         *(f"  {role:17} {email:32} {password}" for email, _, role, password in USERS),
         f"  MFA is on for {MFA_USER[0]}: its TOTP secret {MFA_USER[1]} (log in, then POST /auth/mfa/verify)",
+        f"Demo API key (acts as orgadmin@riverside.example; {', '.join(DEMO_API_KEY_SCOPES)}):",
+        f"  curl -H 'X-API-Key: {DEMO_API_KEY}' {api}/api/v1/accounts",
     ]
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 from sqlalchemy import text
 
-from core import ledger
+from core import api_keys, ledger
 from core.business_time import business_today
 from core.config import get_settings
 from core.crypto import AccountNumberCipher
@@ -64,6 +64,9 @@ ACCOUNTS = [  # (key, name, type, owner email or None)
 ]
 DEPOSITS = [("alice-checking", Decimal("5000.00")), ("bob-checking", Decimal("1200.00"))]
 DEMO_TRANSFER_KEY = "demo-book-transfer-1"
+# A machine client's key of Riverside's org admin, fixed so that a second start finds it (core/api_keys.py format).
+DEMO_API_KEY = "bo_de40a0c0ffee_demo-only-api-key-never-use-in-production-x"
+DEMO_API_KEY_SCOPES = ["accounts:read", "payments:read", "payments:write", "loans:read"]
 
 
 async def seed_database(db: Database) -> None:
@@ -113,6 +116,24 @@ async def seed_database(db: Database) -> None:
                     "owner": demo_id(f"user:{owner}") if owner else None,
                 },
             )
+        parsed = api_keys.parse(DEMO_API_KEY)
+        assert parsed is not None, "the demo API key must have the format of a key"
+        await session.execute(
+            text(
+                """INSERT INTO api_keys (id, prefix, secret_hash, name, scopes, org_id, created_by, expires_at)
+                   VALUES (:id, :prefix, :hash, 'Demo reconciliation client', :scopes, :org, :creator,
+                           now() + interval '365 days')
+                   ON CONFLICT DO NOTHING"""
+            ),
+            {
+                "id": demo_id("api-key:demo"),
+                "prefix": parsed[0],
+                "hash": api_keys.hash_secret(parsed[1]),
+                "scopes": DEMO_API_KEY_SCOPES,
+                "org": ORG[1],
+                "creator": demo_id("user:orgadmin@riverside.example"),
+            },
+        )
         cash = (
             await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
         ).scalar_one()

@@ -1,6 +1,7 @@
 """SQLModel tables; importing this package registers them all on SQLModel.metadata (alembic needs that)."""
 
 from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent, EmailOutbox, Notification
+from models.api_keys import ApiKey
 from models.audit import AuditLog
 from models.bills import Bill, BillReminder
 from models.documents import Document, DocumentVersion
@@ -42,6 +43,7 @@ __all__ = [
     "AchFile",
     "AchTraceCounter",
     "AchWindow",
+    "ApiKey",
     "ApprovalDecision",
     "ApprovalRequest",
     "ApprovalRule",

@@ -25,8 +25,9 @@ OUTCOMES = ("401", "403", "404", "hidden", "allow")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who calls: a user of `role` in organization `org` ("A", "B" or None for bank-wide users), or a request with
-    no usable token (`token` is then "none", "expired", "forged" or "alg_none")."""
+    """Who calls: a user of `role` in organization `org` ("A", "B" or None for bank-wide users), an API key that the
+    user `<org>.<role>` made (`token` "api_key", scopes KEY_SCOPES), or a request with no usable token (`token` is
+    then "none", "expired", "forged" or "alg_none")."""
 
     name: str
     role: str | None = None
@@ -35,7 +36,7 @@ class Principal:
 
     @property
     def authenticated(self) -> bool:
-        return self.token == "user"
+        return self.token in ("user", "api_key")
 
 
 # One line per principal; the objects under test belong to organization A and are owned by A.member_owner.
@@ -53,11 +54,18 @@ PRINCIPALS: list[Principal] = [
     Principal("B.operator", "operator", "B"),
     Principal("B.member", "member", "B"),
     Principal("B.loan_officer", "loan_officer", "B"),
+    # An API key of A's org admin: where its scopes reach, what A.org_admin gets; elsewhere a 403 (insufficient_scope),
+    # and never the API keys or sign-in endpoints (a key never makes a key).
+    Principal("A.org_admin_key", "org_admin", "A", token="api_key"),
     Principal("none", token="none"),
     Principal("expired", token="expired"),
     Principal("forged", token="forged"),
     Principal("alg_none", token="alg_none"),
 ]
+
+
+# The scopes of the API-key principal: some resources read, one written, the rest not at all.
+KEY_SCOPES = ["accounts:read", "payments:read", "payments:write", "loans:read", "users:read"]
 
 
 def operations(openapi: dict) -> list[str]:

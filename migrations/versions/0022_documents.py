@@ -1,7 +1,7 @@
 """documents and their versions (bytes in object storage, encrypted; metadata here)
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-02 00:00:00
 
 A document belongs to one entity (a user or a loan) of one organization; each upload adds a version numbered from 1,
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: Union[str, None] = "0020"
+down_revision: Union[str, None] = "0021"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -118,13 +118,27 @@ class World:
             self.users[name], self.headers[name] = await make_user(http, su, role, orgs[org])
 
         await asyncio.gather(
-            *(principal_user(p) for p in PRINCIPALS if p.authenticated and p.name != "superuser" and p.org is not None),
+            *(
+                principal_user(p)
+                for p in PRINCIPALS
+                if p.token == "user" and p.name != "superuser" and p.org is not None
+            ),
             *(helper_user(n, r, o) for n, (r, o) in helpers.items()),
         )
         for p in PRINCIPALS:  # a bank-wide role (superuser aside) is one line in PRINCIPALS: made here
-            if p.authenticated and p.org is None and p.name not in self.users:
+            if p.token == "user" and p.org is None and p.name not in self.users:
                 assert p.role is not None, p  # an authenticated principal has a role
                 self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, None)
+        for p in PRINCIPALS:  # an API key made by its user principal `<org>.<role>`, acting as them
+            if p.token == "api_key":
+                creator = f"{p.org}.{p.role}"
+                made = await self.call(
+                    "POST",
+                    "/api/v1/api-keys",
+                    {**self.headers[creator], **key()},
+                    json={"name": unique("matrix key"), "scopes": matrix.KEY_SCOPES},
+                )
+                self.users[p.name], self.headers[p.name] = self.users[creator], {"X-API-Key": made["key"]}
         self.owner = self.users["A.member_owner"]
         self.admin = self.headers["A.fixture_admin"]
         self.officer = self.headers["A.fixture_officer"]
@@ -178,6 +192,7 @@ class World:
         self.payment = await self.ach_payment()
         self.hold = await self.place_hold()
         self.bill_body = self.bill_fields()
+        self.api_key = await self.new_api_key()
         self.bill = await self.new_bill()
         self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
         self.ach_file_id = await self._ach_file()
@@ -336,6 +351,11 @@ class World:
             "external_account_id": self.external["id"],
             "memo": "Matrix",
         }
+
+    async def new_api_key(self) -> dict:
+        """An API key of A (made by its fixture admin)."""
+        body = {"name": unique("matrix A key"), "scopes": ["payments:read"]}
+        return await self.call("POST", "/api/v1/api-keys", {**self.admin, **key()}, json=body)
 
     async def ach_payment(self) -> dict:
         """An ACH debit into A.member_owner's account, made by A's org admin."""
@@ -1129,6 +1149,30 @@ async def _(w: World, p: Principal) -> Req:
             "national_id_last4": "1234",
         },
     )
+
+
+# API keys
+BUILDERS[f"GET {V1}/api-keys"] = listing(lambda w: {"name": w.api_key["name"]}, lambda w: w.api_key["id"])
+
+
+@builds(f"POST {V1}/api-keys")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"name": unique("matrix new key"), "scopes": ["payments:read"]}, headers=key())
+
+
+@builds(f"GET {V1}/api-keys/{{key_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"key_id": w.api_key["id"]})
+
+
+@builds(f"POST {V1}/api-keys/{{key_id}}/revoke")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"key_id": (await w.fresh("api_key", p, w.new_api_key))["id"]})
+
+
+@builds(f"POST {V1}/api-keys/{{key_id}}/rotate")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"key_id": (await w.fresh("api_key", p, w.new_api_key))["id"]}, json={"overlap_seconds": 60})
 
 
 # --- the test ---------------------------------------------------------------------------------------------------

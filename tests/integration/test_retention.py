@@ -71,6 +71,14 @@ async def seed(db, user_id: str) -> dict[str, list]:
             [await insert(token, j=f"{tag}-old", u=user_id, at=now - 40 * DAY)],
             [await insert(token, j=f"{tag}-recent", u=user_id, at=now - 10 * DAY)],
         ]
+        bucket = (
+            "INSERT INTO rate_limit_buckets (key, tokens, capacity, rate, allowed, updated_at) "
+            "VALUES (:k, 0, 5, 1, false, :at)"
+        )
+        rows["buckets"] = [
+            [await insert(bucket, k=f"reads|{tag}-idle", at=now - 2 * DAY)],
+            [await insert(bucket, k=f"reads|{tag}-recent", at=now - DAY / 2)],
+        ]
     return rows
 
 
@@ -92,6 +100,7 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
             old_tokens,
             kept_tokens,
         ),
+        (old_buckets, kept_buckets),
     ) = (await seed(db, org.users["member"]["id"])).values()
 
     handle = await temporal_env.client.start_workflow(
@@ -112,6 +121,8 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
     assert await ids(db, "SELECT jti FROM refresh_tokens WHERE jti = ANY(:ids)", old_tokens + kept_tokens) == set(
         kept_tokens
     )
+    buckets = "SELECT key FROM rate_limit_buckets WHERE key = ANY(:ids)"
+    assert await ids(db, buckets, old_buckets + kept_buckets) == set(kept_buckets)
 
     # Counts per rule (the session's other rows are all younger than any retention, so these are ours).
     assert result.counts == {
@@ -120,6 +131,7 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
         "email_outbox.bodies_redacted": 1,
         "bank_events.payloads_dropped": 2,
         "refresh_tokens.deleted": 1,
+        "rate_limit_buckets.deleted": 1,
     }
     run_id = (await handle.describe()).run_id
     async with db.session() as session:
