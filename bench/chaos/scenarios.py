@@ -1,6 +1,7 @@
 """What each process of the run must end in. The ACH scenarios are the sandbox bank's (sandbox/odfi.py: the cents
 of the amount pick the outcome), as they end when the bank delivers each file's events newest first: a return is
-then heard before its entry's settlement, so the late R10 (.10) returns the payment rather than reversing it, and
+then heard before its entry's settlement, so the late R10 (.10) returns the payment rather than reversing it (unless it comes after the return window: then
+it reverses it, as a return after completion does), and
 .31's return after settlement re-presents it as a return before settlement would."""
 
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ class AchScenario:
     presentments: int
     return_code: str | None = None
     external: str | None = None  # what the return does to the external account: disabled, debits_blocked
+    # The status it ends in when the bank's return comes after the payment's return window has closed (a slow
+    # machine, the webhook delivery retried through faults): a return after completion reverses it (PRODUCT §4.3).
+    late: str | None = None
 
     @property
     def name(self) -> str:
@@ -40,7 +44,7 @@ ACH_SCENARIOS = [
     AchScenario("ach_debit", "05", "returned", 1, "R05", "debits_blocked"),
     AchScenario("ach_debit", "07", "returned", 1, "R07", "debits_blocked"),
     AchScenario("ach_debit", "29", "returned", 1, "R29", "debits_blocked"),
-    AchScenario("ach_debit", "10", "returned", 1, "R10", "debits_blocked"),
+    AchScenario("ach_debit", "10", "returned", 1, "R10", "debits_blocked", late="reversed"),
     AchScenario("ach_debit", "20", "failed", 1, "R20"),
 ]
 
