@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import assert_error, make_org, open_account
+from tests.integration.test_documents import PDF, upload
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
 
 
@@ -129,7 +130,9 @@ async def test_an_offset_of_2_63_is_422_on_every_list(http, su, org):
     ]
     assert len(lists) >= 15
     account = await open_account(http, su, org.id)
-    ids = {"account_id": account["id"]}
+    document = await upload(http, su, org.users["member"]["id"], PDF)
+    assert document.status_code == 201, document.text
+    ids = {"account_id": account["id"], "document_id": document.json()["id"]}
     for path in lists:
         url = path.format(**ids)
         assert_error(await http.get(url, headers=su, params={"offset": 2**63}), 422, "validation_error")
