@@ -172,6 +172,7 @@ async def key_principal(request: Request, db: Database, presented: str) -> User:
         raise unauthorized("the user who created this API key no longer exists, is disabled or has moved")
     # The path asked (its first segment names the resource; a route's own path may lack its router's prefix).
     access.check_key_scope(user, key.id, key.scopes, api_keys.scope_for(request.url.path, request.method))
+    api_keys.acting_key.set(key.id)  # this request's task: its audit rows name the key
     return user
 
 

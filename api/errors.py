@@ -45,6 +45,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "request_too_large",
     415: "unsupported_media_type",
     422: "unprocessable",
 }

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import APIRouter, FastAPI
 
+from api.body_limit import BodyLimit
 from api.deps import TemporalConnection
 from api.errors import install_error_handlers
 from api.rate_limit import RateLimitMiddleware
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.temporal = TemporalConnection(settings)
     app.state.cache = Cache.from_settings(settings)  # reference data (core/cache), before the metrics that count it
     install_error_handlers(app)  # its catch-all middleware inside the correlation id's: a 500 carries X-Request-ID
+    app.add_middleware(BodyLimit, settings=settings)  # outside the catch-all: a body past its limit is a 413
     app.add_middleware(RateLimitMiddleware)  # before any handler; its 429s carry X-Request-ID and are counted
     app.add_middleware(CorrelationIdMiddleware)
     install_metrics(app, settings)  # outside the correlation id: its middleware counts every answer

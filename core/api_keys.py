@@ -12,8 +12,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import uuid
+from contextvars import ContextVar
 
 PREFIX = "bo"
+
+# The key the current request acts through (set by the API when a key signs it in; read by core/audit.py).
+acting_key: ContextVar[uuid.UUID | None] = ContextVar("acting_key", default=None)
 _KEY_RE = re.compile(r"^bo_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$", re.ASCII)
 
 # The first segment of an /api/v1 path -> the scope resource it belongs to. A path whose segment is not here is

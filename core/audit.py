@@ -7,6 +7,7 @@ from typing import Any
 from asgi_correlation_id import correlation_id
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.api_keys import acting_key
 from models.audit import AuditLog
 
 
@@ -35,6 +36,7 @@ async def record(
         AuditLog(
             actor=actor,
             actor_id=actor_id,
+            api_key_id=acting_key.get(),
             action=action,
             entity_type=entity_type,
             entity_id=str(entity_id),

@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # FILE_ENCRYPTION_KEYS in a storage backend: "local" (a directory) or "s3" (any S3-compatible store: MinIO in
     # docker-compose; credentials from S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY or boto3's usual chain when unset).
     document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Any other request's body (api/body_limit.py): past it a 413 before the body is read, let alone spooled.
+    request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     document_storage: Literal["local", "s3"] = "local"
     document_storage_dir: str = ".data/documents"
     s3_endpoint_url: str = ""  # unset: AWS itself

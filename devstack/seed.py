@@ -4,10 +4,12 @@ Everything has a fixed id (uuid5 of a name); money moves through the ledger with
 and the demo book transfer goes through the API like any client's."""
 
 import asyncio
+import io
 import uuid
 from decimal import Decimal
 
 import httpx
+from PIL import Image, ImageDraw
 from sqlalchemy import text
 
 from core import api_keys, ledger
@@ -205,12 +207,37 @@ async def _demo_kyc(http: httpx.AsyncClient) -> None:
         if me["kyc_status"] != "unverified":
             continue
         identity = {"full_name": me["full_name"], "date_of_birth": "1985-06-15", "address": "12 River Rd, Riverside"}
+        document = await _demo_id_document(http, member, me)
         response = await http.post(
             f"/api/v1/members/{me['id']}/kyc/submissions",
             headers=member,
-            json={**identity, "national_id_last4": last4},
+            json={**identity, "national_id_last4": last4, "document_ids": [document["id"]]},
         )
         response.raise_for_status()
+
+
+def _id_card_png(full_name: str) -> bytes:
+    """A demo identity card: the same bytes for the same name (so a second start's upload is the same upload)."""
+    card = Image.new("RGB", (320, 200), "white")
+    draw = ImageDraw.Draw(card)
+    draw.rectangle((4, 4, 315, 195), outline="navy", width=3)
+    draw.text((16, 16), "DEMO IDENTITY CARD (not a real document)", fill="navy")
+    draw.text((16, 80), full_name, fill="black")
+    buffer = io.BytesIO()
+    card.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def _demo_id_document(http: httpx.AsyncClient, member: dict, me: dict) -> dict:
+    """The member's identity document, uploaded by the member (scanned and sealed as any upload)."""
+    response = await http.post(
+        "/api/v1/documents",
+        headers={**member, "Idempotency-Key": f"demo-id-document-{me['id']}"},
+        data={"entity_type": "user", "entity_id": me["id"], "kind": "id_document", "title": "Identity card"},
+        files={"file": ("id-card.png", _id_card_png(me["full_name"]), "image/png")},
+    )
+    response.raise_for_status()
+    return response.json()
 
 
 async def _demo_loans(http: httpx.AsyncClient, sandbox: httpx.AsyncClient) -> list[dict]:

@@ -3,8 +3,9 @@
 import hashlib
 import uuid
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import access
@@ -119,3 +120,21 @@ async def store_generated(
         created_by=None,
     )
     return await record_version(session, upload, key)
+
+
+async def not_of_member(session: AsyncSession, member_id: uuid.UUID, document_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Those of `document_ids` that are not documents of the member (unknown, or another's: the caller says which
+    neither way, so an id tells nothing of what lies outside the member's own)."""
+    if not document_ids:
+        return []
+    found = (
+        await session.execute(
+            select(col(Document.id)).where(
+                col(Document.entity_type) == OwnerType.user,
+                col(Document.entity_id) == member_id,
+                col(Document.id).in_(document_ids),
+            )
+        )
+    ).scalars()
+    theirs = set(found)
+    return [document_id for document_id in dict.fromkeys(document_ids) if document_id not in theirs]

@@ -16,6 +16,7 @@ class AuditLog(SQLModel, table=True):
     at: datetime = created_at()
     actor_id: uuid.UUID | None = Field(default=None, index=True)  # None: the system (a workflow)
     actor: str = Field(max_length=320)  # email, or 'system:<workflow id>'
+    api_key_id: uuid.UUID | None = Field(default=None)  # the machine client's key the actor acted through
     action: str = Field(max_length=80)
     entity_type: str = Field(max_length=40)
     entity_id: str = Field(max_length=100)

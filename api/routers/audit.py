@@ -3,7 +3,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.deps import ReadSessionDep, allowed
@@ -24,6 +24,7 @@ class AuditOut(BaseModel):
     at: datetime
     actor_id: uuid.UUID | None
     actor: str
+    api_key_id: uuid.UUID | None = Field(description="the API key the actor acted through (null: by hand)")
     action: str
     entity_type: str
     entity_id: str
@@ -41,6 +42,7 @@ async def query_audit_log(
     until: Annotated[BusinessDateTime | None, Query(description="exclusive")] = None,
     actor_id: uuid.UUID | None = None,
     actor: Filter | None = None,
+    api_key_id: uuid.UUID | None = None,
     entity_type: Filter | None = None,
     entity_id: Filter | None = None,
     action: Filter | None = None,
@@ -53,6 +55,7 @@ async def query_audit_log(
     for column, value in (
         (AuditLog.actor_id, actor_id),
         (AuditLog.actor, actor),
+        (AuditLog.api_key_id, api_key_id),
         (AuditLog.entity_type, entity_type),
         (AuditLog.entity_id, entity_id),
         (AuditLog.action, action),

@@ -18,6 +18,7 @@ from api.fields import BusinessDate, line_rules
 from core import access
 from core.access import Entity
 from core.task_queues import queue_for
+from domain import documents
 from models.members import IdentityData, KycInput, KycState, KycSubmissionInput
 from models.users import KycStatus, User
 from workflows.kyc import KycWorkflow
@@ -60,6 +61,7 @@ async def _member(session, user: User, member_id: uuid.UUID) -> User:
     responses={
         403: {"description": "neither the member nor staff of their organization"},
         409: {"description": "verified already, or a review under way asks nothing of the member now"},
+        422: {"description": "a bad field, or a document that is not one of this member's (code unknown_documents)"},
     },
     summary="Submit identity data and documents for KYC (the member, or staff of their organization for them)",
 )
@@ -73,6 +75,13 @@ async def submit_kyc(
 ):
     member = await _member(session, user, member_id)
     access.check_submit_kyc(user, member)
+    if unknown := await documents.not_of_member(session, member.id, body.document_ids):
+        raise AppError(
+            422,
+            "unknown_documents",
+            "every document of a KYC submission must be one uploaded for this member (POST /documents)",
+            {"document_ids": [str(document_id) for document_id in unknown]},
+        )
     await session.commit()  # no pooled connection held across the calls to Temporal
     if not member.is_active:
         raise AppError(409, "member_inactive", "this member is deactivated")
@@ -85,7 +94,7 @@ async def submit_kyc(
             address=body.address,
             national_id_last4=body.national_id_last4,
         ),
-        document_ids=body.document_ids,
+        document_ids=list(dict.fromkeys(body.document_ids)),
     )
     handle = client.get_workflow_handle(kyc_workflow_id(member.id))
     try:

@@ -201,3 +201,33 @@ async def test_the_last_used_time_is_written_at_most_once_a_minute(http, su, db)
     assert (await http.get(f"{V1}/payments", headers=with_key(key))).status_code == 200
     latest = (await http.get(f"{V1}/api-keys/{key['id']}", headers=admin)).json()["last_used_at"]
     assert datetime.fromisoformat(latest) > datetime.fromisoformat(first) - timedelta(seconds=1)
+
+
+async def test_the_audit_names_the_key_an_action_was_taken_with(http, su):
+    org = await make_org(http, su, roles=("org_admin",))
+    key = await create_key(http, org.headers["org_admin"], ["users:write"])
+
+    async def create_member(headers: dict) -> str:
+        body = {
+            "email": f"audited-{uuid.uuid4().hex[:8]}@tests.example",
+            "full_name": "Audited member",
+            "password": "a-long-test-password",
+            "role": "member",
+            "org_id": org.id,
+        }
+        response = await http.post(f"{V1}/users", headers=headers, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    async def audited(user_id: str) -> dict:
+        rows = (await http.get(f"{V1}/audit", headers=su, params={"entity_id": user_id})).json()["items"]
+        [created] = [row for row in rows if row["action"] == "user.created"]
+        return created
+
+    by_key, by_hand = await create_member(with_key(key)), await create_member(org.headers["org_admin"])
+    through_key, through_token = await audited(by_key), await audited(by_hand)
+    # Both are the org admin's; only the first went through the key.
+    assert through_key["actor_id"] == through_token["actor_id"] == org.users["org_admin"]["id"]
+    assert (through_key["api_key_id"], through_token["api_key_id"]) == (key["id"], None)
+    listed = (await http.get(f"{V1}/audit", headers=su, params={"api_key_id": key["id"]})).json()["items"]
+    assert [row["entity_id"] for row in listed] == [by_key]

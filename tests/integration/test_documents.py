@@ -3,7 +3,9 @@ anything is stored, sealed on disk, versioned, downloaded by signed links that e
 policy; the loan agreement stored as a document of its loan, once."""
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +33,7 @@ from tests.conftest import assert_error, make_org
 from tests.integration.test_loans import FINAL, apply, decide, wait_loan, waiting_on
 from workflows.document_upload import DocumentUploadWorkflow
 
+BOUNDARY = "test-boundary-7d1f"
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
@@ -103,6 +106,60 @@ async def test_a_disguised_or_unknown_file_is_refused_415_and_a_big_one_413(http
     assert_error(await upload(http, headers, member["id"], PDF, kind="passport-ish"), 422, "validation_error")
     listed = await http.get("/api/v1/documents", headers=headers, params={"entity_id": member["id"]})
     assert all(d["title"] != "contract.pdf" for d in listed.json()["items"])
+
+
+async def raw_request(port: int, head: str, chunks: list[bytes]) -> tuple[int, dict]:
+    """Sends a request's head, then its body chunk by chunk until the server answers (on a raw socket, so the
+    Content-Length may lie); the status and the error body of the answer. The server closes on unread body, which
+    may reset the connection: what arrived before the reset is the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answer = bytearray()
+
+    async def read_answer() -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                answer.extend(data)
+
+    reading = asyncio.create_task(read_answer())
+    try:
+        writer.write(head.encode())
+        for chunk in chunks:
+            if reading.done() or answer:
+                break  # answered: nothing more is sent
+            writer.write(chunk)
+            try:
+                await asyncio.wait_for(writer.drain(), 5)
+            except (ConnectionError, TimeoutError):
+                break  # the server stopped reading
+        await asyncio.wait_for(reading, 30)
+    finally:
+        writer.close()
+    head_part, _, body = bytes(answer).partition(b"\r\n\r\n")
+    return int(head_part.split()[1]), json.loads(body)
+
+
+async def test_a_body_past_its_ceiling_is_a_413_before_it_is_read_or_spooled(api_server, org, settings):
+    auth = org.headers["member"]["Authorization"]
+    form = f"multipart/form-data; boundary={BOUNDARY}"
+    # Declared far too large: refused on the head alone (nothing of the body is ever sent).
+    head = f"POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: {form}\r\n"
+    status, body = await raw_request(api_server.port, head + f"Content-Length: {10**10}\r\n\r\n", [])
+    assert (status, body["error"]["code"]) == (413, "request_too_large"), body
+    # Chunked, without a length: refused as soon as the body passes the ceiling, not once it has all arrived.
+    part = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode() + PDF
+    chunk = b"0" * 64 * 1024
+    count = 4 * settings.document_max_bytes // len(chunk)  # four times the ceiling, were it all read
+    chunks = [f"{len(part):x}\r\n".encode() + part + b"\r\n"] + [b"10000\r\n" + chunk + b"\r\n"] * count
+    status, body = await raw_request(api_server.port, head + "Transfer-Encoding: chunked\r\n\r\n", chunks)
+    assert (status, body["error"]["code"]) == (413, "request_too_large"), body
+    # Any other request has the general ceiling.
+    big_json = json.dumps({"payee_name": "x" * settings.request_max_bytes, "amount": "1.00"})
+    head = f"POST /api/v1/bills HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+    status, body = await raw_request(api_server.port, head + f"Content-Length: {len(big_json)}\r\n\r\n", [])
+    assert (status, body["error"]["details"]["limit_bytes"]) == (413, settings.request_max_bytes), body
 
 
 async def test_eicar_is_refused_and_nothing_is_stored(http, org, settings, db):

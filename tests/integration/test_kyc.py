@@ -6,10 +6,13 @@ schedule asks again once a verification has expired (tests/conftest.py: a level 
 import asyncio
 import uuid
 
+import pytest
 from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from core.schedules import ensure_schedules, jobs
 from tests.conftest import assert_error, make_org, make_user
+from tests.integration.test_documents import PNG, upload
 from tests.integration.test_members import new_member
 from tests.polling import poll
 
@@ -17,12 +20,24 @@ IDENTITY = {"full_name": "Kim Member", "date_of_birth": "1990-04-01", "address":
 PASS, FAIL, REFER = "1234", "0000", "9999"  # sandbox/identity.py: a clean id, a mismatch, a thin file
 
 
-async def submit(http, headers, member_id: str, last4: str = PASS, **identity) -> dict:
-    response = await http.post(
+async def id_document(http, headers, member_id: str) -> str:
+    """An identity document uploaded for the member (by the member, or staff for them)."""
+    response = await upload(http, headers, member_id, PNG, filename="id.png", content_type="image/png")
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def post_submission(http, headers, member_id: str, document_ids: list[str], last4: str = PASS, **identity):
+    return await http.post(
         f"/api/v1/members/{member_id}/kyc/submissions",
         headers=headers,
-        json={**IDENTITY, **identity, "national_id_last4": last4, "document_ids": [str(uuid.uuid4())]},
+        json={**IDENTITY, **identity, "national_id_last4": last4, "document_ids": document_ids},
     )
+
+
+async def submit(http, headers, member_id: str, last4: str = PASS, **identity) -> dict:
+    document = await id_document(http, headers, member_id)
+    response = await post_submission(http, headers, member_id, [document], last4, **identity)
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -80,6 +95,27 @@ async def test_screening_pass_verifies_and_fail_rejects(http, su, mailbox):
     other = await make_org(http, su, roles=("org_admin",))
     assert_error(await http.get(f"/api/v1/members/{rejected['id']}/kyc", headers=other.headers["org_admin"]), 404)
     assert_error(await http.get(f"/api/v1/members/{rejected['id']}/kyc", headers=headers), 404)
+
+
+async def test_a_submission_names_only_documents_of_its_member(http, su, temporal_env):
+    org = await kyc_org(http, su)
+    member, headers = await new_member(http, org)
+    other, other_headers = await new_member(http, org)
+    theirs = await id_document(http, other_headers, other["id"])
+    mine = await id_document(http, headers, member["id"])
+    made_up = str(uuid.uuid4())
+    for ids in ([theirs], [mine, made_up], [mine, theirs, mine]):
+        error = assert_error(await post_submission(http, headers, member["id"], ids), 422, "unknown_documents")
+        assert error["details"]["document_ids"] == [i for i in dict.fromkeys(ids) if i != mine], error
+    # Nothing started: the member is still asked to submit, and no review exists.
+    state = (await http.get(f"/api/v1/members/{member['id']}/kyc", headers=headers)).json()
+    assert (state["status"], state["waiting_on"]) == ("awaiting_submission", "member"), state
+    with pytest.raises(RPCError):
+        await temporal_env.client.get_workflow_handle(f"kyc-{member['id']}").describe()
+    # Their own document, named twice, is one document of the submission.
+    response = await post_submission(http, headers, member["id"], [mine, mine])
+    assert response.status_code == 202, response.text
+    await kyc_state(http, headers, member["id"], {"verified"})
 
 
 async def test_refer_goes_to_an_operator_who_approves_or_rejects(http, su, temporal_env):
