@@ -37,6 +37,8 @@ STEP: dict[str, Any] = dict(
     start_to_close_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)),
 )
+# workflow.patched: a review's escalation is written to the member's row (users.kyc_waiting_on) as it happens.
+ROW_FOLLOWS_ESCALATION = "kyc-row-follows-escalation"
 AWAITING = ("awaiting_submission", "more_documents_requested", "expired")
 # What the member's row says (users.kyc_status) at each step of the workflow.
 MEMBER_STATUS = {
@@ -69,6 +71,8 @@ class KycWorkflow:
         self._reason: str | None = None
         self._request_id: Any = None
         self._review_status: str | None = None
+        self._review_waiting_on: str | None = None  # whom the review waits on, by its own progress signals
+        self._row_waiting_on: str | None = None  # what the member's row says it waits on (the last _move)
         self._finished = False
 
     # --- messages ------------------------------------------------------------------------------------------
@@ -93,6 +97,8 @@ class KycWorkflow:
     async def approval_progress(self, progress: ApprovalProgress) -> None:
         """The review moved (the child tells its parent): who it waits on now, or that it asks for documents."""
         self._review_status = progress.status
+        if progress.status == "open" and progress.waiting_on_role:
+            self._review_waiting_on = progress.waiting_on_role
         if self._status == "in_review" and progress.status == "open" and progress.waiting_on_role:
             self._waiting_on = progress.waiting_on_role
             self._publish()
@@ -185,9 +191,25 @@ class KycWorkflow:
             static_summary=approval.title,
             task_queue=info.task_queue,
         )
-        await self._move("in_review", self._input.review.reviewer_role)
+        self._review_waiting_on = self._input.review.reviewer_role
+        await self._move("in_review", self._review_waiting_on)
         result = asyncio.create_task(self._outcome(handle))
-        await workflow.wait_condition(lambda: result.done() or self._review_status == "info_requested")
+        if workflow.patched(ROW_FOLLOWS_ESCALATION):
+            # An escalation moves the review to another role: the member's row says so too (the member list
+            # filters by it), not only the query and the search attributes.
+            while True:
+                await workflow.wait_condition(
+                    lambda: (
+                        result.done()
+                        or self._review_status == "info_requested"
+                        or self._review_waiting_on != self._row_waiting_on
+                    )
+                )
+                if result.done() or self._review_status == "info_requested":
+                    break
+                await self._move("in_review", self._review_waiting_on)
+        else:
+            await workflow.wait_condition(lambda: result.done() or self._review_status == "info_requested")
         if not result.done():  # documents asked for: this review ends, the member's next submission starts another
             try:
                 await handle.signal(ApprovalWorkflow.withdraw)
@@ -227,6 +249,7 @@ class KycWorkflow:
             **STEP,
         )
         self._status, self._waiting_on, self._reason = status, waiting_on, reason
+        self._row_waiting_on = waiting_on
         self._publish()
         if status in MESSAGES:
             headline, message = MESSAGES[status]

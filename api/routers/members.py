@@ -373,6 +373,7 @@ async def list_members(
     page: PageDep,
     q: Annotated[Filter | None, Query(description="in the name or the email, case-insensitive")] = None,
     kyc_status: KycStatus | None = None,
+    kyc_waiting_on: Annotated[Filter | None, Query(description="whom their KYC waits on (member, operator...)")] = None,
     member_type: Annotated[Filter | None, Query()] = None,
     is_active: bool | None = None,
     org_id: uuid.UUID | None = None,
@@ -384,6 +385,8 @@ async def list_members(
         statement = statement.where(or_(col(User.full_name).ilike(pattern), col(User.email).ilike(pattern)))
     if kyc_status:
         statement = statement.where(User.kyc_status == kyc_status)
+    if kyc_waiting_on:
+        statement = statement.where(User.kyc_waiting_on == kyc_waiting_on)
     if member_type:
         statement = statement.where(User.member_type == member_type)
     if is_active is not None:

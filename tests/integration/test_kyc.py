@@ -188,6 +188,14 @@ async def test_the_submitter_never_reviews_and_a_late_review_escalates(http, su)
     await submit(http, flagged_headers, flagged["id"], PASS, full_name="Ivan Watchlist")
     state = await kyc_state(http, flagged_headers, flagged["id"], {"in_review"}, "operator")
     escalated = await kyc_state(http, flagged_headers, flagged["id"], {"in_review"}, "org_admin")
+    # The member's row follows the escalation: the org admin finds the review in the member list.
+    waiting = await poll(
+        lambda: http.get("/api/v1/members", headers=org.headers["org_admin"], params={"kyc_waiting_on": "org_admin"}),
+        lambda r: [m["id"] for m in r.json()["items"]] == [flagged["id"]],
+        15,
+        what=lambda r: f"the member list does not show the escalated review: {r.text}",
+    )
+    assert waiting.json()["items"][0]["kyc_status"] == "pending"
     assert_error(await decide(http, org.headers["operator2"], escalated["approval_request_id"]), 403, "wrong_role")
     assert (await decide(http, org.headers["org_admin"], escalated["approval_request_id"])).status_code == 200
     await kyc_state(http, flagged_headers, flagged["id"], {"verified"})
