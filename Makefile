@@ -17,12 +17,11 @@ temporal-cli: $(VENV)/.installed
 run: temporal-cli
 	$(PY) -m devstack.run
 
-# The suite in TEST_WORKERS processes (pytest-xdist), each with a stack of its own (Postgres, Temporal, sandbox, mail,
-# worker, API): the API and worker share the test's event loop, so one process keeps one core busy at most.
-# A file's tests stay in one process (their module fixtures, their order).
-TEST_WORKERS ?= 2
+# Two pytest-xdist processes: the unit tests in one, the integration tests (one stack, one test at a time) in the
+# other (tests/conftest.py groups them). Two integration processes on this 2-core machine were slower, not faster:
+# their stacks contend for the cores and the timing-bound tests stretch.
 test: lint temporal-cli
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 # A long schemathesis run against the live OpenAPI of a test stack (make test runs a bounded one): FUZZ_EXAMPLES
 # positive examples per operation and identity (superuser, member), half as many negative ones.
