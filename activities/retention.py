@@ -1,5 +1,5 @@
 """The retention workflow's side effect: every rule of core/retention.py, batch after batch, each batch its own
-transaction, then one audit row with the counts. Heartbeats carry the counts so far: a retry after a crash goes on
+transaction, and the staged uploads a crash left behind, then one audit row with the counts. Heartbeats carry the counts so far: a retry after a crash goes on
 from there (the rows already purged are gone, the anonymized ones skipped), and the audit row counts them once."""
 
 import json
@@ -9,14 +9,19 @@ from temporalio import activity
 
 from core.config import Settings
 from core.db import Database
+from core.documents import STAGING
 from core.retention import AUDIT_RUN, rules
+from core.storage import ObjectStorage, storage_from_settings
 from models.backups import RetentionRequest, RetentionResult
+
+STAGED = "staged_uploads.deleted"  # sealed uploads a crash left waiting for a scan (core/documents.py STAGING)
 
 
 class RetentionActivities:
-    def __init__(self, db: Database, settings: Settings):
+    def __init__(self, db: Database, settings: Settings, storage: ObjectStorage | None = None):
         self.db = db
         self.settings = settings
+        self.storage = storage or storage_from_settings(settings)
 
     @activity.defn
     async def apply_retention(self, req: RetentionRequest) -> RetentionResult:
@@ -40,6 +45,13 @@ class RetentionActivities:
                     break
                 counts[rule.name] += touched
                 activity.heartbeat(counts)
+        cutoff = req.now - self.settings.staged_upload_retention
+        cutoffs[STAGED] = cutoff.isoformat()
+        counts.setdefault(STAGED, 0)
+        for key in await self.storage.keys_older_than(STAGING, cutoff):
+            await self.storage.delete(key)  # a retried run finds it gone: counted once
+            counts[STAGED] += 1
+            activity.heartbeat(counts)
         async with self.db.session() as session, session.begin():
             await session.execute(
                 AUDIT_RUN,

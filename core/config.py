@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     bank_event_payload_retention: timedelta = timedelta(days=400)  # applied/resolved events: payload dropped
     expired_token_retention: timedelta = timedelta(days=30)  # refresh tokens, after they expired
     retention_batch_size: int = Field(default=1000, ge=1)
+    # An upload's sealed copy waiting for its scan (staging/) is removed by the upload itself; one left behind by a
+    # crash in between is removed by the retention run once it is this old (an upload takes seconds).
+    staged_upload_retention: timedelta = timedelta(hours=1)
 
     # Interest: accounts per set-based SQL statement, and posting batches per workflow run before it
     # continues as new (keeps each run's history small at millions of accounts).

@@ -21,9 +21,12 @@ def sniff(data: bytes) -> str | None:
     return next((content_type for magic, content_type in SIGNATURES if data.startswith(magic)), None)
 
 
+STAGING = "staging/"  # uploads waiting for their scan (left behind only by a crash: the retention run sweeps them)
+
+
 def staging_key(upload_id: uuid.UUID) -> str:
     """Where an upload waits, sealed, for its scan: never a document until the scan passes."""
-    return f"staging/{upload_id}"
+    return f"{STAGING}{upload_id}"
 
 
 def version_key(document_id: uuid.UUID, version_id: uuid.UUID) -> str:

@@ -5,6 +5,7 @@ LocalDirectoryStorage (the default, under .data/) and S3Storage (any S3-compatib
 AWS S3 in production); `storage_from_settings` picks one by DOCUMENT_STORAGE."""
 
 import re
+from datetime import datetime
 from typing import Protocol
 
 from core.config import Settings
@@ -30,6 +31,9 @@ class ObjectStorage(Protocol):
         """Removes the object; nothing when there is none (so a retried delete succeeds)."""
 
     async def exists(self, key: str) -> bool: ...
+
+    async def keys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        """The keys under `prefix` (a folder: `staging/`) last written before `before`."""
 
 
 def storage_from_settings(settings: Settings) -> ObjectStorage:

@@ -4,6 +4,7 @@ renamed over the key's file, so a crash never leaves half an object under a key.
 import asyncio
 import os
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from core.storage import checked_key
@@ -43,3 +44,18 @@ class LocalDirectoryStorage:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path(key).is_file)
+
+    async def keys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        def scan() -> list[str]:
+            folder = self.root / checked_key(prefix.rstrip("/"))
+            if not folder.is_dir():
+                return []
+            limit = before.timestamp()
+            return [
+                f"{prefix.rstrip('/')}/{path.name}"
+                for path in folder.rglob("*")
+                # a writer's temporary file (.name.tmp) is its own: renamed or gone before long
+                if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime < limit
+            ]
+
+        return await asyncio.to_thread(scan)

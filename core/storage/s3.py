@@ -2,6 +2,7 @@
 is atomic in S3: a reader sees the old object or the new one."""
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -59,3 +60,12 @@ class S3Storage:
             return True
 
         return await asyncio.to_thread(head)
+
+    async def keys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        def scan() -> list[str]:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"
+            )
+            return [item["Key"] for page in pages for item in page.get("Contents", []) if item["LastModified"] < before]
+
+        return await asyncio.to_thread(scan)

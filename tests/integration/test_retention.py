@@ -1,11 +1,15 @@
 """The retention workflow on the real stack, in batches of one row (the session's settings): what is past its retention is purged or
 anonymized, what is not stays, the run is audited with its counts, and a second run finds nothing more to do."""
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from core.documents import staging_key
+from core.storage.local import LocalDirectoryStorage
 from models.backups import RetentionInput, RetentionResult
 from tests.conftest import make_org
 from workflows.retention import RetentionWorkflow
@@ -102,6 +106,13 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
         ),
         (old_buckets, kept_buckets),
     ) = (await seed(db, org.users["member"]["id"])).values()
+    # Two sealed uploads waiting for a scan: one a crash left two hours ago, one of an upload under way.
+    storage = LocalDirectoryStorage(settings.document_storage_dir)
+    left, under_way = staging_key(uuid.uuid4()), staging_key(uuid.uuid4())
+    for key in (left, under_way):
+        await storage.put(key, b"sealed bytes")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(storage.path(left), (two_hours_ago, two_hours_ago))
 
     handle = await temporal_env.client.start_workflow(
         RetentionWorkflow.run,
@@ -132,7 +143,10 @@ async def test_retention_purges_and_anonymizes_past_retention_and_audits_the_cou
         "bank_events.payloads_dropped": 2,
         "refresh_tokens.deleted": 1,
         "rate_limit_buckets.deleted": 1,
+        "staged_uploads.deleted": 1,
     }
+    assert (await storage.exists(left), await storage.exists(under_way)) == (False, True)
+    await storage.delete(under_way)
     run_id = (await handle.describe()).run_id
     async with db.session() as session:
         audited = (

@@ -4,6 +4,7 @@ MinIO stands in for it in docker-compose, AWS S3 in production): the same contra
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -52,3 +53,10 @@ async def test_s3_storage_keeps_sealed_objects(s3_url):
         await storage.get("documents/d1/v1")
     with pytest.raises(ValueError):
         await storage.put("../escape", b"x")
+
+    # What the retention run sweeps: keys under a folder written before a time (S3's LastModified).
+    await storage.put("staging/u1", b"sealed")
+    await storage.put("documents/d2/v1", b"kept")
+    now = datetime.now(UTC)
+    assert await storage.keys_older_than("staging/", now + timedelta(minutes=1)) == ["staging/u1"]
+    assert await storage.keys_older_than("staging/", now - timedelta(hours=1)) == []
