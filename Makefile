@@ -17,11 +17,11 @@ temporal-cli: $(VENV)/.installed
 run: temporal-cli
 	$(PY) -m devstack.run
 
-# Two pytest-xdist processes: the unit tests in one, the integration tests (one stack, one test at a time) in the
-# other (tests/conftest.py groups them). Two integration processes on this 2-core machine were slower, not faster:
-# their stacks contend for the cores and the timing-bound tests stretch.
+# Two pytest processes side by side (tests/run_suite.sh): the integration tests on the session's stack one at a
+# time in one, the unit tests and the tests with a whole stack of their own in the other. Two processes on the
+# session's stack were slower on this 2-core machine, not faster: their stacks contend and the timed waits stretch.
 test: lint temporal-cli
-	$(PY) -m pytest -n 2 --dist loadgroup
+	PY=$(PY) bash tests/run_suite.sh
 
 # A long schemathesis run against the live OpenAPI of a test stack (make test runs a bounded one): FUZZ_EXAMPLES
 # positive examples per operation and identity (superuser, member), half as many negative ones.

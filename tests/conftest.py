@@ -48,15 +48,6 @@ def pytest_addoption(parser):
     )
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under `make test` (pytest-xdist, --dist loadgroup) the pure unit tests run in one process and the integration
-    tests, one stack for all of them, in another: the unit tests' CPU overlaps the integration tests' waits, and
-    the integration tests stay one at a time (their timings hold as in a serial run)."""
-    integration = Path(__file__).parent / "integration"
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("integration" if integration in item.path.parents else "unit"))
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("TEST_DATABASE_URL") or embedded_postgres(
