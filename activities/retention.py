@@ -11,17 +11,17 @@ from core.config import Settings
 from core.db import Database
 from core.documents import STAGING
 from core.retention import AUDIT_RUN, rules
-from core.storage import ObjectStorage, storage_from_settings
+from core.storage import storage_from_settings
 from models.backups import RetentionRequest, RetentionResult
 
 STAGED = "staged_uploads.deleted"  # sealed uploads a crash left waiting for a scan (core/documents.py STAGING)
 
 
 class RetentionActivities:
-    def __init__(self, db: Database, settings: Settings, storage: ObjectStorage | None = None):
+    def __init__(self, db: Database, settings: Settings):
         self.db = db
         self.settings = settings
-        self.storage = storage or storage_from_settings(settings)
+        self.storage = storage_from_settings(settings)
 
     @activity.defn
     async def apply_retention(self, req: RetentionRequest) -> RetentionResult:

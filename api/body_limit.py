@@ -20,6 +20,7 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int):
         super().__init__(413, f"the request body is larger than {limit} bytes")
+        self.details = {"limit_bytes": limit}  # as the answer to a declared length has them (api/errors.py)
 
 
 class BodyLimit:

@@ -74,7 +74,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+        details = getattr(exc, "details", None)  # api/body_limit.py BodyTooLarge
+        return JSONResponse(
+            error_body(code, str(exc.detail), details), exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(PostingToClosedAccount)
     async def posting_to_closed_account(_: Request, exc: PostingToClosedAccount) -> JSONResponse:

@@ -99,9 +99,9 @@ class KycWorkflow:
         self._review_status = progress.status
         if progress.status == "open" and progress.waiting_on_role:
             self._review_waiting_on = progress.waiting_on_role
-        if self._status == "in_review" and progress.status == "open" and progress.waiting_on_role:
-            self._waiting_on = progress.waiting_on_role
-            self._publish()
+            if self._status == "in_review":
+                self._waiting_on = progress.waiting_on_role
+                self._publish()
 
     @workflow.query
     def state(self) -> KycState:

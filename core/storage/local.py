@@ -52,7 +52,7 @@ class LocalDirectoryStorage:
                 return []
             limit = before.timestamp()
             return [
-                f"{prefix.rstrip('/')}/{path.name}"
+                path.relative_to(self.root).as_posix()
                 for path in folder.rglob("*")
                 # a writer's temporary file (.name.tmp) is its own: renamed or gone before long
                 if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime < limit

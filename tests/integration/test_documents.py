@@ -155,6 +155,7 @@ async def test_a_body_past_its_ceiling_is_a_413_before_it_is_read_or_spooled(api
     chunks = [f"{len(part):x}\r\n".encode() + part + b"\r\n"] + [b"10000\r\n" + chunk + b"\r\n"] * count
     status, body = await raw_request(api_server.port, head + "Transfer-Encoding: chunked\r\n\r\n", chunks)
     assert (status, body["error"]["code"]) == (413, "request_too_large"), body
+    assert body["error"]["details"]["limit_bytes"] == settings.document_max_bytes + 64 * 1024, body
     # Any other request has the general ceiling.
     big_json = json.dumps({"payee_name": "x" * settings.request_max_bytes, "amount": "1.00"})
     head = f"POST /api/v1/bills HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
