@@ -1,8 +1,8 @@
 """The Temporal worker: every workflow and activity, the pydantic converter, Prometheus metrics from the
 Temporal runtime, and a graceful shutdown on SIGTERM/SIGINT (in-flight activities get time to finish).
 
-`python worker.py --queues money,routine` chooses the task queues this process serves (core/task_queues.py), each
-with its own pool of workflow-task and activity slots; the default is both."""
+`python worker.py --queues money,routine,interactive` chooses the task queues this process serves
+(core/task_queues.py), each with its own pool of workflow-task and activity slots; the default is all three."""
 
 import argparse
 import asyncio
@@ -58,6 +58,8 @@ def pool_limits(settings: Settings, urgency: Urgency) -> tuple[int, int]:
     """(activity slots, workflow-task slots) of the queue's pool."""
     if urgency is Urgency.money:
         return settings.worker_max_concurrent_activities, settings.worker_max_concurrent_workflow_tasks
+    if urgency is Urgency.interactive:
+        return settings.interactive_max_concurrent_activities, settings.interactive_max_concurrent_workflow_tasks
     return settings.routine_max_concurrent_activities, settings.routine_max_concurrent_workflow_tasks
 
 
@@ -133,7 +135,7 @@ def arguments() -> argparse.Namespace:
         "--queues",
         type=queues_option,
         default=list(Urgency),
-        help="comma-separated task queues to serve: money, routine (default: both)",
+        help="comma-separated task queues to serve: money, routine, interactive (default: all)",
     )
     return parser.parse_args()
 

@@ -245,6 +245,7 @@ class KycActivities:
             levels=levels,
             final_outcome="decline",
             parent_workflow_id=kyc_workflow_id(req.member_id),
+            task_queue=queue_for(self.settings, "ApprovalWorkflow"),
         )
 
     @activity.defn

@@ -22,6 +22,7 @@ from core.crypto import FileCipher
 from core.db import Database
 from core.loan_books import installment_rows
 from core.storage import storage_from_settings
+from core.task_queues import queue_for
 from documents.loan_agreement import AgreementData, render_loan_agreement
 from domain.documents import store_generated
 from finance.amortization import (
@@ -327,6 +328,7 @@ class LoanActivities:
                 submitted_by=loan.created_by,
                 levels=[LevelSpec(**level) for level in rule_levels],
                 final_outcome=outcome,
+                task_queue=queue_for(self.settings, "ApprovalWorkflow"),
             )
 
     @activity.defn

@@ -40,9 +40,11 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     # Task queues by urgency (core/task_queues.py): TASK_QUEUE carries money movement (its name is the one every
-    # workflow started before the split runs on); ROUTINE_TASK_QUEUE the routine work, TASK_QUEUE + "-routine" unset.
+    # workflow started before the split runs on); ROUTINE_TASK_QUEUE the routine work, TASK_QUEUE + "-routine" unset;
+    # INTERACTIVE_TASK_QUEUE the approvals people wait on, TASK_QUEUE + "-interactive" unset.
     task_queue: str = "backoffice"
     routine_task_queue: str = ""
+    interactive_task_queue: str = ""
 
     # Auth
     jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-in-production-0123456789")
@@ -232,6 +234,8 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)  # the money queue's
     routine_max_concurrent_activities: int = Field(default=20, ge=1)
     routine_max_concurrent_workflow_tasks: int = Field(default=20, ge=2)
+    interactive_max_concurrent_activities: int = Field(default=50, ge=1)
+    interactive_max_concurrent_workflow_tasks: int = Field(default=50, ge=2)
     # Running workflows kept in memory by each pool (the SDK's default, 1,000): one evicted from the cache replays
     # its whole history on its next task, so a worker with more running than this spends its CPU replaying. Raise it
     # (memory allowing) or add workers when more run at once.

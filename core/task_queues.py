@@ -1,11 +1,16 @@
 """Task queues by urgency: money movement apart from routine work, each served by its own worker pool (worker.py
-`--queues`), so a flood of reports, statements or reminders can never hold back a payment.
+`--queues`), so a flood of reports, statements or reminders can never hold back a payment; and the approvals that
+people wait on (a decision's answer) on a third, interactive queue, so a backlog of payments or of loans disbursing
+cannot stand between an approver and the answer to their decision. A worker process of its own for it
+(`--queues interactive`) gives it its own CPU share as well as its own slots.
 
 Every place that starts a workflow (the API, activities, Schedules) asks `queue_for` here; a child workflow runs on
 its parent's queue, and no workflow of one class starts a child of the other.
 
 Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
-debit), bank events, KYC reviews (with their approvals). Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
+debit), bank events, KYC reviews. Interactive: ApprovalWorkflow (a loan's or a KYC review's approval), with its
+notifications, run where its parent's create-request activity says (ApprovalInput.task_queue): requests made before
+this queue existed say nothing and run on their parent's queue, as they did. Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
 and retention, and interest accrual and posting, which write the ledger but are batch runs on a schedule with hours
 of slack: at millions of accounts they are exactly the bulk that must not take a payment's worker slots, and their
 writes are exactly-once whichever pool runs them.
@@ -24,6 +29,7 @@ from core.config import Settings
 class Urgency(StrEnum):
     money = "money"
     routine = "routine"
+    interactive = "interactive"
 
 
 QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
@@ -31,11 +37,11 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "AchBatchWorkflow": Urgency.money,
     "BookTransferWorkflow": Urgency.money,
     "LoanWorkflow": Urgency.money,
-    "ApprovalWorkflow": Urgency.money,  # a loan's approval, a child of the loan
+    "ApprovalWorkflow": Urgency.interactive,  # a loan's or KYC review's approval: a child on this queue
     "BillAutopayWorkflow": Urgency.money,
     "BankEventDeliveryWorkflow": Urgency.money,
     "BankEventSweepWorkflow": Urgency.money,
-    "KycWorkflow": Urgency.money,  # it gates loans and debits; its review is an ApprovalWorkflow child on its queue
+    "KycWorkflow": Urgency.money,  # it gates loans and debits; its review is an ApprovalWorkflow child
     "BillRunWorkflow": Urgency.routine,
     "BillReminderWorkflow": Urgency.routine,
     "MonthlyStatementsWorkflow": Urgency.routine,
@@ -53,6 +59,8 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
 def queue_name(settings: Settings, urgency: Urgency) -> str:
     if urgency is Urgency.money:
         return settings.task_queue
+    if urgency is Urgency.interactive:
+        return settings.interactive_task_queue or f"{settings.task_queue}-interactive"
     return settings.routine_task_queue or f"{settings.task_queue}-routine"
 
 
@@ -63,11 +71,12 @@ def queue_for(settings: Settings, workflow_type: str | type | Callable) -> str:
 
 
 def parse_queues(text: str) -> list[Urgency]:
-    """`money,routine` (worker.py --queues) as urgencies; a ValueError names an unknown one."""
+    """`money,routine,interactive` (worker.py --queues) as urgencies; a ValueError names an unknown one."""
     names = [part.strip() for part in text.split(",") if part.strip()]
+    known = ", ".join(Urgency)
     if not names:
-        raise ValueError("--queues needs at least one of: money, routine")
+        raise ValueError(f"--queues needs at least one of: {known}")
     try:
         return list(dict.fromkeys(Urgency(name) for name in names))
     except ValueError:
-        raise ValueError(f"--queues {text!r}: each must be one of money, routine") from None
+        raise ValueError(f"--queues {text!r}: each must be one of {known}") from None

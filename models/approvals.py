@@ -26,6 +26,9 @@ class ApprovalInput(BaseModel):
     levels: list[LevelSpec]
     final_outcome: Literal["decline", "hold"]
     parent_workflow_id: str | None = None  # told of each level, so the loan's search attributes follow
+    # The queue its workflow runs on (core/task_queues.py: interactive); None in requests made before that queue
+    # existed, whose approvals run on their parent's queue as they did (their histories replay unchanged).
+    task_queue: str | None = None
 
 
 class DecisionInput(BaseModel):

@@ -189,7 +189,7 @@ class KycWorkflow:
             approval,
             id=f"approval-{approval.request_id}",
             static_summary=approval.title,
-            task_queue=info.task_queue,
+            task_queue=approval.task_queue or info.task_queue,
         )
         self._review_waiting_on = self._input.review.reviewer_role
         await self._move("in_review", self._review_waiting_on)

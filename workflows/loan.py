@@ -216,7 +216,7 @@ class LoanWorkflow:
             approval,
             id=self._approval_id,
             static_summary=f"Approval of {approval.title}",
-            task_queue=workflow.info().task_queue,
+            task_queue=approval.task_queue or workflow.info().task_queue,
         )
         self._approval_started = True
         if self._withdraw_requested:  # asked while the child was starting

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
+from core.task_queues import queue_for
 from tests.conftest import assert_error, make_user, open_account
 from tests.polling import poll
 
@@ -185,7 +186,7 @@ async def test_each_default_tier_routes_to_its_levels(http, su, sandbox_url, ban
     assert [i["subject_id"] for i in await inbox_of(http, bank.headers["branch_manager"], 1)] == [middle["id"]]
 
 
-async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, product, temporal_env):
+async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, product, temporal_env, settings):
     member_type = await rule(http, su, [level("loan_officer"), level("credit_committee", quorum=2)])
     loan = await apply(
         http,
@@ -218,8 +219,15 @@ async def test_quorum_and_every_validator_refusal(http, su, sandbox_url, bank, p
     assert (await wait_loan(http, su, loan["id"], FINAL))["status"] == "active"
     assert_error(await decide(http, bank.headers["committee2"], request_id), 409)  # closed
 
+    # The approval ran on the interactive queue, apart from its loan's money queue (core/task_queues.py).
+    approval = temporal_env.client.get_workflow_handle(f"approval-{request_id}")
+    assert (await approval.describe()).task_queue == queue_for(settings, "ApprovalWorkflow") != settings.task_queue
+    assert (await temporal_env.client.get_workflow_handle(loan["workflow_id"]).describe()).task_queue == (
+        settings.task_queue
+    )
+
     # Refused decisions left nothing in the approval's history: only the three accepted updates are there.
-    history = await temporal_env.client.get_workflow_handle(f"approval-{request_id}").fetch_history()
+    history = await approval.fetch_history()
     accepted = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
     assert len(accepted) == 3
 

@@ -63,11 +63,20 @@ def test_an_unknown_field_or_a_wrong_type_is_caught():
 
 def test_api_and_worker_have_probes_autoscaling_and_disruption_budgets(resources):
     deployments = by_kind(resources, "Deployment")
-    assert set(deployments) == {"backoffice-api", "backoffice-worker", "backoffice-worker-routine"}
+    assert set(deployments) == {
+        "backoffice-api",
+        "backoffice-worker",
+        "backoffice-worker-routine",
+        "backoffice-worker-interactive",
+    }
     api = deployments["backoffice-api"]["spec"]["template"]["spec"]["containers"][0]
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    for name, queue in [("backoffice-worker", "money"), ("backoffice-worker-routine", "routine")]:
+    for name, queue in [
+        ("backoffice-worker", "money"),
+        ("backoffice-worker-routine", "routine"),
+        ("backoffice-worker-interactive", "interactive"),
+    ]:
         worker = deployments[name]["spec"]["template"]["spec"]
         assert worker["containers"][0]["command"] == ["python", "worker.py", "--queues", queue]  # a pool per queue
         assert worker["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/metrics"
