@@ -15,7 +15,8 @@ half of them on each path. Run one after the other, each alone at full concurren
 second run came out ~1.4 times slower whichever path it was (the HTTP/direct p50 ratio was 1.7 and 2.0 with
 the direct run first, 0.95 with HTTP first): that drift would be in the ratio. The price is that the API sees
 about 25 of the approvers at a time, not 50. Both are measured after WARMUP decisions a path (interleaved too)
-and once the set-up has gone quiet: every approval's 50 "opened" emails sent, the warm-up loans disbursed.
+and once the set-up has gone quiet: every approval's "opened" emails sent (one an officer of its branch), the
+warm-up loans disbursed.
 Each decision sets its loan going (agreement PDF, disbursement) on the same worker, under both paths alike.
 
 Each approver is a coroutine of this process deciding as its own loan officer, one call at a time: a call's time
@@ -49,6 +50,10 @@ from workflows.approval import ApprovalWorkflow
 
 WARMUP = 10  # decisions a path, untimed: first calls pay for connections, imports and caches
 ROLE = "loan_officer"
+# Branches: the approvers are spread over ORGS organizations (5 officers each at 50 approvers), each with its member
+# applying. An approval's opening notifies every officer of its organization; one branch of 50 officers made the
+# set-up send 50 emails an approval (26,000 at full size) and it outlasted its time limit.
+ORGS = 10
 SCORE = 720  # the applicant's fixed bureau score: above the 580 minimum, so every loan reaches its approval
 
 
@@ -57,6 +62,7 @@ class Officer:
     id: uuid.UUID
     email: str
     headers: dict
+    branch: int  # index of its organization
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Approval:
     workflow_id: str
     level: int
     loan_id: str
+    branch: int
 
 
 # --- set-up -----------------------------------------------------------------------------------------------
@@ -85,8 +92,9 @@ async def post(http: httpx.AsyncClient, path: str, headers: dict, body: dict) ->
 async def apply_for_loans(
     http: httpx.AsyncClient, bureau_url: str, db: Database, count: int, officers: int
 ) -> tuple[list[Officer], list[Approval]]:
-    """A rule of its own (one level, loan_officer, quorum 1), an org with `officers` loan officers and one member,
-    and `count` applications of that member, returned once every approval waits on a loan officer."""
+    """A rule of its own (one level, loan_officer, quorum 1), ORGS organizations with `officers` loan officers
+    between them (officer j in branch j % ORGS) and a member each, and `count` applications spread over the
+    branches in turn (approval k in branch k % ORGS), returned once every approval waits on a loan officer."""
     su = await superuser(http, db)
     member_type = f"bench-{uuid.uuid4().hex[:8]}"  # on the member's record, picks this rule over the default tiers
     await post(
@@ -121,26 +129,32 @@ async def apply_for_loans(
             "late_fee": "25.00",
         },
     )
-    org = await make_org(http, su, roles=("member",))
-    member = org.users["member"]
-    response = await http.patch(f"/api/v1/users/{member['id']}", headers=su, json={"member_type": member_type})
-    if response.status_code != 200:
-        raise RuntimeError(f"PATCH member_type: {response.status_code} {response.text}")
-    account = await open_account(http, su, org.id, member["id"])
-    officer_list: list[Officer] = []
+    branches = min(ORGS, officers)
+    orgs, accounts = [], []
+    for _ in range(branches):
+        org = await make_org(http, su, roles=("member",))
+        member = org.users["member"]
+        response = await http.patch(f"/api/v1/users/{member['id']}", headers=su, json={"member_type": member_type})
+        if response.status_code != 200:
+            raise RuntimeError(f"PATCH member_type: {response.status_code} {response.text}")
+        orgs.append(org)
+        accounts.append(await open_account(http, su, org.id, member["id"]))
+        scores = {"fixed_scores": {member["id"]: SCORE}}
+        (await http.put(f"{bureau_url}/bureau/_control", json=scores)).raise_for_status()
+    officer_list: list[Officer | None] = [None] * officers
 
-    async def add_officer(_: int) -> None:
-        user, headers = await make_user(http, su, ROLE, org.id)
-        officer_list.append(Officer(uuid.UUID(user["id"]), user["email"], headers))
+    async def add_officer(j: int) -> None:
+        user, headers = await make_user(http, su, ROLE, orgs[j % branches].id)
+        officer_list[j] = Officer(uuid.UUID(user["id"]), user["email"], headers, j % branches)
 
     await bounded(10, add_officer, range(officers))
-    (await http.put(f"{bureau_url}/bureau/_control", json={"fixed_scores": {member["id"]: SCORE}})).raise_for_status()
 
-    async def apply(i: int) -> None:
+    async def apply(k: int) -> None:
+        org = orgs[k % branches]
         await post(
             http,
             "/api/v1/loans",
-            {**org.headers["member"], "Idempotency-Key": f"bench-{i}"},
+            {**org.headers["member"], "Idempotency-Key": f"bench-{k}"},
             {
                 "product_id": product["id"],
                 "amount": "5000.00",
@@ -148,36 +162,50 @@ async def apply_for_loans(
                 "purpose": "Car",
                 "monthly_income": "20000.00",
                 "monthly_debt": "300.00",
-                "deposit_account_id": account["id"],
+                "deposit_account_id": accounts[k % branches]["id"],
             },
         )
 
     await bounded(officers, apply, range(count))
 
     # Waiting = the request row says so (the workflow writes it after setting its level and role) and every
-    # "opened" notification is out (50 emails an approval): none of that set-up may run under the measurement.
+    # "opened" notification is out (one an officer of the branch): none of that set-up may run under the measurement.
+    org_ids = [uuid.UUID(org.id) for org in orgs]
     await wait_for(
         db,
         f"{count} approvals waiting on {ROLE}, their emails sent",
         """
-        SELECT (SELECT count(*) FROM approval_requests WHERE org_id = :org AND status = 'open'
+        SELECT (SELECT count(*) FROM approval_requests WHERE org_id = ANY(:orgs) AND status = 'open'
                   AND waiting_on_role = :role) = :count
-           AND (SELECT count(*) FROM notifications WHERE kind = 'approval_opened') = :count * :officers
+           AND (SELECT count(*) FROM notifications WHERE kind = 'approval_opened') = :emails
            AND NOT EXISTS (SELECT 1 FROM email_outbox WHERE status = 'pending')""",
-        {"org": org.id, "role": ROLE, "count": count, "officers": officers},
-        timeout=120 + count,
+        {
+            "orgs": org_ids,
+            "role": ROLE,
+            "count": count,
+            "emails": sum(
+                officers // branches + (1 if k % branches < officers % branches else 0) for k in range(count)
+            ),
+        },
+        timeout=120 + 2 * count,
     )
     async with db.session() as session:
         rows = (
             await session.execute(
                 text(
-                    "SELECT id, workflow_id, current_level, subject_id FROM approval_requests WHERE org_id = :org "
-                    "ORDER BY created_at, id"
+                    "SELECT id, workflow_id, current_level, subject_id, org_id FROM approval_requests "
+                    "WHERE org_id = ANY(:orgs) ORDER BY created_at, id"
                 ),
-                {"org": org.id},
+                {"orgs": org_ids},
             )
         ).all()
-    return officer_list, [Approval(str(r.id), r.workflow_id, r.current_level, str(r.subject_id)) for r in rows]
+    by_branch: list[list[Approval]] = [[] for _ in range(branches)]
+    for r in rows:
+        branch = org_ids.index(r.org_id)
+        by_branch[branch].append(Approval(str(r.id), r.workflow_id, r.current_level, str(r.subject_id), branch))
+    # Approval k of the list in branch k % branches, as the officers are: officers[k % len] may decide approvals[k].
+    ordered = [by_branch[k % branches][k // branches] for k in range(count)]
+    return [officer for officer in officer_list if officer is not None], ordered
 
 
 async def wait_for(db: Database, what: str, condition_sql: str, params: dict, timeout: float) -> None:
@@ -238,14 +266,18 @@ def by_update(stack: Stack) -> Decide:
 async def decide_all(
     paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]
 ) -> tuple[dict[str, list[float]], float]:
-    """Every officer is an approver taking the next undecided approval until none is left; the approvals take
-    the paths in turn. Returns each path's latencies (seconds) and the seconds the whole batch took."""
-    undecided = iter(enumerate(approvals))  # shared: next() never awaits, so no approval is taken twice
+    """Every officer is an approver taking the next undecided approval of its branch until none is left; the
+    approvals take the paths in turn. Returns each path's latencies (seconds) and the seconds the whole batch took."""
+    # One iterator a branch, shared by its officers: next() never awaits, so no approval is taken twice.
+    undecided = {
+        branch: iter([(i, a) for i, a in enumerate(approvals) if a.branch == branch])
+        for branch in {officer.branch for officer in officers}
+    }
     names = list(paths)
     latencies: dict[str, list[float]] = {name: [] for name in names}
 
     async def approver(officer: Officer) -> None:
-        for i, approval in undecided:
+        for i, approval in undecided[officer.branch]:
             path = names[i % len(names)]
             started = time.perf_counter()
             status = await paths[path](officer, approval)

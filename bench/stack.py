@@ -60,9 +60,14 @@ class Stack:
         return self.env.get("ROUTINE_TASK_QUEUE") or f"{self.task_queue}-routine"
 
     @property
+    def interactive_task_queue(self) -> str:
+        return self.env.get("INTERACTIVE_TASK_QUEUE") or f"{self.task_queue}-interactive"
+
+    @property
     def its_workflows(self) -> str:
-        """Temporal visibility's filter for this stack's workflows, on either queue."""
-        return f"(TaskQueue = '{self.task_queue}' OR TaskQueue = '{self.routine_task_queue}')"
+        """Temporal visibility's filter for this stack's workflows, on any of its queues."""
+        queues = (self.task_queue, self.routine_task_queue, self.interactive_task_queue)
+        return "(" + " OR ".join(f"TaskQueue = '{queue}'" for queue in queues) + ")"
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         """A child process with the stack's settings (and `env` over them), logging to <dir>/<name>.log."""
@@ -87,7 +92,7 @@ class Stack:
             self.stop(child)
         return self.start(name, args, env)
 
-    def peak_rss(self, names: tuple[str, ...] = ("api", "worker")) -> str:
+    def peak_rss(self, names: tuple[str, ...] = ("api", "worker", "worker-interactive")) -> str:
         """The peak resident memory (VmHWM) of the named processes so far, e.g. "api 120 MiB, worker 180 MiB"."""
         return ", ".join(f"{name} {peak_rss_mib(self.named[name][0].pid):.0f} MiB" for name in names)
 
@@ -211,7 +216,13 @@ async def running_stack(
             "mailsink",
             processes.python("-m", "devstack.mailsink", "--port", str(smtp_port), "--dir", str(tmp / "mail")),
         )
-        stack.start("worker", processes.python("worker.py"))
+        # As deployed (docker-compose.yml, deploy/k8s): the approvals people wait on in a worker process of their own.
+        stack.start("worker", processes.python("worker.py", "--queues", "money,routine"))
+        stack.start(
+            "worker-interactive",
+            processes.python("worker.py", "--queues", "interactive"),
+            {"WORKER_METRICS_ADDRESS": f"127.0.0.1:{processes.free_port()}"},
+        )
         api = stack.start(
             "api",
             processes.python(
