@@ -17,6 +17,7 @@ from activities.loans import LoanActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.retention import RetentionActivities
+from activities.reversals import ReversalActivities
 from activities.statements import StatementActivities
 from core.config import Settings
 from core.db import Database
@@ -42,7 +43,11 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     retention = RetentionActivities(db, settings)
     kyc = KycActivities(db, settings, client)
     documents = DocumentActivities(db, settings)
+    reversals = ReversalActivities(db, settings)
     return [
+        reversals.create_reversal_approval,
+        reversals.post_reversal,
+        reversals.close_reversal,
         payments.post_book_transfer,
         accrual.accrue_day,
         posting.unaccrued_days,

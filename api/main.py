@@ -24,6 +24,7 @@ from api.routers import (
     external_accounts,
     health,
     interest,
+    journal_entries,
     kyc,
     loan_products,
     loans,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kyc,
         documents,
         api_keys,
+        journal_entries,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

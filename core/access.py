@@ -50,7 +50,7 @@ from models.bills import Bill
 from models.documents import Document, DocumentKind, OwnerType
 from models.external_accounts import ExternalAccount
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
-from models.ledger import Hold, LedgerAccount
+from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.payments import Payment
 from models.statements import Statement
@@ -87,6 +87,7 @@ class Entity(StrEnum):
     member = "member"  # a user of role member, as staff manage them (profiles, KYC, invitations, deactivation)
     document = "document"
     api_key = "API key"
+    journal_entry = "journal entry"
 
 
 class Action(StrEnum):
@@ -110,6 +111,7 @@ class Action(StrEnum):
     grant = "grant"
     repair = "repair"  # reset a workflow, send an email again
     call = "call"  # an API key calling an endpoint (its scopes)
+    reverse = "reverse"  # ask for a posted entry's reversal (maker-checker)
 
 
 class AccessDenied(Exception):
@@ -181,6 +183,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.api_key, Action.read): KEY_ADMINS,
     (Entity.api_key, Action.create): KEY_ADMINS,
     (Entity.api_key, Action.update): KEY_ADMINS,
+    # Staff read the journal entries of their organization's accounts and ask for reversals; a checker decides.
+    (Entity.journal_entry, Action.read): OPERATORS,
+    (Entity.journal_entry, Action.reverse): OPERATORS,
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -224,6 +229,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "members:write": SUPER | ORG_STAFF,
     "documents:read": ALL_ROLES,
     "documents:write": ALL_ROLES,
+    "journal_entries:read": OPERATORS,
+    "journal_entries:write": OPERATORS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -410,6 +417,17 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(false())
     if entity == Entity.api_key:
         return statement.where(col(ApiKey.org_id) == org if role == Role.org_admin and org else false())
+    if entity == Entity.journal_entry:  # bank-wide for the bank's roles; with a posting on their org's accounts
+        if role in BANK:
+            return statement
+        if role in (Role.org_admin, Role.operator) and org:
+            touched = (
+                sa_select(col(Posting.entry_id))
+                .join(LedgerAccount, col(LedgerAccount.id) == col(Posting.account_id))
+                .where(col(LedgerAccount.org_id) == org)
+            )
+            return statement.where(col(JournalEntry.id).in_(touched))
+        return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -463,6 +481,7 @@ MODELS: dict[Entity, Any] = {
     Entity.member: User,
     Entity.document: Document,
     Entity.api_key: ApiKey,
+    Entity.journal_entry: JournalEntry,
 }
 
 

@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     kyc_review_reminder: timedelta = timedelta(days=1)
     kyc_reviewer_role: str = "operator"
     kyc_escalation_role: str = "org_admin"
+    # Reversals of posted entries (maker-checker, workflows/reversal.py): the checker's role in the entry's
+    # organization and how long the request waits on them before it lapses (declined).
+    reversal_checker_role: str = "org_admin"
+    reversal_decision_deadline: timedelta = timedelta(days=2)
 
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.

@@ -34,6 +34,7 @@ from models.loans import (
     LoanRepayment,
 )
 from models.payments import Payment, PaymentEvent
+from models.reversals import EntryReversal
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
 
@@ -54,6 +55,7 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "EmailOutbox",
+    "EntryReversal",
     "ExternalAccount",
     "Hold",
     "InterestAccrual",

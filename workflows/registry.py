@@ -23,6 +23,7 @@ from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.reversal import ReversalWorkflow
 
 ALL_WORKFLOWS = [
     BookTransferWorkflow,
@@ -45,4 +46,5 @@ ALL_WORKFLOWS = [
     KycWorkflow,
     KycReverificationWorkflow,
     DocumentUploadWorkflow,
+    ReversalWorkflow,
 ]

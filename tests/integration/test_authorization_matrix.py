@@ -335,6 +335,14 @@ class World:
     async def zero_account(self) -> dict:
         return await open_account(self.http, self.su, self.a.id, self.owner["id"])
 
+    async def deposit_entry(self) -> str:
+        """A cash deposit's journal entry on A's account (reversible by a request)."""
+        memo = unique("matrix deposit")  # principals build at once: find ours by its memo
+        url = f"/api/v1/accounts/{self.account['id']}"
+        await self.call("POST", f"{url}/deposits", {**self.su, **key()}, json={"amount": "1.00", "memo": memo})
+        entries = await self.call("GET", f"{url}/entries", self.su, params={"limit": 500})
+        return next(e["entry_id"] for e in entries["items"] if e["description"] == memo)
+
     async def place_hold(self) -> dict:
         return await self.call(
             "POST",
@@ -689,6 +697,17 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/accounts/{{account_id}}/deposits")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"account_id": w.account["id"]}, headers=key(), json={"amount": "1.00"})
+
+
+@builds(f"GET {V1}/journal-entries/{{entry_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"entry_id": w.transfer["journal_entry_id"]})
+
+
+@builds(f"POST {V1}/journal-entries/{{entry_id}}/reversals")
+async def _(w: World, p: Principal) -> Req:
+    entry_id = await w.fresh("deposit_entry", p, w.deposit_entry)  # one each: a second request would be a 409
+    return Req(path={"entry_id": entry_id}, headers=key(), json={"reason": "Matrix reversal"})
 
 
 @builds(f"POST {V1}/accounts/{{account_id}}/holds")
