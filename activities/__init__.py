@@ -18,6 +18,7 @@ from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.retention import RetentionActivities
 from activities.reversals import ReversalActivities
+from activities.standing import StandingActivities
 from activities.statements import StatementActivities
 from core.config import Settings
 from core.db import Database
@@ -44,7 +45,10 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     kyc = KycActivities(db, settings, client)
     documents = DocumentActivities(db, settings)
     reversals = ReversalActivities(db, settings)
+    standing = StandingActivities(db, settings, client, notifications)
     return [
+        standing.pay_run,
+        standing.notify_failure,
         reversals.create_reversal_approval,
         reversals.post_reversal,
         reversals.close_reversal,

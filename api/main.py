@@ -35,6 +35,7 @@ from api.routers import (
     passwords,
     payments,
     savings_products,
+    standing_instructions,
     statements,
     transfers,
     users,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         documents,
         api_keys,
         journal_entries,
+        standing_instructions,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -53,6 +53,7 @@ from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.payments import Payment
+from models.standing import StandingInstruction
 from models.statements import Statement
 from models.users import APPROVER_ROLES, Organization, Role, User
 
@@ -88,6 +89,7 @@ class Entity(StrEnum):
     document = "document"
     api_key = "API key"
     journal_entry = "journal entry"
+    standing_instruction = "standing instruction"
 
 
 class Action(StrEnum):
@@ -186,6 +188,12 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # Staff read the journal entries of their organization's accounts and ask for reversals; a checker decides.
     (Entity.journal_entry, Action.read): OPERATORS,
     (Entity.journal_entry, Action.reverse): OPERATORS,
+    # Standing instructions move money: set, paused, resumed and canceled by whoever may move it from the source.
+    (Entity.standing_instruction, Action.create): frozenset({Role.superuser, Role.org_admin, Role.member}),
+    (Entity.standing_instruction, Action.update): frozenset({Role.superuser, Role.org_admin, Role.member}),
+    (Entity.standing_instruction, Action.read): frozenset(
+        {Role.superuser, Role.bank_operations, Role.org_admin, Role.operator, Role.member}
+    ),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -231,6 +239,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "documents:write": ALL_ROLES,
     "journal_entries:read": OPERATORS,
     "journal_entries:write": OPERATORS,
+    "standing_instructions:read": GATES[(Entity.standing_instruction, Action.read)],
+    "standing_instructions:write": GATES[(Entity.standing_instruction, Action.create)],
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -417,6 +427,14 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(false())
     if entity == Entity.api_key:
         return statement.where(col(ApiKey.org_id) == org if role == Role.org_admin and org else false())
+    if entity == Entity.standing_instruction:  # the member's own; their organization's for its staff
+        if role == Role.bank_operations:
+            return statement
+        if member:
+            return statement.where(col(StandingInstruction.created_by) == user.id)
+        return statement.where(
+            col(StandingInstruction.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
+        )
     if entity == Entity.journal_entry:  # bank-wide for the bank's roles; with a posting on their org's accounts
         if role in BANK:
             return statement
@@ -482,6 +500,7 @@ MODELS: dict[Entity, Any] = {
     Entity.document: Document,
     Entity.api_key: ApiKey,
     Entity.journal_entry: JournalEntry,
+    Entity.standing_instruction: StandingInstruction,
 }
 
 

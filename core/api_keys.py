@@ -48,6 +48,7 @@ RESOURCES: dict[str, str] = {
     "invitations": "members",
     "documents": "documents",  # the documents work (merged on main meanwhile)
     "journal-entries": "journal_entries",
+    "standing-instructions": "standing_instructions",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

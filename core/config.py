@@ -177,6 +177,14 @@ class Settings(BaseSettings):
     # organization and how long the request waits on them before it lapses (declined).
     reversal_checker_role: str = "org_admin"
     reversal_decision_deadline: timedelta = timedelta(days=2)
+    # Standing instructions (recurring book transfers, each a Temporal Schedule): the shortest cadence a client may
+    # ask for as `every`, the hour of day (business time zone) of the daily/weekly/monthly ones, how far back a
+    # schedule that could not run (a Temporal outage) still catches up, and a failed run's retries.
+    standing_instruction_min_interval: timedelta = timedelta(hours=1)
+    standing_instruction_hour: int = Field(default=7, ge=0, le=23)
+    standing_instruction_catchup_window: timedelta = timedelta(days=3)
+    standing_instruction_attempts: int = Field(default=3, ge=1, le=10)
+    standing_instruction_retry_after: timedelta = timedelta(hours=4)
 
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.

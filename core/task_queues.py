@@ -36,7 +36,8 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "AchPaymentWorkflow": Urgency.money,
     "AchBatchWorkflow": Urgency.money,
     "BookTransferWorkflow": Urgency.money,
-    "ReversalWorkflow": Urgency.money,  # posts a reversing entry; its approval is a child on the interactive queue
+    "ReversalWorkflow": Urgency.money,
+    "StandingInstructionRunWorkflow": Urgency.money,  # a scheduled book transfer  # posts a reversing entry; its approval is a child on the interactive queue
     "LoanWorkflow": Urgency.money,
     "ApprovalWorkflow": Urgency.interactive,  # a loan's or KYC review's approval: a child on this queue
     "BillAutopayWorkflow": Urgency.money,

@@ -35,6 +35,7 @@ from models.loans import (
 )
 from models.payments import Payment, PaymentEvent
 from models.reversals import EntryReversal
+from models.standing import StandingInstruction, StandingInstructionRun
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
 
@@ -82,6 +83,8 @@ __all__ = [
     "SavingsAccount",
     "SavingsProduct",
     "SecurityEvent",
+    "StandingInstruction",
+    "StandingInstructionRun",
     "Statement",
     "User",
     "UserMfa",

@@ -130,6 +130,10 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         document_storage_dir=str(tmp_path_factory.mktemp("documents")),
         scanner_base_url=sandbox_url,
         document_max_bytes=256 * 1024,
+        # Standing instructions every second or two; a failed run tried twice, a second apart.
+        standing_instruction_min_interval=timedelta(seconds=1),
+        standing_instruction_attempts=2,
+        standing_instruction_retry_after=timedelta(seconds=1),
     )
 
 

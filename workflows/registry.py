@@ -24,6 +24,7 @@ from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.reversal import ReversalWorkflow
+from workflows.standing_instruction import StandingInstructionRunWorkflow
 
 ALL_WORKFLOWS = [
     BookTransferWorkflow,
@@ -47,4 +48,5 @@ ALL_WORKFLOWS = [
     KycReverificationWorkflow,
     DocumentUploadWorkflow,
     ReversalWorkflow,
+    StandingInstructionRunWorkflow,
 ]

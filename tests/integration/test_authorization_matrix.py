@@ -193,6 +193,7 @@ class World:
         self.hold = await self.place_hold()
         self.bill_body = self.bill_fields()
         self.api_key = await self.new_api_key()
+        self.standing = await self.standing_instruction()
         self.bill = await self.new_bill()
         self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
         self.ach_file_id = await self._ach_file()
@@ -342,6 +343,26 @@ class World:
         await self.call("POST", f"{url}/deposits", {**self.su, **key()}, json={"amount": "1.00", "memo": memo})
         entries = await self.call("GET", f"{url}/entries", self.su, params={"limit": 500})
         return next(e["entry_id"] for e in entries["items"] if e["description"] == memo)
+
+    def standing_body(self) -> dict:
+        # Monthly, starting in a year: the matrix's instructions never run.
+        start = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+        return {
+            "from_account_id": self.account["id"],
+            "to_account_id": self.account2["id"],
+            "amount": "1.00",
+            "frequency": "monthly",
+            "start_at": start,
+        }
+
+    async def standing_instruction(self) -> dict:
+        """One of A's member owner, made by them."""
+        return await self.call(
+            "POST",
+            "/api/v1/standing-instructions",
+            {**self.headers["A.member_owner"], **key()},
+            json=self.standing_body(),
+        )
 
     async def place_hold(self) -> dict:
         return await self.call(
@@ -565,6 +586,7 @@ BUILDERS.update(
         ),
         f"GET {V1}/approvals/inbox": listing(lambda w: {}, lambda w: w.pending_loan["approval_request_id"]),
         f"GET {V1}/bills": listing(lambda w: {"payer_id": w.owner["id"], "status": "upcoming"}, lambda w: w.bill["id"]),
+        f"GET {V1}/standing-instructions": listing(lambda w: {}, lambda w: w.standing["id"]),
         f"GET {V1}/savings-products": listing(
             lambda w: {"name": w.savings_product["name"]}, lambda w: w.savings_product["id"]
         ),
@@ -708,6 +730,26 @@ async def _(w: World, p: Principal) -> Req:
 async def _(w: World, p: Principal) -> Req:
     entry_id = await w.fresh("deposit_entry", p, w.deposit_entry)  # one each: a second request would be a 409
     return Req(path={"entry_id": entry_id}, headers=key(), json={"reason": "Matrix reversal"})
+
+
+@builds(f"POST {V1}/standing-instructions")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json=w.standing_body())
+
+
+@builds(f"GET {V1}/standing-instructions/{{instruction_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"instruction_id": w.standing["id"]})
+
+
+@builds(
+    f"POST {V1}/standing-instructions/{{instruction_id}}/pause",
+    f"POST {V1}/standing-instructions/{{instruction_id}}/resume",
+    f"DELETE {V1}/standing-instructions/{{instruction_id}}",
+)
+async def _(w: World, p: Principal) -> Req:
+    made = await w.fresh("standing_instruction", p, w.standing_instruction)  # one each: a cancel is final
+    return Req(path={"instruction_id": made["id"]})
 
 
 @builds(f"POST {V1}/accounts/{{account_id}}/holds")

@@ -1,0 +1,329 @@
+"""Standing instructions (PRODUCT.md §4.8): a recurring book transfer, each its own Temporal Schedule
+`standing-<id>` whose runs (StandingInstructionRunWorkflow) pay with deterministic ids.
+
+The cadence is a calendar (daily, weekly on a weekday, monthly on a day of the month, at STANDING_INSTRUCTION_HOUR
+in the business time zone) or an interval (`every`, at least STANDING_INSTRUCTION_MIN_INTERVAL); bounded by a start,
+an end and/or a count of runs (the schedule's remaining actions). A run the schedule missed (Temporal down) is caught
+up within STANDING_INSTRUCTION_CATCHUP_WINDOW, once: overlapping runs are buffered one deep, and each run's payment
+key holds its scheduled time. Pause and resume are the schedule's; cancel deletes it. The row is the source of truth
+for the status: a run started just before a pause finds the row paused and pays nothing."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, Field, model_validator
+from sqlmodel import col, select
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import AppError
+from api.fields import Money, line_rules
+from api.pagination import Page, paginate
+from core import access, audit
+from core.access import Action, Entity
+from core.config import Settings
+from core.task_queues import queue_for
+from models.ledger import AccountKind, AccountStatus, LedgerAccount
+from models.standing import (
+    Frequency,
+    InstructionStatus,
+    StandingInstruction,
+    StandingInstructionRun,
+    StandingRunInput,
+)
+from models.users import User
+
+
+class StandingInstructionIn(BaseModel):
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: Money
+    memo: Annotated[str, *line_rules(140)] = Field(default="", examples=["Rent"])
+    frequency: Frequency | None = Field(default=None, description="daily, weekly or monthly; or give `every`")
+    every: timedelta | None = Field(
+        default=None, description="an interval (ISO 8601 duration, e.g. P14D), at least the configured minimum"
+    )
+    day: int | None = Field(
+        default=None,
+        ge=0,
+        le=28,
+        description="weekly: the weekday (0 Sunday … 6 Saturday); monthly: the day of the month (1–28). "
+        "Default: the start's",
+    )
+    start_at: datetime | None = Field(default=None, description="no run before; default now")
+    end_at: datetime | None = Field(default=None, description="no run after")
+    count: int | None = Field(default=None, ge=1, le=10_000, description="at most this many runs")
+
+    @model_validator(mode="after")
+    def one_cadence(self) -> "StandingInstructionIn":
+        if (self.frequency is None) == (self.every is None):
+            raise ValueError("give exactly one of `frequency` and `every`")
+        if self.day is not None and self.frequency not in (Frequency.weekly, Frequency.monthly):
+            raise ValueError("`day` goes with a weekly or monthly frequency")
+        if self.frequency == Frequency.weekly and self.day is not None and self.day > 6:
+            raise ValueError("a weekly `day` is a weekday, 0 (Sunday) to 6 (Saturday)")
+        if self.frequency == Frequency.monthly and self.day == 0:
+            raise ValueError("a monthly `day` is 1 to 28")
+        for name in ("start_at", "end_at"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"`{name}` needs a time zone (e.g. 2027-01-01T07:00:00Z)")
+        if self.start_at and self.end_at and self.end_at <= self.start_at:
+            raise ValueError("`end_at` must be after `start_at`")
+        return self
+
+
+class RunOut(BaseModel):
+    scheduled_for: datetime
+    attempt: int
+    status: str
+    payment_id: uuid.UUID | None
+    failure_code: str | None
+    failure_reason: str | None
+
+
+class StandingInstructionOut(BaseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    created_by: uuid.UUID
+    from_account_id: uuid.UUID
+    to_account_id: uuid.UUID
+    amount: Decimal
+    memo: str
+    frequency: str | None
+    every_seconds: int | None
+    start_at: datetime | None
+    end_at: datetime | None
+    count: int | None
+    status: str
+    schedule_id: str
+    created_at: datetime
+    next_runs: list[datetime] = Field(default_factory=list, description="from the schedule, when Temporal answers")
+    remaining_runs: int | None = Field(default=None, description="of a counted instruction, from the schedule")
+    runs: list[RunOut] = Field(default_factory=list, description="the newest 50 attempts")
+
+
+def _spec(body: StandingInstructionIn, settings: Settings) -> ScheduleSpec:
+    start = body.start_at or datetime.now(UTC)
+    hour = (ScheduleRange(settings.standing_instruction_hour),)
+    if body.every is not None:
+        return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=body.every)], start_at=start, end_at=body.end_at)
+    if body.frequency == Frequency.daily:
+        calendar = ScheduleCalendarSpec(hour=hour)
+    elif body.frequency == Frequency.weekly:
+        weekday = body.day if body.day is not None else (start.isoweekday() % 7)
+        calendar = ScheduleCalendarSpec(hour=hour, day_of_week=(ScheduleRange(weekday),))
+    else:
+        day = body.day if body.day is not None else min(start.day, 28)
+        calendar = ScheduleCalendarSpec(hour=hour, day_of_month=(ScheduleRange(day),))
+    return ScheduleSpec(
+        calendars=[calendar], start_at=start, end_at=body.end_at, time_zone_name=settings.business_timezone
+    )
+
+
+def _schedule(instruction: StandingInstruction, body: StandingInstructionIn, settings: Settings) -> Schedule:
+    description = (
+        f"Standing transfer ${instruction.amount:,.2f} {instruction.from_account_id} → {instruction.to_account_id}"
+    )
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            "StandingInstructionRunWorkflow",
+            StandingRunInput(
+                instruction_id=instruction.id,
+                attempts=settings.standing_instruction_attempts,
+                retry_after_seconds=settings.standing_instruction_retry_after.total_seconds(),
+            ),
+            id=instruction.schedule_id,
+            task_queue=queue_for(settings, "StandingInstructionRunWorkflow"),
+            static_summary=description,
+        ),
+        spec=_spec(body, settings),
+        policy=SchedulePolicy(
+            overlap=ScheduleOverlapPolicy.BUFFER_ONE, catchup_window=settings.standing_instruction_catchup_window
+        ),
+        state=ScheduleState(
+            note=description, limited_actions=body.count is not None, remaining_actions=body.count or 0
+        ),
+    )
+
+
+async def create(
+    session, user: User, client: Client, settings: Settings, body: StandingInstructionIn, key: str
+) -> tuple[StandingInstructionOut, bool]:
+    """The instruction and its schedule, or the ones this user's Idempotency-Key already made (created False)."""
+    access.gate(user, Entity.standing_instruction, Action.create)
+    idempotency_key = f"{user.id}:{key}"
+    existing = (
+        await session.exec(select(StandingInstruction).where(StandingInstruction.idempotency_key == idempotency_key))
+    ).first()
+    if existing is not None:
+        same = (existing.from_account_id, existing.to_account_id, existing.amount, existing.memo) == (
+            body.from_account_id,
+            body.to_account_id,
+            body.amount,
+            body.memo,
+        )
+        if not same:
+            raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another instruction")
+        await session.commit()
+        await _ensure_schedule(client, existing, body, settings)  # a crash between the insert and the schedule
+        return await view(session, client, existing), False
+    if body.every is not None and body.every < settings.standing_instruction_min_interval:
+        raise AppError(
+            422,
+            "interval_too_short",
+            f"`every` is at least {settings.standing_instruction_min_interval}",
+            {"minimum_seconds": settings.standing_instruction_min_interval.total_seconds()},
+        )
+    src: LedgerAccount = await access.visible(session, user, Entity.account, body.from_account_id)
+    access.check_move_money(user, src)
+    dst = await session.get(LedgerAccount, body.to_account_id)
+    if dst is None or dst.kind != AccountKind.internal or dst.org_id != src.org_id:
+        raise access.not_visible(user, Entity.account, body.to_account_id, exists=dst is not None)
+    if src.id == dst.id:
+        raise AppError(422, "same_account", "the source and destination accounts are the same")
+    for account in (src, dst):
+        if account.status != AccountStatus.active:
+            raise AppError(409, "account_closed", f"account {account.id} is closed")
+    instruction_id = uuid.uuid4()
+    assert src.org_id is not None  # internal accounts belong to an organization
+    instruction = StandingInstruction(
+        id=instruction_id,
+        org_id=src.org_id,
+        created_by=user.id,
+        idempotency_key=idempotency_key,
+        from_account_id=src.id,
+        to_account_id=dst.id,
+        amount=body.amount,
+        memo=body.memo,
+        frequency=body.frequency,
+        every_seconds=int(body.every.total_seconds()) if body.every is not None else None,
+        start_at=body.start_at,
+        end_at=body.end_at,
+        count=body.count,
+        status=InstructionStatus.active,
+        schedule_id=f"standing-{instruction_id}",
+    )
+    session.add(instruction)
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="standing_instruction.created",
+        entity_type="standing_instruction",
+        entity_id=instruction_id,
+        after=body.model_dump(mode="json"),
+    )
+    await session.commit()
+    await _ensure_schedule(client, instruction, body, settings)
+    return await view(session, client, instruction), True
+
+
+async def _ensure_schedule(
+    client: Client, instruction: StandingInstruction, body: StandingInstructionIn, settings: Settings
+) -> None:
+    if instruction.status == InstructionStatus.canceled:
+        return
+    try:
+        await client.create_schedule(instruction.schedule_id, _schedule(instruction, body, settings))
+    except ScheduleAlreadyRunningError:
+        pass
+
+
+async def visible(session, user: User, instruction_id: uuid.UUID, for_update: bool = False) -> StandingInstruction:
+    access.gate(user, Entity.standing_instruction, Action.read)
+    instruction: StandingInstruction = await access.visible(
+        session, user, Entity.standing_instruction, instruction_id, for_update=for_update
+    )
+    return instruction
+
+
+async def view(session, client: Client, instruction: StandingInstruction) -> StandingInstructionOut:
+    runs = (
+        await session.exec(
+            select(StandingInstructionRun)
+            .where(StandingInstructionRun.instruction_id == instruction.id)
+            .order_by(col(StandingInstructionRun.scheduled_for).desc(), col(StandingInstructionRun.attempt).desc())
+            .limit(50)
+        )
+    ).all()
+    out = StandingInstructionOut.model_validate(instruction, from_attributes=True)
+    out.runs = [RunOut.model_validate(run, from_attributes=True) for run in runs]
+    if instruction.status != InstructionStatus.canceled:
+        try:
+            described = await client.get_schedule_handle(instruction.schedule_id).describe(
+                rpc_timeout=timedelta(seconds=3)
+            )
+            out.next_runs = list(described.info.next_action_times)[:5]
+            if described.schedule.state.limited_actions:
+                out.remaining_runs = described.schedule.state.remaining_actions
+        except RPCError:
+            pass  # the row still tells what the instruction is
+    return out
+
+
+async def change_state(
+    session, user: User, client: Client, instruction_id: uuid.UUID, wanted: InstructionStatus
+) -> StandingInstructionOut:
+    """Pause, resume or cancel: the row first (what a run checks), then the schedule."""
+    access.gate(user, Entity.standing_instruction, Action.update)
+    instruction = await visible(session, user, instruction_id, for_update=True)
+    if instruction.created_by != user.id:
+        source = await session.get(LedgerAccount, instruction.from_account_id)
+        access.check_move_money(user, source)
+    if instruction.status == InstructionStatus.canceled:
+        raise AppError(409, "canceled", "the instruction is canceled")
+    before = instruction.status
+    if before != wanted:
+        instruction.status = wanted
+        if wanted == InstructionStatus.canceled:
+            instruction.canceled_at = datetime.now(UTC)
+        await audit.record(
+            session,
+            actor=user.email,
+            actor_id=user.id,
+            action=f"standing_instruction.{wanted}",
+            entity_type="standing_instruction",
+            entity_id=instruction.id,
+            before={"status": before},
+            after={"status": wanted},
+        )
+    await session.commit()
+    handle = client.get_schedule_handle(instruction.schedule_id)
+    try:
+        if wanted == InstructionStatus.canceled:
+            await handle.delete()
+        elif wanted == InstructionStatus.paused:
+            await handle.pause(note=f"paused by {user.email}")
+        else:
+            await handle.unpause(note=f"resumed by {user.email}")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    return await view(session, client, instruction)
+
+
+async def listing(session, user: User, page, status: InstructionStatus | None) -> Page[StandingInstructionOut]:
+    access.gate(user, Entity.standing_instruction, Action.read)
+    statement = access.scope(user, Entity.standing_instruction, select(StandingInstruction))
+    if status is not None:
+        statement = statement.where(StandingInstruction.status == status)
+    rows, total = await paginate(
+        session, statement, page, [col(StandingInstruction.created_at).desc(), col(StandingInstruction.id)]
+    )
+    items = [StandingInstructionOut.model_validate(row, from_attributes=True) for row in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)

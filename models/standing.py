@@ -1,0 +1,79 @@
+"""Standing instructions: a recurring book transfer, each its own Temporal Schedule whose runs
+(StandingInstructionRunWorkflow) pay with deterministic payment ids (migration 0029)."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel
+
+from models.base import created_at, money, timestamp, uuid_pk
+
+
+class InstructionStatus(StrEnum):
+    active = "active"
+    paused = "paused"
+    canceled = "canceled"
+
+
+class Frequency(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+
+
+class StandingInstruction(SQLModel, table=True):
+    __tablename__ = "standing_instructions"
+    id: uuid.UUID = uuid_pk()
+    org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
+    created_by: uuid.UUID = Field(foreign_key="users.id", index=True)
+    idempotency_key: str = Field(max_length=250, unique=True)
+    from_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")
+    to_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")
+    amount: Decimal = money()
+    memo: str = Field(default="", max_length=140)
+    frequency: str | None = Field(default=None, max_length=20)
+    every_seconds: int | None = None
+    start_at: datetime | None = timestamp()
+    end_at: datetime | None = timestamp()
+    count: int | None = None
+    status: str = Field(max_length=20)
+    schedule_id: str = Field(max_length=200)
+    created_at: datetime = created_at()
+    canceled_at: datetime | None = timestamp()
+
+
+class StandingInstructionRun(SQLModel, table=True):
+    __tablename__ = "standing_instruction_runs"
+    instruction_id: uuid.UUID = Field(foreign_key="standing_instructions.id", primary_key=True)
+    scheduled_for: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    attempt: int = Field(primary_key=True)
+    payment_id: uuid.UUID | None = None
+    status: str = Field(max_length=20)
+    failure_code: str | None = Field(default=None, max_length=60)
+    failure_reason: str | None = Field(default=None, max_length=500)
+    at: datetime = created_at()
+
+
+class StandingRunInput(BaseModel):
+    """The schedule's argument, the same for every run: the run's time comes from the schedule itself."""
+
+    instruction_id: uuid.UUID
+    attempts: int = 3  # tries of one run before its failure is notified (insufficient funds may clear)
+    retry_after_seconds: float = 3600.0
+
+
+class StandingRunStep(BaseModel):
+    instruction_id: uuid.UUID
+    scheduled_for: datetime
+    attempt: int
+
+
+class StandingRunOutcome(BaseModel):
+    status: str  # completed, failed, skipped (the instruction is no longer active)
+    payment_id: uuid.UUID | None = None
+    failure_code: str | None = None
+    failure_reason: str | None = None

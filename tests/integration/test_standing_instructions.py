@@ -1,0 +1,159 @@
+"""Standing instructions (domain/standing.py): a Temporal Schedule each, every run paying once, pause, resume and
+cancel, and a run that fails every attempt notified to its owner."""
+
+import asyncio
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment
+
+from activities.notifications import NotificationActivities
+from activities.standing import StandingActivities
+from core.email import EmailSender
+from models.standing import StandingRunStep
+from tests.conftest import assert_error, make_org, open_account
+from tests.polling import poll
+
+
+def keyed(headers: dict) -> dict:
+    return {**headers, "Idempotency-Key": uuid.uuid4().hex}
+
+
+async def balance(http, su, account: dict) -> Decimal:
+    return Decimal((await http.get(f"/api/v1/accounts/{account['id']}", headers=su)).json()["ledger_balance"])
+
+
+async def instruction(http, headers, instruction_id: str) -> dict:
+    response = await http.get(f"/api/v1/standing-instructions/{instruction_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_counted_instruction_pays_each_run_once_and_pause_resume_cancel_hold(
+    http, su, db, settings, temporal_env
+):
+    org = await make_org(http, su)
+    member = org.headers["member"]
+    src = await open_account(http, su, org.id, org.users["member"]["id"], deposit="100.00")
+    dst = await open_account(http, su, org.id, org.users["member"]["id"])
+    body = {
+        "from_account_id": src["id"],
+        "to_account_id": dst["id"],
+        "amount": "7.00",
+        "memo": "Savings",
+        "every": "PT1S",
+    }
+
+    assert_error(
+        await http.post("/api/v1/standing-instructions", headers=keyed(member), json={**body, "every": None}), 422
+    )
+    too_short = {**body, "every": "PT0.5S"}
+    assert_error(await http.post("/api/v1/standing-instructions", headers=keyed(member), json=too_short), 422)
+    # Another member's account is not theirs to move money from.
+    stranger = await make_org(http, su, roles=("member",))
+    refused = await http.post("/api/v1/standing-instructions", headers=keyed(stranger.headers["member"]), json=body)
+    assert refused.status_code == 404, refused.text
+
+    created = await http.post("/api/v1/standing-instructions", headers=keyed(member), json={**body, "count": 3})
+    assert created.status_code == 201, created.text
+    made = created.json()
+    done = await poll(
+        lambda: instruction(http, member, made["id"]),
+        lambda i: len([r for r in i["runs"] if r["status"] == "completed"]) >= 3,
+        60,
+        "three runs never completed",
+    )
+    await asyncio.sleep(2.5)  # a fourth would have come by now
+    done = await instruction(http, member, made["id"])
+    assert [r["status"] for r in done["runs"]] == ["completed"] * 3 and done["remaining_runs"] == 0
+    assert len({r["payment_id"] for r in done["runs"]}) == 3
+    assert await balance(http, su, dst) == Decimal("21.00")
+
+    # A run started again for the same scheduled time (a catch-up, a retried activity after a crash) pays nothing new.
+    first = done["runs"][-1]
+    step = StandingRunStep(
+        instruction_id=made["id"], scheduled_for=datetime.fromisoformat(first["scheduled_for"]), attempt=1
+    )
+    activities = StandingActivities(
+        db, settings, temporal_env.client, NotificationActivities(db, EmailSender(settings))
+    )
+    again = await ActivityEnvironment().run(activities.pay_run, step)
+    assert str(again.payment_id) == first["payment_id"]
+    async with db.session() as session:
+        await session.execute(
+            text("DELETE FROM standing_instruction_runs WHERE instruction_id = :id AND scheduled_for = :at"),
+            {"id": made["id"], "at": step.scheduled_for},
+        )
+        await session.commit()
+    replayed = await ActivityEnvironment().run(activities.pay_run, step)  # the run row lost: the payment key holds
+    assert str(replayed.payment_id) == first["payment_id"]
+    assert await balance(http, su, dst) == Decimal("21.00")
+
+    # Pause, resume and cancel an unbounded one.
+    endless = (await http.post("/api/v1/standing-instructions", headers=keyed(member), json=body)).json()
+    await poll(lambda: instruction(http, member, endless["id"]), lambda i: i["runs"], 30, "no first run")
+    paused = await http.post(f"/api/v1/standing-instructions/{endless['id']}/pause", headers=member)
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    await asyncio.sleep(1.5)  # a run started just before the pause is let finish
+    runs_paused = len((await instruction(http, member, endless["id"]))["runs"])
+    await asyncio.sleep(2.5)
+    assert len((await instruction(http, member, endless["id"]))["runs"]) == runs_paused
+    resumed = await http.post(f"/api/v1/standing-instructions/{endless['id']}/resume", headers=member)
+    assert resumed.json()["status"] == "active"
+    await poll(
+        lambda: instruction(http, member, endless["id"]),
+        lambda i: len(i["runs"]) > runs_paused,
+        30,
+        "no run after resuming",
+    )
+    canceled = await http.delete(f"/api/v1/standing-instructions/{endless['id']}", headers=member)
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    try:
+        await temporal_env.client.get_schedule_handle(endless["schedule_id"]).describe()
+        raise AssertionError("the canceled instruction's schedule is still there")
+    except RPCError:
+        pass
+    assert_error(await http.delete(f"/api/v1/standing-instructions/{endless['id']}", headers=member), 409, "canceled")
+    seen = (await http.get("/api/v1/standing-instructions", headers=org.headers["org_admin"])).json()
+    assert {made["id"], endless["id"]} <= {i["id"] for i in seen["items"]}
+    theirs = (await http.get("/api/v1/standing-instructions", headers=stranger.headers["member"])).json()
+    assert theirs["items"] == []
+
+
+async def test_a_run_short_of_funds_is_retried_then_its_owner_is_told(http, su, mailbox):
+    org = await make_org(http, su)
+    member = org.headers["member"]
+    src = await open_account(http, su, org.id, org.users["member"]["id"], deposit="5.00")
+    dst = await open_account(http, su, org.id, org.users["member"]["id"])
+    body = {
+        "from_account_id": src["id"],
+        "to_account_id": dst["id"],
+        "amount": "50.00",
+        "every": "PT2S",
+        "count": 1,
+    }
+    made = (await http.post("/api/v1/standing-instructions", headers=keyed(member), json=body)).json()
+    done = await poll(
+        lambda: instruction(http, member, made["id"]),
+        lambda i: len(i["runs"]) >= 2,
+        30,
+        "the run's two attempts never happened",
+    )
+    assert [(r["attempt"], r["status"], r["failure_code"]) for r in done["runs"]] == [
+        (2, "failed", "insufficient_funds"),
+        (1, "failed", "insufficient_funds"),
+    ]
+    notified = await poll(
+        lambda: http.get("/api/v1/notifications", headers=member),
+        lambda r: any(n["kind"] == "standing_instruction_failed" for n in r.json()["items"]),
+        30,
+        "the owner was never told",
+    )
+    assert [n["kind"] for n in notified.json()["items"]].count("standing_instruction_failed") == 1
+    assert await balance(http, su, dst) == Decimal("0.00")
+    email = org.users["member"]["email"]
+    mail = await mailbox.wait_for(lambda m: email in str(m["To"]) and "did not go through" in str(m["Subject"]))
+    assert "the available balance does not cover the amount" in mail.get_body(("plain",)).get_content()
