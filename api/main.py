@@ -33,6 +33,7 @@ from api.routers import (
     operations,
     passwords,
     payments,
+    reports,
     savings_products,
     statements,
     transfers,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kyc,
         documents,
         api_keys,
+        reports,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -34,6 +34,7 @@ from models.loans import (
     LoanRepayment,
 )
 from models.payments import Payment, PaymentEvent
+from models.periods import ClosedPeriod
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
 
@@ -51,6 +52,7 @@ __all__ = [
     "BankEvent",
     "Bill",
     "BillReminder",
+    "ClosedPeriod",
     "Document",
     "DocumentVersion",
     "EmailOutbox",
