@@ -29,6 +29,8 @@ from models.users import User
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: postings in flight kept the close waiting (domain/periods.py)
+
 ReportReader = Annotated[User, Depends(allowed(Entity.report, Action.read))]
 PeriodReader = Annotated[User, Depends(allowed(Entity.accounting_period, Action.read))]
 PeriodCloser = Annotated[User, Depends(allowed(Entity.accounting_period, Action.create))]
@@ -242,7 +244,9 @@ async def close_period(body: ClosePeriodIn, session: SessionDep, user: PeriodClo
         raise not_found("organization", org_id)
     try:
         period, created = await periods.close(session, user, org_id, body.period_start, body.period_end, body.reason)
-    except OperationalError as exc:  # lock_timeout: postings kept the ledger busy
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
         raise AppError(
             503, "ledger_busy", "postings are in flight; try again", None, headers={"Retry-After": "5"}
         ) from exc
