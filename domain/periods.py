@@ -55,6 +55,25 @@ async def close(
     return period, created
 
 
+_UNPOSTED_MONTHS = text("""
+    SELECT to_char(m, 'YYYY-MM') AS period
+    FROM generate_series(date_trunc('month', CAST(:start AS date)), CAST(:end AS date), interval '1 month') AS m
+    WHERE CAST(m + interval '1 month - 1 day' AS date) BETWEEN :start AND :end
+      AND EXISTS (SELECT 1 FROM accrual_runs r
+                  WHERE r.day >= m AND r.day < m + interval '1 month' AND r.accrued > 0)
+      AND NOT EXISTS (SELECT 1 FROM interest_posting_runs p WHERE p.period = to_char(m, 'YYYY-MM'))
+    ORDER BY 1
+""")
+
+
+async def unposted_interest_months(session: AsyncSession, start: date, end: date) -> list[str]:
+    """The months whose last day is in [start, end] with interest accrued but not yet posted: month-end posting
+    dates its entries the month's last day, so closing such a period first would leave that posting refused (and
+    its activity retrying) until the period reopened."""
+    rows = await session.execute(_UNPOSTED_MONTHS, {"start": start, "end": end})
+    return [r.period for r in rows]
+
+
 def visible_closures(org_id: uuid.UUID | None):
     """The closures that apply to `org_id`'s accounts: its own and the bank-wide ones; every one for None."""
     statement = select(ClosedPeriod)

@@ -242,6 +242,13 @@ async def close_period(body: ClosePeriodIn, session: SessionDep, user: PeriodClo
     org_id = report_org(user, body.org_id)
     if await domain.scope(session, org_id) is None:
         raise not_found("organization", org_id)
+    if pending := await periods.unposted_interest_months(session, body.period_start, body.period_end):
+        raise AppError(
+            409,
+            "interest_posting_pending",
+            "interest accrued in the period is not posted yet: close it after month-end posting",
+            {"periods": pending},
+        )
     try:
         period, created = await periods.close(session, user, org_id, body.period_start, body.period_end, body.reason)
     except OperationalError as exc:

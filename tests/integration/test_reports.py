@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core import ledger
+from domain import periods
 from models.ledger import GL_CASH
 from tests.conftest import assert_error, make_org, open_account
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
@@ -166,6 +167,18 @@ async def test_a_closed_period_refuses_a_back_dated_posting_at_the_database(http
         with pytest.raises(DBAPIError) as bank_wide:
             await close_bank_wide_then_post(session)
         assert isinstance(ledger.ledger_error(bank_wide.value), ledger.PostingInClosedPeriod)
+        # A month with interest accrued and not posted yet cannot close: its month-end posting is dated inside it.
+        async with session.begin() as pending:
+            await session.execute(
+                text("INSERT INTO accrual_runs (day, accounts, accrued) VALUES ('2002-06-10', 1, 0.5)")
+            )
+            assert await periods.unposted_interest_months(session, date(2002, 6, 1), date(2002, 6, 30)) == ["2002-06"]
+            assert await periods.unposted_interest_months(session, date(2002, 6, 1), date(2002, 6, 29)) == []
+            await session.execute(
+                text("INSERT INTO interest_posting_runs (period, accounts, total) VALUES ('2002-06', 1, 0.5)")
+            )
+            assert await periods.unposted_interest_months(session, date(2002, 5, 1), date(2002, 7, 31)) == []
+            await pending.rollback()
         audited = await session.execute(
             text("SELECT count(*) FROM audit_log WHERE action = 'accounting_period.closed' AND entity_id = :id"),
             {"id": period["id"]},
