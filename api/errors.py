@@ -16,7 +16,7 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.access import AccessDenied, NotVisible
-from core.ledger import PostingToClosedAccount
+from core.ledger import PostingInClosedPeriod, PostingToClosedAccount
 
 log = logging.getLogger("api.errors")
 
@@ -83,6 +83,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def posting_to_closed_account(_: Request, exc: PostingToClosedAccount) -> JSONResponse:
         # The account was closed between a handler's check and its posting.
         return JSONResponse(error_body("account_closed", "the account is closed", str(exc)), 409)
+
+    @app.exception_handler(PostingInClosedPeriod)
+    async def posting_in_closed_period(_: Request, exc: PostingInClosedPeriod) -> JSONResponse:
+        # The database refused an entry dated inside a closed accounting period: post it in an open one.
+        return JSONResponse(error_body("period_closed", "the accounting period of this date is closed", str(exc)), 409)
 
     @app.exception_handler(WorkflowUpdateRPCTimeoutOrCancelledError)
     async def update_not_answered(_: Request, exc: WorkflowUpdateRPCTimeoutOrCancelledError) -> JSONResponse:

@@ -34,6 +34,7 @@ from api.routers import (
     operations,
     passwords,
     payments,
+    reports,
     savings_products,
     standing_instructions,
     statements,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys,
         journal_entries,
         standing_instructions,
+        reports,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -90,6 +90,8 @@ class Entity(StrEnum):
     api_key = "API key"
     journal_entry = "journal entry"
     standing_instruction = "standing instruction"
+    report = "financial report"  # trial balance, balance sheet, income and cash-flow statements
+    accounting_period = "accounting period"
 
 
 class Action(StrEnum):
@@ -194,6 +196,11 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.standing_instruction, Action.read): frozenset(
         {Role.superuser, Role.bank_operations, Role.org_admin, Role.operator, Role.member}
     ),
+    # Financial reports: an organization's for its admins and operators, any organization's or the bank's for the
+    # bank-wide roles (report_org). Closing a period: the bank-wide roles, or an organization's admin for it.
+    (Entity.report, Action.read): OPERATORS,
+    (Entity.accounting_period, Action.read): OPERATORS,
+    (Entity.accounting_period, Action.create): BANK | {Role.org_admin},
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -241,6 +248,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "journal_entries:write": OPERATORS,
     "standing_instructions:read": GATES[(Entity.standing_instruction, Action.read)],
     "standing_instructions:write": GATES[(Entity.standing_instruction, Action.create)],
+    "reports:read": OPERATORS,
+    "reports:write": GATES[(Entity.accounting_period, Action.create)],
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -447,6 +456,16 @@ def scope(user: User, entity: Entity, statement: S) -> S:
             return statement.where(col(JournalEntry.id).in_(touched))
         return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
+
+
+def report_org(user: User, requested: uuid.UUID | None) -> uuid.UUID | None:
+    """The organization whose figures (or closed periods) `user` asks for: the bank-wide roles name any, or none for
+    the whole bank; org staff get their own, and naming another is a 404 (they cannot see it). Gate first."""
+    if user.role in BANK:
+        return requested
+    if user.org_id is None or (requested is not None and requested != user.org_id):
+        raise not_visible(user, Entity.organization, requested)
+    return user.org_id
 
 
 def recipient_id(dedupe_key: Any) -> Any:

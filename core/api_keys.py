@@ -49,6 +49,7 @@ RESOURCES: dict[str, str] = {
     "documents": "documents",  # the documents work (merged on main meanwhile)
     "journal-entries": "journal_entries",
     "standing-instructions": "standing_instructions",
+    "reports": "reports",  # financial reports and accounting periods
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

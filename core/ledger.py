@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 
 class LedgerError(Exception):
-    """A rule of the ledger the database refused to break (migrations 0001 and 0012): one class per rule, named by
+    """A rule of the ledger the database refused to break (migrations 0001, 0012 and 0025): one class per rule, named by
     the constraint name its trigger raises with."""
 
     rule = ""
@@ -43,6 +43,13 @@ class PostingToClosedAccount(LedgerError):
     account was open, and the bank has already taken it back."""
 
     rule = "ledger_account_open"
+
+
+class PostingInClosedPeriod(LedgerError):
+    """A posting whose entry is dated inside a closed accounting period (migration 0025): corrections are posted in
+    an open period."""
+
+    rule = "ledger_period_open"
 
 
 _RULES = {cls.rule: cls for cls in LedgerError.__subclasses__()}

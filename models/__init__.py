@@ -34,6 +34,7 @@ from models.loans import (
     LoanRepayment,
 )
 from models.payments import Payment, PaymentEvent
+from models.periods import ClosedPeriod
 from models.reversals import EntryReversal
 from models.standing import StandingInstruction, StandingInstructionRun
 from models.statements import Statement
@@ -53,6 +54,7 @@ __all__ = [
     "BankEvent",
     "Bill",
     "BillReminder",
+    "ClosedPeriod",
     "Document",
     "DocumentVersion",
     "EmailOutbox",

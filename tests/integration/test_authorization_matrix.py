@@ -1120,6 +1120,28 @@ async def _(w: World, p: Principal) -> Req:
     return Req(json={"period": PERIOD, "notify_owners": False})
 
 
+# financial reports and closed periods: of organization A, named (B's staff cannot see it)
+def _of_a(**params: str) -> Builder:
+    async def build(w: World, p: Principal) -> Req:
+        return Req(params={"org_id": w.a.id, **params})
+
+    return build
+
+
+BUILDERS[f"GET {V1}/reports/trial-balance"] = _of_a(as_of="2001-01-31")
+BUILDERS[f"GET {V1}/reports/balance-sheet"] = _of_a(as_of="2001-01-31", format="pdf")
+BUILDERS[f"GET {V1}/reports/income-statement"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31"})
+BUILDERS[f"GET {V1}/reports/cash-flow"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31", "format": "csv"})
+BUILDERS[f"GET {V1}/reports/periods"] = _of_a()
+
+
+@builds(f"POST {V1}/reports/periods")
+async def _(w: World, p: Principal) -> Req:
+    # A month long before anything the matrix posts: closing it (again) refuses no posting of the tests.
+    body = {"org_id": w.a.id, "period_start": "1990-01-01", "period_end": "1990-01-31", "reason": "Matrix close"}
+    return Req(json=body)
+
+
 # members and KYC
 async def _member_link(w: World, table: str) -> str:
     """A pending invitation or sign-up of organization A with a known token (what the emailed link carries)."""

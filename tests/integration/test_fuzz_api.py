@@ -12,6 +12,8 @@ Kept apart from the rest of the session so the suite's other tests see nothing o
 - the path parameters `account_id`, `bill_id`, `product_id` and `user_id` are this test's own account, bill,
   loan product and member (other ids are random: 404s), so what the fuzzer writes is written only there;
 - a new approval rule's `member_type` is forced to one that no member has (routing rules are bank-wide);
+- a closed period's `org_id` is forced to this test's organization: a bank-wide closure would refuse the other
+  tests' back-dated postings;
 - `POST /statements/runs` is not fuzzed: a bank-wide run that writes a statement for every account of the
   session for the period it is given.
 The `/auth/*` paths are fuzzed: a random refresh token is refused before it can revoke anything, and a login
@@ -74,6 +76,8 @@ def fuzz(schema, base_url: str, identities: dict[str, dict], fixed: dict) -> tup
                 def run(case):  # called right below, in this iteration: the loop variables are the current ones
                     if operation.path == "/api/v1/approval-rules" and isinstance(case.body, dict):  # noqa: B023
                         case.body["member_type"] = FUZZ_MEMBER_TYPE
+                    if operation.path == "/api/v1/reports/periods" and isinstance(case.body, dict):  # noqa: B023
+                        case.body["org_id"] = fixed["org_id"]  # never a bank-wide closure (see the docstring)
                     sent[who] += 1  # noqa: B023
                     response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)  # noqa: B023
                     statuses[response.status_code] += 1

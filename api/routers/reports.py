@@ -1,0 +1,271 @@
+"""Financial reports from the ledger (JSON, CSV, XLSX or PDF) and closed accounting periods.
+
+Who sees what (core/access.py report_org): org admins and operators their organization's figures; superuser and
+bank_operations any organization's (org_id) or the whole bank's (no org_id)."""
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import Response as RawResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
+from sqlmodel import col
+
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, allowed
+from api.errors import AppError, not_found
+from api.fields import BusinessDate, line_rules
+from api.pagination import Page, PageDep, paginate
+from core.access import Action, Entity, report_org
+from core.business_time import business_today
+from documents.reports import CONTENT_TYPES, render
+from domain import periods
+from domain import reports as domain
+from finance import reports as fin
+from models.periods import ClosedPeriod
+from models.users import User
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: postings in flight kept the close waiting (domain/periods.py)
+
+ReportReader = Annotated[User, Depends(allowed(Entity.report, Action.read))]
+PeriodReader = Annotated[User, Depends(allowed(Entity.accounting_period, Action.read))]
+PeriodCloser = Annotated[User, Depends(allowed(Entity.accounting_period, Action.create))]
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+    pdf = "pdf"
+
+
+_BY_ACCEPT = {"text/csv": Format.csv, CONTENT_TYPES["xlsx"]: Format.xlsx, "application/pdf": Format.pdf}
+FILE_RESPONSES: dict = {200: {"content": {media.split(";")[0]: {} for media in CONTENT_TYPES.values()}}}
+
+OrgParam = Annotated[
+    uuid.UUID | None,
+    Query(description="an organization (bank-wide roles); org staff get their own; bank-wide roles omit it for all"),
+]
+FormatParam = Annotated[Format | None, Query(alias="format", description="json (default), csv, xlsx or pdf")]
+AcceptHeader = Annotated[
+    str | None,
+    Header(
+        description="text/csv, the XLSX type or application/pdf: a file",
+        max_length=1000,
+        pattern=r"^[\x20-\x7e]*$",  # visible ASCII and spaces, as media types are
+    ),
+]
+
+
+def chosen_format(requested: Format | None, accept: str | None) -> Format:
+    """The `format` parameter, else the first file type the Accept header names, else JSON."""
+    if requested is not None:
+        return requested
+    for media in (accept or "").split(","):
+        if (found := _BY_ACCEPT.get(media.split(";")[0].strip().lower())) is not None:
+            return found
+    return Format.json
+
+
+async def report_scope(session, user: User, org_id: uuid.UUID | None) -> fin.Scope:
+    where = await domain.scope(session, report_org(user, org_id))
+    if where is None:
+        raise not_found("organization", org_id)
+    return where
+
+
+def checked_range(start: date, end: date) -> None:
+    if start > end:
+        raise AppError(
+            422, "invalid_date_range", "from must not be after to", {"from": start.isoformat(), "to": end.isoformat()}
+        )
+
+
+def answer(report: BaseModel, table: fin.ReportTable, fmt: Format, name: str, where: fin.Scope, dated: str):
+    if fmt == Format.json:
+        return report
+    who = f"org-{where.org_id}" if where.org_id else "bank"
+    filename = f"{name}-{who}-{dated}.{fmt.value}"
+    return RawResponse(
+        render(table, fmt.value),
+        media_type=CONTENT_TYPES[fmt.value],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/trial-balance",
+    response_model=fin.TrialBalance,
+    responses=FILE_RESPONSES,
+    summary="Trial balance as of a date: every ledger line's debit or credit balance; debits = credits",
+)
+async def trial_balance(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    as_of: BusinessDate | None = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    where = await report_scope(session, user, org_id)
+    day = as_of or business_today(settings)
+    report = await domain.trial_balance(session, where, day)
+    return answer(report, fin.trial_balance_table(report), chosen_format(fmt, accept), "trial-balance", where, str(day))
+
+
+@router.get(
+    "/balance-sheet",
+    response_model=fin.BalanceSheet,
+    responses=FILE_RESPONSES,
+    summary="Balance sheet as of a date: assets = liabilities + equity (net income to date in equity)",
+)
+async def balance_sheet(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    as_of: BusinessDate | None = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    where = await report_scope(session, user, org_id)
+    day = as_of or business_today(settings)
+    report = await domain.balance_sheet(session, where, day)
+    return answer(report, fin.balance_sheet_table(report), chosen_format(fmt, accept), "balance-sheet", where, str(day))
+
+
+FromParam = Annotated[BusinessDate | None, Query(alias="from", description="first day (default: 1 January of `to`)")]
+ToParam = Annotated[BusinessDate | None, Query(alias="to", description="last day, included (default: today)")]
+
+
+def period_of(settings, start: date | None, end: date | None) -> tuple[date, date]:
+    end = end or business_today(settings)
+    start = start or date(end.year, 1, 1)
+    checked_range(start, end)
+    return start, end
+
+
+@router.get(
+    "/income-statement",
+    response_model=fin.IncomeStatement,
+    responses=FILE_RESPONSES,
+    summary="Income statement over a period (dates included): income, expenses, net income",
+)
+async def income_statement(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    date_from: FromParam = None,
+    date_to: ToParam = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    start, end = period_of(settings, date_from, date_to)
+    where = await report_scope(session, user, org_id)
+    report = await domain.income_statement(session, where, start, end)
+    table = fin.income_statement_table(report)
+    return answer(report, table, chosen_format(fmt, accept), "income-statement", where, f"{start}-to-{end}")
+
+
+@router.get(
+    "/cash-flow",
+    response_model=fin.CashFlowStatement,
+    responses=FILE_RESPONSES,
+    summary="Cash-flow statement over a period by the indirect method; it reconciles to the change in cash",
+)
+async def cash_flow(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    date_from: FromParam = None,
+    date_to: ToParam = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    start, end = period_of(settings, date_from, date_to)
+    where = await report_scope(session, user, org_id)
+    report = await domain.cash_flow(session, where, start, end)
+    table = fin.cash_flow_table(report)
+    return answer(report, table, chosen_format(fmt, accept), "cash-flow", where, f"{start}-to-{end}")
+
+
+# --- closed accounting periods -----------------------------------------------------------------------------------
+
+
+class ClosedPeriodOut(BaseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID | None = Field(description="null: closed for the whole bank")
+    period_start: date
+    period_end: date
+    reason: str
+    closed_by: uuid.UUID
+    closed_at: datetime
+
+
+class ClosePeriodIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    org_id: uuid.UUID | None = Field(
+        default=None, description="bank-wide roles: an organization, or none for the whole bank; org admins: their own"
+    )
+    period_start: BusinessDate
+    period_end: BusinessDate
+    reason: Annotated[str, *line_rules(500, 1)] = Field(examples=["October 2026 books closed"])
+
+
+@router.get("/periods", response_model=Page[ClosedPeriodOut], summary="Closed accounting periods, latest first")
+async def list_periods(session: ReadSessionDep, user: PeriodReader, page: PageDep, org_id: OrgParam = None):
+    statement = periods.visible_closures(report_org(user, org_id))
+    rows, total = await paginate(
+        session, statement, page, [col(ClosedPeriod.period_end).desc(), col(ClosedPeriod.closed_at).desc()]
+    )
+    items = [ClosedPeriodOut.model_validate(r, from_attributes=True) for r in rows]
+    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post(
+    "/periods",
+    response_model=ClosedPeriodOut,
+    status_code=201,
+    responses={200: {"model": ClosedPeriodOut, "description": "already closed: the same closure"}},
+    summary="Close an accounting period: the database then refuses any posting dated inside it",
+)
+async def close_period(body: ClosePeriodIn, session: SessionDep, user: PeriodCloser, settings: SettingsDep):
+    checked_range(body.period_start, body.period_end)
+    today = business_today(settings)
+    if body.period_end >= today:
+        raise AppError(
+            422,
+            "period_not_ended",
+            "only a period that has ended can be closed",
+            {"period_end": body.period_end.isoformat(), "business_date": today.isoformat()},
+        )
+    org_id = report_org(user, body.org_id)
+    if await domain.scope(session, org_id) is None:
+        raise not_found("organization", org_id)
+    if pending := await periods.unposted_interest_months(session, body.period_start, body.period_end):
+        raise AppError(
+            409,
+            "interest_posting_pending",
+            "interest accrued in the period is not posted yet: close it after month-end posting",
+            {"periods": pending},
+        )
+    try:
+        period, created = await periods.close(session, user, org_id, body.period_start, body.period_end, body.reason)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        raise AppError(
+            503, "ledger_busy", "postings are in flight; try again", None, headers={"Retry-After": "5"}
+        ) from exc
+    await session.commit()
+    out = ClosedPeriodOut.model_validate(period, from_attributes=True)
+    if created:
+        return out
+    return RawResponse(out.model_dump_json(), status_code=200, media_type="application/json")

@@ -1,0 +1,108 @@
+"""Financial reports read from the ledger by set-based SQL: one aggregate per report line, never a loop over
+accounts or entries. The statements themselves are assembled by finance/reports.py (pure).
+
+Scope. The bank-wide view sums every posting. An organization's view holds the entries that touch at least one of
+its accounts, and of those entries:
+* the postings to the organization's own accounts (its members' deposits and loans, its own accounts);
+* the postings to the GL accounts, which are the bank's and have no organization (cash, ACH clearing, interest and
+  fee income and expense), when the entry touches no other organization's account: a deposit's cash, a member's
+  interest, a loan's interest income are then the organization's share of the bank's books;
+* for an entry shared with another organization (a transfer between two of them), the GL legs are left out (they
+  cannot be split without a rule the ledger does not hold) and what remains unbalanced goes to one line, INTER-ORG
+  (due from / to other organizations), so each organization's trial balance and balance sheet still balance.
+Entries that touch only GL accounts belong to the bank-wide view alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from finance import reports as fin
+from models.users import Organization
+
+BANK_WIDE = "All organizations (bank-wide)"
+CENT = Decimal("0.01")
+
+_DATED = "j.effective_date <= :end AND (CAST(:start AS date) IS NULL OR j.effective_date >= CAST(:start AS date))"
+
+_BANK_LINES = text(f"""
+    SELECT a.kind, CASE WHEN a.kind = 'gl' THEN a.code END AS code, a.type, min(a.name) AS name,
+           sum(p.amount) AS amount
+    FROM postings p
+    JOIN journal_entries j ON j.id = p.entry_id
+    JOIN ledger_accounts a ON a.id = p.account_id
+    WHERE {_DATED}
+    GROUP BY a.kind, CASE WHEN a.kind = 'gl' THEN a.code END, a.type
+""")
+
+_ORG_LINES = text(f"""
+    WITH org_entries AS (
+        SELECT DISTINCT p.entry_id
+        FROM ledger_accounts a
+        JOIN postings p ON p.account_id = a.id
+        JOIN journal_entries j ON j.id = p.entry_id
+        WHERE a.org_id = :org AND {_DATED}
+    ), legs AS (
+        SELECT p.amount, a.kind, a.code, a.type, a.name, a.org_id,
+               bool_or(a.kind = 'internal' AND a.org_id IS DISTINCT FROM :org) OVER (PARTITION BY p.entry_id) AS shared
+        FROM org_entries e
+        JOIN postings p ON p.entry_id = e.entry_id
+        JOIN ledger_accounts a ON a.id = p.account_id
+    ), mine AS (
+        SELECT * FROM legs WHERE org_id = :org OR (kind = 'gl' AND org_id IS NULL AND NOT shared)
+    )
+    SELECT kind, CASE WHEN kind = 'gl' THEN code END AS code, type, min(name) AS name, sum(amount) AS amount
+    FROM mine
+    GROUP BY kind, CASE WHEN kind = 'gl' THEN code END, type
+    UNION ALL
+    SELECT 'INTER-ORG', NULL, 'inter_org', 'Inter-organization', -sum(amount)
+    FROM mine WHERE shared
+    HAVING count(*) > 0
+""")
+
+
+async def lines(session: AsyncSession, org_id: uuid.UUID | None, start: date | None, end: date) -> list[fin.Line]:
+    """Each report line's net postings dated from `start` (None: from the beginning) to `end`, both included."""
+    params: dict = {"start": start, "end": end}
+    if org_id is not None:
+        params["org"] = org_id
+    rows = await session.execute(_ORG_LINES if org_id is not None else _BANK_LINES, params)
+    return [
+        fin.classify(r.kind, r.code, r.type, r.name, Decimal(r.amount).quantize(CENT))
+        for r in rows
+        if r.amount is not None
+    ]
+
+
+async def scope(session: AsyncSession, org_id: uuid.UUID | None) -> fin.Scope | None:
+    """The report's scope; None for an organization that does not exist."""
+    if org_id is None:
+        return fin.Scope(org_id=None, name=BANK_WIDE)
+    org = await session.get(Organization, org_id)
+    return fin.Scope(org_id=org.id, name=org.name) if org else None
+
+
+async def trial_balance(session: AsyncSession, where: fin.Scope, as_of: date) -> fin.TrialBalance:
+    return fin.trial_balance(where, as_of, await lines(session, where.org_id, None, as_of))
+
+
+async def balance_sheet(session: AsyncSession, where: fin.Scope, as_of: date) -> fin.BalanceSheet:
+    balances = await lines(session, where.org_id, None, as_of)
+    this_year = await lines(session, where.org_id, date(as_of.year, 1, 1), as_of)
+    return fin.balance_sheet(where, as_of, balances, fin.net_income(this_year))
+
+
+async def income_statement(session: AsyncSession, where: fin.Scope, start: date, end: date) -> fin.IncomeStatement:
+    return fin.income_statement(where, start, end, await lines(session, where.org_id, start, end))
+
+
+async def cash_flow(session: AsyncSession, where: fin.Scope, start: date, end: date) -> fin.CashFlowStatement:
+    movements = await lines(session, where.org_id, start, end)
+    before = await lines(session, where.org_id, None, start - timedelta(days=1))
+    opening = sum((line.amount for line in before if line.key in fin.CASH_LINES), fin.ZERO)
+    return fin.cash_flow(where, start, end, movements, opening)
