@@ -18,6 +18,7 @@ from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.retention import RetentionActivities
 from activities.statements import StatementActivities
+from activities.webhooks import WebhookActivities
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender
@@ -42,6 +43,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     retention = RetentionActivities(db, settings)
     kyc = KycActivities(db, settings, client)
     documents = DocumentActivities(db, settings)
+    webhooks = WebhookActivities(db, settings, client)
     return [
         payments.post_book_transfer,
         accrual.accrue_day,
@@ -105,4 +107,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         documents.scan_upload,
         documents.store_upload,
         documents.discard_upload,
+        webhooks.dispatch_webhook_events,
+        webhooks.next_webhook_event,
+        webhooks.deliver_webhook_event,
+        webhooks.park_webhook_event,
     ]

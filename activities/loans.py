@@ -23,6 +23,7 @@ from core.db import Database
 from core.loan_books import installment_rows
 from core.storage import storage_from_settings
 from documents.loan_agreement import AgreementData, render_loan_agreement
+from domain import webhooks
 from domain.documents import store_generated
 from finance.amortization import (
     AmortizationMethod,
@@ -128,6 +129,11 @@ class LoanActivities:
                 entity_id=loan.id,
                 before=before,
                 after={"status": update.status, "reason": update.reason, "credit_score": update.credit_score},
+            )
+            # A loan passes through each status of its application once (an ended loan takes none): the status
+            # is the transition's key.
+            await webhooks.emit_loan(
+                session, loan.id, loan.org_id, update.status, before["status"], update.status, update.reason
             )
 
     @activity.defn

@@ -37,6 +37,8 @@ from api.routers import (
     statements,
     transfers,
     users,
+    webhook_deliveries,
+    webhook_subscriptions,
     webhooks,
 )
 from api.routers.metrics import install_metrics
@@ -122,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kyc,
         documents,
         api_keys,
+        webhook_subscriptions,
+        webhook_deliveries,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -20,6 +20,8 @@ Roles (see README "Access policy"):
                    requests they applied for or submitted, bills they pay, documents of themselves or their loans).
   documents        org staff read their organization's; org admins and operators upload them too (approvers only
                    read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
+  webhooks         an org admin manages their organization's subscriptions (a superuser any); their delivery log
+                   and dead letters are operations: the operator roles see and replay them, org staff their own.
 A notification is its user's alone, whatever the role.
 
 An API key (core/api_keys.py) is a principal too: it acts as the user who created it, so every rule here applies to
@@ -55,6 +57,7 @@ from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.payments import Payment
 from models.statements import Statement
 from models.users import APPROVER_ROLES, Organization, Role, User
+from models.webhooks import WebhookEvent, WebhookSubscription
 
 log = logging.getLogger("security")
 
@@ -87,6 +90,8 @@ class Entity(StrEnum):
     member = "member"  # a user of role member, as staff manage them (profiles, KYC, invitations, deactivation)
     document = "document"
     api_key = "API key"
+    webhook_subscription = "webhook subscription"
+    webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
 
 
 class Action(StrEnum):
@@ -181,6 +186,12 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.api_key, Action.read): KEY_ADMINS,
     (Entity.api_key, Action.create): KEY_ADMINS,
     (Entity.api_key, Action.update): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.read): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.create): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.update): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.delete): KEY_ADMINS,
+    (Entity.webhook_delivery, Action.read): OPERATORS,
+    (Entity.webhook_delivery, Action.repair): OPERATORS,  # replay a dead letter
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -224,6 +235,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "members:write": SUPER | ORG_STAFF,
     "documents:read": ALL_ROLES,
     "documents:write": ALL_ROLES,
+    "webhooks:read": OPERATORS,
+    "webhooks:write": OPERATORS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -410,6 +423,14 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(false())
     if entity == Entity.api_key:
         return statement.where(col(ApiKey.org_id) == org if role == Role.org_admin and org else false())
+    if entity == Entity.webhook_subscription:
+        return statement.where(col(WebhookSubscription.org_id) == org if role == Role.org_admin and org else false())
+    if entity == Entity.webhook_delivery:
+        if role == Role.bank_operations:
+            return statement
+        if role in (Role.org_admin, Role.operator) and org:
+            return statement.where(col(WebhookEvent.org_id) == org)
+        return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -463,6 +484,8 @@ MODELS: dict[Entity, Any] = {
     Entity.member: User,
     Entity.document: Document,
     Entity.api_key: ApiKey,
+    Entity.webhook_subscription: WebhookSubscription,
+    Entity.webhook_delivery: WebhookEvent,
 }
 
 

@@ -47,6 +47,8 @@ RESOURCES: dict[str, str] = {
     "members": "members",
     "invitations": "members",
     "documents": "documents",  # the documents work (merged on main meanwhile)
+    "webhook-subscriptions": "webhooks",
+    "webhook-deliveries": "webhooks",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -5,7 +5,7 @@ Every place that starts a workflow (the API, activities, Schedules) asks `queue_
 its parent's queue, and no workflow of one class starts a child of the other.
 
 Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
-debit), bank events, KYC reviews (with their approvals). Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
+debit), bank events, KYC reviews (with their approvals). Routine: the bill run and its reminders, statements, emails sent again by an operator, webhooks out, backups
 and retention, and interest accrual and posting, which write the ledger but are batch runs on a schedule with hours
 of slack: at millions of accounts they are exactly the bulk that must not take a payment's worker slots, and their
 writes are exactly-once whichever pool runs them.
@@ -47,6 +47,8 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "RetentionWorkflow": Urgency.routine,
     "KycReverificationWorkflow": Urgency.routine,  # starts KYC workflows through the client, not as children
     "DocumentUploadWorkflow": Urgency.routine,
+    "WebhookDispatchWorkflow": Urgency.routine,  # notifications to organizations' systems, not money movement
+    "WebhookDeliveryWorkflow": Urgency.routine,
 }
 
 

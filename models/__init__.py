@@ -36,6 +36,7 @@ from models.loans import (
 from models.payments import Payment, PaymentEvent
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
+from models.webhooks import WebhookEvent, WebhookSubscription
 
 __all__ = [
     "AccrualRun",
@@ -83,4 +84,6 @@ __all__ = [
     "Statement",
     "User",
     "UserMfa",
+    "WebhookEvent",
+    "WebhookSubscription",
 ]

@@ -23,6 +23,7 @@ from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow, WebhookDispatchWorkflow
 
 ALL_WORKFLOWS = [
     BookTransferWorkflow,
@@ -45,4 +46,6 @@ ALL_WORKFLOWS = [
     KycWorkflow,
     KycReverificationWorkflow,
     DocumentUploadWorkflow,
+    WebhookDispatchWorkflow,
+    WebhookDeliveryWorkflow,
 ]
