@@ -130,11 +130,11 @@ class LoanActivities:
                 before=before,
                 after={"status": update.status, "reason": update.reason, "credit_score": update.credit_score},
             )
-            # A loan passes through each status of its application once (an ended loan takes none): the status
-            # is the transition's key.
-            await webhooks.emit_loan(
-                session, loan.id, loan.org_id, update.status, before["status"], update.status, update.reason
-            )
+            # A status may come back (pending_approval after info_requested): the transition is keyed by the
+            # activity that made it, which a retry keeps (and a retry finds the status set, above).
+            info = activity.info()
+            key = f"{update.status}:{info.workflow_run_id}:{info.activity_id}"
+            await webhooks.emit_loan(session, loan.id, loan.org_id, update.status, before["status"], key, update.reason)
 
     @activity.defn
     async def credit_check_blocked(self, blocked: CreditCheckBlocked) -> NotifyUsers | None:

@@ -13,6 +13,7 @@ import pytest
 from activities.webhooks import start_dispatcher
 from core import webhook_signing
 from tests.conftest import Org, assert_error, make_org, open_account
+from tests.integration.test_loans import apply
 from tests.polling import poll
 
 V1 = "/api/v1"
@@ -180,3 +181,30 @@ async def test_a_dead_letter_is_counted_and_replayed_once_and_other_orgs_see_not
     assert len(got) == 3
     summary = (await http.get(f"{V1}/operations/dead-letters", headers=operator)).json()["items"]
     assert {d["kind"]: d["count"] for d in summary}["dead_webhook_deliveries"] == 0
+
+
+async def test_a_loans_status_changes_reach_its_organizations_subscriber(
+    http, su, sandbox_url, bank, product, dispatcher, receiver
+):
+    url, sandbox, name = receiver
+    response = await http.post(
+        f"{V1}/webhook-subscriptions",
+        headers={**bank.headers["org_admin"], "Idempotency-Key": uuid.uuid4().hex},
+        json={"url": url, "event_types": ["loan.status_changed"]},
+    )
+    assert response.status_code == 201, response.text
+    loan = await apply(http, sandbox_url, bank, product)
+
+    def statuses(items: list[dict]) -> list[str]:
+        return [json.loads(i["body"])["data"]["status"] for i in accepted(items)]
+
+    items = await poll(
+        lambda: received(sandbox, name),
+        lambda items: "pending_approval" in statuses(items),
+        30,
+        lambda items: f"the loan's statuses did not arrive: {statuses(items)}",
+    )
+    assert statuses(items) == ["checking_eligibility", "credit_check", "pending_approval"]
+    first = json.loads(accepted(items)[0]["body"])
+    assert first["type"] == "loan.status_changed"
+    assert first["data"] == {**first["data"], "loan_id": loan["id"], "previous_status": "submitted"}
