@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -13,7 +14,9 @@ import pytest
 from activities.webhooks import start_dispatcher
 from core import webhook_signing
 from tests.conftest import Org, assert_error, make_org, open_account
+from tests.integration.test_kyc import submit
 from tests.integration.test_loans import apply
+from tests.integration.test_members import new_member
 from tests.polling import poll
 
 V1 = "/api/v1"
@@ -208,3 +211,30 @@ async def test_a_loans_status_changes_reach_its_organizations_subscriber(
     first = json.loads(accepted(items)[0]["body"])
     assert first["type"] == "loan.status_changed"
     assert first["data"] == {**first["data"], "loan_id": loan["id"], "previous_status": "submitted"}
+
+
+async def test_a_kyc_outcome_reaches_the_members_organizations_subscriber(http, su, dispatcher, receiver):
+    url, sandbox, name = receiver
+    org = await make_org(http, su, roles=("org_admin",))
+    response = await http.post(
+        f"{V1}/webhook-subscriptions",
+        headers={**org.headers["org_admin"], "Idempotency-Key": uuid.uuid4().hex},
+        json={"url": url, "event_types": ["kyc.status_changed"]},
+    )
+    assert response.status_code == 201, response.text
+    member, headers = await new_member(http, org)
+    await submit(http, headers, member["id"])
+
+    def events(items: list[dict]) -> list[dict]:
+        return [json.loads(i["body"])["data"] for i in accepted(items)]
+
+    items = await poll(
+        lambda: received(sandbox, name),
+        lambda items: "verified" in [e["status"] for e in events(items)],
+        30,
+        lambda items: f"the KYC outcome did not arrive: {events(items)}",
+    )
+    changes = events(items)
+    assert {e["member_id"] for e in changes} == {member["id"]}
+    assert changes[0]["previous_status"] == "unverified" and changes[-1]["status"] == "verified"
+    assert all(a["status"] == b["previous_status"] for a, b in pairwise(changes))
