@@ -21,7 +21,7 @@ from core import access, audit, webhook_signing
 from core.access import Action, Entity
 from domain import webhooks
 from models.base import utcnow
-from models.users import User
+from models.users import Organization, User
 from models.webhooks import (
     DeliveryStatus,
     SubscriptionStatus,
@@ -136,7 +136,7 @@ async def create_subscription(
     org_id = access.target_org(actor, body.org_id)
     if org_id is None:
         raise AppError(422, "org_required", "a superuser names the organization (org_id)")
-    if access.is_super(actor) and (await session.get(access.MODELS[Entity.organization], org_id)) is None:
+    if access.is_super(actor) and (await session.get(Organization, org_id)) is None:
         raise AppError(422, "unknown_organization", f"organization {org_id} does not exist")
     existing = (
         await session.exec(

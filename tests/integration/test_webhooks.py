@@ -92,6 +92,10 @@ async def test_an_endpoint_down_for_a_while_gets_every_event_once_in_order_signe
     assert secret.startswith(subscription["secret_hint"])
     shown = await http.get(f"{V1}/webhook-subscriptions/{subscription['id']}", headers=org.headers["org_admin"])
     assert shown.json() == subscription and secret not in shown.text  # the secret is shown once
+    listed = await http.get(
+        f"{V1}/webhook-subscriptions", headers=org.headers["org_admin"], params={"event_type": "payment.status_changed"}
+    )
+    assert [s["id"] for s in listed.json()["items"]] == [subscription["id"]] and secret not in listed.text
 
     await control(sandbox, name, down=True)
     payments = [await transfer(http, org, "10.00"), await transfer(http, org, "20.00")]
