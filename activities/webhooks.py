@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 
-from core import webhook_signing
+from core import webhook_signing, webhook_targets
 from core.config import Settings
 from core.crypto import AccountNumberCipher
 from core.db import Database
@@ -39,6 +39,7 @@ from models.webhooks import (
 DISPATCHER_WORKFLOW_ID = "webhook-dispatch"
 DISPATCH_BATCH = 1000
 NOT_ACTIVE = "SubscriptionNotActive"  # the error type of a delivery whose subscription was paused or deleted
+NOT_ALLOWED = "EndpointNotAllowed"  # production: the endpoint resolves to an internal address (parked at once)
 
 
 def delivery_workflow_id(subscription_id: uuid.UUID | str) -> str:
@@ -170,6 +171,9 @@ class WebhookActivities:
             raise ApplicationError(
                 f"the subscription is {row.subscription_status}", type=NOT_ACTIVE, non_retryable=True
             )
+        if webhook_targets.enforced(self.settings) and (refusal := await webhook_targets.resolved_refusal(row.url)):
+            await self._record_attempt(req.event_id, None, refusal)
+            raise ApplicationError(refusal, type=NOT_ALLOWED, non_retryable=True)
         body = row.body.encode()
         headers = webhook_signing.headers(
             self.cipher.decrypt(row.secret_ciphertext), str(req.event_id), row.event_type, int(time.time()), body
@@ -182,6 +186,13 @@ class WebhookActivities:
             error = None if 200 <= code < 300 else f"HTTP {code}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        await self._record_attempt(req.event_id, code, error)
+        if error is not None:
+            raise ApplicationError(f"webhook {req.event_id} not delivered: {error}", type="DeliveryFailed")
+        return DeliveryStatus.delivered
+
+    async def _record_attempt(self, event_id: uuid.UUID, code: int | None, error: str | None) -> None:
+        """The attempt on the row (the delivery log); a success marks it delivered."""
         async with self.db.session() as session, session.begin():
             await session.execute(
                 text(
@@ -192,16 +203,13 @@ class WebhookActivities:
                        WHERE id = :id AND status = 'pending'"""
                 ),
                 {
-                    "id": req.event_id,
+                    "id": event_id,
                     "now": datetime.now(UTC),
                     "code": code,
                     "error": error[:500] if error else None,
                     "ok": error is None,
                 },
             )
-        if error is not None:
-            raise ApplicationError(f"webhook {req.event_id} not delivered: {error}", type="DeliveryFailed")
-        return DeliveryStatus.delivered
 
     @activity.defn
     async def park_webhook_event(self, req: ParkWebhookEvent) -> None:

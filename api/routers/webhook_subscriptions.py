@@ -13,12 +13,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from api.deps import CipherDep, IdempotencyKey, ReadSessionDep, SessionDep, allowed
+from api.deps import CipherDep, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, allowed
 from api.errors import AppError
 from api.fields import line_rules
 from api.pagination import Page, PageDep, paginate
-from core import access, audit, webhook_signing
+from core import access, audit, webhook_signing, webhook_targets
 from core.access import Action, Entity
+from core.config import Settings
 from domain import webhooks
 from models.base import utcnow
 from models.users import Organization, User
@@ -96,6 +97,11 @@ class SubscriptionCreated(SubscriptionOut):
     secret: str = Field(description="the signing secret, shown this once: verify X-Webhook-Signature with it")
 
 
+def _check_target(settings: Settings, url: str) -> None:
+    if webhook_targets.enforced(settings) and (refusal := webhook_targets.url_refusal(url)):
+        raise AppError(422, "endpoint_not_allowed", refusal, {"url": url})
+
+
 def _out(row: WebhookSubscription) -> SubscriptionOut:
     return SubscriptionOut.model_validate(row, from_attributes=True)
 
@@ -130,9 +136,16 @@ def _already_created(row: WebhookSubscription) -> AppError:
     "", response_model=SubscriptionCreated, status_code=201, summary="Subscribe an endpoint (secret shown once)"
 )
 async def create_subscription(
-    body: SubscriptionIn, key: IdempotencyKey, session: SessionDep, cipher: CipherDep, actor: Creator
+    body: SubscriptionIn,
+    key: IdempotencyKey,
+    session: SessionDep,
+    cipher: CipherDep,
+    settings: SettingsDep,
+    actor: Creator,
 ):
-    """A retry with the same Idempotency-Key makes no second subscription: 409 naming the one made."""
+    """A retry with the same Idempotency-Key makes no second subscription: 409 naming the one made. In production
+    the endpoint must be https:// on a public address (422 endpoint_not_allowed)."""
+    _check_target(settings, body.url)
     org_id = access.target_org(actor, body.org_id)
     if org_id is None:
         raise AppError(422, "org_required", "a superuser names the organization (org_id)")
@@ -197,7 +210,11 @@ async def get_subscription(subscription_id: uuid.UUID, session: SessionDep, acto
 
 
 @router.patch("/{subscription_id}", response_model=SubscriptionOut, summary="Change, pause or resume a subscription")
-async def update_subscription(subscription_id: uuid.UUID, body: SubscriptionPatch, session: SessionDep, actor: Updater):
+async def update_subscription(
+    subscription_id: uuid.UUID, body: SubscriptionPatch, session: SessionDep, settings: SettingsDep, actor: Updater
+):
+    if body.url is not None:
+        _check_target(settings, body.url)
     row: WebhookSubscription = await access.visible(
         session, actor, Entity.webhook_subscription, subscription_id, for_update=True
     )
