@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from activities import all_activities
 from activities.bank_events import start_sweep
+from activities.webhooks import start_dispatcher
 from core.cache.listener import CacheListener
 from core.cache.store import Cache
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
@@ -106,6 +107,7 @@ async def main(queues: list[Urgency]) -> None:
     # Here, not in build_worker: tests build workers too, and keep their schedules apart.
     log.info("schedules", extra={"schedules": await ensure_schedules(client, settings)})
     await start_sweep(client, settings)  # the bank-event outbox's sweep, unless it runs already
+    await start_dispatcher(client, settings)  # the webhook outbox's dispatcher, likewise
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

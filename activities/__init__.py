@@ -20,6 +20,7 @@ from activities.retention import RetentionActivities
 from activities.reversals import ReversalActivities
 from activities.standing import StandingActivities
 from activities.statements import StatementActivities
+from activities.webhooks import WebhookActivities
 from core.config import Settings
 from core.db import Database
 from core.email import EmailSender
@@ -46,6 +47,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     documents = DocumentActivities(db, settings)
     reversals = ReversalActivities(db, settings)
     standing = StandingActivities(db, settings, client, notifications)
+    webhooks = WebhookActivities(db, settings, client)
     return [
         standing.pay_run,
         standing.notify_failure,
@@ -114,4 +116,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         documents.scan_upload,
         documents.store_upload,
         documents.discard_upload,
+        webhooks.dispatch_webhook_events,
+        webhooks.next_webhook_event,
+        webhooks.deliver_webhook_event,
+        webhooks.park_webhook_event,
     ]

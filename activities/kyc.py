@@ -21,6 +21,7 @@ from core import search_attributes as sa
 from core.config import Settings
 from core.db import Database
 from core.task_queues import queue_for
+from domain import webhooks
 from models.approvals import ApprovalInput, LevelSpec
 from models.members import (
     KycInput,
@@ -32,6 +33,7 @@ from models.members import (
     ScreeningResult,
     SubmissionRecord,
 )
+from models.webhooks import WebhookEventType
 
 KYC_NS = uuid.UUID("0c6f3a52-8f1e-4b8e-9d7a-3e5b1c2d4f60")
 REVERIFY_BATCH = 500
@@ -153,7 +155,7 @@ class KycActivities:
             before = (
                 await session.execute(
                     text(
-                        "SELECT kyc_status, kyc_waiting_on, kyc_reason, kyc_expires_at FROM users WHERE id = :id "
+                        "SELECT org_id, kyc_status, kyc_waiting_on, kyc_reason, kyc_expires_at FROM users WHERE id = :id "
                         "FOR UPDATE"
                     ),
                     {"id": update.member_id},
@@ -184,6 +186,24 @@ class KycActivities:
                 "kyc_waiting_on": before.kyc_waiting_on,
                 "kyc_reason": before.kyc_reason,
             }
+            if before.kyc_status != update.status:
+                # A member's KYC passes through the same statuses again (re-verification, a second review round):
+                # the transition is keyed by the activity that made it, which a retry keeps.
+                info = activity.info()
+                await webhooks.emit(
+                    session,
+                    org_id=before.org_id,
+                    event_type=WebhookEventType.kyc_status_changed,
+                    entity_type="member",
+                    entity_id=update.member_id,
+                    event_key=f"{update.status}:{info.workflow_run_id}:{info.activity_id}",
+                    data={
+                        "member_id": str(update.member_id),
+                        "status": update.status,
+                        "previous_status": before.kyc_status,
+                        "reason": update.reason,
+                    },
+                )
             if previous != after or verified:
                 await audit.record(
                     session,

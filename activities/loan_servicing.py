@@ -30,6 +30,7 @@ from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_balances, installment_rows, mark_paid, record_repayment
+from domain import webhooks
 from finance.allocation import Allocation, InstallmentBalance, allocate, totals
 from finance.amortization import payoff_amount, remaining_schedule
 from finance.daycount import DayCount
@@ -398,6 +399,8 @@ class LoanServicingActivities:
             if loan.status == "closed":
                 loan.status, loan.closed_at, loan.updated_at = "active", None, datetime.now(UTC)
                 session.add(loan)
+                # Reopened by this reversal (a loan may close and reopen more than once): keyed by its entry.
+                await webhooks.emit_loan(session, loan.id, loan.org_id, "active", before, f"reopened:{entry_id}")
             parts = totals(split)
             await audit.record(
                 session,
@@ -494,6 +497,7 @@ class LoanServicingActivities:
             if closed:
                 loan.status, loan.closed_at = "closed", datetime.now(UTC)
                 session.add(loan)
+                await webhooks.emit_loan(session, loan.id, loan.org_id, "closed", "active", f"closed:{entry_id}")
             await audit.record(
                 session,
                 actor=req.paid_by_email,

@@ -24,6 +24,7 @@ from core.loan_books import installment_rows
 from core.storage import storage_from_settings
 from core.task_queues import queue_for
 from documents.loan_agreement import AgreementData, render_loan_agreement
+from domain import webhooks
 from domain.documents import store_generated
 from finance.amortization import (
     AmortizationMethod,
@@ -130,6 +131,11 @@ class LoanActivities:
                 before=before,
                 after={"status": update.status, "reason": update.reason, "credit_score": update.credit_score},
             )
+            # A status may come back (pending_approval after info_requested): the transition is keyed by the
+            # activity that made it, which a retry keeps (and a retry finds the status set, above).
+            info = activity.info()
+            key = f"{update.status}:{info.workflow_run_id}:{info.activity_id}"
+            await webhooks.emit_loan(session, loan.id, loan.org_id, update.status, before["status"], key, update.reason)
 
     @activity.defn
     async def credit_check_blocked(self, blocked: CreditCheckBlocked) -> NotifyUsers | None:

@@ -15,23 +15,30 @@ from core import audit, ledger
 from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
+from domain import webhooks
 from models.payments import FINAL_STATUSES, BookTransferInput, Payment, PaymentOutcome, PaymentStatus
 
 
 async def add_event(
     session: AsyncSession, payment_id: uuid.UUID, status: str, detail: dict | None = None, event_key: str | None = None
 ) -> None:
-    await session.execute(
-        text("""INSERT INTO payment_events (payment_id, event_key, status, detail)
-                VALUES (:payment_id, :key, :status, CAST(:detail AS jsonb))
-                ON CONFLICT ON CONSTRAINT payment_events_once DO NOTHING"""),
-        {
-            "payment_id": payment_id,
-            "key": event_key or status,
-            "status": status,
-            "detail": None if detail is None else json.dumps(detail),
-        },
-    )
+    """The payment's history event, once per event_key; a new one is also told to the organization's webhook
+    subscribers (the outbox row is written in this same transaction)."""
+    inserted = (
+        await session.execute(
+            text("""INSERT INTO payment_events (payment_id, event_key, status, detail)
+                    VALUES (:payment_id, :key, :status, CAST(:detail AS jsonb))
+                    ON CONFLICT ON CONSTRAINT payment_events_once DO NOTHING RETURNING id"""),
+            {
+                "payment_id": payment_id,
+                "key": event_key or status,
+                "status": status,
+                "detail": None if detail is None else json.dumps(detail),
+            },
+        )
+    ).first()
+    if inserted is not None:
+        await webhooks.emit_payment(session, payment_id, status, event_key or status, detail)
 
 
 def outcome(payment: Payment) -> PaymentOutcome:

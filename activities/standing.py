@@ -18,7 +18,6 @@ from models.notifications import NotifyUsers
 from models.payments import PaymentOutcome, PaymentStatus
 from models.standing import InstructionStatus, StandingInstruction, StandingRunOutcome, StandingRunStep
 from models.users import User
-from workflows.book_transfer import BookTransferWorkflow
 
 FINAL = (PaymentStatus.completed, PaymentStatus.failed)
 
@@ -87,8 +86,8 @@ class StandingActivities:
             return StandingRunOutcome(status="failed", failure_code="forbidden", failure_reason=str(denied))
         status, code, reason = transfer.status, transfer.failure_code, transfer.failure_reason
         if status not in FINAL:  # still posting: a book transfer takes a moment
-            handle = self.client.get_workflow_handle_for(BookTransferWorkflow.run, transfer.workflow_id)
-            result: PaymentOutcome = await handle.result()
+            handle = self.client.get_workflow_handle(transfer.workflow_id, result_type=PaymentOutcome)
+            result = await handle.result()
             status, code, reason = result.status, result.failure_code, result.failure_reason
         return StandingRunOutcome(
             status="completed" if status == PaymentStatus.completed else "failed",

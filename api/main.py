@@ -40,6 +40,8 @@ from api.routers import (
     statements,
     transfers,
     users,
+    webhook_deliveries,
+    webhook_subscriptions,
     webhooks,
 )
 from api.routers.metrics import install_metrics
@@ -128,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         journal_entries,
         standing_instructions,
         reports,
+        webhook_subscriptions,
+        webhook_deliveries,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -20,6 +20,8 @@ Roles (see README "Access policy"):
                    requests they applied for or submitted, bills they pay, documents of themselves or their loans).
   documents        org staff read their organization's; org admins and operators upload them too (approvers only
                    read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
+  webhooks         an org admin manages their organization's subscriptions (a superuser any); their delivery log
+                   and dead letters are operations: the operator roles see and replay them, org staff their own.
 A notification is its user's alone, whatever the role.
 
 An API key (core/api_keys.py) is a principal too: it acts as the user who created it, so every rule here applies to
@@ -56,6 +58,7 @@ from models.payments import Payment
 from models.standing import StandingInstruction
 from models.statements import Statement
 from models.users import APPROVER_ROLES, Organization, Role, User
+from models.webhooks import WebhookEvent, WebhookSubscription
 
 log = logging.getLogger("security")
 
@@ -92,6 +95,8 @@ class Entity(StrEnum):
     standing_instruction = "standing instruction"
     report = "financial report"  # trial balance, balance sheet, income and cash-flow statements
     accounting_period = "accounting period"
+    webhook_subscription = "webhook subscription"
+    webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
 
 
 class Action(StrEnum):
@@ -201,6 +206,12 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.report, Action.read): OPERATORS,
     (Entity.accounting_period, Action.read): OPERATORS,
     (Entity.accounting_period, Action.create): BANK | {Role.org_admin},
+    (Entity.webhook_subscription, Action.read): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.create): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.update): KEY_ADMINS,
+    (Entity.webhook_subscription, Action.delete): KEY_ADMINS,
+    (Entity.webhook_delivery, Action.read): OPERATORS,
+    (Entity.webhook_delivery, Action.repair): OPERATORS,  # replay a dead letter
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -250,6 +261,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "standing_instructions:write": GATES[(Entity.standing_instruction, Action.create)],
     "reports:read": OPERATORS,
     "reports:write": GATES[(Entity.accounting_period, Action.create)],
+    "webhooks:read": OPERATORS,
+    "webhooks:write": OPERATORS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -455,6 +468,14 @@ def scope(user: User, entity: Entity, statement: S) -> S:
             )
             return statement.where(col(JournalEntry.id).in_(touched))
         return statement.where(false())
+    if entity == Entity.webhook_subscription:
+        return statement.where(col(WebhookSubscription.org_id) == org if role == Role.org_admin and org else false())
+    if entity == Entity.webhook_delivery:
+        if role == Role.bank_operations:
+            return statement
+        if role in (Role.org_admin, Role.operator) and org:
+            return statement.where(col(WebhookEvent.org_id) == org)
+        return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -520,6 +541,8 @@ MODELS: dict[Entity, Any] = {
     Entity.api_key: ApiKey,
     Entity.journal_entry: JournalEntry,
     Entity.standing_instruction: StandingInstruction,
+    Entity.webhook_subscription: WebhookSubscription,
+    Entity.webhook_delivery: WebhookEvent,
 }
 
 

@@ -50,6 +50,8 @@ RESOURCES: dict[str, str] = {
     "journal-entries": "journal_entries",
     "standing-instructions": "standing_instructions",
     "reports": "reports",  # financial reports and accounting periods
+    "webhook-subscriptions": "webhooks",
+    "webhook-deliveries": "webhooks",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -145,6 +145,17 @@ class Settings(BaseSettings):
     bank_event_sweep_grace: timedelta = timedelta(seconds=30)
     bank_event_sweep_batch: int = Field(default=500, ge=1)
 
+    # Webhooks out (domain/webhooks.py): each event is POSTed to its subscription's URL, retried with exponential
+    # backoff (webhook_retry_initial, doubling up to webhook_retry_max_interval) for at most webhook_delivery_max_time,
+    # then parked as a dead letter. The dispatcher looks for new outbox rows every webhook_dispatch_interval and
+    # wakes again a subscription whose events still wait after webhook_rewake_after (its workflow was terminated).
+    webhook_dispatch_interval: timedelta = timedelta(seconds=1)
+    webhook_rewake_after: timedelta = timedelta(minutes=10)
+    webhook_retry_initial: timedelta = timedelta(seconds=5)
+    webhook_retry_max_interval: timedelta = timedelta(minutes=10)
+    webhook_delivery_max_time: timedelta = timedelta(days=3)
+    webhook_request_timeout: timedelta = timedelta(seconds=10)
+
     # Loans
     bureau_base_url: str = "http://127.0.0.1:8100"
     bureau_api_key: SecretStr = SecretStr("sandbox-bureau-key")

@@ -10,7 +10,7 @@ its parent's queue, and no workflow of one class starts a child of the other.
 Money: payments, ACH batches, book transfers, loans (with their approvals and servicing), bill auto-pay (an ACH
 debit), bank events, KYC reviews. Interactive: ApprovalWorkflow (a loan's or a KYC review's approval), with its
 notifications, run where its parent's create-request activity says (ApprovalInput.task_queue): requests made before
-this queue existed say nothing and run on their parent's queue, as they did. Routine: the bill run and its reminders, statements, emails sent again by an operator, backups
+this queue existed say nothing and run on their parent's queue, as they did. Routine: the bill run and its reminders, statements, emails sent again by an operator, webhooks out, backups
 and retention, and interest accrual and posting, which write the ledger but are batch runs on a schedule with hours
 of slack: at millions of accounts they are exactly the bulk that must not take a payment's worker slots, and their
 writes are exactly-once whichever pool runs them.
@@ -55,6 +55,8 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "RetentionWorkflow": Urgency.routine,
     "KycReverificationWorkflow": Urgency.routine,  # starts KYC workflows through the client, not as children
     "DocumentUploadWorkflow": Urgency.routine,
+    "WebhookDispatchWorkflow": Urgency.routine,  # notifications to organizations' systems, not money movement
+    "WebhookDeliveryWorkflow": Urgency.routine,
 }
 
 

@@ -1,6 +1,7 @@
 """Dead letters: what the back office gave up on and waits for an operator. Bank events no workflow could take (the
-exception list: GET /bank-events?status=exception), files the ODFI rejected (GET /ach/files?status=rejected) and
-emails the mail server refused for good (listed here). An email is sent again once its address is fixed."""
+exception list: GET /bank-events?status=exception), files the ODFI rejected (GET /ach/files?status=rejected),
+webhook events we gave up sending (GET /webhook-deliveries?status=dead) and emails the mail server refused for good
+(listed here). An email is sent again once its address is fixed."""
 
 import uuid
 
@@ -20,6 +21,7 @@ from models.ach import AchFile, BankEvent, BankEventStatus, EmailOutbox
 from models.notifications import ResendEmail
 from models.operations import DeadLetterCount, DeadLetters, EmailOut
 from models.users import User
+from models.webhooks import DeliveryStatus, WebhookEvent
 from workflows.email_resend import EmailResendWorkflow
 
 _EMAIL_FIELDS = ["status", "to_address", "error"]
@@ -44,6 +46,12 @@ async def dead_letters(session: AsyncSession, user: User) -> DeadLetters:
             Entity.email,
             select(EmailOutbox.id).where(EmailOutbox.status == "rejected"),
             "/api/v1/operations/emails?status=rejected",
+        ),
+        (
+            "dead_webhook_deliveries",
+            Entity.webhook_delivery,
+            select(WebhookEvent.id).where(WebhookEvent.status == DeliveryStatus.dead),
+            "/api/v1/webhook-deliveries?status=dead",
         ),
         (
             "rejected_ach_files",

@@ -26,6 +26,7 @@ from core.access import Entity
 from core.config import Settings
 from core.task_queues import queue_for
 from core.temporal import published
+from domain import webhooks
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
 from models.users import User
@@ -217,6 +218,7 @@ async def record_new_payment(
             text("INSERT INTO payment_events (payment_id, event_key, status) VALUES (:id, 'created', 'created')"),
             {"id": payment_id},
         )
+        await webhooks.emit_payment(session, payment_id, PaymentStatus.created, "created", None)
         await audit.record(
             session,
             actor=user.email,

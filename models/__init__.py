@@ -39,6 +39,7 @@ from models.reversals import EntryReversal
 from models.standing import StandingInstruction, StandingInstructionRun
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
+from models.webhooks import WebhookEvent, WebhookSubscription
 
 __all__ = [
     "AccrualRun",
@@ -90,4 +91,6 @@ __all__ = [
     "Statement",
     "User",
     "UserMfa",
+    "WebhookEvent",
+    "WebhookSubscription",
 ]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from sandbox import bureau, faults, identity, linking, odfi, scanner
+from sandbox import bureau, faults, identity, linking, odfi, receiver, scanner
 from sandbox.settings import SandboxSettings
 
 SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router, identity.router, scanner.router]
@@ -16,6 +16,7 @@ UNFAULTED_ROUTERS = [
     faults.control_router,
     odfi.control_router,
     bureau.control_router,
+    receiver.router,  # fails on its own control, not the injector's
 ]  # control and test instrumentation
 
 
@@ -36,6 +37,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app.state.linking = linking.LinkingState(settings.client_id, settings.secret)
     app.state.odfi = odfi.OdfiState(settings)
     app.state.bureau = bureau.BureauState(settings)
+    app.state.receiver = receiver.ReceiverState()
 
     # Starlette types every handler for Exception; it calls this one only with an InjectedFault.
     app.add_exception_handler(faults.InjectedFault, faults.injected_fault_handler)  # type: ignore[arg-type]

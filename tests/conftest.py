@@ -134,6 +134,13 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         standing_instruction_min_interval=timedelta(seconds=1),
         standing_instruction_attempts=2,
         standing_instruction_retry_after=timedelta(seconds=1),
+        # Webhooks out in seconds: the outbox looked at every 0.2 s; a delivery retried after 1 s, then 2 s (Temporal
+        # counts retry intervals in whole seconds), for 5 s in all before it is a dead letter: attempts at 0, 1, 3 s.
+        webhook_dispatch_interval=timedelta(seconds=0.2),
+        webhook_retry_initial=timedelta(seconds=1),
+        webhook_retry_max_interval=timedelta(seconds=2),
+        webhook_delivery_max_time=timedelta(seconds=5),
+        webhook_request_timeout=timedelta(seconds=2),
     )
 
 

@@ -25,6 +25,7 @@ from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.reversal import ReversalWorkflow
 from workflows.standing_instruction import StandingInstructionRunWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow, WebhookDispatchWorkflow
 
 ALL_WORKFLOWS = [
     BookTransferWorkflow,
@@ -49,4 +50,6 @@ ALL_WORKFLOWS = [
     DocumentUploadWorkflow,
     ReversalWorkflow,
     StandingInstructionRunWorkflow,
+    WebhookDispatchWorkflow,
+    WebhookDeliveryWorkflow,
 ]

@@ -194,6 +194,8 @@ class World:
         self.bill_body = self.bill_fields()
         self.api_key = await self.new_api_key()
         self.standing = await self.standing_instruction()
+        self.subscription = await self.new_subscription()
+        self.webhook_event_id = await self.dead_webhook_event()
         self.bill = await self.new_bill()
         self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
         self.ach_file_id = await self._ach_file()
@@ -385,6 +387,32 @@ class World:
         """An API key of A (made by its fixture admin)."""
         body = {"name": unique("matrix A key"), "scopes": ["payments:read"]}
         return await self.call("POST", "/api/v1/api-keys", {**self.admin, **key()}, json=body)
+
+    async def new_subscription(self) -> dict:
+        """A webhook subscription of A (made by its fixture admin), to KYC events, at the sandbox receiver."""
+        body = {"url": f"{self.sandbox_url}/receiver/matrix", "event_types": ["kyc.status_changed"]}
+        return await self.call("POST", "/api/v1/webhook-subscriptions", {**self.admin, **key()}, json=body)
+
+    async def dead_webhook_event(self) -> uuid.UUID:
+        """A dead letter of A's subscription (as the delivery workflow parks one)."""
+        event_id = uuid.uuid4()
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO webhook_events (id, subscription_id, org_id, event_type, entity_type, entity_id, "
+                    "event_key, body, status, attempts, last_error, dead_at) VALUES (:id, :s, :o, "
+                    "'kyc.status_changed', 'member', :m, :k, :b, 'dead', 3, 'matrix: HTTP 503', now())"
+                ),
+                {
+                    "id": event_id,
+                    "s": self.subscription["id"],
+                    "o": self.a.id,
+                    "m": self.owner["id"],
+                    "k": f"matrix:{event_id}",
+                    "b": json.dumps({"id": str(event_id), "type": "kyc.status_changed", "data": {}}),
+                },
+            )
+        return event_id
 
     async def ach_payment(self) -> dict:
         """An ACH debit into A.member_owner's account, made by A's org admin."""
@@ -1256,6 +1284,46 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/api-keys/{{key_id}}/rotate")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"key_id": (await w.fresh("api_key", p, w.new_api_key))["id"]}, json={"overlap_seconds": 60})
+
+
+# webhooks out
+BUILDERS[f"GET {V1}/webhook-subscriptions"] = listing(lambda w: {}, lambda w: w.subscription["id"])
+BUILDERS[f"GET {V1}/webhook-deliveries"] = listing(
+    lambda w: {"subscription_id": w.subscription["id"]}, lambda w: w.webhook_event_id
+)
+
+
+@builds(f"POST {V1}/webhook-subscriptions")
+async def _(w: World, p: Principal) -> Req:
+    # Into A: a superuser names it, A's admin may, B's admin may not (403).
+    body = {"url": "https://erp.example.com/hooks", "event_types": ["loan.status_changed"], "org_id": w.a.id}
+    return Req(json=body, headers=key())
+
+
+@builds(f"GET {V1}/webhook-subscriptions/{{subscription_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"subscription_id": w.subscription["id"]})
+
+
+@builds(f"GET {V1}/webhook-subscriptions/{{subscription_id}}/deliveries")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"subscription_id": w.subscription["id"]}, lists=str(w.webhook_event_id))
+
+
+@builds(f"PATCH {V1}/webhook-subscriptions/{{subscription_id}}")
+async def _(w: World, p: Principal) -> Req:
+    target = await w.fresh("subscription", p, w.new_subscription)
+    return Req(path={"subscription_id": target["id"]}, json={"status": "paused", "description": "Matrix"})
+
+
+@builds(f"DELETE {V1}/webhook-subscriptions/{{subscription_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"subscription_id": (await w.fresh("subscription", p, w.new_subscription))["id"]})
+
+
+@builds(f"POST {V1}/webhook-deliveries/{{event_id}}/replay")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"event_id": await w.fresh("webhook_event", p, w.dead_webhook_event)})
 
 
 # --- the test ---------------------------------------------------------------------------------------------------

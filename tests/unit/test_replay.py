@@ -37,6 +37,8 @@ REQUIRED = [
     ("AchPaymentWorkflow", "update:cancel"),
     ("AchPaymentWorkflow", "crash:activity_retried"),  # a worker SIGKILLed mid-activity
     ("AchPaymentWorkflow", "crash:workflow_task_timed_out"),
+    ("WebhookDeliveryWorkflow", "activity:park_webhook_event"),  # retried for the configured time: a dead letter
+    ("WebhookDeliveryWorkflow", "signal:wake"),
     # Since the patches: the short database steps as local activities, and the same workflows from before them.
     ("AchPaymentWorkflow", "patch:ach-local-db-steps"),
     ("AchPaymentWorkflow", "local_activity:queue_payment"),
