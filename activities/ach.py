@@ -11,20 +11,20 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
 
 import hashlib
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.ach_build import DROPPED_CODE, close_window
 from activities.payments import add_event, lock_payment, outcome, transition
 from core import ach_files, audit, ledger
 from core.business_time import business_today
@@ -32,7 +32,7 @@ from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.task_queues import queue_for
-from finance import nacha
+from finance.ach_file_plan import FileLimits
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
 from finance.money import format_usd
@@ -47,7 +47,9 @@ from models.payments import (
     AchPaymentInput,
     BuiltEntry,
     BuiltFile,
+    BuiltWindow,
     CancelRequest,
+    DroppedEntry,
     Payment,
     PaymentKind,
     PaymentOutcome,
@@ -378,131 +380,76 @@ class AchActivities:
 
     @activity.defn
     async def build_file(self, req: AchBatchInput) -> BuiltFile | None:
-        """Closes the window and writes its NACHA file with every payment queued for it (None when empty)."""
+        """Closes the window into ONE file (None when empty): for a batch workflow from before the patch
+        SEVERAL_FILES, which uploads one file. Its payments are all filed, as they were then."""
         async with self.db.session() as session, session.begin():
-            window = (
-                await session.exec(select(AchWindow).where(AchWindow.id == req.window_id).with_for_update())
-            ).one()
+            window = await self._lock_window(session, req.window_id)
             if window.status == "closed":
                 return await self._built(session, window.file_id)
-            payments = (
-                await session.exec(
-                    select(Payment)
-                    .where(Payment.window_id == window.id, Payment.status == PaymentStatus.queued)
-                    .order_by(col(Payment.created_at), col(Payment.id))
-                    .with_for_update()
+            closed = await close_window(
+                session,
+                settings=self.settings,
+                cipher=self.cipher,
+                file_cipher=self.file_cipher,
+                window=window,
+                limits=FileLimits(max_records=10**9),
+                actor=f"system:{activity.info().workflow_id}",
+                drop_unusable=False,
+            )
+            return await self._built(session, closed.file_ids[0] if closed.file_ids else None)
+
+    @activity.defn
+    async def build_files(self, req: AchBatchInput) -> BuiltWindow:
+        """Closes the window into its files, within the bank's per-file limits (activities/ach_build.py); a retry
+        after the commit finds the window closed and answers the same."""
+        async with self.db.session() as session, session.begin():
+            window = await self._lock_window(session, req.window_id)
+            if window.status != "closed":
+                await close_window(
+                    session,
+                    settings=self.settings,
+                    cipher=self.cipher,
+                    file_cipher=self.file_cipher,
+                    window=window,
+                    limits=FileLimits(
+                        max_records=self.settings.ach_file_max_records, max_amount=self.settings.ach_file_max_amount
+                    ),
+                    actor=f"system:{activity.info().workflow_id}",
+                )
+                await session.flush()
+            file_ids = (
+                await session.execute(
+                    text("SELECT id FROM ach_files WHERE window_id = :w ORDER BY sequence"), {"w": window.id}
+                )
+            ).scalars()
+            dropped = (
+                await session.execute(
+                    text(
+                        "SELECT workflow_id, presentments, failure_reason FROM payments "
+                        "WHERE window_id = :w AND status = 'failed' AND failure_code = :code ORDER BY id"
+                    ),
+                    {"w": window.id, "code": DROPPED_CODE},
                 )
             ).all()
-            window.status = "closed"
-            session.add(window)
-            if not payments:
-                return None
-            externals = {
-                e.id: e
-                for e in (
-                    await session.exec(
-                        select(ExternalAccount).where(
-                            col(ExternalAccount.id).in_([p.external_account_id for p in payments])
-                        )
-                    )
-                ).all()
-            }
-            # Reserve a contiguous block of 7-digit trace sequences; wrap to 1 rather than inside a file.
-            first_sequence = (
-                await session.execute(
-                    text(
-                        "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
-                        "ELSE next_sequence + :n END WHERE id = 1 RETURNING next_sequence - :n"
-                    ),
-                    {"n": len(payments)},
-                )
-            ).scalar_one()
-            ach_file = self._nacha_file(window, payments, externals, first_sequence)
-            # Stored encrypted, once: every upload of it (a retry after a crash too) sends these same bytes.
-            file_id = uuid.uuid4()
-            file_row = AchFile(
-                id=file_id,
-                window_id=window.id,
-                entry_count=len(payments),
-                **ach_files.seal(self.file_cipher, file_id, nacha.write(ach_file)),
-                total_debit=ach_file.total_debit,
-                total_credit=ach_file.total_credit,
+            return BuiltWindow(
+                file_ids=list(file_ids),
+                dropped=[
+                    DroppedEntry(workflow_id=r.workflow_id, presentment=r.presentments, reason=r.failure_reason or "")
+                    for r in dropped
+                ],
+                dropped_id=uuid.uuid5(uuid.NAMESPACE_URL, f"ach-window:{window.id}") if dropped else None,
             )
-            session.add(file_row)
-            await session.flush()
-            window.file_id = file_row.id
-            traces = {entry.individual_id: entry for _, entry in ach_file.iter_entries()}
-            for payment in payments:
-                entry = traces[payment.id.hex[:15].upper()]
-                await session.execute(
-                    text(
-                        """INSERT INTO ach_entries (trace_number, payment_id, file_id, presentment, amount, transaction_code)
-                       VALUES (:trace, :payment, :file, :presentment, :amount, :code)"""
-                    ),
-                    {
-                        "trace": entry.trace_number,
-                        "payment": payment.id,
-                        "file": file_row.id,
-                        "presentment": payment.presentments,
-                        "amount": payment.amount,
-                        "code": int(entry.transaction_code),
-                    },
-                )
-                # Keyed by file too: a presentment whose file was rejected is submitted again in another file.
-                await transition(
-                    session,
-                    payment,
-                    PaymentStatus.submitted,
-                    event_key=f"submitted:{payment.presentments}:{file_row.id}",
-                    trace_number=entry.trace_number,
-                )
-            return await self._built(session, file_row.id)
 
-    def _nacha_file(self, window: AchWindow, payments: Sequence[Payment], externals: dict, first_sequence: int):
-        s = self.settings
-        groups: dict[tuple[str, str], list[nacha.EntrySpec]] = {}
-        for payment in payments:
-            external = externals[payment.external_account_id]
-            credit = payment.kind == PaymentKind.ach_credit
-            checking = external.account_type == "checking"
-            code = {
-                (True, True): nacha.TransactionCode.CHECKING_CREDIT,
-                (True, False): nacha.TransactionCode.SAVINGS_CREDIT,
-                (False, True): nacha.TransactionCode.CHECKING_DEBIT,
-                (False, False): nacha.TransactionCode.SAVINGS_DEBIT,
-            }[(credit, checking)]
-            sec = payment.sec_code or "PPD"
-            description = "RETRY PYMT" if payment.presentments > 1 else "PAYMENT"
-            groups.setdefault((sec, description), []).append(
-                nacha.EntrySpec(
-                    transaction_code=code,
-                    rdfi_routing=external.routing_number,
-                    account_number=self.cipher.decrypt(external.account_number_encrypted),
-                    amount=payment.amount,
-                    individual_name=external.holder_name,
-                    individual_id=payment.id.hex[:15].upper(),
-                    discretionary_data="S" if sec == "WEB" and not credit else "",
-                )
-            )
-        created = datetime.now(UTC)
-        return nacha.build_file(
-            odfi_routing=s.odfi_routing_number,
-            odfi_name=s.odfi_name,
-            company_id=s.originator_company_id,
-            company_name=s.originator_company_name,
-            creation_date=created.date(),
-            creation_time=created.time(),
-            batches=[
-                nacha.BatchSpec(
-                    sec_code=nacha.SecCode(sec),
-                    entry_description=description,
-                    effective_entry_date=window.effective_date,
-                    entries=entries,
-                )
-                for (sec, description), entries in sorted(groups.items())
-            ],
-            first_trace_sequence=first_sequence,
-        )
+    @activity.defn
+    async def built_file(self, file_id: uuid.UUID) -> BuiltFile:
+        """A file's entries, for its batch to tell each payment its trace number."""
+        async with self.db.session() as session:
+            built = await self._built(session, file_id)
+            assert built is not None
+            return built
+
+    async def _lock_window(self, session: AsyncSession, window_id: str) -> AchWindow:
+        return (await session.exec(select(AchWindow).where(AchWindow.id == window_id).with_for_update())).one()
 
     async def _built(self, session: AsyncSession, file_id: uuid.UUID | None) -> BuiltFile | None:
         if file_id is None:
