@@ -216,7 +216,7 @@ class ChangeAddenda:
         _digits(self.original_rdfi, 8, "original RDFI identification")
         _digits(self.trace_number, 15, "trace number")
         # An identifier field (account numbers, routing): kept as is, only trailing blanks dropped.
-        _set(self, "corrected_data", _identifier(self.corrected_data.rstrip(), 29, "corrected data"))
+        _set(self, "corrected_data", _identifier(self.corrected_data.rstrip(), 29, "corrected data", required=False))
 
 
 @dataclass(frozen=True, kw_only=True)
