@@ -259,6 +259,7 @@ class AchActivities:
                 # again would send the entry twice.
                 window = await session.get(AchWindow, payment.window_id)
                 assert window is not None  # queued before: it has its window
+                prenote_window = await self._queued_prenote_window(session, payment)
                 if payment.status != PaymentStatus.queued:
                     return QueuedPayment(
                         status=PaymentStatus.queued,
@@ -285,7 +286,8 @@ class AchActivities:
                         failure_reason=f"account {member.id} was closed before presentment {ref.presentment}",
                     )
                     return QueuedPayment(status=PaymentStatus.failed)
-                window = await self._open_window(session)
+                prenote_window, not_before = await self._prenote_gate(session, payment)
+                window = await self._open_window(session, not_before)
                 await transition(
                     session,
                     payment,
@@ -295,6 +297,8 @@ class AchActivities:
                     presentments=ref.presentment,
                     effective_date=window.effective_date,
                 )
+        if prenote_window is not None:  # first: its cutoff comes before the payment's
+            await self._ensure_batch(prenote_window)
         await self._ensure_batch(window)
         return QueuedPayment(
             status=PaymentStatus.queued,
@@ -303,9 +307,72 @@ class AchActivities:
             effective_date=window.effective_date,
         )
 
-    async def _open_window(self, session: AsyncSession) -> AchWindow:
+    async def _queued_prenote_window(self, session: AsyncSession, payment: Payment) -> AchWindow | None:
+        """The window of the payment's external account's prenote while it waits to be filed (a retry starts its batch
+        again, in case the first try ended before it could)."""
+        window_id = (
+            await session.execute(
+                text("SELECT window_id FROM ach_prenotes WHERE external_account_id = :x AND status = 'queued'"),
+                {"x": payment.external_account_id},
+            )
+        ).scalar()
+        return None if window_id is None else await session.get(AchWindow, window_id)
+
+    async def _prenote_gate(self, session: AsyncSession, payment: Payment) -> tuple[AchWindow | None, datetime | None]:
+        """For the first live debit to an external account of an organization that requires prenotes: the prenote's
+        window when it is queued now (None when it was already), and the time before which the debit may not be filed
+        (the prenote's window cutoff plus ACH_PRENOTE_WAIT; None when no prenote is needed or it has cleared)."""
+        if payment.kind != PaymentKind.ach_debit:
+            return None, None
+        needed = (
+            await session.execute(
+                text(
+                    """SELECT o.require_ach_prenote AND NOT EXISTS (
+                           SELECT 1 FROM ach_entries e JOIN payments p ON p.id = e.payment_id
+                           WHERE p.external_account_id = :x AND p.kind = 'ach_debit' AND NOT e.rejected)
+                       FROM organizations o WHERE o.id = :o"""
+                ),
+                {"x": payment.external_account_id, "o": payment.org_id},
+            )
+        ).scalar()
+        if not needed:
+            return None, None
+        prenote_window = None
+        clears_at = (
+            await session.execute(
+                text("SELECT clears_at FROM ach_prenotes WHERE external_account_id = :x"),
+                {"x": payment.external_account_id},
+            )
+        ).scalar()
+        if clears_at is None:
+            prenote_window = await self._open_window(session)
+            clears_at = prenote_window.cutoff_at + self.settings.ach_prenote_wait
+            inserted = (
+                await session.execute(
+                    text(
+                        """INSERT INTO ach_prenotes (id, external_account_id, window_id, clears_at)
+                           VALUES (:id, :x, :w, :clears) ON CONFLICT (external_account_id) DO NOTHING
+                           RETURNING clears_at"""
+                    ),
+                    {"id": uuid.uuid4(), "x": payment.external_account_id, "w": prenote_window.id, "clears": clears_at},
+                )
+            ).scalar()
+            if inserted is None:  # another first debit queued it meanwhile
+                prenote_window = None
+                clears_at = (
+                    await session.execute(
+                        text("SELECT clears_at FROM ach_prenotes WHERE external_account_id = :x"),
+                        {"x": payment.external_account_id},
+                    )
+                ).scalar_one()
+            else:
+                activity.logger.info("payment %s: prenote queued for %s", payment.id, prenote_window.id)
+        return prenote_window, (clears_at if clears_at > datetime.now(UTC) else None)
+
+    async def _open_window(self, session: AsyncSession, not_before: datetime | None = None) -> AchWindow:
+        """The next open window, closing after `not_before` when given."""
         s = self.settings
-        after = None
+        after = not_before
         while True:
             candidate = next_window(
                 datetime.now(UTC),

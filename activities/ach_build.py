@@ -29,7 +29,9 @@ DROPPED_CODE = "account_unusable_at_cutoff"
 _QUEUED = text(
     """SELECT p.id, p.kind, p.amount, p.sec_code, p.presentments, p.workflow_id,
               x.routing_number, x.account_number_encrypted, x.holder_name, x.account_type,
-              x.status AS account_status, x.debits_blocked
+              x.status AS account_status, x.debits_blocked,
+              (SELECT n.status <> 'sent' OR n.clears_at > now() FROM ach_prenotes n
+               WHERE n.external_account_id = x.id) AS prenote_pending
        FROM payments p JOIN external_accounts x ON x.id = p.external_account_id
        WHERE p.window_id = :w AND p.status = 'queued'
        ORDER BY p.created_at, p.id
@@ -72,6 +74,8 @@ def unusable(row: Row) -> str | None:
         return f"the external account is {row.account_status}"
     if row.kind == "ach_debit" and row.debits_blocked:
         return "debits from the external account are blocked"
+    if row.kind == "ach_debit" and row.prenote_pending:
+        return "the external account's prenote has not cleared"
     return None
 
 
