@@ -634,6 +634,7 @@ class AchActivities:
                 )
             ).all()
             reason = f"ACH file {file_id} {ach_file.status}: {ach_file.error}"[:500]
+            window = await self._requeue_prenotes(session, file_id)
             for payment_id, trace in sorted(entries):  # one lock order for every file
                 payment = await lock_payment(session, payment_id)
                 if payment.status != PaymentStatus.submitted or payment.trace_number != trace:
@@ -662,6 +663,23 @@ class AchActivities:
         if window is not None:
             await self._ensure_batch(window)
         return ReleasedFile(policy=policy, entries=ach_file.entry_count)
+
+    async def _requeue_prenotes(self, session: AsyncSession, file_id: uuid.UUID) -> AchWindow | None:
+        """The prenotes of a file that never reached the bank go in the next window (their debits, which wait for
+        them to clear, fail at their cutoff rather than go without one): the window, when there were any."""
+        if not (
+            await session.execute(text("SELECT 1 FROM ach_prenotes WHERE file_id = :f LIMIT 1"), {"f": file_id})
+        ).first():
+            return None
+        window = await self._open_window(session)
+        await session.execute(
+            text(
+                "UPDATE ach_prenotes SET status = 'queued', window_id = :w, trace_number = NULL, file_id = NULL, "
+                "transaction_code = NULL, clears_at = :clears WHERE file_id = :f AND status = 'sent'"
+            ),
+            {"w": window.id, "clears": window.cutoff_at + self.settings.ach_prenote_wait, "f": file_id},
+        )
+        return window
 
     async def _release_credit_hold(self, session: AsyncSession, payment: Payment) -> None:
         hold = (
