@@ -84,6 +84,8 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         ach.queue_payment,
         ach.cancel_payment,
         ach.build_file,
+        ach.build_files,
+        ach.built_file,
         ach.upload_file,
         ach.confirm_upload,
         ach.release_unsent_file,

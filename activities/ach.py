@@ -11,20 +11,20 @@ Ledger, per presentment p (idempotency keys `payment:<id>:<step>:<p>`):
 
 import hashlib
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.ach_build import DROPPED_CODE, close_window
 from activities.payments import add_event, lock_payment, outcome, transition
 from core import ach_files, audit, ledger
 from core.business_time import business_today
@@ -32,7 +32,7 @@ from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.task_queues import queue_for
-from finance import nacha
+from finance.ach_file_plan import FileLimits
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
 from finance.money import format_usd
@@ -47,7 +47,9 @@ from models.payments import (
     AchPaymentInput,
     BuiltEntry,
     BuiltFile,
+    BuiltWindow,
     CancelRequest,
+    DroppedEntry,
     Payment,
     PaymentKind,
     PaymentOutcome,
@@ -257,6 +259,7 @@ class AchActivities:
                 # again would send the entry twice.
                 window = await session.get(AchWindow, payment.window_id)
                 assert window is not None  # queued before: it has its window
+                prenote_window = await self._queued_prenote_window(session, payment)
                 if payment.status != PaymentStatus.queued:
                     return QueuedPayment(
                         status=PaymentStatus.queued,
@@ -283,7 +286,8 @@ class AchActivities:
                         failure_reason=f"account {member.id} was closed before presentment {ref.presentment}",
                     )
                     return QueuedPayment(status=PaymentStatus.failed)
-                window = await self._open_window(session)
+                prenote_window, not_before = await self._prenote_gate(session, payment)
+                window = await self._open_window(session, not_before)
                 await transition(
                     session,
                     payment,
@@ -293,6 +297,8 @@ class AchActivities:
                     presentments=ref.presentment,
                     effective_date=window.effective_date,
                 )
+        if prenote_window is not None:  # first: its cutoff comes before the payment's
+            await self._ensure_batch(prenote_window)
         await self._ensure_batch(window)
         return QueuedPayment(
             status=PaymentStatus.queued,
@@ -301,9 +307,72 @@ class AchActivities:
             effective_date=window.effective_date,
         )
 
-    async def _open_window(self, session: AsyncSession) -> AchWindow:
+    async def _queued_prenote_window(self, session: AsyncSession, payment: Payment) -> AchWindow | None:
+        """The window of the payment's external account's prenote while it waits to be filed (a retry starts its batch
+        again, in case the first try ended before it could)."""
+        window_id = (
+            await session.execute(
+                text("SELECT window_id FROM ach_prenotes WHERE external_account_id = :x AND status = 'queued'"),
+                {"x": payment.external_account_id},
+            )
+        ).scalar()
+        return None if window_id is None else await session.get(AchWindow, window_id)
+
+    async def _prenote_gate(self, session: AsyncSession, payment: Payment) -> tuple[AchWindow | None, datetime | None]:
+        """For the first live debit to an external account of an organization that requires prenotes: the prenote's
+        window when it is queued now (None when it was already), and the time before which the debit may not be filed
+        (the prenote's window cutoff plus ACH_PRENOTE_WAIT; None when no prenote is needed or it has cleared)."""
+        if payment.kind != PaymentKind.ach_debit:
+            return None, None
+        needed = (
+            await session.execute(
+                text(
+                    """SELECT o.require_ach_prenote AND NOT EXISTS (
+                           SELECT 1 FROM ach_entries e JOIN payments p ON p.id = e.payment_id
+                           WHERE p.external_account_id = :x AND p.kind = 'ach_debit' AND NOT e.rejected)
+                       FROM organizations o WHERE o.id = :o"""
+                ),
+                {"x": payment.external_account_id, "o": payment.org_id},
+            )
+        ).scalar()
+        if not needed:
+            return None, None
+        prenote_window = None
+        clears_at = (
+            await session.execute(
+                text("SELECT clears_at FROM ach_prenotes WHERE external_account_id = :x"),
+                {"x": payment.external_account_id},
+            )
+        ).scalar()
+        if clears_at is None:
+            prenote_window = await self._open_window(session)
+            clears_at = prenote_window.cutoff_at + self.settings.ach_prenote_wait
+            inserted = (
+                await session.execute(
+                    text(
+                        """INSERT INTO ach_prenotes (id, external_account_id, window_id, clears_at)
+                           VALUES (:id, :x, :w, :clears) ON CONFLICT (external_account_id) DO NOTHING
+                           RETURNING clears_at"""
+                    ),
+                    {"id": uuid.uuid4(), "x": payment.external_account_id, "w": prenote_window.id, "clears": clears_at},
+                )
+            ).scalar()
+            if inserted is None:  # another first debit queued it meanwhile
+                prenote_window = None
+                clears_at = (
+                    await session.execute(
+                        text("SELECT clears_at FROM ach_prenotes WHERE external_account_id = :x"),
+                        {"x": payment.external_account_id},
+                    )
+                ).scalar_one()
+            else:
+                activity.logger.info("payment %s: prenote queued for %s", payment.id, prenote_window.id)
+        return prenote_window, (clears_at if clears_at > datetime.now(UTC) else None)
+
+    async def _open_window(self, session: AsyncSession, not_before: datetime | None = None) -> AchWindow:
+        """The next open window, closing after `not_before` when given."""
         s = self.settings
-        after = None
+        after = not_before
         while True:
             candidate = next_window(
                 datetime.now(UTC),
@@ -378,131 +447,76 @@ class AchActivities:
 
     @activity.defn
     async def build_file(self, req: AchBatchInput) -> BuiltFile | None:
-        """Closes the window and writes its NACHA file with every payment queued for it (None when empty)."""
+        """Closes the window into ONE file (None when empty): for a batch workflow from before the patch
+        SEVERAL_FILES, which uploads one file. Its payments are all filed, as they were then."""
         async with self.db.session() as session, session.begin():
-            window = (
-                await session.exec(select(AchWindow).where(AchWindow.id == req.window_id).with_for_update())
-            ).one()
+            window = await self._lock_window(session, req.window_id)
             if window.status == "closed":
                 return await self._built(session, window.file_id)
-            payments = (
-                await session.exec(
-                    select(Payment)
-                    .where(Payment.window_id == window.id, Payment.status == PaymentStatus.queued)
-                    .order_by(col(Payment.created_at), col(Payment.id))
-                    .with_for_update()
+            closed = await close_window(
+                session,
+                settings=self.settings,
+                cipher=self.cipher,
+                file_cipher=self.file_cipher,
+                window=window,
+                limits=FileLimits(max_records=10**9),
+                actor=f"system:{activity.info().workflow_id}",
+                drop_unusable=False,
+            )
+            return await self._built(session, closed.file_ids[0] if closed.file_ids else None)
+
+    @activity.defn
+    async def build_files(self, req: AchBatchInput) -> BuiltWindow:
+        """Closes the window into its files, within the bank's per-file limits (activities/ach_build.py); a retry
+        after the commit finds the window closed and answers the same."""
+        async with self.db.session() as session, session.begin():
+            window = await self._lock_window(session, req.window_id)
+            if window.status != "closed":
+                await close_window(
+                    session,
+                    settings=self.settings,
+                    cipher=self.cipher,
+                    file_cipher=self.file_cipher,
+                    window=window,
+                    limits=FileLimits(
+                        max_records=self.settings.ach_file_max_records, max_amount=self.settings.ach_file_max_amount
+                    ),
+                    actor=f"system:{activity.info().workflow_id}",
+                )
+                await session.flush()
+            file_ids = (
+                await session.execute(
+                    text("SELECT id FROM ach_files WHERE window_id = :w ORDER BY sequence"), {"w": window.id}
+                )
+            ).scalars()
+            dropped = (
+                await session.execute(
+                    text(
+                        "SELECT workflow_id, presentments, failure_reason FROM payments "
+                        "WHERE window_id = :w AND status = 'failed' AND failure_code = :code ORDER BY id"
+                    ),
+                    {"w": window.id, "code": DROPPED_CODE},
                 )
             ).all()
-            window.status = "closed"
-            session.add(window)
-            if not payments:
-                return None
-            externals = {
-                e.id: e
-                for e in (
-                    await session.exec(
-                        select(ExternalAccount).where(
-                            col(ExternalAccount.id).in_([p.external_account_id for p in payments])
-                        )
-                    )
-                ).all()
-            }
-            # Reserve a contiguous block of 7-digit trace sequences; wrap to 1 rather than inside a file.
-            first_sequence = (
-                await session.execute(
-                    text(
-                        "UPDATE ach_trace_counter SET next_sequence = CASE WHEN next_sequence + :n > 10000000 THEN 1 + :n "
-                        "ELSE next_sequence + :n END WHERE id = 1 RETURNING next_sequence - :n"
-                    ),
-                    {"n": len(payments)},
-                )
-            ).scalar_one()
-            ach_file = self._nacha_file(window, payments, externals, first_sequence)
-            # Stored encrypted, once: every upload of it (a retry after a crash too) sends these same bytes.
-            file_id = uuid.uuid4()
-            file_row = AchFile(
-                id=file_id,
-                window_id=window.id,
-                entry_count=len(payments),
-                **ach_files.seal(self.file_cipher, file_id, nacha.write(ach_file)),
-                total_debit=ach_file.total_debit,
-                total_credit=ach_file.total_credit,
+            return BuiltWindow(
+                file_ids=list(file_ids),
+                dropped=[
+                    DroppedEntry(workflow_id=r.workflow_id, presentment=r.presentments, reason=r.failure_reason or "")
+                    for r in dropped
+                ],
+                dropped_id=uuid.uuid5(uuid.NAMESPACE_URL, f"ach-window:{window.id}") if dropped else None,
             )
-            session.add(file_row)
-            await session.flush()
-            window.file_id = file_row.id
-            traces = {entry.individual_id: entry for _, entry in ach_file.iter_entries()}
-            for payment in payments:
-                entry = traces[payment.id.hex[:15].upper()]
-                await session.execute(
-                    text(
-                        """INSERT INTO ach_entries (trace_number, payment_id, file_id, presentment, amount, transaction_code)
-                       VALUES (:trace, :payment, :file, :presentment, :amount, :code)"""
-                    ),
-                    {
-                        "trace": entry.trace_number,
-                        "payment": payment.id,
-                        "file": file_row.id,
-                        "presentment": payment.presentments,
-                        "amount": payment.amount,
-                        "code": int(entry.transaction_code),
-                    },
-                )
-                # Keyed by file too: a presentment whose file was rejected is submitted again in another file.
-                await transition(
-                    session,
-                    payment,
-                    PaymentStatus.submitted,
-                    event_key=f"submitted:{payment.presentments}:{file_row.id}",
-                    trace_number=entry.trace_number,
-                )
-            return await self._built(session, file_row.id)
 
-    def _nacha_file(self, window: AchWindow, payments: Sequence[Payment], externals: dict, first_sequence: int):
-        s = self.settings
-        groups: dict[tuple[str, str], list[nacha.EntrySpec]] = {}
-        for payment in payments:
-            external = externals[payment.external_account_id]
-            credit = payment.kind == PaymentKind.ach_credit
-            checking = external.account_type == "checking"
-            code = {
-                (True, True): nacha.TransactionCode.CHECKING_CREDIT,
-                (True, False): nacha.TransactionCode.SAVINGS_CREDIT,
-                (False, True): nacha.TransactionCode.CHECKING_DEBIT,
-                (False, False): nacha.TransactionCode.SAVINGS_DEBIT,
-            }[(credit, checking)]
-            sec = payment.sec_code or "PPD"
-            description = "RETRY PYMT" if payment.presentments > 1 else "PAYMENT"
-            groups.setdefault((sec, description), []).append(
-                nacha.EntrySpec(
-                    transaction_code=code,
-                    rdfi_routing=external.routing_number,
-                    account_number=self.cipher.decrypt(external.account_number_encrypted),
-                    amount=payment.amount,
-                    individual_name=external.holder_name,
-                    individual_id=payment.id.hex[:15].upper(),
-                    discretionary_data="S" if sec == "WEB" and not credit else "",
-                )
-            )
-        created = datetime.now(UTC)
-        return nacha.build_file(
-            odfi_routing=s.odfi_routing_number,
-            odfi_name=s.odfi_name,
-            company_id=s.originator_company_id,
-            company_name=s.originator_company_name,
-            creation_date=created.date(),
-            creation_time=created.time(),
-            batches=[
-                nacha.BatchSpec(
-                    sec_code=nacha.SecCode(sec),
-                    entry_description=description,
-                    effective_entry_date=window.effective_date,
-                    entries=entries,
-                )
-                for (sec, description), entries in sorted(groups.items())
-            ],
-            first_trace_sequence=first_sequence,
-        )
+    @activity.defn
+    async def built_file(self, file_id: uuid.UUID) -> BuiltFile:
+        """A file's entries, for its batch to tell each payment its trace number."""
+        async with self.db.session() as session:
+            built = await self._built(session, file_id)
+            assert built is not None
+            return built
+
+    async def _lock_window(self, session: AsyncSession, window_id: str) -> AchWindow:
+        return (await session.exec(select(AchWindow).where(AchWindow.id == window_id).with_for_update())).one()
 
     async def _built(self, session: AsyncSession, file_id: uuid.UUID | None) -> BuiltFile | None:
         if file_id is None:
@@ -620,6 +634,7 @@ class AchActivities:
                 )
             ).all()
             reason = f"ACH file {file_id} {ach_file.status}: {ach_file.error}"[:500]
+            window = await self._requeue_prenotes(session, file_id)
             for payment_id, trace in sorted(entries):  # one lock order for every file
                 payment = await lock_payment(session, payment_id)
                 if payment.status != PaymentStatus.submitted or payment.trace_number != trace:
@@ -648,6 +663,23 @@ class AchActivities:
         if window is not None:
             await self._ensure_batch(window)
         return ReleasedFile(policy=policy, entries=ach_file.entry_count)
+
+    async def _requeue_prenotes(self, session: AsyncSession, file_id: uuid.UUID) -> AchWindow | None:
+        """The prenotes of a file that never reached the bank go in the next window (their debits, which wait for
+        them to clear, fail at their cutoff rather than go without one): the window, when there were any."""
+        if not (
+            await session.execute(text("SELECT 1 FROM ach_prenotes WHERE file_id = :f LIMIT 1"), {"f": file_id})
+        ).first():
+            return None
+        window = await self._open_window(session)
+        await session.execute(
+            text(
+                "UPDATE ach_prenotes SET status = 'queued', window_id = :w, trace_number = NULL, file_id = NULL, "
+                "transaction_code = NULL, clears_at = :clears WHERE file_id = :f AND status = 'sent'"
+            ),
+            {"w": window.id, "clears": window.cutoff_at + self.settings.ach_prenote_wait, "f": file_id},
+        )
+        return window
 
     async def _release_credit_hold(self, session: AsyncSession, payment: Payment) -> None:
         hold = (

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     # does not have), never goes again: its payments are queued for the next window (requeue) or failed (fail).
     ach_rejected_file_policy: Literal["requeue", "fail"] = "requeue"
     ach_upload_deadline: timedelta = timedelta(minutes=30)
+    # The bank's limits per NACHA file: a window's entries fill as many files as they need (finance/ach_file_plan.py).
+    ach_file_max_records: int = Field(default=10_000, ge=2)
+    ach_file_max_amount: Decimal | None = Field(default=None, gt=0)
+    # An organization requiring prenotes: the first live debit to a new external account waits this long after the
+    # cutoff of its prenote's window, for a return that would disable the account.
+    ach_prenote_wait: timedelta = timedelta(days=3)
     odfi_base_url: str = "http://127.0.0.1:8100"
     odfi_api_key: SecretStr = SecretStr("sandbox-odfi-key")
     odfi_routing_number: str = "091000019"

@@ -3,7 +3,7 @@
 Pure code (no I/O, no clock): creation date and time are arguments, so it is safe in Temporal workflows.
 
 Records: 1 file header, 5 batch header, 6 entry detail, 7 addenda (05 payment related information,
-99 return), 8 batch control, 9 file control, then records of 94 '9's up to a multiple of 10 (blocking
+98 notification of change, 99 return), 8 batch control, 9 file control, then records of 94 '9's up to a multiple of 10 (blocking
 factor 10). Field positions below are 1-based and inclusive, as in the NACHA Operating Rules.
 
 Input policy, so that `parse(write(f)) == f` always holds:
@@ -88,6 +88,7 @@ class SecCode(StrEnum):
     PPD = "PPD"  # consumer, prearranged
     CCD = "CCD"  # corporate
     WEB = "WEB"  # consumer, authorized online
+    COR = "COR"  # notification of change (an RDFI's correction of an entry we sent)
 
 
 class ServiceClass(IntEnum):
@@ -197,6 +198,28 @@ class ReturnAddenda:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChangeAddenda:
+    """Addenda type 98, carried by a notification of change (COR entry): what to correct, by change code."""
+
+    change_code: str  # C01 ... C13
+    original_trace: str  # trace number of the entry being corrected
+    original_rdfi: str  # first 8 digits of the original entry's RDFI routing number
+    corrected_data: str  # 29 characters, laid out by the change code (finance/ach_corrections.py)
+    trace_number: str  # the COR entry's own trace number
+
+    def __post_init__(self) -> None:
+        code = _identifier(self.change_code, 3, "change code")
+        if not re.fullmatch(r"C(0[1-9]|1[0-4])", code):
+            raise NachaError(f"change code must be C01..C14, got {code!r}")
+        _set(self, "change_code", code)
+        _digits(self.original_trace, 15, "original trace number")
+        _digits(self.original_rdfi, 8, "original RDFI identification")
+        _digits(self.trace_number, 15, "trace number")
+        # An identifier field (account numbers, routing): kept as is, only trailing blanks dropped.
+        _set(self, "corrected_data", _identifier(self.corrected_data.rstrip(), 29, "corrected data", required=False))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Entry:
     transaction_code: TransactionCode
     rdfi_routing: str  # 9 digits including the check digit
@@ -208,6 +231,7 @@ class Entry:
     trace_number: str  # 15 digits: ODFI routing prefix (8) + sequence (7)
     addenda: tuple[str, ...] = ()  # type 05 payment related information, 80 chars each
     return_addenda: ReturnAddenda | None = None  # type 99, only on return entries (21/26/31/36)
+    change_addenda: ChangeAddenda | None = None  # type 98, only on COR entries (21/26/31/36, zero amount)
 
     def __post_init__(self) -> None:
         try:
@@ -228,11 +252,20 @@ class Entry:
         _set(self, "discretionary_data", _identifier(self.discretionary_data, 2, "discretionary data", required=False))
         _digits(self.trace_number, 15, "trace number")
         _set(self, "addenda", tuple(_text(info, 80) for info in self.addenda))
-        if code.is_return != (self.return_addenda is not None):
+        if self.return_addenda is not None and self.change_addenda is not None:
+            raise NachaError("an entry is a return or a notification of change, not both")
+        if code.is_return != (self.return_addenda is not None or self.change_addenda is not None):
             raise NachaError(
-                f"return entries (21/26/31/36) need a return addenda and only they may carry one; "
+                f"return entries (21/26/31/36) need a return addenda (or, a notification of change, a change addenda) and only they may carry one; "
                 f"transaction code {code.value}"
             )
+        if self.change_addenda is not None:
+            if self.addenda:
+                raise NachaError("a notification of change carries only its type 98 addenda")
+            if amount != 0:
+                raise NachaError("a notification of change has a zero amount")
+            if self.change_addenda.trace_number != self.trace_number:
+                raise NachaError("change addenda trace number must equal the entry's trace number")
         if self.return_addenda is not None:
             if self.addenda:
                 raise NachaError("a return entry carries only its type 99 addenda")
@@ -241,7 +274,7 @@ class Entry:
 
     @property
     def addenda_count(self) -> int:
-        return len(self.addenda) + (self.return_addenda is not None)
+        return len(self.addenda) + (self.return_addenda is not None) + (self.change_addenda is not None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -675,7 +708,24 @@ def write_return_addenda(r: ReturnAddenda) -> str:
     )
 
 
+def write_change_addenda(c: ChangeAddenda) -> str:
+    """The 94-character type 98 addenda record of a notification of change."""
+    return _record(
+        "7",  # 1
+        "98",  # 2-3
+        c.change_code,  # 4-6
+        c.original_trace,  # 7-21
+        " " * 6,  # 22-27 reserved
+        c.original_rdfi,  # 28-35
+        _alpha(c.corrected_data, 29),  # 36-64
+        " " * 15,  # 65-79 reserved
+        c.trace_number,  # 80-94
+    )
+
+
 def _addenda_records(e: Entry) -> list[str]:
+    if e.change_addenda is not None:
+        return [write_change_addenda(e.change_addenda)]
     if e.return_addenda is not None:
         return [write_return_addenda(e.return_addenda)]
     return [_payment_addenda(info, i, e.trace_number) for i, info in enumerate(e.addenda, start=1)]
@@ -793,6 +843,20 @@ def parse_return_addenda(record: str) -> ReturnAddenda:
         date_of_death=_date_field(record, 22, 27, "date of death", blank_ok=True),
         original_rdfi=_field(record, 28, 35),
         addenda_information=_field(record, 36, 79),
+        trace_number=_field(record, 80, 94),
+    )
+
+
+def parse_change_addenda(record: str) -> ChangeAddenda:
+    """Read a type 98 addenda record (94 characters, no line break)."""
+    if len(record) != RECORD_LENGTH:
+        raise NachaError(f"record is {len(record)} characters, expected {RECORD_LENGTH}")
+    _expect(record, 1, 3, "798", "change addenda record type and addenda type")
+    return ChangeAddenda(
+        change_code=_field(record, 4, 6),
+        original_trace=_field(record, 7, 21),
+        original_rdfi=_field(record, 28, 35),
+        corrected_data=_field(record, 36, 64),
         trace_number=_field(record, 80, 94),
     )
 
@@ -967,6 +1031,7 @@ def _parse_entry(reader: _Reader) -> Entry:
 
     addenda: list[str] = []
     return_addenda: ReturnAddenda | None = None
+    change_addenda: ChangeAddenda | None = None
     while reader.peek_type() == "7":
         addenda_line = reader.line_number
         line = reader.take("7", "addenda")
@@ -977,18 +1042,20 @@ def _parse_entry(reader: _Reader) -> Entry:
                 _expect(line, 88, 94, trace[-7:], "entry detail sequence number")
                 addenda.append(_field(line, 4, 83))
             elif addenda_type == "99":
-                if return_addenda is not None or addenda:
+                if return_addenda is not None or change_addenda is not None or addenda:
                     raise NachaError("a return entry carries exactly one type 99 addenda")
                 return_addenda = parse_return_addenda(line)
+            elif addenda_type == "98":
+                if return_addenda is not None or change_addenda is not None or addenda:
+                    raise NachaError("a notification of change carries exactly one type 98 addenda")
+                change_addenda = parse_change_addenda(line)
             else:
-                raise NachaError(f"unsupported addenda type {addenda_type!r} (05 and 99 are supported)")
+                raise NachaError(f"unsupported addenda type {addenda_type!r} (05, 98 and 99 are supported)")
 
     with _at(entry_line):
-        if (indicator == "1") != bool(addenda or return_addenda):
-            raise NachaError(
-                f"addenda record indicator is {indicator} but the entry has "
-                f"{len(addenda) + (return_addenda is not None)} addenda records"
-            )
+        count = len(addenda) + (return_addenda is not None) + (change_addenda is not None)
+        if (indicator == "1") != bool(count):
+            raise NachaError(f"addenda record indicator is {indicator} but the entry has {count} addenda records")
         return Entry(
             transaction_code=code,  # type: ignore[arg-type]  # Entry checks it and makes it a TransactionCode
             rdfi_routing=_field(record, 4, 12),
@@ -1000,4 +1067,5 @@ def _parse_entry(reader: _Reader) -> Entry:
             trace_number=trace,
             addenda=tuple(addenda),
             return_addenda=return_addenda,
+            change_addenda=change_addenda,
         )

@@ -29,8 +29,10 @@ class AchFile(SQLModel, table=True):
     """A NACHA file. Its text holds account numbers and names: it is stored only encrypted (core/ach_files.py)."""
 
     __tablename__ = "ach_files"
+    __table_args__ = (UniqueConstraint("window_id", "sequence", name="ach_files_once_per_window_sequence"),)
     id: uuid.UUID = uuid_pk()
-    window_id: str = Field(foreign_key="ach_windows.id", unique=True, max_length=40)
+    window_id: str = Field(foreign_key="ach_windows.id", max_length=40)
+    sequence: int = 1  # a window's entries fill one file or more (the bank's per-file limits)
     content_encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # AES-256-GCM: nonce + ciphertext
     content_key_id: str = Field(max_length=32)  # which FILE_ENCRYPTION_KEYS key encrypted it
     entry_count: int
@@ -69,6 +71,29 @@ class AchEntry(SQLModel, table=True):
     transaction_code: int
     # Its file never reached the bank (rejected, or failed at the upload deadline).
     rejected: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    created_at: datetime = created_at()
+
+
+class AchPrenote(SQLModel, table=True):
+    """The prenote (zero-dollar entry) an organization that requires one sends before the first live debit to a new
+    external account: queued for a window, sent in its file; the debit waits until `clears_at` (the window's cutoff
+    plus ACH_PRENOTE_WAIT) has passed without a return. A return disables the account as its R-code says."""
+
+    __tablename__ = "ach_prenotes"
+    __table_args__ = (
+        UniqueConstraint("external_account_id", name="ach_prenotes_once_per_account"),
+        UniqueConstraint("trace_number", name="ach_prenotes_trace_number_key"),
+        CheckConstraint("status IN ('queued','sent','returned')", name="ach_prenotes_status_valid"),
+    )
+    id: uuid.UUID = uuid_pk()
+    external_account_id: uuid.UUID = Field(foreign_key="external_accounts.id")
+    window_id: str = Field(foreign_key="ach_windows.id", index=True, max_length=40)
+    status: str = Field(default="queued", max_length=16, sa_column_kwargs={"server_default": "queued"})
+    clears_at: datetime = timestamp(nullable=False)
+    trace_number: str | None = Field(default=None, max_length=15)
+    file_id: uuid.UUID | None = Field(default=None, foreign_key="ach_files.id")
+    transaction_code: int | None = None
+    return_code: str | None = Field(default=None, max_length=3)
     created_at: datetime = created_at()
 
 

@@ -268,3 +268,20 @@ class BuiltEntry(BaseModel):
 class BuiltFile(BaseModel):
     file_id: uuid.UUID
     entries: list[BuiltEntry]
+
+
+class DroppedEntry(BaseModel):
+    """A queued payment the cutoff failed instead of filing (its external account can no longer take it)."""
+
+    workflow_id: str
+    presentment: int
+    reason: str
+
+
+class BuiltWindow(BaseModel):
+    """The files of one cutoff window (several when the bank's per-file limits are reached), and the payments failed
+    at the cutoff, each told like a payment of a rejected file (`dropped_id` stands for the file)."""
+
+    file_ids: list[uuid.UUID] = []  # in order; each file's entries come with `built_file` (one payload each)
+    dropped: list[DroppedEntry] = []
+    dropped_id: uuid.UUID | None = None

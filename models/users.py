@@ -41,6 +41,8 @@ class Organization(SQLModel, table=True):
     open_registration: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     # Staff (STAFF_ROLES) must enrol in MFA before they get tokens (core/mfa.py); set by the org admin.
     require_mfa_for_staff: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # A prenote (zero-dollar entry) must pass before the first live debit to a new external account.
+    require_ach_prenote: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     created_at: datetime = created_at()
 
 

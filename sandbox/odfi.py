@@ -33,7 +33,15 @@ What happens to each entry of an accepted file, by the cents of its amount:
   | .20   | returned R20 (Non-transaction account)                                                   |
   | .29   | returned R29 (Corporate customer advises not authorized)                                 |
   | .10   | settles, then returned R10 (Customer advises not authorized): a late return              |
+  | .41   | settles, then a notification of change C01: account number (the old one with "7" added)  |
+  | .42   | settles, then a NOC C02: routing number 011000015 (021000021 if it was that)             |
+  | .43   | settles, then a NOC C03: both of the above                                               |
+  | .45   | settles, then a NOC C05: transaction code (checking <-> savings)                         |
+  | .46   | settles, then a NOC C06: account number and transaction code                             |
   | other | settles                                                                                  |
+
+A prenote (zero-dollar entry, codes 23/28/33/38) has no settlement event; it is returned with the control
+`prenote_return_code` when that is set (e.g. "R03"), after return_delay_ms.
 
 Timing, from the file's acceptance: `entry.settled` after settlement_delay_ms; `entry.returned` (instead of
 settling) after return_delay_ms; the R01 of .31/.32 settled_return_delay_ms after its settlement (the usual
@@ -42,9 +50,11 @@ R10 late_return_delay_ms after its settlement.
 
 Webhooks: `POST webhook_url` with the compact JSON body below and `X-Bank-Timestamp: <unix seconds>`,
 `X-Bank-Signature: v1=<hex HMAC-SHA256(webhook_secret, f"{timestamp}." + body)>` (see `sign`):
-  {"event_id", "type": "entry.settled"|"entry.returned", "file_id", "trace_number", "amount": "125.01",
+  {"event_id", "type": "entry.settled"|"entry.returned"|"entry.corrected", "file_id", "trace_number", "amount": "125.01",
    "settlement_date": "YYYY-MM-DD" (settled only), "return_code", "return_reason" (returned only),
-   "occurred_at": ISO-8601 UTC}
+   "change_code", "change_reason", "corrected_data", "addenda_record" (corrected only: the COR entry's 94-character
+   type 98 addenda), "occurred_at": ISO-8601 UTC}
+A notification of change comes settled_return_delay_ms after the entry's settlement.
 A file's events go out one at a time, in due order (each waits for the previous delivery to finish).
 Non-2xx or connection errors are retried with exponential backoff (200 ms doubling, capped at 5 s) up to
 delivery_max_attempts; a retry re-signs with a fresh timestamp but sends the same bytes. Modes:
@@ -70,8 +80,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from finance.ach_corrections import CHANGE_REASONS, corrected_data
 from finance.fedcalendar import next_business_day
-from finance.nacha import NachaError, parse
+from finance.nacha import ChangeAddenda, NachaError, TransactionCode, parse, write_change_addenda
 from sandbox.settings import SandboxSettings
 
 log = logging.getLogger("sandbox.odfi")
@@ -98,8 +109,10 @@ FIRST_PRESENTMENT_R01_CENTS = 11
 SETTLED_THEN_R01_ONCE_CENTS = 31
 SETTLED_THEN_R01_CENTS = 32
 LATE_R10_CENTS = 10
+NOC_BY_CENTS = {41: "C01", 42: "C02", 43: "C03", 45: "C05", 46: "C06"}
+NOC_ROUTING, NOC_ROUTING_ALTERNATIVE = "011000015", "021000021"
 
-EventType = Literal["entry.settled", "entry.returned"]
+EventType = Literal["entry.settled", "entry.returned", "entry.corrected"]
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -117,6 +130,7 @@ class Scenario:
     returned: str | None = None
     returned_after_settlement: str | None = None
     late_return: str | None = None
+    change_code: str | None = None  # a notification of change after settlement
 
 
 def scenario(amount: Decimal, entry_description: str) -> Scenario:
@@ -131,7 +145,21 @@ def scenario(amount: Decimal, entry_description: str) -> Scenario:
         return Scenario(returned_after_settlement="R01")
     if cents == LATE_R10_CENTS:
         return Scenario(late_return="R10")
+    if cents in NOC_BY_CENTS:
+        return Scenario(change_code=NOC_BY_CENTS[cents])
     return Scenario(returned=RETURNED_BY_CENTS.get(cents))
+
+
+def correction_for(change_code: str, account_number: str, routing: str, transaction_code: int) -> str:
+    """The corrected data the sandbox bank sends for an entry (see the table)."""
+    code = TransactionCode(transaction_code)
+    flipped = TransactionCode(code + 10 if code // 10 == 2 else code - 10)  # checking <-> savings
+    return corrected_data(
+        change_code,
+        account_number=(account_number + "7")[-17:],
+        routing_number=NOC_ROUTING_ALTERNATIVE if routing == NOC_ROUTING else NOC_ROUTING,
+        transaction_code=flipped,
+    )
 
 
 # --- runtime configuration ---------------------------------------------------------------------------
@@ -150,6 +178,7 @@ class OdfiConfig(BaseModel):
     delivery_max_attempts: int = Field(ge=1)
     reject_next_files: int = Field(ge=0)
     reject_status: int = Field(ge=400, le=599)
+    prenote_return_code: str | None = None
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> "OdfiConfig":
@@ -173,6 +202,7 @@ class OdfiConfigUpdate(BaseModel):
     delivery_max_attempts: int | None = None
     reject_next_files: int | None = None
     reject_status: int | None = None
+    prenote_return_code: str | None = None
 
 
 # --- state -------------------------------------------------------------------------------------------
@@ -209,6 +239,7 @@ class PlannedEvent:
     type: EventType
     entry: ReceivedEntry
     return_code: str | None = None
+    change_code: str | None = None
 
 
 @dataclass
@@ -329,6 +360,10 @@ class OdfiState:
         settle_s, return_s = config.settlement_delay_ms / 1000, config.return_delay_ms / 1000
         plan = []
         for entry in entries:
+            if TransactionCode(entry.transaction_code).is_prenote:  # no money moves: only a return is news
+                if config.prenote_return_code:
+                    plan.append(PlannedEvent(return_s, "entry.returned", entry, config.prenote_return_code))
+                continue
             outcome = scenario(entry.amount, entry.entry_description)
             if outcome.returned:
                 plan.append(PlannedEvent(return_s, "entry.returned", entry, outcome.returned))
@@ -342,6 +377,15 @@ class OdfiState:
                         "entry.returned",
                         entry,
                         outcome.returned_after_settlement,
+                    )
+                )
+            if outcome.change_code:
+                plan.append(
+                    PlannedEvent(
+                        settle_s + config.settled_return_delay_ms / 1000,
+                        "entry.corrected",
+                        entry,
+                        change_code=outcome.change_code,
                     )
                 )
             if outcome.late_return:
@@ -390,10 +434,25 @@ class OdfiState:
         }
         if planned.type == "entry.settled":
             payload["settlement_date"] = next_business_day(received.received_at.date()).isoformat()
+        elif planned.type == "entry.corrected":
+            assert planned.change_code is not None  # a planned NOC has its code
+            data = correction_for(planned.change_code, entry.account_number, entry.rdfi_routing, entry.transaction_code)
+            cor_trace = f"{entry.rdfi_routing[:8]}{len(self.events) % 9_999_999 + 1:07d}"
+            addenda = ChangeAddenda(
+                change_code=planned.change_code,
+                original_trace=entry.trace_number,
+                original_rdfi=entry.rdfi_routing[:8],
+                corrected_data=data,
+                trace_number=cor_trace,
+            )
+            payload["change_code"] = planned.change_code
+            payload["change_reason"] = CHANGE_REASONS[planned.change_code]
+            payload["corrected_data"] = addenda.corrected_data
+            payload["addenda_record"] = write_change_addenda(addenda)
         else:
             assert planned.return_code is not None  # a planned return has its code
             payload["return_code"] = planned.return_code
-            payload["return_reason"] = RETURN_REASONS[planned.return_code]
+            payload["return_reason"] = RETURN_REASONS.get(planned.return_code, "Returned")
         payload["occurred_at"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         body = json.dumps(payload, separators=(",", ":")).encode()
         event = OdfiEvent(payload["event_id"], planned.type, entry.trace_number, payload, body)

@@ -37,6 +37,7 @@ class SandboxSettings(BaseSettings):
     delivery_max_attempts: int = Field(20, ge=1)
     reject_next_files: int = Field(0, ge=0)  # refuse the next N uploaded files (FILE_REJECTED)
     reject_status: int = Field(422, ge=400, le=599)  # with this status (a 5xx plays an outage instead)
+    prenote_return_code: str | None = None  # every prenote returned with this R-code (e.g. R03)
 
     # The identity-verification service (sandbox/identity.py): matches the main app's IDENTITY_API_KEY default.
     identity_api_key: str = "sandbox-identity-key"

@@ -4,6 +4,7 @@ past the upload deadline and unknown to the bank) is never sent again: its payme
 the next window, or fail, by policy, and each is told."""
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 from temporalio import workflow
@@ -22,6 +23,9 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PATIENT = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+# Since this patch a window closes into as many files as the bank's per-file limits need (build_files), each
+# uploaded on its own, and the payments failed at the cutoff are told; a history from before built one file.
+SEVERAL_FILES = "ach-batch-several-files"
 
 
 @workflow.defn
@@ -36,6 +40,8 @@ class AchBatchWorkflow:
         if wait > 0:
             await workflow.sleep(wait)
         self._stage = "building the file"
+        if workflow.patched(SEVERAL_FILES):
+            return await self._several_files(req)
         built = await workflow.execute_activity_method(
             AchActivities.build_file, req, start_to_close_timeout=timedelta(seconds=30)
         )
@@ -63,6 +69,54 @@ class AchBatchWorkflow:
         )
         self._stage = f"uploaded file {built.file_id} with {len(built.entries)} entries"
         workflow.set_current_details(self._stage)
+        return len(built.entries)
+
+    async def _several_files(self, req: AchBatchInput) -> int:
+        window = await workflow.execute_activity_method(
+            AchActivities.build_files, req, start_to_close_timeout=timedelta(minutes=5), retry_policy=PATIENT
+        )
+        if window.dropped:
+            assert window.dropped_id is not None  # set with them
+            await asyncio.gather(
+                *(
+                    self._tell(
+                        d.workflow_id,
+                        FileRejectedSignal(file_id=window.dropped_id, presentment=d.presentment, error=d.reason),
+                    )
+                    for d in window.dropped
+                )
+            )
+        if not window.file_ids:
+            self._stage = f"closed: no payments filed ({len(window.dropped)} failed at the cutoff)"
+            workflow.set_current_details(self._stage)
+            return 0
+        self._stage = f"uploading {len(window.file_ids)} file(s)"
+        workflow.set_current_details(self._stage)
+        sent = await asyncio.gather(*(self._send(req, file_id) for file_id in window.file_ids))
+        self._stage = f"uploaded {sum(1 for n in sent if n)} of {len(sent)} file(s) with {sum(sent)} entries"
+        workflow.set_current_details(self._stage)
+        return sum(sent)
+
+    async def _send(self, req: AchBatchInput, file_id: uuid.UUID) -> int:
+        """One file of the window: uploaded and its payments told their trace numbers (the number of them), or
+        released as a rejected file's (0)."""
+        stub = BuiltFile(file_id=file_id, entries=[])
+        uploaded = await self._upload(req, stub)
+        built = await workflow.execute_activity_method(
+            AchActivities.built_file, file_id, start_to_close_timeout=timedelta(minutes=1), retry_policy=PATIENT
+        )
+        if uploaded.status != "uploaded":
+            await self._release(built, uploaded)
+            return 0
+        await asyncio.gather(
+            *(
+                workflow.get_external_workflow_handle(entry.workflow_id).signal(
+                    "submitted",
+                    SubmittedSignal(trace_number=entry.trace_number, presentment=entry.presentment, file_id=file_id),
+                )
+                for entry in built.entries
+            )
+        )
         return len(built.entries)
 
     async def _upload(self, req: AchBatchInput, built: BuiltFile) -> UploadOutcome:

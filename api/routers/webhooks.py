@@ -28,6 +28,10 @@ from api.deps import SessionDep, SettingsDep
 from api.errors import AppError
 from api.fields import line_rules
 from core.config import Settings
+from core.crypto import AccountNumberCipher
+from domain import ach_notices
+from finance import nacha
+from finance.ach_corrections import read_correction
 from models.ach import BankEventStatus
 
 log = logging.getLogger("api.webhooks")
@@ -44,6 +48,9 @@ class BankEvent(BaseModel):
     return_code: Annotated[str, *line_rules(10)] | None = None
     return_reason: Annotated[str, *line_rules(500)] | None = None
     occurred_at: Annotated[str, *line_rules(64)] | None = None
+    # entry.corrected (a notification of change): the COR entry's type 98 addenda record, as the bank received it.
+    change_code: Annotated[str, *line_rules(3)] | None = None
+    addenda_record: Annotated[str, *line_rules(94)] | None = None
 
 
 # Seconds since the epoch in ASCII digits: int() alone would take " 12", "1_2" or "١٢", and a 400-digit number
@@ -92,8 +99,27 @@ async def bank_webhook(
             raise ValueError("the event has a NUL character")
     except (ValueError, ValidationError) as exc:
         raise AppError(400, "bad_event", "the event body is not a valid bank event", str(exc)[:500]) from exc
-    if event.type not in ("entry.settled", "entry.returned"):
+    if event.type not in ("entry.settled", "entry.returned", "entry.corrected"):
         raise AppError(400, "unknown_event_type", f"unknown event type {event.type}")
+    try:
+        if event.type == "entry.corrected":
+            return await _correction(session, settings, event, body)
+        prenote = await ach_notices.prenote_of(session, event.trace_number)
+        if prenote is not None:  # a prenote's event: about the external account, no payment to tell
+            status = await ach_notices.apply_prenote_event(
+                session,
+                prenote,
+                event_id=event.event_id,
+                event_type=event.type,
+                body=body.decode(),
+                return_code=event.return_code,
+            )
+            delivery = await ach_notices.event_status(session, event.event_id)
+            await session.commit()
+            return {"status": "duplicate" if status == "duplicate" else "accepted", "delivery": delivery}
+    except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
+        log.error("bank event %s not applied: the database is unreachable: %s", event.event_id, exc)
+        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again") from exc
 
     try:
         inserted, status, workflow_id = await _record(session, event, body)
@@ -103,6 +129,33 @@ async def bank_webhook(
     if status == BankEventStatus.pending and workflow_id is not None:  # a pending event has its payment
         status = await _hand_over(request, session, settings, event.event_id, json.loads(body), workflow_id)
     return {"status": "accepted" if inserted else "duplicate", "delivery": status}
+
+
+async def _correction(session, settings: Settings, event: BankEvent, body: bytes) -> dict:
+    """A notification of change: its addenda read by the NACHA parser, applied to the external account once."""
+    try:
+        addenda = nacha.parse_change_addenda(event.addenda_record or "")
+        correction = read_correction(addenda.change_code, addenda.corrected_data)
+    except nacha.NachaError as exc:
+        raise AppError(
+            400, "bad_event", "the notification of change has no valid type 98 addenda", exc.message
+        ) from exc
+    if (
+        addenda.original_trace != event.trace_number
+        or (event.change_code or addenda.change_code) != addenda.change_code
+    ):
+        raise AppError(400, "bad_event", "the addenda's original trace or change code differs from the event's")
+    status = await ach_notices.apply_correction(
+        session,
+        AccountNumberCipher.from_settings(settings),
+        event_id=event.event_id,
+        trace=event.trace_number,
+        body=body.decode(),
+        correction=correction,
+    )
+    delivery = await ach_notices.event_status(session, event.event_id)
+    await session.commit()
+    return {"status": "duplicate" if status == "duplicate" else "accepted", "delivery": delivery}
 
 
 async def _record(session, event: BankEvent, body: bytes) -> tuple[bool, str, str | None]:

@@ -1,7 +1,7 @@
 """reversals of posted journal entries, each a maker-checker request
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-02 07:00:00
 
 A reversal posts the exact opposite of an entry, once: its journal entry's idempotency key is `reversal:<entry id>`
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0028"
-down_revision: Union[str, None] = "0026"
+down_revision: Union[str, None] = "0027"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

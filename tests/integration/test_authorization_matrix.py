@@ -675,6 +675,11 @@ async def _(w: World, p: Principal) -> Req:
     return Req(path={"org_id": w.a.id}, json={"require_mfa_for_staff": False})  # changes nothing
 
 
+@builds(f"PUT {V1}/organizations/{{org_id}}/ach-prenote-policy")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id}, json={"require_ach_prenote": False})  # changes nothing
+
+
 @builds(f"POST {V1}/users/{{user_id}}/unlock")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"user_id": w.owner["id"]})  # not locked: a no-op

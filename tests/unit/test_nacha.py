@@ -659,7 +659,7 @@ def test_parse_errors_name_the_line() -> None:
     error = parse_error(with_field(lines, 4, 84, 87, "0002"))
     assert error.line_number == 4 and "addenda sequence" in error.message
 
-    error = parse_error(with_field(lines, 4, 2, 3, "98"))
+    error = parse_error(with_field(lines, 4, 2, 3, "02"))
     assert error.line_number == 4 and "addenda type" in error.message
 
     error = parse_error(with_field(lines, 5, 79, 79, "1"))  # says addenda, has none

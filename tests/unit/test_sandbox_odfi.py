@@ -596,3 +596,67 @@ async def test_shutdown_cancels_pending_deliveries(receiver, webhook_url):
         assert len(app.state.odfi.tasks) == 1
     assert not app.state.odfi.tasks and app.state.odfi.http.is_closed
     assert receiver.deliveries == []
+
+
+async def test_notifications_of_change_follow_settlement_with_their_addenda(odfi, receiver):
+    from finance.ach_corrections import read_correction
+    from finance.nacha import parse_change_addenda
+
+    r = await odfi.upload(nacha(["10.41", "10.42", "10.45", "10.46"]))
+    assert r.status_code == 201, r.text
+    await odfi.idle()
+    payloads = receiver.accepted()
+    assert outcomes(payloads) == {trace(i): [("entry.settled", None), ("entry.corrected", None)] for i in range(1, 5)}
+    corrected = {p["trace_number"]: p for p in payloads if p["type"] == "entry.corrected"}
+    expected = {
+        1: ("C01", {"account_number": "987650007"}),
+        2: ("C02", {"routing_number": "011000015"}),
+        3: ("C05", {"account_type": "savings"}),
+        4: ("C06", {"account_number": "987650037", "account_type": "savings"}),
+    }
+    for i, (code, fields) in expected.items():
+        p = corrected[trace(i)]
+        addenda = parse_change_addenda(p["addenda_record"])
+        assert (p["change_code"], addenda.change_code, addenda.original_trace) == (code, code, trace(i))
+        assert addenda.corrected_data == p["corrected_data"]
+        correction = read_correction(code, addenda.corrected_data)
+        assert {k: getattr(correction, k) for k in fields} == fields
+
+
+async def test_prenotes_have_no_settlement_and_are_returned_on_demand(odfi, receiver):
+    def prenote_file(first_trace: int) -> str:
+        return write(
+            build_file(
+                odfi_routing=ODFI_ROUTING,
+                odfi_name="Sandbox Bank",
+                company_id="1410012345",
+                company_name="Backoffice",
+                creation_date=date(2025, 3, 3),
+                creation_time=None,
+                first_trace_sequence=first_trace,
+                batches=[
+                    BatchSpec(
+                        sec_code=SecCode.PPD,
+                        entry_description="PRENOTE",
+                        effective_entry_date=date(2025, 3, 4),
+                        entries=[
+                            EntrySpec(
+                                transaction_code=TransactionCode.CHECKING_PRENOTE_DEBIT,
+                                rdfi_routing=RDFI_ROUTING,
+                                account_number="12345",
+                                amount=Decimal("0.00"),
+                                individual_name="Member",
+                            )
+                        ],
+                    )
+                ],
+            )
+        )
+
+    assert (await odfi.upload(prenote_file(1))).status_code == 201
+    await odfi.idle()
+    assert receiver.accepted() == []
+    await odfi.client.put("/odfi/_control", json={"prenote_return_code": "R03"})
+    assert (await odfi.upload(prenote_file(2))).status_code == 201
+    await odfi.idle()
+    assert outcomes(receiver.accepted()) == {trace(2): [("entry.returned", "R03")]}
