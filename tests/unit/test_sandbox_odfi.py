@@ -562,6 +562,7 @@ async def test_control_changes_only_the_given_fields(odfi):
         "delivery_max_attempts",
         "reject_next_files",
         "reject_status",
+        "prenote_return_code",
     }
     r = await odfi.client.put("/odfi/_control", json={"duplicate_deliveries": True, "webhook_url": None})
     assert r.json() == {**before, "duplicate_deliveries": True, "webhook_url": None}
