@@ -97,9 +97,11 @@ async def test_a_counted_instruction_pays_each_run_once_and_pause_resume_cancel_
     await poll(lambda: instruction(http, member, endless["id"]), lambda i: i["runs"], 30, "no first run")
     paused = await http.post(f"/api/v1/standing-instructions/{endless['id']}/pause", headers=member)
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
-    await asyncio.sleep(1.5)  # a run started just before the pause is let finish
+    # A run started just before the pause may still pay (it read the row first) or be skipped: let it end.
+    schedule = temporal_env.client.get_schedule_handle(endless["schedule_id"])
+    await poll(schedule.describe, lambda d: not d.info.running_actions, 30, "a run never ended")
     runs_paused = len((await instruction(http, member, endless["id"]))["runs"])
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(2.5)  # two runs' worth of time
     assert len((await instruction(http, member, endless["id"]))["runs"]) == runs_paused
     resumed = await http.post(f"/api/v1/standing-instructions/{endless['id']}/resume", headers=member)
     assert resumed.json()["status"] == "active"
