@@ -3,7 +3,7 @@
 How an outbox row starts its delivery: a poller, not the writer. The rows are written inside other activities' (and
 the API's) transactions, often in the middle of a larger change; signalling Temporal from there would happen before
 the commit (a signal for a row that may roll back) or need every writer to signal after it (and a crash in between
-would lose the wake-up). Instead one long-lived dispatcher (`webhook-dispatch`) looks at the outbox every
+would lose the wake-up). Instead one long-lived dispatcher (`webhook-dispatch-<routine queue>`) looks at the outbox every
 webhook_dispatch_interval and signals-with-start `webhook-delivery-<subscription>` for the rows it has not woken it
 for, then marks them (dispatched_at). A crash between the signal and the mark only wakes the workflow twice, which
 is harmless: the workflow reads what to send from the outbox itself, in order, so the signal carries nothing."""
@@ -36,7 +36,7 @@ from models.webhooks import (
     WebhookRetry,
 )
 
-DISPATCHER_WORKFLOW_ID = "webhook-dispatch"
+DISPATCHER_WORKFLOW_PREFIX = "webhook-dispatch"
 DISPATCH_BATCH = 1000
 NOT_ACTIVE = "SubscriptionNotActive"  # the error type of a delivery whose subscription was paused or deleted
 NOT_ALLOWED = "EndpointNotAllowed"  # production: the endpoint resolves to an internal address (parked at once)
@@ -44,6 +44,12 @@ NOT_ALLOWED = "EndpointNotAllowed"  # production: the endpoint resolves to an in
 
 def delivery_workflow_id(subscription_id: uuid.UUID | str) -> str:
     return f"webhook-delivery-{subscription_id}"
+
+
+def dispatcher_workflow_id(settings: Settings) -> str:
+    """One dispatcher a deployment, named after the queue it runs on: a stack of other queues on the same Temporal
+    namespace (a test's crash worker, a benchmark) starts its own, and never attaches to one nobody serves."""
+    return f"{DISPATCHER_WORKFLOW_PREFIX}-{queue_for(settings, 'WebhookDispatchWorkflow')}"
 
 
 def retry_of(settings: Settings) -> WebhookRetry:
@@ -63,7 +69,7 @@ async def start_dispatcher(client: Client, settings: Settings) -> None:
             interval_seconds=settings.webhook_dispatch_interval.total_seconds(),
             rewake_after_seconds=settings.webhook_rewake_after.total_seconds(),
         ),
-        id=DISPATCHER_WORKFLOW_ID,
+        id=dispatcher_workflow_id(settings),
         task_queue=queue_for(settings, "WebhookDispatchWorkflow"),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary="Wakes the webhook delivery workflows for new outbox rows",

@@ -1,6 +1,6 @@
 """Webhooks out (domain/webhooks.py says where events come from; activities/webhooks.py why a dispatcher wakes these).
 
-WebhookDispatchWorkflow (`webhook-dispatch`, started by the worker): runs the dispatch activity back to back (each
+WebhookDispatchWorkflow (`webhook-dispatch-<queue>`, started by the worker): runs the dispatch activity back to back (each
 looks at the outbox every interval for a few minutes, heartbeating), continuing as new now and then.
 
 WebhookDeliveryWorkflow (`webhook-delivery-<subscription id>`, signalled-with-start by the dispatcher): sends its

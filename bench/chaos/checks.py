@@ -59,7 +59,7 @@ async def outstanding(conn: psycopg.AsyncConnection, client: Client, scope: str,
 
 
 async def still_running(conn: psycopg.AsyncConnection, client: Client, scope: str) -> list[tuple[str, str]]:
-    """The workflows still running but the bank-event sweep (it always does), and the closed loans and the
+    """The workflows still running but the bank-event sweep and the webhook dispatcher (they always do), and the closed loans and the
     auto-pays of bills no longer processing, which listen out their payments' late-return windows (with a minute
     of slack for the auto-pay) as they are meant to."""
     listening = {
@@ -70,6 +70,7 @@ async def still_running(conn: psycopg.AsyncConnection, client: Client, scope: st
         (w.workflow_type, w.id)
         async for w in client.list_workflows(f"{scope} AND ExecutionStatus = 'Running'")
         if w.id != "bank-event-sweep"
+        and not w.id.startswith("webhook-dispatch")  # the webhook outbox's dispatcher: it always runs, like the sweep
         and w.id not in listening
         and not (w.workflow_type == "LoanWorkflow" and w.typed_search_attributes.get(LOAN_STATUS) == "closed")
     ]

@@ -132,7 +132,17 @@ async def test_an_offset_of_2_63_is_422_on_every_list(http, su, org):
     account = await open_account(http, su, org.id)
     document = await upload(http, su, org.users["member"]["id"], PDF)
     assert document.status_code == 201, document.text
-    ids = {"account_id": account["id"], "document_id": document.json()["id"]}
+    subscription = await http.post(
+        "/api/v1/webhook-subscriptions",
+        headers={**org.headers["org_admin"], "Idempotency-Key": uuid.uuid4().hex},
+        json={"url": "https://erp.example/hooks", "event_types": ["payment.status_changed"]},
+    )
+    assert subscription.status_code == 201, subscription.text
+    ids = {
+        "account_id": account["id"],
+        "document_id": document.json()["id"],
+        "subscription_id": subscription.json()["id"],
+    }
     for path in lists:
         url = path.format(**ids)
         assert_error(await http.get(url, headers=su, params={"offset": 2**63}), 422, "validation_error")
