@@ -2,15 +2,16 @@
 # The whole suite as two pytest processes side by side (`make test`): the integration tests that share the session's
 # stack, one at a time, in the foreground; in the background the unit tests, the integration tests that bring up a
 # whole stack of their own, and on a second session stack the two long API-bound ones (the fuzz run and the
-# authorization matrix: HTTP against the API, little workflow work) and the two that SIGKILL worker processes of
-# their own (on task queues of their own); its output shown once both have ended. Fails when either fails.
+# authorization matrix: HTTP against the API, little workflow work) and the SIGKILL of a worker in mid-transfers;
+# its output shown once both have ended. Fails when either fails. (The SIGKILL of 200 ACH payments in flight stays
+# in the foreground: beside the rest of the suite it once left a re-presented payment queued: bench notes.)
 # Extra pytest arguments (PYTEST_ADDOPTS) reach both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OWN_STACK=(tests/integration/test_chaos.py tests/integration/test_devstack_shutdown.py
            tests/integration/test_fuzz_api.py tests/integration/test_authorization_matrix.py
-           tests/integration/test_ach_cancel_and_crash.py tests/integration/test_worker_crash.py)
+           tests/integration/test_worker_crash.py)
 log=$(mktemp -t standalone-tests.XXXXXX.log)
 
 "$PY" -m pytest tests/unit "${OWN_STACK[@]}" >"$log" 2>&1 &

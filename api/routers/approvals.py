@@ -59,6 +59,11 @@ class DecisionIn(BaseModel):
     )
 
 
+# Subjects whose approval has no way for the applicant to answer a request for information (a loan's answer is
+# POST /loans/{id}/information, a KYC review's a new submission).
+NO_INFORMATION_LOOP = frozenset({"journal_reversal"})
+
+
 @router.get("/inbox", response_model=list[InboxItem], summary="What waits for me, oldest first, with deadlines")
 async def inbox(session: SessionDep, user: CurrentUser):
     # The requests the access policy lets this user see, open at a level waiting on their role, that they neither
@@ -125,13 +130,25 @@ async def get_approval(request_id: uuid.UUID, session: SessionDep, user: Current
             "the level escalated, reopened or passed while the decision was being recorded (it stays "
             "in the audit trail but does not count)"
         },
-        422: {"description": "a rejection or a request for information without a reason"},
+        422: {
+            "description": "a rejection or a request for information without a reason; a request for information "
+            "on a subject nobody could answer it for (`no_information_loop`: a reversal)"
+        },
     },
     summary="Approve, reject (with a reason) or request more information",
 )
 async def decide(request_id: uuid.UUID, body: DecisionIn, session: SessionDep, user: CurrentUser, client: TemporalDep):
     request = await _visible_request(session, user, request_id)
     await session.commit()
+    if body.decision == "request_info" and request.subject_type in NO_INFORMATION_LOOP:
+        # Nobody could answer it: the request would wait for an answer that has no endpoint.
+        raise AppError(
+            422,
+            "no_information_loop",
+            f"a {request.subject_type.replace('_', ' ')} request is approved or rejected (with a reason): "
+            "ask its maker directly",
+            {"subject_type": request.subject_type},
+        )
     decision = DecisionInput(
         approver_id=user.id,
         approver_role=user.role,

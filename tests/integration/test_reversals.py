@@ -72,6 +72,8 @@ async def test_a_reversal_is_checked_by_another_posts_the_opposite_once_and_refu
     request_id = await approval_of(http, maker, original)
     decide = f"/api/v1/approvals/{request_id}/decisions"
     assert_error(await http.post(decide, headers=maker, json={"decision": "approve"}), 403, "maker_checker")
+    ask = {"decision": "request_info", "reason": "Which slip?"}
+    assert_error(await http.post(decide, headers=org.headers["org_admin"], json=ask), 422, "no_information_loop")
     assert_error(
         await http.post(decide, headers=org.headers["operator"], json={"decision": "approve"}), 403, "wrong_role"
     )
