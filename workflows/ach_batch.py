@@ -72,8 +72,12 @@ class AchBatchWorkflow:
         return len(built.entries)
 
     async def _several_files(self, req: AchBatchInput) -> int:
+        # One transaction of set-based statements: seconds even at the 10,000-record file limit. The timeout is how
+        # long a window waits when the worker building it dies mid-way (it had 5 minutes: a SIGKILL in the build left
+        # the window's payments queued past test_ach_cancel_and_crash's wait). A timeout is not part of the command's
+        # identity, so histories replay unchanged.
         window = await workflow.execute_activity_method(
-            AchActivities.build_files, req, start_to_close_timeout=timedelta(minutes=5), retry_policy=PATIENT
+            AchActivities.build_files, req, start_to_close_timeout=timedelta(seconds=60), retry_policy=PATIENT
         )
         if window.dropped:
             assert window.dropped_id is not None  # set with them
