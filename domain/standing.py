@@ -31,7 +31,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import AppError
-from api.fields import Money, line_rules
+from api.fields import BusinessDateTime, Money, line_rules
 from api.pagination import Page, paginate
 from core import access, audit
 from core.access import Action, Entity
@@ -47,6 +47,8 @@ from models.standing import (
 )
 from models.users import User
 
+MAX_INTERVAL = timedelta(days=3653)  # ten years: an instruction is a standing one, not a one-off in disguise
+
 
 class StandingInstructionIn(BaseModel):
     from_account_id: uuid.UUID
@@ -55,7 +57,9 @@ class StandingInstructionIn(BaseModel):
     memo: Annotated[str, *line_rules(140)] = Field(default="", examples=["Rent"])
     frequency: Frequency | None = Field(default=None, description="daily, weekly or monthly; or give `every`")
     every: timedelta | None = Field(
-        default=None, description="an interval (ISO 8601 duration, e.g. P14D), at least the configured minimum"
+        default=None,
+        le=MAX_INTERVAL,
+        description="an interval (ISO 8601 duration, e.g. P14D), at least the configured minimum, at most 10 years",
     )
     day: int | None = Field(
         default=None,
@@ -64,8 +68,8 @@ class StandingInstructionIn(BaseModel):
         description="weekly: the weekday (0 Sunday … 6 Saturday); monthly: the day of the month (1–28). "
         "Default: the start's",
     )
-    start_at: datetime | None = Field(default=None, description="no run before; default now")
-    end_at: datetime | None = Field(default=None, description="no run after")
+    start_at: BusinessDateTime | None = Field(default=None, description="no run before; default now")
+    end_at: BusinessDateTime | None = Field(default=None, description="no run after")
     count: int | None = Field(default=None, ge=1, le=10_000, description="at most this many runs")
 
     @model_validator(mode="after")
