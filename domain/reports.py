@@ -16,9 +16,12 @@ Entries that touch only GL accounts belong to the bank-wide view alone.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -106,3 +109,85 @@ async def cash_flow(session: AsyncSession, where: fin.Scope, start: date, end: d
     before = await lines(session, where.org_id, None, start - timedelta(days=1))
     opening = sum((line.amount for line in before if line.key in fin.CASH_LINES), fin.ZERO)
     return fin.cash_flow(where, start, end, movements, opening)
+
+
+# --- every report by kind: what the endpoints, report runs and scheduled definitions share ------------------------
+
+
+class ReportKind(StrEnum):
+    trial_balance = "trial-balance"
+    balance_sheet = "balance-sheet"
+    income_statement = "income-statement"
+    cash_flow = "cash-flow"
+
+
+class ReportParams(BaseModel):
+    """A report's dates: `as_of` for a position (trial balance, balance sheet), `date_from`..`date_to` for a period
+    (both included; `date_from` defaults to 1 January of `date_to`). Unset dates are the business day of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+    as_of: date | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+class Built(BaseModel):
+    """A report, its table for the file formats, and the dates that name its file."""
+
+    scope: fin.Scope
+    report: BaseModel
+    table: fin.ReportTable
+    dated: str
+
+
+Builder = Callable[[AsyncSession, fin.Scope, ReportParams, date], Awaitable[Built]]
+
+
+class InvalidRange(ValueError):
+    def __init__(self, start: date, end: date):
+        super().__init__("from must not be after to")
+        self.start, self.end = start, end
+
+
+def period(params: ReportParams, today: date) -> tuple[date, date]:
+    """[from, to] of a period report; InvalidRange when from is after to."""
+    end = params.date_to or today
+    start = params.date_from or date(end.year, 1, 1)
+    if start > end:
+        raise InvalidRange(start, end)
+    return start, end
+
+
+async def _trial_balance(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+    report = await trial_balance(session, where, day := params.as_of or today)
+    return Built(scope=where, report=report, table=fin.trial_balance_table(report), dated=str(day))
+
+
+async def _balance_sheet(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+    report = await balance_sheet(session, where, day := params.as_of or today)
+    return Built(scope=where, report=report, table=fin.balance_sheet_table(report), dated=str(day))
+
+
+async def _income_statement(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+    start, end = period(params, today)
+    report = await income_statement(session, where, start, end)
+    return Built(scope=where, report=report, table=fin.income_statement_table(report), dated=f"{start}-to-{end}")
+
+
+async def _cash_flow(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+    start, end = period(params, today)
+    report = await cash_flow(session, where, start, end)
+    return Built(scope=where, report=report, table=fin.cash_flow_table(report), dated=f"{start}-to-{end}")
+
+
+BUILDERS: dict[ReportKind, Builder] = {
+    ReportKind.trial_balance: _trial_balance,
+    ReportKind.balance_sheet: _balance_sheet,
+    ReportKind.income_statement: _income_statement,
+    ReportKind.cash_flow: _cash_flow,
+}
+
+
+async def build(session: AsyncSession, where: fin.Scope, kind: ReportKind, params: ReportParams, today: date) -> Built:
+    """The report of `kind` for `where`: one entry point for every kind (a new report adds its builder above)."""
+    return await BUILDERS[kind](session, where, params, today)

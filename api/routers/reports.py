@@ -85,16 +85,27 @@ def checked_range(start: date, end: date) -> None:
         )
 
 
-def answer(report: BaseModel, table: fin.ReportTable, fmt: Format, name: str, where: fin.Scope, dated: str):
+def answer(built: domain.Built, fmt: Format, kind: domain.ReportKind, where: fin.Scope):
     if fmt == Format.json:
-        return report
+        return built.report
     who = f"org-{where.org_id}" if where.org_id else "bank"
-    filename = f"{name}-{who}-{dated}.{fmt.value}"
+    filename = f"{kind.value}-{who}-{built.dated}.{fmt.value}"
     return RawResponse(
-        render(table, fmt.value),
+        render(built.table, fmt.value),
         media_type=CONTENT_TYPES[fmt.value],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+async def report(
+    session, user: User, settings, org_id: uuid.UUID | None, kind: domain.ReportKind, params: domain.ReportParams
+) -> domain.Built:
+    """The report of `kind` in the caller's scope (422 invalid_date_range when from is after to)."""
+    where = await report_scope(session, user, org_id)
+    try:
+        return await domain.build(session, where, kind, params, business_today(settings))
+    except domain.InvalidRange as exc:
+        raise AppError(422, "invalid_date_range", str(exc), {"from": str(exc.start), "to": str(exc.end)}) from exc
 
 
 @router.get(
@@ -112,10 +123,9 @@ async def trial_balance(
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
-    where = await report_scope(session, user, org_id)
-    day = as_of or business_today(settings)
-    report = await domain.trial_balance(session, where, day)
-    return answer(report, fin.trial_balance_table(report), chosen_format(fmt, accept), "trial-balance", where, str(day))
+    kind = domain.ReportKind.trial_balance
+    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of))
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
 
 @router.get(
@@ -133,21 +143,13 @@ async def balance_sheet(
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
-    where = await report_scope(session, user, org_id)
-    day = as_of or business_today(settings)
-    report = await domain.balance_sheet(session, where, day)
-    return answer(report, fin.balance_sheet_table(report), chosen_format(fmt, accept), "balance-sheet", where, str(day))
+    kind = domain.ReportKind.balance_sheet
+    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of))
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
 
 FromParam = Annotated[BusinessDate | None, Query(alias="from", description="first day (default: 1 January of `to`)")]
 ToParam = Annotated[BusinessDate | None, Query(alias="to", description="last day, included (default: today)")]
-
-
-def period_of(settings, start: date | None, end: date | None) -> tuple[date, date]:
-    end = end or business_today(settings)
-    start = start or date(end.year, 1, 1)
-    checked_range(start, end)
-    return start, end
 
 
 @router.get(
@@ -166,11 +168,10 @@ async def income_statement(
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
-    start, end = period_of(settings, date_from, date_to)
-    where = await report_scope(session, user, org_id)
-    report = await domain.income_statement(session, where, start, end)
-    table = fin.income_statement_table(report)
-    return answer(report, table, chosen_format(fmt, accept), "income-statement", where, f"{start}-to-{end}")
+    kind = domain.ReportKind.income_statement
+    params = domain.ReportParams(date_from=date_from, date_to=date_to)
+    built = await report(session, user, settings, org_id, kind, params)
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
 
 @router.get(
@@ -189,11 +190,10 @@ async def cash_flow(
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
-    start, end = period_of(settings, date_from, date_to)
-    where = await report_scope(session, user, org_id)
-    report = await domain.cash_flow(session, where, start, end)
-    table = fin.cash_flow_table(report)
-    return answer(report, table, chosen_format(fmt, accept), "cash-flow", where, f"{start}-to-{end}")
+    kind = domain.ReportKind.cash_flow
+    params = domain.ReportParams(date_from=date_from, date_to=date_to)
+    built = await report(session, user, settings, org_id, kind, params)
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
 
 # --- closed accounting periods -----------------------------------------------------------------------------------
