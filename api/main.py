@@ -35,6 +35,7 @@ from api.routers import (
     operations,
     passwords,
     payments,
+    report_runs,
     reports,
     savings_products,
     standing_instructions,
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         journal_entries,
         standing_instructions,
         reports,
+        report_runs,
         webhook_subscriptions,
         webhook_deliveries,
     ):
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(auth.me_router)
     v1.include_router(statements.router)
     v1.include_router(statements.runs_router)
+    v1.include_router(report_runs.definitions)
     app.include_router(v1)
     app.include_router(health.router)
     return app

@@ -55,6 +55,7 @@ from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.payments import Payment
+from models.report_runs import ReportDefinition, ReportRun
 from models.standing import StandingInstruction
 from models.statements import Statement
 from models.users import APPROVER_ROLES, Organization, Role, User
@@ -95,6 +96,8 @@ class Entity(StrEnum):
     standing_instruction = "standing instruction"
     report = "financial report"  # trial balance, balance sheet, income and cash-flow statements
     accounting_period = "accounting period"
+    report_run = "report run"  # a report generated in the background, its file
+    report_definition = "report definition"  # a scheduled report
     webhook_subscription = "webhook subscription"
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
 
@@ -206,6 +209,12 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.report, Action.read): OPERATORS,
     (Entity.accounting_period, Action.read): OPERATORS,
     (Entity.accounting_period, Action.create): BANK | {Role.org_admin},
+    # Report runs and scheduled definitions: whoever reads the reports, for the organizations they may read.
+    (Entity.report_run, Action.read): OPERATORS,
+    (Entity.report_run, Action.create): OPERATORS,
+    (Entity.report_definition, Action.read): OPERATORS,
+    (Entity.report_definition, Action.create): OPERATORS,
+    (Entity.report_definition, Action.update): OPERATORS,
     (Entity.webhook_subscription, Action.read): KEY_ADMINS,
     (Entity.webhook_subscription, Action.create): KEY_ADMINS,
     (Entity.webhook_subscription, Action.update): KEY_ADMINS,
@@ -468,6 +477,11 @@ def scope(user: User, entity: Entity, statement: S) -> S:
             )
             return statement.where(col(JournalEntry.id).in_(touched))
         return statement.where(false())
+    if entity in (Entity.report_run, Entity.report_definition):  # an organization's for its staff; all bank-wide
+        org_col = col(ReportRun.org_id) if entity == Entity.report_run else col(ReportDefinition.org_id)
+        if role in BANK:
+            return statement
+        return statement.where(org_col == org if role in (Role.org_admin, Role.operator) and org else false())
     if entity == Entity.webhook_subscription:
         return statement.where(col(WebhookSubscription.org_id) == org if role == Role.org_admin and org else false())
     if entity == Entity.webhook_delivery:
@@ -541,6 +555,8 @@ MODELS: dict[Entity, Any] = {
     Entity.api_key: ApiKey,
     Entity.journal_entry: JournalEntry,
     Entity.standing_instruction: StandingInstruction,
+    Entity.report_run: ReportRun,
+    Entity.report_definition: ReportDefinition,
     Entity.webhook_subscription: WebhookSubscription,
     Entity.webhook_delivery: WebhookEvent,
 }

@@ -50,6 +50,8 @@ RESOURCES: dict[str, str] = {
     "journal-entries": "journal_entries",
     "standing-instructions": "standing_instructions",
     "reports": "reports",  # financial reports and accounting periods
+    "report-runs": "reports",
+    "report-definitions": "reports",
     "webhook-subscriptions": "webhooks",
     "webhook-deliveries": "webhooks",
 }

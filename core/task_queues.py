@@ -57,6 +57,8 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "DocumentUploadWorkflow": Urgency.routine,
     "WebhookDispatchWorkflow": Urgency.routine,  # notifications to organizations' systems, not money movement
     "WebhookDeliveryWorkflow": Urgency.routine,
+    "ReportRunWorkflow": Urgency.routine,  # reports: batch reads, never ahead of a payment
+    "ScheduledReportWorkflow": Urgency.routine,
 }
 
 

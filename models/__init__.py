@@ -35,6 +35,7 @@ from models.loans import (
 )
 from models.payments import Payment, PaymentEvent
 from models.periods import ClosedPeriod
+from models.report_runs import ReportDefinition, ReportRun
 from models.reversals import EntryReversal
 from models.standing import StandingInstruction, StandingInstructionRun
 from models.statements import Statement
@@ -83,6 +84,8 @@ __all__ = [
     "PaymentEvent",
     "Posting",
     "RefreshToken",
+    "ReportDefinition",
+    "ReportRun",
     "SavingsAccount",
     "SavingsProduct",
     "SecurityEvent",

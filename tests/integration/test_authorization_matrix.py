@@ -194,6 +194,8 @@ class World:
         self.bill_body = self.bill_fields()
         self.api_key = await self.new_api_key()
         self.standing = await self.standing_instruction()
+        self.report_run = await self.new_report_run()
+        self.report_definition = await self.new_report_definition()
         self.subscription = await self.new_subscription()
         self.webhook_event_id = await self.dead_webhook_event()
         self.bill = await self.new_bill()
@@ -364,6 +366,29 @@ class World:
             "/api/v1/standing-instructions",
             {**self.headers["A.member_owner"], **key()},
             json=self.standing_body(),
+        )
+
+    def report_run_body(self) -> dict:
+        return {"kind": "trial-balance", "org_id": self.a.id, "format": "json", "as_of": "2001-01-31"}
+
+    async def new_report_run(self) -> dict:
+        return await self.call("POST", "/api/v1/report-runs", {**self.su, **key()}, 202, json=self.report_run_body())
+
+    def report_definition_body(self) -> dict:
+        return {
+            "name": "Matrix report",
+            "kind": "balance-sheet",
+            "org_id": self.a.id,
+            "period": "previous-month",
+            "format": "json",
+            "frequency": "monthly",
+            "day": 28,
+            "hour": 3,
+        }
+
+    async def new_report_definition(self) -> dict:
+        return await self.call(
+            "POST", "/api/v1/report-definitions", {**self.su, **key()}, json=self.report_definition_body()
         )
 
     async def place_hold(self) -> dict:
@@ -615,6 +640,8 @@ BUILDERS.update(
         f"GET {V1}/approvals/inbox": listing(lambda w: {}, lambda w: w.pending_loan["approval_request_id"]),
         f"GET {V1}/bills": listing(lambda w: {"payer_id": w.owner["id"], "status": "upcoming"}, lambda w: w.bill["id"]),
         f"GET {V1}/standing-instructions": listing(lambda w: {}, lambda w: w.standing["id"]),
+        f"GET {V1}/report-runs": listing(lambda w: {}, lambda w: w.report_run["id"]),
+        f"GET {V1}/report-definitions": listing(lambda w: {}, lambda w: w.report_definition["id"]),
         f"GET {V1}/savings-products": listing(
             lambda w: {"name": w.savings_product["name"]}, lambda w: w.savings_product["id"]
         ),
@@ -1166,6 +1193,36 @@ BUILDERS[f"GET {V1}/reports/balance-sheet"] = _of_a(as_of="2001-01-31", format="
 BUILDERS[f"GET {V1}/reports/income-statement"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31"})
 BUILDERS[f"GET {V1}/reports/cash-flow"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31", "format": "csv"})
 BUILDERS[f"GET {V1}/reports/periods"] = _of_a()
+
+
+@builds(f"POST {V1}/report-runs")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json=w.report_run_body())
+
+
+@builds(f"GET {V1}/report-runs/{{run_id}}", f"GET {V1}/report-runs/{{run_id}}/file")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"run_id": w.report_run["id"]})
+
+
+@builds(f"POST {V1}/report-definitions")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json=w.report_definition_body())
+
+
+@builds(f"GET {V1}/report-definitions/{{definition_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"definition_id": w.report_definition["id"]})
+
+
+@builds(
+    f"POST {V1}/report-definitions/{{definition_id}}/pause",
+    f"POST {V1}/report-definitions/{{definition_id}}/resume",
+    f"DELETE {V1}/report-definitions/{{definition_id}}",
+)
+async def _(w: World, p: Principal) -> Req:
+    made = await w.fresh("report_definition", p, w.new_report_definition)  # one each: a delete is final
+    return Req(path={"definition_id": made["id"]})
 
 
 @builds(f"POST {V1}/reports/periods")
