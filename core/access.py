@@ -95,6 +95,7 @@ class Entity(StrEnum):
     standing_instruction = "standing instruction"
     report = "financial report"  # trial balance, balance sheet, income and cash-flow statements
     accounting_period = "accounting period"
+    budget = "budget"  # an organization's budget of a report line for a month (the budget variance report)
     webhook_subscription = "webhook subscription"
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
 
@@ -206,6 +207,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.report, Action.read): OPERATORS,
     (Entity.accounting_period, Action.read): OPERATORS,
     (Entity.accounting_period, Action.create): BANK | {Role.org_admin},
+    # Budgets: read like the reports; set by an organization's admin for it, by the superuser for any organization.
+    (Entity.budget, Action.read): OPERATORS,
+    (Entity.budget, Action.write): frozenset({Role.superuser, Role.org_admin}),
     (Entity.webhook_subscription, Action.read): KEY_ADMINS,
     (Entity.webhook_subscription, Action.create): KEY_ADMINS,
     (Entity.webhook_subscription, Action.update): KEY_ADMINS,
