@@ -45,7 +45,7 @@ def rates_or_default(configured: Mapping[str, Decimal] | None) -> dict[str, Deci
 class Group(BaseModel):
     """What the query returns: the loans of one bucket and product."""
 
-    bucket: str
+    bucket: str | None  # None (no arrears) is current
     product_id: uuid.UUID
     product: str
     loans: int
