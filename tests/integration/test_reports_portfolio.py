@@ -3,21 +3,29 @@ real stack: organization A has a current loan and one aged into the 90+ bucket o
 tests/integration/test_loan_servicing.py does), budgets, auto-pay and manual bills and standing instructions;
 organization B has a loan of its own that A never sees."""
 
+import asyncio
 import csv
 import io
+import itertools
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import httpx
+import psycopg
 import pytest
+from alembic import command
 from openpyxl import load_workbook
 from sqlalchemy import text
 
 from core.business_time import business_today
+from core.db import libpq_url
+from devstack.postgres import alembic_config
 from tests.conftest import ApiServer, assert_error, make_org, make_user, open_account
 from tests.integration.test_ach import link_external
+from tests.integration.test_ach_files_at_rest import _scratch_database
+from tests.integration.test_backups import _drop
 from tests.integration.test_loan_servicing import zero_rate_product
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
 from tests.polling import poll
@@ -351,3 +359,67 @@ async def test_an_operator_reads_the_reports_and_a_stranger_org_admin_cannot(htt
     for path in ("loan-portfolio", "budget-variance", "cash-forecast"):
         assert (await http.get(f"/api/v1/reports/{path}", headers=a.headers["operator"])).status_code == 200
         assert_error(await http.get(f"/api/v1/reports/{path}", params={"org_id": a.id}, headers=stranger), 404)
+
+
+async def test_racing_puts_of_one_budget_leave_one_row_and_an_unbroken_audit_trail(http, su, world, db):
+    """Six PUTs of one organization, line and month at once, with three amounts: one row, its amount one of them,
+    and every audit row's `before` the `after` of the one before it (the row lock orders them)."""
+    admin = world["a"].headers["org_admin"]
+    url = "/api/v1/reports/budgets/2003-07/GL-INTEREST-EXPENSE"
+    answers = await asyncio.gather(
+        *(http.put(url, headers=admin, json={"amount": amount}) for amount in ["10.00", "20.00", "30.00"] * 2)
+    )
+    assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                text("SELECT id, amount FROM budgets WHERE org_id = :org AND line_key = 'GL-INTEREST-EXPENSE'"),
+                {"org": world["a"].id},
+            )
+        ).all()
+        assert len(rows) == 1 and str(rows[0].amount) in {"10.00", "20.00", "30.00"}
+        trail = (
+            await session.execute(
+                text("SELECT before, after FROM audit_log WHERE entity_id = :id ORDER BY at, id"),
+                {"id": str(rows[0].id)},
+            )
+        ).all()
+    assert trail[0].before is None and 1 <= len(trail) <= 6
+    for earlier, later in itertools.pairwise(trail):
+        assert later.before == {"amount": earlier.after["amount"]} and later.after["amount"] != earlier.after["amount"]
+    assert trail[-1].after["amount"] == str(rows[0].amount)
+
+
+def test_migration_0033_upgrades_and_downgrades_and_the_database_keeps_one_budget_per_month(database_url):
+    scratch = _scratch_database(database_url)
+    config = alembic_config(scratch)
+    command.upgrade(config, "0033")
+    try:
+        with psycopg.connect(libpq_url(scratch), autocommit=True) as conn:
+            org, user = uuid.uuid4(), uuid.uuid4()
+            conn.execute("INSERT INTO organizations (id, name) VALUES (%s, 'Migration org')", (org,))
+            conn.execute(
+                "INSERT INTO users (id, email, full_name, hashed_password, role, org_id) "
+                "VALUES (%s, 'm@x.example', 'M', 'x', 'org_admin', %s)",
+                (user, org),
+            )
+            insert = (
+                "INSERT INTO budgets (id, org_id, line_key, period, amount, updated_by) VALUES (%s, %s, %s, %s, %s, %s)"
+            )
+            conn.execute(insert, (uuid.uuid4(), org, "GL-CASH", date(2026, 12, 1), Decimal("1.00"), user))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(insert, (uuid.uuid4(), org, "GL-CASH", date(2026, 12, 1), Decimal("2.00"), user))
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute(insert, (uuid.uuid4(), org, "GL-CASH", date(2026, 12, 2), Decimal("2.00"), user))
+            assert conn.execute("SELECT day FROM standing_instructions LIMIT 1").fetchone() is None
+            command.downgrade(config, "0029")
+            tables = conn.execute("SELECT to_regclass('budgets') IS NULL").fetchone()
+            columns = conn.execute(
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'standing_instructions' "
+                "AND column_name = 'day'"
+            ).fetchone()
+            assert tables == (True,) and columns == (0,)
+            command.upgrade(config, "0033")
+    finally:
+        _drop(database_url, scratch)

@@ -3,6 +3,7 @@ cash-flow forecast (finance/forecast.py): provisions by rate, variance and its p
 computed from their cadence as their Temporal Schedules fire, and the weekly sums; their tables render."""
 
 import io
+import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -169,7 +170,7 @@ def test_interval_runs_are_multiples_of_every_since_the_epoch():
     counts = runs(cadence(every_seconds=every), weeks=4)
     boundaries = [datetime.combine(FIRST + timedelta(days=7 * k), datetime.min.time(), NY) for k in range(5)]
     expected = []
-    for lower, upper in zip(boundaries, boundaries[1:], strict=False):
+    for lower, upper in itertools.pairwise(boundaries):
         seconds = range(int(lower.timestamp()), int(upper.timestamp()))
         expected.append(sum(1 for _ in range(-(-seconds.start // every) * every, seconds.stop, every)))
     assert counts == expected and sum(counts) in (9, 10)
