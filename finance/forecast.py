@@ -59,26 +59,34 @@ def _calendar_day_matches(cadence: Cadence, day: date) -> bool:
 
 
 def runs_per_week(cadence: Cadence, first_day: date, weeks: int, now: datetime, zone: ZoneInfo, hour: int) -> list[int]:
-    """How many times the instruction runs in each week of the horizon (no run at or before `now`)."""
+    """How many times the instruction runs in each week of the horizon (no run at or before `now`; runs between now
+    and the first day use up its count too)."""
     lower = max(cadence.start, now + timedelta(microseconds=1))
     left = cadence.remaining if cadence.remaining is not None else math.inf
+    if left != math.inf:
+        left -= min(left, _runs_between(cadence, lower, lower.astimezone(zone).date(), first_day, zone, hour))
     counts: list[int] = []
     for start_day in week_starts(first_day, weeks):
-        week_from = datetime.combine(start_day, time(), zone)
-        week_to = datetime.combine(start_day + timedelta(days=7), time(), zone)  # excluded
-        if cadence.every_seconds:
-            found = _interval_runs(cadence, max(lower, week_from), week_to)
-        else:
-            found = 0
-            for offset in range(7):
-                day = start_day + timedelta(days=offset)
-                moment = datetime.combine(day, time(hour), zone)
-                in_bounds = moment >= lower and (cadence.end is None or moment <= cadence.end)
-                found += in_bounds and _calendar_day_matches(cadence, day)
-        taken = int(min(found, left))
+        taken = int(min(_runs_between(cadence, lower, start_day, start_day + timedelta(days=7), zone, hour), left))
         left -= taken
         counts.append(taken)
     return counts
+
+
+def _runs_between(cadence: Cadence, lower: datetime, from_day: date, to_day: date, zone: ZoneInfo, hour: int) -> int:
+    """The runs from `from_day` to `to_day` (excluded) in the business time zone, not before `lower`."""
+    if from_day >= to_day:
+        return 0
+    if cadence.every_seconds:
+        start = max(lower, datetime.combine(from_day, time(), zone))
+        return _interval_runs(cadence, start, datetime.combine(to_day, time(), zone))
+    found = 0
+    for offset in range((to_day - from_day).days):
+        day = from_day + timedelta(days=offset)
+        moment = datetime.combine(day, time(hour), zone)
+        in_bounds = moment >= lower and (cadence.end is None or moment <= cadence.end)
+        found += in_bounds and _calendar_day_matches(cadence, day)
+    return found
 
 
 def _interval_runs(cadence: Cadence, lower: datetime, upper: datetime) -> int:

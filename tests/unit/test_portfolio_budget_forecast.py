@@ -175,7 +175,9 @@ def test_interval_runs_are_multiples_of_every_since_the_epoch():
         expected.append(sum(1 for _ in range(-(-seconds.start // every) * every, seconds.stop, every)))
     assert counts == expected and sum(counts) in (9, 10)
     # A one-second interval over a year counts without listing the runs; the count caps it.
-    assert sum(runs(cadence(every_seconds=1, remaining=5), weeks=52)) == 5
+    midnight = datetime.combine(FIRST, datetime.min.time(), NY)
+    assert sum(runs(cadence(every_seconds=1, remaining=5), weeks=52, now=midnight)) == 5
+    assert sum(runs(cadence(every_seconds=1, remaining=5), weeks=52)) == 0  # all five between now and the first day
     assert runs(cadence(every_seconds=1), weeks=1) == [7 * 86400]
 
 
@@ -208,3 +210,14 @@ def test_report_params_take_only_their_whitelisted_fields():
     for bad in ({"weeks": 0}, {"weeks": 53}, {"sql": "1; DROP TABLE loans"}):
         with pytest.raises(ValidationError):
             ReportParams(**bad)  # type: ignore[arg-type]
+
+
+def test_runs_before_the_first_day_use_up_the_count():
+    # A daily instruction with 10 runs left, forecast from a week after now: the first week's 7 runs come before.
+    later = FIRST + timedelta(days=7)
+    assert fc.runs_per_week(cadence(frequency="daily", remaining=10), later, 2, NOW, NY, 7) == [3, 0]
+    # Daily at 00:00 UTC (19:00 the day before in New York): 7 to 14 December UTC come first, 8 of them.
+    assert fc.runs_per_week(cadence(every_seconds=86400, remaining=10), later, 2, NOW, NY, 7) == [2, 0]
+    # A horizon that starts before now forecasts nothing before now.
+    earlier = FIRST - timedelta(days=14)
+    assert fc.runs_per_week(cadence(frequency="daily"), earlier, 3, NOW, NY, 7) == [0, 0, 7]
