@@ -1,7 +1,9 @@
-"""Financial reports from the ledger (JSON, CSV, XLSX or PDF) and closed accounting periods.
+"""Financial reports (JSON, CSV, XLSX or PDF): the statements from the ledger, the loan portfolio with provisions,
+budget variance and the cash-flow forecast; the budgets themselves; closed accounting periods.
 
 Who sees what (core/access.py report_org): org admins and operators their organization's figures; superuser and
-bank_operations any organization's (org_id) or the whole bank's (no org_id)."""
+bank_operations any organization's (org_id) or the whole bank's (no org_id). Budgets are set by an organization's
+admin, or by the superuser for any organization."""
 
 import uuid
 from datetime import date, datetime
