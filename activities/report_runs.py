@@ -23,7 +23,7 @@ from core.storage import ObjectStorage, storage_from_settings
 from core.task_queues import queue_for
 from documents.reports import CONTENT_TYPES, render
 from domain import reports
-from domain.report_runs import Period, download_url, period_params, scheduled_run_id
+from domain.report_runs import Period, download_url, scheduled_params, scheduled_run_id
 from models.notifications import NotifyUsers
 from models.report_runs import (
     DefinitionStatus,
@@ -76,7 +76,7 @@ class ReportRunActivities:
             params = reports.ReportParams.model_validate(run.params or {})
             today = params.as_of or params.date_to or datetime.now(UTC).date()
             try:
-                built = await reports.build(session, where, reports.ReportKind(run.kind), params, today)
+                built = await reports.build(session, where, reports.ReportKind(run.kind), params, today, self.settings)
             except reports.InvalidRange as exc:
                 raise ApplicationError(str(exc), type="InvalidRange", non_retryable=True) from exc
             if run.format == "json":
@@ -146,12 +146,7 @@ class ReportRunActivities:
             if definition is None or definition.status != DefinitionStatus.active:
                 return ScheduledRun(run_id=None)
             day = step.scheduled_for.astimezone(ZoneInfo(self.settings.business_timezone)).date()
-            kind = reports.ReportKind(definition.kind)
-            params = period_params(Period(definition.period), day)
-            if kind in (reports.ReportKind.trial_balance, reports.ReportKind.balance_sheet):
-                params = reports.ReportParams(as_of=params.as_of)
-            else:
-                params = reports.ReportParams(date_from=params.date_from, date_to=params.date_to)
+            params = scheduled_params(reports.ReportKind(definition.kind), Period(definition.period), day)
             await session.execute(
                 insert(ReportRun)
                 .values(

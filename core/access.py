@@ -98,6 +98,7 @@ class Entity(StrEnum):
     accounting_period = "accounting period"
     report_run = "report run"  # a report generated in the background, its file
     report_definition = "report definition"  # a scheduled report
+    budget = "budget"  # an organization's budget of a report line for a month (the budget variance report)
     webhook_subscription = "webhook subscription"
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
 
@@ -215,6 +216,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.report_definition, Action.read): OPERATORS,
     (Entity.report_definition, Action.create): OPERATORS,
     (Entity.report_definition, Action.update): OPERATORS,
+    # Budgets: read like the reports; set by an organization's admin for it, by the superuser for any organization.
+    (Entity.budget, Action.read): OPERATORS,
+    (Entity.budget, Action.write): frozenset({Role.superuser, Role.org_admin}),
     (Entity.webhook_subscription, Action.read): KEY_ADMINS,
     (Entity.webhook_subscription, Action.create): KEY_ADMINS,
     (Entity.webhook_subscription, Action.update): KEY_ADMINS,

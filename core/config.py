@@ -203,6 +203,11 @@ class Settings(BaseSettings):
     standing_instruction_attempts: int = Field(default=3, ge=1, le=10)
     standing_instruction_retry_after: timedelta = timedelta(hours=4)
 
+    # Loan-loss provisioning of the loan portfolio report: a rate (0 to 1) per aging bucket, bank-wide, overriding
+    # finance/portfolio.py DEFAULT_RATES (current 0.01, 1-30 0.05, 31-60 0.20, 61-90 0.50, 90+ 1.00), e.g.
+    # PROVISIONING_RATES='{"31-60": "0.25"}'.
+    provisioning_rates: dict[str, Annotated[Decimal, Field(ge=0, le=1)]] = Field(default_factory=dict)
+
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.
     bill_reminder_offsets: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [7, 3, 0])
@@ -321,6 +326,14 @@ class Settings(BaseSettings):
     payment_stuck_after: timedelta = timedelta(days=5)
     # Traces are exported by OTLP/HTTP to this collector (e.g. http://jaeger:4318); unset, tracing is off.
     otel_exporter_otlp_endpoint: str = ""
+
+    @field_validator("provisioning_rates")
+    @classmethod
+    def _known_buckets(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        from finance.portfolio import rates_or_default
+
+        rates_or_default(value)  # a ValueError names an unknown bucket
+        return value
 
     @field_validator("business_timezone")
     @classmethod

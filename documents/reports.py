@@ -67,7 +67,7 @@ def to_xlsx(table: ReportTable) -> bytes:
             for cell in cells:
                 cell.font = bold
     sheet.column_dimensions["A"].width = 55
-    for letter in "BC"[: len(table.columns)]:
+    for letter in "BCDEFG"[: len(table.columns)]:
         sheet.column_dimensions[letter].width = 18
     out = io.BytesIO()
     book.save(out)
@@ -92,7 +92,7 @@ def to_pdf(table: ReportTable) -> bytes:
         creator="backoffice",
         invariant=1,
     )
-    value_width = 1.4 * inch
+    value_width = min(1.4 * inch, _CONTENT_WIDTH * 0.62 / max(1, len(table.columns)))  # six columns still fit
     rows: list[list[Any]] = [["", *table.columns]]
     style: list[tuple[Any, ...]] = [
         ("FONT", (0, 0), (-1, -1), "Helvetica", 9),

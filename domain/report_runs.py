@@ -67,7 +67,8 @@ class Format(StrEnum):
     pdf = "pdf"
 
 
-POSITIONS = (ReportKind.trial_balance, ReportKind.balance_sheet)  # as of a day; the others cover a period
+POSITIONS = (ReportKind.trial_balance, ReportKind.balance_sheet, ReportKind.loan_portfolio)  # as of a day
+FORECASTS = (ReportKind.cash_forecast,)  # from a day, some weeks ahead; the others cover a period
 
 
 class Period(StrEnum):
@@ -93,10 +94,19 @@ def period_params(period: Period, day: date) -> ReportParams:
     return ReportParams(as_of=end, date_from=start, date_to=end)
 
 
+def scheduled_params(kind: ReportKind, period: Period, day: date) -> ReportParams:
+    """The dates of a definition's run scheduled on `day`: a forecast looks ahead from that day."""
+    if kind in FORECASTS:
+        return ReportParams(date_from=day, weeks=reports.DEFAULT_FORECAST_WEEKS)
+    return resolved(kind, period_params(period, day), day)
+
+
 def resolved(kind: ReportKind, params: ReportParams, today: date) -> ReportParams:
-    """Every date the report needs, set (today's when not given), and none it does not; InvalidRange as build's."""
+    """Every date the report needs, set (today's when not given), and none it does not; a 422 for a range backwards."""
     if kind in POSITIONS:
         return ReportParams(as_of=params.as_of or today)
+    if kind in FORECASTS:
+        return ReportParams(date_from=params.date_from or today, weeks=params.weeks or reports.DEFAULT_FORECAST_WEEKS)
     end = params.date_to or today
     start = params.date_from or date(end.year, 1, 1)
     if start > end:
@@ -114,9 +124,12 @@ class ReportRunIn(BaseModel):
         default=None, description="bank-wide roles: an organization, or none for the whole bank; org staff: their own"
     )
     format: Format = Format.pdf
-    as_of: BusinessDate | None = Field(default=None, description="trial balance, balance sheet: default today")
-    date_from: BusinessDate | None = Field(default=None, description="period reports: default 1 January of date_to")
+    as_of: BusinessDate | None = Field(default=None, description="position reports: default today")
+    date_from: BusinessDate | None = Field(
+        default=None, description="period reports: default 1 January of date_to; a forecast's first day: default today"
+    )
     date_to: BusinessDate | None = Field(default=None, description="period reports: default today")
+    weeks: int | None = Field(default=None, ge=1, le=52, description="cash-flow forecast: weeks ahead (default 8)")
 
 
 class ReportRunOut(BaseModel):
@@ -159,7 +172,7 @@ async def request_run(
     org_id = access.report_org(user, body.org_id)
     params = resolved(
         body.kind,
-        ReportParams(as_of=body.as_of, date_from=body.date_from, date_to=body.date_to),
+        ReportParams(as_of=body.as_of, date_from=body.date_from, date_to=body.date_to, weeks=body.weeks),
         business_today(settings),
     )
     idempotency_key = f"{user.id}:{key}"

@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.config import Settings, get_settings
+from domain import report_sources as sources
+from finance import budget_variance as budgets
+from finance import forecast
+from finance import portfolio as loans
 from finance import reports as fin
 from models.users import Organization
 
@@ -119,16 +125,24 @@ class ReportKind(StrEnum):
     balance_sheet = "balance-sheet"
     income_statement = "income-statement"
     cash_flow = "cash-flow"
+    loan_portfolio = "loan-portfolio"
+    budget_variance = "budget-variance"
+    cash_forecast = "cash-forecast"
+
+
+DEFAULT_FORECAST_WEEKS = 8
 
 
 class ReportParams(BaseModel):
-    """A report's dates: `as_of` for a position (trial balance, balance sheet), `date_from`..`date_to` for a period
-    (both included; `date_from` defaults to 1 January of `date_to`). Unset dates are the business day of the run."""
+    """A report's dates: `as_of` for a position (trial balance, balance sheet, loan portfolio), `date_from`..`date_to`
+    for a period (both included; `date_from` defaults to 1 January of `date_to`; budget variance too). The cash-flow
+    forecast starts on `date_from` and runs `weeks` weeks. Unset dates are the business day of the run."""
 
     model_config = ConfigDict(extra="forbid")
     as_of: date | None = None
     date_from: date | None = None
     date_to: date | None = None
+    weeks: int | None = Field(default=None, ge=1, le=52, description="cash-flow forecast: its horizon in weeks")
 
 
 class Built(BaseModel):
@@ -140,7 +154,9 @@ class Built(BaseModel):
     dated: str
 
 
-Builder = Callable[[AsyncSession, fin.Scope, ReportParams, date], Awaitable[Built]]
+# A builder gets the Settings of the process that runs it (provisioning rates, business time zone): the API's or the
+# worker's, never read from the environment behind their back.
+Builder = Callable[[AsyncSession, fin.Scope, ReportParams, date, Settings], Awaitable[Built]]
 
 
 class InvalidRange(ValueError):
@@ -158,26 +174,101 @@ def period(params: ReportParams, today: date) -> tuple[date, date]:
     return start, end
 
 
-async def _trial_balance(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+async def _trial_balance(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
     report = await trial_balance(session, where, day := params.as_of or today)
     return Built(scope=where, report=report, table=fin.trial_balance_table(report), dated=str(day))
 
 
-async def _balance_sheet(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+async def _balance_sheet(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
     report = await balance_sheet(session, where, day := params.as_of or today)
     return Built(scope=where, report=report, table=fin.balance_sheet_table(report), dated=str(day))
 
 
-async def _income_statement(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+async def _income_statement(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
     start, end = period(params, today)
     report = await income_statement(session, where, start, end)
     return Built(scope=where, report=report, table=fin.income_statement_table(report), dated=f"{start}-to-{end}")
 
 
-async def _cash_flow(session: AsyncSession, where: fin.Scope, params: ReportParams, today: date) -> Built:
+async def _cash_flow(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
     start, end = period(params, today)
     report = await cash_flow(session, where, start, end)
     return Built(scope=where, report=report, table=fin.cash_flow_table(report), dated=f"{start}-to-{end}")
+
+
+async def loan_portfolio(session: AsyncSession, where: fin.Scope, as_of: date, settings: Settings) -> loans.Portfolio:
+    rates = loans.rates_or_default(settings.provisioning_rates)
+    return loans.portfolio(where, as_of, await sources.portfolio_groups(session, where.org_id, as_of), rates)
+
+
+async def budget_variance(session: AsyncSession, where: fin.Scope, start: date, end: date) -> budgets.BudgetVariance:
+    """The period's actuals (the lines the income statement reads) against the budgets of the months it touches."""
+    months = budgets.months_between(start, end)
+    planned = await sources.budgets_by_line(session, where.org_id, months[0], months[-1])
+    actuals = await lines(session, where.org_id, start, end)
+    names = [f"{m:%Y-%m}" for m in months]
+    return budgets.budget_variance(where, start, end, names, actuals, planned)
+
+
+async def cash_forecast(
+    session: AsyncSession, where: fin.Scope, first: date, weeks: int, settings: Settings
+) -> forecast.CashForecast:
+    before = await lines(session, where.org_id, None, first - timedelta(days=1))
+    opening = sum((line.amount for line in before if line.key in fin.CASH_LINES), fin.ZERO)
+    runs = [
+        (
+            amount,
+            forecast.runs_per_week(
+                cadence,
+                first,
+                weeks,
+                datetime.now(UTC),
+                ZoneInfo(settings.business_timezone),
+                settings.standing_instruction_hour,
+            ),
+        )
+        for amount, cadence in await sources.standing_cadences(session, where.org_id, datetime.now(UTC))
+    ]
+    return forecast.cash_forecast(
+        where,
+        first,
+        weeks,
+        opening,
+        await sources.installments_by_week(session, where.org_id, first, weeks),
+        await sources.autopay_bills_by_week(session, where.org_id, first, weeks),
+        runs,
+    )
+
+
+async def _loan_portfolio(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
+    report = await loan_portfolio(session, where, day := params.as_of or today, settings)
+    return Built(scope=where, report=report, table=loans.portfolio_table(report), dated=str(day))
+
+
+async def _budget_variance(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
+    start, end = period(params, today)
+    report = await budget_variance(session, where, start, end)
+    return Built(scope=where, report=report, table=budgets.budget_variance_table(report), dated=f"{start}-to-{end}")
+
+
+async def _cash_forecast(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
+    first, weeks = params.date_from or today, params.weeks or DEFAULT_FORECAST_WEEKS
+    report = await cash_forecast(session, where, first, weeks, settings)
+    return Built(scope=where, report=report, table=forecast.cash_forecast_table(report), dated=f"{first}-{weeks}w")
 
 
 BUILDERS: dict[ReportKind, Builder] = {
@@ -185,9 +276,20 @@ BUILDERS: dict[ReportKind, Builder] = {
     ReportKind.balance_sheet: _balance_sheet,
     ReportKind.income_statement: _income_statement,
     ReportKind.cash_flow: _cash_flow,
+    ReportKind.loan_portfolio: _loan_portfolio,
+    ReportKind.budget_variance: _budget_variance,
+    ReportKind.cash_forecast: _cash_forecast,
 }
 
 
-async def build(session: AsyncSession, where: fin.Scope, kind: ReportKind, params: ReportParams, today: date) -> Built:
-    """The report of `kind` for `where`: one entry point for every kind (a new report adds its builder above)."""
-    return await BUILDERS[kind](session, where, params, today)
+async def build(
+    session: AsyncSession,
+    where: fin.Scope,
+    kind: ReportKind,
+    params: ReportParams,
+    today: date,
+    settings: Settings | None = None,
+) -> Built:
+    """The report of `kind` for `where`: one entry point for every kind (a new report adds its builder above).
+    `settings`: the caller's (default: the environment's)."""
+    return await BUILDERS[kind](session, where, params, today, settings or get_settings())

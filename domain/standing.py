@@ -216,6 +216,7 @@ async def create(
         memo=body.memo,
         frequency=body.frequency,
         every_seconds=int(body.every.total_seconds()) if body.every is not None else None,
+        day=body.day,  # the cash-flow forecast computes the runs from it (finance/forecast.py)
         start_at=body.start_at,
         end_at=body.end_at,
         count=body.count,

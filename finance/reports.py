@@ -73,7 +73,7 @@ def _order(line: Line) -> tuple[int, str]:
     return list(Category).index(line.category), line.key
 
 
-def _shown(line: Line) -> Decimal:
+def shown_amount(line: Line) -> Decimal:
     """The line's amount as the statements show it: on its normal side, positive."""
     return line.amount if line.category in DEBIT_NORMAL else -line.amount
 
@@ -174,7 +174,7 @@ def trial_balance(scope: Scope, as_of: date, lines: list[Line]) -> TrialBalance:
 
 
 def _rows(lines: Iterable[Line]) -> list[Row]:
-    return [Row(key=line.key, name=line.name, amount=_shown(line)) for line in sorted(lines, key=_order)]
+    return [Row(key=line.key, name=line.name, amount=shown_amount(line)) for line in sorted(lines, key=_order)]
 
 
 def balance_sheet(scope: Scope, as_of: date, lines: list[Line], current_year_income: Decimal) -> BalanceSheet:

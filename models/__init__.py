@@ -4,6 +4,7 @@ from models.ach import AchEntry, AchFile, AchTraceCounter, AchWindow, BankEvent,
 from models.api_keys import ApiKey
 from models.audit import AuditLog
 from models.bills import Bill, BillReminder
+from models.budgets import Budget
 from models.documents import Document, DocumentVersion
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.identity import (
@@ -56,6 +57,7 @@ __all__ = [
     "BankEvent",
     "Bill",
     "BillReminder",
+    "Budget",
     "ClosedPeriod",
     "Document",
     "DocumentVersion",

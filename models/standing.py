@@ -37,6 +37,7 @@ class StandingInstruction(SQLModel, table=True):
     memo: str = Field(default="", max_length=140)
     frequency: str | None = Field(default=None, max_length=20)
     every_seconds: int | None = None
+    day: int | None = None  # weekly: the weekday (0 Sunday); monthly: the day of the month; None: the start's
     start_at: datetime | None = timestamp()
     end_at: datetime | None = timestamp()
     count: int | None = None

@@ -1,14 +1,17 @@
-"""Financial reports from the ledger (JSON, CSV, XLSX or PDF) and closed accounting periods.
+"""Financial reports (JSON, CSV, XLSX or PDF): the statements from the ledger, the loan portfolio with provisions,
+budget variance and the cash-flow forecast; the budgets themselves; closed accounting periods.
 
 Who sees what (core/access.py report_org): org admins and operators their organization's figures; superuser and
-bank_operations any organization's (org_id) or the whole bank's (no org_id)."""
+bank_operations any organization's (org_id) or the whole bank's (no org_id). Budgets are set by an organization's
+admin, or by the superuser for any organization."""
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
@@ -16,14 +19,18 @@ from sqlmodel import col
 
 from api.deps import ReadSessionDep, SessionDep, SettingsDep, allowed
 from api.errors import AppError, not_found
-from api.fields import BusinessDate, line_rules
+from api.fields import BusinessDate, MoneyOrZero, line_rules
 from api.pagination import Page, PageDep, paginate
 from core.access import Action, Entity, report_org
 from core.business_time import business_today
 from documents.reports import CONTENT_TYPES, render
-from domain import periods
+from domain import budgets, periods
 from domain import reports as domain
 from finance import reports as fin
+from finance.budget_variance import BudgetVariance
+from finance.forecast import CashForecast
+from finance.portfolio import Portfolio
+from models.budgets import Budget
 from models.periods import ClosedPeriod
 from models.users import User
 
@@ -34,6 +41,8 @@ LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout: postings in flight kept the close 
 ReportReader = Annotated[User, Depends(allowed(Entity.report, Action.read))]
 PeriodReader = Annotated[User, Depends(allowed(Entity.accounting_period, Action.read))]
 PeriodCloser = Annotated[User, Depends(allowed(Entity.accounting_period, Action.create))]
+BudgetReader = Annotated[User, Depends(allowed(Entity.budget, Action.read))]
+BudgetWriter = Annotated[User, Depends(allowed(Entity.budget, Action.write))]
 
 
 class Format(StrEnum):
@@ -103,7 +112,7 @@ async def report(
     """The report of `kind` in the caller's scope (422 invalid_date_range when from is after to)."""
     where = await report_scope(session, user, org_id)
     try:
-        return await domain.build(session, where, kind, params, business_today(settings))
+        return await domain.build(session, where, kind, params, business_today(settings), settings)
     except domain.InvalidRange as exc:
         raise AppError(422, "invalid_date_range", str(exc), {"from": str(exc.start), "to": str(exc.end)}) from exc
 
@@ -194,6 +203,147 @@ async def cash_flow(
     params = domain.ReportParams(date_from=date_from, date_to=date_to)
     built = await report(session, user, settings, org_id, kind, params)
     return answer(built, chosen_format(fmt, accept), kind, built.scope)
+
+
+@router.get(
+    "/loan-portfolio",
+    response_model=Portfolio,
+    responses=FILE_RESPONSES,
+    summary="Loan portfolio as of a date by arrears bucket and product: loans, outstanding principal, provision",
+    description="Provision = outstanding principal × the bucket's rate (PROVISIONING_RATES; defaults current 1 %, "
+    "1-30 days 5 %, 31-60 20 %, 61-90 50 %, 90+ 100 %). Buckets are the loans' current ones.",
+)
+async def loan_portfolio(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    as_of: BusinessDate | None = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    kind = domain.ReportKind.loan_portfolio
+    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of))
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
+
+
+@router.get(
+    "/budget-variance",
+    response_model=BudgetVariance,
+    responses=FILE_RESPONSES,
+    summary="Budget variance over a period: each line's actual from the ledger against the budgets of its months",
+)
+async def budget_variance(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    date_from: FromParam = None,
+    date_to: ToParam = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    kind = domain.ReportKind.budget_variance
+    params = domain.ReportParams(date_from=date_from, date_to=date_to)
+    built = await report(session, user, settings, org_id, kind, params)
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
+
+
+@router.get(
+    "/cash-forecast",
+    response_model=CashForecast,
+    responses=FILE_RESPONSES,
+    summary="Cash-flow forecast by week: installments due, auto-pay bills, standing-instruction runs, projected cash",
+)
+async def cash_forecast(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    date_from: Annotated[BusinessDate | None, Query(alias="from", description="the first day (default: today)")] = None,
+    weeks: Annotated[int | None, Query(ge=1, le=52, description="the horizon in weeks (default 8)")] = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    kind = domain.ReportKind.cash_forecast
+    params = domain.ReportParams(date_from=date_from, weeks=weeks)
+    built = await report(session, user, settings, org_id, kind, params)
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
+
+
+# --- budgets -----------------------------------------------------------------------------------------------------
+
+MONTH_PATTERN = r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$"
+LINE_PATTERN = r"^[A-Z][A-Z0-9-]{0,39}$"
+MonthPath = Annotated[str, Path(pattern=MONTH_PATTERN, description="the month, YYYY-MM", examples=["2026-12"])]
+LinePath = Annotated[
+    str,
+    Path(
+        pattern=LINE_PATTERN,
+        description="a GL account's code (GL-INTEREST-INCOME) or a member control line (MEMBER-LOAN)",
+        examples=["GL-INTEREST-INCOME"],
+    ),
+]
+
+
+class BudgetOut(BaseModel):
+    id: uuid.UUID
+    org_id: uuid.UUID
+    line_key: str
+    period: str = Field(description="YYYY-MM")
+    amount: Decimal
+    updated_by: uuid.UUID
+    created_at: datetime
+    updated_at: datetime | None
+
+
+def budget_out(row: Budget) -> BudgetOut:
+    fields = row.model_dump()
+    return BudgetOut(**{**fields, "period": f"{row.period:%Y-%m}"})
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    org_id: uuid.UUID | None = Field(
+        default=None, description="the superuser names the organization; org admins: their own"
+    )
+    amount: MoneyOrZero = Field(description="on the line's normal side, as the statements show it")
+
+
+@router.put(
+    "/budgets/{period}/{line_key}",
+    response_model=BudgetOut,
+    summary="Set an organization's budget of a report line for a month (the same again changes nothing; audited)",
+)
+async def put_budget(
+    period: MonthPath, line_key: LinePath, body: BudgetIn, session: SessionDep, user: BudgetWriter
+) -> BudgetOut:
+    org_id = report_org(user, body.org_id)
+    if org_id is None:
+        raise AppError(422, "org_required", "name the organization (org_id) whose budget this is")
+    if await domain.scope(session, org_id) is None:
+        raise not_found("organization", org_id)
+    row, _ = await budgets.put(session, user, org_id, line_key, budgets.month(period), body.amount)
+    await session.commit()
+    return budget_out(row)
+
+
+@router.get("/budgets", response_model=Page[BudgetOut], summary="Budgets, by month then line")
+async def list_budgets(
+    session: ReadSessionDep,
+    user: BudgetReader,
+    page: PageDep,
+    org_id: OrgParam = None,
+    line_key: Annotated[str | None, Query(pattern=LINE_PATTERN)] = None,
+    period_from: Annotated[str | None, Query(pattern=MONTH_PATTERN, description="first month, YYYY-MM")] = None,
+    period_to: Annotated[str | None, Query(pattern=MONTH_PATTERN, description="last month, YYYY-MM")] = None,
+):
+    first = budgets.month(period_from) if period_from else None
+    last = budgets.month(period_to) if period_to else None
+    statement = budgets.visible(report_org(user, org_id), line_key, first, last)
+    order = [col(Budget.period), col(Budget.line_key), col(Budget.org_id)]
+    rows, total = await paginate(session, statement, page, order)
+    return Page(items=[budget_out(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
 # --- closed accounting periods -----------------------------------------------------------------------------------

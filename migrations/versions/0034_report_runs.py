@@ -1,7 +1,7 @@
 """report runs and scheduled report definitions
 
 Revision ID: 0034
-Revises: 0029
+Revises: 0033
 Create Date: 2026-12-02 10:30:00
 
 A run is one `report-<id>` workflow; a definition is one Temporal Schedule (`report-definition-<id>`) whose runs are
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0034"
-down_revision: Union[str, None] = "0029"
+down_revision: Union[str, None] = "0033"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1193,6 +1193,16 @@ BUILDERS[f"GET {V1}/reports/balance-sheet"] = _of_a(as_of="2001-01-31", format="
 BUILDERS[f"GET {V1}/reports/income-statement"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31"})
 BUILDERS[f"GET {V1}/reports/cash-flow"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31", "format": "csv"})
 BUILDERS[f"GET {V1}/reports/periods"] = _of_a()
+BUILDERS[f"GET {V1}/reports/loan-portfolio"] = _of_a(as_of="2001-01-31", format="xlsx")
+BUILDERS[f"GET {V1}/reports/budget-variance"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31"})
+BUILDERS[f"GET {V1}/reports/cash-forecast"] = _of_a(**{"from": "2001-01-01", "weeks": "2", "format": "pdf"})
+BUILDERS[f"GET {V1}/reports/budgets"] = _of_a(period_from="2001-01")
+
+
+@builds(f"PUT {V1}/reports/budgets/{{period}}/{{line_key}}")
+async def _(w: World, p: Principal) -> Req:
+    # A's budget of a long-past month: setting it again (the same amount) changes nothing.
+    return Req(path={"period": "2001-01", "line_key": "GL-CASH"}, json={"org_id": w.a.id, "amount": "1.00"})
 
 
 @builds(f"POST {V1}/report-runs")

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from api.errors import AppError
-from domain.report_runs import Period, period_params, resolved, scheduled_run_id
+from domain.report_runs import Period, period_params, resolved, scheduled_params, scheduled_run_id
 from domain.reports import ReportKind, ReportParams
 
 
@@ -42,3 +42,16 @@ def test_a_scheduled_time_names_one_run_whatever_its_time_zone():
     assert scheduled_run_id(definition, moment) == scheduled_run_id(definition, same)
     assert scheduled_run_id(definition, moment) != scheduled_run_id(definition, moment + timedelta(days=1))
     assert scheduled_run_id(definition, moment) != scheduled_run_id(uuid.uuid4(), moment)
+
+
+def test_a_scheduled_forecast_looks_ahead_from_its_day_and_a_portfolio_is_a_position():
+    day = date(2026, 12, 1)
+    assert scheduled_params(ReportKind.cash_forecast, Period.previous_month, day) == ReportParams(
+        date_from=day, weeks=8
+    )
+    assert scheduled_params(ReportKind.loan_portfolio, Period.previous_month, day) == ReportParams(
+        as_of=date(2026, 11, 30)
+    )
+    assert scheduled_params(ReportKind.budget_variance, Period.month_to_date, day) == ReportParams(
+        date_from=day, date_to=day
+    )
