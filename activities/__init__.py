@@ -16,6 +16,7 @@ from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.retention import RetentionActivities
 from activities.reversals import ReversalActivities
 from activities.standing import StandingActivities
@@ -48,7 +49,13 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     reversals = ReversalActivities(db, settings)
     standing = StandingActivities(db, settings, client, notifications)
     webhooks = WebhookActivities(db, settings, client)
+    reconciliation = ReconciliationActivities(db, settings)
     return [
+        reconciliation.load_statement_lines,
+        reconciliation.auto_match,
+        reconciliation.reconciliation_snapshot,
+        reconciliation.apply_reconciliation_action,
+        reconciliation.close_reconciliation,
         standing.pay_run,
         standing.notify_failure,
         reversals.create_reversal_approval,

@@ -35,6 +35,7 @@ from api.routers import (
     operations,
     passwords,
     payments,
+    reconciliations,
     reports,
     savings_products,
     standing_instructions,
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reports,
         webhook_subscriptions,
         webhook_deliveries,
+        reconciliations,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -203,6 +203,13 @@ class Settings(BaseSettings):
     standing_instruction_attempts: int = Field(default=3, ge=1, le=10)
     standing_instruction_retry_after: timedelta = timedelta(hours=4)
 
+    # Bank reconciliation (workflows/reconciliation.py): how many days a statement line's date may be from its
+    # posting's effective date in the automatic passes, the least score (0 to 1) of the second pass (amount, date,
+    # description/counterparty words), and the most lines one statement may have (the workflow keeps their states).
+    reconciliation_date_window_days: int = Field(default=3, ge=0, le=60)
+    reconciliation_min_score: Decimal = Field(default=Decimal("0.35"), ge=0, le=1)
+    reconciliation_max_lines: int = Field(default=5000, ge=1, le=20000)
+
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.
     bill_reminder_offsets: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [7, 3, 0])

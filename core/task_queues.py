@@ -57,6 +57,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "DocumentUploadWorkflow": Urgency.routine,
     "WebhookDispatchWorkflow": Urgency.routine,  # notifications to organizations' systems, not money movement
     "WebhookDeliveryWorkflow": Urgency.routine,
+    "ReconciliationWorkflow": Urgency.routine,  # back-office matching; moves no money
 }
 
 

@@ -35,6 +35,7 @@ from models.loans import (
 )
 from models.payments import Payment, PaymentEvent
 from models.periods import ClosedPeriod
+from models.reconciliation import Reconciliation, ReconciliationLine, ReconciliationMatch
 from models.reversals import EntryReversal
 from models.standing import StandingInstruction, StandingInstructionRun
 from models.statements import Statement
@@ -82,6 +83,9 @@ __all__ = [
     "Payment",
     "PaymentEvent",
     "Posting",
+    "Reconciliation",
+    "ReconciliationLine",
+    "ReconciliationMatch",
     "RefreshToken",
     "SavingsAccount",
     "SavingsProduct",

@@ -22,6 +22,7 @@ from workflows.kyc import KycReverificationWorkflow, KycWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.reversal import ReversalWorkflow
 from workflows.standing_instruction import StandingInstructionRunWorkflow
@@ -52,4 +53,5 @@ ALL_WORKFLOWS = [
     StandingInstructionRunWorkflow,
     WebhookDispatchWorkflow,
     WebhookDeliveryWorkflow,
+    ReconciliationWorkflow,
 ]
