@@ -87,7 +87,7 @@ def test_camt053_refusals():
 def test_hostile_xml_is_refused_before_anything_is_built():
     laughs = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-        f'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt><Id>&lol2;</Id>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt><Id>&lol2;</Id>'
         "</Stmt></BkToCstmrStmt></Document>"
     )
     refused("unsafe_xml", parse_camt053, laughs)
