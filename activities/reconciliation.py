@@ -17,6 +17,7 @@ matched once, ever: the unique posting_id of reconciliation_matches, ON CONFLICT
 
 Every step is idempotent: a worker killed inside one retries it to the same rows."""
 
+import sys
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -116,9 +117,9 @@ class ReconciliationActivities:
                     {"id": req.reconciliation_id},
                 )
             ).one()
-            statement = parse(
-                rec.content, StatementFormat(rec.format), max_lines=self.settings.reconciliation_max_lines
-            )
+            # The import parsed and bounded it already: no bound here, so a lower RECONCILIATION_MAX_LINES since
+            # cannot turn a stored statement into a step that fails for ever.
+            statement = parse(rec.content, StatementFormat(rec.format), max_lines=sys.maxsize)
             sign = 1 if rec.normal_balance == "debit" else -1
             await session.execute(
                 text(

@@ -241,8 +241,8 @@ def parse_camt053(content: str) -> ParsedStatement:
         raise StatementError(
             "unsafe_xml", f"the XML uses a DTD or entities, which are refused: {type(exc).__name__}"
         ) from None
-    except ET.ParseError as exc:
-        raise StatementError("invalid_xml", f"not well-formed XML: {exc}") from None
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: an encoding Python does not know
+        raise StatementError("invalid_xml", f"not well-formed XML: {exc}"[:300]) from None
     namespace, _, local = root.tag[1:].partition("}") if root.tag.startswith("{") else ("", "", root.tag)
     if local != "Document" or not CAMT053.fullmatch(namespace):
         raise StatementError(

@@ -5,6 +5,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from finance.bank_statements import (
     StatementError,
@@ -64,6 +66,7 @@ def test_camt053_refusals():
     )
     refused("invalid_xml", parse_camt053, "<Document><unclosed></Document>")
     refused("invalid_xml", parse_camt053, "not xml at all")
+    refused("invalid_xml", parse_camt053, '<?xml version="1.0" encoding="no-such"?><Document/>')
     two = camt053("S", ENTRIES).replace("</Stmt>", "</Stmt><Stmt><Id>T</Id></Stmt>", 1)
     refused("one_statement_per_file", parse_camt053, two)
     refused("missing_statement_id", parse_camt053, camt053("S", ENTRIES).replace("<Id>S</Id>", "<Id></Id>", 1))
@@ -135,3 +138,26 @@ def test_workflow_key_keeps_plain_ids_and_hashes_the_rest():
     odd, other = workflow_key("STMT/2026 11"), workflow_key("STMT 2026/11")
     assert odd.startswith("STMT_2026_11-") and odd != other
     assert len(workflow_key("x" * 140)) <= 100
+
+
+def outcome(fn, *args):
+    """(the result, None) or (None, the StatementError): anything else escapes and fails the test."""
+    try:
+        return fn(*args), None
+    except StatementError as error:
+        return None, error
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.sampled_from(list(StatementFormat)))
+def test_any_text_parses_or_is_refused_with_a_code(content, fmt):
+    """Whatever a client sends, the parser answers a statement or a StatementError (the API's 422), never a crash."""
+    statement, error = outcome(parse, content, fmt, 100)
+    assert (statement is not None and statement.lines) or (error is not None and error.code and error.message)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=5))
+def test_csv_rows_of_any_cells_parse_or_are_refused(rows):
+    statement, error = outcome(parse_csv, "date,amount\n" + "\n".join(",".join(row) for row in rows))
+    assert statement is not None or (error is not None and error.code)
