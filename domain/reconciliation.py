@@ -75,7 +75,7 @@ REFUSALS = {
 class ImportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     account_id: uuid.UUID = Field(description="the ledger account the statement mirrors (e.g. GL cash at bank)")
-    format: StatementFormat = Field(description="csv or camt053")
+    format: StatementFormat = Field(description="csv, camt053 or bai2")
     content: Annotated[str, *multiline_rules(CONTENT_MAX, 1)] = Field(description="the statement file, as text")
 
 

@@ -13,6 +13,11 @@ Formats:
   and information-only entries are not booked and are skipped.
   Bank XML is hostile input: it is parsed by defusedxml, which refuses DTDs, entity expansion and external
   references (the billion-laughs and XXE attacks) before a single element is built.
+* **BAI2** (version 2), read by the `bai2` package with its integrity checks (record counts, control totals): one
+  account in one group. The identity is the sender, the file's creation date and its file id (a file id is unique
+  per sender and day). Each transaction detail (16) is a line: its amount in cents signed by its type code's
+  credit/debit, its value date (value-dated funds) else the group's as-of date, the customer reference else the
+  bank reference, and its text. The account's 010 and 015 summaries are the opening and closing ledger balances.
 
 Every refusal is a StatementError with a code the API answers as a 422, and a line number where there is one.
 """
@@ -28,6 +33,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from bai2 import bai2 as bai2_parser
+from bai2.constants import FundsType, TypeCodeTransaction
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 from pydantic import BaseModel
@@ -44,6 +51,7 @@ NOT_PROVIDED = "NOTPROVIDED"  # ISO 20022's placeholder for a reference the paye
 class StatementFormat(StrEnum):
     csv = "csv"
     camt053 = "camt053"
+    bai2 = "bai2"
 
 
 class StatementError(ValueError):
@@ -81,7 +89,7 @@ class ParsedStatement(BaseModel):
 
 def parse(content: str, fmt: StatementFormat, max_lines: int) -> ParsedStatement:
     """The statement in `content`, or a StatementError saying why not."""
-    parsed = parse_csv(content) if fmt == StatementFormat.csv else parse_camt053(content)
+    parsed = PARSERS[fmt](content)
     if not parsed.lines:
         raise StatementError("statement_empty", "the statement has no booked lines")
     if len(parsed.lines) > max_lines:
@@ -336,3 +344,85 @@ def workflow_key(statement_id: str) -> str:
     if plain == statement_id and len(plain) <= 100:
         return plain
     return f"{plain[:60]}-{hashlib.sha256(statement_id.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+# --- BAI2 -------------------------------------------------------------------------------------------------------
+
+MAX_CENTS = 10**15  # NUMERIC(15, 2) in cents
+
+
+def parse_bai2(content: str) -> ParsedStatement:
+    if "\x00" in content:
+        raise StatementError("invalid_bai2", "the file holds NUL bytes: not a BAI2 text file")
+    try:
+        document = bai2_parser.parse_from_string(content, check_integrity=True)
+    except Exception as exc:
+        # Hostile input: the library raises whatever its parsing meets (ValueError, IndexError, KeyError, its own
+        # ParsingException and IntegrityException...); each is a file we refuse, none a server error.
+        raise StatementError("invalid_bai2", f"not a valid BAI2 file: {type(exc).__name__}: {exc}"[:300]) from None
+    accounts = [(group, account) for group in document.children for account in group.children]
+    if len(accounts) != 1:
+        raise StatementError(
+            "one_statement_per_file",
+            f"the file holds {len(accounts)} accounts: import exactly one (one account, one period)",
+            {"accounts": len(accounts)},
+        )
+    group, account = accounts[0]
+    header = document.header
+    created = header.creation_date.isoformat().replace("-", "") if header.creation_date else ""
+    statement_id = clean(f"bai2-{header.sender_id or ''}-{created}-{header.file_id or ''}", STATEMENT_ID_MAX)
+    if not header.file_id:
+        raise StatementError("missing_statement_id", "the file header has no file id")
+    as_of = group.header.as_of_date
+    lines = []
+    for index, detail in enumerate(account.children, start=1):
+        where = {"transaction": index}
+        cents = detail.amount
+        if cents is None or not 0 < cents < MAX_CENTS:
+            raise StatementError("invalid_amount", f"transaction {index} has no amount, or one out of range", where)
+        direction = detail.type_code.transaction
+        if direction not in (TypeCodeTransaction.credit, TypeCodeTransaction.debit):
+            raise StatementError(
+                "invalid_entry", f"transaction {index}'s type code is neither a credit nor a debit", where
+            )
+        value_date = as_of
+        if detail.funds_type == FundsType.value_dated and (detail.availability or {}).get("date"):
+            value_date = detail.availability["date"]
+        if value_date is None:
+            raise StatementError(
+                "invalid_date", f"transaction {index} has no date (the group has no as-of date)", where
+            )
+        amount = Decimal(cents).scaleb(-2)  # cents to dollars, exactly: 12537 -> 125.37
+        lines.append(
+            StatementLine(
+                line_no=index,
+                value_date=business_date(value_date.isoformat(), where),
+                amount=amount if direction == TypeCodeTransaction.credit else -amount,
+                description=clean(detail.text, DESCRIPTION_MAX),
+                reference=clean(detail.customer_reference or detail.bank_reference, REFERENCE_MAX),
+            )
+        )
+    balances = {item.type_code.code: item.amount for item in account.header.summary_items if item.amount is not None}
+
+    def balance(code: str) -> Decimal | None:
+        cents = balances.get(code)
+        if cents is None:
+            return None
+        if abs(cents) >= MAX_CENTS:
+            raise StatementError("invalid_amount", f"the balance {code} is out of range", {"balance": code})
+        return Decimal(cents).scaleb(-2)
+
+    return ParsedStatement(
+        statement_id=statement_id,
+        format=StatementFormat.bai2,
+        currency=clean(account.header.currency or group.header.currency, 3) or None,
+        account_identifier=clean(account.header.customer_account_number, 70) or None,
+        opening_balance=balance("010"),
+        closing_balance=balance("015"),
+        period_start=as_of,
+        period_end=as_of,
+        lines=lines,
+    )
+
+
+PARSERS = {StatementFormat.csv: parse_csv, StatementFormat.camt053: parse_camt053, StatementFormat.bai2: parse_bai2}

@@ -70,3 +70,26 @@ def csv_statement(entries: list[Entry]) -> str:
     for e in entries:
         rows.append(f'{e.day.isoformat()},{e.amount:.2f},"{e.description}",{e.reference},"{e.counterparty}"')
     return "\r\n".join(rows) + "\r\n"
+
+
+def bai2_statement(
+    file_id: str, entries: list[Entry], opening: Decimal = Decimal("0.00"), sender: str = "121000248"
+) -> str:
+    """A BAI2 file of one account: 010/015 summaries, a 16 record per entry (165 an ACH credit, 451 an ACH debit,
+    699 a miscellaneous debit when there is no reference), with the control totals and record counts banks write."""
+    day = min((e.day for e in entries), default=date(2026, 1, 1))
+    closing = opening + sum((e.amount for e in entries), Decimal("0"))
+    cents = [int(e.amount.copy_abs() * 100) for e in entries]
+    opening_cents, closing_cents = int(opening * 100), int(closing * 100)
+    details = []
+    for e, amount in zip(entries, cents, strict=True):
+        code = ("165" if e.reference else "399") if e.amount > 0 else ("451" if e.reference else "699")
+        details.append(f"16,{code},{amount},0,BANKREF{len(details) + 1},{e.reference},{e.description}/")
+    account_total = opening_cents + closing_cents + sum(cents)
+    account = [f"03,123456789,USD,010,{opening_cents},,,015,{closing_cents},,/", *details]
+    account.append(f"49,{account_total},{len(account) + 1}/")
+    group = [f"02,BACKOFFICE,{sender},1,{day:%y%m%d},1800,USD,2/", *account]
+    group.append(f"98,{account_total},1,{len(group) + 1}/")
+    lines = [f"01,{sender},BACKOFFICE,{day:%y%m%d},1800,{file_id},,,2/", *group]
+    lines.append(f"99,{account_total},1,{len(lines) + 1}/")
+    return "\n".join(lines) + "\n"

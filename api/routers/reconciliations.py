@@ -42,7 +42,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
         409: {"description": "`statement_id_reused`: the statement's identity was imported with other content"},
         422: {
             "description": "the file does not parse: `invalid_csv`, `missing_columns`, `unknown_columns`, "
-            "`invalid_xml`, `unsafe_xml`, `not_camt053`, `one_statement_per_file`, `missing_statement_id`, "
+            "`invalid_xml`, `unsafe_xml`, `not_camt053`, `invalid_bai2`, `one_statement_per_file`, `missing_statement_id`, "
             "`invalid_amount`, `invalid_date`, `invalid_entry`, `mixed_currencies`, `statement_empty`, "
             "`too_many_lines`, `balances_do_not_add_up`, `currency_mismatch`"
         },

@@ -3,6 +3,7 @@ of postings made through the API (deposits, a book transfer, an ACH debit throug
 exceptions reconciles automatically except the exceptions; the operator's actions, the close, a re-import that
 changes nothing, bad files that write nothing, and refusals that leave nothing in the workflow's history."""
 
+import asyncio
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -10,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 
-from tests.bank_statement_files import Entry, camt053, csv_statement
+from tests.bank_statement_files import Entry, bai2_statement, camt053, csv_statement
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.integration.test_ach import pay, wait_status
 from tests.polling import poll
@@ -287,6 +288,7 @@ async def test_bad_files_are_422_with_a_clear_code_and_write_nothing(http, su, d
         "invalid_amount": ("csv", "date,amount\n2026-11-30,1.005\n"),
         "invalid_date": ("csv", "date,amount\n2026-02-30,1.00\n"),
         "statement_empty": ("csv", "date,amount\n"),
+        "invalid_bai2": ("bai2", bai2_statement("F1", good).replace("49,", "49,9", 1)),  # a control total off
     }
     for code, (fmt, content) in cases.items():
         response = await http.post(
@@ -294,8 +296,9 @@ async def test_bad_files_are_422_with_a_clear_code_and_write_nothing(http, su, d
         )
         assert_error(response, 422, code)
     assert_error(
-        await http.post(API, headers=keyed(su), json={"account_id": account["id"], "format": "bai2", "content": "x"}),
+        await http.post(API, headers=keyed(su), json={"account_id": account["id"], "format": "mt940", "content": "x"}),
         422,
+        "validation_error",
     )
     assert_error(
         await http.post(
@@ -348,13 +351,38 @@ async def test_a_csv_statement_of_the_gl_cash_account_is_the_bank_roles_own(http
     assert_error(await http.get(f"{API}/{created['id']}", headers=org.headers["org_admin"]), 404)
 
     # Two unmatches of the same line at once: one takes effect, the other is refused (the line is open by then).
-    import asyncio
-
+    rec_id = created["id"]
     first, second = await asyncio.gather(
-        act(http, ops_headers, created["id"], action="unmatch", line_no=1),
-        act(http, ops_headers, created["id"], action="unmatch", line_no=1),
+        act(http, ops_headers, rec_id, action="unmatch", line_no=1),
+        act(http, ops_headers, rec_id, action="unmatch", line_no=1),
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409], (first.text, second.text)
     # Re-imported while open: the same reconciliation, its workflow still the one running.
     again = await imported(http, ops_headers, cash_id, statement, fmt="csv", status=200)
-    assert again["id"] == created["id"] and again["open_lines"] == 1
+    assert again["id"] == rec_id and again["open_lines"] == 1
+
+    # Matched again by hand, then a close racing an unmatch: whichever wins, a closed reconciliation has no open line.
+    entry_id = ours[-Decimal(amount)]["entry_id"]  # the deposit's entry: its GL cash leg is the posting matched
+    assert (await act(http, ops_headers, rec_id, action="match", line_no=1, entry_ids=[entry_id])).status_code == 200
+    close, unmatch = await asyncio.gather(
+        http.post(f"{API}/{rec_id}/close", headers=ops_headers),
+        act(http, ops_headers, rec_id, action="unmatch", line_no=1),
+    )
+    assert sorted([close.status_code, unmatch.status_code]) == [200, 409], (close.text, unmatch.text)
+    view = (await http.get(f"{API}/{rec_id}", headers=ops_headers)).json()
+    if close.status_code == 200:
+        assert unmatch.json()["error"]["code"] == "reconciliation_closed"
+        assert (view["status"], view["open_lines"], view["matched_lines"]) == ("closed", 0, 1)
+    else:
+        assert close.json()["error"]["code"] == "lines_open"
+        assert (view["status"], view["open_lines"]) == ("open", 1)
+
+    # BAI2, of the organization's own account, by its operator: the same deposit's other leg, matched by score.
+    bai2 = bai2_statement(f"F{uuid.uuid4().hex[:8]}", [Entry(Decimal(amount), day, "Teller deposit")])
+    of_account = await imported(http, org.headers["operator"], account["id"], bai2, fmt="bai2")
+    assert of_account["statement_ref"].startswith("bai2-") and of_account["org_id"] == org.id
+    view = (await open_for_actions(http, org.headers["operator"], of_account["id"])).json()
+    assert (view["matched_lines"], view["open_lines"]) == (1, 0), view
+    report = (await http.get(f"{API}/{of_account['id']}/report", headers=org.headers["operator"])).json()
+    assert report["matched"][0]["matches"][0]["entry_id"] == ours[-Decimal(amount)]["entry_id"]
+    assert report["matched"][0]["matches"][0]["kind"] == "score"

@@ -13,11 +13,12 @@ from finance.bank_statements import (
     StatementFormat,
     csv_identity,
     parse,
+    parse_bai2,
     parse_camt053,
     parse_csv,
     workflow_key,
 )
-from tests.bank_statement_files import Entry, camt053, csv_statement
+from tests.bank_statement_files import Entry, bai2_statement, camt053, csv_statement
 
 DAY = date(2026, 11, 30)
 ENTRIES = [
@@ -131,6 +132,37 @@ def test_csv_refusals():
 def test_text_is_one_clean_bounded_line():
     line = parse_csv('date,amount,description\n2026-11-30,1.00,"a\tb  c' + "x" * 600 + '"\n').lines[0]
     assert line.description.startswith("a b c") and len(line.description) == 500
+
+
+def test_bai2_lines_in_cents_signed_by_type_code_and_identified_by_sender_day_and_file_id():
+    text = bai2_statement("F42", ENTRIES, opening=Decimal("1000.00"))
+    statement = parse(text, StatementFormat.bai2, 100)
+    assert statement.statement_id == "bai2-121000248-20261130-F42" and statement.currency == "USD"
+    assert (statement.opening_balance, statement.closing_balance) == (Decimal("1000.00"), Decimal("1420.17"))
+    assert [(line.amount, line.reference) for line in statement.lines] == [
+        (Decimal("125.00"), "091000010000042"),
+        (Decimal("-15.00"), "BANKREF2"),  # no customer reference: the bank's
+        (Decimal("310.17"), "BANKREF3"),
+    ]
+    assert str(statement.lines[0].amount) == "125.00" and statement.lines[1].description == "Monthly service fee"
+    assert statement.lines[2].value_date == DAY  # the group's as-of date
+
+
+def test_bai2_refusals():
+    text = bai2_statement("F42", ENTRIES)
+    refused("invalid_bai2", parse_bai2, text.replace("49,", "49,1", 1))  # an account control total off
+    refused("invalid_bai2", parse_bai2, text.replace("99,", "99,7", 1))  # a file control total off
+    refused("invalid_bai2", parse_bai2, text.replace(",2/\n02", ",3/\n02", 1))  # BAI version 3
+    refused("invalid_bai2", parse_bai2, "01,only a header/\n")
+    refused("invalid_bai2", parse_bai2, "no records at all")
+    refused("invalid_bai2", parse_bai2, "")
+    lines = text.splitlines()
+    account = [line for line in lines if line[:2] in ("03", "16", "49")]
+    total = int(lines[-1].split(",")[1])
+    two = [lines[0], lines[1], *account, *account, f"98,{2 * total},2,{2 * len(account) + 2}/"]
+    two.append(f"99,{2 * total},1,{len(two) + 1}/")
+    refused("one_statement_per_file", parse_bai2, "\n".join(two))
+    refused("missing_statement_id", parse_bai2, text.replace(",F42,", ",,", 1))
 
 
 def test_workflow_key_keeps_plain_ids_and_hashes_the_rest():
