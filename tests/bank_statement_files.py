@@ -81,7 +81,7 @@ def bai2_statement(
     closing = opening + sum((e.amount for e in entries), Decimal("0"))
     cents = [int(e.amount.copy_abs() * 100) for e in entries]
     opening_cents, closing_cents = int(opening * 100), int(closing * 100)
-    details = []
+    details: list[str] = []
     for e, amount in zip(entries, cents, strict=True):
         code = ("165" if e.reference else "399") if e.amount > 0 else ("451" if e.reference else "699")
         details.append(f"16,{code},{amount},0,BANKREF{len(details) + 1},{e.reference},{e.description}/")
