@@ -16,6 +16,7 @@ from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.report_runs import ReportRunActivities
 from activities.retention import RetentionActivities
 from activities.reversals import ReversalActivities
@@ -50,11 +51,17 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     standing = StandingActivities(db, settings, client, notifications)
     webhooks = WebhookActivities(db, settings, client)
     report_runs = ReportRunActivities(db, settings, notifications)
+    reconciliation = ReconciliationActivities(db, settings)
     return [
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,
         report_runs.open_scheduled_run,
+        reconciliation.load_statement_lines,
+        reconciliation.auto_match,
+        reconciliation.reconciliation_snapshot,
+        reconciliation.apply_reconciliation_action,
+        reconciliation.close_reconciliation,
         standing.pay_run,
         standing.notify_failure,
         reversals.create_reversal_approval,

@@ -35,6 +35,7 @@ from api.routers import (
     operations,
     passwords,
     payments,
+    reconciliations,
     report_runs,
     reports,
     savings_products,
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         report_runs,
         webhook_subscriptions,
         webhook_deliveries,
+        reconciliations,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -55,6 +55,7 @@ from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.payments import Payment
+from models.reconciliation import Reconciliation
 from models.report_runs import ReportDefinition, ReportRun
 from models.standing import StandingInstruction
 from models.statements import Statement
@@ -101,6 +102,7 @@ class Entity(StrEnum):
     budget = "budget"  # an organization's budget of a report line for a month (the budget variance report)
     webhook_subscription = "webhook subscription"
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
+    reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
 
 
 class Action(StrEnum):
@@ -225,6 +227,11 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.webhook_subscription, Action.delete): KEY_ADMINS,
     (Entity.webhook_delivery, Action.read): OPERATORS,
     (Entity.webhook_delivery, Action.repair): OPERATORS,  # replay a dead letter
+    # Bank reconciliation: the bank-wide roles any account's (GL accounts only theirs); an organization's admins and
+    # operators the statements of their organization's accounts (check_reconcile_account). Members never.
+    (Entity.reconciliation, Action.read): OPERATORS,
+    (Entity.reconciliation, Action.create): OPERATORS,
+    (Entity.reconciliation, Action.update): OPERATORS,
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -276,6 +283,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "reports:write": GATES[(Entity.accounting_period, Action.create)],
     "webhooks:read": OPERATORS,
     "webhooks:write": OPERATORS,
+    "reconciliations:read": OPERATORS,
+    "reconciliations:write": OPERATORS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -494,7 +503,24 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         if role in (Role.org_admin, Role.operator) and org:
             return statement.where(col(WebhookEvent.org_id) == org)
         return statement.where(false())
+    if entity == Entity.reconciliation:  # bank-wide for the bank's roles; their organization's accounts' for its staff
+        if role == Role.bank_operations:
+            return statement
+        if role in (Role.org_admin, Role.operator) and org:
+            return statement.where(col(Reconciliation.org_id) == org)
+        return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
+
+
+def check_reconcile_account(user: User, account: LedgerAccount) -> None:
+    """The account a bank statement is reconciled against: any for the bank-wide roles (the GL cash-at-bank account
+    above all); one of their own organization's accounts for its admins and operators. Any other (a GL account,
+    another organization's) is a 404 to them, as an account they cannot see. Gate first."""
+    if user.role in BANK:
+        return
+    if account.kind == "internal" and account.org_id is not None and account.org_id == user.org_id:
+        return
+    raise not_visible(user, Entity.account, account.id)
 
 
 def report_org(user: User, requested: uuid.UUID | None) -> uuid.UUID | None:
@@ -563,6 +589,7 @@ MODELS: dict[Entity, Any] = {
     Entity.report_definition: ReportDefinition,
     Entity.webhook_subscription: WebhookSubscription,
     Entity.webhook_delivery: WebhookEvent,
+    Entity.reconciliation: Reconciliation,
 }
 
 

@@ -54,6 +54,7 @@ RESOURCES: dict[str, str] = {
     "report-definitions": "reports",
     "webhook-subscriptions": "webhooks",
     "webhook-deliveries": "webhooks",
+    "reconciliations": "reconciliations",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

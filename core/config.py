@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     # finance/portfolio.py DEFAULT_RATES (current 0.01, 1-30 0.05, 31-60 0.20, 61-90 0.50, 90+ 1.00), e.g.
     # PROVISIONING_RATES='{"31-60": "0.25"}'.
     provisioning_rates: dict[str, Annotated[Decimal, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    # Bank reconciliation (workflows/reconciliation.py): how many days a statement line's date may be from its
+    # posting's effective date in the automatic passes, the least score (0 to 1) of the second pass (amount, date,
+    # description/counterparty words), and the most lines one statement may have (the workflow keeps their states).
+    reconciliation_date_window_days: int = Field(default=3, ge=0, le=60)
+    reconciliation_min_score: Decimal = Field(default=Decimal("0.35"), ge=0, le=1)
+    reconciliation_max_lines: int = Field(default=5000, ge=1, le=20000)
 
     # Bills: reminders this many days before the due date (0 is the due day), the daily run's batch size, and
     # the least time between two manual reminders of one bill.

@@ -59,6 +59,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "WebhookDeliveryWorkflow": Urgency.routine,
     "ReportRunWorkflow": Urgency.routine,  # reports: batch reads, never ahead of a payment
     "ScheduledReportWorkflow": Urgency.routine,
+    "ReconciliationWorkflow": Urgency.routine,  # back-office matching; moves no money
 }
 
 

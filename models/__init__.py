@@ -36,6 +36,7 @@ from models.loans import (
 )
 from models.payments import Payment, PaymentEvent
 from models.periods import ClosedPeriod
+from models.reconciliation import Reconciliation, ReconciliationLine, ReconciliationMatch
 from models.report_runs import ReportDefinition, ReportRun
 from models.reversals import EntryReversal
 from models.standing import StandingInstruction, StandingInstructionRun
@@ -85,6 +86,9 @@ __all__ = [
     "Payment",
     "PaymentEvent",
     "Posting",
+    "Reconciliation",
+    "ReconciliationLine",
+    "ReconciliationMatch",
     "RefreshToken",
     "ReportDefinition",
     "ReportRun",

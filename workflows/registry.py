@@ -22,6 +22,7 @@ from workflows.kyc import KycReverificationWorkflow, KycWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 from workflows.report_run import ReportRunWorkflow, ScheduledReportWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.reversal import ReversalWorkflow
@@ -55,4 +56,5 @@ ALL_WORKFLOWS = [
     WebhookDeliveryWorkflow,
     ReportRunWorkflow,
     ScheduledReportWorkflow,
+    ReconciliationWorkflow,
 ]

@@ -197,6 +197,8 @@ class World:
         self.report_run = await self.new_report_run()
         self.report_definition = await self.new_report_definition()
         self.subscription = await self.new_subscription()
+        self.reconciliation_acted = await self.new_reconciliation()
+        self.reconciliation = await self.new_reconciliation()  # the last: its content is re-imported below
         self.webhook_event_id = await self.dead_webhook_event()
         self.bill = await self.new_bill()
         self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
@@ -358,6 +360,19 @@ class World:
             "frequency": "monthly",
             "start_at": start,
         }
+
+    async def new_reconciliation(self) -> dict:
+        """A bank statement of A's account (a CSV of one line no posting has: it stays open), imported by the
+        superuser; its content unique, so each is a statement of its own."""
+        content = f"date,amount,description\n2026-11-30,-0.07,{unique('Matrix fee')}\n"
+        self.reconciliation_content = content  # the last one's: re-imported by the matrix's POST
+        return await self.call(
+            "POST",
+            "/api/v1/reconciliations",
+            {**self.su, **key()},
+            json={"account_id": self.account["id"], "format": "csv", "content": content},
+            expect=202,
+        )
 
     async def standing_instruction(self) -> dict:
         """One of A's member owner, made by them."""
@@ -642,6 +657,9 @@ BUILDERS.update(
         f"GET {V1}/standing-instructions": listing(lambda w: {}, lambda w: w.standing["id"]),
         f"GET {V1}/report-runs": listing(lambda w: {}, lambda w: w.report_run["id"]),
         f"GET {V1}/report-definitions": listing(lambda w: {}, lambda w: w.report_definition["id"]),
+        f"GET {V1}/reconciliations": listing(
+            lambda w: {"account_id": w.account["id"]}, lambda w: w.reconciliation["id"]
+        ),
         f"GET {V1}/savings-products": listing(
             lambda w: {"name": w.savings_product["name"]}, lambda w: w.savings_product["id"]
         ),
@@ -790,6 +808,30 @@ async def _(w: World, p: Principal) -> Req:
 async def _(w: World, p: Principal) -> Req:
     entry_id = await w.fresh("deposit_entry", p, w.deposit_entry)  # one each: a second request would be a 409
     return Req(path={"entry_id": entry_id}, headers=key(), json={"reason": "Matrix reversal"})
+
+
+@builds(f"POST {V1}/reconciliations")
+async def _(w: World, p: Principal) -> Req:
+    # The statement of w.reconciliation again: past access control it is found again (200), nothing new to build.
+    body = {"account_id": w.account["id"], "format": "csv", "content": w.reconciliation_content}
+    return Req(headers=key(), json=body)
+
+
+@builds(
+    f"GET {V1}/reconciliations/{{reconciliation_id}}",
+    f"GET {V1}/reconciliations/{{reconciliation_id}}/report",
+    f"POST {V1}/reconciliations/{{reconciliation_id}}/close",  # its line stays open: a 409 once access is granted
+)
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"reconciliation_id": w.reconciliation["id"]})
+
+
+@builds(f"POST {V1}/reconciliations/{{reconciliation_id}}/actions")
+async def _(w: World, p: Principal) -> Req:
+    # Shared: whatever came first, a principal past access control gets a 200 or a 409 (line_not_open,
+    # reconciliation_not_ready), both `allow`; a target each would only add workflows to the matrix's load.
+    body = {"action": "explain", "line_no": 1, "reason_code": "bank_fee", "note": "Matrix"}
+    return Req(path={"reconciliation_id": w.reconciliation_acted["id"]}, json=body)
 
 
 @builds(f"POST {V1}/standing-instructions")

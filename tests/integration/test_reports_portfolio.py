@@ -413,7 +413,7 @@ def test_migration_0033_upgrades_and_downgrades_and_the_database_keeps_one_budge
             with pytest.raises(psycopg.errors.CheckViolation):
                 conn.execute(insert, (uuid.uuid4(), org, "GL-CASH", date(2026, 12, 2), Decimal("2.00"), user))
             assert conn.execute("SELECT day FROM standing_instructions LIMIT 1").fetchone() is None
-            command.downgrade(config, "0029")
+            command.downgrade(config, "-1")  # the revision before 0033
             tables = conn.execute("SELECT to_regclass('budgets') IS NULL").fetchone()
             columns = conn.execute(
                 "SELECT count(*) FROM information_schema.columns WHERE table_name = 'standing_instructions' "
