@@ -10,6 +10,7 @@ from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.documents import DocumentActivities
+from activities.gateway import GatewayActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
@@ -48,7 +49,12 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     reversals = ReversalActivities(db, settings)
     standing = StandingActivities(db, settings, client, notifications)
     webhooks = WebhookActivities(db, settings, client)
+    gateway = GatewayActivities(db, settings, client)
     return [
+        gateway.open_checkout,
+        gateway.verify_transaction,
+        gateway.record_outcome,
+        gateway.apply_loan_repayment,
         standing.pay_run,
         standing.notify_failure,
         reversals.create_reversal_approval,

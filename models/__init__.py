@@ -6,6 +6,7 @@ from models.audit import AuditLog
 from models.bills import Bill, BillReminder
 from models.documents import Document, DocumentVersion
 from models.external_accounts import ExternalAccount, LinkedItem
+from models.gateway import GatewayEvent, GatewayPayment
 from models.identity import (
     LoginLockout,
     MfaRecoveryCode,
@@ -61,6 +62,8 @@ __all__ = [
     "EmailOutbox",
     "EntryReversal",
     "ExternalAccount",
+    "GatewayEvent",
+    "GatewayPayment",
     "Hold",
     "InterestAccrual",
     "InterestPosting",
