@@ -9,6 +9,7 @@ repayment's path), keyed by the payment: once, whatever retries happen."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -327,7 +328,7 @@ class GatewayActivities:
                 "repay", repayment, id=f"gateway-{payment.id}", result_type=RepaymentResult
             )
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
+            cause: Any = exc.cause
             while getattr(cause, "cause", None) is not None and not getattr(cause, "type", None):
                 cause = cause.cause  # an activity's refusal arrives wrapped in an ActivityError
             refusal = f"{getattr(cause, 'type', None) or 'refused'}: {getattr(cause, 'message', cause)}"

@@ -39,9 +39,11 @@ class GatewayStatus(StrEnum):
     flagged = "flagged"
 
 
-OPEN_STATUSES = frozenset({GatewayStatus.initializing, GatewayStatus.pending})
+OPEN_STATUSES: frozenset[str] = frozenset({GatewayStatus.initializing, GatewayStatus.pending})
 # A payment in these may still be paid (a late webhook after we gave up on it is money received all the same).
-POSTABLE_STATUSES = frozenset({GatewayStatus.initializing, GatewayStatus.pending, GatewayStatus.abandoned})
+POSTABLE_STATUSES: frozenset[str] = frozenset(
+    {GatewayStatus.initializing, GatewayStatus.pending, GatewayStatus.abandoned}
+)
 
 
 class GatewayPayment(SQLModel, table=True):

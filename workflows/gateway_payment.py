@@ -62,9 +62,7 @@ class GatewayPaymentWorkflow:
     @workflow.run
     async def run(self, req: GatewayPaymentInput) -> GatewayResult:
         try:
-            self._checkout = await workflow.execute_activity_method(
-                GatewayActivities.open_checkout, req, **GATEWAY_CALL
-            )
+            checkout = await workflow.execute_activity_method(GatewayActivities.open_checkout, req, **GATEWAY_CALL)
         except ActivityError as error:
             failure = f"the gateway did not open the checkout: {getattr(error.cause, 'message', error.cause)}"
             result = await self._record(
@@ -74,10 +72,11 @@ class GatewayPaymentWorkflow:
                 payment_id=req.payment_id, status=result.status, reference="", failure=result.failure
             )
             return await self._finish(req, result)
-        if self._checkout.status not in OPEN_STATUSES and not self._outcomes:
-            self._set(f"{self._checkout.status}: nothing more to do")  # started again for an outcome already had
-            return GatewayResult(payment_id=req.payment_id, status=self._checkout.status)
-        self._set(f"waiting for the payment at {self._checkout.authorization_url}")
+        self._checkout = checkout
+        if checkout.status not in OPEN_STATUSES and not self._outcomes:
+            self._set(f"{checkout.status}: nothing more to do")  # started again for an outcome already had
+            return GatewayResult(payment_id=req.payment_id, status=checkout.status)
+        self._set(f"waiting for the payment at {checkout.authorization_url}")
 
         wait, attempts = timedelta(seconds=req.verify_after_seconds), 0
         while True:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -60,7 +60,7 @@ async def new_bill(http, org, amount="42.00") -> dict:
             "payer_id": org.users["member"]["id"],
             "payee_name": "City Power",
             "amount": amount,
-            "due_date": str(date.today() + timedelta(days=20)),
+            "due_date": str(datetime.now(UTC).date() + timedelta(days=20)),
             "account_id": org.account["id"],
         },
     )
@@ -267,7 +267,7 @@ async def test_a_bad_signature_is_401_and_writes_nothing(http, db, settings, bor
 
 
 async def test_a_member_cannot_pay_another_members_loan_or_bill(http, su, borrower, gateway):
-    other, other_headers = await make_user(http, su, "member", borrower.id)
+    _, other_headers = await make_user(http, su, "member", borrower.id)
     bill = await new_bill(http, borrower)
     for body in (
         {"purpose": "loan_repayment", "loan_id": borrower.loan["id"], "amount": "10.00"},
