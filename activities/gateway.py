@@ -175,6 +175,16 @@ class GatewayActivities:
                 outcome,
             )
             return self._result(payment)
+        if payment.purpose == GatewayPurpose.bill and await self._bill_taken(session, payment):
+            await self._close(
+                session,
+                payment,
+                GatewayStatus.flagged,
+                "paid after it was given up, while another card payment of the bill is open or paid: not posted, "
+                "for an operator to refund or apply",
+                outcome,
+            )
+            return self._result(payment)
         target = await self._credited_account(session, payment)
         clearing = (
             await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_GATEWAY_CLEARING})
@@ -197,6 +207,19 @@ class GatewayActivities:
             await self._bill_paid(session, payment)
         await self._close(session, payment, GatewayStatus.succeeded, None, outcome)
         return self._result(payment)
+
+    @staticmethod
+    async def _bill_taken(session, payment: GatewayPayment) -> bool:
+        """Another card payment of the bill is open or paid (this one was abandoned, then paid late): posting this
+        one too would pay the bill twice (and break the one-per-bill index)."""
+        other = await session.execute(
+            text(
+                "SELECT 1 FROM gateway_payments WHERE bill_id = :bill AND id <> :id "
+                "AND status IN ('initializing', 'pending', 'succeeded')"
+            ),
+            {"bill": payment.bill_id, "id": payment.id},
+        )
+        return other.first() is not None
 
     async def _credited_account(self, session, payment: GatewayPayment):
         if payment.purpose == GatewayPurpose.loan_repayment:

@@ -24,8 +24,9 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
 from api.errors import AppError
 from api.fields import Money, line_rules
@@ -233,8 +234,10 @@ async def _started(session, client: Client, settings: Settings, payment: Gateway
             await asyncio.wait_for(
                 handle.execute_update(GatewayPaymentWorkflow.checkout), settings.gateway_checkout_wait.total_seconds()
             )
-        except TimeoutError:
-            log.warning("gateway payment %s: no checkout yet; answered without its URL", payment.id)
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError) as exc:  # slow, or ended already: the row says
+            log.warning(
+                "gateway payment %s: no checkout from its workflow (%r); answered from the row", payment.id, exc
+            )
         await session.refresh(payment)
         await session.commit()
     return view(payment)

@@ -85,13 +85,13 @@ async def checkout(payment: dict, outcome: str = "success") -> None:
         assert paid.status_code == 200 and paid.json()["status"] == outcome, paid.text
 
 
-async def closed(http, headers, payment_id: str, timeout: float = 40) -> dict:
+async def closed(http, headers, payment_id: str, timeout: float = 40, statuses=CLOSED) -> dict:
     async def fetch() -> dict:
         return (await http.get(f"/api/v1/gateway-payments/{payment_id}", headers=headers)).json()
 
     def done(payment: dict) -> bool:  # a loan's is closed once its repayment is applied (or refused) too
         applied = payment["purpose"] != "loan_repayment" or payment["repayment_entry_id"] or payment["failure"]
-        return payment["status"] in CLOSED and (payment["status"] != "succeeded" or bool(applied))
+        return payment["status"] in statuses and (payment["status"] != "succeeded" or bool(applied))
 
     return await poll(fetch, done, timeout, what=lambda p: f"gateway payment still {p['status']}: {p}")
 
@@ -344,3 +344,31 @@ async def test_bad_requests_are_refused_before_anything_is_written(http, su, bor
 
 async def balance(http, su, account: dict) -> Decimal:
     return Decimal((await http.get(f"/api/v1/accounts/{account['id']}", headers=su)).json()["ledger_balance"])
+
+
+async def test_a_checkout_left_unpaid_is_verified_with_backoff_then_abandoned_and_its_bill_due_again(
+    http, su, db, borrower, gateway
+):
+    member = borrower.headers["member"]
+    bill = await new_bill(http, borrower, amount="9.00")
+    payment = await pay_by_card(http, member, purpose="bill", bill_id=bill["id"])
+    done = await closed(http, member, payment["id"], timeout=60)  # the member never pays
+    assert done["status"] == "abandoned" and done["confirmed_by"] == "verify" and done["journal_entry_id"] is None
+    assert (await http.get(f"/api/v1/bills/{bill['id']}", headers=member)).json()["status"] == "upcoming"
+    assert await postings_of(db, payment["id"]) == {"posted": 0, "applied": 0, "clearing": Decimal(0), "events": 0}
+    # Paid at the gateway after all (the member came back to the page): the late webhook still posts it, once.
+    await checkout(payment)
+    done = await closed(http, member, payment["id"], statuses=("succeeded", "flagged"))
+    assert done["status"] == "succeeded" and done["confirmed_by"] == "webhook"
+    assert (await postings_of(db, payment["id"]))["posted"] == 1
+    assert (await http.get(f"/api/v1/bills/{bill['id']}", headers=member)).json()["status"] == "paid"
+
+
+async def test_a_verify_reporting_another_amount_is_flagged_and_not_posted(http, su, db, borrower, gateway):
+    member = borrower.headers["member"]
+    await gateway.put("/gateway/_control", json={"drop_webhooks": 1, "charge_amount_delta": 1})
+    payment = await pay_by_card(http, member, purpose="loan_repayment", loan_id=borrower.loan["id"], amount="8.00")
+    await checkout(payment)
+    done = await closed(http, member, payment["id"])
+    assert done["status"] == "flagged" and done["confirmed_by"] == "verify" and done["gateway_amount"] == "8.01"
+    assert (await postings_of(db, payment["id"]))["posted"] == 0
