@@ -102,10 +102,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("gateway_events")
     op.drop_table("gateway_payments")
-    # The clearing account goes only while nothing was posted to it: the ledger is never deleted.
-    op.execute(
-        sa.text(
-            "DELETE FROM ledger_accounts a WHERE a.code = :code "
-            "AND NOT EXISTS (SELECT 1 FROM postings p WHERE p.account_id = a.id)"
-        ).bindparams(code=GL_CODE)
-    )
+    # GL-GATEWAY-CLEARING stays: the ledger is never deleted (a trigger refuses it), and an upgrade again finds it.
