@@ -372,3 +372,24 @@ async def test_a_verify_reporting_another_amount_is_flagged_and_not_posted(http,
     done = await closed(http, member, payment["id"])
     assert done["status"] == "flagged" and done["confirmed_by"] == "verify" and done["gateway_amount"] == "8.01"
     assert (await postings_of(db, payment["id"]))["posted"] == 0
+
+
+async def test_a_gateway_that_will_not_open_the_checkout_fails_the_payment_and_frees_the_bill(
+    http, su, sandbox_url, borrower, gateway
+):
+    member = borrower.headers["member"]
+    bill = await new_bill(http, borrower, amount="11.00")
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as sandbox:
+        # Every initialize attempt the workflow makes (five) meets an outage.
+        await sandbox.put("/_control/faults", json={"fail_next": 5, "error_status": 503})
+        try:
+            response = await http.post(
+                "/api/v1/gateway-payments", headers=keyed(member), json={"purpose": "bill", "bill_id": bill["id"]}
+            )
+        finally:
+            await sandbox.put("/_control/faults", json={"fail_next": 0, "error_status": 500})
+    assert response.status_code == 201, response.text
+    done = await closed(http, member, response.json()["id"])
+    assert done["status"] == "failed" and done["authorization_url"] is None
+    assert "did not open the checkout" in done["failure"] and "503" in done["failure"]
+    assert (await http.get(f"/api/v1/bills/{bill['id']}", headers=member)).json()["status"] == "upcoming"
