@@ -28,13 +28,16 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
+from activities.loan_servicing import quote
 from api.errors import AppError
 from api.fields import Money, line_rules
 from api.pagination import Page, paginate
 from core import access, audit
 from core import search_attributes as sa
 from core.access import Action, Entity
+from core.business_time import business_today
 from core.config import Settings
+from core.loan_books import installment_balances
 from core.task_queues import queue_for
 from finance.money import format_usd
 from models.bills import DUE_STATUSES, Bill, BillStatus
@@ -139,6 +142,7 @@ async def create(
         if loan.status != "active":
             raise AppError(409, "loan_not_active", f"the loan is {loan.status}: only an active loan is repaid")
         assert body.amount is not None  # the body's validator
+        await _check_repayment(session, settings, loan, body.mode, body.amount)
         org_id, payer_id, amount, target = loan.org_id, loan.applicant_id, body.amount, f"loan {loan.id}"
     else:
         bill: Bill = await access.visible(session, user, Entity.bill, body.bill_id, for_update=True)
@@ -177,6 +181,20 @@ async def create(
     )
     await session.commit()
     return await _started(session, client, settings, payment), True
+
+
+async def _check_repayment(session, settings: Settings, loan: Loan, mode: str, amount: Decimal) -> None:
+    """The repayment's refusals the loan would make today, before the member is charged: paying more than every
+    installment left, or a payoff that is not today's quote. (Checked again when the money is in: a refusal then
+    leaves the money on the deposit account, said on the payment.)"""
+    if mode == "payoff":
+        payoff = await quote(session, loan, business_today(settings))
+        if amount != payoff.amount:
+            raise AppError(409, "payoff_amount_mismatch", f"the payoff today is {payoff.amount}")
+    elif mode == "installment":
+        owed = sum((i.owed for i in await installment_balances(session, loan.id)), Decimal(0))
+        if amount > owed:
+            raise AppError(422, "overpayment", f"{amount - owed} more than every installment left: prepay or pay off")
 
 
 async def _hold_bill(session, user: User, bill: Bill, body: GatewayPaymentIn, payment_id: uuid.UUID) -> None:

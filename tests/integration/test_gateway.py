@@ -330,6 +330,8 @@ async def test_bad_requests_are_refused_before_anything_is_written(http, su, bor
         ({"purpose": "bill", "bill_id": bill["id"], "loan_id": borrower.loan["id"]}, 422),
         ({"purpose": "bill", "bill_id": bill["id"], "amount": "41.99"}, 422),  # not the bill's amount
         ({"purpose": "loan_repayment", "loan_id": str(uuid.uuid4()), "amount": "1.00"}, 404),
+        ({"purpose": "loan_repayment", "loan_id": borrower.loan["id"], "amount": "999999.00"}, 422),  # overpayment
+        ({"purpose": "loan_repayment", "loan_id": borrower.loan["id"], "amount": "1.00", "mode": "payoff"}, 409),
     ):
         assert_error(await http.post("/api/v1/gateway-payments", headers=keyed(member), json=body), status)
     assert (await http.get(f"/api/v1/bills/{bill['id']}", headers=member)).json()["status"] == "upcoming"
