@@ -40,9 +40,10 @@ class GatewayStatus(StrEnum):
 
 
 OPEN_STATUSES: frozenset[str] = frozenset({GatewayStatus.initializing, GatewayStatus.pending})
-# A payment in these may still be paid (a late webhook after we gave up on it is money received all the same).
+# A payment in these may still be paid: a success the gateway reports after a decline (the member tried another card
+# on the same checkout) or after we gave up on it is money received all the same.
 POSTABLE_STATUSES: frozenset[str] = frozenset(
-    {GatewayStatus.initializing, GatewayStatus.pending, GatewayStatus.abandoned}
+    {GatewayStatus.initializing, GatewayStatus.pending, GatewayStatus.abandoned, GatewayStatus.failed}
 )
 
 
