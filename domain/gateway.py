@@ -7,7 +7,8 @@ A bill is held (processing) while its checkout is open, as auto-pay holds it; a 
 
 The gateway's webhook (POST /webhooks/gateway) is signed with HMAC-SHA512 of the raw body under our secret key: a bad
 signature is a 401 with nothing written. Each event is recorded once by its id (gateway_events) and handed to the
-payment's workflow by signal-with-start: a redelivery, or the same outcome by verify, has no second effect (the
+payment's workflow by signal-with-start (a 503 while Temporal does not answer: the gateway delivers again, and the
+event, recorded, is handed over then): a redelivery, or the same outcome by verify, has no second effect (the
 posting is keyed by the payment)."""
 
 import asyncio
@@ -365,8 +366,8 @@ async def record_event(session, event: GatewayWebhook, body: bytes) -> tuple[boo
 
 async def hand_over(session, client: Client, settings: Settings, event: GatewayWebhook, payment: GatewayPayment) -> str:
     """Signal-with-start of the payment's workflow with the event (a run that ended is started again for it), if
-    Temporal answers in time; the event is marked delivered. Otherwise it stays pending: the workflow's verify
-    reconciles the payment all the same."""
+    Temporal answers in time; the event is marked delivered. Otherwise it stays pending and the gateway is answered
+    503, so it delivers again (and a running workflow's verify reconciles the payment meanwhile)."""
     outcome = GatewayOutcome(
         payment_id=payment.id,
         source="webhook",
@@ -391,7 +392,7 @@ async def hand_over(session, client: Client, settings: Settings, event: GatewayW
             settings.bank_event_handover_timeout.total_seconds(),
         )
     except Exception as exc:
-        log.warning("gateway event %s recorded; not handed over (verify will reconcile): %r", event.id, exc)
+        log.warning("gateway event %s recorded; not handed over (the gateway will deliver again): %r", event.id, exc)
         return "pending"
     await session.execute(text("UPDATE gateway_events SET status = 'delivered' WHERE event_id = :id"), {"id": event.id})
     await session.commit()

@@ -242,4 +242,6 @@ async def gateway_webhook(
             status = await gateway.hand_over(session, client, settings, event, payment)
         except Exception as exc:
             log.warning("gateway event %s recorded; Temporal unreachable: %r", event.id, exc)
+        if status == "pending":  # recorded, not handed over: the gateway delivers again (each retry tries again)
+            raise AppError(503, "temporal_unavailable", "the event is recorded but not yet applied; deliver it again")
     return {"status": "accepted" if inserted else "duplicate", "delivery": status}

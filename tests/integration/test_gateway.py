@@ -395,3 +395,36 @@ async def test_a_gateway_that_will_not_open_the_checkout_fails_the_payment_and_f
     assert done["status"] == "failed" and done["authorization_url"] is None
     assert "did not open the checkout" in done["failure"] and "503" in done["failure"]
     assert (await http.get(f"/api/v1/bills/{bill['id']}", headers=member)).json()["status"] == "upcoming"
+
+
+async def test_an_event_recorded_but_not_handed_over_is_handed_over_when_the_gateway_delivers_it_again(
+    http, db, settings, borrower, gateway
+):
+    """A delivery that recorded its event while Temporal did not answer was told 503 (so the gateway retries); the
+    retry finds the event pending and hands it over."""
+    member = borrower.headers["member"]
+    await gateway.put("/gateway/_control", json={"drop_webhooks": 1})
+    bill = await new_bill(http, borrower, amount="6.00")
+    payment = await pay_by_card(http, member, purpose="bill", bill_id=bill["id"])
+    await checkout(payment)
+    sent = (await gateway.get("/gateway/_control/webhooks", params={"reference": payment["reference"]})).json()
+    body = sent["items"][0]["body"].encode()
+    event = json.loads(body)
+    async with db.session() as session, session.begin():  # what the first, unlucky delivery left behind
+        await session.execute(
+            text(
+                "INSERT INTO gateway_events (event_id, event_type, reference, payment_id, payload, status) "
+                "VALUES (:id, :type, :reference, :payment, CAST(:payload AS jsonb), 'pending')"
+            ),
+            {
+                "id": event["id"],
+                "type": event["event"],
+                "reference": payment["reference"],
+                "payment": payment["id"],
+                "payload": body.decode(),
+            },
+        )
+    again = await http.post("/api/v1/webhooks/gateway", content=body, headers=signed(settings, event)[1])
+    assert again.status_code == 200 and again.json() == {"status": "duplicate", "delivery": "delivered"}, again.text
+    assert (await closed(http, member, payment["id"]))["status"] == "succeeded"
+    assert await postings_of(db, payment["id"]) == {"posted": 1, "applied": 0, "clearing": Decimal("6.00"), "events": 1}
