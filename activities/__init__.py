@@ -10,6 +10,7 @@ from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.documents import DocumentActivities
+from activities.gateway import GatewayActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
@@ -52,6 +53,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     webhooks = WebhookActivities(db, settings, client)
     report_runs = ReportRunActivities(db, settings, notifications)
     reconciliation = ReconciliationActivities(db, settings)
+    gateway = GatewayActivities(db, settings, client)
     return [
         report_runs.generate_report,
         report_runs.fail_report_run,
@@ -62,6 +64,10 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         reconciliation.reconciliation_snapshot,
         reconciliation.apply_reconciliation_action,
         reconciliation.close_reconciliation,
+        gateway.open_checkout,
+        gateway.verify_transaction,
+        gateway.record_outcome,
+        gateway.apply_loan_repayment,
         standing.pay_run,
         standing.notify_failure,
         reversals.create_reversal_approval,

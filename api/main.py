@@ -23,6 +23,7 @@ from api.routers import (
     bills,
     documents,
     external_accounts,
+    gateway_payments,
     health,
     interest,
     journal_entries,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_subscriptions,
         webhook_deliveries,
         reconciliations,
+        gateway_payments,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

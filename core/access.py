@@ -17,7 +17,8 @@ Roles (see README "Access policy"):
                    roles see and repair everything; an org admin or operator only their organization's
                    (workflows by their OrgId search attribute, emails by their recipient); nobody else any;
   member           only what they own (accounts, bank accounts, payments of their accounts, loans and approval
-                   requests they applied for or submitted, bills they pay, documents of themselves or their loans).
+                   requests they applied for or submitted, bills they pay, documents of themselves or their loans,
+                   card payments through the gateway they make).
   documents        org staff read their organization's; org admins and operators upload them too (approvers only
                    read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
   webhooks         an org admin manages their organization's subscriptions (a superuser any); their delivery log
@@ -51,6 +52,7 @@ from models.audit import AuditLog
 from models.bills import Bill
 from models.documents import Document, DocumentKind, OwnerType
 from models.external_accounts import ExternalAccount
+from models.gateway import GatewayPayment
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
@@ -103,6 +105,7 @@ class Entity(StrEnum):
     webhook_subscription = "webhook subscription"
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
+    gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
 
 
 class Action(StrEnum):
@@ -232,6 +235,10 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.reconciliation, Action.read): OPERATORS,
     (Entity.reconciliation, Action.create): OPERATORS,
     (Entity.reconciliation, Action.update): OPERATORS,
+    # Card payments through the gateway: a member pays their own loan or bill at the checkout (a superuser too, for
+    # them); their organization's staff read them. Member data: not the bank-wide operations role's.
+    (Entity.gateway_payment, Action.create): frozenset({Role.superuser, Role.member}),
+    (Entity.gateway_payment, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -285,6 +292,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "webhooks:write": OPERATORS,
     "reconciliations:read": OPERATORS,
     "reconciliations:write": OPERATORS,
+    "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
+    "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -424,6 +433,14 @@ def scope(user: User, entity: Entity, statement: S) -> S:
     if entity == Entity.bill:
         return statement.where(
             col(Bill.payer_id) == user.id if member else col(Bill.org_id) == org if staff else false()
+        )
+    if entity == Entity.gateway_payment:
+        return statement.where(
+            col(GatewayPayment.payer_id) == user.id
+            if member
+            else col(GatewayPayment.org_id) == org
+            if staff
+            else false()
         )
     if entity in (Entity.ach_file, Entity.interest_posting, Entity.statement_run):
         return statement if role in BANK else statement.where(false())
@@ -590,6 +607,7 @@ MODELS: dict[Entity, Any] = {
     Entity.webhook_subscription: WebhookSubscription,
     Entity.webhook_delivery: WebhookEvent,
     Entity.reconciliation: Reconciliation,
+    Entity.gateway_payment: GatewayPayment,
 }
 
 

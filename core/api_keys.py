@@ -55,6 +55,7 @@ RESOURCES: dict[str, str] = {
     "webhook-subscriptions": "webhooks",
     "webhook-deliveries": "webhooks",
     "reconciliations": "reconciliations",
+    "gateway-payments": "gateway_payments",  # card payments in; the gateway's own webhook is signed, not keyed
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -162,6 +162,21 @@ class Settings(BaseSettings):
     webhook_delivery_max_time: timedelta = timedelta(days=3)
     webhook_request_timeout: timedelta = timedelta(seconds=10)
 
+    # The card/payment gateway IN (domain/gateway.py, the sandbox's /gateway in development): its API and secret key
+    # (which also signs its webhooks, HMAC-SHA512 of the raw body), where the customer's browser returns after the
+    # checkout. A payment's workflow waits gateway_verify_after for the webhook, then asks the gateway (verify) up to
+    # gateway_verify_attempts times, gateway_verify_interval apart doubling to gateway_verify_max_interval; still
+    # unpaid after that, the payment is abandoned. The API waits at most gateway_checkout_wait for the checkout URL.
+    gateway_base_url: str = "http://127.0.0.1:8100"
+    gateway_secret_key: SecretStr = SecretStr("sk_test_sandbox_gateway")
+    gateway_callback_url: str = "http://127.0.0.1:8000/api/v1/gateway-payments"
+    gateway_currency: str = "USD"
+    gateway_verify_after: timedelta = timedelta(minutes=30)
+    gateway_verify_interval: timedelta = timedelta(minutes=1)
+    gateway_verify_max_interval: timedelta = timedelta(minutes=30)
+    gateway_verify_attempts: int = Field(default=8, ge=1, le=50)
+    gateway_checkout_wait: timedelta = timedelta(seconds=15)
+
     # Loans
     bureau_base_url: str = "http://127.0.0.1:8100"
     bureau_api_key: SecretStr = SecretStr("sandbox-bureau-key")
@@ -369,6 +384,7 @@ SECRET_SETTINGS = (
     "bank_webhook_secret",
     "bureau_api_key",
     "identity_api_key",
+    "gateway_secret_key",  # signs the gateway's webhooks: a known one would let anyone post a card payment
     "smtp_password",
     "metrics_token",  # no default: unset is refused in production (anyone could read the business metrics)
 )

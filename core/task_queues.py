@@ -41,6 +41,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "LoanWorkflow": Urgency.money,
     "ApprovalWorkflow": Urgency.interactive,  # a loan's or KYC review's approval: a child on this queue
     "BillAutopayWorkflow": Urgency.money,
+    "GatewayPaymentWorkflow": Urgency.money,  # a card payment in: posts to the ledger, a member waits on its checkout
     "BankEventDeliveryWorkflow": Urgency.money,
     "BankEventSweepWorkflow": Urgency.money,
     "KycWorkflow": Urgency.money,  # it gates loans and debits; its review is an ApprovalWorkflow child

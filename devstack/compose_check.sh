@@ -66,5 +66,5 @@ fi
 cd "$repo_root"
 status=0
 JWT_SECRET=x ACCOUNT_NUMBER_KEYS='["x"]' FILE_ENCRYPTION_KEYS='["x"]' LINKING_SECRET=x ODFI_API_KEY=x BUREAU_API_KEY=x IDENTITY_API_KEY=x \
-    BANK_WEBHOOK_SECRET=x METRICS_TOKEN=x GRAFANA_ADMIN_PASSWORD=x MINIO_ROOT_PASSWORD=x docker compose -f docker-compose.yml config -q || status=$?
+    BANK_WEBHOOK_SECRET=x GATEWAY_SECRET_KEY=x METRICS_TOKEN=x GRAFANA_ADMIN_PASSWORD=x MINIO_ROOT_PASSWORD=x docker compose -f docker-compose.yml config -q || status=$?
 exit "$status"

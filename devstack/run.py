@@ -118,6 +118,9 @@ def run(supervisor: Supervisor) -> int:
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(PORTS["smtp"]),
         "SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/webhooks/bank",
+        "GATEWAY_BASE_URL": sandbox_url,
+        "GATEWAY_CALLBACK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/gateway-payments",
+        "SANDBOX_GATEWAY_WEBHOOK_URL": f"http://127.0.0.1:{PORTS['api']}/api/v1/webhooks/gateway",
         **{name: os.environ.get(name, value) for name, value in DEMO_ACH.items()},
     }
     os.environ.update(env)  # the demo seeding below is one more client of this stack (it reads get_settings())

@@ -7,6 +7,7 @@ from models.bills import Bill, BillReminder
 from models.budgets import Budget
 from models.documents import Document, DocumentVersion
 from models.external_accounts import ExternalAccount, LinkedItem
+from models.gateway import GatewayEvent, GatewayPayment
 from models.identity import (
     LoginLockout,
     MfaRecoveryCode,
@@ -65,6 +66,8 @@ __all__ = [
     "EmailOutbox",
     "EntryReversal",
     "ExternalAccount",
+    "GatewayEvent",
+    "GatewayPayment",
     "Hold",
     "InterestAccrual",
     "InterestPosting",

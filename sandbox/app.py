@@ -8,15 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from sandbox import bureau, faults, identity, linking, odfi, receiver, scanner
+from sandbox import bureau, faults, gateway, identity, linking, odfi, receiver, scanner
 from sandbox.settings import SandboxSettings
 
-SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router, identity.router, scanner.router]
+SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router, identity.router, scanner.router, gateway.router]
 UNFAULTED_ROUTERS = [
     faults.control_router,
     odfi.control_router,
     bureau.control_router,
     receiver.router,  # fails on its own control, not the injector's
+    gateway.control_router,
+    gateway.checkout_router,  # the customer's browser page, not the merchant's API
 ]  # control and test instrumentation
 
 
@@ -24,6 +26,7 @@ UNFAULTED_ROUTERS = [
 async def lifespan(app: FastAPI):
     yield
     await app.state.odfi.aclose()  # pending webhook deliveries die with the process
+    await app.state.gateway.aclose()
 
 
 def create_app(settings: SandboxSettings) -> FastAPI:
@@ -38,6 +41,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app.state.odfi = odfi.OdfiState(settings)
     app.state.bureau = bureau.BureauState(settings)
     app.state.receiver = receiver.ReceiverState()
+    app.state.gateway = gateway.GatewayState(settings)
 
     # Starlette types every handler for Exception; it calls this one only with an InjectedFault.
     app.add_exception_handler(faults.InjectedFault, faults.injected_fault_handler)  # type: ignore[arg-type]

@@ -39,6 +39,13 @@ class SandboxSettings(BaseSettings):
     reject_status: int = Field(422, ge=400, le=599)  # with this status (a 5xx plays an outage instead)
     prenote_return_code: str | None = None  # every prenote returned with this R-code (e.g. R03)
 
+    # The card/payment gateway (sandbox/gateway.py): its secret key signs webhooks and authorizes the API (the main
+    # app's GATEWAY_SECRET_KEY default); where webhooks go and when an unpaid checkout counts as abandoned are also
+    # changeable at runtime via /gateway/_control.
+    gateway_secret_key: str = "sk_test_sandbox_gateway"
+    gateway_webhook_url: str | None = None  # the back office's POST /api/v1/webhooks/gateway
+    gateway_abandon_after_ms: int = Field(30 * 60 * 1000, ge=0)
+
     # The identity-verification service (sandbox/identity.py): matches the main app's IDENTITY_API_KEY default.
     identity_api_key: str = "sandbox-identity-key"
 

@@ -141,6 +141,13 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         webhook_retry_max_interval=timedelta(seconds=2),
         webhook_delivery_max_time=timedelta(seconds=5),
         webhook_request_timeout=timedelta(seconds=2),
+        # The card gateway is the sandbox's: a payment's workflow waits 3 s for the webhook, then verifies after 1 s,
+        # 2 s, 2 s... six times in all before it calls the checkout abandoned.
+        gateway_base_url=sandbox_url,
+        gateway_verify_after=timedelta(seconds=3),
+        gateway_verify_interval=timedelta(seconds=1),
+        gateway_verify_max_interval=timedelta(seconds=2),
+        gateway_verify_attempts=6,
     )
 
 

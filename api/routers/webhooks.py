@@ -1,4 +1,4 @@
-"""The bank's webhooks: settlement notices and returns, signed with HMAC-SHA256 over `<timestamp>.<raw body>`.
+"""The bank's webhooks (and the card gateway's, at the end: domain/gateway.py): settlement notices and returns, signed with HMAC-SHA256 over `<timestamp>.<raw body>`.
 
 A bad signature or a stale timestamp is a 401 and nothing is recorded. Each event is recorded once by its id
 (the bank-event outbox, activities/bank_events.py) and answered 200 once it is, whatever its payment's workflow
@@ -29,7 +29,7 @@ from api.errors import AppError
 from api.fields import line_rules
 from core.config import Settings
 from core.crypto import AccountNumberCipher
-from domain import ach_notices
+from domain import ach_notices, gateway
 from finance import nacha
 from finance.ach_corrections import read_correction
 from models.ach import BankEventStatus
@@ -208,3 +208,40 @@ async def _hand_over(
     except Exception as exc:
         log.warning("bank event %s recorded; delivery left to the sweep: %r", event_id, exc)
     return BankEventStatus.pending
+
+
+@router.post("/gateway", summary="Charge outcomes from the card/payment gateway (signed, HMAC-SHA512 of the raw body)")
+async def gateway_webhook(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    # Documented with its shape; checked by the handler, so a malformed one is a 401, not a 422.
+    x_gateway_signature: str = Header(
+        default="",
+        json_schema_extra={"pattern": "^[0-9a-f]{128}$"},
+        description="hex HMAC-SHA512 of the raw body under the gateway secret key",
+    ),
+):
+    """A bad signature is a 401 and nothing is recorded. Each event is recorded once by its id and handed to its
+    payment's workflow (domain/gateway.py); a repeat is answered 200 and has no second effect."""
+    body = await request.body()
+    gateway.check_signature(settings, body, x_gateway_signature)
+    event = gateway.parse_event(body)
+    if event.event not in gateway.EVENT_TYPES:
+        return {"status": "ignored"}  # an event type we do not act on (as a gateway may add new ones)
+    try:
+        inserted, status, payment = await gateway.record_event(session, event, body)
+    except (OperationalError, InterfaceError, PoolTimeout, OSError) as exc:
+        log.error("gateway event %s not recorded: the database is unreachable: %s", event.id, exc)
+        raise AppError(503, "database_unavailable", "the event could not be recorded; deliver it again") from exc
+    if status == "pending" and payment is not None:
+        try:
+            client = await asyncio.wait_for(
+                request.app.state.temporal.get(), settings.bank_event_handover_timeout.total_seconds()
+            )
+            status = await gateway.hand_over(session, client, settings, event, payment)
+        except Exception as exc:
+            log.warning("gateway event %s recorded; Temporal unreachable: %r", event.id, exc)
+        if status == "pending":  # recorded, not handed over: the gateway delivers again (each retry tries again)
+            raise AppError(503, "temporal_unavailable", "the event is recorded but not yet applied; deliver it again")
+    return {"status": "accepted" if inserted else "duplicate", "delivery": status}

@@ -201,6 +201,7 @@ class World:
         self.reconciliation = await self.new_reconciliation()  # the last: its content is re-imported below
         self.webhook_event_id = await self.dead_webhook_event()
         self.bill = await self.new_bill()
+        self.gateway_payment = await self.new_gateway_payment()
         self.active_loan, self.pending_loan = await asyncio.gather(self.loan_active(), self.loan_at_approval())
         self.ach_file_id = await self._ach_file()
         self.bank_event_id = await self.bank_event()
@@ -477,6 +478,25 @@ class World:
             json={**self.bill_fields(), "payer_id": self.owner["id"]},
         )
 
+    async def gateway_bill(self) -> dict:
+        """A bill of A.member_owner's that names the account its payment goes to (a card payment needs one)."""
+        return await self.call(
+            "POST",
+            "/api/v1/bills",
+            self.headers["A.member_owner"],
+            json={**self.bill_fields(), "payer_id": self.owner["id"], "account_id": self.account["id"]},
+        )
+
+    async def new_gateway_payment(self) -> dict:
+        """A card payment of A.member_owner's bill, its checkout open at the sandbox gateway."""
+        bill = await self.gateway_bill()
+        return await self.call(
+            "POST",
+            "/api/v1/gateway-payments",
+            {**self.headers["A.member_owner"], **key()},
+            json={"purpose": "bill", "bill_id": bill["id"]},
+        )
+
     async def rejected_email(self) -> uuid.UUID:
         """An email to A.member_owner the mail server refused for good (as the notification activities record one)."""
         email_id = uuid.uuid4()
@@ -593,6 +613,19 @@ def signed_bank_event(settings) -> tuple[bytes, dict]:
         settings.bank_webhook_secret.get_secret_value().encode(), timestamp.encode() + b"." + body, hashlib.sha256
     ).hexdigest()
     return body, {"X-Bank-Timestamp": timestamp, "X-Bank-Signature": f"v1={digest}", "Content-Type": "application/json"}
+
+
+def signed_gateway_event(settings) -> tuple[bytes, dict]:
+    """A charge the gateway reports for a reference of no payment of ours: recorded as unmatched, answered 200."""
+    body = json.dumps(
+        {
+            "id": f"evt_matrix_{uuid.uuid4().hex}",
+            "event": "charge.success",
+            "data": {"reference": f"matrix-{uuid.uuid4().hex}", "amount": 100, "currency": "USD", "status": "success"},
+        }
+    ).encode()
+    digest = hmac.new(settings.gateway_secret_key.get_secret_value().encode(), body, hashlib.sha512).hexdigest()
+    return body, {"X-Gateway-Signature": digest, "Content-Type": "application/json"}
 
 
 # --- one request builder per operation ------------------------------------------------------------------------
@@ -1398,6 +1431,30 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/api-keys/{{key_id}}/rotate")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"key_id": (await w.fresh("api_key", p, w.new_api_key))["id"]}, json={"overlap_seconds": 60})
+
+
+# card payments in through the gateway, and the gateway's webhook
+BUILDERS[f"GET {V1}/gateway-payments"] = listing(
+    lambda w: {"purpose": "bill", "bill_id": w.gateway_payment["bill_id"]}, lambda w: w.gateway_payment["id"]
+)
+
+
+@builds(f"POST {V1}/gateway-payments")
+async def _(w: World, p: Principal) -> Req:
+    # A bill of A's member owner each: a card payment holds its bill, so one principal's would refuse the next's.
+    bill = await w.fresh("gateway_bill", p, w.gateway_bill)
+    return Req(json={"purpose": "bill", "bill_id": bill["id"]}, headers=key())
+
+
+@builds(f"GET {V1}/gateway-payments/{{payment_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"payment_id": w.gateway_payment["id"]})
+
+
+@builds(f"POST {V1}/webhooks/gateway")
+async def _(w: World, p: Principal) -> Req:
+    body, headers = signed_gateway_event(w.settings)
+    return Req(content=body, headers=headers)
 
 
 # webhooks out
