@@ -14,6 +14,7 @@ from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
+from activities.maker_checker import MakerCheckerActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.retention import RetentionActivities
@@ -46,6 +47,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     kyc = KycActivities(db, settings, client)
     documents = DocumentActivities(db, settings)
     reversals = ReversalActivities(db, settings)
+    maker_checker = MakerCheckerActivities(db, settings)
     standing = StandingActivities(db, settings, client, notifications)
     webhooks = WebhookActivities(db, settings, client)
     return [
@@ -54,6 +56,9 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         reversals.create_reversal_approval,
         reversals.post_reversal,
         reversals.close_reversal,
+        maker_checker.create_maker_checker_approval,
+        maker_checker.apply_maker_checker,
+        maker_checker.close_maker_checker,
         payments.post_book_transfer,
         accrual.accrue_day,
         posting.unaccrued_days,

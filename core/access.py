@@ -54,6 +54,7 @@ from models.external_accounts import ExternalAccount
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
+from models.maker_checker import MakerCheckerRequest
 from models.payments import Payment
 from models.standing import StandingInstruction
 from models.statements import Statement
@@ -97,6 +98,7 @@ class Entity(StrEnum):
     accounting_period = "accounting period"
     webhook_subscription = "webhook subscription"
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
+    maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
 
 
 class Action(StrEnum):
@@ -157,6 +159,7 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.account, Action.create): SUPER,
     (Entity.account, Action.update): SUPER,
     (Entity.account, Action.deposit): frozenset({Role.superuser, Role.operator}),
+    (Entity.account, Action.withdraw): frozenset({Role.superuser, Role.operator}),  # cash out at the counter
     (Entity.account, Action.place_hold): frozenset({Role.superuser, Role.operator}),
     (Entity.hold, Action.release): frozenset({Role.superuser, Role.operator}),
     (Entity.external_account, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
@@ -195,6 +198,8 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # Staff read the journal entries of their organization's accounts and ask for reversals; a checker decides.
     (Entity.journal_entry, Action.read): OPERATORS,
     (Entity.journal_entry, Action.reverse): OPERATORS,
+    # A manual journal entry: written by staff of the organization (or a superuser), posted once a checker approves.
+    (Entity.journal_entry, Action.create): frozenset({Role.superuser, Role.org_admin, Role.operator}),
     # Standing instructions move money: set, paused, resumed and canceled by whoever may move it from the source.
     (Entity.standing_instruction, Action.create): frozenset({Role.superuser, Role.org_admin, Role.member}),
     (Entity.standing_instruction, Action.update): frozenset({Role.superuser, Role.org_admin, Role.member}),
@@ -263,6 +268,7 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "reports:write": GATES[(Entity.accounting_period, Action.create)],
     "webhooks:read": OPERATORS,
     "webhooks:write": OPERATORS,
+    "maker_checker:read": ALL_ROLES,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -468,6 +474,12 @@ def scope(user: User, entity: Entity, statement: S) -> S:
             )
             return statement.where(col(JournalEntry.id).in_(touched))
         return statement.where(false())
+    if entity == Entity.maker_checker_request:  # the member's own; their organization's for its staff
+        if role == Role.bank_operations:
+            return statement
+        if member:
+            return statement.where(col(MakerCheckerRequest.requested_by) == user.id)
+        return statement.where(col(MakerCheckerRequest.org_id) == org if staff else false())
     if entity == Entity.webhook_subscription:
         return statement.where(col(WebhookSubscription.org_id) == org if role == Role.org_admin and org else false())
     if entity == Entity.webhook_delivery:
@@ -543,6 +555,7 @@ MODELS: dict[Entity, Any] = {
     Entity.standing_instruction: StandingInstruction,
     Entity.webhook_subscription: WebhookSubscription,
     Entity.webhook_delivery: WebhookEvent,
+    Entity.maker_checker_request: MakerCheckerRequest,
 }
 
 

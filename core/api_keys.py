@@ -52,6 +52,7 @@ RESOURCES: dict[str, str] = {
     "reports": "reports",  # financial reports and accounting periods
     "webhook-subscriptions": "webhooks",
     "webhook-deliveries": "webhooks",
+    "maker-checker": "maker_checker",  # large transactions, manual entries and closes awaiting a checker
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -33,6 +33,7 @@ from models.loans import (
     LoanProduct,
     LoanRepayment,
 )
+from models.maker_checker import MakerCheckerRequest
 from models.payments import Payment, PaymentEvent
 from models.periods import ClosedPeriod
 from models.reversals import EntryReversal
@@ -74,6 +75,7 @@ __all__ = [
     "LoanProduct",
     "LoanRepayment",
     "LoginLockout",
+    "MakerCheckerRequest",
     "MfaRecoveryCode",
     "Notification",
     "Organization",

@@ -20,6 +20,7 @@ from workflows.email_resend import EmailResendWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
 from workflows.loan import LoanWorkflow
+from workflows.maker_checker import TransactionApprovalWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.retention import RetentionWorkflow
@@ -49,6 +50,7 @@ ALL_WORKFLOWS = [
     KycReverificationWorkflow,
     DocumentUploadWorkflow,
     ReversalWorkflow,
+    TransactionApprovalWorkflow,
     StandingInstructionRunWorkflow,
     WebhookDispatchWorkflow,
     WebhookDeliveryWorkflow,
