@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from api.errors import AppError
-from api.fields import BusinessDate, line_rules
+from api.fields import BusinessDate, SignedMoney, line_rules
 from core import access, audit, ledger
 from core import search_attributes as sa
 from core.access import Action, Entity
@@ -40,8 +40,6 @@ from workflows.maker_checker import TransactionApprovalWorkflow
 _REQUEST_NS = uuid.UUID("0b9f5a3e-6c2d-4f1a-8e7b-32c4d5e6f7a8")
 REQUESTS: Table = MakerCheckerRequest.__table__  # type: ignore[attr-defined]  # set by SQLAlchemy
 MAX_LEGS = 50
-# A leg's amount: signed (debit positive, credit negative), two decimals, never zero, bounded like Money.
-SignedMoney = Annotated[Decimal, Field(max_digits=15, decimal_places=2)]
 
 
 class MakerCheckerOut(BaseModel):
