@@ -209,10 +209,23 @@ async def start(client: Client, settings: Settings, request: MakerCheckerRequest
 # --- the kinds ---------------------------------------------------------------------------------------------------
 
 
-async def _funded_source(session, account: LedgerAccount, amount: Decimal) -> None:
-    """Locks the source and checks what is available now covers `amount` (its hold goes on in the same transaction,
-    so two requests at once cannot both count the same money)."""
-    await ledger.lock_accounts(session, [account.id])
+async def _found_or_funded(
+    session, user: User, kind: MakerCheckerKind, key: str, fields: dict[str, Any], source: LedgerAccount | None
+) -> MakerCheckerRequest | None:
+    """The request this maker already made under this key; else None, once the source account (money going out) is
+    locked and covers the amount. The lock comes before the look: the same request sent twice at once finds the first
+    one's row (its hold on) instead of counting that hold against itself; and since the hold goes on in the same
+    transaction as this check, two different requests at once cannot both count the same money."""
+    if source is not None:
+        await ledger.lock_accounts(session, [source.id])
+    if (found := await existing_request(session, user, kind, key, fields)) is not None:
+        return found
+    if source is not None:
+        await _check_available(session, source, Decimal(fields["amount"]))
+    return None
+
+
+async def _check_available(session, account: LedgerAccount, amount: Decimal) -> None:
     found = (await ledger.balances(session, [account.id])).get(account.id)
     available = found.available if found else Decimal("0.00")
     if available < amount:
@@ -238,10 +251,9 @@ async def request_teller(
     """A large cash deposit or withdrawal at the counter (the account already checked by the caller)."""
     assert account.org_id is not None  # a deposit account is always an organization's
     fields = {"account_id": str(account.id), "amount": str(amount), "memo": memo}
-    if (found := await existing_request(session, user, kind, key, fields)) is not None:
+    source = account if kind == MakerCheckerKind.withdrawal else None
+    if (found := await _found_or_funded(session, user, kind, key, fields, source)) is not None:
         return await resume(session, client, settings, found)
-    if kind == MakerCheckerKind.withdrawal:
-        await _funded_source(session, account, amount)
     columns = {"org_id": account.org_id, "amount": amount, "account_id": account.id, "description": memo}
     hold_on = account.id if kind == MakerCheckerKind.withdrawal else None
     return _written(await _submit(session, user, client, settings, kind, key, fields, columns, hold_on))
@@ -260,9 +272,8 @@ async def request_book_transfer(
     """A large book transfer (its accounts already checked by domain/payments.py)."""
     assert src.org_id is not None
     fields = transfer_fields(body)
-    if (found := await existing_request(session, user, MakerCheckerKind.book_transfer, key, fields)) is not None:
+    if (found := await _found_or_funded(session, user, MakerCheckerKind.book_transfer, key, fields, src)) is not None:
         return await resume(session, client, settings, found)
-    await _funded_source(session, src, body.amount)
     columns = {
         "org_id": src.org_id,
         "amount": body.amount,

@@ -10,8 +10,11 @@ from decimal import Decimal
 
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
+from temporalio.testing import ActivityEnvironment
 
+from activities.maker_checker import MakerCheckerActivities
 from models.ledger import GL_CASH
+from models.maker_checker import MakerCheckerInput
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.polling import poll
 
@@ -152,9 +155,15 @@ async def test_a_large_withdrawal_holds_the_money_and_a_rejection_releases_it_po
     teller = org.headers["operator"]
     url = f"/api/v1/accounts/{account['id']}/withdrawals"
 
-    pending = await http.post(url, headers=keyed(teller), json={"amount": LARGE})
-    assert pending.status_code == 202, pending.text
-    request = pending.json()
+    # The same request sent twice at once (a client's retry racing the first): one request, one hold. The second
+    # must not count the first one's hold against itself (200,000.00 covers one 150,000.00, not two).
+    both = await asyncio.gather(
+        http.post(url, headers=keyed(teller, "wd-once"), json={"amount": LARGE}),
+        http.post(url, headers=keyed(teller, "wd-once"), json={"amount": LARGE}),
+    )
+    assert [r.status_code for r in both] == [202, 202], [r.text for r in both]
+    assert both[0].json()["id"] == both[1].json()["id"]
+    request = both[0].json()
     assert request["kind"] == "withdrawal" and request["hold_id"]
     assert await balances(http, su, account) == (Decimal("200000.00"), Decimal(LARGE))
     # The held money cannot go out twice meanwhile: 50,000.00 is what is available.
@@ -185,7 +194,9 @@ async def test_a_large_withdrawal_holds_the_money_and_a_rejection_releases_it_po
     assert [h["status"] for h in holds if h["id"] == request["hold_id"]] == ["released"]
 
 
-async def test_the_maker_never_checks_and_racing_approvals_post_a_large_transfer_once(http, su, db, temporal_env):
+async def test_the_maker_never_checks_and_racing_approvals_post_a_large_transfer_once(
+    http, su, db, settings, temporal_env
+):
     org, source, checker = await funded_org(http, su, deposits=2)
     destination = await open_account(http, su, org.id, org.users["member"]["id"])
     _, second_checker = await make_user(http, su, "org_admin", org.id)
@@ -227,6 +238,16 @@ async def test_the_maker_never_checks_and_racing_approvals_post_a_large_transfer
     assert await balances(http, su, destination) == (Decimal(LARGE), Decimal("0.00"))
     holds = (await http.get(f"/api/v1/accounts/{source['id']}/holds", headers=su)).json()["items"]
     assert [h["status"] for h in holds if h["id"] == request["hold_id"]] == ["captured"]
+
+    # A worker killed after the posting committed retries the step; a late close (a lapse racing the approval)
+    # comes after it: both find the request applied and change nothing.
+    steps, the_request = MakerCheckerActivities(db, settings), MakerCheckerInput(request_id=request["id"])
+    retried = await ActivityEnvironment().run(steps.apply_maker_checker, the_request)
+    assert (retried.status, str(retried.journal_entry_id)) == ("completed", done["journal_entry_id"])
+    late = await ActivityEnvironment().run(steps.close_maker_checker, the_request)
+    assert late.status == "completed"
+    assert await entries_keyed(db, request["id"]) == 1
+    assert await balances(http, su, source) == (Decimal("50000.00"), Decimal("0.00"))
 
 
 async def test_below_the_threshold_nothing_waits(http, su, db):
