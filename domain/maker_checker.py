@@ -30,6 +30,7 @@ from api.fields import BusinessDate, SignedMoney, line_rules
 from core import access, audit, ledger
 from core import search_attributes as sa
 from core.access import Action, Entity
+from core.business_time import business_today
 from core.config import Settings
 from core.task_queues import queue_for
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
@@ -306,6 +307,14 @@ async def request_journal_entry(
     total = sum((leg.amount for leg in body.legs), Decimal(0))
     if total != 0:
         raise AppError(422, "unbalanced", "the legs must sum to zero (debits equal credits)", {"sum": str(total)})
+    today = business_today(settings)
+    if body.effective_date > today:
+        raise AppError(
+            422,
+            "future_date",
+            "a manual entry is dated today or earlier (the business date)",
+            {"effective_date": body.effective_date.isoformat(), "business_date": today.isoformat()},
+        )
     org_id = await _entry_org(session, user, [leg.account_id for leg in body.legs])
     if closure := await closed_period_covering(session, org_id, body.effective_date):
         raise AppError(

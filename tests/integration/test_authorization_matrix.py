@@ -382,7 +382,7 @@ class World:
         legs = [{"account_id": str(cash), "amount": "1.00"}, {"account_id": self.account2["id"], "amount": "-1.00"}]
         return {
             "description": "Matrix manual entry",
-            "effective_date": datetime.now(UTC).date().isoformat(),
+            "effective_date": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
             "legs": legs,
         }
 

@@ -302,6 +302,8 @@ async def test_a_manual_journal_entry_is_checked_and_posts_once(http, su, db):
     assert_error(await http.post("/api/v1/journal-entries", headers=keyed(maker), json=unbalanced), 422, "unbalanced")
     one_leg = {**body, "legs": legs[:1]}
     assert_error(await http.post("/api/v1/journal-entries", headers=keyed(maker), json=one_leg), 422)
+    future = {**body, "effective_date": "2199-01-01"}
+    assert_error(await http.post("/api/v1/journal-entries", headers=keyed(maker), json=future), 422, "future_date")
     zero = {**body, "legs": [*legs, {"account_id": cash, "amount": "0.00"}]}
     assert_error(await http.post("/api/v1/journal-entries", headers=keyed(maker), json=zero), 422, "zero_leg")
     stranger = await make_org(http, su, roles=("org_admin",))
