@@ -23,7 +23,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import AppError
 from api.fields import BusinessDate, SignedMoney, line_rules
@@ -187,20 +193,32 @@ def transfer_fields(body: Any) -> dict[str, Any]:
 
 
 async def resume(session, client: Client, settings: Settings, request: MakerCheckerRequest) -> MakerCheckerOut:
-    """The request found again under its key: (re)started, in case the first call crashed before the start."""
+    """The request found again under its key: started if it still waits (the first call may have crashed before the
+    start); a decided one is only shown."""
     out = view(request)
     await session.commit()
-    await start(client, settings, request)
+    if request.status == MakerCheckerStatus.pending_approval:
+        await start(client, settings, request)
     return out
 
 
 async def start(client: Client, settings: Settings, request: MakerCheckerRequest) -> None:
+    """Starts the request's workflow, or attaches to it while it runs. Never a second run once it has closed: that
+    run would open the approval again (the request's row is decided before its workflow completes)."""
+    try:
+        await _start(client, settings, request)
+    except WorkflowAlreadyStartedError:
+        pass  # it ran and closed between our read of the row and now: nothing to start
+
+
+async def _start(client: Client, settings: Settings, request: MakerCheckerRequest) -> None:
     await client.start_workflow(
         TransactionApprovalWorkflow.run,
         MakerCheckerInput(request_id=request.id),
         id=request.workflow_id,
         task_queue=queue_for(settings, TransactionApprovalWorkflow),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Maker-checker: {request.kind.replace('_', ' ')} ${request.amount:,.2f}",
         static_details=f"requested by {request.requested_by}: {request.description}",
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORG_ID, str(request.org_id))]),

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment
 
 from activities.maker_checker import MakerCheckerActivities
@@ -96,7 +97,7 @@ async def funded_org(http, su, deposits: int = 1):
     return org, account, checker
 
 
-async def test_a_large_deposit_waits_for_a_checker_and_posts_once(http, su, db):
+async def test_a_large_deposit_waits_for_a_checker_and_posts_once(http, su, db, temporal_env):
     org, account, checker = await funded_org(http, su)
     teller = org.headers["operator"]
     url = f"/api/v1/accounts/{account['id']}/deposits"
@@ -144,8 +145,13 @@ async def test_a_large_deposit_waits_for_a_checker_and_posts_once(http, su, db):
     assert await entries_keyed(db, request["id"]) == 1
     entry = (await http.get(f"/api/v1/journal-entries/{done['journal_entry_id']}", headers=checker)).json()
     assert entry["entry_type"] == "cash_deposit" and entry["description"] == "Sale of a boat"
-    # The key again once it posted: still that one request, nothing more posted.
+    # The key again once it posted: still that one request, nothing more posted, and no second run of its workflow
+    # (which would open its approval again).
     assert (await http.post(url, headers=keyed(teller, "big-deposit"), json=body)).json()["id"] == request["id"]
+    latest = await temporal_env.client.get_workflow_handle(request["workflow_id"]).describe()
+    assert latest.status == WorkflowExecutionStatus.COMPLETED
+    assert (await http.get(f"/api/v1/approvals/{approval}", headers=checker)).json()["status"] == "approved"
+    assert await entries_keyed(db, request["id"]) == 1
     listed = (await http.get("/api/v1/maker-checker", params={"kind": "deposit"}, headers=checker)).json()
     assert [r["id"] for r in listed["items"]] == [request["id"]]
 
