@@ -376,3 +376,23 @@ async def test_closing_an_organizations_period_is_checked_then_refuses_entries_d
             {"org": org.id},
         )
         assert found.scalar_one() == 0
+
+
+async def test_an_approval_the_ledger_refuses_fails_the_request_with_its_reason_and_posts_nothing(http, su, db):
+    """The account closed while the deposit waited on its checker: the approval cannot post, the request says why."""
+    org, _account, checker = await funded_org(http, su)
+    empty = await open_account(http, su, org.id, org.users["member"]["id"])
+    teller = org.headers["operator"]
+    pending = await http.post(f"/api/v1/accounts/{empty['id']}/deposits", headers=keyed(teller), json={"amount": LARGE})
+    assert pending.status_code == 202, pending.text
+    request = pending.json()
+    approval = await open_approval(http, teller, request["id"])
+    closed = await http.post(f"/api/v1/accounts/{empty['id']}/close", headers=su)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
+
+    assert (await approve(http, checker, approval)).status_code == 200
+    done = await finished(http, teller, request["id"])
+    assert done["status"] == "failed" and done["journal_entry_id"] is None
+    assert "closed" in done["failure"]
+    assert await entries_keyed(db, request["id"]) == 0
+    assert await balances(http, su, empty) == (Decimal("0.00"), Decimal("0.00"))
