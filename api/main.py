@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)
+    v1.include_router(maker_checker.policy_router)
     v1.include_router(statements.router)
     v1.include_router(statements.runs_router)
     app.include_router(v1)

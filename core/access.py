@@ -200,6 +200,8 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.journal_entry, Action.reverse): OPERATORS,
     # A manual journal entry: written by staff of the organization (or a superuser), posted once a checker approves.
     (Entity.journal_entry, Action.create): frozenset({Role.superuser, Role.org_admin, Role.operator}),
+    # An organization's maker-checker threshold is a risk limit of the bank's: only a superuser sets it.
+    (Entity.maker_checker_request, Action.write): SUPER,
     # Standing instructions move money: set, paused, resumed and canceled by whoever may move it from the source.
     (Entity.standing_instruction, Action.create): frozenset({Role.superuser, Role.org_admin, Role.member}),
     (Entity.standing_instruction, Action.update): frozenset({Role.superuser, Role.org_admin, Role.member}),

@@ -1,8 +1,8 @@
 """Maker-checker requests (PRODUCT.md §4.8): what one member of staff (the maker) asks and another of the organization
 (the checker, MAKER_CHECKER_ROLE) must approve before it applies.
 
-- a deposit, withdrawal or book transfer of more than MAKER_CHECKER_THRESHOLD (below it nothing changes: it posts at
-  once); a withdrawal's or transfer's amount is held on the source account meanwhile, so it is not spent twice;
+- a deposit, withdrawal or book transfer of more than the organization's threshold (its own, set by a superuser, or
+  MAKER_CHECKER_THRESHOLD; below it nothing changes: it posts at once); a withdrawal's or transfer's amount is held on the source account meanwhile, so it is not spent twice;
 - every manual journal entry (POST /journal-entries);
 - every close of an organization's accounting period (a bank-wide close stays the superuser's own act: the checker
   is an organization's, and a bank-wide close has none).
@@ -88,8 +88,21 @@ class ManualEntryIn(BaseModel):
     legs: list[LegIn] = Field(min_length=2, max_length=MAX_LEGS)
 
 
-def is_large(settings: Settings, amount: Decimal) -> bool:
-    return amount > settings.maker_checker_threshold
+async def threshold_for(session, settings: Settings, org_id: uuid.UUID | None) -> Decimal:
+    """The organization's own threshold (a superuser sets it), else the bank's MAKER_CHECKER_THRESHOLD."""
+    own = None
+    if org_id is not None:
+        own = (
+            await session.execute(
+                text("SELECT maker_checker_threshold FROM organizations WHERE id = :id"), {"id": org_id}
+            )
+        ).scalar()
+    return own if own is not None else settings.maker_checker_threshold
+
+
+async def is_large(session, settings: Settings, org_id: uuid.UUID | None, amount: Decimal) -> bool:
+    """More than the organization's threshold: it waits on a checker."""
+    return amount > await threshold_for(session, settings, org_id)
 
 
 def _digest(fields: dict[str, Any]) -> str:

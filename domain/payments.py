@@ -310,7 +310,7 @@ async def create_book_transfer(
 async def large_book_transfer(
     body: BookTransferIn, key: str, session, user: User, client: Client, settings: Settings
 ) -> "maker_checker.MakerCheckerOut | None":
-    """A book transfer above MAKER_CHECKER_THRESHOLD as a maker-checker request (domain/maker_checker.py), checked
+    """A book transfer above the source's organization's maker-checker threshold as a request (domain/maker_checker.py), checked
     like any transfer first; None when it is not one (at or below the threshold, or its key already names a
     payment: create_book_transfer answers it as before, the workflow untouched)."""
     if await session.get(Payment, payment_id_for(user, key)) is not None:
@@ -319,9 +319,9 @@ async def large_book_transfer(
     found = await maker_checker.existing_request(session, user, MakerCheckerKind.book_transfer, key, fields)
     if found is not None:
         return await maker_checker.resume(session, client, settings, found)
-    if not maker_checker.is_large(settings, body.amount):
-        return None
     src = await access.visible(session, user, Entity.account, body.from_account_id)
+    if not await maker_checker.is_large(session, settings, src.org_id, body.amount):
+        return None
     dst = await _destination(session, user, body.to_account_id)
     _check_transfer(user, body, src, dst)
     return await maker_checker.request_book_transfer(session, user, client, settings, key, body, src, dst)

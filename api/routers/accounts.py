@@ -268,9 +268,9 @@ async def deposit(
     if account.status != AccountStatus.active:
         raise AppError(409, "account_closed", "the account is closed")
     fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
-    if maker_checker.is_large(settings, body.amount) or await maker_checker.existing_request(
-        session, actor, MakerCheckerKind.deposit, key, fields
-    ):
+    if await maker_checker.is_large(
+        session, settings, account.org_id, body.amount
+    ) or await maker_checker.existing_request(session, actor, MakerCheckerKind.deposit, key, fields):
         return pending(
             await maker_checker.request_teller(
                 session, actor, client, settings, MakerCheckerKind.deposit, account, body.amount, body.memo, key
@@ -329,9 +329,9 @@ async def withdraw(
     account = await visible_account(session, actor, account_id)
     maker_checker.check_teller_account(account)
     fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
-    if maker_checker.is_large(settings, body.amount) or await maker_checker.existing_request(
-        session, actor, MakerCheckerKind.withdrawal, key, fields
-    ):
+    if await maker_checker.is_large(
+        session, settings, account.org_id, body.amount
+    ) or await maker_checker.existing_request(session, actor, MakerCheckerKind.withdrawal, key, fields):
         return pending(
             await maker_checker.request_teller(
                 session, actor, client, settings, MakerCheckerKind.withdrawal, account, body.amount, body.memo, key

@@ -7,7 +7,8 @@ Create Date: 2026-12-02 10:30:00
 A request waits on a checker of its organization (ApprovalWorkflow) and applies once: its journal entry's
 idempotency key is `maker-checker:<request id>` (unique) and journal_entry_id is unique here. One Idempotency-Key of
 one maker is one request (idempotency_key unique); at most one close of the same range of an organization waits at a
-time (a partial unique index), so two admins asking at once make one request.
+time (a partial unique index), so two admins asking at once make one request. An organization may have a
+threshold of its own (organizations.maker_checker_threshold).
 """
 
 from typing import Sequence, Union
@@ -23,6 +24,11 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
+    # An organization's own threshold (set by a superuser); null: MAKER_CHECKER_THRESHOLD.
+    op.add_column("organizations", sa.Column("maker_checker_threshold", sa.Numeric(20, 2), nullable=True))
+    op.create_check_constraint(
+        "organizations_maker_checker_threshold_positive", "organizations", "maker_checker_threshold > 0"
+    )
     op.create_table(
         "maker_checker_requests",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -75,3 +81,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("maker_checker_requests")
+    op.drop_constraint("organizations_maker_checker_threshold_positive", "organizations", type_="check")
+    op.drop_column("organizations", "maker_checker_threshold")

@@ -780,6 +780,16 @@ async def _(w: World, p: Principal) -> Req:
     return Req(headers=key(), json=await w.manual_entry_body())
 
 
+@builds(f"GET {V1}/organizations/{{org_id}}/maker-checker-policy")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id})
+
+
+@builds(f"PUT {V1}/organizations/{{org_id}}/maker-checker-policy")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id}, json={"threshold": None})  # the default: changes nothing for the others
+
+
 @builds(f"GET {V1}/maker-checker")
 async def _(w: World, p: Principal) -> Req:
     return Req(params={"limit": 500}, lists=w.manual_entry["id"])

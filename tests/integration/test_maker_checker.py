@@ -396,3 +396,32 @@ async def test_an_approval_the_ledger_refuses_fails_the_request_with_its_reason_
     assert "closed" in done["failure"]
     assert await entries_keyed(db, request["id"]) == 0
     assert await balances(http, su, empty) == (Decimal("0.00"), Decimal("0.00"))
+
+
+async def test_an_organization_may_have_a_threshold_of_its_own_set_by_a_superuser(http, su):
+    org, account, _checker = await funded_org(http, su)
+    policy = f"/api/v1/organizations/{org.id}/maker-checker-policy"
+    default = (await http.get(policy, headers=org.headers["operator"])).json()
+    assert default == {"org_id": org.id, "threshold": None, "effective_threshold": "100000.00"}
+    assert_error(await http.put(policy, headers=org.headers["org_admin"], json={"threshold": "1000000.00"}), 403)
+    assert_error(await http.put(policy, headers=su, json={"threshold": "0"}), 422)
+    stranger = await make_org(http, su, roles=("org_admin",))
+    assert_error(await http.get(policy, headers=stranger.headers["org_admin"]), 404)
+
+    set_low = await http.put(policy, headers=su, json={"threshold": "500.00"})
+    assert set_low.status_code == 200 and set_low.json()["effective_threshold"] == "500.00", set_low.text
+    url = f"/api/v1/accounts/{account['id']}/deposits"
+    teller = org.headers["operator"]
+    assert (await http.post(url, headers=keyed(teller), json={"amount": "500.00"})).status_code == 201
+    waits = await http.post(url, headers=keyed(teller), json={"amount": "500.01"})
+    assert waits.status_code == 202 and waits.json()["kind"] == "deposit", waits.text
+    transfer = await http.post(
+        "/api/v1/transfers/book",
+        headers=keyed(org.headers["member"]),
+        json={"from_account_id": account["id"], "to_account_id": account["id"], "amount": "600.00"},
+    )
+    assert_error(transfer, 422, "same_account")  # checked like any transfer before it waits
+
+    cleared = await http.put(policy, headers=su, json={"threshold": None})
+    assert cleared.json() == {"org_id": org.id, "threshold": None, "effective_threshold": "100000.00"}
+    assert (await http.post(url, headers=keyed(teller), json={"amount": "600.00"})).status_code == 201
