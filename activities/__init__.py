@@ -15,6 +15,7 @@ from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
+from activities.maker_checker import MakerCheckerActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
@@ -49,6 +50,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     kyc = KycActivities(db, settings, client)
     documents = DocumentActivities(db, settings)
     reversals = ReversalActivities(db, settings)
+    maker_checker = MakerCheckerActivities(db, settings)
     standing = StandingActivities(db, settings, client, notifications)
     webhooks = WebhookActivities(db, settings, client)
     report_runs = ReportRunActivities(db, settings, notifications)
@@ -73,6 +75,9 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         reversals.create_reversal_approval,
         reversals.post_reversal,
         reversals.close_reversal,
+        maker_checker.create_maker_checker_approval,
+        maker_checker.apply_maker_checker,
+        maker_checker.close_maker_checker,
         payments.post_book_transfer,
         accrual.accrue_day,
         posting.unaccrued_days,

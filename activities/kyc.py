@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.approval_requests import insert_approval_request
 from core import audit
 from core import search_attributes as sa
 from core.config import Settings
@@ -237,23 +238,18 @@ class KycActivities:
                 await session.execute(text("SELECT full_name FROM users WHERE id = :id"), {"id": req.member_id})
             ).scalar_one()
             title = f"KYC review of {name}" + (f" ({', '.join(req.reasons)})" if req.reasons else "")
-            await session.execute(
-                text(
-                    """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
-                           submitted_by, rule_id, levels, final_outcome, status, current_level, workflow_id)
-                       VALUES (:id, 'kyc', :member, :title, :org, 0, :member, :submitter, NULL, CAST(:levels AS jsonb),
-                               'decline', 'open', 1, :wf)
-                       ON CONFLICT (id) DO NOTHING"""
-                ),
-                {
-                    "id": request_id,
-                    "member": req.member_id,
-                    "title": title[:200],
-                    "org": req.org_id,
-                    "submitter": req.submitted_by,
-                    "levels": json.dumps([level.model_dump(mode="json") for level in levels]),
-                    "wf": f"approval-{request_id}",
-                },
+            await insert_approval_request(
+                session,
+                request_id=request_id,
+                subject_type="kyc",
+                subject_id=req.member_id,
+                title=title[:200],
+                org_id=req.org_id,
+                amount=0,
+                applicant_id=req.member_id,
+                submitted_by=req.submitted_by,
+                levels=[level.model_dump(mode="json") for level in levels],
+                final_outcome="decline",
             )
         return ApprovalInput(
             request_id=request_id,

@@ -4,7 +4,6 @@ status changes with their audit rows. Schedules and the agreement use the loan's
 product at application). Each one is safe to run again: it finds what it already wrote."""
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -14,6 +13,7 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.approval_requests import insert_approval_request
 from core import audit, ledger
 from core.approval_routes import no_route, route_for
 from core.business_time import business_today
@@ -299,26 +299,19 @@ class LoanActivities:
                         no_route(loan.amount, loan.member_type), type="NoApprovalRule", non_retryable=True
                     )
                 levels = [level.model_dump(mode="json") for level in rule.levels]
-                await session.execute(
-                    text(
-                        """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
-                           submitted_by, rule_id, levels, final_outcome, status, current_level, workflow_id)
-                       VALUES (:id, 'loan', :loan, :title, :org, :amount, :applicant, :submitter, :rule,
-                               CAST(:levels AS jsonb), :outcome, 'open', 1, :wf)"""
-                    ),
-                    {
-                        "id": request_id,
-                        "loan": loan.id,
-                        "title": f"Loan {loan.amount:,.2f} for {loan.purpose or 'a member'}",
-                        "org": loan.org_id,
-                        "amount": loan.amount,
-                        "applicant": loan.applicant_id,
-                        "submitter": loan.created_by,
-                        "rule": rule.id,
-                        "levels": json.dumps(levels),
-                        "outcome": rule.final_outcome,
-                        "wf": f"approval-{request_id}",
-                    },
+                await insert_approval_request(
+                    session,
+                    request_id=request_id,
+                    subject_type="loan",
+                    subject_id=loan.id,
+                    title=f"Loan {loan.amount:,.2f} for {loan.purpose or 'a member'}",
+                    org_id=loan.org_id,
+                    amount=loan.amount,
+                    applicant_id=loan.applicant_id,
+                    submitted_by=loan.created_by,
+                    rule_id=rule.id,
+                    levels=levels,
+                    final_outcome=rule.final_outcome,
                 )
                 loan.approval_request_id = request_id
                 session.add(loan)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from temporalio import activity
 
+from activities.approval_requests import insert_approval_request
 from core import audit, ledger
 from core.business_time import business_today
 from core.config import Settings
@@ -46,24 +47,17 @@ class ReversalActivities:
                 )
             ).one()
             title = f"Reversal of {row.entry_type} ${row.amount:,.2f} ({row.description[:60]}): {row.reason}"[:200]
-            await session.execute(
-                text(
-                    """INSERT INTO approval_requests (id, subject_type, subject_id, title, org_id, amount, applicant_id,
-                           submitted_by, rule_id, levels, final_outcome, status, current_level, workflow_id)
-                       VALUES (:id, 'journal_reversal', :entry, :title, :org, :amount, NULL, :maker, NULL,
-                               CAST(:levels AS jsonb), 'decline', 'open', 1, :wf)
-                       ON CONFLICT (id) DO NOTHING"""
-                ),
-                {
-                    "id": request_id,
-                    "entry": row.entry_id,
-                    "title": title,
-                    "org": row.org_id,
-                    "amount": row.amount,
-                    "maker": row.requested_by,
-                    "levels": f"[{levels[0].model_dump_json()}]",
-                    "wf": f"approval-{request_id}",
-                },
+            await insert_approval_request(
+                session,
+                request_id=request_id,
+                subject_type="journal_reversal",
+                subject_id=row.entry_id,
+                title=title,
+                org_id=row.org_id,
+                amount=row.amount,
+                submitted_by=row.requested_by,
+                levels=[level.model_dump(mode="json") for level in levels],
+                final_outcome="decline",
             )
             await session.execute(
                 text("UPDATE entry_reversals SET approval_request_id = :request WHERE id = :id"),

@@ -107,6 +107,39 @@ AnnualRate = Annotated[
     AfterValidator(_quantizer("0.000001")),
     _decimal_schema(RATE_PATTERN, "0.065", 'a yearly fraction, 0 <= rate < 1, at most 6 decimals: "0.065" is 6.5 %'),
 ]
+
+SIGNED_MONEY_PATTERN = r"^-?[0-9]{1,13}(\.[0-9]{1,2})?$"
+_SIGNED_MONEY_RE = re.compile(SIGNED_MONEY_PATTERN, re.ASCII)
+_UNSIGNED_MONEY = _strict_decimal(MONEY_RE, "an amount with at most 2 decimals")
+
+
+def _signed_money(value: Any) -> Decimal:
+    """Money with an optional leading '-' (a journal entry's leg: debit positive, credit negative)."""
+    if isinstance(value, str):
+        if not _SIGNED_MONEY_RE.fullmatch(value):
+            raise ValueError("must be an amount with at most 2 decimals: ASCII digits, an optional '-' and '.'")
+        return -_UNSIGNED_MONEY(value[1:]) if value.startswith("-") else _UNSIGNED_MONEY(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return -_UNSIGNED_MONEY(-value)
+    return _UNSIGNED_MONEY(value)
+
+
+SignedMoney = Annotated[
+    Decimal,
+    BeforeValidator(_signed_money),
+    Field(max_digits=15, decimal_places=2),
+    AfterValidator(_quantizer("0.01")),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": SIGNED_MONEY_PATTERN},
+                {"type": "number", "minimum": -9999999999999.99, "maximum": 9999999999999.99},
+            ],
+            "examples": ["-250.00"],
+            "description": "a signed amount in dollars (debit positive, credit negative), at most 2 decimals",
+        }
+    ),
+]
 # A query filter on amounts (min_amount, max_amount): the same shape as Money, zero allowed.
 MoneyFilter = MoneyOrZero
 
@@ -278,6 +311,7 @@ __all__ = [
     "MoneyFilter",
     "MoneyOrZero",
     "Name",
+    "SignedMoney",
     "Token",
     "line",
     "line_rules",

@@ -30,6 +30,7 @@ from api.routers import (
     kyc,
     loan_products,
     loans,
+    maker_checker,
     members,
     mfa,
     notifications,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         documents,
         api_keys,
         journal_entries,
+        maker_checker,
         standing_instructions,
         reports,
         report_runs,
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)
+    v1.include_router(maker_checker.policy_router)
     v1.include_router(statements.router)
     v1.include_router(statements.runs_router)
     v1.include_router(report_runs.definitions)

@@ -56,6 +56,7 @@ from models.gateway import GatewayPayment
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
+from models.maker_checker import MakerCheckerRequest
 from models.payments import Payment
 from models.reconciliation import Reconciliation
 from models.report_runs import ReportDefinition, ReportRun
@@ -106,6 +107,7 @@ class Entity(StrEnum):
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
+    maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
 
 
 class Action(StrEnum):
@@ -166,6 +168,7 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.account, Action.create): SUPER,
     (Entity.account, Action.update): SUPER,
     (Entity.account, Action.deposit): frozenset({Role.superuser, Role.operator}),
+    (Entity.account, Action.withdraw): frozenset({Role.superuser, Role.operator}),  # cash out at the counter
     (Entity.account, Action.place_hold): frozenset({Role.superuser, Role.operator}),
     (Entity.hold, Action.release): frozenset({Role.superuser, Role.operator}),
     (Entity.external_account, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
@@ -204,6 +207,10 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # Staff read the journal entries of their organization's accounts and ask for reversals; a checker decides.
     (Entity.journal_entry, Action.read): OPERATORS,
     (Entity.journal_entry, Action.reverse): OPERATORS,
+    # A manual journal entry: written by staff of the organization (or a superuser), posted once a checker approves.
+    (Entity.journal_entry, Action.create): frozenset({Role.superuser, Role.org_admin, Role.operator}),
+    # An organization's maker-checker threshold is a risk limit of the bank's: only a superuser sets it.
+    (Entity.maker_checker_request, Action.write): SUPER,
     # Standing instructions move money: set, paused, resumed and canceled by whoever may move it from the source.
     (Entity.standing_instruction, Action.create): frozenset({Role.superuser, Role.org_admin, Role.member}),
     (Entity.standing_instruction, Action.update): frozenset({Role.superuser, Role.org_admin, Role.member}),
@@ -294,6 +301,7 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "reconciliations:write": OPERATORS,
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
+    "maker_checker:read": ALL_ROLES,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -512,6 +520,12 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         if role in BANK:
             return statement
         return statement.where(org_col == org if role in (Role.org_admin, Role.operator) and org else false())
+    if entity == Entity.maker_checker_request:  # the member's own; their organization's for its staff
+        if role == Role.bank_operations:
+            return statement
+        if member:
+            return statement.where(col(MakerCheckerRequest.requested_by) == user.id)
+        return statement.where(col(MakerCheckerRequest.org_id) == org if staff else false())
     if entity == Entity.webhook_subscription:
         return statement.where(col(WebhookSubscription.org_id) == org if role == Role.org_admin and org else false())
     if entity == Entity.webhook_delivery:
@@ -608,6 +622,7 @@ MODELS: dict[Entity, Any] = {
     Entity.webhook_delivery: WebhookEvent,
     Entity.reconciliation: Reconciliation,
     Entity.gateway_payment: GatewayPayment,
+    Entity.maker_checker_request: MakerCheckerRequest,
 }
 
 

@@ -209,6 +209,12 @@ class Settings(BaseSettings):
     # organization and how long the request waits on them before it lapses (declined).
     reversal_checker_role: str = "org_admin"
     reversal_decision_deadline: timedelta = timedelta(days=2)
+    # Maker-checker (domain/maker_checker.py): a deposit, withdrawal or book transfer of more than this amount waits
+    # for a checker of the organization (checker role) before it posts, as every manual journal entry and every close
+    # of an organization's accounting period does; the request lapses (declined) after the deadline.
+    maker_checker_threshold: Decimal = Decimal("10000.00")
+    maker_checker_role: str = "org_admin"
+    maker_checker_decision_deadline: timedelta = timedelta(days=2)
     # Standing instructions (recurring book transfers, each a Temporal Schedule): the shortest cadence a client may
     # ask for as `every`, the hour of day (business time zone) of the daily/weekly/monthly ones, how far back a
     # schedule that could not run (a Temporal outage) still catches up, and a failed run's retries.

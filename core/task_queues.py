@@ -37,6 +37,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "AchBatchWorkflow": Urgency.money,
     "BookTransferWorkflow": Urgency.money,
     "ReversalWorkflow": Urgency.money,
+    "TransactionApprovalWorkflow": Urgency.money,  # a checked deposit, withdrawal, transfer, entry or close
     "StandingInstructionRunWorkflow": Urgency.money,  # a scheduled book transfer  # posts a reversing entry; its approval is a child on the interactive queue
     "LoanWorkflow": Urgency.money,
     "ApprovalWorkflow": Urgency.interactive,  # a loan's or KYC review's approval: a child on this queue

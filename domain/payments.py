@@ -26,8 +26,9 @@ from core.access import Entity
 from core.config import Settings
 from core.task_queues import queue_for
 from core.temporal import published
-from domain import webhooks
+from domain import maker_checker, webhooks
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
+from models.maker_checker import MakerCheckerKind
 from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
 from models.users import User
 from workflows.book_transfer import BookTransferWorkflow
@@ -304,6 +305,26 @@ async def create_book_transfer(
         session.expire_all()
         payment = await session.get(Payment, payment_id)
     return await payment_out(session, None, payment, workflow_status), status_code
+
+
+async def large_book_transfer(
+    body: BookTransferIn, key: str, session, user: User, client: Client, settings: Settings
+) -> "maker_checker.MakerCheckerOut | None":
+    """A book transfer above the source's organization's maker-checker threshold as a request (domain/maker_checker.py), checked
+    like any transfer first; None when it is not one (at or below the threshold, or its key already names a
+    payment: create_book_transfer answers it as before, the workflow untouched)."""
+    if await session.get(Payment, payment_id_for(user, key)) is not None:
+        return None
+    fields = maker_checker.transfer_fields(body)
+    found = await maker_checker.existing_request(session, user, MakerCheckerKind.book_transfer, key, fields)
+    if found is not None:
+        return await maker_checker.resume(session, client, settings, found)
+    src = await access.visible(session, user, Entity.account, body.from_account_id)
+    if not await maker_checker.is_large(session, settings, src.org_id, body.amount):
+        return None
+    dst = await _destination(session, user, body.to_account_id)
+    _check_transfer(user, body, src, dst)
+    return await maker_checker.request_book_transfer(session, user, client, settings, key, body, src, dst)
 
 
 async def _destination(session, user: User, account_id: uuid.UUID) -> LedgerAccount:

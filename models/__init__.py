@@ -35,6 +35,7 @@ from models.loans import (
     LoanProduct,
     LoanRepayment,
 )
+from models.maker_checker import MakerCheckerRequest
 from models.payments import Payment, PaymentEvent
 from models.periods import ClosedPeriod
 from models.reconciliation import Reconciliation, ReconciliationLine, ReconciliationMatch
@@ -81,6 +82,7 @@ __all__ = [
     "LoanProduct",
     "LoanRepayment",
     "LoginLockout",
+    "MakerCheckerRequest",
     "MfaRecoveryCode",
     "Notification",
     "Organization",

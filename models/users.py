@@ -1,13 +1,14 @@
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Column
 from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlmodel import Field, SQLModel
 
-from models.base import created_at, timestamp, uuid_pk
+from models.base import MONEY, created_at, timestamp, uuid_pk
 
 
 class Role(StrEnum):
@@ -43,6 +44,9 @@ class Organization(SQLModel, table=True):
     require_mfa_for_staff: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
     # A prenote (zero-dollar entry) must pass before the first live debit to a new external account.
     require_ach_prenote: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    # Deposits, withdrawals and book transfers above it wait on a checker (domain/maker_checker.py); null: the
+    # bank's MAKER_CHECKER_THRESHOLD. Set by a superuser: a risk limit of the bank's, not the organization's own.
+    maker_checker_threshold: Decimal | None = Field(default=None, sa_column=Column(MONEY, nullable=True))
     created_at: datetime = created_at()
 
 

@@ -21,6 +21,7 @@ from workflows.gateway_payment import GatewayPaymentWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
 from workflows.loan import LoanWorkflow
+from workflows.maker_checker import TransactionApprovalWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -52,6 +53,7 @@ ALL_WORKFLOWS = [
     KycReverificationWorkflow,
     DocumentUploadWorkflow,
     ReversalWorkflow,
+    TransactionApprovalWorkflow,
     StandingInstructionRunWorkflow,
     WebhookDispatchWorkflow,
     WebhookDeliveryWorkflow,

@@ -4,18 +4,22 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.crud import required
-from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, allowed
+from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep, allowed
 from api.errors import AppError, not_found
 from api.fields import BusinessDate, Filter, Money, line_rules
 from api.pagination import Page, PageDep, paginate
 from core import access, audit, closing, ledger
 from core.access import Action, Entity
 from core.business_time import business_today
+from domain import accounts as domain
+from domain import maker_checker
 from domain.accounts import visible_account
+from domain.maker_checker import MakerCheckerKind, MakerCheckerOut
 from models.ledger import (
     GL_CASH,
     AccountKind,
@@ -34,6 +38,7 @@ _FIELDS = ["name", "kind", "type", "status", "org_id", "owner_id", "closed_at"]
 
 AccountAdmin = Annotated[User, Depends(allowed(Entity.account, Action.create))]  # open, change, close: superuser
 Teller = Annotated[User, Depends(allowed(Entity.account, Action.deposit))]  # cash deposits
+CashOut = Annotated[User, Depends(allowed(Entity.account, Action.withdraw))]  # cash withdrawals
 HoldPlacer = Annotated[User, Depends(allowed(Entity.account, Action.place_hold))]
 HoldReleaser = Annotated[User, Depends(allowed(Entity.hold, Action.release))]
 
@@ -71,6 +76,25 @@ class AccountOut(BaseModel):
 class DepositIn(BaseModel):
     amount: Money
     memo: Annotated[str, *line_rules(140)] = "Cash deposit"
+
+
+class WithdrawalIn(BaseModel):
+    amount: Money
+    memo: Annotated[str, *line_rules(140)] = "Cash withdrawal"
+
+
+# Above MAKER_CHECKER_THRESHOLD a deposit or withdrawal waits for a checker (domain/maker_checker.py).
+WAITS_ON_A_CHECKER: dict = {
+    202: {
+        "model": MakerCheckerOut,
+        "description": "above the maker-checker threshold: a request waiting on a checker of the organization "
+        "(also when the same Idempotency-Key and body come again); GET /maker-checker/{id} follows it",
+    }
+}
+
+
+def pending(request: MakerCheckerOut) -> JSONResponse:
+    return JSONResponse(request.model_dump(mode="json"), status_code=202)
 
 
 class PostingOut(BaseModel):
@@ -225,7 +249,9 @@ async def close_account(account_id: uuid.UUID, session: SessionDep, actor: Accou
     "/{account_id}/deposits",
     response_model=AccountOut,
     status_code=201,
-    summary="Record a cash deposit: debit cash at bank, credit the account (superuser, operator)",
+    responses=WAITS_ON_A_CHECKER,
+    summary="Record a cash deposit: debit cash at bank, credit the account (superuser, operator); a large one "
+    "waits on a checker",
 )
 async def deposit(
     account_id: uuid.UUID,
@@ -234,12 +260,22 @@ async def deposit(
     session: SessionDep,
     actor: Teller,
     settings: SettingsDep,
+    client: TemporalDep,
 ):
     account = await visible_account(session, actor, account_id)
     if account.kind != AccountKind.internal or account.type == InternalAccountType.loan:
         raise AppError(422, "not_a_deposit_account", "deposits go to checking or savings accounts")
     if account.status != AccountStatus.active:
         raise AppError(409, "account_closed", "the account is closed")
+    fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
+    if await maker_checker.is_large(
+        session, settings, account.org_id, body.amount
+    ) or await maker_checker.existing_request(session, actor, MakerCheckerKind.deposit, key, fields):
+        return pending(
+            await maker_checker.request_teller(
+                session, actor, client, settings, MakerCheckerKind.deposit, account, body.amount, body.memo, key
+            )
+        )
     cash = (await session.exec(select(LedgerAccount).where(LedgerAccount.code == GL_CASH))).one()
     entry_id, created = await ledger.post_entry(
         session,
@@ -265,6 +301,43 @@ async def deposit(
         ).first()
         if posted is None or -posted.amount != body.amount:
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another deposit")
+    await session.commit()
+    return (await with_balances(session, [account]))[0]
+
+
+@router.post(
+    "/{account_id}/withdrawals",
+    response_model=AccountOut,
+    status_code=201,
+    responses={
+        **WAITS_ON_A_CHECKER,
+        409: {"description": "the account is closed, or the Idempotency-Key was used for another withdrawal"},
+        422: {"description": "not a deposit account, or the available balance does not cover it"},
+    },
+    summary="Pay out cash: debit the account, credit cash at bank (superuser, operator); a large one waits on a "
+    "checker with the amount held",
+)
+async def withdraw(
+    account_id: uuid.UUID,
+    body: WithdrawalIn,
+    key: IdempotencyKey,
+    session: SessionDep,
+    actor: CashOut,
+    settings: SettingsDep,
+    client: TemporalDep,
+):
+    account = await visible_account(session, actor, account_id)
+    maker_checker.check_teller_account(account)
+    fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
+    if await maker_checker.is_large(
+        session, settings, account.org_id, body.amount
+    ) or await maker_checker.existing_request(session, actor, MakerCheckerKind.withdrawal, key, fields):
+        return pending(
+            await maker_checker.request_teller(
+                session, actor, client, settings, MakerCheckerKind.withdrawal, account, body.amount, body.memo, key
+            )
+        )
+    await domain.withdraw(session, actor, settings, account, body.amount, body.memo, key)
     await session.commit()
     return (await with_balances(session, [account]))[0]
 

@@ -61,7 +61,17 @@ class DecisionIn(BaseModel):
 
 # Subjects whose approval has no way for the applicant to answer a request for information (a loan's answer is
 # POST /loans/{id}/information, a KYC review's a new submission).
-NO_INFORMATION_LOOP = frozenset({"journal_reversal"})
+NO_INFORMATION_LOOP = frozenset(
+    {
+        "journal_reversal",
+        # maker-checker requests (domain/maker_checker.py)
+        "large_deposit",
+        "large_withdrawal",
+        "large_transfer",
+        "manual_journal_entry",
+        "period_close",
+    }
+)
 
 
 @router.get("/inbox", response_model=list[InboxItem], summary="What waits for me, oldest first, with deadlines")

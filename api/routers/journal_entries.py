@@ -1,5 +1,6 @@
-"""Journal entries as staff see them, and reversals of posted ones as maker-checker requests (domain/reversals.py):
-the maker asks here, a checker decides in the approvals inbox, ReversalWorkflow posts the opposite entry once."""
+"""Journal entries as staff see them; manual entries and reversals of posted ones as maker-checker requests
+(domain/maker_checker.py, domain/reversals.py): the maker asks here, a checker decides in the approvals inbox, the
+request's workflow posts once."""
 
 import uuid
 
@@ -8,10 +9,37 @@ from fastapi import APIRouter, Response
 from api.deps import CurrentUser, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from core import access
 from core.access import Action, Entity
-from domain import reversals
+from domain import maker_checker, reversals
+from domain.maker_checker import MakerCheckerOut, ManualEntryIn
 from domain.reversals import EntryView, ReversalIn, ReversalView
 
 router = APIRouter(prefix="/journal-entries", tags=["journal entries"])
+
+
+@router.post(
+    "",
+    response_model=MakerCheckerOut,
+    status_code=202,
+    responses={
+        403: {"description": "not staff of an organization (org admin, operator) nor a superuser"},
+        404: {"description": "an account the maker cannot see (another organization's)"},
+        409: {"description": "`period_closed`: the effective date is in a closed period; `idempotency_key_reused`"},
+        422: {
+            "description": "`unbalanced` (legs not summing to zero), `zero_leg`, `account_closed`, or "
+            "`not_one_organization` (a superuser's entry must name one organization's accounts)"
+        },
+    },
+    summary="Write a manual journal entry (maker-checker): it posts once another member of staff approves it",
+)
+async def create_manual_entry(
+    body: ManualEntryIn,
+    key: IdempotencyKey,
+    session: SessionDep,
+    user: CurrentUser,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> MakerCheckerOut:
+    return await maker_checker.request_journal_entry(session, user, client, settings, body, key)
 
 
 @router.get(

@@ -17,15 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col
 
-from api.deps import ReadSessionDep, SessionDep, SettingsDep, allowed
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TemporalDep, allowed
 from api.errors import AppError, not_found
 from api.fields import BusinessDate, MoneyOrZero, line_rules
 from api.pagination import Page, PageDep, paginate
 from core.access import Action, Entity, report_org
 from core.business_time import business_today
 from documents.reports import CONTENT_TYPES, render
-from domain import budgets, periods
+from domain import budgets, maker_checker, periods
 from domain import reports as domain
+from domain.maker_checker import MakerCheckerOut
 from finance import reports as fin
 from finance.budget_variance import BudgetVariance
 from finance.forecast import CashForecast
@@ -383,10 +384,20 @@ async def list_periods(session: ReadSessionDep, user: PeriodReader, page: PageDe
     "/periods",
     response_model=ClosedPeriodOut,
     status_code=201,
-    responses={200: {"model": ClosedPeriodOut, "description": "already closed: the same closure"}},
-    summary="Close an accounting period: the database then refuses any posting dated inside it",
+    responses={
+        200: {"model": ClosedPeriodOut, "description": "already closed: the same closure"},
+        202: {
+            "model": MakerCheckerOut,
+            "description": "an organization's period: a request that closes it once another admin of the "
+            "organization approves it (the same request while one for the range waits)",
+        },
+    },
+    summary="Close an accounting period: the database then refuses any posting dated inside it. An organization's "
+    "close is maker-checker; a bank-wide one (superuser, bank operations) applies at once",
 )
-async def close_period(body: ClosePeriodIn, session: SessionDep, user: PeriodCloser, settings: SettingsDep):
+async def close_period(
+    body: ClosePeriodIn, session: SessionDep, user: PeriodCloser, settings: SettingsDep, client: TemporalDep
+):
     checked_range(body.period_start, body.period_end)
     today = business_today(settings)
     if body.period_end >= today:
@@ -406,6 +417,23 @@ async def close_period(body: ClosePeriodIn, session: SessionDep, user: PeriodClo
             "interest accrued in the period is not posted yet: close it after month-end posting",
             {"periods": pending},
         )
+    if org_id is not None:
+        closed = (
+            await session.exec(
+                periods.visible_closures(org_id).where(
+                    col(ClosedPeriod.org_id) == org_id,
+                    ClosedPeriod.period_start == body.period_start,
+                    ClosedPeriod.period_end == body.period_end,
+                )
+            )
+        ).first()
+        if closed is not None:  # closing again is the same as once
+            out = ClosedPeriodOut.model_validate(closed, from_attributes=True)
+            return RawResponse(out.model_dump_json(), status_code=200, media_type="application/json")
+        request, _ = await maker_checker.request_period_close(
+            session, user, client, settings, org_id, body.period_start, body.period_end, body.reason
+        )
+        return RawResponse(request.model_dump_json(), status_code=202, media_type="application/json")
     try:
         period, created = await periods.close(session, user, org_id, body.period_start, body.period_end, body.reason)
     except OperationalError as exc:

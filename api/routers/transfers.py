@@ -5,11 +5,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, IdempotencyKey, ReadSessionDep, SessionDep, SettingsDep, TemporalDep
 from api.fields import BusinessDateTime, MoneyFilter
 from api.pagination import Page, PageDep
 from domain import payments
+from domain.maker_checker import MakerCheckerOut
 from domain.payments import BookTransferIn, TransferOut, list_of_payments, payment_out, visible_payment
 from models.payments import PaymentKind, PaymentStatus
 
@@ -22,11 +24,15 @@ router = APIRouter(prefix="/transfers", tags=["transfers"])
     status_code=201,
     responses={
         200: {"description": "the same Idempotency-Key and body again: the existing transfer"},
-        202: {"description": "accepted, still running"},
+        202: {
+            "model": TransferOut | MakerCheckerOut,
+            "description": "accepted, still running (a transfer); or above the maker-checker threshold, a request "
+            "waiting on a checker with the amount held on the source account (GET /maker-checker/{id})",
+        },
         409: {"description": "the Idempotency-Key was used with another body"},
         422: {"description": "invalid, or insufficient available balance (nothing is written)"},
     },
-    summary="Move money between two internal accounts, at once",
+    summary="Move money between two internal accounts, at once (a large amount waits on a checker)",
 )
 async def create_book_transfer(
     body: BookTransferIn,
@@ -36,7 +42,9 @@ async def create_book_transfer(
     user: CurrentUser,
     client: TemporalDep,
     settings: SettingsDep,
-) -> TransferOut:
+) -> TransferOut | JSONResponse:
+    if request := await payments.large_book_transfer(body, key, session, user, client, settings):
+        return JSONResponse(request.model_dump(mode="json"), status_code=202)
     transfer, response.status_code = await payments.create_book_transfer(body, key, session, user, client, settings)
     return transfer
 

@@ -1,7 +1,7 @@
 """budgets per organization, report line and month; a standing instruction keeps its run day
 
 Revision ID: 0033
-Revises: 0031
+Revises: 0032
 Create Date: 2026-12-02 10:50:00
 
 Budgets feed the budget variance report (one amount per organization, line and month: a PUT of the same three
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0033"
-down_revision: Union[str, None] = "0031"
+down_revision: Union[str, None] = "0032"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -191,6 +191,7 @@ class World:
         )
         self.payment = await self.ach_payment()
         self.hold = await self.place_hold()
+        self.manual_entry = await self.manual_entry_request()
         self.bill_body = self.bill_fields()
         self.api_key = await self.new_api_key()
         self.standing = await self.standing_instruction()
@@ -414,6 +415,21 @@ class World:
             {**self.su, **key()},
             json={"amount": "1.00", "reason": "Matrix hold"},
         )
+
+    async def manual_entry_body(self) -> dict:
+        """A manual journal entry of 1.00 between cash at bank and A's second account (it waits on a checker)."""
+        async with self.db.session() as session:
+            cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH'"))).scalar_one()
+        legs = [{"account_id": str(cash), "amount": "1.00"}, {"account_id": self.account2["id"], "amount": "-1.00"}]
+        return {
+            "description": "Matrix manual entry",
+            "effective_date": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
+            "legs": legs,
+        }
+
+    async def manual_entry_request(self) -> dict:
+        body = await self.manual_entry_body()
+        return await self.call("POST", "/api/v1/journal-entries", {**self.admin, **key()}, expect=202, json=body)
 
     def ach_body(self) -> dict:
         return {
@@ -830,6 +846,36 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/accounts/{{account_id}}/deposits")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"account_id": w.account["id"]}, headers=key(), json={"amount": "1.00"})
+
+
+@builds(f"POST {V1}/accounts/{{account_id}}/withdrawals")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.account["id"]}, headers=key(), json={"amount": "1.00"})
+
+
+@builds(f"POST {V1}/journal-entries")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json=await w.manual_entry_body())
+
+
+@builds(f"GET {V1}/organizations/{{org_id}}/maker-checker-policy")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id})
+
+
+@builds(f"PUT {V1}/organizations/{{org_id}}/maker-checker-policy")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"org_id": w.a.id}, json={"threshold": None})  # the default: changes nothing for the others
+
+
+@builds(f"GET {V1}/maker-checker")
+async def _(w: World, p: Principal) -> Req:
+    return Req(params={"limit": 500}, lists=w.manual_entry["id"])
+
+
+@builds(f"GET {V1}/maker-checker/{{request_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"request_id": w.manual_entry["id"]})
 
 
 @builds(f"GET {V1}/journal-entries/{{entry_id}}")

@@ -15,8 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from core import ledger
 from domain import periods
 from models.ledger import GL_CASH
-from tests.conftest import assert_error, make_org, open_account
+from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
+from tests.polling import poll
 
 D = Decimal
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -111,9 +112,33 @@ async def test_a_closed_period_refuses_a_back_dated_posting_at_the_database(http
     org = await make_org(http, su)
     account = await open_account(http, su, org.id, org.users["member"]["id"], deposit="100.00")
     admin, march = org.headers["org_admin"], {"period_start": "2002-03-01", "period_end": "2002-03-31"}
-    closed = await http.post("/api/v1/reports/periods", headers=admin, json={**march, "reason": "Q1 2002 closed"})
-    assert closed.status_code == 201, closed.text
-    period = closed.json()
+    # An organization's close is maker-checker (tests/integration/test_maker_checker.py): another admin approves it.
+    asked = await http.post("/api/v1/reports/periods", headers=admin, json={**march, "reason": "Q1 2002 closed"})
+    assert asked.status_code == 202, asked.text
+    _, checker = await make_user(http, su, "org_admin", org.id)
+    request = await poll(
+        lambda: http.get(f"/api/v1/maker-checker/{asked.json()['id']}", headers=admin),
+        lambda r: r.json()["approval_request_id"],
+        30,
+        "the close's approval request never appeared",
+    )
+    approval = f"/api/v1/approvals/{request.json()['approval_request_id']}"
+    await poll(
+        lambda: http.get(approval, headers=checker),
+        lambda r: r.status_code == 200 and r.json()["waiting_on_role"] == "org_admin",
+        30,
+        "the close's approval never opened",
+    )
+    approved = await http.post(f"{approval}/decisions", headers=checker, json={"decision": "approve"})
+    assert approved.status_code == 200, approved.text
+    closed = await poll(
+        lambda: http.get(f"/api/v1/maker-checker/{asked.json()['id']}", headers=admin),
+        lambda r: r.json()["closed_period_id"],
+        30,
+        "the approved close never applied",
+    )
+    listed = (await http.get("/api/v1/reports/periods", headers=admin)).json()["items"]
+    period = next(p for p in listed if p["id"] == closed.json()["closed_period_id"])
     assert period["org_id"] == org.id
     again = await http.post("/api/v1/reports/periods", headers=admin, json={**march, "reason": "again"})
     assert again.status_code == 200 and again.json()["id"] == period["id"]
