@@ -20,7 +20,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.errors import AppError
 from api.fields import line_rules
@@ -164,7 +170,8 @@ async def request_reversal(
         if existing.entry_id != entry_id or existing.reason != body.reason:
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another request")
         await session.commit()
-        await _start(client, settings, existing)  # a crash between the insert and the start: start it now
+        if existing.status == ReversalStatus.pending_approval:  # a crash between the insert and the start
+            await _start(client, settings, existing)
         return ReversalView.model_validate(existing, from_attributes=True), False
     org_id = await _reversible_org(session, entry)
     live = (
@@ -220,12 +227,21 @@ def _already(live: EntryReversal) -> AppError:
 
 
 async def _start(client: Client, settings: Settings, reversal: EntryReversal) -> None:
+    """Starts the request's workflow once: a finished one is never started again (its approval would reopen)."""
+    try:
+        await _start_once(client, settings, reversal)
+    except WorkflowAlreadyStartedError:
+        pass  # it ran already: the row says how it ended
+
+
+async def _start_once(client: Client, settings: Settings, reversal: EntryReversal) -> None:
     await client.start_workflow(
         ReversalWorkflow.run,
         ReversalInput(reversal_id=reversal.id),
         id=reversal.workflow_id,
         task_queue=queue_for(settings, ReversalWorkflow),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=f"Reversal of journal entry {reversal.entry_id}",
         static_details=f"requested by {reversal.requested_by}: {reversal.reason}",
         search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ORG_ID, str(reversal.org_id))]),

@@ -1,6 +1,7 @@
 """Reversals of posted entries, maker-checker (domain/reversals.py, workflows/reversal.py): the maker never checks,
 the opposite entry posts once and links to the original, and a second reversal is refused."""
 
+import asyncio
 import uuid
 from decimal import Decimal
 
@@ -102,6 +103,17 @@ async def test_a_reversal_is_checked_by_another_posts_the_opposite_once_and_refu
 
     again = await http.post(f"/api/v1/journal-entries/{original}/reversals", headers=keyed(maker), json=body)
     assert_error(again, 409, "already_reversed")
+    # The maker's first request sent again once decided: the same answer, and its approval stays decided (a new run
+    # of the closed workflow would open a new approval and put the request back in an inbox).
+    replay = await http.post(f"/api/v1/journal-entries/{original}/reversals", headers=keyed(maker, "rev-1"), json=body)
+    assert replay.status_code == 200 and replay.json()["status"] == "posted"
+    await asyncio.sleep(1)  # a restarted workflow would have reopened the request by now
+    assert request_id not in [
+        i["request_id"] for i in (await http.get("/api/v1/approvals/inbox", headers=checker)).json()
+    ]
+    async with db.session() as session:
+        status = await session.execute(text("SELECT status FROM approval_requests WHERE id = :id"), {"id": request_id})
+        assert status.scalar_one() == "approved"
     of_reversal = await http.post(
         f"/api/v1/journal-entries/{reversal['id']}/reversals", headers=keyed(maker), json=body
     )
