@@ -83,6 +83,7 @@ class LoanWorkflow:
         self._payments: list[PaymentProgress] = []  # child ACH payments' steps, not yet handled
         self._recheck = False
         self._arrears = ""
+        self._becoming: LoanStatus | None = None  # the status being written to the loan's row (_change)
 
     @workflow.signal
     async def approval_progress(self, progress: ApprovalProgress) -> None:
@@ -130,6 +131,10 @@ class LoanWorkflow:
 
     @workflow.update
     async def repay(self, req: RepaymentInput) -> RepaymentResult:
+        if self._status != LoanStatus.active:  # accepted while becoming active (the validator): once it is
+            await workflow.wait_condition(lambda: self._becoming != LoanStatus.active)
+            if not self._active():
+                raise ApplicationError(f"the loan is {self._status}", type="loan_not_active", non_retryable=True)
         result = await workflow.execute_activity_method(
             LoanServicingActivities.apply_repayment,
             req,
@@ -146,7 +151,9 @@ class LoanWorkflow:
 
     @repay.validator
     def _validate_repayment(self, req: RepaymentInput) -> None:
-        if self._status != LoanStatus.active:
+        # The row says active as soon as _change has written it, before this workflow has seen that activity end:
+        # a repayment asked for in between (the loan shown active) is accepted, and waits for it.
+        if LoanStatus.active not in (self._status, self._becoming):
             raise ApplicationError(f"the loan is {self._status}", type="loan_not_active", non_retryable=True)
         if req.amount <= 0 or req.mode not in REPAYMENT_MODES:
             raise ApplicationError(
@@ -154,6 +161,9 @@ class LoanWorkflow:
                 type="invalid_repayment",
                 non_retryable=True,
             )
+
+    def _active(self) -> bool:
+        return self._status == LoanStatus.active
 
     @workflow.query
     def status(self) -> str:
@@ -429,12 +439,14 @@ class LoanWorkflow:
                     self._set_status(LoanStatus.active)  # reopened: servicing goes on
 
     async def _change(self, status: LoanStatus, reason: str | None = None, credit_score: int | None = None) -> str:
+        self._becoming = status
         await workflow.execute_activity_method(
             LoanActivities.set_status,
             LoanStatusUpdate(loan_id=self._req.loan_id, status=status, reason=reason, credit_score=credit_score),
             **STEP,
         )
         self._set_status(status)
+        self._becoming = None
         if status in (
             LoanStatus.withdrawn,
             LoanStatus.declined,
