@@ -81,11 +81,13 @@ async def check_ach_payment(
     account: LedgerAccount,
     external: ExternalAccount,
     require_kyc: bool = True,
+    check_funds: bool = True,
 ) -> None:
     """The rules an ACH payment must meet, for the API (before anything is written) and the workflow. A debit into a
     member's account needs the member's KYC verified when it is asked for (`require_kyc`: the API, a bill's auto-pay
     set-up); the workflow's validation does not ask again, so a debit already authorized (a loan's auto-debit, a
-    bill's auto-pay) still runs while its member re-verifies."""
+    bill's auto-pay) still runs while its member re-verifies. A standing instruction's set-up leaves the funds
+    (`check_funds`) to each run."""
     if amount > settings.ach_max_amount:
         raise PaymentRejected("limit_exceeded", f"the amount exceeds the ACH limit of {settings.ach_max_amount}")
     if account.status != AccountStatus.active or account.type == "loan" or account.kind != "internal":
@@ -102,7 +104,7 @@ async def check_ach_payment(
             )
     if kind == PaymentKind.ach_debit and external.debits_blocked:
         raise PaymentRejected("debits_blocked", "debits from this external account are blocked until re-authorized")
-    if kind == PaymentKind.ach_credit:
+    if kind == PaymentKind.ach_credit and check_funds:
         available = (await ledger.balances(session, [account.id]))[account.id].available
         if available < amount:
             raise PaymentRejected("insufficient_funds", f"available balance {available} is less than {amount}")

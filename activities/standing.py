@@ -1,7 +1,8 @@
-"""A standing instruction's run on Postgres and Temporal: its book transfer, through the same domain path as
-`POST /transfers/book` (the owner's access to the source account is checked again at every run), under an
-Idempotency-Key of the instruction, the run's scheduled time and the attempt; and the owner told of a run that
-failed every attempt."""
+"""A standing instruction's run on Postgres and Temporal: its book transfer, or its ACH credit or debit, through
+the same domain path as `POST /transfers/book` or `POST /payments` (the owner's access is checked again at every
+run), under an Idempotency-Key of the instruction, the run's scheduled time and the attempt; and the owner told of a
+run that failed every attempt. An ACH run ends when its payment is made and its workflow started ("initiated"): the
+payment's days-long life (settlement, a return) is its own, at /payments/{id}."""
 
 from sqlalchemy import text
 from temporalio import activity
@@ -13,10 +14,16 @@ from core.access import AccessDenied
 from core.config import Settings
 from core.db import Database
 from domain import payments
-from domain.payments import BookTransferIn
+from domain.payments import BookTransferIn, PaymentIn
 from models.notifications import NotifyUsers
-from models.payments import PaymentOutcome, PaymentStatus
-from models.standing import InstructionStatus, StandingInstruction, StandingRunOutcome, StandingRunStep
+from models.payments import PaymentKind, PaymentOutcome, PaymentStatus
+from models.standing import (
+    InstructionKind,
+    InstructionStatus,
+    StandingInstruction,
+    StandingRunOutcome,
+    StandingRunStep,
+)
 from models.users import User
 
 FINAL = (PaymentStatus.completed, PaymentStatus.failed)
@@ -48,8 +55,10 @@ class StandingActivities:
                 outcome = StandingRunOutcome(
                     status="failed", failure_code="owner_inactive", failure_reason="its owner's user is deactivated"
                 )
-            else:
+            elif instruction.kind == InstructionKind.book:
                 outcome = await self._pay(session, instruction, owner, step)
+            else:
+                outcome = await self._pay_ach(session, instruction, owner, step)
         async with self.db.session() as session, session.begin():
             await session.execute(
                 text(
@@ -96,6 +105,27 @@ class StandingActivities:
             failure_reason=reason,
         )
 
+    async def _pay_ach(self, session, instruction: StandingInstruction, owner: User, step: StandingRunStep):
+        credit = instruction.kind == InstructionKind.ach_credit
+        account_id = instruction.from_account_id if credit else instruction.to_account_id
+        assert account_id is not None and instruction.external_account_id is not None  # the row's CHECK
+        body = PaymentIn(
+            kind=PaymentKind(instruction.kind),
+            amount=instruction.amount,
+            account_id=account_id,
+            external_account_id=instruction.external_account_id,
+            memo=instruction.memo,
+        )
+        try:
+            payment, _ = await payments.create_ach_payment(
+                body, run_key(step), session, owner, self.client, self.settings
+            )
+        except AppError as refused:  # insufficient funds, the external account disabled: nothing was written
+            return StandingRunOutcome(status="failed", failure_code=refused.code, failure_reason=refused.message)
+        except AccessDenied as denied:  # the owner may no longer make ACH payments or see the accounts
+            return StandingRunOutcome(status="failed", failure_code="forbidden", failure_reason=str(denied))
+        return StandingRunOutcome(status="initiated", payment_id=payment.id)
+
     async def _recorded(self, session, step: StandingRunStep) -> StandingRunOutcome | None:
         row = (
             await session.execute(
@@ -122,8 +152,11 @@ class StandingActivities:
             row = (
                 await session.execute(
                     text(
-                        """SELECT i.created_by, i.amount, a.name AS destination, r.failure_reason
-                           FROM standing_instructions i JOIN ledger_accounts a ON a.id = i.to_account_id
+                        """SELECT i.created_by, i.amount, r.failure_reason,
+                                  coalesce(a.name, x.institution_name || ' …' || x.account_last4) AS destination
+                           FROM standing_instructions i
+                           LEFT JOIN ledger_accounts a ON a.id = i.to_account_id
+                           LEFT JOIN external_accounts x ON x.id = i.external_account_id
                            LEFT JOIN standing_instruction_runs r ON r.instruction_id = i.id
                                 AND r.scheduled_for = :at AND r.attempt = :attempt
                            WHERE i.id = :id"""

@@ -1,6 +1,6 @@
 """Payments shared by the payment and transfer endpoints (and the loan endpoints' idempotency): ids from the
-Idempotency-Key, the request's digest, recording a new payment, the response shape, and a book transfer from
-request to workflow."""
+Idempotency-Key, the request's digest, recording a new payment, the response shape, and a book transfer or an ACH
+payment from request to workflow (the API's and a standing instruction's run's one path)."""
 
 import asyncio
 import hashlib
@@ -8,7 +8,7 @@ import json
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Table, or_, text
@@ -17,20 +17,24 @@ from sqlmodel import col, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
+from activities.ach import PaymentRejected, ach_payment_input, check_ach_payment
+from api.crud import required
 from api.errors import AppError
 from api.fields import Money, line_rules
 from api.pagination import Page, paginate
 from core import access, audit, ledger
 from core import search_attributes as sa
-from core.access import Entity
+from core.access import Action, Entity
 from core.config import Settings
 from core.task_queues import queue_for
 from core.temporal import published
 from domain import maker_checker, webhooks
+from models.external_accounts import ExternalAccount
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.maker_checker import MakerCheckerKind
 from models.payments import BookTransferInput, Payment, PaymentEvent, PaymentKind, PaymentStatus
 from models.users import User
+from workflows.ach_payment import AchPaymentWorkflow
 from workflows.book_transfer import BookTransferWorkflow
 
 _PAYMENT_NS = uuid.UUID("6f1c3c52-3d1e-4a53-9a4c-5d8f0b6a7e21")
@@ -42,6 +46,34 @@ class BookTransferIn(BaseModel):
     to_account_id: uuid.UUID
     amount: Money
     memo: Annotated[str, *line_rules(140)] = Field(default="", examples=["Rent share"])
+
+
+class PaymentIn(BaseModel):
+    kind: PaymentKind = Field(examples=["ach_debit"])
+    amount: Money
+    account_id: uuid.UUID = Field(
+        description="the internal account: the source of a credit or a book transfer, the destination of a debit"
+    )
+    to_account_id: uuid.UUID | None = Field(default=None, description="book transfers: the destination")
+    external_account_id: uuid.UUID | None = Field(default=None, description="ACH: the external bank account")
+    sec_code: Literal["PPD", "CCD", "WEB"] | None = Field(
+        default=None, description="ACH: PPD for consumer accounts (default), CCD for corporate, WEB for online"
+    )
+    memo: Annotated[str, *line_rules(140)] = ""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "kind": "ach_debit",
+                    "amount": "125.00",
+                    "account_id": "544bfde0-5007-5e84-a9ab-4f8b41458229",
+                    "external_account_id": "…",
+                    "memo": "Top-up from my bank",
+                }
+            ]
+        }
+    }
 
 
 class EventOut(BaseModel):
@@ -357,3 +389,91 @@ async def visible_payment(session, user: User, payment_id: uuid.UUID, called: st
     """A payment the caller may read; a 404 otherwise, naming it as `called` (a transfer, a payment)."""
     payment: Payment = await access.visible(session, user, Entity.payment, payment_id, called=called)
     return payment
+
+
+def _ach_summary(payment: Payment, external: ExternalAccount) -> str:
+    direction = "from" if payment.kind == PaymentKind.ach_debit else "to"
+    kind = "ACH debit" if payment.kind == PaymentKind.ach_debit else "ACH credit"
+    return f"{kind} ${payment.amount:,.2f} {direction} {external.institution_name} …{external.account_last4}"
+
+
+async def start_ach_workflow(client: Client, settings: Settings, payment: Payment, external: ExternalAccount) -> None:
+    account_id = payment.to_account_id if payment.kind == PaymentKind.ach_debit else payment.from_account_id
+    await client.start_workflow(
+        AchPaymentWorkflow.run,
+        ach_payment_input(settings, payment.id, payment.kind, payment.amount),
+        id=payment.workflow_id,
+        task_queue=queue_for(settings, AchPaymentWorkflow),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=_ach_summary(payment, external),
+        static_details=f"payment {payment.id}\n{payment.memo}",
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.created.value),
+                SearchAttributePair(sa.PAYMENT_KIND, payment.kind),
+                SearchAttributePair(sa.PAYMENT_AMOUNT, float(payment.amount)),
+                SearchAttributePair(sa.ACCOUNT_ID, str(account_id)),
+                SearchAttributePair(sa.ORG_ID, str(payment.org_id)),
+            ]
+        ),
+    )
+
+
+async def create_ach_payment(
+    body: PaymentIn, key: str, session, user: User, client: Client, settings: Settings
+) -> tuple[PaymentOut, int]:
+    """An ACH debit or credit from request to workflow: the payment and the HTTP status it answers with (201 created,
+    200 the same key and body again). Nothing is written when it is refused (a 4xx)."""
+    if body.external_account_id is None:
+        raise AppError(422, "external_account_required", "an ACH payment needs external_account_id")
+    access.gate(user, Entity.payment, Action.create_ach, "ACH payments are made by an org admin or a superuser")
+
+    payment_id, digest = payment_id_for(user, key), request_hash(body)
+    existing = await session.get(Payment, payment_id)
+    if existing is None:
+        account = await access.visible(session, user, Entity.account, body.account_id)
+        external = await access.visible(session, user, Entity.external_account, body.external_account_id)
+        try:
+            await check_ach_payment(session, settings, body.kind, body.amount, account, external)
+        except PaymentRejected as rejected:
+            raise AppError(
+                422, rejected.code, rejected.reason, {"account_id": account.id, "external_account_id": external.id}
+            ) from rejected
+        credit = body.kind == PaymentKind.ach_credit
+        sec_code = body.sec_code or ("PPD" if account.owner_id else "CCD")
+        await record_new_payment(
+            session,
+            user,
+            payment_id,
+            key,
+            digest,
+            {
+                "kind": body.kind,
+                "amount": body.amount,
+                "from_account_id": account.id if credit else None,
+                "to_account_id": None if credit else account.id,
+                "external_account_id": external.id,
+                "sec_code": sec_code,
+                "memo": body.memo,
+                "org_id": account.org_id,
+            },
+            {
+                "kind": body.kind,
+                "amount": str(body.amount),
+                "account_id": str(account.id),
+                "external_account_id": str(external.id),
+                "sec_code": sec_code,
+            },
+        )
+    payment = await idempotent_payment(session, payment_id, digest)
+    status_code = 201
+    if existing is not None:
+        status_code = 200
+    # Started (or found) after the row is committed: a retry after a crash in between starts it then.
+    external = required(
+        await session.get(ExternalAccount, payment.external_account_id), "the payment's external account"
+    )
+    await session.commit()  # no pooled connection held across the call to Temporal
+    await start_ach_workflow(client, settings, payment, external)
+    # The start is durable now: answer from the database, whatever the worker is doing.
+    return await payment_out(session, None, payment), status_code

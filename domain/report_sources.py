@@ -88,14 +88,14 @@ _AUTOPAY_BILLS = text(f"""
     GROUP BY 1
 """)
 
-# Active instructions, and how many runs their count has left (the schedule counts every run it started: each
+# Active book-transfer instructions (an ACH one's cash in or out is not in the forecast yet), and how many runs their count has left (the schedule counts every run it started: each
 # scheduled time recorded, whatever its outcome).
 _STANDING = text(f"""
     SELECT s.amount, s.frequency, s.every_seconds, s.day, coalesce(s.start_at, s.created_at) AS start_at, s.end_at,
            s.count - (SELECT count(DISTINCT r.scheduled_for) FROM standing_instruction_runs r
                       WHERE r.instruction_id = s.id) AS remaining
     FROM standing_instructions s
-    WHERE s.status = 'active' AND {_IN_SCOPE.format(column="s.org_id")}
+    WHERE s.status = 'active' AND s.kind = 'book' AND {_IN_SCOPE.format(column="s.org_id")}
       AND (s.end_at IS NULL OR s.end_at >= :now)
 """)
 

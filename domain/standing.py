@@ -1,5 +1,8 @@
-"""Standing instructions (PRODUCT.md §4.8): a recurring book transfer, each its own Temporal Schedule
-`standing-<id>` whose runs (StandingInstructionRunWorkflow) pay with deterministic ids.
+"""Standing instructions (PRODUCT.md §4.8): a recurring book transfer, or by its `kind` a recurring ACH credit (from
+an internal account to a linked external account) or debit (from the external account into an internal one), each
+its own Temporal Schedule `standing-<id>` whose runs (StandingInstructionRunWorkflow) pay with deterministic ids. An
+ACH run makes its payment through the API's own path (domain/payments.create_ach_payment), so an ACH instruction is
+an org admin's (who may make ACH payments), checked again at every run.
 
 The cadence is a calendar (daily, weekly on a weekday, monthly on a day of the month, at STANDING_INSTRUCTION_HOUR
 in the business time zone) or an interval (`every`, at least STANDING_INSTRUCTION_MIN_INTERVAL); bounded by a start,
@@ -30,6 +33,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.ach import PaymentRejected, check_ach_payment
 from api.errors import AppError
 from api.fields import BusinessDateTime, Money, line_rules
 from api.pagination import Page, paginate
@@ -37,9 +41,11 @@ from core import access, audit
 from core.access import Action, Entity
 from core.config import Settings
 from core.task_queues import queue_for
+from models.external_accounts import ExternalAccount
 from models.ledger import AccountKind, AccountStatus, LedgerAccount
 from models.standing import (
     Frequency,
+    InstructionKind,
     InstructionStatus,
     StandingInstruction,
     StandingInstructionRun,
@@ -51,8 +57,14 @@ MAX_INTERVAL = timedelta(days=3653)  # ten years: an instruction is a standing o
 
 
 class StandingInstructionIn(BaseModel):
-    from_account_id: uuid.UUID
-    to_account_id: uuid.UUID
+    kind: InstructionKind = Field(
+        default=InstructionKind.book,
+        description="book (between two internal accounts), ach_credit (from_account_id to external_account_id) or "
+        "ach_debit (external_account_id into to_account_id)",
+    )
+    from_account_id: uuid.UUID | None = Field(default=None, description="book and ach_credit: the internal source")
+    to_account_id: uuid.UUID | None = Field(default=None, description="book and ach_debit: the internal destination")
+    external_account_id: uuid.UUID | None = Field(default=None, description="ACH: the linked external bank account")
     amount: Money
     memo: Annotated[str, *line_rules(140)] = Field(default="", examples=["Rent"])
     frequency: Frequency | None = Field(default=None, description="daily, weekly or monthly; or give `every`")
@@ -74,6 +86,14 @@ class StandingInstructionIn(BaseModel):
 
     @model_validator(mode="after")
     def one_cadence(self) -> "StandingInstructionIn":
+        sides = (self.from_account_id is not None, self.to_account_id is not None, self.external_account_id is not None)
+        needed = {
+            InstructionKind.book: ((True, True, False), "from_account_id and to_account_id"),
+            InstructionKind.ach_credit: ((True, False, True), "from_account_id and external_account_id"),
+            InstructionKind.ach_debit: ((False, True, True), "to_account_id and external_account_id"),
+        }[self.kind]
+        if sides != needed[0]:
+            raise ValueError(f"a {self.kind} instruction names exactly {needed[1]}")
         if (self.frequency is None) == (self.every is None):
             raise ValueError("give exactly one of `frequency` and `every`")
         if self.day is not None and self.frequency not in (Frequency.weekly, Frequency.monthly):
@@ -104,8 +124,10 @@ class StandingInstructionOut(BaseModel):
     id: uuid.UUID
     org_id: uuid.UUID
     created_by: uuid.UUID
-    from_account_id: uuid.UUID
-    to_account_id: uuid.UUID
+    kind: str
+    from_account_id: uuid.UUID | None
+    to_account_id: uuid.UUID | None
+    external_account_id: uuid.UUID | None
     amount: Decimal
     memo: str
     frequency: str | None
@@ -140,9 +162,10 @@ def _spec(body: StandingInstructionIn, settings: Settings) -> ScheduleSpec:
 
 
 def _schedule(instruction: StandingInstruction, body: StandingInstructionIn, settings: Settings) -> Schedule:
-    description = (
-        f"Standing transfer ${instruction.amount:,.2f} {instruction.from_account_id} → {instruction.to_account_id}"
-    )
+    label = {"book": "Standing transfer", "ach_credit": "Standing ACH credit", "ach_debit": "Standing ACH debit"}
+    source = instruction.from_account_id or instruction.external_account_id
+    destination = instruction.to_account_id or instruction.external_account_id
+    description = f"{label[instruction.kind]} ${instruction.amount:,.2f} {source} → {destination}"
     return Schedule(
         action=ScheduleActionStartWorkflow(
             "StandingInstructionRunWorkflow",
@@ -175,12 +198,14 @@ async def create(
         await session.exec(select(StandingInstruction).where(StandingInstruction.idempotency_key == idempotency_key))
     ).first()
     if existing is not None:
-        same = (existing.from_account_id, existing.to_account_id, existing.amount, existing.memo) == (
-            body.from_account_id,
-            body.to_account_id,
-            body.amount,
-            body.memo,
-        )
+        same = (
+            existing.kind,
+            existing.from_account_id,
+            existing.to_account_id,
+            existing.external_account_id,
+            existing.amount,
+            existing.memo,
+        ) == (body.kind, body.from_account_id, body.to_account_id, body.external_account_id, body.amount, body.memo)
         if not same:
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another instruction")
         await session.commit()
@@ -193,25 +218,20 @@ async def create(
             f"`every` is at least {settings.standing_instruction_min_interval}",
             {"minimum_seconds": settings.standing_instruction_min_interval.total_seconds()},
         )
-    src: LedgerAccount = await access.visible(session, user, Entity.account, body.from_account_id)
-    access.check_move_money(user, src)
-    dst = await session.get(LedgerAccount, body.to_account_id)
-    if dst is None or dst.kind != AccountKind.internal or dst.org_id != src.org_id:
-        raise access.not_visible(user, Entity.account, body.to_account_id, exists=dst is not None)
-    if src.id == dst.id:
-        raise AppError(422, "same_account", "the source and destination accounts are the same")
-    for account in (src, dst):
-        if account.status != AccountStatus.active:
-            raise AppError(409, "account_closed", f"account {account.id} is closed")
+    if body.kind == InstructionKind.book:
+        org_id = await _check_book(session, user, body)
+    else:
+        org_id = await _check_ach(session, user, settings, body)
     instruction_id = uuid.uuid4()
-    assert src.org_id is not None  # internal accounts belong to an organization
     instruction = StandingInstruction(
         id=instruction_id,
-        org_id=src.org_id,
+        org_id=org_id,
         created_by=user.id,
         idempotency_key=idempotency_key,
-        from_account_id=src.id,
-        to_account_id=dst.id,
+        kind=body.kind,
+        from_account_id=body.from_account_id,
+        to_account_id=body.to_account_id,
+        external_account_id=body.external_account_id,
         amount=body.amount,
         memo=body.memo,
         frequency=body.frequency,
@@ -236,6 +256,39 @@ async def create(
     await session.commit()
     await _ensure_schedule(client, instruction, body, settings)
     return await view(session, client, instruction), True
+
+
+async def _check_book(session, user: User, body: StandingInstructionIn) -> uuid.UUID:
+    """Both internal accounts of one organization, the source the caller's to move money from: their org."""
+    src: LedgerAccount = await access.visible(session, user, Entity.account, body.from_account_id)
+    access.check_move_money(user, src)
+    dst = await session.get(LedgerAccount, body.to_account_id)
+    if dst is None or dst.kind != AccountKind.internal or dst.org_id != src.org_id:
+        raise access.not_visible(user, Entity.account, body.to_account_id, exists=dst is not None)
+    if src.id == dst.id:
+        raise AppError(422, "same_account", "the source and destination accounts are the same")
+    for account in (src, dst):
+        if account.status != AccountStatus.active:
+            raise AppError(409, "account_closed", f"account {account.id} is closed")
+    assert src.org_id is not None  # internal accounts belong to an organization
+    return src.org_id
+
+
+async def _check_ach(session, user: User, settings: Settings, body: StandingInstructionIn) -> uuid.UUID:
+    """What POST /payments checks of an ACH payment, but the funds (a credit's are checked at each run): the
+    caller may make ACH payments, sees both accounts, and the external account can take the payment."""
+    access.gate(user, Entity.payment, Action.create_ach, "ACH payments are made by an org admin or a superuser")
+    internal_id = body.from_account_id if body.kind == InstructionKind.ach_credit else body.to_account_id
+    account: LedgerAccount = await access.visible(session, user, Entity.account, internal_id)
+    external: ExternalAccount = await access.visible(session, user, Entity.external_account, body.external_account_id)
+    try:
+        await check_ach_payment(session, settings, body.kind, body.amount, account, external, check_funds=False)
+    except PaymentRejected as rejected:
+        raise AppError(
+            422, rejected.code, rejected.reason, {"account_id": account.id, "external_account_id": external.id}
+        ) from rejected
+    assert account.org_id is not None  # check_ach_payment: an internal account, in the external's organization
+    return account.org_id
 
 
 async def _ensure_schedule(
@@ -288,7 +341,7 @@ async def change_state(
     access.gate(user, Entity.standing_instruction, Action.update)
     instruction = await visible(session, user, instruction_id, for_update=True)
     if instruction.created_by != user.id:
-        source = await session.get(LedgerAccount, instruction.from_account_id)
+        source = await session.get(LedgerAccount, instruction.from_account_id or instruction.to_account_id)
         access.check_move_money(user, source)
     if instruction.status == InstructionStatus.canceled:
         raise AppError(409, "canceled", "the instruction is canceled")

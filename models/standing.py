@@ -1,5 +1,5 @@
-"""Standing instructions: a recurring book transfer, each its own Temporal Schedule whose runs
-(StandingInstructionRunWorkflow) pay with deterministic payment ids (migration 0029)."""
+"""Standing instructions: a recurring book transfer (migration 0029) or ACH credit or debit (0035), each its own
+Temporal Schedule whose runs (StandingInstructionRunWorkflow) pay with deterministic payment ids."""
 
 import uuid
 from datetime import datetime
@@ -25,14 +25,24 @@ class Frequency(StrEnum):
     monthly = "monthly"
 
 
+class InstructionKind(StrEnum):
+    book = "book"
+    ach_credit = "ach_credit"  # pushed to a linked external account
+    ach_debit = "ach_debit"  # pulled from a linked external account
+
+
 class StandingInstruction(SQLModel, table=True):
     __tablename__ = "standing_instructions"
     id: uuid.UUID = uuid_pk()
     org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
     created_by: uuid.UUID = Field(foreign_key="users.id", index=True)
     idempotency_key: str = Field(max_length=250, unique=True)
-    from_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")
-    to_account_id: uuid.UUID = Field(foreign_key="ledger_accounts.id")
+    # book: both internal accounts; ach_credit: from_account_id to external_account_id; ach_debit: from
+    # external_account_id into to_account_id (the sides a payment's own row uses; migration 0035's CHECK).
+    kind: str = Field(default="book", max_length=16, sa_column_kwargs={"server_default": "book"})
+    from_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id")
+    to_account_id: uuid.UUID | None = Field(default=None, foreign_key="ledger_accounts.id")
+    external_account_id: uuid.UUID | None = Field(default=None, foreign_key="external_accounts.id")
     amount: Decimal = money()
     memo: str = Field(default="", max_length=140)
     frequency: str | None = Field(default=None, max_length=20)
@@ -74,7 +84,9 @@ class StandingRunStep(BaseModel):
 
 
 class StandingRunOutcome(BaseModel):
-    status: str  # completed, failed, skipped (the instruction is no longer active)
+    # completed, failed, skipped (the instruction is no longer active); an ACH run: initiated (its payment made and
+    # its workflow started: the payment's own status tells the rest of its days-long life)
+    status: str
     payment_id: uuid.UUID | None = None
     failure_code: str | None = None
     failure_reason: str | None = None

@@ -1,4 +1,5 @@
-"""Standing instructions: recurring book transfers, each its own Temporal Schedule (domain/standing.py)."""
+"""Standing instructions: recurring book transfers or ACH credits or debits, each its own Temporal Schedule
+(domain/standing.py)."""
 
 import uuid
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/standing-instructions", tags=["standing instructions
         409: {"description": "a closed account, or the Idempotency-Key used for another instruction"},
         422: {"description": "no cadence or two, `every` under the minimum, the same account twice"},
     },
-    summary="Set a recurring book transfer (its own Temporal Schedule; each run pays once)",
+    summary="Set a recurring book transfer, ACH credit or ACH debit (its own Temporal Schedule; each run pays once)",
 )
 async def create_instruction(
     body: StandingInstructionIn,

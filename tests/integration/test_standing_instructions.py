@@ -1,5 +1,5 @@
 """Standing instructions (domain/standing.py): a Temporal Schedule each, every run paying once, pause, resume and
-cancel, and a run that fails every attempt notified to its owner."""
+cancel, a run that fails every attempt notified to its owner, and ACH credits and debits to a linked account."""
 
 import asyncio
 import uuid
@@ -15,6 +15,8 @@ from activities.standing import StandingActivities
 from core.email import EmailSender
 from models.standing import StandingRunStep
 from tests.conftest import assert_error, make_org, open_account
+from tests.integration.test_ach import wait_status
+from tests.integration.test_ach_extras import FILED
 from tests.polling import poll
 
 
@@ -159,3 +161,119 @@ async def test_a_run_short_of_funds_is_retried_then_its_owner_is_told(http, su, 
     email = org.users["member"]["email"]
     mail = await mailbox.wait_for(lambda m: email in str(m["To"]) and "did not go through" in str(m["Subject"]))
     assert "the available balance does not cover the amount" in mail.get_body(("plain",)).get_content()
+
+
+async def test_ach_instructions_credit_and_debit_the_external_account_once_per_run(
+    http, su, ach_org, db, settings, temporal_env
+):
+    admin = ach_org.headers["org_admin"]
+    account, external = ach_org.account, ach_org.external
+    credit = {
+        "kind": "ach_credit",
+        "from_account_id": account["id"],
+        "external_account_id": external["id"],
+        "amount": "15.00",
+        "memo": "Monthly sweep out",
+        "every": "PT1S",
+        "count": 2,
+    }
+    # The shape follows the kind; a member may not make ACH payments; another org's external account is not there.
+    assert_error(
+        await http.post(
+            "/api/v1/standing-instructions", headers=keyed(admin), json={**credit, "to_account_id": account["id"]}
+        ),
+        422,
+    )
+    assert_error(
+        await http.post("/api/v1/standing-instructions", headers=keyed(admin), json={**credit, "kind": "book"}), 422
+    )
+    assert_error(
+        await http.post("/api/v1/standing-instructions", headers=keyed(ach_org.headers["member"]), json=credit), 403
+    )
+    stranger = await make_org(http, su)
+    foreign = await http.post(
+        "/api/v1/standing-instructions",
+        headers=keyed(stranger.headers["org_admin"]),
+        json={**credit, "from_account_id": (await open_account(http, su, stranger.id))["id"]},
+    )
+    assert foreign.status_code == 404, foreign.text
+    # A credit's funds are the run's concern, not the set-up's: more than the balance is accepted here.
+    big = await http.post("/api/v1/standing-instructions", headers=keyed(admin), json={**credit, "amount": "20000.00"})
+    assert big.status_code == 201, big.text
+    await http.delete(f"/api/v1/standing-instructions/{big.json()['id']}", headers=admin)
+
+    debit = {
+        "kind": "ach_debit",
+        "to_account_id": account["id"],
+        "external_account_id": external["id"],
+        "amount": "9.00",
+        "every": "PT1S",
+        "count": 1,
+    }
+    made = []
+    for body in (credit, debit):
+        created = await http.post("/api/v1/standing-instructions", headers=keyed(admin), json=body)
+        assert created.status_code == 201, created.text
+        made.append(created.json())
+    assert [(m["kind"], m["from_account_id"], m["to_account_id"]) for m in made] == [
+        ("ach_credit", account["id"], None),
+        ("ach_debit", None, account["id"]),
+    ]
+    runs = [
+        await poll(
+            lambda m=m, n=n: instruction(http, admin, m["id"]),
+            lambda i, n=n: len([r for r in i["runs"] if r["status"] == "initiated"]) >= n,
+            60,
+            "the ACH runs never started their payments",
+        )
+        for m, n in zip(made, (2, 1), strict=True)
+    ]
+    await asyncio.sleep(2.5)  # a third credit would have come by now
+    runs = [(await instruction(http, admin, m["id"]))["runs"] for m in made]
+    assert [len(r) for r in runs] == [2, 1] and all(r["status"] == "initiated" for rs in runs for r in rs)
+
+    # Each run's payment: an ACH payment of the instruction's kind, under the run's key, filed with the bank.
+    for m, rs in zip(made, runs, strict=True):
+        for run in rs:
+            payment = await wait_status(http, admin, run["payment_id"], statuses=FILED)
+            assert (payment["kind"], payment["amount"], payment["external_account_id"]) == (
+                m["kind"],
+                m["amount"],
+                external["id"],
+            )
+    async with db.session() as session:
+        keys = (
+            (
+                await session.execute(
+                    text("SELECT idempotency_key FROM payments WHERE idempotency_key LIKE :p ORDER BY 1"),
+                    {"p": f"standing:{made[0]['id']}:%"},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(keys) == sorted(
+        f"standing:{made[0]['id']}:{datetime.fromisoformat(r['scheduled_for']).isoformat()}:1" for r in runs[0]
+    )
+
+    # The run's activity again (a retry after a worker died, its run row lost): the same payment, nothing new.
+    first = runs[0][-1]
+    step = StandingRunStep(
+        instruction_id=made[0]["id"], scheduled_for=datetime.fromisoformat(first["scheduled_for"]), attempt=1
+    )
+    async with db.session() as session:
+        await session.execute(
+            text("DELETE FROM standing_instruction_runs WHERE instruction_id = :id AND scheduled_for = :at"),
+            {"id": made[0]["id"], "at": step.scheduled_for},
+        )
+        await session.commit()
+    activities = StandingActivities(
+        db, settings, temporal_env.client, NotificationActivities(db, EmailSender(settings))
+    )
+    again = await ActivityEnvironment().run(activities.pay_run, step)
+    assert (again.status, str(again.payment_id)) == ("initiated", first["payment_id"])
+    listed = (
+        await http.get("/api/v1/payments", headers=admin, params={"account_id": external["id"], "limit": 100})
+    ).json()
+    ours = [p for p in listed["items"] if p["id"] in {r["payment_id"] for rs in runs for r in rs}]
+    assert len(ours) == 3
