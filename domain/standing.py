@@ -41,6 +41,7 @@ from core import access, audit
 from core.access import Action, Entity
 from core.config import Settings
 from core.task_queues import queue_for
+from domain import maker_checker
 from models.external_accounts import ExternalAccount
 from models.ledger import AccountKind, AccountStatus, LedgerAccount
 from models.standing import (
@@ -220,6 +221,15 @@ async def create(
         )
     if body.kind == InstructionKind.book:
         org_id = await _check_book(session, user, body)
+        # Each run posts at once (no checker sees it): a transfer a checker must approve cannot stand as an instruction.
+        if await maker_checker.is_large(session, settings, org_id, body.amount):
+            limit = await maker_checker.threshold_for(session, settings, org_id)
+            raise AppError(
+                422,
+                "above_maker_checker_threshold",
+                f"a standing transfer is at most {limit}: larger transfers are approved one by one",
+                {"threshold": str(limit)},
+            )
     else:
         org_id = await _check_ach(session, user, settings, body)
     instruction_id = uuid.uuid4()

@@ -54,6 +54,10 @@ async def test_a_counted_instruction_pays_each_run_once_and_pause_resume_cancel_
     )
     too_short = {**body, "every": "PT0.5S"}
     assert_error(await http.post("/api/v1/standing-instructions", headers=keyed(member), json=too_short), 422)
+    # Above the maker-checker threshold (100,000.00 in the tests' settings) each transfer needs a checker: no standing one.
+    large = {**body, "amount": "100000.01"}
+    refused_large = await http.post("/api/v1/standing-instructions", headers=keyed(member), json=large)
+    assert_error(refused_large, 422, "above_maker_checker_threshold")
     # Another member's account is not theirs to move money from.
     stranger = await make_org(http, su, roles=("member",))
     refused = await http.post("/api/v1/standing-instructions", headers=keyed(stranger.headers["member"]), json=body)
