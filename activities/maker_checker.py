@@ -15,7 +15,7 @@ from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.task_queues import queue_for
-from domain import periods
+from domain import budgets, periods
 from models.approvals import ApprovalInput, LevelSpec
 from models.ledger import GL_CASH
 from models.maker_checker import MakerCheckerInput, MakerCheckerKind, MakerCheckerOutcome, MakerCheckerStatus
@@ -28,6 +28,7 @@ SUBJECT_TYPES = {
     MakerCheckerKind.book_transfer: "large_transfer",
     MakerCheckerKind.journal_entry: "manual_journal_entry",
     MakerCheckerKind.period_close: "period_close",
+    MakerCheckerKind.budget_change: "budget_change",
 }
 ENTRY_TYPES = {
     MakerCheckerKind.deposit: "cash_deposit",
@@ -38,6 +39,8 @@ ENTRY_TYPES = {
 
 
 def _title(row) -> str:
+    if row.kind == MakerCheckerKind.budget_change:
+        return f"Budget of {row.budget_line} for {row.period_start:%Y-%m}: ${row.amount:,.2f}"[:200]
     if row.kind == MakerCheckerKind.period_close:
         return f"Close the period {row.period_start} to {row.period_end}: {row.description}"[:200]
     what = SUBJECT_TYPES[row.kind].replace("_", " ").capitalize()
@@ -63,7 +66,8 @@ class MakerCheckerActivities:
             row = (
                 await session.execute(
                     text(
-                        """SELECT id, kind, org_id, requested_by, amount, description, period_start, period_end
+                        """SELECT id, kind, org_id, requested_by, amount, description, period_start, period_end,
+                                  budget_line
                            FROM maker_checker_requests WHERE id = :id"""
                     ),
                     {"id": req.request_id},
@@ -109,6 +113,11 @@ class MakerCheckerActivities:
                 return self._outcome(row)
             if row.kind == MakerCheckerKind.period_close:
                 return await self._close_period(session, row)
+            if row.kind == MakerCheckerKind.budget_change:
+                maker = await session.get(User, row.requested_by)
+                assert maker is not None  # requested_by is a foreign key
+                await budgets.put(session, maker, row.org_id, row.budget_line, row.period_start, row.amount)
+                return await self._finish(session, row, MakerCheckerStatus.completed)
             try:
                 async with session.begin_nested():
                     legs = await self._legs(session, row)  # locks the accounts first, as every posting does

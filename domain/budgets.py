@@ -77,6 +77,11 @@ async def put(
     return budget, True
 
 
+async def current(session: AsyncSession, org_id: uuid.UUID, line_key: str, period: date) -> Budget | None:
+    found = select(Budget).where(Budget.org_id == org_id, Budget.line_key == line_key, Budget.period == period)
+    return (await session.exec(found)).first()
+
+
 def visible(org_id: uuid.UUID | None, line_key: str | None, first: date | None, last: date | None):
     """The budgets of `org_id` (None: every organization's), filtered."""
     statement = select(Budget)

@@ -63,6 +63,7 @@ class MakerCheckerOut(BaseModel):
     legs: list[dict] | None = Field(description="a manual entry's postings: account_id, amount (debit positive)")
     period_start: date | None
     period_end: date | None
+    budget_line: str | None = Field(default=None, description="a budget change's report line (its month: period_start)")
     hold_id: uuid.UUID | None = Field(description="the funds held on the source account while it waits")
     approval_request_id: uuid.UUID | None = Field(description="the checker decides it at /approvals/{id}/decisions")
     journal_entry_id: uuid.UUID | None
@@ -445,6 +446,54 @@ async def request_period_close(
     request = await session.get(MakerCheckerRequest, pending)
     await session.commit()
     return view(request), False
+
+
+async def request_budget_change(
+    session,
+    user: User,
+    client: Client,
+    settings: Settings,
+    org_id: uuid.UUID,
+    line_key: str,
+    month: date,
+    amount: Decimal,
+) -> MakerCheckerOut:
+    """A change of an organization's budget of a line for a month, as a request another org admin approves. One change
+    of a line and month waits at a time: the same amount again finds it; another amount meanwhile is a 409."""
+    pending = (
+        await session.execute(
+            text(
+                """SELECT id FROM maker_checker_requests WHERE kind = 'budget_change' AND status = 'pending_approval'
+                   AND org_id = :org AND budget_line = :line AND period_start = :month"""
+            ),
+            {"org": org_id, "line": line_key, "month": month},
+        )
+    ).scalar()
+    if pending is None:
+        key = uuid.uuid4().hex  # a PUT carries no Idempotency-Key: the line and month are the business key
+        fields = {"org_id": str(org_id), "line": line_key, "month": month.isoformat(), "amount": str(amount)}
+        columns = {
+            "org_id": org_id,
+            "amount": amount,
+            "description": f"Budget of {line_key} for {month:%Y-%m}: {amount}",
+            "budget_line": line_key,
+            "period_start": month,
+        }
+        out = await _submit(session, user, client, settings, MakerCheckerKind.budget_change, key, fields, columns)
+        if out is not None:
+            return out
+        # Another change of the same line and month committed first: it is the one waiting.
+        return await request_budget_change(session, user, client, settings, org_id, line_key, month, amount)
+    request = await session.get(MakerCheckerRequest, pending)
+    await session.commit()
+    if request.amount != amount:
+        raise AppError(
+            409,
+            "budget_change_pending",
+            "another change of this budget waits on its checker",
+            {"maker_checker_id": str(request.id), "amount": str(request.amount)},
+        )
+    return view(request)
 
 
 def check_teller_account(account: LedgerAccount) -> None:

@@ -21,6 +21,7 @@ class MakerCheckerKind(StrEnum):
     book_transfer = "book_transfer"
     journal_entry = "journal_entry"
     period_close = "period_close"
+    budget_change = "budget_change"  # an organization's budget of a report line for a month (migration 0036)
 
 
 class MakerCheckerStatus(StrEnum):
@@ -46,6 +47,7 @@ class MakerCheckerRequest(SQLModel, table=True):
     legs: list | None = Field(default=None, sa_column=Column(JSONB, nullable=True))  # a manual entry's postings
     period_start: date | None = None
     period_end: date | None = None
+    budget_line: str | None = Field(default=None, max_length=60)  # a budget change's report line (period_start: month)
     status: str = Field(default=MakerCheckerStatus.pending_approval, max_length=20, index=True)
     hold_id: uuid.UUID | None = Field(default=None, foreign_key="holds.id")
     approval_request_id: uuid.UUID | None = None

@@ -70,6 +70,7 @@ NO_INFORMATION_LOOP = frozenset(
         "large_transfer",
         "manual_journal_entry",
         "period_close",
+        "budget_change",
     }
 )
 

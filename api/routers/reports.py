@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
@@ -314,19 +315,37 @@ class BudgetIn(BaseModel):
 @router.put(
     "/budgets/{period}/{line_key}",
     response_model=BudgetOut,
-    summary="Set an organization's budget of a report line for a month (the same again changes nothing; audited)",
+    responses={
+        202: {"model": MakerCheckerOut, "description": "a change: it waits on another org admin (maker-checker)"},
+        409: {"description": "`budget_change_pending`: another change of this line and month waits on its checker"},
+    },
+    summary="Set an organization's budget of a report line for a month: a change is approved by a checker first",
 )
 async def put_budget(
-    period: MonthPath, line_key: LinePath, body: BudgetIn, session: SessionDep, user: BudgetWriter
-) -> BudgetOut:
+    period: MonthPath,
+    line_key: LinePath,
+    body: BudgetIn,
+    session: SessionDep,
+    user: BudgetWriter,
+    client: TemporalDep,
+    settings: SettingsDep,
+):
+    """The budget as it stands (200) when it already has this amount; otherwise a maker-checker request (202) that
+    sets it once another org admin of the organization approves it in the approvals inbox."""
     org_id = report_org(user, body.org_id)
     if org_id is None:
         raise AppError(422, "org_required", "name the organization (org_id) whose budget this is")
     if await domain.scope(session, org_id) is None:
         raise not_found("organization", org_id)
-    row, _ = await budgets.put(session, user, org_id, line_key, budgets.month(period), body.amount)
-    await session.commit()
-    return budget_out(row)
+    await budgets.check_line(session, line_key)
+    month = budgets.month(period)
+    current = await budgets.current(session, org_id, line_key, month)
+    if current is not None and current.amount == body.amount:
+        return budget_out(current)
+    request = await maker_checker.request_budget_change(
+        session, user, client, settings, org_id, line_key, month, body.amount
+    )
+    return JSONResponse(request.model_dump(mode="json"), status_code=202)
 
 
 @router.get("/budgets", response_model=Page[BudgetOut], summary="Budgets, by month then line")

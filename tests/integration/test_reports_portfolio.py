@@ -6,7 +6,6 @@ organization B has a loan of its own that A never sees."""
 import asyncio
 import csv
 import io
-import itertools
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -28,6 +27,7 @@ from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_backups import _drop
 from tests.integration.test_loan_servicing import zero_rate_product
 from tests.integration.test_loans import FINAL, apply, decide, level, rule, wait_loan, waiting_on
+from tests.integration.test_maker_checker import finished, open_approval
 from tests.polling import poll
 
 D = Decimal
@@ -184,6 +184,22 @@ async def test_the_portfolio_groups_by_bucket_and_product_and_provisions_by_rate
     assert as_pdf.headers["content-type"] == "application/pdf" and as_pdf.content.startswith(b"%PDF")
 
 
+async def set_budget(http, url, maker, checker, amount, request: dict | None = None, **extra) -> dict:
+    """The budget at `url` set to `amount` through maker-checker: asked by `maker` (or `request`, asked already),
+    approved by `checker`; the budget as it then stands."""
+    if request is None:
+        asked = await http.put(url, headers=maker, json={"amount": amount, **extra})
+        assert asked.status_code == 202, asked.text
+        request = asked.json()
+    approval = await open_approval(http, maker, request["id"])
+    approve = await http.post(f"/api/v1/approvals/{approval}/decisions", headers=checker, json={"decision": "approve"})
+    assert approve.status_code == 200, approve.text
+    assert (await finished(http, maker, request["id"]))["status"] == "completed"
+    current = await http.put(url, headers=maker, json={"amount": amount, **extra})  # the same amount: no change
+    assert current.status_code == 200, current.text
+    return current.json()
+
+
 async def test_budgets_are_set_once_per_line_and_month_audited_and_compared_with_the_ledger(http, su, world, db):
     a, b, admin = world["a"], world["b"], world["a"].headers["org_admin"]
     member = a.headers["member"]
@@ -196,19 +212,42 @@ async def test_budgets_are_set_once_per_line_and_month_audited_and_compared_with
     month = f"{world['today']:%Y-%m}"
     url = f"/api/v1/reports/budgets/{month}/GL-INTEREST-INCOME"
 
-    set_once = await http.put(url, headers=admin, json={"amount": "20.00"})
-    assert set_once.status_code == 200, set_once.text
-    budget = set_once.json()
+    # Each change waits on another org admin (maker-checker); the maker may not approve it, the same amount again
+    # while it waits is the same request, another amount meanwhile a 409; once applied the same amount is a no-op.
+    _, checker = await make_user(http, su, "org_admin", a.id)
+    asked = await http.put(url, headers=admin, json={"amount": "20.00"})
+    assert asked.status_code == 202, asked.text
+    request = asked.json()
+    assert (request["kind"], request["budget_line"], request["amount"]) == (
+        "budget_change",
+        "GL-INTEREST-INCOME",
+        "20.00",
+    )
+    assert (await http.put(url, headers=admin, json={"amount": "20.00"})).json()["id"] == request["id"]
+    assert_error(await http.put(url, headers=admin, json={"amount": "25.00"}), 409, "budget_change_pending")
+    approval = await open_approval(http, admin, request["id"])
+    decide_url = f"/api/v1/approvals/{approval}/decisions"
+    assert_error(await http.post(decide_url, headers=admin, json={"decision": "approve"}), 403, "maker_checker")
+    listed = (await http.get("/api/v1/reports/budgets", headers=admin, params={"period_from": month})).json()
+    assert "GL-INTEREST-INCOME" not in [x["line_key"] for x in listed["items"]]  # nothing set before it is approved
+    budget = await set_budget(http, url, admin, checker, "20.00", request=request)
     assert (budget["org_id"], budget["period"], budget["amount"]) == (a.id, month, "20.00")
     again = await http.put(url, headers=admin, json={"amount": "20.00"})
     assert again.status_code == 200 and again.json()["id"] == budget["id"]
-    changed = await http.put(url, headers=admin, json={"amount": "40.00"})
-    assert changed.json()["id"] == budget["id"] and changed.json()["amount"] == "40.00"
+    changed = await set_budget(http, url, admin, checker, "40.00")
+    assert changed["id"] == budget["id"] and changed["amount"] == "40.00"
+    # A change the checker rejects changes nothing.
+    rejected = (await http.put(url, headers=admin, json={"amount": "99.00"})).json()
+    approval = await open_approval(http, admin, rejected["id"])
+    refusal = {"decision": "reject", "reason": "Not this year"}
+    assert (
+        await http.post(f"/api/v1/approvals/{approval}/decisions", headers=checker, json=refusal)
+    ).status_code == 200
+    assert (await finished(http, admin, rejected["id"]))["status"] == "rejected"
     # The superuser sets another organization's (named); without one it is refused.
-    by_su = await http.put(
-        f"/api/v1/reports/budgets/{month}/GL-FEE-INCOME", headers=su, json={"org_id": a.id, "amount": "5.00"}
-    )
-    assert by_su.status_code == 200 and by_su.json()["org_id"] == a.id, by_su.text
+    fee_url = f"/api/v1/reports/budgets/{month}/GL-FEE-INCOME"
+    by_su = await set_budget(http, fee_url, su, checker, "5.00", org_id=a.id)
+    assert by_su["org_id"] == a.id
     assert_error(await http.put(url, headers=su, json={"amount": "1.00"}), 422, "org_required")
     # Refused: a member, an operator, B's admin naming A, an unknown line, a month that is no month.
     assert_error(await http.put(url, headers=member, json={"amount": "1.00"}), 403)
@@ -223,7 +262,7 @@ async def test_budgets_are_set_once_per_line_and_month_audited_and_compared_with
             text("SELECT action, before, after FROM audit_log WHERE entity_id = :id ORDER BY at"), {"id": budget["id"]}
         )
         trail = [(row.action, row.before, row.after["amount"]) for row in audited]
-    assert trail == [("budget.created", None, "20.00"), ("budget.changed", {"amount": "20.00"}, "40.00")]
+    assert trail == [("budget.created", None, "20.00"), ("budget.changed", {"amount": "20.00"}, "40.00")]  # not 99.00
 
     listed = (await http.get("/api/v1/reports/budgets", headers=admin, params={"period_from": month})).json()
     assert {(x["line_key"], x["amount"]) for x in listed["items"]} == {
@@ -361,34 +400,41 @@ async def test_an_operator_reads_the_reports_and_a_stranger_org_admin_cannot(htt
         assert_error(await http.get(f"/api/v1/reports/{path}", params={"org_id": a.id}, headers=stranger), 404)
 
 
-async def test_racing_puts_of_one_budget_leave_one_row_and_an_unbroken_audit_trail(http, su, world, db):
-    """Six PUTs of one organization, line and month at once, with three amounts: one row, its amount one of them,
-    and every audit row's `before` the `after` of the one before it (the row lock orders them)."""
-    admin = world["a"].headers["org_admin"]
+async def test_racing_changes_of_one_budget_make_one_request_and_one_change(http, su, world, db):
+    """Six PUTs of one organization, line and month at once, with three amounts: one request waits (the partial unique
+    index of migration 0036), the PUTs of its amount answer it, the others 409; approved, one row and one audit row."""
+    a = world["a"]
+    admin = a.headers["org_admin"]
+    _, checker = await make_user(http, su, "org_admin", a.id)
     url = "/api/v1/reports/budgets/2003-07/GL-INTEREST-EXPENSE"
     answers = await asyncio.gather(
         *(http.put(url, headers=admin, json={"amount": amount}) for amount in ["10.00", "20.00", "30.00"] * 2)
     )
-    assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
-    assert len({a.json()["id"] for a in answers}) == 1
+    waiting = [answer.json() for answer in answers if answer.status_code == 202]
+    assert len({w["id"] for w in waiting}) == 1, [answer.text for answer in answers]
+    amount = waiting[0]["amount"]
+    assert all(
+        (answer.status_code == 202) == (amount_asked == amount)
+        for answer, amount_asked in zip(answers, ["10.00", "20.00", "30.00"] * 2, strict=True)
+    ), [answer.text for answer in answers]
+    assert {answer.json()["error"]["code"] for answer in answers if answer.status_code != 202} == {
+        "budget_change_pending"
+    }
+    budget = await set_budget(http, url, admin, checker, amount, request=waiting[0])
     async with db.session() as session:
         rows = (
             await session.execute(
                 text("SELECT id, amount FROM budgets WHERE org_id = :org AND line_key = 'GL-INTEREST-EXPENSE'"),
-                {"org": world["a"].id},
+                {"org": a.id},
             )
         ).all()
-        assert len(rows) == 1 and str(rows[0].amount) in {"10.00", "20.00", "30.00"}
         trail = (
             await session.execute(
-                text("SELECT before, after FROM audit_log WHERE entity_id = :id ORDER BY at, id"),
-                {"id": str(rows[0].id)},
+                text("SELECT before, after FROM audit_log WHERE entity_id = :id ORDER BY at, id"), {"id": budget["id"]}
             )
         ).all()
-    assert trail[0].before is None and 1 <= len(trail) <= 6
-    for earlier, later in itertools.pairwise(trail):
-        assert later.before == {"amount": earlier.after["amount"]} and later.after["amount"] != earlier.after["amount"]
-    assert trail[-1].after["amount"] == str(rows[0].amount)
+    assert [(str(r.id), str(r.amount)) for r in rows] == [(budget["id"], amount)]
+    assert [(t.before, t.after["amount"]) for t in trail] == [(None, amount)]
 
 
 def test_migration_0033_upgrades_and_downgrades_and_the_database_keeps_one_budget_per_month(database_url):
