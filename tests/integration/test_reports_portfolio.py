@@ -22,7 +22,7 @@ from core.business_time import business_today
 from core.db import libpq_url
 from devstack.postgres import alembic_config
 from tests.conftest import ApiServer, assert_error, make_org, make_user, open_account
-from tests.integration.test_ach import link_external
+from tests.integration.test_ach import link_external, pay, wait_status
 from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_backups import _drop
 from tests.integration.test_loan_servicing import zero_rate_product
@@ -435,6 +435,48 @@ async def test_racing_changes_of_one_budget_make_one_request_and_one_change(http
         ).all()
     assert [(str(r.id), str(r.amount)) for r in rows] == [(budget["id"], amount)]
     assert [(t.before, t.after["amount"]) for t in trail] == [(None, amount)]
+
+
+async def test_the_statements_balance_on_a_ledger_with_loans_late_fees_interest_and_ach(http, su, world, odfi):
+    """A's ledger holds loans (one past due, its late fees paid), repayments with interest, and
+    an ACH debit and an ACH credit through the bank's whole lifecycle: every statement balances, for A and
+    bank-wide, by the rows' own arithmetic, not only by the report's flag."""
+    a = world["a"]
+    admin = a.headers["org_admin"]
+    # Late fees are income once paid: the member pays part of the past-due loan (its late fees come first).
+    repaid = await http.post(
+        f"/api/v1/loans/{world['late']['id']}/repayments",
+        headers=keyed(a.headers["member"]),
+        json={"amount": "50.00"},
+    )
+    assert repaid.status_code == 200, repaid.text
+    # And part of the interest-bearing loan (its oldest installment's interest comes first).
+    interest = await http.post(
+        f"/api/v1/loans/{world['current']['id']}/repayments",
+        headers=keyed(a.headers["member"]),
+        json={"amount": "30.00"},
+    )
+    assert interest.status_code == 200, interest.text
+    payments = [await pay(http, a, "ach_debit", "45.00"), await pay(http, a, "ach_credit", "12.00")]
+    for made in payments:
+        assert (await wait_status(http, admin, made["id"], statuses={"completed"}))["status"] == "completed"
+    year = {"from": f"{world['today']:%Y}-01-01", "to": str(world["today"])}
+    for headers, params in ((admin, {}), (su, {}), (su, {"org_id": a.id})):
+        trial = (await http.get("/api/v1/reports/trial-balance", headers=headers, params=params)).json()
+        debits, credits = sum(D(r["debit"]) for r in trial["rows"]), sum(D(r["credit"]) for r in trial["rows"])
+        assert debits == credits == D(trial["total_debit"]) and trial["balanced"], trial
+        sheet = (await http.get("/api/v1/reports/balance-sheet", headers=headers, params=params)).json()
+        assets = sum(D(r["amount"]) for r in sheet["assets"])
+        other_side = sum(D(r["amount"]) for r in sheet["liabilities"] + sheet["equity"])
+        assert assets == other_side and sheet["balanced"], sheet
+        flow = (await http.get("/api/v1/reports/cash-flow", headers=headers, params={**params, **year})).json()
+        assert D(flow["opening_cash"]) + D(flow["net_change"]) == D(flow["closing_cash"]) and flow["reconciles"]
+        statement = await http.get("/api/v1/reports/income-statement", headers=headers, params={**params, **year})
+        income = {r["key"]: D(r["amount"]) for r in statement.json()["income"]}
+        assert income.get("GL-FEE-INCOME", D(0)) >= D("15.00")  # the past-due loan's late fees (15.00 each), paid
+        assert income.get("GL-INTEREST-INCOME", D(0)) > 0
+        fee_row = next(r for r in trial["rows"] if r["key"] == "GL-FEE-INCOME")
+        assert D(fee_row["credit"]) >= income["GL-FEE-INCOME"] > 0
 
 
 def test_migration_0033_upgrades_and_downgrades_and_the_database_keeps_one_budget_per_month(database_url):
