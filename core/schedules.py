@@ -145,6 +145,22 @@ async def ensure_schedules(client: Client, settings: Settings, id_prefix: str = 
 cli = typer.Typer(help="The back office's Temporal Schedules.", no_args_is_help=True, add_completion=False)
 
 
+async def set_schedule_state(client: Client, schedule_id: str, state: str, actor: str) -> None:
+    """Pause, resume or delete the schedule of something a user paused, resumed or ended (`state`: paused, active or
+    anything else for gone), noting who; a schedule already gone is left so."""
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        if state == "paused":
+            await handle.pause(note=f"paused by {actor}")
+        elif state == "active":
+            await handle.unpause(note=f"resumed by {actor}")
+        else:
+            await handle.delete()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+
+
 async def _client(settings: Settings) -> Client:
     from core.temporal import connect
 

@@ -36,7 +36,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from api.errors import AppError
 from api.fields import BusinessDate, line_rules
@@ -46,6 +46,7 @@ from core import search_attributes as sa
 from core.access import Action, Entity
 from core.business_time import business_today
 from core.config import Settings
+from core.schedules import set_schedule_state
 from core.task_queues import queue_for
 from domain import reports
 from domain.reports import ReportKind, ReportParams
@@ -436,17 +437,7 @@ async def change_state(
             after={"status": wanted},
         )
     await session.commit()
-    handle = client.get_schedule_handle(definition.schedule_id)
-    try:
-        if wanted == DefinitionStatus.deleted:
-            await handle.delete()
-        elif wanted == DefinitionStatus.paused:
-            await handle.pause(note=f"paused by {user.email}")
-        else:
-            await handle.unpause(note=f"resumed by {user.email}")
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
+    await set_schedule_state(client, definition.schedule_id, wanted, user.email)
     return await definition_view(client, definition)
 
 

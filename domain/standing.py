@@ -31,7 +31,7 @@ from temporalio.client import (
     ScheduleSpec,
     ScheduleState,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from activities.ach import PaymentRejected, check_ach_payment
 from api.errors import AppError
@@ -40,6 +40,7 @@ from api.pagination import Page, paginate
 from core import access, audit
 from core.access import Action, Entity
 from core.config import Settings
+from core.schedules import set_schedule_state
 from core.task_queues import queue_for
 from domain import maker_checker
 from models.external_accounts import ExternalAccount
@@ -371,17 +372,7 @@ async def change_state(
             after={"status": wanted},
         )
     await session.commit()
-    handle = client.get_schedule_handle(instruction.schedule_id)
-    try:
-        if wanted == InstructionStatus.canceled:
-            await handle.delete()
-        elif wanted == InstructionStatus.paused:
-            await handle.pause(note=f"paused by {user.email}")
-        else:
-            await handle.unpause(note=f"resumed by {user.email}")
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
+    await set_schedule_state(client, instruction.schedule_id, wanted, user.email)
     return await view(session, client, instruction)
 
 
