@@ -36,6 +36,15 @@ from models.loans import (
     LoanRepayment,
 )
 from models.maker_checker import MakerCheckerRequest
+from models.money import (
+    Category,
+    CategoryRule,
+    ImportedTransaction,
+    ImportRejection,
+    LedgerTransactionTag,
+    TransactionChange,
+    TransactionImport,
+)
 from models.payments import Payment, PaymentEvent
 from models.periods import ClosedPeriod
 from models.reconciliation import Reconciliation, ReconciliationLine, ReconciliationMatch
@@ -61,6 +70,8 @@ __all__ = [
     "Bill",
     "BillReminder",
     "Budget",
+    "Category",
+    "CategoryRule",
     "ClosedPeriod",
     "Document",
     "DocumentVersion",
@@ -70,11 +81,14 @@ __all__ = [
     "GatewayEvent",
     "GatewayPayment",
     "Hold",
+    "ImportRejection",
+    "ImportedTransaction",
     "InterestAccrual",
     "InterestPosting",
     "InterestPostingRun",
     "JournalEntry",
     "LedgerAccount",
+    "LedgerTransactionTag",
     "LinkedItem",
     "Loan",
     "LoanAllocation",
@@ -103,6 +117,8 @@ __all__ = [
     "StandingInstruction",
     "StandingInstructionRun",
     "Statement",
+    "TransactionChange",
+    "TransactionImport",
     "User",
     "UserMfa",
     "WebhookEvent",
