@@ -40,7 +40,7 @@ import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import String, Uuid, any_, cast, false, func, or_
+from sqlalchemy import ColumnElement, String, Uuid, and_, any_, cast, false, func, literal, or_, true
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql import Select
@@ -57,6 +57,7 @@ from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.maker_checker import MakerCheckerRequest
+from models.money import MoneyShare, ShareAccess, ShareScope, ShareWhat
 from models.payments import Payment
 from models.reconciliation import Reconciliation
 from models.report_runs import ReportDefinition, ReportRun
@@ -541,6 +542,55 @@ def scope(user: User, entity: Entity, statement: S) -> S:
             return statement.where(col(Reconciliation.org_id) == org)
         return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
+
+
+# --- members' money management: transactions and budgets, with sharing ----------------------------------------
+
+
+def money_rows(
+    user: User,
+    what: ShareWhat,
+    owner_col: Any,
+    org_col: Any,
+    amount_col: Any = None,
+    category_col: Any = None,
+    edit: bool = False,
+) -> ColumnElement[bool]:
+    """The WHERE clause over a member's money records (`what`: transactions, or budgets) that `user` may read, or with
+    `edit` change. A member: their own, and another member's through a live share of theirs (`money_shares`): edit
+    needs an 'edit' share; the share's scope keeps expenses only (amount < 0), income only (amount > 0), or the
+    listed categories (records without an amount, budgets, pass only by 'all' or their category). An org admin or
+    operator reads their organization's members' records (support) and changes none; a superuser reads and changes
+    any; nobody else any (approvers and the bank-wide operations role see no member's money)."""
+    if user.role == Role.superuser:
+        return true()
+    if user.role in (Role.org_admin, Role.operator) and user.org_id is not None:
+        return false() if edit else org_col == user.org_id
+    if user.role != Role.member:
+        return false()
+    scope_ok: list[ColumnElement[bool]] = [col(MoneyShare.scope) == ShareScope.all]
+    if amount_col is not None:
+        scope_ok += [
+            and_(col(MoneyShare.scope) == ShareScope.expenses, amount_col < 0),
+            and_(col(MoneyShare.scope) == ShareScope.income, amount_col > 0),
+        ]
+    if category_col is not None:
+        scope_ok.append(
+            and_(col(MoneyShare.scope) == ShareScope.categories, category_col == any_(col(MoneyShare.category_keys)))
+        )
+    shared = (
+        sa_select(literal(1))
+        .where(
+            col(MoneyShare.grantee_id) == user.id,
+            col(MoneyShare.owner_id) == owner_col,
+            col(MoneyShare.what) == what,
+            col(MoneyShare.revoked_at).is_(None),
+            or_(*scope_ok),
+            *([col(MoneyShare.access) == ShareAccess.edit] if edit else []),
+        )
+        .exists()
+    )
+    return or_(owner_col == user.id, shared)
 
 
 def check_reconcile_account(user: User, account: LedgerAccount) -> None:

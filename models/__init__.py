@@ -42,6 +42,7 @@ from models.money import (
     ImportedTransaction,
     ImportRejection,
     LedgerTransactionTag,
+    MoneyShare,
     TransactionChange,
     TransactionImport,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "LoginLockout",
     "MakerCheckerRequest",
     "MfaRecoveryCode",
+    "MoneyShare",
     "Notification",
     "Organization",
     "PasswordHistory",

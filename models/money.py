@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Column, Date, DateTime, ForeignKey, Identity, MetaData, Numeric, String, Table, Uuid
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, money, timestamp, uuid_pk
@@ -165,3 +165,36 @@ MEMBER_TRANSACTIONS = Table(
     Column("notes", String),
     Column("created_at", DateTime(timezone=True)),
 )
+
+
+class ShareWhat(StrEnum):
+    transactions = "transactions"
+    budgets = "budgets"
+
+
+class ShareAccess(StrEnum):
+    read = "read"
+    edit = "edit"
+
+
+class ShareScope(StrEnum):
+    all = "all"
+    expenses = "expenses"  # amount < 0
+    income = "income"  # amount > 0
+    categories = "categories"  # category_key in category_keys
+
+
+class MoneyShare(SQLModel, table=True):
+    """A member's records or budgets shared with another member of the organization (core/access.money_rows)."""
+
+    __tablename__ = "money_shares"
+    id: uuid.UUID = uuid_pk()
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    owner_id: uuid.UUID = Field(foreign_key="users.id")
+    grantee_id: uuid.UUID = Field(foreign_key="users.id")
+    what: str = Field(max_length=16)
+    access: str = Field(max_length=8)
+    scope: str = Field(default=ShareScope.all, max_length=16)
+    category_keys: list[str] | None = Field(default=None, sa_column=Column(ARRAY(String(40)), nullable=True))
+    created_at: datetime = created_at()
+    revoked_at: datetime | None = timestamp()

@@ -9,9 +9,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 from alembic import command
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from core.db import libpq_url
+from core.db import libpq_url, sqlalchemy_url
 from devstack.postgres import alembic_config
+from domain.categorise import apply_rules
 from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_backups import _drop
 
@@ -75,4 +78,120 @@ def test_the_view_shows_ledger_postings_and_imported_lines_and_a_line_imports_on
             assert gone.fetchone() == (True, True)
             command.upgrade(config, "0037")
     finally:
+        _drop(database_url, scratch)
+
+
+async def test_rules_categorise_set_based_by_priority_and_never_over_a_manual_choice(database_url):
+    scratch = _scratch_database(database_url)
+    command.upgrade(alembic_config(scratch), "head")
+    engine = create_async_engine(sqlalchemy_url(scratch))
+    try:
+        org, member = uuid.uuid4(), uuid.uuid4()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO organizations (id, name) VALUES (:o, 'Rules org')"), {"o": org})
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, email, full_name, hashed_password, role, org_id) "
+                    "VALUES (:u, 'rules@x.example', 'R', 'x', 'member', :o)"
+                ),
+                {"u": member, "o": org},
+            )
+            lines = [
+                ("WHOLE FOODS #12", "card", "-80.00", "default"),
+                ("Shell", "FUEL 123", "-40.00", "default"),
+                ("Shell", "big fuel", "-400.00", "default"),
+                ("ACME PAYROLL", "salary", "2500.00", "default"),
+                ("Whole Foods", "hand-picked", "-5.00", "manual"),
+            ]
+            for n, (merchant, description, amount, source) in enumerate(lines):
+                await conn.execute(
+                    text(
+                        "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
+                        "description, category_key, category_source, dedup_key) VALUES (:o, :u, 'csv', '2026-11-01', "
+                        ":a, :m, :d, CASE WHEN :s = 'manual' THEN 'shopping' ELSE 'uncategorized' END, :s, :k)"
+                    ),
+                    {
+                        "o": org,
+                        "u": member,
+                        "a": Decimal(amount),
+                        "m": merchant,
+                        "d": description,
+                        "s": source,
+                        "k": f"k{n}",
+                    },
+                )
+            rule = (
+                "INSERT INTO category_rules (id, org_id, user_id, priority, field, match, pattern, min_amount, "
+                "max_amount, category_key, created_by) VALUES (gen_random_uuid(), :o, :u, :p, :f, :m, :pat, :lo, :hi, "
+                ":c, :by)"
+            )
+            base = {"o": org, "by": member, "lo": None, "hi": None}
+            await conn.execute(
+                text(rule),
+                {**base, "u": None, "p": 10, "f": "merchant", "m": "keyword", "pat": "whole foods", "c": "groceries"},
+            )
+            await conn.execute(
+                text(rule),
+                {
+                    **base,
+                    "u": None,
+                    "p": 10,
+                    "f": "any",
+                    "m": "regex",
+                    "pat": "^shell|fuel",
+                    "c": "fuel",
+                    "hi": Decimal("100"),
+                },
+            )
+            await conn.execute(
+                text(rule),
+                {
+                    **base,
+                    "u": member,
+                    "p": 10,
+                    "f": "description",
+                    "m": "keyword",
+                    "pat": "FUEL",
+                    "c": "transport",
+                    "hi": Decimal("100"),
+                },
+            )
+            await conn.execute(
+                text(rule),
+                {
+                    **base,
+                    "u": None,
+                    "p": 1,
+                    "f": "merchant",
+                    "m": "regex",
+                    "pat": "payroll$",
+                    "c": "salary",
+                    "lo": Decimal("100"),
+                },
+            )
+            assert await apply_rules(conn, member) == 3
+            assert await apply_rules(conn, member) == 0  # applied again: nothing changes, no history row
+            got = dict(
+                (
+                    await conn.execute(
+                        text("SELECT description, category_key FROM member_transactions WHERE user_id = :u"),
+                        {"u": member},
+                    )
+                ).all()
+            )
+            assert got == {
+                "card": "groceries",
+                "FUEL 123": "transport",  # the member's rule before the org's at the same priority
+                "big fuel": "uncategorized",  # above both fuel rules' amount range
+                "salary": "salary",
+                "hand-picked": "shopping",  # a person's choice stays
+            }
+            history = (
+                await conn.execute(
+                    text("SELECT count(*), count(rule_id) FROM transaction_changes WHERE reason = 'rule_on_import'")
+                )
+            ).one()
+            assert tuple(history) == (3, 3)
+    finally:
+        await engine.dispose()
         _drop(database_url, scratch)
