@@ -146,7 +146,9 @@ class ReportRunActivities:
             if definition is None or definition.status != DefinitionStatus.active:
                 return ScheduledRun(run_id=None)
             day = step.scheduled_for.astimezone(ZoneInfo(self.settings.business_timezone)).date()
-            params = scheduled_params(reports.ReportKind(definition.kind), Period(definition.period), day)
+            params = scheduled_params(
+                reports.ReportKind(definition.kind), Period(definition.period), day, definition.options
+            )
             await session.execute(
                 insert(ReportRun)
                 .values(

@@ -49,6 +49,7 @@ from core.config import Settings
 from core.schedules import set_schedule_state
 from core.task_queues import queue_for
 from domain import reports
+from domain.ledger_summary import Grouping, LedgerFilters, check_groupings
 from domain.reports import ReportKind, ReportParams
 from models.report_runs import (
     DefinitionStatus,
@@ -95,11 +96,15 @@ def period_params(period: Period, day: date) -> ReportParams:
     return ReportParams(as_of=end, date_from=start, date_to=end)
 
 
-def scheduled_params(kind: ReportKind, period: Period, day: date) -> ReportParams:
-    """The dates of a definition's run scheduled on `day`: a forecast looks ahead from that day."""
+def scheduled_params(kind: ReportKind, period: Period, day: date, options: dict | None = None) -> ReportParams:
+    """The dates of a definition's run scheduled on `day` (a forecast looks ahead from that day), with the
+    definition's groupings and filters (`options`, ledger summary only)."""
     if kind in FORECASTS:
         return ReportParams(date_from=day, weeks=reports.DEFAULT_FORECAST_WEEKS)
-    return resolved(kind, period_params(period, day), day)
+    dates = period_params(period, day)
+    if options:
+        dates = dates.model_copy(update=ReportOptions.model_validate(options).model_dump(exclude_none=True))
+    return resolved(kind, dates, day)
 
 
 def resolved(kind: ReportKind, params: ReportParams, today: date) -> ReportParams:
@@ -112,13 +117,36 @@ def resolved(kind: ReportKind, params: ReportParams, today: date) -> ReportParam
     start = params.date_from or date(end.year, 1, 1)
     if start > end:
         raise AppError(422, "invalid_date_range", "from must not be after to", {"from": str(start), "to": str(end)})
+    if kind == ReportKind.ledger_summary:
+        return ReportParams(date_from=start, date_to=end, group_by=params.group_by, filters=params.filters)
     return ReportParams(date_from=start, date_to=end)
+
+
+class ReportOptions(BaseModel):
+    """The custom report's choices (ledger-summary only), from the whitelist of domain/ledger_summary.py."""
+
+    model_config = ConfigDict(extra="forbid")
+    group_by: list[Grouping] | None = Field(default=None, description="ledger-summary: one to three, in order")
+    filters: LedgerFilters | None = Field(default=None, description="ledger-summary: lines, account types, products")
+
+    @model_validator(mode="after")
+    def _fits(self) -> ReportOptions:
+        if self.group_by is not None:
+            check_groupings(self.group_by)
+        return self
+
+    def options_for(self, kind: ReportKind) -> dict | None:
+        """The options as stored (None when none); a ValueError when given for another kind."""
+        chosen = self.model_dump(mode="json", include={"group_by", "filters"}, exclude_none=True)
+        if chosen and kind != ReportKind.ledger_summary:
+            raise ValueError("group_by and filters go with the ledger-summary report only")
+        return chosen or None
 
 
 # --- runs ------------------------------------------------------------------------------------------------------
 
 
-class ReportRunIn(BaseModel):
+class ReportRunIn(ReportOptions):
     model_config = ConfigDict(extra="forbid")
     kind: ReportKind
     org_id: uuid.UUID | None = Field(
@@ -131,6 +159,11 @@ class ReportRunIn(BaseModel):
     )
     date_to: BusinessDate | None = Field(default=None, description="period reports: default today")
     weeks: int | None = Field(default=None, ge=1, le=52, description="cash-flow forecast: weeks ahead (default 8)")
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> ReportRunIn:
+        self.options_for(self.kind)
+        return self
 
 
 class ReportRunOut(BaseModel):
@@ -173,7 +206,14 @@ async def request_run(
     org_id = access.report_org(user, body.org_id)
     params = resolved(
         body.kind,
-        ReportParams(as_of=body.as_of, date_from=body.date_from, date_to=body.date_to, weeks=body.weeks),
+        ReportParams(
+            as_of=body.as_of,
+            date_from=body.date_from,
+            date_to=body.date_to,
+            weeks=body.weeks,
+            group_by=body.group_by,
+            filters=body.filters,
+        ),
         business_today(settings),
     )
     idempotency_key = f"{user.id}:{key}"
@@ -264,7 +304,7 @@ class Frequency(StrEnum):
     monthly = "monthly"
 
 
-class ReportDefinitionIn(BaseModel):
+class ReportDefinitionIn(ReportOptions):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, *line_rules(120, 1, strip=True)] = Field(examples=["Monthly balance sheet"])
     kind: ReportKind
@@ -287,6 +327,7 @@ class ReportDefinitionIn(BaseModel):
             raise ValueError("a weekly `day` is a weekday, 0 (Sunday) to 6 (Saturday)")
         if self.frequency == Frequency.monthly and self.day == 0:
             raise ValueError("a monthly `day` is 1 to 28")
+        self.options_for(self.kind)
         return self
 
 
@@ -300,6 +341,7 @@ class ReportDefinitionOut(BaseModel):
     frequency: str
     day: int | None
     hour: int
+    options: dict | None = Field(default=None, description="ledger-summary: its groupings and filters")
     status: DefinitionStatus
     schedule_id: str
     created_by: uuid.UUID
@@ -340,8 +382,13 @@ async def create_definition(
         await session.exec(select(ReportDefinition).where(ReportDefinition.idempotency_key == idempotency_key))
     ).first()
     fields = ("name", "kind", "period", "format", "frequency", "day", "hour")
+    options = body.options_for(body.kind)
     if existing is not None:
-        if existing.org_id != org_id or any(getattr(existing, f) != getattr(body, f) for f in fields):
+        if (
+            existing.org_id != org_id
+            or existing.options != options
+            or any(getattr(existing, f) != getattr(body, f) for f in fields)
+        ):
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another definition")
         await session.commit()
         await _ensure_schedule(client, existing, settings)
@@ -353,6 +400,7 @@ async def create_definition(
         id=definition_id,
         org_id=org_id,
         **{f: getattr(body, f) for f in fields},
+        options=options,
         created_by=user.id,
         idempotency_key=idempotency_key,
         status=DefinitionStatus.active,

@@ -22,11 +22,12 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.config import Settings, get_settings
+from domain import ledger_summary as summary
 from domain import report_sources as sources
 from finance import budget_variance as budgets
 from finance import forecast
@@ -128,6 +129,7 @@ class ReportKind(StrEnum):
     loan_portfolio = "loan-portfolio"
     budget_variance = "budget-variance"
     cash_forecast = "cash-forecast"
+    ledger_summary = "ledger-summary"  # the custom one: groupings and filters from a whitelist
 
 
 DEFAULT_FORECAST_WEEKS = 8
@@ -143,6 +145,15 @@ class ReportParams(BaseModel):
     date_from: date | None = None
     date_to: date | None = None
     weeks: int | None = Field(default=None, ge=1, le=52, description="cash-flow forecast: its horizon in weeks")
+    group_by: list[summary.Grouping] | None = Field(
+        default=None, description="ledger summary only: one to three groupings, in order (default: line)"
+    )
+    filters: summary.LedgerFilters | None = Field(default=None, description="ledger summary only")
+
+    @field_validator("group_by")
+    @classmethod
+    def _groupings(cls, value: list[summary.Grouping] | None) -> list[summary.Grouping] | None:
+        return None if value is None else summary.check_groupings(value)
 
 
 class Built(BaseModel):
@@ -157,6 +168,14 @@ class Built(BaseModel):
 # A builder gets the Settings of the process that runs it (provisioning rates, business time zone): the API's or the
 # worker's, never read from the environment behind their back.
 Builder = Callable[[AsyncSession, fin.Scope, ReportParams, date, Settings], Awaitable[Built]]
+
+
+class OptionsNotSupported(ValueError):
+    """Groupings or filters asked of a report other than the ledger summary."""
+
+    def __init__(self, kind: ReportKind):
+        super().__init__(f"group_by and filters go with the ledger-summary report, not {kind.value}")
+        self.kind = kind
 
 
 class InvalidRange(ValueError):
@@ -271,6 +290,16 @@ async def _cash_forecast(
     return Built(scope=where, report=report, table=forecast.cash_forecast_table(report), dated=f"{first}-{weeks}w")
 
 
+async def _ledger_summary(
+    session: AsyncSession, where: fin.Scope, params: ReportParams, today: date, settings: Settings
+) -> Built:
+    start, end = period(params, today)
+    group_by = params.group_by or summary.DEFAULT_GROUPING
+    filters = params.filters or summary.LedgerFilters()
+    report = await summary.ledger_summary(session, where, start, end, group_by, filters)
+    return Built(scope=where, report=report, table=summary.ledger_summary_table(report), dated=f"{start}-to-{end}")
+
+
 BUILDERS: dict[ReportKind, Builder] = {
     ReportKind.trial_balance: _trial_balance,
     ReportKind.balance_sheet: _balance_sheet,
@@ -279,6 +308,7 @@ BUILDERS: dict[ReportKind, Builder] = {
     ReportKind.loan_portfolio: _loan_portfolio,
     ReportKind.budget_variance: _budget_variance,
     ReportKind.cash_forecast: _cash_forecast,
+    ReportKind.ledger_summary: _ledger_summary,
 }
 
 
@@ -291,5 +321,8 @@ async def build(
     settings: Settings | None = None,
 ) -> Built:
     """The report of `kind` for `where`: one entry point for every kind (a new report adds its builder above).
-    `settings`: the caller's (default: the environment's)."""
+    `settings`: the caller's (default: the environment's). OptionsNotSupported for groupings or filters asked of
+    another kind than the ledger summary."""
+    if kind != ReportKind.ledger_summary and (params.group_by or params.filters):
+        raise OptionsNotSupported(kind)
     return await BUILDERS[kind](session, where, params, today, settings or get_settings())

@@ -8,6 +8,8 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import Column
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, jsonb, timestamp, uuid_pk
@@ -60,6 +62,8 @@ class ReportDefinition(SQLModel, table=True):
     frequency: str = Field(max_length=10)  # daily | weekly | monthly
     day: int | None = None  # weekly: 0 (Sunday) … 6; monthly: 1 … 28
     hour: int
+    # The ledger summary's groupings and filters (domain/ledger_summary.py); SQL NULL, not JSON null, when none.
+    options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB(none_as_null=True), nullable=True))
     created_by: uuid.UUID = Field(foreign_key="users.id", index=True)
     idempotency_key: str = Field(max_length=250, unique=True)
     status: str = Field(max_length=20)

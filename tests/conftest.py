@@ -258,6 +258,7 @@ class Org:
 
     def __init__(self, org: dict):
         self.id = org["id"]
+        self.name: str = org["name"]
         self.users: dict[str, dict] = {}
         self.headers: dict[str, dict] = {}
 

@@ -26,7 +26,9 @@ from core.access import Action, Entity, report_org
 from core.business_time import business_today
 from documents.reports import CONTENT_TYPES, render
 from domain import budgets, maker_checker, periods
+from domain import ledger_summary as summary
 from domain import reports as domain
+from domain.ledger_summary import LedgerSummary
 from domain.maker_checker import MakerCheckerOut
 from finance import reports as fin
 from finance.budget_variance import BudgetVariance
@@ -117,6 +119,8 @@ async def report(
         return await domain.build(session, where, kind, params, business_today(settings), settings)
     except domain.InvalidRange as exc:
         raise AppError(422, "invalid_date_range", str(exc), {"from": str(exc.start), "to": str(exc.end)}) from exc
+    except domain.OptionsNotSupported as exc:
+        raise AppError(422, "options_not_supported", str(exc), {"kind": exc.kind.value}) from exc
 
 
 @router.get(
@@ -247,6 +251,46 @@ async def budget_variance(
 ):
     kind = domain.ReportKind.budget_variance
     params = domain.ReportParams(date_from=date_from, date_to=date_to)
+    built = await report(session, user, settings, org_id, kind, params)
+    return answer(built, chosen_format(fmt, accept), kind, built.scope)
+
+
+@router.get(
+    "/ledger-summary",
+    response_model=LedgerSummary,
+    responses=FILE_RESPONSES,
+    summary="Custom ledger summary over a period: debits, credits and net grouped and filtered from a whitelist",
+)
+async def ledger_summary(
+    session: ReadSessionDep,
+    user: ReportReader,
+    settings: SettingsDep,
+    date_from: FromParam = None,
+    date_to: ToParam = None,
+    group_by: Annotated[
+        list[summary.Grouping] | None, Query(description="one to three, in order (default: line)")
+    ] = None,
+    lines: Annotated[
+        list[summary.LineKey] | None, Query(max_length=50, description="only these report lines (GL-CASH, MEMBER-LOAN)")
+    ] = None,
+    account_types: Annotated[list[summary.AccountType] | None, Query(max_length=4)] = None,
+    product_ids: Annotated[
+        list[uuid.UUID] | None, Query(max_length=50, description="only these loan or savings products")
+    ] = None,
+    org_id: OrgParam = None,
+    fmt: FormatParam = None,
+    accept: AcceptHeader = None,
+):
+    kind = domain.ReportKind.ledger_summary
+    if group_by is not None:
+        try:
+            summary.check_groupings(group_by)
+        except ValueError as exc:
+            raise AppError(422, "invalid_group_by", str(exc), {"group_by": [g.value for g in group_by]}) from exc
+    filters = summary.LedgerFilters(lines=lines, account_types=account_types, product_ids=product_ids)
+    params = domain.ReportParams(
+        date_from=date_from, date_to=date_to, group_by=group_by, filters=None if filters.is_empty() else filters
+    )
     built = await report(session, user, settings, org_id, kind, params)
     return answer(built, chosen_format(fmt, accept), kind, built.scope)
 

@@ -1317,6 +1317,7 @@ BUILDERS[f"GET {V1}/reports/periods"] = _of_a()
 BUILDERS[f"GET {V1}/reports/loan-portfolio"] = _of_a(as_of="2001-01-31", format="xlsx")
 BUILDERS[f"GET {V1}/reports/budget-variance"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31"})
 BUILDERS[f"GET {V1}/reports/cash-forecast"] = _of_a(**{"from": "2001-01-01", "weeks": "2", "format": "pdf"})
+BUILDERS[f"GET {V1}/reports/ledger-summary"] = _of_a(**{"from": "2001-01-01", "to": "2001-01-31", "group_by": "month"})
 BUILDERS[f"GET {V1}/reports/budgets"] = _of_a(period_from="2001-01")
 
 
