@@ -91,11 +91,12 @@ _AUTOPAY_BILLS = text(f"""
 # Active book-transfer instructions (an ACH one's cash in or out is not in the forecast yet), and how many runs their count has left (the schedule counts every run it started: each
 # scheduled time recorded, whatever its outcome).
 _STANDING = text(f"""
-    SELECT s.amount, s.frequency, s.every_seconds, s.day, coalesce(s.start_at, s.created_at) AS start_at, s.end_at,
+    SELECT s.kind, s.amount, s.frequency, s.every_seconds, s.day, coalesce(s.start_at, s.created_at) AS start_at,
+           s.end_at,
            s.count - (SELECT count(DISTINCT r.scheduled_for) FROM standing_instruction_runs r
                       WHERE r.instruction_id = s.id) AS remaining
     FROM standing_instructions s
-    WHERE s.status = 'active' AND s.kind = 'book' AND {_IN_SCOPE.format(column="s.org_id")}
+    WHERE s.status = 'active' AND {_IN_SCOPE.format(column="s.org_id")}
       AND (s.end_at IS NULL OR s.end_at >= :now)
 """)
 
@@ -116,10 +117,12 @@ async def autopay_bills_by_week(session: AsyncSession, org: uuid.UUID | None, fi
 
 async def standing_cadences(
     session: AsyncSession, org: uuid.UUID | None, now: datetime
-) -> list[tuple[Decimal, Cadence]]:
+) -> list[tuple[str, Decimal, Cadence]]:
+    """Each active standing instruction of the scope: its kind (book, ach_debit, ach_credit), amount and cadence."""
     rows = await session.execute(_STANDING, {"org": org, "now": now})
     return [
         (
+            r.kind,
             Decimal(r.amount),
             Cadence(
                 frequency=r.frequency,

@@ -242,20 +242,17 @@ async def cash_forecast(
 ) -> forecast.CashForecast:
     before = await lines(session, where.org_id, None, first - timedelta(days=1))
     opening = sum((line.amount for line in before if line.key in fin.CASH_LINES), fin.ZERO)
-    runs = [
-        (
-            amount,
-            forecast.runs_per_week(
-                cadence,
-                first,
-                weeks,
-                datetime.now(UTC),
-                ZoneInfo(settings.business_timezone),
-                settings.standing_instruction_hour,
-            ),
+    runs: dict[str, list[tuple[Decimal, list[int]]]] = {"book": [], "ach_debit": [], "ach_credit": []}
+    for kind, amount, cadence in await sources.standing_cadences(session, where.org_id, datetime.now(UTC)):
+        weekly = forecast.runs_per_week(
+            cadence,
+            first,
+            weeks,
+            datetime.now(UTC),
+            ZoneInfo(settings.business_timezone),
+            settings.standing_instruction_hour,
         )
-        for amount, cadence in await sources.standing_cadences(session, where.org_id, datetime.now(UTC))
-    ]
+        runs[kind].append((amount, weekly))
     return forecast.cash_forecast(
         where,
         first,
@@ -263,7 +260,9 @@ async def cash_forecast(
         opening,
         await sources.installments_by_week(session, where.org_id, first, weeks),
         await sources.autopay_bills_by_week(session, where.org_id, first, weeks),
-        runs,
+        runs["book"],
+        ach_in=runs["ach_debit"],
+        ach_out=runs["ach_credit"],
     )
 
 

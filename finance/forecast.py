@@ -110,6 +110,8 @@ class ForecastWeek(BaseModel):
     installments: Decimal
     autopay_bills: Decimal
     standing_transfers: Decimal  # out of one account of the scope and into another: in both columns
+    standing_ach_in: Decimal = ZERO  # standing ACH debits: pulled in from members' accounts at other banks
+    standing_ach_out: Decimal = ZERO  # standing ACH credits: sent out to members' accounts at other banks
     inflows: Decimal
     outflows: Decimal
     net: Decimal
@@ -135,14 +137,18 @@ def cash_forecast(
     installments: dict[int, Decimal],
     autopay_bills: dict[int, Decimal],
     standing: list[tuple[Decimal, list[int]]],
+    ach_in: list[tuple[Decimal, list[int]]] = [],  # noqa: B006 (read only)
+    ach_out: list[tuple[Decimal, list[int]]] = [],  # noqa: B006 (read only)
 ) -> CashForecast:
-    """`installments`, `autopay_bills`: amounts by 0-based week; `standing`: each instruction's amount and runs per
-    week (runs_per_week)."""
+    """`installments`, `autopay_bills`: amounts by 0-based week; `standing` (book transfers), `ach_in` (standing ACH
+    debits) and `ach_out` (standing ACH credits): each instruction's amount and runs per week (runs_per_week)."""
     rows, cash = [], opening_cash
     for k, start_day in enumerate(week_starts(first_day, weeks)):
         transfers = sum((amount * runs[k] for amount, runs in standing), ZERO)
+        pulled = sum((amount * runs[k] for amount, runs in ach_in), ZERO)
+        sent = sum((amount * runs[k] for amount, runs in ach_out), ZERO)
         due, bills = installments.get(k, ZERO), autopay_bills.get(k, ZERO)
-        inflows, outflows = due + bills + transfers, transfers
+        inflows, outflows = due + bills + transfers + pulled, transfers + sent
         cash += inflows - outflows
         rows.append(
             ForecastWeek(
@@ -152,6 +158,8 @@ def cash_forecast(
                 installments=due,
                 autopay_bills=bills,
                 standing_transfers=transfers,
+                standing_ach_in=pulled,
+                standing_ach_out=sent,
                 inflows=inflows,
                 outflows=outflows,
                 net=inflows - outflows,
@@ -171,24 +179,42 @@ def cash_forecast(
 
 
 def cash_forecast_table(report: CashForecast) -> ReportTable:
-    rows = [TableRow(label="Opening cash", values=[None] * 5 + [report.opening_cash], style="heading")]
+    rows = [TableRow(label="Opening cash", values=[None] * 7 + [report.opening_cash], style="heading")]
     rows += [
         TableRow(
             label=f"Week {w.week}: {w.date_from} to {w.date_to}",
-            values=[w.installments, w.autopay_bills, w.standing_transfers, w.inflows, w.outflows, w.projected_cash],
+            values=[
+                w.installments,
+                w.autopay_bills,
+                w.standing_transfers,
+                w.standing_ach_in,
+                w.standing_ach_out,
+                w.inflows,
+                w.outflows,
+                w.projected_cash,
+            ],
         )
         for w in report.weeks
     ]
     rows.append(
         TableRow(
             label="Total",
-            values=[None, None, None, report.total_inflows, report.total_outflows, report.closing_cash],
+            values=[None] * 5 + [report.total_inflows, report.total_outflows, report.closing_cash],
             style="total",
         )
     )
     return ReportTable(
         title="Cash-flow forecast",
         subtitle=f"{report.scope.name}, {report.date_from} to {report.date_to}",
-        columns=["Installments", "Auto-pay bills", "Standing transfers", "Inflows", "Outflows", "Projected cash"],
+        columns=[
+            "Installments",
+            "Auto-pay bills",
+            "Standing transfers",
+            "Standing ACH in",
+            "Standing ACH out",
+            "Inflows",
+            "Outflows",
+            "Projected cash",
+        ],
         rows=rows,
     )

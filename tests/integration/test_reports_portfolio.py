@@ -347,6 +347,18 @@ async def test_the_forecast_holds_the_installments_auto_pay_bills_and_standing_r
             json={"from_account_id": a.account["id"], "to_account_id": savings["id"], "memo": "Save", **body},
         )
         assert made.status_code == 201, made.text
+    # Standing ACH: a debit pulled in on the weekly day (an inflow), a credit sent out on the monthly day (an outflow).
+    for body in (
+        {"kind": "ach_debit", "to_account_id": a.account["id"], "amount": "12.00", "frequency": "weekly"},
+        {"kind": "ach_credit", "from_account_id": a.account["id"], "amount": "7.00", "frequency": "monthly"},
+    ):
+        day = weekly_day.isoweekday() % 7 if body["frequency"] == "weekly" else monthly_day.day
+        made = await http.post(
+            "/api/v1/standing-instructions",
+            headers=keyed(admin),
+            json={**body, "external_account_id": a.external["id"], "memo": "ACH", "day": day, "count": 1},
+        )
+        assert made.status_code == 201, made.text
 
     expected_installments: dict[int, Decimal] = {}
     for loan in (world["current"], world["late"]):
@@ -369,12 +381,14 @@ async def test_the_forecast_holds_the_installments_auto_pay_bills_and_standing_r
         assert D(row["installments"]) == expected_installments.get(k, D(0)), row
         assert D(row["autopay_bills"]) == (D("60.00") if k == week(bill_day) else D(0)), row
         assert D(row["standing_transfers"]) == expected_transfers.get(k, D(0)), row
-        assert D(row["outflows"]) == D(row["standing_transfers"])
+        assert D(row["standing_ach_in"]) == (D("12.00") if k == week(weekly_day) else D(0)), row
+        assert D(row["standing_ach_out"]) == (D("7.00") if k == week(monthly_day) else D(0)), row
+        assert D(row["outflows"]) == D(row["standing_transfers"]) + D(row["standing_ach_out"])
     # Opening cash: A's cash line at the end of today (the trial balance's); closing: opening plus every inflow net.
     trial = (await http.get("/api/v1/reports/trial-balance", headers=admin)).json()
     cash = {r["key"]: D(r["debit"]) - D(r["credit"]) for r in trial["rows"]}.get("GL-CASH", D(0))
     assert D(forecast["opening_cash"]) == cash == D("1000.00")
-    net = sum(expected_installments.values(), D(0)) + D("60.00")
+    net = sum(expected_installments.values(), D(0)) + D("60.00") + D("12.00") - D("7.00")
     assert D(forecast["closing_cash"]) == cash + net
     assert D(forecast["weeks"][-1]["projected_cash"]) == cash + net
 
@@ -387,7 +401,7 @@ async def test_the_forecast_holds_the_installments_auto_pay_bills_and_standing_r
     assert_error(await http.get("/api/v1/reports/cash-forecast", params={"weeks": 53}, headers=admin), 422)
     as_csv = await http.get("/api/v1/reports/cash-forecast", params={**params, "format": "csv"}, headers=admin)
     lines = list(csv.reader(io.StringIO(as_csv.text)))
-    assert lines[-1][0] == "Total" and D(lines[-1][6]) == cash + net
+    assert lines[-1][0] == "Total" and D(lines[-1][8]) == cash + net
     as_pdf = await http.get("/api/v1/reports/cash-forecast", params={**params, "format": "pdf"}, headers=admin)
     assert as_pdf.content.startswith(b"%PDF")
 

@@ -201,8 +201,29 @@ def test_the_forecast_sums_by_week_and_projects_the_cash():
     )
     assert report.closing_cash == D("1510.50")
     table = fc.cash_forecast_table(report)
-    assert len(table.columns) == 6 and all(len(row.values) == 6 for row in table.rows)
+    assert len(table.columns) == 8 and all(len(row.values) == 8 for row in table.rows)
     assert render(table, "pdf").startswith(b"%PDF")
+
+
+def test_standing_ach_debits_come_in_and_credits_go_out_of_the_projected_cash():
+    report = fc.cash_forecast(
+        ORG,
+        FIRST,
+        2,
+        D("100.00"),
+        installments={},
+        autopay_bills={},
+        standing=[(D("10.00"), [1, 0])],
+        ach_in=[(D("75.00"), [2, 1])],
+        ach_out=[(D("30.00"), [0, 1]), (D("5.00"), [1, 1])],
+    )
+    assert [(w.standing_ach_in, w.standing_ach_out) for w in report.weeks] == [
+        (D("150.00"), D("5.00")),
+        (D("75.00"), D("35.00")),
+    ]
+    assert [(w.inflows, w.outflows) for w in report.weeks] == [(D("160.00"), D("15.00")), (D("75.00"), D("35.00"))]
+    assert [w.projected_cash for w in report.weeks] == [D("245.00"), D("285.00")]
+    assert report.closing_cash == report.opening_cash + report.total_inflows - report.total_outflows
 
 
 def test_report_params_take_only_their_whitelisted_fields():
