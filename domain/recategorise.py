@@ -124,7 +124,7 @@ async def recategorise(session: AsyncSession, user: User, body: RecategoriseIn) 
         ),
     )
     # The data-modifying CTEs must be the statement's own (Postgres: at the top level), not its SELECT's.
-    history = history.add_cte(target, imported, tagged).returning(col(TransactionChange.id))
-    changed_count = len((await session.execute(history)).all())
+    written = history.add_cte(target, imported, tagged).returning(col(TransactionChange.id))
+    changed_count = len((await session.execute(written)).all())
     await session.commit()
     return RecategoriseOut(changed=changed_count)
