@@ -324,7 +324,7 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "transactions:read": MONEY_READERS,
     "transactions:write": GATES[(Entity.transaction, Action.update)],
     "categories:read": MONEY_READERS,
-    "categories:write": GATES[(Entity.category, Action.create)],
+    "categories:write": SUPER | GATES[(Entity.category, Action.create)],  # a superuser holds every scope
     "category_rules:read": MONEY_READERS,
     "category_rules:write": RULE_WRITERS,
 }
