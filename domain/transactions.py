@@ -6,7 +6,7 @@ import re
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ColumnElement, func, literal, or_, select, text
@@ -14,6 +14,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import AppError
+from api.fields import BusinessDate, Filter, SignedMoney, multiline_rules
 from api.pagination import Page, PageParams
 from core import access
 from core.access import Action, Entity
@@ -25,7 +26,6 @@ from models.users import User
 TXN_ID_PATTERN = r"^[LI][0-9]{1,18}$"  # 'L<posting id>' or 'I<imported row id>', a BIGINT
 _TXN_ID = re.compile(TXN_ID_PATTERN)
 TxnId = Annotated[str, Field(pattern=TXN_ID_PATTERN, examples=["I42"])]
-SOURCES = ("ledger", "csv", "linked")
 
 
 class TxnFilters(BaseModel):
@@ -33,16 +33,16 @@ class TxnFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     member_id: uuid.UUID | None = None
-    date_from: date | None = Field(default=None, alias="from")
-    date_to: date | None = Field(default=None, alias="to")
-    min_amount: Decimal | None = None
-    max_amount: Decimal | None = None
-    merchant: str | None = None
-    category: str | None = None
+    date_from: BusinessDate | None = Field(default=None, alias="from")
+    date_to: BusinessDate | None = Field(default=None, alias="to")
+    min_amount: SignedMoney | None = None
+    max_amount: SignedMoney | None = None
+    merchant: Filter | None = None
+    category: Filter | None = None
     account_id: uuid.UUID | None = None
     external_account_id: uuid.UUID | None = None
-    source: str | None = None
-    q: str | None = None
+    source: Literal["ledger", "csv", "linked"] | None = None
+    q: Filter | None = None
 
     def problems(self, where: str) -> list[dict]:
         """The filters that contradict each other, as 422 details (FastAPI's shape)."""
@@ -89,7 +89,7 @@ class TransactionDetail(TransactionOut):
 class TransactionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     category_key: CategoryKey | None = None
-    notes: Annotated[str | None, Field(max_length=1000)] = None
+    notes: Annotated[str | None, *multiline_rules(1000)] = None
 
     @model_validator(mode="after")
     def _category_not_null(self) -> "TransactionPatch":

@@ -38,7 +38,7 @@ async def list_transactions(
     source: Literal["ledger", "csv", "linked"] | None = None,
     q: Annotated[Filter | None, Query(description="text in the merchant, description or notes")] = None,
 ) -> Page[TransactionOut]:
-    filters = domain.TxnFilters(
+    filters = domain.TxnFilters.model_construct(  # the query is validated already: not twice
         member_id=member_id,
         date_from=date_from,
         date_to=date_to,

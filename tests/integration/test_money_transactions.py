@@ -216,3 +216,44 @@ async def test_manual_changes_rules_in_bulk_and_bulk_recategorisation(http, su, 
     assert (await http.post(recat, headers=stranger, json={"txn_ids": [cafe], "category_key": "dining"})).json() == {
         "changed": 0
     }
+
+
+async def test_who_manages_which_rules(http, su, db):
+    org = await make_org(http, su, roles=("org_admin", "operator", "member"))
+    other_org = await make_org(http, su, roles=("org_admin",))
+    member, admin = org.headers["member"], org.headers["org_admin"]
+    rules = "/api/v1/category-rules"
+
+    org_rule = await http.post(rules, headers=admin, json={"pattern": "uber", "category_key": "transport"})
+    assert org_rule.status_code == 201, org_rule.text
+    assert org_rule.json()["user_id"] is None and org_rule.json()["org_id"] == org.id
+    own = await http.post(rules, headers=member, json={"pattern": "vet", "category_key": "health", "priority": 1})
+    assert own.status_code == 201 and own.json()["user_id"] == org.users["member"]["id"]
+    org_url, own_url = f"{rules}/{org_rule.json()['id']}", f"{rules}/{own.json()['id']}"
+
+    # A member sees their organization's rules and changes only their own; its admin the reverse.
+    assert [r["id"] for r in (await http.get(rules, headers=member)).json()] == [
+        own.json()["id"],
+        org_rule.json()["id"],
+    ]
+    assert_error(await http.patch(org_url, headers=member, json={"priority": 1}), 403)
+    assert_error(await http.patch(own_url, headers=admin, json={"priority": 2}), 403)
+    assert (await http.get(own_url, headers=org.headers["operator"])).status_code == 200
+    assert_error(await http.get(own_url, headers=other_org.headers["org_admin"]), 404)
+    other = await http.post(rules, headers=admin, json={"pattern": "x", "category_key": "fees", "org_id": other_org.id})
+    assert_error(other, 404)
+    assert_error(await http.post(rules, headers=su, json={"pattern": "x", "category_key": "fees"}), 422, "org_required")
+    changed = await http.patch(own_url, headers=member, json={"match": "regex", "pattern": "^vet(erinary)? "})
+    assert changed.status_code == 200 and changed.json()["updated_at"]
+    assert_error(await http.patch(own_url, headers=member, json={"pattern": "[z-a]"}), 422, "invalid_pattern")
+    assert_error(await http.patch(own_url, headers=member, json={"min_amount": "9", "max_amount": "1"}), 422)
+    assert (await http.delete(own_url, headers=member)).status_code == 204
+    assert (await http.get(own_url, headers=member)).json()["active"] is False  # kept: history names it
+
+    # Re-applying is the member's (or a superuser's for them); staff may see the member, not do it.
+    member_id = org.users["member"]["id"]
+    assert_error(await http.post(f"{rules}/apply", headers=admin, json={"member_id": member_id}), 403)
+    assert_error(
+        await http.post(f"{rules}/apply", headers=other_org.headers["org_admin"], json={"member_id": member_id}), 403
+    )
+    assert (await http.post(f"{rules}/apply", headers=su, json={"member_id": member_id})).json() == {"changed": 0}
