@@ -21,6 +21,8 @@ from api.routers import (
     auth,
     bank_events,
     bills,
+    categories,
+    category_rules,
     documents,
     external_accounts,
     gateway_payments,
@@ -43,6 +45,7 @@ from api.routers import (
     savings_products,
     standing_instructions,
     statements,
+    transactions,
     transfers,
     users,
     webhook_deliveries,
@@ -142,6 +145,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_deliveries,
         reconciliations,
         gateway_payments,
+        transactions,
+        categories,
+        category_rules,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

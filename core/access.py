@@ -109,6 +109,9 @@ class Entity(StrEnum):
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
     maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
+    transaction = "transaction"  # a member's transaction: a ledger posting or an imported line (member_transactions)
+    category = "category"  # a category of members' transactions: predefined, or a member's own
+    category_rule = "category rule"  # a rule categorising transactions: a member's own, or their organization's
 
 
 class Action(StrEnum):
@@ -162,6 +165,8 @@ ORG_STAFF = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
 BANK_WIDE_ROLES = BANK  # the roles without an organization of their own
 OPERATORS = BANK | {Role.org_admin, Role.operator}  # the operator API; org staff within their organization
 KEY_ADMINS = frozenset({Role.superuser, Role.org_admin})  # who creates and manages API keys (and users)
+MONEY_READERS = frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member})  # members' money records
+RULE_WRITERS = frozenset({Role.superuser, Role.org_admin, Role.member})  # category rules
 
 # Operations a role has or has not, whatever the row. Anything not listed is open to every signed-in user
 # (and then narrowed by the row rules below).
@@ -247,6 +252,19 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # them); their organization's staff read them. Member data: not the bank-wide operations role's.
     (Entity.gateway_payment, Action.create): frozenset({Role.superuser, Role.member}),
     (Entity.gateway_payment, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
+    # Members' money (money_rows narrows the rows): approvers and the bank-wide operations role have none of it. A
+    # member changes their own (or what is shared with them to edit), a superuser any; org staff only read.
+    (Entity.transaction, Action.read): MONEY_READERS,
+    (Entity.transaction, Action.update): frozenset({Role.superuser, Role.member}),
+    (Entity.category, Action.read): MONEY_READERS,
+    (Entity.category, Action.create): frozenset({Role.member}),  # a member's own category
+    # Rules: a member's own, an organization's set by its admin (a superuser any); re-applied by the member (or a
+    # superuser for them).
+    (Entity.category_rule, Action.read): MONEY_READERS,
+    (Entity.category_rule, Action.create): RULE_WRITERS,
+    (Entity.category_rule, Action.update): RULE_WRITERS,
+    (Entity.category_rule, Action.delete): RULE_WRITERS,
+    (Entity.category_rule, Action.run): frozenset({Role.superuser, Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -303,6 +321,12 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
     "maker_checker:read": ALL_ROLES,
+    "transactions:read": MONEY_READERS,
+    "transactions:write": GATES[(Entity.transaction, Action.update)],
+    "categories:read": MONEY_READERS,
+    "categories:write": SUPER | GATES[(Entity.category, Action.create)],  # a superuser holds every scope
+    "category_rules:read": MONEY_READERS,
+    "category_rules:write": RULE_WRITERS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

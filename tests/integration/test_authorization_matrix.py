@@ -198,6 +198,7 @@ class World:
         self.report_run = await self.new_report_run()
         self.report_definition = await self.new_report_definition()
         self.subscription = await self.new_subscription()
+        await self.money_records()
         self.reconciliation_acted = await self.new_reconciliation()
         self.reconciliation = await self.new_reconciliation()  # the last: its content is re-imported below
         self.webhook_event_id = await self.dead_webhook_event()
@@ -444,6 +445,29 @@ class World:
         """An API key of A (made by its fixture admin)."""
         body = {"name": unique("matrix A key"), "scopes": ["payments:read"]}
         return await self.call("POST", "/api/v1/api-keys", {**self.admin, **key()}, json=body)
+
+    async def money_records(self) -> None:
+        """A line imported for A's member owner, a category and a category rule of theirs."""
+        async with self.db.session() as session, session.begin():
+            made = await session.execute(
+                text(
+                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
+                    "description, dedup_key) VALUES (:o, :u, 'csv', '2026-11-02', -9.99, 'Matrix Cafe', 'coffee', "
+                    ":k) RETURNING id"
+                ),
+                {"o": self.a.id, "u": self.owner["id"], "k": uuid.uuid4().hex},
+            )
+            self.txn_id = f"I{made.scalar_one()}"
+        owner = self.headers["A.member_owner"]
+        self.category_key = f"matrix_{uuid.uuid4().hex[:10]}"
+        category = {"key": self.category_key, "name": "Matrix", "kind": "expense"}
+        await self.call("POST", "/api/v1/categories", owner, json=category)
+        self.category_rule = await self.new_category_rule()
+
+    async def new_category_rule(self) -> dict:
+        """A rule of A's member owner, made by them."""
+        body = {"pattern": "matrix cafe", "category_key": "dining"}
+        return await self.call("POST", "/api/v1/category-rules", self.headers["A.member_owner"], json=body)
 
     async def new_subscription(self) -> dict:
         """A webhook subscription of A (made by its fixture admin), to KYC events, at the sandbox receiver."""
@@ -1542,6 +1566,59 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"POST {V1}/webhook-deliveries/{{event_id}}/replay")
 async def _(w: World, p: Principal) -> Req:
     return Req(path={"event_id": await w.fresh("webhook_event", p, w.dead_webhook_event)})
+
+
+# members' transactions, categories and category rules
+BUILDERS[f"GET {V1}/transactions"] = listing(lambda w: {"member_id": w.owner["id"]}, lambda w: w.txn_id)
+BUILDERS[f"GET {V1}/categories"] = listing(lambda w: {"member_id": w.owner["id"]}, lambda w: w.category_key)
+BUILDERS[f"GET {V1}/category-rules"] = listing(lambda w: {"member_id": w.owner["id"]}, lambda w: w.category_rule["id"])
+
+
+@builds(f"GET {V1}/transactions/{{txn_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"txn_id": w.txn_id})
+
+
+@builds(f"PATCH {V1}/transactions/{{txn_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"txn_id": w.txn_id}, json={"notes": "Matrix"})  # the same each time: shared
+
+
+@builds(f"POST {V1}/transactions/recategorise")
+async def _(w: World, p: Principal) -> Req:
+    # Scoped like a list: whoever passes the gate gets a 200 (a count of 0 for what they may not change).
+    return Req(json={"txn_ids": [w.txn_id], "category_key": "groceries"})
+
+
+@builds(f"POST {V1}/categories")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"key": f"matrix_{uuid.uuid4().hex[:10]}", "name": "Matrix", "kind": "expense"})
+
+
+@builds(f"POST {V1}/category-rules")
+async def _(w: World, p: Principal) -> Req:
+    # A's: its member's own rule, or its admin's (a superuser's) organization-wide one; B's users cannot see A.
+    return Req(json={"pattern": "matrix", "category_key": "groceries", "org_id": w.a.id})
+
+
+@builds(f"POST {V1}/category-rules/apply")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"member_id": w.owner["id"], "include_ledger": False})
+
+
+@builds(f"GET {V1}/category-rules/{{rule_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"rule_id": w.category_rule["id"]})
+
+
+@builds(f"PATCH {V1}/category-rules/{{rule_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"rule_id": w.category_rule["id"]}, json={"priority": 50})  # the same each time: shared
+
+
+@builds(f"DELETE {V1}/category-rules/{{rule_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"rule_id": (await w.fresh("category_rule", p, w.new_category_rule))["id"]})
 
 
 # --- the test ---------------------------------------------------------------------------------------------------
