@@ -1,7 +1,8 @@
 """Category rules applied set-based: one statement categorises every matching imported line (of one import, or all
 of a member's), and another a member's ledger postings through their tags; each change leaves a history row
 (`transaction_changes`, reason and rule). A line a person categorised by hand (`category_source = 'manual'`) is never
-overwritten by a rule.
+overwritten by a rule, even one set while the rules run: the UPDATE and the upsert re-check it on the row's latest
+version (Postgres re-evaluates their WHERE after waiting for the concurrent writer).
 
 Which rule wins: the active rules of the line's organization that are the org's (user_id NULL) or the line's
 member's; lowest `priority` first, a member's rule before the org's at the same priority, then the oldest. A rule
@@ -52,6 +53,7 @@ WITH target AS (
            category_rule_id = d.rule_id
       FROM decided d
      WHERE t.id = d.id AND (t.category_key, t.category_rule_id) IS DISTINCT FROM (d.new_key, d.rule_id)
+       AND t.category_source <> 'manual'  -- re-checked on the row's latest version: a person's choice made meanwhile
  RETURNING t.id, t.user_id, d.old_key, d.new_key, d.rule_id
 )
 INSERT INTO transaction_changes (txn_id, user_id, field, old_value, new_value, rule_id, reason, changed_by)
@@ -82,6 +84,7 @@ WITH target AS (
            category_rule_id = EXCLUDED.category_rule_id, updated_at = now()
      WHERE (ledger_transaction_tags.category_key, ledger_transaction_tags.category_rule_id)
            IS DISTINCT FROM (EXCLUDED.category_key, EXCLUDED.category_rule_id)
+       AND ledger_transaction_tags.category_source IS DISTINCT FROM 'manual'
  RETURNING posting_id
 )
 INSERT INTO transaction_changes (txn_id, user_id, field, old_value, new_value, rule_id, reason, changed_by)
