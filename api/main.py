@@ -24,6 +24,7 @@ from api.routers import (
     documents,
     external_accounts,
     gateway_payments,
+    gdpr_exports,
     health,
     interest,
     journal_entries,
@@ -40,9 +41,12 @@ from api.routers import (
     reconciliations,
     report_runs,
     reports,
+    reward_accounts,
+    reward_programs,
     savings_products,
     standing_instructions,
     statements,
+    transaction_exports,
     transfers,
     users,
     webhook_deliveries,
@@ -142,6 +146,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_deliveries,
         reconciliations,
         gateway_payments,
+        transaction_exports,
+        gdpr_exports,
+        reward_programs,
+        reward_accounts,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

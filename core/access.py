@@ -51,6 +51,7 @@ from models.api_keys import ApiKey
 from models.audit import AuditLog
 from models.bills import Bill
 from models.documents import Document, DocumentKind, OwnerType
+from models.exports import TransactionExport
 from models.external_accounts import ExternalAccount
 from models.gateway import GatewayPayment
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
@@ -61,6 +62,7 @@ from models.money import MoneyShare, ShareAccess, ShareScope, ShareWhat
 from models.payments import Payment
 from models.reconciliation import Reconciliation
 from models.report_runs import ReportDefinition, ReportRun
+from models.rewards import RewardAccount, RewardProgram
 from models.standing import StandingInstruction
 from models.statements import Statement
 from models.users import APPROVER_ROLES, Organization, Role, User
@@ -109,6 +111,9 @@ class Entity(StrEnum):
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
     maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
+    transaction_export = "export"  # a member's transactions or GDPR export made in the background, its file
+    reward_program = "reward program"  # an organization's rewards program and its earn rules
+    reward_account = "reward account"  # a member's points in a program, and their entries
 
 
 class Action(StrEnum):
@@ -162,6 +167,7 @@ ORG_STAFF = frozenset({Role.org_admin, Role.operator}) | APPROVER_ROLES
 BANK_WIDE_ROLES = BANK  # the roles without an organization of their own
 OPERATORS = BANK | {Role.org_admin, Role.operator}  # the operator API; org staff within their organization
 KEY_ADMINS = frozenset({Role.superuser, Role.org_admin})  # who creates and manages API keys (and users)
+MONEY_READERS = frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member})  # members' money (money_rows)
 
 # Operations a role has or has not, whatever the row. Anything not listed is open to every signed-in user
 # (and then narrowed by the row rules below).
@@ -247,6 +253,17 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # them); their organization's staff read them. Member data: not the bank-wide operations role's.
     (Entity.gateway_payment, Action.create): frozenset({Role.superuser, Role.member}),
     (Entity.gateway_payment, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
+    # Exports of members' transactions: whoever reads members' money (money_rows says which rows); an export row and
+    # its file are its requester's. A GDPR export: the member or their org admin (domain/exports.request_gdpr).
+    (Entity.transaction_export, Action.read): MONEY_READERS,
+    (Entity.transaction_export, Action.create): MONEY_READERS,
+    # Rewards: an organization's admin sets its programs and rules; its members enroll, earn and redeem; its staff
+    # who read members' money read their accounts.
+    (Entity.reward_program, Action.create): KEY_ADMINS,
+    (Entity.reward_program, Action.update): KEY_ADMINS,
+    (Entity.reward_program, Action.read): MONEY_READERS,
+    (Entity.reward_account, Action.read): MONEY_READERS,
+    (Entity.reward_account, Action.create): frozenset({Role.superuser, Role.member}),  # enroll
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -303,6 +320,10 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
     "maker_checker:read": ALL_ROLES,
+    "exports:read": MONEY_READERS,
+    "exports:write": MONEY_READERS,
+    "rewards:read": MONEY_READERS,
+    "rewards:write": MONEY_READERS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -541,6 +562,16 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         if role in (Role.org_admin, Role.operator) and org:
             return statement.where(col(Reconciliation.org_id) == org)
         return statement.where(false())
+    if entity == Entity.transaction_export:  # its requester's alone
+        return statement.where(col(TransactionExport.requested_by) == user.id)
+    if entity == Entity.reward_program:  # their organization's
+        return statement.where(col(RewardProgram.org_id) == org if org and role in MONEY_READERS else false())
+    if entity == Entity.reward_account:  # the member's own; their organization's for its admins and operators
+        if member:
+            return statement.where(col(RewardAccount.user_id) == user.id)
+        return statement.where(
+            col(RewardAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
+        )
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -673,6 +704,9 @@ MODELS: dict[Entity, Any] = {
     Entity.reconciliation: Reconciliation,
     Entity.gateway_payment: GatewayPayment,
     Entity.maker_checker_request: MakerCheckerRequest,
+    Entity.transaction_export: TransactionExport,
+    Entity.reward_program: RewardProgram,
+    Entity.reward_account: RewardAccount,
 }
 
 
