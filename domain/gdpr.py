@@ -5,8 +5,9 @@ The member's tables are found, not listed: every table with a foreign key to `us
 the next export), its rows where one of those columns is the member. Columns that hold credentials (hashes,
 secrets, tokens, ciphertexts) are left out of every row; the rest is as stored (bank account numbers masked: only
 their last four digits are kept in clear). Beside them: the profile, the postings of the member's accounts, their
-transactions (`member_transactions`), the audit rows about them, and their documents (of themselves or of their
-loans) decrypted through the documents' read path (core/documents.py sealing context)."""
+transactions (`member_transactions`), the payments from or to their accounts, their reward entries, the audit rows
+about them, and their documents (of themselves or of their loans) decrypted through the documents' read path
+(core/documents.py sealing context)."""
 
 import re
 import uuid
@@ -48,6 +49,17 @@ FIXED: list[tuple[str, str]] = [
         "postings.json",
         "SELECT to_jsonb(p)::text FROM postings p JOIN ledger_accounts a ON a.id = p.account_id "
         "WHERE a.owner_id = :uid ORDER BY p.id",
+    ),
+    (
+        "payments.json",
+        "SELECT to_jsonb(p)::text FROM payments p WHERE p.created_by = :uid "
+        "OR p.from_account_id IN (SELECT id FROM ledger_accounts WHERE owner_id = :uid) "
+        "OR p.to_account_id IN (SELECT id FROM ledger_accounts WHERE owner_id = :uid) ORDER BY p.created_at, p.id",
+    ),
+    (
+        "reward_entries.json",
+        "SELECT to_jsonb(e)::text FROM reward_entries e JOIN reward_accounts a ON a.id = e.account_id "
+        "WHERE a.user_id = :uid ORDER BY e.id",
     ),
     (
         "transactions.json",
