@@ -191,7 +191,7 @@ class Settings(BaseSettings):
     # the download endpoint; above it the caller asks for a background export, whose file is handed out by a link
     # signed (HMAC-SHA256) with export_link_secret and valid for export_link_ttl, without signing in.
     export_sync_max_rows: int = Field(default=10_000, ge=1)
-    export_link_secret: SecretStr = SecretStr("dev-only-export-link-secret-change-me")
+    export_link_secret: SecretStr | None = None  # unset: derived from JWT_SECRET (apart from it, like documents')
     export_link_ttl: timedelta = timedelta(days=7)
 
     # Members (README: Members and KYC). Links in emails start with public_base_url; a sign-up's verification link
@@ -397,7 +397,6 @@ SECRET_SETTINGS = (
     "bank_webhook_secret",
     "bureau_api_key",
     "identity_api_key",
-    "export_link_secret",  # signs the links to exports of members' data: a known one would open anyone's
     "gateway_secret_key",  # signs the gateway's webhooks: a known one would let anyone post a card payment
     "smtp_password",
     "metrics_token",  # no default: unset is refused in production (anyone could read the business metrics)

@@ -9,25 +9,33 @@ what was inserted, in the same statement. Points: the expense's amount times the
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import delete, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
 from api.errors import AppError
-from api.fields import Money, Name
+from api.fields import Money, Name, _decimal_schema, _strict_decimal
 from api.pagination import Page, PageParams, paginate
 from core import access, audit
 from core.access import Action, Entity
 from models.rewards import RewardAccount, RewardEarnRule, RewardEntry, RewardProgram, RewardReason
 from models.users import Role, User
 
-Rate = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4, description="points per 1.00 spent")]
+RATE_PATTERN = r"^[0-9]{1,4}(\.[0-9]{1,4})?$"
+# Points per 1.00 spent: a plain decimal string (or JSON number), at most 4 decimals, under 10,000.
+Rate = Annotated[
+    Decimal,
+    BeforeValidator(_strict_decimal(re.compile(RATE_PATTERN, re.ASCII), "points per 1.00, at most 4 decimals")),
+    Field(gt=0, lt=10_000, decimal_places=4),
+    _decimal_schema(RATE_PATTERN, "1.5", "points earned per 1.00 spent (> 0, at most 4 decimals)", positive=True),
+]
 CategoryKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 EARN = """

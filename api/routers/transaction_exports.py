@@ -128,7 +128,7 @@ async def download_file(
     settings: SettingsDep,
     cipher: FileCipherDep,
     expires: Annotated[int, Query(ge=0)],
-    signature: Annotated[str, Query(min_length=1, max_length=128)],
+    signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
 ):
     exports.check_link(settings, export_id, expires, signature)
     export = await session.get(TransactionExport, export_id)
