@@ -70,12 +70,11 @@ class ExportActivities:
             return count
         all_rows = list((await session.execute(query)).mappings().all())
         if export.format == "xlsx":
-            content = export_formats.xlsx_bytes(all_rows)
+            content = await asyncio.to_thread(export_formats.xlsx_bytes, all_rows)
         else:
             opening = await exports.opening_total(session, requester, filters)
-            content = export_formats.pdf_bytes(
-                export_formats.Statement(filters.date_from, filters.date_to, opening, all_rows)
-            )
+            statement = export_formats.Statement(filters.date_from, filters.date_to, opening, all_rows)
+            content = await asyncio.to_thread(export_formats.pdf_bytes, statement)
         await asyncio.to_thread(path.write_bytes, content)
         return len(all_rows)
 

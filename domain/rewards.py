@@ -26,7 +26,7 @@ from api.pagination import Page, PageParams, paginate
 from core import access, audit
 from core.access import Action, Entity
 from models.rewards import RewardAccount, RewardEarnRule, RewardEntry, RewardProgram, RewardReason
-from models.users import Role, User
+from models.users import Organization, Role, User
 
 RATE_PATTERN = r"^[0-9]{1,4}(\.[0-9]{1,4})?$"
 # Points per 1.00 spent: a plain decimal string (or JSON number), at most 4 decimals, under 10,000.
@@ -155,6 +155,8 @@ async def create_program(session, user: User, body: ProgramIn) -> ProgramOut:
     org_id = access.target_org(user, body.org_id)
     if org_id is None:
         raise AppError(422, "org_required", "name the organization (org_id) of the program")
+    if await session.get(Organization, org_id) is None:
+        raise access.not_visible(user, Entity.organization, org_id, exists=False)
     _unique_categories(body.rules)
     clash = await session.exec(
         select(RewardProgram).where(RewardProgram.org_id == org_id, RewardProgram.name == body.name)

@@ -3,6 +3,7 @@ read, XLSX, a PDF statement), a large one made in the background and handed out 
 sign-in until it expires. GDPR exports of a member live under /members (api/routers/gdpr_exports.py) and are listed
 and downloaded here."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -66,11 +67,13 @@ async def download(
 
         return StreamingResponse(body(), media_type=export_formats.CONTENT_TYPES[fmt], headers=headers)
     rows = list((await session.execute(query)).mappings().all())
+    # rendered in a thread: a few thousand rows of XLSX or PDF would otherwise hold the event loop
     if fmt == "xlsx":
-        content = export_formats.xlsx_bytes(rows)
+        content = await asyncio.to_thread(export_formats.xlsx_bytes, rows)
     else:
         opening = await exports.opening_total(session, user, filters)
-        content = export_formats.pdf_bytes(export_formats.Statement(filters.date_from, filters.date_to, opening, rows))
+        statement = export_formats.Statement(filters.date_from, filters.date_to, opening, rows)
+        content = await asyncio.to_thread(export_formats.pdf_bytes, statement)
     return RawResponse(content, media_type=export_formats.CONTENT_TYPES[fmt], headers=headers)
 
 
