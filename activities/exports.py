@@ -68,13 +68,18 @@ class ExportActivities:
                 async for chunk in stream(rows()):
                     out.write(chunk)
             return count
-        all_rows = list((await session.execute(query)).mappings().all())
-        if export.format == "xlsx":
-            content = await asyncio.to_thread(export_formats.xlsx_bytes, all_rows)
-        else:
-            opening = await exports.opening_total(session, requester, filters)
-            statement = export_formats.Statement(filters.date_from, filters.date_to, opening, all_rows)
-            content = await asyncio.to_thread(export_formats.pdf_bytes, statement)
+        if export.format == "xlsx":  # row by row into the write-only workbook, saved to the file
+            sheet, count = export_formats.XlsxSheet(), 0
+            result = await session.stream(query)
+            async for row in result.mappings():
+                sheet.append(row)
+                count += 1
+            await asyncio.to_thread(sheet.save, path)
+            return count
+        all_rows = list((await session.execute(query)).mappings().all())  # a statement: its totals need them all
+        opening = await exports.opening_total(session, requester, filters)
+        statement = export_formats.Statement(filters.date_from, filters.date_to, opening, all_rows)
+        content = await asyncio.to_thread(export_formats.pdf_bytes, statement)
         await asyncio.to_thread(path.write_bytes, content)
         return len(all_rows)
 

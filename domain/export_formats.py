@@ -63,15 +63,28 @@ async def json_stream(rows: AsyncIterator[Mapping[Any, Any]]) -> AsyncIterator[b
     yield b"\n]\n"
 
 
-def xlsx_bytes(rows: Iterable[Mapping[Any, Any]]) -> bytes:
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("transactions")
-    sheet.append(list(COLUMNS))
-    for row in rows:
+class XlsxSheet:
+    """A write-only workbook of one sheet, filled row by row (openpyxl keeps its rows in a temporary file)."""
+
+    def __init__(self) -> None:
+        self.book = Workbook(write_only=True)
+        self.sheet = self.book.create_sheet("transactions")
+        self.sheet.append(list(COLUMNS))
+
+    def append(self, row: Mapping[Any, Any]) -> None:
         # amounts as numbers a spreadsheet sums (Decimal is written exactly), the rest as text
-        sheet.append([row[n] if n == "amount" else plain(row[n]) for n in COLUMNS])
+        self.sheet.append([row[n] if n == "amount" else plain(row[n]) for n in COLUMNS])
+
+    def save(self, target: Any) -> None:
+        self.book.save(target)
+
+
+def xlsx_bytes(rows: Iterable[Mapping[Any, Any]]) -> bytes:
+    sheet = XlsxSheet()
+    for row in rows:
+        sheet.append(row)
     out = io.BytesIO()
-    book.save(out)
+    sheet.save(out)
     return out.getvalue()
 
 

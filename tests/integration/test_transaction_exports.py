@@ -194,6 +194,24 @@ async def test_a_large_export_goes_to_the_background_and_notifies_once_with_a_si
     parsed = list(csv.DictReader(io.StringIO(file.text)))
     assert len(parsed) == 25 and {r["user_id"] for r in parsed} == {member["id"]}
 
+    # The same in XLSX, made row by row in the background: read back with openpyxl through its own link.
+    response = await http.post(
+        V1, headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, json={"format": "xlsx", "category": "shopping"}
+    )
+    xlsx = response.json()
+    await poll(
+        lambda: http.get(f"{V1}/{xlsx['id']}", headers=headers), lambda r: r.json()["status"] == "ready", 15, "xlsx"
+    )
+    notices = await poll(
+        lambda: http.get("/api/v1/notifications", headers=headers),
+        lambda r: any(n["entity_id"] == xlsx["id"] for n in r.json()["items"]),
+        10,
+        "the xlsx export's notification",
+    )
+    [notice] = [n for n in notices.json()["items"] if n["entity_id"] == xlsx["id"]]
+    book = load_workbook(io.BytesIO((await http.get(link_in(notice["body"]))).content), read_only=True)
+    assert len(list(book.active.iter_rows(values_only=True))) == 26  # the header and 25 rows
+
     query = parse_qs(urlsplit(link).query)
     signature, expires = query["signature"][0], int(query["expires"][0])
     tampered = signature[:-1] + ("0" if signature[-1] != "0" else "1")
