@@ -26,6 +26,7 @@ from api.routers import (
     documents,
     external_accounts,
     gateway_payments,
+    gdpr_exports,
     health,
     interest,
     journal_entries,
@@ -42,9 +43,12 @@ from api.routers import (
     reconciliations,
     report_runs,
     reports,
+    reward_accounts,
+    reward_programs,
     savings_products,
     standing_instructions,
     statements,
+    transaction_exports,
     transactions,
     transfers,
     users,
@@ -148,6 +152,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         transactions,
         categories,
         category_rules,
+        transaction_exports,
+        gdpr_exports,
+        reward_programs,
+        reward_accounts,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

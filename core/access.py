@@ -51,6 +51,7 @@ from models.api_keys import ApiKey
 from models.audit import AuditLog
 from models.bills import Bill
 from models.documents import Document, DocumentKind, OwnerType
+from models.exports import TransactionExport
 from models.external_accounts import ExternalAccount
 from models.gateway import GatewayPayment
 from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
@@ -61,6 +62,7 @@ from models.money import MoneyShare, ShareAccess, ShareScope, ShareWhat
 from models.payments import Payment
 from models.reconciliation import Reconciliation
 from models.report_runs import ReportDefinition, ReportRun
+from models.rewards import RewardAccount, RewardProgram
 from models.standing import StandingInstruction
 from models.statements import Statement
 from models.users import APPROVER_ROLES, Organization, Role, User
@@ -112,6 +114,9 @@ class Entity(StrEnum):
     transaction = "transaction"  # a member's transaction: a ledger posting or an imported line (member_transactions)
     category = "category"  # a category of members' transactions: predefined, or a member's own
     category_rule = "category rule"  # a rule categorising transactions: a member's own, or their organization's
+    transaction_export = "export"  # a member's transactions or GDPR export made in the background, its file
+    reward_program = "reward program"  # an organization's rewards program and its earn rules
+    reward_account = "reward account"  # a member's points in a program, and their entries
 
 
 class Action(StrEnum):
@@ -265,6 +270,17 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.category_rule, Action.update): RULE_WRITERS,
     (Entity.category_rule, Action.delete): RULE_WRITERS,
     (Entity.category_rule, Action.run): frozenset({Role.superuser, Role.member}),
+    # Exports of members' transactions: whoever reads members' money (money_rows says which rows); an export row and
+    # its file are its requester's. A GDPR export: the member or their org admin (domain/exports.request_gdpr).
+    (Entity.transaction_export, Action.read): MONEY_READERS,
+    (Entity.transaction_export, Action.create): MONEY_READERS,
+    # Rewards: an organization's admin sets its programs and rules; its members enroll, earn and redeem; its staff
+    # who read members' money read their accounts.
+    (Entity.reward_program, Action.create): KEY_ADMINS,
+    (Entity.reward_program, Action.update): KEY_ADMINS,
+    (Entity.reward_program, Action.read): MONEY_READERS,
+    (Entity.reward_account, Action.read): MONEY_READERS,
+    (Entity.reward_account, Action.create): frozenset({Role.superuser, Role.member}),  # enroll
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -327,6 +343,10 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "categories:write": SUPER | GATES[(Entity.category, Action.create)],  # a superuser holds every scope
     "category_rules:read": MONEY_READERS,
     "category_rules:write": RULE_WRITERS,
+    "exports:read": MONEY_READERS,
+    "exports:write": MONEY_READERS,
+    "rewards:read": MONEY_READERS,
+    "rewards:write": MONEY_READERS,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -565,6 +585,16 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         if role in (Role.org_admin, Role.operator) and org:
             return statement.where(col(Reconciliation.org_id) == org)
         return statement.where(false())
+    if entity == Entity.transaction_export:  # its requester's alone
+        return statement.where(col(TransactionExport.requested_by) == user.id)
+    if entity == Entity.reward_program:  # their organization's
+        return statement.where(col(RewardProgram.org_id) == org if org and role in MONEY_READERS else false())
+    if entity == Entity.reward_account:  # the member's own; their organization's for its admins and operators
+        if member:
+            return statement.where(col(RewardAccount.user_id) == user.id)
+        return statement.where(
+            col(RewardAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
+        )
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -697,6 +727,9 @@ MODELS: dict[Entity, Any] = {
     Entity.reconciliation: Reconciliation,
     Entity.gateway_payment: GatewayPayment,
     Entity.maker_checker_request: MakerCheckerRequest,
+    Entity.transaction_export: TransactionExport,
+    Entity.reward_program: RewardProgram,
+    Entity.reward_account: RewardAccount,
 }
 
 

@@ -60,6 +60,9 @@ RESOURCES: dict[str, str] = {
     "transactions": "transactions",  # members' transactions (ledger postings and imported lines)
     "categories": "categories",
     "category-rules": "category_rules",
+    "transaction-exports": "exports",  # members' transactions exports (their signed file links need no key)
+    "reward-programs": "rewards",
+    "reward-accounts": "rewards",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

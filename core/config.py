@@ -187,6 +187,13 @@ class Settings(BaseSettings):
     loan_day_seconds: float = Field(default=86400.0, gt=0)
     loan_rounds_per_run: int = Field(default=200, ge=1)  # servicing wake-ups before the loan continues as new
 
+    # Exports of members' data (README: Exports): up to export_sync_max_rows a transactions export is streamed by
+    # the download endpoint; above it the caller asks for a background export, whose file is handed out by a link
+    # signed (HMAC-SHA256) with export_link_secret and valid for export_link_ttl, without signing in.
+    export_sync_max_rows: int = Field(default=10_000, ge=1)
+    export_link_secret: SecretStr | None = None  # unset: derived from JWT_SECRET (apart from it, like documents')
+    export_link_ttl: timedelta = timedelta(days=7)
+
     # Members (README: Members and KYC). Links in emails start with public_base_url; a sign-up's verification link
     # and an invitation are single use and expire after these.
     public_base_url: str = "http://127.0.0.1:8000"

@@ -6,6 +6,7 @@ from models.audit import AuditLog
 from models.bills import Bill, BillReminder
 from models.budgets import Budget
 from models.documents import Document, DocumentVersion
+from models.exports import TransactionExport
 from models.external_accounts import ExternalAccount, LinkedItem
 from models.gateway import GatewayEvent, GatewayPayment
 from models.identity import (
@@ -51,6 +52,7 @@ from models.periods import ClosedPeriod
 from models.reconciliation import Reconciliation, ReconciliationLine, ReconciliationMatch
 from models.report_runs import ReportDefinition, ReportRun
 from models.reversals import EntryReversal
+from models.rewards import RewardAccount, RewardEarnRule, RewardEntry, RewardProgram
 from models.standing import StandingInstruction, StandingInstructionRun
 from models.statements import Statement
 from models.users import Organization, RefreshToken, User
@@ -113,6 +115,10 @@ __all__ = [
     "RefreshToken",
     "ReportDefinition",
     "ReportRun",
+    "RewardAccount",
+    "RewardEarnRule",
+    "RewardEntry",
+    "RewardProgram",
     "SavingsAccount",
     "SavingsProduct",
     "SecurityEvent",
@@ -120,6 +126,7 @@ __all__ = [
     "StandingInstructionRun",
     "Statement",
     "TransactionChange",
+    "TransactionExport",
     "TransactionImport",
     "User",
     "UserMfa",

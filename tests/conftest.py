@@ -152,6 +152,8 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         # Maker-checker above 100,000.00: the other tests' deposits and transfers (up to 100,000.00) post at once as
         # they always did; tests/integration/test_maker_checker.py moves more than that.
         maker_checker_threshold=Decimal("100000.00"),
+        # Exports: above 20 transactions a download is refused for the background path (test_transaction_exports.py).
+        export_sync_max_rows=20,
     )
 
 

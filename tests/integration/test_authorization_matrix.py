@@ -39,7 +39,7 @@ import pytest
 from sqlalchemy import text
 
 from core.security import create_token
-from domain import members
+from domain import export_links, members
 from tests import authz_matrix as matrix
 from tests.authz_matrix import PRINCIPALS, Observation, Principal
 from tests.conftest import Org, make_org, make_user, open_account
@@ -199,6 +199,19 @@ class World:
         self.report_definition = await self.new_report_definition()
         self.subscription = await self.new_subscription()
         await self.money_records()
+        self.reward_program = await self.call(
+            "POST", "/api/v1/reward-programs", self.admin, 201, json=self.reward_program_body()
+        )
+        self.reward_account = await self.call(
+            "POST", f"/api/v1/reward-programs/{self.reward_program['id']}/enroll", self.headers["A.member_owner"]
+        )
+        self.export = await self.call(
+            "POST",
+            "/api/v1/transaction-exports",
+            {**self.headers["A.member_owner"], **key()},
+            202,
+            json=self.export_body(),
+        )
         self.reconciliation_acted = await self.new_reconciliation()
         self.reconciliation = await self.new_reconciliation()  # the last: its content is re-imported below
         self.webhook_event_id = await self.dead_webhook_event()
@@ -469,6 +482,16 @@ class World:
         body = {"pattern": "matrix cafe", "category_key": "dining"}
         return await self.call("POST", "/api/v1/category-rules", self.headers["A.member_owner"], json=body)
 
+    def reward_program_body(self) -> dict:
+        return {
+            "name": unique("Matrix rewards"),
+            "org_id": self.a.id,
+            "rules": [{"category_key": "groceries", "points_per_unit": "1"}],
+        }
+
+    def export_body(self) -> dict:
+        return {"member_id": self.owner["id"], "format": "json", "date_to": "2001-01-31"}
+
     async def new_subscription(self) -> dict:
         """A webhook subscription of A (made by its fixture admin), to KYC events, at the sandbox receiver."""
         body = {"url": f"{self.sandbox_url}/receiver/matrix", "event_types": ["kyc.status_changed"]}
@@ -730,6 +753,9 @@ BUILDERS.update(
         f"GET {V1}/standing-instructions": listing(lambda w: {}, lambda w: w.standing["id"]),
         f"GET {V1}/report-runs": listing(lambda w: {}, lambda w: w.report_run["id"]),
         f"GET {V1}/report-definitions": listing(lambda w: {}, lambda w: w.report_definition["id"]),
+        f"GET {V1}/transaction-exports": listing(lambda w: {}, lambda w: w.export["id"]),
+        f"GET {V1}/reward-programs": listing(lambda w: {}, lambda w: w.reward_program["id"]),
+        f"GET {V1}/reward-accounts": listing(lambda w: {}, lambda w: w.reward_account["id"]),
         f"GET {V1}/reconciliations": listing(
             lambda w: {"account_id": w.account["id"]}, lambda w: w.reconciliation["id"]
         ),
@@ -1349,6 +1375,67 @@ BUILDERS[f"GET {V1}/reports/budgets"] = _of_a(period_from="2001-01")
 async def _(w: World, p: Principal) -> Req:
     # A's budget of a long-past month: setting it again (the same amount) changes nothing.
     return Req(path={"period": "2001-01", "line_key": "GL-CASH"}, json={"org_id": w.a.id, "amount": "1.00"})
+
+
+@builds(f"GET {V1}/transaction-exports/download")
+async def _(w: World, p: Principal) -> Req:
+    return Req(params={"member_id": w.owner["id"], "format": "json", "date_to": "2001-01-31"})
+
+
+@builds(f"POST {V1}/transaction-exports")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json=w.export_body())
+
+
+@builds(f"GET {V1}/transaction-exports/{{export_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"export_id": w.export["id"]})
+
+
+@builds(f"GET {V1}/transaction-exports/{{export_id}}/file")
+async def _(w: World, p: Principal) -> Req:
+    # The signed link is the credential (no sign-in): every principal holding it gets the file (409 until ready).
+    expires = int(time.time()) + 3600
+    signature = export_links.signature(w.settings, uuid.UUID(w.export["id"]), expires)
+    return Req(path={"export_id": w.export["id"]}, params={"expires": expires, "signature": signature})
+
+
+@builds(f"POST {V1}/members/{{member_id}}/gdpr-export")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"member_id": w.owner["id"]}, headers=key())
+
+
+@builds(f"POST {V1}/reward-programs")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json=w.reward_program_body())
+
+
+@builds(
+    f"GET {V1}/reward-programs/{{program_id}}",
+    f"POST {V1}/reward-programs/{{program_id}}/enroll",  # enrolling again finds the account: nothing changes
+)
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"program_id": w.reward_program["id"]})
+
+
+@builds(f"PATCH {V1}/reward-programs/{{program_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"program_id": w.reward_program["id"]}, json={"active": True})
+
+
+@builds(
+    f"GET {V1}/reward-accounts/{{account_id}}",
+    f"GET {V1}/reward-accounts/{{account_id}}/entries",
+    f"POST {V1}/reward-accounts/{{account_id}}/earn",  # nothing to earn: the same answer each time
+)
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"account_id": w.reward_account["id"]})
+
+
+@builds(f"POST {V1}/reward-accounts/{{account_id}}/redemptions")
+async def _(w: World, p: Principal) -> Req:
+    # The balance is zero: past access control, a 409 insufficient_points (nothing changes).
+    return Req(path={"account_id": w.reward_account["id"]}, headers=key(), json={"points": "1.00", "reason": "Matrix"})
 
 
 @builds(f"POST {V1}/report-runs")
