@@ -109,6 +109,7 @@ class Entity(StrEnum):
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
     maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
+    money_share = "money share"  # a member's transactions or budgets shared with another member (money_rows)
 
 
 class Action(StrEnum):
@@ -247,6 +248,11 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # them); their organization's staff read them. Member data: not the bank-wide operations role's.
     (Entity.gateway_payment, Action.create): frozenset({Role.superuser, Role.member}),
     (Entity.gateway_payment, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
+    # Sharing one's money records is a member's own business: members share, list and revoke their shares (and see
+    # who of their partners is online); staff read the records through money_rows, never the shares.
+    (Entity.money_share, Action.create): frozenset({Role.member}),
+    (Entity.money_share, Action.read): frozenset({Role.member}),
+    (Entity.money_share, Action.delete): frozenset({Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -303,6 +309,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
     "maker_checker:read": ALL_ROLES,
+    "money_shares:read": GATES[(Entity.money_share, Action.read)],
+    "money_shares:write": GATES[(Entity.money_share, Action.create)],
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -541,6 +549,10 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         if role in (Role.org_admin, Role.operator) and org:
             return statement.where(col(Reconciliation.org_id) == org)
         return statement.where(false())
+    if entity == Entity.money_share:  # the shares a member gave or was given
+        if member:
+            return statement.where(or_(col(MoneyShare.owner_id) == user.id, col(MoneyShare.grantee_id) == user.id))
+        return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -673,6 +685,7 @@ MODELS: dict[Entity, Any] = {
     Entity.reconciliation: Reconciliation,
     Entity.gateway_payment: GatewayPayment,
     Entity.maker_checker_request: MakerCheckerRequest,
+    Entity.money_share: MoneyShare,
 }
 
 
