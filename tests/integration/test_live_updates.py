@@ -327,3 +327,21 @@ async def test_a_shared_records_change_is_pushed_to_the_grantees_who_may_see_it(
         await change(db, owner, earned, "salary")
         data = await next_event(income_ws, "transaction_changes")
         assert [c["txn_id"] for c in data["changes"]] == [earned]
+
+
+async def test_a_bulk_change_is_one_event_with_a_count(http, su, db, api_server):
+    """One statement changing many records (a re-categorisation) is one event per audience, counted, not listed."""
+    _, [(owner, owner_h), (reader, reader_h)] = await members(http, su, 2)
+    await share(http, owner_h, reader["id"], scope="categories", category_keys=["groceries"])
+    lines = [await imported(db, owner, "-1.00", "groceries") for _ in range(21)]
+    async with socket(api_server, reader_h) as reader_ws:
+        async with db.session() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO transaction_changes (txn_id, user_id, field, old_value, new_value, reason) "
+                    "SELECT txn, :user, 'category', 'groceries', 'dining', 'bulk_recategorise' FROM unnest(CAST(:txns AS text[])) txn"
+                ),
+                {"user": owner["id"], "txns": lines},
+            )
+        data = await next_event(reader_ws, "transaction_changes")
+        assert (data["owner_id"], data["count"], data["changes"]) == (owner["id"], 21, None)
