@@ -309,8 +309,9 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
     "maker_checker:read": ALL_ROLES,
-    "money_shares:read": GATES[(Entity.money_share, Action.read)],
-    "money_shares:write": GATES[(Entity.money_share, Action.create)],
+    # A superuser holds every scope (its keys are then refused by the gate: shares are members' own).
+    "money_shares:read": SUPER | GATES[(Entity.money_share, Action.read)],
+    "money_shares:write": SUPER | GATES[(Entity.money_share, Action.create)],
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

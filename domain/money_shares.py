@@ -3,7 +3,7 @@ replaced, listed and revoked. What a share lets the grantee see or change is cor
 
 import uuid
 from datetime import UTC, datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, or_, update
@@ -12,19 +12,24 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import AppError
+from api.fields import line_rules
 from core import access, audit
 from core.access import Action, Entity
 from models.money import Category, MoneyShare, ShareAccess, ShareScope, ShareWhat
 from models.users import Role, User
 
+CategoryKey = Annotated[str, *line_rules(40, 1)]
+
 
 class ShareIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    grantee: str = Field(min_length=1, max_length=320, description="the other member: their email or user id")
+    grantee: Annotated[str, *line_rules(320, 1, strip=True)] = Field(
+        description="the other member: their email or user id"
+    )
     what: ShareWhat
     access: ShareAccess = ShareAccess.read
     scope: ShareScope = ShareScope.all
-    category_keys: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    category_keys: list[CategoryKey] | None = Field(default=None, min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def categories_with_their_scope(self) -> Self:
