@@ -23,7 +23,8 @@ Roles (see README "Access policy"):
                    read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
   webhooks         an org admin manages their organization's subscriptions (a superuser any); their delivery log
                    and dead letters are operations: the operator roles see and replay them, org staff their own.
-A notification is its user's alone, whatever the role.
+A notification is its user's alone, whatever the role. A money share (of a member's transactions or budgets, read by
+`money_rows`) is made, listed and revoked by members only: the shares they gave or were given; only the owner revokes.
 
 An API key (core/api_keys.py) is a principal too: it acts as the user who created it, so every rule here applies to
 it as to that user, and on top each request needs one of the key's scopes (`check_key_scope`). A key can never do
