@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import HTTPConnection
 from temporalio.client import Client
 
 from api.errors import AppError
@@ -124,10 +125,10 @@ async def get_current_user(
         return await key_principal(request, db, token)
     if not token and api_key:
         return await key_principal(request, db, api_key)
-    return await _user_of(db, settings, token, "access")
+    return await user_of_token(db, settings, token, "access")
 
 
-async def _user_of(db: Database, settings: Settings, token: str | None, token_type: TokenType) -> User:
+async def user_of_token(db: Database, settings: Settings, token: str | None, token_type: TokenType) -> User:
     if not token:
         raise unauthorized("a bearer access token is required")
     try:
@@ -145,7 +146,7 @@ async def _user_of(db: Database, settings: Settings, token: str | None, token_ty
     return user
 
 
-async def key_principal(request: Request, db: Database, presented: str) -> User:
+async def key_principal(request: HTTPConnection, db: Database, presented: str) -> User:
     """The user an API key acts as, when the key is genuine, unexpired and unrevoked, its creator still active in
     the key's organization, and the key has the scope of this endpoint (through the access policy: a 403 otherwise).
     No scope reaches the keys themselves or sign-in: a key never makes or widens a key."""
@@ -171,7 +172,9 @@ async def key_principal(request: Request, db: Database, presented: str) -> User:
     if user is None or not user.is_active or user.org_id != key.org_id:
         raise unauthorized("the user who created this API key no longer exists, is disabled or has moved")
     # The path asked (its first segment names the resource; a route's own path may lack its router's prefix).
-    access.check_key_scope(user, key.id, key.scopes, api_keys.scope_for(request.url.path, request.method))
+    # (A WebSocket's upgrade is a GET: its scope has no method.)
+    needed = api_keys.scope_for(request.url.path, request.scope.get("method", "GET"))
+    access.check_key_scope(user, key.id, key.scopes, needed)
     api_keys.acting_key.set(key.id)  # this request's task: its audit rows name the key
     return user
 
@@ -183,9 +186,9 @@ async def get_enrolling_user(db: DbDep, settings: SettingsDep, token: Annotated[
     """The user of an access token, or of the enrolment token that staff get instead of tokens when their
     organization requires MFA and they have none yet (good for enrolling and nothing else)."""
     try:
-        return await _user_of(db, settings, token, "access")
+        return await user_of_token(db, settings, token, "access")
     except AppError:
-        return await _user_of(db, settings, token, "mfa_enroll")
+        return await user_of_token(db, settings, token, "mfa_enroll")
 
 
 EnrollingUser = Annotated[User, Depends(get_enrolling_user)]

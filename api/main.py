@@ -31,11 +31,13 @@ from api.routers import (
     interest,
     journal_entries,
     kyc,
+    live,
     loan_products,
     loans,
     maker_checker,
     members,
     mfa,
+    money_shares,
     notifications,
     operations,
     passwords,
@@ -63,6 +65,7 @@ from core.config import InsecureSettings, Settings, check_production_secrets, ge
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.linking import LinkingClient
+from core.live.listener import LiveUpdates
 from core.logging import configure_logging
 from core.rate_limit import RateLimiter
 from core.storage import storage_from_settings
@@ -91,7 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.linking = LinkingClient(settings)
         app.state.rate_limiter = RateLimiter(settings)
         retry = settings.cache_listener_retry.total_seconds()
-        async with CacheListener(app.state.cache, settings.database_url, "api", retry) as app.state.cache_listener:
+        async with (
+            CacheListener(app.state.cache, settings.database_url, "api", retry) as app.state.cache_listener,
+            LiveUpdates(settings, app.state.db) as app.state.live,  # the /api/v1/ws events of every process
+        ):
             yield
         await app.state.rate_limiter.close()
         await app.state.linking.aclose()
@@ -156,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gdpr_exports,
         reward_programs,
         reward_accounts,
+        money_shares,
+        live,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

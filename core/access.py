@@ -23,7 +23,8 @@ Roles (see README "Access policy"):
                    read); a member uploads to themself or their own loans (never a loan agreement: the loan writes it).
   webhooks         an org admin manages their organization's subscriptions (a superuser any); their delivery log
                    and dead letters are operations: the operator roles see and replay them, org staff their own.
-A notification is its user's alone, whatever the role.
+A notification is its user's alone, whatever the role. A money share (of a member's transactions or budgets, read by
+`money_rows`) is made, listed and revoked by members only: the shares they gave or were given; only the owner revokes.
 
 An API key (core/api_keys.py) is a principal too: it acts as the user who created it, so every rule here applies to
 it as to that user, and on top each request needs one of the key's scopes (`check_key_scope`). A key can never do
@@ -117,6 +118,7 @@ class Entity(StrEnum):
     transaction_export = "export"  # a member's transactions or GDPR export made in the background, its file
     reward_program = "reward program"  # an organization's rewards program and its earn rules
     reward_account = "reward account"  # a member's points in a program, and their entries
+    money_share = "money share"  # a member's transactions or budgets shared with another member (money_rows)
 
 
 class Action(StrEnum):
@@ -281,6 +283,11 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.reward_program, Action.read): MONEY_READERS,
     (Entity.reward_account, Action.read): MONEY_READERS,
     (Entity.reward_account, Action.create): frozenset({Role.superuser, Role.member}),  # enroll
+    # Sharing one's money records is a member's own business: members share, list and revoke their shares (and see
+    # who of their partners is online); staff read the records through money_rows, never the shares.
+    (Entity.money_share, Action.create): frozenset({Role.member}),
+    (Entity.money_share, Action.read): frozenset({Role.member}),
+    (Entity.money_share, Action.delete): frozenset({Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -347,6 +354,9 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "exports:write": MONEY_READERS,
     "rewards:read": MONEY_READERS,
     "rewards:write": MONEY_READERS,
+    # A superuser holds every scope (its keys are then refused by the gate: shares are members' own).
+    "money_shares:read": SUPER | GATES[(Entity.money_share, Action.read)],
+    "money_shares:write": SUPER | GATES[(Entity.money_share, Action.create)],
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).
@@ -595,6 +605,10 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(
             col(RewardAccount.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
         )
+    if entity == Entity.money_share:  # the shares a member gave or was given
+        if member:
+            return statement.where(or_(col(MoneyShare.owner_id) == user.id, col(MoneyShare.grantee_id) == user.id))
+        return statement.where(false())
     raise ValueError(f"no scope rule for {entity}")
 
 
@@ -730,6 +744,7 @@ MODELS: dict[Entity, Any] = {
     Entity.transaction_export: TransactionExport,
     Entity.reward_program: RewardProgram,
     Entity.reward_account: RewardAccount,
+    Entity.money_share: MoneyShare,
 }
 
 

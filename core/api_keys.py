@@ -63,6 +63,8 @@ RESOURCES: dict[str, str] = {
     "transaction-exports": "exports",  # members' transactions exports (their signed file links need no key)
     "reward-programs": "rewards",
     "reward-accounts": "rewards",
+    "money-shares": "money_shares",  # a member's shares of their money records, and their partners' presence
+    "ws": "notifications",  # the live updates WebSocket: notifications and shared changes as they happen
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

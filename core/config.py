@@ -351,6 +351,13 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(default=10_000, ge=1)
     cache_listener_retry: timedelta = timedelta(seconds=1)
 
+    # Live updates (the /api/v1/ws WebSocket, core/live): each API process LISTENs for events and refreshes its
+    # presence rows every live_heartbeat; a process not heard of for live_session_expiry is dead, its users offline.
+    # A socket that falls live_queue_size events behind is closed (1013: reconnect and reload).
+    live_heartbeat: timedelta = timedelta(seconds=10)
+    live_session_expiry: timedelta = timedelta(seconds=45)
+    live_queue_size: int = Field(default=1000, ge=1)
+
     # Observability. The API's /metrics wants `Authorization: Bearer <METRICS_TOKEN>` when it is set (production
     # requires it); its business series are recomputed by SQL at most once per metrics_cache_ttl.
     metrics_token: SecretStr | None = None

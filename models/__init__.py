@@ -26,6 +26,7 @@ from models.interest import (
     SavingsProduct,
 )
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
+from models.live import LiveSession
 from models.loans import (
     ApprovalDecision,
     ApprovalRequest,
@@ -93,6 +94,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerTransactionTag",
     "LinkedItem",
+    "LiveSession",
     "Loan",
     "LoanAllocation",
     "LoanInstallment",

@@ -112,7 +112,11 @@ class World:
             assert p.role is not None and p.org is not None, p  # the users picked below
             self.users[p.name], self.headers[p.name] = await make_user(http, su, p.role, orgs[p.org])
 
-        helpers = {"A.fixture_admin": ("org_admin", "A"), "A.fixture_officer": ("loan_officer", "A")}
+        helpers = {
+            "A.fixture_admin": ("org_admin", "A"),
+            "A.fixture_officer": ("loan_officer", "A"),
+            "A.fixture_member": ("member", "A"),  # whom A.member_owner shares their money records with
+        }
 
         async def helper_user(name: str, role: str, org: str):
             self.users[name], self.headers[name] = await make_user(http, su, role, orgs[org])
@@ -195,6 +199,12 @@ class World:
         self.bill_body = self.bill_fields()
         self.api_key = await self.new_api_key()
         self.standing = await self.standing_instruction()
+        self.money_share = await self.call(
+            "POST",
+            "/api/v1/money-shares",
+            self.headers["A.member_owner"],
+            json={"grantee": self.users["A.fixture_member"]["id"], "what": "transactions"},
+        )
         self.report_run = await self.new_report_run()
         self.report_definition = await self.new_report_definition()
         self.subscription = await self.new_subscription()
@@ -751,6 +761,8 @@ BUILDERS.update(
         f"GET {V1}/approvals/inbox": listing(lambda w: {}, lambda w: w.pending_loan["approval_request_id"]),
         f"GET {V1}/bills": listing(lambda w: {"payer_id": w.owner["id"], "status": "upcoming"}, lambda w: w.bill["id"]),
         f"GET {V1}/standing-instructions": listing(lambda w: {}, lambda w: w.standing["id"]),
+        # Revoked ones too: the owner's DELETE below revokes this very share.
+        f"GET {V1}/money-shares": listing(lambda w: {"include_revoked": True}, lambda w: w.money_share["id"]),
         f"GET {V1}/report-runs": listing(lambda w: {}, lambda w: w.report_run["id"]),
         f"GET {V1}/report-definitions": listing(lambda w: {}, lambda w: w.report_definition["id"]),
         f"GET {V1}/transaction-exports": listing(lambda w: {}, lambda w: w.export["id"]),
@@ -981,6 +993,25 @@ async def _(w: World, p: Principal) -> Req:
 async def _(w: World, p: Principal) -> Req:
     made = await w.fresh("standing_instruction", p, w.standing_instruction)  # one each: a cancel is final
     return Req(path={"instruction_id": made["id"]})
+
+
+@builds(f"POST {V1}/money-shares")
+async def _(w: World, p: Principal) -> Req:
+    # Budgets: a member of A replaces their budgets share with the fixture member, never the transactions share the
+    # other requests point at; anyone else's grantee is not a member of their organization (a 422 past the gate).
+    return Req(json={"grantee": w.users["A.fixture_member"]["id"], "what": "budgets"})
+
+
+@builds(f"DELETE {V1}/money-shares/{{share_id}}")
+async def _(w: World, p: Principal) -> Req:
+    # Shared: revoking is idempotent (the owner's first DELETE revokes it, a second answers the same), so one
+    # principal's success never changes another's outcome.
+    return Req(path={"share_id": w.money_share["id"]})
+
+
+@builds(f"GET {V1}/money-shares/presence")
+async def _(w: World, p: Principal) -> Req:
+    return Req(lists=w.users["A.fixture_member"]["id"])  # A.member_owner's partner
 
 
 @builds(f"POST {V1}/accounts/{{account_id}}/holds")
