@@ -24,6 +24,7 @@ from activities.retention import RetentionActivities
 from activities.reversals import ReversalActivities
 from activities.standing import StandingActivities
 from activities.statements import StatementActivities
+from activities.transaction_imports import TransactionImportActivities
 from activities.webhooks import WebhookActivities
 from core.config import Settings
 from core.db import Database
@@ -56,7 +57,13 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     report_runs = ReportRunActivities(db, settings, notifications)
     reconciliation = ReconciliationActivities(db, settings)
     gateway = GatewayActivities(db, settings, client)
+    imports = TransactionImportActivities(db, settings, notifications)
     return [
+        imports.load_chunk,
+        imports.fail_import,
+        imports.categorise_import,
+        imports.finish_import,
+        imports.notify_import,
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,

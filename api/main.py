@@ -43,6 +43,7 @@ from api.routers import (
     savings_products,
     standing_instructions,
     statements,
+    transaction_imports,
     transfers,
     users,
     webhook_deliveries,
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_deliveries,
         reconciliations,
         gateway_payments,
+        transaction_imports,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

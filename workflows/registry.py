@@ -29,6 +29,7 @@ from workflows.report_run import ReportRunWorkflow, ScheduledReportWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.reversal import ReversalWorkflow
 from workflows.standing_instruction import StandingInstructionRunWorkflow
+from workflows.transaction_import import TransactionImportWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow, WebhookDispatchWorkflow
 
 ALL_WORKFLOWS = [
@@ -61,4 +62,5 @@ ALL_WORKFLOWS = [
     ScheduledReportWorkflow,
     ReconciliationWorkflow,
     GatewayPaymentWorkflow,
+    TransactionImportWorkflow,
 ]
