@@ -7,8 +7,9 @@ USD) and `category` (a known category key; otherwise the rules decide). Other co
 line: a quoted field holding a line break is not supported (its lines are rejected).
 
 Each good line carries `tuple_hash`, the sha256 of what makes two lines the same transaction (the external account,
-date, amount, currency, description and merchant, normalised); the loader numbers identical lines within the file
-and hashes that number in too (the dedup key), so the same file twice adds nothing while two identical coffees on
+date, amount, currency, description and merchant, normalised), and its rank among the chunk's identical lines; the
+loader adds the count of the earlier chunks' (the occurrence within the file), and the dedup key is the sha256 of the
+tuple's hash (32 bytes), ":" and that occurrence, so the same file twice adds nothing while two identical coffees on
 one day are both kept."""
 
 import csv
@@ -49,7 +50,9 @@ def header_columns(line: str) -> list[str]:
 
 @dataclass
 class ParsedChunk:
-    copy_rows: str = ""  # CSV for COPY: line_no, posted_on, amount, currency, merchant, description, category, hash
+    # COPY text: line_no, posted_on, amount, currency, merchant, description, category, tuple hash, and the line's
+    # rank among the chunk's lines of the same tuple (1, 2, ...)
+    copy_rows: str = ""
     rejections: str = ""  # CSV for COPY: line_no, reason
     rows_read: int = 0
     rows_rejected: int = 0
@@ -79,20 +82,64 @@ def parse_amount(text: str) -> str:
     return f"{'-' if sign == '-' else ''}{int(whole)}.{cents}"
 
 
+# Already canonical (the common case, checked by one regex): a sign only if negative, no leading zero, two decimals.
+CANONICAL_AMOUNT = re.compile(r"-?(?:[1-9]\d{0,14}\.\d\d|0\.(?:0[1-9]|[1-9]\d))")
+NULL = "\\N"  # COPY text format's NULL
+COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def copy_text(value: str) -> str:
+    """A value in COPY's text format: its backslashes, tabs and line breaks escaped."""
+    if COPY_SPECIAL.search(value) is None:
+        return value
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def check(
+    record: list[str], width: int, at: dict[str, int], dates: dict[str, str]
+) -> tuple[str, str, str, str, str, str]:
+    """(date, amount, currency, description, merchant, category) of a line, or ValueError with the reason."""
+    if len(record) < width:
+        raise ValueError(f"{len(record)} fields where the header names {width}")
+    raw_date = record[at["date"]].strip()
+    posted_on = dates.get(raw_date)
+    if posted_on is None:
+        try:
+            posted_on = dates[raw_date] = parse_date(raw_date)
+        except ValueError:
+            raise ValueError("date is not yyyy-mm-dd or mm/dd/yyyy") from None
+    amount = record[at["amount"]].strip()
+    if CANONICAL_AMOUNT.fullmatch(amount) is None:
+        amount = parse_amount(amount)
+    description = record[at["description"]].strip()
+    if not description:
+        raise ValueError("description is empty")
+    if len(description) > MAX_DESCRIPTION:
+        raise ValueError(f"description is longer than {MAX_DESCRIPTION} characters")
+    merchant = record[at["merchant"]].strip() if "merchant" in at else ""
+    if len(merchant) > MAX_MERCHANT:
+        raise ValueError(f"merchant is longer than {MAX_MERCHANT} characters")
+    currency = "USD"
+    if "currency" in at:
+        currency = record[at["currency"]].strip().upper() or "USD"
+        if currency != "USD" and not CURRENCY.fullmatch(currency):
+            raise ValueError("currency is not a 3-letter ISO 4217 code")
+    category = record[at["category"]].strip().lower() if "category" in at else ""
+    return posted_on, amount, currency, description, merchant, category
+
+
 def parse_chunk(
     text: str, first_line_no: int, columns: list[str], external_account_id: str, known_categories: frozenset[str]
 ) -> ParsedChunk:
     """The lines of `text` (the first being line `first_line_no` of the file; no header), checked."""
     width = len(columns)
     at = {name: columns.index(name) for name in REQUIRED + OPTIONAL if name in columns}
-    i_date, i_amount, i_description = at["date"], at["amount"], at["description"]
-    i_merchant, i_currency, i_category = at.get("merchant"), at.get("currency"), at.get("category")
-    good, bad = io.StringIO(), io.StringIO()
-    write_good, write_bad = (
-        csv.writer(good, lineterminator="\n").writerow,
-        csv.writer(bad, lineterminator="\n").writerow,
-    )
+    good: list[str] = []
+    bad = io.StringIO()
+    write_bad = csv.writer(bad, lineterminator="\n").writerow
     sha = hashlib.sha256
+    dates: dict[str, str] = {}  # a file has few distinct dates: each parsed once
+    ranks: dict[str, int] = {}
     reader = csv.reader(io.StringIO(text))
     read = rejected = consumed = 0
     try:
@@ -102,57 +149,22 @@ def parse_chunk(
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue  # a blank line
             read += 1
-            reason = None
             try:
-                if len(record) < width:
-                    raise ValueError(f"{len(record)} fields where the header names {width}")
-                try:
-                    posted_on = parse_date(record[i_date].strip())
-                except ValueError:
-                    raise ValueError("date is not yyyy-mm-dd or mm/dd/yyyy") from None
-                amount = parse_amount(record[i_amount].strip())
-                description = record[i_description].strip()
-                if not description:
-                    raise ValueError("description is empty")
-                if len(description) > MAX_DESCRIPTION:
-                    raise ValueError(f"description is longer than {MAX_DESCRIPTION} characters")
-                merchant = record[i_merchant].strip() if i_merchant is not None else ""
-                if len(merchant) > MAX_MERCHANT:
-                    raise ValueError(f"merchant is longer than {MAX_MERCHANT} characters")
-                currency = (record[i_currency].strip().upper() if i_currency is not None else "") or "USD"
-                if not CURRENCY.fullmatch(currency):
-                    raise ValueError("currency is not a 3-letter ISO 4217 code")
-                category = record[i_category].strip().lower() if i_category is not None else ""
+                posted_on, amount, currency, description, merchant, category = check(record, width, at, dates)
             except ValueError as error:
-                reason = str(error)
-            if reason is not None:
                 rejected += 1
-                write_bad((line_no, reason[:300]))
+                write_bad((line_no, str(error)[:300]))
                 continue
-            identity = "|".join(
-                (
-                    external_account_id,
-                    posted_on,
-                    amount,
-                    currency,
-                    " ".join(description.split()).lower(),
-                    " ".join(merchant.split()).lower(),
-                )
-            )
-            write_good(
-                (
-                    line_no,
-                    posted_on,
-                    amount,
-                    currency,
-                    merchant,
-                    description,
-                    category if category in known_categories else "",
-                    sha(identity.encode()).hexdigest(),
-                )
+            identity = f"{external_account_id}|{posted_on}|{amount}|{currency}|{' '.join(description.split()).lower()}|{' '.join(merchant.split()).lower()}"
+            tuple_hash = sha(identity.encode()).hexdigest()  # bytea in COPY's text format: \\x and hex
+            rank = ranks[tuple_hash] = ranks.get(tuple_hash, 0) + 1
+            good.append(
+                f"{line_no}\t{posted_on}\t{amount}\t{currency}\t{copy_text(merchant) if merchant else NULL}\t"
+                f"{copy_text(description)}\t{category if category in known_categories else NULL}\t"
+                f"\\\\x{tuple_hash}\t{rank}\n"
             )
     except csv.Error as error:  # e.g. a NUL byte, or a quote left open at the chunk's end: the rest of it is bad
         read += 1
         rejected += 1
         write_bad((first_line_no + consumed, f"not CSV: {error}"[:300]))
-    return ParsedChunk(copy_rows=good.getvalue(), rejections=bad.getvalue(), rows_read=read, rows_rejected=rejected)
+    return ParsedChunk(copy_rows="".join(good), rejections=bad.getvalue(), rows_read=read, rows_rejected=rejected)

@@ -8,7 +8,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, ForeignKey, Identity, MetaData, Numeric, String, Table, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -101,8 +114,8 @@ class ImportTupleCount(SQLModel, table=True):
     """How often an identical line (its hash) was seen in an import's committed chunks (migration 0044)."""
 
     __tablename__ = "import_tuple_counts"
-    import_id: uuid.UUID = Field(foreign_key="transaction_imports.id", primary_key=True)
-    tuple_hash: str = Field(primary_key=True, max_length=64)
+    import_id: uuid.UUID = Field(primary_key=True)  # no foreign key: a work table, emptied when its import ends
+    tuple_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
     seen: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 

@@ -33,8 +33,9 @@ def upgrade() -> None:
     op.add_column("transaction_imports", sa.Column("next_line", sa.BigInteger(), nullable=False, server_default="1"))
     op.create_table(
         "import_tuple_counts",
-        sa.Column("import_id", sa.Uuid(), sa.ForeignKey("transaction_imports.id"), primary_key=True),
-        sa.Column("tuple_hash", sa.String(64), primary_key=True),
+        # No foreign key: a work table written once per line at bulk speed, emptied when its import ends.
+        sa.Column("import_id", sa.Uuid(), primary_key=True),
+        sa.Column("tuple_hash", sa.LargeBinary(), primary_key=True),  # sha256: compared bytewise, no collation
         sa.Column("seen", sa.BigInteger(), nullable=False),
     )
 

@@ -193,9 +193,9 @@ async def test_an_import_killed_mid_file_resumes_to_the_same_count(http, su, db,
     parsed = parse_chunk(
         lines[68] + "\n", 70, header_columns("date,amount,description,merchant"), account["id"], frozenset()
     )
-    tuple_hash = parsed.copy_rows.strip().split(",")[-1]
+    tuple_hash = bytes.fromhex(parsed.copy_rows.strip().split("\t")[-2].removeprefix("\\\\x"))
     earlier = sum(1 for line in lines[:68] if line == lines[68])
-    dedup_key = hashlib.sha256(f"{tuple_hash}:{earlier + 1}".encode()).hexdigest()
+    dedup_key = hashlib.sha256(tuple_hash + f":{earlier + 1}".encode()).hexdigest()
 
     queue = f"import-crash-{uuid.uuid4().hex[:8]}"
     crash = settings.model_copy(update={"task_queue": queue})
