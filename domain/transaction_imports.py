@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -140,7 +141,15 @@ async def create(
         entity_id=import_id,
         after=audit.snapshot(row, ["user_id", "external_account_id", "filename", "size_bytes"]),
     )
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:  # the same key's other request won the race: its import is the one
+        await session.rollback()
+        await import_files.delete(storage, import_id, stored.segments)
+        existing = await existing_for_key(session, user, key)
+        if existing is None:
+            raise
+        return out(existing), False
     await start(client, settings, row)
     return out(row), True
 
