@@ -44,7 +44,7 @@ async def create_import(
     client: TemporalDep,
     settings: SettingsDep,
     cipher: FileCipherDep,
-    file: Annotated[UploadFile, File(description="the CSV, with a header row")],
+    file: Annotated[UploadFile, File(description="the CSV, with a header row", json_schema_extra={"format": "binary"})],
     external_account_id: Annotated[uuid.UUID, Form(description="the member's external account the lines are of")],
 ) -> TransactionImportOut:
     made, created = await transaction_imports.create(
