@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -33,6 +33,7 @@ from models.transaction_imports import ImportInput, ImportProgress
 from models.users import User
 
 log = logging.getLogger(__name__)
+QUERY_TIMEOUT = timedelta(seconds=2)  # a GET never waits long on a busy or absent worker
 
 
 class TransactionImportOut(BaseModel):
@@ -185,9 +186,9 @@ async def progress(client: Client, row: TransactionImport) -> ImportProgress | N
 
     try:
         return await client.get_workflow_handle_for(TransactionImportWorkflow.run, row.workflow_id).query(
-            TransactionImportWorkflow.progress
+            TransactionImportWorkflow.progress, rpc_timeout=QUERY_TIMEOUT
         )
-    except RPCError as error:
+    except (RPCError, WorkflowQueryFailedError) as error:  # no worker up just now: the row's counts still answer
         log.warning("import progress query failed", extra={"workflow_id": row.workflow_id, "error": str(error)})
         return None
 

@@ -232,6 +232,7 @@ async def test_an_import_killed_mid_file_resumes_to_the_same_count(http, su, db,
         await poll(lambda: waiting_inserts(db), lambda n: n >= 1, 30, "the third chunk waiting on the held line")
         mid = (await http.get(f"{V1}/{made.id}", headers=org.headers["member"])).json()
         assert mid["status"] == "running" and mid["rows_read"] == 2 * chunk - 1  # the header was the first line
+        assert mid["progress"]["rows_read"] == 2 * chunk - 1  # the workflow's own query says the same
         os.kill(workers[0].pid, signal.SIGKILL)
         workers[0].wait(timeout=10)
         await blocker.rollback()  # the held line never was
