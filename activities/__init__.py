@@ -25,6 +25,7 @@ from activities.retention import RetentionActivities
 from activities.reversals import ReversalActivities
 from activities.standing import StandingActivities
 from activities.statements import StatementActivities
+from activities.transaction_imports import TransactionImportActivities
 from activities.webhooks import WebhookActivities
 from core.config import Settings
 from core.db import Database
@@ -58,10 +59,16 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     reconciliation = ReconciliationActivities(db, settings)
     gateway = GatewayActivities(db, settings, client)
     exports = ExportActivities(db, settings, notifications)
+    imports = TransactionImportActivities(db, settings, notifications)
     return [
         exports.make_export,
         exports.fail_export,
         exports.notify_export,
+        imports.load_chunk,
+        imports.fail_import,
+        imports.categorise_import,
+        imports.finish_import,
+        imports.notify_import,
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,

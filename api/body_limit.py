@@ -12,6 +12,7 @@ from api.errors import error_body
 from core.config import Settings
 
 UPLOAD_PREFIX = "/api/v1/documents"
+IMPORT_PREFIX = "/api/v1/transaction-imports"  # a member's CSV: IMPORT_MAX_BYTES
 FORM_OVERHEAD = 64 * 1024  # the multipart boundaries and the upload's other fields
 
 
@@ -31,6 +32,8 @@ class BodyLimit:
     def limit_for(self, scope: Scope) -> int:
         if scope["method"] in ("POST", "PUT") and scope["path"].startswith(UPLOAD_PREFIX):
             return self.settings.document_max_bytes + FORM_OVERHEAD
+        if scope["method"] == "POST" and scope["path"] == IMPORT_PREFIX:
+            return self.settings.import_max_bytes + FORM_OVERHEAD
         return self.settings.request_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -51,6 +51,7 @@ from api.routers import (
     standing_instructions,
     statements,
     transaction_exports,
+    transaction_imports,
     transactions,
     transfers,
     users,
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reward_accounts,
         money_shares,
         live,
+        transaction_imports,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

@@ -59,7 +59,7 @@ from models.interest import InterestAccrual, InterestPostingRun, SavingsProduct
 from models.ledger import Hold, JournalEntry, LedgerAccount, Posting
 from models.loans import ApprovalRequest, ApprovalRule, Loan, LoanProduct
 from models.maker_checker import MakerCheckerRequest
-from models.money import MoneyShare, ShareAccess, ShareScope, ShareWhat
+from models.money import MoneyShare, ShareAccess, ShareScope, ShareWhat, TransactionImport
 from models.payments import Payment
 from models.reconciliation import Reconciliation
 from models.report_runs import ReportDefinition, ReportRun
@@ -111,6 +111,7 @@ class Entity(StrEnum):
     webhook_delivery = "webhook delivery"  # an event of the webhook outbox: the delivery log, dead letters
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
+    transaction_import = "transaction import"  # a member's CSV of their bank's lines, loaded in bulk
     maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
     transaction = "transaction"  # a member's transaction: a ledger posting or an imported line (member_transactions)
     category = "category"  # a category of members' transactions: predefined, or a member's own
@@ -288,6 +289,10 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.money_share, Action.create): frozenset({Role.member}),
     (Entity.money_share, Action.read): frozenset({Role.member}),
     (Entity.money_share, Action.delete): frozenset({Role.member}),
+    # Transaction imports: a member imports their own bank's lines, an organization's admin for a member of it;
+    # the organization's admins and operators follow them (money records: staff read, members' own).
+    (Entity.transaction_import, Action.create): frozenset({Role.superuser, Role.org_admin, Role.member}),
+    (Entity.transaction_import, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -335,6 +340,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "journal_entries:write": OPERATORS,
     "standing_instructions:read": GATES[(Entity.standing_instruction, Action.read)],
     "standing_instructions:write": GATES[(Entity.standing_instruction, Action.create)],
+    "transaction_imports:read": GATES[(Entity.transaction_import, Action.read)],
+    "transaction_imports:write": GATES[(Entity.transaction_import, Action.create)],
     "reports:read": OPERATORS,
     "reports:write": GATES[(Entity.accounting_period, Action.create)],
     "webhooks:read": OPERATORS,
@@ -559,6 +566,12 @@ def scope(user: User, entity: Entity, statement: S) -> S:
         return statement.where(
             col(StandingInstruction.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
         )
+    if entity == Entity.transaction_import:  # the member's own; their organization's for its admins and operators
+        if member:
+            return statement.where(col(TransactionImport.user_id) == user.id)
+        return statement.where(
+            col(TransactionImport.org_id) == org if role in (Role.org_admin, Role.operator) and org else false()
+        )
     if entity == Entity.journal_entry:  # bank-wide for the bank's roles; with a posting on their org's accounts
         if role in BANK:
             return statement
@@ -745,6 +758,7 @@ MODELS: dict[Entity, Any] = {
     Entity.reward_program: RewardProgram,
     Entity.reward_account: RewardAccount,
     Entity.money_share: MoneyShare,
+    Entity.transaction_import: TransactionImport,
 }
 
 

@@ -49,6 +49,7 @@ RESOURCES: dict[str, str] = {
     "documents": "documents",  # the documents work (merged on main meanwhile)
     "journal-entries": "journal_entries",
     "standing-instructions": "standing_instructions",
+    "transaction-imports": "transaction_imports",
     "reports": "reports",  # financial reports and accounting periods
     "report-runs": "reports",
     "report-definitions": "reports",

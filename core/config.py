@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     document_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Any other request's body (api/body_limit.py): past it a 413 before the body is read, let alone spooled.
     request_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Transaction imports (README "Importing transactions"): a CSV up to import_max_bytes, loaded
+    # import_chunk_lines lines per activity (each chunk one transaction: a retry resumes at the next one).
+    import_max_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    import_chunk_lines: int = Field(default=50_000, ge=1)
     document_storage: Literal["local", "s3"] = "local"
     document_storage_dir: str = ".data/documents"
     s3_endpoint_url: str = ""  # unset: AWS itself

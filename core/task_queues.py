@@ -47,6 +47,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "BankEventSweepWorkflow": Urgency.money,
     "KycWorkflow": Urgency.money,  # it gates loans and debits; its review is an ApprovalWorkflow child
     "BillRunWorkflow": Urgency.routine,
+    "TransactionImportWorkflow": Urgency.routine,  # a member's bulk load of their bank's lines: no money moves
     "BillReminderWorkflow": Urgency.routine,
     "MonthlyStatementsWorkflow": Urgency.routine,
     "DailyAccrualWorkflow": Urgency.routine,

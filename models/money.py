@@ -8,7 +8,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, ForeignKey, Identity, MetaData, Numeric, String, Table, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -87,6 +100,23 @@ class TransactionImport(SQLModel, table=True):
     created_by: uuid.UUID = Field(foreign_key="users.id")
     created_at: datetime = created_at()
     finished_at: datetime | None = timestamp()
+    # migration 0044: the requester's Idempotency-Key, the sealed upload, and where the next chunk starts
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=250)
+    key_id: str | None = Field(default=None, max_length=32)
+    size_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    segments: int | None = None
+    segment_bytes: int | None = None
+    next_offset: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    next_line: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, server_default="1"))
+
+
+class ImportTupleCount(SQLModel, table=True):
+    """How often an identical line (its hash) was seen in an import's committed chunks (migration 0044)."""
+
+    __tablename__ = "import_tuple_counts"
+    import_id: uuid.UUID = Field(primary_key=True)  # no foreign key: a work table, emptied when its import ends
+    tuple_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    seen: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class ImportRejection(SQLModel, table=True):

@@ -30,6 +30,7 @@ from workflows.report_run import ReportRunWorkflow, ScheduledReportWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.reversal import ReversalWorkflow
 from workflows.standing_instruction import StandingInstructionRunWorkflow
+from workflows.transaction_import import TransactionImportWorkflow
 from workflows.webhooks import WebhookDeliveryWorkflow, WebhookDispatchWorkflow
 
 ALL_WORKFLOWS = [
@@ -63,4 +64,5 @@ ALL_WORKFLOWS = [
     ReconciliationWorkflow,
     GatewayPaymentWorkflow,
     ExportWorkflow,
+    TransactionImportWorkflow,
 ]

@@ -1,7 +1,7 @@
 """report definitions: the custom report's groupings and filters
 
 Revision ID: 0045
-Revises: 0042
+Revises: 0044
 Create Date: 2026-12-02 14:50:00
 
 A scheduled ledger summary keeps the groupings and filters it was defined with (`options`, validated against the
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0045"
-down_revision: Union[str, None] = "0042"
+down_revision: Union[str, None] = "0044"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1256,6 +1256,54 @@ async def _(w: World, p: Principal) -> Req:
     return Req(path={"request_id": loan["approval_request_id"]}, json={"decision": "approve", "reason": "Fine"})
 
 
+# transaction imports: one of A.member_owner's (into their external account), made once; uploads send a small CSV
+IMPORT_CSV = b"date,amount,description\n2026-03-01,-4.50,Coffee\n2026-03-01,x,Bad line\n"
+
+
+def import_upload(w: World) -> tuple[bytes, dict[str, str]]:
+    request = httpx.Request(
+        "POST",
+        "http://matrix",
+        data={"external_account_id": w.external["id"]},
+        files={"file": ("march.csv", IMPORT_CSV, "text/csv")},
+    )
+    return request.read(), {"Content-Type": request.headers["Content-Type"], **key()}
+
+
+async def owners_import(w: World) -> dict:
+    if "transaction_import" not in w.shared:
+
+        async def make() -> dict:
+            body, headers = import_upload(w)
+            return await w.call(
+                "POST",
+                "/api/v1/transaction-imports",
+                {**w.headers["A.member_owner"], **headers},
+                expect=202,
+                content=body,
+            )
+
+        w.shared["transaction_import"] = asyncio.ensure_future(make())
+    return await w.shared["transaction_import"]
+
+
+@builds(f"POST {V1}/transaction-imports")
+async def _(w: World, p: Principal) -> Req:
+    body, headers = import_upload(w)
+    return Req(content=body, headers=headers)
+
+
+@builds(f"GET {V1}/transaction-imports")
+async def _(w: World, p: Principal) -> Req:
+    made = await owners_import(w)
+    return Req(params={"limit": 500}, lists=made["id"])
+
+
+@builds(f"GET {V1}/transaction-imports/{{import_id}}", f"GET {V1}/transaction-imports/{{import_id}}/rejections")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"import_id": (await owners_import(w))["id"]})
+
+
 # documents: one of A.member_owner's, made once; uploads send a small PDF as multipart
 PDF = b"%PDF-1.7\n%%EOF\n"
 

@@ -1,0 +1,318 @@
+"""The transaction import's activities: a chunk of the file loaded (read from the sealed upload at a byte offset,
+checked in Python, COPYed into a staging table and inserted set-based), the lines categorised by the rules, the
+import finished or failed, and its member told once.
+
+A chunk is exactly-once by the import's row: its transaction locks the row, does nothing when `next_offset` has
+moved past the chunk's start (a retry of a chunk that committed), and commits the lines, the rejections, the counts
+and the new `next_offset` together. A worker killed mid-chunk leaves nothing of it; the retry loads it whole."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import psycopg
+from sqlalchemy import text
+from temporalio import activity
+
+from activities.notifications import NotificationActivities
+from core import import_files
+from core.config import Settings
+from core.crypto import FileCipher
+from core.db import Database, libpq_url
+from core.storage import ObjectStorage, storage_from_settings
+from domain import categorise
+from domain.import_csv import HeaderError, header_columns, parse_chunk
+from models.money import ImportStatus, TransactionImport
+from models.notifications import NotifyUsers
+from models.transaction_imports import (
+    ImportChunkInput,
+    ImportChunkOutcome,
+    ImportFailure,
+    ImportProgress,
+    ImportRef,
+)
+
+log = logging.getLogger(__name__)
+
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS import_stage (
+    line_no bigint, posted_on date, amount numeric(20, 2), currency text, merchant text, description text,
+    category_key text, tuple_hash bytea, rank bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS import_stage_rejections (line_no bigint, reason text) ON COMMIT DELETE ROWS;
+"""
+
+# Each line's occurrence of its identical tuple: those seen in the committed chunks (an index probe per line, never
+# a scan of the import's counts, which grow with the file), then its rank in this chunk (counted by the parser).
+LOAD = """
+WITH staged AS (
+    SELECT s.*, s.rank + coalesce(
+               (SELECT c.seen FROM import_tuple_counts c
+                 WHERE c.import_id = %(import_id)s AND c.tuple_hash = s.tuple_hash), 0) AS occurrence
+      FROM import_stage s
+)
+INSERT INTO imported_transactions (org_id, user_id, external_account_id, import_id, source, posted_on, amount,
+                                   currency, merchant, description, category_key, category_source, dedup_key)
+SELECT %(org_id)s, %(user_id)s, %(external_account_id)s, %(import_id)s, 'csv', posted_on, amount, currency,
+       nullif(merchant, ''), description, coalesce(category_key, 'uncategorized'),
+       CASE WHEN category_key IS NULL THEN 'default' ELSE 'manual' END,
+       encode(sha256(tuple_hash || convert_to(':' || occurrence, 'UTF8')), 'hex')
+  FROM staged
+ ORDER BY line_no
+ON CONFLICT (user_id, dedup_key) DO NOTHING
+"""
+
+COUNT_TUPLES = """
+INSERT INTO import_tuple_counts (import_id, tuple_hash, seen)
+SELECT %(import_id)s, tuple_hash, max(rank) FROM import_stage GROUP BY tuple_hash
+ON CONFLICT (import_id, tuple_hash) DO UPDATE SET seen = import_tuple_counts.seen + EXCLUDED.seen
+"""
+
+REJECT = """
+INSERT INTO import_rejections (import_id, line_no, reason)
+SELECT %(import_id)s, line_no, reason FROM import_stage_rejections
+ON CONFLICT (import_id, line_no) DO NOTHING
+"""
+
+ADVANCE = """
+UPDATE transaction_imports
+   SET rows_read = rows_read + %(read)s, rows_loaded = rows_loaded + %(loaded)s,
+       rows_duplicate = rows_duplicate + %(duplicate)s, rows_rejected = rows_rejected + %(rejected)s,
+       next_offset = %(next_offset)s, next_line = %(next_line)s
+ WHERE id = %(import_id)s
+RETURNING rows_read, rows_loaded, rows_duplicate, rows_rejected
+"""
+
+
+@asynccontextmanager
+async def heartbeating(every: float = 1.0) -> AsyncIterator[None]:
+    """Heartbeats while the chunk works (its statements run for seconds): a killed worker's chunk is retried after
+    the short heartbeat timeout, not the whole start-to-close one."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def progress_of(row: TransactionImport) -> dict:
+    return dict(
+        status=row.status,
+        rows_read=row.rows_read,
+        rows_loaded=row.rows_loaded,
+        rows_duplicate=row.rows_duplicate,
+        rows_rejected=row.rows_rejected,
+        error=row.error,
+    )
+
+
+def stored_file(row: TransactionImport) -> import_files.StoredFile:
+    assert row.size_bytes is not None and row.segments and row.segment_bytes and row.key_id
+    return import_files.StoredFile(row.size_bytes, row.segments, row.segment_bytes, row.key_id)
+
+
+class TransactionImportActivities:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        notifications: NotificationActivities,
+        storage: ObjectStorage | None = None,
+    ):
+        self.db, self.settings, self.notifications = db, settings, notifications
+        self.storage = storage or storage_from_settings(settings)
+        self.cipher = FileCipher.from_settings(settings)
+
+    async def read_lines(self, row: TransactionImport, offset: int, max_lines: int) -> tuple[bytes, int]:
+        """Up to `max_lines` whole lines of the file from `offset` (fewer at its end), and how many."""
+        parts: list[bytes] = []
+        lines = 0
+        async for piece in import_files.read_from(self.storage, self.cipher, row.id, stored_file(row), offset):
+            found = piece.count(b"\n")
+            if lines + found >= max_lines:
+                cut = -1
+                for _ in range(max_lines - lines):
+                    cut = piece.index(b"\n", cut + 1)
+                parts.append(piece[: cut + 1])
+                lines = max_lines
+                break
+            parts.append(piece)
+            lines += found
+        return b"".join(parts), lines
+
+    @activity.defn
+    async def load_chunk(self, req: ImportChunkInput) -> ImportChunkOutcome:
+        async with heartbeating():
+            return await self._load_chunk(req)
+
+    async def _load_chunk(self, req: ImportChunkInput) -> ImportChunkOutcome:
+        async with self.db.session() as session:
+            row = await session.get(TransactionImport, req.import_id)
+            assert row is not None, f"transaction import {req.import_id} not found"
+            categories = frozenset(
+                (
+                    await session.execute(
+                        text("SELECT key FROM categories WHERE user_id IS NULL OR user_id = :user_id"),
+                        {"user_id": row.user_id},
+                    )
+                ).scalars()
+            )
+        if row.status != ImportStatus.running or row.next_offset != req.offset:  # this chunk committed already
+            return self.outcome_of(row, req.columns)
+        began = time.monotonic()
+        data, lines = await self.read_lines(row, req.offset, self.settings.import_chunk_lines)
+        content = data.decode("utf-8", errors="replace")
+        columns, first_line, body = req.columns, req.line_no, content
+        if req.offset == 0:
+            header, _, body = content.partition("\n")
+            try:
+                columns = header_columns(header)
+            except HeaderError as error:
+                return await self.fail_import(ImportFailure(import_id=row.id, error=str(error)))
+            first_line += 1
+        assert columns is not None
+        parsed = parse_chunk(body, first_line, columns, str(row.external_account_id), categories)
+        next_offset, next_line = req.offset + len(data), req.line_no + lines
+        parsed_at = time.monotonic()
+        params = {"import_id": row.id, "org_id": row.org_id, "user_id": row.user_id}
+        async with await psycopg.AsyncConnection.connect(libpq_url(self.settings.database_url)) as conn:
+            async with conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT next_offset, status FROM transaction_imports WHERE id = %(import_id)s FOR UPDATE", params
+                )
+                locked = await cur.fetchone()
+                if locked is None or locked[0] != req.offset or locked[1] != ImportStatus.running:
+                    await conn.rollback()
+                    return await self.current(req)
+                await cur.execute(STAGE)
+                await cur.execute("SET LOCAL work_mem = '64MB'")  # the chunk's sorts in memory, not on disk
+                async with cur.copy("COPY import_stage FROM STDIN") as copy:
+                    await copy.write(parsed.copy_rows.encode())
+                async with cur.copy("COPY import_stage_rejections FROM STDIN WITH (FORMAT csv)") as copy:
+                    await copy.write(parsed.rejections.encode())
+                await cur.execute(LOAD, {**params, "external_account_id": row.external_account_id})
+                loaded = cur.rowcount
+                staged = parsed.rows_read - parsed.rows_rejected
+                await cur.execute(COUNT_TUPLES, params)
+                await cur.execute(REJECT, params)
+                await cur.execute(
+                    ADVANCE,
+                    {
+                        **params,
+                        "read": parsed.rows_read,
+                        "loaded": loaded,
+                        "duplicate": staged - loaded,
+                        "rejected": parsed.rows_rejected,
+                        "next_offset": next_offset,
+                        "next_line": next_line,
+                    },
+                )
+                counts = await cur.fetchone()
+                assert counts is not None
+            await conn.commit()
+        log.info(
+            "import chunk loaded",
+            extra={
+                "import_id": str(row.id),
+                "line_no": req.line_no,
+                "lines": lines,
+                "loaded": loaded,
+                "read_parse_seconds": round(parsed_at - began, 3),
+                "load_seconds": round(time.monotonic() - parsed_at, 3),
+            },
+        )
+        read, loaded_total, duplicate, rejected = counts
+        return ImportChunkOutcome(
+            status=ImportStatus.running,
+            rows_read=read,
+            rows_loaded=loaded_total,
+            rows_duplicate=duplicate,
+            rows_rejected=rejected,
+            next_offset=next_offset,
+            next_line=next_line,
+            columns=columns,
+            done=next_offset >= (row.size_bytes or 0),
+        )
+
+    def outcome_of(self, row: TransactionImport, columns: list[str] | None) -> ImportChunkOutcome:
+        return ImportChunkOutcome(
+            **progress_of(row),
+            next_offset=row.next_offset,
+            next_line=row.next_line,
+            columns=columns,
+            done=row.status != ImportStatus.running or row.next_offset >= (row.size_bytes or 0),
+        )
+
+    async def current(self, req: ImportChunkInput) -> ImportChunkOutcome:
+        async with self.db.session() as session:
+            row = await session.get(TransactionImport, req.import_id)
+            assert row is not None
+            return self.outcome_of(row, req.columns)
+
+    @activity.defn
+    async def fail_import(self, req: ImportFailure) -> ImportChunkOutcome:
+        """Marks a running import failed with its reason (a bad header, a file that cannot be read)."""
+        async with self.db.session() as session, session.begin():
+            row = await session.get(TransactionImport, req.import_id, with_for_update=True)
+            assert row is not None
+            if row.status == ImportStatus.running:
+                row.status, row.error, row.finished_at = ImportStatus.failed, req.error[:500], datetime.now(UTC)
+                await session.execute(
+                    text("DELETE FROM import_tuple_counts WHERE import_id = :id"), {"id": req.import_id}
+                )
+        return self.outcome_of(row, None)
+
+    @activity.defn
+    async def categorise_import(self, req: ImportRef) -> int:
+        """The rules applied, set-based, to this import's lines; again on a retry changes nothing more."""
+        async with self.db.session() as session, session.begin():
+            row = await session.get(TransactionImport, req.import_id)
+            assert row is not None
+            if row.status != ImportStatus.running:
+                return 0
+            return await categorise.apply_rules(session, row.user_id, import_id=row.id)
+
+    @activity.defn
+    async def finish_import(self, req: ImportRef) -> ImportProgress:
+        async with self.db.session() as session, session.begin():
+            row = await session.get(TransactionImport, req.import_id, with_for_update=True)
+            assert row is not None
+            if row.status == ImportStatus.running:
+                row.status, row.finished_at = ImportStatus.completed, datetime.now(UTC)
+                await session.execute(
+                    text("DELETE FROM import_tuple_counts WHERE import_id = :id"), {"id": req.import_id}
+                )
+        return ImportProgress(**progress_of(row))
+
+    @activity.defn
+    async def notify_import(self, req: ImportRef) -> int:
+        """The member told once (in-app and email) how their import went: the dedupe key is the import's."""
+        async with self.db.session() as session:
+            row = await session.get(TransactionImport, req.import_id)
+            assert row is not None
+        link = f"{self.settings.public_base_url.rstrip('/')}/api/v1/transaction-imports/{row.id}"
+        return await self.notifications.notify_users(
+            NotifyUsers(
+                kind="transaction_import",
+                template="transaction_import",
+                context={
+                    **progress_of(row),
+                    "completed": row.status == ImportStatus.completed,
+                    "filename": row.filename or "your file",
+                    "link": link,
+                },
+                entity_type="transaction_import",
+                entity_id=str(row.id),
+                dedupe_key=f"transaction-import:{row.id}",
+                user_ids=[row.user_id],
+            )
+        )
