@@ -16,6 +16,7 @@ from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.maker_checker import MakerCheckerActivities
+from activities.money_events import MoneyEventActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
@@ -56,7 +57,9 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     report_runs = ReportRunActivities(db, settings, notifications)
     reconciliation = ReconciliationActivities(db, settings)
     gateway = GatewayActivities(db, settings, client)
+    money_events = MoneyEventActivities(db, settings, notifications)
     return [
+        money_events.evaluate_money_events,
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,

@@ -32,6 +32,7 @@ from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.task_queues import queue_for
+from domain.money_events import money_changed_for_accounts
 from finance.ach_file_plan import FileLimits
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -803,9 +804,22 @@ class AchActivities:
 
     @activity.defn
     async def apply_return(self, req: ReturnInput) -> ReturnOutcome:
-        """Reverses the presentment's money exactly once and reacts to the return code."""
+        """Reverses the presentment's money exactly once and reacts to the return code; then tells the member's
+        money-events workflow (their payment_returned alert; again on a retry: evaluation is idempotent)."""
         async with self.db.session() as session, session.begin():
-            return await self.return_presentment(session, await lock_payment(session, req.payment_id), req)
+            payment = await lock_payment(session, req.payment_id)
+            returned = await self.return_presentment(session, payment, req)
+            member_account = self._member_account(payment)
+        async with self.db.session() as session:
+            await money_changed_for_accounts(
+                activity.client(),
+                session,
+                [member_account],
+                "payment_returned",
+                f"{req.payment_id}:{req.presentment}:{req.return_code}",
+                self.settings,
+            )
+        return returned
 
     async def return_presentment(self, session: AsyncSession, payment: Payment, req: ReturnInput) -> ReturnOutcome:
         """apply_return's work on a payment locked by the caller (the payment's workflow, or the bank-event outbox

@@ -109,6 +109,9 @@ class Entity(StrEnum):
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
     maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
+    member_budget = "member budget"  # a member's spending limit for a category (money_rows over 'budgets')
+    alert_subscription = "alert subscription"  # the alerts a member asked for: their own alone
+    member_alert = "alert"  # an alert raised for a member: their own alone
 
 
 class Action(StrEnum):
@@ -247,6 +250,12 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # them); their organization's staff read them. Member data: not the bank-wide operations role's.
     (Entity.gateway_payment, Action.create): frozenset({Role.superuser, Role.member}),
     (Entity.gateway_payment, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
+    # Members' budgets: a member sets their own (a superuser for a member); reading and changing them is the money
+    # policy's (money_rows): shares, and org admins and operators read-only.
+    (Entity.member_budget, Action.create): frozenset({Role.superuser, Role.member}),
+    (Entity.member_budget, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
+    # Alerts are a member's own, like their notifications: only members subscribe (evaluated on their money).
+    (Entity.alert_subscription, Action.create): frozenset({Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -303,6 +312,10 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
     "maker_checker:read": ALL_ROLES,
+    "member_budgets:read": GATES[(Entity.member_budget, Action.read)],
+    "member_budgets:write": GATES[(Entity.member_budget, Action.create)],
+    "alerts:read": ALL_ROLES,
+    "alerts:write": ALL_ROLES,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

@@ -57,6 +57,9 @@ RESOURCES: dict[str, str] = {
     "reconciliations": "reconciliations",
     "gateway-payments": "gateway_payments",  # card payments in; the gateway's own webhook is signed, not keyed
     "maker-checker": "maker_checker",  # large transactions, manual entries and closes awaiting a checker
+    "member-budgets": "member_budgets",  # members' own budgets (not the organization's: reports/budgets)
+    "alert-subscriptions": "alerts",
+    "alerts": "alerts",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -62,6 +62,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "ReportRunWorkflow": Urgency.routine,  # reports: batch reads, never ahead of a payment
     "ScheduledReportWorkflow": Urgency.routine,
     "ReconciliationWorkflow": Urgency.routine,  # back-office matching; moves no money
+    "MoneyEventsWorkflow": Urgency.routine,  # a member's budget and alert evaluation after their money moved
 }
 
 

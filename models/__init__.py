@@ -36,6 +36,7 @@ from models.loans import (
     LoanRepayment,
 )
 from models.maker_checker import MakerCheckerRequest
+from models.member_budgets import AlertSubscription, MemberAlert, MemberBudget, MemberBudgetAlert
 from models.money import (
     Category,
     CategoryRule,
@@ -62,6 +63,7 @@ __all__ = [
     "AchFile",
     "AchTraceCounter",
     "AchWindow",
+    "AlertSubscription",
     "ApiKey",
     "ApprovalDecision",
     "ApprovalRequest",
@@ -98,6 +100,9 @@ __all__ = [
     "LoanRepayment",
     "LoginLockout",
     "MakerCheckerRequest",
+    "MemberAlert",
+    "MemberBudget",
+    "MemberBudgetAlert",
     "MfaRecoveryCode",
     "MoneyShare",
     "Notification",
