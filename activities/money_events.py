@@ -179,8 +179,8 @@ class MoneyEventActivities:
             await session.execute(
                 text(
                     """SELECT a.id, a.name, a.currency, b.ledger_balance AS balance,
-                              CASE WHEN :percent IS NULL THEN NULL ELSE (
-                                SELECT avg(day_balance) FROM generate_series(:today - 89, :today, interval '1 day') d,
+                              CASE WHEN CAST(:percent AS integer) IS NULL THEN NULL ELSE (
+                                SELECT avg(day_balance) FROM generate_series(CAST(:today AS date) - 89, CAST(:today AS date), interval '1 day') d,
                                 LATERAL (SELECT COALESCE(sum(p.amount), 0)
                                                 * CASE a.normal_balance WHEN 'debit' THEN 1 ELSE -1 END AS day_balance
                                            FROM postings p JOIN journal_entries e ON e.id = p.entry_id

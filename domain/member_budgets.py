@@ -6,7 +6,7 @@ operator reads their organization's members' budgets and changes none. Threshold
 import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import or_
@@ -24,12 +24,12 @@ from models.member_budgets import BudgetPeriod, MemberBudget
 from models.money import Category, ShareWhat
 from models.users import Role, User
 
-CATEGORY_KEY = dict(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$", examples=["groceries"])
+CategoryKey = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$", examples=["groceries"])]
 Currency = Field(default="USD", pattern=r"^[A-Z]{3}$", description="the member's base currency")
 
 
 class MemberBudgetIn(BaseModel):
-    category_key: str = Field(**CATEGORY_KEY)  # type: ignore[arg-type]
+    category_key: CategoryKey
     period: BudgetPeriod = BudgetPeriod.monthly
     amount: Money
     currency: str = Currency
@@ -39,7 +39,7 @@ class MemberBudgetIn(BaseModel):
 
 
 class MemberBudgetUpdate(BaseModel):
-    category_key: str | None = Field(default=None, **CATEGORY_KEY)  # type: ignore[arg-type]
+    category_key: CategoryKey | None = None
     period: BudgetPeriod | None = None
     amount: Money | None = None
     rollover: bool | None = None
