@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from domain.money_events import money_changed
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.polling import poll
 
@@ -140,3 +141,21 @@ async def test_read_dismiss_delete(http, db, org):
     assert_error(await http.post(f"{ALERTS}/{first}/read", headers=headers), 404, "not_found")
     assert [a["id"] for a in await alerts_of(http, headers, include_dismissed="true")] == [second]
     assert_error(await http.get(ALERTS, headers=headers, params={"type": "nope"}), 422)
+
+
+async def test_payment_returned_alert_once_per_return(http, settings, temporal_env, org):
+    member, headers = org.users["member"], org.headers["member"]
+    await subscribe(http, headers, type="payment_returned")
+    ref = f"{uuid.uuid4()}:1:R01"
+    for _ in range(2):  # the ACH return's activity retried: signalled twice
+        await money_changed(temporal_env.client, member["id"], "payment_returned", ref, settings)
+    items = await poll(
+        lambda: alerts_of(http, headers, type="payment_returned"), lambda items: len(items) >= 1, 15, "the alert"
+    )
+    marker = f"{uuid.uuid4()}:1:R03"
+    await money_changed(temporal_env.client, member["id"], "payment_returned", marker, settings)
+    items = await poll(
+        lambda: alerts_of(http, headers, type="payment_returned"), lambda items: len(items) >= 2, 15, "the second"
+    )
+    assert sorted(a["entity_id"] for a in items) == sorted(r.split(":")[0] for r in (ref, marker))
+    assert "R01" in next(a["body"] for a in items if a["entity_id"] == ref.split(":")[0])
