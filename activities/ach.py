@@ -712,6 +712,23 @@ class AchActivities:
 
     @activity.defn
     async def record_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
+        """Posts the presentment's member side; then tells the member's money-events workflow (budgets, alerts)."""
+        done = await self.post_submitted(ref)
+        if done.status == PaymentStatus.pending_settlement:
+            async with self.db.session() as session:
+                payment = await session.get(Payment, ref.payment_id)
+                assert payment is not None  # locked and posted just now
+                await money_changed_for_accounts(
+                    activity.client(),
+                    session,
+                    [self._member_account(payment)],
+                    "ach",
+                    f"{ref.payment_id}:{ref.presentment}",
+                    self.settings,
+                )
+        return done
+
+    async def post_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
             if payment.status != PaymentStatus.submitted or payment.presentments != ref.presentment:
