@@ -159,3 +159,20 @@ async def test_payment_returned_alert_once_per_return(http, settings, temporal_e
     )
     assert sorted(a["entity_id"] for a in items) == sorted(r.split(":")[0] for r in (ref, marker))
     assert "R01" in next(a["body"] for a in items if a["entity_id"] == ref.split(":")[0])
+
+
+async def test_a_book_transfer_raises_large_transaction_alerts_on_both_sides(http, su, db, org):
+    member, headers = await make_user(http, su, "member", org.id)
+    source = await open_account(http, su, org.id, owner_id=member["id"], deposit="900.00")
+    savings = await open_account(http, su, org.id, owner_id=member["id"], type_="savings")
+    await subscribe(http, headers, type="large_transaction", params={"above": "300.00"})
+    response = await http.post(
+        "/api/v1/transfers/book",
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        json={"from_account_id": source["id"], "to_account_id": savings["id"], "amount": "400.00"},
+    )
+    assert response.status_code == 201, response.text
+    items = await poll(
+        lambda: alerts_of(http, headers, type="large_transaction"), lambda items: len(items) >= 2, 15, "both sides"
+    )
+    assert sorted(a["title"] for a in items) == ["Large transaction: -400.00 USD", "Large transaction: 400.00 USD"]
