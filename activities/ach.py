@@ -718,14 +718,15 @@ class AchActivities:
             async with self.db.session() as session:
                 payment = await session.get(Payment, ref.payment_id)
                 assert payment is not None  # locked and posted just now
-                await money_changed_for_accounts(
-                    activity.client(),
-                    session,
-                    [self._member_account(payment)],
-                    "ach",
-                    f"{ref.payment_id}:{ref.presentment}",
-                    self.settings,
-                )
+                member_account = self._member_account(payment)
+            await money_changed_for_accounts(
+                activity.client(),
+                self.db,
+                [member_account],
+                "ach",
+                f"{ref.payment_id}:{ref.presentment}",
+                self.settings,
+            )
         return done
 
     async def post_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
@@ -827,15 +828,14 @@ class AchActivities:
             payment = await lock_payment(session, req.payment_id)
             returned = await self.return_presentment(session, payment, req)
             member_account = self._member_account(payment)
-        async with self.db.session() as session:
-            await money_changed_for_accounts(
-                activity.client(),
-                session,
-                [member_account],
-                "payment_returned",
-                f"{req.payment_id}:{req.presentment}:{req.return_code}",
-                self.settings,
-            )
+        await money_changed_for_accounts(
+            activity.client(),
+            self.db,
+            [member_account],
+            "payment_returned",
+            f"{req.payment_id}:{req.presentment}:{req.return_code}",
+            self.settings,
+        )
         return returned
 
     async def return_presentment(self, session: AsyncSession, payment: Payment, req: ReturnInput) -> ReturnOutcome:

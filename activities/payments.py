@@ -102,15 +102,14 @@ class PaymentActivities:
         accounts' members' money-events workflows (again on a retry: their evaluation is idempotent)."""
         done = await self.book_transfer(req)
         if done.status == PaymentStatus.completed:
-            async with self.db.session() as session:
-                await money_changed_for_accounts(
-                    activity.client(),
-                    session,
-                    [req.from_account_id, req.to_account_id],
-                    "transfer",
-                    str(req.payment_id),
-                    self.settings,
-                )
+            await money_changed_for_accounts(
+                activity.client(),
+                self.db,
+                [req.from_account_id, req.to_account_id],
+                "transfer",
+                str(req.payment_id),
+                self.settings,
+            )
         return done
 
     async def book_transfer(self, req: BookTransferInput) -> PaymentOutcome:

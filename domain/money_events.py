@@ -54,18 +54,26 @@ async def money_changed_quietly(
         log.warning("money_changed signal failed", extra={"user_id": str(user_id), "cause": cause}, exc_info=True)
 
 
+async def member_owners(session: Any, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The members owning these internal accounts (GL accounts and the organization's own have none)."""
+    return list(
+        (
+            await session.execute(
+                text(
+                    """SELECT DISTINCT a.owner_id FROM ledger_accounts a JOIN users u ON u.id = a.owner_id
+                        WHERE a.id = ANY(:ids) AND a.kind = 'internal' AND u.role = 'member'"""
+                ),
+                {"ids": list(account_ids)},
+            )
+        ).scalars()
+    )
+
+
 async def money_changed_for_accounts(
-    client: Client, session: Any, account_ids: list[uuid.UUID], cause: str, ref: str, settings: Settings
+    client: Client, db: Any, account_ids: list[uuid.UUID], cause: str, ref: str, settings: Settings
 ) -> None:
-    """Signals the owners (members) of these internal accounts; GL accounts and the organization's own have none."""
-    owners = (
-        await session.execute(
-            text(
-                """SELECT DISTINCT a.owner_id FROM ledger_accounts a JOIN users u ON u.id = a.owner_id
-                    WHERE a.id = ANY(:ids) AND a.kind = 'internal' AND u.role = 'member'"""
-            ),
-            {"ids": list(account_ids)},
-        )
-    ).scalars()
+    """Signals the members owning these accounts; the database connection is given back before the signals."""
+    async with db.session() as session:
+        owners = await member_owners(session, account_ids)
     for owner_id in owners:
         await money_changed(client, owner_id, cause, ref, settings)
