@@ -42,26 +42,31 @@ async def money_changed(
 
 
 async def money_changed_quietly(
-    client: Client, user_id: uuid.UUID | str | None, cause: str, ref: str, settings: Settings | None = None
+    client: Client, session: Any, account_id: uuid.UUID, cause: str, ref: str, settings: Settings
 ) -> None:
     """The same from a request whose money is already committed: a Temporal outage must not turn it into an error
     (the alerts are evaluated on the member's next event)."""
-    if user_id is None:
-        return
     try:
-        await money_changed(client, user_id, cause, ref, settings)
+        for owner_id in await member_owners(session, [account_id]):
+            await money_changed(client, owner_id, cause, ref, settings)
     except Exception:
-        log.warning("money_changed signal failed", extra={"user_id": str(user_id), "cause": cause}, exc_info=True)
+        log.warning("money_changed signal failed", extra={"account_id": str(account_id), "cause": cause}, exc_info=True)
 
 
 async def member_owners(session: Any, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    """The members owning these internal accounts (GL accounts and the organization's own have none)."""
+    """The members owning these internal accounts who have something to evaluate: a live budget or an active alert
+    subscription (GL accounts and the organization's own have no owner). The others' money moves without a
+    workflow: nothing could be raised for them."""
     return list(
         (
             await session.execute(
                 text(
                     """SELECT DISTINCT a.owner_id FROM ledger_accounts a JOIN users u ON u.id = a.owner_id
-                        WHERE a.id = ANY(:ids) AND a.kind = 'internal' AND u.role = 'member'"""
+                        WHERE a.id = ANY(:ids) AND a.kind = 'internal' AND u.role = 'member'
+                          AND (EXISTS (SELECT 1 FROM member_budgets b WHERE b.user_id = a.owner_id
+                                         AND b.ended_at IS NULL)
+                               OR EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.user_id = a.owner_id
+                                            AND s.active))"""
                 ),
                 {"ids": list(account_ids)},
             )

@@ -303,7 +303,7 @@ async def deposit(
         if posted is None or -posted.amount != body.amount:
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another deposit")
     await session.commit()
-    await money_changed_quietly(client, account.owner_id, "deposit", str(entry_id), settings)
+    await money_changed_quietly(client, session, account.id, "deposit", str(entry_id), settings)
     return (await with_balances(session, [account]))[0]
 
 
@@ -341,7 +341,7 @@ async def withdraw(
         )
     await domain.withdraw(session, actor, settings, account, body.amount, body.memo, key)
     await session.commit()
-    await money_changed_quietly(client, account.owner_id, "withdrawal", key, settings)
+    await money_changed_quietly(client, session, account.id, "withdrawal", key, settings)
     return (await with_balances(session, [account]))[0]
 
 
