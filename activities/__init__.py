@@ -17,6 +17,7 @@ from activities.kyc import KycActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.maker_checker import MakerCheckerActivities
+from activities.money_events import MoneyEventActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
@@ -60,6 +61,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     gateway = GatewayActivities(db, settings, client)
     exports = ExportActivities(db, settings, notifications)
     imports = TransactionImportActivities(db, settings, notifications)
+    money_events = MoneyEventActivities(db, settings, notifications)
     return [
         exports.make_export,
         exports.fail_export,
@@ -69,6 +71,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         imports.categorise_import,
         imports.finish_import,
         imports.notify_import,
+        money_events.evaluate_money_events,
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,

@@ -32,6 +32,7 @@ from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.task_queues import queue_for
+from domain.money_events import money_changed_for_accounts
 from finance.ach_file_plan import FileLimits
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -711,6 +712,24 @@ class AchActivities:
 
     @activity.defn
     async def record_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
+        """Posts the presentment's member side; then tells the member's money-events workflow (budgets, alerts)."""
+        done = await self.post_submitted(ref)
+        if done.status == PaymentStatus.pending_settlement:
+            async with self.db.session() as session:
+                payment = await session.get(Payment, ref.payment_id)
+                assert payment is not None  # locked and posted just now
+                member_account = self._member_account(payment)
+            await money_changed_for_accounts(
+                activity.client(),
+                self.db,
+                [member_account],
+                "ach",
+                f"{ref.payment_id}:{ref.presentment}",
+                self.settings,
+            )
+        return done
+
+    async def post_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
             if payment.status != PaymentStatus.submitted or payment.presentments != ref.presentment:
@@ -803,9 +822,21 @@ class AchActivities:
 
     @activity.defn
     async def apply_return(self, req: ReturnInput) -> ReturnOutcome:
-        """Reverses the presentment's money exactly once and reacts to the return code."""
+        """Reverses the presentment's money exactly once and reacts to the return code; then tells the member's
+        money-events workflow (their payment_returned alert; again on a retry: evaluation is idempotent)."""
         async with self.db.session() as session, session.begin():
-            return await self.return_presentment(session, await lock_payment(session, req.payment_id), req)
+            payment = await lock_payment(session, req.payment_id)
+            returned = await self.return_presentment(session, payment, req)
+            member_account = self._member_account(payment)
+        await money_changed_for_accounts(
+            activity.client(),
+            self.db,
+            [member_account],
+            "payment_returned",
+            f"{req.payment_id}:{req.presentment}:{req.return_code}",
+            self.settings,
+        )
+        return returned
 
     async def return_presentment(self, session: AsyncSession, payment: Payment, req: ReturnInput) -> ReturnOutcome:
         """apply_return's work on a payment locked by the caller (the payment's workflow, or the bank-event outbox

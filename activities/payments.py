@@ -16,6 +16,7 @@ from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from domain import webhooks
+from domain.money_events import money_changed_for_accounts
 from models.payments import FINAL_STATUSES, BookTransferInput, Payment, PaymentOutcome, PaymentStatus
 
 
@@ -97,7 +98,21 @@ class PaymentActivities:
 
     @activity.defn
     async def post_book_transfer(self, req: BookTransferInput) -> PaymentOutcome:
-        """Checks and posts in one transaction, under locks on the payment and both accounts."""
+        """Checks and posts in one transaction, under locks on the payment and both accounts; then tells the
+        accounts' members' money-events workflows (again on a retry: their evaluation is idempotent)."""
+        done = await self.book_transfer(req)
+        if done.status == PaymentStatus.completed:
+            await money_changed_for_accounts(
+                activity.client(),
+                self.db,
+                [req.from_account_id, req.to_account_id],
+                "transfer",
+                str(req.payment_id),
+                self.settings,
+            )
+        return done
+
+    async def book_transfer(self, req: BookTransferInput) -> PaymentOutcome:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, req.payment_id)
             if payment.status in FINAL_STATUSES:

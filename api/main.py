@@ -14,6 +14,7 @@ from api.routers import (
     accounts,
     ach_files,
     ach_settings,
+    alerts,
     api_keys,
     approval_rules,
     approvals,
@@ -35,6 +36,7 @@ from api.routers import (
     loan_products,
     loans,
     maker_checker,
+    member_budgets,
     members,
     mfa,
     money_shares,
@@ -166,8 +168,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         money_shares,
         live,
         transaction_imports,
+        member_budgets,
+        alerts,
     ):
         v1.include_router(module.router)
+    v1.include_router(alerts.subscriptions)
     v1.include_router(auth.me_router)
     v1.include_router(maker_checker.policy_router)
     v1.include_router(statements.router)

@@ -120,6 +120,9 @@ class Entity(StrEnum):
     reward_program = "reward program"  # an organization's rewards program and its earn rules
     reward_account = "reward account"  # a member's points in a program, and their entries
     money_share = "money share"  # a member's transactions or budgets shared with another member (money_rows)
+    member_budget = "member budget"  # a member's spending limit for a category (money_rows over 'budgets')
+    alert_subscription = "alert subscription"  # the alerts a member asked for: their own alone
+    member_alert = "alert"  # an alert raised for a member: their own alone
 
 
 class Action(StrEnum):
@@ -293,6 +296,12 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # the organization's admins and operators follow them (money records: staff read, members' own).
     (Entity.transaction_import, Action.create): frozenset({Role.superuser, Role.org_admin, Role.member}),
     (Entity.transaction_import, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
+    # Members' budgets: a member sets their own (a superuser for a member); reading and changing them is the money
+    # policy's (money_rows): shares, and org admins and operators read-only.
+    (Entity.member_budget, Action.create): frozenset({Role.superuser, Role.member}),
+    (Entity.member_budget, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
+    # Alerts are a member's own, like their notifications: only members subscribe (evaluated on their money).
+    (Entity.alert_subscription, Action.create): frozenset({Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -364,6 +373,10 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     # A superuser holds every scope (its keys are then refused by the gate: shares are members' own).
     "money_shares:read": SUPER | GATES[(Entity.money_share, Action.read)],
     "money_shares:write": SUPER | GATES[(Entity.money_share, Action.create)],
+    "member_budgets:read": GATES[(Entity.member_budget, Action.read)],
+    "member_budgets:write": GATES[(Entity.member_budget, Action.create)],
+    "alerts:read": ALL_ROLES,
+    "alerts:write": ALL_ROLES,
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

@@ -66,6 +66,9 @@ RESOURCES: dict[str, str] = {
     "reward-accounts": "rewards",
     "money-shares": "money_shares",  # a member's shares of their money records, and their partners' presence
     "ws": "notifications",  # the live updates WebSocket: notifications and shared changes as they happen
+    "member-budgets": "member_budgets",  # members' own budgets (not the organization's: reports/budgets)
+    "alert-subscriptions": "alerts",
+    "alerts": "alerts",
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -64,6 +64,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "ScheduledReportWorkflow": Urgency.routine,
     "ReconciliationWorkflow": Urgency.routine,  # back-office matching; moves no money
     "ExportWorkflow": Urgency.routine,  # members' data exports: batch reads
+    "MoneyEventsWorkflow": Urgency.routine,  # a member's budget and alert evaluation after their money moved
 }
 
 

@@ -38,6 +38,7 @@ from models.loans import (
     LoanRepayment,
 )
 from models.maker_checker import MakerCheckerRequest
+from models.member_budgets import AlertSubscription, MemberAlert, MemberBudget, MemberBudgetAlert
 from models.money import (
     Category,
     CategoryRule,
@@ -66,6 +67,7 @@ __all__ = [
     "AchFile",
     "AchTraceCounter",
     "AchWindow",
+    "AlertSubscription",
     "ApiKey",
     "ApprovalDecision",
     "ApprovalRequest",
@@ -104,6 +106,9 @@ __all__ = [
     "LoanRepayment",
     "LoginLockout",
     "MakerCheckerRequest",
+    "MemberAlert",
+    "MemberBudget",
+    "MemberBudgetAlert",
     "MfaRecoveryCode",
     "MoneyShare",
     "Notification",

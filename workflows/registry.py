@@ -23,6 +23,7 @@ from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.maker_checker import TransactionApprovalWorkflow
+from workflows.money_events import MoneyEventsWorkflow
 from workflows.month_end_posting import MonthEndPostingWorkflow
 from workflows.monthly_statements import MonthlyStatementsWorkflow
 from workflows.reconciliation import ReconciliationWorkflow
@@ -65,4 +66,5 @@ ALL_WORKFLOWS = [
     GatewayPaymentWorkflow,
     ExportWorkflow,
     TransactionImportWorkflow,
+    MoneyEventsWorkflow,
 ]

@@ -20,6 +20,7 @@ from domain import accounts as domain
 from domain import maker_checker
 from domain.accounts import visible_account
 from domain.maker_checker import MakerCheckerKind, MakerCheckerOut
+from domain.money_events import money_changed_quietly
 from models.ledger import (
     GL_CASH,
     AccountKind,
@@ -302,6 +303,7 @@ async def deposit(
         if posted is None or -posted.amount != body.amount:
             raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another deposit")
     await session.commit()
+    await money_changed_quietly(client, session, account.id, "deposit", str(entry_id), settings)
     return (await with_balances(session, [account]))[0]
 
 
@@ -339,6 +341,7 @@ async def withdraw(
         )
     await domain.withdraw(session, actor, settings, account, body.amount, body.memo, key)
     await session.commit()
+    await money_changed_quietly(client, session, account.id, "withdrawal", key, settings)
     return (await with_balances(session, [account]))[0]
 
 

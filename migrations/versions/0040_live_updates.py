@@ -1,7 +1,7 @@
 """live updates: who is connected (presence) and the triggers that announce new notifications and changes
 
 Revision ID: 0040
-Revises: 0038
+Revises: 0039
 Create Date: 2026-12-02 15:00:00
 
 Every API process LISTENs on the channel `live_updates` (core/live/listener.py) and passes each event to the
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0040"
-down_revision: Union[str, None] = "0038"
+down_revision: Union[str, None] = "0039"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

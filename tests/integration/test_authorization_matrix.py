@@ -205,6 +205,9 @@ class World:
             self.headers["A.member_owner"],
             json={"grantee": self.users["A.fixture_member"]["id"], "what": "transactions"},
         )
+        self.member_budget = await self.new_member_budget()
+        self.alert_subscription = await self.new_alert_subscription()
+        self.member_alert_id = await self.new_member_alert()
         self.report_run = await self.new_report_run()
         self.report_definition = await self.new_report_definition()
         self.subscription = await self.new_subscription()
@@ -408,6 +411,33 @@ class World:
             {**self.headers["A.member_owner"], **key()},
             json=self.standing_body(),
         )
+
+    def member_budget_body(self) -> dict:
+        # For A's member owner: a superuser names them, a member may name only themself.
+        return {"category_key": "groceries", "amount": "10.00", "user_id": self.owner["id"]}
+
+    async def new_member_budget(self) -> dict:
+        return await self.call(
+            "POST", "/api/v1/member-budgets", self.headers["A.member_owner"], json=self.member_budget_body()
+        )
+
+    async def new_alert_subscription(self) -> dict:
+        return await self.call(
+            "POST", "/api/v1/alert-subscriptions", self.headers["A.member_owner"], json={"type": "payment_returned"}
+        )
+
+    async def new_member_alert(self) -> uuid.UUID:
+        """An alert raised for A's member owner (as the money-events evaluation writes it)."""
+        alert_id = uuid.uuid4()
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO member_alerts (id, user_id, type, title, body, dedupe_key) "
+                    "VALUES (:id, :user, 'low_balance', 'Matrix alert', 'For the authorization matrix', :key)"
+                ),
+                {"id": alert_id, "user": self.owner["id"], "key": f"matrix:{alert_id}"},
+            )
+        return alert_id
 
     def report_run_body(self) -> dict:
         return {"kind": "trial-balance", "org_id": self.a.id, "format": "json", "as_of": "2001-01-31"}
@@ -763,6 +793,9 @@ BUILDERS.update(
         f"GET {V1}/standing-instructions": listing(lambda w: {}, lambda w: w.standing["id"]),
         # Revoked ones too: the owner's DELETE below revokes this very share.
         f"GET {V1}/money-shares": listing(lambda w: {"include_revoked": True}, lambda w: w.money_share["id"]),
+        f"GET {V1}/member-budgets": listing(lambda w: {}, lambda w: w.member_budget["id"]),
+        f"GET {V1}/alert-subscriptions": listing(lambda w: {}, lambda w: w.alert_subscription["id"]),
+        f"GET {V1}/alerts": listing(lambda w: {"include_dismissed": "true"}, lambda w: w.member_alert_id),
         f"GET {V1}/report-runs": listing(lambda w: {}, lambda w: w.report_run["id"]),
         f"GET {V1}/report-definitions": listing(lambda w: {}, lambda w: w.report_definition["id"]),
         f"GET {V1}/transaction-exports": listing(lambda w: {}, lambda w: w.export["id"]),
@@ -1012,6 +1045,59 @@ async def _(w: World, p: Principal) -> Req:
 @builds(f"GET {V1}/money-shares/presence")
 async def _(w: World, p: Principal) -> Req:
     return Req(lists=w.users["A.fixture_member"]["id"])  # A.member_owner's partner
+
+
+@builds(f"POST {V1}/member-budgets")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json=w.member_budget_body())
+
+
+@builds(f"GET {V1}/member-budgets/{{budget_id}}", f"GET {V1}/member-budgets/{{budget_id}}/analytics")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"budget_id": w.member_budget["id"]})
+
+
+@builds(f"PUT {V1}/member-budgets/{{budget_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"budget_id": w.member_budget["id"]}, json={"amount": "12.00"})
+
+
+@builds(f"DELETE {V1}/member-budgets/{{budget_id}}")
+async def _(w: World, p: Principal) -> Req:
+    made = await w.fresh("member_budget", p, w.new_member_budget)  # one each: ending is final
+    return Req(path={"budget_id": made["id"]})
+
+
+@builds(f"POST {V1}/alert-subscriptions")
+async def _(w: World, p: Principal) -> Req:
+    return Req(json={"type": "large_transaction", "params": {"above": "500.00"}, "channels": ["in_app"]})
+
+
+@builds(f"GET {V1}/alert-subscriptions/{{subscription_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"subscription_id": w.alert_subscription["id"]})
+
+
+@builds(f"PUT {V1}/alert-subscriptions/{{subscription_id}}")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"subscription_id": w.alert_subscription["id"]}, json={"channels": ["in_app", "email"]})
+
+
+@builds(f"DELETE {V1}/alert-subscriptions/{{subscription_id}}")
+async def _(w: World, p: Principal) -> Req:
+    made = await w.fresh("alert_subscription", p, w.new_alert_subscription)
+    return Req(path={"subscription_id": made["id"]})
+
+
+@builds(f"POST {V1}/alerts/{{alert_id}}/read", f"POST {V1}/alerts/{{alert_id}}/dismiss")
+async def _(w: World, p: Principal) -> Req:
+    return Req(path={"alert_id": w.member_alert_id})  # idempotent: a second mark changes nothing
+
+
+@builds(f"DELETE {V1}/alerts/{{alert_id}}")
+async def _(w: World, p: Principal) -> Req:
+    made = await w.fresh("member_alert", p, w.new_member_alert)  # one each: a deleted alert is gone
+    return Req(path={"alert_id": made})
 
 
 @builds(f"POST {V1}/accounts/{{account_id}}/holds")

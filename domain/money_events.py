@@ -1,0 +1,84 @@
+"""Telling a member's money-events workflow that their money moved (workflows/money_events.py): signal-with-start
+of `money-events-<user id>`, so one workflow per member evaluates their budgets and alerts, batching what arrives
+while it works. Called after the money movement is committed; from an activity, let a failure raise (the activity is
+retried and signals again: evaluation is idempotent); from the API, `money_changed_quietly`."""
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+
+from core.config import Settings, get_settings
+from core.task_queues import queue_for
+from models.money_events import MoneyEvent, MoneyEventsInput
+from workflows.money_events import MoneyEventsWorkflow
+
+log = logging.getLogger(__name__)
+
+
+def workflow_id(user_id: uuid.UUID | str) -> str:
+    return f"money-events-{user_id}"
+
+
+async def money_changed(
+    client: Client, user_id: uuid.UUID | str, cause: str, ref: str, settings: Settings | None = None
+) -> None:
+    """Signals (starting it when none runs) the member's money-events workflow. Pass `settings` where the task queue
+    is not the environment's (tests)."""
+    settings = settings or get_settings()
+    await client.start_workflow(
+        MoneyEventsWorkflow.run,
+        MoneyEventsInput(user_id=uuid.UUID(str(user_id))),
+        id=workflow_id(user_id),
+        task_queue=queue_for(settings, MoneyEventsWorkflow),
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        start_signal="changed",
+        start_signal_args=[MoneyEvent(cause=cause, ref=str(ref))],
+        static_summary=f"Budgets and alerts of member {user_id}",
+    )
+
+
+async def money_changed_quietly(
+    client: Client, session: Any, account_id: uuid.UUID, cause: str, ref: str, settings: Settings
+) -> None:
+    """The same from a request whose money is already committed: a Temporal outage must not turn it into an error
+    (the alerts are evaluated on the member's next event)."""
+    try:
+        for owner_id in await member_owners(session, [account_id]):
+            await money_changed(client, owner_id, cause, ref, settings)
+    except Exception:
+        log.warning("money_changed signal failed", extra={"account_id": str(account_id), "cause": cause}, exc_info=True)
+
+
+async def member_owners(session: Any, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The members owning these internal accounts who have something to evaluate: a live budget or an active alert
+    subscription (GL accounts and the organization's own have no owner). The others' money moves without a
+    workflow: nothing could be raised for them."""
+    return list(
+        (
+            await session.execute(
+                text(
+                    """SELECT DISTINCT a.owner_id FROM ledger_accounts a JOIN users u ON u.id = a.owner_id
+                        WHERE a.id = ANY(:ids) AND a.kind = 'internal' AND u.role = 'member'
+                          AND (EXISTS (SELECT 1 FROM member_budgets b WHERE b.user_id = a.owner_id
+                                         AND b.ended_at IS NULL)
+                               OR EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.user_id = a.owner_id
+                                            AND s.active))"""
+                ),
+                {"ids": list(account_ids)},
+            )
+        ).scalars()
+    )
+
+
+async def money_changed_for_accounts(
+    client: Client, db: Any, account_ids: list[uuid.UUID], cause: str, ref: str, settings: Settings
+) -> None:
+    """Signals the members owning these accounts; the database connection is given back before the signals."""
+    async with db.session() as session:
+        owners = await member_owners(session, account_ids)
+    for owner_id in owners:
+        await money_changed(client, owner_id, cause, ref, settings)

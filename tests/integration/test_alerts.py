@@ -1,0 +1,178 @@
+"""Members' alerts (migration 0039): subscriptions and their validation, a low balance and a large transaction raised
+once from real withdrawals through the API (the money-events workflow evaluates after each), and marking an alert
+read, dismissing and deleting it; another member never sees one."""
+
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from domain.money_events import money_changed
+from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.polling import poll
+
+SUBS, ALERTS = "/api/v1/alert-subscriptions", "/api/v1/alerts"
+
+
+@pytest.fixture(scope="module")
+async def org(http, su):
+    org = await make_org(http, su, roles=("operator", "member"))
+    org.users["other"], org.headers["other"] = await make_user(http, su, "member", org.id)
+    return org
+
+
+async def subscribe(http, headers: dict, **body) -> dict:
+    response = await http.post(SUBS, headers=headers, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def alerts_of(http, headers: dict, **params) -> list[dict]:
+    response = await http.get(ALERTS, headers=headers, params={"limit": 500, **params})
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def test_subscriptions_crud_and_validation(http, org):
+    headers = org.headers["member"]
+    made = await subscribe(http, headers, type="bill_due", params={"within_days": 5}, channels=["email", "in_app"])
+    assert made["params"] == {"within_days": 5} and made["channels"] == ["email", "in_app"]
+    for bad in (
+        {"type": "low_balance"},  # needs below or below_average_percent
+        {"type": "low_balance", "params": {"below": "10.00", "below_average_percent": 20}},  # not both
+        {"type": "large_transaction", "params": {"above": "10.00", "within_days": 2}},
+        {"type": "large_transaction", "params": {"above": "-1"}},
+        {"type": "payment_returned", "channels": ["sms"]},
+        {"type": "payment_returned", "channels": []},
+        {"type": "nope"},
+    ):
+        assert_error(await http.post(SUBS, headers=headers, json=bad), 422)
+    assert_error(await http.post(SUBS, headers=org.headers["operator"], json={"type": "payment_returned"}), 403)
+
+    url = f"{SUBS}/{made['id']}"
+    assert (await http.get(url, headers=headers)).json()["id"] == made["id"]
+    assert made["id"] in {s["id"] for s in (await http.get(SUBS, headers=headers)).json()["items"]}
+    changed = await http.put(url, headers=headers, json={"params": {"within_days": 2}, "active": False})
+    assert changed.status_code == 200 and changed.json()["params"] == {"within_days": 2}
+    assert changed.json()["active"] is False
+    assert_error(await http.put(url, headers=headers, json={"params": {"above": "5.00"}}), 422, "invalid_params")
+    for call in (http.get(url, headers=org.headers["other"]), http.delete(url, headers=org.headers["other"])):
+        assert_error(await call, 404, "not_found")
+    assert (await http.delete(url, headers=headers)).status_code == 204
+    assert_error(await http.get(url, headers=headers), 404)
+
+
+async def test_low_balance_and_large_transaction_raised_once_from_real_withdrawals(http, su, db, org):
+    member, headers = org.users["member"], org.headers["member"]
+    account = await open_account(http, su, org.id, owner_id=member["id"], deposit="1000.00")
+    await subscribe(http, headers, type="low_balance", params={"below": "500.00"}, channels=["in_app", "email"])
+    await subscribe(http, headers, type="large_transaction", params={"above": "200.00"})
+
+    async def withdraw(amount: str) -> None:
+        response = await http.post(
+            f"/api/v1/accounts/{account['id']}/withdrawals",
+            headers={**su, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": amount},
+        )
+        assert response.status_code == 201, response.text
+
+    await withdraw("600.00")  # balance 400.00: low, and a large transaction
+    await poll(
+        lambda: alerts_of(http, headers),
+        lambda items: {a["type"] for a in items} == {"low_balance", "large_transaction"},
+        15,
+        "the low balance and large transaction alerts",
+    )
+    await withdraw("250.00")  # balance 150.00: still low (not raised again today); another large one
+    items = await poll(
+        lambda: alerts_of(http, headers, type="large_transaction"), lambda items: len(items) == 2, 15, "2 large"
+    )
+    assert {a["body"].split(":")[0] for a in items} == {"Money out"}
+    low = await alerts_of(http, headers, type="low_balance")
+    assert len(low) == 1 and low[0]["entity_id"] == account["id"] and "400.00" in low[0]["body"]
+    async with db.session() as session:
+        notified = (
+            await session.execute(
+                text("SELECT kind, count(*) FROM notifications WHERE user_id = :u AND kind LIKE '%_alert' GROUP BY 1"),
+                {"u": member["id"]},
+            )
+        ).all()
+        emails = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM email_outbox WHERE dedupe_key LIKE 'malert:low_balance:%' AND to_address = :a"
+                ),
+                {"a": member["email"]},
+            )
+        ).scalar_one()
+    assert dict(notified) == {"low_balance_alert": 1, "large_transaction_alert": 2}
+    assert emails == 1  # the low balance subscription emails; the large transaction one is in-app only
+    assert await alerts_of(http, org.headers["other"]) == []
+
+
+async def test_read_dismiss_delete(http, db, org):
+    member, headers = org.users["other"], org.headers["other"]
+    ids = [uuid.uuid4() for _ in range(2)]
+    async with db.session() as session, session.begin():
+        for alert_id in ids:
+            await session.execute(
+                text(
+                    "INSERT INTO member_alerts (id, user_id, type, title, body, dedupe_key) "
+                    "VALUES (:id, :u, 'bill_due', 'Bill due', 'Pay it', :k)"
+                ),
+                {"id": alert_id, "u": member["id"], "k": f"t:{alert_id}"},
+            )
+    first, second = (str(i) for i in ids)
+    assert {a["id"] for a in await alerts_of(http, headers, unread="true")} == {first, second}
+    read = await http.post(f"{ALERTS}/{first}/read", headers=headers)
+    assert read.status_code == 200 and read.json()["read_at"]
+    again = await http.post(f"{ALERTS}/{first}/read", headers=headers)
+    assert again.json()["read_at"] == read.json()["read_at"]  # marked once
+    assert [a["id"] for a in await alerts_of(http, headers, unread="true")] == [second]
+    assert [a["id"] for a in await alerts_of(http, headers, unread="false")] == [first]
+
+    assert (await http.post(f"{ALERTS}/{second}/dismiss", headers=headers)).json()["dismissed_at"]
+    assert [a["id"] for a in await alerts_of(http, headers)] == [first]
+    assert {a["id"] for a in await alerts_of(http, headers, include_dismissed="true")} == {first, second}
+
+    assert_error(await http.post(f"{ALERTS}/{first}/read", headers=org.headers["member"]), 404, "not_found")
+    assert_error(await http.delete(f"{ALERTS}/{first}", headers=org.headers["member"]), 404, "not_found")
+    assert (await http.delete(f"{ALERTS}/{first}", headers=headers)).status_code == 204
+    assert_error(await http.post(f"{ALERTS}/{first}/read", headers=headers), 404, "not_found")
+    assert [a["id"] for a in await alerts_of(http, headers, include_dismissed="true")] == [second]
+    assert_error(await http.get(ALERTS, headers=headers, params={"type": "nope"}), 422)
+
+
+async def test_payment_returned_alert_once_per_return(http, settings, temporal_env, org):
+    member, headers = org.users["member"], org.headers["member"]
+    await subscribe(http, headers, type="payment_returned")
+    ref = f"{uuid.uuid4()}:1:R01"
+    for _ in range(2):  # the ACH return's activity retried: signalled twice
+        await money_changed(temporal_env.client, member["id"], "payment_returned", ref, settings)
+    items = await poll(
+        lambda: alerts_of(http, headers, type="payment_returned"), lambda items: len(items) >= 1, 15, "the alert"
+    )
+    marker = f"{uuid.uuid4()}:1:R03"
+    await money_changed(temporal_env.client, member["id"], "payment_returned", marker, settings)
+    items = await poll(
+        lambda: alerts_of(http, headers, type="payment_returned"), lambda items: len(items) >= 2, 15, "the second"
+    )
+    assert sorted(a["entity_id"] for a in items) == sorted(r.split(":")[0] for r in (ref, marker))
+    assert "R01" in next(a["body"] for a in items if a["entity_id"] == ref.split(":")[0])
+
+
+async def test_a_book_transfer_raises_large_transaction_alerts_on_both_sides(http, su, db, org):
+    member, headers = await make_user(http, su, "member", org.id)
+    source = await open_account(http, su, org.id, owner_id=member["id"], deposit="900.00")
+    savings = await open_account(http, su, org.id, owner_id=member["id"], type_="savings")
+    await subscribe(http, headers, type="large_transaction", params={"above": "300.00"})
+    response = await http.post(
+        "/api/v1/transfers/book",
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        json={"from_account_id": source["id"], "to_account_id": savings["id"], "amount": "400.00"},
+    )
+    assert response.status_code == 201, response.text
+    items = await poll(
+        lambda: alerts_of(http, headers, type="large_transaction"), lambda items: len(items) >= 2, 15, "both sides"
+    )
+    assert sorted(a["title"] for a in items) == ["Large transaction: -400.00 USD", "Large transaction: 400.00 USD"]
