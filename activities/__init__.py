@@ -10,6 +10,7 @@ from activities.bank_events import BankEventActivities
 from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.documents import DocumentActivities
+from activities.fx import FxActivities
 from activities.gateway import GatewayActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
@@ -56,7 +57,9 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     report_runs = ReportRunActivities(db, settings, notifications)
     reconciliation = ReconciliationActivities(db, settings)
     gateway = GatewayActivities(db, settings, client)
+    fx = FxActivities(db, settings)
     return [
+        fx.fetch_rates,
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,

@@ -23,8 +23,10 @@ from api.routers import (
     bills,
     documents,
     external_accounts,
+    fx,
     gateway_payments,
     health,
+    insights,
     interest,
     journal_entries,
     kyc,
@@ -142,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhook_deliveries,
         reconciliations,
         gateway_payments,
+        fx,
+        insights,
     ):
         v1.include_router(module.router)
     v1.include_router(auth.me_router)

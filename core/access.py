@@ -109,6 +109,7 @@ class Entity(StrEnum):
     reconciliation = "reconciliation"  # a bank statement of a ledger account, reconciled to its postings
     gateway_payment = "gateway payment"  # a card payment in through the payment gateway (a loan repayment, a bill)
     maker_checker_request = "maker-checker request"  # a large transaction, manual entry or close awaiting a checker
+    insight = "insight"  # a member's insights and money summary (domain/insights.py), read under money_rows
 
 
 class Action(StrEnum):
@@ -247,6 +248,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     # them); their organization's staff read them. Member data: not the bank-wide operations role's.
     (Entity.gateway_payment, Action.create): frozenset({Role.superuser, Role.member}),
     (Entity.gateway_payment, Action.read): frozenset({Role.superuser, Role.member}) | ORG_STAFF,
+    # A member's insights and money summary: whoever money_rows lets read members' transactions (the member, a grantee
+    # of theirs, their organization's admins and operators, a superuser); approvers and bank operations never.
+    (Entity.insight, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -303,6 +307,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "gateway_payments:read": GATES[(Entity.gateway_payment, Action.read)],
     "gateway_payments:write": GATES[(Entity.gateway_payment, Action.create)],
     "maker_checker:read": ALL_ROLES,
+    "fx:read": ALL_ROLES,  # conversions at the cached exchange rates
+    "insights:read": GATES[(Entity.insight, Action.read)],  # insights and the money summary
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

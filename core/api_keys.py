@@ -57,6 +57,9 @@ RESOURCES: dict[str, str] = {
     "reconciliations": "reconciliations",
     "gateway-payments": "gateway_payments",  # card payments in; the gateway's own webhook is signed, not keyed
     "maker-checker": "maker_checker",  # large transactions, manual entries and closes awaiting a checker
+    "fx": "fx",  # currency conversion
+    "insights": "insights",  # a member's cash flow, merchants, categories, burn rate, net worth
+    "money": "insights",  # a member's money summary across accounts and currencies
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -62,6 +62,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "ReportRunWorkflow": Urgency.routine,  # reports: batch reads, never ahead of a payment
     "ScheduledReportWorkflow": Urgency.routine,
     "ReconciliationWorkflow": Urgency.routine,  # back-office matching; moves no money
+    "FxRatesRefreshWorkflow": Urgency.routine,  # exchange rates: daily, or on demand (one HTTP call; no money)
 }
 
 

@@ -152,6 +152,10 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         # Maker-checker above 100,000.00: the other tests' deposits and transfers (up to 100,000.00) post at once as
         # they always did; tests/integration/test_maker_checker.py moves more than that.
         maker_checker_threshold=Decimal("100000.00"),
+        # Exchange rates from the sandbox's /v6; a fetch tried twice, a second apart, before the API says 503.
+        fx_base_url=sandbox_url,
+        fx_fetch_attempts=2,
+        fx_retry_interval=timedelta(seconds=1),
     )
 
 

@@ -17,6 +17,7 @@ from workflows.book_transfer import BookTransferWorkflow
 from workflows.daily_accrual import DailyAccrualWorkflow
 from workflows.document_upload import DocumentUploadWorkflow
 from workflows.email_resend import EmailResendWorkflow
+from workflows.fx_refresh import FxRatesRefreshWorkflow
 from workflows.gateway_payment import GatewayPaymentWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
@@ -61,4 +62,5 @@ ALL_WORKFLOWS = [
     ScheduledReportWorkflow,
     ReconciliationWorkflow,
     GatewayPaymentWorkflow,
+    FxRatesRefreshWorkflow,
 ]
