@@ -6,7 +6,7 @@ member's share lets them, staff their organization's members, read only). The fe
 to the reporting currency (the member's base currency unless asked otherwise) at the cached latest rates
 (domain/fx.py): each currency's sum at full precision, added up, the total rounded once (ROUND_HALF_EVEN).
 
-Sign: money in is positive. Income and expenses leave out the categories of kind 'transfer' (moving money between
+Sign: money in is positive. Income, expenses and merchants leave out the categories of kind 'transfer' (moving money between
 one's own accounts is neither); net worth counts every line (a transfer between two of one's accounts nets to 0).
 Net worth is each month-end's running sum of every line of the member's accounts (ledger accounts: their balance;
 external accounts: the total of their imported lines), converted at the LATEST rates (the provider's history is not
@@ -186,7 +186,13 @@ async def top_merchants(
     rows = await _rows(
         session,
         select(T.merchant, T.currency, (-func.sum(T.amount)).label("spent"), func.count().label("n"))
-        .where(*visible_rows(user, member), *period(start, end), T.amount < 0, T.merchant.is_not(None))
+        .where(
+            *visible_rows(user, member),
+            *period(start, end),
+            T.amount < 0,
+            T.merchant.is_not(None),
+            not_transfer(member),
+        )
         .group_by(T.merchant, T.currency),
     )
     currencies = {row.currency for row in rows}
