@@ -53,7 +53,9 @@ def iso_currency(value: str) -> str:
 
 
 CurrencyCode = Annotated[
-    str, Field(min_length=3, max_length=3, examples=["EUR"], description="ISO 4217"), AfterValidator(iso_currency)
+    str,
+    Field(pattern=r"^[A-Za-z]{3}$", examples=["EUR"], description="ISO 4217 (any case)"),
+    AfterValidator(iso_currency),
 ]
 
 

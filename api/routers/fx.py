@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from api.deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep, TemporalDep, allowed
 from api.errors import AppError
@@ -29,7 +29,11 @@ def _amount(value: Any) -> Decimal:
     return Decimal(value)
 
 
-Amount = Annotated[Decimal, BeforeValidator(_amount)]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    WithJsonSchema({"type": "string", "pattern": AMOUNT_RE.pattern, "examples": ["10.00"]}),
+]
 
 
 class ConversionOut(BaseModel):
