@@ -12,6 +12,7 @@ BENCHMARKS = {
     "approval_roundtrip": "bench.approval_roundtrip",
     "interest_posting": "bench.interest_posting",
     "api_reads": "bench.api_reads",
+    "insights": "bench.insights_bench",
 }
 
 

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, cast, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Date, DateTime, Select, Subquery, cast, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -33,7 +33,17 @@ from models.money import MEMBER_TRANSACTIONS, Category, CategoryKind, MoneyShare
 from models.users import Role, User
 
 T = MEMBER_TRANSACTIONS.c
-MONTH = cast(func.date_trunc("month", T.posted_on), Date).label("month")
+
+
+def monthly(daily: Subquery, *sums: str) -> Select:
+    """Days folded into months. The rows are first grouped by day (`daily`: posted_on AS day, currency, sums), which
+    streams in the index's (user_id, posted_on) order with no sort and no per-row function; only the few hundred
+    days are truncated to their month (as a timestamp without zone: a date's implicit timestamptz would convert
+    through the session's time zone for every row). About half the time of grouping the rows by month directly."""
+    month = cast(func.date_trunc("month", cast(daily.c.day, DateTime)), Date).label("month")
+    return select(month, daily.c.currency, *(func.sum(daily.c[name]).label(name) for name in sums)).group_by(
+        literal_column("1"), daily.c.currency
+    )
 
 
 async def visible_member(session: AsyncSession, user: User, member_id: uuid.UUID | None) -> User:
@@ -128,12 +138,19 @@ async def cash_flow(
 ) -> dict[str, Any]:
     income = func.sum(T.amount).filter(T.amount > 0)
     expenses = -func.sum(T.amount).filter(T.amount < 0)
-    rows = await _rows(
-        session,
-        select(MONTH, T.currency, income.label("income"), expenses.label("expenses"), func.count().label("n"))
+    daily = (
+        select(
+            T.posted_on.label("day"),
+            T.currency,
+            income.label("income"),
+            expenses.label("expenses"),
+            func.count().label("n"),
+        )
         .where(*visible_rows(user, member), *period(start, end), not_transfer(member))
-        .group_by(literal_column("1"), T.currency),
+        .group_by(T.posted_on, T.currency)
+        .subquery()
     )
+    rows = await _rows(session, monthly(daily, "income", "expenses", "n"))
     currencies = {row.currency for row in rows}
     table = await converter.rates_for(currencies, target)
     by_month: dict[date, tuple[Totals, Totals, list[int]]] = {
@@ -321,13 +338,13 @@ async def burn_rate(
 async def net_worth(
     session: AsyncSession, converter: Converter, user: User, member: User, target: str, start: date, end: date
 ) -> dict[str, Any]:
-    rows = await _rows(
-        session,
-        select(MONTH, T.currency, func.sum(T.amount).label("delta"))
+    daily = (
+        select(T.posted_on.label("day"), T.currency, func.sum(T.amount).label("delta"))
         .where(*visible_rows(user, member), T.posted_on <= end)
-        .group_by(literal_column("1"), T.currency)
-        .order_by(literal_column("1")),
+        .group_by(T.posted_on, T.currency)
+        .subquery()
     )
+    rows = await _rows(session, monthly(daily, "delta").order_by(literal_column("1")))
     currencies = {row.currency for row in rows}
     table = await converter.rates_for(currencies, target)
     running, points, months = Totals(), [], months_between(start, end)

@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_check_constraint("users_base_currency_shape", "users", "base_currency ~ '^[A-Z]{3}$'")
     op.execute(
         "CREATE INDEX imported_transactions_user_date_cover ON imported_transactions (user_id, posted_on) "
-        "INCLUDE (amount, currency, category_key, merchant)"
+        "INCLUDE (amount, currency, category_key, merchant, external_account_id)"
     )
 
 
