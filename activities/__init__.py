@@ -11,6 +11,7 @@ from activities.bills import BillActivities
 from activities.credit import CreditActivities
 from activities.documents import DocumentActivities
 from activities.exports import ExportActivities
+from activities.fx import FxActivities
 from activities.gateway import GatewayActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
@@ -62,6 +63,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     exports = ExportActivities(db, settings, notifications)
     imports = TransactionImportActivities(db, settings, notifications)
     money_events = MoneyEventActivities(db, settings, notifications)
+    fx = FxActivities(db, settings)
     return [
         exports.make_export,
         exports.fail_export,
@@ -72,6 +74,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         imports.finish_import,
         imports.notify_import,
         money_events.evaluate_money_events,
+        fx.fetch_rates,
         report_runs.generate_report,
         report_runs.fail_report_run,
         report_runs.notify_report_run,

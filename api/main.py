@@ -26,9 +26,11 @@ from api.routers import (
     category_rules,
     documents,
     external_accounts,
+    fx,
     gateway_payments,
     gdpr_exports,
     health,
+    insights,
     interest,
     journal_entries,
     kyc,
@@ -170,6 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         transaction_imports,
         member_budgets,
         alerts,
+        fx,
+        insights,
     ):
         v1.include_router(module.router)
     v1.include_router(alerts.subscriptions)

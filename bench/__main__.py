@@ -13,6 +13,7 @@ BENCHMARKS = {
     "interest_posting": "bench.interest_posting",
     "api_reads": "bench.api_reads",
     "import_bench": "bench.import_bench",
+    "insights": "bench.insights_bench",
 }
 
 

@@ -200,6 +200,7 @@ async def running_stack(
             "LINKING_BASE_URL": sandbox_url,
             "ODFI_BASE_URL": sandbox_url,
             "BUREAU_BASE_URL": sandbox_url,
+            "FX_BASE_URL": sandbox_url,
             "WORKER_METRICS_ADDRESS": f"127.0.0.1:{processes.free_port()}",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),  # a sink of its own, never make run's

@@ -123,6 +123,7 @@ class Entity(StrEnum):
     member_budget = "member budget"  # a member's spending limit for a category (money_rows over 'budgets')
     alert_subscription = "alert subscription"  # the alerts a member asked for: their own alone
     member_alert = "alert"  # an alert raised for a member: their own alone
+    insight = "insight"  # a member's insights and money summary (domain/insights.py), read under money_rows
 
 
 class Action(StrEnum):
@@ -302,6 +303,9 @@ GATES: dict[tuple[Entity, Action], frozenset[Role]] = {
     (Entity.member_budget, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
     # Alerts are a member's own, like their notifications: only members subscribe (evaluated on their money).
     (Entity.alert_subscription, Action.create): frozenset({Role.member}),
+    # A member's insights and money summary: whoever money_rows lets read members' transactions (the member, a grantee
+    # of theirs, their organization's admins and operators, a superuser); approvers and bank operations never.
+    (Entity.insight, Action.read): frozenset({Role.superuser, Role.org_admin, Role.operator, Role.member}),
 }
 
 # The scopes of API keys (core/api_keys.py: `<resource>:read` for GET, `<resource>:write` for the other methods) and
@@ -377,6 +381,8 @@ SCOPE_ROLES: dict[str, frozenset[Role]] = {
     "member_budgets:write": GATES[(Entity.member_budget, Action.create)],
     "alerts:read": ALL_ROLES,
     "alerts:write": ALL_ROLES,
+    "fx:read": ALL_ROLES,  # conversions at the cached exchange rates
+    "insights:read": GATES[(Entity.insight, Action.read)],  # insights and the money summary
 }
 
 # The roles an org admin may give (staff and members of their own organization, never admins or bank roles).

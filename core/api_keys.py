@@ -69,6 +69,9 @@ RESOURCES: dict[str, str] = {
     "member-budgets": "member_budgets",  # members' own budgets (not the organization's: reports/budgets)
     "alert-subscriptions": "alerts",
     "alerts": "alerts",
+    "fx": "fx",  # currency conversion
+    "insights": "insights",  # a member's cash flow, merchants, categories, burn rate, net worth
+    "money": "insights",  # a member's money summary across accounts and currencies
 }
 # Paths any key may call whatever its scopes: who the key acts as. (/api/v1/me/..., /api/v1/profile, sign-up and
 # sign-in are a person's own: not in RESOURCES, so closed to keys.)

@@ -181,6 +181,18 @@ class Settings(BaseSettings):
     gateway_verify_attempts: int = Field(default=8, ge=1, le=50)
     gateway_checkout_wait: timedelta = timedelta(seconds=15)
 
+    # Currency (README: Currency): exchange rates from an exchangerate-api.com v6 compatible provider (the sandbox's
+    # /v6 in development), for one pivot currency: every other pair is a cross rate through it. Cached in
+    # `exchange_rates`; older than fx_cache_ttl they are fetched again before use (and by the fx-rates-refresh
+    # Schedule). A fetch is tried fx_fetch_attempts times, fx_retry_interval apart (doubling), then the API says 503.
+    fx_base_url: str = "http://127.0.0.1:8100"
+    fx_api_key: SecretStr = SecretStr("sandbox-fx-key")
+    fx_pivot_currency: str = "USD"
+    fx_cache_ttl: timedelta = timedelta(hours=12)
+    fx_fetch_attempts: int = Field(default=3, ge=1, le=20)
+    fx_retry_interval: timedelta = timedelta(seconds=1)
+    fx_fetch_wait: timedelta = timedelta(seconds=20)  # how long a request waits for a fetch on demand
+
     # Loans
     bureau_base_url: str = "http://127.0.0.1:8100"
     bureau_api_key: SecretStr = SecretStr("sandbox-bureau-key")
@@ -263,6 +275,7 @@ class Settings(BaseSettings):
     statements_cron: str = "0 5 1 * *"  # monthly statements, for the month just ended
     backup_cron: str = "0 3 * * *"  # daily dump of the application database (core/backups.py)
     retention_cron: str = "30 3 * * *"  # daily retention purge (core/retention.py)
+    fx_refresh_cron: str = "15 0 * * *"  # exchange rates fetched again, after the provider's daily update
 
     # Backups: pg_dump custom-format files in backup_dir, verified, recorded in `backups`, and pruned after
     # backup_retention. pg_bin_dir holds pg_dump/pg_restore; unset: the embedded PostgreSQL's, else the PATH's.

@@ -84,6 +84,12 @@ def jobs(settings: Settings) -> list[ScheduledJob]:
             settings.kyc_reverification_cron,
             "Daily KYC re-verification: members whose verification ends within KYC_REVERIFY_AHEAD are asked again",
         ),
+        ScheduledJob(
+            "fx-rates-refresh",
+            "FxRatesRefreshWorkflow",
+            settings.fx_refresh_cron,
+            "Daily exchange rates of the pivot currency, fetched after the provider's update (README: Currency)",
+        ),
     ]
 
 

@@ -65,6 +65,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "ReconciliationWorkflow": Urgency.routine,  # back-office matching; moves no money
     "ExportWorkflow": Urgency.routine,  # members' data exports: batch reads
     "MoneyEventsWorkflow": Urgency.routine,  # a member's budget and alert evaluation after their money moved
+    "FxRatesRefreshWorkflow": Urgency.routine,  # exchange rates: daily, or on demand (one HTTP call; no money)
 }
 
 

@@ -87,6 +87,8 @@ class User(SQLModel, table=True):
     email_verified_at: datetime | None = timestamp()
     # Picks the approval route of the member's loans (with the amount); staff set it, never the applicant.
     member_type: str = Field(default="consumer", max_length=40, sa_column_kwargs={"server_default": "consumer"})
+    # The currency the member's money summary and insights are converted to (ISO 4217; README: Currency).
+    base_currency: str = Field(default="USD", max_length=3, sa_column_kwargs={"server_default": "USD"})
     created_at: datetime = created_at()
 
 

@@ -8,16 +8,25 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from sandbox import bureau, faults, gateway, identity, linking, odfi, receiver, scanner
+from sandbox import bureau, faults, fx, gateway, identity, linking, odfi, receiver, scanner
 from sandbox.settings import SandboxSettings
 
-SERVICE_ROUTERS = [linking.router, odfi.router, bureau.router, identity.router, scanner.router, gateway.router]
+SERVICE_ROUTERS = [
+    linking.router,
+    odfi.router,
+    bureau.router,
+    identity.router,
+    scanner.router,
+    gateway.router,
+    fx.router,
+]
 UNFAULTED_ROUTERS = [
     faults.control_router,
     odfi.control_router,
     bureau.control_router,
     receiver.router,  # fails on its own control, not the injector's
     gateway.control_router,
+    fx.control_router,
     gateway.checkout_router,  # the customer's browser page, not the merchant's API
 ]  # control and test instrumentation
 
@@ -42,6 +51,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     app.state.bureau = bureau.BureauState(settings)
     app.state.receiver = receiver.ReceiverState()
     app.state.gateway = gateway.GatewayState(settings)
+    app.state.fx = fx.FxState(settings)
 
     # Starlette types every handler for Exception; it calls this one only with an InjectedFault.
     app.add_exception_handler(faults.InjectedFault, faults.injected_fault_handler)  # type: ignore[arg-type]

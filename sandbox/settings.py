@@ -53,3 +53,6 @@ class SandboxSettings(BaseSettings):
     bureau_api_key: str = "sandbox-bureau-key"
     # applicant_id -> forced score, e.g. SANDBOX_BUREAU_FIXED_SCORES='{"<uuid>": 720}'
     bureau_fixed_scores: dict[uuid.UUID, Annotated[int, Field(ge=300, le=850)]] = {}
+
+    # The exchange-rate API (sandbox/fx.py): matches the main app's FX_API_KEY default; changeable via /fx/_control.
+    fx_api_key: str = "sandbox-fx-key"

@@ -154,6 +154,10 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         maker_checker_threshold=Decimal("100000.00"),
         # Exports: above 20 transactions a download is refused for the background path (test_transaction_exports.py).
         export_sync_max_rows=20,
+        # Exchange rates from the sandbox's /v6; a fetch tried twice, a second apart, before the API says 503.
+        fx_base_url=sandbox_url,
+        fx_fetch_attempts=2,
+        fx_retry_interval=timedelta(seconds=1),
     )
 
 

@@ -18,6 +18,7 @@ from workflows.daily_accrual import DailyAccrualWorkflow
 from workflows.document_upload import DocumentUploadWorkflow
 from workflows.email_resend import EmailResendWorkflow
 from workflows.export import ExportWorkflow
+from workflows.fx_refresh import FxRatesRefreshWorkflow
 from workflows.gateway_payment import GatewayPaymentWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
@@ -67,4 +68,5 @@ ALL_WORKFLOWS = [
     ExportWorkflow,
     TransactionImportWorkflow,
     MoneyEventsWorkflow,
+    FxRatesRefreshWorkflow,
 ]

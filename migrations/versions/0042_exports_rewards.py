@@ -1,7 +1,7 @@
 """exports of members' data (transactions, GDPR) and rewards programs
 
 Revision ID: 0042
-Revises: 0040
+Revises: 0041
 Create Date: 2026-12-02 15:00:00
 
 `transaction_exports`: a file made in the background (`export-<id>` or `gdpr-export-<id>` workflow) of a member's
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0042"
-down_revision: Union[str, None] = "0040"
+down_revision: Union[str, None] = "0041"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1707,6 +1707,25 @@ BUILDERS[f"GET {V1}/profile"] = static()
 BUILDERS[f"PATCH {V1}/profile"] = static(json={"phone": "+1 555 0100"})
 BUILDERS[f"GET {V1}/members"] = listing(lambda w: {"q": w.owner["email"]}, lambda w: w.owner["id"])
 
+# Currency: a conversion (same currency: no rate needed, so the sandbox's rates never decide the outcome), one's own
+# base currency (set to what it is).
+BUILDERS[f"GET {V1}/fx/convert"] = static(params={"amount": "1.00", "from": "USD", "to": "USD"})
+BUILDERS[f"GET {V1}/me/base-currency"] = static()
+BUILDERS[f"PUT {V1}/me/base-currency"] = static(json={"base_currency": "USD"})
+
+
+# A member's money summary and insights: A.member_owner's, in dollars (their accounts' currency: no rate fetched).
+@builds(
+    f"GET {V1}/money/summary",
+    f"GET {V1}/insights/cash-flow",
+    f"GET {V1}/insights/top-merchants",
+    f"GET {V1}/insights/categories",
+    f"GET {V1}/insights/burn-rate",
+    f"GET {V1}/insights/net-worth",
+)
+async def _(w: World, p: Principal) -> Req:
+    return Req(params={"member_id": w.owner["id"], "currency": "USD"})
+
 
 @builds(f"GET {V1}/members/{{member_id}}", f"GET {V1}/members/{{member_id}}/kyc")
 async def _(w: World, p: Principal) -> Req:

@@ -28,6 +28,7 @@ EXPECTED = {  # schedule id -> workflow type and cron, with the default settings
     "database-backup": ("BackupWorkflow", "0 3 * * *"),
     "data-retention": ("RetentionWorkflow", "30 3 * * *"),
     "kyc-reverification": ("KycReverificationWorkflow", "15 4 * * *"),
+    "fx-rates-refresh": ("FxRatesRefreshWorkflow", "15 0 * * *"),
 }
 
 
