@@ -61,7 +61,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     reconciliation = ReconciliationActivities(db, settings)
     gateway = GatewayActivities(db, settings, client)
     exports = ExportActivities(db, settings, notifications)
-    imports = TransactionImportActivities(db, settings, notifications)
+    imports = TransactionImportActivities(db, settings, notifications, client=client)
     money_events = MoneyEventActivities(db, settings, notifications)
     fx = FxActivities(db, settings)
     return [

@@ -22,6 +22,7 @@ from activities.notifications import NotificationActivities, email_key, render_o
 from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
+from domain import rewards
 from domain.budget_periods import progress
 from models.ach import EmailOutbox, Notification
 from models.member_budgets import (
@@ -85,6 +86,8 @@ class MoneyEventActivities:
                 alerts += await self.subscription_alerts(session, req, sub, today)
             for alert in alerts:
                 raised += await self.raise_alert(session, member, alert)
+            # Points by the member's rewards programs' rules, for their new transactions: once each (its txn_id).
+            await rewards.earn_for_member(session, req.user_id)
         await self.send_pending_emails(req.user_id)
         return EvaluationOutcome(alerts_raised=raised)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import psycopg
 from sqlalchemy import text
 from temporalio import activity
+from temporalio.client import Client
 
 from activities.notifications import NotificationActivities
 from core import import_files
@@ -23,7 +24,7 @@ from core.config import Settings
 from core.crypto import FileCipher
 from core.db import Database, libpq_url
 from core.storage import ObjectStorage, storage_from_settings
-from domain import categorise
+from domain import categorise, money_events
 from domain.import_csv import HeaderError, header_columns, parse_chunk
 from models.money import ImportStatus, TransactionImport
 from models.notifications import NotifyUsers
@@ -127,8 +128,9 @@ class TransactionImportActivities:
         settings: Settings,
         notifications: NotificationActivities,
         storage: ObjectStorage | None = None,
+        client: Client | None = None,
     ):
-        self.db, self.settings, self.notifications = db, settings, notifications
+        self.db, self.settings, self.notifications, self.client = db, settings, notifications, client
         self.storage = storage or storage_from_settings(settings)
         self.cipher = FileCipher.from_settings(settings)
 
@@ -291,6 +293,13 @@ class TransactionImportActivities:
                 await session.execute(
                     text("DELETE FROM import_tuple_counts WHERE import_id = :id"), {"id": req.import_id}
                 )
+            evaluate = row.status == ImportStatus.completed and await money_events.has_something_to_evaluate(
+                session, row.user_id
+            )
+        if evaluate and self.client is not None:
+            # The member's budgets, alerts and rewards see the new lines (a retry signals again: evaluation is
+            # idempotent).
+            await money_events.money_changed(self.client, row.user_id, "import", str(row.id), self.settings)
         return ImportProgress(**progress_of(row))
 
     @activity.defn

@@ -54,9 +54,9 @@ async def money_changed_quietly(
 
 
 async def member_owners(session: Any, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    """The members owning these internal accounts who have something to evaluate: a live budget or an active alert
-    subscription (GL accounts and the organization's own have no owner). The others' money moves without a
-    workflow: nothing could be raised for them."""
+    """The members owning these internal accounts who have something to evaluate: a live budget, an active alert
+    subscription or an active rewards program they are enrolled in (GL accounts and the organization's own have no
+    owner). The others' money moves without a workflow: nothing could be raised or earned for them."""
     return list(
         (
             await session.execute(
@@ -66,7 +66,10 @@ async def member_owners(session: Any, account_ids: list[uuid.UUID]) -> list[uuid
                           AND (EXISTS (SELECT 1 FROM member_budgets b WHERE b.user_id = a.owner_id
                                          AND b.ended_at IS NULL)
                                OR EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.user_id = a.owner_id
-                                            AND s.active))"""
+                                            AND s.active)
+                               OR EXISTS (SELECT 1 FROM reward_accounts r
+                                            JOIN reward_programs p ON p.id = r.program_id AND p.active
+                                           WHERE r.user_id = a.owner_id))"""
                 ),
                 {"ids": list(account_ids)},
             )
@@ -82,3 +85,17 @@ async def money_changed_for_accounts(
         owners = await member_owners(session, account_ids)
     for owner_id in owners:
         await money_changed(client, owner_id, cause, ref, settings)
+
+
+async def has_something_to_evaluate(session: Any, user_id: uuid.UUID) -> bool:
+    """Whether a member's money moving could raise an alert or earn points (member_owners' rule, for one member)."""
+    found = await session.execute(
+        text(
+            """SELECT EXISTS (SELECT 1 FROM member_budgets b WHERE b.user_id = :u AND b.ended_at IS NULL)
+                   OR EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.user_id = :u AND s.active)
+                   OR EXISTS (SELECT 1 FROM reward_accounts r JOIN reward_programs p ON p.id = r.program_id
+                               WHERE r.user_id = :u AND p.active)"""
+        ),
+        {"u": user_id},
+    )
+    return bool(found.scalar())
