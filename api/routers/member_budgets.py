@@ -42,7 +42,7 @@ async def list_budgets(
     user: Reader,
     page: PageDep,
     settings: SettingsDep,
-    category_key: Annotated[str | None, Query(max_length=40)] = None,
+    category_key: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z][a-z0-9_]{0,39}$")] = None,
     include_ended: bool = False,
 ) -> Page[MemberBudgetOut]:
     return await member_budgets.listing(session, user, page, business_today(settings), category_key, include_ended)

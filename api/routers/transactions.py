@@ -4,7 +4,7 @@ change of its category or notes, and a bulk re-categorisation (domain/transactio
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.deps import CurrentUser, ReadSessionDep, SessionDep
 from api.fields import BusinessDate, Filter, SignedMoney
@@ -64,12 +64,16 @@ async def recategorise(body: bulk.RecategoriseIn, session: SessionDep, user: Cur
     return await bulk.recategorise(session, user, body)
 
 
+# A transaction's id is 'L<posting id>' or 'I<imported row id>'; any other printable id is a 404 like an unknown one.
+TxnPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,40}$", examples=["I42"])]
+
+
 @router.get(
     "/{txn_id}",
     response_model=TransactionDetail,
     summary="A transaction, with the history of its category and notes",
 )
-async def get_transaction(txn_id: str, session: SessionDep, user: CurrentUser) -> TransactionDetail:
+async def get_transaction(txn_id: TxnPath, session: SessionDep, user: CurrentUser) -> TransactionDetail:
     return await domain.detail(session, user, txn_id)
 
 
@@ -83,6 +87,6 @@ async def get_transaction(txn_id: str, session: SessionDep, user: CurrentUser) -
     summary="Change a transaction's category or notes (a manual category: rules no longer change it)",
 )
 async def patch_transaction(
-    txn_id: str, body: TransactionPatch, session: SessionDep, user: CurrentUser
+    txn_id: TxnPath, body: TransactionPatch, session: SessionDep, user: CurrentUser
 ) -> TransactionDetail:
     return await domain.update(session, user, txn_id, body)
