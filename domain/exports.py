@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlmodel import col
 from sqlmodel import select as sm_select
 from temporalio.client import Client
@@ -28,6 +28,7 @@ from domain import export_links
 from domain.export_filters import ExportFilters, rows_query, where
 from models.exports import ExportInput, ExportKind, ExportStatus, TransactionExport
 from models.money import MEMBER_TRANSACTIONS as MT
+from models.money import MoneyShare, ShareWhat
 from models.users import Role, User
 
 
@@ -154,6 +155,8 @@ async def request_export(
     session, user: User, client: Client, settings: Settings, body: ExportIn, key: str
 ) -> tuple[ExportOut, bool]:
     check_can_export(user)
+    if body.member_id is not None:
+        await check_member_readable(session, user, body.member_id)
     filters = body.model_dump(mode="json", exclude={"format"}, exclude_none=True)
     return await _create(
         session,
@@ -166,6 +169,24 @@ async def request_export(
         format=body.format.value,
         key=key,
     )
+
+
+async def check_member_readable(session, user: User, member_id: uuid.UUID) -> None:
+    """A member whose transactions the caller may read at least in part (access.money_rows with the member's own
+    ids: themself, a superuser, their organization's staff, a grantee of a live share of any scope); a 404 for
+    anyone else, as for a member that does not exist."""
+    member = await session.get(User, member_id)
+    if member is None or member.role != Role.member:
+        raise access.not_visible(user, Entity.member, member_id, exists=member is not None)
+    readable = access.money_rows(user, ShareWhat.transactions, literal(member.id), literal(member.org_id))
+    shared = select(col(MoneyShare.id)).where(
+        col(MoneyShare.owner_id) == member.id,
+        col(MoneyShare.grantee_id) == user.id,
+        col(MoneyShare.what) == ShareWhat.transactions,
+        col(MoneyShare.revoked_at).is_(None),
+    )
+    if not (await session.execute(select(readable | shared.exists()))).scalar():
+        raise access.not_visible(user, Entity.member, member_id)
 
 
 async def request_gdpr(
