@@ -15,6 +15,7 @@ from activities.fx import FxActivities
 from activities.gateway import GatewayActivities
 from activities.interest_posting import InterestPostingActivities
 from activities.kyc import KycActivities
+from activities.linked_imports import LinkedImportActivities
 from activities.loan_servicing import LoanServicingActivities
 from activities.loans import LoanActivities
 from activities.maker_checker import MakerCheckerActivities
@@ -64,6 +65,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
     imports = TransactionImportActivities(db, settings, notifications, client=client)
     money_events = MoneyEventActivities(db, settings, notifications)
     fx = FxActivities(db, settings)
+    linked = LinkedImportActivities(db, settings)
     return [
         exports.make_export,
         exports.fail_export,
@@ -73,6 +75,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         imports.categorise_import,
         imports.finish_import,
         imports.notify_import,
+        linked.sync_page,
         money_events.evaluate_money_events,
         fx.fetch_rates,
         report_runs.generate_report,

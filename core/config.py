@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # import_chunk_lines lines per activity (each chunk one transaction: a retry resumes at the next one).
     import_max_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
     import_chunk_lines: int = Field(default=50_000, ge=1)
+    # A linked account's feed (the provider's /transactions/sync) is read import_sync_page transactions a page.
+    import_sync_page: int = Field(default=500, ge=1, le=500)
     document_storage: Literal["local", "s3"] = "local"
     document_storage_dir: str = ".data/documents"
     s3_endpoint_url: str = ""  # unset: AWS itself

@@ -116,3 +116,10 @@ class LinkingClient:
                 if a["account_id"] in numbers
             ],
         )
+
+    async def sync_transactions(self, access_token: str, cursor: str | None, count: int) -> dict:
+        """One page of the item's transactions after `cursor` (None: from the beginning), as Plaid's
+        /transactions/sync answers: added, modified, removed, next_cursor, has_more."""
+        return await self._post(
+            "/transactions/sync", {"access_token": access_token, "cursor": cursor or "", "count": count}
+        )

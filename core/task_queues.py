@@ -48,6 +48,7 @@ QUEUE_OF_WORKFLOW: dict[str, Urgency] = {
     "KycWorkflow": Urgency.money,  # it gates loans and debits; its review is an ApprovalWorkflow child
     "BillRunWorkflow": Urgency.routine,
     "TransactionImportWorkflow": Urgency.routine,  # a member's bulk load of their bank's lines: no money moves
+    "LinkedImportWorkflow": Urgency.routine,  # the same from the linking provider's feed
     "BillReminderWorkflow": Urgency.routine,
     "MonthlyStatementsWorkflow": Urgency.routine,
     "DailyAccrualWorkflow": Urgency.routine,

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowQueryFailedError
@@ -29,7 +29,7 @@ from core.storage import ObjectStorage
 from core.task_queues import queue_for
 from models.external_accounts import ExternalAccount
 from models.money import ImportRejection, ImportSource, ImportStatus, TransactionImport
-from models.transaction_imports import ImportInput, ImportProgress
+from models.transaction_imports import ImportInput, ImportProgress, LinkedImportInput
 from models.users import User
 
 log = logging.getLogger(__name__)
@@ -155,10 +155,96 @@ async def create(
     return out(row), True
 
 
+class LinkedSyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    external_account_id: uuid.UUID = Field(description="a member's external account linked through the provider")
+
+
+async def create_linked(
+    session, user: User, client: Client, settings: Settings, body: LinkedSyncIn, key: str
+) -> tuple[TransactionImportOut, bool]:
+    """A sync of a linked account's transactions from the provider's feed (source 'linked'), from the cursor its
+    last completed sync ended at: recorded and started, or found again by this caller's Idempotency-Key (False)."""
+    access.gate(user, Entity.transaction_import, Action.create)
+    existing = await existing_for_key(session, user, key)
+    if existing is not None:
+        if existing.external_account_id != body.external_account_id or existing.source != ImportSource.linked:
+            raise AppError(409, "idempotency_key_reused", "this Idempotency-Key was used for another import")
+        await start(client, settings, existing)
+        return out(existing), False
+    account = await member_account(session, user, body.external_account_id)
+    if not (account.source == "linked" and account.provider_item_id and account.provider_account_id):
+        raise AppError(
+            422,
+            "not_a_linked_account",
+            "this account was entered by hand: import its lines as a CSV instead",
+            {"external_account_id": str(account.id)},
+        )
+    assert account.owner_id is not None  # member_account checked it
+    last = (
+        await session.exec(
+            select(TransactionImport.cursor)
+            .where(
+                TransactionImport.external_account_id == account.id,
+                TransactionImport.source == ImportSource.linked,
+                TransactionImport.status == ImportStatus.completed,
+            )
+            .order_by(col(TransactionImport.finished_at).desc())
+            .limit(1)
+        )
+    ).first()
+    import_id = uuid.uuid4()
+    row = TransactionImport(
+        id=import_id,
+        org_id=account.org_id,
+        user_id=account.owner_id,
+        external_account_id=account.id,
+        source=ImportSource.linked,
+        filename=f"{account.institution_name} ••{account.account_last4}"[:200],
+        workflow_id=f"import-{import_id}",
+        status=ImportStatus.running,
+        cursor=last,
+        created_by=user.id,
+        idempotency_key=f"{user.id}:{key}",
+    )
+    session.add(row)
+    await audit.record(
+        session,
+        actor=user.email,
+        actor_id=user.id,
+        action="transaction_import.created",
+        entity_type="transaction_import",
+        entity_id=import_id,
+        after=audit.snapshot(row, ["user_id", "external_account_id", "source", "cursor"]),
+    )
+    try:
+        await session.commit()
+    except IntegrityError:  # the same key's other request won the race: its import is the one
+        await session.rollback()
+        existing = await existing_for_key(session, user, key)
+        if existing is None:
+            raise
+        return out(existing), False
+    await start(client, settings, row)
+    return out(row), True
+
+
 async def start(client: Client, settings: Settings, row: TransactionImport) -> None:
+    from workflows.linked_import import LinkedImportWorkflow
     from workflows.transaction_import import TransactionImportWorkflow
 
     try:
+        if row.source == ImportSource.linked:
+            await client.start_workflow(
+                LinkedImportWorkflow.run,
+                LinkedImportInput(import_id=row.id, cursor=row.cursor),
+                id=row.workflow_id,
+                task_queue=queue_for(settings, LinkedImportWorkflow),
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Sync of {row.filename or 'a linked account'} for member {row.user_id}",
+            )
+            return
         await client.start_workflow(
             TransactionImportWorkflow.run,
             ImportInput(import_id=row.id),

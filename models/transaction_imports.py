@@ -44,3 +44,18 @@ class ImportRef(BaseModel):
 class ImportFailure(BaseModel):
     import_id: uuid.UUID
     error: str
+
+
+class LinkedImportInput(BaseModel):
+    import_id: uuid.UUID
+    cursor: str | None = None  # the provider's cursor this run of the workflow starts from
+
+
+class SyncPage(BaseModel):
+    import_id: uuid.UUID
+    cursor: str | None  # where this page starts: the import row's cursor when it was asked for
+
+
+class SyncPageOutcome(ImportProgress):
+    next_cursor: str | None = None
+    has_more: bool = False

@@ -11,7 +11,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -235,6 +236,56 @@ def derive_accounts(item_id: str, institution: Institution) -> tuple[list["Accou
     return accounts, numbers
 
 
+# --- transactions (as Plaid's /transactions/sync) -------------------------------------------------
+
+SYNC_HISTORY = 40  # each account's transactions, a pure function of the item like its numbers
+MERCHANTS = (
+    ("Fresh Market", "FOOD_AND_DRINK"),
+    ("Corner Coffee", "FOOD_AND_DRINK"),
+    ("City Transit", "TRANSPORTATION"),
+    ("Power & Light", "RENT_AND_UTILITIES"),
+    ("Streamly", "ENTERTAINMENT"),
+)
+
+
+def derive_transactions(item_id: str, institution: Institution, today: date) -> list["SyncTransaction"]:
+    """Every account's last SYNC_HISTORY transactions, oldest first: a payroll credit every tenth, card spending
+    otherwise (Plaid's sign: positive is money out of the account). The same item always gets the same ones."""
+    accounts, _ = derive_accounts(item_id, institution)
+    out = []
+    for n in range(SYNC_HISTORY):
+        for account in accounts:
+            seed = _derived_int("txn", item_id, account.account_id, n)
+            day = today - timedelta(days=SYNC_HISTORY - n)
+            if n % 10 == 9:
+                name, merchant, category, cents = "ACME PAYROLL", None, "INCOME", -(150_000 + seed % 50_000)
+            else:
+                merchant, category = MERCHANTS[seed % len(MERCHANTS)]
+                name, cents = f"{merchant.upper()} #{seed % 900 + 100}", 100 + seed % 9_000
+            out.append(
+                SyncTransaction(
+                    transaction_id=f"{_derived_int('txn-id', item_id, account.account_id, n):064x}"[:32],
+                    account_id=account.account_id,
+                    amount=Decimal(cents) / 100,
+                    date=day,
+                    name=name,
+                    merchant_name=merchant,
+                    personal_finance_category=PersonalFinanceCategory(primary=category),
+                )
+            )
+    return out
+
+
+def decode_cursor(cursor: str) -> int:
+    """A cursor is the position after the last transaction handed out, opaque to the caller."""
+    if not cursor:
+        return 0
+    try:
+        return int(cursor.removeprefix("c"), 16)
+    except ValueError as exc:
+        raise PlaidError(400, "INVALID_INPUT", "INVALID_CURSOR", "cursor is not valid") from exc
+
+
 # --- wire shapes ----------------------------------------------------------------------------------
 
 
@@ -308,6 +359,39 @@ class AuthGetResponse(BaseModel):
     item: Item
     accounts: list[Account]
     numbers: Numbers
+
+
+class TransactionsSyncRequest(Credentials):
+    access_token: str
+    cursor: str = ""
+    count: int = Field(default=100, ge=1, le=500)
+
+
+class PersonalFinanceCategory(BaseModel):
+    primary: str
+
+
+class SyncTransaction(BaseModel):
+    transaction_id: str
+    account_id: str
+    amount: Decimal  # Plaid's sign: positive is money out of the account
+    iso_currency_code: str = "USD"
+    date: date
+    name: str
+    merchant_name: str | None
+    personal_finance_category: PersonalFinanceCategory
+
+
+class RemovedTransaction(BaseModel):
+    transaction_id: str
+
+
+class TransactionsSyncResponse(BaseModel):
+    added: list[SyncTransaction]
+    modified: list[SyncTransaction] = []
+    removed: list[RemovedTransaction] = []
+    next_cursor: str
+    has_more: bool
 
 
 class InstitutionOut(BaseModel):
@@ -384,3 +468,17 @@ async def get_auth(body: AuthGetRequest, request: Request) -> AuthGetResponse:
         accounts=accounts,
         numbers=Numbers(ach=numbers),
     )
+
+
+@router.post("/transactions/sync", response_model=TransactionsSyncResponse)
+async def sync_transactions(body: TransactionsSyncRequest, request: Request) -> TransactionsSyncResponse:
+    """The item's transactions since `cursor`, `count` at a time, with the cursor to continue from (Plaid's
+    /transactions/sync: `added` only here; the history is fixed, so nothing is modified or removed)."""
+    state = _state(request)
+    state.authenticate(body.client_id, body.secret)
+    item_id, institution = state.item(body.access_token)
+    everything = derive_transactions(item_id, institution, state.clock().date())
+    start = decode_cursor(body.cursor)
+    page = everything[start : start + body.count]
+    end = start + len(page)
+    return TransactionsSyncResponse(added=page, next_cursor=f"c{end:x}", has_more=end < len(everything))

@@ -154,6 +154,8 @@ def settings(database_url, temporal_env, sandbox_url, mailbox, tmp_path_factory)
         maker_checker_threshold=Decimal("100000.00"),
         # Exports: above 20 transactions a download is refused for the background path (test_transaction_exports.py).
         export_sync_max_rows=20,
+        # A linked account's feed a few pages long (test_linked_imports.py): 25 of the sandbox item's 80 a page.
+        import_sync_page=25,
         # Exchange rates from the sandbox's /v6; a fetch tried twice, a second apart, before the API says 503.
         fx_base_url=sandbox_url,
         fx_fetch_attempts=2,

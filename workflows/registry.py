@@ -22,6 +22,7 @@ from workflows.fx_refresh import FxRatesRefreshWorkflow
 from workflows.gateway_payment import GatewayPaymentWorkflow
 from workflows.interest_posting import InterestPostingWorkflow
 from workflows.kyc import KycReverificationWorkflow, KycWorkflow
+from workflows.linked_import import LinkedImportWorkflow
 from workflows.loan import LoanWorkflow
 from workflows.maker_checker import TransactionApprovalWorkflow
 from workflows.money_events import MoneyEventsWorkflow
@@ -67,6 +68,7 @@ ALL_WORKFLOWS = [
     GatewayPaymentWorkflow,
     ExportWorkflow,
     TransactionImportWorkflow,
+    LinkedImportWorkflow,
     MoneyEventsWorkflow,
     FxRatesRefreshWorkflow,
 ]

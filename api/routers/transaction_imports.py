@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from api.deps import CurrentUser, FileCipherDep, IdempotencyKey, SessionDep, SettingsDep, TemporalDep
 from api.pagination import Page, PageDep
 from domain import transaction_imports
-from domain.transaction_imports import RejectionOut, TransactionImportOut
+from domain.transaction_imports import LinkedSyncIn, RejectionOut, TransactionImportOut
 
 router = APIRouter(prefix="/transaction-imports", tags=["transaction imports"])
 
@@ -59,6 +59,31 @@ async def create_import(
         pieces(file),
         key,
     )
+    response.status_code = 202 if created else 200
+    return made
+
+
+@router.post(
+    "/sync",
+    response_model=TransactionImportOut,
+    status_code=202,
+    responses={
+        200: {"description": "the same Idempotency-Key again: the sync already started"},
+        409: {"description": "the Idempotency-Key was used for another import"},
+        422: {"description": "the account is the organization's, or was entered by hand (not linked)"},
+    },
+    summary="Sync a member's linked account's transactions from the account-linking provider's feed",
+)
+async def sync_linked(
+    body: LinkedSyncIn,
+    response: Response,
+    key: IdempotencyKey,
+    session: SessionDep,
+    user: CurrentUser,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> TransactionImportOut:
+    made, created = await transaction_imports.create_linked(session, user, client, settings, body, key)
     response.status_code = 202 if created else 200
     return made
 

@@ -1379,6 +1379,11 @@ async def _(w: World, p: Principal) -> Req:
     return Req(content=body, headers=headers)
 
 
+@builds(f"POST {V1}/transaction-imports/sync")
+async def _(w: World, p: Principal) -> Req:
+    return Req(headers=key(), json={"external_account_id": w.external["id"]})  # A.member_owner's linked account
+
+
 @builds(f"GET {V1}/transaction-imports")
 async def _(w: World, p: Principal) -> Req:
     made = await owners_import(w)
