@@ -15,16 +15,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.transaction_imports import TransactionImportActivities
     from models.transaction_imports import ImportFailure, ImportProgress, ImportRef, LinkedImportInput, SyncPage
 
+from workflows.transaction_import import CATEGORISE, STEP  # the same finishing steps as a CSV import
+
 PAGES_PER_RUN = 500
 PAGE: dict[str, Any] = dict(
     start_to_close_timeout=timedelta(minutes=2),
     retry_policy=RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=1)),
 )
-CATEGORISE: dict[str, Any] = dict(
-    start_to_close_timeout=timedelta(minutes=30),
-    retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1)),
-)
-STEP: dict[str, Any] = dict(start_to_close_timeout=timedelta(seconds=60))
 
 
 @workflow.defn
