@@ -132,27 +132,12 @@ async def create(
         segments=stored.segments,
         segment_bytes=stored.segment_bytes,
     )
-    session.add(row)
-    await audit.record(
-        session,
-        actor=user.email,
-        actor_id=user.id,
-        action="transaction_import.created",
-        entity_type="transaction_import",
-        entity_id=import_id,
-        after=audit.snapshot(row, ["user_id", "external_account_id", "filename", "size_bytes"]),
+    made = await record_and_start(
+        session, user, client, settings, row, key, ["user_id", "external_account_id", "filename", "size_bytes"]
     )
-    try:
-        await session.commit()
-    except IntegrityError:  # the same key's other request won the race: its import is the one
-        await session.rollback()
+    if not made[1]:  # another request with the same key won: this upload is not needed
         await import_files.delete(storage, import_id, stored.segments)
-        existing = await existing_for_key(session, user, key)
-        if existing is None:
-            raise
-        return out(existing), False
-    await start(client, settings, row)
-    return out(row), True
+    return made
 
 
 class LinkedSyncIn(BaseModel):
@@ -207,6 +192,16 @@ async def create_linked(
         created_by=user.id,
         idempotency_key=f"{user.id}:{key}",
     )
+    return await record_and_start(
+        session, user, client, settings, row, key, ["user_id", "external_account_id", "source", "cursor"]
+    )
+
+
+async def record_and_start(
+    session, user: User, client: Client, settings: Settings, row: TransactionImport, key: str, audited: list[str]
+) -> tuple[TransactionImportOut, bool]:
+    """The new import row written with its audit entry and its workflow started; when a concurrent request with
+    the same Idempotency-Key committed first, that one's import instead (created False)."""
     session.add(row)
     await audit.record(
         session,
@@ -214,8 +209,8 @@ async def create_linked(
         actor_id=user.id,
         action="transaction_import.created",
         entity_type="transaction_import",
-        entity_id=import_id,
-        after=audit.snapshot(row, ["user_id", "external_account_id", "source", "cursor"]),
+        entity_id=row.id,
+        after=audit.snapshot(row, audited),
     )
     try:
         await session.commit()
