@@ -147,6 +147,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         bills.mark_overdue,
         bills.send_reminders,
         bills.start_autopays,
+        bills.signal_due_alerts,
         bills.begin_autopay,
         bills.finish_autopay,
         bills.autopay_reversed,

@@ -24,6 +24,7 @@ from core.config import Settings
 from core.db import Database
 from core.email import EmailSender, render
 from core.task_queues import queue_for
+from domain import money_events
 from finance.money import format_usd
 from models.ach import EmailOutbox, Notification
 from models.base import utcnow
@@ -245,6 +246,29 @@ class BillActivities:
                 pass  # this bill's auto-pay for this due date ran already
             activity.heartbeat(bill.id)
         return BatchResult(processed=len(bills), done=started, last_id=bills[-1].id if bills else None)
+
+    @activity.defn
+    async def signal_due_alerts(self, req: BillBatch) -> BatchResult:
+        """One keyset batch (by member id) of the members with an active bill_due alert subscription and an upcoming
+        bill due within its `within_days` of the run's day: their money-events workflow is signalled, and evaluates
+        the subscription (each alert raised once by its bill and due date, so a second run raises nothing new)."""
+        statement = text(f"""
+            SELECT DISTINCT s.user_id FROM alert_subscriptions s
+             WHERE s.active AND s.type = 'bill_due' {"AND s.user_id > :after" if req.after_id else ""}
+               AND EXISTS (SELECT 1 FROM bills b
+                            WHERE b.payer_id = s.user_id AND b.status = 'upcoming'
+                              AND b.due_date BETWEEN CAST(:day AS date)
+                                  AND CAST(:day AS date) + coalesce((s.params->>'within_days')::int, 3))
+             ORDER BY s.user_id LIMIT :n""")
+        params: dict = {"day": req.day, "n": self.settings.bill_batch_size}
+        if req.after_id:
+            params["after"] = req.after_id
+        async with self.db.session() as session:
+            members = list((await session.execute(statement, params)).scalars())
+        for member_id in members:
+            await money_events.money_changed(self.client, member_id, "bill_due", req.day.isoformat(), self.settings)
+            activity.heartbeat(member_id)
+        return BatchResult(processed=len(members), done=len(members), last_id=members[-1] if members else None)
 
     @activity.defn
     async def begin_autopay(self, req: AutopayInput) -> AutopayStart:

@@ -156,7 +156,10 @@ class MoneyEventActivities:
         if sub.type == AlertType.large_transaction:
             return await self.large_transactions(session, sub)
         if sub.type == AlertType.bill_due:
-            return await self.bills_due(session, sub, today)
+            # A bill run signals its day (a backfilled run evaluates the day it stands for); any other event, today.
+            days = {date.fromisoformat(e.ref) for e in req.events if e.cause == "bill_due"} or {today}
+            raised = {a.dedupe_key: a for day in sorted(days) for a in await self.bills_due(session, sub, day)}
+            return list(raised.values())
         if sub.type == AlertType.payment_returned:
             return [
                 self.alert(

@@ -91,7 +91,7 @@ class BillRunInput(BaseModel):
 
 class BillBatch(BaseModel):
     day: date
-    after_id: uuid.UUID | None = None  # keyset: the last bill of the previous batch
+    after_id: uuid.UUID | None = None  # keyset: the last bill (member, in the due_alerts stage) of the previous batch
 
 
 class BatchResult(BaseModel):
@@ -105,6 +105,7 @@ class BillRunResult(BaseModel):
     overdue_marked: int
     reminders_sent: int
     autopays_started: int
+    due_alerts_signalled: int = 0  # members whose bill_due subscriptions were evaluated
 
 
 class AutopayInput(BaseModel):

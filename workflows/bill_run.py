@@ -1,5 +1,7 @@
 """The daily bill run (`BillRunWorkflow`, started by a Temporal Schedule): marks the bills past due overdue,
-sends the reminders due on the day, starts the auto-pay of each auto-pay bill due that day.
+sends the reminders due on the day, starts the auto-pay of each auto-pay bill due that day, and signals the
+money-events workflow of each member whose bill_due alert subscription has a bill within its days (the day turning
+is what makes a bill due soon: the alert is evaluated on that event, not by polling).
 
 Each stage goes in batches of set-based activities (keyset by bill id); every batch is safe to run again, so a
 repeated run or a crash and replay writes and sends nothing twice. The run continues as new before its history
@@ -22,7 +24,9 @@ BATCH_STEP: dict[str, Any] = dict(
     heartbeat_timeout=timedelta(seconds=10),
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
 )
-STAGES = ("overdue", "reminders", "autopay")
+STAGES = ("overdue", "reminders", "autopay", "due_alerts")
+# Runs begun before the due_alerts stage existed replay without it.
+DUE_ALERTS_PATCH = "bill-run-due-alerts"
 
 
 @workflow.defn
@@ -44,9 +48,11 @@ class BillRunWorkflow:
             "overdue": BillActivities.mark_overdue,
             "reminders": BillActivities.send_reminders,
             "autopay": BillActivities.start_autopays,
+            "due_alerts": BillActivities.signal_due_alerts,
         }
+        stages = STAGES if workflow.patched(DUE_ALERTS_PATCH) else STAGES[:-1]
         after, batches = req.after_id, 0
-        for stage in STAGES[STAGES.index(req.stage) :]:
+        for stage in stages[stages.index(req.stage) :]:
             self._stage = stage
             while True:
                 if batches >= req.max_batches or workflow.info().is_continue_as_new_suggested():
@@ -77,11 +83,13 @@ class BillRunWorkflow:
             overdue_marked=self._totals["overdue"],
             reminders_sent=self._totals["reminders"],
             autopays_started=self._totals["autopay"],
+            due_alerts_signalled=self._totals["due_alerts"],
         )
 
     def _details(self, day) -> None:
         t = self._totals
         workflow.set_current_details(
             f"bill run for {day}: {self._stage}; {t['overdue']} marked overdue, "
-            f"{t['reminders']} reminders sent, {t['autopay']} auto-pays started"
+            f"{t['reminders']} reminders sent, {t['autopay']} auto-pays started, "
+            f"{t['due_alerts']} members' bill-due alerts evaluated"
         )

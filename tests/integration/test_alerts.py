@@ -1,15 +1,20 @@
-"""Members' alerts (migration 0039): subscriptions and their validation, a low balance and a large transaction raised
-once from real withdrawals through the API (the money-events workflow evaluates after each), and marking an alert
-read, dismissing and deleting it; another member never sees one."""
+"""Members' alerts (migration 0039): subscriptions and their validation, a low balance (below an amount, and below a
+percentage of the 90-day average) and a large transaction raised once from real withdrawals through the API (the
+money-events workflow evaluates after each), a bill due raised once by the daily bill run's signal, and marking an
+alert read, dismissing and deleting it; another member never sees one."""
 
 import uuid
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import text
 
+from core.business_time import business_today
 from domain.money_events import money_changed
+from models.bills import BillRunInput
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.polling import poll
+from workflows.bill_run import BillRunWorkflow
 
 SUBS, ALERTS = "/api/v1/alert-subscriptions", "/api/v1/alerts"
 
@@ -108,6 +113,85 @@ async def test_low_balance_and_large_transaction_raised_once_from_real_withdrawa
     assert dict(notified) == {"low_balance_alert": 1, "large_transaction_alert": 2}
     assert emails == 1  # the low balance subscription emails; the large transaction one is in-app only
     assert await alerts_of(http, org.headers["other"]) == []
+
+
+async def test_low_balance_below_a_percentage_of_the_90_day_average(http, su, db, settings, org):
+    member, headers = await make_user(http, su, "member", org.id)
+    account = await open_account(http, su, org.id, owner_id=member["id"], deposit="1000.00")
+    # The deposit back-dated 60 days: the 90-day average of day-end balances is about 61/90 of 1000.00.
+    async with db.session() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE journal_entries SET effective_date = CAST(:day AS date) WHERE id IN "
+                "(SELECT entry_id FROM postings WHERE account_id = :account)"
+            ),
+            {"day": business_today(settings) - timedelta(days=60), "account": account["id"]},
+        )
+    await subscribe(http, headers, type="low_balance", params={"below_average_percent": 20})
+    # Every withdrawal raises a large transaction alert: the sign that its evaluation has run.
+    await subscribe(http, headers, type="large_transaction", params={"above": "5.00"}, channels=["in_app"])
+
+    async def withdraw(amount: str, evaluated: int) -> list[dict]:
+        response = await http.post(
+            f"/api/v1/accounts/{account['id']}/withdrawals",
+            headers={**su, "Idempotency-Key": uuid.uuid4().hex},
+            json={"amount": amount},
+        )
+        assert response.status_code == 201, response.text
+        await poll(
+            lambda: alerts_of(http, headers, type="large_transaction"),
+            lambda items: len(items) == evaluated,
+            15,
+            f"the evaluation after withdrawing {amount}",
+        )
+        return await alerts_of(http, headers, type="low_balance")
+
+    assert await withdraw("800.00", 1) == []  # 200.00: above 20 % of (60 x 1000.00 + 200.00) / 90 = 133.78
+    low = await withdraw("90.00", 2)  # 110.00: below 20 % of (60 x 1000.00 + 110.00) / 90 = 133.58
+    assert len(low) == 1 and low[0]["entity_id"] == account["id"]
+    assert "110.00" in low[0]["body"] and "below 20 % of its 90-day average (133.58 USD)" in low[0]["body"]
+    assert await withdraw("10.00", 3) == low  # still low today: not raised again
+
+
+async def test_a_bill_due_alert_is_raised_by_the_daily_bill_run_once(http, su, settings, temporal_env, org):
+    _member, headers = await make_user(http, su, "member", org.id)
+    _other, other_headers = await make_user(http, su, "member", org.id)
+    await subscribe(http, headers, type="bill_due", params={"within_days": 5}, channels=["in_app"])
+    day = date(2041, 3, 2)  # far from every other test's bills
+
+    async def bill(payer_headers: dict, due: date) -> str:
+        response = await http.post(
+            "/api/v1/bills",
+            headers=payer_headers,
+            json={"payee_name": "City Water", "amount": "42.00", "due_date": due.isoformat()},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    soon, later = await bill(headers, day + timedelta(days=2)), await bill(headers, day + timedelta(days=9))
+    await bill(other_headers, day + timedelta(days=1))  # no subscription: no alert
+
+    async def run(on: date) -> int:
+        result = await temporal_env.client.execute_workflow(
+            BillRunWorkflow.run,
+            BillRunInput(day=on, stage="due_alerts"),  # this stage alone: no other test's bill marked or paid
+            id=f"bill-run-{uuid.uuid4()}",
+            task_queue=settings.task_queue,
+        )
+        return result.due_alerts_signalled
+
+    assert await run(day) == 1  # the member, once: the other has no subscription
+    items = await poll(
+        lambda: alerts_of(http, headers, type="bill_due"), lambda items: len(items) >= 1, 15, "the bill due alert"
+    )
+    assert [a["entity_id"] for a in items] == [soon] and "42.00" in items[0]["title"]
+    assert await run(day + timedelta(days=1)) == 1  # evaluated again: the same bill raises nothing new
+    assert await run(day + timedelta(days=4)) == 1  # the later bill is within 5 days now
+    items = await poll(
+        lambda: alerts_of(http, headers, type="bill_due"), lambda items: len(items) >= 2, 15, "the later bill's"
+    )
+    assert sorted(a["entity_id"] for a in items) == sorted([soon, later])
+    assert await alerts_of(http, other_headers) == []
 
 
 async def test_read_dismiss_delete(http, db, org):
