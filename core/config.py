@@ -423,6 +423,7 @@ SECRET_SETTINGS = (
     "bank_webhook_secret",
     "bureau_api_key",
     "identity_api_key",
+    "fx_api_key",
     "gateway_secret_key",  # signs the gateway's webhooks: a known one would let anyone post a card payment
     "smtp_password",
     "metrics_token",  # no default: unset is refused in production (anyone could read the business metrics)

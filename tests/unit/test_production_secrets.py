@@ -31,6 +31,7 @@ ALL_DEFAULTS = [
     "BANK_WEBHOOK_SECRET",
     "BUREAU_API_KEY",
     "IDENTITY_API_KEY",
+    "FX_API_KEY",
     "GATEWAY_SECRET_KEY",
     "METRICS_TOKEN",  # no default at all: unset is refused
 ]
@@ -46,6 +47,7 @@ def real_secrets() -> dict:
         bank_webhook_secret=os.urandom(16).hex(),
         bureau_api_key=os.urandom(8).hex(),
         identity_api_key=os.urandom(8).hex(),
+        fx_api_key=os.urandom(8).hex(),
         gateway_secret_key=os.urandom(16).hex(),
         metrics_token=os.urandom(16).hex(),
     )
