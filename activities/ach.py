@@ -220,7 +220,7 @@ class AchActivities:
             payment = await lock_payment(session, req.payment_id)
             if payment.status != PaymentStatus.created:
                 return outcome(payment)
-            account_id = self._member_account(payment)
+            account_id = self.member_account(payment)
             # A credit's balance check and hold are one under the account's lock; a debit only needs the account
             # to stay open until it is validated, which a shared lock gives without queueing behind other payments.
             await ledger.lock_accounts(session, [account_id], shared=payment.kind == PaymentKind.ach_debit)
@@ -271,7 +271,7 @@ class AchActivities:
                         effective_date=window.effective_date,
                     )
             else:
-                member = await session.get(LedgerAccount, self._member_account(payment))
+                member = await session.get(LedgerAccount, self.member_account(payment))
                 assert member is not None
                 if member.status != AccountStatus.active:  # closed since it was made: nothing may post into it
                     hold = (
@@ -705,7 +705,7 @@ class AchActivities:
         )
         return entry_id
 
-    def _member_account(self, payment: Payment) -> uuid.UUID:
+    def member_account(self, payment: Payment) -> uuid.UUID:
         member = payment.from_account_id if payment.kind == PaymentKind.ach_credit else payment.to_account_id
         assert member is not None  # an ACH payment has its internal account on its side
         return member
@@ -718,7 +718,7 @@ class AchActivities:
             async with self.db.session() as session:
                 payment = await session.get(Payment, ref.payment_id)
                 assert payment is not None  # locked and posted just now
-                member_account = self._member_account(payment)
+                member_account = self.member_account(payment)
             await money_changed_for_accounts(
                 activity.client(),
                 self.db,
@@ -734,7 +734,7 @@ class AchActivities:
             payment = await lock_payment(session, ref.payment_id)
             if payment.status != PaymentStatus.submitted or payment.presentments != ref.presentment:
                 return outcome(payment)
-            member, clearing = self._member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
+            member, clearing = self.member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
             amount = payment.amount
             if payment.kind == PaymentKind.ach_credit:
                 entry = await self._post(
@@ -827,7 +827,7 @@ class AchActivities:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, req.payment_id)
             returned = await self.return_presentment(session, payment, req)
-            member_account = self._member_account(payment)
+            member_account = self.member_account(payment)
         await money_changed_for_accounts(
             activity.client(),
             self.db,
@@ -866,7 +866,7 @@ class AchActivities:
                 org_id=payment.org_id,
                 notice=notice,
             )
-        member = self._member_account(payment)
+        member = self.member_account(payment)
         holder = await self._gl_account(session, GL_CASH if req.settled else GL_ACH_CLEARING)
         amount = payment.amount
         legs = (

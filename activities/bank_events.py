@@ -25,6 +25,7 @@ from activities.payments import lock_payment
 from core.config import Settings
 from core.db import Database
 from core.task_queues import queue_for
+from domain.money_events import money_changed_for_accounts
 from models.ach import (
     BankEvent,
     BankEventDelivery,
@@ -110,7 +111,18 @@ class BankEventActivities:
         if payment is None:
             return await self._set_status(req.event_id, BankEventStatus.exception, "no payment has this trace number")
         if not await signal_payment(self.client, payment.workflow_id, event.payload):
-            return await self._after_the_workflow(req.event_id)
+            outcome = await self._after_the_workflow(req.event_id)
+            if outcome.status == BankEventStatus.applied and outcome.presentment is not None:
+                # A late return reversed the payment: the member's payment_returned alert, as for a timely one.
+                await money_changed_for_accounts(
+                    self.client,
+                    self.db,
+                    [self.ach.member_account(payment)],
+                    "payment_returned",
+                    f"{payment.id}:{outcome.presentment}:{outcome.return_code}",
+                    self.settings,
+                )
+            return outcome
         return await self._set_status(req.event_id, BankEventStatus.delivered, None)
 
     async def _set_status(self, event_id: str, status: BankEventStatus, detail: str | None) -> DeliveryOutcome:

@@ -31,6 +31,7 @@ from core.config import Settings
 from core.db import Database
 from core.loan_books import installment_balances, installment_rows, mark_paid, record_repayment
 from domain import webhooks
+from domain.money_events import money_changed_for_entry
 from finance.allocation import Allocation, InstallmentBalance, allocate, totals
 from finance.amortization import payoff_amount, remaining_schedule
 from finance.daycount import DayCount
@@ -422,6 +423,15 @@ class LoanServicingActivities:
 
     @activity.defn
     async def apply_repayment(self, req: RepaymentInput) -> RepaymentResult:
+        """The repayment posted once by its key; then the member's money-events workflow is told (again on a retry,
+        harmlessly)."""
+        result = await self._apply_repayment(req)
+        await money_changed_for_entry(
+            activity.client(), self.db, result.journal_entry_id, "loan_repayment", self.settings
+        )
+        return result
+
+    async def _apply_repayment(self, req: RepaymentInput) -> RepaymentResult:
         entry_key = repayment_entry_key(req.loan_id, req.paid_by, req.key)
         async with self.db.session() as session, session.begin():
             loan = (await session.exec(select(Loan).where(Loan.id == req.loan_id).with_for_update())).one()

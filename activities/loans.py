@@ -26,6 +26,7 @@ from core.task_queues import queue_for
 from documents.loan_agreement import AgreementData, render_loan_agreement
 from domain import webhooks
 from domain.documents import store_generated
+from domain.money_events import money_changed_for_entry
 from finance.amortization import (
     AmortizationMethod,
     Frequency,
@@ -332,11 +333,17 @@ class LoanActivities:
 
     @activity.defn
     async def disburse(self, loan_id: uuid.UUID) -> None:
-        """Opens the loan's receivable account and moves the principal into the member's deposit account."""
+        """Opens the loan's receivable account and moves the principal into the member's deposit account; then
+        tells the member's money-events workflow (again on a retry, harmlessly)."""
+        entry_id = await self._disburse(loan_id)
+        if entry_id is not None:
+            await money_changed_for_entry(activity.client(), self.db, entry_id, "loan_disbursement", self.settings)
+
+    async def _disburse(self, loan_id: uuid.UUID) -> uuid.UUID | None:
         async with self.db.session() as session, session.begin():
             loan = await self._loan(session, loan_id, lock=True)
             if loan.disbursed_at is not None:
-                return
+                return await ledger.entry_id_of(session, f"loan:{loan.id}:disburse")
             loan_account = uuid.uuid5(_LOAN_ACCOUNT_NS, f"loan-account:{loan.id}")
             await session.execute(
                 text(
@@ -351,7 +358,7 @@ class LoanActivities:
                     "owner": loan.applicant_id,
                 },
             )
-            await ledger.post_entry(
+            entry_id, _ = await ledger.post_entry(
                 session,
                 idempotency_key=f"loan:{loan.id}:disburse",
                 entry_type="loan_disbursement",
@@ -374,6 +381,7 @@ class LoanActivities:
                     "deposit_account_id": str(loan.deposit_account_id),
                 },
             )
+            return entry_id
 
     @activity.defn
     async def render_agreement(self, loan_id: uuid.UUID) -> int:

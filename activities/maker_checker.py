@@ -16,6 +16,7 @@ from core.config import Settings
 from core.db import Database
 from core.task_queues import queue_for
 from domain import budgets, periods
+from domain.money_events import money_changed_for_entry
 from models.approvals import ApprovalInput, LevelSpec
 from models.ledger import GL_CASH
 from models.maker_checker import MakerCheckerInput, MakerCheckerKind, MakerCheckerOutcome, MakerCheckerStatus
@@ -106,7 +107,16 @@ class MakerCheckerActivities:
     async def apply_maker_checker(self, req: MakerCheckerInput) -> MakerCheckerOutcome:
         """The approved request, applied once under a lock on its row: its entry posted (the hold captured with it),
         or its period closed. A ledger rule refusing it (an account closed, the date now in a closed period) fails
-        the request with the rule's words and releases its hold: retrying would not change them."""
+        the request with the rule's words and releases its hold: retrying would not change them. A posted entry's
+        members are told after the commit (their budgets and alerts; again on a retry, harmlessly)."""
+        outcome = await self._apply(req)
+        if outcome.status == MakerCheckerStatus.completed and outcome.journal_entry_id is not None:
+            await money_changed_for_entry(
+                activity.client(), self.db, outcome.journal_entry_id, "maker_checker", self.settings
+            )
+        return outcome
+
+    async def _apply(self, req: MakerCheckerInput) -> MakerCheckerOutcome:
         async with self.db.session() as session, session.begin():
             row = await self._lock(session, req.request_id)
             if row.status != MakerCheckerStatus.pending_approval:  # a retry after it was written

@@ -14,6 +14,7 @@ from core.business_time import business_today
 from core.config import Settings
 from core.db import Database
 from core.task_queues import queue_for
+from domain.money_events import money_changed_for_entry
 from models.approvals import ApprovalInput, LevelSpec
 from models.reversals import ReversalInput, ReversalOutcome, ReversalStatus
 
@@ -79,7 +80,16 @@ class ReversalActivities:
     async def post_reversal(self, req: ReversalInput) -> ReversalOutcome:
         """The exact opposite of the entry, dated today, once (the entry key `reversal:<entry id>` is unique), and
         the request marked posted with it. A ledger rule refusing it (an account closed since) fails the request
-        with the rule's words instead: retrying would not change them."""
+        with the rule's words instead: retrying would not change them. The accounts' members are told after the
+        commit."""
+        outcome = await self._post(req)
+        if outcome.status == ReversalStatus.posted and outcome.reversal_entry_id is not None:
+            await money_changed_for_entry(
+                activity.client(), self.db, outcome.reversal_entry_id, "reversal", self.settings
+            )
+        return outcome
+
+    async def _post(self, req: ReversalInput) -> ReversalOutcome:
         async with self.db.session() as session, session.begin():
             reversal = (
                 await session.execute(

@@ -119,6 +119,14 @@ class Leg:
     amount: Decimal  # debit positive, credit negative
 
 
+async def entry_id_of(session: AsyncSession, idempotency_key: str) -> uuid.UUID | None:
+    """The entry written under this key, if any."""
+    found = await session.execute(
+        text("SELECT id FROM journal_entries WHERE idempotency_key = :key"), {"key": idempotency_key}
+    )
+    return found.scalar_one_or_none()
+
+
 async def post_entry(
     session: AsyncSession,
     *,
@@ -150,10 +158,9 @@ async def post_entry(
         },
     )
     if inserted.first() is None:
-        existing = await session.execute(
-            text("SELECT id FROM journal_entries WHERE idempotency_key = :key"), {"key": idempotency_key}
-        )
-        return existing.scalar_one(), False
+        existing = await entry_id_of(session, idempotency_key)
+        assert existing is not None  # the insert just conflicted on this key
+        return existing, False
     with ledger_rules():
         await session.execute(
             text("""INSERT INTO postings (entry_id, account_id, amount)

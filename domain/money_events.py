@@ -99,3 +99,19 @@ async def has_something_to_evaluate(session: Any, user_id: uuid.UUID) -> bool:
         {"u": user_id},
     )
     return bool(found.scalar())
+
+
+async def money_changed_for_entry(client: Client, db: Any, entry_id: uuid.UUID, cause: str, settings: Settings) -> None:
+    """Signals the members owning the accounts an entry posted to (a released maker-checker entry, a reversal, a
+    loan's disbursement or repayment): called after its transaction committed; a retry signals again, harmlessly."""
+    async with db.session() as session:
+        accounts = list(
+            (
+                await session.execute(
+                    text("SELECT DISTINCT account_id FROM postings WHERE entry_id = :entry"), {"entry": entry_id}
+                )
+            ).scalars()
+        )
+        owners = await member_owners(session, accounts)
+    for owner_id in owners:
+        await money_changed(client, owner_id, cause, str(entry_id), settings)

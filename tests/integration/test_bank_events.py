@@ -151,6 +151,10 @@ async def test_a_return_after_the_late_return_window_reverses_the_payment_by_pol
     outbox, http, su, sandbox_url, odfi, db, settings, temporal_env, mailbox
 ):
     org = await funded_org(http, su, sandbox_url)
+    subscribed = await http.post(
+        "/api/v1/alert-subscriptions", headers=org.headers["member"], json={"type": "payment_returned"}
+    )
+    assert subscribed.status_code == 201, subscribed.text
     created = await pay(outbox.http, org, "ach_debit", "50.00")
     completed = await wait_status(http, org.headers["org_admin"], created["id"], timeout=60)
     assert completed["status"] == "completed"
@@ -197,6 +201,18 @@ async def test_a_return_after_the_late_return_window_reverses_the_payment_by_pol
     assert email["To"] == org.users["org_admin"]["email"] and "R10" in email.get_body(("plain",)).get_content()
     final = (await http.get(f"/api/v1/payments/{created['id']}", headers=org.headers["org_admin"])).json()
     assert final["status"] == "reversed" and statuses(final).count("reversed") == 1
+    # The member's payment_returned alert, once, as for a return within the window.
+    alerts = await poll(
+        lambda: member_alerts(http, org.headers["member"]), lambda items: len(items) >= 1, 15, "the member's alert"
+    )
+    assert [(a["type"], a["entity_id"]) for a in alerts] == [("payment_returned", created["id"])]
+    assert "R10" in alerts[0]["body"]
+
+
+async def member_alerts(http, headers) -> list[dict]:
+    response = await http.get("/api/v1/alerts", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
 
 
 async def test_the_webhook_answers_while_temporal_is_down_and_the_sweep_delivers_the_event_later(

@@ -248,7 +248,7 @@ async def test_the_maker_never_checks_and_racing_approvals_post_a_large_transfer
     # A worker killed after the posting committed retries the step; a late close (a lapse racing the approval)
     # comes after it: both find the request applied and change nothing.
     steps, the_request = MakerCheckerActivities(db, settings), MakerCheckerInput(request_id=request["id"])
-    retried = await ActivityEnvironment().run(steps.apply_maker_checker, the_request)
+    retried = await ActivityEnvironment(temporal_env.client).run(steps.apply_maker_checker, the_request)
     assert (retried.status, str(retried.journal_entry_id)) == ("completed", done["journal_entry_id"])
     late = await ActivityEnvironment().run(steps.close_maker_checker, the_request)
     assert late.status == "completed"
