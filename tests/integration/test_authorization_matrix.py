@@ -1927,9 +1927,12 @@ async def observe(w: World, operation: str, principal: Principal, sem: asyncio.S
 async def test_authorization_matrix(api_server, su, settings, db, sandbox_url, odfi, request):
     # A client of its own, without keep-alive: the server (in this event loop, beside the worker) may be held up for
     # seconds under this load, after which it closes a kept-alive connection (uvicorn: 5 s idle) even as a request
-    # is sent on it. A new connection per request never meets that.
+    # is sent on it. A new connection per request never meets that. Waiting for one of the 50 connections is only a
+    # queue (every builder of the matrix starts at once): no pool timeout, each request still has its 60 s.
     async with httpx.AsyncClient(
-        base_url=api_server.url, timeout=60, limits=httpx.Limits(max_connections=50, max_keepalive_connections=0)
+        base_url=api_server.url,
+        timeout=httpx.Timeout(60, pool=None),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=0),
     ) as http:
         await run_matrix(http, su, settings, db, sandbox_url, request.config.getoption("--write-authz-matrix"))
 
