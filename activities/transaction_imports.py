@@ -271,7 +271,21 @@ class TransactionImportActivities:
                 await session.execute(
                     text("DELETE FROM import_tuple_counts WHERE import_id = :id"), {"id": req.import_id}
                 )
+        await self.discard_upload(row)
         return self.outcome_of(row, None)
+
+    async def discard_upload(self, row: TransactionImport) -> None:
+        """An ended import's uploaded file is deleted (a member's bank statement is not kept once its lines are
+        loaded); `storage_key` is cleared after the segments are gone, so a retry or a crash in between deletes
+        again, harmlessly (a missing segment is no error)."""
+        if row.status == ImportStatus.running or row.storage_key is None or not row.segments:
+            return
+        await import_files.delete(self.storage, row.id, row.segments)
+        async with self.db.session() as session, session.begin():
+            await session.execute(
+                text("UPDATE transaction_imports SET storage_key = NULL WHERE id = :id AND status <> 'running'"),
+                {"id": row.id},
+            )
 
     @activity.defn
     async def categorise_import(self, req: ImportRef) -> int:
@@ -296,6 +310,7 @@ class TransactionImportActivities:
             evaluate = row.status == ImportStatus.completed and await money_events.has_something_to_evaluate(
                 session, row.user_id
             )
+        await self.discard_upload(row)
         if evaluate and self.client is not None:
             # The member's budgets, alerts and rewards see the new lines (a retry signals again: evaluation is
             # idempotent).

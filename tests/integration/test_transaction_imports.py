@@ -10,6 +10,7 @@ import uuid
 import psycopg
 from sqlalchemy import text
 
+from core import import_files
 from core.crypto import FileCipher
 from core.db import libpq_url
 from core.storage import storage_from_settings
@@ -64,7 +65,17 @@ async def finished(http, headers, import_id: str, timeout: float = 30) -> dict:
     return await poll(fetch, lambda row: row["status"] != "running", timeout, "import still running")
 
 
-async def test_bad_lines_are_rejected_the_rest_loaded_once_and_categorised(http, su, db):
+async def upload_kept(settings, db, import_id: str) -> tuple[bool, bool]:
+    """Whether the import's first sealed segment is still stored, and whether its row still names the upload."""
+    async with db.session() as session:
+        key = (
+            await session.execute(text("SELECT storage_key FROM transaction_imports WHERE id = :id"), {"id": import_id})
+        ).scalar_one()
+    stored = await storage_from_settings(settings).exists(import_files.segment_key(uuid.UUID(import_id), 0))
+    return stored, key is not None
+
+
+async def test_bad_lines_are_rejected_the_rest_loaded_once_and_categorised(http, su, db, settings):
     org = await make_org(http, su)
     member = org.headers["member"]
     account = await member_external_account(http, org)
@@ -112,6 +123,9 @@ async def test_bad_lines_are_rejected_the_rest_loaded_once_and_categorised(http,
         ("2026-03-06", "-60.00", "Fresh Market", "groceries", "rule"),
     ]
 
+    # The member's file is not kept once its import has ended: the sealed segments deleted, the row says so.
+    await poll(lambda: upload_kept(settings, db, done["id"]), lambda kept: kept == (False, False), 10, "discarded")
+
     # The same file once more (a new key): every good line is already there.
     second = await upload(http, member, account["id"], GOOD_AND_BAD)
     assert second.status_code == 202, second.text
@@ -126,7 +140,7 @@ async def test_bad_lines_are_rejected_the_rest_loaded_once_and_categorised(http,
     assert sum(1 for n in notes if n["entity_id"] == done["id"]) == 1
 
 
-async def test_a_bad_header_fails_the_import_and_others_see_nothing(http, su):
+async def test_a_bad_header_fails_the_import_and_others_see_nothing(http, su, db, settings):
     org = await make_org(http, su)
     member = org.headers["member"]
     account = await member_external_account(http, org)
@@ -134,6 +148,7 @@ async def test_a_bad_header_fails_the_import_and_others_see_nothing(http, su):
     assert bad.status_code == 202, bad.text
     failed = await finished(http, member, bad.json()["id"])
     assert failed["status"] == "failed" and "the header lacks date, amount, description" in failed["error"]
+    await poll(lambda: upload_kept(settings, db, failed["id"]), lambda kept: kept == (False, False), 10, "discarded")
 
     # Staff of the organization see it; another member, of the same organization or another, does not.
     listed = (await http.get(V1, headers=org.headers["operator"])).json()
