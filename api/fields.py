@@ -119,6 +119,8 @@ def _signed_money(value: Any) -> Decimal:
         if not _SIGNED_MONEY_RE.fullmatch(value):
             raise ValueError("must be an amount with at most 2 decimals: ASCII digits, an optional '-' and '.'")
         return -_UNSIGNED_MONEY(value[1:]) if value.startswith("-") else _UNSIGNED_MONEY(value)
+    if isinstance(value, Decimal) and value.is_finite() and value < 0:  # a validated model's, validated again
+        return -_UNSIGNED_MONEY(-value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
         return -_UNSIGNED_MONEY(-value)
     return _UNSIGNED_MONEY(value)

@@ -118,6 +118,17 @@ def filtered(user: User, filters: TxnFilters) -> list[ColumnElement[bool]]:
     owner = member_of(user, f.member_id)
     if owner is not None:
         where.append(V.c.user_id == owner)
+    if f.account_id:
+        where.append(V.c.account_id == f.account_id)
+    if f.external_account_id:
+        where.append(V.c.external_account_id == f.external_account_id)
+    return where + narrowing(f)
+
+
+def narrowing(f: Any) -> list[ColumnElement[bool]]:
+    """The clauses of the filters the transactions list and an export share (`f` has date_from, date_to, min_amount,
+    max_amount, merchant, category, source and q): one meaning for each, wherever it is used."""
+    where = []
     if f.date_from:
         where.append(V.c.posted_on >= f.date_from)
     if f.date_to:
@@ -130,10 +141,6 @@ def filtered(user: User, filters: TxnFilters) -> list[ColumnElement[bool]]:
         where.append(_contains(V.c.merchant, f.merchant))
     if f.category:
         where.append(V.c.category_key == f.category)
-    if f.account_id:
-        where.append(V.c.account_id == f.account_id)
-    if f.external_account_id:
-        where.append(V.c.external_account_id == f.external_account_id)
     if f.source:
         where.append(V.c.source == f.source)
     if f.q:

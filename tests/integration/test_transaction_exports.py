@@ -127,6 +127,33 @@ async def test_downloads_in_every_format_hold_the_filtered_rows(http, member_row
     assert re.search(r"dining\s+-30\.25", words) and re.search(r"groceries\s+-19\.75", words)
 
 
+async def test_the_lists_amount_merchant_text_and_source_filters_narrow_an_export_the_same_way(http, member_rows):
+    headers, ids = member_rows["headers"], member_rows["ids"]
+
+    async def exported(**params) -> set[str]:
+        response = await http.get(f"{V1}/download", headers=headers, params={**params, "format": "json"})
+        assert response.status_code == 200, response.text
+        return {r["txn_id"] for r in response.json()}
+
+    async def listed(**params) -> set[str]:
+        response = await http.get("/api/v1/transactions", headers=headers, params={**params, "limit": 100})
+        assert response.status_code == 200, response.text
+        return {r["txn_id"] for r in response.json()["items"]}
+
+    assert await exported(min_amount="-31.00", max_amount="-10.00") == {ids[1], ids[2]}
+    assert await exported(merchant="corner") == {ids[0], ids[1]}  # a part of the name, any case
+    assert await exported(q="BISTRO") == {ids[4]}
+    assert await exported(source="ledger") == await listed(source="ledger") != set()
+    for name, value in (("min_amount", "-31.00"), ("merchant", "shop"), ("q", "place"), ("source", "csv")):
+        assert await exported(**{name: value}) == await listed(**{name: value})
+    response = await http.get(
+        f"{V1}/download", headers=headers, params={"min_amount": "5.00", "max_amount": "-5.00", "format": "csv"}
+    )
+    assert response.status_code == 422, response.text
+    response = await http.get(f"{V1}/download", headers=headers, params={"min_amount": "5.001", "format": "csv"})
+    assert response.status_code == 422, response.text
+
+
 async def test_another_member_sees_none_of_them_and_staff_change_nothing(http, member_rows, org):
     response = await http.get(
         f"{V1}/download",
@@ -265,8 +292,13 @@ async def test_a_gdpr_export_holds_the_members_data_and_files_and_nothing_of_ano
         "the GDPR export",
     )
     assert done.json()["status"] == "ready", done.json()
-    notices = (await http.get("/api/v1/notifications", headers=headers)).json()["items"]
-    [notice] = [n for n in notices if n["entity_id"] == export["id"]]
+    notices = await poll(  # told in the workflow's next step, just after the file is ready
+        lambda: http.get("/api/v1/notifications", headers=headers),
+        lambda r: any(n["entity_id"] == export["id"] for n in r.json()["items"]),
+        20,
+        "the GDPR export's notification",
+    )
+    [notice] = [n for n in notices.json()["items"] if n["entity_id"] == export["id"]]
     file = await http.get(link_in(notice["body"]))
     assert file.status_code == 200 and file.headers["content-type"] == "application/zip"
 

@@ -2,11 +2,13 @@
 routers' own models, with no stack behind them."""
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from api.fields import SignedMoney
 from api.routers.accounts import DepositIn, HoldIn
 from api.routers.bills import BillIn
 from api.routers.loan_products import LoanProductIn, LoanProductPatch
@@ -132,3 +134,18 @@ def test_the_openapi_states_the_patterns():
     assert {"type": "string", "pattern": RATE_PATTERN} in schema["annual_rate"]["anyOf"]
     assert {"type": "string", "pattern": MONEY_PATTERN} in schema["late_fee"]["anyOf"]
     assert "pattern" in schema["name"]
+
+
+@pytest.mark.parametrize("amount", ["-5.00", "-0.01", "12.30", "0.00"])
+def test_a_signed_amount_validated_twice_keeps_its_value(amount):
+    """A model's SignedMoney handed to another model (a list's filters becoming an export's) is taken again as it is:
+    a negative Decimal once failed the second validation."""
+    adapter = TypeAdapter(SignedMoney)
+    once = adapter.validate_python(amount)
+    assert adapter.validate_python(once) == once == Decimal(amount)
+
+
+@pytest.mark.parametrize("amount", [Decimal("NaN"), Decimal("-0"), Decimal("-5.001"), Decimal("-1E+20")])
+def test_a_signed_decimal_out_of_the_rules_is_refused(amount):
+    with pytest.raises(ValidationError):
+        TypeAdapter(SignedMoney).validate_python(amount)
