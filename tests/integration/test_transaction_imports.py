@@ -140,6 +140,40 @@ async def test_bad_lines_are_rejected_the_rest_loaded_once_and_categorised(http,
     assert sum(1 for n in notes if n["entity_id"] == done["id"]) == 1
 
 
+async def test_in_chunks_of_two_lines_read_ahead_the_import_loads_the_same(http, su, db, settings, monkeypatch):
+    """Each chunk reads and parses the next one while it inserts: with two lines a chunk, every chunk after the
+    first is read ahead, and the lines, rejections and counts are those of one chunk (the two identical coffees, in
+    two chunks, both kept; the same file again adds nothing)."""
+    monkeypatch.setattr(settings, "import_chunk_lines", 2)
+    org = await make_org(http, su)
+    member = org.headers["member"]
+    account = await member_external_account(http, org)
+    started = await upload(http, member, account["id"], GOOD_AND_BAD)
+    assert started.status_code == 202, started.text
+    done = await finished(http, member, started.json()["id"])
+    assert (done["rows_read"], done["rows_loaded"], done["rows_duplicate"], done["rows_rejected"]) == (8, 4, 0, 4)
+    rejected = (await http.get(f"{V1}/{done['id']}/rejections", headers=member)).json()
+    assert [r["line_no"] for r in rejected["items"]] == [5, 6, 7, 8]
+    async with db.session() as session:
+        lines = (
+            await session.execute(
+                text(
+                    "SELECT posted_on::text, amount::text FROM imported_transactions WHERE import_id = :id ORDER BY id"
+                ),
+                {"id": done["id"]},
+            )
+        ).all()
+    assert [tuple(line) for line in lines] == [
+        ("2026-03-01", "-4.50"),
+        ("2026-03-01", "-4.50"),
+        ("2026-03-02", "2500.00"),
+        ("2026-03-06", "-60.00"),
+    ]
+    again = await upload(http, member, account["id"], GOOD_AND_BAD)
+    repeat = await finished(http, member, again.json()["id"])
+    assert (repeat["rows_read"], repeat["rows_loaded"], repeat["rows_duplicate"]) == (8, 0, 4)
+
+
 async def test_a_bad_header_fails_the_import_and_others_see_nothing(http, su, db, settings):
     org = await make_org(http, su)
     member = org.headers["member"]
