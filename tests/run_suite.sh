@@ -6,8 +6,9 @@
 # its output shown once both have ended. Fails when either fails. (The SIGKILL of 200 ACH payments in flight stays
 # in the foreground: beside the rest of the suite it once left a re-presented payment queued: bench notes.) The
 # compose check needs no stack at all and runs minutes when it builds the Compose plugin: in the background too; so
-# do two long worker-kill files (month-end posting and standing instructions, three minutes), which keeps the two
-# processes about even (the foreground was the whole run's length: 29 of CI's 32 minutes on 2026-12-02).
+# do five long files of worker kills and day-by-day servicing (month-end posting and its catch-up, standing
+# instructions, loan servicing, rejected ACH files: seven minutes), which keeps the two processes about even (the
+# foreground was the whole run's length: 29 of CI's 32 minutes on 2026-12-02).
 # Extra pytest arguments (PYTEST_ADDOPTS) reach both.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,9 @@ OWN_STACK=(tests/integration/test_chaos.py tests/integration/test_devstack_shutd
            tests/integration/test_fuzz_api.py tests/integration/test_authorization_matrix.py
            tests/integration/test_worker_crash.py
            tests/integration/test_compose.py
-           tests/integration/test_interest.py tests/integration/test_standing_worker_kill.py)
+           tests/integration/test_interest.py tests/integration/test_standing_worker_kill.py
+           tests/integration/test_interest_catch_up.py tests/integration/test_loan_servicing.py
+           tests/integration/test_ach_file_rejection.py)
 log=$(mktemp -t standalone-tests.XXXXXX.log)
 
 "$PY" -m pytest tests/unit "${OWN_STACK[@]}" >"$log" 2>&1 &

@@ -356,6 +356,7 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(
             "overdue": result.overdue_marked,
             "reminders": 3,
             "autopay": 0,
+            "due_alerts": result.due_alerts_signalled,
         }
     finally:
         for worker in workers:
