@@ -107,23 +107,36 @@ class BankEventActivities:
         if event is None:
             return DeliveryOutcome(status="unknown", detail="no such event")
         if event.status != BankEventStatus.pending:
+            if event.status == BankEventStatus.applied and payment is not None:
+                await self._tell_member_of_late_return(event, payment)  # a retry after the commit: told again
             return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
         if payment is None:
             return await self._set_status(req.event_id, BankEventStatus.exception, "no payment has this trace number")
         if not await signal_payment(self.client, payment.workflow_id, event.payload):
             outcome = await self._after_the_workflow(req.event_id)
-            if outcome.status == BankEventStatus.applied and outcome.presentment is not None:
-                # A late return reversed the payment: the member's payment_returned alert, as for a timely one.
-                await money_changed_for_accounts(
-                    self.client,
-                    self.db,
-                    [self.ach.member_account(payment)],
-                    "payment_returned",
-                    f"{payment.id}:{outcome.presentment}:{outcome.return_code}",
-                    self.settings,
-                )
+            if outcome.status == BankEventStatus.applied:
+                await self._tell_member_of_late_return(event, payment)
             return outcome
         return await self._set_status(req.event_id, BankEventStatus.delivered, None)
+
+    async def _tell_member_of_late_return(self, event: BankEvent, payment: Payment) -> None:
+        """A late return reversed the payment by policy: the member's money-events workflow is told, as for a timely
+        one (their payment_returned alert: once, by the presentment and code, however often this runs)."""
+        async with self.db.session() as session:
+            presentment = (
+                await session.execute(
+                    text("SELECT presentment FROM ach_entries WHERE trace_number = :t"), {"t": event.trace_number}
+                )
+            ).scalar_one_or_none()
+        code = BankEventSignal.model_validate(event.payload).return_code
+        await money_changed_for_accounts(
+            self.client,
+            self.db,
+            [self.ach.member_account(payment)],
+            "payment_returned",
+            f"{payment.id}:{presentment}:{code}",
+            self.settings,
+        )
 
     async def _set_status(self, event_id: str, status: BankEventStatus, detail: str | None) -> DeliveryOutcome:
         """Moves a pending event on; one that the payment's workflow set aside meanwhile stays where it is."""

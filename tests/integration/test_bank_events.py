@@ -10,7 +10,11 @@ from decimal import Decimal
 import httpx
 import pytest
 from sqlalchemy import text
+from temporalio.testing import ActivityEnvironment
 
+from activities.ach import AchActivities
+from activities.bank_events import BankEventActivities
+from models.ach import BankEventDelivery
 from tests.conftest import ApiServer, assert_error, make_org
 from tests.integration.test_ach import balances, pay, wait_status
 from tests.integration.test_ach_returns import (
@@ -207,6 +211,19 @@ async def test_a_return_after_the_late_return_window_reverses_the_payment_by_pol
     )
     assert [(a["type"], a["entity_id"]) for a in alerts] == [("payment_returned", created["id"])]
     assert "R10" in alerts[0]["body"]
+    # The delivery retried after its commit (its signal lost with a worker): the applied event tells the member
+    # again. The alert row removed first, so only a new evaluation can bring it back, once.
+    async with db.session() as session, session.begin():
+        await session.execute(text("DELETE FROM member_alerts WHERE id = :id"), {"id": alerts[0]["id"]})
+    steps = BankEventActivities(
+        db, outbox.settings, temporal_env.client, AchActivities(db, outbox.settings, temporal_env.client)
+    )
+    retried = await ActivityEnvironment(temporal_env.client).run(
+        steps.deliver_bank_event, BankEventDelivery(event_id=late["event_id"])
+    )
+    assert retried.status == "applied"
+    again = await poll(lambda: member_alerts(http, org.headers["member"]), lambda items: len(items) >= 1, 15, "again")
+    assert [(a["type"], a["entity_id"]) for a in again] == [("payment_returned", created["id"])]
 
 
 async def member_alerts(http, headers) -> list[dict]:
