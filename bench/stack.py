@@ -155,6 +155,19 @@ def temporal_command(port: int, db_file: Path) -> list[str]:
     ]
 
 
+async def connect_when_healthy(target: str, within: float = 60) -> Client:
+    """A client of the dev server at `target`: its port opens before its frontend is healthy, and a connect in
+    between fails with "Frontend is not healthy yet" (seen on a loaded CI machine), so that one is retried."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await Client.connect(target, data_converter=pydantic_data_converter)
+        except RuntimeError as error:
+            if "not healthy" not in str(error) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 @asynccontextmanager
 async def running_stack(
     settings: dict[str, str], name: str = "bench", persistent_temporal: bool = False
@@ -175,7 +188,7 @@ async def running_stack(
         child = processes.start(command, log_path=tmp / "temporal.log")
         temporal_child = (command, child)
         await asyncio.to_thread(processes.wait_for_port, temporal_port, child, name="temporal")
-        client = await Client.connect(f"127.0.0.1:{temporal_port}", data_converter=pydantic_data_converter)
+        client = await connect_when_healthy(f"127.0.0.1:{temporal_port}")
     else:
         with stdio_to(tmp / "temporal.log"):
             temporal = await WorkflowEnvironment.start_local(
