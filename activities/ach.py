@@ -74,6 +74,19 @@ class PaymentRejected(Exception):
         self.code, self.reason = code, reason
 
 
+def return_notice(payment: Payment, external: ExternalAccount, code: str | None, reason: str | None) -> dict:
+    """What the org admins' payment_returned email says of a return."""
+    return {
+        "payment_id": str(payment.id),
+        "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
+        "amount": format_usd(payment.amount),
+        "account": f"{external.institution_name} ****{external.account_last4}",
+        "return_code": code,
+        "return_reason": reason,
+        "link": f"/api/v1/payments/{payment.id}",
+    }
+
+
 async def check_ach_payment(
     session: AsyncSession,
     settings: Settings,
@@ -850,15 +863,7 @@ class AchActivities:
         )
         external = await session.get(ExternalAccount, payment.external_account_id)
         assert external is not None  # every ACH payment has its external account
-        notice = {
-            "payment_id": str(payment.id),
-            "kind": "debit" if payment.kind == PaymentKind.ach_debit else "credit",
-            "amount": format_usd(payment.amount),
-            "account": f"{external.institution_name} ****{external.account_last4}",
-            "return_code": req.return_code,
-            "return_reason": req.return_reason,
-            "link": f"/api/v1/payments/{payment.id}",
-        }
+        notice = return_notice(payment, external, req.return_code, req.return_reason)
         if done.first() is not None or payment.presentments != req.presentment:  # a retry: already applied
             return ReturnOutcome(
                 status=payment.status,

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.ach import AchActivities
+from activities.ach import AchActivities, return_notice
 from activities.payments import lock_payment
 from core.config import Settings
 from core.db import Database
@@ -34,6 +34,7 @@ from models.ach import (
     DeliveryOutcome,
     SetAsideEvents,
 )
+from models.external_accounts import ExternalAccount
 from models.payments import BankEventSignal, Payment, PaymentStatus, ReturnInput
 
 SWEEP_WORKFLOW_ID = "bank-event-sweep"
@@ -108,7 +109,11 @@ class BankEventActivities:
             return DeliveryOutcome(status="unknown", detail="no such event")
         if event.status != BankEventStatus.pending:
             if event.status == BankEventStatus.applied and payment is not None:
-                await self._tell_member_of_late_return(event, payment)  # a retry after the commit: told again
+                # A retry after the commit (the first attempt's result lost with its worker): the same outcome
+                # again, so the workflow still tells the org admins and the parent; the member is told again too
+                # (every notice is deduplicated by its key).
+                await self._tell_member_of_late_return(event, payment)
+                return await self._applied(event, payment)
             return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
         if payment is None:
             return await self._set_status(req.event_id, BankEventStatus.exception, "no payment has this trace number")
@@ -119,15 +124,39 @@ class BankEventActivities:
             return outcome
         return await self._set_status(req.event_id, BankEventStatus.delivered, None)
 
+    async def _applied(self, event: BankEvent, payment: Payment) -> DeliveryOutcome:
+        """The outcome of a late return an earlier attempt applied, as that attempt answered it."""
+        async with self.db.session() as session:
+            presentment = await self._presentment(session, event)
+            external = await session.get(ExternalAccount, payment.external_account_id)
+        assert external is not None  # every ACH payment has its external account
+        signal = BankEventSignal.model_validate(event.payload)
+        return DeliveryOutcome(
+            status=event.status,
+            payment_id=payment.id,
+            detail=event.detail,
+            org_id=payment.org_id,
+            notice=return_notice(payment, external, signal.return_code, signal.return_reason),
+            presentment=presentment,
+            return_code=signal.return_code,
+            return_reason=signal.return_reason,
+            notify_workflow_id=payment.notify_workflow_id,
+            notify_reference=payment.notify_reference or "",
+        )
+
+    @staticmethod
+    async def _presentment(session, event: BankEvent) -> int | None:
+        return (
+            await session.execute(
+                text("SELECT presentment FROM ach_entries WHERE trace_number = :t"), {"t": event.trace_number}
+            )
+        ).scalar_one_or_none()
+
     async def _tell_member_of_late_return(self, event: BankEvent, payment: Payment) -> None:
         """A late return reversed the payment by policy: the member's money-events workflow is told, as for a timely
         one (their payment_returned alert: once, by the presentment and code, however often this runs)."""
         async with self.db.session() as session:
-            presentment = (
-                await session.execute(
-                    text("SELECT presentment FROM ach_entries WHERE trace_number = :t"), {"t": event.trace_number}
-                )
-            ).scalar_one_or_none()
+            presentment = await self._presentment(session, event)
         code = BankEventSignal.model_validate(event.payload).return_code
         await money_changed_for_accounts(
             self.client,
@@ -172,11 +201,7 @@ class BankEventActivities:
                 return DeliveryOutcome(status=event.status, payment_id=event.payment_id, detail=event.detail)
             assert event.payment_id is not None  # only an event of a payment is delivered to its workflow
             payment = await lock_payment(session, event.payment_id)
-            presentment = (
-                await session.execute(
-                    text("SELECT presentment FROM ach_entries WHERE trace_number = :t"), {"t": event.trace_number}
-                )
-            ).scalar_one_or_none()
+            presentment = await self._presentment(session, event)
             reason = closed_payment_verdict(event.type, presentment, payment)
             if reason is not None:
                 event.status, event.detail = BankEventStatus.exception, f"the payment's workflow had ended: {reason}"
