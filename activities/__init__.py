@@ -49,7 +49,7 @@ def all_activities(db: Database, settings: Settings, client: Client) -> list:
         settings.bureau_base_url, settings.bureau_api_key.get_secret_value(), timeout=settings.http_timeout
     )
     accrual = AccrualActivities(db, settings)
-    posting = InterestPostingActivities(db, settings, notifications)
+    posting = InterestPostingActivities(db, settings, notifications, client)
     backups = BackupActivities(db, settings)
     retention = RetentionActivities(db, settings)
     kyc = KycActivities(db, settings, client)

@@ -106,6 +106,8 @@ async def check_ach_payment(
         raise PaymentRejected("limit_exceeded", f"the amount exceeds the ACH limit of {settings.ach_max_amount}")
     if account.status != AccountStatus.active or account.type == "loan" or account.kind != "internal":
         raise PaymentRejected("account_not_usable", "the internal account is not an active deposit account")
+    if account.currency != "USD":
+        raise PaymentRejected("currency_not_supported", f"ACH moves US dollars: the account holds {account.currency}")
     if external.org_id != account.org_id:
         raise PaymentRejected("external_account_not_found", "the external account is not in the account's organization")
     if external.status != ExternalAccountStatus.verified:
@@ -164,7 +166,7 @@ class AchActivities:
 
     async def _gl_account(self, session: AsyncSession, code: str) -> uuid.UUID:
         if code not in self._gl:
-            self._gl[code] = (await session.exec(select(LedgerAccount.id).where(LedgerAccount.code == code))).one()
+            self._gl[code] = await ledger.gl_account(session, code)  # ACH moves US dollars alone
         return self._gl[code]
 
     @activity.defn

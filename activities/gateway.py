@@ -186,9 +186,9 @@ class GatewayActivities:
             )
             return self._result(payment)
         target = await self._credited_account(session, payment)
-        clearing = (
-            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_GATEWAY_CLEARING})
-        ).scalar_one()
+        # The money came in the payment's currency; into an account of another one the ledger refuses it (flagged).
+        await ledger.ensure_gl_accounts(session, payment.currency)
+        clearing = await ledger.gl_account(session, GL_GATEWAY_CLEARING, payment.currency)
         try:
             async with session.begin_nested():
                 entry_id, _ = await ledger.post_entry(

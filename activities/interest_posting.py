@@ -8,12 +8,15 @@ to the cent once; zero amounts are skipped."""
 import asyncio
 import calendar
 import contextlib
+import uuid
 from datetime import date
 
 from sqlalchemy import text
 from temporalio import activity
+from temporalio.client import Client
 
 from activities.notifications import NotificationActivities
+from core import ledger
 from core.config import Settings
 from core.db import Database
 from core.interest import (
@@ -26,6 +29,7 @@ from core.interest import (
     UNACCRUED_DAYS,
 )
 from core.recipients import bank_wide_recipients, org_operators
+from domain.money_events import members_paid_interest, money_changed
 from finance.money import format_usd
 from models.interest import BatchResult, PostingBatch, PostingPlan, PostingSummary
 from models.ledger import GL_INTEREST_EXPENSE
@@ -56,11 +60,18 @@ async def heartbeating(*details):
 
 
 class InterestPostingActivities:
-    def __init__(self, db: Database, settings: Settings, notifications: NotificationActivities | None = None):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        notifications: NotificationActivities | None = None,
+        client: Client | None = None,
+    ):
         self.db = db
         self.settings = settings
         self.notifications = notifications
-        self._gl = None
+        self.client = client  # to tell members paid interest (their alerts, rewards); None: nobody is told
+        self._gl: uuid.UUID | None = None
 
     @activity.defn
     async def unaccrued_days(self, period: str) -> list[date]:
@@ -88,11 +99,8 @@ class InterestPostingActivities:
             session.begin(),
         ):
             if self._gl is None:
-                self._gl = (
-                    await session.execute(
-                        text("SELECT id FROM ledger_accounts WHERE code = :code"), {"code": GL_INTEREST_EXPENSE}
-                    )
-                ).scalar_one()
+                # Savings products pay US dollars alone (api/routers/savings_products.attach_product).
+                self._gl = await ledger.gl_account(session, GL_INTEREST_EXPENSE)
             await session.execute(LOCK_PERIOD, {"period": req.period})
             row = (
                 await session.execute(
@@ -108,6 +116,8 @@ class InterestPostingActivities:
                 )
             ).one()
             await session.execute(RESTORE_PLAN_CACHE)
+        if self.client is not None and row.posted:
+            await self._tell_members(req.period, req.after, row.last_account_id)
         return BatchResult(
             last_account_id=row.last_account_id,
             accounts=row.accounts,
@@ -115,6 +125,17 @@ class InterestPostingActivities:
             amount=row.amount,
             new_postings=row.new_postings,
         )
+
+    async def _tell_members(self, period: str, after: uuid.UUID | None, last: uuid.UUID | None) -> None:
+        """Interest is money in: the batch's members with something to evaluate (an alert subscription, a budget, a
+        rewards program) are signalled, as for any posting, after the batch committed; the others (most of a
+        month-end run) cost one query. A retried batch signals them again: their evaluation is idempotent."""
+        assert self.client is not None
+        async with self.db.session() as session:
+            members = await members_paid_interest(session, period, after, last)
+        for n, member in enumerate(members, 1):
+            await money_changed(self.client, member, "interest", period, self.settings)
+            activity.heartbeat(f"{period}: told {n} of {len(members)} members")
 
     @activity.defn
     async def finish_posting(self, period: str) -> PostingSummary:

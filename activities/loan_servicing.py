@@ -471,9 +471,7 @@ class LoanServicingActivities:
             principal, interest, fees = parts["principal"] + prepaid, parts["interest"], parts["fee"]
             income = {}
             for code in (GL_INTEREST_INCOME, GL_FEE_INCOME):
-                income[code] = (
-                    await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": code})
-                ).scalar_one()
+                income[code] = await ledger.gl_account(session, code)  # loans are in US dollars
             legs = [ledger.Leg(loan.deposit_account_id, req.amount)]
             legs += [
                 ledger.Leg(account, -amount)

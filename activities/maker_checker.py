@@ -169,9 +169,10 @@ class MakerCheckerActivities:
         if row.kind == MakerCheckerKind.book_transfer:
             await ledger.lock_accounts(session, [row.account_id, row.counter_account_id])
             return [ledger.Leg(row.account_id, row.amount), ledger.Leg(row.counter_account_id, -row.amount)]
-        cash = (
-            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :code"), {"code": GL_CASH})
+        currency = (
+            await session.execute(text("SELECT currency FROM ledger_accounts WHERE id = :id"), {"id": row.account_id})
         ).scalar_one()
+        cash = await ledger.gl_account(session, GL_CASH, currency)
         await ledger.lock_accounts(session, [row.account_id])
         if row.kind == MakerCheckerKind.deposit:  # debit cash at bank, credit the member's account
             return [ledger.Leg(cash, row.amount), ledger.Leg(row.account_id, -row.amount)]

@@ -118,7 +118,9 @@ async def run_statement(url: str) -> tuple[float, int, Decimal]:
     """The baseline: every account's posting in one statement, one transaction (commit included)."""
     async with await psycopg.AsyncConnection.connect(url) as conn:
         gl_row = await (
-            await conn.execute("SELECT id FROM ledger_accounts WHERE code = %s", (GL_INTEREST_EXPENSE,))
+            await conn.execute(
+                "SELECT id FROM ledger_accounts WHERE code = %s AND currency = 'USD'", (GL_INTEREST_EXPENSE,)
+            )
         ).fetchone()
         assert gl_row is not None
         gl = gl_row[0]

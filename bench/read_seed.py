@@ -113,8 +113,8 @@ STAGING = [
     "      FROM generate_series(1, %(payments)s) AS i) AS numbered",
     # One row per journal entry: the account its amount debits (+) and the one it credits (-).
     "CREATE TEMP TABLE seed_entries ON COMMIT DROP AS "
-    "WITH gl AS (SELECT (SELECT id FROM ledger_accounts WHERE code = 'GL-CASH') AS cash, "
-    "                   (SELECT id FROM ledger_accounts WHERE code = 'GL-ACH-CLEARING') AS clearing), "
+    "WITH gl AS (SELECT (SELECT id FROM ledger_accounts WHERE code = 'GL-CASH' AND currency = 'USD') AS cash, "
+    "                   (SELECT id FROM ledger_accounts WHERE code = 'GL-ACH-CLEARING' AND currency = 'USD') AS clearing), "
     "entries AS ("
     "  SELECT 'reads:deposit:' || a AS key, 'cash_deposit' AS entry_type, NULL::uuid AS payment_id, "
     "         %(start)s + a * interval '1 second' AS created_at, gl.cash AS debit, md5('acct:' || a)::uuid AS credit, "

@@ -12,9 +12,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.gateway import GL_GATEWAY_CLEARING, GL_GATEWAY_CLEARING_NAME
+from models.ledger import GL_ACCOUNTS
+
 
 class LedgerError(Exception):
-    """A rule of the ledger the database refused to break (migrations 0001, 0012 and 0025): one class per rule, named by
+    """A rule of the ledger the database refused to break (migrations 0001, 0012, 0025 and 0047): one class per rule, named by
     the constraint name its trigger raises with."""
 
     rule = ""
@@ -24,6 +27,18 @@ class UnbalancedEntry(LedgerError):
     """A statement left an entry's postings not summing to zero, or with fewer than two legs."""
 
     rule = "ledger_entries_balanced"
+
+
+class MixedCurrencyEntry(LedgerError):
+    """An entry with legs on accounts of two currencies: an entry is in one currency (a conversion is two entries)."""
+
+    rule = "ledger_entry_one_currency"
+
+
+class AccountCurrencyFixed(LedgerError):
+    """An account's currency was to change: its postings are amounts in the currency it opened in."""
+
+    rule = "ledger_account_currency_fixed"
 
 
 class EntryWithoutPostings(LedgerError):
@@ -110,6 +125,38 @@ async def lock_accounts(session: AsyncSession, account_ids: list[uuid.UUID], sha
     await session.execute(
         text(f"SELECT id FROM ledger_accounts WHERE id = ANY(:ids) ORDER BY id FOR {mode}"),
         {"ids": sorted(set(account_ids))},
+    )
+
+
+async def gl_account(session: AsyncSession, code: str, currency: str = "USD") -> uuid.UUID:
+    """The id of the bank's GL account `code` (models/ledger.py) in `currency`: the USD ones always exist, another
+    currency's exist once an account was opened in it (ensure_gl_accounts)."""
+    found = await session.execute(
+        text("SELECT id FROM ledger_accounts WHERE kind = 'gl' AND code = :code AND currency = :currency"),
+        {"code": code, "currency": currency},
+    )
+    return found.scalar_one()
+
+
+async def ensure_gl_accounts(session: AsyncSession, currency: str) -> None:
+    """The bank's GL accounts in `currency`, created if missing (idempotent; a concurrent opening creates them once:
+    the unique (code, currency) settles it). Their ids are derived from code and currency, as migration 0001's."""
+    accounts = [*GL_ACCOUNTS, (GL_GATEWAY_CLEARING, GL_GATEWAY_CLEARING_NAME, "asset", "debit")]
+    suffix = "" if currency == "USD" else f":{currency}"
+    await session.execute(
+        text("""INSERT INTO ledger_accounts (id, code, name, kind, type, normal_balance, currency, status)
+                SELECT gl.id, gl.code, gl.name, 'gl', gl.type, gl.normal, :currency, 'active'
+                FROM unnest(CAST(:ids AS uuid[]), CAST(:codes AS text[]), CAST(:names AS text[]),
+                            CAST(:types AS text[]), CAST(:normals AS text[])) AS gl(id, code, name, type, normal)
+                ON CONFLICT (code, currency) DO NOTHING"""),
+        {
+            "currency": currency,
+            "ids": [uuid.uuid5(uuid.NAMESPACE_URL, f"backoffice:gl:{code}{suffix}") for code, *_ in accounts],
+            "codes": [code for code, *_ in accounts],
+            "names": [name if currency == "USD" else f"{name} ({currency})" for _, name, *_ in accounts],
+            "types": [gl_type for _, _, gl_type, _ in accounts],
+            "normals": [normal for *_, normal in accounts],
+        },
     )
 
 

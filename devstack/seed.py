@@ -137,7 +137,9 @@ async def seed_database(db: Database) -> None:
             },
         )
         cash = (
-            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+            await session.execute(
+                text("SELECT id FROM ledger_accounts WHERE code = :c AND currency = 'USD'"), {"c": GL_CASH}
+            )
         ).scalar_one()
         for key, amount in DEPOSITS:
             await ledger.post_entry(

@@ -49,7 +49,9 @@ async def seed_statement_history(db: Database, today: date) -> str:
             {"at": opened, "id": ACCOUNT},
         )
         cash = (
-            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+            await session.execute(
+                text("SELECT id FROM ledger_accounts WHERE code = :c AND currency = 'USD'"), {"c": GL_CASH}
+            )
         ).scalar_one()
         for n, (day, amount, description, entry_type) in enumerate(
             [

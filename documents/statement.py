@@ -23,7 +23,7 @@ from reportlab.lib.units import inch
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from documents.pages import MARGIN, PAGE_WIDTH, RULE, format_date, numbered_canvas, running_header
-from finance.money import format_usd, is_money
+from finance.money import format_money, is_money
 
 __all__ = ["StatementData", "StatementLine", "render_statement"]
 
@@ -54,6 +54,7 @@ class StatementData(BaseModel):
     interest: Decimal
     lines: tuple[StatementLine, ...]
     generated_on: date
+    currency: str = "USD"  # the account's (ISO 4217)
 
     @model_validator(mode="after")
     def _adds_up(self) -> StatementData:
@@ -119,6 +120,7 @@ def _account(data: StatementData) -> list:
     rows = [
         ("Account", f"{data.account_name} ({data.account_type})"),
         ("Account number", data.account_number),
+        ("Currency", data.currency),
         ("Owner", data.owner_name or "-"),
         ("Statement period", _period_label(data)),
     ]
@@ -142,11 +144,11 @@ def _account(data: StatementData) -> list:
 
 def _summary(data: StatementData) -> list:
     rows = [
-        ["Opening balance", format_usd(data.opening_balance)],
-        ["Money in", format_usd(data.money_in)],
-        ["Money out", format_usd(data.money_out)],
-        ["Interest paid", format_usd(data.interest)],
-        ["Closing balance", format_usd(data.closing_balance)],
+        ["Opening balance", format_money(data.opening_balance, data.currency)],
+        ["Money in", format_money(data.money_in, data.currency)],
+        ["Money out", format_money(data.money_out, data.currency)],
+        ["Interest paid", format_money(data.interest, data.currency)],
+        ["Closing balance", format_money(data.closing_balance, data.currency)],
     ]
     table = Table(rows, colWidths=[2.5 * inch, 1.5 * inch], hAlign="LEFT")
     table.setStyle(
@@ -168,7 +170,7 @@ def _entries(data: StatementData) -> list:
     header = ["Date", "Description", "Amount", "Balance"]
     rows: list[list[Any]] = [
         header,
-        [_format_date(data.period_start), "Opening balance", "", format_usd(data.opening_balance)],
+        [_format_date(data.period_start), "Opening balance", "", format_money(data.opening_balance, data.currency)],
     ]
     interest_rows = []
     for line in data.lines:
@@ -178,11 +180,13 @@ def _entries(data: StatementData) -> list:
             [
                 _format_date(line.effective_date),
                 Paragraph(escape(line.description), _CELL),
-                format_usd(line.amount),
-                format_usd(line.balance),
+                format_money(line.amount, data.currency),
+                format_money(line.balance, data.currency),
             ]
         )
-    rows.append([_format_date(data.period_end), "Closing balance", "", format_usd(data.closing_balance)])
+    rows.append(
+        [_format_date(data.period_end), "Closing balance", "", format_money(data.closing_balance, data.currency)]
+    )
     widths = [1.1 * inch, _CONTENT_WIDTH - 3.5 * inch, 1.2 * inch, 1.2 * inch]
     style: list[tuple[Any, ...]] = [
         ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),

@@ -11,8 +11,22 @@ from core import access, audit, ledger
 from core.access import Entity
 from core.business_time import business_today
 from core.config import Settings
+from domain.fx import minor_units
 from models.ledger import GL_CASH, LedgerAccount
 from models.users import User
+
+
+def check_amount_fits(currency: str, amount: Decimal) -> None:
+    """An amount in `currency` has no more decimals than the currency's minor units (1,500 JPY, not 1,500.50): a 422
+    before anything is written, where the ledger's cents would take a fraction of a yen."""
+    places = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        raise AppError(
+            422,
+            "amount_precision",
+            f"{currency} amounts have {places} decimal places",
+            {"amount": str(amount), "currency": currency, "decimal_places": places},
+        )
 
 
 async def visible_account(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
@@ -51,14 +65,14 @@ async def withdraw(
             "the available balance does not cover the amount",
             {"available_balance": str(available), "amount": str(amount)},
         )
-    cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :code"), {"code": GL_CASH})).one()
+    cash = await ledger.gl_account(session, GL_CASH, account.currency)
     entry_id, created = await ledger.post_entry(
         session,
         idempotency_key=idempotency_key,
         entry_type="cash_withdrawal",
         description=memo,
         effective_date=business_today(settings),
-        legs=[ledger.Leg(account.id, amount), ledger.Leg(cash.id, -amount)],
+        legs=[ledger.Leg(account.id, amount), ledger.Leg(cash, -amount)],
     )
     if created:
         await audit.record(

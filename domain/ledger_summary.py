@@ -134,7 +134,7 @@ _ORG_LEGS = f"""
 
 def _statement(org_id: uuid.UUID | None, group_by: list[Grouping], filters: LedgerFilters):
     keys = [f"{GROUP_SQL[g]} AS g{i}" for i, g in enumerate(group_by)]
-    where: list[str] = ["true"]
+    where: list[str] = ["a.currency = :currency"]  # an entry is in one currency: so is the report
     params: list[BindParameter] = []
     if filters.lines:
         where.append(f"{_LINE} IN :lines")
@@ -174,7 +174,7 @@ async def ledger_summary(
     group_by: list[Grouping],
     filters: LedgerFilters,
 ) -> LedgerSummary:
-    values: dict = {"start": start, "end": end}
+    values: dict = {"start": start, "end": end, "currency": where.currency}
     if where.org_id is not None:
         values["org"] = where.org_id
     if filters.lines:

@@ -39,6 +39,7 @@ from core.access import Action, Entity
 from core.business_time import business_today
 from core.config import Settings
 from core.task_queues import queue_for
+from domain.accounts import check_amount_fits
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.maker_checker import MakerCheckerInput, MakerCheckerKind, MakerCheckerRequest, MakerCheckerStatus
 from models.users import User
@@ -347,7 +348,9 @@ async def request_journal_entry(
             "a manual entry is dated today or earlier (the business date)",
             {"effective_date": body.effective_date.isoformat(), "business_date": today.isoformat()},
         )
-    org_id = await _entry_org(session, user, [leg.account_id for leg in body.legs])
+    org_id, currency = await _entry_org(session, user, [leg.account_id for leg in body.legs])
+    for leg in body.legs:
+        check_amount_fits(currency, leg.amount)
     if closure := await closed_period_covering(session, org_id, body.effective_date):
         raise AppError(
             409,
@@ -372,10 +375,12 @@ def _written(out: MakerCheckerOut | None) -> MakerCheckerOut:
     return out
 
 
-async def _entry_org(session, user: User, account_ids: list[uuid.UUID]) -> uuid.UUID:
+async def _entry_org(session, user: User, account_ids: list[uuid.UUID]) -> tuple[uuid.UUID, str]:
     """The organization a manual entry belongs to: the maker's (its accounts theirs or GL), or for a superuser the
-    one organization its accounts name. A 404 for an account the maker cannot see, a 422 for one that cannot post."""
+    one organization its accounts name; and the one currency of its accounts. A 404 for an account the maker cannot
+    see, a 422 for one that cannot post or for accounts in several currencies."""
     orgs: set[uuid.UUID] = set()
+    currencies: set[str] = set()
     for account_id in dict.fromkeys(account_ids):
         account = await session.get(LedgerAccount, account_id)
         gl = account is not None and account.kind == AccountKind.gl
@@ -385,9 +390,17 @@ async def _entry_org(session, user: User, account_ids: list[uuid.UUID]) -> uuid.
             raise AppError(422, "account_closed", "an account of the entry is closed", {"account_id": str(account_id)})
         if account.org_id is not None:
             orgs.add(account.org_id)
+        currencies.add(account.currency)
+    if len(currencies) > 1:  # the database refuses it too (ledger_entry_one_currency): refused before the checker
+        raise AppError(
+            422,
+            "currency_mismatch",
+            "an entry is in one currency: its accounts hold several",
+            {"currencies": sorted(currencies)},
+        )
     if not access.is_super(user):
         assert user.org_id is not None  # staff of an organization (the gate)
-        return user.org_id
+        return user.org_id, currencies.pop()
     if len(orgs) != 1:
         raise AppError(
             422,
@@ -396,7 +409,7 @@ async def _entry_org(session, user: User, account_ids: list[uuid.UUID]) -> uuid.
             "organization (with the bank's GL accounts)",
             {"organizations": sorted(str(org) for org in orgs)},
         )
-    return orgs.pop()
+    return orgs.pop(), currencies.pop()
 
 
 async def closed_period_covering(session, org_id: uuid.UUID, day: date) -> tuple[date, date] | None:

@@ -53,25 +53,50 @@ async def money_changed_quietly(
         log.warning("money_changed signal failed", extra={"account_id": str(account_id), "cause": cause}, exc_info=True)
 
 
+# The owner of account `a` (a member) has something to evaluate: a live budget, an active alert subscription or an
+# active rewards program they are enrolled in.
+_OWNER_EVALUATES = """
+    a.kind = 'internal' AND u.role = 'member'
+    AND (EXISTS (SELECT 1 FROM member_budgets b WHERE b.user_id = a.owner_id AND b.ended_at IS NULL)
+         OR EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.user_id = a.owner_id AND s.active)
+         OR EXISTS (SELECT 1 FROM reward_accounts r JOIN reward_programs p ON p.id = r.program_id AND p.active
+                     WHERE r.user_id = a.owner_id))"""
+
+
 async def member_owners(session: Any, account_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    """The members owning these internal accounts who have something to evaluate: a live budget, an active alert
-    subscription or an active rewards program they are enrolled in (GL accounts and the organization's own have no
-    owner). The others' money moves without a workflow: nothing could be raised or earned for them."""
+    """The members owning these internal accounts who have something to evaluate (GL accounts and the organization's
+    own have no owner). The others' money moves without a workflow: nothing could be raised or earned for them."""
     return list(
         (
             await session.execute(
                 text(
-                    """SELECT DISTINCT a.owner_id FROM ledger_accounts a JOIN users u ON u.id = a.owner_id
-                        WHERE a.id = ANY(:ids) AND a.kind = 'internal' AND u.role = 'member'
-                          AND (EXISTS (SELECT 1 FROM member_budgets b WHERE b.user_id = a.owner_id
-                                         AND b.ended_at IS NULL)
-                               OR EXISTS (SELECT 1 FROM alert_subscriptions s WHERE s.user_id = a.owner_id
-                                            AND s.active)
-                               OR EXISTS (SELECT 1 FROM reward_accounts r
-                                            JOIN reward_programs p ON p.id = r.program_id AND p.active
-                                           WHERE r.user_id = a.owner_id))"""
+                    "SELECT DISTINCT a.owner_id FROM ledger_accounts a JOIN users u ON u.id = a.owner_id "
+                    f"WHERE a.id = ANY(:ids) AND {_OWNER_EVALUATES}"
                 ),
                 {"ids": list(account_ids)},
+            )
+        ).scalars()
+    )
+
+
+async def members_paid_interest(
+    session: Any, period: str, after: uuid.UUID | None, last: uuid.UUID | None
+) -> list[uuid.UUID]:
+    """member_owners of the accounts a month-end batch posted interest to (accounts after `after` up to `last`, by id,
+    as the batch took them): read from the period's postings, so a retried batch finds the same members."""
+    if last is None:
+        return []
+    return list(
+        (
+            await session.execute(
+                text(
+                    "SELECT DISTINCT a.owner_id FROM interest_postings ip "
+                    "JOIN ledger_accounts a ON a.id = ip.account_id JOIN users u ON u.id = a.owner_id "
+                    "WHERE ip.period = :period AND ip.account_id <= :last "
+                    "AND (CAST(:after AS uuid) IS NULL OR ip.account_id > CAST(:after AS uuid)) "
+                    f"AND {_OWNER_EVALUATES}"
+                ),
+                {"period": period, "after": after, "last": last},
             )
         ).scalars()
     )

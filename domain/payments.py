@@ -29,6 +29,7 @@ from core.config import Settings
 from core.task_queues import queue_for
 from core.temporal import published
 from domain import maker_checker, webhooks
+from domain.accounts import check_amount_fits
 from models.external_accounts import ExternalAccount
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.maker_checker import MakerCheckerKind
@@ -235,12 +236,11 @@ async def record_new_payment(
             .values(
                 id=payment_id,
                 status=PaymentStatus.created,
-                currency="USD",
                 created_by=user.id,
                 idempotency_key=key,
                 request_hash=digest,
                 workflow_id=f"payment-{payment_id}",
-                **columns,
+                **{"currency": "USD", **columns},  # a book transfer's is its accounts' currency
             )
             .on_conflict_do_nothing()
             .returning(PAYMENTS.c.id)
@@ -308,6 +308,7 @@ async def create_book_transfer(
             {
                 "kind": PaymentKind.book,
                 "amount": body.amount,
+                "currency": src.currency,
                 "from_account_id": src.id,
                 "to_account_id": dst.id,
                 "memo": body.memo,
@@ -382,7 +383,13 @@ def _check_transfer(user: User, body: BookTransferIn, src: LedgerAccount, dst: L
         if account.status != AccountStatus.active:
             raise AppError(422, "account_closed", f"the {side} account is closed", {"account_id": account.id})
     if src.currency != dst.currency:
-        raise AppError(422, "currency_mismatch", "both accounts must hold the same currency")
+        raise AppError(
+            422,
+            "currency_mismatch",
+            "both accounts must hold the same currency",
+            {"from_currency": src.currency, "to_currency": dst.currency},
+        )
+    check_amount_fits(src.currency, body.amount)
 
 
 async def visible_payment(session, user: User, payment_id: uuid.UUID, called: str = "payment") -> Payment:

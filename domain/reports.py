@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.config import Settings, get_settings
 from domain import ledger_summary as summary
 from domain import report_sources as sources
+from domain.fx import CurrencyCode
 from finance import budget_variance as budgets
 from finance import forecast
 from finance import portfolio as loans
@@ -46,7 +47,7 @@ _BANK_LINES = text(f"""
     FROM postings p
     JOIN journal_entries j ON j.id = p.entry_id
     JOIN ledger_accounts a ON a.id = p.account_id
-    WHERE {_DATED}
+    WHERE {_DATED} AND a.currency = :currency
     GROUP BY a.kind, CASE WHEN a.kind = 'gl' THEN a.code END, a.type
 """)
 
@@ -56,7 +57,7 @@ _ORG_LINES = text(f"""
         FROM ledger_accounts a
         JOIN postings p ON p.account_id = a.id
         JOIN journal_entries j ON j.id = p.entry_id
-        WHERE a.org_id = :org AND {_DATED}
+        WHERE a.org_id = :org AND a.currency = :currency AND {_DATED}
     ), legs AS (
         SELECT p.amount, a.kind, a.code, a.type, a.name, a.org_id,
                bool_or(a.kind = 'internal' AND a.org_id IS DISTINCT FROM :org) OVER (PARTITION BY p.entry_id) AS shared
@@ -76,9 +77,11 @@ _ORG_LINES = text(f"""
 """)
 
 
-async def lines(session: AsyncSession, org_id: uuid.UUID | None, start: date | None, end: date) -> list[fin.Line]:
-    """Each report line's net postings dated from `start` (None: from the beginning) to `end`, both included."""
-    params: dict = {"start": start, "end": end}
+async def lines(session: AsyncSession, where: fin.Scope, start: date | None, end: date) -> list[fin.Line]:
+    """Each report line's net postings dated from `start` (None: from the beginning) to `end`, both included, on the
+    accounts of the scope's currency (every leg of an entry is in one currency: migration 0047)."""
+    org_id = where.org_id
+    params: dict = {"start": start, "end": end, "currency": where.currency}
     if org_id is not None:
         params["org"] = org_id
     rows = await session.execute(_ORG_LINES if org_id is not None else _BANK_LINES, params)
@@ -98,22 +101,22 @@ async def scope(session: AsyncSession, org_id: uuid.UUID | None) -> fin.Scope | 
 
 
 async def trial_balance(session: AsyncSession, where: fin.Scope, as_of: date) -> fin.TrialBalance:
-    return fin.trial_balance(where, as_of, await lines(session, where.org_id, None, as_of))
+    return fin.trial_balance(where, as_of, await lines(session, where, None, as_of))
 
 
 async def balance_sheet(session: AsyncSession, where: fin.Scope, as_of: date) -> fin.BalanceSheet:
-    balances = await lines(session, where.org_id, None, as_of)
-    this_year = await lines(session, where.org_id, date(as_of.year, 1, 1), as_of)
+    balances = await lines(session, where, None, as_of)
+    this_year = await lines(session, where, date(as_of.year, 1, 1), as_of)
     return fin.balance_sheet(where, as_of, balances, fin.net_income(this_year))
 
 
 async def income_statement(session: AsyncSession, where: fin.Scope, start: date, end: date) -> fin.IncomeStatement:
-    return fin.income_statement(where, start, end, await lines(session, where.org_id, start, end))
+    return fin.income_statement(where, start, end, await lines(session, where, start, end))
 
 
 async def cash_flow(session: AsyncSession, where: fin.Scope, start: date, end: date) -> fin.CashFlowStatement:
-    movements = await lines(session, where.org_id, start, end)
-    before = await lines(session, where.org_id, None, start - timedelta(days=1))
+    movements = await lines(session, where, start, end)
+    before = await lines(session, where, None, start - timedelta(days=1))
     opening = sum((line.amount for line in before if line.key in fin.CASH_LINES), fin.ZERO)
     return fin.cash_flow(where, start, end, movements, opening)
 
@@ -149,6 +152,7 @@ class ReportParams(BaseModel):
         default=None, description="ledger summary only: one to three groupings, in order (default: line)"
     )
     filters: summary.LedgerFilters | None = Field(default=None, description="ledger summary only")
+    currency: CurrencyCode | None = Field(default=None, description="the accounts of one currency (default USD)")
 
     @field_validator("group_by")
     @classmethod
@@ -168,6 +172,16 @@ class Built(BaseModel):
 # A builder gets the Settings of the process that runs it (provisioning rates, business time zone): the API's or the
 # worker's, never read from the environment behind their back.
 Builder = Callable[[AsyncSession, fin.Scope, ReportParams, date, Settings], Awaitable[Built]]
+
+
+# Loans, budgets and the forecast's sources are in US dollars: these reports have no other currency.
+USD_ONLY = frozenset({ReportKind.loan_portfolio, ReportKind.budget_variance, ReportKind.cash_forecast})
+
+
+class CurrencyNotSupported(ValueError):
+    def __init__(self, kind: ReportKind, currency: str):
+        super().__init__(f"{kind.value} is in US dollars alone (loans, budgets and forecasts are), not {currency}")
+        self.kind, self.currency = kind, currency
 
 
 class OptionsNotSupported(ValueError):
@@ -232,7 +246,7 @@ async def budget_variance(session: AsyncSession, where: fin.Scope, start: date, 
     """The period's actuals (the lines the income statement reads) against the budgets of the months it touches."""
     months = budgets.months_between(start, end)
     planned = await sources.budgets_by_line(session, where.org_id, months[0], months[-1])
-    actuals = await lines(session, where.org_id, start, end)
+    actuals = await lines(session, where, start, end)
     names = [f"{m:%Y-%m}" for m in months]
     return budgets.budget_variance(where, start, end, names, actuals, planned)
 
@@ -240,7 +254,7 @@ async def budget_variance(session: AsyncSession, where: fin.Scope, start: date, 
 async def cash_forecast(
     session: AsyncSession, where: fin.Scope, first: date, weeks: int, settings: Settings
 ) -> forecast.CashForecast:
-    before = await lines(session, where.org_id, None, first - timedelta(days=1))
+    before = await lines(session, where, None, first - timedelta(days=1))
     opening = sum((line.amount for line in before if line.key in fin.CASH_LINES), fin.ZERO)
     runs: dict[str, list[tuple[Decimal, list[int]]]] = {"book": [], "ach_debit": [], "ach_credit": []}
     for kind, amount, cadence in await sources.standing_cadences(session, where.org_id, datetime.now(UTC)):
@@ -324,4 +338,8 @@ async def build(
     another kind than the ledger summary."""
     if kind != ReportKind.ledger_summary and (params.group_by or params.filters):
         raise OptionsNotSupported(kind)
+    currency = params.currency or "USD"
+    if kind in USD_ONLY and currency != "USD":
+        raise CurrencyNotSupported(kind, currency)
+    where = where.model_copy(update={"currency": currency})
     return await BUILDERS[kind](session, where, params, today, settings or get_settings())

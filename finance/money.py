@@ -34,11 +34,14 @@ from decimal import (
 from fractions import Fraction
 from typing import cast
 
+from iso4217 import Currency
+
 __all__ = [
     "ACCRUAL_QUANTUM",
     "CENT",
     "ROUNDING",
     "allocate",
+    "format_money",
     "format_usd",
     "is_money",
     "parse_money",
@@ -153,6 +156,17 @@ def format_usd(value: Decimal | int) -> str:
     amount = round_money(value)
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,.2f}"
+
+
+def format_money(value: Decimal | int, currency: str) -> str:
+    """US dollars as format_usd; another currency as its amount and code, in its minor units:
+    ``(Decimal("-1234.5"), "EUR")`` -> ``"-1,234.50 EUR"``, ``(Decimal("1500"), "JPY")`` -> ``"1,500 JPY"``."""
+    if currency == "USD":
+        return format_usd(value)
+    amount = round_money(value)
+    places = min(Currency(currency).exponent or 0, 2)  # the ledger keeps cents: no currency here has more
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount):,.{places}f} {currency}"
 
 
 def allocate(total: Decimal | int, weights: Sequence[Decimal | int]) -> list[Decimal]:

@@ -90,6 +90,7 @@ def net_income(lines: Iterable[Line]) -> Decimal:
 class Scope(BaseModel):
     org_id: uuid.UUID | None  # None: the whole bank
     name: str
+    currency: str = "USD"  # a report reads the accounts of one currency (an entry is in one currency)
 
 
 class Row(BaseModel):

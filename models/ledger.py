@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, Index, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Identity, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at, money, timestamp, uuid_pk
@@ -40,16 +40,19 @@ class LedgerAccount(SQLModel, table=True):
         CheckConstraint("normal_balance IN ('debit','credit')", name="ledger_accounts_normal_valid"),
         CheckConstraint("status IN ('active','closed')", name="ledger_accounts_status_valid"),
         CheckConstraint("kind = 'gl' OR type IN ('checking','savings','loan')", name="ledger_accounts_type_valid"),
+        CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ledger_accounts_currency_shape"),
+        # A GL account is one code in one currency (migration 0047); internal accounts have no code.
+        UniqueConstraint("code", "currency", name="ledger_accounts_code_currency"),
         # The few closed accounts, for the ledger's open-account check (migration 0017).
         Index("ledger_accounts_not_active", "id", postgresql_where=text("status <> 'active'")),
     )
     id: uuid.UUID = uuid_pk()
-    code: str | None = Field(default=None, unique=True, max_length=40)  # GL accounts: e.g. GL-CASH
+    code: str | None = Field(default=None, max_length=40)  # GL accounts: e.g. GL-CASH, one per currency
     name: str = Field(max_length=200)
     kind: str = Field(max_length=16)
     type: str = Field(max_length=32)
     normal_balance: str = Field(max_length=8)
-    currency: str = Field(default="USD", max_length=3)
+    currency: str = Field(default="USD", max_length=3)  # ISO 4217, fixed when the account opens
     org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id", index=True)
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", index=True)
     status: str = Field(default=AccountStatus.active, max_length=16)
@@ -105,7 +108,8 @@ class Hold(SQLModel, table=True):
     released_at: datetime | None = timestamp()
 
 
-# GL accounts created by the initial migration; codes are stable identifiers used by the code.
+# GL accounts: the initial migration created them in USD, core/ledger.ensure_gl_accounts creates them in another
+# currency with its first account. (code, currency) is a stable identifier used by the code.
 GL_CASH = "GL-CASH"
 GL_ACH_CLEARING = "GL-ACH-CLEARING"
 GL_INTEREST_EXPENSE = "GL-INTEREST-EXPENSE"

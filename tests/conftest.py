@@ -298,12 +298,24 @@ async def bank_operations(http, su: dict) -> dict:
 
 
 async def open_account(
-    http, su: dict, org_id: str, owner_id: str | None = None, type_: str = "checking", deposit: str | None = None
+    http,
+    su: dict,
+    org_id: str,
+    owner_id: str | None = None,
+    type_: str = "checking",
+    deposit: str | None = None,
+    currency: str = "USD",
 ) -> dict:
     response = await http.post(
         "/api/v1/accounts",
         headers=su,
-        json={"name": f"{type_} {uuid.uuid4().hex[:6]}", "type": type_, "org_id": org_id, "owner_id": owner_id},
+        json={
+            "name": f"{type_} {uuid.uuid4().hex[:6]}",
+            "type": type_,
+            "org_id": org_id,
+            "owner_id": owner_id,
+            "currency": currency,
+        },
     )
     assert response.status_code == 201, response.text
     account = response.json()

@@ -19,6 +19,7 @@ from core.business_time import business_today
 from domain import accounts as domain
 from domain import maker_checker
 from domain.accounts import visible_account
+from domain.fx import CurrencyCode, minor_units
 from domain.maker_checker import MakerCheckerKind, MakerCheckerOut
 from domain.money_events import money_changed_quietly
 from models.ledger import (
@@ -35,7 +36,7 @@ from models.users import Organization, User
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
-_FIELDS = ["name", "kind", "type", "status", "org_id", "owner_id", "closed_at"]
+_FIELDS = ["name", "kind", "type", "currency", "status", "org_id", "owner_id", "closed_at"]
 
 AccountAdmin = Annotated[User, Depends(allowed(Entity.account, Action.create))]  # open, change, close: superuser
 Teller = Annotated[User, Depends(allowed(Entity.account, Action.deposit))]  # cash deposits
@@ -49,6 +50,9 @@ class AccountIn(BaseModel):
     type: InternalAccountType = Field(examples=["checking"])
     org_id: uuid.UUID
     owner_id: uuid.UUID | None = Field(default=None, description="the member who owns it, if any")
+    currency: CurrencyCode = Field(
+        default="USD", description="ISO 4217, fixed for the account's life; ACH and loans move US dollars alone"
+    )
 
 
 class AccountUpdate(BaseModel):
@@ -124,7 +128,17 @@ async def create_account(body: AccountIn, session: SessionDep, actor: AccountAdm
         owner = await session.get(User, body.owner_id)
         if owner is None or owner.org_id != body.org_id:
             raise AppError(422, "unknown_owner", f"user {body.owner_id} is not in organization {body.org_id}")
+    if minor_units(body.currency) > 2:
+        raise AppError(
+            422,
+            "currency_not_supported",
+            f"{body.currency} has {minor_units(body.currency)} decimal places: the ledger keeps amounts in cents",
+            {"currency": body.currency},
+        )
+    if body.type == InternalAccountType.loan and body.currency != "USD":
+        raise AppError(422, "currency_not_supported", "loans are in US dollars", {"currency": body.currency})
     normal = "debit" if body.type == InternalAccountType.loan else "credit"
+    await ledger.ensure_gl_accounts(session, body.currency)  # cash at bank in this currency, for its deposits
     account = LedgerAccount(
         name=body.name,
         kind=AccountKind.internal,
@@ -132,6 +146,7 @@ async def create_account(body: AccountIn, session: SessionDep, actor: AccountAdm
         normal_balance=normal,
         org_id=body.org_id,
         owner_id=body.owner_id,
+        currency=body.currency,
     )
     session.add(account)
     await session.flush()
@@ -268,6 +283,7 @@ async def deposit(
         raise AppError(422, "not_a_deposit_account", "deposits go to checking or savings accounts")
     if account.status != AccountStatus.active:
         raise AppError(409, "account_closed", "the account is closed")
+    domain.check_amount_fits(account.currency, body.amount)
     fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
     if await maker_checker.is_large(
         session, settings, account.org_id, body.amount
@@ -277,14 +293,14 @@ async def deposit(
                 session, actor, client, settings, MakerCheckerKind.deposit, account, body.amount, body.memo, key
             )
         )
-    cash = (await session.exec(select(LedgerAccount).where(LedgerAccount.code == GL_CASH))).one()
+    cash = await ledger.gl_account(session, GL_CASH, account.currency)
     entry_id, created = await ledger.post_entry(
         session,
         idempotency_key=f"deposit:{actor.id}:{key}",
         entry_type="cash_deposit",
         description=body.memo,
         effective_date=business_today(settings),
-        legs=[ledger.Leg(cash.id, body.amount), ledger.Leg(account.id, -body.amount)],
+        legs=[ledger.Leg(cash, body.amount), ledger.Leg(account.id, -body.amount)],
     )
     if created:
         await audit.record(
@@ -330,6 +346,7 @@ async def withdraw(
 ):
     account = await visible_account(session, actor, account_id)
     maker_checker.check_teller_account(account)
+    domain.check_amount_fits(account.currency, body.amount)
     fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
     if await maker_checker.is_large(
         session, settings, account.org_id, body.amount

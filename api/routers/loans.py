@@ -222,6 +222,13 @@ async def apply(
                 "invalid_deposit_account",
                 "the deposit account must be an active checking or savings account of the applicant",
             )
+        if account.currency != "USD":
+            raise AppError(
+                422,
+                "currency_not_supported",
+                f"loans are in US dollars: the deposit account holds {account.currency}",
+                {"deposit_account_id": str(account.id), "currency": account.currency},
+            )
         if body.auto_debit and body.external_account_id is None:
             raise AppError(422, "external_account_required", "auto-debit needs external_account_id")
         if body.external_account_id is not None:

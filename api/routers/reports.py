@@ -28,6 +28,7 @@ from documents.reports import CONTENT_TYPES, render
 from domain import budgets, maker_checker, periods
 from domain import ledger_summary as summary
 from domain import reports as domain
+from domain.fx import CurrencyCode
 from domain.ledger_summary import LedgerSummary
 from domain.maker_checker import MakerCheckerOut
 from finance import reports as fin
@@ -63,6 +64,7 @@ OrgParam = Annotated[
     uuid.UUID | None,
     Query(description="an organization (bank-wide roles); org staff get their own; bank-wide roles omit it for all"),
 ]
+CurrencyParam = Annotated[CurrencyCode, Query(description="the ledger of one currency (ISO 4217; default USD)")]
 FormatParam = Annotated[Format | None, Query(alias="format", description="json (default), csv, xlsx or pdf")]
 AcceptHeader = Annotated[
     str | None,
@@ -121,6 +123,8 @@ async def report(
         raise AppError(422, "invalid_date_range", str(exc), {"from": str(exc.start), "to": str(exc.end)}) from exc
     except domain.OptionsNotSupported as exc:
         raise AppError(422, "options_not_supported", str(exc), {"kind": exc.kind.value}) from exc
+    except domain.CurrencyNotSupported as exc:
+        raise AppError(422, "currency_not_supported", str(exc), {"kind": exc.kind.value}) from exc
 
 
 @router.get(
@@ -135,11 +139,12 @@ async def trial_balance(
     settings: SettingsDep,
     as_of: BusinessDate | None = None,
     org_id: OrgParam = None,
+    currency: CurrencyParam = "USD",
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
     kind = domain.ReportKind.trial_balance
-    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of))
+    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of, currency=currency))
     return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
 
@@ -155,11 +160,12 @@ async def balance_sheet(
     settings: SettingsDep,
     as_of: BusinessDate | None = None,
     org_id: OrgParam = None,
+    currency: CurrencyParam = "USD",
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
     kind = domain.ReportKind.balance_sheet
-    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of))
+    built = await report(session, user, settings, org_id, kind, domain.ReportParams(as_of=as_of, currency=currency))
     return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
 
@@ -180,11 +186,12 @@ async def income_statement(
     date_from: FromParam = None,
     date_to: ToParam = None,
     org_id: OrgParam = None,
+    currency: CurrencyParam = "USD",
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
     kind = domain.ReportKind.income_statement
-    params = domain.ReportParams(date_from=date_from, date_to=date_to)
+    params = domain.ReportParams(date_from=date_from, date_to=date_to, currency=currency)
     built = await report(session, user, settings, org_id, kind, params)
     return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
@@ -202,11 +209,12 @@ async def cash_flow(
     date_from: FromParam = None,
     date_to: ToParam = None,
     org_id: OrgParam = None,
+    currency: CurrencyParam = "USD",
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
     kind = domain.ReportKind.cash_flow
-    params = domain.ReportParams(date_from=date_from, date_to=date_to)
+    params = domain.ReportParams(date_from=date_from, date_to=date_to, currency=currency)
     built = await report(session, user, settings, org_id, kind, params)
     return answer(built, chosen_format(fmt, accept), kind, built.scope)
 
@@ -278,6 +286,7 @@ async def ledger_summary(
         list[uuid.UUID] | None, Query(max_length=50, description="only these loan or savings products")
     ] = None,
     org_id: OrgParam = None,
+    currency: CurrencyParam = "USD",
     fmt: FormatParam = None,
     accept: AcceptHeader = None,
 ):
@@ -289,7 +298,11 @@ async def ledger_summary(
             raise AppError(422, "invalid_group_by", str(exc), {"group_by": [g.value for g in group_by]}) from exc
     filters = summary.LedgerFilters(lines=lines, account_types=account_types, product_ids=product_ids)
     params = domain.ReportParams(
-        date_from=date_from, date_to=date_to, group_by=group_by, filters=None if filters.is_empty() else filters
+        currency=currency,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=group_by,
+        filters=None if filters.is_empty() else filters,
     )
     built = await report(session, user, settings, org_id, kind, params)
     return answer(built, chosen_format(fmt, accept), kind, built.scope)

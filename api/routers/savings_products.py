@@ -289,6 +289,13 @@ async def attach_product(
         raise AppError(422, "not_a_deposit_account", "only checking and savings accounts earn interest")
     if account.status != AccountStatus.active:
         raise AppError(409, "account_closed", "the account is closed")
+    if account.currency != "USD":  # month-end posting pays from the USD interest expense account
+        raise AppError(
+            422,
+            "currency_not_supported",
+            f"savings products pay US dollars: the account holds {account.currency}",
+            {"currency": account.currency},
+        )
     product = await session.get(SavingsProduct, body.product_id)
     if product is None or not product.active:
         raise AppError(

@@ -128,6 +128,7 @@ async def statement_pdf(
         interest=sum((line.amount for line in lines if line.is_interest), Decimal("0.00")),
         lines=tuple(lines),
         generated_on=row.generated_at.astimezone(ZoneInfo(settings.business_timezone)).date(),
+        currency=account.currency,
     )
     return RawResponse(
         await asyncio.to_thread(render_statement, data),  # CPU-bound reportlab: off the event loop

@@ -5,13 +5,17 @@ alert read, dismissing and deleting it; another member never sees one."""
 
 import uuid
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from temporalio.testing import ActivityEnvironment
 
+from activities.interest_posting import InterestPostingActivities
 from core.business_time import business_today
 from domain.money_events import money_changed
 from models.bills import BillRunInput
+from models.interest import PostingBatch
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.polling import poll
 from workflows.bill_run import BillRunWorkflow
@@ -260,3 +264,48 @@ async def test_a_book_transfer_raises_large_transaction_alerts_on_both_sides(htt
         lambda: alerts_of(http, headers, type="large_transaction"), lambda items: len(items) >= 2, 15, "both sides"
     )
     assert sorted(a["title"] for a in items) == ["Large transaction: -400.00 USD", "Large transaction: 400.00 USD"]
+
+
+async def test_interest_posted_at_month_end_raises_the_members_large_transaction_alert(
+    http, su, db, settings, temporal_env
+):
+    """Interest is money in: the month-end batch that posts it signals the members with something to evaluate."""
+    org = await make_org(http, su, roles=("member",))
+    headers = org.headers["member"]
+    await subscribe(http, headers, type="large_transaction", params={"above": "2.00"})
+    account = await open_account(http, su, org.id, org.users["member"]["id"], type_="savings")
+    product = await http.post(
+        "/api/v1/savings-products", headers=su, json={"name": f"Saver {uuid.uuid4().hex[:6]}", "annual_rate": "0.02"}
+    )
+    attached = await http.put(
+        f"/api/v1/accounts/{account['id']}/savings-product", headers=su, json={"product_id": product.json()["id"]}
+    )
+    assert attached.status_code == 200, attached.text
+    account_id = uuid.UUID(account["id"])
+    period = "2026-11"
+    async with db.session() as session, session.begin():  # a month accrued (the daily runs' rows, written here)
+        await session.execute(
+            text(
+                "INSERT INTO interest_accruals (account_id, day, product_id, balance, amount) "
+                "SELECT :a, d::date, :p, 1000.00, 0.1250000000 FROM generate_series('2026-11-01'::date, "
+                "'2026-11-30'::date, '1 day') d"
+            ),
+            {"a": account_id, "p": uuid.UUID(product.json()["id"])},
+        )
+    posting = InterestPostingActivities(db, settings, client=temporal_env.client)
+    batch = PostingBatch(period=period, after=uuid.UUID(int=account_id.int - 1), batch_size=1)  # this account alone
+    done = await ActivityEnvironment(temporal_env.client).run(posting.post_interest_batch, batch)
+    assert (done.last_account_id, done.posted, done.amount) == (account_id, 1, Decimal("3.75"))
+
+    raised = await poll(
+        lambda: alerts_of(http, headers, type="large_transaction"), lambda items: len(items) >= 1, 20, "the alert"
+    )
+    assert len(raised) == 1 and "Money in" in raised[0]["body"] and "3.75" in raised[0]["body"]
+    # A retried batch (its result lost) finds the same posting and signals again: still one alert. A marker event
+    # signalled after it raises its own alert once everything before it was evaluated.
+    await subscribe(http, headers, type="payment_returned")
+    await ActivityEnvironment(temporal_env.client).run(posting.post_interest_batch, batch)
+    marker = f"{uuid.uuid4()}:1:R01"
+    await money_changed(temporal_env.client, org.users["member"]["id"], "payment_returned", marker, settings)
+    await poll(lambda: alerts_of(http, headers, type="payment_returned"), lambda items: len(items) == 1, 20, "marker")
+    assert len(await alerts_of(http, headers, type="large_transaction")) == 1

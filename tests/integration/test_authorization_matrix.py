@@ -473,7 +473,11 @@ class World:
     async def manual_entry_body(self) -> dict:
         """A manual journal entry of 1.00 between cash at bank and A's second account (it waits on a checker)."""
         async with self.db.session() as session:
-            cash = (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH'"))).scalar_one()
+            cash = (
+                await session.execute(
+                    text("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH' AND currency = 'USD'")
+                )
+            ).scalar_one()
         legs = [{"account_id": str(cash), "amount": "1.00"}, {"account_id": self.account2["id"], "amount": "-1.00"}]
         return {
             "description": "Matrix manual entry",

@@ -197,7 +197,9 @@ async def test_the_database_refuses_a_posting_to_a_closed_account_but_lets_a_ret
     async def post(entry_type: str, key: str) -> None:
         async with db.session() as session, session.begin():
             cash = (
-                await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+                await session.execute(
+                    text("SELECT id FROM ledger_accounts WHERE code = :c AND currency = 'USD'"), {"c": GL_CASH}
+                )
             ).scalar_one()
             await ledger.post_entry(
                 session,

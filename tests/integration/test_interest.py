@@ -145,7 +145,9 @@ async def fund(db, account_id: str, amount: Decimal, effective: date, key: str) 
     """A deposit effective on a past day (the API's deposits are effective today)."""
     async with db.session() as session, session.begin():
         cash = (
-            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+            await session.execute(
+                text("SELECT id FROM ledger_accounts WHERE code = :c AND currency = 'USD'"), {"c": GL_CASH}
+            )
         ).scalar_one()
         await ledger.post_entry(
             session,
@@ -277,7 +279,9 @@ async def test_the_sql_agrees_with_finance_interest_every_day_of_a_leap_year(htt
     ]
     async with db.session() as session, session.begin():
         cash = (
-            await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :c"), {"c": GL_CASH})
+            await session.execute(
+                text("SELECT id FROM ledger_accounts WHERE code = :c AND currency = 'USD'"), {"c": GL_CASH}
+            )
         ).scalar_one()
         for account in accounts:
             for n, (day, amount) in enumerate(changes):

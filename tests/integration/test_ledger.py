@@ -16,14 +16,14 @@ def conn(database_url):
         yield connection
 
 
-def accounts(conn, n=2) -> list[uuid.UUID]:
+def accounts(conn, n=2, currency="USD") -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(n)]
     with conn.transaction():
         for account_id in ids:
             conn.execute(
                 "INSERT INTO ledger_accounts (id, name, kind, type, normal_balance, currency, status) "
-                "VALUES (%s, 'raw', 'internal', 'checking', 'credit', 'USD', 'active')",
-                (account_id,),
+                "VALUES (%s, 'raw', 'internal', 'checking', 'credit', %s, 'active')",
+                (account_id, currency),
             )
     return ids
 
@@ -129,3 +129,20 @@ def test_gl_accounts_come_from_the_migration(conn):
 
 def test_books_balance_overall(conn):
     assert conn.execute("SELECT coalesce(sum(amount), 0) FROM postings").fetchone()[0] == 0
+
+
+def test_an_entry_with_legs_in_two_currencies_is_refused(conn):
+    (dollars,), (euros, more_euros) = accounts(conn, 1), accounts(conn, 2, "EUR")
+    with pytest.raises(psycopg.errors.CheckViolation, match="currencies") as refused:
+        post_pair(conn, dollars, euros, "10.00")
+    assert refused.value.diag.constraint_name == "ledger_entry_one_currency"
+    post_pair(conn, euros, more_euros, "10.00")  # two euro accounts: one currency
+
+
+def test_an_accounts_currency_never_changes(conn):
+    (account,) = accounts(conn, 1)
+    with pytest.raises(psycopg.errors.CheckViolation, match="never changes") as refused, conn.transaction():
+        conn.execute("UPDATE ledger_accounts SET currency = 'EUR' WHERE id = %s", (account,))
+    assert refused.value.diag.constraint_name == "ledger_account_currency_fixed"
+    with conn.transaction():  # any other change still goes through
+        conn.execute("UPDATE ledger_accounts SET name = 'renamed', currency = 'USD' WHERE id = %s", (account,))

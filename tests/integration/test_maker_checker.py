@@ -76,7 +76,9 @@ async def entries_keyed(db, request_id: str) -> int:
 
 async def gl_cash(db) -> str:
     async with db.session() as session:
-        found = await session.execute(text("SELECT id FROM ledger_accounts WHERE code = :code"), {"code": GL_CASH})
+        found = await session.execute(
+            text("SELECT id FROM ledger_accounts WHERE code = :code AND currency = 'USD'"), {"code": GL_CASH}
+        )
         return str(found.scalar_one())
 
 

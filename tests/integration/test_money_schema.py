@@ -37,7 +37,7 @@ def test_the_view_shows_ledger_postings_and_imported_lines_and_a_line_imports_on
                 "VALUES (%s, 'Checking', 'internal', 'checking', 'credit', 'USD', %s, %s, 'active')",
                 (account, org, member),
             )
-            cash = conn.execute("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH'").fetchone()
+            cash = conn.execute("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH' AND currency = 'USD'").fetchone()
             assert cash is not None
             with conn.transaction():
                 conn.execute(

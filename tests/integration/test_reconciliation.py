@@ -327,7 +327,11 @@ async def test_a_csv_statement_of_the_gl_cash_account_is_the_bank_roles_own(http
     await deposit(http, su, account["id"], amount, f"Teller {uuid.uuid4().hex[:6]}")
     async with db.session() as session:
         cash_id = str(
-            (await session.execute(text("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH'"))).scalar_one()
+            (
+                await session.execute(
+                    text("SELECT id FROM ledger_accounts WHERE code = 'GL-CASH' AND currency = 'USD'")
+                )
+            ).scalar_one()
         )
     ours = await entries_by_amount(http, su, account["id"])
     day = date.fromisoformat(ours[-Decimal(amount)]["effective_date"])

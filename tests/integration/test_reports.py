@@ -164,7 +164,7 @@ async def test_a_closed_period_refuses_a_back_dated_posting_at_the_database(http
         )
         await session.execute(
             text("""INSERT INTO postings (entry_id, account_id, amount)
-                    SELECT :entry, id, 5.00 FROM ledger_accounts WHERE code = :cash
+                    SELECT :entry, id, 5.00 FROM ledger_accounts WHERE code = :cash AND currency = 'USD'
                     UNION ALL SELECT :entry, CAST(:account AS uuid), -5.00"""),
             {"entry": entry, "cash": GL_CASH, "account": account["id"]},
         )

@@ -161,3 +161,11 @@ def test_pdf_opens_and_shows_the_totals():
     assert "Balance sheet" in text and "Acme Credit Union" in text
     assert "Total assets" in text and "$6,150.00" in text
     assert render(table(), "pdf") == pdf  # deterministic
+
+
+async def test_loan_budget_and_forecast_reports_refuse_another_currency_before_reading_anything():
+    from domain import reports
+
+    for kind in reports.USD_ONLY:
+        with pytest.raises(reports.CurrencyNotSupported):
+            await reports.build(None, BANK, kind, reports.ReportParams(currency="eur"), date(2026, 10, 31))  # type: ignore[arg-type]

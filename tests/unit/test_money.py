@@ -10,6 +10,7 @@ from finance.money import (
     CENT,
     ROUNDING,
     allocate,
+    format_money,
     format_usd,
     is_money,
     parse_money,
@@ -240,3 +241,16 @@ def test_round_money_is_nearest_cent_and_idempotent(value):
 def test_parse_and_format_round_trip(amount):
     assert parse_money(str(amount), allow_negative=True) == amount
     assert parse_money(format_usd(amount).replace("$", "").replace(",", ""), allow_negative=True) == amount
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "expected"),
+    [
+        (Decimal("-1234.5"), "USD", "-$1,234.50"),
+        (Decimal("-1234.5"), "EUR", "-1,234.50 EUR"),
+        (Decimal("1500"), "JPY", "1,500 JPY"),
+        (Decimal("0.125"), "GBP", "0.13 GBP"),
+    ],
+)
+def test_format_money_writes_each_currency_in_its_minor_units(value, currency, expected):
+    assert format_money(value, currency) == expected

@@ -120,3 +120,11 @@ def test_period_bounds(period, bounds):
 def test_malformed_periods(period):
     with pytest.raises(ValueError):
         period_bounds(period)
+
+
+def test_an_account_in_another_currency_prints_its_amounts_in_it():
+    text = text_of(render_statement(statement(currency="EUR")))
+    assert "Currency EUR" in text
+    assert "Opening balance 1,000.00 EUR" in text
+    assert "Money out -1,200.50 EUR" in text
+    assert "$" not in text
