@@ -29,6 +29,18 @@ def check_amount_fits(currency: str, amount: Decimal) -> None:
         )
 
 
+def check_transfer_currency(src: LedgerAccount, dst: LedgerAccount, amount: Decimal) -> None:
+    """A transfer between two internal accounts moves one currency (the ledger holds one per entry), in its units."""
+    if src.currency != dst.currency:
+        raise AppError(
+            422,
+            "currency_mismatch",
+            "both accounts must hold the same currency",
+            {"from_currency": src.currency, "to_currency": dst.currency},
+        )
+    check_amount_fits(src.currency, amount)
+
+
 async def visible_account(session, user: User, account_id: uuid.UUID) -> LedgerAccount:
     """The account if the access policy lets `user` read it; a 404 (not a 403: no hint that it exists) otherwise."""
     account: LedgerAccount = await access.visible(session, user, Entity.account, account_id)

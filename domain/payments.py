@@ -29,7 +29,7 @@ from core.config import Settings
 from core.task_queues import queue_for
 from core.temporal import published
 from domain import maker_checker, webhooks
-from domain.accounts import check_amount_fits
+from domain.accounts import check_transfer_currency
 from models.external_accounts import ExternalAccount
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.maker_checker import MakerCheckerKind
@@ -382,14 +382,7 @@ def _check_transfer(user: User, body: BookTransferIn, src: LedgerAccount, dst: L
             )
         if account.status != AccountStatus.active:
             raise AppError(422, "account_closed", f"the {side} account is closed", {"account_id": account.id})
-    if src.currency != dst.currency:
-        raise AppError(
-            422,
-            "currency_mismatch",
-            "both accounts must hold the same currency",
-            {"from_currency": src.currency, "to_currency": dst.currency},
-        )
-    check_amount_fits(src.currency, body.amount)
+    check_transfer_currency(src, dst, body.amount)
 
 
 async def visible_payment(session, user: User, payment_id: uuid.UUID, called: str = "payment") -> Payment:

@@ -43,7 +43,7 @@ from core.config import Settings
 from core.schedules import set_schedule_state
 from core.task_queues import queue_for
 from domain import maker_checker
-from domain.accounts import check_amount_fits
+from domain.accounts import check_transfer_currency
 from models.external_accounts import ExternalAccount
 from models.ledger import AccountKind, AccountStatus, LedgerAccount
 from models.standing import (
@@ -282,14 +282,7 @@ async def _check_book(session, user: User, body: StandingInstructionIn) -> uuid.
     for account in (src, dst):
         if account.status != AccountStatus.active:
             raise AppError(409, "account_closed", f"account {account.id} is closed")
-    if src.currency != dst.currency:  # each run would be refused (POST /transfers/book): refused once, here
-        raise AppError(
-            422,
-            "currency_mismatch",
-            "both accounts must hold the same currency",
-            {"from_currency": src.currency, "to_currency": dst.currency},
-        )
-    check_amount_fits(src.currency, body.amount)
+    check_transfer_currency(src, dst, body.amount)  # else each run would be refused: refused once, here
     assert src.org_id is not None  # internal accounts belong to an organization
     return src.org_id
 

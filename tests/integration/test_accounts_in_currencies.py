@@ -95,6 +95,16 @@ async def test_what_would_mix_currencies_or_move_euros_by_ach_is_refused_and_wri
 
     error = assert_error(await transfer(euros, dollars), 422, "currency_mismatch")
     assert error["details"] == {"from_currency": "EUR", "to_currency": "USD"}
+    standing = {
+        "from_account_id": euros["id"],
+        "to_account_id": dollars["id"],
+        "amount": "10.00",
+        "frequency": "monthly",
+    }
+    refused = await http.post(
+        "/api/v1/standing-instructions", headers={**headers, "Idempotency-Key": uuid.uuid4().hex}, json=standing
+    )
+    assert_error(refused, 422, "currency_mismatch")
     moved = await transfer(euros, more_euros, "40.00")
     assert moved.status_code == 201, moved.text
     assert moved.json()["currency"] == "EUR" and moved.json()["status"] == "completed"
