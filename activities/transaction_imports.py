@@ -6,9 +6,11 @@ A chunk is exactly-once by the import's row: its transaction locks the row, does
 moved past the chunk's start (a retry of a chunk that committed), and commits the lines, the rejections, the counts
 and the new `next_offset` together. A worker killed mid-chunk leaves nothing of it; the retry loads it whole.
 
-While a chunk's statements run, the worker reads and parses the next chunk (`read_ahead`: Python on one core while
-Postgres writes on the other); the next chunk's activity takes it when it runs on the same worker, else reads its
-lines itself. Nothing is written ahead: only the committed `next_offset` says where the import stands."""
+While a chunk's statements run, the worker reads and parses the next chunk and writes its occurrence counts
+(`read_ahead`: Python and a second Postgres backend on the other core); the next chunk's activity takes it when it
+runs on the same worker, else reads its lines (and writes its counts) itself. Counts written ahead are a set of their
+own (`import_count_sets`, migration 0049), counted for later chunks only once the chunk's own transaction marks it
+committed: only the committed `next_offset` says where the import stands."""
 
 import asyncio
 import logging
@@ -53,12 +55,14 @@ CREATE TEMP TABLE IF NOT EXISTS import_stage_rejections (line_no bigint, reason 
 """
 
 # Each line's occurrence of its identical tuple: those seen in the committed chunks (an index probe per line, never
-# a scan of the import's counts, which grow with the file), then its rank in this chunk (counted by the parser).
+# a scan of the import's counts, which grow with the file; a set never committed counts for nothing), then its rank in
+# this chunk (counted by the parser).
 LOAD = """
 WITH staged AS (
     SELECT s.*, s.rank + coalesce(
-               (SELECT c.seen FROM import_tuple_counts c
-                 WHERE c.import_id = %(import_id)s AND c.tuple_hash = s.tuple_hash), 0) AS occurrence
+               (SELECT sum(c.seen)::bigint FROM import_tuple_counts c
+                  JOIN import_count_sets m ON m.import_id = c.import_id AND m.first_line = c.first_line
+                 WHERE c.import_id = %(import_id)s AND c.tuple_hash = s.tuple_hash AND m.committed), 0) AS occurrence
       FROM import_stage s
 )
 INSERT INTO imported_transactions (org_id, user_id, external_account_id, import_id, source, posted_on, amount,
@@ -72,11 +76,28 @@ SELECT %(org_id)s, %(user_id)s, %(external_account_id)s, %(import_id)s, 'csv', p
 ON CONFLICT (user_id, dedup_key) DO NOTHING
 """
 
-COUNT_TUPLES = """
-INSERT INTO import_tuple_counts (import_id, tuple_hash, seen)
-SELECT %(import_id)s, tuple_hash, max(rank) FROM import_stage GROUP BY tuple_hash
-ON CONFLICT (import_id, tuple_hash) DO UPDATE SET seen = import_tuple_counts.seen + EXCLUDED.seen
+# A chunk's set of counts is announced first: whoever announces it writes it (the read-ahead or the chunk itself).
+ANNOUNCE_SET = """
+INSERT INTO import_count_sets (import_id, first_line, lines) VALUES (%(import_id)s, %(first_line)s, %(lines)s)
+ON CONFLICT (import_id, first_line) DO NOTHING
+RETURNING lines
 """
+SET_OF = (
+    "SELECT lines, committed FROM import_count_sets WHERE import_id = %(import_id)s AND first_line = %(first_line)s"
+)
+# A set counted for other bounds than the chunk's (a worker with another chunk size read ahead): rare, scans the
+# import's counts once.
+DROP_SET = (
+    "DELETE FROM import_tuple_counts WHERE import_id = %(import_id)s AND first_line = %(first_line)s",
+    "DELETE FROM import_count_sets WHERE import_id = %(import_id)s AND first_line = %(first_line)s AND NOT committed",
+)
+COMMIT_SET = """
+UPDATE import_count_sets SET committed = true WHERE import_id = %(import_id)s AND first_line = %(first_line)s
+"""
+FORGET_COUNTS = (
+    "DELETE FROM import_tuple_counts WHERE import_id = :id",
+    "DELETE FROM import_count_sets WHERE import_id = :id",
+)
 
 REJECT = """
 INSERT INTO import_rejections (import_id, line_no, reason)
@@ -190,10 +211,58 @@ class TransactionImportActivities:
             return
         key = (row.id, next_offset)
         self.ahead[key] = asyncio.create_task(
-            self.read_chunk(row, next_offset, chunk.line_no + chunk.lines, chunk.header_columns, chunk.categories)
+            self.read_and_count(row, next_offset, chunk.line_no + chunk.lines, chunk.header_columns, chunk.categories)
         )
         while len(self.ahead) > READ_AHEAD_KEPT:  # the oldest was never taken
             self.ahead.pop(next(iter(self.ahead))).cancel()
+
+    async def read_and_count(
+        self, row: TransactionImport, offset: int, line_no: int, columns: list[str] | None, categories: frozenset[str]
+    ) -> ReadChunk:
+        """The chunk at `offset` read ahead, and its set of counts written (unless it is the file's last chunk)."""
+        chunk = await self.read_chunk(row, offset, line_no, columns, categories)
+        if chunk.parsed is not None and offset + chunk.data_bytes < (row.size_bytes or 0):
+            try:
+                async with await psycopg.AsyncConnection.connect(libpq_url(self.settings.database_url)) as conn:
+                    async with conn.cursor() as cur:
+                        # KEY SHARE: beside the running chunk's NO KEY UPDATE; never after the import ended.
+                        await cur.execute(
+                            "SELECT status FROM transaction_imports WHERE id = %s FOR KEY SHARE", [row.id]
+                        )
+                        status = await cur.fetchone()
+                        if status is not None and status[0] == ImportStatus.running:
+                            await self.write_count_set(cur, row.id, chunk)
+                    await conn.commit()
+            except Exception:  # the chunk writes them itself
+                log.warning("an import chunk's counts written ahead failed", exc_info=True)
+        return chunk
+
+    async def ensure_count_set(self, cur: psycopg.AsyncCursor, import_id: uuid.UUID, chunk: ReadChunk) -> None:
+        """The chunk's set of counts, in its own transaction, unless written ahead with the same bounds."""
+        at = {"import_id": import_id, "first_line": chunk.line_no}
+        await cur.execute(SET_OF, at)
+        found = await cur.fetchone()
+        if found is not None and found[0] == chunk.lines:
+            return
+        if found is not None:
+            for statement in DROP_SET:
+                await cur.execute(statement, at)
+        if not await self.write_count_set(cur, import_id, chunk):
+            raise RuntimeError(f"import {import_id}: the counts of line {chunk.line_no} on were written meanwhile")
+
+    @staticmethod
+    async def write_count_set(cur: psycopg.AsyncCursor, import_id: uuid.UUID, chunk: ReadChunk) -> bool:
+        """Announces the chunk's set and COPYs its counts; False when a set of its first line exists already."""
+        assert chunk.parsed is not None
+        at = {"import_id": import_id, "first_line": chunk.line_no, "lines": chunk.lines}
+        await cur.execute(ANNOUNCE_SET, at)
+        if await cur.fetchone() is None:
+            return False
+        prefix = f"{import_id}\t{chunk.line_no}\t\\\\x"
+        rows = "".join(f"{prefix}{tuple_hash}\t{seen}\n" for tuple_hash, seen in chunk.parsed.tuple_counts.items())
+        async with cur.copy("COPY import_tuple_counts (import_id, first_line, tuple_hash, seen) FROM STDIN") as copy:
+            await copy.write(rows.encode())
+        return True
 
     async def taken_ahead(
         self, req: ImportChunkInput, columns: list[str] | None, categories: frozenset[str]
@@ -260,13 +329,19 @@ class TransactionImportActivities:
         params = {"import_id": row.id, "org_id": row.org_id, "user_id": row.user_id}
         async with await psycopg.AsyncConnection.connect(libpq_url(self.settings.database_url)) as conn:
             async with conn.cursor() as cur:
+                # NO KEY UPDATE: a count set written ahead (KEY SHARE) goes on beside it; the end of the import
+                # (FOR UPDATE) waits for both.
                 await cur.execute(
-                    "SELECT next_offset, status FROM transaction_imports WHERE id = %(import_id)s FOR UPDATE", params
+                    "SELECT next_offset, status FROM transaction_imports WHERE id = %(import_id)s FOR NO KEY UPDATE",
+                    params,
                 )
                 locked = await cur.fetchone()
                 if locked is None or locked[0] != req.offset or locked[1] != ImportStatus.running:
                     await conn.rollback()
                     return await self.current(req)
+                last = next_offset >= (row.size_bytes or 0)  # no chunk after it needs its counts
+                if not last:
+                    await self.ensure_count_set(cur, row.id, chunk)
                 await cur.execute(STAGE)
                 await cur.execute("SET LOCAL work_mem = '64MB'")  # the chunk's sorts in memory, not on disk
                 async with cur.copy("COPY import_stage FROM STDIN") as copy:
@@ -276,7 +351,7 @@ class TransactionImportActivities:
                 await cur.execute(LOAD, {**params, "external_account_id": row.external_account_id})
                 loaded = cur.rowcount
                 staged = parsed.rows_read - parsed.rows_rejected
-                await cur.execute(COUNT_TUPLES, params)
+                await cur.execute(COMMIT_SET, {**params, "first_line": req.line_no})
                 await cur.execute(REJECT, params)
                 await cur.execute(
                     ADVANCE,
@@ -341,9 +416,8 @@ class TransactionImportActivities:
             assert row is not None
             if row.status == ImportStatus.running:
                 row.status, row.error, row.finished_at = ImportStatus.failed, req.error[:500], datetime.now(UTC)
-                await session.execute(
-                    text("DELETE FROM import_tuple_counts WHERE import_id = :id"), {"id": req.import_id}
-                )
+                for statement in FORGET_COUNTS:
+                    await session.execute(text(statement), {"id": req.import_id})
         await self.discard_upload(row)
         return self.outcome_of(row, None)
 
@@ -377,9 +451,8 @@ class TransactionImportActivities:
             assert row is not None
             if row.status == ImportStatus.running:
                 row.status, row.finished_at = ImportStatus.completed, datetime.now(UTC)
-                await session.execute(
-                    text("DELETE FROM import_tuple_counts WHERE import_id = :id"), {"id": req.import_id}
-                )
+                for statement in FORGET_COUNTS:
+                    await session.execute(text(statement), {"id": req.import_id})
             evaluate = row.status == ImportStatus.completed and await money_events.has_something_to_evaluate(
                 session, row.user_id
             )

@@ -20,6 +20,7 @@ import httpx
 import pgserver
 
 from bench.ach_throughput import SUPERUSER, load, machine
+from bench.import_profile import profile_chunks
 from bench.stack import Stack, peak_rss_mib, running_stack
 from core.db import Database, libpq_url
 from domain.users import ensure_superuser
@@ -36,19 +37,30 @@ CREATE TABLE bench_copy (posted_on date, amount numeric(20, 2), description text
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("import_bench")
     group.add_argument("--import-rows", type=int, default=1_000_000, help="lines of the large file (default 1,000,000)")
+    group.add_argument(
+        "--import-profile",
+        type=int,
+        default=0,
+        metavar="CHUNKS",
+        help="instead: replay CHUNKS chunks of load_chunk's statements, each step timed (bench/import_profile.py)",
+    )
+
+
+def line(i: int) -> str:
+    """The i-th generated line: distinct for every i."""
+    day = date(2025, 1, 1) + timedelta(days=i % 365)
+    cents = (i * 7919) % 250_000 + 1
+    sign = "" if i % 10 == 0 else "-"
+    return f"{day},{sign}{cents // 100}.{cents % 100:02d},Card purchase {i % 5003},Merchant {i % 811},USD\n"
 
 
 def write_file(path: Path, rows: int, first_index: int) -> int:
     """N distinct lines (from the `first_index`th on: each file its own), written as they are made (the generator
     holds none of them); the file's size."""
-    first = date(2025, 1, 1)
     with open(path, "w") as out:
         out.write("date,amount,description,merchant,currency\n")
         for i in range(first_index, first_index + rows):
-            day = first + timedelta(days=i % 365)
-            cents = (i * 7919) % 250_000 + 1
-            sign = "" if i % 10 == 0 else "-"
-            out.write(f"{day},{sign}{cents // 100}.{cents % 100:02d},Card purchase {i % 5003},Merchant {i % 811},USD\n")
+            out.write(line(i))
     return path.stat().st_size
 
 
@@ -122,6 +134,10 @@ async def run(args: argparse.Namespace) -> None:
         httpx.AsyncClient(base_url=stack.api_url, timeout=600) as http,
     ):
         member, account_id = await member_with_account(http, stack)
+        if args.import_profile:
+            figures = await profile_chunks(http, stack, member, account_id, args.import_profile, 50_000, line)
+            print(f"\nTransaction import chunks — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}\n{figures}")
+            return
         for rows in sizes:
             path = stack.dir / f"transactions-{rows}.csv"
             size = await asyncio.to_thread(write_file, path, rows, sum(sizes[: sizes.index(rows)]))

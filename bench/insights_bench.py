@@ -30,6 +30,7 @@ from bench.stack import Stack, running_stack
 from core.config import Settings
 from core.db import libpq_url
 from core.security import hash_password
+from tests.planted import planted_import_psycopg
 
 PASSWORD = "insights-bench-password"
 TARGET_P95 = 0.200
@@ -49,7 +50,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def lines(rng: random.Random, org: uuid.UUID, user: uuid.UUID, count: int, today: date):
+def lines(rng: random.Random, org: uuid.UUID, user: uuid.UUID, planted: dict, count: int, today: date):
     merchants = [f"Merchant {i:03d}" for i in range(300)]
     for i in range(count):
         posted_on = today - timedelta(days=rng.randrange(3 * 365))
@@ -58,7 +59,19 @@ def lines(rng: random.Random, org: uuid.UUID, user: uuid.UUID, count: int, today
         else:
             amount = -Decimal(rng.randrange(100, 30_000)) / 100
             merchant, category = rng.choice(merchants), rng.choice(CATEGORIES)
-        yield (org, user, "csv", posted_on, amount, rng.choice(CURRENCIES), merchant, category, f"bench-{user}-{i}")
+        yield (
+            org,
+            user,
+            planted["import"],
+            planted["account"],
+            "csv",
+            posted_on,
+            amount,
+            rng.choice(CURRENCIES),
+            merchant,
+            category,
+            f"bench-{user}-{i}",
+        )
 
 
 async def seed(database_url: str, count: int) -> tuple[uuid.UUID, float]:
@@ -76,12 +89,17 @@ async def seed(database_url: str, count: int) -> tuple[uuid.UUID, float]:
                 "VALUES (%s, %s, 'Bench member', %s, 'member', %s)",
                 (user, f"{user}@insights.bench.example", password, org),
             )
-        columns = "org_id, user_id, source, posted_on, amount, currency, merchant, category_key, dedup_key"
+        # Every line is of an import of one of its member's external accounts (migration 0048).
+        planted = {user: await planted_import_psycopg(conn, org, user) for user in [member, *others]}
+        columns = (
+            "org_id, user_id, import_id, external_account_id, source, posted_on, amount, currency, merchant, "
+            "category_key, dedup_key"
+        )
         async with conn.cursor() as cursor, cursor.copy(f"COPY imported_transactions ({columns}) FROM STDIN") as copy:
-            for row in lines(rng, org, member, count, today):
+            for row in lines(rng, org, member, planted[member], count, today):
                 await copy.write_row(row)
             for other in others:
-                for row in lines(rng, org, other, count // OTHER_MEMBERS, today):
+                for row in lines(rng, org, other, planted[other], count // OTHER_MEMBERS, today):
                     await copy.write_row(row)
         await conn.execute("VACUUM ANALYZE imported_transactions")
     return member, time.monotonic() - started

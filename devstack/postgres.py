@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = {"max_connections": "'300'", "shared_buffers": "'1GB'"}  # as postgresql.auto.conf writes them
 
 
 def embedded_postgres(data_dir: Path, delete_on_exit: bool, stop_on_exit: bool = True) -> str:
@@ -23,9 +24,12 @@ def embedded_postgres(data_dir: Path, delete_on_exit: bool, stop_on_exit: bool =
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     cleanup_mode = "delete" if delete_on_exit else "stop" if stop_on_exit else None
     server = pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
-    # More connections than the default 100: API, worker and benchmarks each keep a pool.
-    if "max_connections = 300" not in (data_dir / "postgresql.auto.conf").read_text():
-        server.psql("ALTER SYSTEM SET max_connections = 300;")
+    # More connections than the default 100 (API, worker and benchmarks each keep a pool), and a cache that holds the
+    # indexes bulk work writes (an import of 1,000,000 lines slowed by a third once they outgrew the default 128 MB).
+    auto_conf = (data_dir / "postgresql.auto.conf").read_text()
+    if any(f"{name} = {value}" not in auto_conf for name, value in SETTINGS.items()):
+        for name, value in SETTINGS.items():
+            server.psql(f"ALTER SYSTEM SET {name} = {value};")
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time, per binary
 
         # Logging to the data dir's `log`, as pgserver's own start does (else the restarted server's log is lost).

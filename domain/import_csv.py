@@ -16,7 +16,7 @@ import csv
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 REQUIRED = ("date", "amount", "description")
@@ -56,6 +56,8 @@ class ParsedChunk:
     rejections: str = ""  # CSV for COPY: line_no, reason
     rows_read: int = 0
     rows_rejected: int = 0
+    # how many of the chunk's lines each tuple hash (hex) has: the chunk's set of occurrence counts
+    tuple_counts: dict[str, int] = field(default_factory=dict)
 
 
 def parse_date(text: str) -> str:
@@ -167,4 +169,10 @@ def parse_chunk(
         read += 1
         rejected += 1
         write_bad((first_line_no + consumed, f"not CSV: {error}"[:300]))
-    return ParsedChunk(copy_rows="".join(good), rejections=bad.getvalue(), rows_read=read, rows_rejected=rejected)
+    return ParsedChunk(
+        copy_rows="".join(good),
+        rejections=bad.getvalue(),
+        rows_read=read,
+        rows_rejected=rejected,
+        tuple_counts=ranks,
+    )

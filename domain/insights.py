@@ -384,7 +384,7 @@ async def money_summary(
     session: AsyncSession, converter: Converter, user: User, member: User, target: str
 ) -> dict[str, Any]:
     """Each of the member's accounts with money on it, in its own currency and in `target`: a ledger account's
-    balance, an external account's imported-lines total (lines imported without an account: one row, account None)."""
+    balance, an external account's imported-lines total."""
     rows = await _rows(
         session,
         select(
@@ -418,22 +418,16 @@ async def money_summary(
     table = await converter.rates_for(currencies, target)
     accounts, total = [], Totals()
     for row in sorted(
-        rows, key=lambda r: (r.account_id is None, str(r.account_id or r.external_account_id or ""), r.currency)
+        rows, key=lambda r: (r.account_id is None, str(r.account_id or r.external_account_id), r.currency)
     ):
-        kind = (
-            "ledger"
-            if row.account_id is not None
-            else "external"
-            if row.external_account_id is not None
-            else "unassigned"
-        )
+        kind = "ledger" if row.account_id is not None else "external"  # every imported line has its account (0048)
         conversion_rate = table.rate(row.currency, target)
         total.add(row.currency, row.balance)
         accounts.append(
             {
                 "kind": kind,
                 "account_id": row.account_id or row.external_account_id,
-                "name": names.get(row.account_id or row.external_account_id, "imported lines without an account"),
+                "name": names.get(row.account_id or row.external_account_id, ""),
                 "currency": row.currency,
                 "balance": row.balance,
                 "transactions": row.n,

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     LargeBinary,
     MetaData,
@@ -85,7 +86,7 @@ class TransactionImport(SQLModel, table=True):
     id: uuid.UUID = uuid_pk()
     org_id: uuid.UUID = Field(foreign_key="organizations.id", index=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True)  # whose transactions these are
-    external_account_id: uuid.UUID | None = Field(default=None, foreign_key="external_accounts.id")
+    external_account_id: uuid.UUID = Field(foreign_key="external_accounts.id")
     source: str = Field(max_length=16)
     filename: str | None = Field(default=None, max_length=200)
     storage_key: str | None = Field(default=None, max_length=300)
@@ -111,12 +112,25 @@ class TransactionImport(SQLModel, table=True):
 
 
 class ImportTupleCount(SQLModel, table=True):
-    """How often an identical line (its hash) was seen in an import's committed chunks (migration 0044)."""
+    """How often an identical line (its hash) is in one chunk of an import, the chunk from `first_line` on
+    (migrations 0044, 0049)."""
 
     __tablename__ = "import_tuple_counts"
     import_id: uuid.UUID = Field(primary_key=True)  # no foreign key: a work table, emptied when its import ends
     tuple_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    first_line: int = Field(sa_column=Column(BigInteger, primary_key=True))
     seen: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ImportCountSet(SQLModel, table=True):
+    """A chunk's set of counts (migration 0049): written ahead or by the chunk, counted for the chunks after it only
+    once the chunk's own transaction marks it committed."""
+
+    __tablename__ = "import_count_sets"
+    import_id: uuid.UUID = Field(foreign_key="transaction_imports.id", primary_key=True)
+    first_line: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    lines: int = Field(sa_column=Column(BigInteger, nullable=False))
+    committed: bool = False
 
 
 class ImportRejection(SQLModel, table=True):
@@ -128,11 +142,25 @@ class ImportRejection(SQLModel, table=True):
 
 class ImportedTransaction(SQLModel, table=True):
     __tablename__ = "imported_transactions"
+    # One key to the line's import vouches for its member, organization and account (migration 0048): one look-up a
+    # line instead of four.
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["import_id", "user_id", "org_id", "external_account_id"],
+            [
+                "transaction_imports.id",
+                "transaction_imports.user_id",
+                "transaction_imports.org_id",
+                "transaction_imports.external_account_id",
+            ],
+            name="imported_transactions_import_owner",
+        ),
+    )
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    org_id: uuid.UUID = Field(foreign_key="organizations.id")
-    user_id: uuid.UUID = Field(foreign_key="users.id")
-    external_account_id: uuid.UUID | None = Field(default=None, foreign_key="external_accounts.id")
-    import_id: uuid.UUID | None = Field(default=None, foreign_key="transaction_imports.id")
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    external_account_id: uuid.UUID
+    import_id: uuid.UUID
     source: str = Field(max_length=16)
     posted_on: date
     amount: Decimal = money()  # money in positive, out negative

@@ -43,6 +43,7 @@ from domain import export_links, members
 from tests import authz_matrix as matrix
 from tests.authz_matrix import PRINCIPALS, Observation, Principal
 from tests.conftest import Org, make_org, make_user, open_account
+from tests.planted import planted_import
 from tests.polling import poll
 
 CONCURRENCY = 8  # requests of the matrix in flight at once
@@ -506,13 +507,14 @@ class World:
     async def money_records(self) -> None:
         """A line imported for A's member owner, a category and a category rule of theirs."""
         async with self.db.session() as session, session.begin():
+            planted = await planted_import(session, self.a.id, self.owner["id"])
             made = await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
-                    "description, dedup_key) VALUES (:o, :u, 'csv', '2026-11-02', -9.99, 'Matrix Cafe', 'coffee', "
-                    ":k) RETURNING id"
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, merchant, "
+                    "description, dedup_key) VALUES (:o, :u, :import, :account, 'csv', '2026-11-02', -9.99, "
+                    "'Matrix Cafe', 'coffee', :k) RETURNING id"
                 ),
-                {"o": self.a.id, "u": self.owner["id"], "k": uuid.uuid4().hex},
+                {**planted, "o": self.a.id, "u": self.owner["id"], "k": uuid.uuid4().hex},
             )
             self.txn_id = f"I{made.scalar_one()}"
         owner = self.headers["A.member_owner"]

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from sandbox.fx import USD_RATES
 from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.planted import planted_import
 
 V1 = "/api/v1"
 TODAY_UTC = datetime.now(UTC).date()
@@ -132,13 +133,15 @@ async def test_base_currency_and_the_money_summary_in_it(http, su, provider, db)
 
     account = await open_account(http, su, org.id, owner_id=member["id"], deposit="100.00")
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, org.id, member["id"])
         for amount, currency in (("50.00", "GBP"), ("-10.00", "GBP"), ("1000", "JPY")):
             await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, currency, "
-                    "merchant, dedup_key) VALUES (:org, :user, 'csv', :on, :amount, :currency, 'Shop', :key)"
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, currency, "
+                    "merchant, dedup_key) VALUES (:org, :user, :import, :account, 'csv', :on, :amount, :currency, 'Shop', :key)"
                 ),
                 {
+                    **planted,
                     "org": org.id,
                     "user": member["id"],
                     "on": date(2026, 11, 3),
@@ -161,7 +164,8 @@ async def test_base_currency_and_the_money_summary_in_it(http, su, provider, db)
         "as_of": TODAY_UTC.isoformat(),
         "source": "exchangerate-api.v6",
     }
-    assert by_currency["GBP"]["kind"] == "unassigned" and by_currency["GBP"]["balance"] == "40.00"
+    gbp = by_currency["GBP"]
+    assert (gbp["kind"], gbp["account_id"], gbp["balance"]) == ("external", str(planted["account"]), "40.00")
     gbp_in_eur = Decimal("40") * Decimal("0.9123") / Decimal("0.7891")
     assert by_currency["GBP"]["converted"]["amount"] == str(gbp_in_eur.quantize(Decimal("0.01")))
     jpy_in_eur = Decimal("1000") * Decimal("0.9123") / Decimal("151.37")

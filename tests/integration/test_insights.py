@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from tests.conftest import assert_error, bank_operations, make_org, make_user
 from tests.integration.test_fx import provider  # noqa: F401  (the sandbox's default rates, an empty cache)
+from tests.planted import planted_import
 
 pytestmark = pytest.mark.usefixtures("provider")
 V1 = "/api/v1/insights"
@@ -37,14 +38,16 @@ async def planted(http, su, db):
     grantee, grantee_headers = await make_user(http, su, "member", org.id)
     stranger_headers = (await make_user(http, su, "member", org.id))[1]
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, org.id, member["id"])
         for posted_on, amount, currency, merchant, category in LINES:
             await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, currency, "
-                    "merchant, category_key, dedup_key) VALUES (:org, :user, 'csv', :on, :amount, :currency, "
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, currency, "
+                    "merchant, category_key, dedup_key) VALUES (:org, :user, :import, :account, 'csv', :on, :amount, :currency, "
                     ":merchant, :category, :key)"
                 ),
                 {
+                    **planted,
                     "org": org.id,
                     "user": member["id"],
                     "on": posted_on,

@@ -19,6 +19,7 @@ from domain import presence
 from models.money import MEMBER_TRANSACTIONS, ShareWhat
 from models.users import User
 from tests.conftest import ApiServer, assert_error, make_org, make_user
+from tests.planted import planted_import
 
 EVENT_TIMEOUT = 10.0
 
@@ -88,14 +89,16 @@ async def share(http, owner: dict, grantee: str, **fields) -> dict:
 async def imported(db, owner: dict, amount: str, category: str) -> str:
     """An imported line of the owner's: its txn_id in member_transactions."""
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, owner["org_id"], owner["id"])
         row_id = (
             await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
-                    "description, category_key, dedup_key) VALUES (:org, :user, 'csv', '2026-11-20', :amount, 'Shop', "
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, merchant, "
+                    "description, category_key, dedup_key) VALUES (:org, :user, :import, :account, 'csv', '2026-11-20', :amount, 'Shop', "
                     "'Line', :category, :key) RETURNING id"
                 ),
                 {
+                    **planted,
                     "org": owner["org_id"],
                     "user": owner["id"],
                     "amount": amount,

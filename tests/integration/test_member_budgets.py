@@ -13,6 +13,7 @@ from core.business_time import business_today
 from domain.budget_periods import add_months, month_start
 from domain.money_events import money_changed
 from tests.conftest import assert_error, make_org, make_user
+from tests.planted import planted_import
 from tests.polling import poll
 
 URL = "/api/v1/member-budgets"
@@ -29,12 +30,14 @@ async def org(http, su):
 async def plant(db, org, user: dict, amount: str, category: str, posted_on: date) -> None:
     """An imported line, as an import would load it."""
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, org.id, user["id"])
         await session.execute(
             text(
-                "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, description, "
-                "category_key, dedup_key) VALUES (:org, :user, 'csv', :on, :amount, 'planted', :cat, :key)"
+                "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, description, "
+                "category_key, dedup_key) VALUES (:org, :user, :import, :account, 'csv', :on, :amount, 'planted', :cat, :key)"
             ),
             {
+                **planted,
                 "org": org.id,
                 "user": user["id"],
                 "on": posted_on,

@@ -17,6 +17,7 @@ from devstack.postgres import alembic_config
 from domain.categorise import apply_rules
 from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_backups import _drop
+from tests.planted import planted_import
 
 
 def test_the_view_shows_ledger_postings_and_imported_lines_and_a_line_imports_once(database_url):
@@ -103,14 +104,17 @@ async def test_rules_categorise_set_based_by_priority_and_never_over_a_manual_ch
                 ("ACME PAYROLL", "salary", "2500.00", "default"),
                 ("Whole Foods", "hand-picked", "-5.00", "manual"),
             ]
+            planted = await planted_import(conn, org, member)
             for n, (merchant, description, amount, source) in enumerate(lines):
                 await conn.execute(
                     text(
-                        "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
-                        "description, category_key, category_source, dedup_key) VALUES (:o, :u, 'csv', '2026-11-01', "
-                        ":a, :m, :d, CASE WHEN :s = 'manual' THEN 'shopping' ELSE 'uncategorized' END, :s, :k)"
+                        "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, "
+                        "posted_on, amount, merchant, description, category_key, category_source, dedup_key) VALUES "
+                        "(:o, :u, :import, :account, 'csv', '2026-11-01', :a, :m, :d, "
+                        "CASE WHEN :s = 'manual' THEN 'shopping' ELSE 'uncategorized' END, :s, :k)"
                     ),
                     {
+                        **planted,
                         "o": org,
                         "u": member,
                         "a": Decimal(amount),
@@ -195,3 +199,82 @@ async def test_rules_categorise_set_based_by_priority_and_never_over_a_manual_ch
     finally:
         await engine.dispose()
         _drop(database_url, scratch)
+
+
+def test_lines_without_an_import_get_one_and_earlier_counts_stay_counted(database_url):
+    """Migrations 0048 and 0049 on data: a line loaded without its import (none of our loaders does that, older data
+    might) gets an `import-legacy-...` import of its member and account, after which a line must name an import whose
+    member, organization and account are its own; a running import's counts become one committed set at line 0. Both
+    downgrade back, the counts summed into one row a tuple again."""
+    scratch = _scratch_database(database_url)
+    config = alembic_config(scratch)
+    command.upgrade(config, "0047")
+    try:
+        with psycopg.connect(libpq_url(scratch), autocommit=True) as conn:
+            org, member = uuid.uuid4(), uuid.uuid4()
+            conn.execute("INSERT INTO organizations (id, name) VALUES (%s, 'Legacy org')", (org,))
+            conn.execute(
+                "INSERT INTO users (id, email, full_name, hashed_password, role, org_id) "
+                "VALUES (%s, 'legacy@x.example', 'L', 'x', 'member', %s)",
+                (member, org),
+            )
+            with conn.transaction():
+                cursor = conn.execute(text_of_plant(), {"org": str(org), "user": str(member)})
+                running, account = cursor.fetchone()
+            conn.execute("UPDATE transaction_imports SET status = 'running' WHERE id = %s", (running,))
+            conn.execute(
+                "INSERT INTO imported_transactions (org_id, user_id, external_account_id, source, posted_on, amount, "
+                "description, dedup_key) VALUES (%s, %s, %s, 'csv', '2026-10-01', -3.00, 'old line', 'legacy-1')",
+                (org, member, account),
+            )
+            conn.execute(
+                "INSERT INTO import_tuple_counts (import_id, tuple_hash, seen) VALUES (%s, '\\xab', 2)", (running,)
+            )
+            command.upgrade(config, "head")
+            imports = conn.execute(
+                "SELECT i.workflow_id LIKE 'import-legacy-%%', i.status, i.user_id = l.user_id, "
+                "i.external_account_id = l.external_account_id "
+                "FROM imported_transactions l JOIN transaction_imports i ON i.id = l.import_id"
+            ).fetchall()
+            assert imports == [(True, "completed", True, True)]
+            assert conn.execute(
+                "SELECT first_line, lines, committed FROM import_count_sets WHERE import_id = %s", (running,)
+            ).fetchall() == [(0, 0, True)]
+            other = uuid.uuid4()
+            conn.execute(
+                "INSERT INTO users (id, email, full_name, hashed_password, role, org_id) "
+                "VALUES (%s, 'other@x.example', 'O', 'x', 'member', %s)",
+                (other, org),
+            )
+            with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the import of another member's account
+                conn.execute(
+                    "INSERT INTO imported_transactions (org_id, user_id, external_account_id, import_id, source, "
+                    "posted_on, amount, description, dedup_key) "
+                    "VALUES (%s, %s, %s, %s, 'csv', '2026-10-02', -1.00, 'not theirs', 'x-1')",
+                    (org, other, account, running),
+                )
+            with pytest.raises(psycopg.errors.NotNullViolation):  # a line without its import
+                conn.execute(
+                    "INSERT INTO imported_transactions (org_id, user_id, external_account_id, source, posted_on, "
+                    "amount, description, dedup_key) VALUES (%s, %s, %s, 'csv', '2026-10-02', -1.00, 'bare', 'x-2')",
+                    (org, member, account),
+                )
+            conn.execute(
+                "INSERT INTO import_count_sets (import_id, first_line, lines) VALUES (%s, 31, 30)", (running,)
+            )  # written ahead, never committed: dropped by the downgrade
+            conn.execute(
+                "INSERT INTO import_tuple_counts (import_id, tuple_hash, first_line, seen) VALUES (%s, '\\xab', 31, 5)",
+                (running,),
+            )
+            command.downgrade(config, "0047")
+            assert conn.execute("SELECT tuple_hash, seen FROM import_tuple_counts").fetchall() == [(b"\xab", 2)]
+            command.upgrade(config, "head")
+    finally:
+        _drop(database_url, scratch)
+
+
+def text_of_plant() -> str:
+    """tests/planted.py's statement for a psycopg connection."""
+    from tests.planted import PLANT
+
+    return PLANT.text.replace(":org", "%(org)s").replace(":user", "%(user)s")

@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import text
 
 from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.planted import planted_import
 
 LINES = [  # (posted_on, amount, merchant, description)
     ("2026-11-01", "-42.10", "Corner Grocer", "weekly shop"),
@@ -24,14 +25,16 @@ async def _world(http, su, db):
     account = await open_account(http, su, org.id, owner["id"], deposit="250.00")  # one ledger posting: +250.00
     ids = []
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, org.id, owner["id"])
         for n, (day, amount, merchant, description) in enumerate(LINES):
             row = await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
-                    "description, dedup_key) VALUES (:org, :user, 'csv', CAST(:day AS date), CAST(:amount AS numeric), "
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, merchant, "
+                    "description, dedup_key) VALUES (:org, :user, :import, :account, 'csv', CAST(:day AS date), CAST(:amount AS numeric), "
                     ":merchant, :description, :key) RETURNING id"
                 ),
                 {
+                    **planted,
                     "org": org.id,
                     "user": owner["id"],
                     "day": day,

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from domain import rewards
 from tests.conftest import assert_error, make_org, make_user
+from tests.planted import planted_import
 
 V1 = "/api/v1"
 
@@ -22,13 +23,15 @@ async def org(http, su):
 
 async def plant(db, org_id, user_id, rows) -> None:
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, org_id, user_id)
         for amount, category in rows:
             await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, description, "
-                    "category_key, dedup_key) VALUES (:org, :user, 'csv', :day, :amount, 'x', :category, :key)"
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, description, "
+                    "category_key, dedup_key) VALUES (:org, :user, :import, :account, 'csv', :day, :amount, 'x', :category, :key)"
                 ),
                 {
+                    **planted,
                     "org": org_id,
                     "user": user_id,
                     "day": date(2026, 6, 1),

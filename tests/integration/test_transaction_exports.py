@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from domain import export_links
 from tests.conftest import assert_error, make_org, make_user, open_account
+from tests.planted import planted_import
 from tests.polling import poll
 
 V1 = "/api/v1/transaction-exports"
@@ -34,14 +35,16 @@ async def plant(db, org_id: str, user_id: str, rows: list[tuple[str, str, str, s
     """Imported transactions (posted_on, amount, category, merchant) of a member; their txn ids ('I<id>')."""
     ids = []
     async with db.session() as session, session.begin():
+        planted = await planted_import(session, org_id, user_id)
         for posted_on, amount, category, merchant in rows:
             made = await session.execute(
                 text(
-                    "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, merchant, "
-                    "description, category_key, dedup_key) VALUES (:org, :user, 'csv', :day, :amount, :merchant, "
+                    "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, amount, merchant, "
+                    "description, category_key, dedup_key) VALUES (:org, :user, :import, :account, 'csv', :day, :amount, :merchant, "
                     ":merchant, :category, :key) RETURNING id"
                 ),
                 {
+                    **planted,
                     "org": org_id,
                     "user": user_id,
                     "day": date.fromisoformat(posted_on),

@@ -19,6 +19,7 @@ from domain import transaction_imports
 from domain.import_csv import header_columns, parse_chunk
 from models.users import User
 from tests.conftest import assert_error, make_org, make_user
+from tests.planted import planted_import
 from tests.polling import poll
 
 V1 = "/api/v1/transaction-imports"
@@ -230,13 +231,26 @@ async def waiting_inserts(db) -> int:
         ).scalar_one()
 
 
+async def count_sets(db, import_id) -> list[tuple[int, int, bool]]:
+    async with db.session() as session:
+        found = await session.execute(
+            text("SELECT first_line, lines, committed FROM import_count_sets WHERE import_id = :id ORDER BY 1"),
+            {"id": import_id},
+        )
+        return [tuple(row) for row in found]
+
+
 async def test_an_import_killed_mid_file_resumes_to_the_same_count(http, su, db, settings, temporal_env, tmp_path):
     """The kill point is made deterministic with a lock, not a race: the test holds (uncommitted) a line with the
-    dedup key of line 70's, so the chunk holding it waits on that row's insert; two chunks are committed by then."""
+    dedup key of line 70's, so the chunk holding it waits on that row's insert; two chunks are committed by then.
+    Every line is in the file four times, in different chunks, so each chunk needs the earlier chunks' occurrence
+    counts; those of the chunk after a committed one were written ahead. The worker that resumes loads chunks of
+    another size: the counts written ahead for the old bounds count for nothing, and the same file imported again
+    adds nothing (each line got the occurrence a whole-file import gives it)."""
     chunk, total = 30, 200
     org = await make_org(http, su)
     account = await member_external_account(http, org)
-    lines = [f"2026-04-{1 + i % 28:02d},-{1 + i % 9}.{i % 100:02d},Lunch {i % 17},Deli {i % 5}" for i in range(total)]
+    lines = [f"2026-04-{1 + i % 28:02d},-{1 + i % 9}.{i % 100:02d},Lunch {i % 17},Deli {i % 5}" for i in range(50)] * 4
     content = "date,amount,description,merchant\n" + "\n".join(lines) + "\n"
     # The dedup key of line 70 (the 69th data line), as the loader computes it: its tuple's first occurrence.
     parsed = parse_chunk(
@@ -251,13 +265,15 @@ async def test_an_import_killed_mid_file_resumes_to_the_same_count(http, su, db,
     async with db.session() as session:
         member = await session.get(User, uuid.UUID(org.users["member"]["id"]))
         assert member is not None
+    async with db.session() as session, session.begin():
+        planted = await planted_import(session, org.id, member.id)
     blocker = await psycopg.AsyncConnection.connect(libpq_url(settings.database_url))
     workers = []
     try:
         await blocker.execute(
-            "INSERT INTO imported_transactions (org_id, user_id, source, posted_on, amount, dedup_key)"
-            " VALUES (%s, %s, 'csv', '2026-04-01', 1, %s)",
-            (org.id, org.users["member"]["id"], dedup_key),
+            "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on,"
+            " amount, dedup_key) VALUES (%s, %s, %s, %s, 'csv', '2026-04-01', 1, %s)",
+            (org.id, org.users["member"]["id"], planted["import"], planted["account"], dedup_key),
         )
         workers.append(start_worker(crash, tmp_path / "worker-1.log", chunk))
 
@@ -282,11 +298,15 @@ async def test_an_import_killed_mid_file_resumes_to_the_same_count(http, su, db,
         mid = (await http.get(f"{V1}/{made.id}", headers=org.headers["member"])).json()
         assert mid["status"] == "running" and mid["rows_read"] == 2 * chunk - 1  # the header was the first line
         assert mid["progress"]["rows_read"] == 2 * chunk - 1  # the workflow's own query says the same
+        # Lines 1-30 counted by their chunk, 31-60 ahead by the first chunk, 61-90 ahead by the second; all but the
+        # last committed by their chunks (the third one's read-ahead, of 91-120, may be written or not yet).
+        sets = await count_sets(db, made.id)
+        assert sets[:3] == [(1, 30, True), (31, 30, True), (61, 30, False)], sets
         os.kill(workers[0].pid, signal.SIGKILL)
         workers[0].wait(timeout=10)
         await blocker.rollback()  # the held line never was
 
-        workers.append(start_worker(crash, tmp_path / "worker-2.log", chunk))
+        workers.append(start_worker(crash, tmp_path / "worker-2.log", chunk + 15))
         done = await finished(http, org.headers["member"], str(made.id), timeout=60)
         assert done["status"] == "completed", done
         assert (done["rows_read"], done["rows_rejected"]) == (total, 0)
@@ -298,6 +318,10 @@ async def test_an_import_killed_mid_file_resumes_to_the_same_count(http, su, db,
                 )
             ).scalar_one()
         assert stored == done["rows_loaded"] == total  # every line once, identical lines each kept
+        assert await count_sets(db, made.id) == []  # the work table emptied when the import ended
+        again = await upload(http, org.headers["member"], account["id"], content)
+        repeat = await finished(http, org.headers["member"], again.json()["id"])
+        assert (repeat["rows_loaded"], repeat["rows_duplicate"]) == (0, total), repeat
     finally:
         await blocker.close()
         for worker in workers:
