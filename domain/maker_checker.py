@@ -39,6 +39,7 @@ from core.access import Action, Entity
 from core.business_time import business_today
 from core.config import Settings
 from core.task_queues import queue_for
+from domain import fx
 from domain.accounts import check_amount_fits
 from models.ledger import AccountKind, AccountStatus, InternalAccountType, LedgerAccount
 from models.maker_checker import MakerCheckerInput, MakerCheckerKind, MakerCheckerRequest, MakerCheckerStatus
@@ -102,9 +103,22 @@ async def threshold_for(session, settings: Settings, org_id: uuid.UUID | None) -
     return own if own is not None else settings.maker_checker_threshold
 
 
-async def is_large(session, settings: Settings, org_id: uuid.UUID | None, amount: Decimal) -> bool:
-    """More than the organization's threshold: it waits on a checker."""
-    return amount > await threshold_for(session, settings, org_id)
+THRESHOLD_CURRENCY = "USD"  # thresholds are in the bank's own currency
+
+
+async def is_large(
+    session, settings: Settings, org_id: uuid.UUID | None, amount: Decimal, currency: str = THRESHOLD_CURRENCY
+) -> bool:
+    """More than the organization's threshold: it waits on a checker. An amount in another currency is weighed at the
+    cached exchange rate (README: Currency), unrounded; with no rate cached for its currency it waits on a checker too:
+    a large foreign amount never goes through for want of a rate."""
+    threshold = await threshold_for(session, settings, org_id)
+    if currency == THRESHOLD_CURRENCY:
+        return amount > threshold
+    table = await fx.cached_rates(session, settings.fx_pivot_currency)
+    if table is None or currency not in table.rates or THRESHOLD_CURRENCY not in table.rates:
+        return True
+    return amount * table.rate(currency, THRESHOLD_CURRENCY) > threshold
 
 
 def _digest(fields: dict[str, Any]) -> str:

@@ -222,15 +222,18 @@ async def create(
             {"minimum_seconds": settings.standing_instruction_min_interval.total_seconds()},
         )
     if body.kind == InstructionKind.book:
-        org_id = await _check_book(session, user, body)
+        src = await _check_book(session, user, body)
+        assert src.org_id is not None  # internal accounts belong to an organization
+        org_id = src.org_id
         # Each run posts at once (no checker sees it): a transfer a checker must approve cannot stand as an instruction.
-        if await maker_checker.is_large(session, settings, org_id, body.amount):
+        if await maker_checker.is_large(session, settings, org_id, body.amount, src.currency):
             limit = await maker_checker.threshold_for(session, settings, org_id)
             raise AppError(
                 422,
                 "above_maker_checker_threshold",
-                f"a standing transfer is at most {limit}: larger transfers are approved one by one",
-                {"threshold": str(limit)},
+                f"a standing transfer is at most {limit} {maker_checker.THRESHOLD_CURRENCY} (or as much in another "
+                "currency): larger transfers are approved one by one",
+                {"threshold": str(limit), "threshold_currency": maker_checker.THRESHOLD_CURRENCY},
             )
     else:
         org_id = await _check_ach(session, user, settings, body)
@@ -270,8 +273,8 @@ async def create(
     return await view(session, client, instruction), True
 
 
-async def _check_book(session, user: User, body: StandingInstructionIn) -> uuid.UUID:
-    """Both internal accounts of one organization, the source the caller's to move money from: their org."""
+async def _check_book(session, user: User, body: StandingInstructionIn) -> LedgerAccount:
+    """Both internal accounts of one organization, the source the caller's to move money from: the source."""
     src: LedgerAccount = await access.visible(session, user, Entity.account, body.from_account_id)
     access.check_move_money(user, src)
     dst = await session.get(LedgerAccount, body.to_account_id)
@@ -283,8 +286,7 @@ async def _check_book(session, user: User, body: StandingInstructionIn) -> uuid.
         if account.status != AccountStatus.active:
             raise AppError(409, "account_closed", f"account {account.id} is closed")
     check_transfer_currency(src, dst, body.amount)  # else each run would be refused: refused once, here
-    assert src.org_id is not None  # internal accounts belong to an organization
-    return src.org_id
+    return src
 
 
 async def _check_ach(session, user: User, settings: Settings, body: StandingInstructionIn) -> uuid.UUID:

@@ -16,8 +16,11 @@ from temporalio.testing import ActivityEnvironment
 from activities.maker_checker import MakerCheckerActivities
 from models.ledger import GL_CASH
 from models.maker_checker import MakerCheckerInput
+from sandbox.fx import USD_RATES
 from tests.conftest import assert_error, make_org, make_user, open_account
 from tests.polling import poll
+
+GBP_PER_USD = USD_RATES["GBP"]
 
 LARGE = "150000.00"  # above the tests' MAKER_CHECKER_THRESHOLD
 
@@ -427,3 +430,30 @@ async def test_an_organization_may_have_a_threshold_of_its_own_set_by_a_superuse
     cleared = await http.put(policy, headers=su, json={"threshold": None})
     assert cleared.json() == {"org_id": org.id, "threshold": None, "effective_threshold": "100000.00"}
     assert (await http.post(url, headers=keyed(teller), json={"amount": "600.00"})).status_code == 201
+
+
+async def test_an_amount_in_another_currency_is_weighed_in_dollars_at_the_cached_rate(http, su, db):
+    """The threshold is in dollars. Pounds weigh more than their number, yen far less: each amount is weighed at the
+    cached rate (the sandbox's: GBP 0.7891, JPY 151.37 a dollar), so 800 pounds wait on a checker under a threshold of
+    1,000.00 and 150,000 yen do not; with no rate cached, any foreign amount waits (never through for want of one)."""
+    org, _, _ = await funded_org(http, su)
+    policy = f"/api/v1/organizations/{org.id}/maker-checker-policy"
+    assert (await http.put(policy, headers=su, json={"threshold": "1000.00"})).status_code == 200
+    member, teller = org.users["member"]["id"], org.headers["operator"]
+    pounds = await open_account(http, su, org.id, member, currency="GBP")
+    yen = await open_account(http, su, org.id, member, currency="JPY")
+
+    async def deposit(account: dict, amount: str) -> int:
+        url = f"/api/v1/accounts/{account['id']}/deposits"
+        return (await http.post(url, headers=keyed(teller), json={"amount": amount})).status_code
+
+    async with db.session() as session, session.begin():
+        await session.execute(text("DELETE FROM exchange_rates"))
+    assert await deposit(pounds, "10.00") == 202  # no rate cached: a checker decides
+    rates = await http.get("/api/v1/fx/convert", params={"amount": "1", "from": "USD", "to": "GBP"}, headers=su)
+    assert rates.status_code == 200, rates.text  # the rates fetched and cached
+    assert GBP_PER_USD * Decimal("1000.00") < Decimal("800.00")  # 800 pounds are more than 1,000 dollars
+    assert await deposit(pounds, "780.00") == 201  # 988.47 dollars
+    assert await deposit(pounds, "800.00") == 202  # 1,013.81 dollars
+    assert await deposit(yen, "150000") == 201  # 990.95 dollars: its number far over the threshold, its worth under
+    assert await deposit(yen, "152000") == 202  # 1,004.16 dollars
