@@ -107,18 +107,24 @@ THRESHOLD_CURRENCY = "USD"  # thresholds are in the bank's own currency
 
 
 async def is_large(
-    session, settings: Settings, org_id: uuid.UUID | None, amount: Decimal, currency: str = THRESHOLD_CURRENCY
+    session,
+    client: Client,
+    settings: Settings,
+    org_id: uuid.UUID | None,
+    amount: Decimal,
+    currency: str = THRESHOLD_CURRENCY,
 ) -> bool:
     """More than the organization's threshold: it waits on a checker. An amount in another currency is weighed at the
-    cached exchange rate (README: Currency), unrounded; with no rate cached for its currency it waits on a checker too:
-    a large foreign amount never goes through for want of a rate."""
+    current exchange rate (cached, fetched when stale: README: Currency), unrounded; when no rate can be had for its
+    currency it waits on a checker too: a large foreign amount never goes through for want of a rate."""
     threshold = await threshold_for(session, settings, org_id)
     if currency == THRESHOLD_CURRENCY:
         return amount > threshold
-    table = await fx.cached_rates(session, settings.fx_pivot_currency)
-    if table is None or currency not in table.rates or THRESHOLD_CURRENCY not in table.rates:
+    try:
+        table = await fx.current_rates(session, client, settings)
+        return amount * table.rate(currency, THRESHOLD_CURRENCY) > threshold
+    except AppError:  # the provider down or refusing us, or no rate of the currency
         return True
-    return amount * table.rate(currency, THRESHOLD_CURRENCY) > threshold
 
 
 def _digest(fields: dict[str, Any]) -> str:

@@ -353,7 +353,7 @@ async def large_book_transfer(
     if found is not None:
         return await maker_checker.resume(session, client, settings, found)
     src = await access.visible(session, user, Entity.account, body.from_account_id)
-    if not await maker_checker.is_large(session, settings, src.org_id, body.amount, src.currency):
+    if not await maker_checker.is_large(session, client, settings, src.org_id, body.amount, src.currency):
         return None
     dst = await _destination(session, user, body.to_account_id)
     _check_transfer(user, body, src, dst)

@@ -226,7 +226,7 @@ async def create(
         assert src.org_id is not None  # internal accounts belong to an organization
         org_id = src.org_id
         # Each run posts at once (no checker sees it): a transfer a checker must approve cannot stand as an instruction.
-        if await maker_checker.is_large(session, settings, org_id, body.amount, src.currency):
+        if await maker_checker.is_large(session, client, settings, org_id, body.amount, src.currency):
             limit = await maker_checker.threshold_for(session, settings, org_id)
             raise AppError(
                 422,

@@ -286,7 +286,7 @@ async def deposit(
     domain.check_amount_fits(account.currency, body.amount)
     fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
     if await maker_checker.is_large(
-        session, settings, account.org_id, body.amount, account.currency
+        session, client, settings, account.org_id, body.amount, account.currency
     ) or await maker_checker.existing_request(session, actor, MakerCheckerKind.deposit, key, fields):
         return pending(
             await maker_checker.request_teller(
@@ -349,7 +349,7 @@ async def withdraw(
     domain.check_amount_fits(account.currency, body.amount)
     fields = {"account_id": str(account.id), "amount": str(body.amount), "memo": body.memo}
     if await maker_checker.is_large(
-        session, settings, account.org_id, body.amount, account.currency
+        session, client, settings, account.org_id, body.amount, account.currency
     ) or await maker_checker.existing_request(session, actor, MakerCheckerKind.withdrawal, key, fields):
         return pending(
             await maker_checker.request_teller(

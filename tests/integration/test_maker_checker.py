@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from decimal import Decimal
 
+import httpx
 from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
@@ -432,10 +433,11 @@ async def test_an_organization_may_have_a_threshold_of_its_own_set_by_a_superuse
     assert (await http.post(url, headers=keyed(teller), json={"amount": "600.00"})).status_code == 201
 
 
-async def test_an_amount_in_another_currency_is_weighed_in_dollars_at_the_cached_rate(http, su, db):
+async def test_an_amount_in_another_currency_is_weighed_in_dollars_at_the_current_rate(http, su, db, sandbox_url):
     """The threshold is in dollars. Pounds weigh more than their number, yen far less: each amount is weighed at the
-    cached rate (the sandbox's: GBP 0.7891, JPY 151.37 a dollar), so 800 pounds wait on a checker under a threshold of
-    1,000.00 and 150,000 yen do not; with no rate cached, any foreign amount waits (never through for want of one)."""
+    current rate (the sandbox's: GBP 0.7891, JPY 151.37 a dollar; fetched when none is cached), so 800 pounds wait on
+    a checker under a threshold of 1,000.00 and 150,000 yen do not; with no rate to be had (the provider down), any
+    foreign amount waits: never through for want of one."""
     org, _, _ = await funded_org(http, su)
     policy = f"/api/v1/organizations/{org.id}/maker-checker-policy"
     assert (await http.put(policy, headers=su, json={"threshold": "1000.00"})).status_code == 200
@@ -449,9 +451,12 @@ async def test_an_amount_in_another_currency_is_weighed_in_dollars_at_the_cached
 
     async with db.session() as session, session.begin():
         await session.execute(text("DELETE FROM exchange_rates"))
-    assert await deposit(pounds, "10.00") == 202  # no rate cached: a checker decides
-    rates = await http.get("/api/v1/fx/convert", params={"amount": "1", "from": "USD", "to": "GBP"}, headers=su)
-    assert rates.status_code == 200, rates.text  # the rates fetched and cached
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as provider:
+        assert (await provider.put("/fx/_control", json={"down_next": 10})).status_code == 200
+        try:
+            assert await deposit(pounds, "10.00") == 202  # no rate to be had: a checker decides
+        finally:
+            assert (await provider.put("/fx/_control", json={"down_next": 0})).status_code == 200
     assert GBP_PER_USD * Decimal("1000.00") < Decimal("800.00")  # 800 pounds are more than 1,000 dollars
     assert await deposit(pounds, "780.00") == 201  # 988.47 dollars
     assert await deposit(pounds, "800.00") == 202  # 1,013.81 dollars
