@@ -22,6 +22,7 @@ PLANT = text("""
 """)
 
 
+PLANT_PSYCOPG = PLANT.text.replace(":org", "%(org)s").replace(":user", "%(user)s")  # for a psycopg connection
 FOUND = text("""
     SELECT id, external_account_id FROM transaction_imports
      WHERE user_id = :user AND workflow_id LIKE 'import-planted-%' ORDER BY created_at LIMIT 1
@@ -40,6 +41,5 @@ async def planted_import(session, org_id, user_id) -> dict:
 async def planted_import_psycopg(conn, org_id, user_id) -> dict:
     """planted_import on a psycopg async connection (the benchmarks' seeding)."""
     params = {"org": str(org_id), "user": str(user_id)}
-    sql = PLANT.text.replace(":org", "%(org)s").replace(":user", "%(user)s")
-    row = await (await conn.execute(sql, params)).fetchone()
+    row = await (await conn.execute(PLANT_PSYCOPG, params)).fetchone()
     return {"import": row[0], "account": row[1]}

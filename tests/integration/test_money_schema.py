@@ -17,7 +17,7 @@ from devstack.postgres import alembic_config
 from domain.categorise import apply_rules
 from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_backups import _drop
-from tests.planted import planted_import
+from tests.planted import PLANT_PSYCOPG, planted_import
 
 
 def test_the_view_shows_ledger_postings_and_imported_lines_and_a_line_imports_once(database_url):
@@ -219,7 +219,7 @@ def test_lines_without_an_import_get_one_and_earlier_counts_stay_counted(databas
                 (member, org),
             )
             with conn.transaction():
-                cursor = conn.execute(text_of_plant(), {"org": str(org), "user": str(member)})
+                cursor = conn.execute(PLANT_PSYCOPG, {"org": str(org), "user": str(member)})
                 running, account = cursor.fetchone()
             conn.execute("UPDATE transaction_imports SET status = 'running' WHERE id = %s", (running,))
             conn.execute(
@@ -271,10 +271,3 @@ def test_lines_without_an_import_get_one_and_earlier_counts_stay_counted(databas
             command.upgrade(config, "head")
     finally:
         _drop(database_url, scratch)
-
-
-def text_of_plant() -> str:
-    """tests/planted.py's statement for a psycopg connection."""
-    from tests.planted import PLANT
-
-    return PLANT.text.replace(":org", "%(org)s").replace(":user", "%(user)s")
