@@ -10,7 +10,7 @@ from typing import Any
 from temporalio import activity
 
 from core.config import Settings
-from core.db import Database
+from core.db import Database, execute_planned_afresh
 from core.interest import ACCRUE_BATCH, RECORD_ACCRUAL_RUN
 from models.interest import AccrualDay, AccrualResult
 
@@ -29,7 +29,9 @@ class AccrualActivities:
         accrued = Decimal(accrued)
         while True:
             async with self.db.session() as session, session.begin():
-                row = (await session.execute(ACCRUE_BATCH, {"day": req.day, "after": after, "size": size})).one()
+                row = await execute_planned_afresh(
+                    session, ACCRUE_BATCH, {"day": req.day, "after": after, "size": size}
+                )
             if row.accounts == 0:
                 break
             after, batches = str(row.last_account_id), batches + 1

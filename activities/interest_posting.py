@@ -18,13 +18,12 @@ from temporalio.client import Client
 from activities.notifications import NotificationActivities
 from core import ledger
 from core.config import Settings
-from core.db import Database
+from core.db import Database, execute_planned_afresh
 from core.interest import (
     COUNT_ACCOUNTS,
     LOCK_PERIOD,
     ORG_SUMMARIES,
     POST_BATCH,
-    RESTORE_PLAN_CACHE,
     SUMMARY,
     UNACCRUED_DAYS,
 )
@@ -102,20 +101,18 @@ class InterestPostingActivities:
                 # Savings products pay US dollars alone (api/routers/savings_products.attach_product).
                 self._gl = await ledger.gl_account(session, GL_INTEREST_EXPENSE)
             await session.execute(LOCK_PERIOD, {"period": req.period})
-            row = (
-                await session.execute(
-                    POST_BATCH,
-                    {
-                        "period": req.period,
-                        "first": first,
-                        "last": last,
-                        "gl": self._gl,
-                        "after": req.after,
-                        "size": req.batch_size,
-                    },
-                )
-            ).one()
-            await session.execute(RESTORE_PLAN_CACHE)
+            row = await execute_planned_afresh(
+                session,
+                POST_BATCH,
+                {
+                    "period": req.period,
+                    "first": first,
+                    "last": last,
+                    "gl": self._gl,
+                    "after": req.after,
+                    "size": req.batch_size,
+                },
+            )
         if self.client is not None and row.posted:
             await self._tell_members(req.period, req.after, row.last_account_id)
         return BatchResult(

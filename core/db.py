@@ -6,8 +6,10 @@ drive it through psycopg.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import text
+from psycopg.rows import namedtuple_row
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,6 +35,22 @@ def _engine(database_url: str, pool_size: int) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(database_url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+
+
+async def execute_planned_afresh(session: AsyncSession, statement: TextClause, params: dict[str, Any]) -> Any:
+    """The one row of `statement`, run in the session's transaction as an unnamed statement that is never prepared,
+    so Postgres plans it for these values each time. For batch statements run many times on one connection with a
+    keyset cursor: psycopg prepares a statement from its 5th run and Postgres may then keep a generic plan that
+    reads every row before the cursor (`:after IS NULL OR id > :after` is a filter, not an index range) and guesses
+    the batch size. Forcing custom plans with plan_cache_mode instead also re-plans, row by row, the lookups of the
+    foreign-key and ledger triggers the statement fires: 3 to 4 times their cost (bench/notes/interest_posting.md)."""
+    connection = await session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None  # a pooled connection checked out by the session
+    async with driver.cursor(row_factory=namedtuple_row) as cursor:
+        await cursor.execute(str(compiled), compiled.construct_params(params), prepare=False)
+        return await cursor.fetchone()
 
 
 # Connections (and as many overflow) of the pool that cache misses read on.

@@ -21,6 +21,7 @@ isn't on, and 20 decimals decide every case exactly.
 
 from sqlalchemy import text
 
+# Both batch statements run planned afresh (core/db.execute_planned_afresh): their cursor must be an index range.
 # :day, :after (uuid or NULL), :size. Returns the batch's last account id, its size, and the count and sum of
 # its accruals for the day, written now or by an earlier attempt (so a retry reports the same totals).
 ACCRUE_BATCH = text("""
@@ -99,16 +100,7 @@ ORDER BY 1
 
 # Serializes the attempts on one period: an attempt that timed out but still runs finishes (or aborts) before
 # a retry reads, so the retry's statement sees everything committed and reports the true batch totals.
-# And plans this transaction's batch for its own cursor and size: psycopg prepares a statement run 5 times on a
-# connection, and Postgres may then switch to a generic plan, which cannot seek `account_id > :after` (its
-# `:after IS NULL OR` makes it a filter) and so reads every account before the cursor: quadratic in the accounts.
-LOCK_PERIOD = text(
-    "SELECT pg_advisory_xact_lock(hashtext('interest-posting:' || :period)), "
-    "set_config('plan_cache_mode', 'force_custom_plan', true)"
-)
-# ...and for that statement only: the ledger's deferred per-entry check runs at commit, once per journal entry,
-# and forced custom plans would plan its one-row lookup afresh every time (6 times its cost in a batch of 10,000).
-RESTORE_PLAN_CACHE = text("SET LOCAL plan_cache_mode TO DEFAULT")
+LOCK_PERIOD = text("SELECT pg_advisory_xact_lock(hashtext('interest-posting:' || :period))")
 
 
 # For every account at once (the benchmark's baseline): joins of whole tables, which hash joins do best.

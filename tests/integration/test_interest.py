@@ -13,7 +13,7 @@ from sqlalchemy import text
 from temporalio.client import WorkflowExecutionStatus
 
 from core import ledger
-from core.db import libpq_url
+from core.db import execute_planned_afresh, libpq_url
 from core.interest import ACCRUE_BATCH
 from devstack import processes
 from finance.daycount import DayCount
@@ -257,6 +257,35 @@ async def test_a_month_of_accrual_per_convention_then_posted(http, su, db, worke
     assert summary.period == "2026-10" and summary.total >= sum(a for _, _, a in WORKED.values())
     balance = (await http.get(f"/api/v1/accounts/{accounts['actact']}", headers=su)).json()["ledger_balance"]
     assert balance == "15021.37"
+
+
+KEYSET = text(
+    "SELECT /* keyset probe */ count(*) AS n, (array_agg(id ORDER BY id DESC))[1] AS last "
+    "FROM (SELECT id FROM ledger_accounts "
+    "WHERE CAST(:after AS uuid) IS NULL OR id > CAST(:after AS uuid) ORDER BY id LIMIT :size) b"
+)
+PREPARED_KEYSET = text(
+    "SELECT count(*) FROM pg_prepared_statements "
+    "WHERE statement LIKE '%keyset probe%' AND statement NOT LIKE '%pg_prepared_statements%'"
+)
+
+
+async def test_batch_statements_are_planned_afresh_every_run_never_prepared(db):
+    """The accrual's and the posting's batches run many times on one connection: planned afresh each time, so
+    their keyset cursor stays an index range and the triggers they fire keep their own cached plans
+    (core/db.execute_planned_afresh). The same statement through session.execute is prepared from its 5th run."""
+    async with db.session() as session, session.begin():
+        after, seen = None, 0
+        for _ in range(8):
+            row = await execute_planned_afresh(session, KEYSET, {"after": after, "size": 1})
+            if row.n == 0:
+                break
+            after, seen = row.last, seen + row.n
+        assert seen >= 6  # the GL accounts alone
+        assert (await session.execute(PREPARED_KEYSET)).scalar_one() == 0
+        for _ in range(8):
+            await session.execute(KEYSET, {"after": None, "size": 1})
+        assert (await session.execute(PREPARED_KEYSET)).scalar_one() == 1
 
 
 async def test_the_sql_agrees_with_finance_interest_every_day_of_a_leap_year(http, su, db):
