@@ -83,7 +83,9 @@ async def members_paid_interest(
     session: Any, period: str, after: uuid.UUID | None, last: uuid.UUID | None
 ) -> list[uuid.UUID]:
     """member_owners of the accounts a month-end batch posted interest to (accounts after `after` up to `last`, by id,
-    as the batch took them): read from the period's postings, so a retried batch finds the same members."""
+    as the batch took them): read from the period's postings, so a retried batch finds the same members. The lower
+    bound is a plain range, no `:after IS NULL OR`: run once a batch on pooled connections, this query is prepared
+    and may run a generic plan, which must still read the batch's range alone (core/db.execute_planned_afresh)."""
     if last is None:
         return []
     return list(
@@ -92,11 +94,10 @@ async def members_paid_interest(
                 text(
                     "SELECT DISTINCT a.owner_id FROM interest_postings ip "
                     "JOIN ledger_accounts a ON a.id = ip.account_id JOIN users u ON u.id = a.owner_id "
-                    "WHERE ip.period = :period AND ip.account_id <= :last "
-                    "AND (CAST(:after AS uuid) IS NULL OR ip.account_id > CAST(:after AS uuid)) "
+                    "WHERE ip.period = :period AND ip.account_id <= :last AND ip.account_id > :after "
                     f"AND {_OWNER_EVALUATES}"
                 ),
-                {"period": period, "after": after, "last": last},
+                {"period": period, "after": after or uuid.UUID(int=0), "last": last},
             )
         ).scalars()
     )
