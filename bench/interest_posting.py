@@ -28,9 +28,14 @@ batches before. The one statement on a copy right after took 262 s: 3.7x, NOT th
 The ledger's postings_balanced trigger still reads the whole postings entry_id index once per batch (203 s in 101
 calls, against 7.4 s in the statement's one): the next thing to change (bench/notes/interest_posting.md).
 
+2026-12-03, quiet machine, 1 GB shared_buffers, the batches planned afresh (core/db.execute_planned_afresh) instead of
+under plan_cache_mode = force_custom_plan, which re-planned every foreign-key check row by row: 1,000,000 accounts,
+workflow 157.7 s beside the statement's 160.2 s, ratio 0.98 (1.14 in an earlier run); 100,000: 0.93–1.08.
+
 `python -m bench interest_posting [--accounts N [N ...]] [--batch-size B]`"""
 
 import argparse
+import itertools
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,7 +53,7 @@ from core.db import libpq_url
 from core.interest import POST_ALL
 from models.interest import MonthEndInput, PostingSummary
 from models.ledger import GL_INTEREST_EXPENSE
-from workflows.month_end_posting import MonthEndPostingWorkflow
+from workflows.month_end_posting import MonthEndPostingWorkflow, posting_workflow_id
 
 PERIOD, FIRST, LAST = "2026-10", date(2026, 10, 1), date(2026, 10, 31)
 
@@ -100,6 +105,36 @@ async def copy_database(url: str, copy: str) -> float:
         )
         await conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{source}" STRATEGY = FILE_COPY')
     return time.monotonic() - started
+
+
+async def batch_seconds(client: Client) -> list[float]:
+    """Each posting batch's time, scheduled to completed, in the order they ran, over every run of the period's
+    posting workflow (it continues as new): whether a batch costs the same late in the run as early."""
+    runs = [w async for w in client.list_workflows(f"WorkflowId = '{posting_workflow_id(PERIOD)}'")]
+    seconds: list[float] = []
+    for w in sorted(runs, key=lambda w: w.start_time):
+        history = await client.get_workflow_handle(w.id, run_id=w.run_id).fetch_history()
+        scheduled = {
+            e.event_id: e.event_time.ToDatetime()
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "post_interest_batch"
+        }
+        for e in history.events:
+            if e.HasField("activity_task_completed_event_attributes"):
+                started = scheduled.get(e.activity_task_completed_event_attributes.scheduled_event_id)
+                if started is not None:
+                    seconds.append((e.event_time.ToDatetime() - started).total_seconds())
+    return seconds
+
+
+def by_tenths(seconds: list[float]) -> str:
+    """Mean seconds a batch in each tenth of the run (fewer parts when there are fewer batches)."""
+    parts = min(10, len(seconds))
+    if not parts:
+        return "none"
+    bounds = [round(i * len(seconds) / parts) for i in range(parts + 1)]
+    return " ".join(f"{sum(seconds[a:b]) / (b - a):.2f}" for a, b in itertools.pairwise(bounds))
 
 
 async def run_workflow(client: Client, task_queue: str) -> tuple[float, PostingSummary]:
@@ -182,6 +217,7 @@ class Measured:
     rss_before: float
     rss_peak: float
     summary: PostingSummary
+    batches: list[float]
 
 
 async def measure(args: argparse.Namespace, n: int) -> Measured:
@@ -199,6 +235,7 @@ async def measure(args: argparse.Namespace, n: int) -> Measured:
         rss_before = peak_rss_mib(worker.pid)
         workflow_seconds, summary = await run_workflow(stack.client, stack.task_queue)
         rss_peak = peak_rss_mib(worker.pid)
+        batches = await batch_seconds(stack.client)
         statement_seconds, _count, _total = await run_statement(database(stack.database_url, baseline_db))
         by_workflow = await totals(libpq_url(stack.database_url))
         by_statement = await totals(database(stack.database_url, baseline_db))
@@ -207,7 +244,7 @@ async def measure(args: argparse.Namespace, n: int) -> Measured:
             f"the two runs disagree: workflow {by_workflow} (summary {summary}), statement {by_statement}"
         )
     return Measured(
-        n, load_before, seeding, copying, workflow_seconds, statement_seconds, rss_before, rss_peak, summary
+        n, load_before, seeding, copying, workflow_seconds, statement_seconds, rss_before, rss_peak, summary, batches
     )
 
 
@@ -234,6 +271,7 @@ Month-end interest posting — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machi
     {workflow_label:<{width}} {m.workflow:8.1f} s = {n / m.workflow:8.0f} accounts/s, {per_account_us(m.workflow, n):6.1f} µs each
     {"one hand-written SQL statement":<{width}} {m.statement:8.1f} s = {n / m.statement:8.0f} accounts/s, {per_account_us(m.statement, n):6.1f} µs each
     {"ratio workflow / statement":<{width}} {m.workflow / m.statement:8.2f}
+    {len(m.batches)} batches, {sum(m.batches):.1f} s in all; mean s a batch by tenth of the run: {by_tenths(m.batches)}
     {"worker peak RSS (VmHWM)":<{width}} {m.rss_peak:8.0f} MiB ({m.rss_before:.0f} MiB before the run)
     both posted {m.summary.accounts:,} accounts (the rest accrued nothing), {m.summary.total:,} in total; books sum to 0""",
             flush=True,
