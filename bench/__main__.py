@@ -4,8 +4,11 @@ defaults of `--quick` (`make bench-quick`: every figure at a small size, in unde
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import time
+
+from bench.stack import sharing
 
 BENCHMARKS = {
     "ach_throughput": "bench.ach_throughput",
@@ -32,11 +35,17 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}")
     started = time.monotonic()
-    took = {}
-    for name in args.names or BENCHMARKS:
-        began = time.monotonic()
-        asyncio.run(modules[name].run(args))
-        took[name] = time.monotonic() - began
+    took: dict[str, float] = {}
+
+    async def run_all() -> None:
+        # One event loop for all: a stack shared by two benchmarks (bench-quick) outlives the first one's run.
+        async with sharing() if args.quick else contextlib.nullcontext():
+            for name in args.names or BENCHMARKS:
+                began = time.monotonic()
+                await modules[name].run(args)
+                took[name] = time.monotonic() - began
+
+    asyncio.run(run_all())
     print("\nwall time: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()), end="")
     print(f"; all {time.monotonic() - started:.0f} s" + (" (bench-quick's target: under 300 s)" if args.quick else ""))
 

@@ -293,7 +293,7 @@ async def decide_all(
 # --- the benchmark --------------------------------------------------------------------------------------------
 
 
-QUICK = {"steady": 60, "saturation": 80}  # make bench-quick
+QUICK = {"steady": 40, "saturation": 60}  # make bench-quick
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

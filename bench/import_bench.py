@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace) -> None:
     load_before = load()
     lines = []
     async with (
-        running_stack({"ACCESS_TOKEN_TTL": "PT2H"}, name="bench-import") as stack,
+        running_stack({"ACCESS_TOKEN_TTL": "PT2H"}, name="bench-import", shareable=True) as stack,
         httpx.AsyncClient(base_url=stack.api_url, timeout=600) as http,
     ):
         member, account_id = await member_with_account(http, stack)

@@ -175,7 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     load_before = load()
-    async with running_stack({"ACCESS_TOKEN_TTL": "PT2H"}, name="bench-insights") as stack:
+    async with running_stack({"ACCESS_TOKEN_TTL": "PT2H"}, name="bench-insights", shareable=True) as stack:
         member, seconds = await seed(stack.database_url, args.insights_lines)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as http:
             login = await http.post(

@@ -18,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,10 +168,42 @@ async def connect_when_healthy(target: str, within: float = 60) -> Client:
             await asyncio.sleep(0.2)
 
 
+# While `sharing()` runs: the stacks started by shareable calls, by their settings, and what stops them at its end.
+_shared: tuple[AsyncExitStack, dict[tuple[tuple[str, str], ...], Stack]] | None = None
+
+
+@asynccontextmanager
+async def sharing() -> AsyncIterator[None]:
+    """Within it, `running_stack(..., shareable=True)` calls with the same settings get one stack, started by the
+    first and stopped when this ends: `make bench-quick` saves a start-up (~15 s: the API's and workers' imports)
+    for benchmarks that neither count nor clear each other's rows (import and insights)."""
+    global _shared
+    async with AsyncExitStack() as stacks:
+        _shared = (stacks, {})
+        try:
+            yield
+        finally:
+            _shared = None
+
+
 @asynccontextmanager
 async def running_stack(
-    settings: dict[str, str], name: str = "bench", persistent_temporal: bool = False
+    settings: dict[str, str], name: str = "bench", persistent_temporal: bool = False, shareable: bool = False
 ) -> AsyncIterator[Stack]:
+    """`_own_stack`, or while `sharing()` runs and the call is shareable, the shared stack of the same settings."""
+    if not shareable or _shared is None:
+        async with _own_stack(settings, name, persistent_temporal) as stack:
+            yield stack
+        return
+    stacks, by_settings = _shared
+    key = tuple(sorted(settings.items()))
+    if key not in by_settings:
+        by_settings[key] = await stacks.enter_async_context(_own_stack(settings, name, persistent_temporal))
+    yield by_settings[key]
+
+
+@asynccontextmanager
+async def _own_stack(settings: dict[str, str], name: str, persistent_temporal: bool) -> AsyncIterator[Stack]:
     """The whole stack with `settings` (env var names, e.g. {"ACH_RETURN_WINDOW": "1"}) for the worker and API.
     persistent_temporal: the Temporal dev server is the child named "temporal", on <dir>/temporal.db
     (`stack.restart("temporal")` restarts it with its workflows)."""
