@@ -389,7 +389,7 @@ def load() -> str:
 # --- the benchmark --------------------------------------------------------------------------------------------
 
 
-QUICK = {"payments": 150}  # make bench-quick
+QUICK = {"payments": 100}  # make bench-quick
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
