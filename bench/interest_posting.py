@@ -76,8 +76,7 @@ SEED = [
     # The month's accrual runs finished (else the posting would accrue its days first).
     "INSERT INTO accrual_runs (day, accounts, accrued) "
     "SELECT day, count(*), sum(amount) FROM interest_accruals WHERE day BETWEEN %(first)s AND %(last)s GROUP BY day",
-    # Hint bits and the visibility map set now, as a month of autovacuum would have by month end: else the first
-    # statement to read the fresh rows (the workflow's first batch, the copy's statement) pays for writing them.
+    # Vacuumed as a month of autovacuum would have by month end (hint bits, visibility map), for both paths alike.
     "VACUUM ANALYZE",
 ]
 
