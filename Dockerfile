@@ -25,4 +25,5 @@ USER backoffice
 
 # api, sandbox, worker metrics
 EXPOSE 8000 8100 9464
-CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-keep-alive", "75"]
+# The API (api/serve.py): WEB_CONCURRENCY processes, 1 unless set.
+CMD ["python", "-m", "api.serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -17,7 +17,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class HttpMetrics:
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry | None):
         self.requests = Counter(
             "backoffice_http_requests",
             "HTTP requests answered, by method, route template and status",

@@ -1,4 +1,4 @@
-"""The FastAPI app: `uvicorn api.main:create_app --factory`."""
+"""The FastAPI app: `python -m api.serve` (uvicorn, one or more processes) or `uvicorn api.main:create_app --factory`."""
 
 from contextlib import asynccontextmanager
 
@@ -63,7 +63,7 @@ from api.routers import (
     webhook_subscriptions,
     webhooks,
 )
-from api.routers.metrics import install_metrics
+from api.routers.metrics import install_metrics, process_exiting
 from core.cache.listener import CacheListener
 from core.cache.store import Cache
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.rate_limiter.close()
         await app.state.linking.aclose()
         await app.state.db.close()
+        process_exiting()
 
     app = FastAPI(title="Back office", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

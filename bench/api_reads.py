@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import psutil
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -49,7 +48,7 @@ from bench import query_plans
 from bench.ach_throughput import load, machine
 from bench.open_loop import Run, Stats, by_endpoint, run_open_loop, stats
 from bench.read_seed import PASSWORD, Shape, seed
-from bench.stack import Stack, peak_rss_mib, running_stack
+from bench.stack import Stack, running_stack, tree_peak_rss
 from core.config import Settings
 from core.db import libpq_url
 
@@ -248,14 +247,6 @@ async def check_plans(stack: Stack, clients: list[Client]) -> Plans:
 # --- peak memory and the cache --------------------------------------------------------------------------------
 
 
-def peak_rss(stack: Stack, name: str) -> str:
-    """The peak RSS of the process started as `name` and of each process below it (uvicorn's workers, say)."""
-    process = psutil.Process(stack.named[name][0].pid)
-    peaks = [peak_rss_mib(p.pid) for p in [process, *process.children(recursive=True)] if p.is_running()]
-    shown = " + ".join(f"{p:.0f}" for p in peaks)
-    return f"{max(peaks):.0f} MiB" + (f" (processes: {shown} MiB)" if len(peaks) > 1 else "")
-
-
 def cache_counts(exposition: str) -> tuple[float, float] | None:
     """(hits, lookups) summed over `backoffice_cache_requests_total`'s series (a hit: a label valued "hit"); None
     when the API exports no such metric."""
@@ -361,7 +352,7 @@ async def run(args: argparse.Namespace) -> None:
             for i, rate in enumerate(rates):
                 runs.append(await drive(stack, clients, rate, args.read_seconds, offset=i * 10**7))
             cache_after = await scrape_cache(http)
-        api_rss, worker_rss = peak_rss(stack, "api"), peak_rss(stack, "worker")
+        api_rss, worker_rss = (tree_peak_rss(stack.named[name][0].pid) for name in ("api", "worker"))
         if plans.bad:
             stack.keep = True
     first = runs[0]

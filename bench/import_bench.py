@@ -21,7 +21,7 @@ import pgserver
 
 from bench.ach_throughput import SUPERUSER, load, machine
 from bench.import_profile import profile_chunks
-from bench.stack import Stack, peak_rss_mib, running_stack
+from bench.stack import Stack, peak_rss_mib, running_stack, tree_peak_rss
 from core.db import Database, libpq_url
 from domain.users import ensure_superuser
 from tests.conftest import login, make_org
@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> None:
             size = await asyncio.to_thread(write_file, path, rows, sum(sizes[: sizes.index(rows)]))
             seconds, row = await import_file(http, member, account_id, path)
             worker_rss = peak_rss_mib(stack.named["worker"][0].pid)
-            api_rss = peak_rss_mib(stack.named["api"][0].pid)
+            api_rss = tree_peak_rss(stack.named["api"][0].pid)
             baseline = await asyncio.to_thread(psql_copy, stack.database_url, path)
             if row["status"] != "completed" or row["rows_loaded"] != rows:
                 raise RuntimeError(f"the import of {rows} lines ended {row}")
@@ -152,7 +152,7 @@ async def run(args: argparse.Namespace) -> None:
             lines.append(
                 f"  {rows:>10,} lines ({size / 2**20:,.0f} MiB): import {seconds:6.1f} s = {ours:>11,.0f} rows/min"
                 f" | psql \\copy {baseline:5.1f} s = {floor:>11,.0f} rows/min | ratio {ours / floor:.2f}"
-                f" | peak RSS worker {worker_rss:.0f} MiB, API {api_rss:.0f} MiB"
+                f" | peak RSS worker {worker_rss:.0f} MiB, API {api_rss}"
             )
     best = rows / seconds * 60
     print(

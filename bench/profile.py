@@ -173,6 +173,7 @@ def start_py_spy(pid: int, seconds: int, out: Path):
             py_spy,
             "record",
             "--nonblocking",
+            "--subprocesses",  # the API's processes under api.serve's
             "--format",
             "raw",
             "--rate",

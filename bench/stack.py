@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pgserver
+import psutil
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,6 +33,10 @@ from core.search_attributes import cli_flags
 from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.temporal_cli import ensure_temporal
+
+# The API's processes (api/serve.py): as many as the machine has cores, as deployed; BENCH_API_PROCESSES=1 measures
+# one process (the figures before 2026-12-03).
+API_PROCESSES = int(os.environ.get("BENCH_API_PROCESSES") or os.cpu_count() or 1)
 
 
 @dataclass
@@ -94,7 +99,7 @@ class Stack:
 
     def peak_rss(self, names: tuple[str, ...] = ("api", "worker", "worker-interactive")) -> str:
         """The peak resident memory (VmHWM) of the named processes so far, e.g. "api 120 MiB, worker 180 MiB"."""
-        return ", ".join(f"{name} {peak_rss_mib(self.named[name][0].pid):.0f} MiB" for name in names)
+        return ", ".join(f"{name} {tree_peak_rss(self.named[name][0].pid)}" for name in names)
 
     def restart_postgres(self, down_for: float) -> None:
         """Stops the embedded Postgres (fast shutdown: every connection is cut), leaves it down for `down_for`
@@ -105,6 +110,15 @@ class Stack:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)
         time.sleep(down_for)
         server.ensure_postgres_running()
+
+
+def tree_peak_rss(pid: int) -> str:
+    """The peak RSS of the process `pid` and of each process below it (the API's processes), e.g.
+    "346 MiB (processes: 26 + 346 + 240 MiB)": the largest, then each."""
+    process = psutil.Process(pid)
+    peaks = [peak_rss_mib(p.pid) for p in [process, *process.children(recursive=True)] if p.is_running()]
+    shown = " + ".join(f"{p:.0f}" for p in peaks)
+    return f"{max(peaks):.0f} MiB" + (f" (processes: {shown} MiB)" if len(peaks) > 1 else "")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -275,18 +289,12 @@ async def _own_stack(settings: dict[str, str], name: str, persistent_temporal: b
             "api",
             processes.python(
                 "-m",
-                "uvicorn",
-                "api.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
+                "api.serve",  # as in production (Dockerfile): idle connections kept 75 s, past the driver's pauses
                 "--port",
                 str(api_port),
+                "--workers",
+                str(API_PROCESSES),
                 "--no-access-log",
-                # As in production (Dockerfile): a client's idle connection outlives the driver's pauses, so it is
-                # never reused at the moment the server closes it.
-                "--timeout-keep-alive",
-                "75",
             ),
         )
         await asyncio.to_thread(processes.wait_for_port, sandbox_port, sandbox, name="sandbox")

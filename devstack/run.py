@@ -169,11 +169,7 @@ def run(supervisor: Supervisor) -> int:
         "api",
         processes.python(
             "-m",
-            "uvicorn",
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
+            "api.serve",  # WEB_CONCURRENCY processes (1 unless set)
             "--port",
             str(PORTS["api"]),
             "--no-access-log",

@@ -3,8 +3,13 @@
 Not in the OpenAPI schema (it is for Prometheus, not for the API's users) and not behind the user access policy:
 Prometheus has no user. When METRICS_TOKEN is set (production requires it) a scrape must bring
 `Authorization: Bearer <METRICS_TOKEN>`.
+
+Served by several processes (api/serve.py), the API is in Prometheus's multiprocess mode: each process writes its
+counters and histograms to files in PROMETHEUS_MULTIPROC_DIR and whichever process a scrape reaches sums them all.
+The process_* series (CPU, memory of one process) are left out then: the answering process's alone would mislead.
 """
 
+import os
 import secrets
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -14,22 +19,35 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
+    values,
 )
 
 from api.deps import unauthorized
 from api.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from core.business_metrics import BusinessMetrics
-from core.cache.metrics import CacheMetrics
+from core.cache.metrics import CacheMetrics, SharedCacheMetrics
 from core.config import Settings
 
 router = APIRouter(include_in_schema=False)
+
+
+def multiprocess_mode() -> bool:
+    """Decided by prometheus-client when first imported, from PROMETHEUS_MULTIPROC_DIR (set by api/serve.py)."""
+    return values.ValueClass is not values.MutexValue
 
 
 def install_metrics(app: FastAPI, settings: Settings) -> None:
     """A registry of the app's own (several apps can live in one process: tests), its middleware and /metrics."""
     disable_created_metrics()  # no *_created series beside each counter: Prometheus has no use for them
     registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
+    shared = multiprocess_mode()
+    if shared:
+        multiprocess.MultiProcessCollector(registry)
+        SharedCacheMetrics(app.state.cache)
+    else:
+        ProcessCollector(registry=registry)
+        registry.register(CacheMetrics(app.state.cache))
 
     async def temporal_health() -> None:
         client = await app.state.temporal.get()
@@ -37,10 +55,17 @@ def install_metrics(app: FastAPI, settings: Settings) -> None:
 
     app.state.metrics_registry = registry
     app.state.business_metrics = BusinessMetrics(lambda: app.state.db, temporal_health, settings)
-    registry.register(app.state.business_metrics)
-    registry.register(CacheMetrics(app.state.cache))
-    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(registry))
+    registry.register(app.state.business_metrics)  # the same snapshot from any process: computed in Postgres
+    # In multiprocess mode the request series live in the shared files only (registered here too, they would be
+    # the answering process's counts on top of everyone's).
+    app.add_middleware(HttpMetricsMiddleware, metrics=HttpMetrics(None if shared else registry))
     app.include_router(router)
+
+
+def process_exiting() -> None:
+    """The lifespan's end: this process's gauges leave the multiprocess files (its counts stay in the sums)."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())
 
 
 @router.get("/metrics")

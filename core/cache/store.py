@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from core.config import Settings
 
@@ -21,6 +21,12 @@ class Result(StrEnum):
     hit = "hit"  # served from the cache
     miss = "miss"  # not there or expired: read from the database and kept
     bypass = "bypass"  # the cache is off or not listening: read from the database, not kept
+
+
+class CacheObserver(Protocol):
+    def counted(self, name: str, result: Result) -> None: ...
+
+    def listening(self, listening: bool) -> None: ...
 
 
 class Cache:
@@ -34,6 +40,9 @@ class Cache:
         self._epoch = 0
         self.listening = False
         self.counts: Counter[tuple[str, Result]] = Counter()
+        # Told of every read's result and every change of `listening`: the metrics of a multiprocess API
+        # (core/cache/metrics.py), which a scrape of one process must sum over all of them.
+        self.observers: list[CacheObserver] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Cache":
@@ -46,14 +55,14 @@ class Cache:
     async def get(self, name: str, key: Hashable, load: Callable[[], Awaitable[V | None]]) -> V | None:
         """The cached value of (name, key), else `load()`'s (kept unless it is None or raced an invalidation)."""
         if not (self.enabled and self.listening):
-            self.counts[name, Result.bypass] += 1
+            self._count(name, Result.bypass)
             return await load()
         entry = self._entries.get((name, key))
         if entry is not None and entry[0] > self._clock():
-            self.counts[name, Result.hit] += 1
+            self._count(name, Result.hit)
             value: V = entry[1]
             return value
-        self.counts[name, Result.miss] += 1
+        self._count(name, Result.miss)
         before = self._version(name)
         loaded = await load()
         if loaded is not None and self.listening and self._version(name) == before:
@@ -80,6 +89,13 @@ class Cache:
         self._epoch += 1
         self._entries.clear()
         self.listening = listening
+        for observer in self.observers:
+            observer.listening(listening)
+
+    def _count(self, name: str, result: Result) -> None:
+        self.counts[name, result] += 1
+        for observer in self.observers:
+            observer.counted(name, result)
 
     def _version(self, name: str) -> tuple[int, int]:
         return self._epoch, self._generations[name]

@@ -164,7 +164,7 @@ async def _assert_everything_stopped(stack: Stack) -> None:
     # Every child has been waited for by the launcher before it exits, so nothing is left to wait for here.
     assert stack.alive() == {}, f"left running after the launcher exited: {stack.alive()}\n{stack.text()}"
     assert stack.busy_ports() == [], f"ports still taken: {stack.busy_ports()}"
-    expected = {"temporal", "sandbox", "mailsink", "worker.py", "uvicorn", "postgres"}
+    expected = {"temporal", "sandbox", "mailsink", "worker.py", "api.serve", "postgres"}
     assert {name for name in expected if any(name in cmd for _, cmd in stack.seen.values())} == expected, (
         f"not every child was observed: {stack.seen}"
     )

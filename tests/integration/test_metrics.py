@@ -1,11 +1,15 @@
 """Prometheus metrics on the real stack: the API's request series labelled by route template, the business series
-computed from real rows, the dependency probes, METRICS_TOKEN, and the worker's Temporal SDK metrics endpoint."""
+computed from real rows, the dependency probes, METRICS_TOKEN, two API processes summed in one scrape, and the worker's
+Temporal SDK metrics endpoint."""
 
+import asyncio
+import json
 import uuid
 from datetime import timedelta
 
 import httpx
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -191,3 +195,59 @@ async def test_the_worker_serves_the_temporal_sdk_metrics(temporal_env, settings
     assert {"temporal_request", "temporal_worker_start", "temporal_request_latency_bucket"} <= names
     # The alert rules and dashboards are checked against this list: it must name the series as the SDK exports them.
     assert {n for n in names if n.startswith("temporal_")} <= TEMPORAL_SDK_SERIES
+
+
+def healthz_counts_by_process(directory) -> dict[str, float]:
+    """Each process's own count of GET /healthz answered 200, read from its multiprocess file."""
+    counts = {}
+    for path in directory.glob("counter_*.db"):
+        for key, count, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample, labels, _ = json.loads(key)
+            if sample == "backoffice_http_requests_total" and labels == {
+                "method": "GET",
+                "route": "/healthz",
+                "status": "200",
+            }:
+                counts[path.stem.removeprefix("counter_")] = count
+    return counts
+
+
+async def test_two_api_processes_answer_a_scrape_for_both(settings, tmp_path):
+    """`python -m api.serve --workers 2`: whichever process a scrape reaches counts the requests of both."""
+    port, directory = processes.free_port(), tmp_path / "metrics"
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "LOG_JSON": "false",
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+    }
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"left by an earlier run")  # emptied at start, never summed
+    api = processes.start(
+        processes.python("-m", "api.serve", "--workers", "2", "--port", str(port), "--no-access-log"),
+        env,
+        tmp_path / "api.log",
+    )
+    try:
+        await asyncio.to_thread(processes.wait_for_port, port, api, 90, "api")
+        sent = 0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as scraper:
+            for _ in range(20):  # until both processes have answered some (the kernel picks who accepts)
+                async with httpx.AsyncClient(base_url=scraper.base_url, timeout=30) as fresh:
+                    answers = await asyncio.gather(*(fresh.get("/healthz") for _ in range(10)))
+                assert [a.status_code for a in answers] == [200] * 10
+                sent += 10
+                by_process = healthz_counts_by_process(directory)
+                if len(by_process) == 2 and all(by_process.values()):
+                    break
+            assert len(by_process) == 2 and all(by_process.values()), by_process
+            assert sum(by_process.values()) == sent
+            scrapes = [samples((await scraper.get("/metrics")).text) for _ in range(4)]
+    finally:
+        processes.stop(api)
+    for got in scrapes:
+        assert value(got, "backoffice_http_requests_total", method="GET", route="/healthz", status="200") == sent
+        assert value(got, "backoffice_cache_listening") == 1  # the lowest of the two: both listen
+        assert value(got, "backoffice_cache_requests_total", cache="users", result="hit") == 0
+        assert value(got, "backoffice_dependency_up", dependency="database") == 1
+        assert not any(name.startswith("process_") for name, _ in got)  # one process's CPU would pass for the API's
