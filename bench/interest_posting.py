@@ -49,7 +49,7 @@ from temporalio.client import Client
 
 from bench.ach_throughput import load, machine
 from bench.stack import peak_rss_mib, running_stack
-from core.db import libpq_url
+from core.db import libpq_url, psycopg_sql
 from core.interest import POST_ALL
 from models.interest import MonthEndInput, PostingSummary
 from models.ledger import GL_INTEREST_EXPENSE
@@ -160,12 +160,7 @@ async def run_statement(url: str) -> tuple[float, int, Decimal]:
         ).fetchone()
         assert gl_row is not None
         gl = gl_row[0]
-        sql = (
-            POST_ALL.text.replace(":period", "%(period)s")
-            .replace(":first", "%(first)s")
-            .replace(":last", "%(last)s")
-            .replace(":gl", "%(gl)s")
-        )
+        sql = psycopg_sql(POST_ALL)
         started = time.monotonic()
         row = await (await conn.execute(sql, {"period": PERIOD, "first": FIRST, "last": LAST, "gl": gl})).fetchone()
         await conn.commit()

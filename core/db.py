@@ -10,6 +10,7 @@ from typing import Any
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import TextClause, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,6 +38,15 @@ def _engine(database_url: str, pool_size: int) -> AsyncEngine:
     )
 
 
+PSYCOPG = psycopg_dialect()
+
+
+def psycopg_sql(statement: TextClause) -> str:
+    """`statement` as a psycopg connection runs it, compiled by SQLAlchemy's own psycopg dialect: `:name` becomes
+    `%(name)s` and a literal `%` is doubled (a hand-made replace of the names would miss both)."""
+    return str(statement.compile(dialect=PSYCOPG))
+
+
 async def execute_planned_afresh(session: AsyncSession, statement: TextClause, params: dict[str, Any]) -> Any:
     """The one row of `statement`, run in the session's transaction as an unnamed statement that is never prepared,
     so Postgres plans it for these values each time. For batch statements run many times on one connection with a
@@ -45,11 +55,10 @@ async def execute_planned_afresh(session: AsyncSession, statement: TextClause, p
     the batch size. Forcing custom plans with plan_cache_mode instead also re-plans, row by row, the lookups of the
     foreign-key and ledger triggers the statement fires: 3 to 4 times their cost (bench/notes/interest_posting.md)."""
     connection = await session.connection()
-    compiled = statement.compile(dialect=connection.dialect)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None  # a pooled connection checked out by the session
     async with driver.cursor(row_factory=namedtuple_row) as cursor:
-        await cursor.execute(str(compiled), compiled.construct_params(params), prepare=False)
+        await cursor.execute(psycopg_sql(statement), params, prepare=False)
         return await cursor.fetchone()
 
 

@@ -6,6 +6,8 @@ import uuid
 
 from sqlalchemy import text
 
+from core.db import psycopg_sql
+
 PLANT = text("""
     WITH account AS (
         INSERT INTO external_accounts (id, org_id, owner_id, holder_name, institution_name, source, routing_number,
@@ -22,7 +24,7 @@ PLANT = text("""
 """)
 
 
-PLANT_PSYCOPG = PLANT.text.replace(":org", "%(org)s").replace(":user", "%(user)s")  # for a psycopg connection
+PLANT_PSYCOPG = psycopg_sql(PLANT)  # for a psycopg connection
 FOUND = text("""
     SELECT id, external_account_id FROM transaction_imports
      WHERE user_id = :user AND workflow_id LIKE 'import-planted-%' ORDER BY created_at LIMIT 1
