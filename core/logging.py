@@ -69,6 +69,13 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str = "ba
     # The ids are fields of their own (see _lift_temporal_context), not a dict appended to each message.
     activity.logger.activity_info_on_message = False
     workflow.logger.workflow_info_on_message = False
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The access log through ours too, unless uvicorn was told --no-access-log: it then left its logger without a
+    # handler and not propagating, and its protocols write no line a request while the logger has none to reach.
+    # (The app factory runs after uvicorn configured its loggers: routing it to the root here would undo the flag.)
+    access = logging.getLogger("uvicorn.access")
+    if access.handlers or access.propagate:
+        access.handlers[:] = []
+        access.propagate = True

@@ -1,6 +1,7 @@
 import json
 import logging
 
+import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 
 from core.logging import configure_logging
@@ -48,3 +49,20 @@ def test_lines_logged_inside_a_span_carry_its_trace_and_span_ids_and_others_none
     assert inside["trace_id"] == format(context.trace_id, "032x") and len(inside["trace_id"]) == 32
     assert inside["span_id"] == format(context.span_id, "016x")
     assert "trace_id" not in outside and "span_id" not in outside
+
+
+def test_uvicorns_no_access_log_survives_and_its_access_log_comes_through_ours(capsys):
+    access = logging.getLogger("uvicorn.access")
+    try:
+        uvicorn.Config(app=None, access_log=False)  # configures uvicorn's loggers, as `--no-access-log` does
+        configure_logging("INFO", json=True, service="api")  # then the app factory's
+        assert not access.hasHandlers()  # uvicorn's protocols log access only while the logger has handlers
+
+        uvicorn.Config(app=None)  # its default: an access log
+        configure_logging("INFO", json=True, service="api")
+        assert access.hasHandlers()
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/healthz", "1.1", 200)
+        line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    finally:
+        configure_logging("INFO", json=False)
+    assert (line["logger"], line["service"]) == ("uvicorn.access", "api") and "/healthz" in line["event"]
