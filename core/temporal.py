@@ -1,5 +1,5 @@
-"""Connecting to Temporal: every client and worker uses the pydantic converter (Decimal, date, UUID), and the
-tracing interceptor when tracing is on."""
+"""Connecting to Temporal: every client and worker uses the pydantic converter (Decimal, date, UUID), summaries
+that fit the server's limit, and the tracing interceptor when tracing is on."""
 
 from datetime import timedelta
 
@@ -11,6 +11,7 @@ from temporalio.service import RPCError
 
 from core import tracing
 from core.config import Settings
+from core.workflow_summary import SummaryLimit
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -19,7 +20,8 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         runtime=runtime,
-        interceptors=tracing.client_interceptors(),  # none while tracing is off
+        # Summaries clamped to what the server takes (core/workflow_summary.py); traces when tracing is on.
+        interceptors=[SummaryLimit(), *tracing.client_interceptors()],
     )
 
 

@@ -8,6 +8,7 @@ import uuid
 import httpx
 from sqlalchemy import text
 
+from core.workflow_summary import SUMMARY_BYTES, encoded_size
 from tests.conftest import assert_error, login, make_org, open_account
 from tests.integration.test_ach import link_external
 
@@ -211,3 +212,31 @@ async def test_loans_and_ach_debits_need_a_verified_member(http, su, sandbox_url
         json={**debit, "account_id": verified_account["id"], "external_account_id": verified_external["id"]},
     )
     assert response.status_code in (200, 201), response.text
+
+
+async def test_a_long_non_ascii_organization_name_is_cut_to_fit_the_email_workflows_summary(
+    http, su, mailbox, db, temporal_env
+):
+    """The email workflow's summary names the organization: 200 Greek letters are 400 bytes, past what a Temporal
+    server takes for a summary (its limit.userMetadataSummarySize): servers that check it refuse the start, which
+    was a 500 here. The dev server of the tests (1.29) does not check it, so the test reads back what was sent."""
+    name = uuid.uuid4().hex[:8] + "Ω" * 192
+    created = await http.post("/api/v1/organizations", json={"name": name}, headers=su)
+    assert created.status_code == 201, created.text
+    org_id = created.json()["id"]
+    opened = await http.patch(f"/api/v1/organizations/{org_id}/settings", headers=su, json={"open_registration": True})
+    assert opened.status_code == 200, opened.text
+    email = f"omega-{uuid.uuid4().hex[:8]}@tests.example"
+    response = await http.post(
+        f"/api/v1/organizations/{org_id}/signups", json={"email": email, "full_name": "Ω Member", "password": PASSWORD}
+    )
+    assert response.status_code == 202, response.text
+    message = await mailbox.wait_for(lambda m: email in m["To"], timeout=20)
+    assert name in message.get_body(preferencelist=("plain",)).get_content()  # the email names it in full
+    async with db.session() as session:
+        outbox_id = (
+            await session.execute(text("SELECT id FROM email_outbox WHERE to_address = :to"), {"to": email})
+        ).scalar_one()
+    summary = await (await temporal_env.client.get_workflow_handle(f"email-{outbox_id}").describe()).static_summary()
+    assert summary is not None and summary.startswith(f"Sign-up verification for {name[:40]}")
+    assert summary.endswith("…") and encoded_size(summary) <= SUMMARY_BYTES
