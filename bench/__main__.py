@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import os
 import time
 
 from bench.stack import sharing
@@ -30,6 +31,7 @@ def main() -> None:
     if parser.parse_known_args()[0].quick:
         for module in modules.values():
             parser.set_defaults(**module.QUICK)
+        os.environ.setdefault("BENCH_API_PROCESSES", "1")  # bench.stack.api_processes
     args = parser.parse_args()
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:

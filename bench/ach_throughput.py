@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():  # this module is re-imported in 
 
     from bench import profile
     from bench.open_loop import percentile
-    from bench.stack import API_PROCESSES, Stack, running_stack
+    from bench.stack import Stack, running_stack
     from core.config import get_settings
     from core.db import Database, libpq_url
     from core.temporal import connect
@@ -428,7 +428,7 @@ async def run(args: argparse.Namespace) -> None:
 ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   N = {n} (half debits, half credits), {concurrency} requests in flight; cutoff window 1 s, return window 1 s,
   late-return window 1 s, the bank settles 200 ms after the upload; one Temporal dev server, Postgres, the
-  worker, the API on {API_PROCESSES} process(es), on this machine; load average {load_before} before the run
+  worker, the API on {stack.api_processes} process(es), on this machine; load average {load_before} before the run
   ACH payments, created → completed  {n} in {ach["elapsed"]:7.1f} s = {ach_rate:7.1f} payments/s
       {ach["windows"]} windows/files: +{2 * ach["windows"] / n:.2f} batch activities a payment
   POST /payments meanwhile           {n} accepted in {ach["accepted"]:.1f} s = {n / ach["accepted"]:.1f} creates/s; \

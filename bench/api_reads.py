@@ -48,7 +48,7 @@ from bench import query_plans
 from bench.ach_throughput import load, machine
 from bench.open_loop import Run, Stats, by_endpoint, run_open_loop, stats
 from bench.read_seed import PASSWORD, Shape, seed
-from bench.stack import API_PROCESSES, Stack, running_stack, tree_peak_rss
+from bench.stack import Stack, running_stack, tree_peak_rss
 from core.config import Settings
 from core.db import libpq_url
 
@@ -361,7 +361,7 @@ async def run(args: argparse.Namespace) -> None:
 Reads under steady load — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   seeded in {seeding:.1f} s (VACUUM ANALYZE and checks included): {counts["payments"]:,} payments, {counts["loans"]:,} loans, {counts["journal_entries"]:,} journal entries, {counts["postings"]:,} postings,
   {counts["payment_events"]:,} payment events, {counts["holds"]:,} holds, {counts["ledger_accounts"]:,} ledger accounts, {counts["users"]:,} users in {shape.orgs} organizations; load average {load_before} before the run
-  open loop, {args.read_seconds:g} s a rate: {len(clients)} users ({", ".join(ROLES)} of {min(len(clients), shape.orgs)} organizations) over at most {len(clients)} connections; the API on {API_PROCESSES} process(es), one worker
+  open loop, {args.read_seconds:g} s a rate: {len(clients)} users ({", ".join(ROLES)} of {min(len(clients), shape.orgs)} organizations) over at most {len(clients)} connections; the API on {stack.api_processes} process(es), one worker
   at {rates[0]:g} requests/s ({len(first.samples):,} sent, {len(first.samples) / first.seconds:.1f}/s answered, the driver at most {first.max_lag * 1000:.0f} ms late):
     {"endpoint":<36} {"count":>6} {"errors":>6} {"p50 ms":>8} {"p95 ms":>8} {"p99 ms":>8}
 {chr(10).join(row(name, s) for name, s in by_endpoint(first.samples).items())}

@@ -41,7 +41,7 @@ from sqlalchemy import text
 
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
 from bench.open_loop import Sample, Stats, by_endpoint, run_open_loop, stats
-from bench.stack import API_PROCESSES, Stack, running_stack
+from bench.stack import Stack, running_stack
 from core.db import Database
 from domain.users import ensure_superuser
 from models.approvals import DecisionInput
@@ -373,7 +373,7 @@ async def run(args: argparse.Namespace) -> None:
         f"""
 Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
   one level (loan_officer, quorum 1): a decision closes its approval and sets its loan disbursing; one Temporal dev
-  server, Postgres, money and interactive workers, the API on {API_PROCESSES} process(es), on this machine; {WARMUP} warm-up decisions a path first; load
+  server, Postgres, money and interactive workers, the API on {stack.api_processes} process(es), on this machine; {WARMUP} warm-up decisions a path first; load
   average {load_before} before the run, {load_measuring} when measuring began (after the set-up)
   steady: {steady} decisions arriving at {rate:g}/s (open loop: latency from the scheduled arrival), over HTTP and by
   direct update in turn, by {len(officers)} loan officers; {steady_run.seconds:.1f} s

@@ -34,9 +34,11 @@ from devstack import processes
 from devstack.postgres import embedded_postgres, migrate
 from devstack.temporal_cli import ensure_temporal
 
-# The API's processes (api/serve.py): as many as the machine has cores, as deployed; BENCH_API_PROCESSES=1 measures
-# one process (the figures before 2026-12-03).
-API_PROCESSES = int(os.environ.get("BENCH_API_PROCESSES") or os.cpu_count() or 1)
+
+def api_processes() -> int:
+    """The API's processes (api/serve.py): BENCH_API_PROCESSES, else as many as the machine has cores, as deployed
+    (bench-quick sets 1: its sizes never load one process, and each process costs the stack's start-up ~6 s of CPU)."""
+    return int(os.environ.get("BENCH_API_PROCESSES") or os.cpu_count() or 1)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Stack:
     api_url: str
     children: list[subprocess.Popen] = field(default_factory=list)
     named: dict[str, tuple[subprocess.Popen, list[str], dict[str, str]]] = field(default_factory=dict)
+    api_processes: int = field(default_factory=api_processes)
     keep: bool = False  # keep the dir (logs, data) after a run that ended normally but failed its own checks
 
     @property
@@ -293,7 +296,7 @@ async def _own_stack(settings: dict[str, str], name: str, persistent_temporal: b
                 "--port",
                 str(api_port),
                 "--workers",
-                str(API_PROCESSES),
+                str(stack.api_processes),
                 "--no-access-log",
             ),
         )
