@@ -195,7 +195,7 @@ def main() -> None:  # `python -m api.main`
         app = create_app()
     except InsecureSettings as refused:
         raise SystemExit(f"API not started: {refused}") from None
-    uvicorn.run(app, host="127.0.0.1", port=8000, log_config=None)
+    uvicorn.run(app, host="127.0.0.1", port=8000, log_config=None, workers=1)  # more: python -m api.serve
 
 
 if __name__ == "__main__":

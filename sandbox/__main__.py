@@ -34,7 +34,9 @@ def main() -> None:
         settings.error_status,
         settings.seed,
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=log_config)
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_config=log_config, workers=1
+    )  # never WEB_CONCURRENCY (the API's)
 
 
 if __name__ == "__main__":
