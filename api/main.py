@@ -63,7 +63,7 @@ from api.routers import (
     webhook_subscriptions,
     webhooks,
 )
-from api.routers.metrics import install_metrics, process_exiting
+from api.routers.metrics import install_metrics, process_series
 from core.cache.listener import CacheListener
 from core.cache.store import Cache
 from core.config import InsecureSettings, Settings, check_production_secrets, get_settings
@@ -100,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(settings)
         retry = settings.cache_listener_retry.total_seconds()
         async with (
+            # Several API processes: each one's memory and CPU by pid. Outermost: it ends last, when it takes this
+            # process's gauges out of the shared files, after the listener's last change to them.
+            process_series(),
             CacheListener(app.state.cache, settings.database_url, "api", retry) as app.state.cache_listener,
             LiveUpdates(settings, app.state.db) as app.state.live,  # the /api/v1/ws events of every process
         ):
@@ -107,7 +110,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.rate_limiter.close()
         await app.state.linking.aclose()
         await app.state.db.close()
-        process_exiting()
 
     app = FastAPI(title="Back office", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

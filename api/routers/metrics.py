@@ -6,11 +6,12 @@ Prometheus has no user. When METRICS_TOKEN is set (production requires it) a scr
 
 Served by several processes (api/serve.py), the API is in Prometheus's multiprocess mode: each process writes its
 counters and histograms to files in PROMETHEUS_MULTIPROC_DIR and whichever process a scrape reaches sums them all.
-The process_* series (CPU, memory of one process) are left out then: the answering process's alone would mislead.
+The process_* series then come from core/process_metrics.py, one set a process, labelled by pid (ProcessCollector
+would show the answering process's alone).
 """
 
-import os
 import secrets
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
@@ -28,6 +29,7 @@ from api.http_metrics import HttpMetrics, HttpMetricsMiddleware
 from core.business_metrics import BusinessMetrics
 from core.cache.metrics import CacheMetrics, SharedCacheMetrics
 from core.config import Settings
+from core.process_metrics import shared_process_series
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,10 +64,9 @@ def install_metrics(app: FastAPI, settings: Settings) -> None:
     app.include_router(router)
 
 
-def process_exiting() -> None:
-    """The lifespan's end: this process's gauges leave the multiprocess files (its counts stay in the sums)."""
-    if multiprocess_mode():
-        multiprocess.mark_process_dead(os.getpid())
+def process_series() -> AbstractAsyncContextManager[None]:
+    """For the app's lifespan: in multiprocess mode, this process's process_* series, by pid (core/process_metrics)."""
+    return shared_process_series() if multiprocess_mode() else nullcontext()
 
 
 @router.get("/metrics")

@@ -245,9 +245,16 @@ async def test_two_api_processes_answer_a_scrape_for_both(settings, tmp_path):
             scrapes = [samples((await scraper.get("/metrics")).text) for _ in range(4)]
     finally:
         processes.stop(api)
+    # Stopped gracefully, each process took its gauges out of the files, the cache's last change included.
+    assert sorted(p.name for p in directory.glob("gauge_live*")) == []
     for got in scrapes:
         assert value(got, "backoffice_http_requests_total", method="GET", route="/healthz", status="200") == sent
         assert value(got, "backoffice_cache_listening") == 1  # the lowest of the two: both listen
         assert value(got, "backoffice_cache_requests_total", cache="users", result="hit") == 0
         assert value(got, "backoffice_dependency_up", dependency="database") == 1
-        assert not any(name.startswith("process_") for name, _ in got)  # one process's CPU would pass for the API's
+        # Each process's memory by its pid (one process's alone would pass for the API's).
+        resident = {
+            dict(labels)["pid"]: v for (name, labels), v in got.items() if name == "process_resident_memory_bytes"
+        }
+        assert len(resident) == 2 and all(v > 50 * 2**20 for v in resident.values()), resident
+        assert set(resident) == set(by_process)
