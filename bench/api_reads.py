@@ -48,13 +48,11 @@ from bench import query_plans
 from bench.ach_throughput import load, machine
 from bench.open_loop import Run, Stats, by_endpoint, run_open_loop, stats
 from bench.read_seed import PASSWORD, Shape, seed
-from bench.stack import Stack, running_stack, tree_peak_rss
+from bench.stack import METRICS_TOKEN, SHAREABLE_SETTINGS, Stack, running_stack, tree_peak_rss
 from core.config import Settings
 from core.db import libpq_url
 
 ROLES = ("org_admin", "operator", "member")
-METRICS_TOKEN = "reads-bench-metrics-token"
-SETTINGS = {"METRICS_TOKEN": METRICS_TOKEN, "ACCESS_TOKEN_TTL": "PT2H"}
 TARGET_P95 = 0.200
 WARMUP_SECONDS = 5.0
 SAMPLE_IDS = 20  # of each kind, per client, for the detail GETs
@@ -339,7 +337,7 @@ def row(label: str, s: Stats) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     shape, load_before, rates = Shape.for_payments(args.read_payments), load(), args.read_rates
-    async with running_stack(SETTINGS, name="bench-reads") as stack:
+    async with running_stack(SHAREABLE_SETTINGS, name="bench-reads", shareable=True) as stack:
         seeding, counts = await seed(stack.database_url, shape)
         clients = choose_clients(shape, args.read_clients)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as http:

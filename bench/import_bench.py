@@ -21,7 +21,7 @@ import pgserver
 
 from bench.ach_throughput import SUPERUSER, load, machine
 from bench.import_profile import profile_chunks
-from bench.stack import Stack, peak_rss_mib, running_stack, tree_peak_rss
+from bench.stack import SHAREABLE_SETTINGS, Stack, peak_rss_mib, running_stack, tree_peak_rss
 from core.db import Database, libpq_url
 from domain.users import ensure_superuser
 from tests.conftest import login, make_org
@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace) -> None:
     load_before = load()
     lines = []
     async with (
-        running_stack({"ACCESS_TOKEN_TTL": "PT2H"}, name="bench-import", shareable=True) as stack,
+        running_stack(SHAREABLE_SETTINGS, name="bench-import", shareable=True) as stack,
         httpx.AsyncClient(base_url=stack.api_url, timeout=600) as http,
     ):
         member, account_id = await member_with_account(http, stack)

@@ -26,7 +26,7 @@ import psycopg
 from api.main import create_app
 from bench import query_plans
 from bench.ach_throughput import load, machine
-from bench.stack import Stack, running_stack
+from bench.stack import SHAREABLE_SETTINGS, Stack, running_stack
 from core.config import Settings
 from core.db import libpq_url
 from core.security import hash_password
@@ -175,7 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     load_before = load()
-    async with running_stack({"ACCESS_TOKEN_TTL": "PT2H"}, name="bench-insights", shareable=True) as stack:
+    async with running_stack(SHAREABLE_SETTINGS, name="bench-insights", shareable=True) as stack:
         member, seconds = await seed(stack.database_url, args.insights_lines)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=120) as http:
             login = await http.post(

@@ -185,6 +185,11 @@ async def connect_when_healthy(target: str, within: float = 60) -> Client:
             await asyncio.sleep(0.2)
 
 
+# The settings of the benchmarks that may share a stack in bench-quick (reads, import, insights): tokens that outlive
+# a run, and the token the read benchmark scrapes /metrics with.
+METRICS_TOKEN = "bench-metrics-token"
+SHAREABLE_SETTINGS = {"METRICS_TOKEN": METRICS_TOKEN, "ACCESS_TOKEN_TTL": "PT2H"}
+
 # While `sharing()` runs: the stacks started by shareable calls, by their settings, and what stops them at its end.
 _shared: tuple[AsyncExitStack, dict[tuple[tuple[str, str], ...], Stack]] | None = None
 
@@ -192,8 +197,8 @@ _shared: tuple[AsyncExitStack, dict[tuple[tuple[str, str], ...], Stack]] | None 
 @asynccontextmanager
 async def sharing() -> AsyncIterator[None]:
     """Within it, `running_stack(..., shareable=True)` calls with the same settings get one stack, started by the
-    first and stopped when this ends: `make bench-quick` saves a start-up (~15 s: the API's and workers' imports)
-    for benchmarks that neither count nor clear each other's rows (import and insights)."""
+    first and stopped when this ends: `make bench-quick` saves start-ups (~15 s each: the API's and workers' imports)
+    for benchmarks that neither count nor clear each other's rows (reads, then import and insights)."""
     global _shared
     async with AsyncExitStack() as stacks:
         _shared = (stacks, {})
