@@ -4,6 +4,8 @@ Temporal SDK metrics endpoint."""
 
 import asyncio
 import json
+import os
+import signal
 import uuid
 from datetime import timedelta
 
@@ -243,8 +245,29 @@ async def test_two_api_processes_answer_a_scrape_for_both(settings, tmp_path):
             assert len(by_process) == 2 and all(by_process.values()), by_process
             assert sum(by_process.values()) == sent
             scrapes = [samples((await scraper.get("/metrics")).text) for _ in range(4)]
+            # One process killed outright: uvicorn starts another; the survivors take the dead one's gauges out
+            # of the files at their next sample, and its counts stay in the sums.
+            killed = next(iter(by_process))
+            os.kill(int(killed), signal.SIGKILL)
+
+            async def after_the_kill() -> dict:
+                # A connection of its own each time: the kept-alive one may have been to the killed process.
+                async with httpx.AsyncClient(base_url=scraper.base_url, timeout=30) as fresh:
+                    return samples((await fresh.get("/metrics")).text)
+
+            def resident_pids(got: dict) -> set[str]:
+                return {dict(labels)["pid"] for name, labels in got if name == "process_resident_memory_bytes"}
+
+            healed = await poll(
+                after_the_kill,
+                lambda got: killed not in resident_pids(got) and len(resident_pids(got)) == 2,
+                timeout=60,
+                what="the killed process's series gone and its successor's shown",
+            )
     finally:
         processes.stop(api)
+    assert value(healed, "backoffice_http_requests_total", method="GET", route="/healthz", status="200") == sent
+    assert value(healed, "backoffice_cache_listening") == 1
     # Stopped gracefully, each process took its gauges out of the files, the cache's last change included.
     assert sorted(p.name for p in directory.glob("gauge_live*")) == []
     for got in scrapes:
