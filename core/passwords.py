@@ -8,8 +8,9 @@ from zxcvbn import zxcvbn
 
 from core.security import verify_password
 
-# zxcvbn's cost grows with the length; past this many characters it only ever scores 4 anyway.
-_ESTIMATE_PREFIX = 100
+# zxcvbn's cost grows with the length, and since 4.5 it raises ValueError past 72 characters (its `max_length`): the
+# estimate is of the first 72, which score 4 anyway unless they are a pattern (then the whole is hardly better).
+_ESTIMATE_PREFIX = 72
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,16 @@ def test_the_users_own_email_and_name_count_against_a_password():
     assert problem is not None and problem.code == "password_too_weak"  # ...not as this user's
 
 
+@pytest.mark.parametrize("length", [72, 73, 128])
+def test_a_password_longer_than_zxcvbn_takes_is_judged_by_its_beginning(length):
+    """zxcvbn raises on more than 72 characters; the API takes up to 128 (a 500 that fuzzing found on sign-ups)."""
+    strong = ("vivid-otter-harbor-42 " * 6)[:length]
+    assert weakness(strong, **RULES) is None
+    weak = ("password" * 16)[:length]
+    problem = weakness(weak, **RULES)
+    assert problem is not None and problem.code == "password_too_weak"
+
+
 def test_reuse_of_a_recent_password_refused():
     recent = [hash_password("first-long-passphrase-1"), hash_password("second-long-passphrase-2")]
     problem = reused("second-long-passphrase-2", recent)
