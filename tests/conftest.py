@@ -29,6 +29,8 @@ from tests.mailbox import Mailbox
 from tests.replay import corpus
 from worker import build_worker
 
+pytest_plugins = ["tests.time_limit"]  # no test hangs the suite
+
 SUPERUSER = ("root@tests.example", "superuser-test-password")
 
 

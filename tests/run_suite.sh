@@ -10,10 +10,13 @@
 # instructions, loan servicing, rejected ACH files: seven minutes) and the loans' terms and allocations (day-by-day
 # servicing too, a minute and a half), which keeps the two processes about even (the foreground was the whole run's
 # length: 29 of CI's 32 minutes on 2026-12-02; 24.5 against 21.5 on 2026-12-03).
-# Extra pytest arguments (PYTEST_ADDOPTS) reach both.
+# Extra pytest arguments (PYTEST_ADDOPTS) reach both. Neither may hang CI: each is stopped after SUITE_TIMEOUT seconds
+# (an hour; both take under half of it) with a SIGTERM, on which pytest prints where it was (tests/time_limit.py), and
+# SIGKILLed two minutes later if it has not ended; a single async test is failed after TEST_TIMEOUT (900 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+LIMIT=(timeout --kill-after=120 "${SUITE_TIMEOUT:-3600}")
 OWN_STACK=(tests/integration/test_chaos.py tests/integration/test_devstack_shutdown.py
            tests/integration/test_fuzz_api.py tests/integration/test_authorization_matrix.py
            tests/integration/test_worker_crash.py
@@ -23,15 +26,18 @@ OWN_STACK=(tests/integration/test_chaos.py tests/integration/test_devstack_shutd
            tests/integration/test_ach_file_rejection.py tests/integration/test_loan_terms_and_allocations.py)
 log=$(mktemp -t standalone-tests.XXXXXX.log)
 
-"$PY" -m pytest tests/unit "${OWN_STACK[@]}" >"$log" 2>&1 &
+"${LIMIT[@]}" "$PY" -m pytest tests/unit "${OWN_STACK[@]}" >"$log" 2>&1 &
 standalone=$!
-trap 'kill $standalone 2>/dev/null' INT TERM
-
-"$PY" -m pytest tests/integration "${OWN_STACK[@]/#/--ignore=}"
+# In the background too, waited for at once: a Ctrl-C or a SIGTERM to this script reaches both (each `timeout` is a
+# process group of its own, out of the terminal's) and each prints where it was.
+"${LIMIT[@]}" "$PY" -m pytest tests/integration "${OWN_STACK[@]/#/--ignore=}" &
+session_stack=$!
+trap 'kill $standalone $session_stack 2>/dev/null' INT TERM
+wait $session_stack
 on_stack=$?
+wait $session_stack 2>/dev/null  # when a signal interrupted the first wait: until it has printed its summary
 wait $standalone
 alone=$?
-
 echo
 echo "=== unit tests and tests on a stack of their own (${OWN_STACK[*]}) ==="
 cat "$log"
