@@ -145,7 +145,7 @@ async def test_sigkill_with_200_ach_payments_in_flight(http, su, settings, db, s
                 await asyncio.sleep(0.1)
             assert done[1] > 0, "nothing was in flight at the kill"
             os.killpg(workers[0].pid, signal.SIGKILL)
-            workers[0].wait()
+            workers[0].wait(timeout=30)
             await asyncio.sleep(1)  # webhooks keep arriving while no worker runs: they are recorded and signaled
             workers.append(start_worker(crash, tmp_path / "worker-2.log"))
             results = [await wait_status(api, org.headers["org_admin"], i, timeout=180) for i in ids]

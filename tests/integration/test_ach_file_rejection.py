@@ -240,7 +240,7 @@ async def test_a_worker_killed_between_building_and_uploading_a_file_sends_it_on
                 built = await poll(its_file, lambda row: row is not None, 60, "the payment's file was never built")
                 assert built.status == "built"  # marked submitted, the upload not answered yet
                 os.killpg(workers[0].pid, signal.SIGKILL)
-                workers[0].wait()
+                workers[0].wait(timeout=30)
             finally:
                 await odfi.put("/_control/faults", json={"latency_ms": 0})
             workers.append(start_worker(crash, tmp_path / "worker-2.log"))

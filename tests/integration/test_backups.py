@@ -23,12 +23,17 @@ from devstack.processes import ROOT
 from models.backups import BackupInput, BackupResult
 from tests.conftest import make_org, open_account
 from tests.integration.test_ach_files_at_rest import _scratch_database
-from tests.integration.test_ledger import accounts, post_pair
+from tests.integration.test_ledger import accounts, live_connection, off_the_loop, post_pair
 from workflows.backup import BackupWorkflow
 
 
-def test_the_ledger_refuses_delete_and_truncate(database_url):
-    with psycopg.connect(libpq_url(database_url)) as conn:
+async def test_the_ledger_refuses_delete_and_truncate(database_url):
+    # On a thread, the event loop running: see off_the_loop.
+    await off_the_loop(_refuses_delete_and_truncate, database_url)
+
+
+def _refuses_delete_and_truncate(database_url: str) -> None:
+    with live_connection(database_url) as conn:
         a, b = accounts(conn)
         entry = post_pair(conn, a, b, "1")
         for statement, refusal in (

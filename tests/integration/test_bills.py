@@ -333,7 +333,7 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(
                 await asyncio.sleep(0.1)
             assert hole.connections, "the worker never tried to send"
             os.killpg(workers[0].pid, signal.SIGKILL)
-            workers[0].wait()
+            workers[0].wait(timeout=30)
         assert reminders_to(mailbox, address) == []
         async with db.session() as session:
             pending = (
@@ -360,9 +360,7 @@ async def test_reminders_go_once_per_offset_across_a_crash_and_repeated_runs(
         }
     finally:
         for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait()
+            processes.stop(worker)  # SIGTERM, then SIGKILL: a worker slow to stop must not hang the suite
     expected = [
         "Bill due in 3 days: Payee 3 $13.00",
         "Bill due in 7 days: Payee 7 $17.00",

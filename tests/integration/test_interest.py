@@ -483,7 +483,7 @@ async def test_month_end_posting_through_a_sigkill_posts_every_account_once(
             halfway: PostingProgress = await posting.query(InterestPostingWorkflow.progress)
             assert 0 < halfway.accounts_done < halfway.accounts_total and halfway.amount_posted > 0, halfway
             os.killpg(workers[0].pid, signal.SIGKILL)
-            workers[0].wait()
+            workers[0].wait(timeout=30)
             lock.rollback()
         async with db.session() as session:
             before = (

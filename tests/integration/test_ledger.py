@@ -1,18 +1,35 @@
 """The ledger's rules hold in the database itself: raw SQL cannot break them."""
 
+import asyncio
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from core.db import libpq_url
 from models.ledger import GL_CASH
 
 
+async def off_the_loop(test: Callable[..., None], *args: Any) -> None:
+    """Runs a sync test body that takes table locks on the session's database (a TRUNCATE waits for every lock on
+    its tables) on a thread, the event loop running meanwhile. The session's own worker and API run on that loop: a
+    sync test stops it, and one of their transactions paused midway keeps its locks until the loop runs again, so
+    the TRUNCATE waited forever (a whole CI run hung). The lock timeout turns any other wait into an error."""
+    await asyncio.to_thread(test, *args)
+
+
+def live_connection(database_url: str) -> psycopg.Connection:
+    """A raw connection to the session's database, whose lock waits end in an error after a minute."""
+    return psycopg.connect(libpq_url(database_url), options="-c lock_timeout=60s")
+
+
 @pytest.fixture
 def conn(database_url):
-    with psycopg.connect(libpq_url(database_url)) as connection:
+    with live_connection(database_url) as connection:
         yield connection
 
 
@@ -72,7 +89,28 @@ def test_an_entry_without_postings_cannot_commit(conn):
         new_entry(conn)
 
 
-def test_postings_cannot_be_changed_or_deleted(conn):
+async def test_postings_cannot_be_changed_or_deleted(conn):
+    await off_the_loop(_postings_cannot_be_changed_or_deleted, conn)
+
+
+async def test_a_truncate_waits_out_a_transaction_of_the_sessions_own_stack(db, database_url):
+    """What hung CI: a transaction of the session's worker or API holds a lock on the ledger's tables; the TRUNCATE
+    waits for it, and it ends only if the event loop runs. Off the loop it does: the TRUNCATE then gets its lock and
+    the ledger's trigger refuses it."""
+
+    def truncate() -> None:
+        with live_connection(database_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("TRUNCATE postings CASCADE")
+
+    async with db.session() as session, session.begin():
+        await session.execute(text("SELECT 1 FROM postings LIMIT 1"))  # holds ACCESS SHARE on postings to its end
+        refused = asyncio.create_task(off_the_loop(truncate))
+        await asyncio.sleep(1)
+        assert not refused.done()  # waiting for this transaction
+    await asyncio.wait_for(refused, 30)
+
+
+def _postings_cannot_be_changed_or_deleted(conn) -> None:
     a, b = accounts(conn)
     entry = post_pair(conn, a, b, "5")
     for statement in ("UPDATE postings SET amount = 6 WHERE entry_id = %s", "DELETE FROM postings WHERE entry_id = %s"):

@@ -163,7 +163,7 @@ async def test_a_run_killed_while_telling_resumes_and_tells_once(
             )
             await poll(lambda: asyncio.sleep(0, hole.connections), bool, 60, "the worker never tried to send")
             os.killpg(workers[0].pid, signal.SIGKILL)
-            workers[0].wait()
+            workers[0].wait(timeout=30)
         assert mailbox.to(requester["email"]) == []
         stored = await run_of(http, admin, str(run_id))
         assert stored["status"] == "ready" and stored["sha256"]
@@ -175,9 +175,7 @@ async def test_a_run_killed_while_telling_resumes_and_tells_once(
         assert await handle.query(ReportRunWorkflow.progress) == "ready"
     finally:
         for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait()
+            processes.stop(worker)  # SIGTERM, then SIGKILL: a worker slow to stop must not hang the suite
     after = await run_of(http, admin, str(run_id))
     assert (after["sha256"], after["finished_at"]) == (stored["sha256"], stored["finished_at"])
     assert len([m for m in mailbox.to(requester["email"]) if "report is ready" in m["Subject"]]) == 1

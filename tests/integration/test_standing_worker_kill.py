@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import text
 from temporalio.client import ScheduleBackfill, ScheduleOverlapPolicy
 
+from devstack import processes
 from domain import standing
 from domain.standing import StandingInstructionIn
 from models.users import User
@@ -89,7 +90,7 @@ async def test_runs_killed_after_paying_before_recording_pay_once_and_record_onc
 
             await poll(stuck, lambda s: s == (2, 2), 90, "both runs never paid and blocked recording")
             os.killpg(workers[0].pid, signal.SIGKILL)
-            workers[0].wait()
+            workers[0].wait(timeout=30)
             await blocker.rollback()  # the dead worker's inserts were never committed: they roll back with it
         assert await scalar(db, runs_sql, id=instruction_id) == 0
         assert await balance(http, su, dst) == Decimal("25.00")
@@ -105,9 +106,7 @@ async def test_runs_killed_after_paying_before_recording_pay_once_and_record_onc
         await poll(schedule.describe, lambda d: not d.info.running_actions, 60, "a run never ended")
     finally:
         for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait()
+            processes.stop(worker)  # SIGTERM, then SIGKILL: a worker slow to stop must not hang the suite
         await schedule.delete()
 
     async with db.session() as session:

@@ -80,7 +80,7 @@ async def transfers_through_a_crash(settings, org, src, dst, amounts, workers, d
                 await asyncio.sleep(0.1)
             assert waiting, "no transfer reached its activity before the kill"
             os.killpg(workers[0].pid, signal.SIGKILL)
-            workers[0].wait()
+            workers[0].wait(timeout=30)
             lock.rollback()
         assert await completed(db, second) < SECOND
 
