@@ -147,19 +147,25 @@ MoneyFilter = MoneyOrZero
 
 # --- text --------------------------------------------------------------------------------------------------------
 
-# C0 controls, DEL and C1 controls; `Text` lets tab, line feed and carriage return through. Lone surrogates are
-# refused by the validator (they cannot be written in a JSON-Schema pattern portably).
-LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-_LINE_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_TEXT_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 controls, DEL and C1 controls; `Text` lets tab, line feed and carriage return through. Also the characters that
+# make text read other than it is: the bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069:
+# "Trojan Source"; an organization's name could pass for another's in a list or an email) and the invisible zero-width
+# space, word joiner and BOM (U+200B, U+2060, U+FEFF). Zero-width (non-)joiners and the LRM/RLM marks stay: scripts
+# and emoji need them. Lone surrogates are refused by the validator (they cannot be written in a JSON-Schema pattern
+# portably).
+_INVISIBLE = r"\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_INVISIBLE}]*$"
+TEXT_PATTERN = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]*$"
+_LINE_BAD = re.compile(rf"[\x00-\x1f\x7f-\x9f{_INVISIBLE}\ud800-\udfff]")
+_TEXT_BAD = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}\ud800-\udfff]")
 
 
 def _clean(bad: re.Pattern, what: str):
     def check(value: Any) -> Any:
         if isinstance(value, str) and (found := bad.search(value)) is not None:
             raise ValueError(
-                f"{what} must not contain control characters or lone surrogates "
+                f"{what} must not contain control characters, bidirectional overrides, invisible characters or lone "
+                "surrogates "
                 f"(found U+{ord(found.group()):04X} at {found.start()})"
             )
         return value

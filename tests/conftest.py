@@ -198,6 +198,7 @@ class ApiServer:
                 # Longer than httpx's 5 s keep-alive expiry: with equal timeouts a client can reuse a connection
                 # in the instant the server closes it (httpx.ReadError on an idle session client).
                 timeout_keep_alive=30,
+                timeout_graceful_shutdown=10,  # a request still open at the session's end cannot hold its teardown
             )
         )
 

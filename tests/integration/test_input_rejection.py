@@ -85,6 +85,30 @@ async def test_a_nul_in_a_json_string_field_is_422_and_writes_nothing(http, su, 
 
 
 @pytest.mark.parametrize(
+    "name",
+    ["Riverside \u202eCU\u202c", "River\u200bside", "\u2066Riverside\u2069", "Riverside\ufeff", "\u202d"],
+    ids=["override", "zero-width-space", "isolate", "bom", "alone"],
+)
+async def test_a_name_that_would_read_other_than_it_is_is_422_and_writes_nothing(http, su, db, name):
+    """Bidirectional overrides and invisible characters: a name that displays as another organization's."""
+    before = await count(db, "organizations")
+    refused = assert_error(await http.post("/api/v1/organizations", headers=su, json={"name": name}), 422)
+    assert "bidirectional" in str(refused["details"]), refused
+    assert await count(db, "organizations") == before
+
+
+async def test_joiners_and_marks_that_scripts_and_emoji_need_are_kept(http, su):
+    for name in (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 CU",
+        "Family \U0001f468\u200d\U0001f469\u200d\U0001f467 CU",
+        "\u05d0\u200f CU",
+    ):
+        created = await http.post("/api/v1/organizations", headers=su, json={"name": f"{name} {uuid.uuid4().hex[:6]}"})
+        assert created.status_code == 201, created.text
+        assert created.json()["name"].startswith(name)
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/api/v1/organizations?name=%00",
