@@ -56,20 +56,9 @@ ASYNC_TEST = (
 def test_a_sigterm_makes_pytest_say_where_it_stopped(tmp_path: Path, body: str, where: str):
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["tests.time_limit"]\n')
     (tmp_path / "test_sleeps.py").write_text(body)
+    options = ["-s", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "--rootdir", str(tmp_path)]
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-s",
-            "-p",
-            "no:cacheprovider",
-            "-o",
-            "asyncio_mode=auto",
-            str(tmp_path),
-            "--rootdir",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "pytest", *options, str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
