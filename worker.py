@@ -16,8 +16,8 @@ from datetime import timedelta
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities import all_activities
 from activities.bank_events import start_sweep
+from activities.registry import all_activities
 from activities.webhooks import start_dispatcher
 from core.cache.listener import CacheListener
 from core.cache.store import Cache
