@@ -24,10 +24,11 @@ test: lint temporal-cli
 	PY=$(PY) bash tests/run_suite.sh
 
 # A long schemathesis run against the live OpenAPI of a test stack (make test runs a bounded one): FUZZ_EXAMPLES
-# positive examples per operation and identity (superuser, member), half as many negative ones.
+# positive examples per operation and identity (superuser, member), half as many negative ones; up to four hours
+# (the suite's limit a test, TEST_TIMEOUT, is 15 minutes: tests/time_limit.py).
 FUZZ_EXAMPLES ?= 200
 fuzz: temporal-cli
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_fuzz_api.py -p no:cacheprovider -q -s
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TEST_TIMEOUT=14400 $(PY) -m pytest tests/integration/test_fuzz_api.py -p no:cacheprovider -q -s
 
 # Lint and types (PRODUCT.md §7): ruff's rules, ruff's formatting and mypy, all configured in pyproject.toml.
 lint: $(VENV)/.installed
