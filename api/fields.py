@@ -154,19 +154,20 @@ MoneyFilter = MoneyOrZero
 # and emoji need them. Lone surrogates are refused by the validator (they cannot be written in a JSON-Schema pattern
 # portably).
 _INVISIBLE = r"\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff"
-LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_INVISIBLE}]*$"
-TEXT_PATTERN = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]*$"
-_LINE_BAD = re.compile(rf"[\x00-\x1f\x7f-\x9f{_INVISIBLE}\ud800-\udfff]")
-_TEXT_BAD = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}\ud800-\udfff]")
+_LINE_REFUSED = r"\x00-\x1f\x7f-\x9f" + _INVISIBLE  # as a character class's ranges
+_TEXT_REFUSED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + _INVISIBLE
+LINE_PATTERN = rf"^[^{_LINE_REFUSED}]*$"
+TEXT_PATTERN = rf"^[^{_TEXT_REFUSED}]*$"
+_LINE_BAD = re.compile(rf"[{_LINE_REFUSED}\ud800-\udfff]")
+_TEXT_BAD = re.compile(rf"[{_TEXT_REFUSED}\ud800-\udfff]")
 
 
 def _clean(bad: re.Pattern, what: str):
     def check(value: Any) -> Any:
         if isinstance(value, str) and (found := bad.search(value)) is not None:
             raise ValueError(
-                f"{what} must not contain control characters, bidirectional overrides, invisible characters or lone "
-                "surrogates "
-                f"(found U+{ord(found.group()):04X} at {found.start()})"
+                f"{what} must not contain control characters, bidirectional overrides, invisible characters or "
+                f"lone surrogates (found U+{ord(found.group()):04X} at {found.start()})"
             )
         return value
 
