@@ -1,7 +1,8 @@
 """Structured logs: structlog renders every record (ours, uvicorn's, temporalio's) as one JSON line.
 
 Temporal's workflow and activity loggers put their context in `extra` (`temporal_workflow`,
-`temporal_activity`); we lift workflow_id and run_id from there to the top level of each line.
+`temporal_activity`); we lift workflow_id and run_id from there to the top level of each line. Our own `extra`
+fields (`log.info("chunk loaded", extra={"lines": 50_000})`) become fields of the line too.
 """
 
 import logging
@@ -27,6 +28,25 @@ def _lift_temporal_context(_, __, event: structlog.typing.EventDict) -> structlo
     return event
 
 
+_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# Extras that are not fields of ours: Temporal's contexts (lifted above), uvicorn's coloured copy of its message.
+_NOT_FIELDS = frozenset({"temporal_workflow", "temporal_activity", "color_message"})
+_JSON_NATIVE = (str, int, float, bool, type(None), list, dict)
+
+
+def _add_extra_fields(_, __, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """A stdlib record's `extra` as fields of the line, never over the line's own (event, level, timestamp, ...);
+    values JSON does not know (a UUID, a Decimal) as their str, not their repr."""
+    record = event.get("_record")
+    if record is None:
+        return event
+    for key, value in record.__dict__.items():
+        if key in _RECORD_KEYS or key in _NOT_FIELDS or key.startswith("_"):
+            continue
+        event.setdefault(key, value if isinstance(value, _JSON_NATIVE) else str(value))
+    return event
+
+
 def _add_trace_ids(_, __, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
     """The current span's trace and span ids (when tracing is on and a span is current), to find a line's trace."""
     context = trace.get_current_span().get_span_context()
@@ -43,6 +63,7 @@ def configure_logging(level: str = "INFO", json: bool = True, service: str = "ba
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _lift_temporal_context,
+        _add_extra_fields,
         _add_trace_ids,
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)

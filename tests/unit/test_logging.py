@@ -1,5 +1,7 @@
 import json
 import logging
+import uuid
+from decimal import Decimal
 
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
@@ -66,3 +68,25 @@ def test_uvicorns_no_access_log_survives_and_its_access_log_comes_through_ours(c
     finally:
         configure_logging("INFO", json=False)
     assert (line["logger"], line["service"]) == ("uvicorn.access", "api") and "/healthz" in line["event"]
+
+
+def test_a_records_extra_fields_become_fields_of_its_line_never_over_its_own(capsys):
+    import_id = uuid.uuid4()
+    configure_logging("INFO", json=True, service="worker")
+    try:
+        logging.getLogger("activities.transaction_imports").info(
+            "import chunk loaded",
+            extra={"import_id": import_id, "lines": 50_000, "ratio": Decimal("0.25"), "level": "loud", "service": "x"},
+        )
+        logging.getLogger("api").info("Started", extra={"color_message": "\x1b[1mStarted\x1b[0m"})
+        chunk, started = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-2:]]
+    finally:
+        configure_logging("INFO", json=False)
+    assert (chunk["event"], chunk["import_id"], chunk["lines"], chunk["ratio"]) == (
+        "import chunk loaded",
+        str(import_id),
+        50_000,
+        "0.25",
+    )
+    assert (chunk["level"], chunk["service"]) == ("info", "worker")  # the line's own fields stand
+    assert "color_message" not in started and "temporal_activity" not in chunk
