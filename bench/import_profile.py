@@ -12,11 +12,13 @@ import uuid
 
 import httpx
 import psycopg
+from sqlalchemy import text as sa_text
 
 from activities import transaction_imports as chunk_sql
 from activities.transaction_imports import ReadChunk, TransactionImportActivities
 from bench.stack import Stack
-from core.db import libpq_url
+from core.db import Database, libpq_url
+from domain import categorise
 from domain.import_csv import parse_chunk
 
 INSERT = "INSERT ... ON CONFLICT into imported_transactions"
@@ -63,16 +65,18 @@ async def profile_chunks(
             async with cur.copy("COPY import_stage FROM STDIN") as copy:
                 await copy.write(parsed.copy_rows.encode())
             at = took("COPY into the staging table", at)
+            load = {**params, "first_line": read.line_no}
             if chunk == chunks - 1:
-                await cur.execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + chunk_sql.LOAD, params)
+                await cur.execute("EXPLAIN (ANALYZE, BUFFERS, WAL) " + chunk_sql.LOAD, load)
                 plan = [r[0] for r in await cur.fetchall()]
             else:
-                await cur.execute(chunk_sql.LOAD, params)
+                await cur.execute(chunk_sql.LOAD, load)
             at = took(INSERT, at)
             await cur.execute(chunk_sql.COMMIT_SET, {**params, "first_line": read.line_no})
             await cur.execute(chunk_sql.REJECT, params)
             await conn.commit()
             took("the set marked committed, rejections, commit", at)
+    ending = await time_the_end(stack, import_id, row[1])
     out = [f"  one import, {chunks} chunks of {lines:,} lines (median seconds a chunk):"]
     out += [f"    {statistics.median(times):6.3f}  {step}" for step, times in steps.items()]
     out.append("  each chunk's INSERT, in order: " + " ".join(f"{t:.2f}" for t in steps[INSERT]))
@@ -81,9 +85,30 @@ async def profile_chunks(
         f"    {serial:6.3f}  in the chunk's transaction = {lines / serial * 60:,.0f} rows/min for these steps alone"
         " (the parsing and the counts of the next chunk overlap it: read ahead on the other core)"
     )
+    out.append(f"  the import's end, once ({chunks * lines:,} lines):")
+    out += [f"    {seconds:6.3f}  {step}" for step, seconds in ending.items()]
     out.append("  the last chunk's INSERT, EXPLAIN (ANALYZE, BUFFERS, WAL):")
     out += [f"    {p}" for p in plan if "Trigger" in p or "WAL" in p or "Execution" in p or "Insert" in p]
     return "\n".join(out)
+
+
+async def time_the_end(stack: Stack, import_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, float]:
+    """Seconds of each of the import's last steps (categorise_import, finish_import's statements)."""
+    db = Database(stack.database_url, pool_size=1)
+    took: dict[str, float] = {}
+    try:
+        began = time.monotonic()
+        async with db.session() as session, session.begin():
+            await categorise.apply_rules(session, user_id, import_id=import_id)
+        took["the rules applied to the import's lines (categorise_import)"] = time.monotonic() - began
+        began = time.monotonic()
+        async with db.session() as session, session.begin():
+            for statement in chunk_sql.FORGET_COUNTS:
+                await session.execute(sa_text(statement), {"id": import_id})
+        took["the occurrence counts forgotten (finish_import)"] = time.monotonic() - began
+    finally:
+        await db.close()
+    return took
 
 
 async def an_import(http: httpx.AsyncClient, stack: Stack, member: dict, account_id: str, line) -> uuid.UUID:
