@@ -94,6 +94,18 @@ SELECT 'L' || d.id::text, d.user_id, 'category', d.old_key, d.new_key, d.rule_id
 """
 
 
+# A rule the statements could pick for a line of the member's: active, the member's own or their organization's.
+HAS_ACTIVE_RULES = """
+SELECT EXISTS (SELECT FROM category_rules r
+                WHERE r.active AND (r.user_id = :user_id
+                                    OR (r.user_id IS NULL AND r.org_id = (SELECT org_id FROM users WHERE id = :user_id))))
+"""
+
+
+async def has_active_rules(db: AsyncSession | AsyncConnection, user_id: uuid.UUID) -> bool:
+    return bool((await db.execute(text(HAS_ACTIVE_RULES), {"user_id": user_id})).scalar())
+
+
 async def apply_rules(
     db: AsyncSession | AsyncConnection,
     user_id: uuid.UUID,
@@ -106,6 +118,8 @@ async def apply_rules(
 ) -> int:
     """Categorises a member's imported lines (those of `import_id` only, when given) and, with `include_ledger`,
     their ledger postings, by the rules; returns how many lines changed category. The caller commits."""
+    if not reset_unmatched and not await has_active_rules(db, user_id):
+        return 0  # nothing to match and nothing to reset: no need to read the lines (2.3 s for 1,000,000 of them)
     params = {
         "user_id": user_id,
         "import_id": str(import_id) if import_id else None,

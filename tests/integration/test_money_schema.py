@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.db import libpq_url, sqlalchemy_url
 from devstack.postgres import alembic_config
-from domain.categorise import apply_rules
+from domain.categorise import apply_rules, has_active_rules
+from tests.conftest import make_org, make_user
 from tests.integration.test_ach_files_at_rest import _scratch_database
 from tests.integration.test_backups import _drop
 from tests.planted import PLANT_PSYCOPG, planted_import
@@ -271,3 +272,33 @@ def test_lines_without_an_import_get_one_and_earlier_counts_stay_counted(databas
             command.upgrade(config, "head")
     finally:
         _drop(database_url, scratch)
+
+
+async def test_the_rules_pass_is_skipped_only_when_no_active_rule_is_the_members_or_their_orgs(http, su, db):
+    """apply_rules reads none of a member's lines when no rule could pick one (an import of 1,000,000 lines spent
+    2.3 s reading them for nothing): an active rule of the member's own or of their organization counts; an inactive
+    one, another member's and another organization's do not."""
+    org, other_org = await make_org(http, su, roles=("member",)), await make_org(http, su, roles=("member",))
+    member, neighbour = org.users["member"]["id"], (await make_user(http, su, "member", org.id))[0]["id"]
+    stranger = other_org.users["member"]["id"]
+    rule = text(
+        "INSERT INTO category_rules (id, org_id, user_id, priority, field, match, pattern, category_key, active,"
+        " created_by) VALUES (gen_random_uuid(), :org, :user, 1, 'merchant', 'keyword', 'deli', 'dining', :active,"
+        " :by) RETURNING id"
+    )
+    async with db.session() as session, session.begin():
+        assert not await has_active_rules(session, uuid.UUID(member))
+        assert await apply_rules(session, uuid.UUID(member)) == 0
+        for org_id, user_id, active in ((org.id, member, False), (org.id, neighbour, True), (other_org.id, None, True)):
+            await session.execute(rule, {"org": org_id, "user": user_id, "active": active, "by": stranger})
+        assert not await has_active_rules(session, uuid.UUID(member))
+        assert await has_active_rules(session, uuid.UUID(neighbour)) and await has_active_rules(
+            session, uuid.UUID(stranger)
+        )
+        await session.execute(rule, {"org": org.id, "user": member, "active": True, "by": member})
+        assert await has_active_rules(session, uuid.UUID(member))
+        await session.rollback()
+    async with db.session() as session, session.begin():
+        await session.execute(rule, {"org": org.id, "user": None, "active": True, "by": member})
+        assert await has_active_rules(session, uuid.UUID(member))
+        await session.rollback()
