@@ -105,7 +105,9 @@ async def time_the_end(stack: Stack, import_id: uuid.UUID, user_id: uuid.UUID) -
         async with db.session() as session, session.begin():
             for statement in chunk_sql.FORGET_COUNTS:
                 await session.execute(sa_text(statement), {"id": import_id})
-        took["the occurrence counts forgotten (finish_import)"] = time.monotonic() - began
+        took["the occurrence counts forgotten (finish_import, once the import is marked ended)"] = (
+            time.monotonic() - began
+        )
     finally:
         await db.close()
     return took
