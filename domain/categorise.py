@@ -94,7 +94,8 @@ SELECT 'L' || d.id::text, d.user_id, 'category', d.old_key, d.new_key, d.rule_id
 """
 
 
-# A rule the statements could pick for a line of the member's: active, the member's own or their organization's.
+# A rule the statements could pick for a line of the member's: active, the member's own or their organization's
+# (the organization of their lines and accounts: a user never changes organization).
 HAS_ACTIVE_RULES = """
 SELECT EXISTS (SELECT FROM category_rules r
                 WHERE r.active AND (r.user_id = :user_id
