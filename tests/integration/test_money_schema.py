@@ -274,6 +274,89 @@ def test_lines_without_an_import_get_one_and_earlier_counts_stay_counted(databas
         _drop(database_url, scratch)
 
 
+def test_a_statements_lines_must_name_their_members_import_which_stays_and_is_locked_while_they_load(database_url):
+    """Migration 0051: the foreign key from a line to its import, checked once a statement by a trigger. A statement
+    with one line naming another member's import, or its import with another account, is refused whole with the
+    foreign key's error; the statement's imports are locked FOR KEY SHARE until its transaction ends, as the key
+    locks them (the chunk's own NO KEY UPDATE goes on beside it); a line's owner never changes, nor an import's, and an
+    import is never deleted. The downgrade gives the foreign key back."""
+    scratch = _scratch_database(database_url)
+    config = alembic_config(scratch)
+    command.upgrade(config, "head")
+    rule = "imported_transactions_import_owner"
+    try:
+        with (
+            psycopg.connect(libpq_url(scratch), autocommit=True) as conn,
+            psycopg.connect(libpq_url(scratch), autocommit=True) as other,
+        ):
+            org, member, neighbour = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            conn.execute("INSERT INTO organizations (id, name) VALUES (%s, 'Owner org')", (org,))
+            for user, email in ((member, "owner@x.example"), (neighbour, "neighbour@x.example")):
+                conn.execute(
+                    "INSERT INTO users (id, email, full_name, hashed_password, role, org_id) "
+                    "VALUES (%s, %s, 'O', 'x', 'member', %s)",
+                    (user, email, org),
+                )
+            mine = conn.execute(PLANT_PSYCOPG, {"org": str(org), "user": str(member)}).fetchone()
+            theirs = conn.execute(PLANT_PSYCOPG, {"org": str(org), "user": str(neighbour)}).fetchone()
+            lines = (
+                "INSERT INTO imported_transactions (org_id, user_id, import_id, external_account_id, source, posted_on, "
+                "amount, description, dedup_key) "
+                "SELECT %(org)s, %(user)s, %(import)s, %(account)s, 'csv', date '2026-11-01', -1, 'line', %(tag)s || n "
+                "FROM generate_series(1, 500) n "
+                "UNION ALL SELECT %(org)s, %(user)s, %(last_import)s, %(last_account)s, 'csv', date '2026-11-02', -2, "
+                "'the last', %(tag)s || 'last'"
+            )
+            good = {"org": org, "user": member, "import": mine[0], "account": mine[1]}
+            for last_import, last_account in ((theirs[0], theirs[1]), (mine[0], theirs[1]), (theirs[0], mine[1])):
+                with pytest.raises(psycopg.errors.ForeignKeyViolation) as refused:
+                    conn.execute(
+                        lines, {**good, "tag": "bad", "last_import": last_import, "last_account": last_account}
+                    )
+                assert refused.value.diag.constraint_name == rule
+            assert conn.execute("SELECT count(*) FROM imported_transactions").fetchone() == (0,)
+
+            with conn.transaction():
+                loaded = conn.execute(lines, {**good, "tag": "ok", "last_import": mine[0], "last_account": mine[1]})
+                assert loaded.rowcount == 501
+                with pytest.raises(psycopg.errors.LockNotAvailable):  # held FOR KEY SHARE by the open load
+                    other.execute("SELECT 1 FROM transaction_imports WHERE id = %s FOR UPDATE NOWAIT", (mine[0],))
+                other.execute("SELECT 1 FROM transaction_imports WHERE id = %s FOR NO KEY UPDATE NOWAIT", (mine[0],))
+                other.execute("SELECT 1 FROM transaction_imports WHERE id = %s FOR UPDATE NOWAIT", (theirs[0],))
+            other.execute("SELECT 1 FROM transaction_imports WHERE id = %s FOR UPDATE NOWAIT", (mine[0],))  # released
+
+            for change in ("import_id = %(theirs)s", "user_id = %(neighbour)s", "external_account_id = %(account)s"):
+                with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                    conn.execute(
+                        f"UPDATE imported_transactions SET {change} WHERE description = 'the last'",
+                        {"theirs": theirs[0], "neighbour": neighbour, "account": theirs[1]},
+                    )
+            recategorised = conn.execute("UPDATE imported_transactions SET category_key = 'dining' WHERE amount = -1")
+            assert recategorised.rowcount == 500
+            for statement in (
+                "DELETE FROM transaction_imports WHERE id = %(theirs)s",  # even one without lines
+                "TRUNCATE transaction_imports CASCADE",
+                "UPDATE transaction_imports SET user_id = %(neighbour)s WHERE id = %(mine)s",
+                "UPDATE transaction_imports SET external_account_id = %(account)s WHERE id = %(mine)s",
+            ):
+                with pytest.raises(psycopg.errors.ForeignKeyViolation):
+                    conn.execute(
+                        statement, {"theirs": theirs[0], "mine": mine[0], "neighbour": neighbour, "account": theirs[1]}
+                    )
+            progressed = conn.execute("UPDATE transaction_imports SET rows_loaded = 501 WHERE id = %s", (mine[0],))
+            assert progressed.rowcount == 1
+            assert conn.execute("SELECT count(*) FROM transaction_imports").fetchone() == (2,)
+
+            command.downgrade(config, "0050")
+            key = "SELECT count(*) FROM pg_constraint WHERE conname = %s AND contype = 'f'"
+            assert conn.execute(key, (rule,)).fetchone() == (1,)
+            conn.execute("DELETE FROM transaction_imports WHERE id = %s", (theirs[0],))  # the key let it go
+            command.upgrade(config, "head")
+            assert conn.execute(key, (rule,)).fetchone() == (0,)
+    finally:
+        _drop(database_url, scratch)
+
+
 async def test_the_rules_pass_is_skipped_only_when_no_active_rule_is_the_members_or_their_orgs(http, su, db):
     """apply_rules reads none of a member's lines when no rule could pick one (an import of 1,000,000 lines spent
     2.3 s reading them for nothing): an active rule of the member's own or of their organization counts; an inactive
