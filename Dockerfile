@@ -17,7 +17,10 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 
 # Then the project itself (alembic.ini and migrations/ included, for the migrate service).
 COPY . .
+# Bytecode compiled here (PYTHONDONTWRITEBYTECODE stops imports from writing it): the workflow sandbox imports a
+# workflow's module for every run, and without bytecode compiles its source every time (worker.py).
 RUN pip install --no-deps . \
+    && python -m compileall -q workflows activities api core domain models \
     && useradd --system --uid 10001 --no-create-home backoffice \
     && install -d -o backoffice /backups
 

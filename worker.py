@@ -6,12 +6,16 @@ Temporal runtime, and a graceful shutdown on SIGTERM/SIGINT (in-flight activitie
 
 import argparse
 import asyncio
+import compileall
 import contextlib
+import importlib.util
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -28,6 +32,7 @@ from core.schedules import ensure_schedules
 from core.task_queues import Urgency, parse_queues, queue_name
 from core.temporal import connect
 from core.tracing import configure_tracing, instrument_engine
+from workflows import registry as workflow_registry
 from workflows.registry import ALL_WORKFLOWS
 
 log = logging.getLogger("worker")
@@ -64,6 +69,22 @@ def pool_limits(settings: Settings, urgency: Urgency) -> tuple[int, int]:
     return settings.routine_max_concurrent_activities, settings.routine_max_concurrent_workflow_tasks
 
 
+def cache_workflow_bytecode() -> bool:
+    """The workflow modules compiled to bytecode beside their source, once. The sandbox imports a workflow's module
+    afresh for every run it starts or replays; with PYTHONDONTWRITEBYTECODE (our image sets it, as many do) nothing
+    caches the compiled module, so each run compiled the source again: 13 % of the worker's CPU samples under the ACH
+    benchmark (bench/README.md). Written explicitly, bytecode is read whatever that setting says; the image compiles
+    it at build time, which leaves this nothing to do. False when some module has no bytecode and cannot get it (the
+    directory read-only: logged)."""
+    folder = Path(workflow_registry.__file__).parent
+    if os.access(folder, os.W_OK):
+        return bool(compileall.compile_dir(folder, maxlevels=0, quiet=1))
+    missing = [m.name for m in folder.glob("*.py") if not Path(importlib.util.cache_from_source(str(m))).exists()]
+    if missing:
+        log.warning("workflow modules without bytecode in read-only %s: %s; compile them in the image", folder, missing)
+    return not missing
+
+
 def build_worker(
     client,
     settings: Settings,
@@ -75,6 +96,7 @@ def build_worker(
     """Workers for the given queues (all by default). Each registers every workflow and activity: which queue a
     workflow runs on is decided where it is started, and one started on the money queue before the split still
     finds its code there. `extra_*` add test workflows and activities."""
+    cache_workflow_bytecode()
     activities = [*all_activities(db, settings, client), *extra_activities]
     workers = {}
     for urgency in queues or list(Urgency):

@@ -190,13 +190,25 @@ def start_py_spy(pid: int, seconds: int, out: Path):
     )
 
 
+def collapsed_lines(text: str) -> list[str]:
+    """py-spy's collapsed stacks, one a line ending in its sample count. A frame can span lines (py-spy names some
+    frames by their module's docstring, newlines and all): such pieces are joined to the line that ends them."""
+    lines, pending = [], ""
+    for piece in text.splitlines():
+        pending = f"{pending} {piece}" if pending else piece
+        if pending.rpartition(" ")[2].isdigit():
+            lines.append(pending)
+            pending = ""
+    return lines
+
+
 def top_frames(collapsed: Path, count: int = 12) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """From py-spy's collapsed stacks: the functions with the most samples on top of the stack (self) and anywhere
     in it (inclusive, once per stack), as shares of all samples."""
     own: Counter = Counter()
     inclusive: Counter = Counter()
     total = 0
-    for line in collapsed.read_text().splitlines():
+    for line in collapsed_lines(collapsed.read_text()):
         stack, _, samples = line.rpartition(" ")
         if not stack:
             continue

@@ -38,3 +38,16 @@ def test_py_spy_frames_by_self_and_inclusive_share(tmp_path: Path):
     own, inclusive = top_frames(collapsed)
     assert own[0] == ("parse (b.py:2)", 0.75)
     assert dict(inclusive)["work (a.py:5)"] == 1.0 and dict(inclusive)["parse (b.py:2)"] == 0.75
+
+
+def test_a_frame_named_by_a_docstring_over_several_lines_stays_one_stack(tmp_path: Path):
+    """py-spy names some frames by their module's docstring, newlines and all (seen: selectors')."""
+    collapsed = tmp_path / "stacks.txt"
+    collapsed.write_text(
+        "main (a.py:1);work (a.py:5) 2\n"
+        "main (a.py:1);Selectors module.\n\nThis module allows high-level I/O 1\n"
+        "main (a.py:1);parse (b.py:2) 1\n"
+    )
+    own, inclusive = top_frames(collapsed)
+    assert dict(own)["work (a.py:5)"] == 0.5 and dict(own)["parse (b.py:2)"] == 0.25
+    assert dict(inclusive)["main (a.py:1)"] == 1.0
