@@ -1,7 +1,6 @@
 """Payment side effects on Postgres. Each activity is idempotent: it locks the payment row and does
 nothing when the payment already reached the state it would write."""
 
-import json
 import uuid
 from datetime import UTC, datetime
 
@@ -25,21 +24,7 @@ async def add_event(
 ) -> None:
     """The payment's history event, once per event_key; a new one is also told to the organization's webhook
     subscribers (the outbox row is written in this same transaction)."""
-    inserted = (
-        await session.execute(
-            text("""INSERT INTO payment_events (payment_id, event_key, status, detail)
-                    VALUES (:payment_id, :key, :status, CAST(:detail AS jsonb))
-                    ON CONFLICT ON CONSTRAINT payment_events_once DO NOTHING RETURNING id"""),
-            {
-                "payment_id": payment_id,
-                "key": event_key or status,
-                "status": status,
-                "detail": None if detail is None else json.dumps(detail),
-            },
-        )
-    ).first()
-    if inserted is not None:
-        await webhooks.emit_payment(session, payment_id, status, event_key or status, detail)
+    await webhooks.add_payment_event(session, payment_id, status, event_key or status, detail)
 
 
 def outcome(payment: Payment) -> PaymentOutcome:

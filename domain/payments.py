@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Table, or_, text
+from sqlalchemy import Table, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowHandle
@@ -247,11 +247,7 @@ async def record_new_payment(
         )
     ).first()
     if inserted is not None:
-        await session.execute(
-            text("INSERT INTO payment_events (payment_id, event_key, status) VALUES (:id, 'created', 'created')"),
-            {"id": payment_id},
-        )
-        await webhooks.emit_payment(session, payment_id, PaymentStatus.created, "created", None)
+        await webhooks.add_payment_event(session, payment_id, PaymentStatus.created, "created", None)
         await audit.record(
             session,
             actor=user.email,

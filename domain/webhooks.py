@@ -1,9 +1,9 @@
 """Webhooks out: the outbox the status changes write to, and the delivery log and dead letters staff read and replay.
 
 Emitting. Each status change is already recorded in one place, in its own transaction: a payment's history event
-(activities/payments.py add_event, and domain/payments.py for a new payment), a loan's status (activities/loans.py
-set_status; activities/loan_servicing.py when a loan closes or a reversed repayment reopens it) and a member's KYC
-status (activities/kyc.py set_kyc_status). There `emit` adds one `webhook_events` row per active subscription of the
+(`add_payment_event` below, from activities/payments.py, and domain/payments.py for a new payment), a loan's status
+(activities/loans.py set_status; activities/loan_servicing.py when a loan closes or a reversed repayment reopens it)
+and a member's KYC status (activities/kyc.py set_kyc_status). There `emit` (or the payment's own statement) adds one `webhook_events` row per active subscription of the
 organization that takes the event type, in the same transaction: the event exists exactly when the change does (a
 crash loses neither, a rollback keeps neither), and its key (entity, transition) makes a retried activity write it
 once (ON CONFLICT DO NOTHING).
@@ -65,33 +65,48 @@ async def emit(
     )
 
 
-async def emit_payment(
+_PAYMENT_EVENT = text("""
+    WITH event AS (
+        INSERT INTO payment_events (payment_id, event_key, status, detail)
+        VALUES (:payment_id, :key, :status, CAST(:detail AS jsonb))
+        ON CONFLICT ON CONSTRAINT payment_events_once DO NOTHING
+        RETURNING payment_id),
+    fresh AS (
+        SELECT gen_random_uuid() AS id, s.id AS subscription_id, s.org_id, p.kind, p.amount, p.currency
+        FROM event e JOIN payments p ON p.id = e.payment_id
+        JOIN webhook_subscriptions s ON s.org_id = p.org_id
+        WHERE s.status = 'active' AND CAST(:type AS varchar) = ANY(s.event_types)),
+    emitted AS (
+        INSERT INTO webhook_events (id, subscription_id, org_id, event_type, entity_type, entity_id, event_key, body)
+        SELECT f.id, f.subscription_id, f.org_id, :type, 'payment', :payment_id, :webhook_key,
+               jsonb_build_object('id', f.id, 'type', CAST(:type AS text), 'created_at', now(),
+                                  'data', jsonb_build_object(
+                                      'payment_id', CAST(:payment_id AS text), 'kind', f.kind,
+                                      'amount', CAST(f.amount AS text), 'currency', f.currency,
+                                      'status', CAST(:status AS text), 'detail', CAST(:detail AS jsonb)))::text
+        FROM fresh f
+        ON CONFLICT ON CONSTRAINT webhook_events_once DO NOTHING)
+    SELECT count(*) FROM event""")
+
+
+async def add_payment_event(
     session: AsyncSession, payment_id: uuid.UUID, status: str, event_key: str, detail: dict | None
-) -> None:
-    """A payment's new history event (its row is in the database: the caller wrote it in this transaction)."""
-    row = (
-        await session.execute(
-            text("SELECT org_id, kind, amount, currency FROM payments WHERE id = :id"), {"id": payment_id}
-        )
-    ).first()
-    if row is None:
-        return
-    await emit(
-        session,
-        org_id=row.org_id,
-        event_type=WebhookEventType.payment_status_changed,
-        entity_type="payment",
-        entity_id=payment_id,
-        event_key=event_key,
-        data={
-            "payment_id": str(payment_id),
-            "kind": row.kind,
-            "amount": str(row.amount),
-            "currency": row.currency,
+) -> bool:
+    """The payment's history event, once per event_key, and with it, when it is new, the event for the organization's
+    webhook subscribers: one statement (three round trips a status change before), in the caller's transaction. True
+    when the event is new."""
+    new = await session.execute(
+        _PAYMENT_EVENT,
+        {
+            "payment_id": payment_id,
+            "key": event_key,
+            "webhook_key": event_key[:200],
             "status": str(status),
-            "detail": detail,
+            "detail": None if detail is None else json.dumps(detail, default=str),
+            "type": str(WebhookEventType.payment_status_changed),
         },
     )
+    return bool(new.scalar_one())
 
 
 async def emit_loan(

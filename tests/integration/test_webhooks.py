@@ -127,7 +127,19 @@ async def test_an_endpoint_down_for_a_while_gets_every_event_once_in_order_signe
     assert log["total"] == 6 and {d["status"] for d in log["items"]} == {"delivered"}
     first = log["items"][-1]  # newest first: the oldest is the one retried while the endpoint was down
     assert first["attempts"] >= 3 and first["last_status_code"] == 200
-    assert first["payload"]["data"] == {**first["payload"]["data"], "payment_id": payments[0], "status": "created"}
+    assert first["payload"]["data"] == {
+        "payment_id": payments[0],
+        "kind": "book",
+        "amount": "10.00",
+        "currency": "USD",
+        "status": "created",
+        "detail": None,
+    }
+    # A later status carries what changed with it (the entry the transfer posted).
+    completed = next(d for d in log["items"] if d["payload"]["data"]["status"] == "completed")
+    data = completed["payload"]["data"]
+    entry = (await http.get(f"{V1}/payments/{data['payment_id']}", headers=org.headers["member"])).json()
+    assert data["detail"] == {"journal_entry_id": entry["journal_entry_id"]} and data["amount"] in ("10.00", "20.00")
 
 
 async def test_a_dead_letter_is_counted_and_replayed_once_and_other_orgs_see_nothing(http, su, dispatcher, receiver):
