@@ -32,7 +32,7 @@ from core.config import Settings
 from core.crypto import AccountNumberCipher, FileCipher
 from core.db import Database
 from core.task_queues import queue_for
-from domain.money_events import money_changed_for_accounts
+from domain.money_events import member_owners, money_changed
 from finance.ach_file_plan import FileLimits
 from finance.ach_returns import ReturnReaction, reaction
 from finance.ach_windows import next_window
@@ -728,67 +728,64 @@ class AchActivities:
     @activity.defn
     async def record_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
         """Posts the presentment's member side; then tells the member's money-events workflow (budgets, alerts)."""
-        done = await self.post_submitted(ref)
-        if done.status == PaymentStatus.pending_settlement:
-            async with self.db.session() as session:
-                payment = await session.get(Payment, ref.payment_id)
-                assert payment is not None  # locked and posted just now
-                member_account = self.member_account(payment)
-            await money_changed_for_accounts(
-                activity.client(),
-                self.db,
-                [member_account],
-                "ach",
-                f"{ref.payment_id}:{ref.presentment}",
-                self.settings,
+        done, owners = await self.post_submitted(ref)
+        for owner_id in owners:  # after the commit: no signal sent while the payment's lock is held
+            await money_changed(
+                activity.client(), owner_id, "ach", f"{ref.payment_id}:{ref.presentment}", self.settings
             )
         return done
 
-    async def post_submitted(self, ref: PresentmentRef) -> PaymentOutcome:
+    async def post_submitted(self, ref: PresentmentRef) -> tuple[PaymentOutcome, list[uuid.UUID]]:
+        """The posting, once; and, once it is there (now or by an earlier try), the members to tell of it
+        (member_owners), read in the same transaction."""
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, ref.payment_id)
-            if payment.status != PaymentStatus.submitted or payment.presentments != ref.presentment:
-                return outcome(payment)
-            member, clearing = self.member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
-            amount = payment.amount
-            if payment.kind == PaymentKind.ach_credit:
-                entry = await self._post(
-                    session,
-                    payment,
-                    "submit",
-                    ref.presentment,
-                    [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)],
-                )
-                hold = (
-                    await session.execute(
-                        text("SELECT id FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment.id}:hold"}
-                    )
-                ).scalar_one()
-                await ledger.release_hold(session, hold, status="captured")
-            else:
-                entry = await self._post(
-                    session,
-                    payment,
-                    "submit",
-                    ref.presentment,
-                    [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)],
-                )
-                # Pulled money is not spendable until the return window has passed.
-                await ledger.place_hold(
-                    session,
-                    account_id=member,
-                    amount=amount,
-                    reason=f"ACH debit {payment.id}",
-                    idempotency_key=f"payment:{payment.id}:availability:{ref.presentment}",
-                )
-            await transition(
+            if payment.status == PaymentStatus.submitted and payment.presentments == ref.presentment:
+                await self._post_submission(session, payment, ref.presentment)
+            posted = payment.status == PaymentStatus.pending_settlement
+            owners = await member_owners(session, [self.member_account(payment)]) if posted else []
+            return outcome(payment), owners
+
+    async def _post_submission(self, session: AsyncSession, payment: Payment, presentment: int) -> None:
+        member, clearing = self.member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
+        amount = payment.amount
+        if payment.kind == PaymentKind.ach_credit:
+            entry = await self._post(
                 session,
                 payment,
-                PaymentStatus.pending_settlement,
-                event_key=f"pending_settlement:{ref.presentment}",
-                journal_entry_id=entry,
+                "submit",
+                presentment,
+                [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)],
             )
-            return outcome(payment)
+            hold = (
+                await session.execute(
+                    text("SELECT id FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment.id}:hold"}
+                )
+            ).scalar_one()
+            await ledger.release_hold(session, hold, status="captured")
+        else:
+            entry = await self._post(
+                session,
+                payment,
+                "submit",
+                presentment,
+                [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)],
+            )
+            # Pulled money is not spendable until the return window has passed.
+            await ledger.place_hold(
+                session,
+                account_id=member,
+                amount=amount,
+                reason=f"ACH debit {payment.id}",
+                idempotency_key=f"payment:{payment.id}:availability:{presentment}",
+            )
+        await transition(
+            session,
+            payment,
+            PaymentStatus.pending_settlement,
+            event_key=f"pending_settlement:{presentment}",
+            journal_entry_id=entry,
+        )
 
     @activity.defn
     async def record_settled(self, ref: PresentmentRef) -> PaymentOutcome:
@@ -842,15 +839,10 @@ class AchActivities:
         async with self.db.session() as session, session.begin():
             payment = await lock_payment(session, req.payment_id)
             returned = await self.return_presentment(session, payment, req)
-            member_account = self.member_account(payment)
-        await money_changed_for_accounts(
-            activity.client(),
-            self.db,
-            [member_account],
-            "payment_returned",
-            f"{req.payment_id}:{req.presentment}:{req.return_code}",
-            self.settings,
-        )
+            owners = await member_owners(session, [self.member_account(payment)])
+        for owner_id in owners:  # after the commit, as record_submitted
+            ref = f"{req.payment_id}:{req.presentment}:{req.return_code}"
+            await money_changed(activity.client(), owner_id, "payment_returned", ref, self.settings)
         return returned
 
     async def return_presentment(self, session: AsyncSession, payment: Payment, req: ReturnInput) -> ReturnOutcome:

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from core.config import Settings
 from tests.conftest import ApiServer, make_org, open_account
 from tests.integration.test_ach import FINAL, balances, link_external, odfi_entries, pay, sign, wait_status
+from tests.integration.test_alerts import alerts_of, subscribe
 from tests.integration.test_bills import audit_actions, autopay_bill, get_bill, run_bills, run_day, wait_bill
 from tests.mailbox import recipients
 from tests.polling import poll
@@ -177,6 +178,30 @@ async def test_r01_after_settlement_is_re_presented_then_completes(
     assert len(traces) == 2
     for trace in traces:
         assert len(await odfi_entries(odfi, trace)) == 1
+
+
+async def test_the_member_hears_of_each_presentment_and_of_the_return(stack, http, su, sandbox_url):
+    """record_submitted and apply_return tell the account's member after their commit: a large-transaction alert for
+    each posting (both presentments and the return's reversal) and one payment-returned alert, each once."""
+    org = await funded_org(http, su, sandbox_url)
+    headers = org.headers["member"]
+    await subscribe(http, headers, type="large_transaction", params={"above": "40.00"})
+    await subscribe(http, headers, type="payment_returned")
+    created = await pay(stack.http, org, "ach_debit", "40.31")  # settled, then R01, then settled again
+    done = await wait_status(stack.http, org.headers["org_admin"], created["id"], timeout=90)
+    assert (done["status"], done["presentments"]) == ("completed", 2), statuses(done)
+    large = await poll(
+        lambda: alerts_of(http, headers, type="large_transaction"), lambda items: len(items) >= 3, 30, "3 postings"
+    )
+    assert sorted(a["title"] for a in large) == [
+        "Large transaction: -40.31 USD",
+        "Large transaction: 40.31 USD",
+        "Large transaction: 40.31 USD",
+    ]
+    returned = await poll(
+        lambda: alerts_of(http, headers, type="payment_returned"), lambda items: len(items) >= 1, 30, "the return"
+    )
+    assert [(a["entity_id"], "R01" in a["body"]) for a in returned] == [(created["id"], True)]
 
 
 async def test_a_return_after_settlement_delivered_before_its_settlement_is_still_re_presented_once(
