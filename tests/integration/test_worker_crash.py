@@ -105,6 +105,11 @@ async def test_sigkill_mid_transfers_then_every_transfer_completes_exactly_once(
         for worker in workers:
             processes.stop(worker)
 
+    # Both workers ran on uvloop (worker.py), the loop the kill and the new worker's recovery were proven on.
+    for log in ("worker-1.log", "worker-2.log"):
+        started = [line for line in (tmp_path / log).read_text().splitlines() if "worker started" in line]
+        assert len(started) == 1 and "uvloop" in started[0], started
+
     ids = [*first, *second]
     async with db.session() as session:
         per_payment = (
