@@ -748,15 +748,14 @@ class AchActivities:
 
     async def _post_submission(self, session: AsyncSession, payment: Payment, presentment: int) -> None:
         member, clearing = self.member_account(payment), await self._gl_account(session, GL_ACH_CLEARING)
-        amount = payment.amount
-        if payment.kind == PaymentKind.ach_credit:
-            entry = await self._post(
-                session,
-                payment,
-                "submit",
-                presentment,
-                [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)],
-            )
+        amount, credit = payment.amount, payment.kind == PaymentKind.ach_credit
+        legs = (
+            [ledger.Leg(member, amount), ledger.Leg(clearing, -amount)]
+            if credit
+            else [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)]
+        )
+        entry = await self._post(session, payment, "submit", presentment, legs)
+        if credit:
             hold = (
                 await session.execute(
                     text("SELECT id FROM holds WHERE idempotency_key = :k"), {"k": f"payment:{payment.id}:hold"}
@@ -764,13 +763,6 @@ class AchActivities:
             ).scalar_one()
             await ledger.release_hold(session, hold, status="captured")
         else:
-            entry = await self._post(
-                session,
-                payment,
-                "submit",
-                presentment,
-                [ledger.Leg(clearing, amount), ledger.Leg(member, -amount)],
-            )
             # Pulled money is not spendable until the return window has passed.
             await ledger.place_hold(
                 session,
