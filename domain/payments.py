@@ -263,8 +263,8 @@ async def record_new_payment(
 async def idempotent_payment(session, payment_id: uuid.UUID, digest: str) -> Payment:
     """The payment the key names: 409 when the key came with another body (the caller answers 200, not 201, when
     it existed before the request)."""
-    payment = await session.get(Payment, payment_id)
-    await session.refresh(payment)
+    # One read, over whatever this session holds of it (the row read before the insert was tried, or none).
+    payment = required(await session.get(Payment, payment_id, populate_existing=True), "the idempotent payment")
     if payment.request_hash != digest:
         raise AppError(
             409,
