@@ -832,8 +832,8 @@ class AchActivities:
             payment = await lock_payment(session, req.payment_id)
             returned = await self.return_presentment(session, payment, req)
             owners = await member_owners(session, [self.member_account(payment)])
+        ref = f"{req.payment_id}:{req.presentment}:{req.return_code}"
         for owner_id in owners:  # after the commit, as record_submitted
-            ref = f"{req.payment_id}:{req.presentment}:{req.return_code}"
             await money_changed(activity.client(), owner_id, "payment_returned", ref, self.settings)
         return returned
 

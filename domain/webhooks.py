@@ -3,10 +3,10 @@
 Emitting. Each status change is already recorded in one place, in its own transaction: a payment's history event
 (`add_payment_event` below, from activities/payments.py, and domain/payments.py for a new payment), a loan's status
 (activities/loans.py set_status; activities/loan_servicing.py when a loan closes or a reversed repayment reopens it)
-and a member's KYC status (activities/kyc.py set_kyc_status). There `emit` (or the payment's own statement) adds one `webhook_events` row per active subscription of the
-organization that takes the event type, in the same transaction: the event exists exactly when the change does (a
-crash loses neither, a rollback keeps neither), and its key (entity, transition) makes a retried activity write it
-once (ON CONFLICT DO NOTHING).
+and a member's KYC status (activities/kyc.py set_kyc_status). There `emit` (or the payment's own statement) adds one
+`webhook_events` row per active subscription of the organization that takes the event type, in the same transaction:
+the event exists exactly when the change does (a crash loses neither, a rollback keeps neither), and its key (entity,
+transition) makes a retried activity write it once (ON CONFLICT DO NOTHING).
 
 Delivering (workflows/webhooks.py): the rows are the outbox; a dispatcher wakes each subscription's delivery
 workflow for the rows it has not woken it for, and that workflow sends its subscription's events in order."""
