@@ -787,14 +787,17 @@ async def visible(
     """The row `row_id` of `entity` if `user` may read it; NotVisible (a 404 naming it `called`, by default the
     entity) otherwise, logged when it exists."""
     model = MODELS[entity]
-    row = await session.get(model, row_id, with_for_update=for_update or None)
+    if is_super(user) and entity not in (Entity.notification, Entity.member):
+        row = await session.get(model, row_id, with_for_update=for_update or None)
+        if row is None:
+            raise not_visible(user, called or entity, row_id, exists=False)
+        return row
+    # The row and its scope in one statement; whether a row out of sight exists is asked only to log it.
+    pk = model.__table__.primary_key.columns.values()[0]
+    statement = scope(user, entity, sa_select(model).where(pk == row_id))
+    row = (await session.execute(statement.with_for_update() if for_update else statement)).scalars().first()
     if row is None:
-        raise not_visible(user, called or entity, row_id, exists=False)
-    if not is_super(user) or entity in (Entity.notification, Entity.member):
-        pk = model.__table__.primary_key.columns.values()[0]
-        found = (await session.execute(scope(user, entity, sa_select(pk).where(pk == row_id)))).first()
-        if found is None:
-            raise not_visible(user, called or entity, row_id)
+        raise not_visible(user, called or entity, row_id, exists=await session.get(model, row_id) is not None)
     return row
 
 
