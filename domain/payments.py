@@ -227,9 +227,10 @@ async def _start(client: Client, settings, payment: Payment, src: LedgerAccount,
 
 async def record_new_payment(
     session, user: User, payment_id: uuid.UUID, key: str, digest: str, columns: dict, audit_after: dict
-) -> None:
+) -> bool:
     """Inserts the payment with its 'created' event and audit row; a concurrent request with the same key
-    finds the row instead (ON CONFLICT), so one key is one payment."""
+    finds the row instead (ON CONFLICT), so one key is one payment: False then. The caller commits, before it starts
+    the workflow."""
     inserted = (
         await session.execute(
             pg_insert(PAYMENTS)
@@ -257,7 +258,7 @@ async def record_new_payment(
             entity_id=payment_id,
             after=audit_after,
         )
-    await session.commit()
+    return inserted is not None
 
 
 async def idempotent_payment(session, payment_id: uuid.UUID, digest: str) -> Payment:
@@ -282,8 +283,8 @@ async def create_book_transfer(
     200 the same key and body again, 202 still running)."""
     payment_id = payment_id_for(user, key)
     digest = request_hash(body)
-    existing = await session.get(Payment, payment_id)
-    if existing is None:
+    created = False  # by this request: a concurrent one with the same key may insert first
+    if await session.get(Payment, payment_id) is None:
         src = await access.visible(session, user, Entity.account, body.from_account_id)
         dst = await _destination(session, user, body.to_account_id)
         _check_transfer(user, body, src, dst)
@@ -295,7 +296,7 @@ async def create_book_transfer(
                 "the available balance does not cover the amount",
                 {"available_balance": available, "amount": body.amount},
             )
-        await record_new_payment(
+        created = await record_new_payment(
             session,
             user,
             payment_id,
@@ -319,7 +320,7 @@ async def create_book_transfer(
             },
         )
     payment = await idempotent_payment(session, payment_id, digest)
-    status_code = 200 if existing is not None else 201
+    status_code = 201 if created else 200
     workflow_status = None
     if payment.status not in (PaymentStatus.completed, PaymentStatus.failed):
         src = await session.get(LedgerAccount, payment.from_account_id)
@@ -425,8 +426,8 @@ async def create_ach_payment(
     access.gate(user, Entity.payment, Action.create_ach, "ACH payments are made by an org admin or a superuser")
 
     payment_id, digest = payment_id_for(user, key), request_hash(body)
-    existing = await session.get(Payment, payment_id)
-    if existing is None:
+    created = False  # by this request: a concurrent one with the same key may insert first
+    if await session.get(Payment, payment_id) is None:
         account = await access.visible(session, user, Entity.account, body.account_id)
         external = await access.visible(session, user, Entity.external_account, body.external_account_id)
         try:
@@ -437,7 +438,7 @@ async def create_ach_payment(
             ) from rejected
         credit = body.kind == PaymentKind.ach_credit
         sec_code = body.sec_code or ("PPD" if account.owner_id else "CCD")
-        await record_new_payment(
+        created = await record_new_payment(
             session,
             user,
             payment_id,
@@ -461,15 +462,15 @@ async def create_ach_payment(
                 "sec_code": sec_code,
             },
         )
+    # In the insert's transaction: a concurrent request's row with the same key is committed once ON CONFLICT has
+    # passed it, so this read sees it (READ COMMITTED takes a snapshot a statement).
     payment = await idempotent_payment(session, payment_id, digest)
-    status_code = 201
-    if existing is not None:
-        status_code = 200
-    # Started (or found) after the row is committed: a retry after a crash in between starts it then.
     external = required(
         await session.get(ExternalAccount, payment.external_account_id), "the payment's external account"
     )
+    # The answer is the row and its history as committed here; the workflow's later steps are the GET's to show.
+    out = await payment_out(session, None, payment)
     await session.commit()  # no pooled connection held across the call to Temporal
+    # Started (or found) after the row is committed: a retry after a crash in between starts it then.
     await start_ach_workflow(client, settings, payment, external)
-    # The start is durable now: answer from the database, whatever the worker is doing.
-    return await payment_out(session, None, payment), status_code
+    return out, 201 if created else 200

@@ -299,6 +299,45 @@ async def test_idempotent_create_and_validation(http, su, ach_org, odfi, db):
     assert count == 0
 
 
+async def test_the_same_key_at_once_is_one_payment(http, ach_org, odfi, db):
+    """Requests racing with one key: one inserts, the others wait on its row (ON CONFLICT) and, in the same
+    transaction, read it committed; a body that differs is a 409 whichever request came first."""
+    key = uuid.uuid4().hex
+    headers = {**ach_org.headers["org_admin"], "Idempotency-Key": key}
+    body = {
+        "kind": "ach_debit",
+        "amount": "63.00",
+        "account_id": ach_org.account["id"],
+        "external_account_id": ach_org.external["id"],
+    }
+    answers = await asyncio.gather(
+        *(http.post("/api/v1/payments", headers=headers, json=body) for _ in range(6)),
+        *(http.post("/api/v1/payments", headers=headers, json={**body, "amount": "64.00"}) for _ in range(2)),
+    )
+    same, other = answers[:6], answers[6:]
+    assert sorted(a.status_code for a in same + other if a.status_code != 409) in (
+        [200] * 5 + [201],  # a request with the 63.00 body inserted
+        [200, 201],  # one with 64.00 did: then every 63.00 request is the 409
+    ), [a.text for a in answers]
+    payments = {a.json()["id"] for a in answers if a.status_code != 409}
+    assert len(payments) == 1
+    payment_id = payments.pop()
+    async with db.session() as session:
+        counts = (
+            await session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM payments WHERE idempotency_key = :k), "
+                    "(SELECT count(*) FROM payment_events WHERE payment_id = :id AND status = 'created'), "
+                    "(SELECT count(*) FROM audit_log WHERE entity_id = :entity AND action = 'payment.created')"
+                ),
+                {"k": key, "id": uuid.UUID(payment_id), "entity": payment_id},
+            )
+        ).one()
+    assert tuple(counts) == (1, 1, 1)
+    done = await wait_status(http, ach_org.headers["org_admin"], payment_id)
+    assert done["status"] == "completed" and len(await odfi_entries(odfi, done["trace_number"])) == 1
+
+
 async def test_list_filters(http, ach_org):
     ids = [(await pay(http, ach_org, "ach_debit", amount))["id"] for amount in ("7.00", "8.00")]
     for payment_id in ids:
