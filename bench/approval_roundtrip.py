@@ -40,7 +40,7 @@ import httpx
 from sqlalchemy import text
 
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
-from bench.open_loop import Sample, Stats, by_endpoint, run_open_loop, stats
+from bench.open_loop import Sample, Stats, by_endpoint, by_quarter, run_open_loop, stats
 from bench.stack import Stack, running_stack
 from core.db import Database
 from domain.users import ensure_superuser
@@ -382,6 +382,8 @@ Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {mac
 {row("direct Temporal update", direct_stats)}
   ratio HTTP / direct       p50 {over_http_stats.p50 / direct_stats.p50:.2f}, \
 p95 {over_http_stats.p95 / direct_stats.p95:.2f}
+  both paths by quarter of the arrivals (p50 / p95 ms): \
+{", ".join(f"{1000 * q.p50:.0f} / {1000 * q.p95:.0f}" for q in by_quarter(steady_run.samples))}
   saturation: {concurrency} approvers over HTTP, each deciding again once answered (closed loop)
   {len(saturated["http"])} decisions in {elapsed:.1f} s = {len(saturated["http"]) / elapsed:.1f} decisions/s
 {row("HTTP decision call", saturated_stats)}

@@ -15,6 +15,7 @@ class Sample:
     endpoint: str
     latency: float  # seconds from the scheduled time to the end of the answer
     ok: bool
+    arrival: int = -1  # the request's place in the schedule (0 first), when it came from run_open_loop
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,13 @@ def by_endpoint(samples: list[Sample]) -> dict[str, Stats]:
     return {endpoint: stats(group) for endpoint, group in sorted(groups.items())}
 
 
+def by_quarter(samples: list[Sample]) -> list[Stats]:
+    """Stats of each quarter of the schedule, in order of arrival: whether latency grows as the run goes on."""
+    ordered = sorted(samples, key=lambda s: s.arrival)
+    size = math.ceil(len(ordered) / 4)
+    return [stats(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+
+
 @dataclass(frozen=True)
 class Run:
     samples: list[Sample]
@@ -78,7 +86,7 @@ async def run_open_loop(rate: float, seconds: float, call: Callable[[int], Await
 
     async def one(k: int, at: float) -> None:
         endpoint, ok = await call(k)
-        samples.append(Sample(endpoint, time.monotonic() - at, ok))
+        samples.append(Sample(endpoint, time.monotonic() - at, ok, k))
 
     tasks = []
     for k, offset in enumerate(arrival_offsets(rate, seconds)):

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from bench.api_reads import ENDPOINTS, Client, cache_counts, request_for
-from bench.open_loop import Sample, arrival_offsets, by_endpoint, percentile, run_open_loop, stats
+from bench.open_loop import Sample, arrival_offsets, by_endpoint, by_quarter, percentile, run_open_loop, stats
 from bench.read_seed import Shape
 
 
@@ -96,3 +96,16 @@ backoffice_cache_requests_total{cache="products",result="hit"} 5.0
 """
     assert cache_counts(exposition) == (95.0, 105.0)
     assert cache_counts("# TYPE http_requests_total counter\nhttp_requests_total 3.0\n") is None
+
+
+async def test_quarters_follow_the_schedule_not_the_order_of_answers():
+    async def slower_later(k: int) -> tuple[str, bool]:
+        await asyncio.sleep(0.2 - 0.02 * k)  # the later the arrival, the sooner it answers (20 ms apart)
+        return "call", True
+
+    run = await run_open_loop(1000, 0.008, slower_later)  # 8 requests 1 ms apart: answered last first
+    assert [s.arrival for s in run.samples] != sorted(s.arrival for s in run.samples)
+    quarters = by_quarter(run.samples)
+    assert [q.count for q in quarters] == [2, 2, 2, 2]
+    assert [q.p50 for q in quarters] == sorted((q.p50 for q in quarters), reverse=True)
+    assert quarters[0].p50 > 2 * quarters[-1].p50
