@@ -22,23 +22,31 @@ Each decision sets its loan going (agreement PDF, disbursement) on the same work
 Each approver is a coroutine of this process deciding as its own loan officer, one call at a time: a call's time
 includes this process's client (httpx, or the Temporal SDK) as well as the servers.
 
-Two phases: decisions arriving at a steady rate (10/s by default, open loop: bench/open_loop.py, each latency from
-its scheduled arrival), the two paths in turn; then the concurrent approvers over HTTP, each deciding again as soon
-as answered (closed loop), for decisions/s at saturation.
+Three phases: decisions arriving at a steady rate (10/s by default, open loop: bench/open_loop.py, each latency
+from its scheduled arrival), the two paths in turn; then the concurrent approvers over HTTP, each deciding again as
+soon as answered (closed loop), for decisions/s at saturation; then, once those loans have disbursed, the same
+approvers rejecting: the decision's own path at saturation, with no loan disbursing behind it. Each phase prints the
+CPU a decision costs every process of the stack, from its first arrival until its last loan has settled: two cores
+divided by it bound the decisions a second the machine can keep up with.
 
-`python -m bench approval_roundtrip [--steady N] [--rate R] [--saturation N] [--concurrency C]`."""
+`python -m bench approval_roundtrip [--steady N] [--rate R] [--saturation N] [--rejections N] [--concurrency C]`."""
 
 import argparse
 import asyncio
+import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import text
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
+from bench import profile
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
 from bench.open_loop import Sample, Stats, by_endpoint, by_quarter, run_open_loop, stats
 from bench.stack import Stack, running_stack
@@ -220,14 +228,73 @@ async def wait_for(db: Database, what: str, condition_sql: str, params: dict, ti
         await asyncio.sleep(0.5)
 
 
-async def wait_disbursed(db: Database, approvals: list[Approval]) -> None:
-    """Each decision sets its loan going (agreement PDF, disbursement): lets that finish."""
+async def wait_loans(db: Database, approvals: list[Approval], status: str = "active") -> None:
+    """Each approval sets its loan going (agreement PDF, disbursement: `active`; or `rejected`): lets that finish."""
     await wait_for(
         db,
-        f"{len(approvals)} loans active",
-        "SELECT count(*) = :n FROM loans WHERE id = ANY(:ids) AND status = 'active'",
-        {"n": len(approvals), "ids": [uuid.UUID(a.loan_id) for a in approvals]},
+        f"{len(approvals)} loans {status}",
+        "SELECT count(*) = :n FROM loans WHERE id = ANY(:ids) AND status = :status",
+        {"n": len(approvals), "ids": [uuid.UUID(a.loan_id) for a in approvals], "status": status},
         timeout=60 + len(approvals),
+    )
+
+
+class CpuMeter:
+    """CPU seconds of every process of the stack (each one's tree, from /proc) since the last `reset`: what a
+    decision costs the machine, with all it sets going, is the CPU from its arrival until its loan has settled."""
+
+    def __init__(self, stack: Stack):
+        pids = {name: child.pid for name, (child, _, _) in stack.named.items()}
+        port = int(stack.env["TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
+        self.processes = profile.component_processes(pids, stack.pgdata, temporal_port=port)
+        self.reset()
+
+    def reset(self) -> None:
+        self.since = profile.cpu_snapshot(self.processes)
+
+    def per_decision(self, decisions: int) -> str:
+        """e.g. "worker 120.3, temporal 80.1, ... = 290.2 ms: at most 6.9 decisions/s on 2 cores"."""
+        cpu = profile.cpu_delta(self.since, profile.cpu_snapshot(self.processes))
+        cores = len(os.sched_getaffinity(0))
+        ms = {name: 1000 * seconds / decisions for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])}
+        total = sum(ms.values())
+        return (
+            ", ".join(f"{name} {value:.1f}" for name, value in ms.items())
+            + f" = {total:.1f} ms: at most {1000 * cores / total:.1f} decisions/s on {cores} cores"
+        )
+
+
+async def tasks_after_decision(client: Client, approvals: list[Approval], sample: int = 20) -> str:
+    """What a decision sets off in Temporal, counted from the histories of `sample` decided approvals: the approval's
+    workflow tasks, activity tasks and local activities from its update on, and its loan's from the child's end on."""
+    counted = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: "workflow tasks",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "activity tasks",
+        EventType.EVENT_TYPE_MARKER_RECORDED: "markers (local activities, patches)",
+    }
+    since = {
+        "approval": EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+        "loan": EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+    }
+    totals: Counter = Counter()
+    chosen = approvals[:sample]
+    for approval in chosen:
+        for kind, workflow_id in (("approval", approval.workflow_id), ("loan", f"loan-{approval.loan_id}")):
+            events = (await client.get_workflow_handle(workflow_id).fetch_history()).events
+            start = next(i for i, e in enumerate(events) if e.event_type == since[kind])
+            # The update's own workflow task started before it was accepted: count from that task's start.
+            if kind == "approval":
+                start = max(
+                    i
+                    for i, e in enumerate(events[:start])
+                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+                )
+            for event in events[start:]:
+                if event.event_type in counted:
+                    totals[kind, counted[EventType.ValueType(event.event_type)]] += 1
+    return "; ".join(
+        f"{kind} " + ", ".join(f"{totals[kind, name] / len(chosen):.1f} {name}" for name in counted.values())
+        for kind in since
     )
 
 
@@ -236,10 +303,11 @@ async def wait_disbursed(db: Database, approvals: list[Approval]) -> None:
 Decide = Callable[[Officer, Approval], Awaitable[str]]  # the approval's status after the call
 
 
-def over_http(http: httpx.AsyncClient) -> Decide:
+def over_http(http: httpx.AsyncClient, decision: str = "approve") -> Decide:
     async def decide(officer: Officer, approval: Approval) -> str:
+        body = {"decision": decision} if decision == "approve" else {"decision": decision, "reason": "bench: rejected"}
         response = await http.post(
-            f"/api/v1/approvals/{approval.request_id}/decisions", headers=officer.headers, json={"decision": "approve"}
+            f"/api/v1/approvals/{approval.request_id}/decisions", headers=officer.headers, json=body
         )
         return response.json()["status"] if response.status_code == 200 else f"{response.status_code} {response.text}"
 
@@ -264,7 +332,7 @@ def by_update(stack: Stack) -> Decide:
 
 
 async def decide_all(
-    paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]
+    paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval], outcome: str = "approved"
 ) -> tuple[dict[str, list[float]], float]:
     """Every officer is an approver taking the next undecided approval of its branch until none is left; the
     approvals take the paths in turn. Returns each path's latencies (seconds) and the seconds the whole batch took."""
@@ -282,7 +350,7 @@ async def decide_all(
             started = time.perf_counter()
             status = await paths[path](officer, approval)
             latencies[path].append(time.perf_counter() - started)
-            if status != "approved":
+            if status != outcome:
                 raise RuntimeError(f"approval {approval.request_id} ({path}): {status}")
 
     started = time.perf_counter()
@@ -293,7 +361,7 @@ async def decide_all(
 # --- the benchmark --------------------------------------------------------------------------------------------
 
 
-QUICK = {"steady": 30, "saturation": 50}  # make bench-quick: each of the 50 approvers decides once at saturation
+QUICK = {"steady": 30, "saturation": 50, "rejections": 50}  # bench-quick: each of the 50 approvers decides once a phase
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -306,6 +374,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decisions at the steady arrival rate, half over HTTP and half by direct update (default 200)",
     )
     group.add_argument("--rate", type=float, default=10.0, help="steady arrivals a second, open loop (default 10)")
+    group.add_argument(
+        "--rejections",
+        type=int,
+        default=300,
+        metavar="N",
+        help="decisions that reject, at saturation once the approved loans have disbursed: the decision's own path, "
+        "with nothing disbursing (default 300)",
+    )
     group.add_argument(
         "--saturation",
         type=int,
@@ -339,6 +415,7 @@ def row(label: str, stats: Stats) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     steady, saturation, rate, concurrency = args.steady, args.saturation, args.rate, args.concurrency
+    rejections = args.rejections
     load_before = load()
     settings = {
         "DB_POOL_SIZE": "50",  # a pooled connection per approver in flight, in the API as in the worker
@@ -352,16 +429,33 @@ async def run(args: argparse.Namespace) -> None:
                 base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=concurrency)
             ) as http:
                 officers, approvals = await apply_for_loans(
-                    http, stack.sandbox_url, db, 2 * WARMUP + steady + saturation, concurrency
+                    http, stack.sandbox_url, db, 2 * WARMUP + steady + saturation + rejections, concurrency
                 )
                 paths = {"direct": by_update(stack), "http": over_http(http)}
                 warmup, approvals = approvals[: 2 * WARMUP], approvals[2 * WARMUP :]
+                steadily, saturating, rejecting = (
+                    approvals[:steady],
+                    approvals[steady : steady + saturation],
+                    approvals[steady + saturation :],
+                )
                 await decide_all(paths, officers, warmup)
-                await wait_disbursed(db, warmup)
+                await wait_loans(db, warmup)
                 load_measuring = load()
-                steady_run = await run_open_loop(rate, steady / rate, steady_call(paths, officers, approvals[:steady]))
-                await wait_disbursed(db, approvals[:steady])
-                saturated, elapsed = await decide_all({"http": over_http(http)}, officers, approvals[steady:])
+                meter = CpuMeter(stack)
+                steady_run = await run_open_loop(rate, steady / rate, steady_call(paths, officers, steadily))
+                await wait_loans(db, steadily)
+                steady_cpu = meter.per_decision(steady)
+                meter.reset()
+                saturated, elapsed = await decide_all({"http": over_http(http)}, officers, saturating)
+                await wait_loans(db, saturating)
+                saturated_cpu = meter.per_decision(saturation)
+                meter.reset()
+                rejected, rejecting_took = await decide_all(
+                    {"http": over_http(http, "reject")}, officers, rejecting, outcome="rejected"
+                )
+                await wait_loans(db, rejecting, "rejected")
+                rejected_cpu = meter.per_decision(rejections)
+                rejection_tasks = await tasks_after_decision(stack.client, rejecting)
                 rss = stack.peak_rss()
         finally:
             await db.close()
@@ -369,6 +463,7 @@ async def run(args: argparse.Namespace) -> None:
     per_path = by_endpoint(steady_run.samples)
     over_http_stats, direct_stats = per_path["http"], per_path["direct"]
     saturated_stats = stats([Sample("http", seconds, True) for seconds in saturated["http"]])
+    rejected_stats = stats([Sample("http", seconds, True) for seconds in rejected["http"]])
     print(
         f"""
 Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
@@ -384,9 +479,17 @@ Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {mac
 p95 {over_http_stats.p95 / direct_stats.p95:.2f}
   both paths by quarter of the arrivals (p50 / p95 ms): \
 {", ".join(f"{1000 * q.p50:.0f} / {1000 * q.p95:.0f}" for q in by_quarter(steady_run.samples))}
+  CPU a decision, from the first arrival until every loan has disbursed: {steady_cpu}
   saturation: {concurrency} approvers over HTTP, each deciding again once answered (closed loop)
   {len(saturated["http"])} decisions in {elapsed:.1f} s = {len(saturated["http"]) / elapsed:.1f} decisions/s
 {row("HTTP decision call", saturated_stats)}
+  CPU a decision, until every loan has disbursed: {saturated_cpu}
+  the decision's own path: the same approvers rejecting (the loan closes, nothing disburses), once the approved
+  loans have disbursed: {len(rejected["http"])} in {rejecting_took:.1f} s = \
+{len(rejected["http"]) / rejecting_took:.1f} decisions/s
+{row("HTTP decision call", rejected_stats)}
+  CPU a decision, until every loan is rejected: {rejected_cpu}
+  what a rejection sets off in Temporal, a decision (from 20 histories): {rejection_tasks}
   peak RSS: {rss}""",
         flush=True,
     )

@@ -29,9 +29,12 @@ def _tree_cpu(process: psutil.Process) -> float:
     return total
 
 
-def component_processes(pids: dict[str, int], pgdata: Path) -> dict[str, psutil.Process]:
+def component_processes(
+    pids: dict[str, int], pgdata: Path, temporal_port: int | None = None
+) -> dict[str, psutil.Process]:
     """The stack's processes by component: the named children, the Postgres postmaster of `pgdata` (its backends
-    are its children) and the Temporal dev server (a child of this process when start_local made it)."""
+    are its children) and the Temporal dev server (a child of this process when start_local made it; the one on
+    `temporal_port` when given: bench-quick keeps several stacks, each with its server, alive at once)."""
     found = {name: psutil.Process(pid) for name, pid in pids.items()}
     for p in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(p.info["cmdline"] or [])
@@ -40,10 +43,11 @@ def component_processes(pids: dict[str, int], pgdata: Path) -> dict[str, psutil.
     if "temporal" not in found:
         for p in psutil.Process().children(recursive=True):
             try:
-                if "start-dev" in p.cmdline():
-                    found["temporal"] = p
+                args = p.cmdline()
             except psutil.NoSuchProcess:
                 continue
+            if "start-dev" in args and (temporal_port is None or str(temporal_port) in args):
+                found["temporal"] = p
     found["driver"] = psutil.Process()
     return found
 
