@@ -126,9 +126,9 @@ async def serve_baseline_worker() -> None:
         await stop.wait()
 
 
-async def run_baseline(stack: Stack, n: int, concurrency: int, local: bool) -> float:
-    """Seconds from the first start request until all n baseline workflows have closed; with local, its steps are
-    local activities."""
+async def run_baseline(stack: Stack, n: int, concurrency: int, local: bool) -> tuple[float, str]:
+    """Seconds from the first start request until all n baseline workflows have closed, and the CPU a workflow
+    cost the stack; with local, its steps are local activities."""
     kind = "local" if local else "activities"
     task_queue = f"{stack.task_queue}-baseline-{kind}"
     worker = stack.start(
@@ -153,10 +153,11 @@ async def run_baseline(stack: Stack, n: int, concurrency: int, local: bool) -> f
     try:
         await drive([f"baseline-{kind}-warmup-{i}" for i in range(WARMUP)])
         await wait_closed(client, query, WARMUP)
+        meter = stack.cpu_meter()
         started = time.time()
         await drive([f"baseline-{kind}-{i}" for i in range(n)])
         await wait_closed(client, query, WARMUP + n, progress="baseline workflows")
-        return (await last_close(client, query)) - started
+        return (await last_close(client, query)) - started, meter.per(n, "workflow")
     finally:
         stack.stop(worker)
 
@@ -248,11 +249,13 @@ async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False)
         profiler = Profiler(stack) if profile else None
         if profiler:
             await profiler.start()
+        meter = stack.cpu_meter()
         started = time.time()
         creates = await create_payments(http, payer, "bench", n, concurrency)
         accepted = time.time() - started
         await wait_closed(client, payments, WARMUP + n, progress="ACH payments")
         elapsed = (await last_close(client, payments)) - started
+        cpu = meter.per(n, "payment")
         if profiler:
             await profiler.report(n)
     windows = (await client.count_workflows(batches)).count - windows_before
@@ -262,7 +265,14 @@ async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False)
     await db.close()
     if statuses != {"completed": WARMUP + n}:
         raise RuntimeError(f"not every payment completed: {statuses}")
-    return {"elapsed": elapsed, "accepted": accepted, "windows": windows, "creates": creates, "rss": stack.peak_rss()}
+    return {
+        "elapsed": elapsed,
+        "accepted": accepted,
+        "windows": windows,
+        "creates": creates,
+        "cpu": cpu,
+        "rss": stack.peak_rss(),
+    }
 
 
 class Profiler:
@@ -421,7 +431,7 @@ async def run(args: argparse.Namespace) -> None:
         baselines = {local: await run_baseline(stack, n, concurrency, local) for local in (True, False)}
         ach = await run_ach(stack, n, concurrency)
     ach_rate = n / ach["elapsed"]
-    local_rate, remote_rate = n / baselines[True], n / baselines[False]
+    local_rate, remote_rate = n / baselines[True][0], n / baselines[False][0]
     creates = ach["creates"]
     print(
         f"""
@@ -434,10 +444,14 @@ ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine
   POST /payments meanwhile           {n} accepted in {ach["accepted"]:.1f} s = {n / ach["accepted"]:.1f} creates/s; \
 p50 {1000 * percentile(creates, 50):.0f} ms, p95 {1000 * percentile(creates, 95):.0f} ms, \
 p99 {1000 * percentile(creates, 99):.0f} ms
-  baseline, the payment's shape      {n} in {baselines[True]:7.1f} s = {local_rate:7.1f} workflows/s
+  baseline, the payment's shape      {n} in {baselines[True][0]:7.1f} s = {local_rate:7.1f} workflows/s
       (5 no-op local activities, 2 signals each: the steps as the payment runs them)
-  baseline, steps as activities      {n} in {baselines[False]:7.1f} s = {remote_rate:7.1f} workflows/s
+  baseline, steps as activities      {n} in {baselines[False][0]:7.1f} s = {remote_rate:7.1f} workflows/s
       (5 no-op activities, 2 signals each: the shape before local activities)
+  CPU until the last has closed (/proc, every process of the stack, this driver included):
+      ACH                            {ach["cpu"]}
+      the payment's shape            {baselines[True][1]}
+      steps as activities            {baselines[False][1]}
   ratio ACH / the payment's shape    {ach_rate / local_rate:.3f}
   ratio ACH / steps as activities    {ach_rate / remote_rate:.3f}
   peak RSS                           {ach["rss"]}""",

@@ -33,7 +33,6 @@ divided by it bound the decisions a second the machine can keep up with.
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from collections import Counter
@@ -46,7 +45,6 @@ from sqlalchemy import text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from bench import profile
 from bench.ach_throughput import SUPERUSER, bounded, load, machine
 from bench.open_loop import Sample, Stats, by_endpoint, by_quarter, run_open_loop, stats
 from bench.stack import Stack, running_stack
@@ -239,31 +237,6 @@ async def wait_loans(db: Database, approvals: list[Approval], status: str = "act
     )
 
 
-class CpuMeter:
-    """CPU seconds of every process of the stack (each one's tree, from /proc) since the last `reset`: what a
-    decision costs the machine, with all it sets going, is the CPU from its arrival until its loan has settled."""
-
-    def __init__(self, stack: Stack):
-        pids = {name: child.pid for name, (child, _, _) in stack.named.items()}
-        port = int(stack.env["TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
-        self.processes = profile.component_processes(pids, stack.pgdata, temporal_port=port)
-        self.reset()
-
-    def reset(self) -> None:
-        self.since = profile.cpu_snapshot(self.processes)
-
-    def per_decision(self, decisions: int) -> str:
-        """e.g. "worker 120.3, temporal 80.1, ... = 290.2 ms: at most 6.9 decisions/s on 2 cores"."""
-        cpu = profile.cpu_delta(self.since, profile.cpu_snapshot(self.processes))
-        cores = len(os.sched_getaffinity(0))
-        ms = {name: 1000 * seconds / decisions for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])}
-        total = sum(ms.values())
-        return (
-            ", ".join(f"{name} {value:.1f}" for name, value in ms.items())
-            + f" = {total:.1f} ms: at most {1000 * cores / total:.1f} decisions/s on {cores} cores"
-        )
-
-
 async def tasks_after_decision(client: Client, approvals: list[Approval], sample: int = 20) -> str:
     """What a decision sets off in Temporal, counted from the histories of `sample` decided approvals: the approval's
     workflow tasks, activity tasks and local activities from its update on, and its loan's from the child's end on."""
@@ -441,20 +414,20 @@ async def run(args: argparse.Namespace) -> None:
                 await decide_all(paths, officers, warmup)
                 await wait_loans(db, warmup)
                 load_measuring = load()
-                meter = CpuMeter(stack)
+                meter = stack.cpu_meter()
                 steady_run = await run_open_loop(rate, steady / rate, steady_call(paths, officers, steadily))
                 await wait_loans(db, steadily)
-                steady_cpu = meter.per_decision(steady)
+                steady_cpu = meter.per(steady, "decision")
                 meter.reset()
                 saturated, elapsed = await decide_all({"http": over_http(http)}, officers, saturating)
                 await wait_loans(db, saturating)
-                saturated_cpu = meter.per_decision(saturation)
+                saturated_cpu = meter.per(saturation, "decision")
                 meter.reset()
                 rejected, rejecting_took = await decide_all(
                     {"http": over_http(http, "reject")}, officers, rejecting, outcome="rejected"
                 )
                 await wait_loans(db, rejecting, "rejected")
-                rejected_cpu = meter.per_decision(rejections)
+                rejected_cpu = meter.per(rejections, "decision")
                 rejection_tasks = await tasks_after_decision(stack.client, rejecting)
                 rss = stack.peak_rss()
         finally:

@@ -4,6 +4,7 @@ and what each workflow costs Temporal, counted from the histories themselves.
 
 Used by `python -m bench ach_throughput --profile`; bench/README.md holds what it found."""
 
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -66,6 +67,30 @@ def cpu_snapshot(processes: dict[str, psutil.Process]) -> dict[str, float]:
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {name: after[name] - before.get(name, 0.0) for name in after}
+
+
+class StackCpu:
+    """CPU seconds of every process of a stack (each one's tree, from /proc) since the last `reset`: what one piece of
+    work (a payment, a decision) costs the machine, all it sets going included, and so how many a second its cores
+    can keep up with."""
+
+    def __init__(self, pids: dict[str, int], pgdata: Path, temporal_port: int | None = None):
+        self.processes = component_processes(pids, pgdata, temporal_port)
+        self.reset()
+
+    def reset(self) -> None:
+        self.since = cpu_snapshot(self.processes)
+
+    def per(self, count: int, unit: str) -> str:
+        """e.g. "worker 120.3, temporal 80.1, ... = 290.2 ms a payment: 2 cores keep up with 6.9 a second"."""
+        cpu = cpu_delta(self.since, cpu_snapshot(self.processes))
+        cores = len(os.sched_getaffinity(0))
+        ms = {name: 1000 * seconds / count for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])}
+        total = sum(ms.values())
+        return (
+            ", ".join(f"{name} {value:.1f}" for name, value in ms.items())
+            + f" = {total:.1f} ms a {unit}: {cores} cores keep up with {1000 * cores / total:.1f} a second"
+        )
 
 
 # --- Postgres statements from the server's log ------------------------------------------------------------------

@@ -28,6 +28,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from bench import profile
 from core import search_attributes
 from core.search_attributes import cli_flags
 from devstack import processes
@@ -103,6 +104,12 @@ class Stack:
     def peak_rss(self, names: tuple[str, ...] = ("api", "worker", "worker-interactive")) -> str:
         """The peak resident memory (VmHWM) of the named processes so far, e.g. "api 120 MiB, worker 180 MiB"."""
         return ", ".join(f"{name} {tree_peak_rss(self.named[name][0].pid)}" for name in names)
+
+    def cpu_meter(self) -> profile.StackCpu:
+        """CPU of the stack's live processes, Postgres and its own Temporal dev server from now on."""
+        live = {name: child.pid for name, (child, _, _) in self.named.items() if child.poll() is None}
+        port = int(self.env["TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
+        return profile.StackCpu(live, self.pgdata, temporal_port=port)
 
     def restart_postgres(self, down_for: float) -> None:
         """Stops the embedded Postgres (fast shutdown: every connection is cut), leaves it down for `down_for`
