@@ -253,6 +253,7 @@ async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False)
         started = time.time()
         creates = await create_payments(http, payer, "bench", n, concurrency)
         accepted = time.time() - started
+        creating = meter.cores_busy(accepted)  # what the API competed with for the cores
         await wait_closed(client, payments, WARMUP + n, progress="ACH payments")
         elapsed = (await last_close(client, payments)) - started
         cpu = meter.per(n, "payment")
@@ -271,6 +272,7 @@ async def run_ach(stack: Stack, n: int, concurrency: int, profile: bool = False)
         "windows": windows,
         "creates": creates,
         "cpu": cpu,
+        "creating": creating,
         "rss": stack.peak_rss(),
     }
 
@@ -444,6 +446,7 @@ ACH lifecycle throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine
   POST /payments meanwhile           {n} accepted in {ach["accepted"]:.1f} s = {n / ach["accepted"]:.1f} creates/s; \
 p50 {1000 * percentile(creates, 50):.0f} ms, p95 {1000 * percentile(creates, 95):.0f} ms, \
 p99 {1000 * percentile(creates, 99):.0f} ms
+      cores busy meanwhile: {ach["creating"]}
   baseline, the payment's shape      {n} in {baselines[True][0]:7.1f} s = {local_rate:7.1f} workflows/s
       (5 no-op local activities, 2 signals each: the steps as the payment runs them)
   baseline, steps as activities      {n} in {baselines[False][0]:7.1f} s = {remote_rate:7.1f} workflows/s

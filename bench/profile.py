@@ -81,6 +81,15 @@ class StackCpu:
     def reset(self) -> None:
         self.since = cpu_snapshot(self.processes)
 
+    def cores_busy(self, seconds: float) -> str:
+        """e.g. "api 0.61, worker 0.55, ... = 1.93 of 2 cores": each process's CPU over `seconds` of wall time."""
+        cpu = cpu_delta(self.since, cpu_snapshot(self.processes))
+        busy = {name: used / seconds for name, used in sorted(cpu.items(), key=lambda kv: -kv[1]) if used}
+        cores = len(os.sched_getaffinity(0))
+        return ", ".join(f"{name} {value:.2f}" for name, value in busy.items()) + (
+            f" = {sum(busy.values()):.2f} of {cores} cores"
+        )
+
     def per(self, count: int, unit: str) -> str:
         """e.g. "worker 120.3, temporal 80.1, ... = 290.2 ms a payment: 2 cores keep up with 6.9 a second"."""
         cpu = cpu_delta(self.since, cpu_snapshot(self.processes))
