@@ -22,12 +22,13 @@ Each decision sets its loan going (agreement PDF, disbursement) on the same work
 Each approver is a coroutine of this process deciding as its own loan officer, one call at a time: a call's time
 includes this process's client (httpx, or the Temporal SDK) as well as the servers.
 
-Three phases: decisions arriving at a steady rate (10/s by default, open loop: bench/open_loop.py, each latency
+Four phases: decisions arriving at a steady rate (10/s by default, open loop: bench/open_loop.py, each latency
 from its scheduled arrival), the two paths in turn; then the concurrent approvers over HTTP, each deciding again as
-soon as answered (closed loop), for decisions/s at saturation; then, once those loans have disbursed, the same
-approvers rejecting: the decision's own path at saturation, with no loan disbursing behind it. Each phase prints the
-CPU a decision costs every process of the stack, from its first arrival until its last loan has settled: two cores
-divided by it bound the decisions a second the machine can keep up with.
+soon as answered (closed loop), for decisions/s at saturation; then, once those loans have disbursed, the decision's
+own path with no loan disbursing behind it: as many rejections (the loan closes as rejected) at the steady rate over
+HTTP, then the approvers rejecting at saturation. Each phase prints the CPU a decision costs every process of the
+stack, from its first arrival until its last loan has settled: two cores divided by it bound the decisions a second
+the machine can keep up with.
 
 `python -m bench approval_roundtrip [--steady N] [--rate R] [--saturation N] [--rejections N] [--concurrency C]`."""
 
@@ -370,13 +371,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         pass  # `python -m bench` registers ach_throughput's --concurrency (same default) for both
 
 
-def steady_call(paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval]):
-    """Arrival k: approval k, decided by the paths in turn and the officers in turn; (path, approved?)."""
+def steady_call(
+    paths: dict[str, Decide], officers: list[Officer], approvals: list[Approval], outcome: str = "approved"
+):
+    """Arrival k: approval k, decided by the paths in turn and the officers in turn; (path, reached `outcome`?)."""
     names = list(paths)
 
     async def call(k: int) -> tuple[str, bool]:
         path = names[k % len(names)]
-        return path, await paths[path](officers[k % len(officers)], approvals[k]) == "approved"
+        return path, await paths[path](officers[k % len(officers)], approvals[k]) == outcome
 
     return call
 
@@ -402,14 +405,15 @@ async def run(args: argparse.Namespace) -> None:
                 base_url=stack.api_url, timeout=120, limits=httpx.Limits(max_connections=concurrency)
             ) as http:
                 officers, approvals = await apply_for_loans(
-                    http, stack.sandbox_url, db, 2 * WARMUP + steady + saturation + rejections, concurrency
+                    http, stack.sandbox_url, db, 2 * WARMUP + 2 * steady + saturation + rejections, concurrency
                 )
                 paths = {"direct": by_update(stack), "http": over_http(http)}
                 warmup, approvals = approvals[: 2 * WARMUP], approvals[2 * WARMUP :]
-                steadily, saturating, rejecting = (
+                steadily, saturating, rejecting_steadily, rejecting = (
                     approvals[:steady],
                     approvals[steady : steady + saturation],
-                    approvals[steady + saturation :],
+                    approvals[steady + saturation : 2 * steady + saturation],
+                    approvals[2 * steady + saturation :],
                 )
                 await decide_all(paths, officers, warmup)
                 await wait_loans(db, warmup)
@@ -423,9 +427,14 @@ async def run(args: argparse.Namespace) -> None:
                 await wait_loans(db, saturating)
                 saturated_cpu = meter.per(saturation, "decision")
                 meter.reset()
-                rejected, rejecting_took = await decide_all(
-                    {"http": over_http(http, "reject")}, officers, rejecting, outcome="rejected"
+                reject = {"http": over_http(http, "reject")}
+                steady_rejections = await run_open_loop(
+                    rate, steady / rate, steady_call(reject, officers, rejecting_steadily, "rejected")
                 )
+                await wait_loans(db, rejecting_steadily, "rejected")
+                steady_rejections_cpu = meter.per(steady, "decision")
+                meter.reset()
+                rejected, rejecting_took = await decide_all(reject, officers, rejecting, outcome="rejected")
                 await wait_loans(db, rejecting, "rejected")
                 rejected_cpu = meter.per(rejections, "decision")
                 rejection_tasks = await tasks_after_decision(stack.client, rejecting)
@@ -437,6 +446,7 @@ async def run(args: argparse.Namespace) -> None:
     over_http_stats, direct_stats = per_path["http"], per_path["direct"]
     saturated_stats = stats([Sample("http", seconds, True) for seconds in saturated["http"]])
     rejected_stats = stats([Sample("http", seconds, True) for seconds in rejected["http"]])
+    steady_rejected_stats = stats(steady_rejections.samples)
     print(
         f"""
 Approval decision round trip — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}
@@ -458,7 +468,12 @@ p95 {over_http_stats.p95 / direct_stats.p95:.2f}
 {row("HTTP decision call", saturated_stats)}
   CPU a decision, until every loan has disbursed: {saturated_cpu}
   the decision's own path: the same approvers rejecting (the loan closes, nothing disburses), once the approved
-  loans have disbursed: {len(rejected["http"])} in {rejecting_took:.1f} s = \
+  loans have disbursed; first {steady} arriving at {rate:g}/s (open loop), over HTTP:
+{row("HTTP decision call", steady_rejected_stats)}
+  by quarter of the arrivals (p50 / p95 ms): \
+{", ".join(f"{1000 * q.p50:.0f} / {1000 * q.p95:.0f}" for q in by_quarter(steady_rejections.samples))}
+  CPU a decision, until every loan is rejected: {steady_rejections_cpu}
+  then at saturation ({concurrency} approvers, closed loop): {len(rejected["http"])} in {rejecting_took:.1f} s = \
 {len(rejected["http"]) / rejecting_took:.1f} decisions/s
 {row("HTTP decision call", rejected_stats)}
   CPU a decision, until every loan is rejected: {rejected_cpu}
