@@ -285,8 +285,7 @@ class Profiler:
 
     def __init__(self, stack: Stack):
         self.stack = stack
-        pids = {name: child.pid for name, (child, _, _) in stack.named.items() if name in ("api", "worker", "sandbox")}
-        self.processes = profile.component_processes(pids, stack.pgdata)
+        self.cpu = stack.cpu_meter()
         self.log = stack.pgdata / "log"
 
     async def _pg(self, *statements: str) -> None:
@@ -297,28 +296,22 @@ class Profiler:
     async def start(self) -> None:
         await self._pg("ALTER SYSTEM SET log_min_duration_statement = 0", "SELECT pg_reload_conf()")
         self.log_offset = self.log.stat().st_size
-        self.cpu = profile.cpu_snapshot(self.processes)
+        self.cpu.reset()
         self.started = time.time()
         self.spies = {
-            name: (out, profile.start_py_spy(self.processes[name].pid, 30, out))
+            name: (out, profile.start_py_spy(self.cpu.processes[name].pid, 30, out))
             for name in ("worker", "api")
             for out in [self.stack.dir / f"py-spy-{name}.txt"]
         }
 
     async def report(self, n: int) -> None:
-        cpu = profile.cpu_delta(self.cpu, profile.cpu_snapshot(self.processes))
         wall = time.time() - self.started
+        cpu_a_payment, busy = self.cpu.per(n, "payment"), self.cpu.cores_busy(wall)
         await self._pg("ALTER SYSTEM RESET log_min_duration_statement", "SELECT pg_reload_conf()")
         statements = await asyncio.to_thread(profile.read_statement_log, self.log, self.log_offset)
         client, queue = self.stack.client, self.stack.task_queue
         print(f"\nProfile of {n} payments ({wall:.1f} s wall, statement logging on: slower than the measured run)")
-        print(
-            "  CPU seconds per payment: "
-            + ", ".join(
-                f"{name} {seconds / n * 1000:.1f} ms" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])
-            )
-            + f" (total {sum(cpu.values()) / wall:.2f} cores busy)"
-        )
+        print(f"  CPU: {cpu_a_payment}\n  cores busy: {busy}")
         print(f"  Postgres: {statements.total_calls / n:.1f} statements a payment, {statements.total_ms / n:.1f} ms")
         for sql, calls in statements.calls.most_common(25):
             print(f"    {calls / n:6.2f}/payment {statements.milliseconds[sql] / calls:6.2f} ms  {sql}")

@@ -345,7 +345,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=200,
         metavar="N",
-        help="decisions at the steady arrival rate, half over HTTP and half by direct update (default 200)",
+        help="decisions at the steady arrival rate, half over HTTP and half by direct update, then as many rejections "
+        "over HTTP (default 200)",
     )
     group.add_argument("--rate", type=float, default=10.0, help="steady arrivals a second, open loop (default 10)")
     group.add_argument(

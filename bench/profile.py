@@ -69,6 +69,9 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {name: after[name] - before.get(name, 0.0) for name in after}
 
 
+CORES = len(os.sched_getaffinity(0))
+
+
 class StackCpu:
     """CPU seconds of every process of a stack (each one's tree, from /proc) since the last `reset`: what one piece of
     work (a payment, a decision) costs the machine, all it sets going included, and so how many a second its cores
@@ -81,24 +84,25 @@ class StackCpu:
     def reset(self) -> None:
         self.since = cpu_snapshot(self.processes)
 
+    def _used(self) -> dict[str, float]:
+        """CPU seconds of each process since the last reset, the largest first."""
+        cpu = cpu_delta(self.since, cpu_snapshot(self.processes))
+        return dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
+
     def cores_busy(self, seconds: float) -> str:
         """e.g. "api 0.61, worker 0.55, ... = 1.93 of 2 cores": each process's CPU over `seconds` of wall time."""
-        cpu = cpu_delta(self.since, cpu_snapshot(self.processes))
-        busy = {name: used / seconds for name, used in sorted(cpu.items(), key=lambda kv: -kv[1]) if used}
-        cores = len(os.sched_getaffinity(0))
+        busy = {name: used / seconds for name, used in self._used().items() if used}
         return ", ".join(f"{name} {value:.2f}" for name, value in busy.items()) + (
-            f" = {sum(busy.values()):.2f} of {cores} cores"
+            f" = {sum(busy.values()):.2f} of {CORES} cores"
         )
 
     def per(self, count: int, unit: str) -> str:
         """e.g. "worker 120.3, temporal 80.1, ... = 290.2 ms a payment: 2 cores keep up with 6.9 a second"."""
-        cpu = cpu_delta(self.since, cpu_snapshot(self.processes))
-        cores = len(os.sched_getaffinity(0))
-        ms = {name: 1000 * seconds / count for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])}
+        ms = {name: 1000 * seconds / count for name, seconds in self._used().items()}
         total = sum(ms.values())
         return (
             ", ".join(f"{name} {value:.1f}" for name, value in ms.items())
-            + f" = {total:.1f} ms a {unit}: {cores} cores keep up with {1000 * cores / total:.1f} a second"
+            + f" = {total:.1f} ms a {unit}: {CORES} cores keep up with {1000 * CORES / total:.1f} a second"
         )
 
 
