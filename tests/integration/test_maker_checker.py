@@ -136,8 +136,14 @@ async def test_a_large_deposit_waits_for_a_checker_and_posts_once(http, su, db, 
     assert await balances(http, su, account) == (Decimal("100000.00"), Decimal("0.00"))
 
     approval = await open_approval(http, teller, request["id"])
-    inbox = (await http.get("/api/v1/approvals/inbox", headers=checker)).json()
-    assert [i["subject_type"] for i in inbox if i["request_id"] == approval] == ["large_deposit"]
+    # The workflow says open before its activity has written the request row the inbox reads: wait for the row.
+    inbox = await poll(
+        lambda: http.get("/api/v1/approvals/inbox", headers=checker),
+        lambda r: any(i["request_id"] == approval for i in r.json()),
+        30,
+        "the approval never reached the checker's inbox",
+    )
+    assert [i["subject_type"] for i in inbox.json() if i["request_id"] == approval] == ["large_deposit"]
     # The teller is not of the checker's role; a member sees nothing of it.
     assert_error(await approve(http, teller, approval), 403, "wrong_role")
     assert_error(await http.get(f"/api/v1/maker-checker/{request['id']}", headers=org.headers["member"]), 404)
